@@ -1,0 +1,211 @@
+"""Joint diffusion of coordinates and species (Hoogeboom et al. 2022), conditioned on a spectrum.
+
+Forward process (paper, Supplementary Text 1), for t = 0..T:
+
+    z_t = alpha_t x_0 + sigma_t eps,    eps ~ N(0, I)
+    alpha_t = (1 - 2s) (1 - (t/T)^2)^p + s,    sigma_t = sqrt(1 - alpha_t^2)
+
+applied to the coordinates x (Å) and to the scaled one-hot species h of every atom but the
+excited O, which stays at the origin with species O: it is the conditioning site, not a
+variable.  The denoiser predicts eps; the loss is the mean squared error (EDM's L2 loss).
+
+Reverse (ancestral) step from t to s = t - 1, with alpha_{t|s} = alpha_t / alpha_s and
+sigma_{t|s}^2 = 1 - alpha_{t|s}^2 (exact for this variance-preserving process):
+
+    mu    = z_t / alpha_{t|s} - sigma_{t|s}^2 / (alpha_{t|s} sigma_t) * eps_hat
+    sigma = sigma_{t|s} sigma_s / sigma_t
+    z_s   = mu + sigma * eps
+and finally x_0 = (z_0 - sigma_0 eps_hat) / alpha_0, species = argmax of h.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .config import DiffusionConfig
+from .environment import O
+from .graph import GraphBatch
+
+
+# ---------------------------------------------------------------- schedule
+def alpha_schedule(t: np.ndarray | float, cfg: DiffusionConfig) -> np.ndarray:
+    """alpha_t for integer t in 0..T (float64).
+
+    ``schedule="paper"``: alpha_t = (1 - 2s)(1 - (t/T)^2)^p + s  (the paper's equation);
+    ``schedule="edm"``:   alpha_t^2 = (1 - 2s)(1 - (t/T)^2)^p + s (EDM's reference code).
+    """
+    t = np.asarray(t, dtype=np.float64)
+    if np.any(t < 0) or np.any(t > cfg.T):
+        raise ValueError(f"t must lie in 0..{cfg.T}")
+    poly = (1.0 - 2.0 * cfg.s) * (1.0 - (t / cfg.T) ** 2) ** cfg.power + cfg.s
+    if cfg.schedule == "paper":
+        return poly
+    if cfg.schedule == "edm":
+        return np.sqrt(poly)
+    raise ValueError(f"unknown schedule {cfg.schedule!r}; expected 'paper' or 'edm'")
+
+
+def sigma_schedule(t: np.ndarray | float, cfg: DiffusionConfig) -> np.ndarray:
+    """sigma_t = sqrt(1 - alpha_t^2)."""
+    return np.sqrt(1.0 - alpha_schedule(t, cfg) ** 2)
+
+
+class Schedule:
+    """Tabulated alpha_t, sigma_t for t = 0..T as torch tensors (float64 tables, cast on lookup)."""
+
+    def __init__(self, cfg: DiffusionConfig):
+        self.cfg = cfg
+        ts = np.arange(cfg.T + 1)
+        self.alpha = torch.as_tensor(alpha_schedule(ts, cfg))
+        self.sigma = torch.as_tensor(sigma_schedule(ts, cfg))
+
+    def __call__(self, t: torch.Tensor, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        t = t.long().cpu()
+        return self.alpha[t].to(dtype), self.sigma[t].to(dtype)
+
+
+# ---------------------------------------------------------------- forward process
+def movable_mask(node_mask: torch.Tensor) -> torch.Tensor:
+    """(B,N): real atoms other than the excited O (index 0)."""
+    m = node_mask.clone()
+    m[:, 0] = 0.0
+    return m
+
+
+def encode_species(h_onehot: torch.Tensor, cfg: DiffusionConfig) -> torch.Tensor:
+    """One-hot species -> diffused variable (scaled by ``species_scale``, EDM's 1/4)."""
+    return h_onehot * cfg.species_scale
+
+
+def excited_species(b: int, n: int, n_species: int, cfg: DiffusionConfig, like: torch.Tensor) -> torch.Tensor:
+    """(B,N,n_species) with the scaled O one-hot at index 0 and zeros elsewhere."""
+    h = torch.zeros(b, n, n_species, dtype=like.dtype, device=like.device)
+    h[:, 0, O] = cfg.species_scale
+    return h
+
+
+def q_sample(x0, h0, t, schedule: Schedule, node_mask, generator=None):
+    """z_t = alpha_t x_0 + sigma_t eps on movable atoms; the excited O keeps x=0, h=O.
+
+    x0 (B,N,3) Å, h0 (B,N,K) scaled species, t (B,) integer steps -> (z_x, z_h, eps_x, eps_h).
+    """
+    mm = movable_mask(node_mask)[..., None]
+    alpha, sigma = schedule(t, x0.dtype)
+    alpha, sigma = alpha[:, None, None], sigma[:, None, None]
+    eps_x = torch.randn(x0.shape, generator=generator, dtype=x0.dtype) * mm
+    eps_h = torch.randn(h0.shape, generator=generator, dtype=h0.dtype) * mm
+    fixed = 1.0 - mm
+    z_x = (alpha * x0 + sigma * eps_x) * mm + x0 * fixed * node_mask[..., None]
+    z_h = (alpha * h0 + sigma * eps_h) * mm + h0 * fixed * node_mask[..., None]
+    return z_x, z_h, eps_x, eps_h
+
+
+def diffusion_loss(model, batch: GraphBatch, schedule: Schedule, generator=None) -> torch.Tensor:
+    """EDM L2 loss: mean over graphs of |eps - eps_hat|^2 averaged over movable atoms and dims."""
+    cfg = schedule.cfg
+    b = batch.batch_size
+    t = torch.randint(1, cfg.T + 1, (b,), generator=generator)
+    h0 = encode_species(batch.h, cfg)
+    z_x, z_h, eps_x, eps_h = q_sample(batch.x, h0, t, schedule, batch.node_mask, generator)
+    pred_x, pred_h = model(z_x, z_h, t.to(z_x.dtype) / cfg.T, batch.spectrum, batch.node_mask)
+    mm = movable_mask(batch.node_mask)
+    err = ((pred_x - eps_x) ** 2).sum(-1) + ((pred_h - eps_h) ** 2).sum(-1)  # (B,N)
+    dims = 3 + batch.h.shape[-1]
+    per_graph = (err * mm).sum(1) / (mm.sum(1).clamp(min=1.0) * dims)
+    return per_graph.mean()
+
+
+# ---------------------------------------------------------------- reverse process
+@dataclass
+class SampleOutput:
+    x: torch.Tensor  # (B,N,3) Å
+    species: torch.Tensor  # (B,N) int indices
+    node_mask: torch.Tensor  # (B,N)
+
+
+def node_mask_from_counts(n_atoms: torch.Tensor) -> torch.Tensor:
+    """(B,) atom counts -> (B, max N) mask."""
+    n_atoms = torch.as_tensor(n_atoms).long()
+    if torch.any(n_atoms < 1):
+        raise ValueError("every environment needs at least the excited atom (n_atoms >= 1)")
+    n = int(n_atoms.max())
+    return (torch.arange(n)[None, :] < n_atoms[:, None]).float()
+
+
+def timesteps(T: int, n_steps: int | None = None) -> list[int]:
+    """Descending time grid T = t_0 > ... > t_k = 0 with ``n_steps`` steps (all T by default)."""
+    if n_steps is None or n_steps >= T:
+        return list(range(T, -1, -1))
+    if n_steps < 1:
+        raise ValueError("n_steps must be >= 1")
+    grid = np.unique(np.round(np.linspace(0, T, n_steps + 1)).astype(int))[::-1]
+    return [int(v) for v in grid]
+
+
+@torch.no_grad()
+def sample(
+    model,
+    spectrum: torch.Tensor,
+    n_atoms: torch.Tensor,
+    schedule: Schedule,
+    generator: torch.Generator | None = None,
+    n_steps: int | None = None,
+    progress: bool = False,
+) -> SampleOutput:
+    """Ancestral sampling from N(0, I) at t=T down to t=0, conditioned on spectra (B, L).
+
+    ``n_steps`` < T skips steps (the same ancestral update between non-adjacent times),
+    a cheap approximation; the paper's protocol uses all T = 1000 steps.
+    """
+    cfg = schedule.cfg
+    spectrum = torch.as_tensor(spectrum, dtype=torch.float32)
+    node_mask = node_mask_from_counts(n_atoms)
+    b, n = node_mask.shape
+    mm = movable_mask(node_mask)[..., None]
+    k = model.cfg.n_species
+    z_x = torch.randn(b, n, 3, generator=generator) * mm
+    z_h = torch.randn(b, n, k, generator=generator) * mm + excited_species(b, n, k, cfg, z_x)
+    grid = timesteps(cfg.T, n_steps)
+    pairs = list(zip(grid[:-1], grid[1:]))
+    it = pairs
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(pairs, desc="sampling", unit="step")
+    fixed_h = excited_species(b, n, k, cfg, z_x)
+    for t_int, s_int in it:
+        t = torch.full((b,), t_int)
+        s = torch.full((b,), s_int)
+        a_t, sg_t = schedule(t)
+        a_s, sg_s = schedule(s)
+        a_ts = (a_t / a_s)[:, None, None]
+        sg2_ts = (1.0 - a_ts**2).clamp(min=0.0)
+        sg_t, sg_s = sg_t[:, None, None], sg_s[:, None, None]
+        eps_x, eps_h = model(z_x, z_h, t.float() / cfg.T, spectrum, node_mask)
+        mu_x = z_x / a_ts - sg2_ts / (a_ts * sg_t) * eps_x
+        mu_h = z_h / a_ts - sg2_ts / (a_ts * sg_t) * eps_h
+        std = torch.sqrt(sg2_ts) * sg_s / sg_t
+        z_x = (mu_x + std * torch.randn(z_x.shape, generator=generator)) * mm
+        z_h = (mu_h + std * torch.randn(z_h.shape, generator=generator)) * mm + fixed_h
+    # x_0 from z_0: x = (z_0 - sigma_0 eps_hat) / alpha_0
+    t0 = torch.zeros(b, dtype=torch.long)
+    a0, sg0 = schedule(t0)
+    eps_x, eps_h = model(z_x, z_h, t0.float(), spectrum, node_mask)
+    x = (z_x - sg0[:, None, None] * eps_x) / a0[:, None, None] * mm
+    h = (z_h - sg0[:, None, None] * eps_h) / a0[:, None, None]
+    species = torch.argmax(h, dim=-1)
+    species[:, 0] = O
+    return SampleOutput(x=x, species=species, node_mask=node_mask)
+
+
+def n_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = [
+    "alpha_schedule", "sigma_schedule", "Schedule", "q_sample", "diffusion_loss", "sample",
+    "SampleOutput", "timesteps", "node_mask_from_counts", "movable_mask", "encode_species", "n_parameters",
+]

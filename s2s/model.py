@@ -1,0 +1,27 @@
+"""The full s2s model: EGNN denoiser + atom-count head, with its diffusion schedule."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import S2SConfig
+from .diffusion import Schedule, diffusion_loss
+from .egnn import EGNNDenoiser
+from .graph import GraphBatch
+from .natoms import AtomCountHead
+
+
+class S2SModel(nn.Module):
+    def __init__(self, cfg: S2SConfig, n_max: int = 64):
+        super().__init__()
+        self.cfg = cfg
+        self.denoiser = EGNNDenoiser(cfg.model)
+        self.natoms = AtomCountHead(cfg.model.spectrum_dim, n_max=n_max)
+        self.schedule = Schedule(cfg.diffusion)
+
+    def loss(self, batch: GraphBatch, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Diffusion L2 loss + atom-count cross entropy (separate parameters, summed)."""
+        l_diff = diffusion_loss(self.denoiser, batch, self.schedule, generator)
+        l_n = self.natoms.loss(batch.spectrum, batch.n_atoms)
+        return l_diff + l_n, {"loss": float(l_diff), "natoms_ce": float(l_n)}

@@ -1,0 +1,228 @@
+"""Training loop: AdamW, EMA weights, atomic checkpoints, exact resume.
+
+Reproducibility: the model is initialised from ``seed``; the data order of epoch e is a
+permutation drawn from ``default_rng([seed, e])``; the diffusion noise of step k comes from a
+torch generator seeded with ``(seed, k)``.  A run interrupted after any checkpoint and resumed
+therefore ends with bit-identical weights to an uninterrupted run (same machine, same threads).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from .config import S2SConfig
+from .environment import Environment
+from .graph import collate
+from .model import S2SModel
+
+CHECKPOINT = "checkpoint.pt"
+FINAL = "model.pt"
+LOSS_CSV = "loss.csv"
+
+
+@dataclass
+class TrainResult:
+    model: S2SModel  # EMA weights
+    step: int
+    history: list[dict] = field(default_factory=list)
+    out_dir: Path | None = None
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    """Write with torch.save to ``path.tmp`` then rename: never a half-written file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _step_generator(seed: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step]).generate_state(1)[0]))
+
+
+def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def make_model(cfg: S2SConfig, n_max: int, seed: int) -> S2SModel:
+    torch.manual_seed(seed)
+    return S2SModel(cfg, n_max=n_max)
+
+
+def make_ema(model: S2SModel, beta: float) -> AveragedModel:
+    """theta_EMA <- beta theta_EMA + (1 - beta) theta (paper, Supplementary Text 1)."""
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(beta), use_buffers=True)
+
+
+def _history_csv(history: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["step", "epoch", "loss", "natoms_ce", "seconds"])
+    w.writeheader()
+    for row in history:
+        w.writerow({k: row.get(k) for k in w.fieldnames})
+    return buf.getvalue()
+
+
+def train(
+    cfg: S2SConfig,
+    environments: Sequence[Environment],
+    spectra: np.ndarray,
+    out_dir: str | Path | None = None,
+    *,
+    resume: bool = True,
+    max_steps: int | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train on (environment, spectrum) pairs; returns the EMA model.
+
+    out_dir: where ``checkpoint.pt`` (full state), ``model.pt`` (EMA weights + config) and
+    ``loss.csv`` go; ``None`` keeps everything in memory.  ``max_steps`` caps the optimiser
+    steps (default: ``cfg.train.max_steps`` or epochs x steps per epoch).  ``stop_after``
+    stops the process after that many steps of this call, as an interruption would (tests).
+    """
+    tc = cfg.train
+    spectra = np.asarray(spectra, dtype=np.float64)
+    n = len(environments)
+    if n == 0:
+        raise ValueError("train: empty training set")
+    if spectra.shape != (n, cfg.model.spectrum_dim):
+        raise ValueError(f"train: spectra must have shape ({n}, {cfg.model.spectrum_dim}), got {spectra.shape}")
+    if tc.num_threads:
+        torch.set_num_threads(tc.num_threads)
+    n_max = max(64, max(e.n_atoms for e in environments) + 16)
+    bs = min(tc.batch_size, n)
+    steps_per_epoch = math.ceil(n / bs)
+    total = tc.epochs * steps_per_epoch
+    for cap in (tc.max_steps, max_steps):
+        if cap is not None:
+            total = min(total, cap)
+
+    model = make_model(cfg, n_max, tc.seed)
+    ema = make_ema(model, tc.ema_beta)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    step, history = 0, []
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        ck = out / CHECKPOINT
+        if resume and ck.exists():
+            state = torch.load(ck, map_location="cpu", weights_only=False)
+            if state["config"] != cfg.to_dict():
+                raise ValueError(f"{ck}: saved with a different configuration; use another out_dir or resume=False")
+            if state["n_train"] != n:
+                raise ValueError(f"{ck}: saved for {state['n_train']} training items, got {n}")
+            model.load_state_dict(state["model"])
+            ema.load_state_dict(state["ema"])
+            opt.load_state_dict(state["optimizer"])
+            step, history = state["step"], state["history"]
+
+    def save(final: bool = False) -> None:
+        if out is None:
+            return
+        state = {
+            "config": cfg.to_dict(), "n_max": n_max, "n_train": n, "step": step, "history": history,
+            "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+        }
+        atomic_torch_save(state, out / CHECKPOINT)
+        atomic_write_text(out / LOSS_CSV, _history_csv(history))
+        if final:
+            save_inference_model(ema.module, cfg, n_max, out / FINAL, step=step)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=step, desc="training", unit="step")
+    model.train()
+    t0 = time.perf_counter()
+    done_here = 0
+    running = []
+    try:
+        while step < total:
+            epoch, pos = divmod(step, steps_per_epoch)
+            order = _epoch_order(tc.seed, epoch, n)
+            idx = order[pos * bs : (pos + 1) * bs]
+            batch = collate([environments[i] for i in idx], spectra[idx])
+            loss, parts = model.loss(batch, _step_generator(tc.seed, step))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if tc.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            opt.step()
+            ema.update_parameters(model)
+            step += 1
+            done_here += 1
+            running.append(parts)
+            if step % tc.log_every == 0 or step == total:
+                row = {
+                    "step": step, "epoch": epoch,
+                    "loss": float(np.mean([r["loss"] for r in running])),
+                    "natoms_ce": float(np.mean([r["natoms_ce"] for r in running])),
+                    "seconds": round(time.perf_counter() - t0, 3),
+                }
+                history.append(row)
+                running = []
+                if bar is not None:
+                    bar.set_postfix(loss=f"{row['loss']:.4f}")
+            if bar is not None:
+                bar.update(1)
+            if step % tc.checkpoint_every == 0 and step < total:
+                save()
+            if stop_after is not None and done_here >= stop_after and step < total:
+                save()
+                return TrainResult(model=ema.module, step=step, history=history, out_dir=out)
+    except KeyboardInterrupt:
+        save()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    save(final=True)
+    ema.module.eval()
+    return TrainResult(model=ema.module, step=step, history=history, out_dir=out)
+
+
+def save_inference_model(model: S2SModel, cfg: S2SConfig, n_max: int, path: Path, step: int = 0) -> None:
+    """EMA weights + config, for ``load_model``."""
+    atomic_torch_save({"config": cfg.to_dict(), "n_max": n_max, "step": step, "weights": model.state_dict()}, path)
+
+
+def load_model(path: str | Path) -> S2SModel:
+    """Load a model saved by training (``model.pt``, EMA weights) or a ``checkpoint.pt`` (its EMA weights)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model file not found: {path}")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or "config" not in state:
+        raise ValueError(f"{path}: not an s2s model file (no 'config' entry)")
+    cfg = S2SConfig.from_dict(state["config"])
+    model = S2SModel(cfg, n_max=state["n_max"])
+    if "weights" in state:
+        model.load_state_dict(state["weights"])
+    elif "ema" in state:
+        ema = make_ema(model, cfg.train.ema_beta)
+        ema.load_state_dict(state["ema"])
+        model = ema.module
+    else:
+        raise ValueError(f"{path}: neither 'weights' nor 'ema' in the file")
+    model.eval()
+    return model
