@@ -580,6 +580,7 @@ def _read(f: h5py.File, path: Path) -> Dataset:
                 split=split[i],
                 meta=_loads(site_meta[i], path, f"'/sites/meta'[{i}]"),
             )
+            rec.x = float(x[i])  # stored value as is (a NaN is not recomputed from the formula)
         except (ValueError, TypeError) as exc:
             if isinstance(exc, DatasetFormatError):
                 raise
