@@ -158,6 +158,11 @@ def test_ordering_is_by_shell_then_distance_and_deterministic(alpha_quartz):
     for k in (1, 2, 3):
         assert np.all(np.diff(r[e1.shell == k]) >= -1e-9)
     assert len(e1.meta["site_indices"]) == len(e1.meta["images"]) == e1.n_atoms
+    # sites stored outside the unit cell (unwrapped fractional coordinates) give the same result
+    moved = alpha_quartz.copy()
+    moved.translate_sites([4, 0], [1.0, -2.0, 1.0], frac_coords=True, to_unit_cell=False)
+    e3 = environment_from_structure(moved, 4)
+    assert np.allclose(e3.coords, e1.coords, atol=1e-9) and np.array_equal(e3.species, e1.species)
 
 
 def test_extraction_is_fast(alpha_quartz):
