@@ -32,12 +32,12 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 from s2s.align import align
-from s2s.environment import O, Environment
+from s2s.environment import DEFAULT_CUTOFF, O, Environment
 
 N_SHELLS = 3
 
 
-def assign_shells(coords: np.ndarray, cutoff: float = 2.0, n_shells: int = N_SHELLS) -> np.ndarray:
+def assign_shells(coords: np.ndarray, cutoff: float = DEFAULT_CUTOFF, n_shells: int = N_SHELLS) -> np.ndarray:
     """Shell index of every atom by graph hops from atom 0 (the excited O).
 
     coords: (N, 3) in Å.  Two atoms are bonded when their distance is <= ``cutoff``
@@ -100,7 +100,7 @@ def evaluate_pair(
     target: Environment,
     generated: Environment,
     method: str = "paper",
-    cutoff: float = 2.0,
+    cutoff: float = DEFAULT_CUTOFF,
     **align_kwargs,
 ) -> dict:
     """All metrics for one target/generated pair; see the module docstring.
