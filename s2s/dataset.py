@@ -50,15 +50,7 @@ import h5py
 import numpy as np
 
 from s2s.environment import Environment
-
-try:  # the shared spectrum grid, once s2s.spectrum exists
-    from s2s.spectrum import GRID as _GRID
-except ImportError:  # pragma: no cover - only before s2s.spectrum landed
-    _GRID = -1.0 + 0.1 * np.arange(200)
-
-#: Energies (eV) of the spectrum grid every record is stored on.
-GRID: np.ndarray = np.asarray(_GRID, dtype=np.float64)
-N_GRID: int = int(GRID.shape[0])
+from s2s.spectrum import GRID, GRID_START, GRID_STEP, N_GRID  # the grid of every record (eV)
 
 #: Name written in the file's ``format`` attribute.
 FORMAT_NAME = "s2s-dataset"
@@ -424,8 +416,8 @@ def _write(f: h5py.File, ds: Dataset) -> None:
         meta = {**_creation_record(), **meta}
     f.attrs["format"] = FORMAT_NAME
     f.attrs["format_version"] = FORMAT_VERSION
-    f.attrs["grid_start_eV"] = float(GRID[0])
-    f.attrs["grid_step_eV"] = float(GRID[1] - GRID[0])
+    f.attrs["grid_start_eV"] = float(GRID_START)
+    f.attrs["grid_step_eV"] = float(GRID_STEP)
     f.attrs["grid_n"] = N_GRID
     f.attrs["created_utc"] = str(meta["created_utc"])
     f.attrs["software"] = _dumps(meta["software"], "meta['software']")
@@ -514,12 +506,12 @@ def _read(f: h5py.File, path: Path) -> Dataset:
     if version < 1:
         raise DatasetFormatError(f"{path}: unsupported dataset format version {version} (expected 1)")
     n_grid = int(_attr(f, "grid_n", path, f"{N_GRID}"))
-    start = float(_attr(f, "grid_start_eV", path, f"{GRID[0]}"))
-    step = float(_attr(f, "grid_step_eV", path, f"{GRID[1] - GRID[0]}"))
-    if n_grid != N_GRID or not np.isclose(start, GRID[0]) or not np.isclose(step, GRID[1] - GRID[0]):
+    start = float(_attr(f, "grid_start_eV", path, f"{GRID_START}"))
+    step = float(_attr(f, "grid_step_eV", path, f"{GRID_STEP}"))
+    if n_grid != N_GRID or not np.isclose(start, GRID_START) or not np.isclose(step, GRID_STEP):
         raise DatasetFormatError(
             f"{path}: spectra are on a grid of {n_grid} points from {start} eV in {step} eV steps, "
-            f"expected {N_GRID} points from {GRID[0]} eV in {GRID[1] - GRID[0]:.3g} eV steps"
+            f"expected {N_GRID} points from {GRID_START} eV in {GRID_STEP} eV steps"
         )
     meta = _loads(str(_attr(f, "meta", path, "JSON object")), path, "attribute 'meta'")
 

@@ -191,11 +191,12 @@ def read_text(
     data: list[tuple[int, str]] = []
     for no, line in enumerate(lines, start=1):
         s = line.strip().lstrip("\ufeff")
-        if not s:
-            continue
         if s.startswith(_COMMENT):
             if not data:
                 header.append((no, s))
+            continue
+        s = s.split("#", 1)[0].strip()  # inline comment
+        if not s:
             continue
         if not data:
             first = _SPLIT_ANY.split(s)[0]
@@ -700,8 +701,11 @@ def castep_elnes_spectrum(
     energies = np.asarray(energies, dtype=np.float64)
     if sigma_eV <= 0:
         raise ValueError(f"castep_elnes_spectrum: sigma_eV must be > 0, got {sigma_eV}")
-    g = np.exp(-0.5 * ((energies[:, None] - centres[None, :]) / sigma_eV) ** 2) / (sigma_eV * math.sqrt(2 * math.pi))
-    intensity = g @ amps
+    intensity = np.zeros_like(energies)
+    norm = 1.0 / (sigma_eV * math.sqrt(2 * math.pi))
+    for a in range(0, centres.size, 4096):  # chunks keep memory at ~30 MB for big k-point sets
+        c = centres[a : a + 4096]
+        intensity += norm * np.exp(-0.5 * ((energies[:, None] - c[None, :]) / sigma_eV) ** 2) @ amps[a : a + 4096]
     meta = {
         "format": "castep",
         "orbital": {"species": int(mat.species[o]), "ion": int(mat.ion[o]), "n": 1, "lm": 1},

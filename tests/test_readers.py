@@ -46,6 +46,13 @@ def test_text_whitespace_with_header_and_comments(tmp_path):
     assert meta["format"] == "text" and meta["path"] == str(p) and len(meta["header"]) == 3
 
 
+def test_text_inline_comments_and_tabs(tmp_path):
+    body = "\n".join(f"  {e:.2f}\t {y:.6f}   # point {i}" for i, (e, y) in enumerate(zip(E, Y)))
+    e, y, meta = read_text(_write(tmp_path / "s.dat", "% exported\n" + body))
+    np.testing.assert_allclose(e, E)
+    assert meta["delimiter"] == "whitespace"
+
+
 def test_csv_named_columns_and_descending(tmp_path):
     rows = "\n".join(f"{i},{y:.6f},{e:.2f}" for i, (e, y) in enumerate(zip(E[::-1], Y[::-1])))
     p = _write(tmp_path / "s.csv", "index,counts,energy_eV\n" + rows + "\n")
@@ -299,6 +306,26 @@ def test_castep_spectrum(tmp_path):
     assert d == pytest.approx(2.0, abs=1e-6)
     cbm = read_castep_elnes(tmp_path / "quartz.eels_mat", ion=2, origin="cbm", energies=raw.energy - d)
     np.testing.assert_allclose(cbm.intensity, raw.intensity, rtol=1e-9, atol=1e-14)
+
+
+def test_castep_many_states_chunked():
+    """More than one chunk of states (4096) gives the same as one dense evaluation."""
+    from s2s.readers import CastepBands, CastepEelsMat
+
+    rng = np.random.default_rng(5)
+    nk, nb = 900, 8
+    eig = np.sort(rng.uniform(-10, 25, size=(nk, 1, nb)), axis=2)
+    bands = CastepBands(nk, 1, np.array([8.0]), np.array([nb]), np.array([0.0]), np.eye(3), np.arange(1, nk + 1),
+                        np.zeros((nk, 3)), rng.uniform(0.5, 1.5, nk), eig)
+    m = rng.normal(size=(nk, 1, 1, nb, 3)) + 0j
+    mat = CastepEelsMat(1, nb, nk, 1, np.array([1]), np.array([1]), np.array([1]), np.array([1]), m, "eels_mat", "<")
+    raw = castep_elnes_spectrum(bands, mat, sigma_eV=0.5)
+    unocc = eig > 0
+    c = eig[unocc]
+    a = (2 * bands.weights[:, None, None] / bands.weights.sum() * np.mean(np.abs(m[:, :, 0]) ** 2, -1))[unocc]
+    assert c.size > 4096
+    dense = np.exp(-0.5 * ((raw.energy[:, None] - c) / 0.5) ** 2) @ a / (0.5 * math.sqrt(2 * math.pi))
+    np.testing.assert_allclose(raw.intensity, dense, rtol=1e-10)
 
 
 def test_castep_orbital_choice_errors(tmp_path):
