@@ -79,6 +79,19 @@ def test_round_trip_exact(tmp_path, alpha_quartz):
     assert back[1].composition == {"formula": back[1].formula, "x": back[1].x}
 
 
+def test_round_trip_real_environment(tmp_path, alpha_quartz):
+    """An environment extracted by s2s.environment (meta with per-atom lists) survives exactly."""
+    from s2s.environment import environments_from_structure
+
+    env = environments_from_structure(alpha_quartz, structure_id="alpha-quartz").environments[0]
+    spec = np.exp(-0.5 * ((GRID - 4.0) / 1.2) ** 2)
+    rec = SiteRecord(spec / np.trapezoid(spec, GRID), env, "alpha-quartz", env.meta["site_index"],
+                     multiplicity=env.meta["multiplicity"], formula=env.meta["formula"], source="literature")
+    back = Dataset.load(Dataset.from_records([rec], {"alpha-quartz": alpha_quartz}).save(tmp_path / "q.h5"))
+    assert back[0] == rec and back[0].environment.meta == env.meta and back[0].x == 2.0
+    assert back[0].multiplicity == 6
+
+
 def test_creation_record_and_settings_dedup(tmp_path):
     ds = _dataset()
     path = ds.save(tmp_path / "d.h5")
