@@ -210,6 +210,8 @@ def read_text(
     first_no, first = data[0]
     if delimiter == "auto":
         delimiter = ";" if ";" in first else ("," if "," in first else None)
+        if delimiter == "," and any(len(t.split()) > 1 for t in _split(first, ",")):
+            delimiter = None  # "530,5 1,2": whitespace columns with decimal commas
     decimal_comma = delimiter != ","
 
     # energy unit stated in the column-name line (the last header line before the data)?

@@ -70,6 +70,14 @@ def test_semicolon_decimal_comma(tmp_path):
     assert meta["delimiter"] == ";"
 
 
+def test_whitespace_decimal_comma(tmp_path):
+    rows = "\n".join(f"{e:.2f}  {y:.6f}".replace(".", ",") for e, y in zip(E, Y))
+    e, y, meta = read_text(_write(tmp_path / "s.txt", rows))
+    np.testing.assert_allclose(e, E)
+    np.testing.assert_allclose(y, Y, atol=1e-6)
+    assert meta["delimiter"] == "whitespace"
+
+
 def test_text_kev_option(tmp_path):
     rows = "\n".join(f"{e / 1000:.5f} {y:.6f}" for e, y in zip(E, Y))
     e, _, _ = read_text(_write(tmp_path / "k.txt", rows), energy_unit="keV")
