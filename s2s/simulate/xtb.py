@@ -1,0 +1,572 @@
+"""Open O K-edge simulator: GFN1-xTB (``tblite``) O-p projected empty states.
+
+Recipe (see docs/simulator.md for the measurements behind the defaults):
+
+1. periodic supercell, the smallest integer multiple ``(n1, n2, n3)`` of the
+   input cell with every lattice vector >= ``XtbSettings.min_length`` Å; Gamma
+   point only;
+2. one self-consistent GFN-xTB calculation:
+   * ``variant="z+1"``: the excited O replaced by F (equivalent-core
+     approximation), total charge ``XtbSettings.charge`` (+1 by default: closed
+     shell), one SCF per site;
+   * ``variant="ground"``: no core hole, total charge 0; one SCF per structure
+     gives the O-p spectra of every O site (cost per structure, not per site);
+3. for every level n, the O-p weight on the excited atom A,
+   Mulliken ``w_n = sum_{mu in A, p} C_mu,n (S C)_mu,n`` or Löwdin
+   ``w_n = sum_{mu in A, p} ((S^1/2 C)_mu,n)^2``, times the level's empty
+   fraction ``1 - occ_n / 2``;
+4. energies relative to the onset reference (``onset="lumo"``: the lowest
+   empty level, i.e. the lowest level at most 3/4 occupied, is 0 eV;
+   ``"homo"``: the highest level at least 3/4 occupied is 0 eV; ``"midgap"``);
+5. Voigt broadening (Gaussian and Lorentzian FWHM in eV, the Lorentzian may
+   grow linearly with energy above the onset), sampled on the paper's 200-point
+   grid (-1.0 .. 18.9 eV, 0.1 eV), unit area.
+
+The expensive part (steps 1-3) only depends on :meth:`XtbSettings.calc_key`;
+the stick spectrum (level energies and weights) is what gets cached, and the
+broadening (steps 4-5) is applied on top, so broadening and onset can be tuned
+without recomputing anything.
+
+Everything here is a pure function of (structure, site, settings).  Only Si-O
+structures are accepted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from pymatgen.core import Structure
+from scipy.special import voigt_profile
+
+from s2s.spectrum import GRID, normalize
+
+BOHR_ANGSTROM = 0.52917721067  # Å per Bohr
+HARTREE_EV = 27.211386245988  # eV per Hartree
+KELVIN_HARTREE = 3.166808578545117e-6  # Hartree per K
+
+ALLOWED_ELEMENTS = frozenset({"Si", "O"})
+VARIANTS = ("z+1", "ground")
+ONSETS = ("lumo", "homo", "midgap")
+PROJECTIONS = ("mulliken", "lowdin")
+
+# Sticks kept in the cache: levels within this window (eV) around the onset
+# reference, and weights above this fraction of the largest one.
+STICK_WINDOW_EV = (-3.0, 30.0)
+STICK_MIN_REL_WEIGHT = 1e-5
+
+
+@dataclass(frozen=True)
+class XtbSettings:
+    """All choices of the simulator.
+
+    Electronic-structure fields (they enter :meth:`calc_key`):
+
+    method : tblite method name ("GFN1-xTB", "GFN2-xTB", "IPEA1-xTB").
+    variant : "z+1" (excited O -> F, one SCF per site) or "ground" (no core
+        hole, one SCF per structure).
+    charge : total charge of the supercell; ``None`` = +1 for "z+1" (closed
+        shell), 0 for "ground".
+    min_length : every supercell lattice vector is at least this long, Å.
+    temperature : electronic temperature for the Fermi filling, K.
+    max_iter : maximum SCF iterations.
+    accuracy : tblite numerical accuracy (1.0 default; smaller = tighter).
+    projection : "mulliken" or "lowdin" O-p projection.
+
+    Spectrum fields (applied to the cached sticks; they enter :meth:`full_hash`):
+
+    onset : energy zero, "lumo" | "homo" | "midgap" (see module docstring).
+    gauss_fwhm : Gaussian FWHM, eV.
+    lorentz_fwhm : Lorentzian FWHM at the onset, eV.
+    lorentz_slope : added Lorentzian FWHM per eV above the onset (lifetime
+        broadening growing with energy), eV/eV.
+    min_gap : sites whose HOMO-LUMO gap is below this (eV) are flagged as
+        failed ("gap collapse").
+    """
+
+    method: str = "GFN1-xTB"
+    variant: str = "ground"
+    charge: int | None = None
+    min_length: float = 10.0
+    temperature: float = 300.0
+    max_iter: int = 250
+    accuracy: float = 1.0
+    projection: str = "mulliken"
+    onset: str = "lumo"
+    gauss_fwhm: float = 1.0
+    lorentz_fwhm: float = 0.3
+    lorentz_slope: float = 0.0
+    min_gap: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"XtbSettings.variant: expected one of {VARIANTS}, got {self.variant!r}")
+        if self.onset not in ONSETS:
+            raise ValueError(f"XtbSettings.onset: expected one of {ONSETS}, got {self.onset!r}")
+        if self.projection not in PROJECTIONS:
+            raise ValueError(
+                f"XtbSettings.projection: expected one of {PROJECTIONS}, got {self.projection!r}"
+            )
+        if self.method not in ("GFN1-xTB", "GFN2-xTB", "IPEA1-xTB"):
+            raise ValueError(f"XtbSettings.method: unknown tblite method {self.method!r}")
+        for name in ("min_length", "temperature", "max_iter", "accuracy"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"XtbSettings.{name}: must be > 0, got {getattr(self, name)!r}")
+        for name in ("gauss_fwhm", "lorentz_fwhm", "lorentz_slope", "min_gap"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"XtbSettings.{name}: must be >= 0, got {getattr(self, name)!r}")
+        if self.gauss_fwhm == 0 and self.lorentz_fwhm == 0 and self.lorentz_slope == 0:
+            raise ValueError("XtbSettings: gauss_fwhm and lorentz_fwhm cannot both be 0")
+
+    # -- derived ---------------------------------------------------------
+    @property
+    def total_charge(self) -> int:
+        """Resolved total charge of the supercell (e)."""
+        if self.charge is not None:
+            return int(self.charge)
+        return 1 if self.variant == "z+1" else 0
+
+    def calc_fields(self) -> dict[str, Any]:
+        """The fields that change the electronic structure (what is cached)."""
+        return {
+            "method": self.method,
+            "variant": self.variant,
+            "charge": self.total_charge,
+            "min_length": float(self.min_length),
+            "temperature": float(self.temperature),
+            "max_iter": int(self.max_iter),
+            "accuracy": float(self.accuracy),
+            "projection": self.projection,
+        }
+
+    def calc_key(self) -> str:
+        """Stable 12-hex hash of :meth:`calc_fields`: the cache directory name."""
+        return _stable_hash(self.calc_fields())
+
+    def full_hash(self) -> str:
+        """Stable 12-hex hash of every field (electronic + broadening)."""
+        d = self.calc_fields()
+        d.update(
+            onset=self.onset,
+            gauss_fwhm=float(self.gauss_fwhm),
+            lorentz_fwhm=float(self.lorentz_fwhm),
+            lorentz_slope=float(self.lorentz_slope),
+            min_gap=float(self.min_gap),
+        )
+        return _stable_hash(d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "XtbSettings":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"XtbSettings.from_dict: unknown fields {sorted(unknown)}")
+        return cls(**d)
+
+    def with_(self, **kw: Any) -> "XtbSettings":
+        """Copy with some fields changed."""
+        return replace(self, **kw)
+
+
+def _stable_hash(d: dict[str, Any]) -> str:
+    text = json.dumps(d, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass
+class SiteResult:
+    """Result for one O site.
+
+    ok : False when the site is excluded; ``reason`` says why.
+    sticks_e : (M,) level energies, eV, relative to the lowest empty level
+        (the LUMO of the calculation, whatever ``onset`` is set to).
+    sticks_w : (M,) O-p weight x empty fraction of each level.
+    homo, lumo : eV, relative to the lowest empty level (so lumo == 0).
+    gap : lumo - homo, eV.
+    spectrum : (200,) on :data:`GRID`, unit area (``None`` when not ok).
+    """
+
+    structure_id: str
+    site_index: int
+    ok: bool
+    reason: str = ""
+    sticks_e: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    sticks_w: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    homo: float = float("nan")
+    lumo: float = float("nan")
+    gap: float = float("nan")
+    spectrum: np.ndarray | None = None
+    n_atoms: int = 0
+    supercell: tuple[int, int, int] = (1, 1, 1)
+    seconds: float = 0.0
+    calc_key: str = ""
+    meta: dict = field(default_factory=dict)
+    calc_ok: bool | None = None  # status of the calculation itself (None: same as ok)
+
+    def __post_init__(self) -> None:
+        if self.calc_ok is None:
+            self.calc_ok = self.ok
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """JSON-safe dict of the cached part (no broadened spectrum).
+
+        ``ok``/``reason`` are those of the calculation; the checks that depend
+        on spectrum settings (gap threshold) are redone by :func:`finalize`.
+        """
+        return {
+            "structure_id": self.structure_id,
+            "site_index": int(self.site_index),
+            "ok": bool(self.calc_ok),
+            "reason": "" if self.calc_ok else self.reason,
+            "sticks_e": [round(float(x), 5) for x in self.sticks_e],
+            "sticks_w": [float(f"{x:.5g}") for x in self.sticks_w],
+            "homo": _json_float(self.homo),
+            "lumo": _json_float(self.lumo),
+            "gap": _json_float(self.gap),
+            "n_atoms": int(self.n_atoms),
+            "supercell": [int(x) for x in self.supercell],
+            "seconds": round(float(self.seconds), 3),
+            "calc_key": self.calc_key,
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_json_dict(cls, d: dict[str, Any], settings: XtbSettings | None = None) -> "SiteResult":
+        """Inverse of :meth:`to_json_dict`; broadens with ``settings`` when given."""
+        try:
+            r = cls(
+                structure_id=str(d["structure_id"]),
+                site_index=int(d["site_index"]),
+                ok=bool(d["ok"]),
+                reason=str(d.get("reason", "")),
+                sticks_e=np.asarray(d.get("sticks_e", []), dtype=np.float64),
+                sticks_w=np.asarray(d.get("sticks_w", []), dtype=np.float64),
+                homo=_from_json_float(d.get("homo")),
+                lumo=_from_json_float(d.get("lumo")),
+                gap=_from_json_float(d.get("gap")),
+                n_atoms=int(d.get("n_atoms", 0)),
+                supercell=tuple(int(x) for x in d.get("supercell", (1, 1, 1))),  # type: ignore[arg-type]
+                seconds=float(d.get("seconds", 0.0)),
+                calc_key=str(d.get("calc_key", "")),
+                meta=dict(d.get("meta", {})),
+            )
+        except KeyError as e:
+            raise ValueError(f"SiteResult: missing field {e} in cached site record") from e
+        if settings is not None:
+            r = finalize(r, settings)
+        return r
+
+
+def _json_float(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), 5)
+
+
+def _from_json_float(x: Any) -> float:
+    return float("nan") if x is None else float(x)
+
+
+# ---------------------------------------------------------------------------
+# structure handling
+
+
+def check_si_o(structure: Structure, what: str = "structure") -> None:
+    """Raise ValueError unless ``structure`` is an ordered Si-O structure."""
+    if not structure.is_ordered:
+        raise ValueError(f"{what}: disordered structures are not supported")
+    elements = {el.symbol for el in structure.composition.elements}
+    if not elements <= ALLOWED_ELEMENTS or "O" not in elements:
+        raise ValueError(f"{what}: only Si-O structures are supported, got elements {sorted(elements)}")
+
+
+def supercell_multiples(lattice_abc: tuple[float, float, float] | np.ndarray, min_length: float) -> tuple[int, int, int]:
+    """Smallest integer multiples with every lattice vector >= ``min_length`` Å."""
+    abc = np.asarray(lattice_abc, dtype=np.float64)
+    n = np.maximum(1, np.ceil(min_length / abc - 1e-9)).astype(int)
+    return int(n[0]), int(n[1]), int(n[2])
+
+
+def make_supercell(structure: Structure, mult: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Atomic numbers (N,), Cartesian positions (N, 3) Å and lattice (3, 3) Å.
+
+    Atom ``i`` of the input cell (translation 0) keeps index ``i`` in the
+    supercell; its images follow in blocks of ``len(structure)``.
+    """
+    n1, n2, n3 = mult
+    shifts = np.array([(i, j, k) for i in range(n1) for j in range(n2) for k in range(n3)], dtype=np.float64)
+    frac = structure.frac_coords[None, :, :] + shifts[:, None, :]  # (T, n, 3), T starts at 0,0,0
+    lat = structure.lattice.matrix
+    cart = (frac.reshape(-1, 3)) @ lat
+    numbers = np.tile(np.array([s.specie.Z for s in structure], dtype=np.int64), len(shifts))
+    sup_lat = lat * np.array([n1, n2, n3], dtype=np.float64)[:, None]
+    return numbers, cart, sup_lat
+
+
+# ---------------------------------------------------------------------------
+# the xTB calculation
+
+
+@dataclass
+class _Scf:
+    energies: np.ndarray  # (norb,) eV
+    occupations: np.ndarray  # (norb,) electrons
+    proj: np.ndarray  # (natoms_requested, norb) O-p weight per level
+    seconds: float
+
+
+def _run_scf(
+    numbers: np.ndarray,
+    positions: np.ndarray,
+    lattice: np.ndarray,
+    charge: int,
+    settings: XtbSettings,
+    project_atoms: list[int],
+) -> _Scf:
+    """One tblite SCF; returns levels and the O-p weights on ``project_atoms``.
+
+    Raises RuntimeError (from tblite) when the SCF does not converge.
+    """
+    from tblite.interface import Calculator  # import here: heavy, and workers import lazily
+
+    t0 = time.perf_counter()
+    calc = Calculator(
+        settings.method,
+        numbers,
+        positions / BOHR_ANGSTROM,
+        charge=float(charge),
+        lattice=lattice / BOHR_ANGSTROM,
+        periodic=np.array([True, True, True]),
+    )
+    calc.set("verbosity", 0)
+    calc.set("save-integrals", 1)
+    calc.set("max-iter", int(settings.max_iter))
+    calc.set("accuracy", float(settings.accuracy))
+    calc.set("temperature", float(settings.temperature) * KELVIN_HARTREE)
+    res = calc.singlepoint()
+    energies = np.asarray(res.get("orbital-energies"), dtype=np.float64) * HARTREE_EV
+    occ = np.asarray(res.get("orbital-occupations"), dtype=np.float64)
+    coeff = np.asarray(res.get("orbital-coefficients"), dtype=np.float64)  # (ao, mo)
+    overlap = np.asarray(res.get("overlap-matrix"), dtype=np.float64)
+    if energies.ndim != 1 or occ.shape != energies.shape:
+        raise RuntimeError(f"unexpected tblite output shapes {energies.shape}, {occ.shape} (spin-polarised?)")
+
+    orb_shell = np.asarray(calc.get("orbital-map"), dtype=np.int64)
+    shell_atom = np.asarray(calc.get("shell-map"), dtype=np.int64)
+    shell_l = np.asarray(calc.get("angular-momenta"), dtype=np.int64)
+    orb_atom = shell_atom[orb_shell]
+    orb_l = shell_l[orb_shell]
+
+    if settings.projection == "mulliken":
+        sc = overlap @ coeff
+        per_ao = coeff * sc  # (ao, mo), columns sum to 1
+    else:
+        w, v = np.linalg.eigh(overlap)
+        s_half = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+        per_ao = (s_half @ coeff) ** 2
+    proj = np.empty((len(project_atoms), len(energies)))
+    for k, a in enumerate(project_atoms):
+        mask = (orb_atom == a) & (orb_l == 1)
+        if not mask.any():
+            raise RuntimeError(f"atom {a} has no p orbitals in {settings.method}")
+        proj[k] = per_ao[mask].sum(axis=0)
+    return _Scf(energies, occ, proj, time.perf_counter() - t0)
+
+
+def _band_edges(energies: np.ndarray, occ: np.ndarray) -> tuple[float, float]:
+    """(homo, lumo) in eV: highest level >= 3/4 filled, lowest level <= 3/4 filled.
+
+    With charge 0 and Z+1 the half-filled level counts as empty (the lowest
+    empty level), so the gap is measured from the highest filled level to it.
+    """
+    filled = occ >= 1.5
+    empty = occ <= 1.5
+    if not filled.any() or not empty.any():
+        raise RuntimeError("no occupied or no empty level")
+    return float(energies[filled].max()), float(energies[empty].min())
+
+
+def _site_sticks(
+    scf: _Scf, row: int, homo: float, lumo: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stick spectrum of projected atom ``row``: energies rel. to lumo, weights."""
+    empty_frac = np.clip(1.0 - scf.occupations / 2.0, 0.0, 1.0)
+    w = np.clip(scf.proj[row], 0.0, None) * empty_frac
+    e = scf.energies - lumo
+    keep = (e >= STICK_WINDOW_EV[0]) & (e <= STICK_WINDOW_EV[1])
+    e, w = e[keep], w[keep]
+    if w.size and w.max() > 0:
+        keep = w >= STICK_MIN_REL_WEIGHT * w.max()
+        e, w = e[keep], w[keep]
+    order = np.argsort(e)
+    return e[order], w[order]
+
+
+def _o_indices(structure: Structure) -> list[int]:
+    return [i for i, s in enumerate(structure) if s.specie.symbol == "O"]
+
+
+def simulate_site(
+    structure: Structure,
+    site_index: int,
+    settings: XtbSettings,
+    structure_id: str = "",
+) -> SiteResult:
+    """Z+1 O K-edge of O site ``site_index`` (one SCF).
+
+    With ``settings.variant == "ground"`` this runs the ground-state SCF and
+    returns the one site (use :func:`simulate_structure_ground_state` to get
+    every site from that single SCF).  SCF failures and gap collapse give
+    ``ok=False`` with the reason; bad input raises ValueError.
+    """
+    check_si_o(structure, f"structure {structure_id!r}")
+    if not 0 <= site_index < len(structure) or structure[site_index].specie.symbol != "O":
+        raise ValueError(
+            f"structure {structure_id!r}: site {site_index} is not an O site "
+            f"(O sites: {_o_indices(structure)})"
+        )
+    if settings.variant == "ground":
+        return simulate_structure_ground_state(structure, settings, structure_id, sites=[site_index])[site_index]
+
+    mult = supercell_multiples(structure.lattice.abc, settings.min_length)
+    numbers, pos, lat = make_supercell(structure, mult)
+    numbers = numbers.copy()
+    numbers[site_index] = 9  # O -> F (Z+1)
+    base = dict(structure_id=structure_id, site_index=site_index, n_atoms=len(numbers),
+                supercell=mult, calc_key=settings.calc_key())
+    t0 = time.perf_counter()
+    try:
+        scf = _run_scf(numbers, pos, lat, settings.total_charge, settings, [site_index])
+        homo, lumo = _band_edges(scf.energies, scf.occupations)
+    except Exception as e:  # tblite raises its own RuntimeError subclass
+        return SiteResult(ok=False, reason=f"scf failed: {type(e).__name__}: {e}",
+                          seconds=time.perf_counter() - t0, **base)
+    return finalize(_make_result(scf, 0, homo, lumo, base), settings)
+
+
+def simulate_structure_ground_state(
+    structure: Structure,
+    settings: XtbSettings,
+    structure_id: str = "",
+    sites: list[int] | None = None,
+) -> dict[int, SiteResult]:
+    """Ground-state (no core hole) O-p spectra of O ``sites`` (default: every O) from one SCF.
+
+    ``settings.variant`` must be "ground".  The time of the single SCF is
+    recorded in every returned site (``seconds``), with ``meta["shared_scf"]``.
+    """
+    check_si_o(structure, f"structure {structure_id!r}")
+    if settings.variant != "ground":
+        raise ValueError(f"simulate_structure_ground_state: settings.variant must be 'ground', got {settings.variant!r}")
+    o_sites = _o_indices(structure)
+    sites = list(o_sites) if sites is None else [int(s) for s in sites]
+    bad = [s for s in sites if s not in o_sites]
+    if bad:
+        raise ValueError(f"structure {structure_id!r}: sites {bad} are not O sites (O sites: {o_sites})")
+    mult = supercell_multiples(structure.lattice.abc, settings.min_length)
+    numbers, pos, lat = make_supercell(structure, mult)
+    t0 = time.perf_counter()
+    bases = {
+        s: dict(structure_id=structure_id, site_index=s, n_atoms=len(numbers), supercell=mult,
+                calc_key=settings.calc_key())
+        for s in sites
+    }
+    try:
+        scf = _run_scf(numbers, pos, lat, settings.total_charge, settings, sites)
+        homo, lumo = _band_edges(scf.energies, scf.occupations)
+    except Exception as e:
+        dt = time.perf_counter() - t0
+        return {s: SiteResult(ok=False, reason=f"scf failed: {type(e).__name__}: {e}", seconds=dt,
+                              meta={"shared_scf": len(sites)}, **bases[s]) for s in sites}
+    out = {}
+    for k, s in enumerate(sites):
+        r = _make_result(scf, k, homo, lumo, bases[s])
+        r.meta["shared_scf"] = len(sites)
+        out[s] = finalize(r, settings)
+    return out
+
+
+def _make_result(scf: _Scf, row: int, homo: float, lumo: float, base: dict) -> SiteResult:
+    e, w = _site_sticks(scf, row, homo, lumo)
+    return SiteResult(ok=True, sticks_e=e, sticks_w=w, homo=homo - lumo, lumo=0.0, gap=lumo - homo,
+                      seconds=scf.seconds, **base)
+
+
+# ---------------------------------------------------------------------------
+# broadening
+
+
+def onset_shift(result: SiteResult, onset: str) -> float:
+    """Energy (eV, in the result's LUMO=0 frame) that becomes 0 for ``onset``."""
+    if onset == "lumo":
+        return 0.0
+    if onset == "homo":
+        return float(result.homo)
+    if onset == "midgap":
+        return 0.5 * float(result.homo)
+    raise ValueError(f"onset: expected one of {ONSETS}, got {onset!r}")
+
+
+def broaden(
+    sticks_e: np.ndarray,
+    sticks_w: np.ndarray,
+    energies: np.ndarray,
+    gauss_fwhm: float,
+    lorentz_fwhm: float,
+    lorentz_slope: float = 0.0,
+) -> np.ndarray:
+    """Voigt-broadened stick spectrum sampled at ``energies`` (all eV).
+
+    The Lorentzian FWHM of a stick at energy e is ``lorentz_fwhm +
+    lorentz_slope * max(e, 0)``.
+    """
+    e = np.asarray(sticks_e, dtype=np.float64)
+    w = np.asarray(sticks_w, dtype=np.float64)
+    x = np.asarray(energies, dtype=np.float64)
+    sigma = gauss_fwhm / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    gamma = 0.5 * (lorentz_fwhm + lorentz_slope * np.clip(e, 0.0, None))  # HWHM per stick
+    return (voigt_profile(x[:, None] - e[None, :], sigma, gamma[None, :]) * w[None, :]).sum(axis=1)
+
+
+def grid_spectrum(result: SiteResult, settings: XtbSettings) -> np.ndarray:
+    """Broadened spectrum of ``result`` on :data:`s2s.spectrum.GRID` (eV), unit area.
+
+    The Voigt profiles are evaluated at the grid points directly (no spline
+    step needed), then :func:`s2s.spectrum.normalize` gives unit area.
+    """
+    shift = onset_shift(result, settings.onset)
+    y = broaden(result.sticks_e - shift, result.sticks_w, GRID, settings.gauss_fwhm,
+                settings.lorentz_fwhm, settings.lorentz_slope)
+    y = np.clip(y, 0.0, None)
+    return normalize(y, source=f"xtb {result.structure_id} site {result.site_index}")
+
+
+def finalize(result: SiteResult, settings: XtbSettings) -> SiteResult:
+    """Apply the gap check and the broadening of ``settings`` (returns a copy)."""
+    r = replace(result, meta=dict(result.meta))
+    if not r.ok:
+        r.spectrum = None
+        return r
+    if not r.gap >= settings.min_gap:
+        r.ok = False
+        r.reason = f"gap collapse: gap {r.gap:.3f} eV < min_gap {settings.min_gap} eV"
+        r.spectrum = None
+        return r
+    if r.sticks_w.size == 0 or r.sticks_w.sum() <= 0:
+        r.ok = False
+        r.reason = "no empty O-p weight in the stick window"
+        r.spectrum = None
+        return r
+    try:
+        r.spectrum = grid_spectrum(r, settings)
+    except ValueError as e:
+        r.ok = False
+        r.reason = f"spectrum: {e}"
+        r.spectrum = None
+    return r
