@@ -136,8 +136,9 @@ def hull_distances(x_o: np.ndarray, energy: np.ndarray) -> np.ndarray:
     if x_o.shape != energy.shape or x_o.ndim != 1:
         raise ValueError("hull_distances: x_o and energy must be 1-D arrays of equal length")
     # lowest energy at each distinct composition, then the lower hull (monotone chain)
-    xs = np.unique(np.round(x_o, 6))
-    es = np.array([energy[np.isclose(x_o, xv, atol=1e-6)].min() for xv in xs])
+    xr = np.round(x_o, 6)
+    xs = np.unique(xr)
+    es = np.array([energy[xr == xv].min() for xv in xs])
     hull: list[tuple[float, float]] = []
     for p in zip(xs, es):
         while len(hull) >= 2:
@@ -148,7 +149,7 @@ def hull_distances(x_o: np.ndarray, energy: np.ndarray) -> np.ndarray:
                 break
         hull.append(p)
     hx, he = np.array(hull).T
-    return energy - np.interp(x_o, hx, he)
+    return energy - np.interp(xr, hx, he)
 
 
 #: Enantiomorphic space-group pairs (mirror images give the same spectra): mapped to one.
