@@ -200,3 +200,28 @@ def test_store_roundtrip_and_errors(tmp_path):
         load_cell(bad)
     with pytest.raises(StoreError, match="manifest not found"):
         read_manifest(tmp_path / "nowhere")
+
+
+# --------------------------------------------------------------------------- checks table and figure
+
+
+def test_checks_table_and_figure_on_crystals(alpha_quartz, tmp_path):
+    from s2s.amorphous.checks import angle_mode, checks_table, plot_checks
+
+    quartz = alpha_quartz.copy()
+    quartz.properties = {"x": 2.0}
+    silicon_rich = AseAtomsAdaptor.get_structure(md.random_cell(8, 2, 2.2, seed=4, min_dist=2.0))
+    silicon_rich.properties = {"x": 0.25}
+    table = checks_table([quartz, silicon_rich])
+    assert list(table) == ["0.25", "2.00"]
+    q = table["2.00"]
+    assert q["n_cells"] == 1 and q["n_o_sites"] == 6
+    assert q["density_mean"] == pytest.approx(2.649, abs=0.005) and q["density_std"] == 0.0
+    assert q["si_cn_hist"] == {4: 1.0} and q["o_cn_si_hist"] == {2: 1.0}
+    assert q["si_o_si_mode"] == pytest.approx(143.5, abs=1.0)
+    assert q["o_si_o_mean"] == pytest.approx(109.47, abs=0.3)
+    assert q["si_si_bond_fraction"] == 0.0 and q["si_si_bond_fraction_rbm"] == 0.0
+    np.testing.assert_allclose(q["si_n_fractions"], [0, 0, 0, 0, 1])
+    assert np.isnan(angle_mode(np.array([])))
+    out = plot_checks([quartz, silicon_rich], tmp_path / "checks.png", table)
+    assert out.stat().st_size > 10_000

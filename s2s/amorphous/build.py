@@ -56,7 +56,7 @@ def build_cells(
     directory: Path,
     protocol: MeltQuench,
     xs: Iterable[float] | None = None,
-    n_cells: int = 2,
+    n_cells: int = 3,
     base_seed: int = 20260101,
     counts: dict[float, tuple[int, int]] | None = None,
     force: bool = False,
