@@ -121,7 +121,7 @@ def tiny_preset() -> S2SConfig:
     return S2SConfig(
         model=ModelConfig(n_layers=2, hidden_dim=32, message_dim=16),
         diffusion=DiffusionConfig(),
-        train=TrainConfig(lr=1e-3, batch_size=16, epochs=1, checkpoint_every=50, log_every=10),
+        train=TrainConfig(lr=1e-3, batch_size=16, epochs=1000, checkpoint_every=50, log_every=10),
     )
 
 

@@ -24,4 +24,4 @@ class S2SModel(nn.Module):
         """Diffusion L2 loss + atom-count cross entropy (separate parameters, summed)."""
         l_diff = diffusion_loss(self.denoiser, batch, self.schedule, generator)
         l_n = self.natoms.loss(batch.spectrum, batch.n_atoms)
-        return l_diff + l_n, {"loss": float(l_diff), "natoms_ce": float(l_n)}
+        return l_diff + l_n, {"loss": l_diff.item(), "natoms_ce": l_n.item()}

@@ -119,7 +119,7 @@ def train(
     model = make_model(cfg, n_max, tc.seed)
     ema = make_ema(model, tc.ema_beta)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    step, history = 0, []
+    step, history, running = 0, [], []
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -134,12 +134,13 @@ def train(
             ema.load_state_dict(state["ema"])
             opt.load_state_dict(state["optimizer"])
             step, history = state["step"], state["history"]
+            running = state.get("running", [])
 
     def save(final: bool = False) -> None:
         if out is None:
             return
         state = {
-            "config": cfg.to_dict(), "n_max": n_max, "n_train": n, "step": step, "history": history,
+            "config": cfg.to_dict(), "n_max": n_max, "n_train": n, "step": step, "history": history, "running": running,
             "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
         }
         atomic_torch_save(state, out / CHECKPOINT)
@@ -155,7 +156,6 @@ def train(
     model.train()
     t0 = time.perf_counter()
     done_here = 0
-    running = []
     try:
         while step < total:
             epoch, pos = divmod(step, steps_per_epoch)
