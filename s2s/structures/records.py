@@ -161,18 +161,17 @@ def spacegroup_of(structure: Structure, symprec: float = 0.1) -> tuple[str, int]
             return "P1", 1
 
 
-def unique_o_sites(structure: Structure, symprec: float = 0.1) -> int:
-    """Number of symmetrically distinct O sites (spglib through pymatgen, symprec in Å)."""
-    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+def unique_o_sites(structure: Structure, symprec: float = 0.01) -> int:
+    """Number of symmetrically distinct O sites (spglib orbits, symprec in Å).
+
+    Delegates to :func:`s2s.environment.unique_o_sites`, so that the count is the one the
+    spectrum simulator and the dataset use.
+    """
+    from s2s.environment import unique_o_sites as _unique
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            sym = SpacegroupAnalyzer(structure, symprec=symprec).get_symmetrized_structure()
-            groups = sym.equivalent_sites
-        except Exception:  # noqa: BLE001 - spglib can fail on odd cells: count every O
-            return sum(1 for sp in structure.species if sp.symbol == "O")
-    return sum(1 for g in groups if g[0].specie.symbol == "O")
+        return len(_unique(structure, symprec=symprec))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
