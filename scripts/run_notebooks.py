@@ -1,0 +1,62 @@
+"""Run the numbered jupytext notebooks (notebooks/NN_*.py) in order with papermill.
+
+    python scripts/run_notebooks.py                # full size, every notebook
+    python scripts/run_notebooks.py --small        # the small parameters CI uses
+    python scripts/run_notebooks.py 01 03          # only these numbers
+
+Executed notebooks go to build/notebooks/ (ignored by git); figures and figures/results.json
+are written by the notebooks themselves.  Prints the time each notebook took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def notebooks(selected: list[str]) -> list[Path]:
+    nbs = sorted(p for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+    if selected:
+        nbs = [p for p in nbs if p.name[:2] in selected]
+    return nbs
+
+
+def run(nb: Path, small: bool, out_dir: Path) -> float:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ipynb = out_dir / (nb.stem + ".ipynb")
+    subprocess.run([sys.executable, "-m", "jupytext", "--to", "ipynb", "--set-kernel", "python3", "-o", str(ipynb), str(nb)], check=True, cwd=ROOT)
+    args = [sys.executable, "-m", "papermill", str(ipynb), str(ipynb), "--cwd", str(ROOT / "notebooks"), "-k", "python3"]
+    if small:
+        args += ["-p", "small", "True"]
+    t0 = time.perf_counter()
+    subprocess.run(args, check=True, cwd=ROOT)
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("numbers", nargs="*", help="two-digit notebook numbers to run (default: all)")
+    ap.add_argument("--small", action="store_true", help="small parameters (CI)")
+    ap.add_argument("--out", type=Path, default=ROOT / "build" / "notebooks", help="where executed notebooks go")
+    a = ap.parse_args()
+    nbs = notebooks([re.sub(r"\D", "", n).zfill(2) for n in a.numbers])
+    if not nbs:
+        print("no notebooks to run in notebooks/ (yet)")
+        return 0
+    total = 0.0
+    for nb in nbs:
+        dt = run(nb, a.small, a.out)
+        total += dt
+        print(f"{nb.name}: {dt:.1f} s")
+    print(f"all notebooks: {total:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
