@@ -1,0 +1,504 @@
+"""First-principles O K-edge reference spectra with GPAW (half core hole), run out of process.
+
+GPAW comes from Debian (``apt-get install gpaw gpaw-data``) and lives under the system
+``/usr/bin/python3``, not the project's venv, so this module never imports it: it prepares a
+JSON input, runs ``scripts/gpaw_xas_worker.py`` in two stages (an MPI SCF, then the serial
+``gpaw.xas.XAS`` step) and parses the worker's JSON output.
+
+Conventions (see docs/reference.md):
+
+* energies are in eV **relative to the lowest unoccupied Kohn-Sham level of the core-hole
+  calculation** (the first empty band, i.e. the onset); the raw sticks are kept;
+* ``intensity`` is the orientation-averaged squared dipole matrix element (x+y+z), raw units;
+* ``grid_spectrum``: sticks broadened with a Gaussian (``GPAWSettings.fwhm`` eV) on the s2s grid
+  (-1.0 + 0.1 k eV, k = 0..199) and normalised to unit trapezoid area.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+try:  # the shared grid, once s2s/spectrum.py exists
+    from s2s.spectrum import GRID as _GRID  # type: ignore
+except Exception:  # pragma: no cover - fallback until the spectrum module lands
+    _GRID = -1.0 + 0.1 * np.arange(200)
+
+GRID: np.ndarray = np.asarray(_GRID, dtype=np.float64)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WORKER = REPO_ROOT / "scripts" / "gpaw_xas_worker.py"
+SYSTEM_PYTHON = "/usr/bin/python3"
+MPIRUN = "/usr/bin/mpirun.openmpi"  # GPAW (Debian) is built against OpenMPI; the venv may ship MPICH
+BASIS_DIRS = ("/usr/share/gpaw-setups",)
+RECORD_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class GPAWSettings:
+    """Everything that defines a reference calculation (recorded with every site)."""
+
+    mode: str = "lcao"  # 'lcao' or 'pw'
+    basis: str = "dzp"  # LCAO basis (also used as the initial guess in pw mode)
+    xc: str = "PBE"
+    h: float = 0.2  # real-space grid spacing, Å (lcao)
+    ecut: float = 500.0  # plane-wave cutoff, eV (pw)
+    nbands: str | int = "nao"  # 'nao' = every atomic orbital (lcao); an int or 'NNN%' in pw
+    core_hole: str = "1s,0.5"  # gpaw-setup --core-hole
+    setup_name: str = "hch1s"
+    charge: float = 0.0  # extra charge on top of the setup's +0.5 (the excited electron is omitted)
+    occupation_width: float = 0.0  # Fermi-Dirac width, eV (0 = integer occupations)
+    min_image: float = 9.0  # shortest lattice vector of the supercell, Å
+    maxiter: int = 300
+    force_complex_dtype: bool = False  # pw mode at Gamma needs True (spurious occupied state)
+    fwhm: float = 0.5  # Gaussian FWHM (eV) used for grid_spectrum only; the raw sticks are kept
+    mpi_procs: int = 2
+    nice: int = 15
+    min_gap: float = 0.05  # eV; sanity check: HOMO-LUMO gap of the core-hole calculation
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("lcao", "pw"):
+            raise ValueError(f"GPAWSettings.mode: expected 'lcao' or 'pw', got {self.mode!r}")
+        if self.mode == "pw" and not self.force_complex_dtype:
+            raise ValueError(
+                "GPAWSettings: pw mode at Gamma needs force_complex_dtype=True "
+                "(real wave functions give a spurious occupied state)"
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------- setup files
+
+
+def default_setup_dir() -> Path:
+    """Where the generated core-hole setup lives (``$S2S_GPAW_SETUP_DIR`` overrides)."""
+    env = os.environ.get("S2S_GPAW_SETUP_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "s2s" / "gpaw-setups"
+
+
+def gpaw_available(python: str = SYSTEM_PYTHON) -> bool:
+    """True if ``python -c 'import gpaw'`` works (GPAW installed for the system python)."""
+    if not Path(python).exists():
+        return False
+    r = subprocess.run([python, "-c", "import gpaw"], capture_output=True)
+    return r.returncode == 0
+
+
+def _find_basis(symbol: str, basis: str) -> Path:
+    dirs = [d for d in os.environ.get("GPAW_SETUP_PATH", "").split(":") if d] + list(BASIS_DIRS)
+    for d in dirs:
+        for name in (f"{symbol}.{basis}.basis.gz", f"{symbol}.{basis}.basis"):
+            if (Path(d) / name).exists():
+                return Path(d) / name
+    raise FileNotFoundError(
+        f"GPAW basis {symbol}.{basis}.basis(.gz) not found in {dirs}; install gpaw-data"
+    )
+
+
+def ensure_core_hole_setup(
+    setup_dir: Path | str | None = None, settings: GPAWSettings = GPAWSettings(), symbol: str = "O"
+) -> Path:
+    """Generate the O half-core-hole PAW setup (and its LCAO basis) once; return the folder.
+
+    Runs ``gpaw-setup O -f PBE --name=hch1s --core-hole=1s,0.5`` (about 1 s) and copies the
+    standard ``O.dzp.basis`` to ``O.hch1s.dzp.basis.gz``: GPAW looks the basis up under the
+    setup's name, and the core hole does not change the (valence) basis functions' purpose.
+    """
+    d = Path(setup_dir) if setup_dir is not None else default_setup_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    setup_file = d / f"{symbol}.{settings.setup_name}.{settings.xc}"
+    if not setup_file.exists():
+        with tempfile.TemporaryDirectory(dir=d) as tmp:
+            cmd = [
+                "gpaw-setup", symbol, "-f", settings.xc, f"--name={settings.setup_name}",
+                f"--core-hole={settings.core_hole}",
+            ]
+            r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+            made = Path(tmp) / setup_file.name
+            if r.returncode != 0 or not made.exists():
+                raise RuntimeError(f"{' '.join(cmd)} failed (rc={r.returncode}):\n{r.stderr[-2000:]}")
+            os.replace(made, setup_file)
+    basis_file = d / f"{symbol}.{settings.setup_name}.{settings.basis}.basis.gz"
+    if not basis_file.exists():
+        src = _find_basis(symbol, settings.basis)
+        tmp_b = basis_file.with_suffix(f".tmp{os.getpid()}")
+        if src.suffix == ".gz":
+            shutil.copyfile(src, tmp_b)
+        else:
+            with open(src, "rb") as fi, gzip.open(tmp_b, "wb") as fo:
+                shutil.copyfileobj(fi, fo)
+        os.replace(tmp_b, basis_file)
+    return d
+
+
+# --------------------------------------------------------------------------- structures
+
+
+def shortest_lattice_vector(cell: np.ndarray) -> float:
+    """Length (Å) of the shortest non-zero lattice vector of ``cell`` (rows = vectors)."""
+    from ase.geometry import minkowski_reduce
+
+    rcell, _ = minkowski_reduce(np.asarray(cell, float))
+    return float(np.min(np.linalg.norm(rcell, axis=1)))
+
+
+def find_supercell(cell: np.ndarray, min_image: float, max_coeff: int = 4) -> np.ndarray:
+    """Smallest integer supercell matrix P (rows: new vectors = P @ cell) whose shortest lattice
+    vector is >= ``min_image`` Å (the core hole's distance to its nearest periodic image).
+
+    Searches triples of short integer lattice vectors (coefficients up to ``max_coeff``), ranked
+    by |det P| (the number of cells); the diagonal answer is the fallback.  Deterministic.
+    """
+    cell = np.asarray(cell, float)
+    if cell.shape != (3, 3) or abs(np.linalg.det(cell)) < 1e-6:
+        raise ValueError(f"find_supercell: expected a non-singular (3, 3) cell, got {cell.shape}")
+    diag = np.diag([max(1, int(np.ceil(min_image / np.linalg.norm(v) - 1e-9))) for v in cell])
+    if shortest_lattice_vector(cell) >= min_image:
+        return np.eye(3, dtype=int)
+    r = np.arange(-max_coeff, max_coeff + 1)
+    n = np.stack(np.meshgrid(r, r, r, indexing="ij"), -1).reshape(-1, 3)
+    nz = n[np.any(n != 0, axis=1)]
+    lead = nz[np.arange(len(nz)), np.argmax(nz != 0, axis=1)]
+    nz = nz[lead > 0]  # one of +-v
+    length = np.linalg.norm(nz @ cell, axis=1)
+    keep = length >= min_image - 1e-9
+    nz, length = nz[keep], length[keep]
+    order = np.lexsort((np.abs(nz).sum(1), length))[:48]
+    cand = nz[order]
+    i, j, k = np.array([(a, b, c) for a in range(len(cand)) for b in range(a + 1, len(cand))
+                        for c in range(b + 1, len(cand))]).T
+    mats = np.stack([cand[i], cand[j], cand[k]], 1)
+    dets = np.rint(np.abs(np.linalg.det(mats))).astype(int)
+    best_det = int(round(abs(np.linalg.det(diag))))
+    ok = (dets > 0) & (dets < best_det)
+    mats = mats[ok][np.argsort(dets[ok], kind="stable")]
+    # cheap necessary condition: no combination with coefficients in -2..2 is shorter
+    c = np.stack(np.meshgrid(*[np.arange(-2, 3)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    c = c[np.any(c != 0, axis=1)]
+    for start in range(0, len(mats), 4096):
+        chunk = mats[start:start + 4096]
+        vecs = np.einsum("ck,mkj->mcj", c, chunk @ cell)
+        passing = np.flatnonzero(np.linalg.norm(vecs, axis=2).min(1) >= min_image - 1e-9)
+        for idx in passing:
+            P = chunk[idx]
+            if shortest_lattice_vector(P @ cell) >= min_image - 1e-9:
+                if np.linalg.det(P) < 0:
+                    P = P[[1, 0, 2]]
+                return P.astype(int)
+    return diag.astype(int)
+
+
+def unique_o_sites(structure, symprec: float = 0.01) -> list[tuple[int, int]]:
+    """Symmetrically unique O sites: (index in ``structure``, multiplicity), in index order."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    sym = SpacegroupAnalyzer(structure, symprec=symprec).get_symmetrized_structure()
+    out = []
+    for group in sym.equivalent_indices:
+        if structure[group[0]].specie.symbol == "O":
+            out.append((int(min(group)), len(group)))
+    return sorted(out)
+
+
+def prepare_input(
+    structure, site_index: int, settings: GPAWSettings, setup_dir: Path | str, txt: str
+) -> dict[str, Any]:
+    """Worker input for exciting O ``site_index`` of a pymatgen ``structure``.
+
+    Builds the supercell from :func:`find_supercell`; the excited atom is the image of
+    ``site_index`` in the home cell.  Returns a JSON-serialisable dict.
+    """
+    if not 0 <= site_index < len(structure):
+        raise ValueError(f"prepare_input: site_index {site_index} out of range 0..{len(structure) - 1}")
+    if structure[site_index].specie.symbol != "O":
+        raise ValueError(
+            f"prepare_input: site {site_index} is {structure[site_index].specie.symbol}, expected O"
+        )
+    P = find_supercell(structure.lattice.matrix, settings.min_image)
+    s = structure.copy()
+    s.add_site_property("s2s_parent", list(range(len(s))))
+    s.make_supercell(P)
+    parents = np.asarray(s.site_properties["s2s_parent"])
+    cand = np.flatnonzero(parents == site_index)
+    # the image closest to the parent's Cartesian position (any image is equivalent)
+    d = np.linalg.norm(s.cart_coords[cand] - structure[site_index].coords, axis=1)
+    excited = int(cand[np.argmin(d)])
+    return {
+        "symbols": [site.specie.symbol for site in s],
+        "positions": s.cart_coords.tolist(),
+        "cell": s.lattice.matrix.tolist(),
+        "excited_index": excited,
+        "supercell_matrix": P.tolist(),
+        "min_image_A": shortest_lattice_vector(s.lattice.matrix),
+        "setup_dir": str(setup_dir),
+        "setup_name": settings.setup_name,
+        "mode": settings.mode,
+        "basis": settings.basis,
+        "xc": settings.xc,
+        "h": settings.h,
+        "ecut": settings.ecut,
+        "nbands": settings.nbands,
+        "charge": settings.charge,
+        "occupation_width": settings.occupation_width,
+        "force_complex_dtype": settings.force_complex_dtype,
+        "maxiter": settings.maxiter,
+        "txt": txt,
+    }
+
+
+# --------------------------------------------------------------------------- results
+
+
+def sanity_check(
+    eigenvalues: np.ndarray, occupations: np.ndarray, n_valence: float, min_gap: float = 0.05
+) -> dict[str, Any]:
+    """Check the core-hole SCF: integer occupations, fully occupied bands = valence electrons / 2,
+    and an open gap above them (eV).  Returns a dict with ``passed`` and the numbers."""
+    eps = np.asarray(eigenvalues, float)
+    f = np.asarray(occupations, float)
+    if eps.shape != f.shape or eps.ndim != 1:
+        raise ValueError(f"sanity_check: eigenvalues {eps.shape} and occupations {f.shape} differ")
+    n_full = int(np.sum(f > 2.0 - 1e-3))
+    n_partial = int(np.sum((f > 1e-3) & (f < 2.0 - 1e-3)))
+    expected = n_valence / 2.0
+    msgs = []
+    if n_partial:
+        msgs.append(f"{n_partial} partially occupied band(s)")
+    if n_full != expected:
+        msgs.append(f"{n_full} fully occupied bands, expected valence/2 = {expected:g}")
+    if n_full >= len(eps):
+        msgs.append("no empty band")
+        gap = float("nan")
+    elif n_full == 0:
+        msgs.append("no occupied band")
+        gap = float("nan")
+    else:
+        gap = float(eps[n_full] - eps[n_full - 1])
+        if not gap >= min_gap:
+            msgs.append(f"gap {gap:.3f} eV < {min_gap} eV")
+    return {
+        "passed": not msgs,
+        "n_fully_occupied": n_full,
+        "expected_valence_over_2": expected,
+        "n_partially_occupied": n_partial,
+        "gap_eV": gap,
+        "homo_eV": float(eps[n_full - 1]) if 0 < n_full <= len(eps) else float("nan"),
+        "lumo_eV": float(eps[n_full]) if n_full < len(eps) else float("nan"),
+        "message": "; ".join(msgs) if msgs else "ok",
+    }
+
+
+def parse_worker_output(out: dict[str, Any], n_bands_min: int = 1) -> dict[str, np.ndarray | float]:
+    """Validate the xas-stage JSON; return sticks (absolute eV, xyz-summed intensity) and bands."""
+    need = ("stick_energies_eV", "stick_intensity_xyz", "eigenvalues_eV", "occupations",
+            "n_valence_electrons")
+    missing = [k for k in need if k not in out]
+    if missing:
+        raise ValueError(f"GPAW worker output: missing field(s) {missing}")
+    e = np.asarray(out["stick_energies_eV"], float)
+    a = np.asarray(out["stick_intensity_xyz"], float)
+    if a.ndim != 2 or a.shape[0] < 3 or a.shape[1] != e.shape[0]:
+        raise ValueError(
+            f"GPAW worker output: stick_intensity_xyz has shape {a.shape}, expected (3, {e.shape[0]})"
+        )
+    eps = np.asarray(out["eigenvalues_eV"], float)
+    occ = np.asarray(out["occupations"], float)
+    if eps.shape != occ.shape or eps.size < n_bands_min:
+        raise ValueError(f"GPAW worker output: eigenvalues {eps.shape} vs occupations {occ.shape}")
+    if not (np.all(np.isfinite(e)) and np.all(np.isfinite(a))):
+        raise ValueError("GPAW worker output: non-finite stick energies or intensities")
+    return {
+        "stick_energies": e,
+        "stick_intensity": a[:3].sum(0),
+        "eigenvalues": eps,
+        "occupations": occ,
+        "n_valence": float(out["n_valence_electrons"]),
+    }
+
+
+def broaden_to_grid(
+    energies: np.ndarray, intensity: np.ndarray, fwhm: float, grid: np.ndarray = GRID
+) -> np.ndarray:
+    """Gaussian-broadened stick spectrum on ``grid`` (eV), unit trapezoid area."""
+    e = np.asarray(energies, float)
+    w = np.asarray(intensity, float)
+    if fwhm <= 0:
+        raise ValueError(f"broaden_to_grid: fwhm must be > 0 eV, got {fwhm}")
+    sigma = fwhm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    sel = (e > grid[0] - 6 * sigma) & (e < grid[-1] + 6 * sigma)
+    y = (w[sel][None, :] * np.exp(-0.5 * ((grid[:, None] - e[sel][None, :]) / sigma) ** 2)).sum(1)
+    area = np.trapezoid(y, grid)
+    if not area > 0:
+        raise ValueError("broaden_to_grid: no intensity inside the grid")
+    return y / area
+
+
+def build_record(
+    structure_id: str,
+    site_index: int,
+    inp: dict[str, Any],
+    scf_summary: dict[str, Any],
+    xas_out: dict[str, Any],
+    settings: GPAWSettings,
+    wall: dict[str, float],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The per-site JSON record (see docs/reference.md for every field)."""
+    p = parse_worker_output(xas_out)
+    check = sanity_check(p["eigenvalues"], p["occupations"], p["n_valence"], settings.min_gap)
+    lumo = check["lumo_eV"]
+    rel = p["stick_energies"] - lumo
+    if np.isfinite(lumo) and abs(rel[0]) > 1e-6 and check["passed"]:
+        check["passed"] = False
+        check["message"] = f"first stick at {rel[0]:.4f} eV from the LUMO (band bookkeeping)"
+    grid_spec = broaden_to_grid(rel, p["stick_intensity"], settings.fwhm) if check["passed"] else None
+    n_sym = {s: inp["symbols"].count(s) for s in sorted(set(inp["symbols"]))}
+    return {
+        "record_version": RECORD_VERSION,
+        "structure_id": structure_id,
+        "site_index": int(site_index),
+        "energies_eV": np.round(rel, 5).tolist(),
+        "intensity": [float(f"{x:.6g}") for x in p["stick_intensity"]],
+        "energy_reference": "lowest unoccupied Kohn-Sham level of the half-core-hole SCF (onset = 0)",
+        "grid": {"start_eV": float(GRID[0]), "step_eV": float(GRID[1] - GRID[0]), "n": int(GRID.size)},
+        "grid_spectrum": None if grid_spec is None else [float(f"{x:.6g}") for x in grid_spec],
+        "settings": {
+            **settings.as_dict(),
+            "supercell_matrix": inp["supercell_matrix"],
+            "supercell_atoms": len(inp["symbols"]),
+            "supercell_composition": n_sym,
+            "min_image_A": inp["min_image_A"],
+            "excited_index_in_supercell": inp["excited_index"],
+            "broadening": f"Gaussian FWHM {settings.fwhm} eV (grid_spectrum only)",
+            "kpts": "Gamma only",
+        },
+        "sanity": check,
+        "homo_eV_abs": check["homo_eV"],
+        "lumo_eV_abs": lumo,
+        "total_energy_eV": scf_summary.get("energy_eV"),
+        "scf_iterations": scf_summary.get("scf_iterations"),
+        "n_valence_electrons": p["n_valence"],
+        "n_bands": int(p["eigenvalues"].size),
+        "max_energy_eV": float(rel.max()),
+        "wall_time_s": {k: round(float(v), 1) for k, v in wall.items()},
+        **(extra or {}),
+    }
+
+
+def record_path(out_dir: Path | str, structure_id: str, site_index: int) -> Path:
+    return Path(out_dir) / f"{structure_id}__site{site_index}.json"
+
+
+def write_json_atomic(path: Path | str, obj: Any) -> None:
+    """Write JSON to a temp file in the same folder, then os.replace it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_record(path: Path | str) -> dict[str, Any]:
+    """Read one reference record; raise ValueError naming the file if a field is missing."""
+    with open(path) as fh:
+        rec = json.load(fh)
+    need = ("structure_id", "site_index", "energies_eV", "intensity", "grid_spectrum", "settings",
+            "sanity")
+    missing = [k for k in need if k not in rec]
+    if missing:
+        raise ValueError(f"{path}: missing field(s) {missing}")
+    if len(rec["energies_eV"]) != len(rec["intensity"]):
+        raise ValueError(f"{path}: energies_eV and intensity differ in length")
+    if rec["grid_spectrum"] is not None and len(rec["grid_spectrum"]) != GRID.size:
+        raise ValueError(f"{path}: grid_spectrum has {len(rec['grid_spectrum'])} values, expected {GRID.size}")
+    return rec
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _worker_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    venv_bin = str(REPO_ROOT / ".venv" / "bin")
+    env["PATH"] = ":".join(p for p in env.get("PATH", "").split(":") if p and p != venv_bin)
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1")
+    return env
+
+
+def _run(cmd: list[str], log: Path, cwd: Path) -> float:
+    t0 = time.time()
+    with open(log, "ab") as fh:
+        fh.write(("$ " + " ".join(cmd) + "\n").encode())
+        fh.flush()
+        r = subprocess.run(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env=_worker_env())
+    if r.returncode != 0:
+        tail = log.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"GPAW worker failed (rc={r.returncode}): {' '.join(cmd)}\n{tail}")
+    return time.time() - t0
+
+
+def run_site(
+    structure,
+    structure_id: str,
+    site_index: int,
+    settings: GPAWSettings = GPAWSettings(),
+    workdir: Path | str | None = None,
+    setup_dir: Path | str | None = None,
+    keep_files: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run GPAW on one O site (SCF under MPI, then XAS serially); return the record dict.
+
+    Nothing is written to the reference folder here: see :func:`write_json_atomic`.
+    """
+    setup_dir = ensure_core_hole_setup(setup_dir, settings)
+    wd = Path(tempfile.mkdtemp(prefix=f"gpaw_{structure_id}_{site_index}_", dir=workdir))
+    try:
+        inp = prepare_input(structure, site_index, settings, setup_dir, txt=str(wd / "gpaw.txt"))
+        write_json_atomic(wd / "in.json", inp)
+        nice = ["nice", "-n", str(settings.nice)] if settings.nice else []
+        py = [SYSTEM_PYTHON, str(WORKER)]
+        mpi = [MPIRUN, "-np", str(settings.mpi_procs)] if settings.mpi_procs > 1 else []
+        log = wd / "worker.log"
+        t0 = time.time()
+        t_scf = _run(nice + mpi + py + ["scf", "in.json", "calc.gpw", "scf.json"], log, wd)
+        t_xas = _run(nice + py + ["xas", "in.json", "calc.gpw", "xas.json"], log, wd)
+        with open(wd / "scf.json") as fh:
+            scf_summary = json.load(fh)
+        with open(wd / "xas.json") as fh:
+            xas_out = json.load(fh)
+        wall = {"scf": t_scf, "xas": t_xas, "total": time.time() - t0}
+        rec = build_record(structure_id, site_index, inp, scf_summary, xas_out, settings, wall, extra)
+        rec["gpaw_version"] = _gpaw_version()
+        rec["host_cpus"] = os.cpu_count()
+        return rec
+    finally:
+        if keep_files:
+            print(f"run_site: kept {wd}")
+        else:
+            shutil.rmtree(wd, ignore_errors=True)
+
+
+def _gpaw_version() -> str:
+    r = subprocess.run([SYSTEM_PYTHON, "-c", "import gpaw; print(gpaw.__version__)"],
+                       capture_output=True, text=True, env=_worker_env())
+    return r.stdout.strip() or "unknown"

@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+"""GPAW O K-edge worker, run by the system python (Debian ``gpaw``), never imported by s2s.
+
+Two stages, each a separate process started by :mod:`s2s.simulate.gpaw_ref`:
+
+``scf IN.json OUT.gpw SUMMARY.json``
+    Ground-state SCF of the supercell with a half-core-hole setup on the excited atom.
+    May run under ``mpirun -np N``.  Writes the GPAW restart file and a small JSON summary.
+``xas IN.json IN.gpw OUT.json``
+    Serial (``gpaw.xas.XAS`` asserts one process): reads the restart file and writes the
+    stick spectrum (all bands above the occupied ones), every Kohn-Sham eigenvalue (eV),
+    occupation numbers and the electron count, for the driver's sanity check.
+
+The input JSON (written by the driver) holds: symbols, positions (Å), cell (Å), excited_index,
+setup_dir, setup_name, mode ('lcao' or 'pw'), basis, xc, h (Å), ecut (eV, pw only), nbands,
+charge, occupation_width (eV), force_complex_dtype, maxiter, txt.
+Standard library + numpy + ase + gpaw only (this runs outside the project's venv).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def _atomic_write_json(path: str, obj: dict) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as fh:
+        json.dump(obj, fh)
+    os.replace(tmp, path)
+
+
+def _atoms(inp: dict):
+    from ase import Atoms
+
+    return Atoms(
+        symbols=inp["symbols"],
+        positions=np.asarray(inp["positions"], float),
+        cell=np.asarray(inp["cell"], float),
+        pbc=True,
+    )
+
+
+def _calc_kwargs(inp: dict) -> dict:
+    from gpaw import PW
+
+    mode = inp["mode"]
+    kw = dict(
+        xc=inp["xc"],
+        kpts={"size": (1, 1, 1), "gamma": True},
+        setups={int(inp["excited_index"]): inp["setup_name"]},
+        charge=float(inp["charge"]),
+        occupations={"name": "fermi-dirac", "width": float(inp["occupation_width"])},
+        nbands=inp["nbands"],
+        maxiter=int(inp["maxiter"]),
+        symmetry="off",
+        txt=inp["txt"],
+    )
+    if mode == "lcao":
+        kw.update(mode="lcao", basis=inp["basis"], h=float(inp["h"]))
+    elif mode == "pw":
+        kw.update(mode=PW(float(inp["ecut"]), force_complex_dtype=bool(inp["force_complex_dtype"])))
+        if inp.get("eigensolver"):
+            kw["eigensolver"] = inp["eigensolver"]
+        kw["convergence"] = {"bands": inp.get("converge_bands", "occupied")}
+    else:
+        raise ValueError(f"worker input: mode must be 'lcao' or 'pw', got {mode!r}")
+    return kw
+
+
+def stage_scf(in_json: str, out_gpw: str, summary_json: str) -> None:
+    from gpaw import GPAW, setup_paths
+    from gpaw.mpi import world
+
+    with open(in_json) as fh:
+        inp = json.load(fh)
+    setup_paths.insert(0, inp["setup_dir"])
+    t0 = time.time()
+    atoms = _atoms(inp)
+    atoms.calc = GPAW(**_calc_kwargs(inp))
+    energy = atoms.get_potential_energy()
+    calc = atoms.calc
+    calc.write(out_gpw, mode="all")
+    if world.rank == 0:
+        _atomic_write_json(
+            summary_json,
+            {
+                "energy_eV": float(energy),
+                "n_valence_electrons": float(calc.wfs.nvalence),
+                "n_bands": int(calc.get_number_of_bands()),
+                "scf_iterations": int(calc.get_number_of_iterations()),
+                "mpi_size": int(world.size),
+                "wall_s": time.time() - t0,
+            },
+        )
+
+
+def stage_xas(in_json: str, in_gpw: str, out_json: str) -> None:
+    from gpaw import GPAW, setup_paths
+    from gpaw.xas import XAS
+
+    with open(in_json) as fh:
+        inp = json.load(fh)
+    setup_paths.insert(0, inp["setup_dir"])
+    t0 = time.time()
+    calc = GPAW(in_gpw, txt=None)
+    xas = XAS(calc, mode="xas", center=int(inp["excited_index"]))
+    e_stick, a_stick = xas.get_spectra(stick=True)
+    eps = calc.get_eigenvalues(kpt=0, spin=0)
+    occ = calc.get_occupation_numbers(kpt=0, spin=0)
+    _atomic_write_json(
+        out_json,
+        {
+            "stick_energies_eV": np.asarray(e_stick, float).tolist(),
+            "stick_intensity_xyz": np.asarray(a_stick, float).tolist(),
+            "eigenvalues_eV": np.asarray(eps, float).tolist(),
+            "occupations": np.asarray(occ, float).tolist(),
+            # wfs.nvalence: electrons actually placed in bands (GPAW's
+            # get_number_of_electrons() subtracts the setup's +0.5 core-hole charge).
+            "n_valence_electrons": float(calc.wfs.nvalence),
+            "fermi_level_eV": float(calc.get_fermi_level()),
+            "wall_s": time.time() - t0,
+        },
+    )
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 4 or argv[0] not in ("scf", "xas"):
+        sys.stderr.write(__doc__ or "")
+        return 2
+    {"scf": stage_scf, "xas": stage_xas}[argv[0]](*argv[1:])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
