@@ -307,11 +307,13 @@ def run_generation(
 
     folder = Path(folder)
     gen_dir = folder / "generated"
-    (gen_dir / "above_hull").mkdir(parents=True, exist_ok=True)
+    for sub in ("above_hull", "relaxed", "rechecked_out"):
+        (gen_dir / sub).mkdir(parents=True, exist_ok=True)
     log = gen_dir / "attempts.jsonl"
     done = _read_attempts(log)
     todo = [k for k in range(n_attempts) if k not in done]
     existing = load_records(folder)
+    recheck_generated(folder, existing)
     frameworks = [
         r for r in existing
         if r.source in ("framework", "aflow-prototype", "pyxtal-cif") and r.n_atoms <= max_framework_atoms
@@ -346,6 +348,7 @@ def run_generation(
             reasons.append(f"analysis failed: {err}")
         if reasons:
             entry.update(status="rejected", reason="; ".join(reasons)[:300])
+            _save_relaxed(gen_dir, k, final, sd, relax)
             _append(log, entry)
             continue
         b = bond_analysis(final)
@@ -356,7 +359,7 @@ def run_generation(
             notes={"strategy": sd.strategy, "seed": seed + k, "attempt": k, **sd.info,
                    "n_si_si_bonds": b.n_si_si_bonds, "n_peroxide": b.n_peroxide, "filter": []},
         )
-        kept, dropped = deduplicate([rec], existing=existing)
+        kept, dropped = deduplicate([rec], existing=existing, same_spacegroup=False)
         if not kept:
             entry.update(status="duplicate", duplicate_of=dropped[rec.id])
             _append(log, entry)
@@ -367,6 +370,39 @@ def run_generation(
         _append(log, entry)
         prune_above_hull(folder, existing, hull_window)
         bar.set_postfix(accepted=sum(r.source == "generated" for r in existing))
+
+
+def _save_relaxed(gen_dir: Path, k: int, final: Structure, sd: Seed, relax: Relaxation) -> None:
+    """Keep a rejected relaxed cell (generated/relaxed/<k>.json) so that it can be re-filtered."""
+    d = {"k": k, "strategy": sd.strategy, "allow_peroxide": sd.allow_peroxide, "info": sd.info,
+         "relaxation": relax.__dict__, "structure": final.as_dict()}
+    atomic_write_text(gen_dir / "relaxed" / f"{k:06d}.json", json.dumps(d))
+
+
+def recheck_generated(folder: Path, existing: list[StructureRecord]) -> list[str]:
+    """Re-apply the current filter and deduplication to accepted generated records.
+
+    Records that fail now are moved to generated/rechecked_out/ (with the reason in notes).
+    Run at the start of every generation run, so that tightened criteria apply to all.
+    """
+    from s2s.structures.filters import check_structure, deduplicate
+
+    out_dir = Path(folder) / "generated" / "rechecked_out"
+    moved = []
+    for r in [r for r in existing if r.source == "generated"]:
+        why = check_structure(r.structure, allow_peroxide=r.notes.get("strategy") == "peroxide")
+        if not why:
+            others = [o for o in existing if o is not r and (o.source != "generated" or o.id < r.id)]
+            kept, dropped = deduplicate([r], existing=others, same_spacegroup=False)
+            if not kept:
+                why = [f"duplicate of {dropped[r.id]}"]
+        if why:
+            r.notes["rechecked_out"] = why
+            atomic_write_text(out_dir / f"{r.id}.json", json.dumps(r.to_dict(), indent=1))
+            (Path(folder) / f"{r.id}.json").unlink(missing_ok=True)
+            existing.remove(r)
+            moved.append(r.id)
+    return moved
 
 
 def prune_above_hull(folder: Path, existing: list[StructureRecord], window: float) -> list[str]:
