@@ -31,7 +31,10 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.io.cif import CifWriter
 
 from s2s.simulate.gpaw_ref import (
+    GRID,
     GPAWSettings,
+    broaden_to_grid,
+    load_record,
     record_path,
     run_site,
     unique_o_sites,
@@ -243,17 +246,66 @@ def site_plan(sid: str, s: Structure) -> list[tuple[int, int]]:
     return chooser(s) if chooser else unique_o_sites(s, STRUCTURES[sid].get("symprec", 0.01))
 
 
+# ----------------------------------------------------------------------------- reports
+
+
+def summary_table(plan) -> str:
+    """Markdown table of the records on disk (numbers straight from the JSONs)."""
+    rows = ["| structure | site | mult. | formula | atoms | gap (eV) | sanity | SCF it. | wall (s) |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    n, walls = 0, []
+    for sid, s, k, mult in plan:
+        p = record_path(GPAW_DIR, sid, k)
+        if not p.exists():
+            continue
+        r = load_record(p)
+        n += 1
+        walls.append(r["wall_time_s"]["total"])
+        san = r["sanity"]
+        rows.append(f"| {sid} | {k} | {mult} | {s.composition.reduced_formula} | "
+                    f"{r['settings']['supercell_atoms']} | {san['gap_eV']:.2f} | "
+                    f"{'ok' if san['passed'] else 'FAIL: ' + san['message']} "
+                    f"({san['n_fully_occupied']}/{san['expected_valence_over_2']:g}) | "
+                    f"{r.get('scf_iterations')} | {r['wall_time_s']['total']:.0f} |")
+    rows.append(f"\n{n}/{len(plan)} sites done; wall time total {sum(walls) / 3600:.2f} h, "
+                f"median {np.median(walls) if walls else float('nan'):.0f} s per site")
+    return "\n".join(rows)
+
+
+def regrid(plan, fwhm: float) -> int:
+    """Recompute grid_spectrum (and the grid fields) of every record from its raw sticks."""
+    n = 0
+    for sid, s, k, mult in plan:
+        p = record_path(GPAW_DIR, sid, k)
+        if not p.exists():
+            continue
+        r = load_record(p)
+        if r["sanity"]["passed"]:
+            y = broaden_to_grid(np.asarray(r["energies_eV"]), np.asarray(r["intensity"]), fwhm,
+                                source=str(p))
+            r["grid_spectrum"] = [float(f"{x:.6g}") for x in y]
+        r["settings"]["fwhm"] = fwhm
+        r["settings"]["broadening"] = f"Gaussian FWHM {fwhm} eV (grid_spectrum only)"
+        r["grid"] = {"start_eV": float(GRID[0]), "step_eV": round(float(GRID[1] - GRID[0]), 10),
+                     "n": int(GRID.size)}
+        write_json_atomic(p, r)
+        n += 1
+    return n
+
+
 # ----------------------------------------------------------------------------- main
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=["structures", "run", "list"])
+    ap.add_argument("step", choices=["structures", "run", "list", "summary", "regrid"])
     ap.add_argument("--only", default="", help="comma-separated structure ids (default: all, in order)")
     ap.add_argument("--max-sites", type=int, default=0, help="stop after N new sites (0 = no limit)")
     ap.add_argument("--retry-failed", action="store_true")
     ap.add_argument("--mpi-procs", type=int, default=2)
     ap.add_argument("--workdir", default=None, help="scratch folder for GPAW files (default: /tmp)")
+    ap.add_argument("--fwhm", type=float, default=GPAWSettings().fwhm,
+                    help="regrid: Gaussian FWHM (eV) for grid_spectrum")
     args = ap.parse_args(argv)
 
     ids = [x for x in args.only.split(",") if x] or list(STRUCTURES)
@@ -280,6 +332,14 @@ def main(argv: list[str] | None = None) -> int:
             done += state == "done"
             print(f"{sid:24s} site {k:3d} x{mult:<3d} {s.composition.reduced_formula:8s} {state}")
         print(f"{done}/{len(plan)} sites done")
+        return 0
+
+    if args.step == "summary":
+        print(summary_table(plan))
+        return 0
+    if args.step == "regrid":
+        n = regrid(plan, args.fwhm)
+        print(f"re-broadened {n} records (Gaussian FWHM {args.fwhm} eV)")
         return 0
 
     from tqdm import tqdm

@@ -29,12 +29,8 @@ from typing import Any
 
 import numpy as np
 
-try:  # the shared grid, once s2s/spectrum.py exists
-    from s2s.spectrum import GRID as _GRID  # type: ignore
-except Exception:  # pragma: no cover - fallback until the spectrum module lands
-    _GRID = -1.0 + 0.1 * np.arange(200)
+from s2s.spectrum import GRID, normalize
 
-GRID: np.ndarray = np.asarray(_GRID, dtype=np.float64)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER = REPO_ROOT / "scripts" / "gpaw_xas_worker.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -327,21 +323,20 @@ def parse_worker_output(out: dict[str, Any], n_bands_min: int = 1) -> dict[str, 
     }
 
 
-def broaden_to_grid(
-    energies: np.ndarray, intensity: np.ndarray, fwhm: float, grid: np.ndarray = GRID
-) -> np.ndarray:
-    """Gaussian-broadened stick spectrum on ``grid`` (eV), unit trapezoid area."""
+def broaden_to_grid(energies: np.ndarray, intensity: np.ndarray, fwhm: float,
+                    source: str = "gpaw") -> np.ndarray:
+    """Gaussian-broadened stick spectrum evaluated on :data:`s2s.spectrum.GRID` (eV),
+    normalised to unit trapezoid area with :func:`s2s.spectrum.normalize`."""
     e = np.asarray(energies, float)
     w = np.asarray(intensity, float)
-    if fwhm <= 0:
-        raise ValueError(f"broaden_to_grid: fwhm must be > 0 eV, got {fwhm}")
+    if e.shape != w.shape or e.ndim != 1:
+        raise ValueError(f"broaden_to_grid ({source}): energies {e.shape} and intensity {w.shape} differ")
+    if not fwhm > 0:
+        raise ValueError(f"broaden_to_grid ({source}): fwhm must be > 0 eV, got {fwhm}")
     sigma = fwhm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
-    sel = (e > grid[0] - 6 * sigma) & (e < grid[-1] + 6 * sigma)
-    y = (w[sel][None, :] * np.exp(-0.5 * ((grid[:, None] - e[sel][None, :]) / sigma) ** 2)).sum(1)
-    area = np.trapezoid(y, grid)
-    if not area > 0:
-        raise ValueError("broaden_to_grid: no intensity inside the grid")
-    return y / area
+    sel = (e > GRID[0] - 8 * sigma) & (e < GRID[-1] + 8 * sigma)
+    y = (w[sel][None, :] * np.exp(-0.5 * ((GRID[:, None] - e[sel][None, :]) / sigma) ** 2)).sum(1)
+    return normalize(y, source=source)
 
 
 def build_record(
@@ -362,7 +357,9 @@ def build_record(
     if np.isfinite(lumo) and abs(rel[0]) > 1e-6 and check["passed"]:
         check["passed"] = False
         check["message"] = f"first stick at {rel[0]:.4f} eV from the LUMO (band bookkeeping)"
-    grid_spec = broaden_to_grid(rel, p["stick_intensity"], settings.fwhm) if check["passed"] else None
+    grid_spec = (broaden_to_grid(rel, p["stick_intensity"], settings.fwhm,
+                                 source=f"gpaw {structure_id} site {site_index}")
+                 if check["passed"] else None)
     n_sym = {s: inp["symbols"].count(s) for s in sorted(set(inp["symbols"]))}
     return {
         "record_version": RECORD_VERSION,
@@ -371,7 +368,7 @@ def build_record(
         "energies_eV": np.round(rel, 5).tolist(),
         "intensity": [float(f"{x:.6g}") for x in p["stick_intensity"]],
         "energy_reference": "lowest unoccupied Kohn-Sham level of the half-core-hole SCF (onset = 0)",
-        "grid": {"start_eV": float(GRID[0]), "step_eV": float(GRID[1] - GRID[0]), "n": int(GRID.size)},
+        "grid": {"start_eV": float(GRID[0]), "step_eV": round(float(GRID[1] - GRID[0]), 10), "n": int(GRID.size)},
         "grid_spectrum": None if grid_spec is None else [float(f"{x:.6g}") for x in grid_spec],
         "settings": {
             **settings.as_dict(),
