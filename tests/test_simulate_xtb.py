@@ -23,7 +23,7 @@ from s2s.simulate.xtb import (  # noqa: E402
 from s2s.spectrum import GRID  # noqa: E402
 
 # 2x2x1 quartz supercell (36 atoms, < 1 s per SCF): cheap, not converged, fine for tests.
-CHEAP = XtbSettings(min_length=5.0)
+CHEAP = XtbSettings(min_length=5.0, supercell="diagonal")
 
 
 def _o_sites(structure):
@@ -86,6 +86,30 @@ def test_supercell_multiples_and_order(alpha_quartz):
     np.testing.assert_allclose(lat[0], 2 * alpha_quartz.lattice.matrix[0])
 
 
+def test_min_image_supercell(alpha_quartz):
+    from s2s.simulate.gpaw_ref import shortest_lattice_vector
+    from s2s.simulate.xtb import supercell_matrix
+
+    st = XtbSettings(min_length=10.0)
+    P = supercell_matrix(alpha_quartz, st)
+    n_cells = round(abs(np.linalg.det(P)))
+    assert n_cells == 8  # 72 atoms; the diagonal rule needs (3, 3, 2) = 18 cells
+    assert np.prod(supercell_matrix(alpha_quartz, st.with_(supercell="diagonal")).diagonal()) == 18
+    numbers, pos, lat = make_supercell(alpha_quartz, P)
+    assert shortest_lattice_vector(lat) >= 10.0
+    n = len(alpha_quartz)
+    np.testing.assert_allclose(pos[:n], alpha_quartz.cart_coords)
+    # every supercell atom is a lattice translate of its parent, and no two atoms coincide
+    frac_parent = pos @ np.linalg.inv(alpha_quartz.lattice.matrix)
+    d = frac_parent - np.tile(alpha_quartz.frac_coords, (n_cells, 1))
+    np.testing.assert_allclose(d, np.round(d), atol=1e-8)
+    frac_sup = (pos @ np.linalg.inv(lat)) % 1.0
+    diff = frac_sup[:, None] - frac_sup[None]
+    diff -= np.round(diff)
+    dist = np.linalg.norm(diff @ lat, axis=-1) + np.eye(len(pos)) * 99
+    assert dist.min() > 1.0
+
+
 def test_broaden_area_and_peak():
     x = np.linspace(-20, 40, 6001)
     y = broaden(np.array([5.0]), np.array([2.0]), x, gauss_fwhm=1.0, lorentz_fwhm=0.2)
@@ -112,7 +136,7 @@ def test_ground_state_quartz_all_sites_one_scf(alpha_quartz):
     assert sorted(res) == _o_sites(alpha_quartz)
     first = res[_o_sites(alpha_quartz)[0]]
     assert first.ok, first.reason
-    assert first.n_atoms == 36 and first.supercell == (2, 2, 1)
+    assert first.n_atoms == 36 and np.array_equal(first.supercell, np.diag([2, 2, 1]))
     assert 5.0 < first.gap < 15.0  # quartz is a wide-gap insulator
     for r in res.values():
         _check_spectrum(r.spectrum)

@@ -2,9 +2,13 @@
 
 Recipe (see docs/simulator.md for the measurements behind the defaults):
 
-1. periodic supercell, the smallest integer multiple ``(n1, n2, n3)`` of the
-   input cell with every lattice vector >= ``XtbSettings.min_length`` Å; Gamma
-   point only;
+1. periodic supercell, Gamma point only.  ``supercell="min_image"`` (default):
+   the integer supercell with the fewest cells whose *shortest* lattice vector
+   (the distance between a site and its nearest periodic image) is >=
+   ``XtbSettings.min_length`` Å (possibly non-diagonal; search from
+   :func:`s2s.simulate.gpaw_ref.find_supercell`, the one the GPAW reference
+   uses); ``supercell="diagonal"``: the smallest multiples ``(n1, n2, n3)`` of
+   the input cell with every lattice vector >= ``min_length``;
 2. one self-consistent GFN-xTB calculation:
    * ``variant="z+1"``: the excited O replaced by F (equivalent-core
      approximation), total charge ``XtbSettings.charge`` (+1 by default: closed
@@ -17,7 +21,9 @@ Recipe (see docs/simulator.md for the measurements behind the defaults):
    fraction ``1 - occ_n / 2``;
 4. energies relative to the onset reference (``onset="lumo"``: the lowest
    empty level, i.e. the lowest level at most 3/4 occupied, is 0 eV;
-   ``"homo"``: the highest level at least 3/4 occupied is 0 eV; ``"midgap"``);
+   ``"homo"``: the highest level at least 3/4 occupied is 0 eV; ``"midgap"``;
+   ``"edge"``: the point where the broadened spectrum first reaches 10 % of its
+   maximum is 0 eV);
 5. Voigt broadening (Gaussian and Lorentzian FWHM in eV, the Lorentzian may
    grow linearly with energy above the onset), sampled on the paper's 200-point
    grid (-1.0 .. 18.9 eV, 0.1 eV), unit area.
@@ -52,7 +58,9 @@ KELVIN_HARTREE = 3.166808578545117e-6  # Hartree per K
 
 ALLOWED_ELEMENTS = frozenset({"Si", "O"})
 VARIANTS = ("z+1", "ground")
-ONSETS = ("lumo", "homo", "midgap")
+SUPERCELLS = ("min_image", "diagonal")
+ONSETS = ("lumo", "homo", "midgap", "edge")
+EDGE_FRACTION = 0.1  # onset="edge": first energy where the broadened spectrum reaches 10 % of its maximum
 PROJECTIONS = ("mulliken", "lowdin")
 
 # Sticks kept in the cache: levels within this window (eV) around the onset
@@ -72,7 +80,9 @@ class XtbSettings:
         hole, one SCF per structure).
     charge : total charge of the supercell; ``None`` = +1 for "z+1" (closed
         shell), 0 for "ground".
-    min_length : every supercell lattice vector is at least this long, Å.
+    min_length : supercell size criterion, Å (see ``supercell``).
+    supercell : "min_image" (shortest lattice vector of the supercell >=
+        min_length; fewest cells) or "diagonal" (each of n_i * a_i >= min_length).
     temperature : electronic temperature for the Fermi filling, K.
     max_iter : maximum SCF iterations.
     accuracy : tblite numerical accuracy (1.0 default; smaller = tighter).
@@ -93,6 +103,7 @@ class XtbSettings:
     variant: str = "ground"
     charge: int | None = None
     min_length: float = 10.0
+    supercell: str = "min_image"
     temperature: float = 300.0
     max_iter: int = 250
     accuracy: float = 1.0
@@ -112,6 +123,8 @@ class XtbSettings:
             raise ValueError(
                 f"XtbSettings.projection: expected one of {PROJECTIONS}, got {self.projection!r}"
             )
+        if self.supercell not in SUPERCELLS:
+            raise ValueError(f"XtbSettings.supercell: expected one of {SUPERCELLS}, got {self.supercell!r}")
         if self.method not in ("GFN1-xTB", "GFN2-xTB", "IPEA1-xTB"):
             raise ValueError(f"XtbSettings.method: unknown tblite method {self.method!r}")
         for name in ("min_length", "temperature", "max_iter", "accuracy"):
@@ -138,6 +151,7 @@ class XtbSettings:
             "variant": self.variant,
             "charge": self.total_charge,
             "min_length": float(self.min_length),
+            "supercell": self.supercell,
             "temperature": float(self.temperature),
             "max_iter": int(self.max_iter),
             "accuracy": float(self.accuracy),
@@ -205,7 +219,7 @@ class SiteResult:
     gap: float = float("nan")
     spectrum: np.ndarray | None = None
     n_atoms: int = 0
-    supercell: tuple[int, int, int] = (1, 1, 1)
+    supercell: tuple = ((1, 0, 0), (0, 1, 0), (0, 0, 1))  # integer matrix P, rows: new vectors = P @ cell
     seconds: float = 0.0
     calc_key: str = ""
     meta: dict = field(default_factory=dict)
@@ -232,7 +246,7 @@ class SiteResult:
             "lumo": _json_float(self.lumo),
             "gap": _json_float(self.gap),
             "n_atoms": int(self.n_atoms),
-            "supercell": [int(x) for x in self.supercell],
+            "supercell": np.asarray(self.supercell, dtype=int).tolist(),
             "seconds": round(float(self.seconds), 3),
             "calc_key": self.calc_key,
             "meta": self.meta,
@@ -253,7 +267,7 @@ class SiteResult:
                 lumo=_from_json_float(d.get("lumo")),
                 gap=_from_json_float(d.get("gap")),
                 n_atoms=int(d.get("n_atoms", 0)),
-                supercell=tuple(int(x) for x in d.get("supercell", (1, 1, 1))),  # type: ignore[arg-type]
+                supercell=_matrix_tuple(d.get("supercell", np.eye(3, dtype=int))),
                 seconds=float(d.get("seconds", 0.0)),
                 calc_key=str(d.get("calc_key", "")),
                 meta=dict(d.get("meta", {})),
@@ -263,6 +277,13 @@ class SiteResult:
         if settings is not None:
             r = finalize(r, settings)
         return r
+
+
+def _matrix_tuple(m: Any) -> tuple:
+    a = np.asarray(m, dtype=int)
+    if a.shape == (3,):
+        a = np.diag(a)
+    return tuple(tuple(int(x) for x in row) for row in a)
 
 
 def _json_float(x: float) -> float | None:
@@ -293,20 +314,52 @@ def supercell_multiples(lattice_abc: tuple[float, float, float] | np.ndarray, mi
     return int(n[0]), int(n[1]), int(n[2])
 
 
-def make_supercell(structure: Structure, mult: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def supercell_matrix(structure: Structure, settings: XtbSettings) -> np.ndarray:
+    """Integer (3, 3) matrix P (rows: new lattice vectors = P @ cell) for ``settings``."""
+    lat = structure.lattice.matrix
+    if settings.supercell == "diagonal":
+        return np.diag(supercell_multiples(structure.lattice.abc, settings.min_length))
+    from s2s.simulate.gpaw_ref import find_supercell
+
+    return np.asarray(find_supercell(lat, settings.min_length), dtype=int)
+
+
+def _lattice_points(P: np.ndarray) -> np.ndarray:
+    """The |det P| integer translations t (in input-cell units) inside supercell P, t = 0 first."""
+    P = np.asarray(P, dtype=int)
+    n = int(round(abs(np.linalg.det(P))))
+    if n < 1:
+        raise ValueError(f"supercell matrix {P.tolist()} is singular")
+    corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)]) @ P
+    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    grid = np.stack(np.meshgrid(*[np.arange(a, b + 1) for a, b in zip(lo, hi)], indexing="ij"), -1).reshape(-1, 3)
+    frac = grid @ np.linalg.inv(P)  # fractional coordinates in the supercell
+    inside = np.all((frac > -1e-8) & (frac < 1 - 1e-8), axis=1)
+    pts = grid[inside]
+    if len(pts) != n:
+        raise RuntimeError(f"supercell {P.tolist()}: found {len(pts)} lattice points, expected {n}")
+    order = np.lexsort((pts[:, 2], pts[:, 1], pts[:, 0], np.abs(pts).sum(axis=1)))
+    return pts[order]
+
+
+def make_supercell(
+    structure: Structure, mult: tuple[int, int, int] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Atomic numbers (N,), Cartesian positions (N, 3) Å and lattice (3, 3) Å.
 
-    Atom ``i`` of the input cell (translation 0) keeps index ``i`` in the
-    supercell; its images follow in blocks of ``len(structure)``.
+    ``mult`` is ``(n1, n2, n3)`` or an integer matrix P (rows: new vectors =
+    P @ cell).  Atom ``i`` of the input cell (translation 0) keeps index ``i``
+    in the supercell; its images follow in blocks of ``len(structure)``.
     """
-    n1, n2, n3 = mult
-    shifts = np.array([(i, j, k) for i in range(n1) for j in range(n2) for k in range(n3)], dtype=np.float64)
+    P = np.asarray(mult, dtype=int)
+    if P.shape == (3,):
+        P = np.diag(P)
+    shifts = _lattice_points(P).astype(np.float64)
     frac = structure.frac_coords[None, :, :] + shifts[:, None, :]  # (T, n, 3), T starts at 0,0,0
     lat = structure.lattice.matrix
-    cart = (frac.reshape(-1, 3)) @ lat
+    cart = frac.reshape(-1, 3) @ lat
     numbers = np.tile(np.array([s.specie.Z for s in structure], dtype=np.int64), len(shifts))
-    sup_lat = lat * np.array([n1, n2, n3], dtype=np.float64)[:, None]
-    return numbers, cart, sup_lat
+    return numbers, cart, P.astype(np.float64) @ lat
 
 
 # ---------------------------------------------------------------------------
@@ -434,7 +487,7 @@ def simulate_site(
     if settings.variant == "ground":
         return simulate_structure_ground_state(structure, settings, structure_id, sites=[site_index])[site_index]
 
-    mult = supercell_multiples(structure.lattice.abc, settings.min_length)
+    mult = _matrix_tuple(supercell_matrix(structure, settings))
     numbers, pos, lat = make_supercell(structure, mult)
     numbers = numbers.copy()
     numbers[site_index] = 9  # O -> F (Z+1)
@@ -469,7 +522,7 @@ def simulate_structure_ground_state(
     bad = [s for s in sites if s not in o_sites]
     if bad:
         raise ValueError(f"structure {structure_id!r}: sites {bad} are not O sites (O sites: {o_sites})")
-    mult = supercell_multiples(structure.lattice.abc, settings.min_length)
+    mult = _matrix_tuple(supercell_matrix(structure, settings))
     numbers, pos, lat = make_supercell(structure, mult)
     t0 = time.perf_counter()
     bases = {
@@ -502,8 +555,20 @@ def _make_result(scf: _Scf, row: int, homo: float, lumo: float, base: dict) -> S
 # broadening
 
 
-def onset_shift(result: SiteResult, onset: str) -> float:
-    """Energy (eV, in the result's LUMO=0 frame) that becomes 0 for ``onset``."""
+def onset_shift(result: SiteResult, onset: str, settings: XtbSettings | None = None) -> float:
+    """Energy (eV, in the result's LUMO=0 frame) that becomes 0 for ``onset``.
+
+    ``"edge"`` needs the broadening of ``settings``.
+    """
+    if onset == "edge":
+        if settings is None:
+            raise ValueError("onset_shift: onset='edge' needs the broadening settings")
+        from s2s.spectrum import onset_shift as _edge
+
+        x = np.arange(-5.0, 25.0, 0.01)
+        y = broaden(result.sticks_e, result.sticks_w, x, settings.gauss_fwhm, settings.lorentz_fwhm,
+                    settings.lorentz_slope)
+        return _edge(x, y, fraction=EDGE_FRACTION, smooth_eV=0.0)
     if onset == "lumo":
         return 0.0
     if onset == "homo":
@@ -540,7 +605,7 @@ def grid_spectrum(result: SiteResult, settings: XtbSettings) -> np.ndarray:
     The Voigt profiles are evaluated at the grid points directly (no spline
     step needed), then :func:`s2s.spectrum.normalize` gives unit area.
     """
-    shift = onset_shift(result, settings.onset)
+    shift = onset_shift(result, settings.onset, settings)
     y = broaden(result.sticks_e - shift, result.sticks_w, GRID, settings.gauss_fwhm,
                 settings.lorentz_fwhm, settings.lorentz_slope)
     y = np.clip(y, 0.0, None)
