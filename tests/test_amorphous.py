@@ -225,3 +225,43 @@ def test_checks_table_and_figure_on_crystals(alpha_quartz, tmp_path):
     assert np.isnan(angle_mode(np.array([])))
     out = plot_checks([quartz, silicon_rich], tmp_path / "checks.png", table)
     assert out.stat().st_size > 10_000
+
+
+# --------------------------------------------------------------------------- spectra step (open simulator)
+
+
+@needs_lammps
+def test_spectra_step_tiny_cell(tmp_path):
+    """MD cell -> xTB ground-state O K-edge of every O site -> test-split dataset, resumable."""
+    pytest.importorskip("tblite", reason="tblite (the xTB simulator) not installed")
+    import argparse
+    import importlib.util
+    from pathlib import Path
+
+    from s2s.amorphous.build import build_cells
+    from s2s.dataset import Dataset
+
+    spec = importlib.util.spec_from_file_location(
+        "build_amorphous", Path(__file__).resolve().parents[1] / "scripts" / "build_amorphous.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    store = tmp_path / "store"
+    p = md.MeltQuench(melt_T=3000.0, melt_ps=0.5, quench_ps=0.5, anneal_ps=0.2, chunk_ps=0.1)
+    build_cells(store, p, n_cells=1, counts={2.0: (4, 8)}, progress=False, log=lambda s: None)
+    settings = tmp_path / "xtb.json"
+    settings.write_text(json.dumps({"min_length": 4.0}))  # no supercell: 12 atoms, fast
+    args = argparse.Namespace(out=store, cache=tmp_path / "cache", settings=settings, quiet=True,
+                              spectra_cells=None)
+    script.step_spectra(args)
+    summary = json.loads((store / "spectra.json").read_text())
+    n_done = sum(summary["n_sites"].values())
+    assert n_done + summary["n_failed"] + summary["n_skipped_empty_first_shell"] == 8
+    assert summary["n_pending"] == 0
+    ds = Dataset.load(store / "amorphous.h5")
+    assert len(ds) == n_done
+    for rec in ds:
+        assert rec.split == "test" and rec.x == 2.0 and rec.source == script.SOURCE
+        assert rec.environment.species[0] == 1 and np.allclose(rec.environment.coords[0], 0.0)
+    script.step_spectra(args)  # second run: everything from the cache
+    assert json.loads((store / "spectra.json").read_text())["n_sites"] == summary["n_sites"]

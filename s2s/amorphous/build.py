@@ -48,6 +48,7 @@ def _entry(structure, path: Path, directory: Path) -> dict[str, Any]:
         "n_o": int(sum(1 for s in structure if s.specie.symbol == "O")),
         "energy_eV": props.get("energy_eV"),
         "md_wall_s": props.get("md_wall_s"),
+        "md_cpu_s": props.get("md_cpu_s"),
         "summary": analysis.summary(structure),
     }
 
@@ -76,7 +77,8 @@ def build_cells(
         raise ValueError(f"build_cells: n_cells must be >= 1, got {n_cells}")
     ok, version = lammps_available()
     potential = find_potential()
-    jobs = [(x, k) for x in xs for k in range(n_cells)]
+    # cell 0 of every composition first, then cell 1, ...: a partial build covers every x
+    jobs = [(x, k) for k in range(n_cells) for x in xs]
     entries: dict[str, dict[str, Any]] = {}
     try:  # keep entries of cells outside this request (e.g. a partial earlier run)
         for entry in read_manifest(directory).get("cells", []):
@@ -116,12 +118,13 @@ def build_cells(
         props = {
             "x": float(x), "cell_id": int(k), "seed": int(seed), "counts": list(counts[x]),
             "energy_eV": float(result.energy), "md_wall_s": round(wall, 2),
+            "md_cpu_s": round(result.cpu_s, 2),
             "protocol": protocol.to_dict(), "source": "melt-quench Tersoff (LAMMPS)",
             "thermo": {key: list(v) for key, v in result.thermo.items()},
         }
         path = save_cell(directory, result.atoms, props)
         entries[name] = _entry(load_cell(path), path, directory)
-        log(f"{name}: {len(result.atoms)} atoms, {wall:.1f} s, "
+        log(f"{name}: {len(result.atoms)} atoms, {wall:.1f} s wall, {result.cpu_s:.1f} s CPU, "
             f"{entries[name]['summary']['density_g_cm3']:.3f} g/cm3")
         _write(directory, protocol, entries, version, potential, n_cells, base_seed, counts)
         if bar is not None:

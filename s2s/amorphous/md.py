@@ -112,13 +112,14 @@ class MDResult:
     atoms : the relaxed cell (ase.Atoms, Å), species Si/O.
     energy : potential energy after the final minimisation, eV.
     thermo : per-chunk trace, keys ``stage, time_ps, T, press, vol, pe`` (K, bar, Å^3, eV).
-    wall_s : wall time of the LAMMPS part, s.
+    wall_s, cpu_s : wall and CPU (this process) time of the LAMMPS part, s.
     """
 
     atoms: Atoms
     energy: float
     thermo: dict = field(default_factory=dict)
     wall_s: float = 0.0
+    cpu_s: float = 0.0
 
 
 # --------------------------------------------------------------------------- LAMMPS access
@@ -324,7 +325,7 @@ def melt_quench(atoms: Atoms, protocol: MeltQuench, seed: int, potential: Path |
 
         bar = tqdm(total=total, desc="melt-quench", unit="step", leave=False)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     lmp = _new_lammps()
     try:
         _setup(lmp, atoms, potential)
@@ -390,7 +391,8 @@ def melt_quench(atoms: Atoms, protocol: MeltQuench, seed: int, potential: Path |
         lmp.close()
         if bar is not None:
             bar.close()
-    return MDResult(atoms=out, energy=energy, thermo=trace, wall_s=time.perf_counter() - t0)
+    return MDResult(atoms=out, energy=energy, thermo=trace, wall_s=time.perf_counter() - t0,
+                    cpu_s=time.process_time() - c0)
 
 
 def make_cell(x: float, cell_id: int, protocol: MeltQuench, seed: int,
