@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--n", type=int, default=500, help="number of attempts (counting earlier ones)")
     g.add_argument("--seed", type=int, default=20240601, help="base seed; attempt k uses seed + k")
     g.add_argument("--fmax", type=float, default=0.05, help="CHGNet force tolerance (eV/Å)")
-    g.add_argument("--steps", type=int, default=1500, help="max FIRE steps per relaxation")
+    g.add_argument("--steps", type=int, default=800, help="max FIRE steps per relaxation")
     g.add_argument("--hull-window", type=float, default=0.2, help="max energy above hull (eV/atom)")
     g.set_defaults(func=cmd_generate)
     i = sub.add_parser("index", help="rebuild index.csv and print counts")
