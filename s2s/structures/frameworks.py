@@ -26,8 +26,6 @@ def net_edges(structure: Structure, tol: float = 1.15) -> tuple[np.ndarray, np.n
     Returns (i, j, image) arrays for each undirected edge (i < j or same atom through an image),
     or None if the structure is not a 4-connected net.
     """
-    d_all = structure.distance_matrix + np.eye(len(structure)) * 1e9
-    # shortest distance including periodic images
     ci, ni, img, d = structure.get_neighbor_list(6.0)
     if len(d) == 0:
         return None
@@ -40,7 +38,6 @@ def net_edges(structure: Structure, tol: float = 1.15) -> tuple[np.ndarray, np.n
     far = d[~keep]
     if len(far) and far.min() < 1.25 * d[keep].max():
         return None
-    del d_all
     ci, ni, img = ci[keep], ni[keep], img[keep]
     # keep each undirected edge once
     sel = (ci < ni) | ((ci == ni) & _positive_image(img))
