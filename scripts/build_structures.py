@@ -4,6 +4,7 @@
   python scripts/build_structures.py fixed            # prototypes, literature, frameworks
   python scripts/build_structures.py generate --n 500 # random SiOx cells relaxed with CHGNet (long, resumable)
   python scripts/build_structures.py index            # rebuild index.csv and print counts
+  python scripts/build_structures.py stats            # attempts, pass rate, CHGNet time per relaxation
 
 The generation step is resumable: every attempt (seed, composition, space group, outcome,
 timings) is appended to data/structures/generated/attempts.jsonl and every relaxed cell is
@@ -101,6 +102,44 @@ def cmd_generate(args) -> None:
     print(summary(write_index(Path(args.out))))
 
 
+def cmd_stats(args) -> None:
+    """Attempts per strategy and outcome, CHGNet time per relaxation, filter pass rate."""
+    import json
+
+    import numpy as np
+
+    log = Path(args.out) / "generated" / "attempts.jsonl"
+    if not log.exists():
+        print(f"{log}: no attempts yet")
+        return
+    att = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    relaxed = [a for a in att if "relax_seconds" in a]
+    print(f"attempts: {len(att)}, relaxed: {len(relaxed)}, outcomes: "
+          f"{dict(collections.Counter(a['status'] for a in att))}")
+    for strat in sorted({a.get("strategy", "?") for a in att}):
+        rs = [a for a in relaxed if a.get("strategy") == strat]
+        if not rs:
+            continue
+        sec = np.array([a["relax_seconds"] for a in rs])
+        steps = np.array([a["relax_steps"] for a in rs])
+        n_atoms = np.array([a["n_atoms"] for a in rs])
+        passed = sum(a["status"] in ("accepted", "duplicate") for a in rs)
+        print(f"  {strat:9s} n={len(rs):4d}  pass filter {passed / len(rs):5.1%}  accepted "
+              f"{sum(a['status'] == 'accepted' for a in rs):4d}  CHGNet s/relaxation median "
+              f"{np.median(sec):6.1f} mean {sec.mean():6.1f}  steps median {np.median(steps):5.0f}  "
+              f"atoms median {np.median(n_atoms):4.0f}")
+    sec = np.array([a["relax_seconds"] for a in relaxed])
+    passed = sum(a["status"] in ("accepted", "duplicate") for a in relaxed)
+    print(f"  all       n={len(relaxed):4d}  pass filter {passed / max(len(relaxed), 1):5.1%}  "
+          f"CHGNet s/relaxation median {np.median(sec):.1f} mean {sec.mean():.1f} total {sec.sum() / 3600:.2f} h")
+    reasons = collections.Counter()
+    for a in att:
+        for r in a.get("reason", "").split("; "):
+            if r:
+                reasons[r.split(" ")[0] + " " + " ".join(r.split(" ")[1:4])] += 1
+    print("  most common rejection reasons:", reasons.most_common(6))
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(ROOT / DEFAULT_DIR), help="output folder (default data/structures)")
@@ -117,6 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     g.set_defaults(func=cmd_generate)
     i = sub.add_parser("index", help="rebuild index.csv and print counts")
     i.set_defaults(func=cmd_index)
+    s = sub.add_parser("stats", help="generation statistics from generated/attempts.jsonl")
+    s.set_defaults(func=cmd_stats)
     args = p.parse_args(argv)
     args.func(args)
 
