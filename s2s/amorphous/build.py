@@ -118,7 +118,8 @@ def build_cells(
         props = {
             "x": float(x), "cell_id": int(k), "seed": int(seed), "counts": list(counts[x]),
             "energy_eV": float(result.energy), "md_wall_s": round(wall, 2),
-            "md_cpu_s": round(result.cpu_s, 2),
+            "md_cpu_s": round(result.cpu_s, 2), "md_stage_cpu_s": result.stage_cpu_s,
+            "final_pressure_bar": float(result.thermo["press"][-1]),
             "protocol": protocol.to_dict(), "source": "melt-quench Tersoff (LAMMPS)",
             "thermo": {key: list(v) for key, v in result.thermo.items()},
         }

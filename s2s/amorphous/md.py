@@ -69,6 +69,7 @@ class MeltQuench:
     tdamp_fs, pdamp_fs : Nose-Hoover thermostat / barostat damping times, fs.
     chunk_ps : thermodynamic output (and progress) every chunk_ps.
     etol, ftol : final minimisation tolerances (energy relative, force eV/Å).
+    min_maxiter : iteration limit of each final minimisation (evaluations: 10x).
     relax_cycles : repeated position + isotropic volume minimisations (box/relax restarts).
     """
 
@@ -84,8 +85,9 @@ class MeltQuench:
     tdamp_fs: float = 100.0
     pdamp_fs: float = 1000.0
     chunk_ps: float = 2.0
-    etol: float = 0.0
+    etol: float = 1e-12
     ftol: float = 1e-6
+    min_maxiter: int = 5000
     relax_cycles: int = 3
 
     def __post_init__(self) -> None:
@@ -120,6 +122,7 @@ class MDResult:
     thermo: dict = field(default_factory=dict)
     wall_s: float = 0.0
     cpu_s: float = 0.0
+    stage_cpu_s: dict = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- LAMMPS access
@@ -366,7 +369,9 @@ def melt_quench(atoms: Atoms, protocol: MeltQuench, seed: int, potential: Path |
                 if bar is not None:
                     bar.update(n)
             lmp.command("unfix md")
+            stage_cpu[stage] = round(time.process_time() - c0 - sum(stage_cpu.values()), 3)
 
+        stage_cpu: dict[str, float] = {}
         run_stage("melt", p.steps(p.melt_ps), f"nvt temp {float(p.melt_T)!r} {float(p.melt_T)!r} {float(tdamp)!r}", False)
         run_stage("quench", p.steps(p.quench_ps),
                   f"npt temp {float(p.melt_T)!r} {float(p.quench_T_end)!r} {float(tdamp)!r} "
@@ -380,11 +385,13 @@ def melt_quench(atoms: Atoms, protocol: MeltQuench, seed: int, potential: Path |
         for _ in range(max(1, p.relax_cycles)):
             lmp.commands_list([
                 f"fix relax all box/relax iso {float(p.pressure_bar)!r} vmax 0.001",
-                f"minimize {float(p.etol)!r} {float(p.ftol)!r} 10000 100000",
+                f"minimize {float(p.etol)!r} {float(p.ftol)!r} {p.min_maxiter} {10 * p.min_maxiter}",
                 "unfix relax",
             ])
-        lmp.commands_list([f"minimize {float(p.etol)!r} {float(p.ftol)!r} 10000 100000", "run 0"])
+        lmp.commands_list([
+            f"minimize {float(p.etol)!r} {float(p.ftol)!r} {p.min_maxiter} {10 * p.min_maxiter}", "run 0"])
         record("minimised")
+        stage_cpu["minimise"] = round(time.process_time() - c0 - sum(stage_cpu.values()), 3)
         energy = float(lmp.get_thermo("pe"))
         out = _read_atoms(lmp)
     finally:
@@ -392,7 +399,7 @@ def melt_quench(atoms: Atoms, protocol: MeltQuench, seed: int, potential: Path |
         if bar is not None:
             bar.close()
     return MDResult(atoms=out, energy=energy, thermo=trace, wall_s=time.perf_counter() - t0,
-                    cpu_s=time.process_time() - c0)
+                    cpu_s=time.process_time() - c0, stage_cpu_s=stage_cpu)
 
 
 def make_cell(x: float, cell_id: int, protocol: MeltQuench, seed: int,
