@@ -108,8 +108,11 @@ def test_prepare_input_rejects_si_and_bad_index(tmp_path):
 
 def test_pw_settings_require_complex_dtype():
     with pytest.raises(ValueError, match="force_complex_dtype"):
-        G.GPAWSettings(mode="pw")
-    assert G.GPAWSettings(mode="pw", force_complex_dtype=True).mode == "pw"
+        G.GPAWSettings(mode="pw", nbands=400, converge_bands=-40)
+    with pytest.raises(ValueError, match="explicit nbands"):
+        G.GPAWSettings(mode="pw", force_complex_dtype=True)
+    ok = G.GPAWSettings(mode="pw", force_complex_dtype=True, nbands=400, converge_bands=-40)
+    assert ok.as_dict()["converge_bands"] == -40
 
 
 # ----------------------------------------------------------------------------- results

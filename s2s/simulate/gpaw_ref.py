@@ -56,6 +56,7 @@ class GPAWSettings:
     min_image: float = 9.0  # shortest lattice vector of the supercell, Å
     maxiter: int = 300
     force_complex_dtype: bool = False  # pw mode at Gamma needs True (spurious occupied state)
+    converge_bands: str | int = "occupied"  # pw: bands to converge (-N = all but the top N); lcao: exact
     fwhm: float = 0.5  # Gaussian FWHM (eV) used for grid_spectrum only; the raw sticks are kept
     mpi_procs: int = 2
     nice: int = 15
@@ -68,6 +69,11 @@ class GPAWSettings:
             raise ValueError(
                 "GPAWSettings: pw mode at Gamma needs force_complex_dtype=True "
                 "(real wave functions give a spurious occupied state)"
+            )
+        if self.mode == "pw" and (self.nbands == "nao" or self.converge_bands == "occupied"):
+            raise ValueError(
+                "GPAWSettings: pw mode needs an explicit nbands (int or 'NNN%') and converge_bands "
+                "(e.g. -40): the empty bands are the spectrum and must be converged"
             )
 
     def as_dict(self) -> dict[str, Any]:
@@ -248,6 +254,7 @@ def prepare_input(
         "charge": settings.charge,
         "occupation_width": settings.occupation_width,
         "force_complex_dtype": settings.force_complex_dtype,
+        "converge_bands": settings.converge_bands,
         "maxiter": settings.maxiter,
         "txt": txt,
     }
