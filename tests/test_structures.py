@@ -190,3 +190,10 @@ def test_materials_project_offline(tmp_path, monkeypatch):
     except ImportError:
         with pytest.raises(ImportError, match="mp-api"):
             materials_project_records(api_key="dummy")
+
+
+def test_composition_distances():
+    from s2s.structures.filters import composition_distances
+
+    d = composition_distances(np.array([2.0, 2.0, 1.0, 0.5]), np.array([-8.3, -8.1, -7.2, -6.5]))
+    assert np.allclose(d, [0.0, 0.2, 0.0, 0.0])

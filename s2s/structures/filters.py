@@ -197,3 +197,18 @@ def deduplicate(
 
 def _sg(rec) -> int:
     return ENANTIOMORPHS.get(rec.spacegroup_number, rec.spacegroup_number)
+
+
+def composition_distances(x: np.ndarray, energy: np.ndarray, decimals: int = 4) -> np.ndarray:
+    """Energy above the lowest energy of the same composition (eV/atom).
+
+    x: O/Si of each crystal (compared after rounding to ``decimals``), energy: eV/atom.
+    Intermediate suboxides always lie above the tie line between their neighbours (they are
+    metastable against phase separation), so the generated set is screened per composition.
+    """
+    x = np.round(np.asarray(x, float), decimals)
+    energy = np.asarray(energy, float)
+    if x.shape != energy.shape or x.ndim != 1:
+        raise ValueError("composition_distances: x and energy must be 1-D arrays of equal length")
+    best = {xv: energy[x == xv].min() for xv in np.unique(x)}
+    return energy - np.array([best[xv] for xv in x])

@@ -303,8 +303,8 @@ def run_generation(
     """Run attempts 0..n_attempts-1 that are not in the log yet (resumable; shows progress).
 
     Accepted crystals are written to ``folder/gen-<k>.json``; every attempt is logged to
-    ``folder/generated/attempts.jsonl``; crystals that later fall more than hull_window
-    eV/atom above the hull are moved to ``folder/generated/above_hull/``.
+    ``folder/generated/attempts.jsonl``; crystals more than hull_window eV/atom above the
+    lowest energy of their composition are moved to ``folder/generated/above_hull/``.
     """
     from tqdm import tqdm
 
@@ -320,6 +320,7 @@ def run_generation(
     todo = [k for k in range(n_attempts) if k not in done]
     existing = load_records(folder)
     recheck_generated(folder, existing)
+    prune_above_hull(folder, existing, hull_window)
     frameworks = [
         r for r in existing
         if r.source in ("framework", "aflow-prototype", "pyxtal-cif") and r.n_atoms <= max_framework_atoms
@@ -406,30 +407,45 @@ def recheck_generated(folder: Path, existing: list[StructureRecord]) -> list[str
             r.notes["rechecked_out"] = why
             atomic_write_text(out_dir / f"{r.id}.json", json.dumps(r.to_dict(), indent=1))
             (Path(folder) / f"{r.id}.json").unlink(missing_ok=True)
-            existing.remove(r)
+            existing[:] = [o for o in existing if o is not r]
             moved.append(r.id)
     return moved
 
 
 def prune_above_hull(folder: Path, existing: list[StructureRecord], window: float) -> list[str]:
-    """Move generated records more than window eV/atom above the hull to generated/above_hull/."""
-    from s2s.structures.filters import hull_distances
+    """Keep generated records within window eV/atom of the lowest energy at their composition.
 
+    Records above it go to generated/above_hull/ (with ``notes["e_above_min"]``); records in
+    that folder that are within the window again (criteria changed) are moved back.  Also
+    stores ``notes["e_above_hull"]``, the distance to the lower hull of energy vs O fraction
+    (for information: suboxides always lie above the Si-rich/SiO2 tie line).
+    Returns the ids moved out.
+    """
+    from s2s.structures.filters import composition_distances, hull_distances
+
+    folder = Path(folder)
+    out_dir = folder / "generated" / "above_hull"
+    parked = [StructureRecord.load(p) for p in sorted(out_dir.glob("gen-*.json"))]
     gen = [r for r in existing if r.source == "generated" and r.relaxation.energy_per_atom is not None]
-    if len(gen) < 2:
+    pool = gen + parked
+    if not pool:
         return []
-    x_o = np.array([r.x / (1 + r.x) for r in gen])
-    e = np.array([r.relaxation.energy_per_atom for r in gen])
-    dist = hull_distances(x_o, e)
+    x = np.array([r.x for r in pool])
+    e = np.array([r.relaxation.energy_per_atom for r in pool])
+    above = composition_distances(x, e)
+    hull = hull_distances(x / (1 + x), e)
+    parked_ids = {id(r) for r in parked}
     moved = []
-    for r, d in zip(gen, dist):
-        if d > window:
-            src = Path(folder) / f"{r.id}.json"
-            r.notes["e_above_hull"] = float(d)
-            atomic_write_text(Path(folder) / "generated" / "above_hull" / f"{r.id}.json",
-                              json.dumps(r.to_dict(), indent=1))
-            if src.exists():
-                src.unlink()
-            existing.remove(r)
+    for r, d, h in zip(pool, above, hull):
+        r.notes["e_above_min"], r.notes["e_above_hull"] = round(float(d), 4), round(float(h), 4)
+        inside = d <= window
+        if inside and id(r) in parked_ids:
+            r.save(folder)
+            (out_dir / f"{r.id}.json").unlink(missing_ok=True)
+            existing.append(r)
+        elif not inside and id(r) not in parked_ids:
+            atomic_write_text(out_dir / f"{r.id}.json", json.dumps(r.to_dict(), indent=1))
+            (folder / f"{r.id}.json").unlink(missing_ok=True)
+            existing[:] = [o for o in existing if o is not r]
             moved.append(r.id)
     return moved
