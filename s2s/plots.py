@@ -805,6 +805,7 @@ def plot_similarity_gap(
     log_mse: bool | None = None,
     bins: int | Sequence[float] = 40,
     xlabel: str = "MSE of best template spectrum (eV$^{-2}$)",
+    fig=None,
 ) -> Figure:
     """Paper Fig. 4 / 6b-c: SOAP similarity gap (model - template) vs template-matching MSE.
 
@@ -814,6 +815,8 @@ def plot_similarity_gap(
     cases (ties are not wins; same rule and default ``tie_tol`` as
     :func:`s2s.template.summarize_gaps`).  MSE is between unit-area spectra on the
     eV grid, hence eV^-2.  ``log_mse`` (default: when the positive MSEs span > 2 decades).
+    ``fig``: a Figure or SubFigure to draw into (e.g. Fig. 6b and 6c side by side from
+    ``plt.figure(layout="constrained").subfigures(1, 2)``); returns the figure drawn into.
     """
     from s2s.template import TIE_TOL
 
@@ -830,7 +833,8 @@ def plot_similarity_gap(
         pos = m[m > 0]
         log_mse = bool(pos.size and np.all(m > 0) and pos.max() / pos.min() > 100)
 
-    fig = plt.figure(figsize=(7.0, 3.8), layout="constrained")
+    if fig is None:
+        fig = plt.figure(figsize=(7.0, 3.8), layout="constrained")
     ax, axh = fig.subplots(1, 2, sharey=True, gridspec_kw=dict(width_ratios=(3.2, 1.0)))
     ax.axhline(0, color="0.5", lw=0.8, zorder=1)
     for sel, col, lab in ((win, COLORS["model"], "model better"), (loss, COLORS["template"], "template better"),
@@ -856,8 +860,7 @@ def plot_similarity_gap(
         left += cnt
     axh.axhline(0, color="0.5", lw=0.8)
     axh.set_xlabel("Number of cases")
-    axh.text(0.97, 0.03, f"mean {g.mean():.2g}\ns.d. {g.std():.2g}", transform=axh.transAxes,
-             ha="right", va="bottom", fontsize=7)
+    axh.set_title(f"gap mean {g.mean():.2g}\ns.d. {g.std():.2g}", fontsize=7, loc="left")
     head = f"{title}: " if title else ""
     fig.suptitle(f"{head}model better in {100 * rate:.1f}% of {n} cases"
                  + (f" ({int(tie.sum())} ties)" if tie.any() else ""))

@@ -222,6 +222,11 @@ def test_similarity_gap_win_rate_and_colours():
     assert cols == want
     assert sum(p.get_width() for p in axh.patches) == 4  # every case in the histogram
     assert axh.get_xlabel() == "Number of cases"
+    both = plt.figure(figsize=(10, 3.5), layout="constrained")
+    left, right = both.subfigures(1, 2)
+    assert plots.plot_similarity_gap(mse, gap, title="SiO$_2$", fig=left) is left
+    plots.plot_similarity_gap(mse, -gap, title="SiO$_{0.25}$", fig=right)
+    assert len(both.axes) == 4 and "25.0%" in right._suptitle.get_text()
 
 
 def test_composition_histogram_counts():
