@@ -160,7 +160,7 @@ def plot_checks(structures: Sequence, path: Path, table: dict[str, dict[str, Any
         ax[2].bar(xs, frac, width=0.18, bottom=bottom, label=f"CN {cn}")
         bottom += frac
     ax[2].set(xlabel="x in SiO$_x$", ylabel="fraction of Si", title="(c) Si coordination (Si+O neighbours)")
-    ax[2].legend(fontsize=8)
+    ax[2].legend(fontsize=7, loc="lower left", framealpha=0.9)
 
     # (d) Si-Si bond fraction
     ax[3].plot(xs, [v["si_si_bond_fraction"] for v in table.values()], "ko-", label="Tersoff glasses")
@@ -179,7 +179,7 @@ def plot_checks(structures: Sequence, path: Path, table: dict[str, dict[str, Any
         ax[4].plot(0.5 * (e[1:] + e[:-1]), h, color=colour[x], lw=2.5 if x == 2.0 else 1)
     lo, hi = REFERENCE["a-SiO2 Si-O-Si peak deg"]
     ax[4].axvspan(lo, hi, color="tab:red", alpha=0.15, label="a-SiO2 expt peak 144-150")
-    ax[4].set(xlabel="Si-O-Si angle (deg)", ylabel="density (1/deg)", title="(e) Si-O-Si (thick: SiO$_2$)")
+    ax[4].set(xlabel="Si-O-Si angle (deg)", ylabel="density (1/deg)", title="(e) Si-O-Si (thick: SiO$_2$; ~120: O with 3 Si)")
     ax[4].legend(fontsize=8)
 
     # (f) O-Si-O angles
