@@ -311,3 +311,14 @@ def environment_from_dict(d: dict) -> Environment:
             raise ValueError(f"environment dict: field 'species' has unknown element(s) {unknown}; expected {SPECIES}")
         species = [SPECIES.index(s) for s in species]
     return Environment(species=species, coords=d["coords"], shell=d["shell"], meta=dict(d.get("meta", {})))
+
+
+def first_shell_label(env: Environment) -> str:
+    """Species of the first shell as a label, e.g. ``"Si2"`` (bridging O), ``"Si3"``, ``"Si1O1"``.
+
+    A coarse class of the excited O's coordination, used to group spectra.
+    """
+    first = env.species[env.shell == 1]
+    n_si, n_o = int(np.sum(first == SI)), int(np.sum(first == O))
+    parts = [f"Si{n_si}" if n_si else "", f"O{n_o}" if n_o else ""]
+    return "".join(parts) or "none"

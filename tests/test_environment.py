@@ -291,3 +291,12 @@ def test_dict_round_trip_is_json_able(alpha_quartz):
     assert np.allclose(back.coords, env.coords) and back.meta == env.meta
     with pytest.raises(ValueError, match="unknown element"):
         environment_from_dict({**d, "species": ["Ge"] * env.n_atoms})
+
+
+def test_first_shell_label(alpha_quartz):
+    from s2s.environment import Environment, first_shell_label
+
+    env = environment_from_structure(alpha_quartz, unique_o_sites(alpha_quartz)[0])
+    assert first_shell_label(env) == "Si2"
+    peroxide = Environment([1, 0, 1], [[0, 0, 0], [1.6, 0, 0], [-1.5, 0, 0]], [0, 1, 1])
+    assert first_shell_label(peroxide) == "Si1O1"
