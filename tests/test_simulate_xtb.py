@@ -23,7 +23,7 @@ from s2s.simulate.xtb import (  # noqa: E402
 from s2s.spectrum import GRID  # noqa: E402
 
 # 2x2x1 quartz supercell (36 atoms, < 1 s per SCF): cheap, not converged, fine for tests.
-CHEAP = XtbSettings(min_length=5.0, supercell="diagonal")
+CHEAP = XtbSettings(variant="ground", min_length=5.0, supercell="diagonal")
 
 
 def _o_sites(structure):
@@ -45,11 +45,11 @@ def test_settings_hash_stable_and_distinct():
     assert a.full_hash() == XtbSettings().full_hash()
     assert len(a.calc_key()) == 12
     # value fixed across runs/processes (hash of sorted JSON, not Python's hash())
-    assert XtbSettings(variant="z+1").calc_key() == XtbSettings(variant="z+1", charge=1).calc_key()
+    assert XtbSettings(variant="z+1").calc_key() == XtbSettings(variant="z+1", charge=0).calc_key()
     keys = {
         XtbSettings().calc_key(),
-        XtbSettings(variant="z+1").calc_key(),
-        XtbSettings(variant="z+1", charge=0).calc_key(),
+        XtbSettings(variant="z+1", charge=1).calc_key(),
+        XtbSettings(variant="ground").calc_key(),
         XtbSettings(min_length=12).calc_key(),
         XtbSettings(method="GFN2-xTB").calc_key(),
         XtbSettings(temperature=1000).calc_key(),
@@ -150,7 +150,7 @@ def test_ground_state_quartz_all_sites_one_scf(alpha_quartz):
 
 def test_z_plus_1_quartz_site(alpha_quartz):
     site = _o_sites(alpha_quartz)[0]
-    st = CHEAP.with_(variant="z+1")
+    st = CHEAP.with_(variant="z+1", charge=1)  # closed shell
     r = simulate_site(alpha_quartz, site, st, "quartz")
     assert r.ok, r.reason
     _check_spectrum(r.spectrum)
@@ -158,6 +158,12 @@ def test_z_plus_1_quartz_site(alpha_quartz):
     # the core hole pulls O-p weight towards the onset: different spectrum, smaller gap
     assert r.gap < g.gap
     assert np.corrcoef(r.spectrum, g.spectrum)[0, 1] < 0.99
+    # default charge 0: the excited electron half-fills the lowest empty level (empty fraction 1/2)
+    q0 = simulate_site(alpha_quartz, site, CHEAP.with_(variant="z+1"), "quartz")
+    assert q0.ok, q0.reason
+    _check_spectrum(q0.spectrum)
+    assert q0.sticks_e[0] == pytest.approx(0.0, abs=1e-9)
+    assert not np.allclose(q0.spectrum, r.spectrum)
     # JSON round trip keeps the sticks; re-broadening gives the same spectrum
     back = SiteResult.from_json_dict(json.loads(json.dumps(r.to_json_dict())), st)
     np.testing.assert_allclose(back.spectrum, r.spectrum, atol=1e-4 * r.spectrum.max())

@@ -10,9 +10,10 @@ Recipe (see docs/simulator.md for the measurements behind the defaults):
    uses); ``supercell="diagonal"``: the smallest multiples ``(n1, n2, n3)`` of
    the input cell with every lattice vector >= ``min_length``;
 2. one self-consistent GFN-xTB calculation:
-   * ``variant="z+1"``: the excited O replaced by F (equivalent-core
-     approximation), total charge ``XtbSettings.charge`` (+1 by default: closed
-     shell), one SCF per site;
+   * ``variant="z+1"`` (default): the excited O replaced by F (equivalent-core
+     approximation), total charge ``XtbSettings.charge`` (0 by default: the
+     excited electron stays, in a half-filled level; +1 gives a closed shell),
+     one SCF per site;
    * ``variant="ground"``: no core hole, total charge 0; one SCF per structure
      gives the O-p spectra of every O site (cost per structure, not per site);
 3. for every level n, the O-p weight on the excited atom A,
@@ -78,8 +79,8 @@ class XtbSettings:
     method : tblite method name ("GFN1-xTB", "GFN2-xTB", "IPEA1-xTB").
     variant : "z+1" (excited O -> F, one SCF per site) or "ground" (no core
         hole, one SCF per structure).
-    charge : total charge of the supercell; ``None`` = +1 for "z+1" (closed
-        shell), 0 for "ground".
+    charge : total charge of the supercell; ``None`` = 0 (neutral cell; with
+        "z+1" the extra electron half-fills the lowest empty level).
     min_length : supercell size criterion, Å (see ``supercell``).
     supercell : "min_image" (shortest lattice vector of the supercell >=
         min_length; fewest cells) or "diagonal" (each of n_i * a_i >= min_length).
@@ -100,9 +101,9 @@ class XtbSettings:
     """
 
     method: str = "GFN1-xTB"
-    variant: str = "ground"
+    variant: str = "z+1"
     charge: int | None = None
-    min_length: float = 10.0
+    min_length: float = 9.0
     supercell: str = "min_image"
     temperature: float = 300.0
     max_iter: int = 250
@@ -110,9 +111,9 @@ class XtbSettings:
     projection: str = "mulliken"
     onset: str = "lumo"
     gauss_fwhm: float = 1.0
-    lorentz_fwhm: float = 0.3
-    lorentz_slope: float = 0.0
-    min_gap: float = 0.5
+    lorentz_fwhm: float = 0.5
+    lorentz_slope: float = 0.1
+    min_gap: float = 0.1
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -140,9 +141,7 @@ class XtbSettings:
     @property
     def total_charge(self) -> int:
         """Resolved total charge of the supercell (e)."""
-        if self.charge is not None:
-            return int(self.charge)
-        return 1 if self.variant == "z+1" else 0
+        return 0 if self.charge is None else int(self.charge)
 
     def calc_fields(self) -> dict[str, Any]:
         """The fields that change the electronic structure (what is cached)."""
