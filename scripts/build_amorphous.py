@@ -61,13 +61,15 @@ def step_md(args: argparse.Namespace) -> None:
 
 
 def step_checks(args: argparse.Namespace) -> None:
-    from s2s.amorphous.checks import checks_table, plot_checks
+    from s2s.amorphous.checks import checks_table, plot_checks, plot_md_traces
 
     cells = load_cells(args.out)
     table = checks_table(cells)
     atomic_write_text(args.out / "checks.json", json.dumps(table, indent=1) + "\n")
     plot_checks(cells, args.figure, table)
-    print(f"checks: {args.out / 'checks.json'}, figure {args.figure}")
+    traces = args.figure.with_name("amorphous_md.png")
+    plot_md_traces(cells, traces)
+    print(f"checks: {args.out / 'checks.json'}, figures {args.figure}, {traces}")
     for key, v in table.items():
         print(f"x={key}: {v['n_cells']} cells, rho {v['density_mean']:.3f}+-{v['density_std']:.3f} g/cm3, "
               f"Si-O {v['si_o_mean']:.3f} A, Si CN4 {v['si_cn_hist'].get(4, 0):.2f}, "

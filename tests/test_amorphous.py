@@ -225,6 +225,11 @@ def test_checks_table_and_figure_on_crystals(alpha_quartz, tmp_path):
     assert np.isnan(angle_mode(np.array([])))
     out = plot_checks([quartz, silicon_rich], tmp_path / "checks.png", table)
     assert out.stat().st_size > 10_000
+    from s2s.amorphous.checks import plot_md_traces
+
+    quartz.properties["thermo"] = {"time_ps": [0, 2, 4], "T": [5000, 2000, 300], "vol": [120, 115, 113],
+                                   "pe": [-50, -55, -59]}
+    assert plot_md_traces([quartz, silicon_rich], tmp_path / "md.png").stat().st_size > 10_000
 
 
 # --------------------------------------------------------------------------- spectra step (open simulator)

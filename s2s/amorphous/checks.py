@@ -221,3 +221,40 @@ def plot_checks(structures: Sequence, path: Path, table: dict[str, dict[str, Any
     plt.close(fig)
     tmp.replace(path)
     return path
+
+
+def plot_md_traces(structures: Sequence, path: Path) -> Path:
+    """Temperature, density and energy per atom along the melt-quench of cell 0 of each x (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
+    groups = _group(structures)
+    cmap = plt.get_cmap("viridis")
+    for i, (x, cells) in enumerate(groups.items()):
+        cell = cells[0]
+        th = cell.properties.get("thermo")
+        if not th:
+            continue
+        colour = cmap(i / max(len(groups) - 1, 1))
+        t = np.asarray(th["time_ps"])
+        n = len(cell)
+        mass = an.as_atoms(cell).get_masses().sum()
+        ax[0].plot(t, th["T"], color=colour, label=f"x={x:g}")
+        ax[1].plot(t, mass * 1.66053906660 / np.asarray(th["vol"]), color=colour)
+        ax[2].plot(t, np.asarray(th["pe"]) / n, color=colour)
+    ax[0].set(xlabel="time (ps)", ylabel="T (K)", title="temperature (melt NVT, quench + anneal NPT)")
+    ax[1].set(xlabel="time (ps)", ylabel="density (g/cm$^3$)", title="density")
+    ax[2].set(xlabel="time (ps)", ylabel="E$_{pot}$ / atom (eV)", title="potential energy (last point: minimised)")
+    ax[0].legend(fontsize=8, ncol=2)
+    fig.suptitle("Melt-quench traces, cell 0 of each composition (2 ps samples)")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
