@@ -197,3 +197,20 @@ def test_composition_distances():
 
     d = composition_distances(np.array([2.0, 2.0, 1.0, 0.5]), np.array([-8.3, -8.1, -7.2, -6.5]))
     assert np.allclose(d, [0.0, 0.2, 0.0, 0.0])
+
+
+def test_shipped_structures_are_consistent():
+    """The committed data/structures set loads, ids are unique, generated crystals pass the filter."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "data" / "structures"
+    if not any(folder.glob("*.json")):
+        pytest.skip("no shipped structures")
+    recs = load_records(folder)
+    assert len({r.id for r in recs}) == len(recs)
+    assert {"lit-stishovite", "lit-coesite", "lit-moganite", "lit-seifertite"} <= {r.id for r in recs}
+    for r in recs:
+        assert r.citation and 0.5 <= r.x <= 4.0
+        if r.source == "generated":
+            assert r.relaxation.method == "CHGNet" and r.relaxation.converged
+            assert check_structure(r.structure, allow_peroxide=r.notes.get("strategy") == "peroxide") == []
