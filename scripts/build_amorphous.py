@@ -93,6 +93,9 @@ def step_spectra(args: argparse.Namespace) -> None:
     from s2s.environment import EmptyFirstShellError, environment_from_structure
 
     settings = XtbSettings.from_dict(json.loads(Path(args.settings).read_text())) if args.settings else XtbSettings()
+    variant = getattr(args, "variant", None)
+    if variant:
+        settings = settings.with_(variant=variant)
     manifest = read_manifest(args.out)
     pairs = [(entry, cell) for entry, cell in zip(manifest["cells"], load_cells(args.out))
              if args.spectra_cells is None or entry["cell_id"] < args.spectra_cells]
@@ -154,10 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figure", type=Path, default=DEFAULT_FIGURE)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="xTB per-site cache (default cache/xtb)")
     parser.add_argument("--settings", type=Path, default=None,
-                        help="JSON of XtbSettings (default: XtbSettings(), the crystal build's defaults)")
+                        help="JSON of XtbSettings (default: XtbSettings(), the crystal build's defaults, "
+                             "with --variant applied)")
     parser.add_argument("--x", type=float, nargs="*", help=f"compositions (default {list(COMPOSITIONS)})")
     parser.add_argument("--n-cells", type=int, default=3, help="independent cells per composition")
     parser.add_argument("--base-seed", type=int, default=20260101)
+    parser.add_argument("--variant", choices=("ground", "z+1"), default="ground",
+                        help="xTB variant (default ground: one SCF per cell gives every O site; z+1 is one "
+                             "SCF per site); every other setting is the simulator's default or --settings")
     parser.add_argument("--spectra-cells", type=int, default=None,
                         help="spectra only for cells with cell_id < N (default: every cell)")
     parser.add_argument("--no-compute", action="store_true",
