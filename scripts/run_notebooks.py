@@ -4,8 +4,10 @@
     python scripts/run_notebooks.py --small        # the small parameters CI uses
     python scripts/run_notebooks.py 01 03          # only these numbers
 
-Executed notebooks go to build/notebooks/ (ignored by git); figures and figures/results.json
-are written by the notebooks themselves.  Prints the time each notebook took.
+Executed notebooks are written next to their sources as notebooks/NN_*.ipynb (ignored by git),
+so that relative paths inside them work; figures and figures/results.json are written by the
+notebooks themselves.  Prints the time each notebook took.  ``--prepare-only`` only converts and
+injects the parameters (CI then executes them under nbval).
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ def notebooks(selected: list[str]) -> list[Path]:
     return nbs
 
 
-def run(nb: Path, small: bool, out_dir: Path) -> float:
+def run(nb: Path, small: bool, out_dir: Path, prepare_only: bool = False) -> float:
     out_dir.mkdir(parents=True, exist_ok=True)
     ipynb = out_dir / (nb.stem + ".ipynb")
-    subprocess.run([sys.executable, "-m", "jupytext", "--to", "ipynb", "--set-kernel", "python3", "-o", str(ipynb), str(nb)], check=True, cwd=ROOT)
-    args = [sys.executable, "-m", "papermill", str(ipynb), str(ipynb), "--cwd", str(ROOT / "notebooks"), "-k", "python3"]
+    subprocess.run([sys.executable, "-m", "jupytext", "--quiet", "--to", "ipynb", "--set-kernel", "python3", "-o", str(ipynb), str(nb)], check=True, cwd=ROOT)
+    args = [sys.executable, "-m", "papermill", str(ipynb), str(ipynb), "--cwd", str(nb.parent), "-k", "python3", "--log-level", "WARNING"]
     if small:
         args += ["-p", "small", "True"]
+    if prepare_only:
+        args += ["--prepare-only"]
     t0 = time.perf_counter()
     subprocess.run(args, check=True, cwd=ROOT)
     return time.perf_counter() - t0
@@ -43,7 +47,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("numbers", nargs="*", help="two-digit notebook numbers to run (default: all)")
     ap.add_argument("--small", action="store_true", help="small parameters (CI)")
-    ap.add_argument("--out", type=Path, default=ROOT / "build" / "notebooks", help="where executed notebooks go")
+    ap.add_argument("--out", type=Path, default=ROOT / "notebooks", help="where executed notebooks go (default: next to the sources)")
+    ap.add_argument("--prepare-only", action="store_true", help="convert and inject parameters only, do not execute")
     a = ap.parse_args()
     nbs = notebooks([re.sub(r"\D", "", n).zfill(2) for n in a.numbers])
     if not nbs:
@@ -51,7 +56,7 @@ def main() -> int:
         return 0
     total = 0.0
     for nb in nbs:
-        dt = run(nb, a.small, a.out)
+        dt = run(nb, a.small, a.out, a.prepare_only)
         total += dt
         print(f"{nb.name}: {dt:.1f} s")
     print(f"all notebooks: {total:.1f} s")
