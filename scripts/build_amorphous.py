@@ -96,6 +96,11 @@ def step_spectra(args: argparse.Namespace) -> None:
     variant = getattr(args, "variant", None)
     if variant:
         settings = settings.with_(variant=variant)
+    min_gap = getattr(args, "min_gap", None)
+    if min_gap is not None:
+        # applied on load only (not part of the cache key): a glass's small HOMO-LUMO gap comes
+        # from its defect states, not from a broken calculation
+        settings = settings.with_(min_gap=min_gap)
     manifest = read_manifest(args.out)
     pairs = [(entry, cell) for entry, cell in zip(manifest["cells"], load_cells(args.out))
              if args.spectra_cells is None or entry["cell_id"] < args.spectra_cells]
@@ -138,11 +143,14 @@ def step_spectra(args: argparse.Namespace) -> None:
                                     "skipped_empty_first_shell": skipped})
     path = ds.save(args.out / DATASET_NAME)
     n_sites: dict[str, int] = {}
+    gaps: dict[str, float] = {}
     for rec in records:
         n_sites[f"{rec.x:.2f}"] = n_sites.get(f"{rec.x:.2f}", 0) + 1
+        gaps[rec.structure_id] = round(float(rec.meta["gap_eV"]), 4)
     summary = {"dataset": DATASET_NAME, "simulator": simulator, "settings": settings.to_dict(),
                "cells": [sid for sid, _ in items], "n_sites": n_sites, "n_failed": len(failures),
                "n_pending": len(pending), "n_skipped_empty_first_shell": len(skipped),
+               "homo_lumo_gap_eV_per_cell": gaps,
                "failures": failures, "skipped": skipped, "paper_n_sites": manifest["paper_n_sites"]}
     atomic_write_text(args.out / "spectra.json", json.dumps(summary, indent=1) + "\n")
     print(f"spectra: {len(records)} records -> {path}; {len(failures)} failed, {len(skipped)} skipped, "
@@ -165,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", choices=("ground", "z+1"), default="ground",
                         help="xTB variant (default ground: one SCF per cell gives every O site; z+1 is one "
                              "SCF per site); every other setting is the simulator's default or --settings")
+    parser.add_argument("--min-gap", type=float, default=0.0,
+                        help="eV; sites of cells with a smaller HOMO-LUMO gap are flagged as failed "
+                             "(default 0: keep them, the gap is stored per record)")
     parser.add_argument("--spectra-cells", type=int, default=None,
                         help="spectra only for cells with cell_id < N (default: every cell)")
     parser.add_argument("--no-compute", action="store_true",

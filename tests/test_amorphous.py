@@ -257,7 +257,7 @@ def test_spectra_step_tiny_cell(tmp_path):
     settings = tmp_path / "xtb.json"
     settings.write_text(json.dumps({"min_length": 4.0}))  # no supercell: 12 atoms, fast
     args = argparse.Namespace(out=store, cache=tmp_path / "cache", settings=settings, quiet=True,
-                              spectra_cells=None, variant="ground")
+                              spectra_cells=None, variant="ground", min_gap=0.0)
     script.step_spectra(args)
     summary = json.loads((store / "spectra.json").read_text())
     n_done = sum(summary["n_sites"].values())
