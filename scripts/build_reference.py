@@ -264,7 +264,7 @@ def summary_table(plan) -> str:
         san = r["sanity"]
         rows.append(f"| {sid} | {k} | {mult} | {s.composition.reduced_formula} | "
                     f"{r['settings']['supercell_atoms']} | {san['gap_eV']:.2f} | "
-                    f"{'ok' if san['passed'] else 'FAIL: ' + san['message']} "
+                    f"{('ok' + (' (small gap)' if san.get('warnings') else '')) if san['passed'] else 'FAIL: ' + san['message']} "
                     f"({san['n_fully_occupied']}/{san['expected_valence_over_2']:g}) | "
                     f"{r.get('scf_iterations')} | {r['wall_time_s']['total']:.0f} |")
     rows.append(f"\n{n}/{len(plan)} sites done; wall time total {sum(walls) / 3600:.2f} h, "
