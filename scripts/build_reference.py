@@ -306,13 +306,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", default=None, help="scratch folder for GPAW files (default: /tmp)")
     ap.add_argument("--fwhm", type=float, default=GPAWSettings().fwhm,
                     help="regrid: Gaussian FWHM (eV) for grid_spectrum")
+    ap.add_argument("--mode", choices=["lcao", "pw"], default="lcao",
+                    help="pw: plane-wave check (ecut --ecut, complex wave functions, automatic band "
+                         "count); records go to data/reference/gpaw_pw unless --out-subdir is given")
+    ap.add_argument("--ecut", type=float, default=400.0, help="pw cutoff (eV)")
+    ap.add_argument("--out-subdir", default="", help="records folder under data/reference")
     args = ap.parse_args(argv)
+    global GPAW_DIR
+    GPAW_DIR = REF / (args.out_subdir or ("gpaw" if args.mode == "lcao" else "gpaw_pw"))
 
     ids = [x for x in args.only.split(",") if x] or list(STRUCTURES)
     unknown = [x for x in ids if x not in STRUCTURES]
     if unknown:
         ap.error(f"unknown structure id(s) {unknown}; known: {list(STRUCTURES)}")
-    settings = GPAWSettings(mpi_procs=args.mpi_procs)
+    if args.mode == "pw":
+        settings = GPAWSettings(mode="pw", ecut=args.ecut, nbands="auto", converge_bands="auto",
+                                force_complex_dtype=True, mpi_procs=args.mpi_procs)
+    else:
+        settings = GPAWSettings(mpi_procs=args.mpi_procs)
 
     plan = []
     for sid in ids:

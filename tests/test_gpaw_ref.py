@@ -22,13 +22,11 @@ REF = ROOT / "data" / "reference"
 
 
 def quartz() -> Structure:
-    """alpha-quartz, 9 atoms (pymatgen's bundled AFLOW prototype A2B_hP9_152_c_a)."""
-    from pymatgen.analysis.prototypes import AFLOW_PROTOTYPE_LIBRARY
-
-    s = next(d["snl"].structure for d in AFLOW_PROTOTYPE_LIBRARY
-             if d["tags"]["aflow"] == "A2B_hP9_152_c_a")
-    assert len(s) == 9
-    return s.copy()
+    """alpha-quartz, 9 atoms (pymatgen's AFLOW prototype A2B_hP9_152_c_a, written out)."""
+    frac = [[0.5301, 0.5301, 2 / 3], [0.0, 0.4699, 1 / 3], [0.4699, 0.0, 0.0],
+            [0.587, 0.8538, 0.786], [0.2668, 0.413, 0.452667], [0.1462, 0.7332, 0.119333],
+            [0.8538, 0.587, 0.547333], [0.7332, 0.1462, 0.214], [0.413, 0.2668, 0.880667]]
+    return Structure(Lattice.hexagonal(4.914, 5.406), ["Si"] * 3 + ["O"] * 6, frac)
 
 
 def fake_worker_output(n_occ: int = 4, n_empty: int = 6, spurious: bool = False) -> dict:
@@ -109,10 +107,21 @@ def test_prepare_input_rejects_si_and_bad_index(tmp_path):
 def test_pw_settings_require_complex_dtype():
     with pytest.raises(ValueError, match="force_complex_dtype"):
         G.GPAWSettings(mode="pw", nbands=400, converge_bands=-40)
-    with pytest.raises(ValueError, match="explicit nbands"):
+    with pytest.raises(ValueError, match="pw mode needs nbands"):
         G.GPAWSettings(mode="pw", force_complex_dtype=True)
     ok = G.GPAWSettings(mode="pw", force_complex_dtype=True, nbands=400, converge_bands=-40)
     assert ok.as_dict()["converge_bands"] == -40
+
+
+def test_pw_band_count_scales_with_volume_and_energy(tmp_path):
+    nb, cb = G.pw_band_count(["Si"] * 24 + ["O"] * 48, 905.0)
+    assert nb > 192 and -(nb - 192) < cb < 0  # occupied + empty; part of the empty converged
+    nb2, _ = G.pw_band_count(["Si"] * 24 + ["O"] * 48, 2 * 905.0)
+    nb3, _ = G.pw_band_count(["Si"] * 24 + ["O"] * 48, 905.0, e_max=40.0)
+    assert nb2 - 192 == pytest.approx(2 * (nb - 192), abs=1) and nb3 > nb
+    st = G.GPAWSettings(mode="pw", force_complex_dtype=True, nbands="auto", converge_bands="auto")
+    inp = G.prepare_input(quartz(), G.unique_o_sites(quartz())[0][0], st, tmp_path, "x")
+    assert isinstance(inp["nbands"], int) and inp["nbands"] > 192 and inp["converge_bands"] < 0
 
 
 # ----------------------------------------------------------------------------- results

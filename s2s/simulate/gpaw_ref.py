@@ -73,8 +73,8 @@ class GPAWSettings:
             )
         if self.mode == "pw" and (self.nbands == "nao" or self.converge_bands == "occupied"):
             raise ValueError(
-                "GPAWSettings: pw mode needs an explicit nbands (int or 'NNN%') and converge_bands "
-                "(e.g. -40): the empty bands are the spectrum and must be converged"
+                "GPAWSettings: pw mode needs nbands ('auto', an int or 'NNN%') and converge_bands "
+                "('auto' or e.g. -40): the empty bands are the spectrum and must be converged"
             )
 
     def as_dict(self) -> dict[str, Any]:
@@ -214,6 +214,21 @@ def unique_o_sites(structure, symprec: float = 0.01) -> list[tuple[int, int]]:
     return sorted(out)
 
 
+VALENCE = {"Si": 4, "O": 6}
+
+
+def pw_band_count(symbols: list[str], volume: float, e_max: float = 25.0, factor: float = 1.5
+                  ) -> tuple[int, int]:
+    """(nbands, converge_bands) for pw mode: the occupied bands plus ``factor`` x the
+    free-electron number of empty bands up to ``e_max`` eV above the onset in ``volume`` Å^3
+    (V k^3 / 6 pi^2, k^2 = E / 3.81 eV Å^2); the top 20 % of the empty bands are left
+    unconverged (Davidson converges the rest)."""
+    n_occ = sum(VALENCE[x] for x in symbols) // 2
+    k3 = (e_max / 3.80998) ** 1.5
+    n_empty = int(np.ceil(factor * volume * k3 / (6 * np.pi**2)))
+    return n_occ + n_empty, -max(1, n_empty // 5)
+
+
 def prepare_input(
     structure, site_index: int, settings: GPAWSettings, setup_dir: Path | str, txt: str
 ) -> dict[str, Any]:
@@ -237,6 +252,11 @@ def prepare_input(
     # the image closest to the parent's Cartesian position (any image is equivalent)
     d = np.linalg.norm(s.cart_coords[cand] - structure[site_index].coords, axis=1)
     excited = int(cand[np.argmin(d)])
+    nbands, converge = settings.nbands, settings.converge_bands
+    if settings.mode == "pw" and (nbands == "auto" or converge == "auto"):
+        nb, cb = pw_band_count([site.specie.symbol for site in s], s.volume)
+        nbands = nb if nbands == "auto" else nbands
+        converge = cb if converge == "auto" else converge
     return {
         "symbols": [site.specie.symbol for site in s],
         "positions": s.cart_coords.tolist(),
@@ -251,11 +271,11 @@ def prepare_input(
         "xc": settings.xc,
         "h": settings.h,
         "ecut": settings.ecut,
-        "nbands": settings.nbands,
+        "nbands": nbands,
         "charge": settings.charge,
         "occupation_width": settings.occupation_width,
         "force_complex_dtype": settings.force_complex_dtype,
-        "converge_bands": settings.converge_bands,
+        "converge_bands": converge,
         "maxiter": settings.maxiter,
         "txt": txt,
     }
