@@ -103,7 +103,8 @@ def step_spectra(args: argparse.Namespace) -> None:
         settings = settings.with_(min_gap=min_gap)
     manifest = read_manifest(args.out)
     pairs = [(entry, cell) for entry, cell in zip(manifest["cells"], load_cells(args.out))
-             if args.spectra_cells is None or entry["cell_id"] < args.spectra_cells]
+             if (args.spectra_cells is None or entry["cell_id"] < args.spectra_cells)
+             and (not getattr(args, "x", None) or entry["x"] in args.x)]
     # cell 0 of every composition first (the paper's counts are reached before the extra
     # cells); within a round O-rich first: their SCF is cheaper (fewer Si d functions) and safer
     pairs.sort(key=lambda p: (p[0]["cell_id"], -p[0]["x"]))
