@@ -408,6 +408,8 @@ def build_record(
         "grid_spectrum": None if grid_spec is None else [float(f"{x:.6g}") for x in grid_spec],
         "settings": {
             **settings.as_dict(),
+            "nbands": inp["nbands"],  # as used ('auto' resolved)
+            "converge_bands": inp["converge_bands"],
             "supercell_matrix": inp["supercell_matrix"],
             "supercell_atoms": len(inp["symbols"]),
             "supercell_composition": n_sym,
