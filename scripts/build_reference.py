@@ -272,6 +272,38 @@ def summary_table(plan) -> str:
     return "\n".join(rows)
 
 
+def compare_pw(plan, fwhms=(0.5, 1.0, 1.5)) -> str:
+    """LCAO (gpaw/) vs plane-wave (gpaw_pw/) spectra of the same sites: Pearson r and cosine
+    on the grid after broadening both stick sets with the same Gaussian."""
+    head = " | ".join(f"r / cos @{f} eV" for f in fwhms)
+    rows = [f"| structure | site | gap LCAO / PW (eV) | window (eV) | {head} |",
+            "|---|---|---|---|" + "---|" * len(fwhms)]
+    acc = {f: [] for f in fwhms}
+    for sid, s, k, mult in plan:
+        pl, pp = record_path(REF / "gpaw", sid, k), record_path(REF / "gpaw_pw", sid, k)
+        if not (pl.exists() and pp.exists()):
+            continue
+        a, b = load_record(pl), load_record(pp)
+        top = min(float(GRID[-1]), b.get("converged_max_energy_eV", b["max_energy_eV"]) - 1.0)
+        win = GRID <= top  # compare only where the pw empty bands are converged
+        cells = []
+        for f in fwhms:
+            ya = broaden_to_grid(np.asarray(a["energies_eV"]), np.asarray(a["intensity"]), f)[win]
+            yb = broaden_to_grid(np.asarray(b["energies_eV"]), np.asarray(b["intensity"]), f)[win]
+            r = float(np.corrcoef(ya, yb)[0, 1])
+            c = float(ya @ yb / np.linalg.norm(ya) / np.linalg.norm(yb))
+            acc[f].append((r, c))
+            cells.append(f"{r:.3f} / {c:.3f}")
+        rows.append(f"| {sid} | {k} | {a['sanity']['gap_eV']:.2f} / {b['sanity']['gap_eV']:.2f} | "
+                    f"{GRID[0]:.0f}..{GRID[win][-1]:.1f} | "
+                    + " | ".join(cells) + " |")
+    if acc[fwhms[0]]:
+        rows.append("| **mean** | | | | " + " | ".join(
+            f"{np.mean([x[0] for x in acc[f]]):.3f} / {np.mean([x[1] for x in acc[f]]):.3f}"
+            for f in fwhms) + " |")
+    return "\n".join(rows)
+
+
 def regrid(plan, fwhm: float) -> int:
     """Recompute grid_spectrum (and the grid fields) of every record from its raw sticks."""
     n = 0
@@ -298,7 +330,7 @@ def regrid(plan, fwhm: float) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=["structures", "run", "list", "summary", "regrid"])
+    ap.add_argument("step", choices=["structures", "run", "list", "summary", "regrid", "compare-pw"])
     ap.add_argument("--only", default="", help="comma-separated structure ids (default: all, in order)")
     ap.add_argument("--max-sites", type=int, default=0, help="stop after N new sites (0 = no limit)")
     ap.add_argument("--retry-failed", action="store_true")
@@ -347,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.step == "summary":
         print(summary_table(plan))
+        return 0
+    if args.step == "compare-pw":
+        print(compare_pw(plan))
         return 0
     if args.step == "regrid":
         n = regrid(plan, args.fwhm)

@@ -217,7 +217,7 @@ def unique_o_sites(structure, symprec: float = 0.01) -> list[tuple[int, int]]:
 VALENCE = {"Si": 4, "O": 6}
 
 
-def pw_band_count(symbols: list[str], volume: float, e_max: float = 25.0, factor: float = 1.5
+def pw_band_count(symbols: list[str], volume: float, e_max: float = 30.0, factor: float = 1.5
                   ) -> tuple[int, int]:
     """(nbands, converge_bands) for pw mode: the occupied bands plus ``factor`` x the
     free-electron number of empty bands up to ``e_max`` eV above the onset in ``volume`` Å^3
@@ -426,9 +426,18 @@ def build_record(
         "n_valence_electrons": p["n_valence"],
         "n_bands": int(p["eigenvalues"].size),
         "max_energy_eV": float(rel.max()),
+        # highest empty band that the eigensolver converged (pw: the top |converge_bands| are not)
+        "converged_max_energy_eV": _converged_max(rel, inp.get("converge_bands")),
         "wall_time_s": {k: round(float(v), 1) for k, v in wall.items()},
         **(extra or {}),
     }
+
+
+def _converged_max(rel: np.ndarray, converge_bands: Any) -> float:
+    if isinstance(converge_bands, (int, np.integer)) and not isinstance(converge_bands, bool):
+        if converge_bands < 0:
+            return float(rel[max(0, rel.size + int(converge_bands) - 1)])
+    return float(rel.max())  # 'occupied' in lcao: the diagonalisation is exact for every band
 
 
 def record_path(out_dir: Path | str, structure_id: str, site_index: int) -> Path:
