@@ -564,8 +564,9 @@ def onset_shift(result: SiteResult, onset: str, settings: XtbSettings | None = N
             raise ValueError("onset_shift: onset='edge' needs the broadening settings")
         from s2s.spectrum import onset_shift as _edge
 
-        x = np.arange(-5.0, 25.0, 0.01)
-        y = broaden(result.sticks_e, result.sticks_w, x, settings.gauss_fwhm, settings.lorentz_fwhm,
+        x = np.arange(-3.0, 20.0, 0.02)
+        near = result.sticks_e < 25.0  # sticks far above the window only add a smooth tail
+        y = broaden(result.sticks_e[near], result.sticks_w[near], x, settings.gauss_fwhm, settings.lorentz_fwhm,
                     settings.lorentz_slope)
         return _edge(x, y, fraction=EDGE_FRACTION, smooth_eV=0.0)
     if onset == "lumo":
