@@ -261,6 +261,8 @@ def run_reference(args) -> None:
     out["chosen_variant"] = chosen
     out["simulator_vs_dft_pearson_mean"] = at_default[chosen]["pearson_mean"]
     out["simulator_vs_dft_cosine_mean"] = at_default[chosen]["cosine_mean"]
+    out["similarity"] = similarity_check(refs, base.with_(**VARIANTS[chosen]), args.cache)
+    print(f"similarity check: {out['similarity']}")
     B.atomic_write_json(args.figures / "simulator_comparison.json", out)
     _figures_reference(refs, at_default, base, args, ref_grid)
     _figures_summary(refs, per_site, dkey, rows, args)
@@ -289,6 +291,42 @@ def _print_pivot(rows) -> None:
                        and r["gauss_fwhm"] == g]
                 cells.append(f"{max(sel):6.3f}" if sel else "   -  ")
             print(f"{vname:10s} {on:>6s} " + " ".join(cells))
+
+
+def similarity_check(refs: list[dict], settings: XtbSettings, cache: Path) -> dict:
+    """Does xTB keep the relations between environments that GPAW shows?
+
+    Both sets broadened with ``settings``; compares the pairwise Pearson matrices of the
+    sites and asks, for each xTB spectrum, which GPAW spectrum is closest (retrieval).
+    """
+    X, G, sid = [], [], []
+    for r in refs:
+        res = B.load_site(cache, settings, r["structure_id"], r["site_index"])
+        if res is None or not res.ok:
+            continue
+        e = np.asarray(r["raw"]["energies_eV"], float)
+        w = np.asarray(r["raw"]["intensity"], float)
+        G.append(normalize(np.clip(broaden(e, w, GRID, settings.gauss_fwhm, settings.lorentz_fwhm,
+                                           settings.lorentz_slope), 0, None)))
+        X.append(res.spectrum)
+        sid.append(r["structure_id"])
+    X, G, sid = np.array(X), np.array(G), np.array(sid)
+    n = len(X)
+    rx, rg = np.corrcoef(X), np.corrcoef(G)
+    iu = np.triu_indices(n, 1)
+    rank = lambda a: np.argsort(np.argsort(a))  # noqa: E731
+    cross = np.corrcoef(np.vstack([X, G]))[:n, n:]
+    best = np.argmax(cross, axis=1)
+    return dict(
+        n_sites=n,
+        pairwise_mean_xtb=float(rx[iu].mean()),
+        pairwise_mean_gpaw=float(rg[iu].mean()),
+        similarity_pearson=float(np.corrcoef(rx[iu], rg[iu])[0, 1]),
+        similarity_spearman=float(np.corrcoef(rank(rx[iu]), rank(rg[iu]))[0, 1]),
+        retrieval_site_top1=float(np.mean(best == np.arange(n))),
+        retrieval_structure_top1=float(np.mean(sid[best] == sid)),
+        n_structures=int(len(set(sid))),
+    )
 
 
 def _markdown(out: dict, rows: list[dict], refs: list[dict]) -> str:
@@ -343,6 +381,15 @@ def _markdown(out: dict, rows: list[dict], refs: list[dict]) -> str:
               "| site | " + " | ".join(vs) + " |", "|---|" + "---|" * len(vs)]
     for lab in out["reference"]:
         lines.append(f"| {lab} | " + " | ".join(f"{pd[v]['pearson'][lab]:.2f}" for v in vs) + " |")
+    sc = out.get("similarity")
+    if sc:
+        lines += ["", f"**Relations between environments** ({out['chosen_variant']}, defaults, {sc['n_sites']} sites, "
+                  f"{sc['n_structures']} structures): the site-by-site Pearson matrices of xTB and GPAW correlate "
+                  f"with r = {sc['similarity_pearson']:.3f} (Spearman {sc['similarity_spearman']:.3f}); mean "
+                  f"pairwise r {sc['pairwise_mean_xtb']:.3f} (xTB) vs {sc['pairwise_mean_gpaw']:.3f} (GPAW). "
+                  f"Matching each xTB spectrum to the closest GPAW spectrum finds the same site in "
+                  f"{100 * sc['retrieval_site_top1']:.0f} % and the same structure in "
+                  f"{100 * sc['retrieval_structure_top1']:.0f} % of the sites."]
     lines += ["", "![xTB vs GPAW, per site](figures/simulator_vs_gpaw.png)", "",
               "![Pearson r per site and vs broadening](figures/simulator_summary.png)"]
     return "\n".join(lines)
