@@ -213,6 +213,35 @@ def test_build_cache_round_trip_and_resume(alpha_quartz, tmp_path, monkeypatch):
     assert B.load_site(tmp_path, CHEAP.with_(min_length=6.0), "quartz", site) is None
 
 
+def test_build_recomputes_a_changed_structure(alpha_quartz, tmp_path, monkeypatch):
+    calls = []
+    real = B.simulate_structure_ground_state
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(B, "simulate_structure_ground_state", counting)
+    B.build([("q", alpha_quartz)], CHEAP, tmp_path, progress=False)
+    site = B.default_sites(alpha_quartz, "q")[0]
+    path = tmp_path / CHEAP.calc_key() / "q" / f"site{site}.json"
+    # a record written before hashes existed is adopted, not recomputed
+    d = json.loads(path.read_text())
+    d["meta"].pop("structure_hash")
+    path.write_text(json.dumps(d))
+    rep = B.build([("q", alpha_quartz)], CHEAP, tmp_path, progress=False)
+    assert len(calls) == 1 and rep.cached == 1
+    assert json.loads(path.read_text())["meta"]["structure_hash"]
+    # same id, different structure: stale, recomputed
+    strained = alpha_quartz.copy()
+    strained.scale_lattice(alpha_quartz.volume * 1.05)
+    assert B.load_site(tmp_path, CHEAP, "q", site, strained) is None
+    assert B.load_site(tmp_path, CHEAP, "q", site, alpha_quartz) is not None
+    rep = B.build([("q", strained)], CHEAP, tmp_path, progress=False)
+    assert len(calls) == 2 and rep.stale == 1 and rep.computed == 1
+    assert B.load_site(tmp_path, CHEAP, "q", site, strained) is not None
+
+
 def test_build_caches_failures_and_retries_on_request(alpha_quartz, tmp_path, monkeypatch):
     calls = []
 

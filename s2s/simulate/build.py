@@ -47,7 +47,14 @@ from typing import Any
 
 from pymatgen.core import Structure
 
-from s2s.simulate.xtb import SiteResult, XtbSettings, check_si_o, simulate_site, simulate_structure_ground_state
+from s2s.simulate.xtb import (
+    SiteResult,
+    XtbSettings,
+    check_si_o,
+    simulate_site,
+    simulate_structure_ground_state,
+    structure_hash,
+)
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -105,11 +112,27 @@ def read_site_record(path: Path) -> dict | None:
 
 
 def load_site(
-    cache_dir: str | os.PathLike, settings: XtbSettings, structure_id: str, site: int
+    cache_dir: str | os.PathLike,
+    settings: XtbSettings,
+    structure_id: str,
+    site: int,
+    structure: Structure | None = None,
 ) -> SiteResult | None:
-    """Cached result of one site, broadened with ``settings`` (None if not cached)."""
+    """Cached result of one site, broadened with ``settings`` (None if not cached).
+
+    With ``structure`` given, a record computed for a different structure under the
+    same id (see :func:`s2s.simulate.xtb.structure_hash`) counts as not cached.
+    """
     d = read_site_record(site_path(cache_dir, settings, structure_id, site))
-    return None if d is None else SiteResult.from_json_dict(d, settings)
+    if d is None or (structure is not None and _is_stale(d, structure_hash(structure))):
+        return None
+    return SiteResult.from_json_dict(d, settings)
+
+
+def _is_stale(record: dict, shash: str) -> bool:
+    """True if the record carries a structure hash different from ``shash``."""
+    old = (record.get("meta") or {}).get("structure_hash")
+    return old is not None and old != shash
 
 
 def write_settings(cache_dir: str | os.PathLike, settings: XtbSettings) -> None:
@@ -127,7 +150,8 @@ def _site_unit(structure: Structure, structure_id: str, site: int, settings: Xtb
         r = simulate_site(structure, site, settings, structure_id)
     except Exception as e:  # bad input etc.: record, do not crash the build
         r = SiteResult(structure_id=structure_id, site_index=site, ok=False,
-                       reason=f"error: {type(e).__name__}: {e}", calc_key=settings.calc_key())
+                       reason=f"error: {type(e).__name__}: {e}", calc_key=settings.calc_key(),
+                       meta={"structure_hash": structure_hash(structure)})
     return [r.to_json_dict()]
 
 
@@ -137,7 +161,8 @@ def _structure_unit(structure: Structure, structure_id: str, sites: list[int], s
         return [rs[s].to_json_dict() for s in sites]
     except Exception as e:
         return [SiteResult(structure_id=structure_id, site_index=s, ok=False,
-                           reason=f"error: {type(e).__name__}: {e}", calc_key=settings.calc_key()).to_json_dict()
+                           reason=f"error: {type(e).__name__}: {e}", calc_key=settings.calc_key(),
+                           meta={"structure_hash": structure_hash(structure)}).to_json_dict()
                 for s in sites]
 
 
@@ -186,6 +211,7 @@ class BuildReport:
     n_structures: int = 0
     n_sites: int = 0
     cached: int = 0
+    stale: int = 0  # cached for a different structure under the same id: recomputed
     computed: int = 0
     failed: int = 0  # computed or cached with ok=False (calculation level)
     seconds: float = 0.0
@@ -193,7 +219,7 @@ class BuildReport:
 
     def summary(self) -> str:
         return (f"{self.n_structures} structures, {self.n_sites} sites: {self.cached} cached, "
-                f"{self.computed} computed, {self.failed} failed, {self.seconds:.1f} s")
+                f"{self.stale} stale, {self.computed} computed, {self.failed} failed, {self.seconds:.1f} s")
 
 
 def default_sites(structure: Structure, structure_id: str) -> list[int]:
@@ -213,7 +239,10 @@ def plan(
     """Split the work into units still to compute: ``[(id, structure, sites)]``.
 
     ``z+1``: one unit per missing site; ``ground``: one unit per structure with
-    all its missing sites.  Cached sites are counted in the report.
+    all its missing sites.  Cached sites are counted in the report.  A record
+    whose structure hash differs from the structure's is stale and recomputed;
+    a record without a hash (written before hashes existed) is adopted: the
+    current hash is written into it.
     """
     report = BuildReport()
     units: list[tuple[str, Structure, list[int]]] = []
@@ -228,8 +257,16 @@ def plan(
         report.n_structures += 1
         report.n_sites += len(sites)
         todo = []
+        shash = structure_hash(structure)
         for s in sites:
-            d = read_site_record(site_path(cache_dir, settings, sid, s))
+            path = site_path(cache_dir, settings, sid, s)
+            d = read_site_record(path)
+            if d is not None and _is_stale(d, shash):
+                report.stale += 1
+                d = None
+            elif d is not None and (d.get("meta") or {}).get("structure_hash") is None:
+                d.setdefault("meta", {})["structure_hash"] = shash
+                atomic_write_json(path, d)
             if d is not None and (d.get("ok") or not retry_failed):
                 report.cached += 1
                 if not d.get("ok"):
@@ -330,7 +367,7 @@ def load_results(
     out: dict[tuple[str, int], SiteResult | None] = {}
     for sid, structure in items:
         for s in sites_fn(structure, sid):
-            out[(sid, int(s))] = load_site(cache_dir, settings, sid, int(s))
+            out[(sid, int(s))] = load_site(cache_dir, settings, sid, int(s), structure)
     return out
 
 

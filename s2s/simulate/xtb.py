@@ -297,6 +297,21 @@ def _from_json_float(x: Any) -> float:
 # structure handling
 
 
+def structure_hash(structure: Structure) -> str:
+    """12-hex fingerprint of a structure (species, lattice and fractional coordinates to 1e-4).
+
+    Stored with every cached site so that a changed structure under the same id is
+    recomputed instead of silently reusing a stale spectrum.
+    """
+    frac = np.round(np.mod(structure.frac_coords, 1.0), 4) % 1.0
+    payload = {
+        "species": [s.specie.symbol for s in structure],
+        "lattice": np.round(structure.lattice.matrix, 4).tolist(),
+        "frac": frac.tolist(),
+    }
+    return _stable_hash(payload)
+
+
 def check_si_o(structure: Structure, what: str = "structure") -> None:
     """Raise ValueError unless ``structure`` is an ordered Si-O structure."""
     if not structure.is_ordered:
@@ -491,7 +506,7 @@ def simulate_site(
     numbers = numbers.copy()
     numbers[site_index] = 9  # O -> F (Z+1)
     base = dict(structure_id=structure_id, site_index=site_index, n_atoms=len(numbers),
-                supercell=mult, calc_key=settings.calc_key())
+                supercell=mult, calc_key=settings.calc_key(), meta={"structure_hash": structure_hash(structure)})
     t0 = time.perf_counter()
     try:
         scf = _run_scf(numbers, pos, lat, settings.total_charge, settings, [site_index])
@@ -524,9 +539,10 @@ def simulate_structure_ground_state(
     mult = _matrix_tuple(supercell_matrix(structure, settings))
     numbers, pos, lat = make_supercell(structure, mult)
     t0 = time.perf_counter()
+    shash = structure_hash(structure)
     bases = {
         s: dict(structure_id=structure_id, site_index=s, n_atoms=len(numbers), supercell=mult,
-                calc_key=settings.calc_key())
+                calc_key=settings.calc_key(), meta={"structure_hash": shash})
         for s in sites
     }
     try:
@@ -535,7 +551,8 @@ def simulate_structure_ground_state(
     except Exception as e:
         dt = time.perf_counter() - t0
         return {s: SiteResult(ok=False, reason=f"scf failed: {type(e).__name__}: {e}", seconds=dt,
-                              meta={"shared_scf": len(sites)}, **bases[s]) for s in sites}
+                              **{**bases[s], "meta": {"shared_scf": len(sites), "structure_hash": shash}})
+                for s in sites}
     out = {}
     for k, s in enumerate(sites):
         r = _make_result(scf, k, homo, lumo, bases[s])
@@ -546,6 +563,7 @@ def simulate_structure_ground_state(
 
 def _make_result(scf: _Scf, row: int, homo: float, lumo: float, base: dict) -> SiteResult:
     e, w = _site_sticks(scf, row, homo, lumo)
+    base = {**base, "meta": dict(base.get("meta", {}))}
     return SiteResult(ok=True, sticks_e=e, sticks_w=w, homo=homo - lumo, lumo=0.0, gap=lumo - homo,
                       seconds=scf.seconds, **base)
 
