@@ -333,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("step", choices=["structures", "run", "list", "summary", "regrid", "compare-pw"])
     ap.add_argument("--only", default="", help="comma-separated structure ids (default: all, in order)")
     ap.add_argument("--max-sites", type=int, default=0, help="stop after N new sites (0 = no limit)")
+    ap.add_argument("--sites", default="", help="run only these, e.g. keatite:12,seifertite:4 "
+                                                "(structure id:site index; order kept)")
     ap.add_argument("--retry-failed", action="store_true")
     ap.add_argument("--mpi-procs", type=int, default=2)
     ap.add_argument("--workdir", default=None, help="scratch folder for GPAW files (default: /tmp)")
@@ -362,6 +364,13 @@ def main(argv: list[str] | None = None) -> int:
         s = load_or_build(sid)
         for k, mult in site_plan(sid, s):
             plan.append((sid, s, k, mult))
+    if args.sites:
+        want = [(x.split(":")[0], int(x.split(":")[1])) for x in args.sites.split(",") if x]
+        by_key = {(sid, k): (sid, s, k, mult) for sid, s, k, mult in plan}
+        missing = [w for w in want if w not in by_key]
+        if missing:
+            ap.error(f"--sites: not in the plan: {missing}")
+        plan = [by_key[w] for w in want]
     if args.step == "structures":
         for sid in ids:
             print(sid, (STRUCT_DIR / f"{sid}.cif").relative_to(ROOT))
