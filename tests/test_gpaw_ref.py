@@ -189,6 +189,10 @@ def test_build_record_relative_energies_and_grid(tmp_path):
     assert np.trapezoid(rec["grid_spectrum"], GRID) == pytest.approx(1.0, abs=1e-4)
     assert rec["settings"]["supercell_atoms"] == 72 and rec["settings"]["xc"] == "PBE"
     assert rec["wall_time_s"]["total"] == 1.5
+    assert rec["converged_max_energy_eV"] == rec["max_energy_eV"]  # lcao: every band is exact
+    inp = dict(_inp(tmp_path), converge_bands=-2)  # pw: the top 2 bands are not converged
+    rec = G.build_record("q", 3, inp, {}, out, G.GPAWSettings(), {"total": 1.0})
+    assert rec["converged_max_energy_eV"] == pytest.approx(rec["energies_eV"][-3])
 
     bad = G.build_record("q", 3, _inp(tmp_path), {}, fake_worker_output(spurious=True),
                          G.GPAWSettings(), {"total": 1.0})
