@@ -57,8 +57,13 @@ def assemble(
     test_fraction: float = 0.1,
     seed: int = 0,
     meta: dict | None = None,
+    split_method: str = "hash",
 ) -> tuple[Dataset, AssemblyReport]:
-    """Dataset of every usable unique O site of ``structures`` (StructureRecords), split by structure."""
+    """Dataset of every usable unique O site of ``structures`` (StructureRecords), split by structure.
+
+    The default ``split_method="hash"`` keeps every structure on its side of the split as the
+    structure set grows (see :func:`s2s.dataset.make_split`).
+    """
     report = AssemblyReport()
     records, structs = [], {}
     for rec in structures:
@@ -83,7 +88,8 @@ def assemble(
     report.n_sites = len(records)
     if len(structs) < 2:
         raise ValueError(f"assemble: need sites from at least 2 structures for a train/test split; {report.summary()}")
-    ds = make_split(Dataset.from_records(records, structs, meta or {}), test_fraction=test_fraction, seed=seed)
+    ds = make_split(Dataset.from_records(records, structs, meta or {}), test_fraction=test_fraction, seed=seed,
+                    method=split_method)
     return ds, report
 
 

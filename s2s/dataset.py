@@ -36,6 +36,7 @@ Everything is written to a temporary file first and ``os.replace``'d into place.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import math
 import os
@@ -583,18 +584,48 @@ def _read(f: h5py.File, path: Path) -> Dataset:
 
 
 # --------------------------------------------------------------------------- split
-def make_split(dataset: Dataset, test_fraction: float = 0.1, seed: int = 0) -> Dataset:
+def _hash_unit(seed: int, structure_id: str) -> float:
+    """A number in [0, 1) fixed by (seed, structure id): SHA-256, first 8 bytes."""
+    digest = hashlib.sha256(f"{int(seed)}:{structure_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def make_split(dataset: Dataset, test_fraction: float = 0.1, seed: int = 0, method: str = "balanced") -> Dataset:
     """Assign ``"train"``/``"test"`` labels grouped by structure (no structure in both).
 
-    Structures are visited in a seeded random order (of their sorted ids, so the result does
-    not depend on record order) and a structure joins the test set when that brings the
-    number of test *sites* closer to ``test_fraction * len(dataset)``.  With two or more
-    structures both parts are non-empty.  Returns a new dataset whose ``meta`` records
-    ``split_seed`` and ``split_test_fraction``; the input is not modified.
+    ``method="balanced"``: structures are visited in a seeded random order (of their sorted ids,
+    so the result does not depend on record order) and a structure joins the test set when that
+    brings the number of test *sites* closer to ``test_fraction * len(dataset)``.
+
+    ``method="hash"``: a structure is in the test set when a SHA-256 of ``(seed, structure id)``,
+    read as a number in [0, 1), is below ``test_fraction``.  A structure's side then never
+    depends on the other structures, so the split is stable as the dataset grows (no structure
+    moves between train and test when new ones are added); about ``test_fraction`` of the
+    *structures* (not exactly of the sites) end in the test set.
+
+    With two or more structures both parts are non-empty.  Returns a new dataset whose ``meta``
+    records ``split_seed``, ``split_test_fraction`` and ``split_method``; the input is not modified.
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"make_split: test_fraction must be in (0, 1), got {test_fraction}")
+    if method not in ("balanced", "hash"):
+        raise ValueError(f"make_split: method must be 'balanced' or 'hash', got {method!r}")
     ids = dataset.structure_ids()
+    if method == "hash":
+        u = {k: _hash_unit(seed, k) for k in ids}
+        test = {k for k in ids if u[k] < test_fraction}
+        if len(ids) >= 2 and not test:
+            test = {min(ids, key=u.get)}
+        if len(ids) >= 2 and len(test) == len(ids):
+            test.discard(max(ids, key=u.get))
+    else:
+        test = _balanced_test_ids(dataset, ids, test_fraction, seed)
+    records = [replace(r, split="test" if r.structure_id in test else "train") for r in dataset]
+    meta = {**dataset.meta, "split_seed": int(seed), "split_test_fraction": float(test_fraction), "split_method": method}
+    return Dataset(records, dataset.structures, meta)
+
+
+def _balanced_test_ids(dataset: Dataset, ids: list[str], test_fraction: float, seed: int) -> set[str]:
     counts = {k: 0 for k in ids}
     for r in dataset:
         counts[r.structure_id] += 1
@@ -612,6 +643,4 @@ def make_split(dataset: Dataset, test_fraction: float = 0.1, seed: int = 0) -> D
         test.add(smallest)
     if len(test) == len(ids) and len(ids) >= 2:  # cannot happen for fraction < 1, kept as a guard
         test.discard(ids[order[-1]])
-    records = [replace(r, split="test" if r.structure_id in test else "train") for r in dataset]
-    meta = {**dataset.meta, "split_seed": int(seed), "split_test_fraction": float(test_fraction)}
-    return Dataset(records, dataset.structures, meta)
+    return test

@@ -251,3 +251,22 @@ def test_split_small_and_bad_fraction():
     assert len(s.test) > 0 and len(s.train) > 0
     with pytest.raises(ValueError, match="test_fraction"):
         make_split(ds, 1.5)
+
+
+def test_hash_split_is_stable_as_the_set_grows():
+    big = _dataset(n_structures=60, seed=3)
+    ids = big.structure_ids()
+    keep = set(ids[:30])
+    small = Dataset([r for r in big if r.structure_id in keep], {k: v for k, v in big.structures.items() if k in keep}, big.meta)
+    a = make_split(small, 0.2, seed=5, method="hash")
+    b = make_split(big, 0.2, seed=5, method="hash")
+    side_a = {r.structure_id: r.split for r in a}
+    side_b = {r.structure_id: r.split for r in b}
+    assert all(side_b[k] == v for k, v in side_a.items())  # nobody moved when 30 structures were added
+    test_ids = {k for k, v in side_b.items() if v == "test"}
+    assert 0 < len(test_ids) < len(ids) and 3 <= len(test_ids) <= 24  # ~20 % of 60 structures
+    assert b.meta["split_method"] == "hash"
+    c = make_split(big, 0.2, seed=6, method="hash")
+    assert {r.structure_id for r in c.test} != test_ids  # the seed matters
+    with pytest.raises(ValueError, match="method"):
+        make_split(big, 0.2, method="random")
