@@ -1107,3 +1107,45 @@ def plot_rdf(
     if title:
         ax.set_title(title)
     return fig
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def read_loss_csv(path: str | Path) -> dict[str, np.ndarray]:
+    """Columns of a training ``loss.csv`` (written by :func:`s2s.train.train`) as float arrays."""
+    import csv
+
+    path = Path(path)
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise ValueError(f"{path}: no rows (expected a header 'step,epoch,loss,...' and one row per log step)")
+    if "step" not in rows[0] or "loss" not in rows[0]:
+        raise ValueError(f"{path}: expected columns 'step' and 'loss', found {list(rows[0])}")
+    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+
+
+@_styled
+def plot_loss_curve(history: Mapping[str, ArrayLike] | str | Path, title: str | None = None) -> Figure:
+    """Training curves: the denoising loss (L2 on ε and h, log y) and, when logged, the
+    cross entropy of the atom-count head p(N | spectrum), against the optimiser step."""
+    h = read_loss_csv(history) if isinstance(history, (str, Path)) else {k: np.asarray(v, float) for k, v in history.items()}
+    has_ce = "natoms_ce" in h and np.isfinite(h["natoms_ce"]).any()
+    fig, axes = plt.subplots(1, 2 if has_ce else 1, figsize=(9.0 if has_ce else 5.0, 3.6), squeeze=False)
+    ax = axes[0, 0]
+    ax.plot(h["step"], h["loss"], color=COLORS["model"], lw=1.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("Optimiser step")
+    ax.set_ylabel("Denoising loss (L2)")
+    ax.grid(True, which="major", color="0.9", lw=0.6)
+    if has_ce:
+        ax2 = axes[0, 1]
+        ax2.plot(h["step"], h["natoms_ce"], color=COLORS["template"], lw=1.2)
+        ax2.set_xlabel("Optimiser step")
+        ax2.set_ylabel("Atom-count cross entropy (nats)")
+        ax2.grid(True, which="major", color="0.9", lw=0.6)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

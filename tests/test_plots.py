@@ -322,3 +322,16 @@ def test_rdf_bad_input():
         rdf.radial_distribution(env, r=[0.0, 1.0, 0.5])
     with pytest.raises(ValueError, match="no environments"):
         rdf.ensemble_rdf([])
+
+
+def test_loss_curve_from_csv(tmp_path):
+    p = tmp_path / "loss.csv"
+    p.write_text("step,epoch,loss,natoms_ce,seconds\n10,1,0.9,2.0,1.0\n20,2,0.5,1.5,2.0\n30,3,0.3,1.2,3.0\n")
+    h = plots.read_loss_csv(p)
+    assert h["loss"].tolist() == [0.9, 0.5, 0.3] and h["step"].tolist() == [10, 20, 30]
+    fig = plots.plot_loss_curve(p, title="t")
+    assert len(fig.axes) == 2 and fig.axes[0].get_yscale() == "log"
+    assert fig.axes[0].lines[0].get_ydata().tolist() == [0.9, 0.5, 0.3]
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="bad.csv.*'step'"):
+        plots.read_loss_csv(tmp_path / "bad.csv")
