@@ -118,7 +118,12 @@ def cmd_train(a) -> int:
     spectra = np.stack([r.spectrum for r in recs])
     print(f"training on {len(recs)} sites from {a.data} (split {a.split}), preset {a.preset}, out {a.out}")
     t0 = time.perf_counter()
-    res = train(cfg, envs, spectra, a.out, resume=not a.no_resume, max_steps=a.max_steps, progress=not a.quiet)
+    import hashlib
+
+    info = {"dataset": str(a.data), "dataset_sha256": hashlib.sha256(Path(a.data).read_bytes()).hexdigest(),
+            "split": a.split, "preset": a.preset,
+            "args": {k: str(v) for k, v in vars(a).items() if not callable(v)}}
+    res = train(cfg, envs, spectra, a.out, resume=not a.no_resume, max_steps=a.max_steps, progress=not a.quiet, info=info)
     print(f"done: {res.step} steps in {time.perf_counter() - t0:.1f} s; EMA model in {a.out / 'model.pt'}")
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 import time
@@ -72,6 +73,17 @@ def make_ema(model: S2SModel, beta: float) -> AveragedModel:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(beta), use_buffers=True)
 
 
+def sum_seconds(history: list[dict]) -> float:
+    """Wall time of a (possibly resumed) run: the per-call clocks in ``history`` restart at 0."""
+    total, last = 0.0, 0.0
+    for row in history:
+        sec = float(row.get("seconds", 0.0))
+        if sec < last:  # a resumed call started its clock again
+            total += last
+        last = sec
+    return total + last
+
+
 def _history_csv(history: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["step", "epoch", "loss", "natoms_ce", "seconds"])
@@ -91,6 +103,7 @@ def train(
     max_steps: int | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    info: dict | None = None,
 ) -> TrainResult:
     """Train on (environment, spectrum) pairs; returns the EMA model.
 
@@ -98,6 +111,8 @@ def train(
     ``loss.csv`` go; ``None`` keeps everything in memory.  ``max_steps`` caps the optimiser
     steps (default: ``cfg.train.max_steps`` or epochs x steps per epoch).  ``stop_after``
     stops the process after that many steps of this call, as an interruption would (tests).
+    ``info``: provenance (e.g. dataset file and hash) written with the run summary to
+    ``run.json`` in ``out_dir`` when training finishes.
     """
     tc = cfg.train
     spectra = np.asarray(spectra, dtype=np.float64)
@@ -147,6 +162,10 @@ def train(
         atomic_write_text(out / LOSS_CSV, _history_csv(history))
         if final:
             save_inference_model(ema.module, cfg, n_max, out / FINAL, step=step)
+            summary = {**(info or {}), "n_train": n, "n_max": n_max, "steps": step, "steps_per_epoch": steps_per_epoch,
+                       "epochs": step / steps_per_epoch, "seconds_this_call": round(time.perf_counter() - t0, 1),
+                       "seconds_total": round(sum_seconds(history), 1), "config": cfg.to_dict()}
+            atomic_write_text(out / "run.json", json.dumps(summary, indent=1))
 
     bar = None
     if progress:

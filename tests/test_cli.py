@@ -1,6 +1,7 @@
 """The s2s command line end to end on a small dataset file the test writes."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,6 +50,11 @@ def test_train_sample_evaluate(tmp_path, dataset_file, capsys):
     run = tmp_path / "run"
     assert main(["train", "--data", str(dataset_file), "--out", str(run), "--preset", "tiny", "--max-steps", "5", "--quiet"]) == 0
     assert (run / "model.pt").exists() and (run / "checkpoint.pt").exists()
+    import hashlib
+
+    info = json.loads((run / "run.json").read_text())
+    assert info["steps"] == 5 and info["n_train"] >= 1 and info["preset"] == "tiny"
+    assert info["dataset_sha256"] == hashlib.sha256(Path(dataset_file).read_bytes()).hexdigest()
     out = tmp_path / "samples"
     assert main(["sample", "--model", str(run / "model.pt"), "--data", str(dataset_file), "--split", "all",
                  "--n-samples", "2", "--steps", "5", "--out", str(out)]) == 0

@@ -116,3 +116,10 @@ def test_bad_training_input():
         train(tiny_preset(), [], spectra[:0], None, max_steps=1, progress=False)
     with pytest.raises(FileNotFoundError, match="nowhere.pt"):
         load_model("nowhere.pt")
+
+
+def test_sum_seconds_adds_resumed_calls():
+    from s2s.train import sum_seconds
+
+    assert sum_seconds([{"seconds": 1.0}, {"seconds": 2.5}, {"seconds": 0.5}, {"seconds": 1.5}]) == 4.0
+    assert sum_seconds([]) == 0.0
