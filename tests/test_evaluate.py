@@ -1,0 +1,196 @@
+"""Cached generation and per-site evaluation (s2s.evaluate)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from s2s.config import tiny_preset
+from s2s.environment import SI, O, Environment
+from s2s.evaluate import (
+    cache_path,
+    composition_key,
+    evaluate_generation,
+    generate_cached,
+    group_indices,
+    metric_array,
+    pick_cases,
+    summary_table,
+)
+from s2s.train import FINAL, train
+
+torch.set_num_threads(1)
+GRID = -1.0 + 0.1 * np.arange(200)
+
+
+def spectrum(center):
+    s = np.exp(-0.5 * ((GRID - center) / 1.0) ** 2)
+    return s / np.trapezoid(s, GRID)
+
+
+def silica_like(rot_deg=0.0):
+    """O bridging two Si (1.6 Å, 150 deg) plus one second-shell O on each Si."""
+    th = np.deg2rad(150.0)
+    c = np.array([[0, 0, 0], [1.6, 0, 0], [1.6 * np.cos(th), 1.6 * np.sin(th), 0],
+                  [2.2, 1.4, 0.3], [1.6 * np.cos(th) - 0.6, 1.6 * np.sin(th) + 1.4, -0.4]])
+    a = np.deg2rad(rot_deg)
+    r = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    return Environment([O, SI, SI, O, O], c @ r.T, [0, 1, 1, 2, 2])
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny")
+    envs = [silica_like(), silica_like(30.0)] * 4
+    spectra = np.array([spectrum(3.0), spectrum(8.0)] * 4)
+    train(tiny_preset(), envs, spectra, out, max_steps=3, progress=False)
+    return out / FINAL
+
+
+def same(a, b):
+    return (len(a) == len(b) and all(
+        len(ra) == len(rb) and all(
+            np.array_equal(x.species, y.species) and np.array_equal(x.coords, y.coords)
+            and np.array_equal(x.shell, y.shell) and x.meta == y.meta
+            for x, y in zip(ra, rb))
+        for ra, rb in zip(a, b)))
+
+
+def test_cache_hit_returns_identical_environments(model_path, tmp_path, monkeypatch):
+    spectra = np.array([spectrum(3.0), spectrum(8.0), spectrum(5.0)])
+    kw = dict(n_samples=2, n_steps=5, seed=3, cache_dir=tmp_path / "c", progress=False)
+    first = generate_cached(model_path, spectra, [5, 4, 6], **kw)
+    assert [len(r) for r in first] == [2, 2, 2]
+    assert [e.n_atoms for r in first for e in r] == [5, 5, 4, 4, 6, 6]
+    files = list((tmp_path / "c").rglob("*.npz"))
+    assert len(files) == 1 and not list((tmp_path / "c").rglob("*.tmp"))
+
+    # a hit must not sample again
+    import s2s.sample
+
+    def boom(*a, **k):
+        raise AssertionError("generate called on a cache hit")
+
+    monkeypatch.setattr(s2s.sample, "generate", boom)
+    second = generate_cached(model_path, spectra, [5, 4, 6], **kw)
+    assert same(first, second)
+
+
+def test_cache_matches_uncached_generation(model_path, tmp_path):
+    from s2s.sample import generate
+    from s2s.train import load_model
+
+    spectra = np.array([spectrum(3.0), spectrum(8.0)])
+    cached = generate_cached(model_path, spectra, [5, 5], n_steps=4, seed=1, cache_dir=tmp_path, progress=False)
+    direct = generate(load_model(model_path), spectra, [5, 5], n_steps=4, seed=1)
+    assert all(np.allclose(a[0].coords, b[0].coords) and np.array_equal(a[0].species, b[0].species)
+               for a, b in zip(cached, direct))
+
+
+def test_key_changes_with_seed_steps_counts_and_model(model_path, tmp_path):
+    spectra = np.array([spectrum(3.0)])
+    base = dict(n_steps=3, seed=0, cache_dir=tmp_path, progress=False)
+    a = generate_cached(model_path, spectra, [5], **base)
+    b = generate_cached(model_path, spectra, [5], **{**base, "seed": 1})
+    generate_cached(model_path, spectra, [5], **{**base, "n_steps": 4})
+    generate_cached(model_path, spectra, [6], **base)
+    assert len(list(tmp_path.rglob("*.npz"))) == 4
+    assert not np.allclose(a[0][0].coords, b[0][0].coords)
+    # a copy of the model file (same bytes) hits; a re-saved one (other bytes) does not
+    same_bytes = tmp_path / "copy.pt"
+    same_bytes.write_bytes(model_path.read_bytes())
+    generate_cached(same_bytes, spectra, [5], **base)
+    assert len(list(tmp_path.rglob("*.npz"))) == 4
+    state = torch.load(model_path, weights_only=False)
+    state["step"] = state.get("step", 0) + 1
+    other = tmp_path / "other.pt"
+    torch.save(state, other)
+    generate_cached(other, spectra, [5], **base)
+    assert len(list(tmp_path.rglob("*.npz"))) == 5
+
+
+def test_bad_inputs(model_path, tmp_path):
+    with pytest.raises(ValueError, match="one count per spectrum"):
+        generate_cached(model_path, np.array([spectrum(3.0)]), [5, 5], cache_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="model file"):
+        generate_cached(tmp_path / "nope.pt", np.array([spectrum(3.0)]), [5], cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="n_samples"):
+        generate_cached(model_path, np.array([spectrum(3.0)]), [5], n_samples=0, cache_dir=tmp_path)
+
+
+def test_corrupt_cache_is_reported(model_path, tmp_path):
+    from s2s.evaluate import _load_npz, _save_npz
+
+    envs = [[silica_like()], [silica_like(10.0)]]
+    p = tmp_path / "x.npz"
+    _save_npz(p, envs, {})
+    back = _load_npz(p)
+    assert np.allclose(back[1][0].coords, envs[1][0].coords)
+    with np.load(p) as z:
+        d = dict(z)
+    d["n_per"] = d["n_per"] + 1
+    np.savez(p, **d)
+    with pytest.raises(ValueError, match="corrupt"):
+        _load_npz(p)
+
+
+def test_self_evaluation_is_perfect():
+    targets = [silica_like(), silica_like(45.0)]
+    # the same environments, rotated and with the neighbours permuted
+    gen = []
+    for t in targets:
+        perm = np.array([0, 2, 1, 4, 3])
+        a = np.deg2rad(70.0)
+        r = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+        gen.append(Environment(t.species[perm], t.coords[perm] @ r.T, t.shell[perm]))
+    rows = evaluate_generation(targets, gen)
+    assert len(rows) == 2 and rows[1]["index"] == 1
+    for m in ("paper", "best"):
+        tab = summary_table(rows, m)
+        assert tab["rmsd_all"] == pytest.approx(0.0, abs=1e-6)
+        assert tab["rmsd_shell1"] == pytest.approx(0.0, abs=1e-6)
+        assert tab["rmsd_shell2"] == pytest.approx(0.0, abs=1e-6)
+        assert math.isnan(tab["rmsd_shell3"])  # no third shell in these targets
+        assert tab["cn_error_shell1_pct"] == 0.0 and tab["cn_error_shell2_pct"] == 0.0
+        assert tab["species_accuracy"] == 1.0 and tab["n_test"] == 2
+        assert set(tab) == {"rmsd_shell1", "rmsd_shell2", "rmsd_shell3", "rmsd_all", "cn_error_shell1_pct",
+                            "cn_error_shell2_pct", "species_accuracy", "n_test"}
+
+
+def test_evaluation_detects_errors():
+    t = silica_like()
+    wrong = Environment([O, SI, O, O, O], t.coords, t.shell)  # one Si -> O
+    moved = Environment(t.species, t.coords * 1.1, t.shell)  # stretched by 10 %
+    rows = evaluate_generation([t, t], [[wrong, moved], [t]])
+    assert [(r["index"], r["sample"]) for r in rows] == [(0, 0), (0, 1), (1, 0)]
+    assert [r["paper"]["species_match"] for r in rows] == [False, True, True]
+    tab = summary_table(rows, "paper", digits=3)
+    assert tab["species_accuracy"] == pytest.approx(2 / 3, abs=1e-3) and tab["n_test"] == 3
+    assert metric_array(rows, "paper", "rmsd_shell1")[1] == pytest.approx(0.16, abs=1e-6)  # 10 % of 1.6 Å
+    assert tab["rmsd_shell1"] > 0.0
+    assert metric_array(rows, "best", "rmsd_all")[1] <= metric_array(rows, "paper", "rmsd_all")[1] + 1e-12
+
+
+def test_evaluate_generation_bad_input():
+    with pytest.raises(ValueError, match="targets"):
+        evaluate_generation([silica_like()], [])
+    with pytest.raises(TypeError, match="generated\\[0\\]"):
+        evaluate_generation([silica_like()], [[]])
+    with pytest.raises(ValueError, match="no rows"):
+        summary_table([], "paper")
+
+
+def test_pick_cases_and_groups():
+    v = [0.5, np.nan, 0.1, 0.9, 0.3]
+    assert pick_cases(v) == {"A": 2, "B": 0, "C": 3}
+    assert pick_cases([np.nan]) == {}
+    assert pick_cases([0.2]) == {"A": 0}
+    assert composition_key(0.25) == "0.25" and composition_key(2) == "2.00"
+    g = group_indices(["1.00", "0.25", "1.00"])
+    assert list(g) == ["0.25", "1.00"] and g["1.00"].tolist() == [0, 2]
+
+
+def test_cache_path_layout(tmp_path):
+    p = cache_path(tmp_path, "abcdef")
+    assert p == tmp_path / "ab" / "abcdef.npz"
