@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .diffusion import SAMPLERS, sample_ddim
 from .diffusion import sample as ancestral_sample
 from .environment import Environment
 from .graph import uncollate
@@ -31,6 +32,8 @@ def generate(
     batch_size: int = 64,
     natoms_mode: str = "sample",
     progress: bool = False,
+    sampler: str = "ancestral",
+    eta: float = 0.0,
 ) -> list[list[Environment]]:
     """Generate ``n_samples`` environments for each spectrum (M, 200).
 
@@ -38,7 +41,13 @@ def generate(
     draws it from the model's p(N | s) (``natoms_mode="sample"``) or takes its mode ("argmax").
     Returns a list (per spectrum) of lists (per sample) of Environments, shells assigned by
     the 2.0 Å graph-hop rule.  Deterministic for a given seed.
+
+    ``sampler``: "ancestral" (default; the paper's sampler, strided when ``n_steps`` < T) or
+    "ddim" (:func:`s2s.diffusion.sample_ddim`, few-step; ``eta`` = 0 deterministic, > 0
+    stochastic; ``n_steps=None`` means all T steps for both).
     """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     spectra = np.atleast_2d(np.asarray(spectra, dtype=np.float32))
     m = spectra.shape[0]
     gen = torch.Generator().manual_seed(seed)
@@ -58,7 +67,10 @@ def generate(
         chunks = tqdm(chunks, desc="generating", unit="batch")
     for start in chunks:
         sl = slice(start, start + batch_size)
-        out = ancestral_sample(model.denoiser, spec_t[sl], counts[sl], model.schedule, gen, n_steps=n_steps)
+        if sampler == "ddim":
+            out = sample_ddim(model.denoiser, spec_t[sl], counts[sl], model.schedule, gen, n_steps=n_steps, eta=eta)
+        else:
+            out = ancestral_sample(model.denoiser, spec_t[sl], counts[sl], model.schedule, gen, n_steps=n_steps)
         for k, (x, sp) in enumerate(uncollate(out.x, out.species, out.node_mask)):
             idx = start + k
             flat.append(Environment(sp, x, _assign_shells(x), meta={"spectrum_index": idx // n_samples, "sample": idx % n_samples}))
