@@ -1,0 +1,126 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 — Training the conditional EGNN diffusion model
+#
+# The denoiser (`s2s.egnn.EGNNDenoiser`) is trained on the training split of the open dataset
+# with the paper's diffusion (polynomial schedule, T = 1000, L2 loss on ε and on the species
+# channels, EMA 0.999) and the CPU preset (hidden 128, message 64, 4 layers, 64 graphs a step;
+# the paper's size, hidden 1024, is `preset = "paper"`, far too slow on 2 CPU cores).
+#
+# By default this notebook **loads the shipped checkpoint** (`models/s2s_open_v1/`) and shows how
+# it was trained; `retrain = True` trains from scratch into `model_dir` (resumable: re-running
+# continues from `checkpoint.pt`). In CI (`small = True`) it trains the tiny preset for a few
+# steps into a scratch folder, to exercise the code path.
+
+# %% tags=["parameters"]
+small = False  # CI: tiny model, a few steps, scratch folder
+dataset_path = "../data/s2s_open_v1.h5"
+model_dir = "../models/s2s_open_v1"
+retrain = False  # True: train from scratch (or resume) into model_dir
+preset = "cpu"  # "cpu" | "paper" | "tiny"
+epochs = None  # None: the preset's (cpu: 300)
+max_steps = None
+seed = 0
+
+# %%
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from s2s.config import get_preset
+from s2s.dataset import Dataset
+from s2s.plots import plot_loss_curve, read_loss_csv, save_figure
+from s2s.train import load_model, train
+
+torch.set_num_threads(1)
+FIG = Path("../figures")
+model_dir = Path(model_dir)
+if small:
+    import shutil
+
+    model_dir, retrain, preset, max_steps = Path("../runs/02_train_small"), True, "tiny", 20
+    shutil.rmtree(model_dir, ignore_errors=True)
+
+# %% [markdown]
+# ## Training data
+
+# %%
+# NBVAL_CHECK_OUTPUT
+ds = Dataset.load(dataset_path)
+train_recs = ds.train
+print(f"{len(train_recs)} training sites from {len({r.structure_id for r in train_recs})} structures "
+      f"({len(ds.test)} test sites held out); atoms per environment "
+      f"{min(r.environment.n_atoms for r in train_recs)}-{max(r.environment.n_atoms for r in train_recs)}")
+
+# %% [markdown]
+# ## Train (only with `retrain = True`, or when no checkpoint exists)
+
+# %%
+if retrain or not (model_dir / "model.pt").exists():
+    cfg = get_preset(preset)
+    over = {k: v for k, v in dict(epochs=epochs, seed=seed, num_threads=1).items() if v is not None}
+    cfg = replace(cfg, train=replace(cfg.train, **over))
+    t0 = time.perf_counter()
+    res = train(cfg, [r.environment for r in train_recs], np.stack([r.spectrum for r in train_recs]), model_dir,
+                max_steps=max_steps, info={"dataset": str(dataset_path), "preset": preset})
+    print(f"trained {res.step} steps in {time.perf_counter() - t0:.0f} s -> {model_dir / 'model.pt'}")
+
+# %% [markdown]
+# ## The checkpoint
+
+# %%
+model = load_model(model_dir / "model.pt")
+run = json.loads((model_dir / "run.json").read_text()) if (model_dir / "run.json").exists() else {}
+n_params = sum(p.numel() for p in model.parameters())
+size_mb = (model_dir / "model.pt").stat().st_size / 1e6
+print(f"parameters: {n_params:,}; model.pt {size_mb:.1f} MB (EMA weights + config)")
+print(f"steps: {run.get('steps')}, epochs: {run.get('epochs', float('nan')):.0f}, "
+      f"training wall time: {run.get('seconds_total', float('nan')) / 60:.1f} min, trained on {run.get('n_train')} sites")
+if run.get("dataset_sha256"):
+    import hashlib
+
+    same = hashlib.sha256(Path(dataset_path).read_bytes()).hexdigest() == run["dataset_sha256"]
+    print("trained on this dataset file:", same)
+print(json.dumps(run.get("config", {}).get("model", {}), indent=1))
+
+# %% [markdown]
+# ## Loss curve
+# Denoising loss (mean over the logged steps; the noise level t is drawn uniformly, so the curve
+# is noisy) and the cross entropy of the atom-count head p(N | spectrum), used when no target
+# atom count is known (`s2s predict`).
+
+# %%
+hist = read_loss_csv(model_dir / "loss.csv")
+fig = plot_loss_curve(hist, title=f"Training on {len(train_recs)} open-dataset spectra")
+save_figure(fig, FIG / "02_loss")
+k = max(1, len(hist["loss"]) // 10)
+print(f"loss: first {hist['loss'][:k].mean():.3f} -> last {hist['loss'][-k:].mean():.3f} (mean of {k} log points)")
+
+# %% [markdown]
+# ## Figures of record (`figures/results.json`, key `train`)
+
+# %%
+if not small:
+    from s2s.results import update_results
+
+    update_results("train", {
+        "preset": run.get("preset", preset), "n_params": int(n_params), "checkpoint_mb": round(size_mb, 2),
+        "steps": run.get("steps"), "epochs": run.get("epochs"), "n_train": run.get("n_train"),
+        "train_minutes": round(run.get("seconds_total", float("nan")) / 60, 1),
+        "final_loss": round(float(hist["loss"][-k:].mean()), 4),
+    }, "../figures/results.json")
