@@ -55,12 +55,54 @@ def main() -> int:
         print("no notebooks to run in notebooks/ (yet)")
         return 0
     total = 0.0
+    times = {}
     for nb in nbs:
         dt = run(nb, a.small, a.out, a.prepare_only)
         total += dt
+        times[nb.stem] = round(dt, 1)
         print(f"{nb.name}: {dt:.1f} s")
     print(f"all notebooks: {total:.1f} s")
+    if not a.small and not a.prepare_only:
+        record_timing(times)
     return 0
+
+
+def machine() -> str:
+    """A one-line description of this machine (CPU model, cores, memory)."""
+    import os
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
+        mem = f", {kb / 2**20:.0f} GiB"
+    except (OSError, StopIteration, ValueError):
+        pass
+    return f"{cpu}, {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} cores{mem}"
+
+
+def record_timing(times: dict[str, float]) -> None:
+    """Full-size wall times per notebook -> figures/results.json key ``timing`` (merged)."""
+    import datetime
+
+    sys.path.insert(0, str(ROOT))
+    from s2s.results import read_results, update_results
+
+    path = ROOT / "figures" / "results.json"
+    timing = read_results(path).get("timing", {})
+    notebooks = {**timing.get("notebooks_s", {}), **times}
+    update_results("timing", {
+        "notebooks_s": notebooks, "total_s": round(sum(notebooks.values()), 1), "machine": machine(),
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }, path)
 
 
 if __name__ == "__main__":
