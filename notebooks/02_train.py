@@ -121,6 +121,6 @@ if not small:
     update_results("train", {
         "preset": run.get("preset", preset), "n_params": int(n_params), "checkpoint_mb": round(size_mb, 2),
         "steps": run.get("steps"), "epochs": run.get("epochs"), "n_train": run.get("n_train"),
-        "train_minutes": round(run.get("seconds_total", float("nan")) / 60, 1),
+        "train_minutes": round(run["seconds_total"] / 60, 1) if "seconds_total" in run else None,
         "final_loss": round(float(hist["loss"][-k:].mean()), 4),
     }, "../figures/results.json")
