@@ -1,0 +1,78 @@
+"""OOD score (s2s.ood_score): k-NN spectral distance as a percentile of the training set's
+leave-one-structure-out distribution."""
+
+import numpy as np
+import pytest
+
+from s2s.ood_score import OODScorer, knn_distance
+from s2s.spectrum import GRID, normalize
+
+
+def _silica_like(rng, n_structures, sites=3):
+    """Made-up 'crystalline SiO2' spectra: two main peaks whose positions vary per structure,
+    sites of one structure near-identical."""
+    spectra, groups = [], []
+    for s in range(n_structures):
+        p1, p2 = rng.uniform(2.5, 4.0), rng.uniform(8.0, 11.0)
+        w1 = rng.uniform(0.8, 1.3)
+        for _ in range(sites):
+            y = np.exp(-0.5 * ((GRID - p1 - rng.normal(0, 0.05)) / w1) ** 2) + 0.7 * np.exp(-0.5 * ((GRID - p2) / 2.0) ** 2)
+            y = y * (GRID > -0.2) + rng.normal(0, 0.002, GRID.size).clip(0)
+            spectra.append(y)
+            groups.append(f"s{s}")
+    return normalize(np.array(spectra)), np.array(groups)
+
+
+def _si_rich(rng, n):
+    """Made-up 'Si-rich amorphous' spectra: a strong pre-edge-like peak near the onset and a
+    washed-out post-edge."""
+    out = []
+    for _ in range(n):
+        p0 = rng.uniform(0.3, 1.0)
+        y = 1.5 * np.exp(-0.5 * ((GRID - p0) / 0.5) ** 2) + 0.4 * np.exp(-0.5 * ((GRID - 7.0) / 4.0) ** 2)
+        out.append(y * (GRID > -0.5))
+    return normalize(np.array(out))
+
+
+def test_si_rich_spectra_score_higher_than_held_out_structures():
+    rng = np.random.default_rng(0)
+    train, groups = _silica_like(rng, 40)
+    test, _ = _silica_like(rng, 15)
+    ood = _si_rich(rng, 10)
+    sc = OODScorer.fit(train, groups, k=5, threshold=95)
+    s_in, s_out = sc.score(test), sc.score(ood)
+    assert s_out["percentile"].min() > np.median(s_in["percentile"])
+    assert s_out["flag"].all()
+    assert s_in["flag"].mean() <= 0.2
+    assert np.all(s_out["ratio"] > 1.0)
+    # in-distribution percentiles spread over the range (the calibration is meaningful)
+    assert 20 < np.median(s_in["percentile"]) < 80
+
+
+def test_percentile_and_leave_one_structure_out():
+    rng = np.random.default_rng(1)
+    train, groups = _silica_like(rng, 12, sites=2)
+    sc = OODScorer.fit(train, groups, k=3)
+    # the reference distribution excludes the own structure: a training spectrum scored against
+    # the full set (its twin site included) looks closer than its LOSO distance
+    own = sc.score(train)["distance"]
+    loso = knn_distance(train, train, 3, groups, groups)
+    assert np.all(own <= loso + 1e-12)
+    assert sc.percentile([0.0])[0] == 0.0 and sc.percentile([1e9])[0] == 100.0
+    assert np.all(np.diff(sc.percentile(np.sort(loso))) >= 0)
+    d = sc.describe(_si_rich(rng, 1)[0])
+    assert d["flag"] and "out of distribution" in d["warning"] and d["percentile"] == 100.0
+    d_in = sc.describe(train[0])
+    assert d_in["warning"] is None and not d_in["flag"]
+
+
+def test_bad_input():
+    rng = np.random.default_rng(2)
+    train, groups = _silica_like(rng, 3)
+    with pytest.raises(ValueError, match="groups"):
+        OODScorer.fit(train, groups, k=5)
+    with pytest.raises(ValueError, match="threshold"):
+        OODScorer.fit(train, None, k=2, threshold=100)
+    sc = OODScorer.fit(train, None, k=2)
+    with pytest.raises(ValueError, match="NaN"):
+        sc.score(np.full(200, np.nan))
