@@ -1,0 +1,38 @@
+"""Write the headline table (figures/results.json next to the paper's numbers) into README.md.
+
+    python scripts/headline.py            # rewrite the block between <!-- headline:begin/end --> in README.md
+    python scripts/headline.py --print    # only print the table
+
+Every number comes from figures/results.json, which the notebooks write; nothing is typed in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from s2s.io import atomic_write_text  # noqa: E402
+from s2s.results import headline_table, read_results, replace_block  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--results", type=Path, default=ROOT / "figures" / "results.json")
+    ap.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    ap.add_argument("--print", action="store_true", help="print the table, do not touch the README")
+    a = ap.parse_args()
+    table = headline_table(read_results(a.results))
+    if a.print:
+        print(table)
+        return 0
+    atomic_write_text(a.readme, replace_block(a.readme.read_text(), table))
+    print(f"headline table written to {a.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
