@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -124,9 +125,46 @@ def _load_npz(path: Path) -> list[list[Environment]]:
     return [flat[i * s : (i + 1) * s] for i in range(m)]
 
 
+def cache_info(path: str | os.PathLike) -> dict:
+    """The provenance stored with a cache entry: model path and sha256, sampling settings, and
+    ``seconds`` (wall time of the generation that made it, model loading included)."""
+    with np.load(path, allow_pickle=False) as z:
+        return json.loads(str(z["info"]))
+
+
 def cache_path(cache_dir: str | os.PathLike, key: str) -> Path:
     """Where the entry for ``key`` lives (``<cache_dir>/<key[:2]>/<key>.npz``)."""
     return Path(cache_dir) / key[:2] / f"{key}.npz"
+
+
+def _resolve(model_path, spectra, n_atoms, n_samples, n_steps, seed, cache_dir, batch_size, natoms_mode):
+    if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+        raise ValueError(f"generate_cached: n_samples must be a positive integer, got {n_samples!r}")
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise FileNotFoundError(f"generate_cached: model file not found: {model_path}")
+    spec, counts = _check_inputs(spectra, n_atoms)
+    sha = file_sha256(model_path)
+    key = cache_key(sha, spec, counts, n_samples=n_samples, n_steps=n_steps, seed=seed,
+                    batch_size=batch_size, natoms_mode=natoms_mode)
+    return cache_path(cache_dir, key), sha, spec, counts
+
+
+def generation_cache_path(
+    model_path: str | os.PathLike,
+    spectra: np.ndarray,
+    n_atoms: Sequence[int] | np.ndarray | None,
+    *,
+    n_samples: int = 1,
+    n_steps: int | None = None,
+    seed: int = 0,
+    cache_dir: str | os.PathLike = "../runs/generated",
+    batch_size: int = 64,
+    natoms_mode: str = "sample",
+) -> Path:
+    """The cache file :func:`generate_cached` reads or writes for these arguments (it exists
+    when the call would be a hit)."""
+    return _resolve(model_path, spectra, n_atoms, n_samples, n_steps, seed, cache_dir, batch_size, natoms_mode)[0]
 
 
 def generate_cached(
@@ -154,16 +192,8 @@ def generate_cached(
     a hit returns identical environments).  Each environment's meta carries
     ``spectrum_index``, ``sample`` and, on a hit, nothing else.
     """
-    if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-        raise ValueError(f"generate_cached: n_samples must be a positive integer, got {n_samples!r}")
-    model_path = Path(model_path)
-    if not model_path.is_file():
-        raise FileNotFoundError(f"generate_cached: model file not found: {model_path}")
-    spec, counts = _check_inputs(spectra, n_atoms)
-    sha = file_sha256(model_path)
-    key = cache_key(sha, spec, counts, n_samples=n_samples, n_steps=n_steps, seed=seed,
-                    batch_size=batch_size, natoms_mode=natoms_mode)
-    path = cache_path(cache_dir, key)
+    path, sha, spec, counts = _resolve(model_path, spectra, n_atoms, n_samples, n_steps, seed, cache_dir,
+                                       batch_size, natoms_mode)
     if path.is_file():
         return _load_npz(path)
 
@@ -172,13 +202,15 @@ def generate_cached(
     from s2s.sample import generate
     from s2s.train import load_model
 
+    t0 = time.perf_counter()
     model = load_model(model_path)
     with torch.no_grad():
         out = generate(model, spec, counts, n_samples=int(n_samples), seed=int(seed), n_steps=n_steps,
                        batch_size=batch_size, natoms_mode=natoms_mode, progress=progress)
     info = {"model": str(model_path), "model_sha256": sha, "n_spectra": int(spec.shape[0]),
             "n_samples": int(n_samples), "n_steps": n_steps, "seed": int(seed), "batch_size": int(batch_size),
-            "cache_version": CACHE_VERSION}
+            "cache_version": CACHE_VERSION, "seconds": round(time.perf_counter() - t0, 3),
+            "torch_threads": torch.get_num_threads()}
     _save_npz(path, out, info)
     return out
 
@@ -304,3 +336,22 @@ def group_indices(keys: Sequence[Any]) -> dict[Any, np.ndarray]:
     for i, k in enumerate(keys):
         groups.setdefault(k, []).append(i)
     return {k: np.array(groups[k], dtype=np.int64) for k in sorted(groups)}
+
+
+def spread_indices(n: int, n_max: int | None) -> np.ndarray:
+    """``n_max`` indices spread evenly over ``range(n)`` (all of them when ``n_max`` is None or
+    >= n), ascending and deterministic; e.g. a small test subset that still spans the split."""
+    if n < 0:
+        raise ValueError(f"spread_indices: n must be >= 0, got {n}")
+    if n_max is None or n_max >= n:
+        return np.arange(n, dtype=np.int64)
+    if n_max < 1:
+        raise ValueError(f"spread_indices: n_max must be >= 1 or None, got {n_max}")
+    return np.unique(np.round(np.linspace(0, n - 1, n_max)).astype(np.int64))
+
+
+def subsample_groups(keys: Sequence[Any], n_per_group: int | None) -> np.ndarray:
+    """Indices of at most ``n_per_group`` items of each distinct key (spread evenly within the
+    group, :func:`spread_indices`), ascending; all items when ``n_per_group`` is None."""
+    keep = [g[spread_indices(len(g), n_per_group)] for g in group_indices(keys).values()]
+    return np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)

@@ -60,7 +60,18 @@ def same(a, b):
 def test_cache_hit_returns_identical_environments(model_path, tmp_path, monkeypatch):
     spectra = np.array([spectrum(3.0), spectrum(8.0), spectrum(5.0)])
     kw = dict(n_samples=2, n_steps=5, seed=3, cache_dir=tmp_path / "c", progress=False)
+    from s2s.evaluate import generation_cache_path
+
+    kw_path = {k: v for k, v in kw.items() if k != "progress"}
+    assert not generation_cache_path(model_path, spectra, [5, 4, 6], **kw_path).exists()
     first = generate_cached(model_path, spectra, [5, 4, 6], **kw)
+    path = generation_cache_path(model_path, spectra, [5, 4, 6], **kw_path)
+    assert path.exists()
+    from s2s.evaluate import cache_info, file_sha256
+
+    info = cache_info(path)
+    assert info["seed"] == 3 and info["n_steps"] == 5 and info["n_samples"] == 2 and info["seconds"] > 0
+    assert info["model_sha256"] == file_sha256(model_path)
     assert [len(r) for r in first] == [2, 2, 2]
     assert [e.n_atoms for r in first for e in r] == [5, 5, 4, 4, 6, 6]
     files = list((tmp_path / "c").rglob("*.npz"))
@@ -194,3 +205,18 @@ def test_pick_cases_and_groups():
 def test_cache_path_layout(tmp_path):
     p = cache_path(tmp_path, "abcdef")
     assert p == tmp_path / "ab" / "abcdef.npz"
+
+
+def test_spread_and_subsample():
+    from s2s.evaluate import spread_indices, subsample_groups
+
+    assert spread_indices(5, None).tolist() == [0, 1, 2, 3, 4]
+    assert spread_indices(5, 9).tolist() == [0, 1, 2, 3, 4]
+    assert spread_indices(9, 3).tolist() == [0, 4, 8]
+    assert spread_indices(0, 3).tolist() == []
+    with pytest.raises(ValueError):
+        spread_indices(4, 0)
+    keys = ["2.00"] * 5 + ["0.25"] + ["1.00"] * 3
+    assert subsample_groups(keys, 2).tolist() == [0, 4, 5, 6, 8]
+    assert subsample_groups(keys, None).tolist() == list(range(9))
+    assert subsample_groups([], 2).tolist() == []
