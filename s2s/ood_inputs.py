@@ -1,4 +1,4 @@
-"""Out-of-distribution inputs: where spectra lie relative to the training set (paper, Fig. 6a)
+"""Out-of-distribution inputs (notebooks 06, 07): where spectra lie relative to the training set (paper, Fig. 6a)
 and single foreign spectra fed to the model (paper, Fig. 7).
 
 Spectral manifold (notebook 06)
