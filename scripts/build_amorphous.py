@@ -27,14 +27,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from s2s.amorphous.md import COMPOSITIONS, MeltQuench  # noqa: E402
+from s2s.amorphous.md import (  # noqa: E402
+    COMPOSITIONS,
+    PAPER_N_SITES,
+    MeltQuench,
+    cells_needed,
+    compositions_for_size,
+)
 from s2s.amorphous.store import atomic_write_text, load_cells, read_manifest  # noqa: E402
 
 DEFAULT_OUT = ROOT / "data" / "amorphous"
 DEFAULT_FIGURE = ROOT / "figures" / "amorphous_checks.png"
-DEFAULT_CACHE = ROOT / "cache" / "xtb"
+DEFAULT_CACHE = ROOT / "data" / "amorphous" / "cache" / "xtb"
+DEFAULT_RESULTS = ROOT / "figures" / "results.json"
 DATASET_NAME = "amorphous.h5"
-SOURCE = "amorphous-meltquench-tersoff"
+SOURCE = "amorphous-meltquench-tersoff"  # = s2s.amorphous.spectra.SOURCE
 
 
 def _protocol_args(parser: argparse.ArgumentParser) -> None:
@@ -47,15 +54,37 @@ def _protocol(args: argparse.Namespace) -> MeltQuench:
     return MeltQuench(**{f.name: getattr(args, f.name) for f in dataclasses.fields(MeltQuench)})
 
 
+def store_dir(args: argparse.Namespace) -> Path:
+    """Cell store of the requested size: ``<out>/n<atoms>`` (``<out>`` itself for the paper's sizes)."""
+    return args.out / f"n{args.atoms}" if args.atoms else args.out
+
+
+def cell_plan(args: argparse.Namespace) -> tuple[dict[float, tuple[int, int]], dict[float, int]]:
+    """(n_Si, n_O) and number of cells per composition for ``--atoms`` / ``--n-cells``.
+
+    Default number of cells: enough for the paper's spectrum count at that x,
+    plus ``--spare-cells``.
+    """
+    xs = args.x or list(COMPOSITIONS)
+    counts = compositions_for_size(args.atoms, xs)
+    if args.n_cells is not None:
+        n_cells = {x: args.n_cells for x in xs}
+    else:
+        n_cells = {x: cells_needed(counts[x][1], PAPER_N_SITES[x]) + args.spare_cells for x in xs}
+    return counts, n_cells
+
+
 def step_md(args: argparse.Namespace) -> None:
     from s2s.amorphous.build import build_cells
 
-    xs = args.x or list(COMPOSITIONS)
+    counts, n_cells = cell_plan(args)
     t0 = time.perf_counter()
-    manifest = build_cells(args.out, _protocol(args), xs=xs, n_cells=args.n_cells,
-                           base_seed=args.base_seed, force=args.force, progress=not args.quiet)
+    manifest = build_cells(store_dir(args), _protocol(args), xs=list(counts), n_cells=n_cells,
+                           base_seed=args.base_seed, counts=counts, force=args.force,
+                           progress=not args.quiet, tag=f"n{args.atoms}" if args.atoms else "",
+                           n_atoms=args.atoms or None)
     walls = [c["md_wall_s"] for c in manifest["cells"] if c.get("md_wall_s")]
-    print(f"md: {len(manifest['cells'])} cells in {args.out} ({time.perf_counter() - t0:.0f} s this run; "
+    print(f"md: {len(manifest['cells'])} cells in {store_dir(args)} ({time.perf_counter() - t0:.0f} s this run; "
           f"MD wall per cell {min(walls):.0f}-{max(walls):.0f} s)")
     print("O sites per x:", manifest["n_o_sites"])
 
@@ -63,13 +92,17 @@ def step_md(args: argparse.Namespace) -> None:
 def step_checks(args: argparse.Namespace) -> None:
     from s2s.amorphous.checks import checks_table, plot_checks, plot_md_traces
 
-    cells = load_cells(args.out)
+    store = store_dir(args)
+    figure = args.figure
+    if figure == DEFAULT_FIGURE and args.atoms:
+        figure = figure.with_name(f"amorphous_checks_n{args.atoms}.png")
+    cells = load_cells(store)
     table = checks_table(cells)
-    atomic_write_text(args.out / "checks.json", json.dumps(table, indent=1) + "\n")
-    plot_checks(cells, args.figure, table)
-    traces = args.figure.with_name("amorphous_md.png")
+    atomic_write_text(store / "checks.json", json.dumps(table, indent=1) + "\n")
+    plot_checks(cells, figure, table)
+    traces = figure.with_name(figure.stem.replace("checks", "md") + figure.suffix)
     plot_md_traces(cells, traces)
-    print(f"checks: {args.out / 'checks.json'}, figures {args.figure}, {traces}")
+    print(f"checks: {store / 'checks.json'}, figures {figure}, {traces}")
     for key, v in table.items():
         print(f"x={key}: {v['n_cells']} cells, rho {v['density_mean']:.3f}+-{v['density_std']:.3f} g/cm3, "
               f"Si-O {v['si_o_mean']:.3f} A, Si CN4 {v['si_cn_hist'].get(4, 0):.2f}, "
@@ -78,85 +111,66 @@ def step_checks(args: argparse.Namespace) -> None:
               f"(RBM {v['si_si_bond_fraction_rbm']:.3f})")
 
 
-def _all_o_sites(structure, structure_id: str) -> list[int]:
-    """Every O site of an amorphous cell is a distinct spectrum (no symmetry)."""
-    return [i for i, s in enumerate(structure) if s.specie.symbol == "O"]
-
-
 def step_spectra(args: argparse.Namespace) -> None:
+    """Z+1 spectra of the selected O sites (round-robin, cached, resumable) -> amorphous.h5 + results."""
     try:
-        from s2s.simulate.build import build, load_results
         from s2s.simulate.xtb import XtbSettings
     except ImportError as err:
         raise SystemExit(f"spectra: the simulator (s2s.simulate) is not available: {err}") from err
-    from s2s.dataset import Dataset, SiteRecord
-    from s2s.environment import EmptyFirstShellError, environment_from_structure
+    from s2s.amorphous import spectra as sp
+    from s2s.dataset import Dataset
+    from s2s.results import update_results
 
+    # exactly the training simulator unless a settings file says otherwise (tests)
     settings = XtbSettings.from_dict(json.loads(Path(args.settings).read_text())) if args.settings else XtbSettings()
-    variant = getattr(args, "variant", None)
-    if variant:
-        settings = settings.with_(variant=variant)
-    min_gap = getattr(args, "min_gap", None)
-    if min_gap is not None:
-        # applied on load only (not part of the cache key): a glass's small HOMO-LUMO gap comes
-        # from its defect states, not from a broken calculation
-        settings = settings.with_(min_gap=min_gap)
-    manifest = read_manifest(args.out)
-    pairs = [(entry, cell) for entry, cell in zip(manifest["cells"], load_cells(args.out))
-             if (args.spectra_cells is None or entry["cell_id"] < args.spectra_cells)
-             and (not getattr(args, "x", None) or entry["x"] in args.x)]
-    # cell 0 of every composition first (the paper's counts are reached before the extra
-    # cells); within a round O-rich first: their SCF is cheaper (fewer Si d functions) and safer
-    pairs.sort(key=lambda p: (p[0]["cell_id"], -p[0]["x"]))
-    items = [(entry["name"], cell) for entry, cell in pairs]
-    if not getattr(args, "no_compute", False):
-        report = build(items, settings, args.cache, workers=1, progress=not args.quiet, sites_fn=_all_o_sites)
-        print("spectra:", report.summary())
-    results = load_results(items, settings, args.cache, sites_fn=_all_o_sites)
+    if args.min_gap is not None:  # applied on load only (not part of the cache key)
+        settings = settings.with_(min_gap=args.min_gap)
+    store = store_dir(args)
+    manifest = read_manifest(store)
+    entries = manifest["cells"]
+    cells = load_cells(store)
+    targets = {float(x): int(n) for x, n in manifest["paper_n_sites"].items()}
+    if args.x:
+        targets = {x: n for x, n in targets.items() if x in args.x}
+    if args.max_sites is not None:
+        targets = {x: min(n, args.max_sites) for x, n in targets.items()}
+    selected = sp.select_sites(entries, cells, targets)
+    by_name = {e["name"]: e for e in entries}
+    structures = {e["name"]: c for e, c in zip(entries, cells)}
+    order = sp.round_robin(selected, {n: by_name[n]["x"] for n in selected},
+                           {n: by_name[n]["cell_id"] for n in selected})
+    if not args.no_compute:
+        done = sp.compute(order, structures, settings, args.cache, progress=not args.quiet,
+                          retry_failed=args.retry_failed)
+        print("spectra compute:", done)
     simulator = f"xtb-{settings.method.lower()}-{settings.variant}"
-    records, failures, skipped, pending = [], [], [], []
-    for (sid, cell), (entry, _) in zip(items, pairs):
-        formula = cell.composition.reduced_formula
-        for site in _all_o_sites(cell, sid):
-            r = results[(sid, site)]
-            if r is None:
-                pending.append({"cell": sid, "site": site})
-                continue
-            if not r.ok:
-                failures.append({"cell": sid, "site": site, "reason": r.reason})
-                continue
-            try:
-                env = environment_from_structure(cell, site, structure_id=sid)
-            except EmptyFirstShellError as err:
-                skipped.append({"cell": sid, "site": site, "reason": str(err)})
-                continue
-            records.append(SiteRecord(
-                spectrum=r.spectrum, environment=env, structure_id=sid, site_index=site, multiplicity=1,
-                formula=formula, x=float(entry["x"]), source=SOURCE, simulator=simulator,
-                settings=settings.to_dict(), split="test",
-                meta={"cell_id": entry["cell_id"], "seed": entry["seed"], "composition_x": entry["x"],
-                      "gap_eV": r.gap},
-            ))
+    records, summary = sp.collect(order, structures, by_name, settings, args.cache, simulator)
     used = {r.structure_id for r in records}
-    ds = Dataset.from_records(records, structures={sid: cell for sid, cell in items if sid in used},
+    sites_used = {n: ("all" if len(s) == by_name[n]["n_o"] else s) for n, s in selected.items()}
+    ds = Dataset.from_records(records, structures={n: structures[n] for n in sorted(used)},
                               meta={"description": "amorphous SiO_x O K-edge test set (never for training)",
-                                    "protocol": manifest["protocol"], "failures": failures,
-                                    "skipped_empty_first_shell": skipped})
+                                    "protocol": manifest["protocol"], "simulator": simulator,
+                                    "settings": settings.to_dict(), "calc_key": settings.calc_key(),
+                                    "store": str(store.relative_to(ROOT) if store.is_relative_to(ROOT) else store),
+                                    "sites_used": sites_used, "failures": summary["failures"],
+                                    "skipped_empty_first_shell": summary["skipped"]})
     path = ds.save(args.out / DATASET_NAME)
-    n_sites: dict[str, int] = {}
-    gaps: dict[str, float] = {}
-    for rec in records:
-        n_sites[f"{rec.x:.2f}"] = n_sites.get(f"{rec.x:.2f}", 0) + 1
-        gaps[rec.structure_id] = round(float(rec.meta["gap_eV"]), 4)
-    summary = {"dataset": DATASET_NAME, "simulator": simulator, "settings": settings.to_dict(),
-               "cells": [sid for sid, _ in items], "n_sites": n_sites, "n_failed": len(failures),
-               "n_pending": len(pending), "n_skipped_empty_first_shell": len(skipped),
-               "homo_lumo_gap_eV_per_cell": gaps,
-               "failures": failures, "skipped": skipped, "paper_n_sites": manifest["paper_n_sites"]}
-    atomic_write_text(args.out / "spectra.json", json.dumps(summary, indent=1) + "\n")
-    print(f"spectra: {len(records)} records -> {path}; {len(failures)} failed, {len(skipped)} skipped, "
-          f"{len(pending)} pending; "
-          f"per x {n_sites}")
+    cell_atoms = {f"{x:.2f}": int(by_name[n]["n_si"] + by_name[n]["n_o"])
+                  for n in selected for x in [float(by_name[n]["x"])]}
+    full = {"dataset": str(args.out / DATASET_NAME), "store": str(store), "simulator": simulator,
+            "settings": settings.to_dict(), "calc_key": settings.calc_key(),
+            "cells_used": {n: by_name[n]["x"] for n in selected}, "sites_used": sites_used,
+            "cell_atoms": cell_atoms, "paper_n_sites": manifest["paper_n_sites"], **summary}
+    atomic_write_text(args.out / "spectra.json", json.dumps(full, indent=1) + "\n")
+    result = {k: summary[k] for k in ("n_sites", "n_selected", "n_pending", "n_failed", "s_per_site_mean")}
+    result.update({"paper_n_sites": manifest["paper_n_sites"], "cell_atoms": cell_atoms,
+                   "n_cells": {k: sum(1 for n in selected if f"{by_name[n]['x']:.2f}" == k) for k in cell_atoms},
+                   "gap_eV_median": {k: v.get("median") for k, v in summary["gap_eV"].items()},
+                   "simulator": simulator, "calc_key": settings.calc_key(), "min_gap_eV": settings.min_gap})
+    if args.results is not None:
+        update_results("amorphous", result, args.results)
+    print(f"spectra: {len(records)} records -> {path}; per x {summary['n_sites']}; "
+          f"pending {summary['n_pending']}; failed {summary['n_failed']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,21 +180,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figure", type=Path, default=DEFAULT_FIGURE)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="xTB per-site cache (default cache/xtb)")
     parser.add_argument("--settings", type=Path, default=None,
-                        help="JSON of XtbSettings (default: XtbSettings(), the crystal build's defaults, "
-                             "with --variant applied)")
+                        help="JSON of XtbSettings (default: XtbSettings(), exactly the crystal build's simulator)")
     parser.add_argument("--x", type=float, nargs="*", help=f"compositions (default {list(COMPOSITIONS)})")
-    parser.add_argument("--n-cells", type=int, default=3, help="independent cells per composition")
+    parser.add_argument("--atoms", type=int, default=72,
+                        help="atoms per cell (about; n_O/n_Si = x exactly); 0 = the paper's ~200-240-atom "
+                             "cells. Cells go to <out>/n<atoms> (<out> itself for 0). Default 72")
+    parser.add_argument("--n-cells", type=int, default=None,
+                        help="independent cells per composition (default: enough for the paper's spectrum "
+                             "count at each x, plus --spare-cells)")
+    parser.add_argument("--spare-cells", type=int, default=1,
+                        help="extra cells per composition beyond the paper's count (default 1)")
     parser.add_argument("--base-seed", type=int, default=20260101)
-    parser.add_argument("--variant", choices=("ground", "z+1"), default="ground",
-                        help="xTB variant (default ground: one SCF per cell gives every O site; z+1 is one "
-                             "SCF per site); every other setting is the simulator's default or --settings")
-    parser.add_argument("--min-gap", type=float, default=0.0,
-                        help="eV; sites of cells with a smaller HOMO-LUMO gap are flagged as failed "
-                             "(default 0: keep them, the gap is stored per record)")
-    parser.add_argument("--spectra-cells", type=int, default=None,
-                        help="spectra only for cells with cell_id < N (default: every cell)")
+    parser.add_argument("--min-gap", type=float, default=None,
+                        help="eV; sites whose HOMO-LUMO gap is smaller are flagged 'gap collapse' and left out "
+                             "(default: the simulator's XtbSettings().min_gap, as for the crystals)")
+    parser.add_argument("--max-sites", type=int, default=None,
+                        help="spectra: at most this many sites per composition (default: the paper's counts)")
+    parser.add_argument("--retry-failed", action="store_true", help="spectra: recompute cached failures")
     parser.add_argument("--no-compute", action="store_true",
                         help="spectra: only collect what is in the cache (the rest is reported as pending)")
+    parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
+                        help="results JSON that gets the key 'amorphous' (default figures/results.json)")
     parser.add_argument("--force", action="store_true", help="recompute cells stored with another protocol")
     parser.add_argument("--quiet", action="store_true")
     _protocol_args(parser)

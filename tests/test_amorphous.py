@@ -232,41 +232,103 @@ def test_checks_table_and_figure_on_crystals(alpha_quartz, tmp_path):
     assert plot_md_traces([quartz, silicon_rich], tmp_path / "md.png").stat().st_size > 10_000
 
 
+# --------------------------------------------------------------------------- cell size and site selection
+
+
+def test_counts_for_size_and_cells_needed():
+    assert md.counts_for_size(0.25, 72) == (56, 14)
+    assert md.counts_for_size(2.0, 72) == (24, 48)
+    assert md.counts_for_size(1.75, 72) == (28, 49)
+    for n in (12, 72, 150):
+        for x, (n_si, n_o) in md.compositions_for_size(n).items():
+            assert n_o / n_si == pytest.approx(x)
+            assert abs(n_si + n_o - n) <= 6  # within half a formula unit of 11 atoms
+    assert md.compositions_for_size(None) == md.COMPOSITIONS
+    assert md.cells_needed(14, 45) == 4 and md.cells_needed(48, 144) == 3 and md.cells_needed(200, 10) == 1
+    with pytest.raises(ValueError, match="x must be > 0"):
+        md.counts_for_size(0.0, 72)
+
+
+def _fake_cells():
+    cells, entries = [], []
+    for x, cid, (n_si, n_o) in [(2.0, 1, (2, 4)), (2.0, 0, (2, 4)), (0.5, 0, (4, 2)), (0.5, 1, (4, 2))]:
+        s = AseAtomsAdaptor.get_structure(md.random_cell(n_si, n_o, 2.2, seed=cid + 10 * n_si, min_dist=1.0))
+        cells.append(s)
+        entries.append({"name": f"SiO{x:.2f}_c{cid}", "x": x, "cell_id": cid})
+    return entries, cells
+
+
+def test_select_sites_and_round_robin():
+    from s2s.amorphous.spectra import o_sites, round_robin, select_sites
+
+    entries, cells = _fake_cells()
+    sel = select_sites(entries, cells, {2.0: 5, 0.5: 3})
+    # cell 0 whole, then the first O sites of cell 1 (cells are taken in cell-id order)
+    assert sel["SiO2.00_c0"] == o_sites(cells[1]) and sel["SiO2.00_c1"] == o_sites(cells[0])[:1]
+    assert len(sel["SiO0.50_c0"]) == 2 and len(sel["SiO0.50_c1"]) == 1
+    with pytest.raises(ValueError, match="needs 9 O sites"):
+        select_sites(entries, cells, {2.0: 9})
+    x_of = {e["name"]: e["x"] for e in entries}
+    cid_of = {e["name"]: e["cell_id"] for e in entries}
+    order = round_robin(sel, x_of, cid_of)
+    assert len(order) == 8 and len(set(order)) == 8
+    # first round: one site of each composition, lowest x first; cells of an x alternate
+    assert [x_of[n] for n, _ in order[:2]] == [0.5, 2.0]
+    assert [n for n, _ in order if x_of[n] == 2.0][:2] == ["SiO2.00_c0", "SiO2.00_c1"]
+
+
 # --------------------------------------------------------------------------- spectra step (open simulator)
 
 
-@needs_lammps
-def test_spectra_step_tiny_cell(tmp_path):
-    """MD cell -> xTB ground-state O K-edge of every O site -> test-split dataset, resumable."""
-    pytest.importorskip("tblite", reason="tblite (the xTB simulator) not installed")
-    import argparse
+def _script():
     import importlib.util
     from pathlib import Path
-
-    from s2s.amorphous.build import build_cells
-    from s2s.dataset import Dataset
 
     spec = importlib.util.spec_from_file_location(
         "build_amorphous", Path(__file__).resolve().parents[1] / "scripts" / "build_amorphous.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
 
-    store = tmp_path / "store"
-    p = md.MeltQuench(melt_T=3000.0, melt_ps=0.5, quench_ps=0.5, anneal_ps=0.2, chunk_ps=0.1)
-    build_cells(store, p, n_cells=1, counts={2.0: (4, 8)}, progress=False, log=lambda s: None)
+
+@needs_lammps
+def test_whole_path_tiny_cell_z_plus_1(tmp_path):
+    """--atoms 12: MD cell of 12 atoms -> Z+1 spectra of 6 selected O sites -> test dataset + results, resumable."""
+    pytest.importorskip("tblite", reason="tblite (the xTB simulator) not installed")
+    from s2s.dataset import Dataset
+    from s2s.results import read_results
+
+    script = _script()
+    out = tmp_path / "amorphous"
+    fast = ["--melt-T", "3000", "--melt-ps", "0.3", "--quench-ps", "0.3", "--anneal-ps", "0.1", "--chunk-ps", "0.1"]
+    script.main(["md", "--out", str(out), "--atoms", "12", "--x", "2.0", "--n-cells", "1", "--quiet", *fast])
+    store = out / "n12"
+    man = read_manifest(store)
+    assert [c["name"] for c in man["cells"]] == ["SiO2.00_n12_c0"]
+    assert man["cells"][0]["n_si"] + man["cells"][0]["n_o"] == 12 and man["n_atoms_nominal"] == 12
     settings = tmp_path / "xtb.json"
-    settings.write_text(json.dumps({"min_length": 4.0}))  # no supercell: 12 atoms, fast
-    args = argparse.Namespace(out=store, cache=tmp_path / "cache", settings=settings, quiet=True,
-                              spectra_cells=None, variant="ground", min_gap=0.0)
-    script.step_spectra(args)
-    summary = json.loads((store / "spectra.json").read_text())
-    n_done = sum(summary["n_sites"].values())
-    assert n_done + summary["n_failed"] + summary["n_skipped_empty_first_shell"] == 8
-    assert summary["n_pending"] == 0
-    ds = Dataset.load(store / "amorphous.h5")
-    assert len(ds) == n_done
+    settings.write_text(json.dumps({"min_length": 4.0}))  # Z+1 (default variant) in the 12-atom cell itself
+    common = ["--out", str(out), "--atoms", "12", "--x", "2.0", "--max-sites", "6", "--quiet",
+              "--settings", str(settings), "--cache", str(tmp_path / "cache"), "--results", str(tmp_path / "r.json")]
+    script.main(["spectra", "--no-compute", *common])
+    summary = json.loads((out / "spectra.json").read_text())
+    assert summary["n_pending"] == {"2.00": 6} and summary["n_sites"] == {"2.00": 0}
+    script.main(["spectra", *common])
+    summary = json.loads((out / "spectra.json").read_text())
+    assert summary["settings"]["variant"] == "z+1" and summary["n_pending"] == {"2.00": 0}
+    n_ok = summary["n_sites"]["2.00"]
+    assert n_ok + sum(summary["n_failed"]["2.00"].values()) + summary["n_skipped_empty_first_shell"] == 6
+    assert summary["sites_used"]["SiO2.00_n12_c0"] == summary["sites_used"]["SiO2.00_n12_c0"][:6]
+    assert len(summary["sites_used"]["SiO2.00_n12_c0"]) == 6  # partial cell: 6 of its 8 O
+    res = read_results(tmp_path / "r.json")["amorphous"]
+    assert res["n_sites"] == {"2.00": n_ok} and res["cell_atoms"] == {"2.00": 12}
+    ds = Dataset.load(out / "amorphous.h5")
+    assert len(ds) == n_ok
     for rec in ds:
-        assert rec.split == "test" and rec.x == 2.0 and rec.source == script.SOURCE
+        assert rec.split == "test" and rec.x == 2.0 and rec.meta["cell_id"] == 0
+        assert rec.meta["composition_x"] == 2.0 and "gap_eV" in rec.meta
         assert rec.environment.species[0] == 1 and np.allclose(rec.environment.coords[0], 0.0)
-    script.step_spectra(args)  # second run: everything from the cache
-    assert json.loads((store / "spectra.json").read_text())["n_sites"] == summary["n_sites"]
+    n_files = len(list((tmp_path / "cache").rglob("site*.json")))
+    assert n_files == 6
+    script.main(["spectra", *common])  # resumes: nothing recomputed
+    assert json.loads((out / "spectra.json").read_text())["n_sites"] == summary["n_sites"]

@@ -57,15 +57,22 @@ def build_cells(
     directory: Path,
     protocol: MeltQuench,
     xs: Iterable[float] | None = None,
-    n_cells: int = 3,
+    n_cells: int | dict[float, int] = 3,
     base_seed: int = 20260101,
     counts: dict[float, tuple[int, int]] | None = None,
     force: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    tag: str = "",
+    n_atoms: int | None = None,
 ) -> dict[str, Any]:
     """Make (or reuse) ``n_cells`` cells per composition and write the manifest.
 
+    n_cells : one number for every x, or a number per x.
+    counts : (n_Si, n_O) per x (default the paper-sized :data:`COMPOSITIONS`;
+        :func:`s2s.amorphous.md.compositions_for_size` gives other sizes).
+    tag : put into the cell names (``SiO2.00_<tag>_c0``), e.g. ``"n72"``.
+    n_atoms : the nominal cell size, recorded in the manifest.
     A stored cell is reused when its seed and protocol equal the requested ones;
     a cell with a different protocol or seed is recomputed only with ``force``,
     otherwise a ValueError names it.  Returns the manifest dict.
@@ -73,12 +80,13 @@ def build_cells(
     directory = Path(directory)
     counts = counts or COMPOSITIONS
     xs = list(counts) if xs is None else [float(x) for x in xs]
-    if n_cells < 1:
+    per_x = {x: int(n_cells[x] if isinstance(n_cells, dict) else n_cells) for x in xs}
+    if min(per_x.values(), default=1) < 1:
         raise ValueError(f"build_cells: n_cells must be >= 1, got {n_cells}")
     ok, version = lammps_available()
     potential = find_potential()
     # cell 0 of every composition first, then cell 1, ...: a partial build covers every x
-    jobs = [(x, k) for k in range(n_cells) for x in xs]
+    jobs = [(x, k) for k in range(max(per_x.values(), default=0)) for x in xs if k < per_x[x]]
     entries: dict[str, dict[str, Any]] = {}
     try:  # keep entries of cells outside this request (e.g. a partial earlier run)
         for entry in read_manifest(directory).get("cells", []):
@@ -93,7 +101,7 @@ def build_cells(
         bar = tqdm(total=len(jobs), desc="amorphous cells", unit="cell")
     for x, k in jobs:
         seed = cell_seed(x, k, base_seed)
-        name = cell_name(x, k)
+        name = cell_name(x, k, tag)
         path = directory / "cells" / f"{name}.json"
         if path.exists():
             structure = load_cell(path)
@@ -116,7 +124,7 @@ def build_cells(
         result = make_cell(x, k, protocol, seed, counts=counts)
         wall = time.perf_counter() - t0
         props = {
-            "x": float(x), "cell_id": int(k), "seed": int(seed), "counts": list(counts[x]),
+            "x": float(x), "cell_id": int(k), "seed": int(seed), "counts": list(counts[x]), "tag": tag,
             "energy_eV": float(result.energy), "md_wall_s": round(wall, 2),
             "md_cpu_s": round(result.cpu_s, 2), "md_stage_cpu_s": result.stage_cpu_s,
             "final_pressure_bar": float(result.thermo["press"][-1]),
@@ -127,17 +135,17 @@ def build_cells(
         entries[name] = _entry(load_cell(path), path, directory)
         log(f"{name}: {len(result.atoms)} atoms, {wall:.1f} s wall, {result.cpu_s:.1f} s CPU, "
             f"{entries[name]['summary']['density_g_cm3']:.3f} g/cm3")
-        _write(directory, protocol, entries, version, potential, n_cells, base_seed, counts)
+        _write(directory, protocol, entries, version, potential, n_cells, base_seed, counts, n_atoms)
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    return _write(directory, protocol, entries, version, potential, n_cells, base_seed, counts)
+    return _write(directory, protocol, entries, version, potential, n_cells, base_seed, counts, n_atoms)
 
 
 def _write(directory: Path, protocol: MeltQuench, entries: dict[str, dict[str, Any]], version: str,
-           potential: Path, n_cells: int, base_seed: int,
-           counts: dict[float, tuple[int, int]]) -> dict[str, Any]:
+           potential: Path, n_cells: int | dict[float, int], base_seed: int,
+           counts: dict[float, tuple[int, int]], n_atoms: int | None = None) -> dict[str, Any]:
     cells = sorted(entries.values(), key=lambda e: (e["x"], e["cell_id"]))
     n_sites: dict[str, int] = {}
     n_cells_x: dict[str, int] = {}
@@ -153,7 +161,9 @@ def _write(directory: Path, protocol: MeltQuench, entries: dict[str, dict[str, A
                       "citation": POTENTIAL_CITATION},
         "protocol": protocol.to_dict(),
         "base_seed": base_seed,
-        "n_cells_requested": n_cells,
+        "n_atoms_nominal": n_atoms,
+        "n_cells_requested": ({f"{x:.2f}": int(v) for x, v in n_cells.items()} if isinstance(n_cells, dict)
+                              else n_cells),
         "counts_si_o": {f"{x:.2f}": list(c) for x, c in counts.items()},
         "bond_cutoffs_A": {"-".join(k): v for k, v in analysis.DEFAULT_CUTOFFS.items()},
         "python": platform.python_version(),

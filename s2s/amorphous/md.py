@@ -46,6 +46,45 @@ COMPOSITIONS: dict[float, tuple[int, int]] = {
 #: The paper's number of computed O K-edge spectra per composition.
 PAPER_N_SITES: dict[float, int] = {x: n_o for x, (_, n_o) in COMPOSITIONS.items()}
 
+
+def counts_for_size(x: float, n_atoms: int) -> tuple[int, int]:
+    """(n_Si, n_O) with n_O / n_Si == x exactly and n_Si + n_O closest to ``n_atoms``.
+
+    x is taken as the fraction p/q with the smallest denominator (<= 100), so the
+    cell holds k*q Si and k*p O; ties go to the larger cell.  E.g. x = 0.25 at 72
+    atoms -> (56, 14); x = 1.75 at 72 -> (28, 49).
+    """
+    from fractions import Fraction  # noqa: PLC0415
+
+    if not x > 0:
+        raise ValueError(f"counts_for_size: x must be > 0, got {x}")
+    if n_atoms < 2:
+        raise ValueError(f"counts_for_size: n_atoms must be >= 2, got {n_atoms}")
+    frac = Fraction(float(x)).limit_denominator(100)
+    p, q = frac.numerator, frac.denominator
+    unit = p + q
+    k_lo = max(1, n_atoms // unit)
+    k = min((k_lo, k_lo + 1), key=lambda k: (abs(k * unit - n_atoms), -k))
+    return k * q, k * p
+
+
+def compositions_for_size(n_atoms: int | None, xs=None) -> dict[float, tuple[int, int]]:
+    """(n_Si, n_O) per composition for cells of about ``n_atoms`` atoms.
+
+    ``n_atoms`` None (or 0) gives the paper-sized cells of :data:`COMPOSITIONS`.
+    """
+    xs = list(COMPOSITIONS) if xs is None else [float(x) for x in xs]
+    if not n_atoms:
+        return {x: COMPOSITIONS[x] for x in xs}
+    return {x: counts_for_size(x, n_atoms) for x in xs}
+
+
+def cells_needed(n_o: int, n_sites: int) -> int:
+    """Cells of ``n_o`` O sites each that give at least ``n_sites`` sites (>= 1)."""
+    if n_o < 1:
+        raise ValueError(f"cells_needed: n_o must be >= 1, got {n_o}")
+    return max(1, -(-int(n_sites) // int(n_o)))
+
 _AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660  # 1 amu / Å^3 in g / cm^3
 
 

@@ -29,9 +29,11 @@ class StoreError(ValueError):
     """A store file is missing or does not have the expected content."""
 
 
-def cell_name(x: float, cell_id: int) -> str:
-    """File stem of a cell, e.g. ``SiO0.25_c1``."""
-    return f"SiO{x:.2f}_c{int(cell_id)}"
+def cell_name(x: float, cell_id: int, tag: str = "") -> str:
+    """File stem of a cell, e.g. ``SiO0.25_c1``, or ``SiO0.25_n72_c1`` with ``tag="n72"``."""
+    if tag and not tag.replace("-", "").isalnum():
+        raise ValueError(f"cell_name: tag must be alphanumeric, got {tag!r}")
+    return f"SiO{x:.2f}_{tag}_c{int(cell_id)}" if tag else f"SiO{x:.2f}_c{int(cell_id)}"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -71,7 +73,8 @@ def save_cell(directory: Path, atoms: Atoms, properties: dict[str, Any]) -> Path
         if key not in properties:
             raise StoreError(f"save_cell: properties must contain {key!r}")
     structure = atoms_to_structure(atoms, properties)
-    path = Path(directory) / "cells" / f"{cell_name(properties['x'], properties['cell_id'])}.json"
+    name = cell_name(properties["x"], properties["cell_id"], properties.get("tag", ""))
+    path = Path(directory) / "cells" / f"{name}.json"
     atomic_write_text(path, json.dumps(structure.as_dict()))
     return path
 

@@ -1,0 +1,226 @@
+"""O K-edge spectra of the amorphous cells with the training simulator.
+
+Three steps, used by ``scripts/build_amorphous.py spectra``:
+
+1. :func:`select_sites` picks, per composition x, the first ``target`` O sites
+   of the cells in cell-id order: every O of cells 0, 1, ..., and the
+   lowest-index O sites of the last cell needed (an amorphous cell has no
+   symmetry, so every O site is its own spectrum).
+2. :func:`compute` runs the simulator (one Z+1 SCF per site with the default
+   :class:`s2s.simulate.xtb.XtbSettings`) over the selected sites that are not
+   cached yet, in :func:`round_robin` order (x = 0.25, 0.5, ..., 2.0, then the
+   next site of each x; within an x the cells take turns), so an interrupted
+   run has sites of every composition and cell.  Every result is written to
+   the per-site cache of :mod:`s2s.simulate.build` as soon as it exists, so a
+   restart resumes.
+3. :func:`collect` reads whatever is cached into :class:`s2s.dataset.SiteRecord`
+   objects (split ``"test"``) and a summary with counts per x, failures by
+   kind and HOMO-LUMO gap statistics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SOURCE = "amorphous-meltquench-tersoff"
+
+
+def o_sites(structure) -> list[int]:
+    """Indices of every O site of a cell."""
+    return [i for i, s in enumerate(structure) if s.specie.symbol == "O"]
+
+
+def select_sites(entries: Sequence[Mapping[str, Any]], cells: Sequence, targets: Mapping[float, int]
+                 ) -> dict[str, list[int]]:
+    """Sites to compute per cell name: the first ``targets[x]`` O sites of each composition.
+
+    entries : manifest cell entries (``name``, ``x``, ``cell_id``), parallel to ``cells``
+        (pymatgen Structures).  Cells are used in cell-id order; a cell whose x is
+        not in ``targets`` or that is not needed gets no sites (and no key).
+    Raises ValueError when a composition has fewer O sites than its target.
+    """
+    if len(entries) != len(cells):
+        raise ValueError(f"select_sites: {len(entries)} manifest entries but {len(cells)} cells")
+    by_x: dict[float, list[tuple[int, str, Any]]] = defaultdict(list)
+    for entry, cell in zip(entries, cells):
+        by_x[float(entry["x"])].append((int(entry["cell_id"]), str(entry["name"]), cell))
+    selected: dict[str, list[int]] = {}
+    for x, target in targets.items():
+        left = int(target)
+        for _, name, cell in sorted(by_x.get(float(x), []), key=lambda t: t[0]):
+            if left <= 0:
+                break
+            sites = o_sites(cell)[:left]
+            selected[name] = sites
+            left -= len(sites)
+        if left > 0:
+            raise ValueError(f"select_sites: x={x} needs {target} O sites, the cells hold only "
+                             f"{target - left}; build more cells (scripts/build_amorphous.py md)")
+    return selected
+
+
+def round_robin(selected: Mapping[str, Sequence[int]], x_of: Mapping[str, float],
+                cell_id_of: Mapping[str, int]) -> list[tuple[str, int]]:
+    """Order ``(cell name, site)`` so that every composition and every cell gets sites early.
+
+    Within a composition the cells take turns (1st site of each cell, then the
+    2nd, ...); the compositions take turns in increasing x.
+    """
+    per_x: dict[float, list[tuple[int, int, str, int]]] = defaultdict(list)
+    for name, sites in selected.items():
+        for rank, site in enumerate(sites):
+            per_x[float(x_of[name])].append((rank, int(cell_id_of[name]), name, int(site)))
+    queues = {x: [(name, site) for _, _, name, site in sorted(v)] for x, v in sorted(per_x.items())}
+    order: list[tuple[str, int]] = []
+    depth = max((len(q) for q in queues.values()), default=0)
+    for i in range(depth):
+        for q in queues.values():
+            if i < len(q):
+                order.append(q[i])
+    return order
+
+
+def compute(order: Sequence[tuple[str, int]], structures: Mapping[str, Any], settings, cache_dir: Path,
+            progress: bool = True, retry_failed: bool = False,
+            log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Simulate every site of ``order`` not in the cache, in that order; write each to the cache.
+
+    structures : cell name -> pymatgen Structure.  Uses the cache layout, the
+    staleness check (structure hash) and the failure records of
+    :mod:`s2s.simulate.build`.  Returns counts and the mean seconds per computed site.
+    """
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    from s2s.simulate.build import plan, write_settings, write_site  # noqa: PLC0415
+    from s2s.simulate.xtb import simulate_site  # noqa: PLC0415
+
+    wanted: dict[str, list[int]] = defaultdict(list)
+    for name, site in order:
+        wanted[name].append(site)
+    items = [(name, structures[name]) for name in wanted]
+    units, report = plan(items, settings, cache_dir, retry_failed=retry_failed,
+                         sites_fn=lambda structure, sid: wanted[sid])
+    todo = {(sid, s) for sid, _, sites in units for s in sites}
+    write_settings(cache_dir, settings)
+    queue = [(n, s) for n, s in order if (n, s) in todo]
+    bar = tqdm(total=len(queue), desc=f"amorphous xtb {settings.variant} [{settings.calc_key()}]",
+               unit="site", disable=not progress, mininterval=0)
+    seconds: list[float] = []
+    n_failed = 0
+    try:
+        for name, site in queue:
+            t0 = time.perf_counter()
+            result = simulate_site(structures[name], site, settings, structure_id=name)
+            write_site(cache_dir, settings, result)
+            seconds.append(time.perf_counter() - t0)
+            n_failed += not result.ok
+            bar.set_postfix_str(f"{name}:{site} {seconds[-1]:.1f}s gap {result.gap:.2f} "
+                                f"{'ok' if result.ok else result.reason[:40]}", refresh=False)
+            bar.update(1)
+            if log is not None:
+                log(f"{name} site {site}: {seconds[-1]:.1f} s, gap {result.gap:.3f} eV, "
+                    f"{'ok' if result.ok else result.reason}")
+    finally:
+        bar.close()
+    return {"n_sites": len(order), "cached_before": report.cached, "computed": len(seconds),
+            "failed_now": n_failed, "mean_s_per_site": float(np.mean(seconds)) if seconds else None}
+
+
+def failure_kind(reason: str) -> str:
+    """Short class of a failure reason: ``scf``, ``gap`` or ``other``."""
+    if reason.startswith("scf failed"):
+        return "scf"
+    if reason.startswith("gap collapse"):
+        return "gap"
+    return "other"
+
+
+def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
+            entries: Mapping[str, Mapping[str, Any]], settings, cache_dir: Path,
+            simulator: str) -> tuple[list, dict[str, Any]]:
+    """Cached results of the selected sites as test records, and a summary.
+
+    entries : cell name -> manifest entry (x, cell_id, seed, n_si, n_o).
+    Sites are returned sorted by (x, cell id, site).  A site is *pending* (not
+    cached), *failed* (``ok=False``: SCF failure, HOMO-LUMO gap below
+    ``settings.min_gap``, no empty O-p weight), *skipped* (no Si within the
+    environment cutoff), or a record.
+    """
+    from s2s.dataset import SiteRecord  # noqa: PLC0415
+    from s2s.environment import EmptyFirstShellError, environment_from_structure  # noqa: PLC0415
+    from s2s.simulate.build import load_site  # noqa: PLC0415
+
+    records = []
+    failures: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    pending: dict[str, int] = defaultdict(int)
+    gaps: dict[str, list[float]] = defaultdict(list)
+    secs: dict[str, list[float]] = defaultdict(list)
+    fail_x: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    n_sel: dict[str, int] = defaultdict(int)
+    key_of = {name: f"{float(e['x']):.2f}" for name, e in entries.items()}
+    ordered = sorted(order, key=lambda t: (float(entries[t[0]]["x"]), int(entries[t[0]]["cell_id"]), t[1]))
+    for name, site in ordered:
+        entry, cell, xk = entries[name], structures[name], key_of[name]
+        n_sel[xk] += 1
+        r = load_site(cache_dir, settings, name, site, cell)
+        if r is None:
+            pending[xk] += 1
+            continue
+        if np.isfinite(r.gap):
+            gaps[xk].append(float(r.gap))
+        secs[xk].append(float(r.seconds))
+        if not r.ok:
+            kind = failure_kind(r.reason)
+            fail_x[xk][kind] += 1
+            failures.append({"cell": name, "site": site, "x": float(entry["x"]), "kind": kind,
+                             "reason": r.reason, "gap_eV": _f(r.gap)})
+            continue
+        try:
+            env = environment_from_structure(cell, site, structure_id=name)
+        except EmptyFirstShellError as err:
+            skipped.append({"cell": name, "site": site, "reason": str(err)})
+            continue
+        records.append(SiteRecord(
+            spectrum=r.spectrum, environment=env, structure_id=name, site_index=site, multiplicity=1,
+            formula=cell.composition.reduced_formula, x=float(entry["x"]), source=SOURCE,
+            simulator=simulator, settings=settings.to_dict(), split="test",
+            meta={"cell_id": int(entry["cell_id"]), "seed": int(entry["seed"]),
+                  "composition_x": float(entry["x"]), "gap_eV": _f(r.gap), "n_atoms_cell": len(cell),
+                  "calc_key": settings.calc_key(), "seconds": round(float(r.seconds), 2)},
+        ))
+    n_sites: dict[str, int] = defaultdict(int)
+    for rec in records:
+        n_sites[f"{rec.x:.2f}"] += 1
+    keys = sorted(n_sel, key=float)
+    summary = {
+        "n_selected": {k: n_sel[k] for k in keys},
+        "n_sites": {k: n_sites.get(k, 0) for k in keys},
+        "n_pending": {k: pending.get(k, 0) for k in keys},
+        "n_failed": {k: dict(fail_x[k]) for k in keys},
+        "n_skipped_empty_first_shell": len(skipped),
+        "gap_eV": {k: _gap_stats(gaps[k], settings.min_gap) for k in keys},
+        "s_per_site_mean": {k: (round(float(np.mean(secs[k])), 2) if secs[k] else None) for k in keys},
+        "failures": failures,
+        "skipped": skipped,
+    }
+    return records, summary
+
+
+def _f(v: float) -> float | None:
+    return round(float(v), 4) if np.isfinite(v) else None
+
+
+def _gap_stats(gaps: list[float], min_gap: float) -> dict[str, Any]:
+    if not gaps:
+        return {"n": 0}
+    g = np.asarray(gaps)
+    return {"n": int(g.size), "min": round(float(g.min()), 4), "median": round(float(np.median(g)), 4),
+            "max": round(float(g.max()), 4), f"below_{min_gap:g}": int((g < min_gap).sum()),
+            "below_0.5": int((g < 0.5).sum())}
