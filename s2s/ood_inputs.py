@@ -1,5 +1,5 @@
-"""Out-of-distribution inputs (notebooks 06, 07): where spectra lie relative to the training set (paper, Fig. 6a)
-and single foreign spectra fed to the model (paper, Fig. 7).
+"""Out-of-distribution inputs (notebooks 06, 07): where spectra lie relative to the training
+set (paper, Fig. 6a) and single foreign spectra fed to the model (paper, Fig. 7).
 
 Spectral manifold (notebook 06)
 -------------------------------
@@ -12,8 +12,9 @@ Spectral manifold (notebook 06)
   distance and the fraction of points "inside" the training manifold, i.e. no farther from
   the training set than ``quantile`` (95 %) of the training points are from *other*
   training structures (leave-one-structure-out).  Works in any space: the 2-D embedding
-  (arbitrary units) or the 200-point spectra themselves (``space="spectra"`` reports the
-  RMS intensity difference, unit-area spectra).
+  (arbitrary units) or the 200-point spectra themselves (``scale=1/sqrt(200)`` gives the
+  RMS intensity difference of unit-area spectra; :mod:`s2s.ood_score` has the k-NN
+  percentile score that ``s2s predict`` uses).
 
 Foreign spectra (notebook 07)
 -----------------------------
