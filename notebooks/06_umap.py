@@ -1,0 +1,217 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 — Where the amorphous spectra lie: UMAP and template matching (paper, Fig. 6)
+#
+# (a) A UMAP (umap-learn, fixed `random_state`) of the training spectra (crystals) together
+# with the amorphous SiO_x spectra, coloured by composition. How far each composition lies
+# from the training data is measured twice: in the 2-D embedding (distance to the nearest
+# training point, against the spread of the training points themselves) and, independent of
+# UMAP, in the 200-point spectra (the k-NN percentile score of `s2s.ood_score`).
+#
+# (b, c) Template matching (the MSE-nearest training spectrum's environment) against the
+# model's generated environment, by SOAP cosine similarity to the target, for amorphous SiO2
+# and for the most Si-rich composition present (the paper: SiO0.25).
+
+# %% tags=["parameters"]
+small = False  # CI: subsampled UMAP, a few sites per composition, few sampling steps
+dataset_path = "../data/s2s_open_v1.h5"
+amorphous_path = "../data/amorphous/amorphous.h5"
+model_path = "../models/s2s_open_v1/model.pt"
+n_steps = None  # reverse-diffusion steps (None: all T of the model, 1000)
+n_sites_max = None  # sites per compared composition, spread over the set (None: all)
+n_umap_max = None  # points per class (training, each composition) in the UMAP (None: all)
+n_neighbors = 15  # UMAP
+min_dist = 0.1  # UMAP
+seed = 0  # UMAP random_state and the generation seed
+cache_dir = "../runs/generated"
+
+# %%
+import time
+import warnings
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from s2s.dataset import Dataset
+from s2s.evaluate import generate_cached, spread_indices, subsample_groups
+from s2s.ood_inputs import UNKNOWN, composition_labels, distance_to_training, round_floats, umap_embedding
+from s2s.ood_score import OODScorer
+from s2s.plots import plot_similarity_gap, plot_umap, save_figure
+from s2s.results import update_results
+from s2s.template import compare_with_generation, template_match
+from s2s.train import load_model
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+torch.set_num_threads(1)
+FIG = Path("../figures")
+TRAIN = "training crystals"
+if small:
+    n_steps, n_sites_max, n_umap_max = 50, 6, 150
+
+# %%
+# NBVAL_CHECK_OUTPUT
+ds = Dataset.load(dataset_path)
+train = ds.train
+amor = Dataset.load(amorphous_path)
+comp = np.array(composition_labels(amor), dtype=object)
+train_spectra = np.stack([r.spectrum for r in train])
+train_groups = np.array([r.structure_id for r in train])
+amor_spectra = np.stack([r.spectrum for r in amor])
+present = sorted(set(comp) - {UNKNOWN}, key=float)
+print(f"training split: {len(train)} spectra of {len(set(train_groups))} structures")
+print(f"amorphous: {len(amor)} spectra; per composition x:",
+      {c: int((comp == c).sum()) for c in present} | ({UNKNOWN: int((comp == UNKNOWN).sum())} if UNKNOWN in comp else {}))
+sim_train = {(r.simulator, tuple(sorted(r.settings.items()))) for r in train}
+sim_amor = {(r.simulator, tuple(sorted(r.settings.items()))) for r in amor}
+same_simulator = sim_amor <= sim_train
+if not same_simulator:
+    t_set, a_set = dict(next(iter(sim_train))[1]), dict(next(iter(sim_amor))[1])
+    diff = {k: (t_set.get(k), a_set.get(k)) for k in sorted(set(t_set) | set(a_set)) if t_set.get(k) != a_set.get(k)}
+    print(f"WARNING: the amorphous spectra come from other simulator settings than the training spectra "
+          f"({next(iter(sim_amor))[0]} vs {next(iter(sim_train))[0]}; training vs amorphous: {diff}); "
+          "distances below then mix structure with method")
+missing = sorted(set(f"{x:.2f}" for x in np.arange(0.25, 2.01, 0.25)) - set(present), key=float)
+if missing:
+    print("compositions of the paper not (yet) in the amorphous set:", ", ".join(missing))
+
+# %% [markdown]
+# ## Fig. 6a — UMAP of training and amorphous spectra
+
+# %%
+labels_all = np.array([TRAIN] * len(train) + comp.tolist(), dtype=object)
+keep = subsample_groups(labels_all.tolist(), n_umap_max)
+points = np.vstack([train_spectra, amor_spectra])[keep]
+labels = labels_all[keep]
+t0 = time.perf_counter()
+emb = umap_embedding(points, random_state=seed, n_neighbors=n_neighbors, min_dist=min_dist)
+print(f"UMAP of {len(points)} spectra ({(labels == TRAIN).sum()} training, {(labels != TRAIN).sum()} amorphous) "
+      f"in {time.perf_counter() - t0:.1f} s")
+fig = plot_umap(emb, labels, title="O K-edge spectra (UMAP): crystals vs amorphous SiO$_x$")
+save_figure(fig, FIG / "06_umap")
+
+# %% [markdown]
+# Distance of each amorphous point to the nearest training point in the embedding; a point is
+# *inside* the training manifold when it is no farther than 95 % of the training points are
+# from the nearest training point of another structure. UMAP distances are only roughly
+# metric, so the spectral-space score next to it is the firmer number.
+
+# %%
+is_train = labels == TRAIN
+keep_train = keep[is_train]
+rep = distance_to_training(emb[is_train], train_groups[keep_train], emb[~is_train], labels[~is_train].tolist())
+scorer = OODScorer.fit(train_spectra, train_groups)
+score = scorer.score(amor_spectra)
+print(f"UMAP threshold (95 % of training nearest-other-structure distances): {rep.threshold:.3f} (arb. units)")
+print("composition | n | UMAP: mean NN distance, inside | spectra: median k-NN percentile, flagged OOD")
+spectral = {}
+for c in rep.per_label:
+    sel = comp == c
+    spectral[c] = {"median_percentile": float(np.median(score["percentile"][sel])),
+                   "flagged_fraction": float(np.mean(score["flag"][sel])), "n": int(sel.sum())}
+    v = rep.per_label[c]
+    print(f"  SiO{c:5s} | {v['n']:4d} | {v['mean_distance']:6.3f}, {100 * v['inside_fraction']:5.1f} % | "
+          f"{spectral[c]['median_percentile']:5.1f}, {100 * spectral[c]['flagged_fraction']:5.1f} %")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"spectral OOD score (k = {scorer.k}, flag above the {scorer.threshold:g}th percentile of the training "
+      "leave-one-structure-out distances):")
+for c, v in spectral.items():
+    print(f"  SiO{c}: median percentile {v['median_percentile']:.1f}, flagged {100 * v['flagged_fraction']:.1f} % "
+          f"of {v['n']}")
+
+# %%
+fig, ax = plt.subplots(figsize=(5.4, 3.4), layout="constrained")
+xs = [float(c) for c in rep.per_label]
+ax.plot(xs, [rep.per_label[c]["inside_fraction"] for c in rep.per_label], "o-", color="#7B3294",
+        label="inside training manifold (UMAP)")
+ax.plot(xs, [1 - spectral[c]["flagged_fraction"] for c in rep.per_label], "s--", color="#1B9E77",
+        label="not flagged OOD (spectra, k-NN)")
+ax.set_xlabel("x in SiO$_x$")
+ax.set_ylabel("Fraction of amorphous sites")
+ax.set_ylim(-0.03, 1.03)
+ax.legend(loc="best")
+ax.set_title("How close each composition is to the training spectra")
+save_figure(fig, FIG / "06_umap_inside_fraction")
+
+# %% [markdown]
+# ## Fig. 6b, 6c — template matching vs the model on amorphous SiO2 and the most Si-rich composition
+# Template: the environment of the training spectrum with the smallest MSE (all training
+# sites are candidates: the amorphous structures share no material with them). Model: one
+# generated environment per spectrum with the target's atom count. Both are compared with
+# the target by SOAP cosine similarity; the model wins a case when its similarity is higher.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+sio2 = "2.00" if "2.00" in present else (present[-1] if present else None)
+si_rich = present[0] if present else None
+cases = [c for c in dict.fromkeys([sio2, si_rich]) if c is not None]
+print("compared compositions:", ", ".join(f"SiO{c}" for c in cases) or "none")
+if len(cases) == 1:
+    print("only one composition present: Fig. 6c (Si-rich) is the same set as 6b and is not drawn separately")
+
+# %%
+T = load_model(model_path).cfg.diffusion.T
+train_envs = [r.environment for r in train]
+comparison = {}
+for c in cases:
+    idx = np.flatnonzero(comp == c)
+    idx = idx[spread_indices(len(idx), n_sites_max)]
+    targets = [amor[int(i)].environment for i in idx]
+    spectra = amor_spectra[idx]
+    match = template_match(spectra, None, train_spectra, None, train_envs)
+    t0 = time.perf_counter()
+    gen = generate_cached(model_path, spectra, [t.n_atoms for t in targets], n_samples=1, n_steps=n_steps,
+                          seed=seed, cache_dir=cache_dir, progress=False)
+    dt = time.perf_counter() - t0
+    comparison[c] = compare_with_generation(targets, [g[0] for g in gen], match.environments, match.mse)
+    r = comparison[c]
+    print(f"SiO{c}: {r['n_cases']} sites, generation {dt:.1f} s ({n_steps or T} steps; cached runs are read); "
+          f"model better in {100 * r['model_win_rate']:.1f} % ({r['n_ties']} ties), gap mean {r['gap_mean']:+.4f}")
+
+# %%
+if comparison:
+    fig = plt.figure(figsize=(7.2 * len(comparison), 4.0), layout="constrained")
+    subs = np.atleast_1d(fig.subfigures(1, len(comparison), wspace=0.04))
+    for sub, (c, r), tag in zip(subs, comparison.items(), "bc"):
+        plot_similarity_gap(r["mse"], r["gap"], title=f"({tag}) amorphous SiO$_{{{float(c):g}}}$", fig=sub)
+    save_figure(fig, FIG / "06_template_vs_model")
+
+# %% [markdown]
+# ## Results (`figures/results.json`, key `umap`)
+
+# %%
+out = {
+    "n_train": int(len(train)),
+    "n_amorphous": int(len(amor)),
+    "n_points_umap": int(len(points)),
+    "umap": {"n_neighbors": n_neighbors, "min_dist": min_dist, "random_state": seed, "input": "unit-area spectra"},
+    "same_simulator_settings": bool(same_simulator),
+    "n_sites_by_composition": {c: int((comp == c).sum()) for c in present},
+    "umap_threshold": rep.threshold,
+    "umap_nn_distance": {c: {k: v[k] for k in ("mean_distance", "median_distance", "inside_fraction")}
+                         for c, v in rep.per_label.items()},
+    "compositions_inside_umap": rep.inside_labels(0.5),
+    "spectral_ood": spectral,
+    "template_vs_model": {c: {k: r[k] for k in ("model_win_rate", "n_cases", "n_ties", "gap_mean", "gap_std")}
+                          for c, r in comparison.items()},
+    "model_win_rate": {c: r["model_win_rate"] for c, r in comparison.items()},
+    "n_steps": int(n_steps or T),
+}
+out = round_floats(out, 4)
+if not small:
+    update_results("umap", out, "../figures/results.json")
+print({k: out[k] for k in ("n_train", "n_amorphous", "compositions_inside_umap", "model_win_rate")})
