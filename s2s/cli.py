@@ -1,4 +1,4 @@
-"""The ``s2s`` command line: train, sample, evaluate.
+"""The ``s2s`` command line: train, sample, evaluate, predict.
 
 Examples::
 
@@ -6,6 +6,7 @@ Examples::
     s2s sample --model runs/cpu/model.pt --data data/s2s_open.h5 --split test --limit 5 --out samples/
     s2s sample --model runs/cpu/model.pt --spectrum my_quartz.msa --shift onset --n-samples 16 --out samples/
     s2s evaluate --model runs/cpu/model.pt --data data/s2s_open.h5 --split test --out results/
+    s2s predict my_quartz.msa spectra_folder/ --n-samples 16 --out predictions/
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--method", default="both", choices=["paper", "best", "both"], help="alignment: the paper's, ours (never worse), or both (default)")
     e.add_argument("--out", required=True, type=Path, help="output directory: metrics.json (summary), per_site.csv, generated.xyz")
     _add_sampling_options(e)
+
+    from .predict_cli import add_predict_parser
+
+    add_predict_parser(sub)
     return ap
 
 
@@ -196,7 +201,9 @@ def cmd_evaluate(a) -> int:
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     try:
-        return {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate}[a.command](a)
+        from .predict_cli import cmd_predict
+
+        return {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate, "predict": cmd_predict}[a.command](a)
     except (FileNotFoundError, ValueError) as exc:
         print(f"s2s {a.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,208 @@
+"""s2s predict: inputs, preparation (onset alignment, background), ensemble summary, atomic
+resumable batch output, bad-input messages.  A tiny model is trained in tmp_path."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from s2s.cli import main
+from s2s.dataset import Dataset, SiteRecord, make_split
+from s2s.ensemble import cluster, geometry, signature, summarize_ensemble
+from s2s.environment import Environment, environments_from_structure
+from s2s.io import read_extxyz
+from s2s.predict import InputSpectrum, PredictInputError, collect_inputs, prepare, training_onset
+from s2s.spectrum import GRID, normalize, onset_shift
+
+torch.set_num_threads(1)
+
+
+def _toy_spectrum(k: float) -> np.ndarray:
+    y = np.exp(-0.5 * ((GRID - 2.5 - 0.4 * k) / 1.0) ** 2) + 0.6 * np.exp(-0.5 * ((GRID - 9 - k) / 2.0) ** 2)
+    return normalize(y * (1 / (1 + np.exp(-(GRID + 0.3) / 0.15))))
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A toy dataset (7 strained quartz copies, 1 site each) and a tiny model trained 3 steps."""
+    from tests.conftest import make_alpha_quartz
+
+    root = tmp_path_factory.mktemp("predict")
+    q = make_alpha_quartz()
+    recs, structs = [], {}
+    for k, scale in enumerate([1.0, 1.02, 0.98, 1.04, 0.96, 1.01, 0.99]):
+        s = q.copy()
+        s.scale_lattice(s.volume * scale**3)
+        sid = f"quartz-{k}"
+        env = environments_from_structure(s, structure_id=sid).environments[0]
+        recs.append(SiteRecord(_toy_spectrum(k), env, sid, env.meta["site_index"], formula="SiO2", source="test", simulator="toy"))
+        structs[sid] = s
+    data = root / "toy.h5"
+    make_split(Dataset.from_records(recs, structs), test_fraction=0.15, seed=0).save(data)
+    run = root / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), "--preset", "tiny", "--max-steps", "3", "--quiet"]) == 0
+    return data, run / "model.pt"
+
+
+def _write_inputs(d):
+    d.mkdir()
+    s = _toy_spectrum(1.5)
+    e_abs = np.arange(505.0, 560.0, 0.05)
+    # measured-like: the grid spectrum placed at a 532 eV onset, a power-law background, noise
+    y = np.interp(e_abs - 532.0, GRID, s, left=0.0, right=s[-1]) * 100 + 4e7 * e_abs**-3.0
+    y += np.random.default_rng(0).normal(0, 0.05, e_abs.size)
+    np.savetxt(d / "measured.txt", np.c_[e_abs, y], header="energy_eV counts")
+    e_rel = np.linspace(-2, 25, 300)
+    msa = ["#FORMAT : EMSA/MAS Spectral Data File", "#VERSION : 1.0", "#XUNITS : eV", "#DATATYPE : XY", "#SPECTRUM : start"]
+    msa += [f"{a:.4f}, {b:.6f}" for a, b in zip(e_rel, np.interp(e_rel, GRID, s, left=0.0, right=s[-1]))]
+    (d / "sim.msa").write_text("\n".join(msa + ["#ENDOFDATA : end"]) + "\n")
+    np.save(d / "image.npy", np.stack([[_toy_spectrum(0.5), _toy_spectrum(2.5)]]))  # (1, 2, 200)
+    # bad inputs
+    (d / "empty.txt").write_text("")
+    np.savetxt(d / "kev.csv", np.c_[e_abs / 1000, y], delimiter=",")
+    np.savetxt(d / "one_column.txt", y[:50])
+    np.savetxt(d / "carbon.txt", np.c_[e_abs - 248.0, y])
+    bad = np.c_[e_abs, y]
+    bad[100, 1] = np.nan
+    np.savetxt(d / "nan.txt", bad)
+    np.save(d / "flat.npy", np.ones(200))
+
+
+def test_predict_batch_end_to_end_and_resume(setup, tmp_path, capsys):
+    data, model = setup
+    inp = tmp_path / "in"
+    _write_inputs(inp)
+    out = tmp_path / "out"
+    args = ["predict", str(inp), "--model", str(model), "--data", str(data), "--n-samples", "3", "--steps", "4",
+            "--out", str(out), "--quiet", "--background"]
+    rc = main(args + ["--no-png"])
+    cap = capsys.readouterr()
+    assert rc == 2  # some inputs were bad
+    err = cap.err
+    for name, problem in [("empty.txt", "empty"), ("kev.csv", "keV"), ("one_column.txt", "1 column"),
+                          ("carbon.txt", "not an O K-edge"), ("nan.txt", "NaN"), ("flat.npy", "flat")]:
+        line = next((ln for ln in err.splitlines() if name in ln), "")
+        assert problem in line, (name, err)
+    done = sorted(p.relative_to(out).as_posix() for p in out.rglob("summary.json"))
+    assert done == ["image/y000_x000/summary.json", "image/y000_x001/summary.json", "measured/summary.json", "sim/summary.json"]
+    # nothing half-written: no temporary folders, no output for the bad inputs
+    assert not [p for p in out.rglob("*") if ".partial" in p.name or p.name.endswith(".tmp")]
+    assert not any((out / n).exists() for n in ("empty", "kev", "one_column", "carbon", "nan", "flat"))
+    # the XYZ: K frames, excited O first at the origin, shell property
+    envs = read_extxyz(out / "measured" / "candidates.xyz")
+    assert len(envs) == 3 and all(np.allclose(e.coords[0], 0) and e.symbols()[0] == "O" for e in envs)
+    assert "shell:I:1" in (out / "measured" / "candidates.xyz").read_text().splitlines()[1]
+    s = json.loads((out / "measured" / "summary.json").read_text())
+    assert s["preprocessing"]["shift_mode"] == "onset" and s["preprocessing"]["background"] is True
+    assert abs(s["preprocessing"]["onset_eV"] - 532.0) < 1.5
+    assert s["sampling"]["sampler"] == "ddim" and s["sampling"]["steps"] == 4 and s["sampling"]["n_samples"] == 3
+    assert set(s["candidates"]["cn"]) == {"shell1", "shell2", "shell3"}
+    assert sum(c["count"] for c in s["candidates"]["clusters"]) == 3
+    assert {"d_sio", "d_sio_first", "a_osio", "a_siosi"} <= set(s["candidates"]["geometry"])
+    assert len(s["nearest_training"]) >= 1 and "structure_id" in s["nearest_training"][0]
+    assert {"percentile", "flag", "warning"} <= set(s["ood"])
+    sim = json.loads((out / "sim" / "summary.json").read_text())
+    assert sim["preprocessing"]["shift_mode"].startswith("none") and "skipped" in sim["preprocessing"]["background"]
+    maps = np.load(out / "image" / "maps.npz")
+    assert maps["cn1_mean"].shape == (1, 2) and np.all(np.isfinite(maps["ood_percentile"]))
+    # resume: finished outputs are skipped and left untouched
+    stamp = os.stat(out / "measured" / "summary.json").st_mtime_ns
+    rc = main(args + ["--no-png"])
+    assert "4 already done" in capsys.readouterr().out
+    assert os.stat(out / "measured" / "summary.json").st_mtime_ns == stamp
+
+
+def test_predict_png_and_fixed_atom_count(setup, tmp_path):
+    data, model = setup
+    f = tmp_path / "one.npy"
+    np.save(f, _toy_spectrum(1.0))
+    out = tmp_path / "o"
+    assert main(["predict", str(f), "--model", str(model), "--data", str(data), "--n-samples", "2", "--steps", "3",
+                 "--n-atoms", "9", "--sampler", "ancestral", "--out", str(out), "--quiet"]) == 0
+    png = (out / "one" / "overview.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    envs = read_extxyz(out / "one" / "candidates.xyz")
+    assert [e.n_atoms for e in envs] == [9, 9]
+
+
+def test_failed_write_leaves_nothing(setup, tmp_path, monkeypatch):
+    import s2s.io
+
+    data, model = setup
+    f = tmp_path / "one.npy"
+    np.save(f, _toy_spectrum(1.0))
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(s2s.io, "write_json", boom)
+    out = tmp_path / "o"
+    with pytest.raises(OSError):
+        main(["predict", str(f), "--model", str(model), "--data", str(data), "--n-samples", "2", "--steps", "2",
+              "--out", str(out), "--quiet", "--no-png"])
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_onset_alignment_recovers_the_grid_spectrum():
+    s = _toy_spectrum(2.0)
+    o = onset_shift(GRID, s)
+    item = InputSpectrum("x", "x.txt", GRID + 531.7, s * 1000.0)
+    p = prepare(item, train_onset=o)
+    assert abs(p.info["shift_eV"] - 531.7) < 1e-6
+    assert np.allclose(p.spectrum[:-1], s[:-1], rtol=1e-3, atol=1e-6)  # the last point may fall 1e-13 eV outside the data
+    # a manual shift and the relative-energy default
+    assert prepare(item, o, shift=531.0).info["shift_mode"] == "manual"
+    rel = prepare(InputSpectrum("r", "r.txt", GRID.copy(), s), o)
+    assert rel.info["shift_eV"] == 0.0 and np.allclose(rel.spectrum, s, atol=1e-9)
+    # power-law background removed: close to the clean spectrum
+    e = np.arange(500.0, 560.0, 0.1)
+    clean = np.interp(e - 531.7, GRID, s, left=0.0, right=s[-1]) * 1000
+    noisy = clean + 5e8 * e**-3.0
+    q = prepare(InputSpectrum("b", "b.txt", e, noisy), o, background=True)
+    assert np.corrcoef(q.spectrum, s)[0, 1] > 0.98
+    assert training_onset(np.stack([s, s])) == pytest.approx(o)
+
+
+@pytest.mark.parametrize("energy,intensity,match", [
+    (GRID + 531.0, np.where(GRID > 0, 1.0, 0.0) * np.nan, "NaN"),
+    (GRID / 1000 + 0.53, _toy_spectrum(1), "keV"),
+    (GRID + 282.0, _toy_spectrum(1), "not an O K-edge"),
+    (np.linspace(520, 535, 100), 1 / (1 + np.exp(-(np.linspace(520, 535, 100) - 531) / 0.3)), "above the edge onset"),
+    (GRID.copy(), np.random.default_rng(0).random(200), "noise-like"),
+])
+def test_prepare_refuses_bad_spectra(energy, intensity, match):
+    with pytest.raises(PredictInputError, match=match) as exc:
+        prepare(InputSpectrum("bad", "bad.txt", energy, intensity), train_onset=-0.5)
+    assert "bad.txt" in str(exc.value)
+
+
+def test_collect_inputs_names_and_errors(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    np.save(a / "s.npy", _toy_spectrum(0))
+    np.save(b / "s.npy", _toy_spectrum(1))
+    np.save(b / "wrong.npy", np.ones((3, 150)))
+    items, errors = collect_inputs([a, b])
+    assert sorted(i.name for i in items) == ["b__s", "s"]
+    assert len(errors) == 1 and "wrong.npy" in errors[0].message and "energy axis" in errors[0].message
+    np.savez(tmp_path / "img.npz", energy=np.linspace(-1, 25, 150), spectra=np.ones((2, 2, 150)))
+    items, errors = collect_inputs([tmp_path / "img.npz"])
+    assert [i.name for i in items] == ["img/y000_x000", "img/y000_x001", "img/y001_x000", "img/y001_x001"] and not errors
+
+
+def test_ensemble_summary_on_quartz(alpha_quartz):
+    env = environments_from_structure(alpha_quartz).environments[0]
+    g = geometry(env)
+    assert np.allclose(g["d_sio_first"], [1.604, 1.613], atol=0.01)
+    assert 105 < g["a_osio"].mean() < 114 and 140 < g["a_siosi_excited"][0] < 150
+    rot = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))[0]
+    copies = [env, Environment(env.species, env.coords @ rot.T, env.shell)]
+    first = Environment(env.species[env.shell <= 1], env.coords[env.shell <= 1], env.shell[env.shell <= 1])
+    s = summarize_ensemble(copies + [first])
+    assert s["clusters"][0]["count"] == 2 and s["clusters"][0]["signature"] == signature(env)
+    assert s["clusters"][1]["signature"] == "Si2|-|-"
+    assert s["pairwise_rmsd"][0, 1] < 1e-6  # radial distance: rotation-free
+    assert s["cn"]["shell1"]["mean"] == 2.0 and s["cn"]["shell1"]["std"] == 0.0
+    assert len(cluster(copies)) == 1
