@@ -1,0 +1,188 @@
+"""Does the ensemble spread of ``s2s predict`` mean something?  Calibration on the test split.
+
+    python scripts/calibration.py                         # shipped model, test split, K = 8
+    python scripts/calibration.py --limit 10 --k 4        # quick look
+    python scripts/calibration.py --write-results         # + figures/results.json predict.* and a figure
+
+For every test spectrum, K candidates are generated as ``s2s predict`` does (its default
+sampler and steps, atom counts drawn from p(N | spectrum); ``--natoms target`` uses the
+target's count instead), batched by atom count (:func:`s2s.predict.generate_grouped`).  Per case:
+
+* spread (no target needed): mean pairwise distance of the K candidates (the rotation-free
+  radial distance of :func:`s2s.ensemble.pairwise_radial`, what predict reports), the std
+  of their first-shell CN and of their mean first-shell Si-O distance; with ``--aligned``
+  also the mean pairwise aligned RMSD (slow: K(K-1)/2 alignments per case);
+* error (against the target): the mean over the K candidates of the aligned RMSD
+  (:func:`s2s.metrics.evaluate_pair`, paper alignment) over all atoms and over the first
+  shell, and of the first-shell CN error.
+
+Reported: Spearman rank correlations spread vs error over the test cases (headline
+``calibration_spearman`` = mean pairwise distance vs mean RMSD over all atoms, with a
+bootstrap 95 % interval), and ``cn_coverage`` = share of test cases whose target
+first-shell CN is among the K candidates' first-shell CNs (also for shell 2 and for the
+first-shell composition).  Numbers depend on the model and on K; the command prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _finite_spearman(x, y) -> tuple[float, int]:
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3:
+        return math.nan, int(ok.sum())
+    r = spearmanr(x[ok], y[ok]).statistic
+    return float(r), int(ok.sum())
+
+
+def bootstrap_ci(x, y, n: int = 1000, seed: int = 0) -> tuple[float, float]:
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n):
+        i = rng.integers(0, len(x), len(x))
+        if np.ptp(x[i]) > 0 and np.ptp(y[i]) > 0:
+            vals.append(spearmanr(x[i], y[i]).statistic)
+    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
+
+
+def case_stats(target, envs, aligned: bool) -> dict:
+    from s2s.ensemble import geometry, mean_offdiag, pairwise_radial, pairwise_rmsd, shells, signature
+    from s2s.metrics import coordination_numbers, evaluate_pair
+
+    ev = [evaluate_pair(target, g, method="paper") for g in envs]
+    cns = np.array([coordination_numbers(shells(g)) for g in envs])
+    d1 = [geometry(g)["d_sio_first"] for g in envs]
+    d1m = np.array([v.mean() for v in d1 if v.size])
+    t_cn = coordination_numbers(target.shell)
+    out = {
+        "spread_radial": mean_offdiag(pairwise_radial(envs)),
+        "spread_cn1_std": float(cns[:, 0].std()),
+        "spread_d1_std": float(d1m.std()) if d1m.size > 1 else math.nan,
+        "err_rmsd_all": float(np.nanmean([r["rmsd_all"] for r in ev])),
+        "err_rmsd_shell1": float(np.nanmean([r["rmsd_shell1"] for r in ev])) if any(np.isfinite(r["rmsd_shell1"]) for r in ev) else math.nan,
+        "err_cn1_pct": float(np.nanmean([r["cn_error_shell1_pct"] for r in ev])),
+        "best_rmsd_all": float(np.nanmin([r["rmsd_all"] for r in ev])),
+        "cn1_covered": bool(t_cn[0] in set(cns[:, 0].tolist())),
+        "cn2_covered": bool(t_cn[1] in set(cns[:, 1].tolist())),
+        "first_shell_covered": signature(target).split("|")[0] in {signature(g).split("|")[0] for g in envs},
+        "species_match_share": float(np.mean([r["species_match"] for r in ev])),
+    }
+    if aligned:
+        out["spread_aligned"] = mean_offdiag(pairwise_rmsd(envs, method="paper"))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from s2s.predict import DEFAULT_SAMPLER, DEFAULT_STEPS
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=ROOT / "models/s2s_open_v1/model.pt")
+    ap.add_argument("--data", type=Path, default=ROOT / "data/s2s_open_v1.h5")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--limit", type=int, default=None, help="first LIMIT records of the split (default all)")
+    ap.add_argument("--k", type=int, default=8, help="candidates per spectrum (default 8)")
+    ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    ap.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=["ddim", "ancestral"])
+    ap.add_argument("--natoms", default="predict", choices=["predict", "target"], help="atom counts: p(N | s) as in predict (default) or the target's")
+    ap.add_argument("--aligned", action="store_true", help="also the aligned pairwise RMSD as a spread (slow)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--write-results", action="store_true", help="merge into figures/results.json 'predict' and write figures/predict_calibration.png/.svg")
+    ap.add_argument("--results", type=Path, default=ROOT / "figures/results.json")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+
+    from tqdm.auto import tqdm
+
+    from s2s.dataset import Dataset
+    from s2s.evaluate import file_sha256
+    from s2s.predict import generate_grouped
+    from s2s.train import load_model
+
+    model = load_model(a.model)
+    recs = list(Dataset.load(a.data).split(a.split))[: a.limit]
+    spectra = np.stack([r.spectrum for r in recs])
+    counts = None if a.natoms == "predict" else [r.environment.n_atoms for r in recs]
+    print(f"{len(recs)} {a.split} spectra x K = {a.k}, {a.sampler} {a.steps} steps, atom counts: {a.natoms}")
+    t0 = time.perf_counter()
+    gen = generate_grouped(model, spectra, counts, n_samples=a.k, seed=a.seed, n_steps=a.steps, sampler=a.sampler)
+    t_gen = time.perf_counter() - t0
+    rows = [case_stats(r.environment, envs, a.aligned) for r, envs in tqdm(list(zip(recs, gen)), desc="scoring", unit="case")]
+    col = {k: np.array([r[k] for r in rows], dtype=float) for k in rows[0]}
+
+    spreads = [k for k in col if k.startswith("spread_")]
+    errors = ["err_rmsd_all", "err_rmsd_shell1", "err_cn1_pct"]
+    table = {}
+    print(f"\nSpearman rank correlation, spread (rows) vs error (columns), n = {len(rows)} cases")
+    print(f"{'':<18}" + "".join(f"{e:>18}" for e in errors))
+    for s in spreads:
+        table[s] = {}
+        line = f"{s:<18}"
+        for e in errors:
+            r, n = _finite_spearman(col[s], col[e])
+            table[s][e] = {"spearman": r, "n": n}
+            line += f"{r:>12.3f} (n={n:>3})"
+        print(line)
+    head = table["spread_radial"]["err_rmsd_all"]["spearman"]
+    lo, hi = bootstrap_ci(col["spread_radial"], col["err_rmsd_all"])
+    cov = {k: float(col[k].mean()) for k in ("cn1_covered", "cn2_covered", "first_shell_covered")}
+    print(f"\ncalibration_spearman (mean pairwise distance vs mean RMSD, all atoms): {head:.3f}  (bootstrap 95 % {lo:.3f} .. {hi:.3f})")
+    print(f"cn_coverage (target 1st-shell CN among the K candidates): {cov['cn1_covered']:.3f}; 2nd shell {cov['cn2_covered']:.3f}; "
+          f"1st-shell composition {cov['first_shell_covered']:.3f}")
+    print(f"mean RMSD (all atoms) {np.nanmean(col['err_rmsd_all']):.3f} Å, best-of-K {np.nanmean(col['best_rmsd_all']):.3f} Å; "
+          f"generation {t_gen / (len(recs) * a.k):.3f} s/structure")
+    if a.write_results:
+        from s2s.plots import save_figure, style
+        from s2s.results import read_results, update_results
+
+        pred = dict(read_results(a.results).get("predict", {}))
+        pred["calibration_spearman"] = head
+        pred["cn_coverage"] = cov["cn1_covered"]
+        pred["calibration"] = {
+            "n": len(rows), "K": a.k, "sampler": a.sampler, "steps": a.steps, "natoms": a.natoms, "seed": a.seed,
+            "split": a.split, "limit": a.limit, "model": str(a.model.relative_to(ROOT) if a.model.is_relative_to(ROOT) else a.model),
+            "model_sha256": file_sha256(a.model),
+            "spread": "mean pairwise radial distance (s2s.ensemble.pairwise_radial), Å",
+            "error": "mean over the K candidates of the aligned RMSD over all atoms (paper alignment), Å",
+            "calibration_spearman_ci95": [lo, hi],
+            "coverage": cov,
+            "spearman_table": table,
+            "mean_rmsd_all": float(np.nanmean(col["err_rmsd_all"])),
+            "best_of_k_rmsd_all": float(np.nanmean(col["best_rmsd_all"])),
+        }
+        update_results("predict", pred, a.results)
+        import matplotlib.pyplot as plt
+
+        with style():
+            fig, axs = plt.subplots(1, 2, figsize=(8.4, 3.6))
+            axs[0].scatter(col["spread_radial"], col["err_rmsd_all"], s=14, alpha=0.7)
+            axs[0].set_xlabel("ensemble spread: mean pairwise distance (Å)")
+            axs[0].set_ylabel("mean RMSD to target (Å)")
+            axs[0].set_title(f"Spearman {head:.2f} (n = {len(rows)}, K = {a.k})", fontsize=9)
+            cov1 = col["cn1_covered"].astype(bool)
+            axs[1].hist([col["spread_cn1_std"][cov1], col["spread_cn1_std"][~cov1]], bins=10, label=["target CN1 covered", "not covered"])
+            axs[1].set_xlabel("std of first-shell CN in the ensemble")
+            axs[1].set_ylabel("test cases")
+            axs[1].legend(fontsize=7)
+            fig.tight_layout()
+            save_figure(fig, ROOT / "figures" / "predict_calibration", close=True)
+        print(f"wrote predict.calibration_spearman, predict.cn_coverage to {a.results} and figures/predict_calibration.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
