@@ -1,0 +1,83 @@
+"""OOD score (s2s.ood_score) of held-out crystalline test spectra vs amorphous spectra.
+
+    python scripts/ood_report.py                    # prints the table
+    python scripts/ood_report.py --write-results    # + figures/results.json predict.ood
+
+The scorer is fitted on the training split (k = 5 nearest training spectra, leave-one-
+structure-out reference distribution, flag above the 95th percentile) exactly as
+``s2s predict`` uses it.  Scored: the test split (in distribution: ~5 % flagged expected),
+the amorphous set (``data/amorphous/amorphous.h5``) per composition x of SiO_x, and the
+GPAW reference spectra (another simulator: ``data/reference/gpaw/*.json`` grid spectra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _row(name: str, s: dict) -> dict:
+    p = s["percentile"]
+    return {"n": int(p.size), "median_percentile": float(np.median(p)), "flagged": float(np.mean(s["flag"])),
+            "median_ratio": float(np.median(s["ratio"]))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT / "data/s2s_open_v1.h5")
+    ap.add_argument("--amorphous", type=Path, default=ROOT / "data/amorphous/amorphous.h5")
+    ap.add_argument("--gpaw", default=str(ROOT / "data/reference/gpaw/*.json"))
+    ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--threshold", type=float, default=95.0)
+    ap.add_argument("--write-results", action="store_true")
+    ap.add_argument("--results", type=Path, default=ROOT / "figures/results.json")
+    a = ap.parse_args(argv)
+
+    from s2s.dataset import Dataset
+    from s2s.ood_score import OODScorer
+
+    ds = Dataset.load(a.data)
+    tr = ds.train
+    sc = OODScorer.fit(tr.spectra(), [r.structure_id for r in tr], k=a.k, threshold=a.threshold)
+    rows = {"test (crystalline, held-out structures)": _row("test", sc.score(ds.test.spectra()))}
+    if a.amorphous.exists():
+        am = Dataset.load(a.amorphous)
+        xs = np.array([float((r.meta or {}).get("composition_x", r.x)) for r in am])
+        s = sc.score(am.spectra())
+        rows["amorphous (all)"] = _row("amorphous", s)
+        for x in np.unique(xs):
+            sel = xs == x
+            rows[f"amorphous SiO{x:g}"] = _row(f"SiO{x:g}", {k: v[sel] for k, v in s.items()})
+    grids = []
+    for f in sorted(glob.glob(a.gpaw)):
+        try:
+            g = json.loads(Path(f).read_text()).get("grid_spectrum")
+        except (OSError, json.JSONDecodeError):
+            continue
+        if g is not None and len(g) == 200 and np.all(np.isfinite(g)):
+            grids.append(g)
+    if grids:
+        rows["GPAW reference (other simulator)"] = _row("gpaw", sc.score(np.array(grids)))
+    print(f"OOD score: k = {a.k}, threshold = {a.threshold:g}th percentile of the training LOSO distribution "
+          f"({len(tr)} training spectra, edge = {sc.edge:.4f} /eV)")
+    print(f"{'set':<42}{'n':>5}{'median pct':>12}{'flagged':>9}{'median ratio':>14}")
+    for name, r in rows.items():
+        print(f"{name:<42}{r['n']:>5}{r['median_percentile']:>12.1f}{r['flagged']:>9.2f}{r['median_ratio']:>14.2f}")
+    if a.write_results:
+        from s2s.results import read_results, update_results
+
+        pred = dict(read_results(a.results).get("predict", {}))
+        pred["ood"] = {"k": a.k, "threshold_percentile": a.threshold, "n_train": len(tr), "edge_rms_per_eV": sc.edge, "sets": rows}
+        update_results("predict", pred, a.results)
+        print(f"wrote predict.ood to {a.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
