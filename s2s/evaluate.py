@@ -30,7 +30,7 @@ from s2s.environment import Environment
 from s2s.metrics import evaluate_pair, summarize
 
 #: Bump when the cache layout or the meaning of a cached entry changes.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: spectra sampled in chunks of similar atom count
 METHODS = ("paper", "best")
 
 
@@ -137,6 +137,36 @@ def cache_path(cache_dir: str | os.PathLike, key: str) -> Path:
     return Path(cache_dir) / key[:2] / f"{key}.npz"
 
 
+#: A size chunk holds atom counts up to this factor above its smallest one.
+SIZE_RATIO = 1.25
+
+
+def size_chunks(counts: np.ndarray, max_len: int, ratio: float = SIZE_RATIO) -> list[np.ndarray]:
+    """Indices of ``counts`` grouped for batched sampling: sorted by count (stable), a new
+    group when ``max_len`` is reached or a count exceeds ``ratio`` x the group's smallest.
+
+    Sampling pads a batch to its largest environment and costs ~ batch x N_max^2 per step
+    (dense graphs), so mixing a 51-atom target with 15-atom ones would make every
+    member as expensive as the largest.
+    """
+    counts = np.asarray(counts).reshape(-1)
+    if max_len < 1:
+        raise ValueError(f"size_chunks: max_len must be >= 1, got {max_len}")
+    order = np.argsort(counts, kind="stable")
+    chunks: list[list[int]] = []
+    for i in order:
+        if chunks and len(chunks[-1]) < max_len and counts[i] <= ratio * counts[chunks[-1][0]]:
+            chunks[-1].append(int(i))
+        else:
+            chunks.append([int(i)])
+    return [np.array(c, dtype=np.int64) for c in chunks]
+
+
+def _chunk_seed(seed: int, k: int) -> int:
+    """Independent, reproducible seed for chunk k of a run with ``seed``."""
+    return int(np.random.SeedSequence([seed, k]).generate_state(1, dtype=np.uint32)[0])
+
+
 def _resolve(model_path, spectra, n_atoms, n_samples, n_steps, seed, cache_dir, batch_size, natoms_mode):
     if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
         raise ValueError(f"generate_cached: n_samples must be a positive integer, got {n_samples!r}")
@@ -189,7 +219,12 @@ def generate_cached(
     ``n_atoms``, ``n_samples``, ``n_steps`` (None = the model's T), ``seed``, ``batch_size``
     (the noise stream depends on it) and ``natoms_mode``.  A second call with the same
     inputs reads the file instead of sampling (coordinates are stored as float64, so
-    a hit returns identical environments).  Each environment's meta carries
+    a hit returns identical environments).  On a miss, with ``n_atoms`` given, the spectra
+    are sampled in chunks of similar atom count (:func:`size_chunks`: a padded batch costs
+    ~ batch x largest N^2), chunk k with its own seed derived from (``seed``, k), and the
+    results are returned in input order.  When everything fits one chunk this is exactly
+    ``generate(model, spectra[order], n_atoms[order], seed=seed, ...)`` with ``order`` the
+    stable sort by atom count.  Each environment's meta carries
     ``spectrum_index``, ``sample`` and, on a hit, nothing else.
     """
     path, sha, spec, counts = _resolve(model_path, spectra, n_atoms, n_samples, n_steps, seed, cache_dir,
@@ -204,9 +239,27 @@ def generate_cached(
 
     t0 = time.perf_counter()
     model = load_model(model_path)
+    m = spec.shape[0]
+    if counts is None:  # atom counts drawn inside generate: one call, input order
+        chunks = [np.arange(m)]
+    else:
+        chunks = size_chunks(counts, max(1, batch_size // int(n_samples)))
+    it = chunks
+    if progress and len(chunks) > 1:
+        from tqdm.auto import tqdm
+
+        it = tqdm(chunks, desc="generating", unit="batch")
+    out: list[list[Environment]] = [[] for _ in range(m)]
     with torch.no_grad():
-        out = generate(model, spec, counts, n_samples=int(n_samples), seed=int(seed), n_steps=n_steps,
-                       batch_size=batch_size, natoms_mode=natoms_mode, progress=progress)
+        for k, idx in enumerate(it):
+            chunk_seed = int(seed) if len(chunks) == 1 else _chunk_seed(int(seed), k)
+            res = generate(model, spec[idx], None if counts is None else counts[idx], n_samples=int(n_samples),
+                           seed=chunk_seed, n_steps=n_steps, batch_size=batch_size, natoms_mode=natoms_mode,
+                           progress=progress and len(chunks) == 1)
+            for j, samples in zip(idx, res):
+                for e in samples:
+                    e.meta["spectrum_index"] = int(j)
+                out[int(j)] = samples
     info = {"model": str(model_path), "model_sha256": sha, "n_spectra": int(spec.shape[0]),
             "n_samples": int(n_samples), "n_steps": n_steps, "seed": int(seed), "batch_size": int(batch_size),
             "cache_version": CACHE_VERSION, "seconds": round(time.perf_counter() - t0, 3),

@@ -99,6 +99,39 @@ def test_cache_matches_uncached_generation(model_path, tmp_path):
                for a, b in zip(cached, direct))
 
 
+def test_generated_in_size_order_and_returned_in_input_order(model_path, tmp_path):
+    from s2s.sample import generate
+    from s2s.train import load_model
+
+    spectra = np.array([spectrum(3.0), spectrum(8.0), spectrum(5.0)])
+    counts = np.array([5, 4, 5])  # one size chunk (5 <= 1.25 x 4)
+    cached = generate_cached(model_path, spectra, counts, n_steps=3, seed=2, cache_dir=tmp_path, progress=False)
+    assert [r[0].n_atoms for r in cached] == [5, 4, 5]
+    assert [r[0].meta["spectrum_index"] for r in cached] == [0, 1, 2]
+    order = np.argsort(counts, kind="stable")
+    direct = generate(load_model(model_path), spectra[order], counts[order], n_steps=3, seed=2)
+    for j, d in zip(order, direct):
+        assert np.allclose(cached[j][0].coords, d[0].coords)
+
+
+def test_size_chunks():
+    from s2s.evaluate import size_chunks
+
+    counts = np.array([15, 3, 51, 14, 16, 3, 15])
+    chunks = size_chunks(counts, 64)
+    assert [c.tolist() for c in chunks] == [[1, 5], [3, 0, 6, 4], [2]]
+    assert [c.tolist() for c in size_chunks(counts, 2)] == [[1, 5], [3, 0], [6, 4], [2]]
+    assert sorted(np.concatenate(chunks).tolist()) == list(range(7))
+
+
+def test_chunks_cover_all_sizes(model_path, tmp_path):
+    spectra = np.array([spectrum(3.0), spectrum(8.0), spectrum(5.0), spectrum(4.0)])
+    counts = [12, 3, 4, 13]  # two chunks: {3, 4} and {12, 13}
+    out = generate_cached(model_path, spectra, counts, n_steps=2, seed=0, cache_dir=tmp_path, progress=False)
+    assert [r[0].n_atoms for r in out] == counts
+    assert [r[0].meta["spectrum_index"] for r in out] == [0, 1, 2, 3]
+
+
 def test_key_changes_with_seed_steps_counts_and_model(model_path, tmp_path):
     spectra = np.array([spectrum(3.0)])
     base = dict(n_steps=3, seed=0, cache_dir=tmp_path, progress=False)
