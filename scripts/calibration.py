@@ -11,7 +11,8 @@ target's count instead), batched by atom count (:func:`s2s.predict.generate_grou
 * spread (no target needed): mean pairwise distance of the K candidates (the rotation-free
   radial distance of :func:`s2s.ensemble.pairwise_radial`, what predict reports), the std
   of their first-shell CN and of their mean first-shell Si-O distance; with ``--aligned``
-  also the mean pairwise aligned RMSD (slow: K(K-1)/2 alignments per case);
+  also the mean pairwise aligned RMSD (slow: K(K-1)/2 alignments per case); and, as a
+  non-ensemble comparison, the OOD percentile of the spectrum (:mod:`s2s.ood_score`);
 * error (against the target): the mean over the K candidates of the aligned RMSD
   (:func:`s2s.metrics.evaluate_pair`, paper alignment) over all atoms and over the first
   shell, and of the first-shell CN error.
@@ -40,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _finite_spearman(x, y) -> tuple[float, int]:
     x, y = np.asarray(x, float), np.asarray(y, float)
     ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3:
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
         return math.nan, int(ok.sum())
     r = spearmanr(x[ok], y[ok]).statistic
     return float(r), int(ok.sum())
@@ -123,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     t_gen = time.perf_counter() - t0
     rows = [case_stats(r.environment, envs, a.aligned) for r, envs in tqdm(list(zip(recs, gen)), desc="scoring", unit="case")]
     col = {k: np.array([r[k] for r in rows], dtype=float) for k in rows[0]}
+    # does the OOD percentile (predict's warning) also rank the errors?
+    from s2s.ood_score import OODScorer
+
+    tr = Dataset.load(a.data).train
+    col["spread_ood_percentile"] = OODScorer.fit(tr.spectra(), [r.structure_id for r in tr]).score(spectra)["percentile"]
 
     spreads = [k for k in col if k.startswith("spread_")]
     errors = ["err_rmsd_all", "err_rmsd_shell1", "err_cn1_pct"]
