@@ -156,3 +156,52 @@ def test_generate_sampler_option(tmp_path):
         generate(m, spec, [5, 6], sampler="dpm")
     with pytest.raises(ValueError, match="eta"):
         sample_ddim(m.denoiser, torch.as_tensor(spec), torch.tensor([5, 6]), m.schedule, eta=-1.0)
+
+
+def _bench_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_steps.py"
+    spec = importlib.util.spec_from_file_location("bench_steps", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_choose_default():
+    choose = _bench_module().choose_default
+    pt = lambda r, acc, t: {"rmsd_shell1": r, "species_accuracy": acc, "s_per_structure": t}  # noqa: E731
+    curve = {"ancestral": {1000: pt(0.10, 0.95, 1.0), 100: pt(0.20, 0.90, 0.1), 20: pt(0.5, 0.5, 0.02)},
+             "ddim": {1000: pt(0.10, 0.95, 1.0), 100: pt(0.105, 0.94, 0.1), 20: pt(0.2, 0.9, 0.02)}}
+    assert choose(curve) == ("ddim", 100)
+    assert choose(curve, rmsd_tol=1.5, acc_tol=0.1) == ("ddim", 20)
+
+
+def test_bench_steps_writes_results(tmp_path, alpha_quartz):
+    import json
+
+    from s2s.dataset import Dataset, SiteRecord
+    from s2s.environment import environments_from_structure
+    from s2s.results import update_results
+    from s2s.train import save_inference_model
+
+    env = environments_from_structure(alpha_quartz, structure_id="q").environments[0]
+    recs = [SiteRecord(_spectra(1, seed=k)[0].numpy().astype(float), env, f"q{k}", env.meta["site_index"], formula="SiO2",
+                       source="test", simulator="toy", split="test") for k in range(2)]
+    data = tmp_path / "d.h5"
+    Dataset.from_records(recs, {}).save(data)
+    m = _random_model()
+    model = tmp_path / "m.pt"
+    save_inference_model(m, m.cfg, 8, model)
+    res = tmp_path / "results.json"
+    update_results("predict", {"calibration_spearman": 0.5}, res)
+    rc = _bench_module().main(["--model", str(model), "--data", str(data), "--steps", "4", "2", "--n-samples", "1",
+                               "--write-results", "--results", str(res)])
+    assert rc == 0
+    pred = json.loads(res.read_text())["predict"]
+    assert pred["calibration_spearman"] == 0.5  # other predict keys kept
+    assert set(pred["steps_curve"]) == {"4", "2"}
+    assert {"rmsd_shell1", "species_accuracy", "s_per_structure"} <= set(pred["steps_curve"]["4"])
+    assert set(pred["steps_curve_by_sampler"]) == {"ancestral", "ddim"}
+    assert pred["default_steps"] in (4, 2) and pred["default_sampler"] in ("ancestral", "ddim")
