@@ -137,29 +137,43 @@ def cache_path(cache_dir: str | os.PathLike, key: str) -> Path:
     return Path(cache_dir) / key[:2] / f"{key}.npz"
 
 
-#: A size chunk holds atom counts up to this factor above its smallest one.
-SIZE_RATIO = 1.25
+#: Fixed cost of one batched sampling call per step, in units of one padded graph's N^2 (atoms^2):
+#: on one CPU thread a call-step costs ~0.05 s overhead + ~2.5e-5 s x batch x N_max^2,
+#: i.e. the overhead is that of one ~45-atom graph.
+CALL_OVERHEAD_ATOMS2 = 2000.0
 
 
-def size_chunks(counts: np.ndarray, max_len: int, ratio: float = SIZE_RATIO) -> list[np.ndarray]:
-    """Indices of ``counts`` grouped for batched sampling: sorted by count (stable), a new
-    group when ``max_len`` is reached or a count exceeds ``ratio`` x the group's smallest.
+def size_chunks(
+    counts: np.ndarray, max_len: int, overhead: float = CALL_OVERHEAD_ATOMS2, weight: int = 1
+) -> list[np.ndarray]:
+    """Indices of ``counts`` grouped into batches for sampling, at minimal modelled cost.
 
-    Sampling pads a batch to its largest environment and costs ~ batch x N_max^2 per step
-    (dense graphs), so mixing a 51-atom target with 15-atom ones would make every
-    member as expensive as the largest.
+    Sampling pads a batch to its largest environment and costs ~ ``overhead`` + batch x
+    N_max^2 per step (dense graphs; ``weight`` = samples per spectrum multiplies the batch),
+    so a 51-atom target among 15-atom ones would make every member as expensive as the
+    largest, while very small batches pay the per-call overhead many times.  The counts are
+    sorted (stable) and split into contiguous chunks of at most ``max_len`` by dynamic
+    programming on that cost model.  Returns index arrays in ascending count order.
     """
-    counts = np.asarray(counts).reshape(-1)
+    counts = np.asarray(counts, dtype=np.int64).reshape(-1)
     if max_len < 1:
         raise ValueError(f"size_chunks: max_len must be >= 1, got {max_len}")
     order = np.argsort(counts, kind="stable")
-    chunks: list[list[int]] = []
-    for i in order:
-        if chunks and len(chunks[-1]) < max_len and counts[i] <= ratio * counts[chunks[-1][0]]:
-            chunks[-1].append(int(i))
-        else:
-            chunks.append([int(i)])
-    return [np.array(c, dtype=np.int64) for c in chunks]
+    c = counts[order].astype(np.float64)
+    m = c.size
+    best = np.full(m + 1, np.inf)
+    best[0] = 0.0
+    cut = np.zeros(m + 1, dtype=np.int64)
+    for j in range(1, m + 1):  # chunk = sorted items i..j-1, padded to c[j-1]
+        for i in range(max(0, j - max_len), j):
+            v = best[i] + overhead + weight * (j - i) * c[j - 1] ** 2
+            if v < best[j]:
+                best[j], cut[j] = v, i
+    bounds, j = [], m
+    while j > 0:
+        bounds.append((cut[j], j))
+        j = cut[j]
+    return [order[a:b].astype(np.int64) for a, b in reversed(bounds)]
 
 
 def _chunk_seed(seed: int, k: int) -> int:
@@ -221,7 +235,7 @@ def generate_cached(
     inputs reads the file instead of sampling (coordinates are stored as float64, so
     a hit returns identical environments).  On a miss, with ``n_atoms`` given, the spectra
     are sampled in chunks of similar atom count (:func:`size_chunks`: a padded batch costs
-    ~ batch x largest N^2), chunk k with its own seed derived from (``seed``, k), and the
+    ~ overhead + batch x largest N^2 per step), chunk k with its own seed derived from (``seed``, k), and the
     results are returned in input order.  When everything fits one chunk this is exactly
     ``generate(model, spectra[order], n_atoms[order], seed=seed, ...)`` with ``order`` the
     stable sort by atom count.  Each environment's meta carries
@@ -243,7 +257,7 @@ def generate_cached(
     if counts is None:  # atom counts drawn inside generate: one call, input order
         chunks = [np.arange(m)]
     else:
-        chunks = size_chunks(counts, max(1, batch_size // int(n_samples)))
+        chunks = size_chunks(counts, max(1, batch_size // int(n_samples)), weight=int(n_samples))
     it = chunks
     if progress and len(chunks) > 1:
         from tqdm.auto import tqdm
