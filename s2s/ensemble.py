@@ -87,27 +87,50 @@ def mean_offdiag(d: np.ndarray) -> float:
     return float((d.sum() - np.trace(d)) / (k * (k - 1))) if k > 1 else math.nan
 
 
-def cluster(envs: Sequence[Environment], d: np.ndarray | None = None) -> list[dict]:
-    """Distinct candidates: groups of equal :func:`signature`, most frequent first.
+#: Candidates of equal composition farther apart than this (Å, average linkage on the pairwise
+#: distance) are reported as separate clusters: ~4x the first-shell RMSD the paper reaches.
+SPLIT_DISTANCE = 0.25
 
-    Each group: ``signature``, ``count``, ``frequency``, ``members`` (sample indices),
-    ``representative`` (the member with the smallest mean distance to the other members, from
-    ``d`` = :func:`pairwise_radial` or :func:`pairwise_rmsd`; the first member without ``d``),
-    ``distance_within`` (mean pairwise distance inside the group, Å; NaN for a single member).
+
+def cluster(envs: Sequence[Environment], d: np.ndarray | None = None, split_distance: float | None = SPLIT_DISTANCE) -> list[dict]:
+    """Distinct candidates: groups of equal :func:`signature`, split further by geometry when
+    ``d`` (:func:`pairwise_radial` or :func:`pairwise_rmsd`) is given: average-linkage
+    clustering cut at ``split_distance`` Å (None: no split).  Most frequent first.
+
+    Each group: ``signature``, ``label`` (signature, plus ``#2``, ``#3``... for geometric
+    variants), ``count``, ``frequency``, ``members`` (sample indices), ``representative`` (the
+    member with the smallest mean distance to the other members; the first member without
+    ``d``), ``distance_within`` (mean pairwise distance inside the group, Å; NaN for one member).
     """
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
     sigs = [signature(e) for e in envs]
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(sigs):
         groups.setdefault(s, []).append(i)
+    parts: list[tuple[str, list[int]]] = []
+    for s, members in groups.items():
+        if d is None or split_distance is None or len(members) < 2:
+            parts.append((s, members))
+            continue
+        sub = np.nan_to_num(d[np.ix_(members, members)], nan=10.0 * split_distance)
+        lab = fcluster(linkage(squareform(sub, checks=False), method="average"), t=split_distance, criterion="distance")
+        for c in np.unique(lab):
+            parts.append((s, [m for m, l in zip(members, lab) if l == c]))
+    parts.sort(key=lambda kv: (-len(kv[1]), kv[1][0]))
+    seen: Counter = Counter()
     out = []
-    for s, members in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[1][0])):
+    for s, members in parts:
+        seen[s] += 1
         rep, within = members[0], math.nan
         if d is not None and len(members) > 1:
             sub = d[np.ix_(members, members)]
-            rep = members[int(np.argmin(sub.sum(1)))]
+            rep = members[int(np.argmin(np.nansum(sub, 1)))]
             within = mean_offdiag(sub)
-        out.append({"signature": s, "count": len(members), "frequency": len(members) / len(envs),
-                    "members": members, "representative": rep, "distance_within": within})
+        out.append({"signature": s, "label": s if seen[s] == 1 else f"{s} #{seen[s]}", "count": len(members),
+                    "frequency": len(members) / len(envs), "members": members, "representative": rep,
+                    "distance_within": within})
     return out
 
 

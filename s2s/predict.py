@@ -480,7 +480,7 @@ def predict_one(ctx: PredictContext, name: str, spectrum: np.ndarray, *, n_sampl
     }
     warnings = [w for w in [ood["warning"]] if w]
     if top["frequency"] < 0.5:
-        warnings.append(f"no dominant candidate: the most frequent shell composition ({top['signature']}) has only "
+        warnings.append(f"no dominant candidate: the most frequent one ({top['label']}) has only "
                         f"{top['frequency']:.0%} of the samples")
     summary["warnings"] = warnings
     return Prediction(name, spec, aligned, _jsonable(summary))
@@ -546,7 +546,7 @@ def overview_figure(pred: Prediction, ctx: PredictContext):
         top = s["candidates"]["clusters"][0]
         ax3 = fig.add_subplot(2, 3, 2, projection="3d")
         plot_environment(pred.candidates[top["representative"]], ax=ax3,
-                         title=f"top candidate {top['signature']} ({top['frequency']:.0%})")
+                         title=f"top candidate {top['label']} ({top['frequency']:.0%})")
         ax = fig.add_subplot(2, 3, 3)
         cns = np.array([coordination_numbers(shells(e)) for e in pred.candidates])
         width = 0.27
@@ -582,7 +582,7 @@ def overview_figure(pred: Prediction, ctx: PredictContext):
         ax = fig.add_subplot(2, 3, 6)
         cl = s["candidates"]["clusters"][:8]
         ax.barh(np.arange(len(cl))[::-1], [c["frequency"] for c in cl], color="0.5")
-        ax.set_yticks(np.arange(len(cl))[::-1], [c["signature"] for c in cl], fontsize=7)
+        ax.set_yticks(np.arange(len(cl))[::-1], [c["label"] for c in cl], fontsize=7)
         ax.set_xlabel("frequency (shell composition 1|2|3)")
         fig.suptitle(f"{pred.name}: {s['candidates']['n_samples']} candidates, {s['sampling']['sampler']} "
                      f"{s['sampling']['steps']} steps", fontsize=10)

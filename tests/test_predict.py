@@ -221,3 +221,12 @@ def test_ensemble_summary_on_quartz(alpha_quartz):
     assert s["pairwise_rmsd"][0, 1] < 1e-6  # radial distance: rotation-free
     assert s["cn"]["shell1"]["mean"] == 2.0 and s["cn"]["shell1"]["std"] == 0.0
     assert len(cluster(copies)) == 1
+    # equal composition, different geometry: split by the distance cut
+    from s2s.ensemble import pairwise_radial
+
+    stretched = Environment(env.species, env.coords * 1.1, env.shell)
+    assert signature(stretched) == signature(env)
+    group = [env, copies[1], stretched]
+    cl = cluster(group, pairwise_radial(group))
+    assert [c["count"] for c in cl] == [2, 1] and cl[1]["label"].endswith("#2")
+    assert len(cluster(group, pairwise_radial(group), split_distance=None)) == 1
