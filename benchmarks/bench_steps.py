@@ -63,6 +63,8 @@ def choose_default(curve: dict[str, dict[int, dict]], rmsd_tol: float = 0.10, ac
     best_acc = max(m["species_accuracy"] for _, _, m in pts)
     ok = [(n, m["s_per_structure"], s) for s, n, m in pts
           if m["rmsd_shell1"] <= best_rmsd * (1 + rmsd_tol) and m["species_accuracy"] >= best_acc - acc_tol]
+    if not ok:  # the best RMSD and the best species accuracy come from different points: RMSD decides
+        ok = [(n, m["s_per_structure"], s) for s, n, m in pts if m["rmsd_shell1"] <= best_rmsd * (1 + rmsd_tol)]
     n, _, s = min(ok)
     return s, n
 
