@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT / "data/s2s_open_v1.h5")
     ap.add_argument("--split", default="test")
     ap.add_argument("--limit", type=int, default=None, help="first LIMIT records of the split (default all)")
+    ap.add_argument("--stride", type=int, default=1, help="every STRIDE-th record of the split (a subset spread over all structures; default 1)")
     ap.add_argument("--steps", type=int, nargs="+", default=[1000, 250, 100, 50, 20])
     ap.add_argument("--samplers", nargs="+", default=["ancestral", "ddim"], choices=["ancestral", "ddim"])
     ap.add_argument("--n-samples", type=int, default=4, help="environments per test spectrum (default 4)")
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model = load_model(a.model)
     ds = Dataset.load(a.data)
-    recs = list(ds.split(a.split))[: a.limit]
+    recs = list(ds.split(a.split))[:: a.stride][: a.limit]
     print(f"model {a.model} (T = {model.cfg.diffusion.T}), {len(recs)} {a.split} spectra x {a.n_samples} samples, "
           f"alignment {a.method}, threads {a.threads}")
     curve: dict[str, dict[int, dict]] = {s: {} for s in a.samplers}
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": str(a.model.relative_to(ROOT) if a.model.is_relative_to(ROOT) else a.model),
         "model_sha256": file_sha256(a.model),
         "data": str(a.data.relative_to(ROOT) if a.data.is_relative_to(ROOT) else a.data),
-        "split": a.split, "n_spectra": len(recs), "n_samples": a.n_samples, "seed": a.seed, "alignment": a.method,
+        "split": a.split, "stride": a.stride, "limit": a.limit, "n_spectra": len(recs), "n_samples": a.n_samples, "seed": a.seed, "alignment": a.method,
         "batch_size": a.batch_size, "threads": a.threads, "natoms": "target",
     }
     by_sampler = {s: {str(n): m for n, m in c.items()} for s, c in curve.items()}

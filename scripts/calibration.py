@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT / "data/s2s_open_v1.h5")
     ap.add_argument("--split", default="test")
     ap.add_argument("--limit", type=int, default=None, help="first LIMIT records of the split (default all)")
+    ap.add_argument("--stride", type=int, default=1, help="every STRIDE-th record of the split (a subset spread over all structures; default 1)")
     ap.add_argument("--k", type=int, default=8, help="candidates per spectrum (default 8)")
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     ap.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=["ddim", "ancestral"])
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     from s2s.train import load_model
 
     model = load_model(a.model)
-    recs = list(Dataset.load(a.data).split(a.split))[: a.limit]
+    recs = list(Dataset.load(a.data).split(a.split))[:: a.stride][: a.limit]
     spectra = np.stack([r.spectrum for r in recs])
     counts = None if a.natoms == "predict" else [r.environment.n_atoms for r in recs]
     print(f"{len(recs)} {a.split} spectra x K = {a.k}, {a.sampler} {a.steps} steps, atom counts: {a.natoms}")
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         pred["cn_coverage"] = cov["cn1_covered"]
         pred["calibration"] = {
             "n": len(rows), "K": a.k, "sampler": a.sampler, "steps": a.steps, "natoms": a.natoms, "seed": a.seed,
-            "split": a.split, "limit": a.limit, "model": str(a.model.relative_to(ROOT) if a.model.is_relative_to(ROOT) else a.model),
+            "split": a.split, "stride": a.stride, "limit": a.limit, "model": str(a.model.relative_to(ROOT) if a.model.is_relative_to(ROOT) else a.model),
             "model_sha256": file_sha256(a.model),
             "spread": "mean pairwise radial distance (s2s.ensemble.pairwise_radial), Å",
             "error": "mean over the K candidates of the aligned RMSD over all atoms (paper alignment), Å",
