@@ -230,3 +230,16 @@ def test_ensemble_summary_on_quartz(alpha_quartz):
     cl = cluster(group, pairwise_radial(group))
     assert [c["count"] for c in cl] == [2, 1] and cl[1]["label"].endswith("#2")
     assert len(cluster(group, pairwise_radial(group), split_distance=None)) == 1
+
+
+def test_predict_help_lists_every_option(capsys):
+    from s2s.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    sub = build_parser()._subparsers._group_actions[0].choices["predict"]
+    for action in sub._actions:
+        if action.option_strings:
+            assert action.option_strings[0] in text
+    assert "--sampler" in text and "ddim" in text and "onset" in text
