@@ -29,7 +29,8 @@ dataset_path = "../data/s2s_open_v1.h5"
 amorphous_path = "../data/amorphous/amorphous.h5"
 model_path = "../models/s2s_open_v1/model.pt"
 n_steps = None  # reverse-diffusion steps (None: all T of the model, 1000)
-n_sites_max = None  # sites per compared composition, spread over the set (None: all)
+n_sites_max = None  # sites per composition, spread over its sites, as 05's n_per_composition (None: all)
+cell_ids = None  # amorphous cells used, e.g. [0] for the paper's site counts (None: all cells)
 n_umap_max = None  # points per class (training, each composition) in the UMAP (None: all)
 n_neighbors = 15  # UMAP
 min_dist = 0.1  # UMAP
@@ -46,7 +47,7 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluate import generate_cached, spread_indices, subsample_groups
+from s2s.evaluate import generate_cached, generation_cache_path, subsample_groups
 from s2s.ood_inputs import UNKNOWN, composition_labels, distance_to_training, round_floats, umap_embedding
 from s2s.ood_score import OODScorer
 from s2s.plots import plot_similarity_gap, plot_umap, save_figure
@@ -58,21 +59,30 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 torch.set_num_threads(1)
 FIG = Path("../figures")
 TRAIN = "training crystals"
+
+
+def name(c: str) -> str:
+    return "x unknown" if c == UNKNOWN else f"SiO{c}"
+
 if small:
-    n_steps, n_sites_max, n_umap_max = 50, 6, 150
+    n_steps, n_sites_max, n_umap_max = 50, 2, 150
 
 # %%
 # NBVAL_CHECK_OUTPUT
 ds = Dataset.load(dataset_path)
 train = ds.train
 amor = Dataset.load(amorphous_path)
+if cell_ids is not None:
+    amor = amor[[i for i, r in enumerate(amor) if r.meta.get("cell_id") in set(cell_ids)]]
+    if len(amor) == 0:
+        raise ValueError(f"{amorphous_path}: no sites of cells {cell_ids}")
 comp = np.array(composition_labels(amor), dtype=object)
 train_spectra = np.stack([r.spectrum for r in train])
 train_groups = np.array([r.structure_id for r in train])
 amor_spectra = np.stack([r.spectrum for r in amor])
 present = sorted(set(comp) - {UNKNOWN}, key=float)
 print(f"training split: {len(train)} spectra of {len(set(train_groups))} structures")
-print(f"amorphous: {len(amor)} spectra; per composition x:",
+print(f"amorphous: {len(amor)} spectra ({'all cells' if cell_ids is None else f'cells {cell_ids}'}); per composition x:",
       {c: int((comp == c).sum()) for c in present} | ({UNKNOWN: int((comp == UNKNOWN).sum())} if UNKNOWN in comp else {}))
 sim_train = {(r.simulator, tuple(sorted(r.settings.items()))) for r in train}
 sim_amor = {(r.simulator, tuple(sorted(r.settings.items()))) for r in amor}
@@ -122,7 +132,7 @@ for c in rep.per_label:
     spectral[c] = {"median_percentile": float(np.median(score["percentile"][sel])),
                    "flagged_fraction": float(np.mean(score["flag"][sel])), "n": int(sel.sum())}
     v = rep.per_label[c]
-    print(f"  SiO{c:5s} | {v['n']:4d} | {v['mean_distance']:6.3f}, {100 * v['inside_fraction']:5.1f} % | "
+    print(f"  {name(c):9s} | {v['n']:4d} | {v['mean_distance']:6.3f}, {100 * v['inside_fraction']:5.1f} % | "
           f"{spectral[c]['median_percentile']:5.1f}, {100 * spectral[c]['flagged_fraction']:5.1f} %")
 
 # %%
@@ -130,15 +140,16 @@ for c in rep.per_label:
 print(f"spectral OOD score (k = {scorer.k}, flag above the {scorer.threshold:g}th percentile of the training "
       "leave-one-structure-out distances):")
 for c, v in spectral.items():
-    print(f"  SiO{c}: median percentile {v['median_percentile']:.1f}, flagged {100 * v['flagged_fraction']:.1f} % "
+    print(f"  {name(c)}: median percentile {v['median_percentile']:.1f}, flagged {100 * v['flagged_fraction']:.1f} % "
           f"of {v['n']}")
 
 # %%
 fig, ax = plt.subplots(figsize=(5.4, 3.4), layout="constrained")
-xs = [float(c) for c in rep.per_label]
-ax.plot(xs, [rep.per_label[c]["inside_fraction"] for c in rep.per_label], "o-", color="#7B3294",
+known = [c for c in rep.per_label if c != UNKNOWN]  # sites without a composition are left out here
+xs = [float(c) for c in known]
+ax.plot(xs, [rep.per_label[c]["inside_fraction"] for c in known], "o-", color="#7B3294",
         label="inside training manifold (UMAP)")
-ax.plot(xs, [1 - spectral[c]["flagged_fraction"] for c in rep.per_label], "s--", color="#1B9E77",
+ax.plot(xs, [1 - spectral[c]["flagged_fraction"] for c in known], "s--", color="#1B9E77",
         label="not flagged OOD (spectra, k-NN)")
 ax.set_xlabel("x in SiO$_x$")
 ax.set_ylabel("Fraction of amorphous sites")
@@ -166,16 +177,27 @@ if len(cases) == 1:
 # %%
 T = load_model(model_path).cfg.diffusion.T
 train_envs = [r.environment for r in train]
+gen_args = dict(n_samples=1, n_steps=n_steps, seed=seed, cache_dir=cache_dir)
+# The sites notebook 05 generates for (n_sites_max per composition, spread); when its cached run
+# exists it is read, else only the compared compositions are generated here.
+sel = subsample_groups(comp.tolist(), n_sites_max)
+n_atoms = np.array([r.environment.n_atoms for r in amor])
+gen_by_site = {}
+if generation_cache_path(model_path, amor_spectra[sel], n_atoms[sel], **gen_args).exists():
+    gen_by_site = dict(zip(sel.tolist(), generate_cached(model_path, amor_spectra[sel], n_atoms[sel], **gen_args,
+                                                         progress=False)))
+    print(f"generated environments read from notebook 05's cached run ({len(sel)} sites)")
 comparison = {}
 for c in cases:
-    idx = np.flatnonzero(comp == c)
-    idx = idx[spread_indices(len(idx), n_sites_max)]
+    idx = sel[comp[sel] == c]
     targets = [amor[int(i)].environment for i in idx]
     spectra = amor_spectra[idx]
     match = template_match(spectra, None, train_spectra, None, train_envs)
     t0 = time.perf_counter()
-    gen = generate_cached(model_path, spectra, [t.n_atoms for t in targets], n_samples=1, n_steps=n_steps,
-                          seed=seed, cache_dir=cache_dir, progress=False)
+    if gen_by_site:
+        gen = [gen_by_site[int(i)] for i in idx]
+    else:
+        gen = generate_cached(model_path, spectra, n_atoms[idx], **gen_args, progress=False)
     dt = time.perf_counter() - t0
     comparison[c] = compare_with_generation(targets, [g[0] for g in gen], match.environments, match.mse)
     r = comparison[c]
@@ -197,6 +219,7 @@ if comparison:
 out = {
     "n_train": int(len(train)),
     "n_amorphous": int(len(amor)),
+    "cell_ids": "all" if cell_ids is None else [int(c) for c in cell_ids],
     "n_points_umap": int(len(points)),
     "umap": {"n_neighbors": n_neighbors, "min_dist": min_dist, "random_state": seed, "input": "unit-area spectra"},
     "same_simulator_settings": bool(same_simulator),
