@@ -118,8 +118,10 @@ def test_size_chunks():
     from s2s.evaluate import size_chunks
 
     counts = np.array([15, 3, 51, 14, 16, 3, 15])
-    # the 51-atom target alone; the rest padded to 16 (cheaper than paying the call overhead twice)
-    assert [c.tolist() for c in size_chunks(counts, 64)] == [[1, 5, 3, 0, 6, 4], [2]]
+    # the 51-atom target alone, the two 3-atom ones together, the 14-16 ones padded to 16
+    assert [c.tolist() for c in size_chunks(counts, 64)] == [[1, 5], [3, 0, 6, 4], [2]]
+    # a large call overhead merges the small ones into the 16-atom batch
+    assert [c.tolist() for c in size_chunks(counts, 64, overhead=2000.0)] == [[1, 5, 3, 0, 6, 4], [2]]
     assert [c.tolist() for c in size_chunks(counts, 64, overhead=0.0)] == [[1, 5], [3], [0, 6], [4], [2]]
     chunks = size_chunks(counts, 2)
     assert all(len(c) <= 2 for c in chunks)
@@ -132,7 +134,7 @@ def test_size_chunks():
 
 def test_chunks_cover_all_sizes(model_path, tmp_path):
     spectra = np.array([spectrum(3.0), spectrum(8.0), spectrum(5.0), spectrum(4.0)])
-    counts = [51, 3, 4, 13]  # two chunks: {3, 4, 13} and {51}
+    counts = [51, 3, 4, 13]  # three chunks: {3, 4}, {13}, {51}
     out = generate_cached(model_path, spectra, counts, n_steps=2, seed=0, cache_dir=tmp_path, progress=False)
     assert [r[0].n_atoms for r in out] == counts
     assert [r[0].meta["spectrum_index"] for r in out] == [0, 1, 2, 3]
