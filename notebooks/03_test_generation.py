@@ -40,7 +40,7 @@ import torch
 
 from s2s.dataset import Dataset
 from s2s.evaluate import (cache_info, evaluate_generation, file_sha256, generate_cached, generation_cache_path,
-                          metric_array, pick_cases, spread_indices, summary_table)
+                          generation_inputs, metric_array, pick_cases, spread_indices, summary_table)
 from s2s.plots import align_for_plot, plot_overlay_grid, plot_oxygen_fraction, plot_rmsd_sorted, save_figure
 from s2s.results import update_results
 from s2s.train import load_model
@@ -58,8 +58,7 @@ test = ds.test
 sel = spread_indices(len(test), n_test_max)
 records = [test[int(i)] for i in sel]
 targets = [r.environment for r in records]
-spectra = np.stack([r.spectrum for r in records])
-n_atoms = np.array([t.n_atoms for t in targets])
+spectra, n_atoms = generation_inputs(records)
 T = load_model(model_path).cfg.diffusion.T
 print(f"test split: {len(test)} sites from {len({r.structure_id for r in test})} structures; "
       f"using {len(records)}")

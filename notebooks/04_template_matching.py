@@ -40,7 +40,8 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluate import evaluate_generation, generate_cached, generation_cache_path, spread_indices, summary_table
+from s2s.evaluate import (evaluate_generation, generate_cached, generation_cache_path, generation_inputs,
+                          spread_indices, summary_table)
 from s2s.plots import align_for_plot, plot_overlay_grid, plot_similarity_gap, save_figure
 from s2s.results import update_results
 from s2s.template import compare_with_generation, template_match
@@ -57,8 +58,7 @@ ds = Dataset.load(dataset_path)
 train, test = ds.train, ds.test
 records = [test[int(i)] for i in spread_indices(len(test), n_test_max)]
 targets = [r.environment for r in records]
-spectra = np.stack([r.spectrum for r in records])
-n_atoms = np.array([t.n_atoms for t in targets])
+spectra, n_atoms = generation_inputs(records)
 print(f"{len(records)} test sites; template database: the training split, {len(train)} spectra "
       f"from {len(train.structure_ids())} structures")
 

@@ -44,8 +44,8 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluate import (cache_info, composition_key, evaluate_generation, generate_cached, generation_cache_path,
-                          group_indices, metric_array, pick_cases, subsample_groups, summary_table)
+from s2s.evaluate import (cache_info, composition_keys, evaluate_generation, generate_cached, generation_cache_path,
+                          generation_inputs, group_indices, metric_array, pick_cases, subsample_groups, summary_table)
 from s2s.plots import (align_for_plot, composition_color, plot_overlay_grid, plot_rmsd_by_composition,
                        plot_rmsd_sorted, plot_similarity_gap, plot_species_accuracy_by_composition, save_figure)
 from s2s.results import read_results, update_results
@@ -62,13 +62,12 @@ if small:
 amor = Dataset.load(amorphous_path)
 if len(amor) == 0:
     raise ValueError(f"{amorphous_path}: no amorphous sites in the file")
-comp_all = [composition_key(r.meta.get("composition_x", r.x)) for r in amor]
+comp_all = composition_keys(amor)
 sel = subsample_groups(comp_all, n_per_composition)
 records = [amor[int(i)] for i in sel]
 comp = [comp_all[int(i)] for i in sel]
 targets = [r.environment for r in records]
-spectra = np.stack([r.spectrum for r in records])
-n_atoms = np.array([t.n_atoms for t in targets])
+spectra, n_atoms = generation_inputs(records)
 groups = group_indices(comp)
 n_all = {k: len(v) for k, v in group_indices(comp_all).items()}
 print(f"{len(amor)} amorphous O sites from {len({r.structure_id for r in amor})} cells; using {len(records)}")

@@ -422,3 +422,21 @@ def subsample_groups(keys: Sequence[Any], n_per_group: int | None) -> np.ndarray
     group, :func:`spread_indices`), ascending; all items when ``n_per_group`` is None."""
     keep = [g[spread_indices(len(g), n_per_group)] for g in group_indices(keys).values()]
     return np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
+
+
+def composition_keys(records: Sequence[Any]) -> list[str]:
+    """:func:`composition_key` of each site record: ``meta["composition_x"]`` when present
+    (the amorphous set: the cell's nominal x), else the record's ``x``."""
+    return [composition_key(r.meta.get("composition_x", r.x)) for r in records]
+
+
+def generation_inputs(records: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(spectra (M, 200), n_atoms (M,)) of site records for :func:`generate_cached` under the
+    paper's protocol (each target's own atom count).  Notebooks that must hit each other's
+    cache entries (03/04, 05/06) build their inputs with this from the same records."""
+    records = list(records)
+    if not records:
+        raise ValueError("generation_inputs: no records")
+    spectra = np.stack([np.asarray(r.spectrum, dtype=np.float64) for r in records])
+    n_atoms = np.array([r.environment.n_atoms for r in records], dtype=np.int64)
+    return spectra, n_atoms

@@ -261,3 +261,17 @@ def test_spread_and_subsample():
     assert subsample_groups(keys, 2).tolist() == [0, 4, 5, 6, 8]
     assert subsample_groups(keys, None).tolist() == list(range(9))
     assert subsample_groups([], 2).tolist() == []
+
+
+def test_composition_keys_and_inputs():
+    from types import SimpleNamespace
+
+    from s2s.evaluate import composition_keys, generation_inputs
+
+    recs = [SimpleNamespace(meta={"composition_x": 0.25}, x=0.3, spectrum=spectrum(3.0), environment=silica_like()),
+            SimpleNamespace(meta={}, x=2.0, spectrum=spectrum(5.0), environment=silica_like(10.0))]
+    assert composition_keys(recs) == ["0.25", "2.00"]
+    spectra, n_atoms = generation_inputs(recs)
+    assert spectra.shape == (2, 200) and n_atoms.tolist() == [5, 5]
+    with pytest.raises(ValueError, match="no records"):
+        generation_inputs([])
