@@ -140,11 +140,12 @@ def step_spectra(args: argparse.Namespace) -> None:
     order = sp.round_robin(selected, {n: by_name[n]["x"] for n in selected},
                            {n: by_name[n]["cell_id"] for n in selected})
     if not args.no_compute:
-        done = sp.compute(order, structures, settings, args.cache, progress=not args.quiet,
-                          retry_failed=args.retry_failed)
+        done = sp.compute(order, structures, settings, args.cache, {n: by_name[n]["x"] for n in selected},
+                          progress=not args.quiet, retry_failed=args.retry_failed, probe=args.probe)
         print("spectra compute:", done)
     simulator = f"xtb-{settings.method.lower()}-{settings.variant}"
-    records, summary = sp.collect(order, structures, by_name, settings, args.cache, simulator)
+    records, summary = sp.collect(order, structures, by_name, settings, args.cache, simulator,
+                                  keep_small_gap=not args.drop_small_gap)
     used = {r.structure_id for r in records}
     sites_used = {n: ("all" if len(s) == by_name[n]["n_o"] else s) for n, s in selected.items()}
     ds = Dataset.from_records(records, structures={n: structures[n] for n in sorted(used)},
@@ -162,7 +163,8 @@ def step_spectra(args: argparse.Namespace) -> None:
             "cells_used": {n: by_name[n]["x"] for n in selected}, "sites_used": sites_used,
             "cell_atoms": cell_atoms, "paper_n_sites": manifest["paper_n_sites"], **summary}
     atomic_write_text(args.out / "spectra.json", json.dumps(full, indent=1) + "\n")
-    result = {k: summary[k] for k in ("n_sites", "n_selected", "n_pending", "n_failed", "s_per_site_mean")}
+    result = {k: summary[k] for k in ("n_sites", "n_sites_gap_ok", "n_selected", "n_pending", "n_failed",
+                                      "s_per_site_mean")}
     result.update({"paper_n_sites": manifest["paper_n_sites"], "cell_atoms": cell_atoms,
                    "n_cells": {k: sum(1 for n in selected if f"{by_name[n]['x']:.2f}" == k) for k in cell_atoms},
                    "gap_eV_median": {k: v.get("median") for k, v in summary["gap_eV"].items()},
@@ -192,10 +194,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="extra cells per composition beyond the paper's count (default 1)")
     parser.add_argument("--base-seed", type=int, default=20260101)
     parser.add_argument("--min-gap", type=float, default=None,
-                        help="eV; sites whose HOMO-LUMO gap is smaller are flagged 'gap collapse' and left out "
-                             "(default: the simulator's XtbSettings().min_gap, as for the crystals)")
+                        help="eV; sites whose HOMO-LUMO gap is smaller get meta gap_ok=False (or are left out "
+                             "with --drop-small-gap); default: XtbSettings().min_gap, the crystals' threshold")
+    parser.add_argument("--drop-small-gap", action="store_true",
+                        help="spectra: leave sites with gap < min-gap out of amorphous.h5, as the crystal build "
+                             "does (default: keep them, flagged)")
     parser.add_argument("--max-sites", type=int, default=None,
                         help="spectra: at most this many sites per composition (default: the paper's counts)")
+    parser.add_argument("--probe", type=int, default=3,
+                        help="spectra: a composition whose SCF failed on >= 2/3 of >= PROBE sites is postponed "
+                             "until the others are done (default 3)")
     parser.add_argument("--retry-failed", action="store_true", help="spectra: recompute cached failures")
     parser.add_argument("--no-compute", action="store_true",
                         help="spectra: only collect what is in the cache (the rest is reported as pending)")

@@ -322,6 +322,7 @@ def test_whole_path_tiny_cell_z_plus_1(tmp_path):
     assert len(summary["sites_used"]["SiO2.00_n12_c0"]) == 6  # partial cell: 6 of its 8 O
     res = read_results(tmp_path / "r.json")["amorphous"]
     assert res["n_sites"] == {"2.00": n_ok} and res["cell_atoms"] == {"2.00": 12}
+    assert 0 <= res["n_sites_gap_ok"]["2.00"] <= n_ok
     ds = Dataset.load(out / "amorphous.h5")
     assert len(ds) == n_ok
     for rec in ds:
@@ -332,3 +333,32 @@ def test_whole_path_tiny_cell_z_plus_1(tmp_path):
     assert n_files == 6
     script.main(["spectra", *common])  # resumes: nothing recomputed
     assert json.loads((out / "spectra.json").read_text())["n_sites"] == summary["n_sites"]
+
+
+def test_compute_postpones_failing_composition(tmp_path):
+    """Sites of a composition whose SCF keeps failing run only after the others; results are cached."""
+    from s2s.amorphous.spectra import compute, round_robin, select_sites
+    from s2s.simulate.xtb import SiteResult, XtbSettings
+
+    entries, cells = _fake_cells()
+    sel = select_sites(entries, cells, {2.0: 8, 0.5: 4})
+    x_of = {e["name"]: e["x"] for e in entries}
+    order = round_robin(sel, x_of, {e["name"]: e["cell_id"] for e in entries})
+    calls: list[float] = []
+
+    def fake(structure, site, settings, structure_id=""):
+        calls.append(x_of[structure_id])
+        ok = x_of[structure_id] == 2.0
+        return SiteResult(structure_id=structure_id, site_index=site, ok=ok, gap=1.0 if ok else float("nan"),
+                          reason="" if ok else "scf failed: TBLiteRuntimeError: SCF not converged",
+                          sticks_e=np.array([0.0, 2.0]), sticks_w=np.array([1.0, 1.0]))
+
+    structures = {e["name"]: c for e, c in zip(entries, cells)}
+    out = compute(order, structures, XtbSettings(), tmp_path, x_of, progress=False, probe=2, simulate=fake)
+    assert out["computed"] == 12 and out["postponed"] == [0.5]
+    # two probe sites of x=0.5 alternate with x=2.0, then x=2.0 alone, then the rest of x=0.5
+    assert calls == [0.5, 2.0, 0.5, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 0.5, 0.5]
+    assert len(list(tmp_path.rglob("site*.json"))) == 12
+    calls.clear()
+    again = compute(order, structures, XtbSettings(), tmp_path, x_of, progress=False, probe=2, simulate=fake)
+    assert calls == [] and again["computed"] == 0 and again["cached_before"] == 12

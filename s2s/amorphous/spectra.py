@@ -10,7 +10,8 @@ Three steps, used by ``scripts/build_amorphous.py spectra``:
    :class:`s2s.simulate.xtb.XtbSettings`) over the selected sites that are not
    cached yet, in :func:`round_robin` order (x = 0.25, 0.5, ..., 2.0, then the
    next site of each x; within an x the cells take turns), so an interrupted
-   run has sites of every composition and cell.  Every result is written to
+   run has sites of every composition and cell.  Compositions whose SCF keeps
+   failing are postponed after a few probe sites.  Every result is written to
    the per-site cache of :mod:`s2s.simulate.build` as soon as it exists, so a
    restart resumes.
 3. :func:`collect` reads whatever is cached into :class:`s2s.dataset.SiteRecord`
@@ -87,19 +88,31 @@ def round_robin(selected: Mapping[str, Sequence[int]], x_of: Mapping[str, float]
 
 
 def compute(order: Sequence[tuple[str, int]], structures: Mapping[str, Any], settings, cache_dir: Path,
-            progress: bool = True, retry_failed: bool = False,
-            log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Simulate every site of ``order`` not in the cache, in that order; write each to the cache.
+            x_of: Mapping[str, float], progress: bool = True, retry_failed: bool = False,
+            probe: int = 3, max_fail_fraction: float = 2 / 3,
+            simulate: Callable | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Simulate every site of ``order`` not in the cache; write each to the cache as it comes.
 
-    structures : cell name -> pymatgen Structure.  Uses the cache layout, the
-    staleness check (structure hash) and the failure records of
-    :mod:`s2s.simulate.build`.  Returns counts and the mean seconds per computed site.
+    The compositions take turns (one site each per round, in the order the sites
+    of each x have in ``order``).  A composition whose SCF failed on at least
+    ``max_fail_fraction`` of at least ``probe`` attempted sites (cached ones
+    included) is *postponed*: its remaining sites run only after every other
+    composition is done, so failing SCFs (each one costs all ``max_iter``
+    cycles) do not eat the time of the compositions that converge.
+
+    structures : cell name -> pymatgen Structure; x_of : cell name -> x.
+    simulate : ``f(structure, site, settings, structure_id) -> SiteResult``
+        (default :func:`s2s.simulate.xtb.simulate_site`).  Uses the cache layout,
+    the staleness check (structure hash) and the failure records of
+    :mod:`s2s.simulate.build`.  Returns counts, the postponed compositions and
+    the mean seconds per computed site.
     """
     from tqdm.auto import tqdm  # noqa: PLC0415
 
-    from s2s.simulate.build import plan, write_settings, write_site  # noqa: PLC0415
+    from s2s.simulate.build import plan, read_site_record, site_path, write_settings, write_site  # noqa: PLC0415
     from s2s.simulate.xtb import simulate_site  # noqa: PLC0415
 
+    simulate = simulate or simulate_site
     wanted: dict[str, list[int]] = defaultdict(list)
     for name, site in order:
         wanted[name].append(site)
@@ -108,28 +121,52 @@ def compute(order: Sequence[tuple[str, int]], structures: Mapping[str, Any], set
                          sites_fn=lambda structure, sid: wanted[sid])
     todo = {(sid, s) for sid, _, sites in units for s in sites}
     write_settings(cache_dir, settings)
-    queue = [(n, s) for n, s in order if (n, s) in todo]
-    bar = tqdm(total=len(queue), desc=f"amorphous xtb {settings.variant} [{settings.calc_key()}]",
+    attempts: dict[float, int] = defaultdict(int)
+    scf_failed: dict[float, int] = defaultdict(int)
+    queues: dict[float, list[tuple[str, int]]] = {}
+    for name, site in order:
+        x = float(x_of[name])
+        queues.setdefault(x, [])
+        if (name, site) in todo:
+            queues[x].append((name, site))
+            continue
+        d = read_site_record(site_path(cache_dir, settings, name, site)) or {}
+        attempts[x] += 1
+        scf_failed[x] += failure_kind(str(d.get("reason", ""))) == "scf" and not d.get("ok", False)
+
+    def postponed(x: float) -> bool:
+        return attempts[x] >= probe and scf_failed[x] >= max_fail_fraction * attempts[x]
+
+    n_todo = sum(len(q) for q in queues.values())
+    bar = tqdm(total=n_todo, desc=f"amorphous xtb {settings.variant} [{settings.calc_key()}]",
                unit="site", disable=not progress, mininterval=0)
     seconds: list[float] = []
     n_failed = 0
     try:
-        for name, site in queue:
-            t0 = time.perf_counter()
-            result = simulate_site(structures[name], site, settings, structure_id=name)
-            write_site(cache_dir, settings, result)
-            seconds.append(time.perf_counter() - t0)
-            n_failed += not result.ok
-            bar.set_postfix_str(f"{name}:{site} {seconds[-1]:.1f}s gap {result.gap:.2f} "
-                                f"{'ok' if result.ok else result.reason[:40]}", refresh=False)
-            bar.update(1)
-            if log is not None:
-                log(f"{name} site {site}: {seconds[-1]:.1f} s, gap {result.gap:.3f} eV, "
-                    f"{'ok' if result.ok else result.reason}")
+        while any(queues.values()):
+            active = [x for x, q in queues.items() if q and not postponed(x)]
+            if not active:  # only postponed compositions are left: run them after all
+                active = [x for x, q in queues.items() if q]
+            for x in active:
+                name, site = queues[x].pop(0)
+                t0 = time.perf_counter()
+                result = simulate(structures[name], site, settings, structure_id=name)
+                write_site(cache_dir, settings, result)
+                seconds.append(time.perf_counter() - t0)
+                n_failed += not result.ok
+                attempts[x] += 1
+                scf_failed[x] += (not result.ok) and failure_kind(result.reason) == "scf"
+                bar.set_postfix_str(f"{name}:{site} {seconds[-1]:.1f}s gap {result.gap:.2f} "
+                                    f"{'ok' if result.ok else result.reason[:40]}", refresh=False)
+                bar.update(1)
+                if log is not None:
+                    log(f"{name} site {site}: {seconds[-1]:.1f} s, gap {result.gap:.3f} eV, "
+                        f"{'ok' if result.ok else result.reason}")
     finally:
         bar.close()
     return {"n_sites": len(order), "cached_before": report.cached, "computed": len(seconds),
-            "failed_now": n_failed, "mean_s_per_site": float(np.mean(seconds)) if seconds else None}
+            "failed_now": n_failed, "postponed": sorted(x for x in queues if postponed(x)),
+            "mean_s_per_site": float(np.mean(seconds)) if seconds else None}
 
 
 def failure_kind(reason: str) -> str:
@@ -143,14 +180,19 @@ def failure_kind(reason: str) -> str:
 
 def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
             entries: Mapping[str, Mapping[str, Any]], settings, cache_dir: Path,
-            simulator: str) -> tuple[list, dict[str, Any]]:
+            simulator: str, keep_small_gap: bool = True) -> tuple[list, dict[str, Any]]:
     """Cached results of the selected sites as test records, and a summary.
 
     entries : cell name -> manifest entry (x, cell_id, seed, n_si, n_o).
     Sites are returned sorted by (x, cell id, site).  A site is *pending* (not
-    cached), *failed* (``ok=False``: SCF failure, HOMO-LUMO gap below
-    ``settings.min_gap``, no empty O-p weight), *skipped* (no Si within the
+    cached), *failed* (``ok=False``: SCF failure, no empty O-p weight, or a
+    HOMO-LUMO gap below ``settings.min_gap``), *skipped* (no Si within the
     environment cutoff), or a record.
+
+    keep_small_gap : keep converged sites whose gap is below ``settings.min_gap``
+        (but >= 0) as records with ``meta["gap_ok"] = False`` instead of failing
+        them; the crystal set excludes such sites, so filter on ``gap_ok`` for
+        the identical rule.
     """
     from s2s.dataset import SiteRecord  # noqa: PLC0415
     from s2s.environment import EmptyFirstShellError, environment_from_structure  # noqa: PLC0415
@@ -169,7 +211,7 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
     for name, site in ordered:
         entry, cell, xk = entries[name], structures[name], key_of[name]
         n_sel[xk] += 1
-        r = load_site(cache_dir, settings, name, site, cell)
+        r = load_site(cache_dir, settings.with_(min_gap=0.0) if keep_small_gap else settings, name, site, cell)
         if r is None:
             pending[xk] += 1
             continue
@@ -193,15 +235,19 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
             simulator=simulator, settings=settings.to_dict(), split="test",
             meta={"cell_id": int(entry["cell_id"]), "seed": int(entry["seed"]),
                   "composition_x": float(entry["x"]), "gap_eV": _f(r.gap), "n_atoms_cell": len(cell),
-                  "calc_key": settings.calc_key(), "seconds": round(float(r.seconds), 2)},
+                  "calc_key": settings.calc_key(), "seconds": round(float(r.seconds), 2),
+                  "gap_ok": bool(r.gap >= settings.min_gap), "min_gap_eV": settings.min_gap},
         ))
     n_sites: dict[str, int] = defaultdict(int)
+    n_gap_ok: dict[str, int] = defaultdict(int)
     for rec in records:
         n_sites[f"{rec.x:.2f}"] += 1
+        n_gap_ok[f"{rec.x:.2f}"] += rec.meta["gap_ok"]
     keys = sorted(n_sel, key=float)
     summary = {
         "n_selected": {k: n_sel[k] for k in keys},
         "n_sites": {k: n_sites.get(k, 0) for k in keys},
+        "n_sites_gap_ok": {k: n_gap_ok.get(k, 0) for k in keys},
         "n_pending": {k: pending.get(k, 0) for k in keys},
         "n_failed": {k: dict(fail_x[k]) for k in keys},
         "n_skipped_empty_first_shell": len(skipped),
