@@ -35,6 +35,7 @@ reference_dir = "../data/reference"
 structure_id = "alpha_quartz"  # reference-set structure that gives the target (and the default input)
 site_index = None  # its O site (None: the first computed one)
 spectrum_path = None  # a measured spectrum file instead of the GPAW reference spectrum
+smooth_fwhm_eV = 0.0  # extra Gaussian broadening of the input (eV FWHM; 0: as read)
 measured_onset = "training"  # measured spectra: onset at the training spectra's median onset, or a number (eV)
 n_samples = 32  # ensemble size
 n_steps = None  # reverse-diffusion steps (None: all T of the model, 1000)
@@ -53,7 +54,7 @@ import torch
 
 from s2s.dataset import Dataset
 from s2s.evaluate import evaluate_generation, generate_cached, metric_array
-from s2s.ood_inputs import (ensemble_stats, load_input_spectrum, matching_environments, reference_environment,
+from s2s.ood_inputs import (broaden, ensemble_stats, load_input_spectrum, matching_environments, reference_environment,
                             round_floats, training_onset)
 from s2s.plots import (COLORS, align_for_plot, plot_environment_overlay, plot_overlay_panel, plot_rdf,
                        plot_spectra, save_figure)
@@ -84,8 +85,9 @@ if spectrum_path is None:
 else:
     onset_at = training_onset(train_spectra) if measured_onset == "training" else float(measured_onset)
     inp = load_input_spectrum(spectrum_path, onset_at_eV=onset_at)
-x = inp.spectrum
-print("input:", inp.source)
+x = broaden(inp.spectrum, smooth_fwhm_eV) if smooth_fwhm_eV else inp.spectrum
+source = inp.source + (f"; broadened by a {smooth_fwhm_eV:g} eV FWHM Gaussian" if smooth_fwhm_eV else "")
+print("input:", source)
 if inp.kind == "measured":
     print(f"  energies shifted by {inp.shift_eV:.2f} eV")
 print(f"target: {structure_id} site {ref_head['site_index']} ({ref_head.get('formula', '')}), "
@@ -143,6 +145,8 @@ for k, (i, m) in enumerate(zip(near_idx, near_mse)):
     print(f"nearest training spectrum {k + 1}: {train[int(i)].structure_id} site {train[int(i)].site_index} "
           f"(x = {train[int(i)].x:.2f}), MSE = {m:.2e}")
 fig = plot_spectra(GRID, curves, styles=styles, title="alpha-quartz O K-edge: model input and neighbours")
+fig.set_size_inches(8.6, 3.6)
+fig.axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
 save_figure(fig, FIG / "07_quartz_spectra")
 
 # %% [markdown]
@@ -231,7 +235,7 @@ save_figure(fig, FIG / "07_quartz_overlays")
 # %%
 s = stats["input"]
 out = {
-    "source": inp.source,
+    "source": source,
     "input_kind": inp.kind,
     "target": f"{structure_id} site {ref_head['site_index']} (reference set structure)",
     "target_in_training": bool(ids_train),

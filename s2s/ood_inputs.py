@@ -20,6 +20,7 @@ Foreign spectra (notebook 07)
 -----------------------------
 * :func:`load_input_spectrum` - a spectrum file through :mod:`s2s.readers` onto the model's
   grid, with a label saying what it is (calculated GPAW reference vs measured file).
+* :func:`broaden` - extra Gaussian broadening on the grid (unit area kept).
 * :func:`training_onset` - median edge onset (eV) of the training spectra, the same
   estimator (:func:`s2s.spectrum.onset_shift`) used to align a measured spectrum to them.
 * :func:`reference_environment` - the environment of a reference-set site
@@ -216,6 +217,24 @@ class InputSpectrum:
     format: str
     shift_eV: float
     meta: dict
+
+
+def broaden(spectrum: ArrayLike, fwhm_eV: float) -> np.ndarray:
+    """Extra Gaussian broadening (FWHM in eV) of a spectrum on :data:`s2s.spectrum.GRID`, renormalised
+    to unit area (e.g. to bring a sharp calculated or noisy measured spectrum to the training
+    spectra's resolution).  ``fwhm_eV`` 0 returns a normalised copy."""
+    from scipy.ndimage import gaussian_filter1d
+
+    from s2s.spectrum import GRID_STEP, normalize
+
+    y = np.asarray(spectrum, dtype=np.float64)
+    if y.shape != (N_GRID,):
+        raise ValueError(f"broaden: expected a ({N_GRID},) spectrum on the grid, got {y.shape}")
+    if not fwhm_eV >= 0:
+        raise ValueError(f"broaden: fwhm_eV must be >= 0, got {fwhm_eV}")
+    if fwhm_eV > 0:
+        y = gaussian_filter1d(y, fwhm_eV / (2.0 * np.sqrt(2.0 * np.log(2.0))) / GRID_STEP, mode="nearest")
+    return normalize(y, source="broaden")
 
 
 def training_onset(spectra: ArrayLike, fraction: float = 0.1) -> float:

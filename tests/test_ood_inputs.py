@@ -13,6 +13,7 @@ from scipy.spatial.transform import Rotation
 
 from s2s.environment import Environment
 from s2s.ood_inputs import (
+    broaden,
     composition_labels,
     distance_to_training,
     ensemble_stats,
@@ -180,3 +181,16 @@ def test_ensemble_stats_and_round_floats():
     r = round_floats({"a": np.float64(0.123456), "b": [1.0, math.nan], "c": np.int64(3), 4: "s"})
     assert r == {"a": 0.1235, "b": [1.0, None], "c": 3, "4": "s"}
     json.dumps(r)
+
+
+def test_broaden_keeps_area_and_widens():
+    y = normalize(np.exp(-0.5 * ((GRID - 5.0) / 0.2) ** 2))
+    b = broaden(y, 1.0)
+    assert np.trapezoid(b, GRID) == pytest.approx(1.0, abs=1e-9)
+    fwhm = lambda s: np.ptp(GRID[s >= s.max() / 2])  # noqa: E731
+    # Gaussians add in quadrature: 0.47 eV (sigma 0.2) (+) 1.0 eV -> ~1.10 eV
+    assert fwhm(b) == pytest.approx(np.hypot(2.3548 * 0.2, 1.0), abs=0.11)
+    assert GRID[np.argmax(b)] == pytest.approx(5.0, abs=0.05)
+    np.testing.assert_allclose(broaden(y, 0.0), y)
+    with pytest.raises(ValueError):
+        broaden(y[:10], 1.0)
