@@ -425,9 +425,24 @@ def subsample_groups(keys: Sequence[Any], n_per_group: int | None) -> np.ndarray
 
 
 def composition_keys(records: Sequence[Any]) -> list[str]:
-    """:func:`composition_key` of each site record: ``meta["composition_x"]`` when present
-    (the amorphous set: the cell's nominal x), else the record's ``x``."""
-    return [composition_key(r.meta.get("composition_x", r.x)) for r in records]
+    """:func:`composition_key` of each site record: ``meta["composition_x"]`` when present and
+    finite (the amorphous set: the cell's nominal x), else the record's ``x`` (the same rule as
+    :func:`s2s.ood_inputs.composition_labels`).  Raises ValueError naming the record when
+    neither is a finite number."""
+    out = []
+    for i, r in enumerate(records):
+        x = (getattr(r, "meta", None) or {}).get("composition_x")
+        try:
+            x = float(x)
+        except (TypeError, ValueError):
+            x = math.nan
+        if not math.isfinite(x):
+            x = float(getattr(r, "x", math.nan))
+        if not math.isfinite(x):
+            sid = getattr(r, "structure_id", "?")
+            raise ValueError(f"composition_keys: record {i} ({sid}) has no finite composition_x or x")
+        out.append(composition_key(x))
+    return out
 
 
 def generation_inputs(records: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:

@@ -271,6 +271,11 @@ def test_composition_keys_and_inputs():
     recs = [SimpleNamespace(meta={"composition_x": 0.25}, x=0.3, spectrum=spectrum(3.0), environment=silica_like()),
             SimpleNamespace(meta={}, x=2.0, spectrum=spectrum(5.0), environment=silica_like(10.0))]
     assert composition_keys(recs) == ["0.25", "2.00"]
+    odd = [SimpleNamespace(meta={"composition_x": None}, x=1.5),
+           SimpleNamespace(meta={"composition_x": float("nan")}, x=0.5)]
+    assert composition_keys(odd) == ["1.50", "0.50"]
+    with pytest.raises(ValueError, match="record 0"):
+        composition_keys([SimpleNamespace(meta={}, x=float("inf"), structure_id="c")])
     spectra, n_atoms = generation_inputs(recs)
     assert spectra.shape == (2, 200) and n_atoms.tolist() == [5, 5]
     with pytest.raises(ValueError, match="no records"):
