@@ -206,14 +206,20 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
     secs: dict[str, list[float]] = defaultdict(list)
     fail_x: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     n_sel: dict[str, int] = defaultdict(int)
+    per_cell: dict[str, dict[str, Any]] = {}
     key_of = {name: f"{float(e['x']):.2f}" for name, e in entries.items()}
     ordered = sorted(order, key=lambda t: (float(entries[t[0]]["x"]), int(entries[t[0]]["cell_id"]), t[1]))
     for name, site in ordered:
         entry, cell, xk = entries[name], structures[name], key_of[name]
         n_sel[xk] += 1
+        cell_row = per_cell.setdefault(name, {
+            "x": float(entry["x"]), "si_cn4_fraction": (entry.get("summary") or {}).get("si_cn4_fraction"),
+            "selected": 0, "ok": 0, "gap_below_min": 0, "scf": 0, "other": 0, "pending": 0})
+        cell_row["selected"] += 1
         r = load_site(cache_dir, settings.with_(min_gap=0.0) if keep_small_gap else settings, name, site, cell)
         if r is None:
             pending[xk] += 1
+            cell_row["pending"] += 1
             continue
         if np.isfinite(r.gap):
             gaps[xk].append(float(r.gap))
@@ -221,6 +227,7 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
         if not r.ok:
             kind = failure_kind(r.reason)
             fail_x[xk][kind] += 1
+            cell_row["gap_below_min" if kind == "gap" else kind] += 1
             failures.append({"cell": name, "site": site, "x": float(entry["x"]), "kind": kind,
                              "reason": r.reason, "gap_eV": _f(r.gap)})
             continue
@@ -229,6 +236,8 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
         except EmptyFirstShellError as err:
             skipped.append({"cell": name, "site": site, "reason": str(err)})
             continue
+        cell_row["ok"] += 1
+        cell_row["gap_below_min"] += not r.gap >= settings.min_gap
         records.append(SiteRecord(
             spectrum=r.spectrum, environment=env, structure_id=name, site_index=site, multiplicity=1,
             formula=cell.composition.reduced_formula, x=float(entry["x"]), source=SOURCE,
@@ -253,6 +262,7 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
         "n_skipped_empty_first_shell": len(skipped),
         "gap_eV": {k: _gap_stats(gaps[k], settings.min_gap) for k in keys},
         "s_per_site_mean": {k: (round(float(np.mean(secs[k])), 2) if secs[k] else None) for k in keys},
+        "per_cell": per_cell,
         "failures": failures,
         "skipped": skipped,
     }
