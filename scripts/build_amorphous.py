@@ -201,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
                              "does (default: keep them, flagged)")
     parser.add_argument("--max-sites", type=int, default=None,
                         help="spectra: at most this many sites per composition (default: the paper's counts)")
-    parser.add_argument("--probe", type=int, default=3,
-                        help="spectra: a composition whose SCF failed on >= 2/3 of >= PROBE sites is postponed "
-                             "until the others are done (default 3)")
+    parser.add_argument("--probe", type=int, default=1,
+                        help="spectra: a cell whose SCF failed on >= 2/3 of >= PROBE of its sites is postponed "
+                             "until every other site is done (default 1)")
     parser.add_argument("--retry-failed", action="store_true", help="spectra: recompute cached failures")
     parser.add_argument("--no-compute", action="store_true",
                         help="spectra: only collect what is in the cache (the rest is reported as pending)")

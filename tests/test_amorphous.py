@@ -336,7 +336,7 @@ def test_whole_path_tiny_cell_z_plus_1(tmp_path):
 
 
 def test_compute_postpones_failing_composition(tmp_path):
-    """Sites of a composition whose SCF keeps failing run only after the others; results are cached."""
+    """Sites of cells whose SCF keeps failing run only after the others; results are cached."""
     from s2s.amorphous.spectra import compute, round_robin, select_sites
     from s2s.simulate.xtb import SiteResult, XtbSettings
 
@@ -354,11 +354,33 @@ def test_compute_postpones_failing_composition(tmp_path):
                           sticks_e=np.array([0.0, 2.0]), sticks_w=np.array([1.0, 1.0]))
 
     structures = {e["name"]: c for e, c in zip(entries, cells)}
-    out = compute(order, structures, XtbSettings(), tmp_path, x_of, progress=False, probe=2, simulate=fake)
-    assert out["computed"] == 12 and out["postponed"] == [0.5]
-    # two probe sites of x=0.5 alternate with x=2.0, then x=2.0 alone, then the rest of x=0.5
+    out = compute(order, structures, XtbSettings(), tmp_path, x_of, progress=False, probe=1, simulate=fake)
+    assert out["computed"] == 12 and out["postponed_cells"] == ["SiO0.50_c0", "SiO0.50_c1"]
+    # one probe site per cell of x=0.5 alternates with x=2.0, then x=2.0 alone, then the rest of x=0.5
     assert calls == [0.5, 2.0, 0.5, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 0.5, 0.5]
     assert len(list(tmp_path.rglob("site*.json"))) == 12
     calls.clear()
-    again = compute(order, structures, XtbSettings(), tmp_path, x_of, progress=False, probe=2, simulate=fake)
+    again = compute(order, structures, XtbSettings(), tmp_path, x_of, progress=False, probe=1, simulate=fake)
     assert calls == [] and again["computed"] == 0 and again["cached_before"] == 12
+
+
+def test_compute_goes_on_with_the_good_cells_of_a_composition(tmp_path):
+    from s2s.amorphous.spectra import compute, round_robin, select_sites
+    from s2s.simulate.xtb import SiteResult, XtbSettings
+
+    entries, cells = _fake_cells()
+    sel = select_sites(entries, cells, {2.0: 8})
+    x_of = {e["name"]: e["x"] for e in entries}
+    order = round_robin(sel, x_of, {e["name"]: e["cell_id"] for e in entries})
+    calls: list[str] = []
+
+    def fake(structure, site, settings, structure_id=""):
+        calls.append(structure_id)
+        ok = structure_id != "SiO2.00_c0"
+        return SiteResult(structure_id=structure_id, site_index=site, ok=ok, gap=1.0 if ok else float("nan"),
+                          reason="" if ok else "scf failed: not converged",
+                          sticks_e=np.array([0.0]), sticks_w=np.array([1.0]))
+
+    structures = {e["name"]: c for e, c in zip(entries, cells)}
+    compute(order, structures, XtbSettings(), tmp_path, x_of, progress=False, probe=1, simulate=fake)
+    assert calls == ["SiO2.00_c0"] + ["SiO2.00_c1"] * 4 + ["SiO2.00_c0"] * 3

@@ -94,11 +94,12 @@ def compute(order: Sequence[tuple[str, int]], structures: Mapping[str, Any], set
     """Simulate every site of ``order`` not in the cache; write each to the cache as it comes.
 
     The compositions take turns (one site each per round, in the order the sites
-    of each x have in ``order``).  A composition whose SCF failed on at least
+    of each x have in ``order``).  A *cell* whose SCF failed on at least
     ``max_fail_fraction`` of at least ``probe`` attempted sites (cached ones
-    included) is *postponed*: its remaining sites run only after every other
-    composition is done, so failing SCFs (each one costs all ``max_iter``
-    cycles) do not eat the time of the compositions that converge.
+    included) is *postponed*: its composition goes on with its other cells, and
+    the postponed sites run only after every other site is done, so failing
+    SCFs (each one costs all ``max_iter`` cycles) do not eat the time of the
+    cells that converge.
 
     structures : cell name -> pymatgen Structure; x_of : cell name -> x.
     simulate : ``f(structure, site, settings, structure_id) -> SiteResult``
@@ -121,8 +122,8 @@ def compute(order: Sequence[tuple[str, int]], structures: Mapping[str, Any], set
                          sites_fn=lambda structure, sid: wanted[sid])
     todo = {(sid, s) for sid, _, sites in units for s in sites}
     write_settings(cache_dir, settings)
-    attempts: dict[float, int] = defaultdict(int)
-    scf_failed: dict[float, int] = defaultdict(int)
+    attempts: dict[str, int] = defaultdict(int)
+    scf_failed: dict[str, int] = defaultdict(int)
     queues: dict[float, list[tuple[str, int]]] = {}
     for name, site in order:
         x = float(x_of[name])
@@ -131,11 +132,17 @@ def compute(order: Sequence[tuple[str, int]], structures: Mapping[str, Any], set
             queues[x].append((name, site))
             continue
         d = read_site_record(site_path(cache_dir, settings, name, site)) or {}
-        attempts[x] += 1
-        scf_failed[x] += failure_kind(str(d.get("reason", ""))) == "scf" and not d.get("ok", False)
+        attempts[name] += 1
+        scf_failed[name] += failure_kind(str(d.get("reason", ""))) == "scf" and not d.get("ok", False)
 
-    def postponed(x: float) -> bool:
-        return attempts[x] >= probe and scf_failed[x] >= max_fail_fraction * attempts[x]
+    def postponed(name: str) -> bool:
+        return attempts[name] >= probe and scf_failed[name] >= max_fail_fraction * attempts[name]
+
+    def next_site(x: float, allow_postponed: bool) -> int | None:
+        for i, (name, _) in enumerate(queues[x]):
+            if allow_postponed or not postponed(name):
+                return i
+        return None
 
     n_todo = sum(len(q) for q in queues.values())
     bar = tqdm(total=n_todo, desc=f"amorphous xtb {settings.variant} [{settings.calc_key()}]",
@@ -144,18 +151,19 @@ def compute(order: Sequence[tuple[str, int]], structures: Mapping[str, Any], set
     n_failed = 0
     try:
         while any(queues.values()):
-            active = [x for x, q in queues.items() if q and not postponed(x)]
-            if not active:  # only postponed compositions are left: run them after all
-                active = [x for x, q in queues.items() if q]
-            for x in active:
-                name, site = queues[x].pop(0)
+            picks = {x: next_site(x, False) for x, q in queues.items() if q}
+            picks = {x: i for x, i in picks.items() if i is not None}
+            if not picks:  # only postponed cells are left: run them after all
+                picks = {x: 0 for x, q in queues.items() if q}
+            for x, i in picks.items():
+                name, site = queues[x].pop(i)
                 t0 = time.perf_counter()
                 result = simulate(structures[name], site, settings, structure_id=name)
                 write_site(cache_dir, settings, result)
                 seconds.append(time.perf_counter() - t0)
                 n_failed += not result.ok
-                attempts[x] += 1
-                scf_failed[x] += (not result.ok) and failure_kind(result.reason) == "scf"
+                attempts[name] += 1
+                scf_failed[name] += (not result.ok) and failure_kind(result.reason) == "scf"
                 bar.set_postfix_str(f"{name}:{site} {seconds[-1]:.1f}s gap {result.gap:.2f} "
                                     f"{'ok' if result.ok else result.reason[:40]}", refresh=False)
                 bar.update(1)
@@ -165,7 +173,7 @@ def compute(order: Sequence[tuple[str, int]], structures: Mapping[str, Any], set
     finally:
         bar.close()
     return {"n_sites": len(order), "cached_before": report.cached, "computed": len(seconds),
-            "failed_now": n_failed, "postponed": sorted(x for x in queues if postponed(x)),
+            "failed_now": n_failed, "postponed_cells": sorted(n for n in attempts if postponed(n)),
             "mean_s_per_site": float(np.mean(seconds)) if seconds else None}
 
 
