@@ -38,6 +38,7 @@ seed = 0  # UMAP random_state and the generation seed
 cache_dir = "../runs/generated"
 
 # %%
+import json
 import time
 import warnings
 from pathlib import Path
@@ -235,6 +236,7 @@ out = {
     "n_steps": int(n_steps or T),
 }
 out = round_floats(out, 4)
+json.dumps(out)  # JSON-ready (checked in small mode too)
 if not small:
     update_results("umap", out, "../figures/results.json")
 print({k: out[k] for k in ("n_train", "n_amorphous", "compositions_inside_umap", "model_win_rate")})

@@ -371,15 +371,15 @@ def ensemble_stats(values: ArrayLike) -> dict[str, Any]:
 
 
 def round_floats(obj: Any, digits: int = 4) -> Any:
-    """``obj`` with every float rounded to ``digits`` (dicts/lists recursed; NaN/inf -> None),
-    for the results file."""
+    """``obj`` with every float rounded to ``digits`` significant digits (dicts/lists recursed;
+    NaN/inf -> None), for the results file."""
     if isinstance(obj, Mapping):
         return {str(k): round_floats(v, digits) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [round_floats(v, digits) for v in obj]
     if isinstance(obj, (float, np.floating)):
         f = float(obj)
-        return round(f, digits) if math.isfinite(f) else None
+        return float(f"{f:.{digits}g}") if math.isfinite(f) else None
     if isinstance(obj, np.integer):
         return int(obj)
     return obj

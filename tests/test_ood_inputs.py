@@ -178,8 +178,9 @@ def test_ensemble_stats_and_round_floats():
     assert s["best_index"] == 2 and s["median_index"] == 4  # lower median 0.4
     e = ensemble_stats([np.nan])
     assert e["n"] == 0 and e["best_index"] == -1 and math.isnan(e["median"])
-    r = round_floats({"a": np.float64(0.123456), "b": [1.0, math.nan], "c": np.int64(3), 4: "s"})
-    assert r == {"a": 0.1235, "b": [1.0, None], "c": 3, "4": "s"}
+    r = round_floats({"a": np.float64(0.123456), "b": [1.0, math.nan], "c": np.int64(3), 4: "s", "d": 3.98765e-4,
+                      "e": 12.3456})
+    assert r == {"a": 0.1235, "b": [1.0, None], "c": 3, "4": "s", "d": 3.988e-4, "e": 12.35}
     json.dumps(r)
 
 
