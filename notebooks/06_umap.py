@@ -85,15 +85,15 @@ present = sorted(set(comp) - {UNKNOWN}, key=float)
 print(f"training split: {len(train)} spectra of {len(set(train_groups))} structures")
 print(f"amorphous: {len(amor)} spectra ({'all cells' if cell_ids is None else f'cells {cell_ids}'}); per composition x:",
       {c: int((comp == c).sum()) for c in present} | ({UNKNOWN: int((comp == UNKNOWN).sum())} if UNKNOWN in comp else {}))
-sim_train = {(r.simulator, tuple(sorted(r.settings.items()))) for r in train}
-sim_amor = {(r.simulator, tuple(sorted(r.settings.items()))) for r in amor}
-same_simulator = sim_amor <= sim_train
+# the simulator settings (not the simulator's name) decide whether the spectra are comparable
+set_train = {tuple(sorted(r.settings.items())) for r in train}
+set_amor = {tuple(sorted(r.settings.items())) for r in amor}
+same_simulator = set_amor <= set_train
 if not same_simulator:
-    t_set, a_set = dict(next(iter(sim_train))[1]), dict(next(iter(sim_amor))[1])
+    t_set, a_set = dict(next(iter(set_train))), dict(next(iter(set_amor - set_train)))
     diff = {k: (t_set.get(k), a_set.get(k)) for k in sorted(set(t_set) | set(a_set)) if t_set.get(k) != a_set.get(k)}
-    print(f"WARNING: the amorphous spectra come from other simulator settings than the training spectra "
-          f"({next(iter(sim_amor))[0]} vs {next(iter(sim_train))[0]}; training vs amorphous: {diff}); "
-          "distances below then mix structure with method")
+    print(f"WARNING: amorphous spectra simulated with other settings than the training spectra "
+          f"(training vs amorphous: {diff}); distances below then mix structure with method")
 missing = sorted(set(f"{x:.2f}" for x in np.arange(0.25, 2.01, 0.25)) - set(present), key=float)
 if missing:
     print("compositions of the paper not (yet) in the amorphous set:", ", ".join(missing))
