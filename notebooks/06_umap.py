@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluate import generate_cached, generation_cache_path, subsample_groups
+from s2s.evaluate import generate_cached, generation_cache_path, generation_inputs, subsample_groups
 from s2s.ood_inputs import UNKNOWN, composition_labels, distance_to_training, round_floats, umap_embedding
 from s2s.ood_score import OODScorer
 from s2s.plots import plot_similarity_gap, plot_umap, save_figure
@@ -182,10 +182,11 @@ gen_args = dict(n_samples=1, n_steps=n_steps, seed=seed, cache_dir=cache_dir)
 # The sites notebook 05 generates for (n_sites_max per composition, spread); when its cached run
 # exists it is read, else only the compared compositions are generated here.
 sel = subsample_groups(comp.tolist(), n_sites_max)
+spectra_05, n_atoms_05 = generation_inputs([amor[int(i)] for i in sel])
 n_atoms = np.array([r.environment.n_atoms for r in amor])
 gen_by_site = {}
-if generation_cache_path(model_path, amor_spectra[sel], n_atoms[sel], **gen_args).exists():
-    gen_by_site = dict(zip(sel.tolist(), generate_cached(model_path, amor_spectra[sel], n_atoms[sel], **gen_args,
+if generation_cache_path(model_path, spectra_05, n_atoms_05, **gen_args).exists():
+    gen_by_site = dict(zip(sel.tolist(), generate_cached(model_path, spectra_05, n_atoms_05, **gen_args,
                                                          progress=False)))
     print(f"generated environments read from notebook 05's cached run ({len(sel)} sites)")
 comparison = {}
