@@ -48,8 +48,10 @@ from s2s.train import load_model
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 torch.set_num_threads(1)
 FIG = Path("../figures")
+DPI = 300  # PNG resolution (small: 100, a smoke test)
 if small:
     n_steps, n_test_max = 50, 8
+    DPI = 100
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -106,11 +108,11 @@ rmsd = {f"shell {k}": metric_array(rows, "paper", f"rmsd_shell{k}") for k in (1,
 rmsd["all"] = metric_array(rows, "paper", "rmsd_all")
 cases = pick_cases(rmsd["all"])
 fig = plot_rmsd_sorted(rmsd, marks=cases, title=f"Test split, {len(rows)} cases (paper alignment)")
-save_figure(fig, FIG / "03_rmsd_sorted")
+save_figure(fig, FIG / "03_rmsd_sorted", dpi=DPI)
 rmsd_best = {f"shell {k}": metric_array(rows, "best", f"rmsd_shell{k}") for k in (1, 2, 3)}
 rmsd_best["all"] = metric_array(rows, "best", "rmsd_all")
 fig_best = plot_rmsd_sorted(rmsd_best, title=f"Test split, {len(rows)} cases (our best alignment)")
-save_figure(fig_best, FIG / "03_rmsd_sorted_best_alignment")
+save_figure(fig_best, FIG / "03_rmsd_sorted_best_alignment", dpi=DPI)
 for lab, i in cases.items():
     r = records[rows[i]["index"]]
     print(f"{lab}: {r.structure_id} site {r.site_index} ({r.formula}), RMSD {rmsd['all'][i]:.3f} Å")
@@ -128,7 +130,7 @@ for lab, i in cases.items():
     g = generated[row["index"]][row["sample"]]
     panels.append((lab, t, align_for_plot(t, g, method="paper")))
 fig = plot_overlay_grid(panels, ncols=len(panels))
-save_figure(fig, FIG / "03_overlays")
+save_figure(fig, FIG / "03_overlays", dpi=DPI)
 
 # %% [markdown]
 # ## Fig. 3 — oxygen fraction, generated vs target
@@ -138,7 +140,7 @@ o_t = metric_array(rows, "paper", "o_frac_target")
 o_g = metric_array(rows, "paper", "o_frac_gen")
 match = np.array([r["paper"]["species_match"] for r in rows])
 fig = plot_oxygen_fraction(o_t, o_g, match=match, title="Test split")
-save_figure(fig, FIG / "03_oxygen_fraction")
+save_figure(fig, FIG / "03_oxygen_fraction", dpi=DPI)
 wrong = ~match
 if wrong.any() and (~wrong).any():
     print(f"mean RMSD (all atoms) when species match: {np.nanmean(rmsd['all'][match]):.3f} Å, "

@@ -49,8 +49,10 @@ from s2s.template import compare_with_generation, template_match
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 torch.set_num_threads(1)
 FIG = Path("../figures")
+DPI = 300  # PNG resolution (small: 100, a smoke test)
 if small:
     n_steps, n_test_max = 50, 8
+    DPI = 100
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -100,7 +102,7 @@ print(f"model wins {cmp['n_wins']} / {cmp['n_cases']} (ties {cmp['n_ties']}, los
 
 # %%
 fig = plot_similarity_gap(tm.mse, cmp["gap"], title="Test split")
-save_figure(fig, FIG / "04_similarity_gap")
+save_figure(fig, FIG / "04_similarity_gap", dpi=DPI)
 
 # %% [markdown]
 # ## The same comparison by the coordinate metrics of notebook 03
@@ -131,7 +133,7 @@ for lab, i in show.items():
     panels.append((f"{lab}: generated (gap {cmp['gap'][i]:+.3f})", t, align_for_plot(t, generated[i])))
     panels.append((f"{lab}: template {matched_records[i].structure_id}", t, align_for_plot(t, tm.environments[i])))
 fig = plot_overlay_grid(panels, ncols=2)
-save_figure(fig, FIG / "04_cases")
+save_figure(fig, FIG / "04_cases", dpi=DPI)
 
 # %% [markdown]
 # ## Figures of record (`figures/results.json`, key `template_matching`)

@@ -54,8 +54,10 @@ from s2s.template import compare_with_generation, template_match
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 torch.set_num_threads(1)
 FIG = Path("../figures")
+DPI = 300  # PNG resolution (small: 100, a smoke test)
 if small:
     n_steps, n_per_composition, overlays_all = 50, 2, False
+    DPI = 100
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -119,7 +121,7 @@ ends = [keys[-1], keys[0]] if len(keys) > 1 else keys
 fig = plot_rmsd_sorted({f"SiO{k} amorphous": rmsd_all[row_groups[k]] for k in ends},
                        colors={f"SiO{k} amorphous": composition_color(float(k)) for k in ends},
                        title="Amorphous, all atoms (paper alignment)")
-save_figure(fig, FIG / "05_rmsd_sorted_extremes")
+save_figure(fig, FIG / "05_rmsd_sorted_extremes", dpi=DPI)
 
 ncols = min(4, len(keys))
 nrows = math.ceil(len(keys) / ncols)
@@ -131,7 +133,7 @@ for ax, k in zip(axes.flat, keys):
     plot_rmsd_sorted(series, ax=ax, title=f"SiO{k} amorphous")
 for ax in axes.flat[len(keys):]:
     ax.set_visible(False)
-save_figure(fig, FIG / "05_rmsd_sorted_by_composition")
+save_figure(fig, FIG / "05_rmsd_sorted_by_composition", dpi=DPI)
 
 # %% [markdown]
 # ## RMSD per composition (summary of Fig. 5 / Supplementary Fig. 3)
@@ -141,7 +143,7 @@ fig = plot_rmsd_by_composition(
     {float(k): {"shell 1": metric_array(rows, "paper", "rmsd_shell1")[idx], "all": rmsd_all[idx]}
      for k, idx in row_groups.items()},
     title="Amorphous SiO$_x$: RMSD to the target (paper alignment)")
-save_figure(fig, FIG / "05_rmsd_by_composition")
+save_figure(fig, FIG / "05_rmsd_by_composition", dpi=DPI)
 
 # %% [markdown]
 # ## Supplementary Fig. 2 — species accuracy per composition, and the O content of the environments
@@ -155,7 +157,7 @@ fig = plot_species_accuracy_by_composition(
     o_frac_target={float(k): o_t[idx] for k, idx in row_groups.items()},
     o_frac_generated={float(k): o_g[idx] for k, idx in row_groups.items()},
     title="Amorphous SiO$_x$: species")
-save_figure(fig, FIG / "05_species_accuracy_by_composition")
+save_figure(fig, FIG / "05_species_accuracy_by_composition", dpi=DPI)
 
 # %% [markdown]
 # ## Fig. 5b / Supplementary Fig. 3b — overlays per composition (best, middle, worst overall RMSD)
@@ -175,7 +177,7 @@ for k, idx in row_groups.items():
         t = targets[row["index"]]
         panels.append((f"SiO{k} {lab}", t, align_for_plot(t, generated[row["index"]][row["sample"]])))
     fig = plot_overlay_grid(panels, ncols=len(panels))
-    save_figure(fig, FIG / f"05_overlays_x{k}")
+    save_figure(fig, FIG / f"05_overlays_x{k}", dpi=DPI)
     plt.close(fig)
 
 # %% [markdown]
@@ -204,7 +206,7 @@ subs = np.atleast_1d(fig.subfigures(nrows, ncols)).ravel()
 for sub, k in zip(subs, groups):
     idx = groups[k]
     plot_similarity_gap(tm.mse[idx], cmp["gap"][idx], title=f"SiO{k}", fig=sub)
-save_figure(fig, FIG / "05_similarity_gap_by_composition")
+save_figure(fig, FIG / "05_similarity_gap_by_composition", dpi=DPI)
 
 # %% [markdown]
 # ## Figures of record (`figures/results.json`, key `amorphous_generation`)
