@@ -16,8 +16,8 @@ Writes (with ``--write-results``) ``predict.steps_curve`` = {steps: metrics of t
 sampler}, ``predict.steps_curve_by_sampler`` = {sampler: {steps: metrics}} and the chosen
 ``predict.default_sampler`` / ``default_steps``; other ``predict`` keys are kept.
 The choice rule (:func:`choose_default`): the cheapest point whose 1st-shell RMSD is within
-``--rmsd-tol`` (relative) of the best point's and whose species accuracy is within
-``--acc-tol`` of the best point's.
+``--rmsd-tol`` (relative) of the best point's, whose species accuracy is within ``--acc-tol``
+and whose 1st-shell CN error is within ``--cn-tol`` percentage points of the best.
 """
 
 from __future__ import annotations
@@ -54,15 +54,20 @@ def run_point(model, recs, sampler: str, steps: int, n_samples: int, seed: int, 
     return out
 
 
-def choose_default(curve: dict[str, dict[int, dict]], rmsd_tol: float = 0.10, acc_tol: float = 0.03) -> tuple[str, int]:
-    """Cheapest (fewest steps, then fastest) point within tolerance of the best point."""
+def choose_default(curve: dict[str, dict[int, dict]], rmsd_tol: float = 0.10, acc_tol: float = 0.03,
+                   cn_tol: float = 5.0) -> tuple[str, int]:
+    """Cheapest (fewest steps, then fastest) point within tolerance of the best values: 1st-shell
+    RMSD within ``rmsd_tol`` (relative), species accuracy within ``acc_tol`` (absolute) and, when
+    reported, 1st-shell CN error within ``cn_tol`` percentage points."""
     pts = [(s, n, m) for s, c in curve.items() for n, m in c.items() if math.isfinite(m["rmsd_shell1"])]
     if not pts:
         raise ValueError("choose_default: no finite points")
     best_rmsd = min(m["rmsd_shell1"] for _, _, m in pts)
     best_acc = max(m["species_accuracy"] for _, _, m in pts)
+    best_cn = min(m.get("cn_error_shell1_pct", 0.0) for _, _, m in pts)
     ok = [(n, m["s_per_structure"], s) for s, n, m in pts
-          if m["rmsd_shell1"] <= best_rmsd * (1 + rmsd_tol) and m["species_accuracy"] >= best_acc - acc_tol]
+          if m["rmsd_shell1"] <= best_rmsd * (1 + rmsd_tol) and m["species_accuracy"] >= best_acc - acc_tol
+          and m.get("cn_error_shell1_pct", 0.0) <= best_cn + cn_tol]
     if not ok:  # the best RMSD and the best species accuracy come from different points: RMSD decides
         ok = [(n, m["s_per_structure"], s) for s, n, m in pts if m["rmsd_shell1"] <= best_rmsd * (1 + rmsd_tol)]
     n, _, s = min(ok)
@@ -85,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--method", default="paper", choices=["paper", "best"], help="alignment for the RMSDs")
     ap.add_argument("--rmsd-tol", type=float, default=0.10)
     ap.add_argument("--acc-tol", type=float, default=0.03)
+    ap.add_argument("--cn-tol", type=float, default=5.0, help="CN1 error tolerance, percentage points")
     ap.add_argument("--json", type=Path, default=None, help="also write the full curve to this JSON file")
     ap.add_argument("--write-results", action="store_true", help="merge into figures/results.json under 'predict'")
     ap.add_argument("--results", type=Path, default=ROOT / "figures/results.json")
@@ -108,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             curve[s][steps] = m
             print(f"{s:<10}{steps:>6}{m['rmsd_shell1']:>9.3f}{m['rmsd_shell2']:>9.3f}{m['cn_error_shell1_pct']:>9.2f}"
                   f"{m['cn_error_shell2_pct']:>9.2f}{m['cn_shell1_exact']:>8.3f}{m['species_accuracy']:>9.3f}{m['s_per_structure']:>10.4f}", flush=True)
-    sampler, steps = choose_default(curve, a.rmsd_tol, a.acc_tol)
-    print(f"chosen default: {sampler}, {steps} steps (cheapest point with RMSD1 within {a.rmsd_tol:.0%} of the best "
-          f"and species accuracy within {a.acc_tol} of the best)")
+    sampler, steps = choose_default(curve, a.rmsd_tol, a.acc_tol, a.cn_tol)
+    print(f"chosen default: {sampler}, {steps} steps (cheapest point with RMSD1 within {a.rmsd_tol:.0%} of the best, "
+          f"species accuracy within {a.acc_tol} and CN1 error within {a.cn_tol} points of the best)")
     info = {
         "model": str(a.model.relative_to(ROOT) if a.model.is_relative_to(ROOT) else a.model),
         "model_sha256": file_sha256(a.model),
