@@ -29,13 +29,15 @@ def notebooks(selected: list[str]) -> list[Path]:
     return nbs
 
 
-def run(nb: Path, small: bool, out_dir: Path, prepare_only: bool = False) -> float:
+def run(nb: Path, small: bool, out_dir: Path, prepare_only: bool = False, params: list | None = None) -> float:
     out_dir.mkdir(parents=True, exist_ok=True)
     ipynb = out_dir / (nb.stem + ".ipynb")
     subprocess.run([sys.executable, "-m", "jupytext", "--quiet", "--to", "ipynb", "--set-kernel", "python3", "-o", str(ipynb), str(nb)], check=True, cwd=ROOT)
     args = [sys.executable, "-m", "papermill", str(ipynb), str(ipynb), "--cwd", str(nb.parent), "-k", "python3", "--log-level", "WARNING"]
     if small:
         args += ["-p", "small", "True"]
+    for name, value in params or []:
+        args += ["-p", name, value]
     if prepare_only:
         args += ["--prepare-only"]
     t0 = time.perf_counter()
@@ -48,6 +50,8 @@ def main() -> int:
     ap.add_argument("numbers", nargs="*", help="two-digit notebook numbers to run (default: all)")
     ap.add_argument("--small", action="store_true", help="small parameters (CI)")
     ap.add_argument("--out", type=Path, default=ROOT / "notebooks", help="where executed notebooks go (default: next to the sources)")
+    ap.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
+                    help="papermill parameter for the notebooks run, e.g. -p retrain True (repeatable)")
     ap.add_argument("--prepare-only", action="store_true", help="convert and inject parameters only, do not execute")
     a = ap.parse_args()
     nbs = notebooks([re.sub(r"\D", "", n).zfill(2) for n in a.numbers])
@@ -57,12 +61,12 @@ def main() -> int:
     total = 0.0
     times = {}
     for nb in nbs:
-        dt = run(nb, a.small, a.out, a.prepare_only)
+        dt = run(nb, a.small, a.out, a.prepare_only, a.parameter)
         total += dt
         times[nb.stem] = round(dt, 1)
         print(f"{nb.name}: {dt:.1f} s")
     print(f"all notebooks: {total:.1f} s")
-    if not a.small and not a.prepare_only:
+    if not a.small and not a.prepare_only and not a.parameter:
         record_timing(times)
     return 0
 
