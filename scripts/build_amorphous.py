@@ -164,7 +164,7 @@ def step_spectra(args: argparse.Namespace) -> None:
             "cell_atoms": cell_atoms, "paper_n_sites": manifest["paper_n_sites"], **summary}
     atomic_write_text(args.out / "spectra.json", json.dumps(full, indent=1) + "\n")
     result = {k: summary[k] for k in ("n_sites", "n_sites_gap_ok", "n_selected", "n_pending", "n_failed",
-                                      "s_per_site_mean")}
+                                      "s_per_site_mean", "s_per_site_converged", "s_per_site_scf_failed")}
     result.update({"paper_n_sites": manifest["paper_n_sites"], "cell_atoms": cell_atoms,
                    "n_cells": {k: sum(1 for n in selected if f"{by_name[n]['x']:.2f}" == k) for k in cell_atoms},
                    "gap_eV_median": {k: v.get("median") for k, v in summary["gap_eV"].items()},

@@ -212,6 +212,8 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
     pending: dict[str, int] = defaultdict(int)
     gaps: dict[str, list[float]] = defaultdict(list)
     secs: dict[str, list[float]] = defaultdict(list)
+    secs_conv: dict[str, list[float]] = defaultdict(list)
+    secs_scf: dict[str, list[float]] = defaultdict(list)
     fail_x: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     n_sel: dict[str, int] = defaultdict(int)
     per_cell: dict[str, dict[str, Any]] = {}
@@ -232,6 +234,8 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
         if np.isfinite(r.gap):
             gaps[xk].append(float(r.gap))
         secs[xk].append(float(r.seconds))
+        failed_scf = (not r.ok) and failure_kind(r.reason) == "scf"
+        (secs_scf if failed_scf else secs_conv)[xk].append(float(r.seconds))
         if not r.ok:
             kind = failure_kind(r.reason)
             fail_x[xk][kind] += 1
@@ -270,6 +274,10 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
         "n_skipped_empty_first_shell": len(skipped),
         "gap_eV": {k: _gap_stats(gaps[k], settings.min_gap) for k in keys},
         "s_per_site_mean": {k: (round(float(np.mean(secs[k])), 2) if secs[k] else None) for k in keys},
+        "s_per_site_converged": {k: (round(float(np.mean(secs_conv[k])), 2) if secs_conv[k] else None)
+                                 for k in keys},
+        "s_per_site_scf_failed": {k: (round(float(np.mean(secs_scf[k])), 2) if secs_scf[k] else None)
+                                  for k in keys},
         "per_cell": per_cell,
         "failures": failures,
         "skipped": skipped,
