@@ -55,21 +55,36 @@ def run_point(model, recs, sampler: str, steps: int, n_samples: int, seed: int, 
 
 
 def choose_default(curve: dict[str, dict[int, dict]], rmsd_tol: float = 0.10, acc_tol: float = 0.03,
-                   cn_tol: float = 5.0) -> tuple[str, int]:
-    """Cheapest (fewest steps, then fastest) point within tolerance of the best values: 1st-shell
-    RMSD within ``rmsd_tol`` (relative), species accuracy within ``acc_tol`` (absolute) and, when
-    reported, 1st-shell CN error within ``cn_tol`` percentage points."""
+                   cn_tol: float = 5.0, min_steps: int = 50) -> tuple[str, int]:
+    """Cheapest point (fewest steps, then fastest) with at least ``min_steps`` steps that is not
+    worse than the reference point beyond the tolerances: 1st-shell RMSD within ``rmsd_tol``
+    (relative), species accuracy within ``acc_tol`` (absolute), 1st-shell CN error within
+    ``cn_tol`` percentage points.  Reference: the paper's protocol (ancestral at the largest
+    step count) when measured, else the best value of each metric over all points.
+
+    Why a reference and not the best point: with one or two samples per test case the best of
+    ten noisy points is biased low.  Why ``min_steps`` = 50: the ensemble spread is predict's
+    uncertainty, and with the exact denoiser of a Gaussian (tests/test_fast_sampler.py) DDIM's
+    spread is ~9 % too narrow at 20 steps and ~3 % at 50.
+    """
     pts = [(s, n, m) for s, c in curve.items() for n, m in c.items() if math.isfinite(m["rmsd_shell1"])]
     if not pts:
         raise ValueError("choose_default: no finite points")
-    best_rmsd = min(m["rmsd_shell1"] for _, _, m in pts)
-    best_acc = max(m["species_accuracy"] for _, _, m in pts)
-    best_cn = min(m.get("cn_error_shell1_pct", 0.0) for _, _, m in pts)
-    ok = [(n, m["s_per_structure"], s) for s, n, m in pts
-          if m["rmsd_shell1"] <= best_rmsd * (1 + rmsd_tol) and m["species_accuracy"] >= best_acc - acc_tol
-          and m.get("cn_error_shell1_pct", 0.0) <= best_cn + cn_tol]
-    if not ok:  # the best RMSD and the best species accuracy come from different points: RMSD decides
-        ok = [(n, m["s_per_structure"], s) for s, n, m in pts if m["rmsd_shell1"] <= best_rmsd * (1 + rmsd_tol)]
+    anc = {n: m for s, n, m in pts if s == "ancestral"}
+    if anc:
+        ref = anc[max(anc)]
+        ref_rmsd, ref_acc, ref_cn = ref["rmsd_shell1"], ref["species_accuracy"], ref.get("cn_error_shell1_pct", 0.0)
+    else:
+        ref_rmsd = min(m["rmsd_shell1"] for _, _, m in pts)
+        ref_acc = max(m["species_accuracy"] for _, _, m in pts)
+        ref_cn = min(m.get("cn_error_shell1_pct", 0.0) for _, _, m in pts)
+    cand = [(s, n, m) for s, n, m in pts if n >= min_steps] or pts
+    ok = [(n, m["s_per_structure"], s) for s, n, m in cand
+          if m["rmsd_shell1"] <= ref_rmsd * (1 + rmsd_tol) and m["species_accuracy"] >= ref_acc - acc_tol
+          and m.get("cn_error_shell1_pct", 0.0) <= ref_cn + cn_tol]
+    if not ok:  # nothing meets every criterion: RMSD decides
+        ok = [(n, m["s_per_structure"], s) for s, n, m in cand if m["rmsd_shell1"] <= ref_rmsd * (1 + rmsd_tol)] or \
+             [(n, m["s_per_structure"], s) for s, n, m in cand if m["rmsd_shell1"] == min(c[2]["rmsd_shell1"] for c in cand)]
     n, _, s = min(ok)
     return s, n
 
@@ -91,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rmsd-tol", type=float, default=0.10)
     ap.add_argument("--acc-tol", type=float, default=0.03)
     ap.add_argument("--cn-tol", type=float, default=5.0, help="CN1 error tolerance, percentage points")
+    ap.add_argument("--min-steps", type=int, default=50, help="smallest step count the default may have (see choose_default)")
+    ap.add_argument("--from-json", type=Path, default=None, help="re-use the curve of an earlier run's --json file instead of sampling")
     ap.add_argument("--json", type=Path, default=None, help="also write the full curve to this JSON file")
     ap.add_argument("--write-results", action="store_true", help="merge into figures/results.json under 'predict'")
     ap.add_argument("--results", type=Path, default=ROOT / "figures/results.json")
@@ -101,29 +118,39 @@ def main(argv: list[str] | None = None) -> int:
     from s2s.evaluate import file_sha256
     from s2s.train import load_model
 
-    model = load_model(a.model)
-    ds = Dataset.load(a.data)
-    recs = list(ds.split(a.split))[:: a.stride][: a.limit]
-    print(f"model {a.model} (T = {model.cfg.diffusion.T}), {len(recs)} {a.split} spectra x {a.n_samples} samples, "
-          f"alignment {a.method}, threads {a.threads}")
-    curve: dict[str, dict[int, dict]] = {s: {} for s in a.samplers}
+    if a.from_json is not None:
+        saved = json.loads(a.from_json.read_text())
+        info = saved["info"]
+        curve = {s: {int(n): m for n, m in c.items()} for s, c in saved["curve"].items()}
+        print(f"curve from {a.from_json} ({info['model']}, {info['n_spectra']} {info['split']} spectra x {info['n_samples']})")
+    else:
+        model = load_model(a.model)
+        ds = Dataset.load(a.data)
+        recs = list(ds.split(a.split))[:: a.stride][: a.limit]
+        print(f"model {a.model} (T = {model.cfg.diffusion.T}), {len(recs)} {a.split} spectra x {a.n_samples} samples, "
+              f"alignment {a.method}, threads {a.threads}")
+        curve = {s: {} for s in a.samplers}
+        for steps in a.steps:
+            for s in a.samplers:
+                curve[s][steps] = run_point(model, recs, s, steps, a.n_samples, a.seed, a.batch_size, a.method)
+        info = {
+            "model": str(a.model.relative_to(ROOT) if a.model.is_relative_to(ROOT) else a.model),
+            "model_sha256": file_sha256(a.model),
+            "data": str(a.data.relative_to(ROOT) if a.data.is_relative_to(ROOT) else a.data),
+            "split": a.split, "stride": a.stride, "limit": a.limit, "n_spectra": len(recs), "n_samples": a.n_samples, "seed": a.seed,
+            "alignment": a.method, "batch_size": a.batch_size, "threads": a.threads, "natoms": "target",
+        }
     print(f"{'sampler':<10}{'steps':>6}{'RMSD1/Å':>9}{'RMSD2/Å':>9}{'CN1 err%':>9}{'CN2 err%':>9}{'CN1 ok':>8}{'species':>9}{'s/struct':>10}")
-    for steps in a.steps:
-        for s in a.samplers:
-            m = run_point(model, recs, s, steps, a.n_samples, a.seed, a.batch_size, a.method)
-            curve[s][steps] = m
-            print(f"{s:<10}{steps:>6}{m['rmsd_shell1']:>9.3f}{m['rmsd_shell2']:>9.3f}{m['cn_error_shell1_pct']:>9.2f}"
-                  f"{m['cn_error_shell2_pct']:>9.2f}{m['cn_shell1_exact']:>8.3f}{m['species_accuracy']:>9.3f}{m['s_per_structure']:>10.4f}", flush=True)
-    sampler, steps = choose_default(curve, a.rmsd_tol, a.acc_tol, a.cn_tol)
-    print(f"chosen default: {sampler}, {steps} steps (cheapest point with RMSD1 within {a.rmsd_tol:.0%} of the best, "
-          f"species accuracy within {a.acc_tol} and CN1 error within {a.cn_tol} points of the best)")
-    info = {
-        "model": str(a.model.relative_to(ROOT) if a.model.is_relative_to(ROOT) else a.model),
-        "model_sha256": file_sha256(a.model),
-        "data": str(a.data.relative_to(ROOT) if a.data.is_relative_to(ROOT) else a.data),
-        "split": a.split, "stride": a.stride, "limit": a.limit, "n_spectra": len(recs), "n_samples": a.n_samples, "seed": a.seed, "alignment": a.method,
-        "batch_size": a.batch_size, "threads": a.threads, "natoms": "target",
-    }
+    for steps in sorted({n for c in curve.values() for n in c}, reverse=True):
+        for s, c in curve.items():
+            if steps in c:
+                m = c[steps]
+                print(f"{s:<10}{steps:>6}{m['rmsd_shell1']:>9.3f}{m['rmsd_shell2']:>9.3f}{m['cn_error_shell1_pct']:>9.2f}"
+                      f"{m['cn_error_shell2_pct']:>9.2f}{m['cn_shell1_exact']:>8.3f}{m['species_accuracy']:>9.3f}{m['s_per_structure']:>10.4f}", flush=True)
+    sampler, steps = choose_default(curve, a.rmsd_tol, a.acc_tol, a.cn_tol, a.min_steps)
+    print(f"chosen default: {sampler}, {steps} steps (cheapest point with >= {a.min_steps} steps whose RMSD1 is within "
+          f"{a.rmsd_tol:.0%}, species accuracy within {a.acc_tol} and CN1 error within {a.cn_tol} points of the paper's "
+          f"protocol, ancestral at the most steps)")
     by_sampler = {s: {str(n): m for n, m in c.items()} for s, c in curve.items()}
     if a.json:
         from s2s.io import write_json
@@ -137,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         pred["steps_curve_by_sampler"] = by_sampler
         pred["steps_curve_info"] = info
         pred["default_sampler"], pred["default_steps"] = sampler, steps
+        pred["default_rule"] = (f"cheapest point with >= {a.min_steps} steps and RMSD1 within {a.rmsd_tol:.0%}, species accuracy "
+                                f"within {a.acc_tol}, CN1 error within {a.cn_tol} points of ancestral at the most steps")
         update_results("predict", pred, a.results)
         print(f"wrote predict.steps_curve to {a.results}")
     return 0

@@ -54,7 +54,7 @@ DEFAULT_MODEL = ROOT / "models" / "s2s_open_v1" / "model.pt"
 DEFAULT_DATA = ROOT / "data" / "s2s_open_v1.h5"
 #: Sampler and step count for predict, chosen from benchmarks/bench_steps.py (docs/predict.md).
 DEFAULT_SAMPLER = "ddim"
-DEFAULT_STEPS = 100
+DEFAULT_STEPS = 50
 DEFAULT_N_SAMPLES = 16
 #: Absolute energies: an O K-edge onset must lie in this window (eV); O K is at ~532 eV.
 O_K_WINDOW_EV = (515.0, 560.0)

@@ -175,7 +175,8 @@ def test_bench_choose_default():
     curve = {"ancestral": {1000: pt(0.10, 0.95, 1.0), 100: pt(0.20, 0.90, 0.1), 20: pt(0.5, 0.5, 0.02)},
              "ddim": {1000: pt(0.10, 0.95, 1.0), 100: pt(0.105, 0.94, 0.1), 20: pt(0.2, 0.9, 0.02)}}
     assert choose(curve) == ("ddim", 100)
-    assert choose(curve, rmsd_tol=1.5, acc_tol=0.1) == ("ddim", 20)
+    assert choose(curve, rmsd_tol=1.5, acc_tol=0.1, min_steps=1) == ("ddim", 20)
+    assert choose(curve, rmsd_tol=1.5, acc_tol=0.1) == ("ancestral", 100)  # min_steps 50; equal cost: by name
     split = {"ddim": {100: pt(0.10, 0.80, 0.1), 20: pt(0.30, 0.95, 0.02)}}
     assert choose(split) == ("ddim", 100)
 
