@@ -173,14 +173,17 @@ def _stat(values: np.ndarray) -> dict:
     return {"mean": float(v.mean()), "std": float(v.std()), "n": int(v.size)}
 
 
-def summarize_ensemble(envs: Sequence[Environment], max_pairwise: int = 256, distance: str = "radial") -> dict:
+def summarize_ensemble(envs: Sequence[Environment], max_pairwise: int = 256, distance: str = "radial",
+                       max_aligned: int = 8) -> dict:
     """JSON-ready summary of K candidates (see the module docstring).
 
     ``distance``: "radial" (:func:`pairwise_radial`, default, fast) or "paper"/"best" (aligned
     RMSD, :func:`pairwise_rmsd`); ``max_pairwise``: pairwise distances over at most this many
-    candidates (the first ones), as the cost grows as K^2.  Keys: ``n_samples``, ``n_atoms`` (counts), ``cn`` {shell k: mean, std,
+    candidates (the first ones), as the cost grows as K^2.  ``max_aligned``: the aligned
+    (paper) pairwise RMSD over the first this many candidates (~0.1 s a pair; 0 skips it) -
+    the spread that ranks the errors best in scripts/calibration.py.  Keys: ``n_samples``, ``n_atoms`` (counts), ``cn`` {shell k: mean, std,
     values}, ``first_shell`` (label counts), ``geometry`` {d_sio_first, d_sio, a_osio, a_siosi,
-    a_siosi_excited: mean/std/n}, ``spread`` {mean_pairwise_distance (Å), pairwise_distance (its kind), cn1_std, d_sio_first_std},
+    a_siosi_excited: mean/std/n}, ``spread`` {mean_pairwise_distance (Å), pairwise_distance (its kind), mean_pairwise_rmsd_aligned (Å), cn1_std, d_sio_first_std},
     ``clusters``, plus ``pairwise_rmsd`` (matrix) and the per-sample ``signatures``.
     """
     envs = list(envs)
@@ -204,6 +207,8 @@ def summarize_ensemble(envs: Sequence[Environment], max_pairwise: int = 256, dis
         "geometry": {key: _stat(v) for key, v in pooled.items()},
         "spread": {
             "mean_pairwise_distance": mean_offdiag(d),
+            "mean_pairwise_rmsd_aligned": mean_offdiag(pairwise_rmsd(envs[:max_aligned], method="paper")) if max_aligned > 1 else None,
+            "n_aligned": min(len(envs), max_aligned),
             "pairwise_distance": distance,
             "cn1_std": float(cns[:, 0].std()),
             "d_sio_first_std": float(d1_means.std()) if d1_means.size else None,

@@ -18,8 +18,8 @@ target's count instead), batched by atom count (:func:`s2s.predict.generate_grou
   shell, and of the first-shell CN error.
 
 Reported: Spearman rank correlations spread vs error over the test cases (headline
-``calibration_spearman`` = mean pairwise distance vs mean RMSD over all atoms, with a
-bootstrap 95 % interval), and ``cn_coverage`` = share of test cases whose target
+``calibration_spearman`` = mean pairwise aligned RMSD (with ``--aligned``, else the radial
+distance) vs mean RMSD over all atoms, with a bootstrap 95 % interval), and ``cn_coverage`` = share of test cases whose target
 first-shell CN is among the K candidates' first-shell CNs (also for shell 2 and for the
 first-shell composition).  Numbers depend on the model and on K; the command prints them.
 """
@@ -144,10 +144,11 @@ def main(argv: list[str] | None = None) -> int:
             table[s][e] = {"spearman": r, "n": n}
             line += f"{r:>12.3f} (n={n:>3})"
         print(line)
-    head = table["spread_radial"]["err_rmsd_all"]["spearman"]
-    lo, hi = bootstrap_ci(col["spread_radial"], col["err_rmsd_all"])
+    head_spread = "spread_aligned" if a.aligned else "spread_radial"
+    head = table[head_spread]["err_rmsd_all"]["spearman"]
+    lo, hi = bootstrap_ci(col[head_spread], col["err_rmsd_all"])
     cov = {k: float(col[k].mean()) for k in ("cn1_covered", "cn2_covered", "first_shell_covered")}
-    print(f"\ncalibration_spearman (mean pairwise distance vs mean RMSD, all atoms): {head:.3f}  (bootstrap 95 % {lo:.3f} .. {hi:.3f})")
+    print(f"\ncalibration_spearman ({head_spread} vs mean RMSD, all atoms): {head:.3f}  (bootstrap 95 % {lo:.3f} .. {hi:.3f})")
     print(f"cn_coverage (target 1st-shell CN among the K candidates): {cov['cn1_covered']:.3f}; 2nd shell {cov['cn2_covered']:.3f}; "
           f"1st-shell composition {cov['first_shell_covered']:.3f}")
     print(f"mean RMSD (all atoms) {np.nanmean(col['err_rmsd_all']):.3f} Å, best-of-K {np.nanmean(col['best_rmsd_all']):.3f} Å; "
@@ -163,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             "n": len(rows), "K": a.k, "sampler": a.sampler, "steps": a.steps, "natoms": a.natoms, "seed": a.seed,
             "split": a.split, "stride": a.stride, "limit": a.limit, "model": str(a.model.relative_to(ROOT) if a.model.is_relative_to(ROOT) else a.model),
             "model_sha256": file_sha256(a.model),
-            "spread": "mean pairwise radial distance (s2s.ensemble.pairwise_radial), Å",
+            "spread": ("mean pairwise aligned RMSD of the K candidates (paper alignment; predict's spread.mean_pairwise_rmsd_aligned), Å"
+                       if a.aligned else "mean pairwise radial distance (s2s.ensemble.pairwise_radial), Å"),
             "error": "mean over the K candidates of the aligned RMSD over all atoms (paper alignment), Å",
             "calibration_spearman_ci95": [lo, hi],
             "coverage": cov,
@@ -176,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
 
         with style():
             fig, axs = plt.subplots(1, 2, figsize=(8.4, 3.6))
-            axs[0].scatter(col["spread_radial"], col["err_rmsd_all"], s=14, alpha=0.7)
-            axs[0].set_xlabel("ensemble spread: mean pairwise distance (Å)")
+            axs[0].scatter(col[head_spread], col["err_rmsd_all"], s=14, alpha=0.7)
+            axs[0].set_xlabel("ensemble spread: mean pairwise " + ("aligned RMSD (Å)" if a.aligned else "radial distance (Å)"))
             axs[0].set_ylabel("mean RMSD to target (Å)")
             axs[0].set_title(f"Spearman {head:.2f} (n = {len(rows)}, K = {a.k})", fontsize=9)
             cov1 = col["cn1_covered"].astype(bool)
