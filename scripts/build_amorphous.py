@@ -111,6 +111,14 @@ def step_checks(args: argparse.Namespace) -> None:
               f"(RBM {v['si_si_bond_fraction_rbm']:.3f})")
 
 
+def _scf_failed(cache: Path, settings, name: str, site: int) -> bool:
+    from s2s.amorphous.spectra import failure_kind
+    from s2s.simulate.build import read_site_record, site_path
+
+    d = read_site_record(site_path(cache, settings, name, site))
+    return d is not None and not d.get("ok", False) and failure_kind(str(d.get("reason", ""))) == "scf"
+
+
 def step_spectra(args: argparse.Namespace) -> None:
     """Z+1 spectra of the selected O sites (round-robin, cached, resumable) -> amorphous.h5 + results."""
     try:
@@ -136,6 +144,11 @@ def step_spectra(args: argparse.Namespace) -> None:
         targets = {x: min(n, args.max_sites) for x, n in targets.items()}
     selected = sp.select_sites(entries, cells, targets)
     by_name = {e["name"]: e for e in entries}
+    # spare cells for the compositions whose selected sites have SCF failures in the cache
+    failing = sorted({float(by_name[n]["x"]) for n, sites in selected.items() for k in sites
+                      if _scf_failed(args.cache, settings, n, k)})
+    extra = sp.spare_sites(entries, cells, selected, args.extra_cells, failing) if args.extra_cells else {}
+    selected = {**selected, **extra}
     structures = {e["name"]: c for e, c in zip(entries, cells)}
     order = sp.round_robin(selected, {n: by_name[n]["x"] for n in selected},
                            {n: by_name[n]["cell_id"] for n in selected})
@@ -145,7 +158,7 @@ def step_spectra(args: argparse.Namespace) -> None:
         print("spectra compute:", done)
     simulator = f"xtb-{settings.method.lower()}-{settings.variant}"
     records, summary = sp.collect(order, structures, by_name, settings, args.cache, simulator,
-                                  keep_small_gap=not args.drop_small_gap)
+                                  keep_small_gap=not args.drop_small_gap, extra_cells=sorted(extra))
     used = {r.structure_id for r in records}
     sites_used = {n: ("all" if len(s) == by_name[n]["n_o"] else s) for n, s in selected.items()}
     ds = Dataset.from_records(records, structures={n: structures[n] for n in sorted(used)},
@@ -153,7 +166,8 @@ def step_spectra(args: argparse.Namespace) -> None:
                                     "protocol": manifest["protocol"], "simulator": simulator,
                                     "settings": settings.to_dict(), "calc_key": settings.calc_key(),
                                     "store": str(store.relative_to(ROOT) if store.is_relative_to(ROOT) else store),
-                                    "sites_used": sites_used, "failures": summary["failures"],
+                                    "sites_used": sites_used, "extra_cells": sorted(extra),
+                                    "failures": summary["failures"],
                                     "skipped_empty_first_shell": summary["skipped"]})
     path = ds.save(args.out / DATASET_NAME)
     cell_atoms = {f"{x:.2f}": int(by_name[n]["n_si"] + by_name[n]["n_o"])
@@ -161,14 +175,16 @@ def step_spectra(args: argparse.Namespace) -> None:
     full = {"dataset": str(args.out / DATASET_NAME), "store": str(store), "simulator": simulator,
             "settings": settings.to_dict(), "calc_key": settings.calc_key(),
             "cells_used": {n: by_name[n]["x"] for n in selected}, "sites_used": sites_used,
+            "extra_cells": sorted(extra),
             "cell_atoms": cell_atoms, "paper_n_sites": manifest["paper_n_sites"], **summary}
     atomic_write_text(args.out / "spectra.json", json.dumps(full, indent=1) + "\n")
-    result = {k: summary[k] for k in ("n_sites", "n_sites_gap_ok", "n_selected", "n_pending", "n_failed",
+    result = {k: summary[k] for k in ("n_sites", "n_sites_gap_ok", "n_sites_extra_cells", "n_selected", "n_pending", "n_failed",
                                       "s_per_site_mean", "s_per_site_converged", "s_per_site_scf_failed")}
     result.update({"paper_n_sites": manifest["paper_n_sites"], "cell_atoms": cell_atoms,
                    "n_cells": {k: sum(1 for n in selected if f"{by_name[n]['x']:.2f}" == k) for k in cell_atoms},
                    "gap_eV_median": {k: v.get("median") for k, v in summary["gap_eV"].items()},
-                   "simulator": simulator, "calc_key": settings.calc_key(), "min_gap_eV": settings.min_gap})
+                   "simulator": simulator, "calc_key": settings.calc_key(), "min_gap_eV": settings.min_gap,
+                   "extra_cells": sorted(extra)})
     if args.results is not None:
         update_results("amorphous", result, args.results)
     print(f"spectra: {len(records)} records -> {path}; per x {summary['n_sites']}; "
@@ -204,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe", type=int, default=1,
                         help="spectra: a cell whose SCF failed on >= 2/3 of >= PROBE of its sites is postponed "
                              "until every other site is done (default 1)")
+    parser.add_argument("--extra-cells", type=int, default=1,
+                        help="spectra: for compositions whose selected sites have SCF failures, also every O of "
+                             "the next N (spare) cells; flagged meta extra_cell (default 1; 0 = paper selection only)")
     parser.add_argument("--retry-failed", action="store_true", help="spectra: recompute cached failures")
     parser.add_argument("--no-compute", action="store_true",
                         help="spectra: only collect what is in the cache (the rest is reported as pending)")

@@ -268,6 +268,13 @@ def test_select_sites_and_round_robin():
     assert len(sel["SiO0.50_c0"]) == 2 and len(sel["SiO0.50_c1"]) == 1
     with pytest.raises(ValueError, match="needs 9 O sites"):
         select_sites(entries, cells, {2.0: 9})
+    from s2s.amorphous.spectra import spare_sites
+
+    only_c0 = select_sites(entries, cells, {2.0: 4, 0.5: 2})
+    assert set(only_c0) == {"SiO2.00_c0", "SiO0.50_c0"}
+    assert spare_sites(entries, cells, only_c0, 1, xs=[2.0]) == {"SiO2.00_c1": o_sites(cells[0])}
+    assert set(spare_sites(entries, cells, only_c0, 5)) == {"SiO2.00_c1", "SiO0.50_c1"}
+    assert spare_sites(entries, cells, only_c0, 0) == {}
     x_of = {e["name"]: e["x"] for e in entries}
     cid_of = {e["name"]: e["cell_id"] for e in entries}
     order = round_robin(sel, x_of, cid_of)

@@ -66,6 +66,27 @@ def select_sites(entries: Sequence[Mapping[str, Any]], cells: Sequence, targets:
     return selected
 
 
+def spare_sites(entries: Sequence[Mapping[str, Any]], cells: Sequence, selected: Mapping[str, Sequence[int]],
+                n_extra: int, xs: Sequence[float] | None = None) -> dict[str, list[int]]:
+    """Every O site of the next ``n_extra`` cells (by cell id) of each x that ``selected`` does not use.
+
+    xs : only these compositions (default all).  Used to add the spare cells of
+    compositions whose selected cells fail in the simulator.
+    """
+    by_x: dict[float, list[tuple[int, str, Any]]] = defaultdict(list)
+    for entry, cell in zip(entries, cells):
+        if entry["name"] not in selected:
+            by_x[float(entry["x"])].append((int(entry["cell_id"]), str(entry["name"]), cell))
+    wanted = None if xs is None else {float(x) for x in xs}
+    out: dict[str, list[int]] = {}
+    for x, rows in by_x.items():
+        if wanted is not None and x not in wanted:
+            continue
+        for _, name, cell in sorted(rows, key=lambda t: t[0])[:max(0, int(n_extra))]:
+            out[name] = o_sites(cell)
+    return out
+
+
 def round_robin(selected: Mapping[str, Sequence[int]], x_of: Mapping[str, float],
                 cell_id_of: Mapping[str, int]) -> list[tuple[str, int]]:
     """Order ``(cell name, site)`` so that every composition and every cell gets sites early.
@@ -188,7 +209,8 @@ def failure_kind(reason: str) -> str:
 
 def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
             entries: Mapping[str, Mapping[str, Any]], settings, cache_dir: Path,
-            simulator: str, keep_small_gap: bool = True) -> tuple[list, dict[str, Any]]:
+            simulator: str, keep_small_gap: bool = True,
+            extra_cells: Sequence[str] = ()) -> tuple[list, dict[str, Any]]:
     """Cached results of the selected sites as test records, and a summary.
 
     entries : cell name -> manifest entry (x, cell_id, seed, n_si, n_o).
@@ -201,7 +223,11 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
         (but >= 0) as records with ``meta["gap_ok"] = False`` instead of failing
         them; the crystal set excludes such sites, so filter on ``gap_ok`` for
         the identical rule.
+    extra_cells : names of spare cells added beyond the paper's selection; their
+        records carry ``meta["extra_cell"] = True`` and are counted in
+        ``n_sites_extra_cells`` as well as in ``n_sites``.
     """
+    extra = set(extra_cells)
     from s2s.dataset import SiteRecord  # noqa: PLC0415
     from s2s.environment import EmptyFirstShellError, environment_from_structure  # noqa: PLC0415
     from s2s.simulate.build import load_site  # noqa: PLC0415
@@ -257,11 +283,14 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
             meta={"cell_id": int(entry["cell_id"]), "seed": int(entry["seed"]),
                   "composition_x": float(entry["x"]), "gap_eV": _f(r.gap), "n_atoms_cell": len(cell),
                   "calc_key": settings.calc_key(), "seconds": round(float(r.seconds), 2),
-                  "gap_ok": bool(r.gap >= settings.min_gap), "min_gap_eV": settings.min_gap},
+                  "gap_ok": bool(r.gap >= settings.min_gap), "min_gap_eV": settings.min_gap,
+                  "extra_cell": name in extra},
         ))
     n_sites: dict[str, int] = defaultdict(int)
     n_gap_ok: dict[str, int] = defaultdict(int)
+    n_extra: dict[str, int] = defaultdict(int)
     for rec in records:
+        n_extra[f"{rec.x:.2f}"] += rec.meta["extra_cell"]
         n_sites[f"{rec.x:.2f}"] += 1
         n_gap_ok[f"{rec.x:.2f}"] += rec.meta["gap_ok"]
     keys = sorted(n_sel, key=float)
@@ -269,6 +298,7 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
         "n_selected": {k: n_sel[k] for k in keys},
         "n_sites": {k: n_sites.get(k, 0) for k in keys},
         "n_sites_gap_ok": {k: n_gap_ok.get(k, 0) for k in keys},
+        "n_sites_extra_cells": {k: n_extra.get(k, 0) for k in keys},
         "n_pending": {k: pending.get(k, 0) for k in keys},
         "n_failed": {k: dict(fail_x[k]) for k in keys},
         "n_skipped_empty_first_shell": len(skipped),
