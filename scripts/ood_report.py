@@ -22,10 +22,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _row(name: str, s: dict) -> dict:
+def _row(name: str, s: dict, ref: np.ndarray | None = None) -> dict:
+    """Summary of scores; ``auroc`` = P(score of this set > score of a test spectrum) (ties half)."""
     p = s["percentile"]
-    return {"n": int(p.size), "median_percentile": float(np.median(p)), "flagged": float(np.mean(s["flag"])),
-            "median_ratio": float(np.median(s["ratio"]))}
+    out = {"n": int(p.size), "median_percentile": float(np.median(p)), "flagged": float(np.mean(s["flag"])),
+           "median_ratio": float(np.median(s["ratio"]))}
+    if ref is not None:
+        d = s["distance"][:, None] - ref[None, :]
+        out["auroc_vs_test"] = float(np.mean(d > 0) + 0.5 * np.mean(d == 0))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,15 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     ds = Dataset.load(a.data)
     tr = ds.train
     sc = OODScorer.fit(tr.spectra(), [r.structure_id for r in tr], k=a.k, threshold=a.threshold)
-    rows = {"test (crystalline, held-out structures)": _row("test", sc.score(ds.test.spectra()))}
+    s_test = sc.score(ds.test.spectra())
+    ref = s_test["distance"]
+    rows = {"test (crystalline, held-out structures)": _row("test", s_test)}
     if a.amorphous.exists():
         am = Dataset.load(a.amorphous)
         xs = np.array([float((r.meta or {}).get("composition_x", r.x)) for r in am])
         s = sc.score(am.spectra())
-        rows["amorphous (all)"] = _row("amorphous", s)
+        rows["amorphous (all)"] = _row("amorphous", s, ref)
+        if np.any(xs < 2):
+            rows["amorphous Si-rich (x < 2)"] = _row("Si-rich", {k: v[xs < 2] for k, v in s.items()}, ref)
         for x in np.unique(xs):
             sel = xs == x
-            rows[f"amorphous SiO{x:g}"] = _row(f"SiO{x:g}", {k: v[sel] for k, v in s.items()})
+            rows[f"amorphous SiO{x:g}"] = _row(f"SiO{x:g}", {k: v[sel] for k, v in s.items()}, ref)
     grids = []
     for f in sorted(glob.glob(a.gpaw)):
         try:
@@ -63,12 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         if g is not None and len(g) == 200 and np.all(np.isfinite(g)):
             grids.append(g)
     if grids:
-        rows["GPAW reference (other simulator)"] = _row("gpaw", sc.score(np.array(grids)))
+        rows["GPAW reference (other simulator)"] = _row("gpaw", sc.score(np.array(grids)), ref)
     print(f"OOD score: k = {a.k}, threshold = {a.threshold:g}th percentile of the training LOSO distribution "
           f"({len(tr)} training spectra, edge = {sc.edge:.4f} /eV)")
-    print(f"{'set':<42}{'n':>5}{'median pct':>12}{'flagged':>9}{'median ratio':>14}")
+    print(f"{'set':<42}{'n':>5}{'median pct':>12}{'flagged':>9}{'median ratio':>14}{'AUROC vs test':>15}")
     for name, r in rows.items():
-        print(f"{name:<42}{r['n']:>5}{r['median_percentile']:>12.1f}{r['flagged']:>9.2f}{r['median_ratio']:>14.2f}")
+        auc = f"{r['auroc_vs_test']:>15.3f}" if "auroc_vs_test" in r else f"{'':>15}"
+        print(f"{name:<42}{r['n']:>5}{r['median_percentile']:>12.1f}{r['flagged']:>9.2f}{r['median_ratio']:>14.2f}{auc}")
     if a.write_results:
         from s2s.results import read_results, update_results
 
