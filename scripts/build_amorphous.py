@@ -3,6 +3,24 @@
 
 Steps (each resumable; ``all`` runs them in order)::
 
+    python scripts/build_amorphous.py md       # melt-quench cells -> data/amorphous/n72/cells + manifest
+    python scripts/build_amorphous.py checks   # numbers -> data/amorphous/n72/checks.json,
+                                               # figures -> figures/amorphous_checks_n72.png, amorphous_md_n72.png
+    python scripts/build_amorphous.py spectra  # Z+1 xTB (the training simulator) of the selected O sites,
+                                               # cache data/amorphous/cache/xtb -> data/amorphous/amorphous.h5,
+                                               # spectra.json, figures/results.json key "amorphous"
+    python scripts/build_amorphous.py spectra --no-compute   # only re-collect what is cached
+    python scripts/build_amorphous.py all
+
+``--atoms N`` (default 72) sets the cell size (``0``: the paper's ~200-240-atom cells in
+data/amorphous/cells).  Long steps: run under ``nice -n 15`` with OMP_NUM_THREADS=1 (one
+process).  The protocol is :class:`s2s.amorphous.md.MeltQuench`; its fields can be set on
+the command line (``--melt-ps 20 --quench-ps 100 ...``) and are stored with every cell, so
+a changed protocol never silently mixes with stored cells.  See docs/amorphous.md.
+"""Build the amorphous SiO_x test set: MD cells, glass checks, O K-edge spectra.
+
+Steps (each resumable; ``all`` runs them in order)::
+
     python scripts/build_amorphous.py md       # melt-quench cells -> data/amorphous/cells + manifest
     python scripts/build_amorphous.py checks   # numbers -> data/amorphous/checks.json,
                                                # figure  -> figures/amorphous_checks.png
