@@ -17,20 +17,6 @@ data/amorphous/cells).  Long steps: run under ``nice -n 15`` with OMP_NUM_THREAD
 process).  The protocol is :class:`s2s.amorphous.md.MeltQuench`; its fields can be set on
 the command line (``--melt-ps 20 --quench-ps 100 ...``) and are stored with every cell, so
 a changed protocol never silently mixes with stored cells.  See docs/amorphous.md.
-"""Build the amorphous SiO_x test set: MD cells, glass checks, O K-edge spectra.
-
-Steps (each resumable; ``all`` runs them in order)::
-
-    python scripts/build_amorphous.py md       # melt-quench cells -> data/amorphous/cells + manifest
-    python scripts/build_amorphous.py checks   # numbers -> data/amorphous/checks.json,
-                                               # figure  -> figures/amorphous_checks.png
-    python scripts/build_amorphous.py spectra  # xTB O K-edge of every O site -> data/amorphous/amorphous.h5
-    python scripts/build_amorphous.py all
-
-Long steps: run under ``nice -n 15`` with OMP_NUM_THREADS=1 (one process).
-The protocol is :class:`s2s.amorphous.md.MeltQuench`; its fields can be set on
-the command line (``--melt-ps 20 --quench-ps 100 ...``) and are stored with
-every cell, so a changed protocol never silently mixes with stored cells.
 """
 
 from __future__ import annotations
