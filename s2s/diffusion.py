@@ -167,6 +167,19 @@ def timesteps(T: int, n_steps: int | None = None) -> list[int]:
     return [int(v) for v in grid]
 
 
+def _decode_z0(model, schedule, z_x, z_h, spectrum, node_mask, mm, clip_radius) -> SampleOutput:
+    """Last step of every sampler: x = (z_0 - sigma_0 eps_hat) / alpha_0 (clipped), species = argmax h."""
+    b = z_x.shape[0]
+    t0 = torch.zeros(b, dtype=torch.long)
+    a0, sg0 = schedule(t0)
+    eps_x, eps_h = model(z_x, z_h, t0.float(), spectrum, node_mask)
+    x = clip_x0((z_x - sg0[:, None, None] * eps_x) / a0[:, None, None], clip_radius) * mm
+    h = (z_h - sg0[:, None, None] * eps_h) / a0[:, None, None]
+    species = torch.argmax(h, dim=-1)
+    species[:, 0] = O
+    return SampleOutput(x=x, species=species, node_mask=node_mask)
+
+
 @torch.no_grad()
 def sample(
     model,
@@ -220,14 +233,7 @@ def sample(
         z_x = (mu_x + std * torch.randn(z_x.shape, generator=generator)) * mm
         z_h = (mu_h + std * torch.randn(z_h.shape, generator=generator)) * mm + fixed_h
     # x_0 from z_0: x = (z_0 - sigma_0 eps_hat) / alpha_0
-    t0 = torch.zeros(b, dtype=torch.long)
-    a0, sg0 = schedule(t0)
-    eps_x, eps_h = model(z_x, z_h, t0.float(), spectrum, node_mask)
-    x = clip_x0((z_x - sg0[:, None, None] * eps_x) / a0[:, None, None], clip_radius) * mm
-    h = (z_h - sg0[:, None, None] * eps_h) / a0[:, None, None]
-    species = torch.argmax(h, dim=-1)
-    species[:, 0] = O
-    return SampleOutput(x=x, species=species, node_mask=node_mask)
+    return _decode_z0(model, schedule, z_x, z_h, spectrum, node_mask, mm, clip_radius)
 
 
 @torch.no_grad()
@@ -309,14 +315,7 @@ def sample_ddim(
             z_h = z_h + c * torch.randn(z_h.shape, generator=generator)
         z_x = z_x * mm
         z_h = z_h * mm + fixed_h
-    t0 = torch.zeros(b, dtype=torch.long)
-    a0, sg0 = schedule(t0)
-    eps_x, eps_h = model(z_x, z_h, t0.float(), spectrum, node_mask)
-    x = clip_x0((z_x - sg0[:, None, None] * eps_x) / a0[:, None, None], clip_radius) * mm
-    h = (z_h - sg0[:, None, None] * eps_h) / a0[:, None, None]
-    species = torch.argmax(h, dim=-1)
-    species[:, 0] = O
-    return SampleOutput(x=x, species=species, node_mask=node_mask)
+    return _decode_z0(model, schedule, z_x, z_h, spectrum, node_mask, mm, clip_radius)
 
 
 #: Samplers by name, for :func:`s2s.sample.generate` and the command line.
