@@ -214,3 +214,28 @@ def test_shipped_structures_are_consistent():
         if r.source == "generated":
             assert r.relaxation.method == "CHGNet" and r.relaxation.converged
             assert check_structure(r.structure, allow_peroxide=r.notes.get("strategy") == "peroxide") == []
+
+
+def test_strategy_weights_parse_and_keep_the_default_seed_map():
+    """The default mix still maps every logged attempt k to the strategy it had."""
+    from pathlib import Path
+
+    from s2s.structures.generate import STRATEGIES, STRATEGY_WEIGHTS, parse_weights
+
+    assert parse_weights(None) == STRATEGY_WEIGHTS
+    w = parse_weights("random_sio2=3,rattled=1")
+    assert w[STRATEGIES.index("random_sio2")] == pytest.approx(0.75)
+    assert w[STRATEGIES.index("oxidised")] == 0.0
+    for bad in ("random_sio2", "nope=1", "random=x", "random=-1", "random=0"):
+        with pytest.raises(ValueError, match="--weights"):
+            parse_weights(bad)
+    log = Path(__file__).parents[1] / "data" / "structures" / "generated" / "attempts.jsonl"
+    checked = 0
+    for line in log.read_text().splitlines():
+        a = json.loads(line)
+        if "strategy" not in a or "weights" in a or a.get("generator_version") != 2:
+            continue  # (attempts logged before version 2 used another seed construction)
+        rng = np.random.default_rng(a["seed"])
+        assert STRATEGIES[rng.choice(len(STRATEGIES), p=np.asarray(STRATEGY_WEIGHTS))] == a["strategy"]
+        checked += 1
+    assert checked > 100

@@ -30,8 +30,10 @@ from pymatgen.core import Lattice, Structure
 
 from s2s.structures.records import Relaxation, StructureRecord, atomic_write_text, load_records
 
-STRATEGIES = ("random", "rattled", "oxidised", "peroxide")
-STRATEGY_WEIGHTS = (0.25, 0.20, 0.40, 0.15)
+STRATEGIES = ("random", "rattled", "oxidised", "peroxide", "random_sio2")
+#: Default mix (attempts 0-230 of the shipped set used it); ``random_sio2`` is off by default so
+#: that the attempt -> seed map of earlier runs is unchanged.  ``parse_weights`` reads other mixes.
+STRATEGY_WEIGHTS = (0.25, 0.20, 0.40, 0.15, 0.0)
 #: Bumped whenever seed construction changes (the seed -> cell map depends on it); logged.
 GENERATOR_VERSION = 2
 
@@ -49,11 +51,11 @@ class Seed:
 # ---------------------------------------------------------------------------------------
 # seed cells
 # ---------------------------------------------------------------------------------------
-def random_pyxtal_cell(rng: np.random.Generator, max_tries: int = 30) -> Seed:
-    """A random symmetric SiOx cell from pyxtal (6-24 atoms)."""
+def random_pyxtal_cell(rng: np.random.Generator, max_tries: int = 30, sio2_only: bool = False) -> Seed:
+    """A random symmetric SiOx cell from pyxtal (6-18 atoms); SiO2 only if ``sio2_only``."""
     from pyxtal import pyxtal
 
-    r = rng.random()
+    r = 0.0 if sio2_only else rng.random()
     if r < 0.6:
         x = 2.0
     elif r < 0.85:
@@ -80,7 +82,8 @@ def random_pyxtal_cell(rng: np.random.Generator, max_tries: int = 30) -> Seed:
         s = xtal.to_pymatgen()
         if _min_distance(s) < 1.4:
             continue
-        return Seed(s, "random", {"x": x, "n_si": n_si, "n_o": n_o, "spacegroup_seed": sg})
+        return Seed(s, "random_sio2" if sio2_only else "random",
+                    {"x": x, "n_si": n_si, "n_o": n_o, "spacegroup_seed": sg})
     raise RuntimeError(f"pyxtal: no valid cell for Si{n_si}O{n_o} in {max_tries} tries ({last})")
 
 
@@ -217,12 +220,40 @@ def _with_bond_length(net: Structure, bond: float) -> Structure:
     return s
 
 
-def make_seed(k: int, base_seed: int, frameworks: list[StructureRecord], nets: list[Structure]) -> Seed:
-    """The seed cell of attempt k (deterministic in base_seed + k)."""
+def parse_weights(text: str | None) -> tuple[float, ...]:
+    """Strategy weights from ``"random_sio2=0.5,rattled=0.2,..."`` (unnamed strategies get 0).
+
+    ``None`` or ``""`` gives the default mix ``STRATEGY_WEIGHTS``.  Weights are normalised.
+    """
+    if not text:
+        return STRATEGY_WEIGHTS
+    w = dict.fromkeys(STRATEGIES, 0.0)
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or name not in w:
+            raise ValueError(f"--weights: expected NAME=VALUE with NAME in {STRATEGIES}, got {part!r}")
+        try:
+            w[name] = float(value)
+        except ValueError:
+            raise ValueError(f"--weights: {name}: expected a number, got {value!r}") from None
+        if w[name] < 0:
+            raise ValueError(f"--weights: {name}: weight must be >= 0, got {value!r}")
+    total = sum(w.values())
+    if total <= 0:
+        raise ValueError("--weights: at least one weight must be positive")
+    return tuple(w[n] / total for n in STRATEGIES)
+
+
+def make_seed(k: int, base_seed: int, frameworks: list[StructureRecord], nets: list[Structure],
+              weights: tuple[float, ...] = STRATEGY_WEIGHTS) -> Seed:
+    """The seed cell of attempt k (deterministic in base_seed + k and the strategy weights)."""
     rng = np.random.default_rng(base_seed + k)
-    strategy = STRATEGIES[rng.choice(len(STRATEGIES), p=STRATEGY_WEIGHTS)]
+    strategy = STRATEGIES[rng.choice(len(STRATEGIES), p=np.asarray(weights) / np.sum(weights))]
     if strategy == "random":
         return random_pyxtal_cell(rng)
+    if strategy == "random_sio2":
+        return random_pyxtal_cell(rng, sio2_only=True)
     if strategy == "rattled":
         return rattled_framework(rng, frameworks)
     if strategy == "oxidised":
@@ -299,12 +330,17 @@ def run_generation(
     steps: int = 800,
     hull_window: float = 0.2,
     max_framework_atoms: int = 36,
+    weights: tuple[float, ...] = STRATEGY_WEIGHTS,
+    shard: tuple[int, int] = (0, 1),
 ) -> None:
     """Run attempts 0..n_attempts-1 that are not in the log yet (resumable; shows progress).
 
     Accepted crystals are written to ``folder/gen-<k>.json``; every attempt is logged to
     ``folder/generated/attempts.jsonl``; crystals more than hull_window eV/atom above the
     lowest energy of their composition are moved to ``folder/generated/above_hull/``.
+    ``weights`` sets the strategy mix (logged with every attempt when not the default);
+    ``shard=(i, n)`` runs only attempts k with k % n == i, so that n processes can share the
+    work (duplicates between shards are removed by the recheck at the start of the next run).
     """
     from tqdm import tqdm
 
@@ -317,7 +353,7 @@ def run_generation(
         (gen_dir / sub).mkdir(parents=True, exist_ok=True)
     log = gen_dir / "attempts.jsonl"
     done = _read_attempts(log)
-    todo = [k for k in range(n_attempts) if k not in done]
+    todo = [k for k in range(n_attempts) if k not in done and k % shard[1] == shard[0]]
     existing = load_records(folder)
     recheck_generated(folder, existing)
     prune_above_hull(folder, existing, hull_window)
@@ -331,9 +367,11 @@ def run_generation(
     bar = tqdm(todo, desc="generate", unit="attempt", mininterval=30)
     for k in bar:
         entry: dict = {"k": k, "seed": seed + k, "generator_version": GENERATOR_VERSION}
+        if tuple(weights) != STRATEGY_WEIGHTS:
+            entry["weights"] = dict(zip(STRATEGIES, (round(w, 6) for w in weights)))
         t0 = time.time()
         try:
-            sd = make_seed(k, seed, frameworks, nets)
+            sd = make_seed(k, seed, frameworks, nets, weights)
         except Exception as err:  # noqa: BLE001 - logged and counted
             entry.update(status="seed_failed", reason=str(err)[:200], seconds=round(time.time() - t0, 2))
             _append(log, entry)
