@@ -49,10 +49,10 @@ import torch
 
 from s2s.dataset import Dataset
 from s2s.evaluate import generate_cached, generation_cache_path, generation_inputs, subsample_groups
-from s2s.ood_inputs import UNKNOWN, composition_labels, distance_to_training, round_floats, umap_embedding
+from s2s.manifold import UNKNOWN, composition_labels, distance_to_training, umap_embedding
 from s2s.ood_score import OODScorer
 from s2s.plots import plot_similarity_gap, plot_umap, save_figure
-from s2s.results import update_results
+from s2s.results import round_floats, update_results
 from s2s.template import compare_with_generation, template_match
 from s2s.train import load_model
 

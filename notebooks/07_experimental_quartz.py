@@ -55,12 +55,12 @@ import torch
 
 from s2s.dataset import Dataset
 from s2s.evaluate import evaluate_generation, generate_cached, metric_array
-from s2s.ood_inputs import (broaden, ensemble_stats, load_input_spectrum, matching_environments, reference_environment,
-                            round_floats, training_onset)
+from s2s.foreign_spectra import (broaden, ensemble_stats, load_input_spectrum, matching_environments,
+                                 reference_environment, training_onset)
 from s2s.plots import (COLORS, align_for_plot, plot_environment_overlay, plot_overlay_panel, plot_rdf,
                        plot_spectra, save_figure)
 from s2s.rdf import ensemble_rdf, radial_distribution, rdf_peaks
-from s2s.results import update_results
+from s2s.results import round_floats, update_results
 from s2s.spectrum import GRID
 from s2s.template import nearest_by_mse
 from s2s.train import load_model

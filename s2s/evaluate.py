@@ -427,7 +427,7 @@ def subsample_groups(keys: Sequence[Any], n_per_group: int | None) -> np.ndarray
 def composition_keys(records: Sequence[Any]) -> list[str]:
     """:func:`composition_key` of each site record: ``meta["composition_x"]`` when present and
     finite (the amorphous set: the cell's nominal x), else the record's ``x`` (the same rule as
-    :func:`s2s.ood_inputs.composition_labels`).  Raises ValueError naming the record when
+    :func:`s2s.manifold.composition_labels`).  Raises ValueError naming the record when
     neither is a finite number."""
     out = []
     for i, r in enumerate(records):

@@ -10,8 +10,11 @@ import fcntl
 import json
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .io import write_json
 
@@ -133,3 +136,18 @@ def replace_block(text: str, block: str, name: str = "headline") -> str:
     if i < 0 or j < i:
         raise ValueError(f"no '{begin}' ... '{end}' block in the text")
     return text[: i + len(begin)] + "\n" + block.rstrip("\n") + "\n" + text[j:]
+
+
+def round_floats(obj: Any, digits: int = 4) -> Any:
+    """``obj`` with every float rounded to ``digits`` significant digits (dicts/lists recursed;
+    NaN/inf -> None), for the results file."""
+    if isinstance(obj, Mapping):
+        return {str(k): round_floats(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [round_floats(v, digits) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return float(f"{f:.{digits}g}") if math.isfinite(f) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj

@@ -1,4 +1,4 @@
-"""Tests of s2s.ood_inputs: spectral-manifold distances (Fig. 6a) and foreign input spectra (Fig. 7)."""
+"""Tests of s2s.manifold (spectral-manifold distances, Fig. 6a) and s2s.foreign_spectra (foreign input spectra, Fig. 7)."""
 
 from __future__ import annotations
 
@@ -12,19 +12,16 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from s2s.environment import Environment
-from s2s.ood_inputs import (
+from s2s.foreign_spectra import (
     broaden,
-    composition_labels,
-    distance_to_training,
     ensemble_stats,
     load_input_spectrum,
     matching_environments,
-    nearest_distance,
     reference_environment,
-    round_floats,
     training_onset,
-    umap_embedding,
 )
+from s2s.manifold import composition_labels, distance_to_training, nearest_distance, umap_embedding
+from s2s.results import round_floats
 from s2s.spectrum import GRID, normalize, onset_shift
 
 ROOT = Path(__file__).resolve().parents[1]
