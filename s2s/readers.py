@@ -760,7 +760,9 @@ def read_gpaw_json(path: PathLike) -> RawSpectrum:
 
     Required fields: ``energies_eV`` and ``intensity`` (equal-length lists); ``structure_id``
     and ``site_index`` and, if present, ``grid_spectrum`` (200 values) and every other field
-    are passed on in ``meta`` (``grid_spectrum`` as an array).
+    are passed on in ``meta`` (``grid_spectrum`` as an array).  The two lists are the stick
+    spectrum (transition energies and strengths): sticks of degenerate levels (equal
+    energies) are summed into one, ``meta["merged_sticks"]`` counts the ones merged.
     """
     text = _read_text_file(path)
     try:
@@ -789,6 +791,11 @@ def read_gpaw_json(path: PathLike) -> RawSpectrum:
         raise SpectrumFileError(path, f"'energies_eV' has {e.size} values, 'intensity' {y.size}")
     meta = {k: v for k, v in obj.items() if k not in ("energies_eV", "intensity")}
     meta["format"] = "gpaw"
+    if e.size > 1 and np.all(np.isfinite(e)) and np.all(np.diff(e) >= 0) and np.any(np.diff(e) == 0):
+        e_u, first = np.unique(e, return_index=True)  # degenerate sticks -> one stick, strengths summed
+        y = np.add.reduceat(y, first)
+        meta["merged_sticks"] = int(e.size - e_u.size)
+        e = e_u
     if "grid_spectrum" in obj and obj["grid_spectrum"] is not None:
         g = arr("grid_spectrum")
         if g.shape != (N_GRID,) or not np.all(np.isfinite(g)):

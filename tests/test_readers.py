@@ -401,6 +401,17 @@ def test_gpaw_json(tmp_path):
     assert meta["grid_spectrum"].shape == (200,) and meta["settings"] == {"mode": "lcao"}
 
 
+def test_gpaw_degenerate_sticks_are_summed(tmp_path):
+    e = [0.0, 0.5, 0.5, 0.5, 1.0, 1.5, 2.0, 2.0, 2.5]
+    y = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+    e2, y2, meta = read_gpaw_json(_gpaw(tmp_path, energies_eV=e, intensity=y))
+    np.testing.assert_allclose(e2, [0.0, 0.5, 1.0, 1.5, 2.0, 2.5])
+    np.testing.assert_allclose(y2, [1.0, 9.0, 5.0, 6.0, 15.0, 9.0])
+    assert meta["merged_sticks"] == 3
+    with pytest.raises(SpectrumFileError, match="not strictly increasing"):  # unsorted is still an error
+        read_gpaw_json(_gpaw(tmp_path, energies_eV=[0.0, 1.0, 0.5, 2.0, 3.0, 4.0], intensity=[1.0] * 6))
+
+
 def test_gpaw_bad(tmp_path):
     with pytest.raises(SpectrumFileError, match=r"missing field\(s\) \['intensity'\]"):
         read_gpaw_json(_gpaw_without(tmp_path, "intensity"))
