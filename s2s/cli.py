@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=None, help="override the preset's seed (default 0)")
     t.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     t.add_argument("--no-resume", action="store_true", help="start afresh even if OUT/checkpoint.pt exists (it is overwritten)")
+    t.add_argument("--init-from", type=Path, default=None,
+                   help="continue from another run's checkpoint.pt (same preset) on this training set, e.g. a grown "
+                        "dataset or your own spectra; --max-steps then counts its steps too")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = sub.add_parser("sample", help="generate environments for spectra", description="Generate environments conditioned on spectra from a dataset split or a spectrum file; writes extended XYZ (excited O first, per-atom shell).")
@@ -128,7 +131,11 @@ def cmd_train(a) -> int:
     info = {"dataset": str(a.data), "dataset_sha256": hashlib.sha256(Path(a.data).read_bytes()).hexdigest(),
             "split": a.split, "preset": a.preset,
             "args": {k: str(v) for k, v in vars(a).items() if not callable(v)}}
-    res = train(cfg, envs, spectra, a.out, resume=not a.no_resume, max_steps=a.max_steps, progress=not a.quiet, info=info)
+    try:
+        res = train(cfg, envs, spectra, a.out, resume=not a.no_resume, max_steps=a.max_steps, progress=not a.quiet,
+                    info=info, init_from=a.init_from)
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"s2s train: {err}") from None
     print(f"done: {res.step} steps in {time.perf_counter() - t0:.1f} s; EMA model in {a.out / 'model.pt'}")
     return 0
 

@@ -4,6 +4,11 @@ Reproducibility: the model is initialised from ``seed``; the data order of epoch
 permutation drawn from ``default_rng([seed, e])``; the diffusion noise of step k comes from a
 torch generator seeded with ``(seed, k)``.  A run interrupted after any checkpoint and resumed
 therefore ends with bit-identical weights to an uninterrupted run (same machine, same threads).
+
+Continuation (``init_from``): a new run can start from another run's ``checkpoint.pt`` (its
+weights, EMA, optimiser state, step count and loss history) and go on training on a different
+training set, e.g. a grown dataset or a user's own spectra; the step count, the learning-rate
+state and the loss curve carry on, and ``run.json`` records where it started.
 """
 
 from __future__ import annotations
@@ -86,10 +91,10 @@ def sum_seconds(history: list[dict]) -> float:
 
 def _history_csv(history: list[dict]) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["step", "epoch", "loss", "natoms_ce", "seconds"])
+    w = csv.DictWriter(buf, fieldnames=["step", "epoch", "loss", "natoms_ce", "seconds", "stage"])
     w.writeheader()
     for row in history:
-        w.writerow({k: row.get(k) for k in w.fieldnames})
+        w.writerow({**{k: row.get(k) for k in w.fieldnames}, "stage": row.get("stage", 0)})
     return buf.getvalue()
 
 
@@ -104,6 +109,7 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
     info: dict | None = None,
+    init_from: str | Path | None = None,
 ) -> TrainResult:
     """Train on (environment, spectrum) pairs; returns the EMA model.
 
@@ -112,7 +118,10 @@ def train(
     steps (default: ``cfg.train.max_steps`` or epochs x steps per epoch).  ``stop_after``
     stops the process after that many steps of this call, as an interruption would (tests).
     ``info``: provenance (e.g. dataset file and hash) written with the run summary to
-    ``run.json`` in ``out_dir`` when training finishes.
+    ``run.json`` in ``out_dir`` when training finishes.  ``init_from``: a ``checkpoint.pt`` of
+    another run (same model and diffusion configuration) to continue from on this training set;
+    ``max_steps`` then counts its steps too.  A checkpoint of this run in ``out_dir`` (resume)
+    takes precedence over ``init_from``.
     """
     tc = cfg.train
     spectra = np.asarray(spectra, dtype=np.float64)
@@ -124,6 +133,10 @@ def train(
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)
     n_max = max(64, max(e.n_atoms for e in environments) + 16)
+    init_state, init_info = None, None
+    if init_from is not None and not (resume and out_dir is not None and (Path(out_dir) / CHECKPOINT).exists()):
+        init_state, init_info = _load_init(Path(init_from), cfg, environments)
+        n_max = init_state["n_max"]
     bs = min(tc.batch_size, n)
     steps_per_epoch = math.ceil(n / bs)
     total = tc.epochs * steps_per_epoch
@@ -135,6 +148,12 @@ def train(
     ema = make_ema(model, tc.ema_beta)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     step, history, running = 0, [], []
+    if init_state is not None:
+        model.load_state_dict(init_state["model"])
+        ema.load_state_dict(init_state["ema"])
+        opt.load_state_dict(init_state["optimizer"])
+        step, history = init_state["step"], list(init_state["history"])
+        info = {**(info or {}), "continued_from": init_info}
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -150,6 +169,9 @@ def train(
             opt.load_state_dict(state["optimizer"])
             step, history = state["step"], state["history"]
             running = state.get("running", [])
+            n_max = state["n_max"]
+            if state.get("continued_from"):
+                info = {**(info or {}), "continued_from": state["continued_from"]}
 
     def save(final: bool = False) -> None:
         if out is None:
@@ -157,6 +179,7 @@ def train(
         state = {
             "config": cfg.to_dict(), "n_max": n_max, "n_train": n, "step": step, "history": history, "running": running,
             "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+            "continued_from": (info or {}).get("continued_from"),
         }
         atomic_torch_save(state, out / CHECKPOINT)
         atomic_write_text(out / LOSS_CSV, _history_csv(history))
@@ -172,6 +195,10 @@ def train(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, initial=step, desc="training", unit="step")
+    # stage: 0 for a fresh run, +1 for each continuation (init_from) on another training set
+    stage = max((r.get("stage", 0) for r in history), default=0) + (1 if init_state is not None else 0)
+    if history and init_state is None:
+        stage = history[-1].get("stage", 0)
     model.train()
     t0 = time.perf_counter()
     done_here = 0
@@ -196,7 +223,7 @@ def train(
                     "step": step, "epoch": epoch,
                     "loss": float(np.mean([r["loss"] for r in running])),
                     "natoms_ce": float(np.mean([r["natoms_ce"] for r in running])),
-                    "seconds": round(time.perf_counter() - t0, 3),
+                    "seconds": round(time.perf_counter() - t0, 3), "stage": stage,
                 }
                 history.append(row)
                 running = []
@@ -218,6 +245,33 @@ def train(
     save(final=True)
     ema.module.eval()
     return TrainResult(model=ema.module, step=step, history=history, out_dir=out)
+
+
+def _load_init(path: Path, cfg: S2SConfig, environments: Sequence[Environment]) -> tuple[dict, dict]:
+    """The checkpoint to continue from, checked against this run; and its provenance."""
+    import hashlib
+
+    if not path.exists():
+        raise FileNotFoundError(f"init_from: {path} does not exist (expected a checkpoint.pt written by training)")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or "optimizer" not in state or "ema" not in state:
+        raise ValueError(f"init_from: {path} is not a training checkpoint (checkpoint.pt, not model.pt)")
+    mine, theirs = cfg.to_dict(), state["config"]
+    for part in ("model", "diffusion"):
+        if mine.get(part) != theirs.get(part):
+            raise ValueError(f"init_from: {path}: its {part} configuration {theirs.get(part)} differs from this run's "
+                             f"{mine.get(part)}")
+    biggest = max(e.n_atoms for e in environments)
+    if biggest > state["n_max"]:
+        raise ValueError(f"init_from: {path}: its atom-count head covers N <= {state['n_max']}, the training set has "
+                         f"an environment of {biggest} atoms")
+    prov = {"checkpoint": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "step": state["step"],
+            "n_train": state["n_train"]}
+    run_json = path.parent / "run.json"
+    if run_json.exists():
+        earlier = json.loads(run_json.read_text())
+        prov.update({k: earlier[k] for k in ("dataset", "dataset_sha256", "split", "preset") if k in earlier})
+    return state, prov
 
 
 def save_inference_model(model: S2SModel, cfg: S2SConfig, n_max: int, path: Path, step: int = 0) -> None:

@@ -55,6 +55,15 @@ def test_train_sample_evaluate(tmp_path, dataset_file, capsys):
     info = json.loads((run / "run.json").read_text())
     assert info["steps"] == 5 and info["n_train"] >= 1 and info["preset"] == "tiny"
     assert info["dataset_sha256"] == hashlib.sha256(Path(dataset_file).read_bytes()).hexdigest()
+    more = tmp_path / "more"  # continue that run (e.g. on a grown dataset or one's own spectra)
+    assert main(["train", "--data", str(dataset_file), "--out", str(more), "--preset", "tiny", "--max-steps", "7",
+                 "--quiet", "--init-from", str(run / "checkpoint.pt")]) == 0
+    cont = json.loads((more / "run.json").read_text())
+    assert cont["steps"] == 7 and cont["continued_from"]["step"] == 5
+    assert cont["continued_from"]["dataset_sha256"] == info["dataset_sha256"]
+    with pytest.raises(SystemExit, match="not a training checkpoint"):
+        main(["train", "--data", str(dataset_file), "--out", str(tmp_path / "x"), "--preset", "tiny", "--quiet",
+              "--init-from", str(run / "model.pt")])
     out = tmp_path / "samples"
     assert main(["sample", "--model", str(run / "model.pt"), "--data", str(dataset_file), "--split", "all",
                  "--n-samples", "2", "--steps", "5", "--out", str(out)]) == 0

@@ -123,3 +123,50 @@ def test_sum_seconds_adds_resumed_calls():
 
     assert sum_seconds([{"seconds": 1.0}, {"seconds": 2.5}, {"seconds": 0.5}, {"seconds": 1.5}]) == 4.0
     assert sum_seconds([]) == 0.0
+
+
+def test_continue_from_another_run_on_a_new_training_set(tmp_path):
+    """init_from: weights, optimiser state, step count and history carry over to a new training set."""
+    import json
+
+    from s2s.plots import plot_loss_curve, read_loss_csv
+
+    torch.set_num_threads(1)
+    envs, spectra = _toy_data()
+    cfg = S2SConfig(
+        model=ModelConfig(n_layers=2, hidden_dim=16, message_dim=8),
+        train=TrainConfig(lr=1e-3, batch_size=4, epochs=100, checkpoint_every=7, log_every=5, seed=3),
+    )
+    first = train(cfg, envs, spectra, tmp_path / "a", max_steps=10, progress=False, info={"dataset": "A"})
+    # a continuation with no further steps is the first run's EMA model
+    same = train(cfg, envs[:5], spectra[:5], tmp_path / "b0", max_steps=10, progress=False,
+                 init_from=tmp_path / "a" / CHECKPOINT)
+    for (k, a), (_, b) in zip(first.model.state_dict().items(), same.model.state_dict().items()):
+        assert torch.equal(a, b), k
+    more = train(cfg, envs[:5], spectra[:5], tmp_path / "b", max_steps=25, progress=False,
+                 init_from=tmp_path / "a" / CHECKPOINT)
+    assert more.step == 25
+    assert not all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), more.model.state_dict().values()))
+    run = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert run["continued_from"]["step"] == 10 and run["continued_from"]["dataset"] == "A"
+    assert run["n_train"] == 5 and run["steps"] == 25
+    h = read_loss_csv(tmp_path / "b" / LOSS_CSV)
+    assert h["step"][0] == 5 and h["step"][-1] == 25 and set(h["stage"]) == {0.0, 1.0}
+    plot_loss_curve(h)
+    # interrupted continuation resumes from its own checkpoint (init_from then ignored)
+    part = train(cfg, envs[:5], spectra[:5], tmp_path / "c", max_steps=25, progress=False, stop_after=8,
+                 init_from=tmp_path / "a" / CHECKPOINT)
+    assert part.step == 18
+    resumed = train(cfg, envs[:5], spectra[:5], tmp_path / "c", max_steps=25, progress=False,
+                    init_from=tmp_path / "a" / CHECKPOINT)
+    for (k, a), (_, b) in zip(more.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert json.loads((tmp_path / "c" / "run.json").read_text())["continued_from"]["step"] == 10
+    # refusals: another model configuration, the inference model instead of a checkpoint, a missing file
+    other = S2SConfig(model=ModelConfig(n_layers=2, hidden_dim=8, message_dim=8), train=cfg.train)
+    with pytest.raises(ValueError, match="model configuration"):
+        train(other, envs, spectra, None, max_steps=12, progress=False, init_from=tmp_path / "a" / CHECKPOINT)
+    with pytest.raises(ValueError, match="not a training checkpoint"):
+        train(cfg, envs, spectra, None, max_steps=12, progress=False, init_from=tmp_path / "a" / FINAL)
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        train(cfg, envs, spectra, None, max_steps=12, progress=False, init_from=tmp_path / "nope.pt")
