@@ -96,6 +96,10 @@ if run.get("dataset_sha256"):
 
     same = hashlib.sha256(Path(dataset_path).read_bytes()).hexdigest() == run["dataset_sha256"]
     print("trained on this dataset file:", same)
+if run.get("continued_from"):
+    c = run["continued_from"]
+    print(f"continued from {c['checkpoint']} (step {c['step']}, {c['n_train']} training sites, dataset sha256 "
+          f"{str(c.get('dataset_sha256', '?'))[:12]}): the dashed line in the loss curve")
 print(json.dumps(run.get("config", {}).get("model", {}), indent=1))
 
 # %% [markdown]
@@ -123,4 +127,5 @@ if not small:
         "steps": run.get("steps"), "epochs": run.get("epochs"), "n_train": run.get("n_train"),
         "train_minutes": round(run["seconds_total"] / 60, 1) if "seconds_total" in run else None,
         "final_loss": round(float(hist["loss"][-k:].mean()), 4),
+        "continued_from_step": (run.get("continued_from") or {}).get("step"),
     }, "../figures/results.json")
