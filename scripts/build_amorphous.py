@@ -123,6 +123,26 @@ def _scf_failed(cache: Path, settings, name: str, site: int) -> bool:
     return d is not None and not d.get("ok", False) and failure_kind(str(d.get("reason", ""))) == "scf"
 
 
+def _deadline(stop_at: str | None) -> float | None:
+    """Epoch seconds of ``HH:MM`` UTC today (already past: stop at once), or None."""
+    if not stop_at:
+        return None
+    import datetime as dt
+
+    hh, mm = (int(v) for v in stop_at.split(":"))
+    now = dt.datetime.now(dt.timezone.utc)
+    when = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+    return when.timestamp()
+
+
+def _probe_meta(args: argparse.Namespace, gate: dict | None) -> dict:
+    if gate is None:
+        return {"mode": "none"}
+    return {"mode": args.probe_mode, "max_iter": args.probe_max_iter, "file": "probes.json (in the store)",
+            "rule": "a cell is used only if the SCF of its probe converges within max_iter cycles",
+            "per_x": gate["summary"], "failed_cells": gate["failed"], "unprobed_cells": gate["unprobed"]}
+
+
 def step_spectra(args: argparse.Namespace) -> None:
     """Z+1 spectra of the selected O sites (round-robin, cached, resumable) -> amorphous.h5 + results."""
     try:
@@ -146,19 +166,46 @@ def step_spectra(args: argparse.Namespace) -> None:
         targets = {x: n for x, n in targets.items() if x in args.x}
     if args.max_sites is not None:
         targets = {x: min(n, args.max_sites) for x, n in targets.items()}
-    selected = sp.select_sites(entries, cells, targets)
     by_name = {e["name"]: e for e in entries}
-    # spare cells for the compositions whose selected sites have SCF failures in the cache
-    failing = sorted({float(by_name[n]["x"]) for n, sites in selected.items() for k in sites
-                      if _scf_failed(args.cache, settings, n, k)})
-    extra = sp.spare_sites(entries, cells, selected, args.extra_cells, failing) if args.extra_cells else {}
-    selected = {**selected, **extra}
     structures = {e["name"]: c for e, c in zip(entries, cells)}
+    x_of = {n: by_name[n]["x"] for n in by_name}
+    deadline = _deadline(args.stop_at)
+    gate = None
+    if args.probe_mode != "none":
+        # only cells whose short probe SCF converges get sites; failed sites are replaced by the next ones
+        probes_path = store / "probes.json"
+        extra: dict = {}
+        for _ in range(args.rounds):
+            selected, gate = sp.gated_selection(
+                entries, cells, targets, probes_path, settings, args.cache, mode=args.probe_mode,
+                max_iter=args.probe_max_iter, run=not args.no_compute, probe_all=args.probe_all,
+                keep_small_gap=not args.drop_small_gap, progress=not args.quiet, log=print)
+            if args.no_compute:
+                break
+            order = sp.round_robin(selected, {n: x_of[n] for n in selected},
+                                   {n: by_name[n]["cell_id"] for n in selected})
+            done = sp.compute(order, structures, settings, args.cache, {n: x_of[n] for n in selected},
+                              progress=not args.quiet, retry_failed=args.retry_failed, probe=args.probe,
+                              deadline=deadline)
+            print("spectra compute:", done, "shortfall before:", gate["shortfall"])
+            if done["computed"] == 0 or done["failed_now"] == 0 or done["stopped_at_deadline"]:
+                break
+        selected, gate = sp.gated_selection(
+            entries, cells, targets, probes_path, settings, args.cache, mode=args.probe_mode,
+            max_iter=args.probe_max_iter, run=False, keep_small_gap=not args.drop_small_gap)
+    else:
+        selected = sp.select_sites(entries, cells, targets)
+        # spare cells for the compositions whose selected sites have SCF failures in the cache
+        failing = sorted({float(by_name[n]["x"]) for n, sites in selected.items() for k in sites
+                          if _scf_failed(args.cache, settings, n, k)})
+        extra = sp.spare_sites(entries, cells, selected, args.extra_cells, failing) if args.extra_cells else {}
+        selected = {**selected, **extra}
     order = sp.round_robin(selected, {n: by_name[n]["x"] for n in selected},
                            {n: by_name[n]["cell_id"] for n in selected})
-    if not args.no_compute:
+    if not args.no_compute and gate is None:
         done = sp.compute(order, structures, settings, args.cache, {n: by_name[n]["x"] for n in selected},
-                          progress=not args.quiet, retry_failed=args.retry_failed, probe=args.probe)
+                          progress=not args.quiet, retry_failed=args.retry_failed, probe=args.probe,
+                          deadline=deadline)
         print("spectra compute:", done)
     simulator = f"xtb-{settings.method.lower()}-{settings.variant}"
     records, summary = sp.collect(order, structures, by_name, settings, args.cache, simulator,
@@ -171,7 +218,7 @@ def step_spectra(args: argparse.Namespace) -> None:
                                     "settings": settings.to_dict(), "calc_key": settings.calc_key(),
                                     "store": str(store.relative_to(ROOT) if store.is_relative_to(ROOT) else store),
                                     "sites_used": sites_used, "extra_cells": sorted(extra),
-                                    "failures": summary["failures"],
+                                    "failures": summary["failures"], "probe": _probe_meta(args, gate),
                                     "skipped_empty_first_shell": summary["skipped"]})
     path = ds.save(args.out / DATASET_NAME)
     cell_atoms = {f"{x:.2f}": int(by_name[n]["n_si"] + by_name[n]["n_o"])
@@ -180,7 +227,8 @@ def step_spectra(args: argparse.Namespace) -> None:
             "settings": settings.to_dict(), "calc_key": settings.calc_key(),
             "cells_used": {n: by_name[n]["x"] for n in selected}, "sites_used": sites_used,
             "extra_cells": sorted(extra),
-            "cell_atoms": cell_atoms, "paper_n_sites": manifest["paper_n_sites"], **summary}
+            "cell_atoms": cell_atoms, "paper_n_sites": manifest["paper_n_sites"],
+            "probe": {**_probe_meta(args, gate), **(gate or {})}, **summary}
     atomic_write_text(args.out / "spectra.json", json.dumps(full, indent=1) + "\n")
     result = {k: summary[k] for k in ("n_sites", "n_sites_gap_ok", "n_sites_extra_cells", "n_selected", "n_pending", "n_failed",
                                       "s_per_site_mean", "s_per_site_converged", "s_per_site_scf_failed")}
@@ -188,7 +236,13 @@ def step_spectra(args: argparse.Namespace) -> None:
                    "n_cells": {k: sum(1 for n in selected if f"{by_name[n]['x']:.2f}" == k) for k in cell_atoms},
                    "gap_eV_median": {k: v.get("median") for k, v in summary["gap_eV"].items()},
                    "simulator": simulator, "calc_key": settings.calc_key(), "min_gap_eV": settings.min_gap,
-                   "extra_cells": sorted(extra)})
+                   "extra_cells": sorted(extra), "probe": _probe_meta(args, gate)})
+    if gate is not None:
+        result.update({"n_cells_probed": {k: v["probed"] for k, v in gate["summary"].items()},
+                       "n_cells_probe_passed": {k: v["passed"] for k, v in gate["summary"].items()},
+                       "s_probe_passed": {k: v["s_probe_passed"] for k, v in gate["summary"].items()},
+                       "s_probe_failed": {k: v["s_probe_failed"] for k, v in gate["summary"].items()},
+                       "shortfall": gate["shortfall"]})
     if args.results is not None:
         update_results("amorphous", result, args.results)
     print(f"spectra: {len(records)} records -> {path}; per x {summary['n_sites']}; "
@@ -227,6 +281,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extra-cells", type=int, default=1,
                         help="spectra: for compositions whose selected sites have SCF failures, also every O of "
                              "the next N (spare) cells; flagged meta extra_cell (default 1; 0 = paper selection only)")
+    parser.add_argument("--probe-mode", choices=("z+1", "ground", "none"), default="z+1",
+                        help="spectra: per-cell SCF probe that decides whether a cell is used: the Z+1 SCF of "
+                             "its first O ('z+1', default) or the ground-state SCF ('ground') with at most "
+                             "--probe-max-iter cycles; 'none' = old selection (paper cells + --extra-cells)")
+    parser.add_argument("--probe-max-iter", type=int, default=60, help="spectra: SCF cycles of the probe (default 60)")
+    parser.add_argument("--probe-all", action="store_true",
+                        help="spectra: probe every cell of the requested compositions (default: only as many "
+                             "as the target needs, in cell-id order)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="spectra: select-compute rounds (failed sites are replaced in the next round)")
+    parser.add_argument("--stop-at", default=None, help="spectra: start no new site after HH:MM UTC")
     parser.add_argument("--retry-failed", action="store_true", help="spectra: recompute cached failures")
     parser.add_argument("--no-compute", action="store_true",
                         help="spectra: only collect what is in the cache (the rest is reported as pending)")

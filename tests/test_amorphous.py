@@ -317,11 +317,16 @@ def test_whole_path_tiny_cell_z_plus_1(tmp_path):
     settings.write_text(json.dumps({"min_length": 4.0}))  # Z+1 (default variant) in the 12-atom cell itself
     common = ["--out", str(out), "--atoms", "12", "--x", "2.0", "--max-sites", "6", "--quiet",
               "--settings", str(settings), "--cache", str(tmp_path / "cache"), "--results", str(tmp_path / "r.json")]
-    script.main(["spectra", "--no-compute", *common])
+    script.main(["spectra", "--no-compute", "--probe-mode", "none", *common])
     summary = json.loads((out / "spectra.json").read_text())
     assert summary["n_pending"] == {"2.00": 6} and summary["n_sites"] == {"2.00": 0}
+    script.main(["spectra", "--no-compute", *common])  # probe gate (default): an unprobed cell is not used
+    summary = json.loads((out / "spectra.json").read_text())
+    assert summary["probe"]["unprobed_cells"] == ["SiO2.00_n12_c0"] and summary["n_sites"] == {}
     script.main(["spectra", *common])
     summary = json.loads((out / "spectra.json").read_text())
+    probe = json.loads((store / "probes.json").read_text())["cells"]["SiO2.00_n12_c0"]
+    assert probe["ok"] and probe["max_iter"] == 60 and summary["probe"]["per_x"]["2.00"]["passed"] == 1
     assert summary["settings"]["variant"] == "z+1" and summary["n_pending"] == {"2.00": 0}
     n_ok = summary["n_sites"]["2.00"]
     assert n_ok + sum(summary["n_failed"]["2.00"].values()) + summary["n_skipped_empty_first_shell"] == 6
@@ -391,3 +396,137 @@ def test_compute_goes_on_with_the_good_cells_of_a_composition(tmp_path):
     structures = {e["name"]: c for e, c in zip(entries, cells)}
     compute(order, structures, XtbSettings(), tmp_path, x_of, progress=False, probe=1, simulate=fake)
     assert calls == ["SiO2.00_c0"] + ["SiO2.00_c1"] * 4 + ["SiO2.00_c0"] * 3
+
+
+# --------------------------------------------------------------------------- per-cell SCF probe and gated selection
+
+
+def _fake_xtb(fail_cells=(), fail_sites=(), calls=None):
+    """Fake simulator: SCF fails for every site of ``fail_cells`` and for (cell, site) in ``fail_sites``."""
+    from s2s.simulate.xtb import SiteResult, structure_hash
+
+    def fake(structure, site, settings, structure_id=""):
+        if calls is not None:
+            calls.append((structure_id, site, settings.max_iter, settings.variant))
+        ok = structure_id not in fail_cells and (structure_id, site) not in fail_sites
+        return SiteResult(structure_id=structure_id, site_index=site, ok=ok, gap=0.5 if ok else float("nan"),
+                          reason="" if ok else "scf failed: TBLiteRuntimeError: SCF not converged",
+                          sticks_e=np.array([0.0, 2.0]), sticks_w=np.array([1.0, 1.0]), seconds=0.1,
+                          meta={"structure_hash": structure_hash(structure)})
+    return fake
+
+
+def test_probe_cell_settings_and_record():
+    from s2s.amorphous import probe as pr
+    from s2s.simulate.xtb import SiteResult, XtbSettings
+
+    entries, cells = _fake_cells()
+    calls: list = []
+    good = pr.probe_cell(cells[0], "SiO2.00_c1", XtbSettings(), simulate=_fake_xtb(calls=calls))
+    assert good["ok"] and good["mode"] == "z+1" and good["max_iter"] == pr.PROBE_MAX_ITER == 60
+    assert good["site"] == pr.probe_site(cells[0]) and cells[0][good["site"]].specie.symbol == "O"
+    assert good["base_calc_key"] == XtbSettings().calc_key() and good["gap_eV"] == 0.5
+    # the probe is the training simulator with only the cycle cap changed (and the variant for "ground")
+    assert calls == [("SiO2.00_c1", good["site"], 60, "z+1")]
+    bad = pr.probe_cell(cells[0], "X", XtbSettings(), mode="ground", max_iter=7,
+                        simulate=_fake_xtb(fail_cells={"X"}, calls=calls))
+    assert not bad["ok"] and bad["reason"].startswith("scf failed") and bad["gap_eV"] is None
+    assert calls[-1][2:] == (7, "ground")
+
+    # a converged SCF with a collapsed gap passes the probe (the gap rule is applied per site later)
+    def collapsed(structure, site, settings, structure_id=""):
+        return SiteResult(structure_id=structure_id, site_index=site, ok=False, gap=0.01,
+                          reason="gap collapse: gap 0.010 eV < min_gap 0.1 eV")
+    assert pr.probe_cell(cells[0], "Y", XtbSettings(), simulate=collapsed)["ok"]
+    with pytest.raises(ValueError, match="mode"):
+        pr.probe_settings(XtbSettings(), mode="z+2")
+    with pytest.raises(ValueError, match="max_iter"):
+        pr.probe_settings(XtbSettings(), max_iter=0)
+
+
+def test_run_probes_resumes_and_reprobes_changed_cells(tmp_path):
+    from s2s.amorphous import probe as pr
+    from s2s.simulate.xtb import XtbSettings
+
+    entries, cells = _fake_cells()
+    structures = {e["name"]: c for e, c in zip(entries, cells)}
+    path = tmp_path / "probes.json"
+    calls: list = []
+    fake = _fake_xtb(fail_cells={"SiO0.50_c0"}, calls=calls)
+    probes = pr.run_probes(structures, path, XtbSettings(), simulate=fake)
+    assert len(calls) == 4 and pr.read_probes(path) == probes
+    passed, failed, unprobed = pr.passing_cells(probes, structures, XtbSettings())
+    assert failed == {"SiO0.50_c0"} and unprobed == set() and len(passed) == 3
+    pr.run_probes(structures, path, XtbSettings(), simulate=fake)
+    assert len(calls) == 4  # resumed: nothing probed again
+    moved = structures["SiO2.00_c0"].copy()
+    moved.translate_sites([0], [0.01, 0, 0], frac_coords=False)
+    pr.run_probes({**structures, "SiO2.00_c0": moved}, path, XtbSettings(), simulate=fake)
+    assert [c[0] for c in calls[4:]] == ["SiO2.00_c0"]  # a changed cell is probed again
+    pr.run_probes(structures, path, XtbSettings(), max_iter=30, names=["SiO0.50_c1"], simulate=fake)
+    assert calls[-1][:1] == ("SiO0.50_c1",) and calls[-1][2] == 30
+    summary = pr.probe_summary(pr.read_probes(path), {n: e["x"] for n, e in
+                                                       zip(structures, entries)}, list(structures))
+    assert summary["0.50"]["probed"] == 2 and summary["0.50"]["failed"] == 1 and summary["2.00"]["passed"] == 2
+    assert summary["0.50"]["s_probe_failed"] is not None
+    with pytest.raises(ValueError, match="probe records"):
+        (tmp_path / "bad.json").write_text("[]")
+        pr.read_probes(tmp_path / "bad.json")
+
+
+def test_select_sites_use_failed_and_shortfall():
+    from s2s.amorphous.spectra import o_sites, select_sites, shortfall
+
+    entries, cells = _fake_cells()  # x=2.0: c1 (cells[0]), c0 (cells[1]) with 4 O each; x=0.5: 2 O each
+    x_of = {e["name"]: e["x"] for e in entries}
+    c0 = o_sites(cells[1])
+    sel = select_sites(entries, cells, {2.0: 5, 0.5: 2}, use={"SiO2.00_c0", "SiO2.00_c1", "SiO0.50_c1"},
+                       failed={("SiO2.00_c0", c0[1])}, strict=False)
+    # the failed site stays selected but is replaced by one more site of the next cell
+    assert sel["SiO2.00_c0"] == c0 and sel["SiO2.00_c1"] == o_sites(cells[0])[:2]
+    assert "SiO0.50_c0" not in sel and sel["SiO0.50_c1"] == o_sites(cells[3])
+    assert shortfall(sel, x_of, {2.0: 5, 0.5: 2}, {("SiO2.00_c0", c0[1])}) == {"0.50": 0, "2.00": 0}
+    short = select_sites(entries, cells, {0.5: 4}, use={"SiO0.50_c1"}, strict=False)
+    assert shortfall(short, x_of, {0.5: 4}) == {"0.50": 2}
+    with pytest.raises(ValueError, match="needs 4 O sites"):
+        select_sites(entries, cells, {0.5: 4}, use={"SiO0.50_c1"})
+
+
+def test_gated_selection_probes_lazily_and_skips_failing_cells(tmp_path):
+    from s2s.amorphous.spectra import compute, gated_selection, o_sites, round_robin
+    from s2s.simulate.xtb import XtbSettings
+
+    entries, cells = _fake_cells()
+    structures = {e["name"]: c for e, c in zip(entries, cells)}
+    x_of = {e["name"]: e["x"] for e in entries}
+    probes, cache = tmp_path / "probes.json", tmp_path / "cache"
+    calls: list = []
+    bad_site = ("SiO2.00_c0", o_sites(cells[1])[2])
+    fake = _fake_xtb(fail_cells={"SiO0.50_c0"}, fail_sites={bad_site}, calls=calls)
+    # without running, nothing is probed and nothing selected
+    sel, info = gated_selection(entries, cells, {2.0: 4, 0.5: 2}, probes, XtbSettings(), cache, run=False)
+    assert sel == {} and len(info["unprobed"]) == 4 and info["shortfall"] == {"0.50": 2, "2.00": 4}
+    # lazy: x=2.0 needs only cell 0; x=0.5 cell 0 fails its probe, so cell 1 is probed and used
+    sel, info = gated_selection(entries, cells, {2.0: 4, 0.5: 2}, probes, XtbSettings(), cache, simulate=fake)
+    assert [c[0] for c in calls] == ["SiO0.50_c0", "SiO0.50_c1", "SiO2.00_c0"]
+    assert all(c[2] == 60 for c in calls)
+    assert info["unprobed"] == ["SiO2.00_c1"] and info["failed"] == ["SiO0.50_c0"]
+    assert set(sel) == {"SiO2.00_c0", "SiO0.50_c1"} and info["shortfall"] == {"0.50": 0, "2.00": 0}
+    assert info["summary"]["0.50"] == {"cells": 2, "probed": 2, "passed": 1, "failed": 1,
+                                       "s_probe_passed": info["summary"]["0.50"]["s_probe_passed"],
+                                       "s_probe_failed": info["summary"]["0.50"]["s_probe_failed"]}
+    # the spectra run with the unchanged simulator; one site fails and is replaced in the next selection
+    calls.clear()
+    order = round_robin(sel, x_of, {e["name"]: e["cell_id"] for e in entries})
+    compute(order, structures, XtbSettings(), cache, x_of, progress=False, simulate=fake)
+    assert len(calls) == 6 and all(c[2] == XtbSettings().max_iter for c in calls)
+    calls.clear()
+    sel, info = gated_selection(entries, cells, {2.0: 4, 0.5: 2}, probes, XtbSettings(), cache, simulate=fake)
+    assert [c[0] for c in calls] == ["SiO2.00_c1"]  # probed only now that cell 0 lost a site
+    assert info["unusable"] == [list(bad_site)] and sel["SiO2.00_c1"] == o_sites(cells[0])[:1]
+    assert info["shortfall"]["2.00"] == 0
+    # probe_all: every cell of the composition gets probed (pass rate for all)
+    calls.clear()
+    gated_selection(entries, cells, {2.0: 4}, tmp_path / "p2.json", XtbSettings(), cache, probe_all=True,
+                    simulate=fake)
+    assert [c[0] for c in calls] == ["SiO2.00_c0", "SiO2.00_c1"]

@@ -88,11 +88,16 @@ def build_cells(
     # cell 0 of every composition first, then cell 1, ...: a partial build covers every x
     jobs = [(x, k) for k in range(max(per_x.values(), default=0)) for x in xs if k < per_x[x]]
     entries: dict[str, dict[str, Any]] = {}
+    previous: dict[str, Any] = {}
     try:  # keep entries of cells outside this request (e.g. a partial earlier run)
-        for entry in read_manifest(directory).get("cells", []):
+        previous = read_manifest(directory)
+        for entry in previous.get("cells", []):
             entries[entry["name"]] = entry
     except Exception:  # noqa: BLE001 - no or unreadable manifest: start fresh
-        entries = {}
+        entries, previous = {}, {}
+    if previous.get("protocol") not in (None, protocol.to_dict()) and entries and not force:
+        raise ValueError(f"{directory}: the store was built with another protocol ({previous['protocol']}); "
+                         "one store holds one protocol: use another directory (--out) or force=True")
 
     bar = None
     if progress:
@@ -135,17 +140,24 @@ def build_cells(
         entries[name] = _entry(load_cell(path), path, directory)
         log(f"{name}: {len(result.atoms)} atoms, {wall:.1f} s wall, {result.cpu_s:.1f} s CPU, "
             f"{entries[name]['summary']['density_g_cm3']:.3f} g/cm3")
-        _write(directory, protocol, entries, version, potential, n_cells, base_seed, counts, n_atoms)
+        _write(directory, protocol, entries, version, potential, n_cells, base_seed, counts, n_atoms, previous)
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    return _write(directory, protocol, entries, version, potential, n_cells, base_seed, counts, n_atoms)
+    return _write(directory, protocol, entries, version, potential, n_cells, base_seed, counts, n_atoms, previous)
 
 
 def _write(directory: Path, protocol: MeltQuench, entries: dict[str, dict[str, Any]], version: str,
            potential: Path, n_cells: int | dict[float, int], base_seed: int,
-           counts: dict[float, tuple[int, int]], n_atoms: int | None = None) -> dict[str, Any]:
+           counts: dict[float, tuple[int, int]], n_atoms: int | None = None,
+           previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the manifest; per-x fields of ``previous`` (the old manifest) for other x are kept."""
+    previous = previous or {}
+    requested = ({f"{x:.2f}": int(v) for x, v in n_cells.items()} if isinstance(n_cells, dict) else n_cells)
+    if isinstance(requested, dict) and isinstance(previous.get("n_cells_requested"), dict):
+        requested = {**previous["n_cells_requested"], **requested}
+    counts_si_o = {**(previous.get("counts_si_o") or {}), **{f"{x:.2f}": list(c) for x, c in counts.items()}}
     cells = sorted(entries.values(), key=lambda e: (e["x"], e["cell_id"]))
     n_sites: dict[str, int] = {}
     n_cells_x: dict[str, int] = {}
@@ -162,9 +174,9 @@ def _write(directory: Path, protocol: MeltQuench, entries: dict[str, dict[str, A
         "protocol": protocol.to_dict(),
         "base_seed": base_seed,
         "n_atoms_nominal": n_atoms,
-        "n_cells_requested": ({f"{x:.2f}": int(v) for x, v in n_cells.items()} if isinstance(n_cells, dict)
-                              else n_cells),
-        "counts_si_o": {f"{x:.2f}": list(c) for x, c in counts.items()},
+        "n_cells_requested": {k: requested[k] for k in sorted(requested, key=float)} if isinstance(requested, dict)
+        else requested,
+        "counts_si_o": {k: counts_si_o[k] for k in sorted(counts_si_o, key=float)},
         "bond_cutoffs_A": {"-".join(k): v for k, v in analysis.DEFAULT_CUTOFFS.items()},
         "python": platform.python_version(),
         "n_cells": n_cells_x,

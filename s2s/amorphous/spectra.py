@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,33 +37,55 @@ def o_sites(structure) -> list[int]:
     return [i for i, s in enumerate(structure) if s.specie.symbol == "O"]
 
 
-def select_sites(entries: Sequence[Mapping[str, Any]], cells: Sequence, targets: Mapping[float, int]
-                 ) -> dict[str, list[int]]:
+def select_sites(entries: Sequence[Mapping[str, Any]], cells: Sequence, targets: Mapping[float, int],
+                 use: Collection[str] | None = None, failed: Collection[tuple[str, int]] = (),
+                 strict: bool = True) -> dict[str, list[int]]:
     """Sites to compute per cell name: the first ``targets[x]`` O sites of each composition.
 
     entries : manifest cell entries (``name``, ``x``, ``cell_id``), parallel to ``cells``
         (pymatgen Structures).  Cells are used in cell-id order; a cell whose x is
         not in ``targets`` or that is not needed gets no sites (and no key).
-    Raises ValueError when a composition has fewer O sites than its target.
+    use : only these cells (e.g. the cells that passed the SCF probe); default all.
+    failed : (cell, site) pairs known to have failed; they stay selected (so they are
+        reported) but do not count towards the target, so the next sites replace them.
+    strict : raise ValueError when a composition has fewer usable O sites than its
+        target (otherwise the selection is simply short; see :func:`shortfall`).
     """
     if len(entries) != len(cells):
         raise ValueError(f"select_sites: {len(entries)} manifest entries but {len(cells)} cells")
+    allowed = None if use is None else set(use)
+    bad = set(failed)
     by_x: dict[float, list[tuple[int, str, Any]]] = defaultdict(list)
     for entry, cell in zip(entries, cells):
-        by_x[float(entry["x"])].append((int(entry["cell_id"]), str(entry["name"]), cell))
+        if allowed is None or entry["name"] in allowed:
+            by_x[float(entry["x"])].append((int(entry["cell_id"]), str(entry["name"]), cell))
     selected: dict[str, list[int]] = {}
     for x, target in targets.items():
         left = int(target)
         for _, name, cell in sorted(by_x.get(float(x), []), key=lambda t: t[0]):
             if left <= 0:
                 break
-            sites = o_sites(cell)[:left]
+            sites: list[int] = []
+            for site in o_sites(cell):
+                if left <= 0:
+                    break
+                sites.append(site)
+                left -= (name, site) not in bad
             selected[name] = sites
-            left -= len(sites)
-        if left > 0:
+        if left > 0 and strict:
             raise ValueError(f"select_sites: x={x} needs {target} O sites, the cells hold only "
                              f"{target - left}; build more cells (scripts/build_amorphous.py md)")
     return selected
+
+
+def shortfall(selected: Mapping[str, Sequence[int]], x_of: Mapping[str, float], targets: Mapping[float, int],
+              failed: Collection[tuple[str, int]] = ()) -> dict[str, int]:
+    """Per composition (``"0.50"``): how many usable sites the selection lacks for its target (>= 0)."""
+    have: dict[float, int] = defaultdict(int)
+    bad = set(failed)
+    for name, sites in selected.items():
+        have[float(x_of[name])] += sum((name, s) not in bad for s in sites)
+    return {f"{float(x):.2f}": max(0, int(n) - have[float(x)]) for x, n in sorted(targets.items())}
 
 
 def spare_sites(entries: Sequence[Mapping[str, Any]], cells: Sequence, selected: Mapping[str, Sequence[int]],
@@ -111,8 +133,12 @@ def round_robin(selected: Mapping[str, Sequence[int]], x_of: Mapping[str, float]
 def compute(order: Sequence[tuple[str, int]], structures: Mapping[str, Any], settings, cache_dir: Path,
             x_of: Mapping[str, float], progress: bool = True, retry_failed: bool = False,
             probe: int = 3, max_fail_fraction: float = 2 / 3,
-            simulate: Callable | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+            simulate: Callable | None = None, log: Callable[[str], None] | None = None,
+            deadline: float | None = None) -> dict[str, Any]:
     """Simulate every site of ``order`` not in the cache; write each to the cache as it comes.
+
+    deadline : ``time.time()`` after which no new site is started (the rest stays
+    pending; ``stopped_at_deadline`` in the returned dict).
 
     The compositions take turns (one site each per round, in the order the sites
     of each x have in ``order``).  A *cell* whose SCF failed on at least
@@ -170,13 +196,17 @@ def compute(order: Sequence[tuple[str, int]], structures: Mapping[str, Any], set
                unit="site", disable=not progress, mininterval=0)
     seconds: list[float] = []
     n_failed = 0
+    stopped = False
     try:
-        while any(queues.values()):
+        while any(queues.values()) and not stopped:
             picks = {x: next_site(x, False) for x, q in queues.items() if q}
             picks = {x: i for x, i in picks.items() if i is not None}
             if not picks:  # only postponed cells are left: run them after all
                 picks = {x: 0 for x, q in queues.items() if q}
             for x, i in picks.items():
+                if deadline is not None and time.time() >= deadline:
+                    stopped = True
+                    break
                 name, site = queues[x].pop(i)
                 t0 = time.perf_counter()
                 result = simulate(structures[name], site, settings, structure_id=name)
@@ -195,7 +225,7 @@ def compute(order: Sequence[tuple[str, int]], structures: Mapping[str, Any], set
         bar.close()
     return {"n_sites": len(order), "cached_before": report.cached, "computed": len(seconds),
             "failed_now": n_failed, "postponed_cells": sorted(n for n in attempts if postponed(n)),
-            "mean_s_per_site": float(np.mean(seconds)) if seconds else None}
+            "mean_s_per_site": float(np.mean(seconds)) if seconds else None, "stopped_at_deadline": stopped}
 
 
 def failure_kind(reason: str) -> str:
@@ -326,3 +356,84 @@ def _gap_stats(gaps: list[float], min_gap: float) -> dict[str, Any]:
     return {"n": int(g.size), "min": round(float(g.min()), 4), "median": round(float(np.median(g)), 4),
             "max": round(float(g.max()), 4), f"below_{min_gap:g}": int((g < min_gap).sum()),
             "below_0.5": int((g < 0.5).sum())}
+
+
+def unusable_sites(cache_dir: Path, settings, structures: Mapping[str, Any], names: Collection[str],
+                   keep_small_gap: bool = True) -> set[tuple[str, int]]:
+    """(cell, O site) pairs whose cached result will not become a record.
+
+    That is an SCF (or other) failure, or with ``keep_small_gap=False`` also a
+    gap below ``settings.min_gap``.  Stale records (another structure under the
+    same name) are ignored.
+    """
+    from s2s.simulate.build import load_site  # noqa: PLC0415
+
+    st = settings.with_(min_gap=0.0) if keep_small_gap else settings
+    bad: set[tuple[str, int]] = set()
+    for name in names:
+        cell = structures[name]
+        for site in o_sites(cell):
+            r = load_site(cache_dir, st, name, site, cell)
+            if r is not None and not r.ok:
+                bad.add((name, site))
+    return bad
+
+
+def gated_selection(entries: Sequence[Mapping[str, Any]], cells: Sequence, targets: Mapping[float, int],
+                    probes_path: Path, settings, cache_dir: Path, mode: str = "z+1",
+                    max_iter: int = 60, run: bool = True, probe_all: bool = False,
+                    keep_small_gap: bool = True, simulate: Callable | None = None,
+                    progress: bool = False, log: Callable[[str], None] | None = None
+                    ) -> tuple[dict[str, list[int]], dict[str, Any]]:
+    """Select sites only from cells that pass the SCF probe (:mod:`s2s.amorphous.probe`).
+
+    Per composition the cells are taken in cell-id order; with ``run`` a cell
+    without a current probe record is probed when it is reached (``probe_all``:
+    every cell of the composition is probed, so the pass rate is known for all).
+    A cell that fails the probe gets no site.  Sites already known to fail in
+    the cache (:func:`unusable_sites`) stay selected but do not count towards
+    the target, so later sites replace them.  Without ``run`` only stored probe
+    records are used and unprobed cells are left out.
+
+    Returns ``(selected, info)``; info: ``probes`` (records of the cells of the
+    requested compositions), ``passed``, ``failed``, ``unprobed`` (sorted
+    names), ``unusable`` (list of [cell, site]) and ``shortfall`` per x.
+    """
+    from s2s.amorphous import probe as pr  # noqa: PLC0415
+
+    if len(entries) != len(cells):
+        raise ValueError(f"gated_selection: {len(entries)} manifest entries but {len(cells)} cells")
+    structures = {str(e["name"]): c for e, c in zip(entries, cells)}
+    x_of = {str(e["name"]): float(e["x"]) for e in entries}
+    wanted_x = {float(x) for x in targets}
+    by_x: dict[float, list[tuple[int, str]]] = defaultdict(list)
+    for e in entries:
+        if float(e["x"]) in wanted_x:
+            by_x[float(e["x"])].append((int(e["cell_id"]), str(e["name"])))
+    probes = pr.read_probes(probes_path)
+    unusable = unusable_sites(cache_dir, settings, structures, [n for v in by_x.values() for _, n in v],
+                              keep_small_gap)
+    for x, rows in sorted(by_x.items()):
+        capacity = 0
+        for _, name in sorted(rows):
+            cell = structures[name]
+            current = pr.is_current(probes.get(name), cell, settings, mode, max_iter)
+            if capacity >= targets[x] and not probe_all:
+                break
+            if not current:
+                if not run:
+                    continue
+                probes = pr.run_probes({name: cell}, probes_path, settings, mode, max_iter,
+                                       simulate=simulate, progress=False, log=log)
+            if probes[name]["ok"]:
+                capacity += sum((name, s) not in unusable for s in o_sites(cell))
+    names = [n for v in by_x.values() for _, n in v]
+    passed, failed, unprobed = pr.passing_cells(probes, {n: structures[n] for n in names}, settings,
+                                                mode, max_iter)
+    selected = select_sites(entries, cells, targets, use=passed, failed=unusable, strict=False)
+    info = {"probes": {n: probes[n] for n in sorted(names) if n in probes and n not in unprobed},
+            "passed": sorted(passed), "failed": sorted(failed), "unprobed": sorted(unprobed),
+            "unusable": sorted([list(t) for t in unusable]),
+            "shortfall": shortfall(selected, x_of, targets, unusable),
+            "summary": pr.probe_summary({n: probes[n] for n in names if n not in unprobed}, x_of, names)}
+    return selected, info
