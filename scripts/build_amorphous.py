@@ -59,8 +59,32 @@ def _protocol(args: argparse.Namespace) -> MeltQuench:
 
 
 def store_dir(args: argparse.Namespace) -> Path:
-    """Cell store of the requested size: ``<out>/n<atoms>`` (``<out>`` itself for the paper's sizes)."""
+    """Cell store: ``<out>/<store-name>``, default ``<out>/n<atoms>`` (``<out>`` itself for the paper's sizes)."""
+    if getattr(args, "store_name", None):
+        return args.out / args.store_name
     return args.out / f"n{args.atoms}" if args.atoms else args.out
+
+
+def cell_tag(args: argparse.Namespace) -> str:
+    """Tag in the cell names: ``--tag``, default ``n<atoms>`` (none for the paper's sizes)."""
+    if getattr(args, "tag", None):
+        return args.tag
+    return f"n{args.atoms}" if args.atoms else ""
+
+
+def stores_by_x(args: argparse.Namespace, xs) -> dict[Path, list[float]]:
+    """Which store serves which composition: ``--store-for X=NAME`` (relative to --out), else :func:`store_dir`."""
+    chosen: dict[float, Path] = {}
+    for item in args.store_for or []:
+        try:
+            x, name = item.split("=", 1)
+            chosen[float(x)] = args.out / name
+        except ValueError as err:
+            raise SystemExit(f"--store-for: expected X=STORE (e.g. 0.5=n72_melt3500), got {item!r}") from err
+    out: dict[Path, list[float]] = {}
+    for x in xs:
+        out.setdefault(chosen.get(float(x), store_dir(args)), []).append(float(x))
+    return out
 
 
 def cell_plan(args: argparse.Namespace) -> tuple[dict[float, tuple[int, int]], dict[float, int]]:
@@ -85,7 +109,7 @@ def step_md(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     manifest = build_cells(store_dir(args), _protocol(args), xs=list(counts), n_cells=n_cells,
                            base_seed=args.base_seed, counts=counts, force=args.force,
-                           progress=not args.quiet, tag=f"n{args.atoms}" if args.atoms else "",
+                           progress=not args.quiet, tag=cell_tag(args),
                            n_atoms=args.atoms or None)
     walls = [c["md_wall_s"] for c in manifest["cells"] if c.get("md_wall_s")]
     print(f"md: {len(manifest['cells'])} cells in {store_dir(args)} ({time.perf_counter() - t0:.0f} s this run; "
@@ -98,14 +122,18 @@ def step_checks(args: argparse.Namespace) -> None:
 
     store = store_dir(args)
     figure = args.figure
-    if figure == DEFAULT_FIGURE and args.atoms:
+    if figure == DEFAULT_FIGURE and args.store_name:
+        figure = figure.with_name(f"amorphous_checks_{args.store_name}.png")
+    elif figure == DEFAULT_FIGURE and args.atoms:
         figure = figure.with_name(f"amorphous_checks_n{args.atoms}.png")
     cells = load_cells(store)
     table = checks_table(cells)
     atomic_write_text(store / "checks.json", json.dumps(table, indent=1) + "\n")
     plot_checks(cells, figure, table)
-    traces = figure.with_name(figure.stem.replace("checks", "md") + figure.suffix)
-    plot_md_traces(cells, traces)
+    traces = None
+    if not args.store_name:  # traces of variant stores: only in their cell files
+        traces = figure.with_name(figure.stem.replace("checks", "md") + figure.suffix)
+        plot_md_traces(cells, traces)
     print(f"checks: {store / 'checks.json'}, figures {figure}, {traces}")
     for key, v in table.items():
         print(f"x={key}: {v['n_cells']} cells, rho {v['density_mean']:.3f}+-{v['density_std']:.3f} g/cm3, "
@@ -159,41 +187,67 @@ def step_spectra(args: argparse.Namespace) -> None:
         settings = settings.with_(min_gap=args.min_gap)
     store = store_dir(args)
     manifest = read_manifest(store)
-    entries = manifest["cells"]
-    cells = load_cells(store)
     targets = {float(x): int(n) for x, n in manifest["paper_n_sites"].items()}
     if args.x:
         targets = {x: n for x, n in targets.items() if x in args.x}
     if args.max_sites is not None:
         targets = {x: min(n, args.max_sites) for x, n in targets.items()}
+    # one store (one MD protocol) per composition; cells of different stores never share an x
+    groups = []  # (store, manifest, entries, cells, targets of its x)
+    for path, xs in stores_by_x(args, list(targets)).items():
+        man = manifest if path == store else read_manifest(path)
+        ents, cls = [], []
+        for e, c in zip(man["cells"], load_cells(path)):
+            if float(e["x"]) in xs:
+                ents.append({**e, "store": path.name})
+                cls.append(c)
+        groups.append((path, man, ents, cls, {x: targets[x] for x in xs}))
+    entries = [e for g in groups for e in g[2]]
+    cells = [c for g in groups for c in g[3]]
     by_name = {e["name"]: e for e in entries}
+    if len(by_name) != len(entries):
+        raise SystemExit("spectra: two stores hold cells of the same name; build variant stores with --tag")
     structures = {e["name"]: c for e, c in zip(entries, cells)}
     x_of = {n: by_name[n]["x"] for n in by_name}
+    protocol_by_x = {f"{x:.2f}": {"store": g[0].name, "protocol": g[1]["protocol"]} for g in groups for x in g[4]}
     deadline = _deadline(args.stop_at)
     gate = None
+
+    def gated(run: bool) -> tuple[dict, dict]:
+        selected: dict = {}
+        merged: dict = {"probes": {}, "passed": [], "failed": [], "unprobed": [], "unusable": [],
+                        "shortfall": {}, "summary": {}}
+        for path, _, ents, cls, tg in groups:
+            sel, info = sp.gated_selection(
+                ents, cls, tg, path / "probes.json", settings, args.cache, mode=args.probe_mode,
+                max_iter=args.probe_max_iter, run=run, probe_all=args.probe_all,
+                keep_small_gap=not args.drop_small_gap, progress=not args.quiet, log=print)
+            selected.update(sel)
+            for k, v in info.items():
+                merged[k] = {**merged[k], **v} if isinstance(v, dict) else merged[k] + v
+        merged["shortfall"] = {k: merged["shortfall"][k] for k in sorted(merged["shortfall"], key=float)}
+        merged["summary"] = {k: merged["summary"][k] for k in sorted(merged["summary"], key=float)}
+        return selected, merged
+
     if args.probe_mode != "none":
         # only cells whose short probe SCF converges get sites; failed sites are replaced by the next ones
-        probes_path = store / "probes.json"
         extra: dict = {}
         for _ in range(args.rounds):
-            selected, gate = sp.gated_selection(
-                entries, cells, targets, probes_path, settings, args.cache, mode=args.probe_mode,
-                max_iter=args.probe_max_iter, run=not args.no_compute, probe_all=args.probe_all,
-                keep_small_gap=not args.drop_small_gap, progress=not args.quiet, log=print)
             if args.no_compute:
                 break
+            selected, gate = gated(run=True)
             order = sp.round_robin(selected, {n: x_of[n] for n in selected},
                                    {n: by_name[n]["cell_id"] for n in selected})
             done = sp.compute(order, structures, settings, args.cache, {n: x_of[n] for n in selected},
                               progress=not args.quiet, retry_failed=args.retry_failed, probe=args.probe,
-                              deadline=deadline)
+                              deadline=deadline, log=print)
             print("spectra compute:", done, "shortfall before:", gate["shortfall"])
             if done["computed"] == 0 or done["failed_now"] == 0 or done["stopped_at_deadline"]:
                 break
-        selected, gate = sp.gated_selection(
-            entries, cells, targets, probes_path, settings, args.cache, mode=args.probe_mode,
-            max_iter=args.probe_max_iter, run=False, keep_small_gap=not args.drop_small_gap)
+        selected, gate = gated(run=False)
     else:
+        if len(groups) > 1:
+            raise SystemExit("spectra: --store-for needs the probe gate (--probe-mode z+1 or ground)")
         selected = sp.select_sites(entries, cells, targets)
         # spare cells for the compositions whose selected sites have SCF failures in the cache
         failing = sorted({float(by_name[n]["x"]) for n, sites in selected.items() for k in sites
@@ -214,7 +268,8 @@ def step_spectra(args: argparse.Namespace) -> None:
     sites_used = {n: ("all" if len(s) == by_name[n]["n_o"] else s) for n, s in selected.items()}
     ds = Dataset.from_records(records, structures={n: structures[n] for n in sorted(used)},
                               meta={"description": "amorphous SiO_x O K-edge test set (never for training)",
-                                    "protocol": manifest["protocol"], "simulator": simulator,
+                                    "protocol": manifest["protocol"], "protocol_by_x": protocol_by_x,
+                                    "simulator": simulator,
                                     "settings": settings.to_dict(), "calc_key": settings.calc_key(),
                                     "store": str(store.relative_to(ROOT) if store.is_relative_to(ROOT) else store),
                                     "sites_used": sites_used, "extra_cells": sorted(extra),
@@ -227,7 +282,7 @@ def step_spectra(args: argparse.Namespace) -> None:
             "settings": settings.to_dict(), "calc_key": settings.calc_key(),
             "cells_used": {n: by_name[n]["x"] for n in selected}, "sites_used": sites_used,
             "extra_cells": sorted(extra),
-            "cell_atoms": cell_atoms, "paper_n_sites": manifest["paper_n_sites"],
+            "cell_atoms": cell_atoms, "paper_n_sites": manifest["paper_n_sites"], "protocol_by_x": protocol_by_x,
             "probe": {**_probe_meta(args, gate), **(gate or {})}, **summary}
     atomic_write_text(args.out / "spectra.json", json.dumps(full, indent=1) + "\n")
     result = {k: summary[k] for k in ("n_sites", "n_sites_gap_ok", "n_sites_extra_cells", "n_selected", "n_pending", "n_failed",
@@ -236,7 +291,8 @@ def step_spectra(args: argparse.Namespace) -> None:
                    "n_cells": {k: sum(1 for n in selected if f"{by_name[n]['x']:.2f}" == k) for k in cell_atoms},
                    "gap_eV_median": {k: v.get("median") for k, v in summary["gap_eV"].items()},
                    "simulator": simulator, "calc_key": settings.calc_key(), "min_gap_eV": settings.min_gap,
-                   "extra_cells": sorted(extra), "probe": _probe_meta(args, gate)})
+                   "extra_cells": sorted(extra), "probe": _probe_meta(args, gate),
+                   "store_by_x": {k: v["store"] for k, v in protocol_by_x.items()}})
     if gate is not None:
         result.update({"n_cells_probed": {k: v["probed"] for k, v in gate["summary"].items()},
                        "n_cells_probe_passed": {k: v["passed"] for k, v in gate["summary"].items()},
@@ -281,6 +337,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extra-cells", type=int, default=1,
                         help="spectra: for compositions whose selected sites have SCF failures, also every O of "
                              "the next N (spare) cells; flagged meta extra_cell (default 1; 0 = paper selection only)")
+    parser.add_argument("--store-name", default=None,
+                        help="cell store directory under --out (default n<atoms>); one store holds one protocol")
+    parser.add_argument("--tag", default=None,
+                        help="md: tag in the cell names (default n<atoms>); give variant-protocol stores their own "
+                             "tag so cell names (and cache folders) stay unique")
+    parser.add_argument("--store-for", action="append", default=None, metavar="X=STORE",
+                        help="spectra: take composition X from store STORE (under --out) instead of the default "
+                             "store; repeatable. Each composition comes from exactly one store (one protocol)")
     parser.add_argument("--probe-mode", choices=("z+1", "ground", "none"), default="z+1",
                         help="spectra: per-cell SCF probe that decides whether a cell is used: the Z+1 SCF of "
                              "its first O ('z+1', default) or the ground-state SCF ('ground') with at most "

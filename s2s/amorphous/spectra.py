@@ -314,7 +314,7 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
                   "composition_x": float(entry["x"]), "gap_eV": _f(r.gap), "n_atoms_cell": len(cell),
                   "calc_key": settings.calc_key(), "seconds": round(float(r.seconds), 2),
                   "gap_ok": bool(r.gap >= settings.min_gap), "min_gap_eV": settings.min_gap,
-                  "extra_cell": name in extra},
+                  "extra_cell": name in extra, "store": str(entry.get("store", ""))},
         ))
     n_sites: dict[str, int] = defaultdict(int)
     n_gap_ok: dict[str, int] = defaultdict(int)
