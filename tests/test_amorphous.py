@@ -179,6 +179,28 @@ def test_build_cells_whole_path_resumable(tmp_path):
     with pytest.raises(ValueError, match="another protocol"):
         build_cells(tmp_path, md.MeltQuench(melt_ps=0.1, quench_ps=0.1, anneal_ps=0.0), n_cells=1,
                     counts=counts, progress=False, log=logs.append)
+    # ... also for new cells (ids not stored yet): one store holds one protocol
+    with pytest.raises(ValueError, match="one store holds one protocol"):
+        build_cells(tmp_path, md.MeltQuench(melt_ps=0.1, quench_ps=0.1, anneal_ps=0.0), n_cells=1,
+                    counts={1.0: (6, 6)}, progress=False, log=logs.append)
+    # more cells of one x keep the per-x manifest fields of the others
+    more = build_cells(tmp_path, p, xs=[0.5], n_cells={0.5: 3}, counts=counts, progress=False, log=logs.append)
+    assert more["n_cells"] == {"0.50": 3, "2.00": 2} and more["n_cells_requested"]["0.50"] == 3
+    assert more["counts_si_o"] == {"0.50": [8, 4], "2.00": [4, 8]}
+
+
+def test_stores_by_x_and_cell_tag(tmp_path):
+    script = _script()
+    args = script.main.__globals__["argparse"].Namespace(out=tmp_path, atoms=72, store_name=None, tag=None,
+                                                         store_for=["1.5=n72_m3500", "0.75=n72_m3500"])
+    assert script.store_dir(args) == tmp_path / "n72" and script.cell_tag(args) == "n72"
+    assert script.stores_by_x(args, [0.5, 0.75, 1.5]) == {tmp_path / "n72": [0.5],
+                                                         tmp_path / "n72_m3500": [0.75, 1.5]}
+    args.store_name, args.tag = "n72_m3500", "n72m3500"
+    assert script.store_dir(args) == tmp_path / "n72_m3500" and script.cell_tag(args) == "n72m3500"
+    args.store_for = ["bad"]
+    with pytest.raises(SystemExit, match="X=STORE"):
+        script.stores_by_x(args, [0.5])
 
 
 # --------------------------------------------------------------------------- store
