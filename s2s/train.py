@@ -119,8 +119,8 @@ def train(
     stops the process after that many steps of this call, as an interruption would (tests).
     ``info``: provenance (e.g. dataset file and hash) written with the run summary to
     ``run.json`` in ``out_dir`` when training finishes.  ``init_from``: a ``checkpoint.pt`` of
-    another run (same model and diffusion configuration) to continue from on this training set;
-    ``max_steps`` then counts its steps too.  A checkpoint of this run in ``out_dir`` (resume)
+    another run (same model and diffusion configuration) to continue from on this training set,
+    with this run's learning rate and weight decay; ``max_steps`` then counts its steps too.  A checkpoint of this run in ``out_dir`` (resume)
     takes precedence over ``init_from``.
     """
     tc = cfg.train
@@ -152,6 +152,8 @@ def train(
         model.load_state_dict(init_state["model"])
         ema.load_state_dict(init_state["ema"])
         opt.load_state_dict(init_state["optimizer"])
+        for group in opt.param_groups:  # this run's optimiser settings apply (e.g. a lower lr to fine-tune)
+            group["lr"], group["weight_decay"] = tc.lr, tc.weight_decay
         step, history = init_state["step"], list(init_state["history"])
         info = {**(info or {}), "continued_from": init_info}
     out = Path(out_dir) if out_dir is not None else None
@@ -266,11 +268,13 @@ def _load_init(path: Path, cfg: S2SConfig, environments: Sequence[Environment]) 
         raise ValueError(f"init_from: {path}: its atom-count head covers N <= {state['n_max']}, the training set has "
                          f"an environment of {biggest} atoms")
     prov = {"checkpoint": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "step": state["step"],
-            "n_train": state["n_train"]}
+            "n_train": state["n_train"], "lr": state["optimizer"]["param_groups"][0]["lr"]}
     run_json = path.parent / "run.json"
     if run_json.exists():
         earlier = json.loads(run_json.read_text())
         prov.update({k: earlier[k] for k in ("dataset", "dataset_sha256", "split", "preset") if k in earlier})
+    if state.get("continued_from"):  # the chain of earlier continuations
+        prov["continued_from"] = state["continued_from"]
     return state, prov
 
 

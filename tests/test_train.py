@@ -153,6 +153,15 @@ def test_continue_from_another_run_on_a_new_training_set(tmp_path):
     h = read_loss_csv(tmp_path / "b" / LOSS_CSV)
     assert h["step"][0] == 5 and h["step"][-1] == 25 and set(h["stage"]) == {0.0, 1.0}
     plot_loss_curve(h)
+    # a continuation of the continuation with a lower learning rate keeps the whole chain
+    slow = S2SConfig(model=cfg.model, train=TrainConfig(lr=1e-4, batch_size=4, epochs=100, log_every=5, seed=3))
+    third = train(slow, envs[:6], spectra[:6], tmp_path / "d", max_steps=30, progress=False,
+                  init_from=tmp_path / "b" / CHECKPOINT)
+    chain = json.loads((tmp_path / "d" / "run.json").read_text())["continued_from"]
+    assert chain["step"] == 25 and chain["lr"] == 1e-3 and chain["continued_from"]["step"] == 10
+    state = torch.load(tmp_path / "d" / CHECKPOINT, weights_only=False)
+    assert state["optimizer"]["param_groups"][0]["lr"] == 1e-4 and third.step == 30
+    assert set(read_loss_csv(tmp_path / "d" / LOSS_CSV)["stage"]) == {0.0, 1.0, 2.0}
     # interrupted continuation resumes from its own checkpoint (init_from then ignored)
     part = train(cfg, envs[:5], spectra[:5], tmp_path / "c", max_steps=25, progress=False, stop_after=8,
                  init_from=tmp_path / "a" / CHECKPOINT)
