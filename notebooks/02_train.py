@@ -18,7 +18,7 @@
 # channels, EMA 0.999) and the CPU preset (hidden 128, message 64, 4 layers, 64 graphs a step;
 # the paper's size, hidden 1024, is `preset = "paper"`, far too slow on 2 CPU cores).
 #
-# By default this notebook **loads the shipped checkpoint** (`models/s2s_open_v1/`) and shows how
+# By default this notebook **loads the shipped checkpoint** (`models/s2s_open_v2/`) and shows how
 # it was trained; `retrain = True` trains from scratch into `model_dir` (resumable: re-running
 # continues from `checkpoint.pt`). In CI (`small = True`) it trains the tiny preset for a few
 # steps into a scratch folder, to exercise the code path.
@@ -26,7 +26,7 @@
 # %% tags=["parameters"]
 small = False  # CI: tiny model, a few steps, scratch folder
 dataset_path = "../data/s2s_open_v1.h5"
-model_dir = "../models/s2s_open_v1"
+model_dir = "../models/s2s_open_v2"
 retrain = False  # True: train from scratch (or resume) into model_dir
 preset = "cpu"  # "cpu" | "paper" | "tiny"
 epochs = None  # None: the preset's (cpu: 300)

@@ -26,7 +26,7 @@
 small = False  # CI: a few sites per composition, few sampling steps
 dataset_path = "../data/s2s_open_v1.h5"  # crystalline set: its training split is the template database
 amorphous_path = "../data/amorphous/amorphous.h5"
-model_path = "../models/s2s_open_v1/model.pt"
+model_path = "../models/s2s_open_v2/model.pt"
 n_steps = None  # reverse-diffusion steps (None: all T of the model, 1000)
 n_samples = 1  # environments per spectrum (the paper: 1)
 n_per_composition = None  # sites per composition, spread over its sites (None: all)

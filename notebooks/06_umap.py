@@ -27,7 +27,7 @@
 small = False  # CI: subsampled UMAP, a few sites per composition, few sampling steps
 dataset_path = "../data/s2s_open_v1.h5"
 amorphous_path = "../data/amorphous/amorphous.h5"
-model_path = "../models/s2s_open_v1/model.pt"
+model_path = "../models/s2s_open_v2/model.pt"
 n_steps = None  # reverse-diffusion steps (None: all T of the model, 1000)
 n_sites_max = None  # sites per composition, spread over its sites, as 05's n_per_composition (None: all)
 cell_ids = None  # amorphous cells used, e.g. [0] for the paper's site counts (None: all cells)

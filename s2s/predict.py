@@ -50,7 +50,7 @@ from s2s.readers import SpectrumFileError, read_spectrum
 from s2s.spectrum import GRID, GRID_STEP, N_GRID, SpectrumError, normalize, onset_shift, spectrum_on_grid
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = ROOT / "models" / "s2s_open_v1" / "model.pt"
+DEFAULT_MODEL = ROOT / "models" / "s2s_open_v2" / "model.pt"
 DEFAULT_DATA = ROOT / "data" / "s2s_open_v1.h5"
 #: Sampler and step count for predict, chosen from benchmarks/bench_steps.py (docs/predict.md).
 DEFAULT_SAMPLER = "ddim"
