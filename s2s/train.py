@@ -198,9 +198,7 @@ def train(
 
         bar = tqdm(total=total, initial=step, desc="training", unit="step")
     # stage: 0 for a fresh run, +1 for each continuation (init_from) on another training set
-    stage = max((r.get("stage", 0) for r in history), default=0) + (1 if init_state is not None else 0)
-    if history and init_state is None:
-        stage = history[-1].get("stage", 0)
+    stage = (history[-1].get("stage", 0) if history else 0) + (init_state is not None)
     model.train()
     t0 = time.perf_counter()
     done_here = 0
