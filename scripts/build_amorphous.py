@@ -263,7 +263,8 @@ def step_spectra(args: argparse.Namespace) -> None:
         print("spectra compute:", done)
     simulator = f"xtb-{settings.method.lower()}-{settings.variant}"
     records, summary = sp.collect(order, structures, by_name, settings, args.cache, simulator,
-                                  keep_small_gap=not args.drop_small_gap, extra_cells=sorted(extra))
+                                  keep_small_gap=not args.drop_small_gap, extra_cells=sorted(extra),
+                                  compositions=sorted(targets))
     used = {r.structure_id for r in records}
     sites_used = {n: ("all" if len(s) == by_name[n]["n_o"] else s) for n, s in selected.items()}
     ds = Dataset.from_records(records, structures={n: structures[n] for n in sorted(used)},

@@ -240,7 +240,8 @@ def failure_kind(reason: str) -> str:
 def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
             entries: Mapping[str, Mapping[str, Any]], settings, cache_dir: Path,
             simulator: str, keep_small_gap: bool = True,
-            extra_cells: Sequence[str] = ()) -> tuple[list, dict[str, Any]]:
+            extra_cells: Sequence[str] = (),
+            compositions: Sequence[float] = ()) -> tuple[list, dict[str, Any]]:
     """Cached results of the selected sites as test records, and a summary.
 
     entries : cell name -> manifest entry (x, cell_id, seed, n_si, n_o).
@@ -256,6 +257,9 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
     extra_cells : names of spare cells added beyond the paper's selection; their
         records carry ``meta["extra_cell"] = True`` and are counted in
         ``n_sites_extra_cells`` as well as in ``n_sites``.
+    compositions : x values that appear in the per-x counts even when none of
+        their sites was selected (a composition with no usable cell counts 0,
+        it is not left out).
     """
     extra = set(extra_cells)
     from s2s.dataset import SiteRecord  # noqa: PLC0415
@@ -323,7 +327,7 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
         n_extra[f"{rec.x:.2f}"] += rec.meta["extra_cell"]
         n_sites[f"{rec.x:.2f}"] += 1
         n_gap_ok[f"{rec.x:.2f}"] += rec.meta["gap_ok"]
-    keys = sorted(n_sel, key=float)
+    keys = sorted(set(n_sel) | {f"{float(x):.2f}" for x in compositions}, key=float)
     summary = {
         "n_selected": {k: n_sel[k] for k in keys},
         "n_sites": {k: n_sites.get(k, 0) for k in keys},
