@@ -2,10 +2,10 @@
 
 Examples::
 
-    s2s train --data data/s2s_open.h5 --out runs/cpu --preset cpu
-    s2s sample --model runs/cpu/model.pt --data data/s2s_open.h5 --split test --limit 5 --out samples/
+    s2s train --data data/s2s_open_v1.h5 --out runs/cpu --preset cpu
+    s2s sample --model runs/cpu/model.pt --data data/s2s_open_v1.h5 --split test --limit 5 --out samples/
     s2s sample --model runs/cpu/model.pt --spectrum my_quartz.msa --shift onset --n-samples 16 --out samples/
-    s2s evaluate --model runs/cpu/model.pt --data data/s2s_open.h5 --split test --out results/
+    s2s evaluate --model runs/cpu/model.pt --data data/s2s_open_v1.h5 --split test --out results/
     s2s predict my_quartz.msa spectra_folder/ --n-samples 16 --out predictions/
 """
 
