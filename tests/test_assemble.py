@@ -45,6 +45,17 @@ def test_assemble_counts_and_split(alpha_quartz):
         assert len({r.split for r in ds if r.structure_id == sid}) == 1
     fig = data_figures(ds, rep)
     assert fig["n_sites"] == len(ds) == fig["n_train"] + fig["n_test"] and fig["n_structures"] == 3
+    assert fig["n_sites_by_formula"] == {"SiO2": 3} and fig["sio2_site_fraction"] == 1.0
+
+
+def test_data_figures_composition_mix(alpha_quartz):
+    # a Si2O cell (O bridging two Si at 1.6 Å) next to two quartz cells: 1 of 3 sites is not SiO2
+    si2o = Structure(Lattice.cubic(8.0), ["Si", "O", "Si"], [[0, 0, 0], [0.2, 0, 0], [0.4, 0, 0]])
+    recs = _records(alpha_quartz)[:2] + [StructureRecord(id="s2o", source="literature", citation="test", structure=si2o)]
+    ds, rep = assemble(recs, source, simulator="toy", settings={}, test_fraction=0.4, seed=1)
+    fig = data_figures(ds, rep)
+    assert fig["n_sites_by_formula"] == {"SiO2": 2, "Si2O": 1}
+    assert fig["sio2_site_fraction"] == round(2 / 3, 4)
     assert ds[0].environment.n_atoms == 15 and ds[0].simulator == "toy"
 
 
