@@ -140,6 +140,26 @@ def test_lammps_energy_equals_ase_tersoff(alpha_quartz):
 
 
 @needs_lammps
+def test_minimise_restores_rattled_quartz(alpha_quartz):
+    """Tersoff minimisation (cell free) of rattled quartz: lower energy, a true minimum, tetrahedra back."""
+    atoms = AseAtomsAdaptor.get_atoms(alpha_quartz)
+    atoms.rattle(0.15, seed=3)
+    assert an.coordination_histogram(AseAtomsAdaptor.get_structure(atoms), "Si") != {4: 1.0}
+    out, energy, info = md.minimise(atoms)
+    assert out.get_chemical_symbols() == atoms.get_chemical_symbols()
+    assert energy < info["energy_start"] == pytest.approx(md.lammps_energy(atoms), abs=1e-6)
+    assert md.lammps_energy(out) == pytest.approx(energy, abs=1e-6)
+    relaxed = AseAtomsAdaptor.get_structure(out)
+    assert an.coordination_histogram(relaxed, "Si") == {4: 1.0}
+    assert an.coordination_histogram(relaxed, "O") == {2: 1.0}
+    # the cell moved (box/relax): Tersoff's quartz is less dense than the experimental one
+    assert out.get_volume() != pytest.approx(atoms.get_volume(), rel=1e-3)
+    fixed, e_fixed, _ = md.minimise(atoms, relax_cell=False)
+    assert fixed.get_volume() == pytest.approx(atoms.get_volume(), rel=1e-9)
+    assert energy <= e_fixed + 1e-6
+
+
+@needs_lammps
 def test_tiny_melt_quench_runs_and_is_deterministic():
     p = md.MeltQuench(melt_T=3000.0, melt_ps=0.2, quench_ps=0.3, anneal_ps=0.1, chunk_ps=0.1)
     start = md.random_cell(8, 16, 2.2, seed=1)

@@ -441,6 +441,42 @@ def melt_quench(atoms: Atoms, protocol: MeltQuench, seed: int, potential: Path |
                     cpu_s=time.process_time() - c0, stage_cpu_s=stage_cpu)
 
 
+def minimise(atoms: Atoms, potential: Path | None = None, relax_cell: bool = True,
+             pressure_bar: float = 0.0, etol: float = 1e-10, ftol: float = 1e-4,
+             maxiter: int = 2000, cycles: int = 3) -> tuple[Atoms, float, dict]:
+    """Tersoff energy minimisation of a Si/O cell (no MD): a cheap pre-relaxation.
+
+    Positions by conjugate gradients; with ``relax_cell`` the whole cell too
+    (``fix box/relax tri``, restarted ``cycles`` times because box/relax measures
+    strain from the box at its start).  Returns the minimised cell (LAMMPS frame,
+    same atom order), its energy (eV) and ``info`` (``seconds``, ``cpu_s``,
+    ``energy_start`` eV).
+    """
+    potential = potential or find_potential()
+    t0, c0 = time.perf_counter(), time.process_time()
+    lmp = _new_lammps()
+    try:
+        _setup(lmp, atoms, potential)
+        lmp.commands_list(["run 0"])
+        e_start = float(lmp.get_thermo("pe"))
+        lmp.command("min_style cg")
+        for _ in range(max(1, cycles) if relax_cell else 1):
+            if relax_cell:
+                lmp.command(f"fix relax all box/relax tri {float(pressure_bar)!r} vmax 0.001")
+            lmp.command(f"minimize {float(etol)!r} {float(ftol)!r} {int(maxiter)} {10 * int(maxiter)}")
+            if relax_cell:
+                lmp.command("unfix relax")
+        lmp.command(f"minimize {float(etol)!r} {float(ftol)!r} {int(maxiter)} {10 * int(maxiter)}")
+        lmp.command("run 0")
+        energy = float(lmp.get_thermo("pe"))
+        out = _read_atoms(lmp)
+    finally:
+        lmp.close()
+    info = {"seconds": round(time.perf_counter() - t0, 3), "cpu_s": round(time.process_time() - c0, 3),
+            "energy_start": e_start}
+    return out, energy, info
+
+
 def make_cell(x: float, cell_id: int, protocol: MeltQuench, seed: int,
               counts: dict[float, tuple[int, int]] | None = None, progress: bool = False) -> MDResult:
     """One amorphous SiO_x cell: random start (seed) then :func:`melt_quench` (seed + 1)."""
