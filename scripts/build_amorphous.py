@@ -151,15 +151,20 @@ def _scf_failed(cache: Path, settings, name: str, site: int) -> bool:
     return d is not None and not d.get("ok", False) and failure_kind(str(d.get("reason", ""))) == "scf"
 
 
-def _deadline(stop_at: str | None) -> float | None:
-    """Epoch seconds of ``HH:MM`` UTC today (already past: stop at once), or None."""
+def _deadline(stop_at: str | None, now=None) -> float | None:
+    """Epoch seconds of the next ``HH:MM`` UTC (within 24 h, so 00:30 given at 22:40 is after midnight), or None."""
     if not stop_at:
         return None
     import datetime as dt
 
-    hh, mm = (int(v) for v in stop_at.split(":"))
-    now = dt.datetime.now(dt.timezone.utc)
-    when = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+    try:
+        hh, mm = (int(v) for v in stop_at.split(":"))
+        now = now or dt.datetime.now(dt.timezone.utc)
+        when = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+    except ValueError as err:
+        raise SystemExit(f"--stop-at: expected HH:MM (UTC), got {stop_at!r} ({err})") from None
+    if when <= now:
+        when += dt.timedelta(days=1)
     return when.timestamp()
 
 
@@ -356,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
                              "as the target needs, in cell-id order)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="spectra: select-compute rounds (failed sites are replaced in the next round)")
-    parser.add_argument("--stop-at", default=None, help="spectra: start no new site after HH:MM UTC")
+    parser.add_argument("--stop-at", default=None, help="spectra: start no new site after the next HH:MM UTC")
     parser.add_argument("--retry-failed", action="store_true", help="spectra: recompute cached failures")
     parser.add_argument("--no-compute", action="store_true",
                         help="spectra: only collect what is in the cache (the rest is reported as pending)")

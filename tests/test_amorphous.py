@@ -340,6 +340,20 @@ def _script():
     return script
 
 
+def test_stop_at_is_the_next_occurrence():
+    """--stop-at HH:MM (UTC) means the next such time, also across midnight; bad input is a clear error."""
+    import datetime as dt
+
+    script = _script()
+    now = dt.datetime(2026, 11, 29, 22, 40, tzinfo=dt.timezone.utc)
+    assert script._deadline(None) is None
+    assert script._deadline("23:10", now) == dt.datetime(2026, 11, 29, 23, 10, tzinfo=dt.timezone.utc).timestamp()
+    assert script._deadline("00:30", now) == dt.datetime(2026, 11, 30, 0, 30, tzinfo=dt.timezone.utc).timestamp()
+    assert script._deadline("22:40", now) == now.timestamp() + 86400
+    with pytest.raises(SystemExit, match="HH:MM"):
+        script._deadline("half past", now)
+
+
 @needs_lammps
 def test_whole_path_tiny_cell_z_plus_1(tmp_path):
     """--atoms 12: MD cell of 12 atoms -> Z+1 spectra of 6 selected O sites -> test dataset + results, resumable."""
