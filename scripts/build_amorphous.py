@@ -168,6 +168,30 @@ def _deadline(stop_at: str | None, now=None) -> float | None:
     return when.timestamp()
 
 
+STATUS_NOTE = (
+    "Rendered from `data/amorphous/spectra.json` by `python scripts/build_amorphous.py spectra {opts} --doc {doc}`\n"
+    "at {when} UTC (the same numbers as `figures/results.json` key `amorphous`). \"cells built\" and\n"
+    "\"probed\" count the cells of the store that serves x; \"shortfall\" = sites missing to the paper's\n"
+    "count that no passing cell can fill (pending sites count as usable); seconds are wall time on the\n"
+    "loaded 2-core machine (`nice -n 15`, one thread).\n\n")
+
+
+def _write_status(doc: Path, full: dict, args: argparse.Namespace) -> None:
+    """Replace the ``status`` block of ``doc`` with the table of :func:`s2s.amorphous.spectra.status_table`."""
+    from s2s.amorphous.spectra import status_table
+    from s2s.results import replace_block
+
+    opts = " ".join(["--atoms", str(args.atoms)] + [f"--store-for {v}" for v in args.store_for or []] + ["--no-compute"])
+    shown = doc.resolve().relative_to(ROOT) if doc.resolve().is_relative_to(ROOT) else doc
+    note = STATUS_NOTE.format(opts=opts, doc=shown, when=time.strftime("%Y-%m-%d %H:%M", time.gmtime()))
+    try:
+        text = replace_block(doc.read_text(), note + status_table(full), name="status")
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"--doc {doc}: {err}") from None
+    atomic_write_text(doc, text)
+    print(f"status table -> {doc}")
+
+
 def _probe_meta(args: argparse.Namespace, gate: dict | None) -> dict:
     if gate is None:
         return {"mode": "none"}
@@ -291,6 +315,8 @@ def step_spectra(args: argparse.Namespace) -> None:
             "cell_atoms": cell_atoms, "paper_n_sites": manifest["paper_n_sites"], "protocol_by_x": protocol_by_x,
             "probe": {**_probe_meta(args, gate), **(gate or {})}, **summary}
     atomic_write_text(args.out / "spectra.json", json.dumps(full, indent=1) + "\n")
+    if args.doc:
+        _write_status(Path(args.doc), full, args)
     result = {k: summary[k] for k in ("n_sites", "n_sites_gap_ok", "n_sites_extra_cells", "n_selected", "n_pending", "n_failed",
                                       "s_per_site_mean", "s_per_site_converged", "s_per_site_scf_failed")}
     result.update({"paper_n_sites": manifest["paper_n_sites"], "cell_atoms": cell_atoms,
@@ -363,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="spectra: select-compute rounds (failed sites are replaced in the next round)")
     parser.add_argument("--stop-at", default=None, help="spectra: start no new site after the next HH:MM UTC")
     parser.add_argument("--retry-failed", action="store_true", help="spectra: recompute cached failures")
+    parser.add_argument("--doc", default=None,
+                        help="spectra: also rewrite the <!-- status --> table of this markdown file (docs/amorphous.md)")
     parser.add_argument("--no-compute", action="store_true",
                         help="spectra: only collect what is in the cache (the rest is reported as pending)")
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS,

@@ -340,6 +340,44 @@ def _script():
     return script
 
 
+def test_status_table_and_doc_block(tmp_path):
+    """The status table of docs/amorphous.md: one row per x from spectra.json, a summed last row, block replaced."""
+    from s2s.amorphous.spectra import status_table
+
+    summary = {
+        "settings": {"min_gap": 0.1},
+        "paper_n_sites": {"0.50": 75, "2.00": 144},
+        "protocol_by_x": {"0.50": {"store": "n72", "protocol": {"melt_T": 5000.0}},
+                          "2.00": {"store": "n72_m3500", "protocol": {"melt_T": 3500.0}}},
+        "probe": {"per_x": {"0.50": {"cells": 5, "probed": 5, "passed": 0, "s_probe_passed": None, "s_probe_failed": 20.4},
+                            "2.00": {"cells": 4, "probed": 3, "passed": 3, "s_probe_passed": 3.1, "s_probe_failed": None}},
+                  "shortfall": {"0.50": 75, "2.00": 0}},
+        "n_sites": {"0.50": 0, "2.00": 144}, "n_sites_gap_ok": {"0.50": 0, "2.00": 140},
+        "n_failed": {"0.50": {}, "2.00": {"scf": 2}}, "n_pending": {"0.50": 0, "2.00": 1},
+        "s_per_site_converged": {"0.50": None, "2.00": 3.56}, "s_per_site_scf_failed": {"0.50": None, "2.00": 40.0},
+    }
+    rows = status_table(summary).splitlines()
+    assert len(rows) == 2 + 2 + 1 and "gap >= 0.1 eV" in rows[0]
+    assert rows[2].split(" | ")[:11] == ["| 0.50", "75", "n72 (5000 K)", "5", "5", "0", "0", "0", "0", "0", "75"]
+    assert rows[3].split(" | ")[:11] == ["| 2.00", "144", "n72_m3500 (3500 K)", "4", "3", "3", "144", "140", "2", "1", "0"]
+    assert rows[4].split(" | ")[:10] == ["| all", "219", "", "9", "8", "3", "144", "140", "2", "1"]
+
+    script = _script()
+    doc = tmp_path / "a.md"
+    doc.write_text("# A\n<!-- status:begin -->\nold\n<!-- status:end -->\ntail\n")
+    import argparse
+
+    args = argparse.Namespace(atoms=72, store_for=["2.0=n72_m3500"])
+    script._write_status(doc, summary, args)
+    text = doc.read_text()
+    assert "old" not in text and text.endswith("<!-- status:end -->\ntail\n")
+    assert "--atoms 72 --store-for 2.0=n72_m3500 --no-compute" in text and "| 2.00 | 144 |" in text
+    plain = tmp_path / "plain.md"
+    plain.write_text("no block here\n")
+    with pytest.raises(SystemExit, match="no '<!-- status:begin -->'"):
+        script._write_status(plain, summary, args)
+
+
 def test_stop_at_is_the_next_occurrence():
     """--stop-at HH:MM (UTC) means the next such time, also across midnight; bad input is a clear error."""
     import datetime as dt

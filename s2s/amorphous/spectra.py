@@ -441,3 +441,48 @@ def gated_selection(entries: Sequence[Mapping[str, Any]], cells: Sequence, targe
             "shortfall": shortfall(selected, x_of, targets, unusable),
             "summary": pr.probe_summary({n: probes[n] for n in names if n not in unprobed}, x_of, names)}
     return selected, info
+
+
+def status_table(summary: Mapping[str, Any]) -> str:
+    """Markdown table of where each composition stands, from ``spectra.json`` (the collected summary).
+
+    Columns: paper count, store and melt temperature, cells in that store, probed, passed the
+    probe, spectra, spectra with gap >= ``min_gap``, failed sites (SCF), pending sites,
+    shortfall to the paper's count, and mean seconds per probe / site; a last row sums the counts.
+    """
+    settings = summary.get("settings", {})
+    min_gap = settings.get("min_gap", 0.1)
+    probe = summary.get("probe", {})
+    per_x, short = probe.get("per_x", {}), probe.get("shortfall", {})
+    proto = summary.get("protocol_by_x", {})
+
+    def num(v: Any) -> str:
+        return "-" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+
+    cols = ["x", "paper", "store (melt T)", "cells built", "probed", "passed probe", "spectra",
+            f"of which gap >= {min_gap:g} eV", "sites failed (SCF)", "pending", "shortfall",
+            "s/probe passed", "s/probe failed", "s/site converged", "s/site SCF failed"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    total = defaultdict(int)
+    for x in sorted(summary.get("paper_n_sites", {}), key=float):
+        px, pr = per_x.get(x, {}), proto.get(x, {})
+        melt = pr.get("protocol", {}).get("melt_T")
+        store = f"{pr.get('store', '-')} ({melt:g} K)" if melt is not None else pr.get("store", "-")
+        counts = {"paper": summary["paper_n_sites"][x], "cells built": px.get("cells"),
+                  "probed": px.get("probed"), "passed probe": px.get("passed"),
+                  "spectra": summary.get("n_sites", {}).get(x, 0),
+                  "gap_ok": summary.get("n_sites_gap_ok", {}).get(x, 0),
+                  "failed": summary.get("n_failed", {}).get(x, {}).get("scf", 0),
+                  "pending": summary.get("n_pending", {}).get(x, 0)}
+        for k, v in counts.items():
+            total[k] += v or 0
+        row = [x, num(counts["paper"]), store, num(counts["cells built"]), num(counts["probed"]),
+               num(counts["passed probe"]), num(counts["spectra"]), num(counts["gap_ok"]), num(counts["failed"]),
+               num(counts["pending"]), num(short.get(x)), num(px.get("s_probe_passed")),
+               num(px.get("s_probe_failed")), num(summary.get("s_per_site_converged", {}).get(x)),
+               num(summary.get("s_per_site_scf_failed", {}).get(x))]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("| all | " + " | ".join([num(total["paper"]), "", num(total["cells built"]), num(total["probed"]),
+                                          num(total["passed probe"]), num(total["spectra"]), num(total["gap_ok"]),
+                                          num(total["failed"]), num(total["pending"])] + [""] * 5) + " |")
+    return "\n".join(lines)
