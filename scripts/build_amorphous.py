@@ -118,7 +118,7 @@ def step_md(args: argparse.Namespace) -> None:
 
 
 def step_checks(args: argparse.Namespace) -> None:
-    from s2s.amorphous.checks import checks_table, plot_checks, plot_md_traces
+    from s2s.amorphous.checks import checks_markdown, checks_table, plot_checks, plot_md_traces
 
     store = store_dir(args)
     figure = args.figure
@@ -141,6 +141,16 @@ def step_checks(args: argparse.Namespace) -> None:
               f"Si-O-Si mode {v['si_o_si_mode']:.0f} mean {v['si_o_si_mean']:.1f}, "
               f"O-Si-O {v['o_si_o_mean']:.1f}, Si-Si frac {v['si_si_bond_fraction']:.3f} "
               f"(RBM {v['si_si_bond_fraction_rbm']:.3f})")
+    if args.doc:  # the table between <!-- checks_<store>:begin/end --> of the document
+        from s2s.results import replace_block
+
+        doc = Path(args.doc)
+        try:
+            text = replace_block(doc.read_text(), checks_markdown(table), name=f"checks_{store.name}")
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"--doc {doc}: {err}") from None
+        atomic_write_text(doc, text)
+        print(f"checks table -> {doc}")
 
 
 def _scf_failed(cache: Path, settings, name: str, site: int) -> bool:
@@ -390,7 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop-at", default=None, help="spectra: start no new site after the next HH:MM UTC")
     parser.add_argument("--retry-failed", action="store_true", help="spectra: recompute cached failures")
     parser.add_argument("--doc", default=None,
-                        help="spectra: also rewrite the <!-- status --> table of this markdown file (docs/amorphous.md)")
+                        help="spectra / checks: also rewrite the <!-- status --> / <!-- checks_STORE --> table "
+                             "of this markdown file (docs/amorphous.md)")
     parser.add_argument("--no-compute", action="store_true",
                         help="spectra: only collect what is in the cache (the rest is reported as pending)")
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS,

@@ -378,6 +378,19 @@ def test_status_table_and_doc_block(tmp_path):
         script._write_status(plain, summary, args)
 
 
+def test_checks_markdown_from_table_and_json(alpha_quartz):
+    """The docs' glass-check table: the same rows from the in-memory table and from checks.json."""
+    from s2s.amorphous.checks import checks_markdown, checks_table
+
+    table = checks_table([alpha_quartz])
+    md_text = checks_markdown(table)
+    assert md_text == checks_markdown(json.loads(json.dumps(table)))
+    row = md_text.splitlines()[2].split(" | ")
+    assert row[0] == "| 2.00" and row[1] == "1"
+    assert row[4] == "0.00/1.00/0.00" and row[5] == "1.00/0.00"  # quartz: Si 4-fold, O 2-fold
+    assert row[8].startswith("0.000 (0.000)")
+
+
 def test_stop_at_is_the_next_occurrence():
     """--stop-at HH:MM (UTC) means the next such time, also across midnight; bad input is a clear error."""
     import datetime as dt

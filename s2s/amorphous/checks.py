@@ -115,6 +115,25 @@ def checks_table(structures: Sequence) -> dict[str, dict[str, Any]]:
     return table
 
 
+def checks_markdown(table: dict[str, dict[str, Any]]) -> str:
+    """Markdown table of :func:`checks_table` (or its JSON round trip), one row per composition."""
+
+    def frac(hist: dict, k: int) -> float:
+        return float(hist.get(k, hist.get(str(k), 0.0)))
+
+    lines = ["| x | cells | density g/cm^3 | Si-O Å | Si CN 3/4/5 | O with 2 Si / 3 Si | Si-O-Si mode (mean) deg "
+             "| O-Si-O mean deg | Si-Si bond fraction (random bonding) |", "|" + "---|" * 9]
+    for key in sorted(table, key=float):
+        v = table[key]
+        si, o = v["si_cn_hist"], v["o_cn_si_hist"]
+        lines.append(
+            f"| {key} | {v['n_cells']} | {v['density_mean']:.2f} ± {v['density_std']:.2f} | {v['si_o_mean']:.3f} "
+            f"| {frac(si, 3):.2f}/{frac(si, 4):.2f}/{frac(si, 5):.2f} | {frac(o, 2):.2f}/{frac(o, 3):.2f} "
+            f"| {v['si_o_si_mode']:.0f} ({v['si_o_si_mean']:.1f}) | {v['o_si_o_mean']:.1f} "
+            f"| {v['si_si_bond_fraction']:.3f} ({v['si_si_bond_fraction_rbm']:.3f}) |")
+    return "\n".join(lines)
+
+
 def plot_checks(structures: Sequence, path: Path, table: dict[str, dict[str, Any]] | None = None) -> Path:
     """Eight-panel figure of the glass checks, written to ``path`` (PNG)."""
     import matplotlib
