@@ -142,15 +142,7 @@ def step_checks(args: argparse.Namespace) -> None:
               f"O-Si-O {v['o_si_o_mean']:.1f}, Si-Si frac {v['si_si_bond_fraction']:.3f} "
               f"(RBM {v['si_si_bond_fraction_rbm']:.3f})")
     if args.doc:  # the table between <!-- checks_<store>:begin/end --> of the document
-        from s2s.results import replace_block
-
-        doc = Path(args.doc)
-        try:
-            text = replace_block(doc.read_text(), checks_markdown(table), name=f"checks_{store.name}")
-        except (OSError, ValueError) as err:
-            raise SystemExit(f"--doc {doc}: {err}") from None
-        atomic_write_text(doc, text)
-        print(f"checks table -> {doc}")
+        _replace_doc_block(Path(args.doc), checks_markdown(table), f"checks_{store.name}")
 
 
 def _scf_failed(cache: Path, settings, name: str, site: int) -> bool:
@@ -186,20 +178,26 @@ STATUS_NOTE = (
     "loaded 2-core machine (`nice -n 15`, one thread).\n\n")
 
 
+def _replace_doc_block(doc: Path, block: str, name: str) -> None:
+    """Rewrite what lies between ``<!-- name:begin/end -->`` in the markdown file ``doc`` (atomically)."""
+    from s2s.results import replace_block
+
+    try:
+        text = replace_block(doc.read_text(), block, name=name)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"--doc {doc}: {err}") from None
+    atomic_write_text(doc, text)
+    print(f"{name} table -> {doc}")
+
+
 def _write_status(doc: Path, full: dict, args: argparse.Namespace) -> None:
     """Replace the ``status`` block of ``doc`` with the table of :func:`s2s.amorphous.spectra.status_table`."""
     from s2s.amorphous.spectra import status_table
-    from s2s.results import replace_block
 
     opts = " ".join(["--atoms", str(args.atoms)] + [f"--store-for {v}" for v in args.store_for or []] + ["--no-compute"])
     shown = doc.resolve().relative_to(ROOT) if doc.resolve().is_relative_to(ROOT) else doc
     note = STATUS_NOTE.format(opts=opts, doc=shown, when=time.strftime("%Y-%m-%d %H:%M", time.gmtime()))
-    try:
-        text = replace_block(doc.read_text(), note + status_table(full), name="status")
-    except (OSError, ValueError) as err:
-        raise SystemExit(f"--doc {doc}: {err}") from None
-    atomic_write_text(doc, text)
-    print(f"status table -> {doc}")
+    _replace_doc_block(doc, note + status_table(full), "status")
 
 
 def _probe_meta(args: argparse.Namespace, gate: dict | None) -> dict:
