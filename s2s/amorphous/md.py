@@ -459,14 +459,12 @@ def minimise(atoms: Atoms, potential: Path | None = None, relax_cell: bool = Tru
         _setup(lmp, atoms, potential)
         lmp.commands_list(["run 0"])
         e_start = float(lmp.get_thermo("pe"))
+        minimize = f"minimize {float(etol)!r} {float(ftol)!r} {int(maxiter)} {10 * int(maxiter)}"
         lmp.command("min_style cg")
-        for _ in range(max(1, cycles) if relax_cell else 1):
-            if relax_cell:
-                lmp.command(f"fix relax all box/relax tri {float(pressure_bar)!r} vmax 0.001")
-            lmp.command(f"minimize {float(etol)!r} {float(ftol)!r} {int(maxiter)} {10 * int(maxiter)}")
-            if relax_cell:
-                lmp.command("unfix relax")
-        lmp.command(f"minimize {float(etol)!r} {float(ftol)!r} {int(maxiter)} {10 * int(maxiter)}")
+        for _ in range(max(1, cycles) if relax_cell else 0):
+            lmp.commands_list([f"fix relax all box/relax tri {float(pressure_bar)!r} vmax 0.001", minimize,
+                               "unfix relax"])
+        lmp.command(minimize)  # positions alone in the final cell
         lmp.command("run 0")
         energy = float(lmp.get_thermo("pe"))
         out = _read_atoms(lmp)

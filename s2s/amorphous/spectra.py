@@ -468,21 +468,17 @@ def status_table(summary: Mapping[str, Any]) -> str:
         px, pr = per_x.get(x, {}), proto.get(x, {})
         melt = pr.get("protocol", {}).get("melt_T")
         store = f"{pr.get('store', '-')} ({melt:g} K)" if melt is not None else pr.get("store", "-")
-        counts = {"paper": summary["paper_n_sites"][x], "cells built": px.get("cells"),
-                  "probed": px.get("probed"), "passed probe": px.get("passed"),
-                  "spectra": summary.get("n_sites", {}).get(x, 0),
-                  "gap_ok": summary.get("n_sites_gap_ok", {}).get(x, 0),
-                  "failed": summary.get("n_failed", {}).get(x, {}).get("scf", 0),
-                  "pending": summary.get("n_pending", {}).get(x, 0)}
-        for k, v in counts.items():
-            total[k] += v or 0
-        row = [x, num(counts["paper"]), store, num(counts["cells built"]), num(counts["probed"]),
-               num(counts["passed probe"]), num(counts["spectra"]), num(counts["gap_ok"]), num(counts["failed"]),
-               num(counts["pending"]), num(short.get(x)), num(px.get("s_probe_passed")),
-               num(px.get("s_probe_failed")), num(summary.get("s_per_site_converged", {}).get(x)),
-               num(summary.get("s_per_site_scf_failed", {}).get(x))]
+        counts = [px.get("cells"), px.get("probed"), px.get("passed"), summary.get("n_sites", {}).get(x, 0),
+                  summary.get("n_sites_gap_ok", {}).get(x, 0), summary.get("n_failed", {}).get(x, {}).get("scf", 0),
+                  summary.get("n_pending", {}).get(x, 0)]  # "cells built" ... "pending", summed in the last row
+        paper = summary["paper_n_sites"][x]
+        total["paper"] += paper
+        for i, v in enumerate(counts):
+            total[i] += v or 0
+        seconds = [px.get("s_probe_passed"), px.get("s_probe_failed"), summary.get("s_per_site_converged", {}).get(x),
+                   summary.get("s_per_site_scf_failed", {}).get(x)]
+        row = [x, num(paper), store, *map(num, counts), num(short.get(x)), *map(num, seconds)]
         lines.append("| " + " | ".join(row) + " |")
-    lines.append("| all | " + " | ".join([num(total["paper"]), "", num(total["cells built"]), num(total["probed"]),
-                                          num(total["passed probe"]), num(total["spectra"]), num(total["gap_ok"]),
-                                          num(total["failed"]), num(total["pending"])] + [""] * 5) + " |")
+    last = ["all", num(total["paper"]), "", *(num(total[i]) for i in range(7))] + [""] * 5
+    lines.append("| " + " | ".join(last) + " |")
     return "\n".join(lines)
