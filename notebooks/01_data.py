@@ -21,6 +21,7 @@
 
 # %% tags=["parameters"]
 small = False  # CI: fewer structures in the live rebuild
+figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
 dataset_path = "../data/s2s_open_v1.h5"
 n_live = 4  # structures simulated live (smallest cells first)
 
@@ -42,7 +43,7 @@ from s2s.spectrum import GRID
 from s2s.structures import load_records
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
-FIG = Path("../figures")
+FIG = Path(figures_dir)
 if small:
     n_live = 2
 
@@ -154,10 +155,10 @@ if show:
 
 # %%
 if not small:
-    data = read_results("../figures/results.json").get("data", {})
+    data = read_results(FIG / "results.json").get("data", {})
     data.update({
         "n_structures": len(ids), "n_sites": len(ds), "n_train": len(ds.train), "n_test": len(ds.test),
         "n_reference_sites": len(rows), "simulator_vs_dft_pearson_mean": round(r_mean, 4),
     })
-    update_results("data", data, "../figures/results.json")
+    update_results("data", data, FIG / "results.json")
     print(data)

@@ -25,6 +25,7 @@
 
 # %% tags=["parameters"]
 small = False  # CI: tiny model, a few steps, scratch folder
+figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
 dataset_path = "../data/s2s_open_v1.h5"
 model_dir = "../models/s2s_open_v2"
 retrain = False  # True: train from scratch (or resume) into model_dir
@@ -48,7 +49,7 @@ from s2s.plots import plot_loss_curve, read_loss_csv, save_figure
 from s2s.train import load_model, train
 
 torch.set_num_threads(1)
-FIG = Path("../figures")
+FIG = Path(figures_dir)
 model_dir = Path(model_dir)
 if small:
     import shutil
@@ -128,4 +129,4 @@ if not small:
         "train_minutes": round(run["seconds_total"] / 60, 1) if "seconds_total" in run else None,
         "final_loss": round(float(hist["loss"][-k:].mean()), 4),
         "continued_from_step": (run.get("continued_from") or {}).get("step"),
-    }, "../figures/results.json")
+    }, FIG / "results.json")

@@ -23,6 +23,7 @@
 
 # %% tags=["parameters"]
 small = False  # CI: a few test sites, few sampling steps
+figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
 dataset_path = "../data/s2s_open_v1.h5"
 model_path = "../models/s2s_open_v2/model.pt"
 n_steps = None  # reverse-diffusion steps (None: all T of the model, 1000)
@@ -47,7 +48,7 @@ from s2s.train import load_model
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 torch.set_num_threads(1)
-FIG = Path("../figures")
+FIG = Path(figures_dir)
 DPI = 300  # PNG resolution (small: 100, a smoke test)
 if small:
     n_steps, n_test_max = 50, 8
@@ -166,5 +167,5 @@ if not small:
     result["best_alignment"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in table["best"].items()}
     result.update({"n_samples": n_samples, "n_steps": n_steps or T, "seed": seed,
                    "model_sha256": file_sha256(model_path), "seconds_per_structure": round(gen_seconds / n_gen, 4)})
-    update_results("test_generation", result, "../figures/results.json")
+    update_results("test_generation", result, FIG / "results.json")
     print(result)

@@ -24,6 +24,7 @@
 
 # %% tags=["parameters"]
 small = False  # CI: a few test sites, few sampling steps
+figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
 dataset_path = "../data/s2s_open_v1.h5"
 model_path = "../models/s2s_open_v2/model.pt"
 n_steps = None  # reverse-diffusion steps (None: all T of the model, 1000); keep as in 03
@@ -48,7 +49,7 @@ from s2s.template import compare_with_generation, template_match
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 torch.set_num_threads(1)
-FIG = Path("../figures")
+FIG = Path(figures_dir)
 DPI = 300  # PNG resolution (small: 100, a smoke test)
 if small:
     n_steps, n_test_max = 50, 8
@@ -149,5 +150,5 @@ if not small:
         "template_species_accuracy": round(tab_tm["species_accuracy"], 4),
         "n_steps": n_steps, "seed": seed,
     }
-    update_results("template_matching", result, "../figures/results.json")
+    update_results("template_matching", result, FIG / "results.json")
     print(result)

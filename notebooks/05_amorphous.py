@@ -24,6 +24,7 @@
 
 # %% tags=["parameters"]
 small = False  # CI: a few sites per composition, few sampling steps
+figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
 dataset_path = "../data/s2s_open_v1.h5"  # crystalline set: its training split is the template database
 amorphous_path = "../data/amorphous/amorphous.h5"
 model_path = "../models/s2s_open_v2/model.pt"
@@ -53,7 +54,7 @@ from s2s.template import compare_with_generation, template_match
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 torch.set_num_threads(1)
-FIG = Path("../figures")
+FIG = Path(figures_dir)
 DPI = 300  # PNG resolution (small: 100, a smoke test)
 if small:
     n_steps, n_per_composition, overlays_all = 50, 2, False
@@ -151,7 +152,7 @@ save_figure(fig, FIG / "05_rmsd_by_composition", dpi=DPI)
 # %%
 match = np.array([r["paper"]["species_match"] for r in rows])
 o_t, o_g = metric_array(rows, "paper", "o_frac_target"), metric_array(rows, "paper", "o_frac_gen")
-reference = read_results("../figures/results.json").get("test_generation", {}).get("species_accuracy")
+reference = read_results(FIG / "results.json").get("test_generation", {}).get("species_accuracy")
 fig = plot_species_accuracy_by_composition(
     {float(k): match[idx] for k, idx in row_groups.items()}, reference=reference,
     o_frac_target={float(k): o_t[idx] for k, idx in row_groups.items()},
@@ -233,5 +234,5 @@ if not small:
         "n_samples": n_samples, "n_steps": n_steps, "seed": seed,
         "seconds_per_structure": round(gen_seconds / n_gen, 4),
     }
-    update_results("amorphous_generation", result, "../figures/results.json")
+    update_results("amorphous_generation", result, FIG / "results.json")
     print(result)

@@ -25,6 +25,7 @@
 
 # %% tags=["parameters"]
 small = False  # CI: subsampled UMAP, a few sites per composition, few sampling steps
+figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
 dataset_path = "../data/s2s_open_v1.h5"
 amorphous_path = "../data/amorphous/amorphous.h5"
 model_path = "../models/s2s_open_v2/model.pt"
@@ -58,7 +59,7 @@ from s2s.train import load_model
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 torch.set_num_threads(1)
-FIG = Path("../figures")
+FIG = Path(figures_dir)
 TRAIN = "training crystals"
 
 
@@ -239,5 +240,5 @@ out = {
 out = round_floats(out, 4)
 json.dumps(out)  # JSON-ready (checked in small mode too)
 if not small:
-    update_results("umap", out, "../figures/results.json")
+    update_results("umap", out, FIG / "results.json")
 print({k: out[k] for k in ("n_train", "n_amorphous", "compositions_inside_umap", "model_win_rate")})

@@ -29,6 +29,7 @@
 
 # %% tags=["parameters"]
 small = False  # CI: few samples, few sampling steps
+figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
 dataset_path = "../data/s2s_open_v1.h5"
 model_path = "../models/s2s_open_v2/model.pt"
 reference_dir = "../data/reference"
@@ -68,7 +69,7 @@ from s2s.train import load_model
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 warnings.filterwarnings("ignore", message="Issues encountered while parsing CIF")
 torch.set_num_threads(1)
-FIG = Path("../figures")
+FIG = Path(figures_dir)
 if small:
     n_samples, n_steps = 4, 50
 
@@ -276,5 +277,5 @@ if "xtb" in stats:
 out = round_floats(out, 4)
 json.dumps(out)  # JSON-ready (checked in small mode too)
 if not small:
-    update_results("experimental_quartz", out, "../figures/results.json")
+    update_results("experimental_quartz", out, FIG / "results.json")
 print({k: v for k, v in out.items() if k.startswith(("rmsd", "n_", "target"))})
