@@ -15,6 +15,16 @@ N_SPECTRUM = 200
 N_SPECIES = 2
 
 
+#: Ways the spectrum reaches the network (``ModelConfig.spectrum_encoder``).
+SPECTRUM_ENCODERS = ("none", "add", "film")
+#: What the network predicts (``DiffusionConfig.parameterization``).
+PARAMETERIZATIONS = ("eps", "x0")
+#: Loss weights w(t) of the x_0 error (``DiffusionConfig.loss_weight``), see :mod:`s2s.diffusion`.
+LOSS_WEIGHTS = ("snr", "min_snr", "clamp_snr")
+#: Training-time distributions of t (``DiffusionConfig.t_sampling``).
+T_SAMPLINGS = ("uniform", "band")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """EGNN denoiser (Satorras et al. 2021, EDM variant).  Paper: L = 5, hidden 1024, message 256."""
@@ -30,6 +40,18 @@ class ModelConfig:
     coords_range: float = 15.0
     #: Feed the spectrum to every layer, not only the input embedding.
     spectrum_every_layer: bool = False
+    #: Spectrum encoder beside the paper's S = (s, 0, ..., 0): "none" (the paper), "add" (an MLP of the
+    #: per-bin standardised spectrum added to every node before every layer) or "film" (the same
+    #: embedding scales and shifts every node before every layer, Perez et al. 2018).
+    spectrum_encoder: str = "none"
+    #: Width of the spectrum embedding (None: ``hidden_dim``).
+    spectrum_embed_dim: int | None = None
+    #: Self-conditioning (Chen et al. 2022): the previous x_0 estimate enters as pair distances.
+    self_condition: bool = False
+
+    def __post_init__(self) -> None:
+        if self.spectrum_encoder not in SPECTRUM_ENCODERS:
+            raise ValueError(f"ModelConfig.spectrum_encoder must be one of {SPECTRUM_ENCODERS}, got {self.spectrum_encoder!r}")
 
 
 @dataclass(frozen=True)
@@ -47,6 +69,31 @@ class DiffusionConfig:
     schedule: str = "paper"
     #: Scale of the one-hot species channels before noising (EDM normalises h by 4).
     species_scale: float = 0.25
+    #: The network predicts the noise ("eps", the paper) or the clean environment ("x0", EQGAT-diff).
+    parameterization: str = "eps"
+    #: Weight w(t) of |x0_hat - x0|^2: "snr" = alpha^2/sigma^2, i.e. the paper's plain eps loss;
+    #: "min_snr" = min(SNR, gamma) (Hang et al. 2023); "clamp_snr" = clamp(SNR, lo, hi) (EQGAT-diff).
+    loss_weight: str = "snr"
+    min_snr_gamma: float = 5.0
+    snr_clamp: tuple[float, float] = (0.05, 1.5)
+    #: t ~ U{1..T} ("uniform", the paper) or half of the draws inside the band where alpha_t lies in
+    #: ``alpha_band`` ("band"), the noise levels at which the environment is decided.
+    t_sampling: str = "uniform"
+    alpha_band: tuple[float, float] = (0.2, 0.95)
+    #: Classifier-free guidance (Ho & Salimans 2021): fraction of training graphs whose spectrum is dropped.
+    cond_drop: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("parameterization", self.parameterization, PARAMETERIZATIONS),
+                                     ("loss_weight", self.loss_weight, LOSS_WEIGHTS),
+                                     ("t_sampling", self.t_sampling, T_SAMPLINGS)):
+            if value not in allowed:
+                raise ValueError(f"DiffusionConfig.{name} must be one of {allowed}, got {value!r}")
+        if not 0.0 <= self.cond_drop < 1.0:
+            raise ValueError(f"DiffusionConfig.cond_drop must be in [0, 1), got {self.cond_drop}")
+        # tuples survive a JSON round trip as lists: store them as tuples again
+        object.__setattr__(self, "snr_clamp", tuple(self.snr_clamp))
+        object.__setattr__(self, "alpha_band", tuple(self.alpha_band))
 
 
 @dataclass(frozen=True)
@@ -65,6 +112,12 @@ class TrainConfig:
     log_every: int = 50
     #: torch threads for training (None: torch's default).
     num_threads: int | None = None
+    #: Linear learning-rate warm-up over this many steps (0: none, the paper).
+    warmup_steps: int = 0
+    #: EMA decay min(beta, (1 + n) / (10 + n)) after n updates, so early weights are forgotten (False: the paper's fixed beta).
+    ema_warmup: bool = False
+    #: Batches of graphs of similar size (a 51-atom graph does not pad a batch of 15-atom graphs).
+    bucket_by_size: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +169,23 @@ def cpu_preset() -> S2SConfig:
     )
 
 
+def cpu_v3_preset() -> S2SConfig:
+    """The CPU recipe that reads the spectrum (issue 14; ablation in docs/model.md).
+
+    The cpu preset's network and batch, plus: the standardised spectrum through an MLP encoder to
+    every node before every layer (FiLM), clean-data prediction with the EQGAT-diff loss weight
+    clamp(SNR, 0.05, 1.5), half of the training steps drawn where alpha_t is 0.2-0.95, 10 % of the
+    spectra dropped (classifier-free guidance), lr warm-up, EMA warm-up and size-bucketed batches.
+    """
+    base = cpu_preset()
+    return S2SConfig(
+        model=replace(base.model, spectrum_encoder="film"),
+        diffusion=replace(base.diffusion, parameterization="x0", loss_weight="clamp_snr", t_sampling="band",
+                          cond_drop=0.1),
+        train=replace(base.train, warmup_steps=500, ema_warmup=True, bucket_by_size=True),
+    )
+
+
 def tiny_preset() -> S2SConfig:
     """For tests and CI smoke runs."""
     return S2SConfig(
@@ -125,7 +195,7 @@ def tiny_preset() -> S2SConfig:
     )
 
 
-PRESETS = {"paper": paper_config, "cpu": cpu_preset, "tiny": tiny_preset}
+PRESETS = {"paper": paper_config, "cpu": cpu_preset, "cpu_v3": cpu_v3_preset, "tiny": tiny_preset}
 
 
 def get_preset(name: str) -> S2SConfig:
@@ -137,5 +207,5 @@ def get_preset(name: str) -> S2SConfig:
 
 __all__ = [
     "ModelConfig", "DiffusionConfig", "TrainConfig", "S2SConfig",
-    "paper_config", "cpu_preset", "tiny_preset", "get_preset", "replace", "N_SPECTRUM", "N_SPECIES",
+    "paper_config", "cpu_preset", "cpu_v3_preset", "tiny_preset", "get_preset", "replace", "N_SPECTRUM", "N_SPECIES",
 ]

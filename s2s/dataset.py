@@ -625,6 +625,30 @@ def make_split(dataset: Dataset, test_fraction: float = 0.1, seed: int = 0, meth
     return Dataset(records, dataset.structures, meta)
 
 
+def validation_split(dataset: Dataset, fraction: float = 0.1, seed: int = 1) -> tuple[Dataset, Dataset]:
+    """Carve a validation set out of the *training* structures: (fit, validation).
+
+    A training structure goes to validation when the SHA-256 of ``(seed, structure id)`` read as a
+    number in [0, 1) is below ``fraction`` (as :func:`make_split` with ``method="hash"``, another
+    seed), so the carve is stable as the dataset grows and never touches the test split: every
+    modelling choice is made on the validation set, the test set is kept for the headline.
+    Both parts are non-empty when the training split has two or more structures.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation_split: fraction must be in (0, 1), got {fraction}")
+    train = dataset.train
+    ids = train.structure_ids()
+    if not ids:
+        raise ValueError("validation_split: the dataset has no training sites (split labels 'train')")
+    u = {k: _hash_unit(seed, k) for k in ids}
+    val = {k for k in ids if u[k] < fraction}
+    if len(ids) >= 2 and not val:
+        val = {min(ids, key=u.get)}
+    if len(ids) >= 2 and len(val) == len(ids):
+        val.discard(max(ids, key=u.get))
+    return train.filter(lambda r: r.structure_id not in val), train.filter(lambda r: r.structure_id in val)
+
+
 def _balanced_test_ids(dataset: Dataset, ids: list[str], test_fraction: float, seed: int) -> set[str]:
     counts = {k: 0 for k in ids}
     for r in dataset:

@@ -112,19 +112,121 @@ def q_sample(x0, h0, t, schedule: Schedule, node_mask, generator=None):
     return z_x, z_h, eps_x, eps_h
 
 
+def snr_weight(snr: torch.Tensor, cfg: DiffusionConfig) -> torch.Tensor:
+    """w(t) multiplying |x0_hat - x0|^2 (``DiffusionConfig.loss_weight``); SNR = alpha_t^2 / sigma_t^2.
+
+    "snr": w = SNR, which is the paper's plain |eps_hat - eps|^2 (since eps error = sqrt(SNR) x_0 error);
+    "min_snr": w = min(SNR, gamma) (Hang et al. 2023); "clamp_snr": w = clamp(SNR, lo, hi) (EQGAT-diff,
+    Le et al. 2024), which spends the training on the noise levels where the environment is decided.
+    """
+    if cfg.loss_weight == "snr":
+        return snr
+    if cfg.loss_weight == "min_snr":
+        return snr.clamp(max=cfg.min_snr_gamma)
+    lo, hi = cfg.snr_clamp
+    return snr.clamp(min=lo, max=hi)
+
+
+def sample_t(b: int, schedule: Schedule, generator=None) -> torch.Tensor:
+    """(B,) training steps in 1..T: uniform (the paper) or half of them in the ``alpha_band`` ("band")."""
+    cfg = schedule.cfg
+    t = torch.randint(1, cfg.T + 1, (b,), generator=generator)
+    if cfg.t_sampling == "band":
+        lo, hi = cfg.alpha_band
+        alpha = schedule.alpha[1:]
+        band = torch.nonzero((alpha >= lo) & (alpha <= hi)).flatten() + 1
+        pick = band[torch.randint(0, len(band), (b,), generator=generator)]
+        half = torch.rand(b, generator=generator) < 0.5
+        t = torch.where(half, pick, t)
+    return t
+
+
+def model_predictions(model, z_x, z_h, t, spectrum, node_mask, schedule: Schedule, cond=None, self_cond=None):
+    """The network's x_0 and eps estimates at integer steps t (B,), whatever it was trained to predict.
+
+    Returns (x_hat (B,N,3) Å, h_hat (B,N,K), eps_x, eps_h), unclipped:
+    ``parameterization="eps"``: x_hat = (z_t - sigma_t eps_hat) / alpha_t;
+    ``parameterization="x0"``:  eps_hat = (z_t - alpha_t x_hat) / sigma_t.
+    Only movable atoms (not the excited O, not padding) carry meaningful values.
+    """
+    cfg = schedule.cfg
+    a, sg = schedule(t, z_x.dtype)
+    a, sg = a[:, None, None], sg[:, None, None]
+    kwargs = {}
+    if cond is not None:
+        kwargs["cond"] = cond
+    if self_cond is not None:
+        kwargs["self_cond"] = self_cond
+    out_x, out_h = model(z_x, z_h, t.to(z_x.dtype) / cfg.T, spectrum, node_mask, **kwargs)
+    if cfg.parameterization == "eps":
+        return (z_x - sg * out_x) / a, (z_h - sg * out_h) / a, out_x, out_h
+    mm = movable_mask(node_mask)[..., None]
+    x_hat = (z_x + out_x) * mm
+    h_hat = out_h * mm
+    return x_hat, h_hat, (z_x - a * x_hat) / sg, (z_h - a * h_hat) / sg
+
+
+def guided_predictions(model, z_x, z_h, t, spectrum, node_mask, schedule: Schedule, guidance: float = 0.0,
+                       self_cond=None):
+    """:func:`model_predictions` with classifier-free guidance (Ho & Salimans 2021).
+
+    x_hat = (1 + w) x_hat(s) - w x_hat(no spectrum) for guidance weight w (0: the conditional model alone);
+    eps follows linearly.  Costs a second network call when w != 0.
+    """
+    if guidance == 0.0:
+        return model_predictions(model, z_x, z_h, t, spectrum, node_mask, schedule, self_cond=self_cond)
+    b = z_x.shape[0]
+    cat = lambda v: torch.cat([v, v], dim=0)  # noqa: E731
+    cond = torch.cat([torch.ones(b), torch.zeros(b)]).to(z_x.dtype)
+    sc = None if self_cond is None else tuple(cat(v) for v in self_cond)
+    both = model_predictions(model, cat(z_x), cat(z_h), cat(t), cat(spectrum), cat(node_mask), schedule, cond=cond,
+                             self_cond=sc)
+    return tuple((1.0 + guidance) * v[:b] - guidance * v[b:] for v in both)
+
+
 def diffusion_loss(model, batch: GraphBatch, schedule: Schedule, generator=None) -> torch.Tensor:
-    """EDM L2 loss: mean over graphs of |eps - eps_hat|^2 averaged over movable atoms and dims."""
+    """Mean over graphs of w(t)/SNR(t) |eps - eps_hat|^2 = w(t) |x_0 - x_hat|^2 over movable atoms and dims.
+
+    With the defaults (eps parameterization, ``loss_weight="snr"``, uniform t, no spectrum dropout,
+    no self-conditioning) this is EDM's plain L2 loss of the paper, computed as before.
+    """
     cfg = schedule.cfg
     b = batch.batch_size
-    t = torch.randint(1, cfg.T + 1, (b,), generator=generator)
+    t = sample_t(b, schedule, generator)
     h0 = encode_species(batch.h, cfg)
     z_x, z_h, eps_x, eps_h = q_sample(batch.x, h0, t, schedule, batch.node_mask, generator)
-    pred_x, pred_h = model(z_x, z_h, t.to(z_x.dtype) / cfg.T, batch.spectrum, batch.node_mask)
+    cond = None
+    if cfg.cond_drop > 0:
+        cond = (torch.rand(b, generator=generator) >= cfg.cond_drop).to(z_x.dtype)
+    self_cond = None
+    if getattr(getattr(model, "cfg", None), "self_condition", False):
+        use = torch.rand(b, generator=generator) < 0.5
+        with torch.no_grad():
+            x_sc, h_sc, _, _ = model_predictions(model, z_x, z_h, t, batch.spectrum, batch.node_mask, schedule, cond)
+        keep = use.to(z_x.dtype)[:, None, None]
+        self_cond = (x_sc.detach() * keep, h_sc.detach() * keep)
     mm = movable_mask(batch.node_mask)
-    err = ((pred_x - eps_x) ** 2).sum(-1) + ((pred_h - eps_h) ** 2).sum(-1)  # (B,N)
     dims = 3 + batch.h.shape[-1]
+    if cfg.parameterization == "eps" and cfg.loss_weight == "snr":
+        pred_x, pred_h = model(z_x, z_h, t.to(z_x.dtype) / cfg.T, batch.spectrum, batch.node_mask,
+                               **({"cond": cond} if cond is not None else {}),
+                               **({"self_cond": self_cond} if self_cond is not None else {}))
+        err = ((pred_x - eps_x) ** 2).sum(-1) + ((pred_h - eps_h) ** 2).sum(-1)  # (B,N)
+        per_graph = (err * mm).sum(1) / (mm.sum(1).clamp(min=1.0) * dims)
+        return per_graph.mean()
+    x_hat, h_hat, e_x, e_h = model_predictions(model, z_x, z_h, t, batch.spectrum, batch.node_mask, schedule, cond,
+                                               self_cond)
+    a, sg = schedule(t, z_x.dtype)
+    snr = (a / sg) ** 2
+    w = snr_weight(snr, cfg)
+    if cfg.parameterization == "eps":
+        err = ((e_x - eps_x) ** 2).sum(-1) + ((e_h - eps_h) ** 2).sum(-1)
+        factor = w / snr
+    else:
+        err = ((x_hat - batch.x) ** 2).sum(-1) + ((h_hat - h0) ** 2).sum(-1)
+        factor = w
     per_graph = (err * mm).sum(1) / (mm.sum(1).clamp(min=1.0) * dims)
-    return per_graph.mean()
+    return (factor * per_graph).mean()
 
 
 # ---------------------------------------------------------------- reverse process
@@ -167,17 +269,20 @@ def timesteps(T: int, n_steps: int | None = None) -> list[int]:
     return [int(v) for v in grid]
 
 
-def _decode_z0(model, schedule, z_x, z_h, spectrum, node_mask, mm, clip_radius) -> SampleOutput:
+def _decode_z0(model, schedule, z_x, z_h, spectrum, node_mask, mm, clip_radius, guidance=0.0, self_cond=None) -> SampleOutput:
     """Last step of every sampler: x = (z_0 - sigma_0 eps_hat) / alpha_0 (clipped), species = argmax h."""
     b = z_x.shape[0]
     t0 = torch.zeros(b, dtype=torch.long)
-    a0, sg0 = schedule(t0)
-    eps_x, eps_h = model(z_x, z_h, t0.float(), spectrum, node_mask)
-    x = clip_x0((z_x - sg0[:, None, None] * eps_x) / a0[:, None, None], clip_radius) * mm
-    h = (z_h - sg0[:, None, None] * eps_h) / a0[:, None, None]
+    x, h, _, _ = guided_predictions(model, z_x, z_h, t0, spectrum, node_mask, schedule, guidance, self_cond)
+    x = clip_x0(x, clip_radius) * mm
     species = torch.argmax(h, dim=-1)
     species[:, 0] = O
     return SampleOutput(x=x, species=species, node_mask=node_mask)
+
+
+def _self_cond(model, x_hat, h_hat):
+    """The previous estimate for a self-conditioned model, else None."""
+    return (x_hat, h_hat) if getattr(getattr(model, "cfg", None), "self_condition", False) else None
 
 
 @torch.no_grad()
@@ -190,12 +295,14 @@ def sample(
     n_steps: int | None = None,
     progress: bool = False,
     clip_radius: float | None = 6.0,
+    guidance: float = 0.0,
 ) -> SampleOutput:
     """Ancestral sampling from N(0, I) at t=T down to t=0, conditioned on spectra (B, L).
 
     ``n_steps`` < T skips steps (the same ancestral update between non-adjacent times),
     a cheap approximation; the paper's protocol uses all T = 1000 steps.
     ``clip_radius`` (Å): radial clip of the predicted x_0 (module docstring); None disables it.
+    ``guidance``: classifier-free guidance weight w (:func:`guided_predictions`; 0 = none, the paper).
     """
     cfg = schedule.cfg
     spectrum = torch.as_tensor(spectrum, dtype=torch.float32)
@@ -213,6 +320,7 @@ def sample(
 
         it = tqdm(pairs, desc="sampling", unit="step")
     fixed_h = excited_species(b, n, k, cfg, z_x)
+    sc = None
     for t_int, s_int in it:
         t = torch.full((b,), t_int)
         s = torch.full((b,), s_int)
@@ -221,10 +329,10 @@ def sample(
         a_ts = (a_t / a_s)[:, None, None]
         sg2_ts = (1.0 - a_ts**2).clamp(min=0.0)
         sg_t, sg_s = sg_t[:, None, None], sg_s[:, None, None]
-        eps_x, eps_h = model(z_x, z_h, t.float() / cfg.T, spectrum, node_mask)
-        a_t3 = a_t[:, None, None]
-        x_hat = clip_x0((z_x - sg_t * eps_x) / a_t3, clip_radius)
-        h_hat = clip_h0((z_h - sg_t * eps_h) / a_t3, cfg.species_scale if clip_radius else None)
+        x_raw, h_raw, _, _ = guided_predictions(model, z_x, z_h, t, spectrum, node_mask, schedule, guidance, sc)
+        x_hat = clip_x0(x_raw, clip_radius)
+        h_hat = clip_h0(h_raw, cfg.species_scale if clip_radius else None)
+        sc = _self_cond(model, x_hat, h_hat)
         c_x0 = a_s[:, None, None] * sg2_ts / sg_t**2
         c_zt = a_ts * sg_s**2 / sg_t**2
         mu_x = c_x0 * x_hat + c_zt * z_x
@@ -233,7 +341,7 @@ def sample(
         z_x = (mu_x + std * torch.randn(z_x.shape, generator=generator)) * mm
         z_h = (mu_h + std * torch.randn(z_h.shape, generator=generator)) * mm + fixed_h
     # x_0 from z_0: x = (z_0 - sigma_0 eps_hat) / alpha_0
-    return _decode_z0(model, schedule, z_x, z_h, spectrum, node_mask, mm, clip_radius)
+    return _decode_z0(model, schedule, z_x, z_h, spectrum, node_mask, mm, clip_radius, guidance, sc)
 
 
 @torch.no_grad()
@@ -248,6 +356,7 @@ def sample_ddim(
     progress: bool = False,
     clip_radius: float | None = 6.0,
     noise: tuple[torch.Tensor, torch.Tensor] | None = None,
+    guidance: float = 0.0,
 ) -> SampleOutput:
     """Few-step DDIM sampler (Song et al. 2021) on the same eps-model, via the predicted x_0.
 
@@ -267,6 +376,7 @@ def sample_ddim(
     same x_0 = (z_0 - sigma_0 eps_hat) / alpha_0 at t = 0.  Network calls: n_steps + 1.
     ``noise``: optional initial (z_x (B,N,3), z_h (B,N,K)) instead of drawing them from
     ``generator`` (masked like the drawn ones; used to test equivariance).
+    ``guidance``: classifier-free guidance weight w (:func:`guided_predictions`; 0 = none).
     """
     if not eta >= 0.0:
         raise ValueError(f"eta must be >= 0, got {eta!r}")
@@ -289,6 +399,7 @@ def sample_ddim(
     grid = timesteps(cfg.T, n_steps)
     pairs = list(zip(grid[:-1], grid[1:]))
     it = pairs
+    sc = None
     if progress:
         from tqdm.auto import tqdm
 
@@ -300,9 +411,10 @@ def sample_ddim(
         a_s, sg_s = schedule(s)
         a_t, sg_t = a_t[:, None, None], sg_t[:, None, None]
         a_s, sg_s = a_s[:, None, None], sg_s[:, None, None]
-        eps_x, eps_h = model(z_x, z_h, t.float() / cfg.T, spectrum, node_mask)
-        x_hat = clip_x0((z_x - sg_t * eps_x) / a_t, clip_radius)
-        h_hat = clip_h0((z_h - sg_t * eps_h) / a_t, cfg.species_scale if clip_radius else None)
+        x_raw, h_raw, _, _ = guided_predictions(model, z_x, z_h, t, spectrum, node_mask, schedule, guidance, sc)
+        x_hat = clip_x0(x_raw, clip_radius)
+        h_hat = clip_h0(h_raw, cfg.species_scale if clip_radius else None)
+        sc = _self_cond(model, x_hat, h_hat)
         e_x = (z_x - a_t * x_hat) / sg_t
         e_h = (z_h - a_t * h_hat) / sg_t
         sg2_ts = (1.0 - (a_t / a_s) ** 2).clamp(min=0.0)
@@ -315,7 +427,7 @@ def sample_ddim(
             z_h = z_h + c * torch.randn(z_h.shape, generator=generator)
         z_x = z_x * mm
         z_h = z_h * mm + fixed_h
-    return _decode_z0(model, schedule, z_x, z_h, spectrum, node_mask, mm, clip_radius)
+    return _decode_z0(model, schedule, z_x, z_h, spectrum, node_mask, mm, clip_radius, guidance, sc)
 
 
 #: Samplers by name, for :func:`s2s.sample.generate` and the command line.
@@ -327,6 +439,7 @@ def n_parameters(model: torch.nn.Module) -> int:
 
 
 __all__ = [
-    "alpha_schedule", "sigma_schedule", "Schedule", "q_sample", "diffusion_loss", "sample",
+    "alpha_schedule", "sigma_schedule", "Schedule", "q_sample", "diffusion_loss", "sample", "model_predictions",
+    "guided_predictions", "snr_weight", "sample_t",
     "SampleOutput", "timesteps", "sample_ddim", "SAMPLERS", "node_mask_from_counts", "movable_mask", "encode_species", "n_parameters",
 ]

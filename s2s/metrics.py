@@ -16,6 +16,9 @@ Per target/generated pair (:func:`evaluate_pair`):
 * Species match (the paper's species accuracy): the oxygen fraction of the
   generated environment equals the target's exactly (compared as integers,
   n_O_gen * N_target == n_O_target * N_gen).
+* Validity (:func:`validity`, not in the paper): the generated environment is chemistry:
+  its first-shell count equals the target's, every Si-O pair closer than 2.0 Å lies at
+  1.45-1.85 Å, and no O-O pair is closer than 2.0 Å unless the target has one.
 
 :func:`summarize` averages over cases: NaN-skipping means of the RMSDs and of the
 per-case CN relative errors (the paper's 1.86 % / 4.27 % for shells 1 / 2 are read
@@ -90,6 +93,54 @@ def species_match(target: Environment, generated: Environment) -> bool:
     return o_g * n_t == o_t * n_g
 
 
+#: Si-O bond lengths accepted by :func:`validity`, Å (silicates: 1.58-1.68; suboxides a little wider).
+SI_O_RANGE = (1.45, 1.85)
+#: Pairs closer than this are bonded for :func:`validity`, Å (the environment cutoff).
+BOND_CUTOFF = 2.0
+#: O-O pairs closer than this are rejected by :func:`validity` unless the target has one, Å.
+O_O_MIN = 2.0
+
+
+def _pair_distances(env: Environment, a: int, b: int) -> np.ndarray:
+    """Distances (Å) of all species-a / species-b pairs of an environment (each unordered pair once)."""
+    c = env.coords
+    d = cdist(c, c)
+    sa, sb = env.species == a, env.species == b
+    mask = sa[:, None] & sb[None, :]
+    if a == b:
+        mask = np.triu(mask, k=1)
+    else:
+        mask = mask | mask.T
+        mask = np.triu(mask, k=1)
+    return d[mask]
+
+
+def validity(target: Environment, generated: Environment, cutoff: float = DEFAULT_CUTOFF) -> dict:
+    """Is the generated environment chemically sane?  Keys: valid and its three parts (bools).
+
+    ``shell1_count``: as many first-shell atoms (2.0 Å graph-hop rule) as the target;
+    ``si_o``: every Si-O pair closer than :data:`BOND_CUTOFF` lies in :data:`SI_O_RANGE` (Å);
+    ``o_o``: no O-O pair closer than :data:`O_O_MIN` (Å), unless the target has one (peroxide-like
+    pairs occur in a few generated crystals).
+    """
+    from s2s.environment import SI
+
+    if generated.n_atoms == 0 or not np.all(np.isfinite(generated.coords)):
+        return {"valid": False, "shell1_count": False, "si_o": False, "o_o": False}
+    cn_t = coordination_numbers(target.shell)[0]
+    cn_g = coordination_numbers(assign_shells(generated.coords - generated.coords[0], cutoff))[0]
+    sio = _pair_distances(generated, SI, O)
+    sio = sio[sio < BOND_CUTOFF]
+    si_o_ok = bool(np.all((sio >= SI_O_RANGE[0]) & (sio <= SI_O_RANGE[1])))
+    oo_t = _pair_distances(target, O, O)
+    oo_g = _pair_distances(generated, O, O)
+    target_has_short = bool(np.any(oo_t < O_O_MIN))
+    o_o_ok = target_has_short or not bool(np.any(oo_g < O_O_MIN))
+    out = {"shell1_count": bool(cn_g == cn_t), "si_o": si_o_ok, "o_o": o_o_ok}
+    out["valid"] = all(out.values())
+    return out
+
+
 def _shell_rmsd(d2: np.ndarray, mask: np.ndarray) -> float:
     """RMSD over the entries of squared distances d2 selected by mask (NaN entries = unmatched)."""
     sel = d2[mask & np.isfinite(d2)]
@@ -128,6 +179,7 @@ def evaluate_pair(
         out[f"cn_gen_shell{k}"] = int(cn_g[k - 1])
         out[f"cn_error_shell{k}_pct"] = cn_relative_error_pct(cn_g[k - 1], cn_t[k - 1])
     out["species_match"] = species_match(target, generated)
+    out["valid"] = validity(target, generated, cutoff)["valid"]
     out["o_frac_target"] = target.oxygen_fraction()
     out["o_frac_gen"] = generated.oxygen_fraction()
     out["n_target"] = target.n_atoms
@@ -166,5 +218,7 @@ def summarize(results: Iterable[dict]) -> dict:
         raise ValueError("summarize: no results given")
     out = {k: _nanmean([r[k] for r in results]) for k in _MEAN_KEYS}
     out["species_accuracy"] = float(np.mean([bool(r["species_match"]) for r in results]))
+    if all("valid" in r for r in results):  # rows cached before validity existed have none
+        out["validity"] = float(np.mean([bool(r["valid"]) for r in results]))
     out["n"] = len(results)
     return out

@@ -20,6 +20,11 @@ class S2SModel(nn.Module):
         self.natoms = AtomCountHead(cfg.model.spectrum_dim, n_max=n_max)
         self.schedule = Schedule(cfg.diffusion)
 
+    def set_spectrum_statistics(self, spectra) -> None:
+        """Per-bin statistics of the training spectra (M, L) for the spectrum encoder (no-op without one)."""
+        if self.denoiser.encoder is not None:
+            self.denoiser.encoder.set_statistics(torch.as_tensor(spectra, dtype=torch.float32))
+
     def loss(self, batch: GraphBatch, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """Diffusion L2 loss + atom-count cross entropy (separate parameters, summed)."""
         l_diff = diffusion_loss(self.denoiser, batch, self.schedule, generator)

@@ -34,6 +34,7 @@ def generate(
     progress: bool = False,
     sampler: str = "ancestral",
     eta: float = 0.0,
+    guidance: float = 0.0,
 ) -> list[list[Environment]]:
     """Generate ``n_samples`` environments for each spectrum (M, 200).
 
@@ -44,7 +45,8 @@ def generate(
 
     ``sampler``: "ancestral" (default; the paper's sampler, strided when ``n_steps`` < T) or
     "ddim" (:func:`s2s.diffusion.sample_ddim`, few-step; ``eta`` = 0 deterministic, > 0
-    stochastic; ``n_steps=None`` means all T steps for both).
+    stochastic; ``n_steps=None`` means all T steps for both).  ``guidance``: classifier-free
+    guidance weight (0: none; only for models trained with ``cond_drop`` > 0).
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
@@ -68,9 +70,11 @@ def generate(
     for start in chunks:
         sl = slice(start, start + batch_size)
         if sampler == "ddim":
-            out = sample_ddim(model.denoiser, spec_t[sl], counts[sl], model.schedule, gen, n_steps=n_steps, eta=eta)
+            out = sample_ddim(model.denoiser, spec_t[sl], counts[sl], model.schedule, gen, n_steps=n_steps, eta=eta,
+                              guidance=guidance)
         else:
-            out = ancestral_sample(model.denoiser, spec_t[sl], counts[sl], model.schedule, gen, n_steps=n_steps)
+            out = ancestral_sample(model.denoiser, spec_t[sl], counts[sl], model.schedule, gen, n_steps=n_steps,
+                                   guidance=guidance)
         for k, (x, sp) in enumerate(uncollate(out.x, out.species, out.node_mask)):
             idx = start + k
             flat.append(Environment(sp, x, _assign_shells(x), meta={"spectrum_index": idx // n_samples, "sample": idx % n_samples}))

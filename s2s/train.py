@@ -68,14 +68,56 @@ def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
+def size_bucketed_order(seed: int, epoch: int, sizes: np.ndarray, batch_size: int, window: int = 32) -> np.ndarray:
+    """An epoch's order in which each run of ``batch_size`` items holds graphs of similar size.
+
+    The epoch's permutation is cut into windows of ``window`` batches; inside a window the items are
+    sorted by atom count and cut into batches; then all batches are shuffled.  Every item appears
+    once, the order depends only on (seed, epoch), and a 51-atom graph pads only its own batch.
+    """
+    sizes = np.asarray(sizes)
+    order = _epoch_order(seed, epoch, len(sizes))
+    span = window * batch_size
+    batches = []
+    for start in range(0, len(order), span):
+        chunk = order[start : start + span]
+        chunk = chunk[np.argsort(sizes[chunk], kind="stable")]
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng = np.random.default_rng([seed, epoch, 1])
+    return np.concatenate([batches[i] for i in rng.permutation(len(batches))])
+
+
+def ema_avg_fn(beta: float, warmup: bool):
+    """EMA update for :class:`AveragedModel`: theta_EMA <- d theta_EMA + (1 - d) theta.
+
+    d = beta (the paper), or with ``warmup`` d = min(beta, (1 + n) / (10 + n)) after n updates, so that
+    the average forgets the first, random weights quickly (the EMA warm-up of timm / EDM2 practice).
+    """
+    if not warmup:
+        return get_ema_multi_avg_fn(beta)
+
+    @torch.no_grad()
+    def fn(ema_params, params, num_averaged):
+        n = float(num_averaged)
+        d = min(beta, (1.0 + n) / (10.0 + n))
+        torch._foreach_lerp_(ema_params, params, 1.0 - d)
+
+    return fn
+
+
+def configs_equal(a: dict, b: dict) -> bool:
+    """Two saved configurations, compared after filling in defaults of fields added since either was saved."""
+    return S2SConfig.from_dict(a).to_dict() == S2SConfig.from_dict(b).to_dict()
+
+
 def make_model(cfg: S2SConfig, n_max: int, seed: int) -> S2SModel:
     torch.manual_seed(seed)
     return S2SModel(cfg, n_max=n_max)
 
 
-def make_ema(model: S2SModel, beta: float) -> AveragedModel:
-    """theta_EMA <- beta theta_EMA + (1 - beta) theta (paper, Supplementary Text 1)."""
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(beta), use_buffers=True)
+def make_ema(model: S2SModel, beta: float, warmup: bool = False) -> AveragedModel:
+    """theta_EMA <- beta theta_EMA + (1 - beta) theta (paper, Supplementary Text 1); see :func:`ema_avg_fn`."""
+    return AveragedModel(model, multi_avg_fn=ema_avg_fn(beta, warmup), use_buffers=True)
 
 
 def sum_seconds(history: list[dict]) -> float:
@@ -91,7 +133,7 @@ def sum_seconds(history: list[dict]) -> float:
 
 def _history_csv(history: list[dict]) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["step", "epoch", "loss", "natoms_ce", "seconds", "stage"])
+    w = csv.DictWriter(buf, fieldnames=["step", "epoch", "loss", "natoms_ce", "seconds", "cpu_seconds", "stage"])
     w.writeheader()
     for row in history:
         w.writerow({**{k: row.get(k) for k in w.fieldnames}, "stage": row.get("stage", 0)})
@@ -110,6 +152,8 @@ def train(
     stop_after: int | None = None,
     info: dict | None = None,
     init_from: str | Path | None = None,
+    cpu_budget: float | None = None,
+    snapshot_every: int | None = None,
 ) -> TrainResult:
     """Train on (environment, spectrum) pairs; returns the EMA model.
 
@@ -121,7 +165,10 @@ def train(
     ``run.json`` in ``out_dir`` when training finishes.  ``init_from``: a ``checkpoint.pt`` of
     another run (same model and diffusion configuration) to continue from on this training set,
     with this run's learning rate and weight decay; ``max_steps`` then counts its steps too.  A checkpoint of this run in ``out_dir`` (resume)
-    takes precedence over ``init_from``.
+    takes precedence over ``init_from``.  ``cpu_budget`` (s): stop (with a checkpoint, as an
+    interruption) once the run's process CPU time, summed over resumed calls, reaches it; recipes
+    are compared at equal CPU time.  ``snapshot_every``: also keep the raw and EMA weights every that
+    many steps in ``out_dir/snapshots/`` (for validation curves).
     """
     tc = cfg.train
     spectra = np.asarray(spectra, dtype=np.float64)
@@ -145,8 +192,10 @@ def train(
             total = min(total, cap)
 
     model = make_model(cfg, n_max, tc.seed)
-    ema = make_ema(model, tc.ema_beta)
+    model.set_spectrum_statistics(spectra)
+    ema = make_ema(model, tc.ema_beta, tc.ema_warmup)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    sizes = np.array([e.n_atoms for e in environments])
     step, history, running = 0, [], []
     if init_state is not None:
         model.load_state_dict(init_state["model"])
@@ -162,7 +211,7 @@ def train(
         ck = out / CHECKPOINT
         if resume and ck.exists():
             state = torch.load(ck, map_location="cpu", weights_only=False)
-            if state["config"] != cfg.to_dict():
+            if not configs_equal(state["config"], cfg.to_dict()):
                 raise ValueError(f"{ck}: saved with a different configuration; use another out_dir or resume=False")
             if state["n_train"] != n:
                 raise ValueError(f"{ck}: saved for {state['n_train']} training items, got {n}")
@@ -201,12 +250,26 @@ def train(
     stage = (history[-1].get("stage", 0) if history else 0) + (init_state is not None)
     model.train()
     t0 = time.perf_counter()
+    c0 = time.process_time()
+    cpu_before = float(history[-1].get("cpu_seconds") or 0.0) if history and history[-1].get("stage", 0) == stage else 0.0
     done_here = 0
+    order, order_epoch = None, -1
+    snap_dir = out / "snapshots" if (out is not None and snapshot_every) else None
+
+    def cpu_now() -> float:
+        return cpu_before + time.process_time() - c0
+
     try:
         while step < total:
             epoch, pos = divmod(step, steps_per_epoch)
-            order = _epoch_order(tc.seed, epoch, n)
+            if epoch != order_epoch:
+                order = (size_bucketed_order(tc.seed, epoch, sizes, bs) if tc.bucket_by_size
+                         else _epoch_order(tc.seed, epoch, n))
+                order_epoch = epoch
             idx = order[pos * bs : (pos + 1) * bs]
+            if tc.warmup_steps:
+                for group in opt.param_groups:
+                    group["lr"] = tc.lr * min(1.0, (step + 1) / tc.warmup_steps)
             batch = collate([environments[i] for i in idx], spectra[idx])
             loss, parts = model.loss(batch, _step_generator(tc.seed, step))
             opt.zero_grad(set_to_none=True)
@@ -223,7 +286,7 @@ def train(
                     "step": step, "epoch": epoch,
                     "loss": float(np.mean([r["loss"] for r in running])),
                     "natoms_ce": float(np.mean([r["natoms_ce"] for r in running])),
-                    "seconds": round(time.perf_counter() - t0, 3), "stage": stage,
+                    "seconds": round(time.perf_counter() - t0, 3), "cpu_seconds": round(cpu_now(), 3), "stage": stage,
                 }
                 history.append(row)
                 running = []
@@ -231,8 +294,24 @@ def train(
                     bar.set_postfix(loss=f"{row['loss']:.4f}")
             if bar is not None:
                 bar.update(1)
+            if snap_dir is not None and step % snapshot_every == 0:
+                snap_dir.mkdir(exist_ok=True)
+                atomic_torch_save({"step": step, "cpu_seconds": cpu_now(), "model": model.state_dict(),
+                                   "ema": ema.module.state_dict(), "config": cfg.to_dict(), "n_max": n_max},
+                                  snap_dir / f"step_{step:07d}.pt")
             if step % tc.checkpoint_every == 0 and step < total:
                 save()
+            budget_hit = cpu_budget is not None and cpu_now() >= cpu_budget
+            if budget_hit and step < total:
+                if not history or history[-1]["step"] != step:
+                    history.append({"step": step, "epoch": epoch,
+                                    "loss": float(np.mean([r["loss"] for r in running])) if running else float("nan"),
+                                    "natoms_ce": float(np.mean([r["natoms_ce"] for r in running])) if running else float("nan"),
+                                    "seconds": round(time.perf_counter() - t0, 3), "cpu_seconds": round(cpu_now(), 3),
+                                    "stage": stage})
+                    running = []
+                save()
+                return TrainResult(model=ema.module, step=step, history=history, out_dir=out)
             if stop_after is not None and done_here >= stop_after and step < total:
                 save()
                 return TrainResult(model=ema.module, step=step, history=history, out_dir=out)
@@ -257,6 +336,7 @@ def _load_init(path: Path, cfg: S2SConfig, environments: Sequence[Environment]) 
     if not isinstance(state, dict) or "optimizer" not in state or "ema" not in state:
         raise ValueError(f"init_from: {path} is not a training checkpoint (checkpoint.pt, not model.pt)")
     mine, theirs = cfg.to_dict(), state["config"]
+    theirs = S2SConfig.from_dict(theirs).to_dict()
     for part in ("model", "diffusion"):
         if mine.get(part) != theirs.get(part):
             raise ValueError(f"init_from: {path}: its {part} configuration {theirs.get(part)} differs from this run's "
@@ -294,7 +374,7 @@ def load_model(path: str | Path) -> S2SModel:
     if "weights" in state:
         model.load_state_dict(state["weights"])
     elif "ema" in state:
-        ema = make_ema(model, cfg.train.ema_beta)
+        ema = make_ema(model, cfg.train.ema_beta, cfg.train.ema_warmup)
         ema.load_state_dict(state["ema"])
         model = ema.module
     else:

@@ -1,0 +1,186 @@
+"""Training recipes compared at equal CPU time, judged on a validation split carved from training.
+
+    python benchmarks/ablation.py train cpu_v3 --cpu-minutes 35          # -> runs/ablation/cpu_v3/
+    python benchmarks/ablation.py evaluate runs/ablation/cpu_v3 [--cpu-minutes 35] [--weights ema|raw]
+    python benchmarks/ablation.py report runs/ablation/* [--doc docs/model.md]
+
+``train`` fits a recipe (a preset of :mod:`s2s.config`, or a named variant below) on the training
+split minus the validation structures (:func:`s2s.dataset.validation_split`, 10 % of the training
+structures by hash, seed 1), one thread, until its process CPU time reaches the budget, keeping
+the raw and EMA weights every ``--snapshot-every`` steps (resumable: rerun with a larger budget).
+``evaluate`` takes the snapshot nearest below a CPU time (default: the last) and measures it on the
+validation split: DDIM-50 generation with the target's atom count (1st-shell RMSD, species accuracy,
+validity, paper alignment) and the denoising probe's conditioning gap (:mod:`s2s.probe`).
+``report`` prints the table (variant, CPU minutes, steps, metrics) and can write it into a doc.
+The test split is never touched here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from s2s.config import get_preset, replace
+from s2s.dataset import Dataset, validation_split
+from s2s.evaluate import summary_table
+from s2s.metrics import evaluate_pair
+from s2s.model import S2SModel
+from s2s.config import S2SConfig
+from s2s.probe import conditioning_gap
+from s2s.sample import generate
+from s2s.train import train
+
+
+def variants() -> dict:
+    """Recipes by name: the presets, and single changes on top of ``cpu_v3``."""
+    v3 = get_preset("cpu_v3")
+    return {
+        "cpu": get_preset("cpu"),
+        "cpu_v3": v3,
+        "cpu_v3_selfcond": replace(v3, model=replace(v3.model, self_condition=True)),
+        "cpu_v3_add": replace(v3, model=replace(v3.model, spectrum_encoder="add")),
+        "cpu_v3_eps": replace(v3, diffusion=replace(v3.diffusion, parameterization="eps", loss_weight="min_snr")),
+    }
+
+
+def load_split(data: str):
+    ds = Dataset.load(data)
+    fit, val = validation_split(ds)
+    return fit, val
+
+
+def cmd_train(a) -> int:
+    cfg = variants()[a.variant]
+    cfg = replace(cfg, train=replace(cfg.train, num_threads=1, epochs=10**6))
+    fit, _ = load_split(a.data)
+    out = Path(a.out or f"runs/ablation/{a.variant}")
+    info = {"variant": a.variant, "dataset": a.data, "fit_sites": len(fit)}
+    r = train(cfg, [r.environment for r in fit], fit.spectra(), out, cpu_budget=a.cpu_minutes * 60.0,
+              snapshot_every=a.snapshot_every, info=info, progress=not a.quiet)
+    last = r.history[-1]
+    print(f"{a.variant}: {r.step} steps, {last['cpu_seconds'] / 60:.1f} CPU min, "
+          f"{r.step / max(last['cpu_seconds'], 1e-9):.2f} steps per CPU second")
+    return 0
+
+
+def pick_snapshot(run: Path, cpu_minutes: float | None) -> Path:
+    snaps = sorted((run / "snapshots").glob("step_*.pt"))
+    if not snaps:
+        raise FileNotFoundError(f"{run}/snapshots: no snapshots (train with --snapshot-every)")
+    if cpu_minutes is None:
+        return snaps[-1]
+    best = None
+    for p in snaps:
+        if torch.load(p, map_location="cpu", weights_only=False)["cpu_seconds"] <= cpu_minutes * 60.0 + 1.0:
+            best = p
+    if best is None:
+        raise ValueError(f"{run}: no snapshot within {cpu_minutes} CPU minutes")
+    return best
+
+
+def load_snapshot(path: Path, weights: str) -> tuple[S2SModel, dict]:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model = S2SModel(S2SConfig.from_dict(state["config"]), n_max=state["n_max"])
+    model.load_state_dict(state["model" if weights == "raw" else "ema"])
+    model.eval()
+    return model, state
+
+
+def cmd_evaluate(a) -> int:
+    torch.set_num_threads(1)
+    run = Path(a.run)
+    snap = pick_snapshot(run, a.cpu_minutes)
+    model, state = load_snapshot(snap, a.weights)
+    _, val = load_split(a.data)
+    recs = list(val)
+    if a.n:
+        recs = [recs[i] for i in np.random.default_rng(0).choice(len(recs), size=min(a.n, len(recs)), replace=False)]
+    targets = [r.environment for r in recs]
+    spectra = np.stack([r.spectrum for r in recs])
+    t0 = time.process_time()
+    gen = generate(model, spectra, [e.n_atoms for e in targets], seed=0, sampler="ddim", n_steps=50,
+                   guidance=a.guidance)
+    t_gen = time.process_time() - t0
+    rows = [{"paper": evaluate_pair(t, g[0])} for t, g in zip(targets, gen)]
+    table = summary_table(rows, "paper")
+    validity = float(np.mean([r["paper"]["valid"] for r in rows]))
+    gap = conditioning_gap(model, targets, spectra, ts=(200, 500), seed=0)
+    out = {"variant": run.name, "snapshot": snap.name, "weights": a.weights, "guidance": a.guidance,
+           "step": int(state["step"]), "cpu_minutes": round(state["cpu_seconds"] / 60.0, 1), "n_val": len(recs),
+           **{k: table[k] for k in ("rmsd_shell1", "rmsd_all", "cn_error_shell1_pct", "species_accuracy")},
+           "validity": validity, **{f"probe_gap_t{t}": g for t, g in gap.items()},
+           "generation_cpu_seconds": round(t_gen, 1)}
+    name = f"eval_{snap.stem}_{a.weights}" + (f"_w{a.guidance:g}" if a.guidance else "") + ".json"
+    tmp = run / (name + ".tmp")
+    tmp.write_text(json.dumps(out, indent=1))
+    os.replace(tmp, run / name)
+    print(json.dumps(out))
+    return 0
+
+
+COLUMNS = ("variant", "weights", "guidance", "cpu_minutes", "step", "rmsd_shell1", "rmsd_all", "cn_error_shell1_pct",
+           "species_accuracy", "validity", "probe_gap_t200", "probe_gap_t500")
+
+
+def table_markdown(rows: list[dict]) -> str:
+    head = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
+
+    def fmt(v):
+        return f"{v:.3f}" if isinstance(v, float) and not float(v).is_integer() else str(v)
+
+    return head + "".join("| " + " | ".join(fmt(r.get(c, "")) for c in COLUMNS) + " |\n" for r in rows)
+
+
+def cmd_report(a) -> int:
+    rows = []
+    for run in a.runs:
+        for p in sorted(Path(run).glob("eval_*.json")):
+            rows.append(json.loads(p.read_text()))
+    rows.sort(key=lambda r: (r["cpu_minutes"], r["variant"], r["weights"]))
+    md = table_markdown(rows)
+    print(md)
+    if a.doc:
+        doc = Path(a.doc)
+        text = doc.read_text()
+        begin, end = "<!-- ablation:begin -->", "<!-- ablation:end -->"
+        if begin not in text or end not in text:
+            raise SystemExit(f"{doc}: no {begin} ... {end} block to fill")
+        new = text.split(begin)[0] + begin + "\n" + md + end + text.split(end, 1)[1]
+        tmp = doc.with_name(doc.name + ".tmp")
+        tmp.write_text(new)
+        os.replace(tmp, doc)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="data/s2s_open_v1.h5")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("variant", choices=sorted(variants()))
+    t.add_argument("--cpu-minutes", type=float, required=True)
+    t.add_argument("--out", default=None)
+    t.add_argument("--snapshot-every", type=int, default=500)
+    t.add_argument("--quiet", action="store_true")
+    e = sub.add_parser("evaluate")
+    e.add_argument("run")
+    e.add_argument("--cpu-minutes", type=float, default=None)
+    e.add_argument("--weights", choices=("ema", "raw"), default="ema")
+    e.add_argument("--guidance", type=float, default=0.0)
+    e.add_argument("--n", type=int, default=None, help="validation sites (default: all)")
+    r = sub.add_parser("report")
+    r.add_argument("runs", nargs="+")
+    r.add_argument("--doc", default=None)
+    a = ap.parse_args(argv)
+    return {"train": cmd_train, "evaluate": cmd_evaluate, "report": cmd_report}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

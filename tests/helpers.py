@@ -1,0 +1,47 @@
+"""Shared test helpers: the one equivariance check (random O(3) including reflections, permutations)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy.stats import special_ortho_group
+
+
+def random_orthogonal(seed: int, reflect: bool) -> np.ndarray:
+    """A random 3x3 rotation, times a reflection when ``reflect`` (det -1)."""
+    q = special_ortho_group.rvs(3, random_state=seed)
+    return q @ np.diag([1.0, 1.0, -1.0]) if reflect else q
+
+
+def assert_equivariant(
+    fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    x: torch.Tensor,
+    h: torch.Tensor,
+    n_real: int,
+    seed: int = 0,
+    atol: float = 1e-8,
+    x_out_invariant: bool = False,
+) -> None:
+    """Check fn(x, h) -> (vector (B,N,3), scalar (B,N,K)) under O(3) about the origin and permutations.
+
+    For a random orthogonal Q (rotation and rotation-reflection) fn(x Q^T, h) must equal
+    (v Q^T, s) (or (v, s) when ``x_out_invariant``); for a random permutation P of the atoms
+    1..n_real-1 of the first graph (atom 0, the excited O, stays), fn(P x, P h) = (P v, P s).
+    Also checks that the outputs are not trivially zero.
+    """
+    v, s = fn(x, h)
+    assert v.abs().max() > 1e-6 and s.abs().max() > 1e-6, "outputs are (near) zero: the check would be vacuous"
+    for reflect in (False, True):
+        q = torch.as_tensor(random_orthogonal(seed, reflect), dtype=x.dtype)
+        v_r, s_r = fn(x @ q.T, h)
+        assert torch.allclose(v_r, v if x_out_invariant else v @ q.T, atol=atol), f"vector output (reflect={reflect})"
+        assert torch.allclose(s_r, s, atol=atol), f"scalar output not invariant (reflect={reflect})"
+    rng = np.random.default_rng(seed)
+    perm = torch.as_tensor(np.r_[0, 1 + rng.permutation(n_real - 1)])
+    x2, h2 = x.clone(), h.clone()
+    x2[0, :n_real], h2[0, :n_real] = x[0, perm], h[0, perm]
+    v2, s2 = fn(x2, h2)
+    assert torch.allclose(v2[0, :n_real], v[0, perm], atol=atol), "vector output not permutation-equivariant"
+    assert torch.allclose(s2[0, :n_real], s[0, perm], atol=atol), "scalar output not permutation-equivariant"
