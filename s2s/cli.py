@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-PRESET_HELP = "model/training preset: 'cpu' (hidden 128, message 64, 4 layers, batch 64; the default on CPU), 'paper' (the paper's: 5 layers, hidden 1024, message 256, batch 1) or 'tiny' (tests)"
+PRESET_HELP = ("model/training preset: 'cpu_v3' (the CPU recipe that reads the spectrum: hidden 128, message 64, 4 layers, "
+               "batch 64, FiLM spectrum encoder, x0 prediction; docs/model.md), 'cpu' (the same network with the paper's "
+               "method), 'paper' (the paper's: 5 layers, hidden 1024, message 256, batch 1) or 'tiny' (tests)")
 
 
 def _add_sampling_options(p: argparse.ArgumentParser) -> None:
@@ -41,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train the diffusion model on a dataset file", description="Train (or resume training) on the train split of a dataset.")
     t.add_argument("--data", required=True, type=Path, help="dataset file (HDF5, s2s format; see docs/dataset_format.md)")
     t.add_argument("--out", required=True, type=Path, help="run directory: checkpoint.pt, model.pt (EMA weights), loss.csv")
-    t.add_argument("--preset", default="cpu", choices=["cpu", "paper", "tiny"], help=PRESET_HELP)
-    t.add_argument("--split", default="train", help="which split to train on (default train; 'all' for every record)")
+    t.add_argument("--preset", default="cpu", choices=["cpu", "cpu_v3", "paper", "tiny"], help=PRESET_HELP)
+    t.add_argument("--split", default="train", help="which split to train on (default train; 'all' for every record; 'fit' "
+                   "for train minus the validation structures, 'val' for those, s2s.dataset.validation_split)")
     t.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps in total")
     t.add_argument("--epochs", type=int, default=None, help="override the preset's number of epochs")
     t.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size (graphs per step)")
@@ -85,7 +88,12 @@ def _records(path: Path, split: str, limit: int | None):
     from .dataset import Dataset
 
     ds = Dataset.load(path)
-    part = ds if split == "all" else ds.split(split)
+    if split in ("fit", "val"):
+        from .dataset import validation_split
+
+        part = validation_split(ds)[0 if split == "fit" else 1]
+    else:
+        part = ds if split == "all" else ds.split(split)
     recs = list(part)[: limit if limit is not None else None]
     if not recs:
         raise SystemExit(f"s2s: {path}: no records in split {split!r}")
