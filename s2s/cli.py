@@ -34,6 +34,7 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="reverse-diffusion steps (default: all T=1000, as in the paper)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the sampler (default 0)")
     p.add_argument("--batch-size", type=int, default=64, help="graphs sampled at once (default 64)")
+    p.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda (a GPU; same seeds, same noise)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init-from", type=Path, default=None,
                    help="continue from another run's checkpoint.pt (same preset) on this training set, e.g. a grown "
                         "dataset or your own spectra; --max-steps then counts its steps too")
+    t.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda (e.g. --preset paper on a GPU)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = sub.add_parser("sample", help="generate environments for spectra", description="Generate environments conditioned on spectra from a dataset split or a spectrum file; writes extended XYZ (excited O first, per-atom shell).")
@@ -141,7 +143,7 @@ def cmd_train(a) -> int:
             "args": {k: str(v) for k, v in vars(a).items() if not callable(v)}}
     try:
         res = train(cfg, envs, spectra, a.out, resume=not a.no_resume, max_steps=a.max_steps, progress=not a.quiet,
-                    info=info, init_from=a.init_from)
+                    info=info, init_from=a.init_from, device=a.device)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"s2s train: {err}") from None
     print(f"done: {res.step} steps in {time.perf_counter() - t0:.1f} s; EMA model in {a.out / 'model.pt'}")
@@ -170,7 +172,8 @@ def cmd_sample(a) -> int:
         counts, mode = _counts(a.n_atoms, recs)
     if isinstance(counts, int):
         counts = [counts] * len(spectra)
-    out = generate(model, spectra, counts, n_samples=a.n_samples, seed=a.seed, n_steps=a.steps, batch_size=a.batch_size, natoms_mode=mode, progress=True)
+    out = generate(model, spectra, counts, n_samples=a.n_samples, seed=a.seed, n_steps=a.steps, batch_size=a.batch_size,
+                   natoms_mode=mode, progress=True, device=a.device)
     for name, envs in zip(names, out):
         path = write_extxyz(a.out / f"{name}.xyz", envs, [f"sample={k} source={name}" for k in range(len(envs))])
     print(f"wrote {len(names)} file(s) with {a.n_samples} sample(s) each to {a.out}")
@@ -192,7 +195,8 @@ def cmd_evaluate(a) -> int:
     if isinstance(counts, int):
         counts = [counts] * len(recs)
     spectra = np.stack([r.spectrum for r in recs])
-    gen = generate(model, spectra, counts, n_samples=1, seed=a.seed, n_steps=a.steps, batch_size=a.batch_size, natoms_mode=mode, progress=True)
+    gen = generate(model, spectra, counts, n_samples=1, seed=a.seed, n_steps=a.steps, batch_size=a.batch_size,
+                   natoms_mode=mode, progress=True, device=a.device)
     methods = ["paper", "best"] if a.method == "both" else [a.method]
     rows, summary = [], {}
     for m in methods:

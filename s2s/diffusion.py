@@ -70,10 +70,33 @@ class Schedule:
         ts = np.arange(cfg.T + 1)
         self.alpha = torch.as_tensor(alpha_schedule(ts, cfg))
         self.sigma = torch.as_tensor(sigma_schedule(ts, cfg))
+        self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __call__(self, t: torch.Tensor, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-        t = t.long().cpu()
-        return self.alpha[t].to(dtype), self.sigma[t].to(dtype)
+        """(alpha_t, sigma_t) for integer steps t (B,), looked up in tables on t's device (no host sync)."""
+        key = str(t.device)
+        if key not in self._on_device:
+            self._on_device[key] = (self.alpha.to(t.device), self.sigma.to(t.device))
+        alpha, sigma = self._on_device[key]
+        idx = t.long()
+        return alpha[idx].to(dtype), sigma[idx].to(dtype)
+
+
+def randn_like_on(shape, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
+    """N(0, 1) of ``shape`` drawn on the CPU from ``generator`` and moved to ``like``'s device and dtype.
+
+    Drawing on the CPU keeps a seed's samples identical on every device (a CUDA generator would give
+    other numbers) and lets one CPU generator drive a model on any device.
+    """
+    return torch.randn(shape, generator=generator, dtype=like.dtype).to(like.device)
+
+
+def device_of(model, fallback: torch.Tensor | None = None) -> torch.device:
+    """The device of a model's parameters (or of ``fallback``, or the CPU, for a model without any)."""
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError):
+        return fallback.device if isinstance(fallback, torch.Tensor) else torch.device("cpu")
 
 
 # ---------------------------------------------------------------- forward process
@@ -104,8 +127,8 @@ def q_sample(x0, h0, t, schedule: Schedule, node_mask, generator=None):
     mm = movable_mask(node_mask)[..., None]
     alpha, sigma = schedule(t, x0.dtype)
     alpha, sigma = alpha[:, None, None], sigma[:, None, None]
-    eps_x = torch.randn(x0.shape, generator=generator, dtype=x0.dtype) * mm
-    eps_h = torch.randn(h0.shape, generator=generator, dtype=h0.dtype) * mm
+    eps_x = randn_like_on(x0.shape, generator, x0) * mm
+    eps_h = randn_like_on(h0.shape, generator, h0) * mm
     fixed = 1.0 - mm
     z_x = (alpha * x0 + sigma * eps_x) * mm + x0 * fixed * node_mask[..., None]
     z_h = (alpha * h0 + sigma * eps_h) * mm + h0 * fixed * node_mask[..., None]
@@ -177,7 +200,7 @@ def guided_predictions(model, z_x, z_h, t, spectrum, node_mask, schedule: Schedu
         return model_predictions(model, z_x, z_h, t, spectrum, node_mask, schedule, self_cond=self_cond)
     b = z_x.shape[0]
     cat = lambda v: torch.cat([v, v], dim=0)  # noqa: E731
-    cond = torch.cat([torch.ones(b), torch.zeros(b)]).to(z_x.dtype)
+    cond = torch.cat([torch.ones(b), torch.zeros(b)]).to(device=z_x.device, dtype=z_x.dtype)
     sc = None if self_cond is None else tuple(cat(v) for v in self_cond)
     both = model_predictions(model, cat(z_x), cat(z_h), cat(t), cat(spectrum), cat(node_mask), schedule, cond=cond,
                              self_cond=sc)
@@ -192,15 +215,16 @@ def diffusion_loss(model, batch: GraphBatch, schedule: Schedule, generator=None)
     """
     cfg = schedule.cfg
     b = batch.batch_size
-    t = sample_t(b, schedule, generator)
+    dev = batch.x.device
+    t = sample_t(b, schedule, generator).to(dev)
     h0 = encode_species(batch.h, cfg)
     z_x, z_h, eps_x, eps_h = q_sample(batch.x, h0, t, schedule, batch.node_mask, generator)
     cond = None
     if cfg.cond_drop > 0:
-        cond = (torch.rand(b, generator=generator) >= cfg.cond_drop).to(z_x.dtype)
+        cond = (torch.rand(b, generator=generator) >= cfg.cond_drop).to(device=dev, dtype=z_x.dtype)
     self_cond = None
     if getattr(getattr(model, "cfg", None), "self_condition", False):
-        use = torch.rand(b, generator=generator) < 0.5
+        use = (torch.rand(b, generator=generator) < 0.5).to(dev)
         with torch.no_grad():
             x_sc, h_sc, _, _ = model_predictions(model, z_x, z_h, t, batch.spectrum, batch.node_mask, schedule, cond)
         keep = use.to(z_x.dtype)[:, None, None]
@@ -250,13 +274,13 @@ class SampleOutput:
     node_mask: torch.Tensor  # (B,N)
 
 
-def node_mask_from_counts(n_atoms: torch.Tensor) -> torch.Tensor:
-    """(B,) atom counts -> (B, max N) mask."""
-    n_atoms = torch.as_tensor(n_atoms).long()
+def node_mask_from_counts(n_atoms: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
+    """(B,) atom counts -> (B, max N) mask (on ``device``, default the CPU)."""
+    n_atoms = torch.as_tensor(n_atoms).long().cpu()
     if torch.any(n_atoms < 1):
         raise ValueError("every environment needs at least the excited atom (n_atoms >= 1)")
     n = int(n_atoms.max())
-    return (torch.arange(n)[None, :] < n_atoms[:, None]).float()
+    return (torch.arange(n)[None, :] < n_atoms[:, None]).float().to(device or "cpu")
 
 
 def timesteps(T: int, n_steps: int | None = None) -> list[int]:
@@ -272,7 +296,7 @@ def timesteps(T: int, n_steps: int | None = None) -> list[int]:
 def _decode_z0(model, schedule, z_x, z_h, spectrum, node_mask, mm, clip_radius, guidance=0.0, self_cond=None) -> SampleOutput:
     """Last step of every sampler: x = (z_0 - sigma_0 eps_hat) / alpha_0 (clipped), species = argmax h."""
     b = z_x.shape[0]
-    t0 = torch.zeros(b, dtype=torch.long)
+    t0 = torch.zeros(b, dtype=torch.long, device=z_x.device)
     x, h, _, _ = guided_predictions(model, z_x, z_h, t0, spectrum, node_mask, schedule, guidance, self_cond)
     x = clip_x0(x, clip_radius) * mm
     species = torch.argmax(h, dim=-1)
@@ -305,13 +329,14 @@ def sample(
     ``guidance``: classifier-free guidance weight w (:func:`guided_predictions`; 0 = none, the paper).
     """
     cfg = schedule.cfg
-    spectrum = torch.as_tensor(spectrum, dtype=torch.float32)
-    node_mask = node_mask_from_counts(n_atoms)
+    dev = device_of(model, spectrum)
+    spectrum = torch.as_tensor(spectrum, dtype=torch.float32).to(dev)
+    node_mask = node_mask_from_counts(n_atoms, dev)
     b, n = node_mask.shape
     mm = movable_mask(node_mask)[..., None]
     k = model.cfg.n_species
-    z_x = torch.randn(b, n, 3, generator=generator) * mm
-    z_h = torch.randn(b, n, k, generator=generator) * mm + excited_species(b, n, k, cfg, z_x)
+    z_x = randn_like_on((b, n, 3), generator, mm) * mm
+    z_h = randn_like_on((b, n, k), generator, mm) * mm + excited_species(b, n, k, cfg, z_x)
     grid = timesteps(cfg.T, n_steps)
     pairs = list(zip(grid[:-1], grid[1:]))
     it = pairs
@@ -322,8 +347,8 @@ def sample(
     fixed_h = excited_species(b, n, k, cfg, z_x)
     sc = None
     for t_int, s_int in it:
-        t = torch.full((b,), t_int)
-        s = torch.full((b,), s_int)
+        t = torch.full((b,), t_int, device=dev)
+        s = torch.full((b,), s_int, device=dev)
         a_t, sg_t = schedule(t)
         a_s, sg_s = schedule(s)
         a_ts = (a_t / a_s)[:, None, None]
@@ -338,8 +363,8 @@ def sample(
         mu_x = c_x0 * x_hat + c_zt * z_x
         mu_h = c_x0 * h_hat + c_zt * z_h
         std = torch.sqrt(sg2_ts) * sg_s / sg_t
-        z_x = (mu_x + std * torch.randn(z_x.shape, generator=generator)) * mm
-        z_h = (mu_h + std * torch.randn(z_h.shape, generator=generator)) * mm + fixed_h
+        z_x = (mu_x + std * randn_like_on(z_x.shape, generator, z_x)) * mm
+        z_h = (mu_h + std * randn_like_on(z_h.shape, generator, z_h)) * mm + fixed_h
     # x_0 from z_0: x = (z_0 - sigma_0 eps_hat) / alpha_0
     return _decode_z0(model, schedule, z_x, z_h, spectrum, node_mask, mm, clip_radius, guidance, sc)
 
@@ -381,16 +406,17 @@ def sample_ddim(
     if not eta >= 0.0:
         raise ValueError(f"eta must be >= 0, got {eta!r}")
     cfg = schedule.cfg
-    spectrum = torch.as_tensor(spectrum, dtype=torch.float32)
-    node_mask = node_mask_from_counts(n_atoms)
+    dev = device_of(model, spectrum)
+    spectrum = torch.as_tensor(spectrum, dtype=torch.float32).to(dev)
+    node_mask = node_mask_from_counts(n_atoms, dev)
     b, n = node_mask.shape
     mm = movable_mask(node_mask)[..., None]
     k = model.cfg.n_species
     if noise is None:
-        z_x = torch.randn(b, n, 3, generator=generator)
-        z_h = torch.randn(b, n, k, generator=generator)
+        z_x = randn_like_on((b, n, 3), generator, mm)
+        z_h = randn_like_on((b, n, k), generator, mm)
     else:
-        z_x, z_h = (torch.as_tensor(v, dtype=torch.float32) for v in noise)
+        z_x, z_h = (torch.as_tensor(v, dtype=torch.float32).to(dev) for v in noise)
         if z_x.shape != (b, n, 3) or z_h.shape != (b, n, k):
             raise ValueError(f"noise must have shapes {(b, n, 3)} and {(b, n, k)}, got {tuple(z_x.shape)} and {tuple(z_h.shape)}")
     z_x = z_x * mm
@@ -405,8 +431,8 @@ def sample_ddim(
 
         it = tqdm(pairs, desc="sampling (DDIM)", unit="step")
     for t_int, s_int in it:
-        t = torch.full((b,), t_int)
-        s = torch.full((b,), s_int)
+        t = torch.full((b,), t_int, device=dev)
+        s = torch.full((b,), s_int, device=dev)
         a_t, sg_t = schedule(t)
         a_s, sg_s = schedule(s)
         a_t, sg_t = a_t[:, None, None], sg_t[:, None, None]
@@ -423,8 +449,8 @@ def sample_ddim(
         z_x = a_s * x_hat + d * e_x
         z_h = a_s * h_hat + d * e_h
         if eta > 0:
-            z_x = z_x + c * torch.randn(z_x.shape, generator=generator)
-            z_h = z_h + c * torch.randn(z_h.shape, generator=generator)
+            z_x = z_x + c * randn_like_on(z_x.shape, generator, z_x)
+            z_h = z_h + c * randn_like_on(z_h.shape, generator, z_h)
         z_x = z_x * mm
         z_h = z_h * mm + fixed_h
     return _decode_z0(model, schedule, z_x, z_h, spectrum, node_mask, mm, clip_radius, guidance, sc)

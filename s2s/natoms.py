@@ -38,8 +38,8 @@ class AtomCountHead(nn.Module):
 
     @torch.no_grad()
     def predict(self, spectrum: torch.Tensor, mode: str = "argmax", generator: torch.Generator | None = None) -> torch.Tensor:
-        """(B,) atom counts: the most probable N ("argmax") or a draw from p(N | s) ("sample")."""
-        p = self.probabilities(spectrum)
+        """(B,) atom counts on the CPU: the most probable N ("argmax") or a draw from p(N | s) ("sample")."""
+        p = self.probabilities(spectrum.to(next(self.parameters()).device)).cpu()
         if mode == "argmax":
             return p.argmax(-1) + 1
         if mode == "sample":

@@ -35,6 +35,7 @@ def generate(
     sampler: str = "ancestral",
     eta: float = 0.0,
     guidance: float = 0.0,
+    device: str | torch.device | None = None,
 ) -> list[list[Environment]]:
     """Generate ``n_samples`` environments for each spectrum (M, 200).
 
@@ -46,10 +47,14 @@ def generate(
     ``sampler``: "ancestral" (default; the paper's sampler, strided when ``n_steps`` < T) or
     "ddim" (:func:`s2s.diffusion.sample_ddim`, few-step; ``eta`` = 0 deterministic, > 0
     stochastic; ``n_steps=None`` means all T steps for both).  ``guidance``: classifier-free
-    guidance weight (0: none; only for models trained with ``cond_drop`` > 0).
+    guidance weight (0: none; only for models trained with ``cond_drop`` > 0).  ``device``: move the
+    model there first (e.g. "cuda"); by default it runs where its weights are.  The random numbers
+    are drawn on the CPU, so a seed gives the same noise on every device.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if device is not None:
+        model.to(device)
     spectra = np.atleast_2d(np.asarray(spectra, dtype=np.float32))
     m = spectra.shape[0]
     gen = torch.Generator().manual_seed(seed)

@@ -154,6 +154,7 @@ def train(
     init_from: str | Path | None = None,
     cpu_budget: float | None = None,
     snapshot_every: int | None = None,
+    device: str | torch.device = "cpu",
 ) -> TrainResult:
     """Train on (environment, spectrum) pairs; returns the EMA model.
 
@@ -168,7 +169,9 @@ def train(
     takes precedence over ``init_from``.  ``cpu_budget`` (s): stop (with a checkpoint, as an
     interruption) once the run's process CPU time, summed over resumed calls, reaches it; recipes
     are compared at equal CPU time.  ``snapshot_every``: also keep the raw and EMA weights every that
-    many steps in ``out_dir/snapshots/`` (for validation curves).
+    many steps in ``out_dir/snapshots/`` (for validation curves).  ``device``: where the model and
+    batches live ("cpu", "cuda"); the random numbers are drawn on the CPU, so a seed gives the same
+    data order and noise on every device.
     """
     tc = cfg.train
     spectra = np.asarray(spectra, dtype=np.float64)
@@ -193,6 +196,7 @@ def train(
 
     model = make_model(cfg, n_max, tc.seed)
     model.set_spectrum_statistics(spectra)
+    model.to(device)
     ema = make_ema(model, tc.ema_beta, tc.ema_warmup)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     sizes = np.array([e.n_atoms for e in environments])
@@ -270,7 +274,7 @@ def train(
             if tc.warmup_steps:
                 for group in opt.param_groups:
                     group["lr"] = tc.lr * min(1.0, (step + 1) / tc.warmup_steps)
-            batch = collate([environments[i] for i in idx], spectra[idx])
+            batch = collate([environments[i] for i in idx], spectra[idx]).to(device)
             loss, parts = model.loss(batch, _step_generator(tc.seed, step))
             opt.zero_grad(set_to_none=True)
             loss.backward()
