@@ -279,3 +279,34 @@ json.dumps(out)  # JSON-ready (checked in small mode too)
 if not small:
     update_results("experimental_quartz", out, FIG / "results.json")
 print({k: v for k, v in out.items() if k.startswith(("rmsd", "n_", "target"))})
+
+# %% [markdown]
+# ## Transfer: the 32 GPAW reference sites against the xTB spectra of the same sites
+# One sample per spectrum, the target's atom count; the same target environment for both inputs.
+# The difference is what a spectrum from another method costs the model (`figures/results.json`,
+# key `transfer`).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from s2s.transfer import transfer_metrics, transfer_sites
+
+tsites = transfer_sites(reference_dir, Path(reference_dir).parent / "cache" / "xtb")
+if small:
+    tsites = tsites[:3]
+t_gen = {}
+for kind in ("xtb", "gpaw"):
+    spec = np.stack([getattr(s, kind) for s in tsites])
+    counts = np.array([s.target.n_atoms for s in tsites])
+    t_gen[kind] = [g[0] for g in generate_cached(model_path, spec, counts, n_samples=1, n_steps=n_steps, seed=seed,
+                                                 cache_dir=cache_dir)]
+transfer = transfer_metrics(tsites, t_gen)
+print(f"{transfer['n']} reference sites")
+for kind in ("xtb", "gpaw"):
+    v = transfer[kind]
+    print(f"  from {kind:4s} spectra: RMSD 1st shell {v['rmsd_shell1']:.3f} Å, species {v['species_accuracy']:.3f}, "
+          f"validity {v['validity']:.3f}")
+
+# %%
+if not small:
+    update_results("transfer", round_floats({**transfer, "n_steps": int(n_steps or T), "seed": seed}),
+                   FIG / "results.json")
