@@ -382,6 +382,7 @@ def sample_ddim(
     clip_radius: float | None = 6.0,
     noise: tuple[torch.Tensor, torch.Tensor] | None = None,
     guidance: float = 0.0,
+    t_start: int | None = None,
 ) -> SampleOutput:
     """Few-step DDIM sampler (Song et al. 2021) on the same eps-model, via the predicted x_0.
 
@@ -402,6 +403,9 @@ def sample_ddim(
     ``noise``: optional initial (z_x (B,N,3), z_h (B,N,K)) instead of drawing them from
     ``generator`` (masked like the drawn ones; used to test equivariance).
     ``guidance``: classifier-free guidance weight w (:func:`guided_predictions`; 0 = none).
+    ``t_start``: start from step t_start < T instead of T (SDEdit, Meng et al. 2022): ``noise`` is then
+    the state z_{t_start} (e.g. a known environment noised by :func:`q_sample`), and the grid takes
+    ceil(n_steps t_start / T) steps down to 0.
     """
     if not eta >= 0.0:
         raise ValueError(f"eta must be >= 0, got {eta!r}")
@@ -422,7 +426,13 @@ def sample_ddim(
     z_x = z_x * mm
     z_h = z_h * mm + excited_species(b, n, k, cfg, z_x)
     fixed_h = excited_species(b, n, k, cfg, z_x)
-    grid = timesteps(cfg.T, n_steps)
+    if t_start is None or t_start >= cfg.T:
+        grid = timesteps(cfg.T, n_steps)
+    else:
+        if noise is None or t_start < 1:
+            raise ValueError("t_start < T needs the state z_{t_start} as noise= and t_start >= 1")
+        k_steps = max(1, int(np.ceil((n_steps or cfg.T) * t_start / cfg.T)))
+        grid = [int(v) for v in np.unique(np.round(np.linspace(0, t_start, k_steps + 1)).astype(int))[::-1]]
     pairs = list(zip(grid[:-1], grid[1:]))
     it = pairs
     sc = None
