@@ -3,6 +3,7 @@
     python benchmarks/ablation.py train cpu_v3 --cpu-minutes 35          # -> runs/ablation/cpu_v3/
     python benchmarks/ablation.py evaluate runs/ablation/cpu_v3 [--cpu-minutes 35] [--weights ema|raw]
     python benchmarks/ablation.py report runs/ablation/* [--doc docs/model.md]
+    python benchmarks/ablation.py curve runs/ablation/cpu runs/ablation/cpu_v3 --minutes 10 20 40 --n 96
 
 ``train`` fits a recipe (a preset of :mod:`s2s.config`, or a named variant below) on the training
 split minus the validation structures (:func:`s2s.dataset.validation_split`, 10 % of the training
@@ -12,6 +13,8 @@ the raw and EMA weights every ``--snapshot-every`` steps (resumable: rerun with 
 validation split: DDIM-50 generation with the target's atom count (1st-shell RMSD, species accuracy,
 validity, paper alignment) and the denoising probe's conditioning gap (:mod:`s2s.probe`).
 ``report`` prints the table (variant, CPU minutes, steps, metrics) and can write it into a doc.
+``curve`` prints, for several runs in one go, training steps per CPU second and the validation
+metrics of the snapshots at the given CPU minutes (the learning curve against CPU time).
 The test split is never touched here.
 """
 
@@ -93,7 +96,24 @@ def load_snapshot(path: Path, weights: str) -> tuple[S2SModel, dict]:
     return model, state
 
 
-def cmd_evaluate(a) -> int:
+def cmd_curve(a) -> int:
+    print(f"{'variant':18s} {'CPU min':>7s} {'step':>6s} {'steps/CPU s':>11s} {'RMSD1':>6s} {'species':>7s} {'valid':>6s} "
+          f"{'gap200':>7s}")
+    for run in a.runs:
+        for minutes in a.minutes:
+            ns = argparse.Namespace(run=run, cpu_minutes=minutes, weights=a.weights, guidance=0.0, n=a.n, data=a.data,
+                                    quiet=True)
+            try:
+                r = cmd_evaluate(ns)
+            except ValueError as err:
+                print(f"{Path(run).name:18s} {minutes:7.1f}  ({err})")
+                continue
+            print(f"{r['variant']:18s} {r['cpu_minutes']:7.1f} {r['step']:6d} {r['step'] / (60 * r['cpu_minutes']):11.2f} "
+                  f"{r['rmsd_shell1']:6.3f} {r['species_accuracy']:7.3f} {r['validity']:6.3f} {r['probe_gap_t200']:7.3f}")
+    return 0
+
+
+def cmd_evaluate(a) -> dict:
     torch.set_num_threads(1)
     run = Path(a.run)
     snap = pick_snapshot(run, a.cpu_minutes)
@@ -121,8 +141,9 @@ def cmd_evaluate(a) -> int:
     tmp = run / (name + ".tmp")
     tmp.write_text(json.dumps(out, indent=1))
     os.replace(tmp, run / name)
-    print(json.dumps(out))
-    return 0
+    if not getattr(a, "quiet", False):
+        print(json.dumps(out))
+    return out
 
 
 COLUMNS = ("variant", "weights", "guidance", "cpu_minutes", "step", "rmsd_shell1", "rmsd_all", "cn_error_shell1_pct",
@@ -175,11 +196,17 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--weights", choices=("ema", "raw"), default="ema")
     e.add_argument("--guidance", type=float, default=0.0)
     e.add_argument("--n", type=int, default=None, help="validation sites (default: all)")
+    c = sub.add_parser("curve")
+    c.add_argument("runs", nargs="+")
+    c.add_argument("--minutes", type=float, nargs="+", required=True)
+    c.add_argument("--weights", choices=("ema", "raw"), default="ema")
+    c.add_argument("--n", type=int, default=96)
     r = sub.add_parser("report")
     r.add_argument("runs", nargs="+")
     r.add_argument("--doc", default=None)
     a = ap.parse_args(argv)
-    return {"train": cmd_train, "evaluate": cmd_evaluate, "report": cmd_report}[a.cmd](a)
+    res = {"train": cmd_train, "evaluate": cmd_evaluate, "report": cmd_report, "curve": cmd_curve}[a.cmd](a)
+    return 0 if isinstance(res, dict) else res
 
 
 if __name__ == "__main__":
