@@ -26,4 +26,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   pip install -q -e ".[$EXTRAS]"
   touch "$stamp"
 fi
+# JupyterLab (notebooks extra): a double click on a .py opens it as a notebook (jupytext) in this
+# environment, so `jupyter lab notebooks/` shows notebooks/NN_*.py as notebooks (jupyter/s2s.json).
+if python -c "import jupyterlab" 2>/dev/null; then
+  settings="$(python -c "import sys; print(sys.prefix)")/share/jupyter/lab/settings/overrides.d"
+  mkdir -p "$settings"
+  cp jupyter/s2s.json "$settings/s2s.json"
+fi
 python -c "import s2s, torch; print(f's2s {s2s.__version__}, torch {torch.__version__}')"

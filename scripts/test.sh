@@ -1,10 +1,22 @@
 #!/usr/bin/env bash
 # The test command: installs what it needs (into .venv), then runs the unit tests and the
 # notebooks (small parameters, executed and checked by nbval) in one pytest run.
+# Everything a test run writes goes to ignored folders (runs/ci/ for the notebooks and their
+# figures); on a clean checkout the run checks that git status is still clean afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S2S_EXTRAS=${S2S_EXTRAS:-notebooks,test} bash scripts/install.sh
 . "${S2S_VENV:-.venv}/bin/activate"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MPLBACKEND=Agg
-python scripts/run_notebooks.py --small   # papermill run; nbval then re-runs and compares the checked cells
-python -m pytest -q -p no:cacheprovider tests notebooks/*.ipynb --nbval-lax "$@"
+clean_before=""
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && [ -z "$(git status --porcelain)" ]; then
+  clean_before=1
+fi
+rm -rf runs/ci
+python scripts/run_notebooks.py --small   # papermill run into runs/ci/; nbval then re-runs and compares the checked cells
+python -m pytest -q -p no:cacheprovider tests runs/ci/notebooks/*.ipynb --nbval-lax "$@"
+if [ -n "$clean_before" ] && [ -n "$(git status --porcelain)" ]; then
+  echo "test.sh: the test run changed the working tree (it must write only to ignored folders):" >&2
+  git status --porcelain >&2
+  exit 1
+fi
