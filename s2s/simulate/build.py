@@ -20,13 +20,16 @@ Parallelism: the work units are independent.  ``z+1`` has one unit per site,
 default they run in a :class:`concurrent.futures.ProcessPoolExecutor` of
 ``workers`` single-threaded processes (spawn context, ``OMP_NUM_THREADS=1``,
 niced).  Any :class:`concurrent.futures.Executor` can be passed instead, e.g.
-a Dask cluster's ``distributed.Client(...).get_executor()``: only
-``submit`` and the returned futures are used, results (plain dicts) come back
-to the calling process, which alone writes the cache.
+a Dask cluster's ``distributed.Client(...).get_executor()`` (:func:`dask_executor`):
+only ``submit`` and the returned futures are used, results (plain dicts) come
+back to the calling process, which alone writes the cache, so caching, resume
+and the progress bar are the same on every executor.
 
 CLI::
 
     python -m s2s.simulate.build --structures DIR --out data/cache/xtb --workers 2 --variant ground
+    python -m s2s.simulate.build --structures DIR --dask local --workers 8       # distributed.LocalCluster
+    python -m s2s.simulate.build --structures DIR --dask tcp://scheduler:8786    # an existing Dask cluster
 """
 
 from __future__ import annotations
@@ -198,6 +201,49 @@ def default_executor(workers: int, nice: int = 15) -> cf.ProcessPoolExecutor:
         initializer=_worker_init,
         initargs=(nice,),
     )
+
+
+_DASK_ADDRESS_RE = re.compile(r"^(tcp|tls|ucx|inproc|ws|wss)://\S+$")
+
+
+def check_dask_address(address: str, workers: int = 1) -> None:
+    """Raise ValueError unless ``address`` is ``"local"`` (with ``workers >= 1``) or a scheduler URL."""
+    if address != "local" and not _DASK_ADDRESS_RE.match(address):
+        raise ValueError(f"--dask {address!r}: expected 'local' or a scheduler address such as tcp://host:8786")
+    if address == "local" and workers < 1:
+        raise ValueError(f"--workers {workers}: a local Dask cluster needs at least one worker")
+
+
+@contextlib.contextmanager
+def dask_executor(address: str, workers: int = 1, nice: int = 15, timeout: float = 30.0) -> Iterator[cf.Executor]:
+    """A :class:`concurrent.futures.Executor` running on Dask workers (``Client.get_executor()``).
+
+    address : ``"local"``: a :class:`distributed.LocalCluster` of ``workers`` single-threaded
+        worker processes (``OMP_NUM_THREADS=1``, niced by ``nice``), started here and closed on
+        exit; or a scheduler address such as ``tcp://scheduler:8786``: the workers of that
+        cluster (they need s2s and tblite installed; their environment is left as it is),
+        reached within ``timeout`` seconds.
+    The client (and a local cluster) are closed when the ``with`` block ends.
+    """
+    check_dask_address(address, workers)
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("--dask needs dask.distributed: pip install 'dask[distributed]' (s2s extra 'dask')") from e
+    cluster = None
+    with contextlib.ExitStack() as stack:
+        if address == "local":
+            with _single_threaded_env():  # the worker processes inherit it
+                cluster = stack.enter_context(LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None))
+            client = stack.enter_context(Client(cluster))
+            client.run(_worker_init, nice)
+        else:
+            try:
+                client = stack.enter_context(Client(address, timeout=f"{timeout}s"))
+            except OSError as e:
+                raise RuntimeError(f"--dask {address}: cannot reach the Dask scheduler ({e})") from e
+        yield client.get_executor(pure=False)
 
 
 # ---------------------------------------------------------------------------
@@ -410,7 +456,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m s2s.simulate.build", description=__doc__.split("\n\n")[0])
     ap.add_argument("--structures", required=True, help="folder of structure files (JSON records, CIF, POSCAR)")
     ap.add_argument("--out", default="data/cache/xtb", help="cache folder (default data/cache/xtb)")
-    ap.add_argument("--workers", type=int, default=1, help="parallel single-threaded worker processes")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="parallel single-threaded worker processes (with --dask local: the cluster's workers)")
+    ap.add_argument("--dask", metavar="ADDRESS", default=None,
+                    help="run the per-site work on Dask: 'local' (a LocalCluster of --workers processes) "
+                         "or a scheduler address, e.g. tcp://scheduler:8786 (needs dask[distributed])")
     ap.add_argument("--variant", choices=["ground", "z+1"], default=XtbSettings.variant)
     ap.add_argument("--method", default=XtbSettings.method)
     ap.add_argument("--charge", type=int, default=None, help="total charge (default +1 for z+1, 0 for ground)")
@@ -422,6 +472,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--retry-failed", action="store_true", help="recompute cached failures")
     ap.add_argument("--nice", type=int, default=15)
     args = ap.parse_args(argv)
+    if args.dask is not None:
+        try:
+            check_dask_address(args.dask, args.workers)
+        except ValueError as e:
+            ap.error(str(e))
     settings = XtbSettings(variant=args.variant, method=args.method, charge=args.charge,
                            min_length=args.min_length, temperature=args.temperature, max_iter=args.max_iter)
     items = read_structures(args.structures)
@@ -431,9 +486,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit is not None:
         items = items[: args.limit]
     print(f"settings {settings.calc_key()}: {settings.calc_fields()}", file=sys.stderr)
-    if args.workers <= 1:  # this process computes: make it single-threaded and niced too
-        _worker_init(args.nice)
-    report = build(items, settings, args.out, workers=args.workers, retry_failed=args.retry_failed, nice=args.nice)
+    if args.dask is not None:
+        with dask_executor(args.dask, args.workers, args.nice) as ex:
+            report = build(items, settings, args.out, executor=ex, retry_failed=args.retry_failed)
+    else:
+        if args.workers <= 1:  # this process computes: make it single-threaded and niced too
+            _worker_init(args.nice)
+        report = build(items, settings, args.out, workers=args.workers, retry_failed=args.retry_failed, nice=args.nice)
     print(report.summary())
     for sid, s, reason in report.failures[:50]:
         print(f"  failed {sid} site{s}: {reason}")
