@@ -79,10 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--method", default="both", choices=["paper", "best", "both"], help="alignment: the paper's, ours (never worse), or both (default)")
     e.add_argument("--out", required=True, type=Path, help="output directory: metrics.json (summary), per_site.csv, generated.xyz")
     _add_sampling_options(e)
+    from .forward_cli import add_best_of_options, add_train_forward_parser
+
+    add_best_of_options(e)
 
     from .predict_cli import add_predict_parser
 
     add_predict_parser(sub)
+    add_train_forward_parser(sub)
     return ap
 
 
@@ -189,6 +193,10 @@ def cmd_evaluate(a) -> int:
     from .sample import generate
     from .train import load_model
 
+    if getattr(a, "best_of", None):
+        from .forward_cli import cmd_evaluate_best_of
+
+        return cmd_evaluate_best_of(a)
     model = load_model(a.model)
     recs = _records(a.data, a.split, a.limit)
     counts, mode = _counts(a.n_atoms, recs)
@@ -220,9 +228,11 @@ def cmd_evaluate(a) -> int:
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     try:
+        from .forward_cli import cmd_train_forward
         from .predict_cli import cmd_predict
 
-        return {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate, "predict": cmd_predict}[a.command](a)
+        return {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate, "predict": cmd_predict,
+                "train-forward": cmd_train_forward}[a.command](a)
     except (FileNotFoundError, ValueError) as exc:
         print(f"s2s {a.command}: error: {exc}", file=sys.stderr)
         return 2
