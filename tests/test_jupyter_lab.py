@@ -144,3 +144,28 @@ def test_project_kernel_runs_s2s(server: Server):
     prefix, cwd = "".join(out).split()
     assert Path(prefix).resolve() == Path(sys.prefix).resolve()
     assert Path(cwd).resolve() == (ROOT / "notebooks").resolve()  # relative paths as in the notebooks
+
+
+def test_saving_from_jupyterlab_keeps_the_py_and_pairs_an_ipynb(server: Server):
+    """Open + save (what JupyterLab's autosave does) leaves the tracked .py byte for byte as it
+    was (notebooks/jupytext.toml), and writes the outputs' ipynb beside it."""
+    import shutil
+    import uuid
+
+    work = ROOT / "runs" / f"test_jupyter_{uuid.uuid4().hex[:8]}" / "notebooks"  # ignored by git
+    work.mkdir(parents=True)
+    try:
+        shutil.copy(ROOT / "notebooks" / "jupytext.toml", work)
+        for src in NOTEBOOKS:
+            shutil.copy(src, work)
+            rel = work.relative_to(ROOT).as_posix() + "/" + src.name
+            model = server.request(f"/api/contents/{rel}")
+            nb = model["content"]
+            # a kernel adds these when the notebook is opened; they must not reach the .py
+            nb["metadata"]["language_info"] = {"name": "python", "version": sys.version.split()[0]}
+            server.request(f"/api/contents/{rel}", "PUT", {"type": "notebook", "format": "json", "content": nb})
+            assert (work / src.name).read_bytes() == src.read_bytes(), src.name
+            paired = json.loads((work / src.name).with_suffix(".ipynb").read_text())
+            assert len(paired["cells"]) == len(nb["cells"])
+    finally:
+        shutil.rmtree(work.parent)
