@@ -448,7 +448,7 @@ def train_forward(
     """Train a forward model on ``envs`` -> ``spectra`` (n, 200), holding out the validation
     structures (:func:`validation_mask` of ``structure_ids``) to choose the weights kept.
 
-    Stops at ``max_steps`` (default ``cfg.max_steps``) optimiser steps or after ``cpu_seconds`` of
+    The learning rate decays over ``cfg.max_steps``.  Stops at ``max_steps`` (default ``cfg.max_steps``) optimiser steps or after ``cpu_seconds`` of
     process CPU time spent in training (summed over resumed sessions; feature computation excluded).
     With ``out_dir``: ``checkpoint.pt`` every ``cfg.eval_every`` steps (weights, optimiser, step,
     CPU time, best weights; resumed when present and ``resume``), ``model.pt`` (best validation
@@ -500,9 +500,11 @@ def train_forward(
         opt.load_state_dict(st["optimizer"])
         step, cpu_used, history = int(st["step"]), float(st["cpu_seconds"]), list(st["history"])
         best = {"step": int(st["best_step"]), "val_mse": float(st["best_val_mse"]), "weights": st["best_weights"]}
+        if "torch_rng" in st:  # dropout masks continue the interrupted run's stream
+            torch.set_rng_state(st["torch_rng"])
 
     def lr_at(k: int) -> float:
-        f = cfg.lr_min_factor + (1 - cfg.lr_min_factor) * 0.5 * (1 + math.cos(math.pi * min(k, max_steps) / max_steps))
+        f = cfg.lr_min_factor + (1 - cfg.lr_min_factor) * 0.5 * (1 + math.cos(math.pi * min(k, cfg.max_steps) / cfg.max_steps))
         return cfg.lr * f
 
     meta_base = {"n_train": int(tr_idx.size), "n_val": int(va_idx.size),
@@ -511,6 +513,7 @@ def train_forward(
     def save(final: bool) -> None:
         if out is None:
             return
+        rng = torch.get_rng_state()  # building the saved copy must not advance the dropout stream
         if best["weights"] is not None:
             fm = ForwardModel(cfg, build_net(cfg, _n_features(net)), {**meta_base, "step": step, "best_step": best["step"],
                               "best_val_mse": best["val_mse"], "cpu_seconds": cpu_used})
@@ -520,7 +523,9 @@ def train_forward(
             best_state = None
         _atomic_torch_save({"config": cfg.to_dict(), "weights": net.state_dict(), "optimizer": opt.state_dict(),
                             "step": step, "cpu_seconds": cpu_used, "history": history, "best_step": best["step"],
-                            "best_val_mse": best["val_mse"], "best_weights": best["weights"]}, ckpt)
+                            "best_val_mse": best["val_mse"], "best_weights": best["weights"],
+                            "torch_rng": rng}, ckpt)
+        torch.set_rng_state(rng)
         if best_state is not None:
             _atomic_torch_save(best_state, out / FINAL)
         buf = io.StringIO()

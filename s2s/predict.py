@@ -13,11 +13,16 @@ Pipeline for each input spectrum (see ``docs/predict.md``):
    onto the 200-point grid, unit area.
 3. **Generate** K candidates (:func:`s2s.sample.generate`): atom counts drawn from the
    model's p(N | spectrum) (or a fixed ``n_atoms``), the few-step DDIM sampler by default.
-4. **Summarise** (:func:`s2s.ensemble.summarize_ensemble`): distinct candidates clustered by
+4. **Rank** (:func:`s2s.selfconsistent.score_candidates`): the forward model
+   (:mod:`s2s.forward`) predicts each candidate's spectrum; the MSE to the input spectrum (the
+   template-matching metric) scores it, and the candidates are ranked best first (written in
+   that order).  A candidate that cannot be scored (no atom besides the excited O, a non-finite
+   coordinate) is reported by name in the warnings and left out; the others go on.
+5. **Summarise** (:func:`s2s.ensemble.summarize_ensemble`): distinct candidates clustered by
    shell composition with frequencies, CN per shell mean/std, Si-O distances and angles
    mean/std, ensemble spread; the nearest training environments (template matching,
    :func:`s2s.template.nearest_by_mse`); the OOD score (:mod:`s2s.ood_score`).
-5. **Write** atomically, one folder per input spectrum: ``candidates.xyz`` (extended XYZ,
+6. **Write** atomically, one folder per input spectrum: ``candidates.xyz`` (extended XYZ,
    excited O first, per-atom ``shell``), ``summary.json``, ``overview.png``.  The folder is
    built under a temporary name and renamed when complete, so it exists only when done;
    a re-run skips finished folders (resume).
@@ -52,6 +57,10 @@ from s2s.spectrum import GRID, GRID_STEP, N_GRID, SpectrumError, normalize, onse
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT / "models" / "s2s_open_v2" / "model.pt"
 DEFAULT_DATA = ROOT / "data" / "s2s_open_v1.h5"
+#: The forward model (environment -> spectrum) that ranks the candidates (docs/forward_model.md).
+DEFAULT_FORWARD = ROOT / "models" / "forward_v1" / "model.pt"
+#: Predicted spectra of this many top-ranked candidates are drawn in the overview.
+N_OVERLAY = 3
 #: Sampler and step count for predict, chosen from benchmarks/bench_steps.py (docs/predict.md).
 DEFAULT_SAMPLER = "ddim"
 DEFAULT_STEPS = 50
@@ -366,9 +375,15 @@ class PredictContext:
     train_meta: list[dict]
     ood: Any
     train_onset: float
+    forward: Any = None  # s2s.forward.ForwardModel ranking the candidates, or None (no ranking)
+    forward_path: Path | None = None
+    forward_sha256: str | None = None
 
     @classmethod
-    def load(cls, model_path: str | os.PathLike = DEFAULT_MODEL, data_path: str | os.PathLike = DEFAULT_DATA) -> "PredictContext":
+    def load(cls, model_path: str | os.PathLike = DEFAULT_MODEL, data_path: str | os.PathLike = DEFAULT_DATA,
+             forward_path: str | os.PathLike | None = DEFAULT_FORWARD) -> "PredictContext":
+        """Load the generator, the training reference and (unless ``forward_path`` is None) the
+        forward model that ranks the candidates; a missing forward model file is an error naming it."""
         from s2s.dataset import Dataset
         from s2s.evaluate import file_sha256
         from s2s.ood_score import OODScorer
@@ -384,11 +399,21 @@ class PredictContext:
         spectra = train.spectra()
         groups = [r.structure_id for r in train]
         k = min(5, len(set(groups)) - 1)
+        forward = None
+        if forward_path is not None:
+            from s2s.forward import ForwardModel
+
+            forward_path = Path(forward_path)
+            if not forward_path.exists():
+                raise FileNotFoundError(f"{forward_path}: forward model not found (ranks the candidates); train one with "
+                                        "'s2s train-forward' or pass --no-rank")
+            forward = ForwardModel.load(forward_path)
         return cls(
             model=model, model_path=model_path, model_sha256=file_sha256(model_path), train_spectra=spectra,
             train_envs=train.environments(),
             train_meta=[{"structure_id": r.structure_id, "site_index": r.site_index, "formula": r.formula} for r in train],
-            ood=OODScorer.fit(spectra, groups, k=k), train_onset=training_onset(spectra),
+            ood=OODScorer.fit(spectra, groups, k=k), train_onset=training_onset(spectra), forward=forward,
+            forward_path=forward_path, forward_sha256=None if forward is None else file_sha256(forward_path),
         )
 
 
@@ -399,6 +424,7 @@ class Prediction:
     spectrum: np.ndarray
     candidates: list[Environment]
     summary: dict
+    predicted: np.ndarray | None = None  # (K, 200) forward-model spectra of the candidates (ranked order), or None
 
 
 def _jsonable(o):
@@ -451,6 +477,7 @@ def predict_one(ctx: PredictContext, name: str, spectrum: np.ndarray, *, n_sampl
     counts = None if n_atoms is None else [int(n_atoms)]
     envs = generate_grouped(ctx.model, spec[None, :], counts, n_samples=n_samples, seed=seed, n_steps=steps,
                             sampler=sampler, eta=eta)[0]
+    envs, ranking, predicted = rank_candidates(ctx, name, spec, envs)
     ens = summarize_ensemble(envs)
     top = ens["clusters"][0]
     rep = envs[top["representative"]]
@@ -465,6 +492,13 @@ def predict_one(ctx: PredictContext, name: str, spectrum: np.ndarray, *, n_sampl
     probs = ctx.model.natoms.probabilities(torch.as_tensor(spec[None, :], dtype=torch.float32))[0].numpy()
     top_n = np.argsort(probs)[::-1][:3]
     ood = ctx.ood.describe(spec)
+    if ranking is not None:
+        for c in ens["clusters"]:
+            best = min(c["members"], key=lambda i: (ranking["candidates"][i]["spectrum_mse"], i))
+            c["best_member"], c["spectrum_mse_best"] = int(best), ranking["candidates"][best]["spectrum_mse"]
+        for i, c in enumerate(ranking["candidates"]):
+            c["signature"] = ens["signatures"][i]
+            c["cluster"] = next(cl["label"] for cl in ens["clusters"] if i in cl["members"])
     summary = {
         "name": name,
         "source": source,
@@ -477,13 +511,66 @@ def predict_one(ctx: PredictContext, name: str, spectrum: np.ndarray, *, n_sampl
         "candidates": {k: v for k, v in ens.items() if k not in ("pairwise_rmsd",)},
         "nearest_training": nearest_training(ctx, spec, rep),
         "spectrum_grid_eV": [float(GRID[0]), float(GRID_STEP), N_GRID],
+        "ranking": ranking,
     }
     warnings = [w for w in [ood["warning"]] if w]
+    if ranking is not None:
+        warnings += [e["message"] for e in ranking["errors"]]
     if top["frequency"] < 0.5:
         warnings.append(f"no dominant candidate: the most frequent one ({top['label']}) has only "
                         f"{top['frequency']:.0%} of the samples")
     summary["warnings"] = warnings
-    return Prediction(name, spec, aligned, _jsonable(summary))
+    return Prediction(name, spec, aligned, _jsonable(summary), predicted)
+
+
+def rank_candidates(ctx: PredictContext, name: str, spectrum: np.ndarray, envs: list[Environment]
+                    ) -> tuple[list[Environment], dict | None, np.ndarray | None]:
+    """Rank generated candidates by the forward model (module docstring, step 4).
+
+    Returns the candidates to keep, best first (each ``meta["draw"]`` = its index in the
+    generation order), the ``ranking`` dict for summary.json (None without a forward model:
+    the candidates are returned as drawn) and their predicted spectra (K_kept, 200).  Candidates
+    that cannot be scored are left out and listed under ``ranking["errors"]`` with a message
+    naming them (``<name>: candidate <draw>``).
+    """
+    from s2s.selfconsistent import score_candidates
+
+    for i, e in enumerate(envs):
+        e.meta["draw"] = i
+    if ctx.forward is None:
+        return envs, None, None
+    sc = score_candidates(ctx.forward, spectrum, envs, [f"{name}: candidate {i}" for i in range(len(envs))])
+    keep = [int(i) for i in sc.order if int(i) not in sc.errors]
+    if not keep:
+        raise ValueError(f"{name}: none of the {len(envs)} candidates could be scored: " + "; ".join(sc.errors.values()))
+    ranking = {
+        "metric": "MSE of the forward model's spectrum of the candidate to the input spectrum over the 200-point grid "
+                  "(unit-area intensity^2; the template-matching metric); lower is better; candidates are written best first",
+        "forward_model": str(ctx.forward_path), "forward_model_sha256": ctx.forward_sha256,
+        "candidates": [{"rank": r, "draw": i, "spectrum_mse": float(sc.scores[i])} for r, i in enumerate(keep)],
+        "errors": [{"draw": int(i), "message": msg} for i, msg in sorted(sc.errors.items())],
+    }
+    return [envs[i] for i in keep], ranking, sc.predicted[keep]
+
+
+def read_prediction(folder: str | os.PathLike) -> tuple[list[Environment], dict]:
+    """Read one output folder of ``s2s predict``: the candidates (extended XYZ, in file order) and
+    summary.json.  Folders written before the ranking existed load too (``summary.get("ranking")``
+    is then None and the candidates are in generation order)."""
+    import json
+
+    from s2s.io import read_extxyz
+
+    folder = Path(folder)
+    for f in (XYZ, SUMMARY):
+        if not (folder / f).exists():
+            raise FileNotFoundError(f"{folder / f}: missing (not an s2s predict output folder?)")
+    try:
+        summary = json.loads((folder / SUMMARY).read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{folder / SUMMARY}: not valid JSON ({exc})") from None
+    summary.setdefault("ranking", None)
+    return read_extxyz(folder / XYZ), summary
 
 
 def generate_grouped(model, spectra: np.ndarray, counts: Sequence[int] | None, *, n_samples: int = 1, seed: int = 0,
@@ -519,8 +606,9 @@ def generate_grouped(model, spectra: np.ndarray, counts: Sequence[int] | None, *
 
 # ----------------------------------------------------------------------------- writing
 def overview_figure(pred: Prediction, ctx: PredictContext):
-    """A 2x3 PNG overview: spectrum with its nearest training spectra, the top candidate in 3-D,
-    CN per shell, Si-O distances, angles, cluster frequencies."""
+    """A 2x4 PNG overview: spectrum with its nearest training spectra, the top candidate in 3-D,
+    the input spectrum with the forward-model spectra of the top-ranked candidates (legend: MSE),
+    CN per shell, Si-O distances, angles, cluster frequencies, the best-ranked candidate in 3-D."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -532,8 +620,8 @@ def overview_figure(pred: Prediction, ctx: PredictContext):
 
     s = pred.summary
     with style():
-        fig = plt.figure(figsize=(13.5, 8.0))
-        ax = fig.add_subplot(2, 3, 1)
+        fig = plt.figure(figsize=(18.0, 8.0))
+        ax = fig.add_subplot(2, 4, 1)
         ax.plot(GRID, pred.spectrum, color="k", lw=1.6, label="input (aligned)")
         for j, nt in enumerate(s["nearest_training"]):
             ax.plot(GRID, ctx.train_spectra[nt["train_index"]], lw=0.9, ls="--",
@@ -544,10 +632,25 @@ def overview_figure(pred: Prediction, ctx: PredictContext):
         ax.set_ylabel("Intensity (unit area)")
         ax.legend(fontsize=6)
         top = s["candidates"]["clusters"][0]
-        ax3 = fig.add_subplot(2, 3, 2, projection="3d")
+        ax3 = fig.add_subplot(2, 4, 2, projection="3d")
         plot_environment(pred.candidates[top["representative"]], ax=ax3,
-                         title=f"top candidate {top['label']} ({top['frequency']:.0%})")
-        ax = fig.add_subplot(2, 3, 3)
+                         title=f"most frequent candidate {top['label']} ({top['frequency']:.0%})")
+        ax = fig.add_subplot(2, 4, 3)
+        rk = s.get("ranking")
+        ax.plot(GRID, pred.spectrum, color="k", lw=1.8, label="input (aligned)")
+        if rk and pred.predicted is not None:
+            for j in range(min(N_OVERLAY, len(pred.candidates))):
+                c = rk["candidates"][j]
+                ax.plot(GRID, pred.predicted[j], lw=1.0, label=f"#{j + 1} {c['signature']}: MSE {c['spectrum_mse']:.2e}")
+            worst = rk["candidates"][-1]
+            ax.set_title(f"self-consistency: forward model of the top {min(N_OVERLAY, len(pred.candidates))} "
+                         f"(worst #{len(rk['candidates'])}: {worst['spectrum_mse']:.2e})", fontsize=8)
+        else:
+            ax.set_title("self-consistency: no forward model (ranking off)", fontsize=8)
+        ax.set_xlabel("Energy relative to onset convention (eV)")
+        ax.set_ylabel("Intensity (unit area)")
+        ax.legend(fontsize=6)
+        ax = fig.add_subplot(2, 4, 4)
         cns = np.array([coordination_numbers(shells(e)) for e in pred.candidates])
         width = 0.27
         allv = np.unique(cns)
@@ -559,7 +662,7 @@ def overview_figure(pred: Prediction, ctx: PredictContext):
         ax.set_ylabel("share of candidates")
         ax.legend(fontsize=7)
         geo = [geometry(e) for e in pred.candidates]
-        ax = fig.add_subplot(2, 3, 4)
+        ax = fig.add_subplot(2, 4, 5)
         for key, lab in (("d_sio", "all Si-O bonds"), ("d_sio_first", "Si-O* (first shell)")):
             v = np.concatenate([g[key] for g in geo])
             if v.size:
@@ -569,7 +672,7 @@ def overview_figure(pred: Prediction, ctx: PredictContext):
             ax.legend(fontsize=7)
         else:
             ax.text(0.5, 0.5, "no Si-O bonds (<= 2.0 Å)", ha="center", transform=ax.transAxes)
-        ax = fig.add_subplot(2, 3, 5)
+        ax = fig.add_subplot(2, 4, 6)
         for key, lab in (("a_osio", "O-Si-O"), ("a_siosi", "Si-O-Si")):
             v = np.concatenate([g[key] for g in geo])
             if v.size:
@@ -579,11 +682,18 @@ def overview_figure(pred: Prediction, ctx: PredictContext):
             ax.legend(fontsize=7)
         else:
             ax.text(0.5, 0.5, "no bond angles", ha="center", transform=ax.transAxes)
-        ax = fig.add_subplot(2, 3, 6)
+        ax = fig.add_subplot(2, 4, 7)
         cl = s["candidates"]["clusters"][:8]
         ax.barh(np.arange(len(cl))[::-1], [c["frequency"] for c in cl], color="0.5")
-        ax.set_yticks(np.arange(len(cl))[::-1], [c["label"] for c in cl], fontsize=7)
+        ax.set_yticks(np.arange(len(cl))[::-1], [c["label"] + (f"  (best MSE {c['spectrum_mse_best']:.1e})" if "spectrum_mse_best" in c else "")
+                                                 for c in cl], fontsize=7)
         ax.set_xlabel("frequency (shell composition 1|2|3)")
+        ax3 = fig.add_subplot(2, 4, 8, projection="3d")
+        if rk:
+            plot_environment(pred.candidates[0], ax=ax3, title=f"best ranked: {rk['candidates'][0]['signature']}\n"
+                             f"MSE {rk['candidates'][0]['spectrum_mse']:.2e}")
+        else:
+            ax3.set_axis_off()
         fig.suptitle(f"{pred.name}: {s['candidates']['n_samples']} candidates, {s['sampling']['sampler']} "
                      f"{s['sampling']['steps']} steps", fontsize=10)
         fig.tight_layout()
@@ -605,7 +715,10 @@ def write_prediction(out_dir: Path, pred: Prediction, ctx: PredictContext, png: 
     try:
         tmp.mkdir()
         sig = pred.summary["candidates"]["signatures"]
-        comments = [f"sample={i} n_atoms={e.n_atoms} signature={sig[i]} source={_safe(pred.name)}" for i, e in enumerate(pred.candidates)]
+        rk = (pred.summary.get("ranking") or {}).get("candidates")
+        comments = [f"sample={i} n_atoms={e.n_atoms} signature={sig[i]} source={_safe(pred.name)}"
+                    + (f" rank={rk[i]['rank']} draw={rk[i]['draw']} spectrum_mse={rk[i]['spectrum_mse']:.6e}" if rk else "")
+                    for i, e in enumerate(pred.candidates)]
         write_extxyz(tmp / XYZ, pred.candidates, comments)
         if png:
             fig = overview_figure(pred, ctx)
@@ -693,4 +806,5 @@ __all__ = [
     "InputSpectrum", "InputError", "PredictInputError", "load_inputs", "collect_inputs", "expand_paths", "prepare",
     "training_onset", "subtract_background", "smooth", "PredictContext", "predict_one", "Prediction",
     "write_prediction", "run_batch", "BatchReport", "overview_figure", "DEFAULT_STEPS", "DEFAULT_SAMPLER",
+    "rank_candidates", "read_prediction", "DEFAULT_FORWARD",
 ]

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from s2s.predict import DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_N_SAMPLES, DEFAULT_SAMPLER, DEFAULT_STEPS
+from s2s.predict import DEFAULT_DATA, DEFAULT_FORWARD, DEFAULT_MODEL, DEFAULT_N_SAMPLES, DEFAULT_SAMPLER, DEFAULT_STEPS
 
 DESCRIPTION = (
     "Candidate local structures for O K-edge spectra. Reads two-column text/CSV (eV), EELS .msa, CASTEP, GPAW JSON, "
     "s2s dataset .h5 (every entry), .npy arrays on the model grid ((200,), (n, 200) or a spectrum image (ny, nx, 200)) "
     "or .npz with 'energy' and 'spectra'; files and folders may be mixed. Per spectrum it writes OUT/NAME/ with "
-    "candidates.xyz (excited O first, per-atom shell), summary.json and overview.png, atomically; finished outputs are "
+    "candidates.xyz (excited O first, per-atom shell; ranked by the forward model's spectrum MSE to the input, best first), summary.json and overview.png, atomically; finished outputs are "
     "skipped on a re-run. See docs/predict.md."
 )
 
@@ -26,6 +26,9 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"model file (default {DEFAULT_MODEL})")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA,
                    help="training dataset (template matching, OOD reference, onset convention; default the shipped one)")
+    p.add_argument("--forward-model", type=Path, default=DEFAULT_FORWARD,
+                   help=f"forward model that ranks the candidates by the MSE of their predicted spectrum to the input (default {DEFAULT_FORWARD})")
+    p.add_argument("--no-rank", action="store_true", help="do not rank the candidates (no forward model)")
     p.add_argument("--n-samples", type=int, default=DEFAULT_N_SAMPLES, help=f"candidates per spectrum (default {DEFAULT_N_SAMPLES})")
     p.add_argument("--n-atoms", type=int, default=None, help="fixed atom count (default: drawn from the model's p(N | spectrum))")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampling steps (default {DEFAULT_STEPS}, chosen from benchmarks/bench_steps.py)")
@@ -66,7 +69,7 @@ def cmd_predict(a) -> int:
         energy = np.load(a.energy_axis) if a.energy_axis.suffix == ".npy" else np.loadtxt(a.energy_axis)
         energy = np.asarray(energy, dtype=np.float64).reshape(-1)
     inputs, errors = collect_inputs(a.spectra, energy)
-    ctx = PredictContext.load(a.model, a.data) if inputs else None
+    ctx = PredictContext.load(a.model, a.data, None if a.no_rank else a.forward_model) if inputs else None
     rep = run_batch(ctx, inputs, a.out, shift=shift, background=a.background, smooth_eV=a.smooth, force=a.force,
                     resume=not a.no_resume, progress=not a.quiet, png=not a.no_png, n_samples=a.n_samples,
                     steps=a.steps, sampler=a.sampler, eta=a.eta, seed=a.seed, n_atoms=a.n_atoms) if inputs else None

@@ -1,0 +1,213 @@
+"""Forward model (environment -> spectrum): invariance, unit area, clear errors, resumable training,
+candidate ranking, and the best-of-k selection."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import special_ortho_group
+
+from s2s.environment import Environment, environments_from_structure
+from s2s.forward import (ForwardConfig, ForwardInputError, ForwardModel, build_net, check_environment, train_forward,
+                         validation_mask)
+from s2s.selfconsistent import is_plausible, physical_problems, rank_by_score, score_candidates
+from s2s.spectrum import GRID, N_GRID
+
+torch.set_num_threads(1)
+_trapezoid = getattr(np, "trapezoid", None) or np.trapz
+
+
+@pytest.fixture(scope="module")
+def quartz_env():
+    from tests.conftest import make_alpha_quartz
+
+    return environments_from_structure(make_alpha_quartz(), structure_id="quartz").environments[0]
+
+
+def _random_model(kind: str, seed: int = 0) -> ForwardModel:
+    """An untrained model with random (non-trivial) weights; standardisation buffers randomised too."""
+    cfg = ForwardConfig(kind=kind, hidden=32, dropout=0.0, n_rbf=8)
+    torch.manual_seed(seed)
+    net = build_net(cfg)
+    with torch.no_grad():  # default initialisation; randomised standardisation
+        if kind == "soap":
+            net.std.uniform_(0.5, 2.0)
+    return ForwardModel(cfg, net)
+
+
+def _transforms(env: Environment):
+    """The environment rotated, reflected, and with its non-central atoms permuted."""
+    q = special_ortho_group.rvs(3, random_state=3)
+    refl = q @ np.diag([1.0, 1.0, -1.0])
+    perm = np.r_[0, 1 + np.random.default_rng(0).permutation(env.n_atoms - 1)]
+    return {
+        "rotation": Environment(env.species, env.coords @ q.T, env.shell),
+        "reflection": Environment(env.species, env.coords @ refl.T, env.shell),
+        "permutation": Environment(env.species[perm], env.coords[perm], env.shell[perm]),
+        "all three": Environment(env.species[perm], (env.coords @ refl.T)[perm], env.shell[perm]),
+    }
+
+
+@pytest.mark.parametrize("kind", ["soap", "distance"])
+def test_forward_model_invariant_to_rotation_reflection_permutation(kind, quartz_env):
+    fm = _random_model(kind)
+    ref = fm.predict([quartz_env])[0]
+    # non-trivial: neither the flat softmax of equal logits nor a saturated one-hot
+    assert 1.05 < ref.max() / ref.min() < 1e6
+    for name, env in _transforms(quartz_env).items():
+        got = fm.predict([env])[0]
+        assert np.allclose(got, ref, rtol=1e-4, atol=1e-6 * ref.max()), name
+    # a real change of geometry does change the prediction
+    stretched = Environment(quartz_env.species, quartz_env.coords * 1.1, quartz_env.shell)
+    assert not np.allclose(fm.predict([stretched])[0], ref, rtol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["soap", "distance"])
+def test_predictions_are_nonnegative_with_unit_area(kind, quartz_env):
+    out = _random_model(kind).predict([quartz_env, _transforms(quartz_env)["rotation"]])
+    assert out.shape == (2, N_GRID)
+    assert np.all(out >= 0)
+    assert np.allclose(_trapezoid(out, GRID, axis=1), 1.0, atol=1e-5)
+
+
+def test_bad_environments_get_errors_naming_them(quartz_env):
+    lone = Environment([1], np.zeros((1, 3)), [0])
+    with pytest.raises(ForwardInputError, match=r"candidate 3: no atoms besides the excited O"):
+        check_environment(lone, "candidate 3")
+    x = quartz_env.coords.copy()
+    x[2, 1] = np.nan
+    nan_env = Environment(quartz_env.species, x, quartz_env.shell)
+    with pytest.raises(ForwardInputError, match=r"my site: coordinate of atom 2 .* not finite"):
+        _random_model("soap").predict([quartz_env, nan_env], names=["ok", "my site"])
+
+
+def test_score_candidates_ranks_good_ones_and_names_bad_ones(quartz_env):
+    fm = _random_model("soap")
+    tr = _transforms(quartz_env)
+    target = fm.predict([tr["rotation"]])[0]  # the rotated quartz is a perfect match
+    x = quartz_env.coords.copy()
+    x[1] = np.nan
+    cands = [Environment(quartz_env.species, quartz_env.coords * 1.15, quartz_env.shell),
+             Environment([1], np.zeros((1, 3)), [0]),
+             tr["permutation"],
+             Environment(quartz_env.species, x, quartz_env.shell),
+             Environment(quartz_env.species, quartz_env.coords * 0.9, quartz_env.shell)]
+    sc = score_candidates(fm, target, cands)
+    assert set(sc.errors) == {1, 3}
+    assert "candidate 1" in sc.errors[1] and "no atoms besides" in sc.errors[1]
+    assert "candidate 3" in sc.errors[3] and "not finite" in sc.errors[3]
+    assert sc.order[0] == 2 and sc.scores[2] < 1e-12  # the permuted copy of the target is ranked first
+    assert list(sc.order[-2:]) == [1, 3]  # failures last, in index order
+    assert np.isnan(sc.scores[[1, 3]]).all() and np.isfinite(sc.scores[[0, 2, 4]]).all()
+    assert [int(sc.rank[i]) for i in sc.order] == list(range(5))
+    again = score_candidates(fm, target, cands)
+    assert np.array_equal(again.order, sc.order) and np.array_equal(again.scores, sc.scores, equal_nan=True)
+
+
+def test_rank_by_score_ties_and_nan_are_deterministic():
+    order, rank = rank_by_score(np.array([0.2, np.nan, 0.1, 0.2, 0.1]))
+    assert order.tolist() == [2, 4, 0, 3, 1]
+    assert rank.tolist() == [2, 4, 0, 3, 1]
+
+
+def test_physical_problems(quartz_env):
+    assert is_plausible(quartz_env)
+    x = quartz_env.coords.copy()
+    x[1] = x[1] / np.linalg.norm(x[1]) * 0.9  # a Si at 0.9 Å from the excited O
+    probs = physical_problems(Environment(quartz_env.species, x, quartz_env.shell))
+    assert any("too close" in p for p in probs)
+    far = Environment(quartz_env.species, quartz_env.coords * 1.5, quartz_env.shell)
+    assert any("empty first shell" in p for p in physical_problems(far))
+
+
+def test_validation_mask_groups_structures():
+    ids = [f"s{i // 3}" for i in range(300)]
+    m = validation_mask(ids, 0.1, seed=1)
+    by = {}
+    for i, v in zip(ids, m):
+        by.setdefault(i, set()).add(bool(v))
+    assert all(len(v) == 1 for v in by.values())  # never split inside a structure
+    assert 0 < m.sum() < len(ids)
+    assert np.array_equal(m, validation_mask(ids[::-1], 0.1, seed=1)[::-1])  # order does not matter
+
+
+def _toy_training_set(quartz_env, n=24):
+    rng = np.random.default_rng(0)
+    envs, spectra, ids = [], [], []
+    for i in range(n):
+        s = 1.0 + 0.03 * rng.normal()
+        envs.append(Environment(quartz_env.species, quartz_env.coords * s, quartz_env.shell))
+        y = np.exp(-0.5 * ((GRID - 5 - 20 * (s - 1)) / 1.5) ** 2) + 0.05
+        spectra.append(y / _trapezoid(y, GRID))
+        ids.append(f"toy-{i}")
+    return envs, np.array(spectra), ids
+
+
+@pytest.mark.parametrize("kind", ["soap", "distance"])
+def test_training_learns_and_resumes_exactly(kind, quartz_env, tmp_path):
+    envs, spectra, ids = _toy_training_set(quartz_env)
+    cfg = ForwardConfig(kind=kind, hidden=32, n_rbf=8, batch_size=8, max_steps=12, eval_every=4, lr=3e-3)
+    full = train_forward(cfg, envs, spectra, ids, tmp_path / "full", progress=False)
+    part = train_forward(cfg, envs, spectra, ids, tmp_path / "part", max_steps=8, progress=False)
+    assert part.step == 8
+    resumed = train_forward(cfg, envs, spectra, ids, tmp_path / "part", progress=False)
+    assert resumed.step == 12
+    for a, b in zip(full.history, resumed.history):
+        assert a["step"] == b["step"] and a["val_mse"] == pytest.approx(b["val_mse"], rel=1e-6)
+    rows = list(csv.DictReader(open(tmp_path / "full" / "loss.csv")))
+    assert [int(r["step"]) for r in rows] == [4, 8, 12]
+    first_val = float(rows[0]["val_mse"])
+    mean_mse = float(np.mean((spectra - spectra.mean(0)) ** 2))
+    assert full.best_val_mse < max(first_val, mean_mse * 10)
+    loaded = ForwardModel.load(tmp_path / "full")  # the folder, or model.pt
+    assert loaded.meta["best_step"] == full.best_step
+    assert np.allclose(loaded.predict(envs[:3]), full.model.predict(envs[:3]))
+    assert not list((tmp_path / "full").glob("*.tmp"))
+
+
+def test_resume_with_another_config_is_refused(quartz_env, tmp_path):
+    envs, spectra, ids = _toy_training_set(quartz_env, n=12)
+    cfg = ForwardConfig(kind="soap", hidden=16, batch_size=4, max_steps=2, eval_every=2)
+    train_forward(cfg, envs, spectra, ids, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="another forward config.*hidden"):
+        train_forward(ForwardConfig(kind="soap", hidden=8, batch_size=4, max_steps=4, eval_every=2), envs, spectra, ids,
+                      tmp_path, progress=False)
+
+
+def test_load_rejects_other_files(tmp_path):
+    p = tmp_path / "x.pt"
+    torch.save({"weights": {}}, p)
+    with pytest.raises(ValueError, match="not an s2s forward model"):
+        ForwardModel.load(p)
+    with pytest.raises(FileNotFoundError, match="train-forward"):
+        ForwardModel.load(tmp_path / "missing.pt")
+
+
+def test_shipped_forward_model_loads_and_predicts(quartz_env):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "models" / "forward_v1" / "model.pt"
+    if not path.exists():
+        pytest.skip("models/forward_v1 not present")
+    fm = ForwardModel.load(path)
+    y = fm.predict([quartz_env])[0]
+    assert fm.cfg.kind in ("soap", "distance") and "dataset_sha256" in fm.meta and fm.meta["best_step"] > 0
+    assert np.isclose(_trapezoid(y, GRID), 1.0, atol=1e-5)
+
+
+def test_best_of_k_select_picks_by_forward_and_oracle(quartz_env):
+    from s2s.best_of_k import select
+
+    fm = _random_model("soap")
+    tr = _transforms(quartz_env)
+    spectrum = fm.predict([tr["rotation"]])[0]
+    samples = [[Environment(quartz_env.species, quartz_env.coords * 1.2, quartz_env.shell), tr["permutation"],
+                Environment(quartz_env.species, quartz_env.coords * 0.95, quartz_env.shell)]]
+    sel = select(samples, spectrum[None, :], fm, targets=[quartz_env])
+    assert sel["single"].tolist() == [0]
+    assert sel["best_of_k"].tolist() == [1]
+    assert sel["oracle_of_k"].tolist() == [1]  # the permuted copy has RMSD 0
+    assert sel["rows"][0][1]["rmsd_shell1"] == pytest.approx(0.0, abs=1e-6)

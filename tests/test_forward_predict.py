@@ -1,0 +1,93 @@
+"""Self-consistent ranking in s2s predict: deterministic for a seed, written per candidate, old output
+folders still load, unscorable candidates named while the others are ranked and written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from s2s.dataset import Dataset
+from s2s.environment import Environment
+from s2s.forward import ForwardConfig, train_forward
+from s2s.io import read_extxyz, write_extxyz
+from s2s.predict import PredictContext, predict_one, read_prediction, write_prediction
+from tests.test_predict import setup  # noqa: F401  (the toy dataset and tiny generator fixture)
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def ctx(setup, tmp_path_factory):  # noqa: F811
+    data, model = setup
+    ds = Dataset.load(data)
+    fwd = tmp_path_factory.mktemp("fwd")
+    cfg = ForwardConfig(kind="soap", hidden=16, batch_size=4, max_steps=4, eval_every=2, val_fraction=0.3)
+    train_forward(cfg, ds.environments(), ds.spectra(), [r.structure_id for r in ds], fwd, progress=False)
+    return PredictContext.load(model, data, fwd / "model.pt"), ds
+
+
+def test_ranking_is_written_and_deterministic_for_a_seed(ctx, tmp_path):
+    c, ds = ctx
+    spec = ds[0].spectrum
+    a = predict_one(c, "site", spec, n_samples=5, steps=3, seed=7)
+    b = predict_one(c, "site", spec, n_samples=5, steps=3, seed=7)
+    ra, rb = a.summary["ranking"], b.summary["ranking"]
+    assert ra["candidates"] == rb["candidates"]
+    scores = [x["spectrum_mse"] for x in ra["candidates"]]
+    assert scores == sorted(scores) and len(scores) == 5
+    assert sorted(x["draw"] for x in ra["candidates"]) == list(range(5))
+    assert a.predicted.shape == (5, 200)
+    # the scores are the MSEs of the predicted spectra, in written order
+    assert np.allclose(np.mean((a.predicted - spec) ** 2, axis=1), scores)
+    for cl in a.summary["candidates"]["clusters"]:
+        assert cl["spectrum_mse_best"] == min(scores[i] for i in cl["members"])
+    out = write_prediction(tmp_path, a, c, png=True)
+    envs, summary = read_prediction(out)
+    assert len(envs) == 5 and summary["ranking"]["candidates"] == ra["candidates"]
+    text = (out / "candidates.xyz").read_text()
+    assert "rank=0 draw=" in text and "spectrum_mse=" in text
+    assert (out / "overview.png").stat().st_size > 10_000
+
+
+def test_output_folder_written_before_ranking_still_loads(tmp_path):
+    from tests.conftest import make_alpha_quartz
+    from s2s.environment import environments_from_structure
+
+    env = environments_from_structure(make_alpha_quartz(), structure_id="q").environments[0]
+    folder = tmp_path / "old"
+    folder.mkdir()
+    # the format of s2s predict before ranking existed: no rank/spectrum_mse keys, no "ranking" in the summary
+    write_extxyz(folder / "candidates.xyz", [env, env], ["sample=0 n_atoms=9 signature=Si2|O6|Si6 source=old",
+                                                          "sample=1 n_atoms=9 signature=Si2|O6|Si6 source=old"])
+    (folder / "summary.json").write_text(json.dumps({"name": "old", "candidates": {"n_samples": 2}, "warnings": []}))
+    envs, summary = read_prediction(folder)
+    assert len(envs) == 2 and np.allclose(envs[0].coords, env.coords, atol=1e-7)
+    assert summary["ranking"] is None
+    with pytest.raises(FileNotFoundError, match="candidates.xyz: missing"):
+        read_prediction(tmp_path)
+
+
+def test_unscorable_candidates_are_named_and_the_others_ranked_and_written(ctx, tmp_path, monkeypatch):
+    import s2s.predict as P
+
+    c, ds = ctx
+    good = [r.environment for r in ds][:3]
+    x = good[1].coords.copy()
+    x[2] = np.nan
+    bad_nan = Environment(good[1].species, x, good[1].shell)
+    lone = Environment([1], np.zeros((1, 3)), [0])
+    fake = [Environment(e.species, e.coords, e.shell) for e in good]
+    drawn = [fake[0], lone, fake[1], bad_nan, fake[2]]
+    monkeypatch.setattr(P, "generate_grouped", lambda *a, **k: [list(drawn)])
+    pred = predict_one(c, "mine", ds[0].spectrum, n_samples=5, steps=3)
+    rk = pred.summary["ranking"]
+    assert [e["draw"] for e in rk["errors"]] == [1, 3]
+    assert "mine: candidate 1: no atoms besides the excited O" in rk["errors"][0]["message"]
+    assert "mine: candidate 3: coordinate of atom 2" in rk["errors"][1]["message"]
+    assert any("candidate 3" in w for w in pred.summary["warnings"])
+    assert sorted(x["draw"] for x in rk["candidates"]) == [0, 2, 4]
+    out = write_prediction(tmp_path, pred, c, png=False)
+    assert len(read_extxyz(out / "candidates.xyz")) == 3
