@@ -4,8 +4,9 @@ For each test spectrum the generator draws K environments (the target's atom cou
 protocol; DDIM with few steps so that K samples stay cheap).  Three ways to pick one of them:
 
 * ``single`` - the first sample (one draw: the single-sample method at the same sampler/steps);
-* ``best_of_k`` - the sample whose forward-model spectrum (:mod:`s2s.forward`) has the smallest
-  MSE to the input spectrum (:func:`s2s.selfconsistent.score_candidates`; no target used);
+* ``best_of_k`` - the sample ranked first by :func:`s2s.selfconsistent.score_candidates`: the
+  smallest MSE of its forward-model spectrum (:mod:`s2s.forward`) to the input spectrum among the
+  geometrically plausible samples (all samples when none is); no target used;
 * ``oracle_of_k`` - the sample with the smallest true 1st-shell RMSD to the target (paper
   alignment; ties and NaN by overall RMSD, then index): an upper bound of what any ranking of
   these K samples can reach.
@@ -154,12 +155,14 @@ def select(samples: list[list[Environment]], spectra: np.ndarray, forward, targe
     k = len(samples[0])
     scores = np.full((m, k), np.nan)
     errors = {}
+    picks: list[int] = []
     for i, row in enumerate(samples):
         sc = score_candidates(forward, spectra[i], row, [f"spectrum {i}, sample {j}" for j in range(len(row))])
         scores[i] = sc.scores
+        picks.append(int(sc.order[0]))
         errors.update({(i, j): msg for j, msg in sc.errors.items()})
     out: dict[str, Any] = {"single": np.zeros(m, dtype=np.int64),
-                           "best_of_k": np.array([int(np.lexsort((np.arange(k), np.where(np.isfinite(s), s, np.inf)))[0]) for s in scores]),
+                           "best_of_k": np.array(picks, dtype=np.int64),
                            "scores": scores, "errors": errors}
     if targets is not None:
         rows = [[evaluate_pair(t, g, method="paper") for g in row] for t, row in zip(targets, samples)]

@@ -82,6 +82,7 @@ def add_best_of_options(e: argparse.ArgumentParser) -> None:
                    help="draw K samples per site (DDIM, --steps default 50) and report three picks: the first sample, the one "
                         "whose forward-model spectrum is closest to the input (best of K), and the oracle (best true 1st-shell "
                         "RMSD); writes OUT/best_of_k.json")
+    e.add_argument("--cache-dir", type=Path, default=None, help="with --best-of: cache the K samples here (re-runs read them)")
     e.add_argument("--forward-model", type=Path, default=DEFAULT_FORWARD, help=f"forward model for --best-of (default {DEFAULT_FORWARD})")
 
 
@@ -105,7 +106,7 @@ def cmd_evaluate_best_of(a) -> int:
         raise ValueError(f"{a.data}: no records in split {a.split!r}")
     settings = BestOfKSettings(k=a.best_of, sampler="ddim", n_steps=50 if a.steps is None else a.steps, seed=a.seed,
                                batch_size=a.batch_size)
-    res = evaluate_best_of_k(a.model, forward, test, list(ds.train), settings, progress=True)
+    res = evaluate_best_of_k(a.model, forward, test, list(ds.train), settings, progress=True, cache_dir=a.cache_dir)
     res.update({"model": str(a.model), "forward_model": str(a.forward_model), "data": str(a.data), "split": a.split})
     write_json(Path(a.out) / "best_of_k.json", res)
     keys = ("rmsd_shell1", "rmsd_all", "cn_error_shell1_pct", "species_accuracy", "validity", "template_win_rate")

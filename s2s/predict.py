@@ -545,9 +545,11 @@ def rank_candidates(ctx: PredictContext, name: str, spectrum: np.ndarray, envs: 
         raise ValueError(f"{name}: none of the {len(envs)} candidates could be scored: " + "; ".join(sc.errors.values()))
     ranking = {
         "metric": "MSE of the forward model's spectrum of the candidate to the input spectrum over the 200-point grid "
-                  "(unit-area intensity^2; the template-matching metric); lower is better; candidates are written best first",
+                  "(unit-area intensity^2; the template-matching metric); lower is better; candidates failing the geometric check "
+                  "(s2s.selfconsistent.physical_problems) come after the plausible ones; written best first",
         "forward_model": str(ctx.forward_path), "forward_model_sha256": ctx.forward_sha256,
-        "candidates": [{"rank": r, "draw": i, "spectrum_mse": float(sc.scores[i])} for r, i in enumerate(keep)],
+        "candidates": [{"rank": r, "draw": i, "spectrum_mse": float(sc.scores[i]), "plausible": not sc.problems[i],
+                        "problems": sc.problems[i]} for r, i in enumerate(keep)],
         "errors": [{"draw": int(i), "message": msg} for i, msg in sorted(sc.errors.items())],
     }
     return [envs[i] for i in keep], ranking, sc.predicted[keep]

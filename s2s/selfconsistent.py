@@ -5,7 +5,11 @@
   template-matching metric, :func:`s2s.template.nearest_by_mse`; unit-area intensity^2); rank
   the candidates by it.  A candidate that cannot be scored (no atom besides the excited O, a
   non-finite coordinate) gets a clear error naming it, score NaN, and is ranked last; the others
-  are still scored and ranked.  The ranking is deterministic (ties: lower candidate index first).
+  are still scored and ranked.  A candidate that fails the geometric check below is ranked after
+  every plausible one (each group by MSE): the forward model was trained on real environments
+  only, so its spectrum for, e.g., a Si at 1.0 Å from the O is an extrapolation that can look
+  deceptively good when the rest of the environment is right (docs/forward_model.md).  The
+  ranking is deterministic (ties: lower candidate index first).
 * :func:`physical_problems` / :func:`is_plausible` - a plain geometric check of a candidate
   ("validity" in the best-of-k evaluation): a non-empty first shell of at most 4 atoms and no two
   atoms closer than :data:`MIN_DISTANCE` (0.9 x the shortest distance of that species pair in the
@@ -35,8 +39,9 @@ class CandidateScores:
 
     scores (K,): MSE of the predicted to the input spectrum (unit-area intensity^2), NaN when the
     candidate could not be scored; predicted (K, 200): the forward model's spectra (NaN rows for
-    failures); errors: candidate index -> message naming the candidate; order (K,): candidate
-    indices best first (failures last); rank (K,): position of each candidate in ``order`` (0 = best).
+    failures); errors: candidate index -> message naming the candidate; problems: candidate index ->
+    :func:`physical_problems` (empty: plausible); order (K,): candidate indices best first
+    (implausible after plausible, failures last); rank (K,): position of each candidate in ``order``.
     """
 
     scores: np.ndarray
@@ -44,22 +49,26 @@ class CandidateScores:
     errors: dict[int, str]
     order: np.ndarray
     rank: np.ndarray
+    problems: dict[int, list[str]]
 
 
-def rank_by_score(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(order, rank) of scores, lowest first, NaN last, ties by index (deterministic)."""
+def rank_by_score(scores: np.ndarray, demote: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(order, rank) of scores, lowest first, NaN last, ties by index (deterministic); candidates
+    with ``demote[i]`` True come after all others that have a finite score."""
     s = np.asarray(scores, dtype=np.float64)
     key = np.where(np.isfinite(s), s, np.inf)
-    order = np.lexsort((np.arange(s.size), ~np.isfinite(s), key))
+    dem = np.zeros(s.size, bool) if demote is None else np.asarray(demote, bool)
+    order = np.lexsort((np.arange(s.size), key, dem, ~np.isfinite(s)))
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
     return order, rank
 
 
 def score_candidates(forward: ForwardModel, spectrum: np.ndarray, envs: Sequence[Environment],
-                     names: Sequence[str] | None = None) -> CandidateScores:
+                     names: Sequence[str] | None = None, demote_implausible: bool = True) -> CandidateScores:
     """Score candidates (see the module docstring); ``names[i]`` names candidate i in errors
-    (default ``candidate i``).  ``spectrum`` is the input on the grid, (200,)."""
+    (default ``candidate i``).  ``spectrum`` is the input on the grid, (200,).
+    ``demote_implausible=False`` ranks by the MSE alone."""
     spec = np.asarray(spectrum, dtype=np.float64).reshape(-1)
     if spec.shape != (N_GRID,) or not np.all(np.isfinite(spec)):
         raise ValueError(f"score_candidates: the input spectrum must be {N_GRID} finite values on the grid, got shape {spec.shape}")
@@ -80,8 +89,10 @@ def score_candidates(forward: ForwardModel, spectrum: np.ndarray, envs: Sequence
     if ok:
         pred[ok] = forward.predict([envs[i] for i in ok], [names[i] for i in ok])
         scores[ok] = spectrum_mse(pred[ok], spec)
-    order, rank = rank_by_score(scores)
-    return CandidateScores(scores, pred, errors, order, rank)
+    problems = {i: physical_problems(envs[i]) for i in ok}
+    demote = np.array([bool(problems.get(i)) for i in range(len(envs))]) if demote_implausible else None
+    order, rank = rank_by_score(scores, demote)
+    return CandidateScores(scores, pred, errors, order, rank, problems)
 
 
 def physical_problems(env: Environment, cutoff: float = DEFAULT_CUTOFF) -> list[str]:

@@ -211,3 +211,22 @@ def test_best_of_k_select_picks_by_forward_and_oracle(quartz_env):
     assert sel["best_of_k"].tolist() == [1]
     assert sel["oracle_of_k"].tolist() == [1]  # the permuted copy has RMSD 0
     assert sel["rows"][0][1]["rmsd_shell1"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_implausible_candidates_rank_after_plausible_ones(quartz_env):
+    fm = _random_model("soap")
+    target = fm.predict([quartz_env])[0]
+    x = quartz_env.coords.copy()
+    x[1] = x[1] / np.linalg.norm(x[1]) * 1.0  # first-shell Si at 1.0 Å: close to the target otherwise
+    collapsed = Environment(quartz_env.species, x, quartz_env.shell)
+    far = Environment(quartz_env.species, quartz_env.coords * 1.2, quartz_env.shell)
+    cands = [far, collapsed]
+    by_mse = score_candidates(fm, target, cands, demote_implausible=False)
+    sc = score_candidates(fm, target, cands)
+    assert np.array_equal(sc.scores, by_mse.scores)
+    assert sc.problems[1] and not sc.problems[0]
+    assert sc.order.tolist() == [0, 1]
+    if by_mse.scores[1] < by_mse.scores[0]:  # the demotion is what put it last
+        assert by_mse.order.tolist() == [1, 0]
+    order, _ = rank_by_score(np.array([0.1, 0.2, np.nan, 0.05]), np.array([False, False, False, True]))
+    assert order.tolist() == [0, 1, 3, 2]
