@@ -230,3 +230,19 @@ def test_implausible_candidates_rank_after_plausible_ones(quartz_env):
         assert by_mse.order.tolist() == [1, 0]
     order, _ = rank_by_score(np.array([0.1, 0.2, np.nan, 0.05]), np.array([False, False, False, True]))
     assert order.tolist() == [0, 1, 3, 2]
+
+
+def test_validation_mask_matches_dataset_validation_split():
+    from s2s import dataset as D
+
+    if not hasattr(D, "validation_split"):
+        pytest.skip("s2s.dataset.validation_split not present")
+    from s2s.dataset import Dataset, SiteRecord
+
+    env = Environment([1, 0], [[0, 0, 0], [1.6, 0, 0]], [0, 1])
+    spec = np.ones(N_GRID) / 19.9
+    recs = [SiteRecord(spec, env, f"s{i}", 0, formula="SiO2", source="t", simulator="toy", split="train") for i in range(60)]
+    ds = Dataset.from_records(recs, {})
+    fit, val = D.validation_split(ds, 0.1, seed=1)
+    m = validation_mask([r.structure_id for r in ds], 0.1, seed=1)
+    assert {r.structure_id for r in val} == {r.structure_id for r, v in zip(ds, m) if v}
