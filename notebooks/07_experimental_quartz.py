@@ -298,7 +298,7 @@ for kind in ("xtb", "gpaw"):
     spec = np.stack([getattr(s, kind) for s in tsites])
     counts = np.array([s.target.n_atoms for s in tsites])
     t_gen[kind] = [g[0] for g in generate_cached(model_path, spec, counts, n_samples=1, n_steps=n_steps, seed=seed,
-                                                 cache_dir=cache_dir)]
+                                                 cache_dir=cache_dir, progress=False)]
 transfer = transfer_metrics(tsites, t_gen)
 print(f"{transfer['n']} reference sites")
 for kind in ("xtb", "gpaw"):

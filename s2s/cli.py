@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue from another run's checkpoint.pt (same preset) on this training set, e.g. a grown "
                         "dataset or your own spectra; --max-steps then counts its steps too")
     t.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda (e.g. --preset paper on a GPU)")
+    t.add_argument("--cpu-minutes", type=float, default=None,
+                   help="stop once this run (all its resumed calls, this stage) has used this much process CPU time; "
+                        "writes model.pt; rerun with a larger value to continue")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = sub.add_parser("sample", help="generate environments for spectra", description="Generate environments conditioned on spectra from a dataset split or a spectrum file; writes extended XYZ (excited O first, per-atom shell).")
@@ -147,7 +150,8 @@ def cmd_train(a) -> int:
             "args": {k: str(v) for k, v in vars(a).items() if not callable(v)}}
     try:
         res = train(cfg, envs, spectra, a.out, resume=not a.no_resume, max_steps=a.max_steps, progress=not a.quiet,
-                    info=info, init_from=a.init_from, device=a.device)
+                    info=info, init_from=a.init_from, device=a.device,
+                    cpu_budget=None if a.cpu_minutes is None else 60.0 * a.cpu_minutes)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"s2s train: {err}") from None
     print(f"done: {res.step} steps in {time.perf_counter() - t0:.1f} s; EMA model in {a.out / 'model.pt'}")

@@ -167,8 +167,8 @@ def train(
     another run (same model and diffusion configuration) to continue from on this training set,
     with this run's learning rate and weight decay; ``max_steps`` then counts its steps too.  A checkpoint of this run in ``out_dir`` (resume)
     takes precedence over ``init_from``.  ``cpu_budget`` (s): stop (with a checkpoint, as an
-    interruption) once the run's process CPU time, summed over resumed calls, reaches it; recipes
-    are compared at equal CPU time.  ``snapshot_every``: also keep the raw and EMA weights every that
+    interruption, but writing ``model.pt`` and ``run.json`` as a finished run does) once the run's
+    process CPU time, summed over resumed calls, reaches it; recipes are compared at equal CPU time.  ``snapshot_every``: also keep the raw and EMA weights every that
     many steps in ``out_dir/snapshots/`` (for validation curves).  ``device``: where the model and
     batches live ("cpu", "cuda"); the random numbers are drawn on the CPU, so a seed gives the same
     data order and noise on every device.
@@ -314,7 +314,8 @@ def train(
                                     "seconds": round(time.perf_counter() - t0, 3), "cpu_seconds": round(cpu_now(), 3),
                                     "stage": stage})
                     running = []
-                save()
+                save(final=True)  # a budget is a clean end: model.pt and run.json too; a larger budget resumes
+                ema.module.eval()
                 return TrainResult(model=ema.module, step=step, history=history, out_dir=out)
             if stop_after is not None and done_here >= stop_after and step < total:
                 save()

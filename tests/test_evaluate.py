@@ -206,8 +206,9 @@ def test_self_evaluation_is_perfect():
         assert math.isnan(tab["rmsd_shell3"])  # no third shell in these targets
         assert tab["cn_error_shell1_pct"] == 0.0 and tab["cn_error_shell2_pct"] == 0.0
         assert tab["species_accuracy"] == 1.0 and tab["n_test"] == 2
+        assert tab["validity"] == 1.0  # the target itself is chemistry
         assert set(tab) == {"rmsd_shell1", "rmsd_shell2", "rmsd_shell3", "rmsd_all", "cn_error_shell1_pct",
-                            "cn_error_shell2_pct", "species_accuracy", "n_test"}
+                            "cn_error_shell2_pct", "species_accuracy", "validity", "n_test"}
 
 
 def test_evaluation_detects_errors():
