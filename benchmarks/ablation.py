@@ -4,6 +4,7 @@
     python benchmarks/ablation.py evaluate runs/ablation/cpu_v3 [--cpu-minutes 35] [--weights ema|raw]
     python benchmarks/ablation.py report runs/ablation/* [--doc docs/model.md]
     python benchmarks/ablation.py curve runs/ablation/cpu runs/ablation/cpu_v3 --minutes 10 20 40 --n 96
+    python benchmarks/ablation.py refine runs/ablation/cpu_v3 --t0 50 100 200 300     # SDEdit from templates
 
 ``train`` fits a recipe (a preset of :mod:`s2s.config`, or a named variant below) on the training
 split minus the validation structures (:func:`s2s.dataset.validation_split`, 10 % of the training
@@ -94,6 +95,31 @@ def load_snapshot(path: Path, weights: str) -> tuple[S2SModel, dict]:
     model.load_state_dict(state["model" if weights == "raw" else "ema"])
     model.eval()
     return model, state
+
+
+def cmd_refine(a) -> int:
+    """Retrieval-guided refinement (s2s.refine) on the validation split, for several t0; template matching first."""
+    from s2s.refine import refine_templates
+    from s2s.template import nearest_by_mse
+
+    torch.set_num_threads(1)
+    model, state = load_snapshot(pick_snapshot(Path(a.run), a.cpu_minutes), a.weights)
+    fit, val = load_split(a.data)
+    recs = list(val)
+    spectra = np.stack([r.spectrum for r in recs])
+    idx, _ = nearest_by_mse(spectra, fit.spectra())
+    templates = [fit[int(i)].environment for i in idx]
+    print(f"{Path(a.run).name} step {state['step']} ({a.weights}), {len(recs)} validation sites, templates from {len(fit)} fit sites")
+    rows = {"template": templates}
+    for t0 in a.t0:
+        rows[f"refine t0={t0}"] = refine_templates(model, spectra, templates, t0, seed=0, n_steps=50)
+    print(f"{'method':16s} {'RMSD1':>6s} {'RMSD all':>8s} {'CN1 err %':>9s} {'species':>7s} {'valid':>6s}")
+    for name, gen in rows.items():
+        ev = [{"paper": evaluate_pair(r.environment, g)} for r, g in zip(recs, gen)]
+        t = summary_table(ev, "paper")
+        print(f"{name:16s} {t['rmsd_shell1']:6.3f} {t['rmsd_all']:8.3f} {t['cn_error_shell1_pct']:9.2f} "
+              f"{t['species_accuracy']:7.3f} {t['validity']:6.3f}")
+    return 0
 
 
 def cmd_curve(a) -> int:
@@ -201,11 +227,17 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--minutes", type=float, nargs="+", required=True)
     c.add_argument("--weights", choices=("ema", "raw"), default="ema")
     c.add_argument("--n", type=int, default=96)
+    f = sub.add_parser("refine")
+    f.add_argument("run")
+    f.add_argument("--cpu-minutes", type=float, default=None)
+    f.add_argument("--weights", choices=("ema", "raw"), default="ema")
+    f.add_argument("--t0", type=int, nargs="+", default=[50, 100, 200, 300])
     r = sub.add_parser("report")
     r.add_argument("runs", nargs="+")
     r.add_argument("--doc", default=None)
     a = ap.parse_args(argv)
-    res = {"train": cmd_train, "evaluate": cmd_evaluate, "report": cmd_report, "curve": cmd_curve}[a.cmd](a)
+    res = {"train": cmd_train, "evaluate": cmd_evaluate, "report": cmd_report, "curve": cmd_curve,
+           "refine": cmd_refine}[a.cmd](a)
     return 0 if isinstance(res, dict) else res
 
 
