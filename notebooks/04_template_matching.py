@@ -32,6 +32,7 @@ n_samples = 1  # environments per spectrum; the first one is compared (keep as i
 n_test_max = None  # test sites used, spread over the split (None: all); keep as in 03
 seed = 0
 cache_dir = "../runs/generated"
+refine_t0 = 100  # retrieval-guided refinement: template noised to this step, then denoised (chosen on validation)
 
 # %%
 import warnings
@@ -117,8 +118,30 @@ rows_tm = evaluate_generation(targets, tm.environments, methods=("paper",))
 tab_gen, tab_tm = summary_table(rows_gen, "paper"), summary_table(rows_tm, "paper")
 print(f"{'':26s}{'generated':>12s}{'template':>12s}")
 for k in ("rmsd_shell1", "rmsd_shell2", "rmsd_shell3", "rmsd_all", "cn_error_shell1_pct", "cn_error_shell2_pct",
-          "species_accuracy"):
+          "species_accuracy", "validity"):
     print(f"{k:26s}{tab_gen[k]:12.3f}{tab_tm[k]:12.3f}")
+
+# %% [markdown]
+# ## A third method: retrieval-guided refinement (template matching, then the model)
+# The matched template is noised to step `refine_t0` and denoised conditioned on the test spectrum
+# (`s2s.refine`, SDEdit; DDIM with 50 steps over the full range).  Its own row, never in the
+# model's place: it uses the template database at inference.  `refine_t0` = 100 was chosen on the
+# validation split (`python benchmarks/ablation.py refine RUN`, docs/model.md).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from s2s.refine import refine_templates
+from s2s.train import load_model
+
+refined = refine_templates(load_model(model_path), spectra, tm.environments, refine_t0, seed=seed,
+                           n_steps=5 if small else 50)
+rows_ref = evaluate_generation(targets, refined, methods=("paper",))
+tab_ref = summary_table(rows_ref, "paper")
+cmp_ref = compare_with_generation(targets, refined, tm.environments, tm.mse)
+print(f"{'':26s}{'generated':>12s}{'template':>12s}{'refined':>12s}")
+for k in ("rmsd_shell1", "rmsd_all", "cn_error_shell1_pct", "species_accuracy", "validity"):
+    print(f"{k:26s}{tab_gen[k]:12.3f}{tab_tm[k]:12.3f}{tab_ref[k]:12.3f}")
+print(f"refined beats its own template (SOAP) in {cmp_ref['model_win_rate']:.3f} of cases")
 
 # %% [markdown]
 # ## The cases where the model gains or loses the most
@@ -148,6 +171,11 @@ if not small:
         "sim_template_mean": round(float(cmp["sim_matched"].mean()), 5),
         "template_rmsd_all": round(tab_tm["rmsd_all"], 4), "template_rmsd_shell1": round(tab_tm["rmsd_shell1"], 4),
         "template_species_accuracy": round(tab_tm["species_accuracy"], 4),
+        "template_validity": round(tab_tm["validity"], 4), "model_validity": round(tab_gen["validity"], 4),
+        "refined": {"t0": int(refine_t0), "rmsd_shell1": round(tab_ref["rmsd_shell1"], 4),
+                    "rmsd_all": round(tab_ref["rmsd_all"], 4), "species_accuracy": round(tab_ref["species_accuracy"], 4),
+                    "validity": round(tab_ref["validity"], 4),
+                    "win_rate_over_template": round(cmp_ref["model_win_rate"], 4)},
         "n_steps": n_steps, "seed": seed,
     }
     update_results("template_matching", result, FIG / "results.json")
