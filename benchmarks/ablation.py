@@ -163,7 +163,8 @@ def cmd_evaluate(a) -> dict:
            **{k: table[k] for k in ("rmsd_shell1", "rmsd_all", "cn_error_shell1_pct", "species_accuracy")},
            "validity": validity, **{f"probe_gap_t{t}": g for t, g in gap.items()},
            "generation_cpu_seconds": round(t_gen, 1)}
-    name = f"eval_{snap.stem}_{a.weights}" + (f"_w{a.guidance:g}" if a.guidance else "") + ".json"
+    name = (f"eval_{snap.stem}_{a.weights}" + (f"_w{a.guidance:g}" if a.guidance else "")
+            + (f"_n{len(recs)}" if a.n else "") + ".json")
     tmp = run / (name + ".tmp")
     tmp.write_text(json.dumps(out, indent=1))
     os.replace(tmp, run / name)
@@ -189,7 +190,8 @@ def cmd_report(a) -> int:
     rows = []
     for run in a.runs:
         for p in sorted(Path(run).glob("eval_*.json")):
-            rows.append(json.loads(p.read_text()))
+            if "_n" not in p.stem:  # the table holds full validation runs only (curve subsets are named _nK)
+                rows.append(json.loads(p.read_text()))
     rows.sort(key=lambda r: (r["cpu_minutes"], r["variant"], r["weights"]))
     md = table_markdown(rows)
     print(md)

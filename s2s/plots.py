@@ -1123,7 +1123,7 @@ def read_loss_csv(path: str | Path) -> dict[str, np.ndarray]:
         raise ValueError(f"{path}: no rows (expected a header 'step,epoch,loss,...' and one row per log step)")
     if "step" not in rows[0] or "loss" not in rows[0]:
         raise ValueError(f"{path}: expected columns 'step' and 'loss', found {list(rows[0])}")
-    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+    return {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows]) for k in rows[0]}
 
 
 @_styled

@@ -131,6 +131,15 @@ def sum_seconds(history: list[dict]) -> float:
     return total + last
 
 
+def sum_cpu_seconds(history: list[dict]) -> float:
+    """Process CPU time of a run over all its stages (continuations): the last ``cpu_seconds`` of each stage."""
+    last: dict[int, float] = {}
+    for row in history:
+        if row.get("cpu_seconds") is not None:
+            last[int(row.get("stage", 0))] = float(row["cpu_seconds"])
+    return float(sum(last.values()))
+
+
 def _history_csv(history: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["step", "epoch", "loss", "natoms_ce", "seconds", "cpu_seconds", "stage"])
@@ -242,7 +251,8 @@ def train(
             save_inference_model(ema.module, cfg, n_max, out / FINAL, step=step)
             summary = {**(info or {}), "n_train": n, "n_max": n_max, "steps": step, "steps_per_epoch": steps_per_epoch,
                        "epochs": step / steps_per_epoch, "seconds_this_call": round(time.perf_counter() - t0, 1),
-                       "seconds_total": round(sum_seconds(history), 1), "config": cfg.to_dict()}
+                       "seconds_total": round(sum_seconds(history), 1),
+                       "cpu_seconds_total": round(sum_cpu_seconds(history), 1), "config": cfg.to_dict()}
             atomic_write_text(out / "run.json", json.dumps(summary, indent=1))
 
     bar = None
