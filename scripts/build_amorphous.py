@@ -11,6 +11,10 @@ Steps (each resumable; ``all`` runs them in order)::
                                                # spectra.json, figures/results.json key "amorphous"
     python scripts/build_amorphous.py spectra --no-compute   # only re-collect what is cached
     python scripts/build_amorphous.py all
+    python scripts/build_amorphous.py network --x 0.5 1.0 2.0 --n-cells 3   # network family cells
+                                               # -> data/amorphous/network/n72 (pass rate in its manifest)
+    python scripts/build_amorphous.py checks --family network
+    python scripts/build_amorphous.py spectra --family network --max-sites 4 --x 0.5
 
 ``--atoms N`` (default 72) sets the cell size (``0``: the paper's ~200-240-atom cells in
 data/amorphous/cells).  Long steps: run under ``nice -n 15`` with OMP_NUM_THREADS=1 (one
@@ -46,6 +50,40 @@ DEFAULT_CACHE = ROOT / "data" / "amorphous" / "cache" / "xtb"
 DEFAULT_RESULTS = ROOT / "figures" / "results.json"
 DATASET_NAME = "amorphous.h5"
 SOURCE = "amorphous-meltquench-tersoff"  # = s2s.amorphous.spectra.SOURCE
+NETWORK_OUT = ROOT / "data" / "amorphous" / "network"
+
+
+def network_paths(args: argparse.Namespace) -> dict:
+    """Defaults of ``--family network``: store <out>/network/n<atoms> with cell tag net<atoms>, its own
+    xTB cache and results file (never figures/results.json).  Sets them on ``args``; returns them."""
+    if getattr(args, "family", "tersoff") != "network":
+        return {"out": args.out, "cache": args.cache, "results": args.results}
+    if args.out == DEFAULT_OUT:
+        args.out = NETWORK_OUT
+    if not args.store_name:
+        args.store_name = f"n{args.atoms}"
+    if not args.tag:
+        args.tag = f"net{args.atoms}"
+    if args.cache == DEFAULT_CACHE:
+        args.cache = args.out / "cache" / "xtb"
+    if args.results == DEFAULT_RESULTS:
+        args.results = args.out / "results.json"
+    if args.figure == DEFAULT_FIGURE:
+        args.figure = args.out / f"checks_{args.store_name}.png"
+    return {"out": args.out, "cache": args.cache, "results": args.results}
+
+
+def spectra_settings(args: argparse.Namespace):
+    """Simulator settings of the spectra step: ``XtbSettings()`` (the training set's) unless ``--settings``."""
+    from s2s.simulate.xtb import XtbSettings
+
+    if args.settings:
+        return XtbSettings.from_dict(json.loads(Path(args.settings).read_text()))
+    if getattr(args, "family", "tersoff") == "network":
+        from s2s.amorphous.network import spectra_settings as network_settings
+
+        return network_settings()
+    return XtbSettings()
 
 
 def _protocol_args(parser: argparse.ArgumentParser) -> None:
@@ -117,12 +155,33 @@ def step_md(args: argparse.Namespace) -> None:
     print("O sites per x:", manifest["n_o_sites"])
 
 
+def step_network(args: argparse.Namespace) -> None:
+    """Network-family cells: SW a-Si parent, O into Si-Si bonds, CHGNet relaxation, checks (resumable)."""
+    from s2s.amorphous import network as nw
+
+    xs = args.x or [0.5, 1.0, 2.0]
+    counts = compositions_for_size(args.atoms or 72, xs)
+    protocol = nw.NetworkProtocol(**{f.name: getattr(args, "net_" + f.name)
+                                     for f in dataclasses.fields(nw.NetworkProtocol)})
+    t0 = time.perf_counter()
+    man = nw.build_network_store(store_dir(args), xs, args.n_cells or 2, counts, protocol, rule=args.rule,
+                                 base_seed=args.network_seed, tag=cell_tag(args), progress=not args.quiet)
+    print(f"network: {len(man['cells'])} cells pass, {len(man['dropped'])} dropped, in {store_dir(args)} "
+          f"({time.perf_counter() - t0:.0f} s this run)")
+    for x, r in man["pass_rate"].items():
+        print(f"x={x}: {r['passed']}/{r['built']} pass ({r['pass_rate']:.2f}), {r['cpu_s_per_cell']:.0f} s CPU per cell")
+    for d in man["dropped"]:
+        print(f"dropped {d['name']}: {d['reason']}")
+
+
 def step_checks(args: argparse.Namespace) -> None:
     from s2s.amorphous.checks import checks_markdown, checks_table, plot_checks, plot_md_traces
 
     store = store_dir(args)
     figure = args.figure
-    if figure == DEFAULT_FIGURE and args.store_name:
+    if args.family == "network":
+        pass
+    elif figure == DEFAULT_FIGURE and args.store_name:
         figure = figure.with_name(f"amorphous_checks_{args.store_name}.png")
     elif figure == DEFAULT_FIGURE and args.atoms:
         figure = figure.with_name(f"amorphous_checks_n{args.atoms}.png")
@@ -131,7 +190,7 @@ def step_checks(args: argparse.Namespace) -> None:
     atomic_write_text(store / "checks.json", json.dumps(table, indent=1) + "\n")
     plot_checks(cells, figure, table)
     traces = None
-    if not args.store_name:  # traces of variant stores: only in their cell files
+    if not args.store_name and args.family != "network":  # traces of variant stores: only in their cell files
         traces = figure.with_name(figure.stem.replace("checks", "md") + figure.suffix)
         plot_md_traces(cells, traces)
     print(f"checks: {store / 'checks.json'}, figures {figure}, {traces}")
@@ -142,7 +201,8 @@ def step_checks(args: argparse.Namespace) -> None:
               f"O-Si-O {v['o_si_o_mean']:.1f}, Si-Si frac {v['si_si_bond_fraction']:.3f} "
               f"(RBM {v['si_si_bond_fraction_rbm']:.3f})")
     if args.doc:  # the table between <!-- checks_<store>:begin/end --> of the document
-        _replace_doc_block(Path(args.doc), checks_markdown(table), f"checks_{store.name}")
+        block = f"checks_network_{store.name}" if args.family == "network" else f"checks_{store.name}"
+        _replace_doc_block(Path(args.doc), checks_markdown(table), block)
 
 
 def _scf_failed(cache: Path, settings, name: str, site: int) -> bool:
@@ -219,7 +279,7 @@ def step_spectra(args: argparse.Namespace) -> None:
     from s2s.results import update_results
 
     # exactly the training simulator unless a settings file says otherwise (tests)
-    settings = XtbSettings.from_dict(json.loads(Path(args.settings).read_text())) if args.settings else XtbSettings()
+    settings = spectra_settings(args)
     if args.min_gap is not None:  # applied on load only (not part of the cache key)
         settings = settings.with_(min_gap=args.min_gap)
     store = store_dir(args)
@@ -299,9 +359,12 @@ def step_spectra(args: argparse.Namespace) -> None:
                           deadline=deadline)
         print("spectra compute:", done)
     simulator = f"xtb-{settings.method.lower()}-{settings.variant}"
+    source = SOURCE
+    if args.family == "network":
+        from s2s.amorphous.network import SOURCE as source
     records, summary = sp.collect(order, structures, by_name, settings, args.cache, simulator,
                                   keep_small_gap=not args.drop_small_gap, extra_cells=sorted(extra),
-                                  compositions=sorted(targets))
+                                  compositions=sorted(targets), source=source)
     used = {r.structure_id for r in records}
     sites_used = {n: ("all" if len(s) == by_name[n]["n_o"] else s) for n, s in selected.items()}
     ds = Dataset.from_records(records, structures={n: structures[n] for n in sorted(used)},
@@ -340,14 +403,21 @@ def step_spectra(args: argparse.Namespace) -> None:
                        "s_probe_failed": {k: v["s_probe_failed"] for k, v in gate["summary"].items()},
                        "shortfall": gate["shortfall"]})
     if args.results is not None:
-        update_results("amorphous", result, args.results)
+        update_results("amorphous_network" if args.family == "network" else "amorphous", result, args.results)
     print(f"spectra: {len(records)} records -> {path}; per x {summary['n_sites']}; "
           f"pending {summary['n_pending']}; failed {summary['n_failed']}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("md", "checks", "spectra", "all"))
+    parser.add_argument("step", choices=("md", "checks", "spectra", "all", "network"))
+    parser.add_argument("--family", choices=("tersoff", "network"), default="tersoff",
+                        help="glass family: 'tersoff' (melt-quench SiO_x, the paper's) or 'network' (O in the "
+                             "bonds of an a-Si network, CHGNet-relaxed; store data/amorphous/network/n<atoms>, "
+                             "own cache and results.json). The step 'network' builds its cells")
+    parser.add_argument("--rule", choices=("uniform", "clustered"), default="uniform",
+                        help="network: O insertion rule, uniform = random bonding, clustered = random mixture")
+    parser.add_argument("--network-seed", type=int, default=20270101, help="network: base seed")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="store directory (default data/amorphous)")
     parser.add_argument("--figure", type=Path, default=DEFAULT_FIGURE)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="xTB per-site cache (default cache/xtb)")
@@ -407,10 +477,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="recompute cells stored with another protocol")
     parser.add_argument("--quiet", action="store_true")
     _protocol_args(parser)
-    args = parser.parse_args(argv)
+    from s2s.amorphous.network import NetworkProtocol
+
+    for f in dataclasses.fields(NetworkProtocol):
+        parser.add_argument(f"--net-{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
+                            help=f"network: NetworkProtocol.{f.name} (default {f.default})")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.step == "network":
+        args.family = "network"
+    network_paths(args)
     steps = ("md", "checks", "spectra") if args.step == "all" else (args.step,)
     for step in steps:
-        {"md": step_md, "checks": step_checks, "spectra": step_spectra}[step](args)
+        {"md": step_md, "checks": step_checks, "spectra": step_spectra, "network": step_network}[step](args)
     return 0
 
 

@@ -241,7 +241,7 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
             entries: Mapping[str, Mapping[str, Any]], settings, cache_dir: Path,
             simulator: str, keep_small_gap: bool = True,
             extra_cells: Sequence[str] = (),
-            compositions: Sequence[float] = ()) -> tuple[list, dict[str, Any]]:
+            compositions: Sequence[float] = (), source: str = SOURCE) -> tuple[list, dict[str, Any]]:
     """Cached results of the selected sites as test records, and a summary.
 
     entries : cell name -> manifest entry (x, cell_id, seed, n_si, n_o).
@@ -260,6 +260,7 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
     compositions : x values that appear in the per-x counts even when none of
         their sites was selected (a composition with no usable cell counts 0,
         it is not left out).
+    source : ``SiteRecord.source`` of the records (the glass family).
     """
     extra = set(extra_cells)
     from s2s.dataset import SiteRecord  # noqa: PLC0415
@@ -312,7 +313,7 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
         cell_row["gap_below_min"] += not r.gap >= settings.min_gap
         records.append(SiteRecord(
             spectrum=r.spectrum, environment=env, structure_id=name, site_index=site, multiplicity=1,
-            formula=cell.composition.reduced_formula, x=float(entry["x"]), source=SOURCE,
+            formula=cell.composition.reduced_formula, x=float(entry["x"]), source=source,
             simulator=simulator, settings=settings.to_dict(), split="test",
             meta={"cell_id": int(entry["cell_id"]), "seed": int(entry["seed"]),
                   "composition_x": float(entry["x"]), "gap_eV": _f(r.gap), "n_atoms_cell": len(cell),

@@ -1,0 +1,562 @@
+"""The ``network`` glass family: amorphous SiO_x as a four-fold Si network with O in Si-Si bonds.
+
+The Tersoff (Munetoh) melt-quench glasses of :mod:`s2s.amorphous.md` carry 20-38 %
+three-fold Si at intermediate x, and GFN1-xTB's SCF collapses onto those atoms
+(docs/amorphous.md).  Real SiO_x is a network of four-fold Si and two-fold O
+(random-bonding and random-mixture models).  This module builds such cells:
+
+1. **amorphous-Si parent** (:func:`asi_parent`): ``n_si`` Si at random positions,
+   melt-quench in LAMMPS with the Stillinger-Weber potential of Vink et al.
+   (J. Non-Cryst. Solids 282, 248 (2001): epsilon 1.64833 eV, lambda 31.5; the
+   standard SW gives too many defects), then *defect-removal cycles* (anneal at
+   ``anneal_T`` + minimise) until every Si has exactly four neighbours within
+   ``si_cutoff`` (or ``max_cycles`` is reached).  A parent that keeps a three- or
+   five-fold Si is rejected (:class:`NetworkRejected`), the next seed is tried.
+2. **O insertion** (:func:`insert_oxygen`): ``n_O = x * n_Si`` (exact, an integer,
+   0 < x <= 2) Si-Si bonds of the parent graph get one O each, chosen by a seeded
+   rule: ``uniform`` = random bonding (bonds drawn uniformly), ``clustered`` =
+   random mixture (the bonds nearest to a random centre, i.e. one SiO2 region in an
+   Si matrix).  The cell is expanded first (volume per Si interpolated between a-Si
+   and a-SiO2), the O goes to the bond midpoint displaced sideways so that
+   Si-O = ``si_o`` Å.
+3. **CHGNet relaxation** (:func:`chgnet_relax`): cell and positions (FIRE,
+   ``fmax`` eV/Å), one thread.
+4. **Checks** (:func:`cell_checks`): the cell is dropped, with a reason, when a Si
+   is under-coordinated (Si-O 2.0 Å, Si-Si 2.7 Å cutoffs of
+   :mod:`s2s.amorphous.analysis`), an O is not bonded to exactly two Si, or two
+   atoms are closer than ``min_pair`` = 1.4 Å.
+
+Everything random comes from one integer seed per cell (:func:`network_seed`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.neighborlist import neighbor_list
+
+from s2s.amorphous import analysis as an
+
+SOURCE = "amorphous-network-chgnet"
+
+#: Stillinger-Weber parameters (LAMMPS ``Si.sw`` order: epsilon sigma a lambda gamma
+#: costheta0 A B p q tol).  "sw": Stillinger & Weber, PRB 31, 5262 (1985);
+#: "sw-vink": Vink, Barkema, van der Weg & Mousseau, J. Non-Cryst. Solids 282, 248 (2001),
+#: fitted to a-Si (fewer coordination defects).
+SW_PARAMS: dict[str, tuple[float, ...]] = {
+    "sw": (2.1683, 2.0951, 1.80, 21.0, 1.20, -1.0 / 3.0, 7.049556277, 0.6022245584, 4.0, 0.0, 0.0),
+    "sw-vink": (1.64833, 2.0951, 1.80, 31.5, 1.20, -1.0 / 3.0, 7.049556277, 0.6022245584, 4.0, 0.0, 0.0),
+}
+
+#: Volume per Si atom (Å^3) of the end members, from experiment: a-Si 2.29 g/cm^3, a-SiO2 2.20 g/cm^3.
+_AMU_A3 = 1.66053906660
+V_SI_ASI = 28.0855 * _AMU_A3 / 2.29
+V_SI_SIO2 = 60.0843 * _AMU_A3 / 2.20
+
+FAMILIES = ("tersoff", "network")
+RULES = ("uniform", "clustered")
+
+
+class NetworkRejected(RuntimeError):
+    """A parent or a cell failed its checks; ``reason`` says why."""
+
+    def __init__(self, reason: str, info: dict | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.info = info or {}
+
+
+@dataclass(frozen=True)
+class NetworkProtocol:
+    """Parameters of the network construction (LAMMPS metal units, Å, K, ps).
+
+    potential : ``sw-vink`` (default) or ``sw``, the Stillinger-Weber parameters of the parent MD.
+    parent_density : g/cm^3 of the random start (a-Si experiment 2.29).
+    melt_T, melt_ps, quench_ps, quench_T_end : parent melt (NVT) and linear quench (NPT, 0 bar).
+    anneal_T, anneal_ps, max_cycles : defect-removal cycles (NPT anneal + minimisation) until
+        every Si is four-fold within ``si_cutoff`` Å; ``max_cycles`` at most.
+    si_cutoff : Si-Si bond cutoff of the parent graph (a-Si g(r) minimum).
+    si_o : Si-O distance (Å) of the inserted O before relaxation.
+    fmax, relax_steps : CHGNet relaxation (eV/Å, FIRE steps), cell and positions.
+    min_pair : Å, a relaxed cell with a closer pair is dropped.
+    """
+
+    potential: str = "sw-vink"
+    parent_density: float = 2.29
+    min_dist: float = 2.0
+    timestep_fs: float = 1.0
+    melt_T: float = 3000.0
+    melt_ps: float = 10.0
+    quench_ps: float = 50.0
+    quench_T_end: float = 300.0
+    anneal_T: float = 1400.0
+    anneal_ps: float = 10.0
+    max_cycles: int = 6
+    si_cutoff: float = 2.85
+    si_o: float = 1.62
+    fmax: float = 0.05
+    relax_steps: int = 600
+    min_pair: float = 1.4
+    parent_tries: int = 3
+
+    def __post_init__(self) -> None:
+        if self.potential not in SW_PARAMS:
+            raise ValueError(f"NetworkProtocol.potential must be one of {sorted(SW_PARAMS)}, got {self.potential!r}")
+        for name in ("parent_density", "min_dist", "timestep_fs", "melt_T", "quench_T_end", "anneal_T",
+                     "si_cutoff", "si_o", "fmax", "min_pair"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"NetworkProtocol.{name} must be > 0, got {getattr(self, name)}")
+
+    def steps(self, ps: float) -> int:
+        return int(round(ps * 1000.0 / self.timestep_fs))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- composition
+
+
+def check_x(x: float) -> float:
+    """x as float; ValueError unless 0 < x <= 2 (a four-fold network has 2 bonds per Si)."""
+    try:
+        xf = float(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"network: x must be a number in (0, 2], got {x!r}") from None
+    if not (xf > 0.0 and xf <= 2.0):
+        raise ValueError(f"network: x must satisfy 0 < x <= 2 (SiO_x with O in Si-Si bonds), got {x!r}")
+    return xf
+
+
+def n_oxygen(x: float, n_si: int) -> int:
+    """Exact O count ``x * n_si``; ValueError when that is not an integer or x is out of (0, 2]."""
+    xf = check_x(x)
+    n = Fraction(xf).limit_denominator(1000) * int(n_si)
+    if n.denominator != 1:
+        raise ValueError(f"network: x={x} with {n_si} Si gives {float(n):g} O, not an integer; "
+                         "choose n_si so that x * n_si is whole (s2s.amorphous.md.counts_for_size)")
+    return int(n)
+
+
+def network_seed(x: float, cell_id: int, base_seed: int = 20270101) -> int:
+    """Deterministic per-cell seed of the network family (distinct from the Tersoff family's)."""
+    return int(base_seed + 1000 * round(4 * check_x(x)) + 10 * int(cell_id))
+
+
+# --------------------------------------------------------------------------- parent graph
+
+
+def si_graph(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unique Si-Si bonds (i < j, or i == j through an image) within ``cutoff`` Å.
+
+    Returns ``(i, j, D)``: indices and the minimum-image vector from i to j (Å).
+    """
+    i, j, D = neighbor_list("ijD", atoms, cutoff)
+    keep = (i < j) | ((i == j) & _first_half(D))
+    return i[keep], j[keep], D[keep]
+
+
+def _first_half(D: np.ndarray) -> np.ndarray:
+    """For self-image bonds keep one of the pair (D, -D): the lexicographically positive one."""
+    s = np.sign(np.where(np.abs(D[:, 0]) > 1e-9, D[:, 0], np.where(np.abs(D[:, 1]) > 1e-9, D[:, 1], D[:, 2])))
+    return s > 0
+
+
+def si_coordination(atoms: Atoms, cutoff: float) -> np.ndarray:
+    """Number of Si neighbours within ``cutoff`` Å of each atom."""
+    i = neighbor_list("i", atoms, cutoff)
+    return np.bincount(i, minlength=len(atoms))
+
+
+# --------------------------------------------------------------------------- a-Si parent (LAMMPS SW)
+
+
+def sw_file(potential: str, directory: Path) -> Path:
+    """Write the LAMMPS SW file of ``potential`` into ``directory``; returns its path."""
+    p = SW_PARAMS[potential]
+    path = Path(directory) / f"Si.{potential}.sw"
+    path.write_text(f"# s2s.amorphous.network {potential}\nSi Si Si " + " ".join(repr(float(v)) for v in p) + "\n")
+    return path
+
+
+def asi_parent(n_si: int, seed: int, protocol: NetworkProtocol | None = None) -> tuple[Atoms, dict[str, Any]]:
+    """Amorphous Si of ``n_si`` atoms by a seeded SW melt-quench plus defect-removal cycles.
+
+    Returns ``(atoms, info)``; info has ``cn_after_cycle`` (number of Si with CN != 4
+    after the quench and after each anneal cycle), ``cycles``, ``defects``,
+    ``cpu_s``, ``wall_s``, ``density``.  Raises :class:`NetworkRejected` when
+    defects remain after ``max_cycles``.
+    """
+    import tempfile  # noqa: PLC0415
+
+    from ase.calculators.lammps.coordinatetransform import Prism  # noqa: PLC0415
+
+    from s2s.amorphous import md  # noqa: PLC0415
+
+    p = protocol or NetworkProtocol()
+    start = md.random_cell(int(n_si), 0, p.parent_density, int(seed), p.min_dist)
+    vseed = int(seed) % 2_147_483_000 + 1
+    dt = p.timestep_fs / 1000.0
+    t0, c0 = time.perf_counter(), time.process_time()
+    lmp = md._new_lammps()
+    defects: list[int] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            pot = sw_file(p.potential, Path(tmp))
+            prism = Prism(np.asarray(start.cell))
+            xhi, yhi, zhi, xy, xz, yz = prism.get_lammps_prism()
+            lmp.commands_list([
+                "units metal", "atom_style atomic", "atom_modify map array sort 0 0.0", "boundary p p p",
+                f"region box prism 0 {float(xhi)!r} 0 {float(yhi)!r} 0 {float(zhi)!r} {float(xy)!r} "
+                f"{float(xz)!r} {float(yz)!r}",
+                "create_box 1 box", "mass 1 28.0855",
+            ])
+            pos = prism.vector_to_lammps(start.get_positions(), wrap=True)
+            lmp.create_atoms(len(start), list(range(1, len(start) + 1)), [1] * len(start), pos.ravel().tolist())
+            lmp.commands_list([
+                "pair_style sw", f"pair_coeff * * {pot} Si", "neighbor 1.0 bin",
+                "neigh_modify every 1 delay 0 check yes", f"timestep {dt!r}",
+                "min_style cg", "minimize 1.0e-6 1.0e-4 200 2000",
+                f"velocity all create {float(p.melt_T)!r} {vseed} mom yes rot yes dist gaussian",
+                f"fix md all nvt temp {float(p.melt_T)!r} {float(p.melt_T)!r} 0.1",
+                f"run {p.steps(p.melt_ps)}", "unfix md",
+                f"fix md all npt temp {float(p.melt_T)!r} {float(p.quench_T_end)!r} 0.1 iso 0.0 0.0 1.0",
+                f"run {p.steps(p.quench_ps)}", "unfix md",
+            ])
+
+            def relax() -> Atoms:
+                lmp.commands_list([
+                    "velocity all set 0.0 0.0 0.0",
+                    "fix relax all box/relax iso 0.0 vmax 0.001", "minimize 1e-12 1e-6 5000 50000", "unfix relax",
+                    "minimize 1e-12 1e-6 5000 50000",
+                ])
+                return md._read_atoms(lmp, ("Si",))
+
+            atoms = relax()
+            defects.append(int(np.count_nonzero(si_coordination(atoms, p.si_cutoff) != 4)))
+            cycle = 0
+            while defects[-1] and cycle < p.max_cycles:
+                cycle += 1
+                lmp.commands_list([
+                    f"velocity all create {float(p.anneal_T)!r} {vseed + cycle} mom yes rot yes dist gaussian",
+                    f"fix md all npt temp {float(p.anneal_T)!r} {float(p.quench_T_end)!r} 0.1 iso 0.0 0.0 1.0",
+                    f"run {p.steps(p.anneal_ps)}", "unfix md",
+                ])
+                atoms = relax()
+                defects.append(int(np.count_nonzero(si_coordination(atoms, p.si_cutoff) != 4)))
+    finally:
+        lmp.close()
+    info = {"cn_defects_after_cycle": defects, "cycles": len(defects) - 1, "defects": defects[-1],
+            "cpu_s": round(time.process_time() - c0, 2), "wall_s": round(time.perf_counter() - t0, 2),
+            "density": round(an.density(atoms), 4)}
+    if defects[-1]:
+        raise NetworkRejected(f"a-Si parent keeps {defects[-1]} Si with CN != 4 after {p.max_cycles} "
+                              "anneal cycles", info)
+    return atoms, info
+
+
+# --------------------------------------------------------------------------- O insertion
+
+
+def volume_per_si(x: float) -> float:
+    """Å^3 per Si of SiO_x, linear in x between a-Si (2.29 g/cm^3) and a-SiO2 (2.20 g/cm^3)."""
+    return V_SI_ASI + (V_SI_SIO2 - V_SI_ASI) * float(x) / 2.0
+
+
+def insert_oxygen(parent: Atoms, x: float, seed: int, rule: str = "uniform", cutoff: float = 2.85,
+                  si_o: float = 1.62, expand: bool = True) -> tuple[Atoms, dict[str, Any]]:
+    """Put ``x * n_Si`` O into Si-Si bonds of ``parent`` (Si only, periodic), seeded.
+
+    rule : ``uniform`` (random bonding: bonds drawn uniformly without replacement) or
+        ``clustered`` (random mixture: the bonds whose midpoints are nearest to a random
+        point, minimum image).
+    expand : scale the cell (and Si positions) to :func:`volume_per_si` first.
+    The O sits at the bond midpoint, displaced perpendicular to the bond (random
+    direction) so that both Si-O distances are ``si_o`` (on the midpoint when the
+    bond is already longer than 2 * si_o).  Returns ``(atoms, info)``: Si first
+    (parent order), then O; ``info["o_bonds"]`` is the (Si i, Si j) pair of each O.
+    """
+    if rule not in RULES:
+        raise ValueError(f"insert_oxygen: rule must be one of {RULES}, got {rule!r}")
+    syms = set(parent.get_chemical_symbols())
+    if syms != {"Si"}:
+        raise ValueError(f"insert_oxygen: the parent must hold only Si, got {sorted(syms)}")
+    n_si = len(parent)
+    n_o = n_oxygen(x, n_si)
+    bi, bj, bD = si_graph(parent, cutoff)
+    if n_o > len(bi):
+        raise ValueError(f"insert_oxygen: x={x} needs {n_o} Si-Si bonds, the parent has {len(bi)}")
+    rng = np.random.default_rng(int(seed))
+    scale = (volume_per_si(float(x)) * n_si / parent.get_volume()) ** (1.0 / 3.0) if expand else 1.0
+    cell = np.asarray(parent.cell) * scale
+    si_pos = parent.get_positions() * scale
+    D = bD * scale
+    if rule == "uniform":
+        chosen = np.sort(rng.choice(len(bi), size=n_o, replace=False))
+    else:
+        centre = rng.random(3) @ cell
+        mid = si_pos[bi] + 0.5 * D - centre
+        frac = np.linalg.solve(cell.T, mid.T).T
+        mid = (frac - np.round(frac)) @ cell
+        dist = np.linalg.norm(mid, axis=1) + 1e-9 * rng.random(len(bi))  # seeded tie break
+        chosen = np.sort(np.argsort(dist)[:n_o])
+    o_pos = np.empty((n_o, 3))
+    for k, b in enumerate(chosen):
+        d = D[b]
+        length = float(np.linalg.norm(d))
+        u = d / length
+        r = rng.normal(size=3)
+        perp = r - (r @ u) * u
+        perp /= np.linalg.norm(perp)
+        h = np.sqrt(max(si_o**2 - (length / 2) ** 2, 0.0))
+        o_pos[k] = si_pos[bi[b]] + 0.5 * d + h * perp
+    atoms = Atoms(symbols=["Si"] * n_si + ["O"] * n_o, positions=np.vstack([si_pos, o_pos]), cell=cell, pbc=True)
+    atoms.wrap()
+    info = {"n_si": n_si, "n_o": n_o, "n_bonds": int(len(bi)), "rule": rule, "scale": float(scale),
+            "o_bonds": [[int(bi[b]), int(bj[b])] for b in chosen]}
+    return atoms, info
+
+
+def o_between_two_si(atoms: Atoms, o_bonds, tol: float = 0.05) -> bool:
+    """Whether each O (after the Si, in order) lies at the same distance from both Si of its bond."""
+    n_si = sum(1 for s in atoms.get_chemical_symbols() if s == "Si")
+    for k, (i, j) in enumerate(o_bonds):
+        o = n_si + k
+        if atoms.get_chemical_symbols()[o] != "O":
+            return False
+        di, dj = atoms.get_distance(o, i, mic=True), atoms.get_distance(o, j, mic=True)
+        if abs(di - dj) > tol:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- CHGNet and checks
+
+
+_MODEL = None
+
+
+def chgnet_relax(atoms: Atoms, fmax: float = 0.05, steps: int = 600, threads: int = 1) -> tuple[Atoms, dict]:
+    """CHGNet (its shipped weights) relaxation of cell and positions; one thread by default."""
+    import torch  # noqa: PLC0415
+    from chgnet.model import CHGNet, StructOptimizer  # noqa: PLC0415
+    from pymatgen.io.ase import AseAtomsAdaptor  # noqa: PLC0415
+
+    global _MODEL
+    torch.set_num_threads(int(threads))
+    if _MODEL is None:
+        _MODEL = CHGNet.load(verbose=False)
+    t0, c0 = time.perf_counter(), time.process_time()
+    opt = StructOptimizer(model=_MODEL, optimizer_class="FIRE", use_device="cpu")
+    res = opt.relax(AseAtomsAdaptor.get_structure(atoms), fmax=fmax, steps=steps, relax_cell=True,
+                    verbose=False)
+    final = AseAtomsAdaptor.get_atoms(res["final_structure"])
+    traj = res["trajectory"]
+    forces = np.asarray(traj.forces[-1])
+    info = {"steps": len(traj.energies), "energy_eV_per_atom": float(traj.energies[-1]) / len(final),
+            "fmax_final": float(np.linalg.norm(forces, axis=1).max()),
+            "wall_s": round(time.perf_counter() - t0, 2), "cpu_s": round(time.process_time() - c0, 2)}
+    info["converged"] = info["fmax_final"] <= fmax
+    return Atoms(final.get_chemical_symbols(), final.get_positions(), cell=final.cell, pbc=True), info
+
+
+def cell_checks(atoms: Atoms, min_pair: float = 1.4) -> dict[str, Any]:
+    """Coordination and distance checks of a relaxed cell; ``reason`` is "" when it passes.
+
+    Fails (first reason given): a pair closer than ``min_pair`` Å; a Si with fewer
+    than four neighbours (Si-O 2.0, Si-Si 2.7 Å); an O without exactly two Si.
+    Five-fold Si are counted (``si_cn_gt4``) but do not fail the cell.
+    """
+    sym = np.array(atoms.get_chemical_symbols())
+    cn = an.coordination(atoms)
+    si, o = sym == "Si", sym == "O"
+    d = neighbor_list("d", atoms, max(min_pair, 0.1))
+    shortest = float(d.min()) if d.size else None
+    n_under = int(np.count_nonzero(cn["total"][si] < 4))
+    n_over = int(np.count_nonzero(cn["total"][si] > 4))
+    o_bad = int(np.count_nonzero(cn["Si"][o] != 2))
+    reason = ""
+    if shortest is not None and shortest < min_pair:
+        reason = f"pair at {shortest:.2f} A < {min_pair} A"
+    elif n_under:
+        reason = f"{n_under} under-coordinated Si"
+    elif o_bad:
+        reason = f"{o_bad} O not bonded to exactly two Si"
+    return {"ok": not reason, "reason": reason, "si_cn_lt4": n_under, "si_cn_gt4": n_over,
+            "o_not_2si": o_bad, "shortest_pair_A": shortest,
+            "si_cn4_fraction": float(np.mean(cn["total"][si] == 4)),
+            "o_cn2_fraction": float(np.mean(cn["Si"][o] == 2)) if o.any() else None,
+            "density": float(an.density(atoms))}
+
+
+def spectra_settings():
+    """Simulator settings of the network family's spectra: exactly the training set's ``XtbSettings()``."""
+    from s2s.simulate.xtb import XtbSettings  # noqa: PLC0415
+
+    return XtbSettings()
+
+
+# --------------------------------------------------------------------------- one cell, and the store
+
+
+def make_network_cell(x: float, cell_id: int, n_si: int, protocol: NetworkProtocol | None = None,
+                      rule: str = "uniform", base_seed: int = 20270101, relax=None) -> tuple[Atoms | None, dict]:
+    """One network cell: a-Si parent (up to ``parent_tries`` seeds), O insertion, CHGNet, checks.
+
+    Returns ``(atoms, props)``; ``atoms`` is None and ``props["reason"]`` says why when the
+    cell is dropped (parent defects, close pair, under-coordinated Si, O not two-fold).
+    relax : ``f(atoms) -> (atoms, info)`` (default :func:`chgnet_relax` with the protocol's fmax/steps).
+    """
+    p = protocol or NetworkProtocol()
+    x = check_x(x)
+    n_o = n_oxygen(x, n_si)
+    seed = network_seed(x, cell_id, base_seed)
+    props: dict[str, Any] = {"x": x, "cell_id": int(cell_id), "seed": seed, "counts": [int(n_si), n_o],
+                             "family": "network", "rule": rule, "protocol": p.to_dict(), "source": SOURCE}
+    t0, c0 = time.perf_counter(), time.process_time()
+    parent, parent_info, tries = None, {}, []
+    for t in range(max(1, p.parent_tries)):
+        try:
+            parent, parent_info = asi_parent(n_si, seed + 100 * t, p)
+            break
+        except NetworkRejected as err:
+            tries.append({"seed": seed + 100 * t, "reason": err.reason, **err.info})
+    props["parent_rejected"] = tries
+    if parent is None:
+        props.update(ok=False, reason=f"no defect-free a-Si parent in {p.parent_tries} seeds",
+                     wall_s=round(time.perf_counter() - t0, 2), cpu_s=round(time.process_time() - c0, 2))
+        return None, props
+    props["parent"] = {**parent_info, "seed": seed + 100 * len(tries)}
+    inserted, ins = insert_oxygen(parent, x, seed + 1, rule=rule, cutoff=p.si_cutoff, si_o=p.si_o)
+    props["insertion"] = {k: v for k, v in ins.items() if k != "o_bonds"}
+    pre = cell_checks(inserted, p.min_pair)
+    props["before_relax"] = {k: pre[k] for k in ("shortest_pair_A", "si_cn_lt4", "o_not_2si", "density")}
+    relax = relax or (lambda a: chgnet_relax(a, p.fmax, p.relax_steps))
+    try:
+        relaxed, rinfo = relax(inserted)
+    except Exception as err:  # noqa: BLE001 - a relaxation that blows up drops the cell
+        relaxed, rinfo = None, {"error": f"{type(err).__name__}: {err}"[:300]}
+    props["relax"] = rinfo
+    props.update(wall_s=round(time.perf_counter() - t0, 2), cpu_s=round(time.process_time() - c0, 2))
+    if relaxed is None:
+        props.update(ok=False, reason=f"relaxation failed: {rinfo['error']}")
+        return None, props
+    chk = cell_checks(relaxed, p.min_pair)
+    props["checks"] = chk
+    props.update(ok=chk["ok"], reason=chk["reason"])
+    props["energy_eV"] = rinfo.get("energy_eV_per_atom", 0.0) * len(relaxed)
+    return (relaxed if chk["ok"] else None), {**props, "_relaxed": relaxed}
+
+
+def build_network_store(directory: Path, xs, n_cells: int | dict, counts: dict[float, tuple[int, int]],
+                        protocol: NetworkProtocol | None = None, rule: str = "uniform",
+                        base_seed: int = 20270101, tag: str = "net72", progress: bool = True,
+                        log=print, relax=None) -> dict[str, Any]:
+    """Build (resumably) ``n_cells`` network cells per x into ``directory``.
+
+    Passing cells: ``cells/<name>.json`` (the layout of :mod:`s2s.amorphous.store`, so
+    :func:`s2s.amorphous.store.load_cells` and the spectra step read them); dropped cells:
+    ``dropped/<name>.json`` with their reason.  The manifest lists both (``cells``,
+    ``dropped``) and the pass rate per x; a cell already built (passed or dropped, same
+    seed and protocol) is not rebuilt.
+    """
+    import json  # noqa: PLC0415
+
+    from s2s.amorphous.build import _entry  # noqa: PLC0415
+    from s2s.amorphous.md import PAPER_N_SITES  # noqa: PLC0415
+    from s2s.amorphous.store import (  # noqa: PLC0415
+        atomic_write_text, cell_name, load_cell, read_manifest, save_cell, write_manifest,
+    )
+
+    p = protocol or NetworkProtocol()
+    directory = Path(directory)
+    xs = [check_x(x) for x in xs]
+    per_x = {x: int(n_cells[x] if isinstance(n_cells, dict) else n_cells) for x in xs}
+    try:
+        previous = read_manifest(directory)
+    except Exception:  # noqa: BLE001
+        previous = {}
+    if previous.get("protocol") not in (None, p.to_dict()) or previous.get("rule") not in (None, rule):
+        raise ValueError(f"{directory}: built with another protocol or rule; use another --store-name")
+    cells = {e["name"]: e for e in previous.get("cells", [])}
+    dropped = {e["name"]: e for e in previous.get("dropped", [])}
+    jobs = [(x, k) for k in range(max(per_x.values(), default=0)) for x in xs if k < per_x[x]]
+    bar = None
+    if progress:
+        from tqdm import tqdm  # noqa: PLC0415
+
+        bar = tqdm(total=len(jobs), desc=f"network cells ({rule})", unit="cell")
+
+    def write() -> dict:
+        rows = sorted(cells.values(), key=lambda e: (e["x"], e["cell_id"]))
+        gone = sorted(dropped.values(), key=lambda e: (e["x"], e["cell_id"]))
+        rate: dict[str, dict] = {}
+        for e in rows + gone:
+            r = rate.setdefault(f"{e['x']:.2f}", {"built": 0, "passed": 0, "cpu_s": []})
+            r["built"] += 1
+            r["passed"] += e in rows
+            r["cpu_s"].append(e.get("cpu_s") or 0.0)
+        for r in rate.values():
+            c = r.pop("cpu_s")
+            r["pass_rate"] = round(r["passed"] / r["built"], 3)
+            r["cpu_s_per_cell"] = round(sum(c) / len(c), 1)
+        n_sites: dict[str, int] = {}
+        for e in rows:
+            n_sites[f"{e['x']:.2f}"] = n_sites.get(f"{e['x']:.2f}", 0) + e["n_o"]
+        man = {"description": "Amorphous SiO_x, network family: SW a-Si parent, O in Si-Si bonds, CHGNet "
+                              "relaxation; out-of-distribution test set, never for training",
+               "family": "network", "rule": rule, "protocol": p.to_dict(), "base_seed": base_seed,
+               "counts_si_o": {f"{x:.2f}": list(counts[x]) for x in sorted(counts)},
+               "n_cells": {k: sum(1 for e in rows if f"{e['x']:.2f}" == k) for k in sorted(rate, key=float)},
+               "n_o_sites": n_sites, "pass_rate": {k: rate[k] for k in sorted(rate, key=float)},
+               "paper_n_sites": {f"{x:.2f}": n for x, n in PAPER_N_SITES.items()},
+               "cells": rows, "dropped": gone}
+        write_manifest(directory, man)
+        return man
+
+    for x, k in jobs:
+        name = cell_name(x, k, tag)
+        seed = network_seed(x, k, base_seed)
+        if name in cells or name in dropped:
+            old = cells.get(name) or dropped.get(name)
+            if old.get("seed") == seed:
+                if bar is not None:
+                    bar.update(1)
+                continue
+        n_si = counts[x][0]
+        atoms, props = make_network_cell(x, k, n_si, p, rule, base_seed, relax=relax)
+        relaxed = props.pop("_relaxed", None)
+        props["tag"] = tag
+        if atoms is not None:
+            path = save_cell(directory, atoms, props)
+            entry = _entry(load_cell(path), path, directory)
+            entry.update(cpu_s=props["cpu_s"], wall_s=props["wall_s"], rule=rule)
+            cells[name] = entry
+            dropped.pop(name, None)
+        else:
+            entry = {"name": name, "x": x, "cell_id": k, "seed": seed, "reason": props["reason"],
+                     "cpu_s": props["cpu_s"], "wall_s": props["wall_s"]}
+            if relaxed is not None:
+                from s2s.amorphous.store import atoms_to_structure  # noqa: PLC0415
+
+                path = directory / "dropped" / f"{name}.json"
+                atomic_write_text(path, json.dumps(atoms_to_structure(relaxed, props).as_dict()))
+                entry["file"] = str(path.relative_to(directory))
+            else:
+                entry["props"] = props
+            dropped[name] = entry
+        log(f"{name}: {'ok' if atoms is not None else 'DROPPED (' + props['reason'] + ')'}, "
+            f"{props['wall_s']:.0f} s wall, {props['cpu_s']:.0f} s CPU"
+            + (f", {props['checks']['density']:.3f} g/cm3" if "checks" in props else ""))
+        write()
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return write()

@@ -1,0 +1,192 @@
+"""The ``network`` glass family (s2s.amorphous.network) on tiny cells: insertion, counts, seeds, checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+
+from s2s.amorphous import network as nw
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def diamond(reps: int = 1) -> Atoms:
+    """Cubic diamond Si (8 atoms per cube): every Si four-fold, 2 bonds per Si."""
+    return bulk("Si", "diamond", a=5.43, cubic=True).repeat(reps)
+
+
+def test_si_graph_of_diamond_has_two_bonds_per_si():
+    i, j, D = nw.si_graph(diamond(), 2.85)
+    assert len(i) == 16
+    assert np.allclose(np.linalg.norm(D, axis=1), 5.43 * np.sqrt(3) / 4)
+    assert np.all(np.bincount(np.concatenate([i, j]), minlength=8) == 4)
+
+
+@pytest.mark.parametrize("x, n_o", [(0.25, 2), (0.5, 4), (0.75, 6), (1.0, 8), (1.5, 12), (2.0, 16)])
+def test_oxygen_count_is_exact(x, n_o):
+    atoms, info = nw.insert_oxygen(diamond(), x, seed=1)
+    syms = atoms.get_chemical_symbols()
+    assert syms.count("O") == n_o == info["n_o"]
+    assert syms.count("Si") == 8
+    assert len({tuple(sorted(b)) for b in info["o_bonds"]}) <= n_o  # one O per chosen bond
+    assert len(info["o_bonds"]) == n_o
+
+
+@pytest.mark.parametrize("rule", nw.RULES)
+@pytest.mark.parametrize("x", [0.5, 2.0])
+def test_every_o_sits_between_two_si(x, rule):
+    atoms, info = nw.insert_oxygen(diamond(2), x, seed=7, rule=rule)
+    assert nw.o_between_two_si(atoms, info["o_bonds"], tol=1e-6)
+    n_si = 64
+    for k, (i, j) in enumerate(info["o_bonds"]):
+        o = n_si + k
+        assert atoms.get_distance(o, i, mic=True) == pytest.approx(1.62, abs=1e-6)
+        assert atoms.get_distance(o, j, mic=True) == pytest.approx(1.62, abs=1e-6)
+        # and no other atom is bonded to it: O two-fold (Si-O cutoff 2.0 Å)
+        d = atoms.get_distances(o, list(range(len(atoms))), mic=True)
+        assert np.count_nonzero(d[:n_si] < 2.0) == 2
+    # the chosen bonds are distinct bonds of the parent graph
+    bi, bj, _ = nw.si_graph(diamond(2), 2.85)
+    graph = {(int(a), int(b)) for a, b in zip(bi, bj)}
+    assert all((i, j) in graph for i, j in info["o_bonds"])
+    assert len({tuple(b) for b in info["o_bonds"]}) == len(info["o_bonds"])
+
+
+def test_expansion_gives_the_interpolated_volume():
+    atoms, info = nw.insert_oxygen(diamond(), 1.0, seed=3)
+    assert atoms.get_volume() / 8 == pytest.approx(nw.volume_per_si(1.0))
+    assert nw.volume_per_si(2.0) == pytest.approx(nw.V_SI_SIO2)
+    assert 60.0843 * 1.66053906660 / nw.volume_per_si(2.0) == pytest.approx(2.20)
+
+
+def test_seed_reproduces_the_cell_and_another_seed_does_not():
+    a1, i1 = nw.insert_oxygen(diamond(2), 1.0, seed=11)
+    a2, i2 = nw.insert_oxygen(diamond(2), 1.0, seed=11)
+    a3, i3 = nw.insert_oxygen(diamond(2), 1.0, seed=12)
+    assert a1.get_chemical_symbols() == a2.get_chemical_symbols()
+    assert np.array_equal(a1.get_positions(), a2.get_positions()) and i1["o_bonds"] == i2["o_bonds"]
+    assert i1["o_bonds"] != i3["o_bonds"]
+    assert nw.network_seed(1.0, 3) == nw.network_seed(1.0, 3) != nw.network_seed(1.0, 4)
+
+
+def test_clustered_rule_puts_the_o_together():
+    """Random mixture: the O of the clustered rule are closer to each other than random bonding's."""
+    def mean_oo(rule):
+        atoms, _ = nw.insert_oxygen(diamond(3), 0.25, seed=5, rule=rule)
+        o = [k for k, s in enumerate(atoms.get_chemical_symbols()) if s == "O"]
+        d = atoms.get_all_distances(mic=True)[np.ix_(o, o)]
+        return d[np.triu_indices(len(o), 1)].mean()
+
+    assert mean_oo("clustered") < 0.8 * mean_oo("uniform")
+
+
+@pytest.mark.parametrize("bad", [0, 0.0, -0.5, 2.01, 3, float("nan"), "a"])
+def test_bad_x_is_a_clear_error(bad):
+    with pytest.raises(ValueError, match="0 < x <= 2|must be a number"):
+        nw.insert_oxygen(diamond(), bad, seed=1)
+    with pytest.raises(ValueError, match="0 < x <= 2|must be a number"):
+        nw.make_network_cell(bad, 0, 8, relax=lambda a: (a, {}))
+
+
+def test_x_that_gives_a_fractional_o_count_is_an_error():
+    with pytest.raises(ValueError, match="not an integer"):
+        nw.insert_oxygen(diamond(), 0.3, seed=1)
+    with pytest.raises(ValueError, match="only Si"):
+        nw.insert_oxygen(Atoms("SiO", positions=[[0, 0, 0], [1.6, 0, 0]], cell=[5, 5, 5], pbc=True), 1.0, 1)
+    with pytest.raises(ValueError, match="rule"):
+        nw.insert_oxygen(diamond(), 1.0, seed=1, rule="layered")
+
+
+def test_cell_checks_drop_under_coordination_and_close_pairs():
+    good = diamond()
+    assert nw.cell_checks(good)["ok"] and nw.cell_checks(good)["si_cn4_fraction"] == 1.0
+    vacancy = diamond()
+    del vacancy[0]
+    chk = nw.cell_checks(vacancy)
+    assert not chk["ok"] and chk["reason"] == "4 under-coordinated Si" and chk["si_cn_lt4"] == 4
+    close = diamond()
+    close.positions[1] = close.positions[0] + [0.7, 0.7, 0.0]
+    chk = nw.cell_checks(close)
+    assert not chk["ok"] and chk["reason"].startswith("pair at 0.99 A")
+    atoms, _ = nw.insert_oxygen(diamond(), 2.0, seed=2)
+    chk = nw.cell_checks(atoms)  # before relaxation: every Si has 4 O, every O 2 Si
+    assert chk["ok"] and chk["o_cn2_fraction"] == 1.0
+
+
+def test_store_build_resumes_and_reports_the_pass_rate(tmp_path, monkeypatch):
+    """The store with a stand-in parent (diamond) and relaxation: a dropped cell has its reason."""
+    calls = []
+
+    def parent(n_si, seed, protocol):
+        calls.append(seed)
+        return diamond(), {"cn_defects_after_cycle": [0], "cycles": 0, "defects": 0, "cpu_s": 0.0}
+
+    def relax(atoms):  # the x = 0.5 cell gets a vacancy-like defect: drop the first O's partner Si
+        if atoms.get_chemical_symbols().count("O") == 4:
+            atoms = atoms.copy()
+            del atoms[0]
+        return atoms, {"energy_eV_per_atom": -5.0, "steps": 1}
+
+    monkeypatch.setattr(nw, "asi_parent", parent)
+    counts = {0.5: (8, 4), 2.0: (8, 16)}
+    man = nw.build_network_store(tmp_path, [0.5, 2.0], 2, counts, relax=relax, progress=False, log=lambda s: None,
+                                 tag="t8")
+    assert man["pass_rate"]["2.00"] == {"built": 2, "passed": 2, "pass_rate": 1.0, "cpu_s_per_cell": 0.0}
+    assert man["pass_rate"]["0.50"]["passed"] == 0
+    assert all("under-coordinated Si" in d["reason"] for d in man["dropped"])
+    assert (tmp_path / "dropped" / "SiO0.50_t8_c0.json").is_file()
+    assert man["n_o_sites"] == {"2.00": 32}
+    from s2s.amorphous.store import load_cells
+
+    cells = load_cells(tmp_path)
+    assert [c.properties["x"] for c in cells] == [2.0, 2.0]
+    assert cells[0].properties["family"] == "network" and cells[0].properties["source"] == nw.SOURCE
+    n_calls = len(calls)
+    nw.build_network_store(tmp_path, [0.5, 2.0], 2, counts, relax=relax, progress=False, log=lambda s: None,
+                           tag="t8")
+    assert len(calls) == n_calls  # resumed: nothing rebuilt, dropped cells included
+
+
+def test_network_spectra_use_exactly_the_training_simulator():
+    """Settings hash of the network family's spectra == the training set's (data/cache/xtb/<key>/settings.json)."""
+    pytest.importorskip("tblite")
+    from s2s.simulate.xtb import XtbSettings
+
+    training = sorted((ROOT / "data" / "cache" / "xtb").glob("*/settings.json"))
+    assert len(training) == 1, training
+    recorded = json.loads(training[0].read_text())
+    st = nw.spectra_settings()
+    assert st.calc_key() == recorded["calc_key"] == training[0].parent.name
+    assert st == XtbSettings()
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import build_amorphous
+
+    args = build_amorphous.build_parser().parse_args(["spectra", "--family", "network"])
+    assert build_amorphous.spectra_settings(args).calc_key() == recorded["calc_key"]
+    assert build_amorphous.network_paths(args)["cache"] != build_amorphous.DEFAULT_CACHE
+
+
+def _lammps() -> bool:
+    from s2s.amorphous.md import lammps_available
+
+    return lammps_available()[0]
+
+
+@pytest.mark.skipif(not _lammps(), reason="LAMMPS not loadable")
+def test_asi_parent_is_seeded():
+    p = nw.NetworkProtocol(melt_ps=1.0, quench_ps=2.0, anneal_ps=0.5, max_cycles=1)
+    runs = []
+    for _ in range(2):
+        try:
+            atoms, info = nw.asi_parent(16, 5, p)
+            runs.append(atoms.get_positions())
+        except nw.NetworkRejected as err:
+            runs.append(err.info["cn_defects_after_cycle"])
+    assert np.array_equal(np.asarray(runs[0]), np.asarray(runs[1]))
