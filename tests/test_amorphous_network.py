@@ -74,6 +74,17 @@ def test_seed_reproduces_the_cell_and_another_seed_does_not():
     assert nw.network_seed(1.0, 3) == nw.network_seed(1.0, 3) != nw.network_seed(1.0, 4)
 
 
+def test_more_directions_keep_the_o_apart_and_expansion_fraction():
+    """o_directions > 1 takes the sideways position farthest from placed atoms: shortest pair grows."""
+    one, _ = nw.insert_oxygen(diamond(2), 2.0, seed=4, directions=1)
+    many, info = nw.insert_oxygen(diamond(2), 2.0, seed=4, directions=12)
+    short = lambda a: a.get_all_distances(mic=True)[np.triu_indices(len(a), 1)].min()  # noqa: E731
+    assert short(many) > short(one)
+    assert nw.o_between_two_si(many, info["o_bonds"], tol=1e-6)
+    half, _ = nw.insert_oxygen(diamond(), 1.0, seed=3, expand=0.5)
+    assert half.get_volume() == pytest.approx(0.5 * (diamond().get_volume() + 8 * nw.volume_per_si(1.0)))
+
+
 def test_clustered_rule_puts_the_o_together():
     """Random mixture: the O of the clustered rule are closer to each other than random bonding's."""
     def mean_oo(rule):

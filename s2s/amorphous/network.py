@@ -83,6 +83,10 @@ class NetworkProtocol:
         every Si is four-fold within ``si_cutoff`` Å; ``max_cycles`` at most.
     si_cutoff : Si-Si bond cutoff of the parent graph (a-Si g(r) minimum).
     si_o : Si-O distance (Å) of the inserted O before relaxation.
+    expand_fraction : fraction of the volume change a-Si -> :func:`volume_per_si` applied before
+        relaxation (1 = all; less keeps the remaining Si-Si bonds shorter, CHGNet relaxes the cell).
+    o_directions : sideways directions tried per O (seeded); the one farthest from the atoms placed
+        so far is taken (1 = one random direction).
     fmax, relax_steps : CHGNet relaxation (eV/Å, FIRE steps), cell and positions.
     min_pair : Å, a relaxed cell with a closer pair is dropped.
     """
@@ -104,6 +108,8 @@ class NetworkProtocol:
     relax_steps: int = 600
     min_pair: float = 1.4
     parent_tries: int = 3
+    expand_fraction: float = 1.0
+    o_directions: int = 1
 
     def __post_init__(self) -> None:
         if self.potential not in SW_PARAMS:
@@ -270,13 +276,17 @@ def volume_per_si(x: float) -> float:
 
 
 def insert_oxygen(parent: Atoms, x: float, seed: int, rule: str = "uniform", cutoff: float = 2.85,
-                  si_o: float = 1.62, expand: bool = True) -> tuple[Atoms, dict[str, Any]]:
+                  si_o: float = 1.62, expand: bool | float = True, directions: int = 1
+                  ) -> tuple[Atoms, dict[str, Any]]:
     """Put ``x * n_Si`` O into Si-Si bonds of ``parent`` (Si only, periodic), seeded.
 
     rule : ``uniform`` (random bonding: bonds drawn uniformly without replacement) or
         ``clustered`` (random mixture: the bonds whose midpoints are nearest to a random
         point, minimum image).
-    expand : scale the cell (and Si positions) to :func:`volume_per_si` first.
+    expand : scale the cell (and Si positions) to :func:`volume_per_si` first (a float: that
+        fraction of the volume change).
+    directions : sideways directions drawn per O; the one whose O is farthest from the atoms
+        placed so far is used.
     The O sits at the bond midpoint, displaced perpendicular to the bond (random
     direction) so that both Si-O distances are ``si_o`` (on the midpoint when the
     bond is already longer than 2 * si_o).  Returns ``(atoms, info)``: Si first
@@ -293,7 +303,9 @@ def insert_oxygen(parent: Atoms, x: float, seed: int, rule: str = "uniform", cut
     if n_o > len(bi):
         raise ValueError(f"insert_oxygen: x={x} needs {n_o} Si-Si bonds, the parent has {len(bi)}")
     rng = np.random.default_rng(int(seed))
-    scale = (volume_per_si(float(x)) * n_si / parent.get_volume()) ** (1.0 / 3.0) if expand else 1.0
+    frac_v = float(expand) if not isinstance(expand, bool) else float(expand)
+    v0 = parent.get_volume()
+    scale = ((v0 + frac_v * (volume_per_si(float(x)) * n_si - v0)) / v0) ** (1.0 / 3.0)
     cell = np.asarray(parent.cell) * scale
     si_pos = parent.get_positions() * scale
     D = bD * scale
@@ -311,11 +323,20 @@ def insert_oxygen(parent: Atoms, x: float, seed: int, rule: str = "uniform", cut
         d = D[b]
         length = float(np.linalg.norm(d))
         u = d / length
-        r = rng.normal(size=3)
-        perp = r - (r @ u) * u
-        perp /= np.linalg.norm(perp)
+        r = rng.normal(size=(max(1, int(directions)), 3))
+        perp = r - np.outer(r @ u, u)
+        perp /= np.linalg.norm(perp, axis=1)[:, None]
         h = np.sqrt(max(si_o**2 - (length / 2) ** 2, 0.0))
-        o_pos[k] = si_pos[bi[b]] + 0.5 * d + h * perp
+        cand = si_pos[bi[b]] + 0.5 * d + h * perp
+        if len(cand) > 1:
+            placed = np.vstack([si_pos, o_pos[:k]])
+            diff = cand[:, None, :] - placed[None, :, :]
+            fr = np.linalg.solve(cell.T, diff.reshape(-1, 3).T).T
+            dist = np.linalg.norm((fr - np.round(fr)) @ cell, axis=1).reshape(len(cand), -1)
+            dist[:, [bi[b], bj[b]]] = np.inf
+            o_pos[k] = cand[int(np.argmax(dist.min(axis=1)))]
+        else:
+            o_pos[k] = cand[0]
     atoms = Atoms(symbols=["Si"] * n_si + ["O"] * n_o, positions=np.vstack([si_pos, o_pos]), cell=cell, pbc=True)
     atoms.wrap()
     info = {"n_si": n_si, "n_o": n_o, "n_bonds": int(len(bi)), "rule": rule, "scale": float(scale),
@@ -433,7 +454,8 @@ def make_network_cell(x: float, cell_id: int, n_si: int, protocol: NetworkProtoc
                      wall_s=round(time.perf_counter() - t0, 2), cpu_s=round(time.process_time() - c0, 2))
         return None, props
     props["parent"] = {**parent_info, "seed": seed + 100 * len(tries)}
-    inserted, ins = insert_oxygen(parent, x, seed + 1, rule=rule, cutoff=p.si_cutoff, si_o=p.si_o)
+    inserted, ins = insert_oxygen(parent, x, seed + 1, rule=rule, cutoff=p.si_cutoff, si_o=p.si_o,
+                                  expand=p.expand_fraction, directions=p.o_directions)
     props["insertion"] = {k: v for k, v in ins.items() if k != "o_bonds"}
     pre = cell_checks(inserted, p.min_pair)
     props["before_relax"] = {k: pre[k] for k in ("shortest_pair_A", "si_cn_lt4", "o_not_2si", "density")}
