@@ -43,12 +43,12 @@ from s2s.train import train
 
 
 def variants() -> dict:
-    """Recipes by name: the presets, and single changes on top of ``cpu_v3``."""
+    """Recipes by name: the presets, and single changes on top of ``cpu_v3`` (``_nosc``: without self-conditioning)."""
     v3 = get_preset("cpu_v3")
     return {
         "cpu": get_preset("cpu"),
         "cpu_v3": v3,
-        "cpu_v3_selfcond": replace(v3, model=replace(v3.model, self_condition=True)),
+        "cpu_v3_nosc": replace(v3, model=replace(v3.model, self_condition=False)),
         "cpu_v3_add": replace(v3, model=replace(v3.model, spectrum_encoder="add")),
         "cpu_v3_eps": replace(v3, diffusion=replace(v3.diffusion, parameterization="eps", loss_weight="min_snr")),
     }

@@ -173,13 +173,14 @@ def cpu_v3_preset() -> S2SConfig:
     """The CPU recipe that reads the spectrum (issue 14; ablation in docs/model.md).
 
     The cpu preset's network and batch, plus: the standardised spectrum through an MLP encoder to
-    every node before every layer (FiLM), clean-data prediction with the EQGAT-diff loss weight
-    clamp(SNR, 0.05, 1.5), half of the training steps drawn where alpha_t is 0.2-0.95, 10 % of the
-    spectra dropped (classifier-free guidance), lr warm-up, EMA warm-up and size-bucketed batches.
+    every node before every layer (FiLM), self-conditioning on the previous x_0 estimate, clean-data
+    prediction with the EQGAT-diff loss weight clamp(SNR, 0.05, 1.5), half of the training steps drawn
+    where alpha_t is 0.2-0.95, 10 % of the spectra dropped (classifier-free guidance), lr warm-up, EMA
+    warm-up and size-bucketed batches.
     """
     base = cpu_preset()
     return S2SConfig(
-        model=replace(base.model, spectrum_encoder="film"),
+        model=replace(base.model, spectrum_encoder="film", self_condition=True),
         diffusion=replace(base.diffusion, parameterization="x0", loss_weight="clamp_snr", t_sampling="band",
                           cond_drop=0.1),
         train=replace(base.train, warmup_steps=500, ema_warmup=True, bucket_by_size=True),
