@@ -26,13 +26,13 @@
 small = False  # CI: a few test sites, few sampling steps
 figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
 dataset_path = "../data/s2s_open_v1.h5"
-model_path = "../models/s2s_open_v2/model.pt"
+model_path = "../models/s2s_open_v3/model.pt"
 n_steps = None  # reverse-diffusion steps (None: all T of the model, 1000); keep as in 03
 n_samples = 1  # environments per spectrum; the first one is compared (keep as in 03)
 n_test_max = None  # test sites used, spread over the split (None: all); keep as in 03
 seed = 0
 cache_dir = "../runs/generated"
-refine_t0 = 100  # retrieval-guided refinement: template noised to this step, then denoised (chosen on validation)
+refine_t0 = 50  # retrieval-guided refinement: template noised to this step, then denoised (chosen on validation)
 
 # %%
 import warnings
@@ -125,7 +125,7 @@ for k in ("rmsd_shell1", "rmsd_shell2", "rmsd_shell3", "rmsd_all", "cn_error_she
 # ## A third method: retrieval-guided refinement (template matching, then the model)
 # The matched template is noised to step `refine_t0` and denoised conditioned on the test spectrum
 # (`s2s.refine`, SDEdit; DDIM with 50 steps over the full range).  Its own row, never in the
-# model's place: it uses the template database at inference.  `refine_t0` = 100 was chosen on the
+# model's place: it uses the template database at inference.  `refine_t0` = 50 was chosen on the
 # validation split (`python benchmarks/ablation.py refine RUN`, docs/model.md).
 
 # %%
