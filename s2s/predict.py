@@ -55,7 +55,7 @@ from s2s.readers import SpectrumFileError, read_spectrum
 from s2s.spectrum import GRID, GRID_STEP, N_GRID, SpectrumError, normalize, onset_shift, spectrum_on_grid
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = ROOT / "models" / "s2s_open_v2" / "model.pt"
+DEFAULT_MODEL = ROOT / "models" / "s2s_open_v3" / "model.pt"
 DEFAULT_DATA = ROOT / "data" / "s2s_open_v1.h5"
 #: The forward model (environment -> spectrum) that ranks the candidates (docs/forward_model.md).
 DEFAULT_FORWARD = ROOT / "models" / "forward_v1" / "model.pt"

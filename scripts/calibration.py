@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     from s2s.predict import DEFAULT_SAMPLER, DEFAULT_STEPS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, default=ROOT / "models/s2s_open_v2/model.pt")
+    ap.add_argument("--model", type=Path, default=ROOT / "models/s2s_open_v3/model.pt")
     ap.add_argument("--data", type=Path, default=ROOT / "data/s2s_open_v1.h5")
     ap.add_argument("--split", default="test")
     ap.add_argument("--limit", type=int, default=None, help="first LIMIT records of the split (default all)")
