@@ -218,10 +218,10 @@ for k, name in bok_keys.items():
 if not small:
     from s2s.results import read_results
 
-    tg = read_results("../figures/results.json").get("test_generation", {})
+    tg = read_results(FIG / "results.json").get("test_generation", {})
     extra = {"k": bok_settings.k, "sampler": bok_settings.sampler, "n_steps": bok_settings.n_steps, "seed": bok_settings.seed,
              "forward_model_sha256": file_sha256(forward_model_path)}
     tg["single_of_k"] = {**bok["single"], **extra}
     tg["best_of_k"] = {**bok["best_of_k"], **extra}
     tg["oracle_of_k"] = {**bok["oracle_of_k"], **extra, "pick": "lowest true 1st-shell RMSD of the K (paper alignment)"}
-    update_results("test_generation", tg, "../figures/results.json")
+    update_results("test_generation", tg, FIG / "results.json")
