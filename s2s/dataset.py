@@ -590,6 +590,18 @@ def _hash_unit(seed: int, structure_id: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
+def _hash_pick(ids: list[str], fraction: float, seed: int) -> set[str]:
+    """The ids whose hash unit (:func:`_hash_unit`) is below ``fraction``; with two or more ids,
+    never none and never all (the lowest is taken, the highest left out)."""
+    u = {k: _hash_unit(seed, k) for k in ids}
+    picked = {k for k in ids if u[k] < fraction}
+    if len(ids) >= 2 and not picked:
+        picked = {min(ids, key=u.get)}
+    if len(ids) >= 2 and len(picked) == len(ids):
+        picked.discard(max(ids, key=u.get))
+    return picked
+
+
 def make_split(dataset: Dataset, test_fraction: float = 0.1, seed: int = 0, method: str = "balanced") -> Dataset:
     """Assign ``"train"``/``"test"`` labels grouped by structure (no structure in both).
 
@@ -612,12 +624,7 @@ def make_split(dataset: Dataset, test_fraction: float = 0.1, seed: int = 0, meth
         raise ValueError(f"make_split: method must be 'balanced' or 'hash', got {method!r}")
     ids = dataset.structure_ids()
     if method == "hash":
-        u = {k: _hash_unit(seed, k) for k in ids}
-        test = {k for k in ids if u[k] < test_fraction}
-        if len(ids) >= 2 and not test:
-            test = {min(ids, key=u.get)}
-        if len(ids) >= 2 and len(test) == len(ids):
-            test.discard(max(ids, key=u.get))
+        test = _hash_pick(ids, test_fraction, seed)
     else:
         test = _balanced_test_ids(dataset, ids, test_fraction, seed)
     records = [replace(r, split="test" if r.structure_id in test else "train") for r in dataset]
@@ -640,12 +647,7 @@ def validation_split(dataset: Dataset, fraction: float = 0.1, seed: int = 1) -> 
     ids = train.structure_ids()
     if not ids:
         raise ValueError("validation_split: the dataset has no training sites (split labels 'train')")
-    u = {k: _hash_unit(seed, k) for k in ids}
-    val = {k for k in ids if u[k] < fraction}
-    if len(ids) >= 2 and not val:
-        val = {min(ids, key=u.get)}
-    if len(ids) >= 2 and len(val) == len(ids):
-        val.discard(max(ids, key=u.get))
+    val = _hash_pick(ids, fraction, seed)
     return train.filter(lambda r: r.structure_id not in val), train.filter(lambda r: r.structure_id in val)
 
 
