@@ -12,7 +12,7 @@ structures by hash, seed 1), one thread, until its process CPU time reaches the 
 the raw and EMA weights every ``--snapshot-every`` steps (resumable: rerun with a larger budget).
 ``evaluate`` takes the snapshot nearest below a CPU time (default: the last) and measures it on the
 validation split: DDIM-50 generation with the target's atom count (1st-shell RMSD, species accuracy,
-validity, paper alignment) and the denoising probe's conditioning gap (:mod:`s2s.probe`).
+validity, paper alignment) and the denoising probe's conditioning gap (:mod:`s2s.model.probe`).
 ``report`` prints the table (variant, CPU minutes, steps, metrics) and can write it into a doc.
 ``curve`` prints, for several runs in one go, training steps per CPU second and the validation
 metrics of the snapshots at the given CPU minutes (the learning curve against CPU time).
@@ -33,13 +33,13 @@ import torch
 
 from s2s.config import get_preset, replace
 from s2s.dataset import Dataset, validation_split
-from s2s.evaluate import summary_table
-from s2s.metrics import evaluate_pair
+from s2s.evaluation.evaluate import summary_table
+from s2s.evaluation.metrics import evaluate_pair
 from s2s.model import S2SModel
 from s2s.config import S2SConfig
-from s2s.probe import conditioning_gap
-from s2s.sample import generate
-from s2s.train import train
+from s2s.model.probe import conditioning_gap
+from s2s.model.sample import generate
+from s2s.model.train import train
 
 
 def variants() -> dict:
@@ -98,9 +98,9 @@ def load_snapshot(path: Path, weights: str) -> tuple[S2SModel, dict]:
 
 
 def cmd_refine(a) -> int:
-    """Retrieval-guided refinement (s2s.refine) on the validation split, for several t0; template matching first."""
-    from s2s.refine import refine_templates
-    from s2s.template import nearest_by_mse
+    """Retrieval-guided refinement (s2s.model.refine) on the validation split, for several t0; template matching first."""
+    from s2s.model.refine import refine_templates
+    from s2s.evaluation.template import nearest_by_mse
 
     torch.set_num_threads(1)
     model, state = load_snapshot(pick_snapshot(Path(a.run), a.cpu_minutes), a.weights)

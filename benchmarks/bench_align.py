@@ -22,7 +22,7 @@ import time
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from s2s.align import align_best, align_paper
+from s2s.evaluation.align import align_best, align_paper
 from s2s.environment import O, SI, Environment
 
 DENSITY = 0.066  # atoms / Å^3, roughly amorphous/quartz SiO2

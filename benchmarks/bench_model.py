@@ -12,15 +12,14 @@ from __future__ import annotations
 import argparse
 import platform
 import time
-from dataclasses import replace
 
 import numpy as np
 import torch
 
 from s2s.config import get_preset
-from s2s.diffusion import n_parameters, sample
+from s2s.model.diffusion import n_parameters, sample
 from s2s.environment import Environment
-from s2s.graph import collate
+from s2s.model.graph import collate
 from s2s.model import S2SModel
 
 

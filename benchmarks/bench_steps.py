@@ -6,8 +6,8 @@
 
 For every (sampler, steps) point: ``--n-samples`` environments per test spectrum with the
 target's atom count (the paper's protocol), the same seed for every point; metrics from
-:func:`s2s.metrics.evaluate_pair` (``--method`` alignment, default the paper's) averaged by
-:func:`s2s.metrics.summarize` over all generated environments: 1st/2nd-shell RMSD (Å),
+:func:`s2s.evaluation.metrics.evaluate_pair` (``--method`` alignment, default the paper's) averaged by
+:func:`s2s.evaluation.metrics.summarize` over all generated environments: 1st/2nd-shell RMSD (Å),
 CN error (%), species accuracy; and the wall time of generation per structure (s, batched
 ``--batch-size`` graphs of equal atom count at a time (:func:`s2s.predict.generate_grouped`),
 ``torch.set_num_threads(--threads)``).
@@ -36,7 +36,7 @@ METRICS = ("rmsd_shell1", "rmsd_shell2", "rmsd_all", "cn_error_shell1_pct", "cn_
 
 
 def run_point(model, recs, sampler: str, steps: int, n_samples: int, seed: int, batch_size: int, method: str) -> dict:
-    from s2s.metrics import evaluate_pair, summarize
+    from s2s.evaluation.metrics import evaluate_pair, summarize
     from s2s.predict import generate_grouped
 
     spectra = np.stack([r.spectrum for r in recs])
@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
 
     from s2s.dataset import Dataset
-    from s2s.evaluate import file_sha256
-    from s2s.train import load_model
+    from s2s.evaluation.evaluate import file_sha256
+    from s2s.model.train import load_model
 
     if a.from_json is not None:
         saved = json.loads(a.from_json.read_text())
@@ -153,11 +153,11 @@ def main(argv: list[str] | None = None) -> int:
           f"protocol, ancestral at the most steps)")
     by_sampler = {s: {str(n): m for n, m in c.items()} for s, c in curve.items()}
     if a.json:
-        from s2s.io import write_json
+        from s2s.files import write_json
 
         write_json(a.json, {"info": info, "curve": by_sampler, "default": [sampler, steps]})
     if a.write_results:
-        from s2s.results import read_results, update_results
+        from s2s.evaluation.results import read_results, update_results
 
         pred = dict(read_results(a.results).get("predict", {}))
         pred["steps_curve"] = {str(n): {**m, "sampler": sampler} for n, m in curve[sampler].items()}

@@ -18,7 +18,7 @@ import numpy as np
 from pymatgen.core import Lattice, Structure
 
 from s2s.environment import environment_from_structure
-from s2s.template import nearest_by_mse, soap_vectors
+from s2s.evaluation.template import nearest_by_mse, soap_vectors
 
 
 def random_spectra(rng: np.random.Generator, n: int) -> np.ndarray:

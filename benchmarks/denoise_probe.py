@@ -3,7 +3,7 @@
     python benchmarks/denoise_probe.py [--model models/s2s_open_v3/model.pt] [--split val] [--n 128]
 
 Noises each target environment to step t, asks the network for the clean coordinates with the
-site's own spectrum and with another site's (:mod:`s2s.probe`), and prints the RMSE (Å) of both
+site's own spectrum and with another site's (:mod:`s2s.model.probe`), and prints the RMSE (Å) of both
 and their gap.  A gap near zero at the noise levels where the structure is decided (t ~ 200-500)
 means the network ignores the spectrum there.  ``--split val`` (default) uses the validation carve
 of the training structures (:func:`s2s.dataset.validation_split`); ``test`` the test split.
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset, validation_split
-from s2s.probe import probe_table
-from s2s.train import load_model
+from s2s.model.probe import probe_table
+from s2s.model.train import load_model
 
 
 def main() -> int:

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.metrics import evaluate_pair, summarize
-from s2s.sample import generate
-from s2s.train import load_model
+from s2s.evaluation.metrics import evaluate_pair, summarize
+from s2s.model.sample import generate
+from s2s.model.train import load_model
 
 
 def main() -> int:

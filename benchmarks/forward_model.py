@@ -12,7 +12,7 @@ Table (test split, structures never seen in training): mean cosine similarity an
 * the spectrum of the nearest training environment by SOAP distance (Euclidean distance of
   L2-normalised SOAP vectors, template.py's settings; i.e. the largest SOAP cosine similarity).
 
-``--compare`` trains both designs of :mod:`s2s.forward` (SOAP + MLP, the distance network) from
+``--compare`` trains both designs of :mod:`s2s.forward.model` (SOAP + MLP, the distance network) from
 scratch on the training structures outside the validation split, each for the same process CPU
 time (``--cpu-seconds``, SOAP feature computation included for the SOAP design), and prints their
 validation MSE and cosine.  No file of the repository is written (``--json`` writes where asked).
@@ -24,7 +24,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from s2s.dataset import Dataset  # noqa: E402
-from s2s.forward import ForwardModel, cosine, spectrum_mse, train_forward, validation_mask  # noqa: E402
-from s2s.template import soap_vectors  # noqa: E402
+from s2s.forward.model import ForwardModel, cosine, train_forward, validation_mask  # noqa: E402
+from s2s.evaluation.template import soap_vectors  # noqa: E402
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -77,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     train, test = ds.train, ds.test
     out: dict = {}
     if a.compare:
-        from s2s.forward_cli import default_config
+        from s2s.cli.forward import default_config
 
         ids = [r.structure_id for r in train]
         val = validation_mask(ids)

@@ -8,7 +8,7 @@ three more are added by hand: the true environment (a sanity check: it should ra
 top), the true environment with its first shell pulled in to 1.0 Å from the excited O, and the
 true environment expanded by 35 % (no atom within 2.0 Å of the O: an empty first shell).  Every
 candidate is scored by the forward model (MSE of its predicted spectrum to the input) and the
-table lists them best first, with the geometric check of :func:`s2s.selfconsistent.physical_problems`.
+table lists them best first, with the geometric check of :func:`s2s.forward.selfconsistent.physical_problems`.
 Nothing is written.
 """
 
@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from s2s.dataset import Dataset  # noqa: E402
-from s2s.ensemble import signature  # noqa: E402
+from s2s.evaluation.ensemble import signature  # noqa: E402
 from s2s.environment import Environment  # noqa: E402
-from s2s.forward import ForwardModel  # noqa: E402
-from s2s.selfconsistent import physical_problems, score_candidates  # noqa: E402
+from s2s.forward.model import ForwardModel  # noqa: E402
+from s2s.forward.selfconsistent import physical_problems, score_candidates  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from s2s.sample import generate
-    from s2s.train import load_model
+    from s2s.model.sample import generate
+    from s2s.model.train import load_model
 
     torch.set_num_threads(1)
     rec = Dataset.load(a.data).test[a.site]

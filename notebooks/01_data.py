@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from s2s.assemble import assemble, xtb_cache_source
+from s2s.simulate.assemble import assemble, xtb_cache_source
 from s2s.dataset import Dataset
 from s2s.environment import first_shell_label
 from s2s.plots import plot_composition_histogram, plot_spectra, save_figure
@@ -118,7 +118,7 @@ assert max(diffs) < 1e-6, "the live rebuild does not reproduce the shipped spect
 # the reference sites come from the shipped cache (computed if missing, except in CI).
 
 # %%
-from s2s.results import read_results, update_results
+from s2s.evaluation.results import read_results, update_results
 from s2s.simulate.compare import agreement, load_reference_sites, simulate_reference_sites
 
 refs = load_reference_sites("../data/reference")

@@ -13,7 +13,7 @@
 # %% [markdown]
 # # 02 — Training the conditional EGNN diffusion model
 #
-# The denoiser (`s2s.egnn.EGNNDenoiser`) is trained on the training split of the open dataset
+# The denoiser (`s2s.model.egnn.EGNNDenoiser`) is trained on the training split of the open dataset
 # with the `cpu_v3` recipe (docs/model.md): the paper's polynomial schedule (T = 1000) and EGNN
 # at CPU size (hidden 128, message 64, 4 layers, 64 graphs a step), plus a FiLM spectrum encoder
 # at every layer, clean-data prediction with the EQGAT-diff loss weight, 10 % spectrum dropout,
@@ -48,7 +48,7 @@ import torch
 from s2s.config import get_preset
 from s2s.dataset import Dataset
 from s2s.plots import plot_loss_curve, read_loss_csv, save_figure
-from s2s.train import load_model, train
+from s2s.model.train import load_model, train
 
 torch.set_num_threads(1)
 FIG = Path(figures_dir)
@@ -123,7 +123,7 @@ print(f"loss: first {hist['loss'][:k].mean():.3f} -> last {hist['loss'][-k:].mea
 
 # %%
 if not small:
-    from s2s.results import update_results
+    from s2s.evaluation.results import update_results
 
     update_results("train", {
         "preset": run.get("preset", preset), "n_params": int(n_params), "checkpoint_mb": round(size_mb, 2),

@@ -16,9 +16,9 @@
 # For every test spectrum the model generates one environment with the target's atom
 # count (the paper's protocol), by the full reverse diffusion (T = 1000 steps unless
 # `n_steps` says otherwise).  Generated and target environments are aligned (the paper's
-# procedure, `s2s.align.align_paper`, and our `align_best`, which is never worse) and
+# procedure, `s2s.evaluation.align.align_paper`, and our `align_best`, which is never worse) and
 # compared shell by shell: RMSD (Å), coordination number per shell, and species (O
-# fraction).  The generated environments are cached (`s2s.evaluate.generate_cached`),
+# fraction).  The generated environments are cached (`s2s.evaluation.evaluate.generate_cached`),
 # so notebook 04 re-uses them.
 
 # %% tags=["parameters"]
@@ -40,11 +40,11 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluate import (cache_info, evaluate_generation, file_sha256, generate_cached, generation_cache_path,
+from s2s.evaluation.evaluate import (cache_info, evaluate_generation, file_sha256, generate_cached, generation_cache_path,
                           generation_inputs, metric_array, pick_cases, spread_indices, summary_table)
 from s2s.plots import align_for_plot, plot_overlay_grid, plot_oxygen_fraction, plot_rmsd_sorted, save_figure
-from s2s.results import update_results
-from s2s.train import load_model
+from s2s.evaluation.results import update_results
+from s2s.model.train import load_model
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 torch.set_num_threads(1)
@@ -105,7 +105,7 @@ for k, name in labels.items():
 # ## Subsets: SiO2 sites and sites from non-generated crystals
 # The test split is mostly generated crystals (unlike the paper's, ~90 % SiO2); the headline is
 # read beside these subsets.  Validity: first-shell count as the target's, Si-O bonds at
-# 1.45-1.85 Å, no O-O closer than 2.0 Å unless the target has one (`s2s.metrics.validity`).
+# 1.45-1.85 Å, no O-O closer than 2.0 Å unless the target has one (`s2s.evaluation.metrics.validity`).
 
 # %%
 subsets = {"SiO2": [i for i, r in enumerate(rows) if records[r["index"]].formula == "SiO2"],
@@ -199,8 +199,8 @@ if not small:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from s2s.best_of_k import METHODS, BestOfKSettings, evaluate_best_of_k
-from s2s.forward import ForwardModel
+from s2s.evaluation.best_of_k import METHODS, BestOfKSettings, evaluate_best_of_k
+from s2s.forward.model import ForwardModel
 
 forward_model_path = "../models/forward_v1/model.pt"
 bok_settings = BestOfKSettings(k=2 if small else 8, n_steps=5 if small else 50, seed=seed)
@@ -216,7 +216,7 @@ for k, name in bok_keys.items():
 
 # %%
 if not small:
-    from s2s.results import read_results
+    from s2s.evaluation.results import read_results
 
     tg = read_results(FIG / "results.json").get("test_generation", {})
     extra = {"k": bok_settings.k, "sampler": bok_settings.sampler, "n_steps": bok_settings.n_steps, "seed": bok_settings.seed,

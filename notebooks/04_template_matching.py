@@ -42,11 +42,11 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluate import (evaluate_generation, generate_cached, generation_cache_path, generation_inputs,
+from s2s.evaluation.evaluate import (evaluate_generation, generate_cached, generation_cache_path, generation_inputs,
                           spread_indices, summary_table)
 from s2s.plots import align_for_plot, plot_overlay_grid, plot_similarity_gap, save_figure
-from s2s.results import update_results
-from s2s.template import compare_with_generation, template_match
+from s2s.evaluation.results import update_results
+from s2s.evaluation.template import compare_with_generation, template_match
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 torch.set_num_threads(1)
@@ -124,14 +124,14 @@ for k in ("rmsd_shell1", "rmsd_shell2", "rmsd_shell3", "rmsd_all", "cn_error_she
 # %% [markdown]
 # ## A third method: retrieval-guided refinement (template matching, then the model)
 # The matched template is noised to step `refine_t0` and denoised conditioned on the test spectrum
-# (`s2s.refine`, SDEdit; DDIM with 50 steps over the full range).  Its own row, never in the
+# (`s2s.model.refine`, SDEdit; DDIM with 50 steps over the full range).  Its own row, never in the
 # model's place: it uses the template database at inference.  `refine_t0` = 50 was chosen on the
 # validation split (`python benchmarks/ablation.py refine RUN`, docs/model.md).
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from s2s.refine import refine_templates
-from s2s.train import load_model
+from s2s.model.refine import refine_templates
+from s2s.model.train import load_model
 
 refined = refine_templates(load_model(model_path), spectra, tm.environments, refine_t0, seed=seed,
                            n_steps=5 if small else 50)

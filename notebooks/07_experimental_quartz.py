@@ -20,7 +20,7 @@
 # method than its training data (GFN1-xTB). It is labelled as calculated everywhere below.
 # Give `spectrum_path` a measured EELS/XAS file (two-column text/CSV or EMSA `.msa`, absolute
 # energy loss in eV, background removed) to run the paper's experiment; it is read by
-# `s2s.readers` and its edge onset is aligned to the training spectra's onset.
+# `s2s.io.readers` and its edge onset is aligned to the training spectra's onset.
 #
 # The target for RMSD and RDF is the environment (3 shells, 2.0 Å cutoff) of the reference
 # site in the reference set's alpha-quartz structure (all O of alpha-quartz are equivalent).
@@ -55,16 +55,16 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluate import evaluate_generation, generate_cached, metric_array
-from s2s.foreign_spectra import (broaden, ensemble_stats, load_input_spectrum, matching_environments,
+from s2s.evaluation.evaluate import evaluate_generation, generate_cached, metric_array
+from s2s.predict.foreign import (broaden, ensemble_stats, load_input_spectrum, matching_environments,
                                  reference_environment, training_onset)
-from s2s.plots import (COLORS, align_for_plot, plot_environment_overlay, plot_overlay_panel, plot_rdf,
+from s2s.plots import (align_for_plot, plot_environment_overlay, plot_overlay_panel, plot_rdf,
                        plot_spectra, save_figure)
-from s2s.rdf import ensemble_rdf, radial_distribution, rdf_peaks
-from s2s.results import round_floats, update_results
+from s2s.evaluation.rdf import ensemble_rdf, radial_distribution, rdf_peaks
+from s2s.evaluation.results import round_floats, update_results
 from s2s.spectrum import GRID
-from s2s.template import nearest_by_mse
-from s2s.train import load_model
+from s2s.evaluation.template import nearest_by_mse
+from s2s.model.train import load_model
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 warnings.filterwarnings("ignore", message="Issues encountered while parsing CIF")
@@ -288,7 +288,7 @@ print({k: v for k, v in out.items() if k.startswith(("rmsd", "n_", "target"))})
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from s2s.transfer import transfer_metrics, transfer_sites
+from s2s.evaluation.transfer import transfer_metrics, transfer_sites
 
 tsites = transfer_sites(reference_dir, Path(reference_dir).parent / "cache" / "xtb")
 if small:

@@ -19,7 +19,7 @@ N_SPECIES = 2
 SPECTRUM_ENCODERS = ("none", "add", "film")
 #: What the network predicts (``DiffusionConfig.parameterization``).
 PARAMETERIZATIONS = ("eps", "x0")
-#: Loss weights w(t) of the x_0 error (``DiffusionConfig.loss_weight``), see :mod:`s2s.diffusion`.
+#: Loss weights w(t) of the x_0 error (``DiffusionConfig.loss_weight``), see :mod:`s2s.model.diffusion`.
 LOSS_WEIGHTS = ("snr", "min_snr", "clamp_snr")
 #: Training-time distributions of t (``DiffusionConfig.t_sampling``).
 T_SAMPLINGS = ("uniform", "band")

@@ -51,7 +51,7 @@ import h5py
 import numpy as np
 
 from s2s.environment import Environment
-from s2s.spectrum import GRID, GRID_START, GRID_STEP, N_GRID  # the grid of every record (eV)
+from s2s.spectrum import GRID_START, GRID_STEP, N_GRID  # the grid of every record (eV)
 
 #: Name written in the file's ``format`` attribute.
 FORMAT_NAME = "s2s-dataset"

@@ -240,7 +240,7 @@ STATUS_NOTE = (
 
 def _replace_doc_block(doc: Path, block: str, name: str) -> None:
     """Rewrite what lies between ``<!-- name:begin/end -->`` in the markdown file ``doc`` (atomically)."""
-    from s2s.results import replace_block
+    from s2s.evaluation.results import replace_block
 
     try:
         text = replace_block(doc.read_text(), block, name=name)
@@ -276,7 +276,7 @@ def step_spectra(args: argparse.Namespace) -> None:
         raise SystemExit(f"spectra: the simulator (s2s.simulate) is not available: {err}") from err
     from s2s.amorphous import spectra as sp
     from s2s.dataset import Dataset
-    from s2s.results import update_results
+    from s2s.evaluation.results import update_results
 
     # exactly the training simulator unless a settings file says otherwise (tests)
     settings = spectra_settings(args)

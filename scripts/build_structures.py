@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from s2s.structures import DEFAULT_DIR, fixed_records, load_records, unique_o_sites  # noqa: E402
-from s2s.structures.records import atomic_write_text  # noqa: E402
+from s2s.files import atomic_write_text  # noqa: E402
 
 INDEX_FIELDS = [
     "id", "source", "name", "formula", "x", "n_atoms", "spacegroup", "spacegroup_number",

@@ -9,12 +9,12 @@ sampler and steps, atom counts drawn from p(N | spectrum); ``--natoms target`` u
 target's count instead), batched by atom count (:func:`s2s.predict.generate_grouped`).  Per case:
 
 * spread (no target needed): mean pairwise distance of the K candidates (the rotation-free
-  radial distance of :func:`s2s.ensemble.pairwise_radial`, what predict reports), the std
+  radial distance of :func:`s2s.evaluation.ensemble.pairwise_radial`, what predict reports), the std
   of their first-shell CN and of their mean first-shell Si-O distance; with ``--aligned``
   also the mean pairwise aligned RMSD (slow: K(K-1)/2 alignments per case); and, as a
-  non-ensemble comparison, the OOD percentile of the spectrum (:mod:`s2s.ood_score`);
+  non-ensemble comparison, the OOD percentile of the spectrum (:mod:`s2s.evaluation.ood`);
 * error (against the target): the mean over the K candidates of the aligned RMSD
-  (:func:`s2s.metrics.evaluate_pair`, paper alignment) over all atoms and over the first
+  (:func:`s2s.evaluation.metrics.evaluate_pair`, paper alignment) over all atoms and over the first
   shell, and of the first-shell CN error.
 
 Reported: Spearman rank correlations spread vs error over the test cases (headline
@@ -61,8 +61,8 @@ def bootstrap_ci(x, y, n: int = 1000, seed: int = 0) -> tuple[float, float]:
 
 
 def case_stats(target, envs, aligned: bool) -> dict:
-    from s2s.ensemble import geometry, mean_offdiag, pairwise_radial, pairwise_rmsd, shells, signature
-    from s2s.metrics import coordination_numbers, evaluate_pair
+    from s2s.evaluation.ensemble import geometry, mean_offdiag, pairwise_radial, pairwise_rmsd, shells, signature
+    from s2s.evaluation.metrics import coordination_numbers, evaluate_pair
 
     ev = [evaluate_pair(target, g, method="paper") for g in envs]
     cns = np.array([coordination_numbers(shells(g)) for g in envs])
@@ -111,9 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm.auto import tqdm
 
     from s2s.dataset import Dataset
-    from s2s.evaluate import file_sha256
+    from s2s.evaluation.evaluate import file_sha256
     from s2s.predict import generate_grouped
-    from s2s.train import load_model
+    from s2s.model.train import load_model
 
     model = load_model(a.model)
     recs = list(Dataset.load(a.data).split(a.split))[:: a.stride][: a.limit]
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [case_stats(r.environment, envs, a.aligned) for r, envs in tqdm(list(zip(recs, gen)), desc="scoring", unit="case")]
     col = {k: np.array([r[k] for r in rows], dtype=float) for k in rows[0]}
     # does the OOD percentile (predict's warning) also rank the errors?
-    from s2s.ood_score import OODScorer
+    from s2s.evaluation.ood import OODScorer
 
     tr = Dataset.load(a.data).train
     col["spread_ood_percentile"] = OODScorer.fit(tr.spectra(), [r.structure_id for r in tr]).score(spectra)["percentile"]
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
           f"generation {t_gen / (len(recs) * a.k):.3f} s/structure")
     if a.write_results:
         from s2s.plots import save_figure, style
-        from s2s.results import read_results, update_results
+        from s2s.evaluation.results import read_results, update_results
 
         pred = dict(read_results(a.results).get("predict", {}))
         pred["calibration_spearman"] = head
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             "split": a.split, "stride": a.stride, "limit": a.limit, "model": str(a.model.relative_to(ROOT) if a.model.is_relative_to(ROOT) else a.model),
             "model_sha256": file_sha256(a.model),
             "spread": ("mean pairwise aligned RMSD of the K candidates (paper alignment; predict's spread.mean_pairwise_rmsd_aligned), Å"
-                       if a.aligned else "mean pairwise radial distance (s2s.ensemble.pairwise_radial), Å"),
+                       if a.aligned else "mean pairwise radial distance (s2s.evaluation.ensemble.pairwise_radial), Å"),
             "error": "mean over the K candidates of the aligned RMSD over all atoms (paper alignment), Å",
             "calibration_spearman_ci95": [lo, hi],
             "coverage": cov,

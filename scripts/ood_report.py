@@ -1,4 +1,4 @@
-"""OOD score (s2s.ood_score) of held-out crystalline test spectra vs amorphous spectra.
+"""OOD score (s2s.evaluation.ood) of held-out crystalline test spectra vs amorphous spectra.
 
     python scripts/ood_report.py                    # prints the table
     python scripts/ood_report.py --write-results    # + figures/results.json predict.ood
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     from s2s.dataset import Dataset
-    from s2s.ood_score import OODScorer
+    from s2s.evaluation.ood import OODScorer
 
     ds = Dataset.load(a.data)
     tr = ds.train
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         auc = f"{r['auroc_vs_test']:>15.3f}" if "auroc_vs_test" in r else f"{'':>15}"
         print(f"{name:<42}{r['n']:>5}{r['median_percentile']:>12.1f}{r['flagged']:>9.2f}{r['median_ratio']:>14.2f}{auc}")
     if a.write_results:
-        from s2s.results import read_results, update_results
+        from s2s.evaluation.results import read_results, update_results
 
         pred = dict(read_results(a.results).get("predict", {}))
         pred["ood"] = {"k": a.k, "threshold_percentile": a.threshold, "n_train": len(tr), "edge_rms_per_eV": sc.edge, "sets": rows}

@@ -162,7 +162,7 @@ def record_timing(times: dict[str, float]) -> None:
     import datetime
 
     sys.path.insert(0, str(ROOT))
-    from s2s.results import read_results, update_results
+    from s2s.evaluation.results import read_results, update_results
 
     path = ROOT / "figures" / "results.json"
     timing = read_results(path).get("timing", {})

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from s2s.assemble import assemble, data_figures
+from s2s.simulate.assemble import assemble, data_figures
 from s2s.structures.records import StructureRecord
 
 GRID = -1.0 + 0.1 * np.arange(200)

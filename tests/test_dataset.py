@@ -11,13 +11,13 @@ import pytest
 
 from s2s.dataset import (
     FORMAT_VERSION,
-    GRID,
     Dataset,
     DatasetFormatError,
     SiteRecord,
     make_split,
 )
 from s2s.environment import Environment
+from s2s.spectrum import GRID
 
 
 def _env(rng: np.random.Generator, n: int) -> Environment:

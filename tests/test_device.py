@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from s2s.config import get_preset, replace
-from s2s.diffusion import diffusion_loss, sample, sample_ddim
+from s2s.model.diffusion import diffusion_loss, sample, sample_ddim
 from s2s.environment import SI, O, Environment
-from s2s.graph import collate
+from s2s.model.graph import collate
 from s2s.model import S2SModel
-from s2s.sample import generate
-from s2s.train import train
+from s2s.model.sample import generate
+from s2s.model.train import train
 
 
 def _batch():

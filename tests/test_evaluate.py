@@ -1,4 +1,4 @@
-"""Cached generation and per-site evaluation (s2s.evaluate)."""
+"""Cached generation and per-site evaluation (s2s.evaluation.evaluate)."""
 
 import math
 
@@ -8,7 +8,7 @@ import torch
 
 from s2s.config import tiny_preset
 from s2s.environment import SI, O, Environment
-from s2s.evaluate import (
+from s2s.evaluation.evaluate import (
     cache_path,
     composition_key,
     evaluate_generation,
@@ -18,7 +18,7 @@ from s2s.evaluate import (
     pick_cases,
     summary_table,
 )
-from s2s.train import FINAL, train
+from s2s.model.train import FINAL, train
 
 torch.set_num_threads(1)
 GRID = -1.0 + 0.1 * np.arange(200)
@@ -60,14 +60,14 @@ def same(a, b):
 def test_cache_hit_returns_identical_environments(model_path, tmp_path, monkeypatch):
     spectra = np.array([spectrum(3.0), spectrum(8.0), spectrum(5.0)])
     kw = dict(n_samples=2, n_steps=5, seed=3, cache_dir=tmp_path / "c", progress=False)
-    from s2s.evaluate import generation_cache_path
+    from s2s.evaluation.evaluate import generation_cache_path
 
     kw_path = {k: v for k, v in kw.items() if k != "progress"}
     assert not generation_cache_path(model_path, spectra, [5, 4, 6], **kw_path).exists()
     first = generate_cached(model_path, spectra, [5, 4, 6], **kw)
     path = generation_cache_path(model_path, spectra, [5, 4, 6], **kw_path)
     assert path.exists()
-    from s2s.evaluate import cache_info, file_sha256
+    from s2s.evaluation.evaluate import cache_info, file_sha256
 
     info = cache_info(path)
     assert info["seed"] == 3 and info["n_steps"] == 5 and info["n_samples"] == 2 and info["seconds"] > 0
@@ -78,19 +78,19 @@ def test_cache_hit_returns_identical_environments(model_path, tmp_path, monkeypa
     assert len(files) == 1 and not list((tmp_path / "c").rglob("*.tmp"))
 
     # a hit must not sample again
-    import s2s.sample
+    import s2s.model.sample
 
     def boom(*a, **k):
         raise AssertionError("generate called on a cache hit")
 
-    monkeypatch.setattr(s2s.sample, "generate", boom)
+    monkeypatch.setattr(s2s.model.sample, "generate", boom)
     second = generate_cached(model_path, spectra, [5, 4, 6], **kw)
     assert same(first, second)
 
 
 def test_cache_matches_uncached_generation(model_path, tmp_path):
-    from s2s.sample import generate
-    from s2s.train import load_model
+    from s2s.model.sample import generate
+    from s2s.model.train import load_model
 
     spectra = np.array([spectrum(3.0), spectrum(8.0)])
     cached = generate_cached(model_path, spectra, [5, 5], n_steps=4, seed=1, cache_dir=tmp_path, progress=False)
@@ -100,8 +100,8 @@ def test_cache_matches_uncached_generation(model_path, tmp_path):
 
 
 def test_generated_in_size_order_and_returned_in_input_order(model_path, tmp_path):
-    from s2s.sample import generate
-    from s2s.train import load_model
+    from s2s.model.sample import generate
+    from s2s.model.train import load_model
 
     spectra = np.array([spectrum(3.0), spectrum(8.0), spectrum(5.0)])
     counts = np.array([5, 4, 5])  # one size chunk (5 <= 1.25 x 4)
@@ -115,7 +115,7 @@ def test_generated_in_size_order_and_returned_in_input_order(model_path, tmp_pat
 
 
 def test_size_chunks():
-    from s2s.evaluate import size_chunks
+    from s2s.evaluation.evaluate import size_chunks
 
     counts = np.array([15, 3, 51, 14, 16, 3, 15])
     # the 51-atom target alone, the two 3-atom ones together, the 14-16 ones padded to 16
@@ -172,7 +172,7 @@ def test_bad_inputs(model_path, tmp_path):
 
 
 def test_corrupt_cache_is_reported(model_path, tmp_path):
-    from s2s.evaluate import _load_npz, _save_npz
+    from s2s.evaluation.evaluate import _load_npz, _save_npz
 
     envs = [[silica_like()], [silica_like(10.0)]]
     p = tmp_path / "x.npz"
@@ -250,7 +250,7 @@ def test_cache_path_layout(tmp_path):
 
 
 def test_spread_and_subsample():
-    from s2s.evaluate import spread_indices, subsample_groups
+    from s2s.evaluation.evaluate import spread_indices, subsample_groups
 
     assert spread_indices(5, None).tolist() == [0, 1, 2, 3, 4]
     assert spread_indices(5, 9).tolist() == [0, 1, 2, 3, 4]
@@ -267,7 +267,7 @@ def test_spread_and_subsample():
 def test_composition_keys_and_inputs():
     from types import SimpleNamespace
 
-    from s2s.evaluate import composition_keys, generation_inputs
+    from s2s.evaluation.evaluate import composition_keys, generation_inputs
 
     recs = [SimpleNamespace(meta={"composition_x": 0.25}, x=0.3, spectrum=spectrum(3.0), environment=silica_like()),
             SimpleNamespace(meta={}, x=2.0, spectrum=spectrum(5.0), environment=silica_like(10.0))]

@@ -1,6 +1,5 @@
-"""The few-step DDIM sampler (s2s.diffusion.sample_ddim) and generate(sampler=...)."""
+"""The few-step DDIM sampler (s2s.model.diffusion.sample_ddim) and generate(sampler=...)."""
 
-import math
 
 import numpy as np
 import pytest
@@ -8,10 +7,10 @@ import torch
 from torch import nn
 
 from s2s.config import DiffusionConfig, tiny_preset
-from s2s.diffusion import Schedule, sample, sample_ddim
+from s2s.model.diffusion import Schedule, sample, sample_ddim
 from s2s.environment import O, SI
 from s2s.model import S2SModel
-from s2s.sample import generate
+from s2s.model.sample import generate
 
 torch.set_num_threads(1)
 
@@ -186,8 +185,8 @@ def test_bench_steps_writes_results(tmp_path, alpha_quartz):
 
     from s2s.dataset import Dataset, SiteRecord
     from s2s.environment import environments_from_structure
-    from s2s.results import update_results
-    from s2s.train import save_inference_model
+    from s2s.evaluation.results import update_results
+    from s2s.model.train import save_inference_model
 
     env = environments_from_structure(alpha_quartz, structure_id="q").environments[0]
     recs = [SiteRecord(_spectra(1, seed=k)[0].numpy().astype(float), env, f"q{k}", env.meta["site_index"], formula="SiO2",

@@ -11,9 +11,9 @@ import torch
 from scipy.stats import special_ortho_group
 
 from s2s.environment import Environment, environments_from_structure
-from s2s.forward import (ForwardConfig, ForwardInputError, ForwardModel, build_net, check_environment, train_forward,
+from s2s.forward.model import (ForwardConfig, ForwardInputError, ForwardModel, build_net, check_environment, train_forward,
                          validation_mask)
-from s2s.selfconsistent import is_plausible, physical_problems, rank_by_score, score_candidates
+from s2s.forward.selfconsistent import is_plausible, physical_problems, rank_by_score, score_candidates
 from s2s.spectrum import GRID, N_GRID
 
 torch.set_num_threads(1)
@@ -199,7 +199,7 @@ def test_shipped_forward_model_loads_and_predicts(quartz_env):
 
 
 def test_best_of_k_select_picks_by_forward_and_oracle(quartz_env):
-    from s2s.best_of_k import select
+    from s2s.evaluation.best_of_k import select
 
     fm = _random_model("soap")
     tr = _transforms(quartz_env)

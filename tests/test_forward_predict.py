@@ -11,7 +11,7 @@ import torch
 
 from s2s.dataset import Dataset
 from s2s.environment import Environment
-from s2s.forward import ForwardConfig, train_forward
+from s2s.forward.model import ForwardConfig, train_forward
 from s2s.io import read_extxyz, write_extxyz
 from s2s.predict import PredictContext, predict_one, read_prediction, write_prediction
 from tests.test_predict import setup  # noqa: F401  (the toy dataset and tiny generator fixture)
@@ -71,7 +71,7 @@ def test_output_folder_written_before_ranking_still_loads(tmp_path):
 
 
 def test_unscorable_candidates_are_named_and_the_others_ranked_and_written(ctx, tmp_path, monkeypatch):
-    import s2s.predict as P
+    import s2s.predict.core as P
 
     c, ds = ctx
     good = [r.environment for r in ds][:3]

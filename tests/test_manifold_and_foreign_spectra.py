@@ -1,4 +1,4 @@
-"""Tests of s2s.manifold (spectral-manifold distances, Fig. 6a) and s2s.foreign_spectra (foreign input spectra, Fig. 7)."""
+"""Tests of s2s.evaluation.manifold (spectral-manifold distances, Fig. 6a) and s2s.predict.foreign (foreign input spectra, Fig. 7)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from s2s.environment import Environment
-from s2s.foreign_spectra import (
+from s2s.predict.foreign import (
     broaden,
     ensemble_stats,
     load_input_spectrum,
@@ -20,8 +20,8 @@ from s2s.foreign_spectra import (
     reference_environment,
     training_onset,
 )
-from s2s.manifold import composition_labels, distance_to_training, nearest_distance, umap_embedding
-from s2s.results import round_floats
+from s2s.evaluation.manifold import composition_labels, distance_to_training, nearest_distance, umap_embedding
+from s2s.evaluation.results import round_floats
 from s2s.spectrum import GRID, normalize, onset_shift
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Tests for s2s.metrics: graph-hop shells, per-shell RMSD, CN error, species accuracy."""
+"""Tests for s2s.evaluation.metrics: graph-hop shells, per-shell RMSD, CN error, species accuracy."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from s2s.environment import O, SI, Environment
-from s2s.metrics import (
+from s2s.evaluation.metrics import (
     assign_shells,
     cn_relative_error_pct,
     coordination_numbers,

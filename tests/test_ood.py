@@ -1,10 +1,10 @@
-"""OOD score (s2s.ood_score): k-NN spectral distance as a percentile of the training set's
+"""OOD score (s2s.evaluation.ood): k-NN spectral distance as a percentile of the training set's
 leave-one-structure-out distribution."""
 
 import numpy as np
 import pytest
 
-from s2s.ood_score import OODScorer, knn_distance
+from s2s.evaluation.ood import OODScorer, knn_distance
 from s2s.spectrum import GRID, normalize
 
 

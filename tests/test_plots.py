@@ -1,4 +1,4 @@
-"""Tests for s2s.plots (figures, headless) and s2s.rdf (radial distribution around the excited O)."""
+"""Tests for s2s.plots (figures, headless) and s2s.evaluation.rdf (radial distribution around the excited O)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy.spatial.distance import pdist  # noqa: E402
 
-from s2s import plots, rdf  # noqa: E402
+from s2s import plots  # noqa: E402
+from s2s.evaluation import rdf  # noqa: E402
 from s2s.environment import O, SI, Environment, environment_from_structure  # noqa: E402
 
 

@@ -10,7 +10,7 @@ import torch
 
 from s2s.cli import main
 from s2s.dataset import Dataset, SiteRecord, make_split
-from s2s.ensemble import cluster, geometry, signature, summarize_ensemble
+from s2s.evaluation.ensemble import cluster, geometry, signature, summarize_ensemble
 from s2s.environment import Environment, environments_from_structure
 from s2s.io import read_extxyz
 from s2s.predict import InputSpectrum, PredictInputError, collect_inputs, prepare, training_onset
@@ -129,7 +129,7 @@ def test_predict_png_and_fixed_atom_count(setup, tmp_path):
 
 def test_generate_grouped_keeps_order_and_counts(setup):
     from s2s.predict import generate_grouped
-    from s2s.train import load_model
+    from s2s.model.train import load_model
 
     data, model_path = setup
     model = load_model(model_path)
@@ -143,7 +143,7 @@ def test_generate_grouped_keeps_order_and_counts(setup):
 
 
 def test_failed_write_leaves_nothing(setup, tmp_path, monkeypatch):
-    import s2s.io
+    import s2s.files
 
     data, model = setup
     f = tmp_path / "one.npy"
@@ -152,7 +152,7 @@ def test_failed_write_leaves_nothing(setup, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(s2s.io, "write_json", boom)
+    monkeypatch.setattr(s2s.files, "write_json", boom)
     out = tmp_path / "o"
     with pytest.raises(OSError):
         main(["predict", str(f), "--model", str(model), "--data", str(data), "--n-samples", "2", "--steps", "2",
@@ -222,7 +222,7 @@ def test_ensemble_summary_on_quartz(alpha_quartz):
     assert s["cn"]["shell1"]["mean"] == 2.0 and s["cn"]["shell1"]["std"] == 0.0
     assert len(cluster(copies)) == 1
     # equal composition, different geometry: split by the distance cut
-    from s2s.ensemble import pairwise_radial
+    from s2s.evaluation.ensemble import pairwise_radial
 
     stretched = Environment(env.species, env.coords * 1.1, env.shell)
     assert signature(stretched) == signature(env)

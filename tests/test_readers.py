@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.io import FortranFile
 
-from s2s.readers import (
+from s2s.io.readers import (
     HARTREE_EV,
     RawSpectrum,
     SpectrumFileError,
@@ -318,7 +318,7 @@ def test_castep_spectrum(tmp_path):
 
 def test_castep_many_states_chunked():
     """More than one chunk of states (4096) gives the same as one dense evaluation."""
-    from s2s.readers import CastepBands, CastepEelsMat
+    from s2s.io.readers import CastepBands, CastepEelsMat
 
     rng = np.random.default_rng(5)
     nk, nb = 900, 8
@@ -456,7 +456,8 @@ def test_dispatch(tmp_path):
 
 
 def test_dispatch_dataset_entry(tmp_path):
-    from s2s.dataset import GRID, Dataset, SiteRecord
+    from s2s.dataset import Dataset, SiteRecord
+    from s2s.spectrum import GRID
     from s2s.environment import Environment
 
     spec = np.exp(-0.5 * ((GRID - 5) / 1.5) ** 2)

@@ -8,14 +8,14 @@ import torch
 from helpers import assert_equivariant
 from s2s.config import DiffusionConfig, ModelConfig, S2SConfig, TrainConfig, get_preset, replace
 from s2s.dataset import Dataset, SiteRecord, make_split, validation_split
-from s2s.diffusion import Schedule, model_predictions, q_sample, sample_ddim, sample_t, snr_weight, encode_species
-from s2s.egnn import EGNNDenoiser
+from s2s.model.diffusion import Schedule, model_predictions, q_sample, sample_ddim, sample_t, snr_weight, encode_species
+from s2s.model.egnn import EGNNDenoiser
 from s2s.environment import SI, O, Environment
-from s2s.graph import collate
-from s2s.metrics import evaluate_pair, summarize, validity
+from s2s.model.graph import collate
+from s2s.evaluation.metrics import evaluate_pair, summarize, validity
 from s2s.model import S2SModel
-from s2s.probe import conditioning_gap, probe_table
-from s2s.train import CHECKPOINT, size_bucketed_order, train
+from s2s.model.probe import conditioning_gap, probe_table
+from s2s.model.train import CHECKPOINT, size_bucketed_order, train
 
 torch.set_num_threads(1)
 

@@ -6,9 +6,9 @@ import torch
 
 from s2s.config import get_preset
 from s2s.environment import SI, O, Environment
-from s2s.metrics import evaluate_pair
+from s2s.evaluation.metrics import evaluate_pair
 from s2s.model import S2SModel
-from s2s.refine import refine_templates
+from s2s.model.refine import refine_templates
 
 torch.set_num_threads(1)
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from s2s.results import PAPER, headline_table, read_results, replace_block, update_results
+from s2s.evaluation.results import PAPER, headline_table, read_results, replace_block, update_results
 
 
 def test_update_keeps_other_keys_and_writes_strict_json(tmp_path):

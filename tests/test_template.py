@@ -8,7 +8,7 @@ from pymatgen.core import Lattice, Structure
 from scipy.spatial.transform import Rotation
 
 from s2s.environment import SI, Environment, environment_from_structure
-from s2s.template import (
+from s2s.evaluation.template import (
     TIE_TOL,
     compare_with_generation,
     nearest_by_mse,

@@ -6,8 +6,8 @@ import torch
 
 from s2s.config import ModelConfig, S2SConfig, TrainConfig, tiny_preset
 from s2s.environment import SI, O, Environment
-from s2s.sample import generate
-from s2s.train import CHECKPOINT, FINAL, LOSS_CSV, load_model, train
+from s2s.model.sample import generate
+from s2s.model.train import CHECKPOINT, FINAL, LOSS_CSV, load_model, train
 
 # One thread: deterministic and fastest for these tiny models on a shared 2-core machine.
 torch.set_num_threads(1)
@@ -119,7 +119,7 @@ def test_bad_training_input():
 
 
 def test_sum_seconds_adds_resumed_calls():
-    from s2s.train import sum_seconds
+    from s2s.model.train import sum_seconds
 
     assert sum_seconds([{"seconds": 1.0}, {"seconds": 2.5}, {"seconds": 0.5}, {"seconds": 1.5}]) == 4.0
     assert sum_seconds([]) == 0.0

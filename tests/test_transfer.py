@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from s2s.transfer import transfer_metrics, transfer_sites
+from s2s.evaluation.transfer import transfer_metrics, transfer_sites
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -50,6 +50,7 @@ from typing import Any
 
 from pymatgen.core import Structure
 
+from s2s.files import atomic_write_text
 from s2s.simulate.xtb import (
     SiteResult,
     XtbSettings,
@@ -87,15 +88,8 @@ def site_path(cache_dir: str | os.PathLike, settings: XtbSettings, structure_id:
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write JSON to a temp file next to ``path``, then ``os.replace`` it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(obj, separators=(",", ":")))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Compact JSON written atomically (:func:`s2s.files.atomic_write_text`)."""
+    atomic_write_text(path, json.dumps(obj, separators=(",", ":")))
 
 
 def write_site(cache_dir: str | os.PathLike, settings: XtbSettings, result: SiteResult) -> Path:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Structure
 
-from .build import build, load_site
-from .xtb import XtbSettings
+from s2s.simulate.build import build, load_site
+from s2s.simulate.xtb import XtbSettings
 
 
 @dataclass

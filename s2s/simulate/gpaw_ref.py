@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from s2s.files import atomic_write_text
 from s2s.spectrum import GRID, normalize
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -445,18 +446,8 @@ def record_path(out_dir: Path | str, structure_id: str, site_index: int) -> Path
 
 
 def write_json_atomic(path: Path | str, obj: Any) -> None:
-    """Write JSON to a temp file in the same folder, then os.replace it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """JSON (indent 1) written atomically (:func:`s2s.files.atomic_write_text`)."""
+    atomic_write_text(path, json.dumps(obj, indent=1))
 
 
 def load_record(path: Path | str) -> dict[str, Any]:

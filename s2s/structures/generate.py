@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
-from s2s.structures.records import Relaxation, StructureRecord, atomic_write_text, load_records
+from s2s.files import atomic_write_text
+from s2s.structures.records import Relaxation, StructureRecord, load_records
 
 STRATEGIES = ("random", "rattled", "oxidised", "peroxide", "random_sio2")
 #: Default mix (attempts 0-230 of the shipped set used it); ``random_sio2`` is off by default so

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pymatgen.core import Structure
+
+from s2s.files import atomic_write_text
 
 #: Allowed values of :attr:`StructureRecord.source`.
 SOURCES: tuple[str, ...] = (
@@ -173,20 +174,6 @@ def unique_o_sites(structure: Structure, symprec: float = 0.01) -> int:
         warnings.simplefilter("ignore")
         return len(_unique(structure, symprec=symprec))
 
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write text to a temp file in the same folder, then os.replace it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def load_records(folder: str | os.PathLike) -> list[StructureRecord]:

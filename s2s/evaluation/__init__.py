@@ -1,0 +1,11 @@
+"""Judging generated environments (paper, Methods: "Evaluation").
+
+- :mod:`~s2s.evaluation.align`: the paper's alignment (Hungarian + Kabsch) of a sample onto its target.
+- :mod:`~s2s.evaluation.metrics`: shell RMSD, coordination-number error, species accuracy, validity.
+- :mod:`~s2s.evaluation.evaluate`: generation over a split (cached) and summary tables.
+- :mod:`~s2s.evaluation.template`: the template-matching baseline (nearest training spectrum).
+- :mod:`~s2s.evaluation.rdf`, :mod:`~s2s.evaluation.manifold`, :mod:`~s2s.evaluation.ood`: RDFs, the
+  spectral manifold (UMAP) and the distance-to-training (out-of-distribution) score.
+- :mod:`~s2s.evaluation.ensemble`, :mod:`~s2s.evaluation.best_of_k`, :mod:`~s2s.evaluation.transfer`,
+  :mod:`~s2s.evaluation.results`: candidate ensembles, best-of-k, GPAW->xTB transfer, ``results.json``.
+"""

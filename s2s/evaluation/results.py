@@ -1,0 +1,154 @@
+"""``figures/results.json``: the machine-readable record of every headline number.
+
+Each producer (the dataset build, each notebook) owns one top-level key and replaces it
+atomically; other keys are kept.  A lock file serialises concurrent writers.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from s2s.files import write_json
+from s2s.resources import default_path
+
+DEFAULT_PATH = default_path("results")
+
+
+def read_results(path: str | Path = DEFAULT_PATH) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object at the top level")
+    return data
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, ±inf) replaced by None: results.json stays strict JSON."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:  # numpy scalar
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def update_results(key: str, value: Any, path: str | Path = DEFAULT_PATH) -> dict[str, Any]:
+    """Set ``results[key] = value`` (replacing that key only), written atomically.
+
+    Non-finite floats are written as ``null`` (strict JSON, readable by any tool)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.with_name(path.name + ".lock")
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            data = read_results(path)
+            data[key] = _finite(value)
+            write_json(path, dict(sorted(data.items())))
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    try:
+        os.unlink(lock)
+    except FileNotFoundError:
+        pass
+    return data
+
+
+# ----------------------------------------------------------------------------- headline table
+
+#: The paper's headline numbers (Okubo et al.; CASTEP data, 274 Materials Project Si-O crystals).
+PAPER = {
+    "rmsd_shell1": 0.063, "rmsd_all": 0.804, "cn_error_shell1_pct": 1.86, "cn_error_shell2_pct": 4.27,
+    "species_accuracy": 0.949, "model_win_rate": 0.521, "amorphous_sio2_rmsd_shell1": 0.137,
+    "amorphous_sio025_rmsd_shell1": 0.778,
+}
+
+
+def _get(results: dict, *keys: str) -> Any:
+    cur: Any = results
+    for k in keys:
+        if not isinstance(cur, dict) or k not in cur:
+            return None
+        cur = cur[k]
+    return cur
+
+
+def _fmt(v: Any, fmt: str) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return format(v, fmt)
+
+
+def headline_rows(results: dict) -> list[tuple[str, Any, Any, str]]:
+    """(quantity, paper value, ours, format) for the README's headline table."""
+    tg = results.get("test_generation", {})
+    am = results.get("amorphous_generation", {})
+    return [
+        ("1st-shell RMSD, test crystals (Å)", PAPER["rmsd_shell1"], tg.get("rmsd_shell1"), ".3f"),
+        ("2nd-shell RMSD (Å)", None, tg.get("rmsd_shell2"), ".3f"),
+        ("3rd-shell RMSD (Å)", None, tg.get("rmsd_shell3"), ".3f"),
+        ("RMSD, all atoms to the 3rd shell (Å)", PAPER["rmsd_all"], tg.get("rmsd_all"), ".3f"),
+        ("CN error, 1st shell (%)", PAPER["cn_error_shell1_pct"], tg.get("cn_error_shell1_pct"), ".2f"),
+        ("CN error, 2nd shell (%)", PAPER["cn_error_shell2_pct"], tg.get("cn_error_shell2_pct"), ".2f"),
+        ("species accuracy (O fraction exact)", PAPER["species_accuracy"], tg.get("species_accuracy"), ".3f"),
+        ("wins over template matching (SOAP)", PAPER["model_win_rate"],
+         _get(results, "template_matching", "model_win_rate"), ".3f"),
+        ("amorphous SiO2: 1st-shell RMSD (Å)", PAPER["amorphous_sio2_rmsd_shell1"],
+         _get(am, "rmsd_shell1", "2.0") if _get(am, "rmsd_shell1", "2.0") is not None else _get(am, "rmsd_shell1", "2.00"), ".3f"),
+        ("amorphous SiO0.25: 1st-shell RMSD (Å)", PAPER["amorphous_sio025_rmsd_shell1"], _get(am, "rmsd_shell1", "0.25"), ".3f"),
+        ("GPAW alpha-quartz spectrum: RMSD all (Å)", None, _get(results, "experimental_quartz", "rmsd_all"), ".3f"),
+    ]
+
+
+def headline_table(results: dict) -> str:
+    """Markdown table of the headline numbers next to the paper's ("—" where there is none)."""
+    d = results.get("data", {})
+    tg = results.get("test_generation", {})
+    lines = [
+        f"| quantity | paper (CASTEP, 2,067 sites) | s2s, open dataset ({_fmt(d.get('n_sites'), 'd')} sites, "
+        f"{_fmt(tg.get('n_test'), 'd')} test) |",
+        "|---|---|---|",
+    ]
+    for name, paper, ours, fmt in headline_rows(results):
+        lines.append(f"| {name} | {_fmt(paper, fmt)} | {_fmt(ours, fmt)} |")
+    return "\n".join(lines)
+
+
+def replace_block(text: str, block: str, name: str = "headline") -> str:
+    """Replace what lies between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``text``."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    i, j = text.find(begin), text.find(end)
+    if i < 0 or j < i:
+        raise ValueError(f"no '{begin}' ... '{end}' block in the text")
+    return text[: i + len(begin)] + "\n" + block.rstrip("\n") + "\n" + text[j:]
+
+
+def round_floats(obj: Any, digits: int = 4) -> Any:
+    """``obj`` with every float rounded to ``digits`` significant digits (dicts/lists recursed;
+    NaN/inf -> None), for the results file."""
+    if isinstance(obj, Mapping):
+        return {str(k): round_floats(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [round_floats(v, digits) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return float(f"{f:.{digits}g}") if math.isfinite(f) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj

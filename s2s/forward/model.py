@@ -1,0 +1,595 @@
+"""The forward model: local environment -> O K-edge spectrum (issue 15).
+
+The second half of an inverse method: given a candidate environment (species, coordinates in Å,
+excited O at index 0), predict its spectrum on the project's grid (:data:`s2s.spectrum.GRID`,
+200 points, -1.0 .. 18.9 eV, unit area by the trapezoid rule).  ``s2s predict`` uses it to score
+each candidate against the input spectrum (:mod:`s2s.forward.selfconsistent`), and the best-of-k
+evaluation keeps the sample whose predicted spectrum is closest to the input.
+
+Two E(3)-invariant designs (``ForwardConfig.kind``), both ending in a softmax over the 200 grid
+points divided by its trapezoid area, so every prediction is non-negative with unit area:
+
+* ``"soap"`` - the SOAP power spectrum (dscribe, centred on the excited O, the settings of
+  :class:`s2s.evaluation.template.SoapSettings`: r_cut 6 Å, n_max 8, l_max 6, sigma 0.5 Å; 952 features),
+  standardised, then an MLP.  Invariant to rotation, reflection and permutation because SOAP is.
+* ``"distance"`` - a small invariant network over interatomic distances: each non-central atom j
+  contributes phi(rbf(|r_j - r_0|) x species_j), each pair (j, k) of non-central atoms contributes
+  psi(rbf(d_jk) x species pair, rbf(d_0j) + rbf(d_0k)) x a cosine envelope of d_jk; the sums go
+  through an MLP.  Differentiable in the coordinates (usable for guidance).
+
+Which design ships is decided on a validation split carved from the *training* structures
+(:func:`validation_mask`: SHA-256 of ``(seed=1, structure id)`` below 0.1, as
+:func:`s2s.dataset.make_split` does for the test split), at equal CPU time
+(``benchmarks/forward_model.py --compare``).  Training (:func:`train_forward`, ``s2s
+train-forward``) is resumable and writes ``checkpoint.pt``, ``model.pt`` (the weights with the
+best validation MSE), ``loss.csv`` and ``run.json`` atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from s2s.files import atomic_path, atomic_write_text
+from s2s.environment import SPECIES, Environment
+from s2s.spectrum import GRID_STEP, N_GRID
+
+KINDS = ("soap", "distance")
+CHECKPOINT, FINAL, LOSS_CSV, RUN_JSON = "checkpoint.pt", "model.pt", "loss.csv", "run.json"
+FORMAT = "s2s-forward-model"
+FORMAT_VERSION = 1
+#: Training loss = MSE of (spectrum x SCALE): intensities of O(1) (mean intensity x SCALE = 1 for
+#: a unit-area spectrum on the 19.9 eV grid).  Reported MSEs are always in unit-area intensity^2.
+SCALE = N_GRID * GRID_STEP
+
+
+class ForwardInputError(ValueError):
+    """An environment the forward model cannot score; the message names the candidate."""
+
+
+# ----------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class ForwardConfig:
+    """Architecture and training settings of the forward model (all lengths in Å).
+
+    kind: "soap" or "distance" (module docstring).  hidden / n_layers: the MLP width and number
+    of hidden layers.  feature_clip: standardised SOAP features are clipped to +-feature_clip (an
+    environment unlike any training one, e.g. a 4-coordinated O at 1.88 Å, otherwise reaches 80
+    standard deviations and the MLP extrapolates wildly); None turns it off.  mean_prior: the logits
+    are log(training mean spectrum) + the network's output, so the network learns the deviation
+    from the mean spectrum.  SOAP: soap_r_cut, soap_n_max, soap_l_max, soap_sigma (the template-matching
+    settings).  Distance network: n_rbf Gaussians on [0.5, rbf_max] Å, pair envelope cutoff
+    pair_cutoff.  Training: AdamW (lr, weight_decay), cosine decay to lr_min_factor x lr over
+    max_steps, batch_size environments per step, validation every eval_every steps; the validation
+    structures are those with hash(val_seed, id) < val_fraction.
+    """
+
+    kind: str = "soap"
+    hidden: int = 256
+    n_layers: int = 2
+    dropout: float = 0.1
+    feature_clip: float | None = 5.0
+    mean_prior: bool = True
+    soap_r_cut: float = 6.0
+    soap_n_max: int = 8
+    soap_l_max: int = 6
+    soap_sigma: float = 0.5
+    n_rbf: int = 32
+    rbf_max: float = 6.5
+    pair_cutoff: float = 6.5
+    lr: float = 1e-3
+    lr_min_factor: float = 0.05
+    weight_decay: float = 1e-4
+    batch_size: int = 64
+    max_steps: int = 6000
+    eval_every: int = 200
+    seed: int = 0
+    val_fraction: float = 0.1
+    val_seed: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"ForwardConfig.kind must be one of {KINDS}, got {self.kind!r}")
+        for name in ("hidden", "n_layers", "n_rbf", "batch_size", "max_steps", "eval_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"ForwardConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"ForwardConfig.val_fraction must be in (0, 1), got {self.val_fraction}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ForwardConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"forward model config: unknown field(s) {unknown}")
+        return cls(**d)
+
+    def soap_settings(self):
+        from s2s.evaluation.template import SoapSettings
+
+        return SoapSettings(r_cut=self.soap_r_cut, n_max=self.soap_n_max, l_max=self.soap_l_max, sigma=self.soap_sigma)
+
+
+# ----------------------------------------------------------------------------- inputs
+def check_environment(env: Environment, name: str = "environment") -> None:
+    """Raise :class:`ForwardInputError` naming ``name`` if ``env`` cannot be scored: not an
+    Environment, no atom besides the excited O, or a non-finite coordinate."""
+    if not isinstance(env, Environment):
+        raise ForwardInputError(f"{name}: expected an s2s Environment, got {type(env).__name__}")
+    if env.n_atoms < 2:
+        raise ForwardInputError(f"{name}: no atoms besides the excited O (n_atoms = {env.n_atoms}); nothing to predict a spectrum from")
+    bad = ~np.isfinite(env.coords)
+    if bad.any():
+        atom = int(np.argmax(bad.any(axis=1)))
+        raise ForwardInputError(f"{name}: coordinate of atom {atom} ({SPECIES[env.species[atom]]}) is not finite "
+                                f"({env.coords[atom].tolist()}); {int(bad.any(axis=1).sum())} atom(s) affected")
+
+
+def validation_mask(structure_ids: Sequence[str], fraction: float = 0.1, seed: int = 1) -> np.ndarray:
+    """(n,) bool: records whose structure is in the validation part of the training split.
+
+    The rule of :func:`s2s.dataset.validation_split` (which takes a Dataset), on bare structure ids:
+    a structure is a validation structure when SHA-256 of ``(seed, structure id)``, read as a number
+    in [0, 1) (:func:`s2s.dataset._hash_unit`), is below ``fraction``, so no structure is on both
+    sides and the choice is stable as the set grows.  The default seed (1) differs from the test
+    split's (0).
+    """
+    from s2s import dataset as _ds
+
+    ids = [str(s) for s in structure_ids]
+    unique = sorted(set(ids))
+    val = {k for k in unique if _ds._hash_unit(seed, k) < fraction}
+    if len(unique) >= 2 and not val:
+        val = {min(unique, key=lambda k: _ds._hash_unit(seed, k))}
+    if len(unique) >= 2 and len(val) == len(unique):
+        val.discard(max(unique, key=lambda k: _ds._hash_unit(seed, k)))
+    return np.array([k in val for k in ids], dtype=bool)
+
+
+def unit_area_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """(..., 200) logits -> non-negative spectra with unit trapezoid area over GRID (0.1 eV step)."""
+    p = torch.softmax(logits, dim=-1)
+    area = GRID_STEP * (1.0 - 0.5 * (p[..., :1] + p[..., -1:]))
+    return p / area
+
+
+# ----------------------------------------------------------------------------- networks
+def _mlp(n_in: int, hidden: int, n_out: int, n_layers: int, dropout: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    d = n_in
+    for _ in range(n_layers):
+        layers += [nn.Linear(d, hidden), nn.SiLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        d = hidden
+    layers.append(nn.Linear(d, n_out))
+    return nn.Sequential(*layers)
+
+
+class SoapNet(nn.Module):
+    """Standardised SOAP vector (B, F) -> logits (B, 200)."""
+
+    def __init__(self, cfg: ForwardConfig, n_features: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("std", torch.ones(n_features))
+        self.register_buffer("log_prior", torch.zeros(N_GRID))
+        self.clip = cfg.feature_clip
+        self.mlp = _mlp(n_features, cfg.hidden, N_GRID, cfg.n_layers, cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x - self.mean) / self.std
+        if self.clip is not None:
+            z = z.clamp(-self.clip, self.clip)
+        return self.log_prior + self.mlp(z)
+
+
+@dataclass
+class DistanceBatch:
+    """Environments flattened for :class:`DistanceNet`: coords (A, 3) Å of every atom, species (A,),
+    env (A,) the environment of each atom, center (A,) the global index of its excited O,
+    pair_i / pair_j (P,) global indices of the pairs of non-central atoms (i < j), n_env."""
+
+    coords: torch.Tensor
+    species: torch.Tensor
+    env: torch.Tensor
+    center: torch.Tensor
+    pair_i: torch.Tensor
+    pair_j: torch.Tensor
+    n_env: int
+
+
+def distance_batch(envs: Sequence[Environment], coords: torch.Tensor | None = None) -> DistanceBatch:
+    """Flatten environments (excited O first in each); ``coords`` may replace the stacked
+    coordinates (A, 3) by a tensor that requires grad (guidance)."""
+    sizes = np.array([e.n_atoms for e in envs], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    pi, pj = [], []
+    for s, n in zip(starts, sizes):
+        a, b = np.triu_indices(int(n) - 1, k=1)
+        pi.append(a + 1 + s)
+        pj.append(b + 1 + s)
+    if coords is None:
+        coords = torch.as_tensor(np.concatenate([e.coords for e in envs]), dtype=torch.float32)
+    return DistanceBatch(
+        coords=coords,
+        species=torch.as_tensor(np.concatenate([e.species for e in envs]), dtype=torch.long),
+        env=torch.as_tensor(np.repeat(np.arange(len(envs)), sizes), dtype=torch.long),
+        center=torch.as_tensor(np.repeat(starts, sizes), dtype=torch.long),
+        pair_i=torch.as_tensor(np.concatenate(pi) if pi else np.zeros(0, np.int64), dtype=torch.long),
+        pair_j=torch.as_tensor(np.concatenate(pj) if pj else np.zeros(0, np.int64), dtype=torch.long),
+        n_env=len(envs),
+    )
+
+
+class DistanceNet(nn.Module):
+    """Invariant network over distances (module docstring) -> logits (B, 200)."""
+
+    def __init__(self, cfg: ForwardConfig):
+        super().__init__()
+        r = cfg.n_rbf
+        self.register_buffer("mu", torch.linspace(0.5, cfg.rbf_max, r))
+        self.width = float((cfg.rbf_max - 0.5) / (r - 1)) if r > 1 else 1.0
+        self.pair_cutoff = float(cfg.pair_cutoff)
+        h = cfg.hidden // 2
+        self.phi = _mlp(2 * r, h, h, 1, 0.0)
+        self.psi = _mlp(4 * r, h, h, 1, 0.0)
+        self.rho = _mlp(2 * h, cfg.hidden, N_GRID, cfg.n_layers, cfg.dropout)
+        self.register_buffer("log_prior", torch.zeros(N_GRID))
+
+    def rbf(self, d: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-(((d[:, None] - self.mu[None, :]) / self.width) ** 2))
+
+    def forward(self, b: DistanceBatch) -> torch.Tensor:
+        x = b.coords
+        rel = x - x[b.center]
+        d0 = torch.sqrt((rel**2).sum(-1) + 1e-12)
+        e0 = self.rbf(d0)
+        sp = torch.nn.functional.one_hot(b.species, len(SPECIES)).to(x.dtype)
+        atom_in = (e0[:, :, None] * sp[:, None, :]).reshape(len(x), -1)
+        not_center = (torch.arange(len(x)) != b.center).to(x.dtype)[:, None]
+        h_atom = torch.zeros(b.n_env, self.phi[-1].out_features, dtype=x.dtype)
+        h_atom = h_atom.index_add(0, b.env, self.phi(atom_in) * not_center)
+        h_pair = torch.zeros_like(h_atom)
+        if b.pair_i.numel():
+            dij = torch.sqrt(((x[b.pair_i] - x[b.pair_j]) ** 2).sum(-1) + 1e-12)
+            code = b.species[b.pair_i] + b.species[b.pair_j]  # 0 Si-Si, 1 Si-O, 2 O-O
+            pc = torch.nn.functional.one_hot(code, 3).to(x.dtype)
+            eij = self.rbf(dij)
+            pin = torch.cat([(eij[:, :, None] * pc[:, None, :]).reshape(len(dij), -1), e0[b.pair_i] + e0[b.pair_j]], dim=1)
+            env_c = torch.where(dij < self.pair_cutoff, 0.5 * (torch.cos(math.pi * dij / self.pair_cutoff) + 1.0), torch.zeros_like(dij))
+            h_pair = h_pair.index_add(0, b.env[b.pair_i], self.psi(pin) * env_c[:, None])
+        return self.log_prior + self.rho(torch.cat([h_atom, h_pair / 8.0], dim=1))
+
+
+# ----------------------------------------------------------------------------- the model
+class ForwardModel:
+    """A trained forward model: :meth:`predict` environments -> (n, 200) unit-area spectra."""
+
+    def __init__(self, cfg: ForwardConfig, net: nn.Module, meta: dict | None = None, path: Path | None = None):
+        self.cfg = cfg
+        self.net = net.eval()
+        self.meta = dict(meta or {})
+        self.path = path
+
+    # -- features
+    def _inputs(self, envs: Sequence[Environment]):
+        if self.cfg.kind == "soap":
+            from s2s.evaluation.template import soap_vectors
+
+            return torch.as_tensor(soap_vectors(list(envs), self.cfg.soap_settings()), dtype=torch.float32)
+        return distance_batch(envs)
+
+    def spectra_tensor(self, inputs) -> torch.Tensor:
+        """Unit-area spectra (B, 200) from prepared inputs (SOAP tensor or :class:`DistanceBatch`)."""
+        return unit_area_softmax(self.net(inputs))
+
+    @torch.no_grad()
+    def predict(self, envs: Environment | Sequence[Environment], names: Sequence[str] | None = None,
+                batch_size: int = 256) -> np.ndarray:
+        """(n, 200) predicted spectra (unit area on GRID) of the environments, float64.
+
+        Every environment is checked first (:func:`check_environment`); a bad one raises
+        :class:`ForwardInputError` naming it (``names[i]``, default ``environment i``).
+        """
+        if isinstance(envs, Environment):
+            envs = [envs]
+        envs = list(envs)
+        names = list(names) if names is not None else [f"environment {i}" for i in range(len(envs))]
+        if len(names) != len(envs):
+            raise ValueError(f"ForwardModel.predict: {len(envs)} environments but {len(names)} names")
+        for e, n in zip(envs, names):
+            check_environment(e, n)
+        out = np.empty((len(envs), N_GRID), dtype=np.float64)
+        for s in range(0, len(envs), batch_size):
+            part = envs[s : s + batch_size]
+            out[s : s + len(part)] = self.spectra_tensor(self._inputs(part)).double().numpy()
+        return out
+
+    # -- persistence
+    def state(self) -> dict:
+        return {"format": FORMAT, "version": FORMAT_VERSION, "config": self.cfg.to_dict(),
+                "weights": self.net.state_dict(), "n_features": _n_features(self.net), "meta": self.meta}
+
+    @classmethod
+    def from_state(cls, state: dict, path: Path | None = None) -> "ForwardModel":
+        where = str(path) if path is not None else "forward model state"
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise ValueError(f"{where}: not an s2s forward model file (format field {state.get('format') if isinstance(state, dict) else None!r})")
+        if int(state.get("version", 0)) > FORMAT_VERSION:
+            raise ValueError(f"{where}: forward model format version {state['version']} is newer than this s2s ({FORMAT_VERSION})")
+        cfg = ForwardConfig.from_dict(state["config"])
+        net = build_net(cfg, state.get("n_features"))
+        net.load_state_dict(state["weights"])
+        return cls(cfg, net, state.get("meta", {}), path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ForwardModel":
+        """Load ``model.pt`` (or a run folder holding it, or its ``checkpoint.pt``: the best weights)."""
+        p = Path(path)
+        if p.is_dir():
+            p = p / FINAL
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: forward model file not found (train one with 's2s train-forward')")
+        state = torch.load(p, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "best" in state and "format" not in state:
+            state = state["best"]
+        return cls.from_state(state, p)
+
+
+def _n_features(net: nn.Module) -> int | None:
+    return int(net.mean.numel()) if isinstance(net, SoapNet) else None
+
+
+def build_net(cfg: ForwardConfig, n_features: int | None = None) -> nn.Module:
+    if cfg.kind == "soap":
+        if n_features is None:
+            from s2s.evaluation.template import _soap
+
+            n_features = _soap(cfg.soap_settings()).get_number_of_features()
+        return SoapNet(cfg, int(n_features))
+    return DistanceNet(cfg)
+
+
+def spectrum_mse(predicted: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Mean squared difference over the grid (unit-area intensity^2): the template-matching
+    metric (:func:`s2s.evaluation.template.nearest_by_mse`).  (n, 200) x (200,) or (n, 200) -> (n,)."""
+    p = np.atleast_2d(np.asarray(predicted, dtype=np.float64))
+    return np.mean((p - np.asarray(target, dtype=np.float64)) ** 2, axis=-1)
+
+
+def cosine(predicted: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of spectra, (n, 200) x (n, 200) or (200,) -> (n,)."""
+    p = np.atleast_2d(np.asarray(predicted, dtype=np.float64))
+    t = np.asarray(target, dtype=np.float64)
+    return np.sum(p * t, axis=-1) / (np.linalg.norm(p, axis=-1) * np.linalg.norm(t, axis=-1))
+
+
+# ----------------------------------------------------------------------------- training
+@dataclass
+class ForwardTrainResult:
+    model: ForwardModel  # the weights with the best validation MSE
+    step: int
+    best_step: int
+    best_val_mse: float
+    cpu_seconds: float
+    history: list[dict] = field(default_factory=list)
+    out_dir: Path | None = None
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    atomic_write_text(path, text)
+
+
+def _prepare_inputs(cfg: ForwardConfig, envs: list[Environment], progress: bool):
+    """Per-environment inputs: a (n, F) SOAP tensor, or the environments themselves."""
+    if cfg.kind == "soap":
+        from s2s.evaluation.template import soap_vectors
+
+        return torch.as_tensor(soap_vectors(envs, cfg.soap_settings(), progress=progress), dtype=torch.float32)
+    return envs
+
+
+def _take(cfg: ForwardConfig, inputs, idx: np.ndarray):
+    if cfg.kind == "soap":
+        return inputs[torch.as_tensor(idx)]
+    return distance_batch([inputs[int(i)] for i in idx])
+
+
+def _eval_mse(net: nn.Module, cfg: ForwardConfig, inputs, spectra: torch.Tensor, bs: int = 512) -> float:
+    net.eval()
+    total = 0.0
+    with torch.no_grad():
+        for s in range(0, spectra.shape[0], bs):
+            idx = np.arange(s, min(s + bs, spectra.shape[0]))
+            pred = unit_area_softmax(net(_take(cfg, inputs, idx)))
+            total += float(((pred - spectra[idx]) ** 2).mean(dim=1).sum())
+    net.train()
+    return total / max(1, spectra.shape[0])
+
+
+def train_forward(
+    cfg: ForwardConfig,
+    envs: Sequence[Environment],
+    spectra: np.ndarray,
+    structure_ids: Sequence[str],
+    out_dir: str | os.PathLike | None = None,
+    *,
+    resume: bool = True,
+    max_steps: int | None = None,
+    cpu_seconds: float | None = None,
+    progress: bool = True,
+    info: dict | None = None,
+) -> ForwardTrainResult:
+    """Train a forward model on ``envs`` -> ``spectra`` (n, 200), holding out the validation
+    structures (:func:`validation_mask` of ``structure_ids``) to choose the weights kept.
+
+    The learning rate decays over ``cfg.max_steps``.  Stops at ``max_steps`` (default ``cfg.max_steps``) optimiser steps or after ``cpu_seconds`` of
+    process CPU time spent in training (summed over resumed sessions; feature computation excluded).
+    With ``out_dir``: ``checkpoint.pt`` every ``cfg.eval_every`` steps (weights, optimiser, step,
+    CPU time, best weights; resumed when present and ``resume``), ``model.pt`` (best validation
+    weights with config and meta), ``loss.csv`` (step, train_mse, val_mse, lr, cpu_seconds) and
+    ``run.json``, each written to a temporary file and renamed.  Batches of step k come from
+    ``default_rng([seed, k])``, so a resumed run follows the same data order.
+    """
+    envs = list(envs)
+    y = np.asarray(spectra, dtype=np.float32)
+    if y.ndim != 2 or y.shape != (len(envs), N_GRID):
+        raise ValueError(f"train_forward: spectra must have shape ({len(envs)}, {N_GRID}), got {y.shape}")
+    if len(structure_ids) != len(envs):
+        raise ValueError(f"train_forward: {len(envs)} environments but {len(structure_ids)} structure ids")
+    for i, e in enumerate(envs):
+        check_environment(e, f"training environment {i} (structure {structure_ids[i]})")
+    max_steps = int(cfg.max_steps if max_steps is None else max_steps)
+    val = validation_mask(structure_ids, cfg.val_fraction, cfg.val_seed)
+    tr_idx, va_idx = np.flatnonzero(~val), np.flatnonzero(val)
+    if tr_idx.size == 0 or va_idx.size == 0:
+        raise ValueError(f"train_forward: need training and validation structures; got {tr_idx.size} / {va_idx.size} sites")
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(cfg.seed)
+    inputs_all = _prepare_inputs(cfg, envs, progress)
+    if cfg.kind == "soap":
+        tr_in, va_in = inputs_all[torch.as_tensor(tr_idx)], inputs_all[torch.as_tensor(va_idx)]
+    else:
+        tr_in, va_in = [envs[i] for i in tr_idx], [envs[i] for i in va_idx]
+    y_tr, y_va = torch.as_tensor(y[tr_idx]), torch.as_tensor(y[va_idx])
+    net = build_net(cfg, tr_in.shape[1] if cfg.kind == "soap" else None)
+    if cfg.kind == "soap":
+        net.mean.copy_(tr_in.mean(0))
+        net.std.copy_(tr_in.std(0) + 1e-6 * float(tr_in.std(0).max()) + 1e-12)
+    if cfg.mean_prior:
+        net.log_prior.copy_(torch.log(y_tr.mean(0).clamp_min(1e-6)))
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    step, cpu_used, history = 0, 0.0, []
+    best = {"step": 0, "val_mse": math.inf, "weights": None}
+    ckpt = out / CHECKPOINT if out is not None else None
+    if ckpt is not None and ckpt.exists() and resume:
+        st = torch.load(ckpt, map_location="cpu", weights_only=True)
+        if st.get("config") != cfg.to_dict():
+            raise ValueError(f"{ckpt}: written with another forward config; use --no-resume or another --out "
+                             f"(differs in {sorted(k for k in cfg.to_dict() if st.get('config', {}).get(k) != cfg.to_dict()[k])})")
+        net.load_state_dict(st["weights"])
+        opt.load_state_dict(st["optimizer"])
+        step, cpu_used, history = int(st["step"]), float(st["cpu_seconds"]), list(st["history"])
+        best = {"step": int(st["best_step"]), "val_mse": float(st["best_val_mse"]), "weights": st["best_weights"]}
+        if "torch_rng" in st:  # dropout masks continue the interrupted run's stream
+            torch.set_rng_state(st["torch_rng"])
+
+    def lr_at(k: int) -> float:
+        f = cfg.lr_min_factor + (1 - cfg.lr_min_factor) * 0.5 * (1 + math.cos(math.pi * min(k, cfg.max_steps) / cfg.max_steps))
+        return cfg.lr * f
+
+    meta_base = {"n_train": int(tr_idx.size), "n_val": int(va_idx.size),
+                 "n_val_structures": int(len({structure_ids[i] for i in va_idx})), **(info or {})}
+
+    def save(final: bool) -> None:
+        if out is None:
+            return
+        rng = torch.get_rng_state()  # building the saved copy must not advance the dropout stream
+        if best["weights"] is not None:
+            fm = ForwardModel(cfg, build_net(cfg, _n_features(net)), {**meta_base, "step": step, "best_step": best["step"],
+                              "best_val_mse": best["val_mse"], "cpu_seconds": cpu_used})
+            fm.net.load_state_dict(best["weights"])
+            best_state = fm.state()
+        else:
+            best_state = None
+        _atomic_torch_save({"config": cfg.to_dict(), "weights": net.state_dict(), "optimizer": opt.state_dict(),
+                            "step": step, "cpu_seconds": cpu_used, "history": history, "best_step": best["step"],
+                            "best_val_mse": best["val_mse"], "best_weights": best["weights"],
+                            "torch_rng": rng}, ckpt)
+        torch.set_rng_state(rng)
+        if best_state is not None:
+            _atomic_torch_save(best_state, out / FINAL)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=["step", "train_mse", "val_mse", "lr", "cpu_seconds"])
+        w.writeheader()
+        w.writerows(history)
+        _atomic_text(out / LOSS_CSV, buf.getvalue())
+        _atomic_text(out / RUN_JSON, json.dumps({"config": cfg.to_dict(), **meta_base, "step": step, "best_step": best["step"],
+                                                 "best_val_mse": best["val_mse"], "cpu_seconds": round(cpu_used, 2),
+                                                 "finished": final}, indent=1) + "\n")
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_steps, initial=step, desc="train-forward", unit="step")
+    net.train()
+    running: list[float] = []
+    budget_hit = False
+    while step < max_steps:
+        if cpu_seconds is not None and cpu_used >= cpu_seconds:
+            budget_hit = True
+            break
+        t0 = time.process_time()
+        rng = np.random.default_rng([cfg.seed, step])
+        idx = rng.choice(tr_idx.size, size=min(cfg.batch_size, tr_idx.size), replace=False)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        pred = unit_area_softmax(net(_take(cfg, tr_in, idx)))
+        loss = (((pred - y_tr[idx]) * SCALE) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        running.append(loss.item() / SCALE**2)
+        cpu_used += time.process_time() - t0
+        if bar is not None:
+            bar.update(1)
+        if step % cfg.eval_every == 0 or step == max_steps:
+            t1 = time.process_time()
+            v = _eval_mse(net, cfg, va_in, y_va)
+            cpu_used += time.process_time() - t1
+            history.append({"step": step, "train_mse": float(np.mean(running)), "val_mse": v, "lr": lr_at(step),
+                            "cpu_seconds": round(cpu_used, 3)})
+            running = []
+            if v < best["val_mse"]:
+                best = {"step": step, "val_mse": v, "weights": {k: t.detach().clone() for k, t in net.state_dict().items()}}
+            if bar is not None:
+                bar.set_postfix(val_mse=f"{v:.2e}", best=f"{best['val_mse']:.2e}")
+            save(final=False)
+    if bar is not None:
+        bar.close()
+    if best["weights"] is None or (step % cfg.eval_every and not budget_hit) or budget_hit:
+        v = _eval_mse(net, cfg, va_in, y_va)
+        if not history or history[-1]["step"] != step:
+            history.append({"step": step, "train_mse": float(np.mean(running)) if running else math.nan, "val_mse": v,
+                            "lr": lr_at(step), "cpu_seconds": round(cpu_used, 3)})
+        if v < best["val_mse"]:
+            best = {"step": step, "val_mse": v, "weights": {k: t.detach().clone() for k, t in net.state_dict().items()}}
+    save(final=True)
+    fm = ForwardModel(cfg, build_net(cfg, _n_features(net)), {**meta_base, "step": step, "best_step": best["step"],
+                      "best_val_mse": best["val_mse"], "cpu_seconds": cpu_used}, out / FINAL if out else None)
+    fm.net.load_state_dict(best["weights"])
+    fm.net.eval()
+    return ForwardTrainResult(fm, step, best["step"], best["val_mse"], cpu_used, history, out)
+
+
+__all__ = [
+    "ForwardConfig", "ForwardModel", "ForwardInputError", "ForwardTrainResult", "check_environment", "validation_mask",
+    "train_forward", "spectrum_mse", "cosine", "unit_area_softmax", "distance_batch", "KINDS",
+]

@@ -1,0 +1,389 @@
+"""Training loop: AdamW, EMA weights, atomic checkpoints, exact resume.
+
+Reproducibility: the model is initialised from ``seed``; the data order of epoch e is a
+permutation drawn from ``default_rng([seed, e])``; the diffusion noise of step k comes from a
+torch generator seeded with ``(seed, k)``.  A run interrupted after any checkpoint and resumed
+therefore ends with bit-identical weights to an uninterrupted run (same machine, same threads).
+
+Continuation (``init_from``): a new run can start from another run's ``checkpoint.pt`` (its
+weights, EMA, optimiser state, step count and loss history) and go on training on a different
+training set, e.g. a grown dataset or a user's own spectra; the step count, the learning-rate
+state and the loss curve carry on, and ``run.json`` records where it started.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from s2s.files import atomic_path, atomic_write_text
+from s2s.config import S2SConfig
+from s2s.environment import Environment
+from s2s.model.graph import collate
+from s2s.model import S2SModel
+
+CHECKPOINT = "checkpoint.pt"
+FINAL = "model.pt"
+LOSS_CSV = "loss.csv"
+
+
+@dataclass
+class TrainResult:
+    model: S2SModel  # EMA weights
+    step: int
+    history: list[dict] = field(default_factory=list)
+    out_dir: Path | None = None
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    """``torch.save`` through a temporary file and a rename: never a half-written checkpoint."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _step_generator(seed: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step]).generate_state(1)[0]))
+
+
+def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def size_bucketed_order(seed: int, epoch: int, sizes: np.ndarray, batch_size: int, window: int = 32) -> np.ndarray:
+    """An epoch's order in which each run of ``batch_size`` items holds graphs of similar size.
+
+    The epoch's permutation is cut into windows of ``window`` batches; inside a window the items are
+    sorted by atom count and cut into batches; then all batches are shuffled.  Every item appears
+    once, the order depends only on (seed, epoch), and a 51-atom graph pads only its own batch.
+    """
+    sizes = np.asarray(sizes)
+    order = _epoch_order(seed, epoch, len(sizes))
+    span = window * batch_size
+    batches = []
+    for start in range(0, len(order), span):
+        chunk = order[start : start + span]
+        chunk = chunk[np.argsort(sizes[chunk], kind="stable")]
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng = np.random.default_rng([seed, epoch, 1])
+    return np.concatenate([batches[i] for i in rng.permutation(len(batches))])
+
+
+def ema_avg_fn(beta: float, warmup: bool):
+    """EMA update for :class:`AveragedModel`: theta_EMA <- d theta_EMA + (1 - d) theta.
+
+    d = beta (the paper), or with ``warmup`` d = min(beta, (1 + n) / (10 + n)) after n updates, so that
+    the average forgets the first, random weights quickly (the EMA warm-up of timm / EDM2 practice).
+    """
+    if not warmup:
+        return get_ema_multi_avg_fn(beta)
+
+    @torch.no_grad()
+    def fn(ema_params, params, num_averaged):
+        n = float(num_averaged)
+        d = min(beta, (1.0 + n) / (10.0 + n))
+        torch._foreach_lerp_(ema_params, params, 1.0 - d)
+
+    return fn
+
+
+def configs_equal(a: dict, b: dict) -> bool:
+    """Two saved configurations, compared after filling in defaults of fields added since either was saved."""
+    return S2SConfig.from_dict(a).to_dict() == S2SConfig.from_dict(b).to_dict()
+
+
+def make_model(cfg: S2SConfig, n_max: int, seed: int) -> S2SModel:
+    torch.manual_seed(seed)
+    return S2SModel(cfg, n_max=n_max)
+
+
+def make_ema(model: S2SModel, beta: float, warmup: bool = False) -> AveragedModel:
+    """theta_EMA <- beta theta_EMA + (1 - beta) theta (paper, Supplementary Text 1); see :func:`ema_avg_fn`."""
+    return AveragedModel(model, multi_avg_fn=ema_avg_fn(beta, warmup), use_buffers=True)
+
+
+def sum_seconds(history: list[dict]) -> float:
+    """Wall time of a (possibly resumed) run: the per-call clocks in ``history`` restart at 0."""
+    total, last = 0.0, 0.0
+    for row in history:
+        sec = float(row.get("seconds", 0.0))
+        if sec < last:  # a resumed call started its clock again
+            total += last
+        last = sec
+    return total + last
+
+
+def sum_cpu_seconds(history: list[dict]) -> float:
+    """Process CPU time of a run over all its stages (continuations): the last ``cpu_seconds`` of each stage."""
+    last: dict[int, float] = {}
+    for row in history:
+        if row.get("cpu_seconds") is not None:
+            last[int(row.get("stage", 0))] = float(row["cpu_seconds"])
+    return float(sum(last.values()))
+
+
+def _history_csv(history: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["step", "epoch", "loss", "natoms_ce", "seconds", "cpu_seconds", "stage"])
+    w.writeheader()
+    for row in history:
+        w.writerow({**{k: row.get(k) for k in w.fieldnames}, "stage": row.get("stage", 0)})
+    return buf.getvalue()
+
+
+def train(
+    cfg: S2SConfig,
+    environments: Sequence[Environment],
+    spectra: np.ndarray,
+    out_dir: str | Path | None = None,
+    *,
+    resume: bool = True,
+    max_steps: int | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+    info: dict | None = None,
+    init_from: str | Path | None = None,
+    cpu_budget: float | None = None,
+    snapshot_every: int | None = None,
+    device: str | torch.device = "cpu",
+) -> TrainResult:
+    """Train on (environment, spectrum) pairs; returns the EMA model.
+
+    out_dir: where ``checkpoint.pt`` (full state), ``model.pt`` (EMA weights + config) and
+    ``loss.csv`` go; ``None`` keeps everything in memory.  ``max_steps`` caps the optimiser
+    steps (default: ``cfg.train.max_steps`` or epochs x steps per epoch).  ``stop_after``
+    stops the process after that many steps of this call, as an interruption would (tests).
+    ``info``: provenance (e.g. dataset file and hash) written with the run summary to
+    ``run.json`` in ``out_dir`` when training finishes.  ``init_from``: a ``checkpoint.pt`` of
+    another run (same model and diffusion configuration) to continue from on this training set,
+    with this run's learning rate and weight decay; ``max_steps`` then counts its steps too.  A checkpoint of this run in ``out_dir`` (resume)
+    takes precedence over ``init_from``.  ``cpu_budget`` (s): stop (with a checkpoint, as an
+    interruption, but writing ``model.pt`` and ``run.json`` as a finished run does) once the run's
+    process CPU time, summed over resumed calls, reaches it; recipes are compared at equal CPU time.  ``snapshot_every``: also keep the raw and EMA weights every that
+    many steps in ``out_dir/snapshots/`` (for validation curves).  ``device``: where the model and
+    batches live ("cpu", "cuda"); the random numbers are drawn on the CPU, so a seed gives the same
+    data order and noise on every device.
+    """
+    tc = cfg.train
+    spectra = np.asarray(spectra, dtype=np.float64)
+    n = len(environments)
+    if n == 0:
+        raise ValueError("train: empty training set")
+    if spectra.shape != (n, cfg.model.spectrum_dim):
+        raise ValueError(f"train: spectra must have shape ({n}, {cfg.model.spectrum_dim}), got {spectra.shape}")
+    if tc.num_threads:
+        torch.set_num_threads(tc.num_threads)
+    n_max = max(64, max(e.n_atoms for e in environments) + 16)
+    init_state, init_info = None, None
+    if init_from is not None and not (resume and out_dir is not None and (Path(out_dir) / CHECKPOINT).exists()):
+        init_state, init_info = _load_init(Path(init_from), cfg, environments)
+        n_max = init_state["n_max"]
+    bs = min(tc.batch_size, n)
+    steps_per_epoch = math.ceil(n / bs)
+    total = tc.epochs * steps_per_epoch
+    for cap in (tc.max_steps, max_steps):
+        if cap is not None:
+            total = min(total, cap)
+
+    model = make_model(cfg, n_max, tc.seed)
+    model.set_spectrum_statistics(spectra)
+    model.to(device)
+    ema = make_ema(model, tc.ema_beta, tc.ema_warmup)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    sizes = np.array([e.n_atoms for e in environments])
+    step, history, running = 0, [], []
+    if init_state is not None:
+        model.load_state_dict(init_state["model"])
+        ema.load_state_dict(init_state["ema"])
+        opt.load_state_dict(init_state["optimizer"])
+        for group in opt.param_groups:  # this run's optimiser settings apply (e.g. a lower lr to fine-tune)
+            group["lr"], group["weight_decay"] = tc.lr, tc.weight_decay
+        step, history = init_state["step"], list(init_state["history"])
+        info = {**(info or {}), "continued_from": init_info}
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        ck = out / CHECKPOINT
+        if resume and ck.exists():
+            state = torch.load(ck, map_location="cpu", weights_only=False)
+            if not configs_equal(state["config"], cfg.to_dict()):
+                raise ValueError(f"{ck}: saved with a different configuration; use another out_dir or resume=False")
+            if state["n_train"] != n:
+                raise ValueError(f"{ck}: saved for {state['n_train']} training items, got {n}")
+            model.load_state_dict(state["model"])
+            ema.load_state_dict(state["ema"])
+            opt.load_state_dict(state["optimizer"])
+            step, history = state["step"], state["history"]
+            running = state.get("running", [])
+            n_max = state["n_max"]
+            if state.get("continued_from"):
+                info = {**(info or {}), "continued_from": state["continued_from"]}
+
+    def save(final: bool = False) -> None:
+        if out is None:
+            return
+        state = {
+            "config": cfg.to_dict(), "n_max": n_max, "n_train": n, "step": step, "history": history, "running": running,
+            "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+            "continued_from": (info or {}).get("continued_from"),
+        }
+        atomic_torch_save(state, out / CHECKPOINT)
+        atomic_write_text(out / LOSS_CSV, _history_csv(history))
+        if final:
+            save_inference_model(ema.module, cfg, n_max, out / FINAL, step=step)
+            summary = {**(info or {}), "n_train": n, "n_max": n_max, "steps": step, "steps_per_epoch": steps_per_epoch,
+                       "epochs": step / steps_per_epoch, "seconds_this_call": round(time.perf_counter() - t0, 1),
+                       "seconds_total": round(sum_seconds(history), 1),
+                       "cpu_seconds_total": round(sum_cpu_seconds(history), 1), "config": cfg.to_dict()}
+            atomic_write_text(out / "run.json", json.dumps(summary, indent=1))
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=step, desc="training", unit="step")
+    # stage: 0 for a fresh run, +1 for each continuation (init_from) on another training set
+    stage = (history[-1].get("stage", 0) if history else 0) + (init_state is not None)
+    model.train()
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    cpu_before = float(history[-1].get("cpu_seconds") or 0.0) if history and history[-1].get("stage", 0) == stage else 0.0
+    done_here = 0
+    order, order_epoch = None, -1
+    snap_dir = out / "snapshots" if (out is not None and snapshot_every) else None
+
+    def cpu_now() -> float:
+        return cpu_before + time.process_time() - c0
+
+    try:
+        while step < total:
+            epoch, pos = divmod(step, steps_per_epoch)
+            if epoch != order_epoch:
+                order = (size_bucketed_order(tc.seed, epoch, sizes, bs) if tc.bucket_by_size
+                         else _epoch_order(tc.seed, epoch, n))
+                order_epoch = epoch
+            idx = order[pos * bs : (pos + 1) * bs]
+            if tc.warmup_steps:
+                for group in opt.param_groups:
+                    group["lr"] = tc.lr * min(1.0, (step + 1) / tc.warmup_steps)
+            batch = collate([environments[i] for i in idx], spectra[idx]).to(device)
+            loss, parts = model.loss(batch, _step_generator(tc.seed, step))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if tc.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            opt.step()
+            ema.update_parameters(model)
+            step += 1
+            done_here += 1
+            running.append(parts)
+            if step % tc.log_every == 0 or step == total:
+                row = {
+                    "step": step, "epoch": epoch,
+                    "loss": float(np.mean([r["loss"] for r in running])),
+                    "natoms_ce": float(np.mean([r["natoms_ce"] for r in running])),
+                    "seconds": round(time.perf_counter() - t0, 3), "cpu_seconds": round(cpu_now(), 3), "stage": stage,
+                }
+                history.append(row)
+                running = []
+                if bar is not None:
+                    bar.set_postfix(loss=f"{row['loss']:.4f}")
+            if bar is not None:
+                bar.update(1)
+            if snap_dir is not None and step % snapshot_every == 0:
+                snap_dir.mkdir(exist_ok=True)
+                atomic_torch_save({"step": step, "cpu_seconds": cpu_now(), "model": model.state_dict(),
+                                   "ema": ema.module.state_dict(), "config": cfg.to_dict(), "n_max": n_max},
+                                  snap_dir / f"step_{step:07d}.pt")
+            if step % tc.checkpoint_every == 0 and step < total:
+                save()
+            budget_hit = cpu_budget is not None and cpu_now() >= cpu_budget
+            if budget_hit and step < total:
+                if not history or history[-1]["step"] != step:
+                    history.append({"step": step, "epoch": epoch,
+                                    "loss": float(np.mean([r["loss"] for r in running])) if running else float("nan"),
+                                    "natoms_ce": float(np.mean([r["natoms_ce"] for r in running])) if running else float("nan"),
+                                    "seconds": round(time.perf_counter() - t0, 3), "cpu_seconds": round(cpu_now(), 3),
+                                    "stage": stage})
+                    running = []
+                save(final=True)  # a budget is a clean end: model.pt and run.json too; a larger budget resumes
+                ema.module.eval()
+                return TrainResult(model=ema.module, step=step, history=history, out_dir=out)
+            if stop_after is not None and done_here >= stop_after and step < total:
+                save()
+                return TrainResult(model=ema.module, step=step, history=history, out_dir=out)
+    except KeyboardInterrupt:
+        save()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    save(final=True)
+    ema.module.eval()
+    return TrainResult(model=ema.module, step=step, history=history, out_dir=out)
+
+
+def _load_init(path: Path, cfg: S2SConfig, environments: Sequence[Environment]) -> tuple[dict, dict]:
+    """The checkpoint to continue from, checked against this run; and its provenance."""
+    import hashlib
+
+    if not path.exists():
+        raise FileNotFoundError(f"init_from: {path} does not exist (expected a checkpoint.pt written by training)")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or "optimizer" not in state or "ema" not in state:
+        raise ValueError(f"init_from: {path} is not a training checkpoint (checkpoint.pt, not model.pt)")
+    mine, theirs = cfg.to_dict(), state["config"]
+    theirs = S2SConfig.from_dict(theirs).to_dict()
+    for part in ("model", "diffusion"):
+        if mine.get(part) != theirs.get(part):
+            raise ValueError(f"init_from: {path}: its {part} configuration {theirs.get(part)} differs from this run's "
+                             f"{mine.get(part)}")
+    biggest = max(e.n_atoms for e in environments)
+    if biggest > state["n_max"]:
+        raise ValueError(f"init_from: {path}: its atom-count head covers N <= {state['n_max']}, the training set has "
+                         f"an environment of {biggest} atoms")
+    prov = {"checkpoint": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "step": state["step"],
+            "n_train": state["n_train"], "lr": state["optimizer"]["param_groups"][0]["lr"]}
+    run_json = path.parent / "run.json"
+    if run_json.exists():
+        earlier = json.loads(run_json.read_text())
+        prov.update({k: earlier[k] for k in ("dataset", "dataset_sha256", "split", "preset") if k in earlier})
+    if state.get("continued_from"):  # the chain of earlier continuations
+        prov["continued_from"] = state["continued_from"]
+    return state, prov
+
+
+def save_inference_model(model: S2SModel, cfg: S2SConfig, n_max: int, path: Path, step: int = 0) -> None:
+    """EMA weights + config, for ``load_model``."""
+    atomic_torch_save({"config": cfg.to_dict(), "n_max": n_max, "step": step, "weights": model.state_dict()}, path)
+
+
+def load_model(path: str | Path) -> S2SModel:
+    """Load a model saved by training (``model.pt``, EMA weights) or a ``checkpoint.pt`` (its EMA weights)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model file not found: {path}")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or "config" not in state:
+        raise ValueError(f"{path}: not an s2s model file (no 'config' entry)")
+    cfg = S2SConfig.from_dict(state["config"])
+    model = S2SModel(cfg, n_max=state["n_max"])
+    if "weights" in state:
+        model.load_state_dict(state["weights"])
+    elif "ema" in state:
+        ema = make_ema(model, cfg.train.ema_beta, cfg.train.ema_warmup)
+        ema.load_state_dict(state["ema"])
+        model = ema.module
+    else:
+        raise ValueError(f"{path}: neither 'weights' nor 'ema' in the file")
+    model.eval()
+    return model
