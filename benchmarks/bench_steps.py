@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
 
     from s2s.dataset import Dataset
-    from s2s.evaluation.evaluate import file_sha256
+    from s2s.files import file_sha256
     from s2s.model.train import load_model
 
     if a.from_json is not None:

@@ -18,7 +18,7 @@
 # `n_steps` says otherwise).  Generated and target environments are aligned (the paper's
 # procedure, `s2s.evaluation.align.align_paper`, and our `align_best`, which is never worse) and
 # compared shell by shell: RMSD (Å), coordination number per shell, and species (O
-# fraction).  The generated environments are cached (`s2s.evaluation.evaluate.generate_cached`),
+# fraction).  The generated environments are cached (`s2s.model.cache.generate_cached`),
 # so notebook 04 re-uses them.
 
 # %% tags=["parameters"]
@@ -40,8 +40,9 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluation.evaluate import (cache_info, evaluate_generation, file_sha256, generate_cached, generation_cache_path,
-                          generation_inputs, metric_array, pick_cases, spread_indices, summary_table)
+from s2s.model.cache import cache_info, generate_cached, generation_cache_path
+from s2s.evaluation.evaluate import (evaluate_generation, generation_inputs, metric_array, pick_cases, spread_indices, summary_table)
+from s2s.files import file_sha256
 from s2s.plots import align_for_plot, plot_overlay_grid, plot_oxygen_fraction, plot_rmsd_sorted, save_figure
 from s2s.evaluation.results import update_results
 from s2s.model.train import load_model

@@ -42,8 +42,8 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluation.evaluate import (evaluate_generation, generate_cached, generation_cache_path, generation_inputs,
-                          spread_indices, summary_table)
+from s2s.evaluation.evaluate import evaluate_generation, generation_inputs, spread_indices, summary_table
+from s2s.model.cache import generate_cached, generation_cache_path
 from s2s.plots import align_for_plot, plot_overlay_grid, plot_similarity_gap, save_figure
 from s2s.evaluation.results import update_results
 from s2s.evaluation.template import compare_with_generation, template_match

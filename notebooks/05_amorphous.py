@@ -45,8 +45,8 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluation.evaluate import (cache_info, composition_keys, evaluate_generation, generate_cached, generation_cache_path,
-                          generation_inputs, group_indices, metric_array, pick_cases, subsample_groups, summary_table)
+from s2s.model.cache import cache_info, generate_cached, generation_cache_path
+from s2s.evaluation.evaluate import (composition_keys, evaluate_generation, generation_inputs, group_indices, metric_array, pick_cases, subsample_groups, summary_table)
 from s2s.plots import (align_for_plot, composition_color, plot_overlay_grid, plot_rmsd_by_composition,
                        plot_rmsd_sorted, plot_similarity_gap, plot_species_accuracy_by_composition, save_figure)
 from s2s.evaluation.results import read_results, update_results

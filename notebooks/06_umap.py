@@ -49,7 +49,8 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluation.evaluate import generate_cached, generation_cache_path, generation_inputs, subsample_groups
+from s2s.model.cache import generate_cached, generation_cache_path
+from s2s.evaluation.evaluate import generation_inputs, subsample_groups
 from s2s.evaluation.manifold import UNKNOWN, composition_labels, distance_to_training, umap_embedding
 from s2s.evaluation.ood import OODScorer
 from s2s.plots import plot_similarity_gap, plot_umap, save_figure

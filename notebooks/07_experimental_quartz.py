@@ -55,7 +55,8 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluation.evaluate import evaluate_generation, generate_cached, metric_array
+from s2s.evaluation.evaluate import evaluate_generation, metric_array
+from s2s.model.cache import generate_cached
 from s2s.predict.foreign import (broaden, ensemble_stats, load_input_spectrum, matching_environments,
                                  reference_environment, training_onset)
 from s2s.plots import (align_for_plot, plot_environment_overlay, plot_overlay_panel, plot_rdf,

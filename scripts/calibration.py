@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm.auto import tqdm
 
     from s2s.dataset import Dataset
-    from s2s.evaluation.evaluate import file_sha256
+    from s2s.files import file_sha256
     from s2s.predict import generate_grouped
     from s2s.model.train import load_model
 

@@ -8,16 +8,8 @@ import torch
 
 from s2s.config import tiny_preset
 from s2s.environment import SI, O, Environment
-from s2s.evaluation.evaluate import (
-    cache_path,
-    composition_key,
-    evaluate_generation,
-    generate_cached,
-    group_indices,
-    metric_array,
-    pick_cases,
-    summary_table,
-)
+from s2s.model.cache import cache_path, generate_cached
+from s2s.evaluation.evaluate import (composition_key, evaluate_generation, group_indices, metric_array, pick_cases, summary_table)
 from s2s.model.train import FINAL, train
 
 torch.set_num_threads(1)
@@ -60,14 +52,15 @@ def same(a, b):
 def test_cache_hit_returns_identical_environments(model_path, tmp_path, monkeypatch):
     spectra = np.array([spectrum(3.0), spectrum(8.0), spectrum(5.0)])
     kw = dict(n_samples=2, n_steps=5, seed=3, cache_dir=tmp_path / "c", progress=False)
-    from s2s.evaluation.evaluate import generation_cache_path
+    from s2s.model.cache import generation_cache_path
 
     kw_path = {k: v for k, v in kw.items() if k != "progress"}
     assert not generation_cache_path(model_path, spectra, [5, 4, 6], **kw_path).exists()
     first = generate_cached(model_path, spectra, [5, 4, 6], **kw)
     path = generation_cache_path(model_path, spectra, [5, 4, 6], **kw_path)
     assert path.exists()
-    from s2s.evaluation.evaluate import cache_info, file_sha256
+    from s2s.model.cache import cache_info
+    from s2s.files import file_sha256
 
     info = cache_info(path)
     assert info["seed"] == 3 and info["n_steps"] == 5 and info["n_samples"] == 2 and info["seconds"] > 0
@@ -114,8 +107,45 @@ def test_generated_in_size_order_and_returned_in_input_order(model_path, tmp_pat
         assert np.allclose(cached[j][0].coords, d[0].coords)
 
 
+def test_buckets_are_chunks_seeded_one_by_one(model_path):
+    """generate(buckets=True) = the size chunks sampled one after the other, chunk k from chunk_seed(seed, k):
+    the stream the notebooks' cache entries were made with (issue 16: one generate(), numbers unchanged)."""
+    from s2s.model.sample import chunk_seed, generate, size_chunks
+    from s2s.model.train import load_model
+
+    model = load_model(model_path)
+    spectra = np.array([spectrum(c) for c in (3.0, 8.0, 5.0, 4.0, 6.0)])
+    counts = np.array([5, 12, 4, 13, 5])
+    chunks = size_chunks(counts, 2, weight=2)
+    assert len(chunks) > 1
+    got = generate(model, spectra, counts, n_samples=2, n_steps=3, seed=4, batch_size=4, buckets=True)
+    for k, idx in enumerate(chunks):
+        ref = generate(model, spectra[idx], counts[idx], n_samples=2, n_steps=3, seed=chunk_seed(4, k), batch_size=4)
+        for j, row in zip(idx, ref):
+            assert [e.meta for e in got[j]] == [{"spectrum_index": int(j), "sample": s} for s in range(2)]
+            assert all(np.array_equal(a.coords, b.coords) and np.array_equal(a.species, b.species)
+                       for a, b in zip(got[j], row))
+    plain = generate(model, spectra, counts, n_samples=2, n_steps=3, seed=4, batch_size=4)
+    assert not all(np.array_equal(a[0].coords, b[0].coords) for a, b in zip(got, plain))
+
+
+def test_buckets_with_counts_from_the_model(model_path):
+    """n_atoms=None with buckets: counts drawn first (seeded), every graph sampled at its own count."""
+    from s2s.model.sample import generate
+    from s2s.model.train import load_model
+
+    model = load_model(model_path)
+    spectra = np.array([spectrum(3.0), spectrum(8.0)])
+    a = generate(model, spectra, None, n_samples=3, n_steps=2, seed=1, buckets=True)
+    b = generate(model, spectra, None, n_samples=3, n_steps=2, seed=1, buckets=True)
+    assert same(a, b) and [len(r) for r in a] == [3, 3]
+    assert all(e.n_atoms >= 1 and e.species[0] == O for r in a for e in r)
+    with pytest.raises(ValueError, match="n_samples"):
+        generate(model, spectra, None, n_samples=0)
+
+
 def test_size_chunks():
-    from s2s.evaluation.evaluate import size_chunks
+    from s2s.model.sample import size_chunks
 
     counts = np.array([15, 3, 51, 14, 16, 3, 15])
     # the 51-atom target alone, the two 3-atom ones together, the 14-16 ones padded to 16
@@ -172,7 +202,7 @@ def test_bad_inputs(model_path, tmp_path):
 
 
 def test_corrupt_cache_is_reported(model_path, tmp_path):
-    from s2s.evaluation.evaluate import _load_npz, _save_npz
+    from s2s.model.cache import load_environments_npz as _load_npz, save_environments_npz as _save_npz
 
     envs = [[silica_like()], [silica_like(10.0)]]
     p = tmp_path / "x.npz"

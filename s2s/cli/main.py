@@ -208,7 +208,7 @@ def cmd_evaluate(a) -> int:
         counts = [counts] * len(recs)
     spectra = np.stack([r.spectrum for r in recs])
     gen = generate(model, spectra, counts, n_samples=1, seed=a.seed, n_steps=a.steps, batch_size=a.batch_size,
-                   natoms_mode=mode, progress=True, device=a.device)
+                   natoms_mode=mode, progress=True, device=a.device, buckets=True)
     methods = ["paper", "best"] if a.method == "both" else [a.method]
     rows, summary = [], {}
     for m in methods:

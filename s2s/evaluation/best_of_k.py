@@ -19,8 +19,6 @@ samples are cached on disk (key: model file SHA-256, spectra, counts, K, sampler
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import time
@@ -34,7 +32,6 @@ import numpy as np
 from s2s.environment import Environment
 
 METHODS = ("single", "best_of_k", "oracle_of_k")
-CACHE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -56,91 +53,25 @@ class BestOfKSettings:
             raise ValueError(f"best-of-k: n_steps must be >= 1 or None, got {self.n_steps}")
 
 
-def _key(model_sha: str, spectra: np.ndarray, counts: np.ndarray, s: BestOfKSettings) -> str:
-    h = hashlib.sha256()
-    h.update(json.dumps({"v": CACHE_VERSION, "model": model_sha, **asdict(s)}, sort_keys=True).encode())
-    h.update(np.ascontiguousarray(spectra, dtype=np.float32).tobytes())
-    h.update(np.ascontiguousarray(counts, dtype=np.int64).tobytes())
-    return h.hexdigest()
-
-
-def _save(path: Path, samples: list[list[Environment]], info: dict) -> None:
-    flat = [e for row in samples for e in row]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, n_per=np.array([e.n_atoms for e in flat]), species=np.concatenate([e.species for e in flat]),
-                     coords=np.concatenate([e.coords for e in flat]), shell=np.concatenate([e.shell for e in flat]),
-                     shape=np.array([len(samples), len(samples[0])]), info=np.array(json.dumps(info)))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _load(path: Path) -> tuple[list[list[Environment]], dict]:
-    with np.load(path, allow_pickle=False) as z:
-        n_per, sp, xyz, sh = z["n_per"], z["species"], z["coords"], z["shell"]
-        m, k = (int(v) for v in z["shape"])
-        info = json.loads(str(z["info"]))
-    if n_per.size != m * k or int(n_per.sum()) != sp.shape[0]:
-        raise ValueError(f"{path}: corrupt best-of-k cache (counts do not add up); delete it")
-    ends = np.cumsum(n_per)
-    envs = [Environment(sp[a:b], xyz[a:b], sh[a:b], meta={"spectrum_index": i // k, "sample": i % k})
-            for i, (a, b) in enumerate(zip(ends - n_per, ends))]
-    return [envs[i * k : (i + 1) * k] for i in range(m)], info
-
-
 def sample_k(model_path: str | os.PathLike, spectra: np.ndarray, n_atoms: Sequence[int], settings: BestOfKSettings = BestOfKSettings(),
              *, cache_dir: str | os.PathLike | None = None, progress: bool = False) -> tuple[list[list[Environment]], dict]:
     """K environments per spectrum (M, 200) with the given atom counts (M,): a list per spectrum of
     K Environments (Å, excited O first), and an info dict (seconds, settings, model SHA-256).
-    Spectra are sampled in chunks of similar atom count (:func:`s2s.evaluation.evaluate.size_chunks`), chunk
-    j seeded from (seed, j).  Deterministic for the settings; cached under ``cache_dir`` if given."""
-    import torch
+    :func:`s2s.model.cache.generate_cached` with ``n_samples = k`` and the settings' sampler: spectra
+    sampled in chunks of similar atom count, chunk j seeded from (seed, j).  Deterministic for the
+    settings; cached under ``cache_dir`` (default: :mod:`s2s.resources` ``generated_cache``)."""
+    from s2s.model.cache import generate_cached
 
-    from s2s.evaluation.evaluate import file_sha256, size_chunks
-    from s2s.model.sample import generate
-    from s2s.model.train import load_model
-
-    model_path = Path(model_path)
-    if not model_path.is_file():
-        raise FileNotFoundError(f"{model_path}: generator model file not found")
-    spec = np.atleast_2d(np.asarray(spectra, dtype=np.float32))
     counts = np.asarray(n_atoms, dtype=np.int64).reshape(-1)
+    spec = np.atleast_2d(np.asarray(spectra, dtype=np.float32))
     if counts.shape != (spec.shape[0],):
         raise ValueError(f"sample_k: {spec.shape[0]} spectra but {counts.size} atom counts")
-    sha = file_sha256(model_path)
-    path = None
-    if cache_dir is not None:
-        key = _key(sha, spec, counts, settings)
-        path = Path(cache_dir) / key[:2] / f"bestofk_{key}.npz"
-        if path.is_file():
-            return _load(path)
-    t0 = time.process_time()
-    w0 = time.perf_counter()
-    model = load_model(model_path)
-    out: list[list[Environment]] = [[] for _ in range(spec.shape[0])]
-    chunks = size_chunks(counts, max(1, settings.batch_size // settings.k), weight=settings.k)
-    it = chunks
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(chunks, desc=f"sampling {settings.k} per spectrum", unit="batch")
-    with torch.no_grad():
-        for j, idx in enumerate(it):
-            seed = int(np.random.SeedSequence([settings.seed, j]).generate_state(1, dtype=np.uint32)[0])
-            res = generate(model, spec[idx], counts[idx], n_samples=settings.k, seed=seed, n_steps=settings.n_steps,
-                           batch_size=settings.batch_size, sampler=settings.sampler, eta=settings.eta)
-            for i, row in zip(idx, res):
-                out[int(i)] = row
-    info = {"model": str(model_path), "model_sha256": sha, **asdict(settings), "n_spectra": int(spec.shape[0]),
-            "cpu_seconds": round(time.process_time() - t0, 3), "wall_seconds": round(time.perf_counter() - w0, 3),
-            "torch_threads": torch.get_num_threads()}
-    if path is not None:
-        _save(path, out, info)
-    return out, info
+    if not Path(model_path).is_file():
+        raise FileNotFoundError(f"{model_path}: generator model file not found")
+    out, info = generate_cached(model_path, spec, counts, n_samples=settings.k, n_steps=settings.n_steps,
+                                seed=settings.seed, batch_size=settings.batch_size, sampler=settings.sampler,
+                                eta=settings.eta, cache_dir=cache_dir, progress=progress, return_info=True)
+    return out, {**info, **asdict(settings)}
 
 
 def select(samples: list[list[Environment]], spectra: np.ndarray, forward, targets: Sequence[Environment] | None = None

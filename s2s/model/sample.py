@@ -1,4 +1,11 @@
-"""Conditional generation: spectra in, environments out."""
+"""Conditional generation: spectra in, environments out -- the one ``generate()``.
+
+Every path of the library that turns spectra into environments (the notebooks through
+:func:`s2s.model.cache.generate_cached`, best-of-k, ``s2s sample``/``s2s evaluate``/``s2s predict``)
+calls :func:`generate`.  With ``buckets=True`` the graphs are batched by atom count
+(:func:`size_chunks`): a padded batch costs ~ overhead + batch x N_max^2 per denoising step, so a
+51-atom environment among 15-atom ones would make every member of its batch as expensive as itself.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +14,82 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from s2s.environment import Environment
+from s2s.model import S2SModel
 from s2s.model.diffusion import SAMPLERS, sample_ddim
 from s2s.model.diffusion import sample as ancestral_sample
-from s2s.environment import Environment
 from s2s.model.graph import uncollate
-from s2s.model import S2SModel
+
+#: Fixed cost of one batched sampling call per step, in units of one padded graph's N^2 (atoms^2).
+#: Measured on one CPU thread (2-core machine, loaded): a call-step costs ~0.03-0.04 s plus
+#: ~1e-4 s x batch x N_max^2, so the overhead is about that of one 17-atom graph.
+CALL_OVERHEAD_ATOMS2 = 300.0
+
+
+def size_chunks(
+    counts: np.ndarray, max_len: int, overhead: float = CALL_OVERHEAD_ATOMS2, weight: int = 1
+) -> list[np.ndarray]:
+    """Indices of ``counts`` (atom counts, shape (M,)) grouped into batches at minimal modelled cost.
+
+    Sampling pads a batch to its largest environment and costs ~ ``overhead`` + batch x
+    N_max^2 per step (dense graphs; ``weight`` = samples per spectrum multiplies the batch),
+    while very small batches pay the per-call overhead many times.  The counts are sorted
+    (stable) and split into contiguous chunks of at most ``max_len`` by dynamic programming on
+    that cost model.  Returns index arrays in ascending count order.
+    """
+    counts = np.asarray(counts, dtype=np.int64).reshape(-1)
+    if max_len < 1:
+        raise ValueError(f"size_chunks: max_len must be >= 1, got {max_len}")
+    order = np.argsort(counts, kind="stable")
+    c = counts[order].astype(np.float64)
+    m = c.size
+    best = np.full(m + 1, np.inf)
+    best[0] = 0.0
+    cut = np.zeros(m + 1, dtype=np.int64)
+    for j in range(1, m + 1):  # chunk = sorted items i..j-1, padded to c[j-1]
+        for i in range(max(0, j - max_len), j):
+            v = best[i] + overhead + weight * (j - i) * c[j - 1] ** 2
+            if v < best[j]:
+                best[j], cut[j] = v, i
+    bounds, j = [], m
+    while j > 0:
+        bounds.append((cut[j], j))
+        j = cut[j]
+    return [order[a:b].astype(np.int64) for a, b in reversed(bounds)]
+
+
+def chunk_seed(seed: int, k: int) -> int:
+    """Independent, reproducible seed for chunk ``k`` of a run with ``seed`` (numpy SeedSequence)."""
+    return int(np.random.SeedSequence([seed, k]).generate_state(1, dtype=np.uint32)[0])
 
 
 def _assign_shells(coords: np.ndarray) -> np.ndarray:
     from s2s.evaluation.metrics import assign_shells
 
     return assign_shells(coords)
+
+
+def _sample_batches(model: S2SModel, spec_t: torch.Tensor, counts: torch.Tensor, gen: torch.Generator, *,
+                    n_steps: int | None, batch_size: int, sampler: str, eta: float, guidance: float,
+                    progress: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Sample graphs (spectrum ``spec_t[i]`` (B, 200), ``counts[i]`` atoms) in batches of ``batch_size``
+    in input order from one generator; returns (coords (N, 3) Å, species (N,)) per graph."""
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    starts = range(0, spec_t.shape[0], batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="generating", unit="batch")
+    for start in starts:
+        sl = slice(start, start + batch_size)
+        if sampler == "ddim":
+            res = sample_ddim(model.denoiser, spec_t[sl], counts[sl], model.schedule, gen, n_steps=n_steps, eta=eta,
+                              guidance=guidance)
+        else:
+            res = ancestral_sample(model.denoiser, spec_t[sl], counts[sl], model.schedule, gen, n_steps=n_steps,
+                                   guidance=guidance)
+        out.extend(uncollate(res.x, res.species, res.node_mask))
+    return out
 
 
 @torch.no_grad()
@@ -36,13 +108,15 @@ def generate(
     eta: float = 0.0,
     guidance: float = 0.0,
     device: str | torch.device | None = None,
+    buckets: bool = False,
 ) -> list[list[Environment]]:
     """Generate ``n_samples`` environments for each spectrum (M, 200).
 
-    n_atoms: the atom count per spectrum (the paper's protocol: the target's count); ``None``
+    n_atoms: the atom count per spectrum (M,) (the paper's protocol: the target's count); ``None``
     draws it from the model's p(N | s) (``natoms_mode="sample"``) or takes its mode ("argmax").
-    Returns a list (per spectrum) of lists (per sample) of Environments, shells assigned by
-    the 2.0 Å graph-hop rule.  Deterministic for a given seed.
+    Returns a list (per spectrum) of lists (per sample) of Environments (Å, excited O at index 0),
+    shells assigned by the 2.0 Å graph-hop rule; meta ``spectrum_index`` and ``sample``.
+    Deterministic for a given seed.
 
     ``sampler``: "ancestral" (default; the paper's sampler, strided when ``n_steps`` < T) or
     "ddim" (:func:`s2s.model.diffusion.sample_ddim`, few-step; ``eta`` = 0 deterministic, > 0
@@ -50,37 +124,63 @@ def generate(
     guidance weight (0: none; only for models trained with ``cond_drop`` > 0).  ``device``: move the
     model there first (e.g. "cuda"); by default it runs where its weights are.  The random numbers
     are drawn on the CPU, so a seed gives the same noise on every device.
+
+    ``buckets``: batch by atom count (:func:`size_chunks`), chunk k seeded by
+    :func:`chunk_seed` (``seed``, k) (by ``seed`` itself when everything fits one chunk); with
+    ``n_atoms=None`` the counts of all M x n_samples graphs are drawn first (seeded) and the graphs
+    bucketed one by one.  ``buckets=False``: batches of ``batch_size`` graphs in input order from one
+    generator.  The two give different (equally valid) random streams.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+        raise ValueError(f"generate: n_samples must be a positive integer, got {n_samples!r}")
     if device is not None:
         model.to(device)
     spectra = np.atleast_2d(np.asarray(spectra, dtype=np.float32))
     m = spectra.shape[0]
-    gen = torch.Generator().manual_seed(seed)
-    spec_t = torch.as_tensor(spectra).repeat_interleave(n_samples, dim=0)
-    if n_atoms is None:
-        counts = model.natoms.predict(spec_t, mode=natoms_mode, generator=gen)
-    else:
+    n_samples = int(n_samples)
+    opts = dict(n_steps=n_steps, batch_size=batch_size, sampler=sampler, eta=eta, guidance=guidance)
+    spec_all = torch.as_tensor(spectra).repeat_interleave(n_samples, dim=0)  # graph g = (g // n_samples, g % n_samples)
+    if n_atoms is not None:
         counts = torch.as_tensor(np.asarray(n_atoms), dtype=torch.long)
         if counts.shape != (m,):
             raise ValueError(f"n_atoms must have one count per spectrum ({m}), got shape {tuple(counts.shape)}")
-        counts = counts.repeat_interleave(n_samples)
-    flat: list[Environment] = []
-    chunks = range(0, spec_t.shape[0], batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        chunks = tqdm(chunks, desc="generating", unit="batch")
-    for start in chunks:
-        sl = slice(start, start + batch_size)
-        if sampler == "ddim":
-            out = sample_ddim(model.denoiser, spec_t[sl], counts[sl], model.schedule, gen, n_steps=n_steps, eta=eta,
-                              guidance=guidance)
+        if bool((counts < 1).any()):
+            raise ValueError("generate: n_atoms must be >= 1")
+    if not buckets:
+        gen = torch.Generator().manual_seed(seed)
+        if n_atoms is None:
+            per_graph = model.natoms.predict(spec_all, mode=natoms_mode, generator=gen)
         else:
-            out = ancestral_sample(model.denoiser, spec_t[sl], counts[sl], model.schedule, gen, n_steps=n_steps,
-                                   guidance=guidance)
-        for k, (x, sp) in enumerate(uncollate(out.x, out.species, out.node_mask)):
-            idx = start + k
-            flat.append(Environment(sp, x, _assign_shells(x), meta={"spectrum_index": idx // n_samples, "sample": idx % n_samples}))
+            per_graph = counts.repeat_interleave(n_samples)
+        graphs = _sample_batches(model, spec_all, per_graph, gen, progress=progress, **opts)
+    elif n_atoms is not None:  # buckets of spectra, each with its n_samples graphs
+        chunks = size_chunks(counts.numpy(), max(1, batch_size // n_samples), weight=n_samples)
+        graphs = [None] * (m * n_samples)
+        it = chunks
+        if progress and len(chunks) > 1:
+            from tqdm.auto import tqdm
+
+            it = tqdm(chunks, desc="generating", unit="batch")
+        for k, idx in enumerate(it):
+            gen = torch.Generator().manual_seed(int(seed) if len(chunks) == 1 else chunk_seed(int(seed), k))
+            sel = torch.as_tensor(idx)
+            res = _sample_batches(model, spec_all.view(m, n_samples, -1)[sel].reshape(-1, spectra.shape[1]),
+                                  counts[sel].repeat_interleave(n_samples), gen,
+                                  progress=progress and len(chunks) == 1, **opts)
+            for j, g in enumerate(res):
+                graphs[int(idx[j // n_samples]) * n_samples + j % n_samples] = g
+    else:  # counts drawn first, then every graph bucketed on its own
+        gen = torch.Generator().manual_seed(seed)
+        per_graph = model.natoms.predict(spec_all, mode=natoms_mode, generator=gen).cpu()
+        chunks = size_chunks(per_graph.numpy(), batch_size)
+        graphs = [None] * (m * n_samples)
+        for k, idx in enumerate(chunks):
+            g_k = torch.Generator().manual_seed(int(seed) if len(chunks) == 1 else chunk_seed(int(seed), k))
+            sel = torch.as_tensor(idx)
+            for j, g in enumerate(_sample_batches(model, spec_all[sel], per_graph[sel], g_k, progress=False, **opts)):
+                graphs[int(idx[j])] = g
+    flat = [Environment(sp, x, _assign_shells(x), meta={"spectrum_index": i // n_samples, "sample": i % n_samples})
+            for i, (x, sp) in enumerate(graphs)]
     return [flat[i * n_samples : (i + 1) * n_samples] for i in range(m)]

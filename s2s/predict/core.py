@@ -385,7 +385,7 @@ class PredictContext:
         """Load the generator, the training reference and (unless ``forward_path`` is None) the
         forward model that ranks the candidates; a missing forward model file is an error naming it."""
         from s2s.dataset import Dataset
-        from s2s.evaluation.evaluate import file_sha256
+        from s2s.files import file_sha256
         from s2s.evaluation.ood import OODScorer
         from s2s.model.train import load_model
 

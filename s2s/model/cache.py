@@ -1,0 +1,215 @@
+"""Generation with an on-disk cache: :func:`generate_cached` is :func:`s2s.model.sample.generate`
+(``buckets=True``) with the model loaded from a file and the result stored once.
+
+A notebook that needs the same generated environments as an earlier one (04 after 03, 06 after 05)
+re-uses them instead of sampling again.  The cache key is a SHA-256 of the model file's bytes, the
+spectra, the atom counts and the sampling settings, so a different model, spectrum set, seed or
+step count never hits a stale entry.  Entries are ``<cache_dir>/<key[:2]>/<key>.npz``, written
+atomically (:mod:`s2s.files`); coordinates are stored as float64, so a hit returns identical
+environments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from s2s.environment import Environment
+from s2s.files import atomic_path, file_sha256
+from s2s.resources import resolve
+
+#: Bump when the cache layout or the meaning of a cached entry changes.
+CACHE_VERSION = 2  # 2: spectra sampled in chunks of similar atom count
+
+
+def _check_inputs(spectra, n_atoms) -> tuple[np.ndarray, np.ndarray | None]:
+    spec = np.ascontiguousarray(np.atleast_2d(np.asarray(spectra, dtype=np.float32)))
+    if spec.ndim != 2 or spec.shape[0] == 0:
+        raise ValueError(f"generate_cached: spectra must be (M, n_grid) with M >= 1, got shape {spec.shape}")
+    if not np.all(np.isfinite(spec)):
+        raise ValueError("generate_cached: spectra contain NaN/inf")
+    if n_atoms is None:
+        return spec, None
+    n = np.ascontiguousarray(np.asarray(n_atoms, dtype=np.int64).reshape(-1))
+    if n.shape != (spec.shape[0],):
+        raise ValueError(f"generate_cached: n_atoms must have one count per spectrum ({spec.shape[0]}), got {n.shape}")
+    if np.any(n < 1):
+        raise ValueError("generate_cached: n_atoms must be >= 1")
+    return spec, n
+
+
+def cache_key(
+    model_sha256: str,
+    spectra: np.ndarray,
+    n_atoms: np.ndarray | None,
+    *,
+    n_samples: int,
+    n_steps: int | None,
+    seed: int,
+    batch_size: int,
+    natoms_mode: str = "sample",
+    sampler: str = "ancestral",
+    eta: float = 0.0,
+    guidance: float = 0.0,
+) -> str:
+    """Hex SHA-256 identifying one generation run (model, inputs and sampling settings).
+
+    ``spectra`` are hashed as float32 (what the model sees), ``n_atoms`` as int64.  The sampler
+    settings enter only when they differ from the defaults (ancestral, eta 0, no guidance), so
+    entries written before those options existed keep their keys.
+    """
+    h = hashlib.sha256()
+    settings = {
+        "version": CACHE_VERSION, "model": model_sha256, "n_samples": int(n_samples),
+        "n_steps": None if n_steps is None else int(n_steps), "seed": int(seed), "batch_size": int(batch_size),
+        "natoms_mode": natoms_mode if n_atoms is None else None, "spectra_shape": list(spectra.shape),
+    }
+    if (sampler, float(eta), float(guidance)) != ("ancestral", 0.0, 0.0):
+        settings.update(sampler=sampler, eta=float(eta), guidance=float(guidance))
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    h.update(np.ascontiguousarray(spectra, dtype=np.float32).tobytes())
+    h.update(b"n_atoms:" + (b"none" if n_atoms is None else np.ascontiguousarray(n_atoms, dtype=np.int64).tobytes()))
+    return h.hexdigest()
+
+
+def save_environments_npz(path: str | os.PathLike, generated: list[list[Environment]], info: dict) -> None:
+    """Write M x S environments (a list per spectrum of S samples) and an ``info`` dict to one npz, atomically."""
+    flat = [e for row in generated for e in row]
+    arrays = {
+        "n_per": np.array([e.n_atoms for e in flat], dtype=np.int64),
+        "species": np.concatenate([e.species for e in flat]).astype(np.int8),
+        "coords": np.concatenate([e.coords for e in flat]).astype(np.float64),
+        "shell": np.concatenate([e.shell for e in flat]).astype(np.int8),
+        "shape": np.array([len(generated), len(generated[0]) if generated else 0], dtype=np.int64),
+        "info": np.array(json.dumps(info, sort_keys=True)),
+    }
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
+def load_environments_npz(path: str | os.PathLike) -> list[list[Environment]]:
+    """Read what :func:`save_environments_npz` wrote (meta ``spectrum_index`` and ``sample`` restored)."""
+    with np.load(path, allow_pickle=False) as z:
+        n_per, species, coords, shell = z["n_per"], z["species"], z["coords"], z["shell"]
+        m, s = (int(v) for v in z["shape"])
+    if n_per.size != m * s or int(n_per.sum()) != species.shape[0]:
+        raise ValueError(f"{path}: corrupt generation cache (counts do not add up); delete it")
+    ends = np.cumsum(n_per)
+    starts = ends - n_per
+    flat = [
+        Environment(species[a:b], coords[a:b], shell[a:b], meta={"spectrum_index": k // s, "sample": k % s})
+        for k, (a, b) in enumerate(zip(starts, ends))
+    ]
+    return [flat[i * s : (i + 1) * s] for i in range(m)]
+
+
+def cache_info(path: str | os.PathLike) -> dict:
+    """The provenance stored with a cache entry: model path and sha256, sampling settings, and
+    ``seconds`` (wall time of the generation that made it, model loading included)."""
+    with np.load(path, allow_pickle=False) as z:
+        return json.loads(str(z["info"]))
+
+
+def cache_path(cache_dir: str | os.PathLike, key: str) -> Path:
+    """Where the entry for ``key`` lives (``<cache_dir>/<key[:2]>/<key>.npz``)."""
+    return Path(cache_dir) / key[:2] / f"{key}.npz"
+
+
+def _resolve(model_path, spectra, n_atoms, cache_dir, **settings):
+    n_samples = settings["n_samples"]
+    if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+        raise ValueError(f"generate_cached: n_samples must be a positive integer, got {n_samples!r}")
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise FileNotFoundError(f"generate_cached: model file not found: {model_path}")
+    spec, counts = _check_inputs(spectra, n_atoms)
+    sha = file_sha256(model_path)
+    key = cache_key(sha, spec, counts, **settings)
+    cache_dir = resolve("generated_cache", cache_dir, must_exist=False)
+    return cache_path(cache_dir, key), sha, spec, counts
+
+
+def generation_cache_path(
+    model_path: str | os.PathLike,
+    spectra: np.ndarray,
+    n_atoms: Sequence[int] | np.ndarray | None,
+    *,
+    n_samples: int = 1,
+    n_steps: int | None = None,
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    batch_size: int = 64,
+    natoms_mode: str = "sample",
+    sampler: str = "ancestral",
+    eta: float = 0.0,
+    guidance: float = 0.0,
+) -> Path:
+    """The cache file :func:`generate_cached` reads or writes for these arguments (it exists
+    when the call would be a hit)."""
+    return _resolve(model_path, spectra, n_atoms, cache_dir, n_samples=n_samples, n_steps=n_steps, seed=seed,
+                    batch_size=batch_size, natoms_mode=natoms_mode, sampler=sampler, eta=eta, guidance=guidance)[0]
+
+
+def generate_cached(
+    model_path: str | os.PathLike,
+    spectra: np.ndarray,
+    n_atoms: Sequence[int] | np.ndarray | None,
+    *,
+    n_samples: int = 1,
+    n_steps: int | None = None,
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    batch_size: int = 64,
+    natoms_mode: str = "sample",
+    sampler: str = "ancestral",
+    eta: float = 0.0,
+    guidance: float = 0.0,
+    return_info: bool = False,
+):
+    """:func:`s2s.model.sample.generate` (``buckets=True``) with the model loaded from ``model_path``, cached.
+
+    Returns a list (per spectrum, M) of lists (per sample) of Environments (Å, excited O at
+    index 0, shells by the 2.0 Å graph-hop rule), exactly as ``generate`` does; with
+    ``return_info`` also the entry's provenance dict (:func:`cache_info`).  ``cache_dir``: argument >
+    ``$S2S_GENERATED_CACHE`` > ``runs/generated`` of the checkout (:mod:`s2s.resources`).  The key
+    (:func:`cache_key`) covers the SHA-256 of the model file, the spectra (float32), ``n_atoms``,
+    ``n_samples``, ``n_steps`` (None = the model's T), ``seed``, ``batch_size`` (the noise stream
+    depends on it), ``natoms_mode`` and the sampler settings.
+    """
+    settings = dict(n_samples=n_samples, n_steps=n_steps, seed=seed, batch_size=batch_size, natoms_mode=natoms_mode,
+                    sampler=sampler, eta=eta, guidance=guidance)
+    path, sha, spec, counts = _resolve(model_path, spectra, n_atoms, cache_dir, **settings)
+    if path.is_file():
+        out = load_environments_npz(path)
+        return (out, cache_info(path)) if return_info else out
+
+    import torch
+
+    from s2s.model.sample import generate
+    from s2s.model.train import load_model
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    model = load_model(model_path)
+    out = generate(model, spec, counts, n_samples=int(n_samples), seed=int(seed), n_steps=n_steps,
+                   batch_size=batch_size, natoms_mode=natoms_mode, progress=progress, sampler=sampler, eta=eta,
+                   guidance=guidance, buckets=True)
+    info = {"model": str(model_path), "model_sha256": sha, "n_spectra": int(spec.shape[0]),
+            "n_samples": int(n_samples), "n_steps": n_steps, "seed": int(seed), "batch_size": int(batch_size),
+            "cache_version": CACHE_VERSION, "seconds": round(time.perf_counter() - t0, 3),
+            "cpu_seconds": round(time.process_time() - c0, 3), "torch_threads": torch.get_num_threads()}
+    if (sampler, float(eta), float(guidance)) != ("ancestral", 0.0, 0.0):
+        info.update(sampler=sampler, eta=float(eta), guidance=float(guidance))
+    save_environments_npz(path, out, info)
+    return (out, info) if return_info else out
+
+
+__all__ = ["CACHE_VERSION", "cache_key", "cache_path", "cache_info", "generate_cached", "generation_cache_path",
+           "save_environments_npz", "load_environments_npz"]
