@@ -2,7 +2,7 @@
 
 GPAW comes from Debian (``apt-get install gpaw gpaw-data``) and lives under the system
 ``/usr/bin/python3``, not the project's venv, so this module never imports it: it prepares a
-JSON input, runs ``scripts/gpaw_xas_worker.py`` in two stages (an MPI SCF, then the serial
+JSON input, runs the worker file ``s2s/simulate/_gpaw_worker.py`` (with the system python) in two stages (an MPI SCF, then the serial
 ``gpaw.xas.XAS`` step) and parses the worker's JSON output.
 
 Conventions (see docs/reference.md):
@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,8 +33,8 @@ import numpy as np
 from s2s.files import atomic_write_text
 from s2s.spectrum import GRID, normalize
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-WORKER = REPO_ROOT / "scripts" / "gpaw_xas_worker.py"
+#: The worker script, a file of this package run by the system python (never imported here).
+WORKER = Path(__file__).resolve().with_name("_gpaw_worker.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
 MPIRUN = "/usr/bin/mpirun.openmpi"  # GPAW (Debian) is built against OpenMPI; the venv may ship MPICH
 BASIS_DIRS = ("/usr/share/gpaw-setups",)
@@ -469,10 +470,21 @@ def load_record(path: Path | str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- running
 
 
+def _venv_bins() -> set[str]:
+    """The bin folders of the running virtual environment (none outside a venv)."""
+    bins = set()
+    if sys.prefix != sys.base_prefix:
+        bins.add(str(Path(sys.prefix) / "bin"))
+    if os.environ.get("VIRTUAL_ENV"):
+        bins.add(str(Path(os.environ["VIRTUAL_ENV"]) / "bin"))
+    return bins
+
+
 def _worker_env() -> dict[str, str]:
+    """The environment of the system-python worker: this venv's bin off PATH, single-threaded BLAS."""
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
-    venv_bin = str(REPO_ROOT / ".venv" / "bin")
-    env["PATH"] = ":".join(p for p in env.get("PATH", "").split(":") if p and p != venv_bin)
+    venv_bins = _venv_bins()
+    env["PATH"] = ":".join(p for p in env.get("PATH", "").split(":") if p and p not in venv_bins)
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OMPI_MCA_rmaps_base_oversubscribe="1")
