@@ -118,6 +118,11 @@ class TrainConfig:
     ema_warmup: bool = False
     #: Batches of graphs of similar size (a 51-atom graph does not pad a batch of 15-atom graphs).
     bucket_by_size: bool = False
+    #: Cosine learning-rate decay from ``lr`` to ``lr * lr_min_factor`` over ``lr_decay_steps`` steps starting at
+    #: step ``lr_decay_start`` (None: constant lr, the paper); typically the last phase of a continuation.
+    lr_decay_start: int | None = None
+    lr_decay_steps: int = 0
+    lr_min_factor: float = 0.1
 
 
 @dataclass(frozen=True)

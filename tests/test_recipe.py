@@ -250,3 +250,26 @@ def test_probe_gap_is_zero_when_the_spectrum_is_dropped_and_finite_otherwise():
     assert any(abs(r["gap"]) > 1e-6 for r in rows)  # this network does read its input spectrum
     flat = np.repeat(spectra[:1], len(envs), axis=0)  # every site the same spectrum: swapping changes nothing
     assert all(abs(g) < 1e-9 for g in conditioning_gap(model, envs, flat, ts=(100, 500)).values())
+
+
+def test_lr_schedule_warms_up_decays_by_cosine_and_reaches_the_optimiser(tmp_path):
+    from s2s.model.train import lr_at
+
+    tc = TrainConfig(lr=1e-3, warmup_steps=10, lr_decay_start=100, lr_decay_steps=50, lr_min_factor=0.2)
+    assert lr_at(tc, 0) == pytest.approx(1e-4) and lr_at(tc, 9) == pytest.approx(1e-3)
+    assert lr_at(tc, 99) == lr_at(tc, 100) == pytest.approx(1e-3)
+    assert lr_at(tc, 125) == pytest.approx(1e-3 * (0.2 + 0.8 * 0.5)) and lr_at(tc, 150) == pytest.approx(2e-4)
+    assert lr_at(tc, 10_000) == pytest.approx(2e-4)
+    lrs = [lr_at(tc, s) for s in range(100, 151)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert lr_at(TrainConfig(lr=3e-4), 5) == pytest.approx(3e-4)  # the paper: constant
+    # in training, the optimiser's lr follows the schedule, and a resumed run continues it
+    envs, spectra = _toy()
+    cfg = replace(get_preset("tiny"), train=replace(get_preset("tiny").train, lr=1e-3, batch_size=4, epochs=100,
+                                                     lr_decay_start=4, lr_decay_steps=4, lr_min_factor=0.5))
+    train(cfg, envs, spectra, tmp_path / "d", max_steps=6, progress=False)
+    state = torch.load(tmp_path / "d" / CHECKPOINT, map_location="cpu", weights_only=False)
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(lr_at(cfg.train, 5))
+    train(cfg, envs, spectra, tmp_path / "d", max_steps=12, progress=False)
+    state = torch.load(tmp_path / "d" / CHECKPOINT, map_location="cpu", weights_only=False)
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(5e-4)

@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop once this run (all its resumed calls, this stage) has used this much process CPU time; "
                         "writes model.pt; rerun with a larger value to continue")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--lr-decay-steps", type=int, default=None,
+                   help="cosine learning-rate decay over this many steps, starting at the --init-from checkpoint's step "
+                        "(or step 0), down to lr x --lr-min-factor; constant lr without it")
+    t.add_argument("--lr-min-factor", type=float, default=0.1, help="final lr / lr of the decay (default 0.1)")
+    t.add_argument("--snapshot-every", type=int, default=None,
+                   help="also keep the raw and EMA weights every N steps in OUT/snapshots/ (learning curves)")
 
     s = sub.add_parser("sample", help="generate environments for spectra", description="Generate environments conditioned on spectra from a dataset split or a spectrum file; writes extended XYZ (excited O first, per-atom shell).")
     s.add_argument("--model", required=True, type=Path, help="model file (model.pt written by 's2s train')")
@@ -135,6 +141,13 @@ def cmd_train(a) -> int:
 
     cfg = get_preset(a.preset)
     over = {k: v for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, num_threads=a.threads).items() if v is not None}
+    if a.lr_decay_steps:
+        start = 0
+        if a.init_from is not None and Path(a.init_from).is_file():
+            import torch
+
+            start = int(torch.load(a.init_from, map_location="cpu", weights_only=False)["step"])
+        over.update(lr_decay_start=start, lr_decay_steps=a.lr_decay_steps, lr_min_factor=a.lr_min_factor)
     if over:
         cfg = replace(cfg, train=replace(cfg.train, **over))
     recs = _records(a.data, a.split, None)
@@ -149,7 +162,7 @@ def cmd_train(a) -> int:
             "args": {k: str(v) for k, v in vars(a).items() if not callable(v)}}
     try:
         res = train(cfg, envs, spectra, a.out, resume=not a.no_resume, max_steps=a.max_steps, progress=not a.quiet,
-                    info=info, init_from=a.init_from, device=a.device,
+                    info=info, init_from=a.init_from, device=a.device, snapshot_every=a.snapshot_every,
                     cpu_budget=None if a.cpu_minutes is None else 60.0 * a.cpu_minutes)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"s2s train: {err}") from None

@@ -27,7 +27,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from s2s.files import atomic_path, atomic_write_text
-from s2s.config import S2SConfig
+from s2s.config import S2SConfig, TrainConfig
 from s2s.environment import Environment
 from s2s.model.graph import collate
 from s2s.model import S2SModel
@@ -94,6 +94,16 @@ def ema_avg_fn(beta: float, warmup: bool):
         torch._foreach_lerp_(ema_params, params, 1.0 - d)
 
     return fn
+
+
+def lr_at(tc: TrainConfig, step: int) -> float:
+    """Learning rate at ``step`` (0-based): linear warm-up over ``warmup_steps``, then constant, then (if
+    ``lr_decay_start`` is set) cosine decay to ``lr * lr_min_factor`` over ``lr_decay_steps`` steps, flat after."""
+    f = min(1.0, (step + 1) / tc.warmup_steps) if tc.warmup_steps else 1.0
+    if tc.lr_decay_start is not None and step >= tc.lr_decay_start:
+        u = min(1.0, (step - tc.lr_decay_start) / max(1, tc.lr_decay_steps))
+        f *= tc.lr_min_factor + (1.0 - tc.lr_min_factor) * 0.5 * (1.0 + math.cos(math.pi * u))
+    return tc.lr * f
 
 
 def configs_equal(a: dict, b: dict) -> bool:
@@ -272,9 +282,9 @@ def train(
                          else _epoch_order(tc.seed, epoch, n))
                 order_epoch = epoch
             idx = order[pos * bs : (pos + 1) * bs]
-            if tc.warmup_steps:
+            if tc.warmup_steps or tc.lr_decay_start is not None:
                 for group in opt.param_groups:
-                    group["lr"] = tc.lr * min(1.0, (step + 1) / tc.warmup_steps)
+                    group["lr"] = lr_at(tc, step)
             batch = collate([environments[i] for i in idx], spectra[idx]).to(device)
             loss, parts = model.loss(batch, _step_generator(tc.seed, step))
             opt.zero_grad(set_to_none=True)
