@@ -76,3 +76,26 @@ def test_bad_input():
     sc = OODScorer.fit(train, None, k=2)
     with pytest.raises(ValueError, match="NaN"):
         sc.score(np.full(200, np.nan))
+
+
+def test_neighbours_shared_by_ood_and_manifold():
+    """One k-NN implementation: OOD (rms) and manifold (euclidean = sqrt(D) x rms) agree."""
+    from s2s.evaluation.manifold import nearest_distance
+    from s2s.evaluation.neighbours import knn_distance as knn, loso_distance, nearest
+
+    rng = np.random.default_rng(3)
+    train, groups = _silica_like(rng, 8, sites=2)
+    test, _ = _silica_like(rng, 4)
+    d, i = nearest(test, train, 3)
+    assert d.shape == i.shape == (len(test), 3) and np.all(np.diff(d, axis=1) >= 0)
+    np.testing.assert_allclose(d[:, 0], np.sqrt(np.mean((test - train[i[:, 0]]) ** 2, axis=1)), rtol=1e-12)
+    de, ie = nearest_distance(train, test)
+    np.testing.assert_array_equal(ie, i[:, 0])
+    np.testing.assert_allclose(de, np.sqrt(train.shape[1]) * d[:, 0], rtol=1e-12)
+    np.testing.assert_array_equal(knn(test, train, 3), d.mean(axis=1))
+    # leave one structure out: never the twin site of the same structure
+    _, il = nearest(train, train, 1, groups, groups)
+    assert np.all(groups[il[:, 0]] != groups)
+    assert np.all(loso_distance(train, groups, 1) >= nearest(train, train, 2)[0][:, 1] - 1e-15)
+    with pytest.raises(ValueError, match="metric"):
+        nearest(test, train, metric="cosine")

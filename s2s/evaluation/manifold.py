@@ -13,6 +13,9 @@
   RMS intensity difference of unit-area spectra; :mod:`s2s.evaluation.ood` has the k-NN
   percentile score that ``s2s predict`` uses).
 
+Both distances come from :mod:`s2s.evaluation.neighbours` (``metric="euclidean"``, k = 1), the
+k-NN search shared with the OOD score.
+
 All distances in Å (or the units of the space given).
 """
 
@@ -26,7 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from s2s.evaluation.template import nearest_by_mse
+from s2s.evaluation.neighbours import loso_distance, nearest
 
 UNKNOWN = "unknown"
 
@@ -95,16 +98,13 @@ def nearest_distance(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Euclidean distance from each query point to its nearest reference point, and its index.
 
-    ``reference`` (R, D), ``query`` (M, D); with groups given (both or neither), a reference of
-    the query's own group is skipped (leave-one-structure-out).  Uses
-    :func:`s2s.evaluation.template.nearest_by_mse` (exact re-scoring), distance = sqrt(D * MSE).
+    ``reference`` (R, D), ``query`` (M, D); returns (M,) distances (units of the points) and (M,)
+    indices into ``reference``.  With groups given (both or neither), a reference of the query's
+    own group is skipped (leave-one-structure-out).  :func:`s2s.evaluation.neighbours.nearest`
+    with ``metric="euclidean"``: distance = sqrt(D * MSE), exact re-scoring.
     """
-    ref = np.asarray(reference, dtype=np.float64)
-    q = np.asarray(query, dtype=np.float64)
-    if ref.ndim != 2 or q.ndim != 2 or ref.shape[1] != q.shape[1]:
-        raise ValueError(f"nearest_distance: need (R, D) and (M, D) arrays, got {ref.shape} and {q.shape}")
-    idx, mse = nearest_by_mse(q, ref, query_groups, reference_groups, k=1)
-    return np.sqrt(mse * ref.shape[1]), idx
+    d, idx = nearest(query, reference, 1, query_groups, reference_groups, metric="euclidean")
+    return d[:, 0], idx[:, 0]
 
 
 @dataclass(frozen=True)
@@ -157,8 +157,7 @@ def distance_to_training(
         raise ValueError(f"distance_to_training: {labels.shape[0]} labels for {query.shape[0]} query points")
     if np.unique(groups).size < 2:
         raise ValueError("distance_to_training: need training points of at least 2 groups (structures)")
-    d_train, _ = nearest_distance(train, train, groups, groups)
-    d_train = d_train * scale
+    d_train = loso_distance(train, groups, 1, metric="euclidean") * scale
     d_query, _ = nearest_distance(train, query)
     d_query = d_query * scale
     thr = float(np.quantile(d_train, quantile))

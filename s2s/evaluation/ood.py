@@ -1,9 +1,9 @@
 """Out-of-distribution score of a spectrum relative to the training spectra (for ``s2s predict``).
 
 Distance: the RMS difference of two unit-area grid spectra, ``sqrt(mean((a - b)^2))``
-(intensity units of 1/eV; :func:`s2s.evaluation.template.nearest_by_mse` does the search).  The
-*k-NN distance* of a spectrum is the mean of these distances to its ``k`` nearest training
-spectra.
+(intensity units of 1/eV).  The *k-NN distance* of a spectrum is the mean of these distances to
+its ``k`` nearest training spectra (:func:`s2s.evaluation.neighbours.knn_distance`, ``metric="rms"``;
+the same module gives the manifold's distances).
 
 Calibration: a leave-one-structure-out (LOSO) reference distribution.  For every training
 spectrum its k-NN distance to the training spectra of *other* structures is computed (the
@@ -24,25 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from s2s.evaluation.template import nearest_by_mse
+from s2s.evaluation.neighbours import knn_distance, loso_distance
 
 #: Default number of neighbours and flag threshold (percentile of the LOSO distribution).
 DEFAULT_K = 5
 DEFAULT_THRESHOLD = 95.0
-
-
-def knn_distance(
-    query: ArrayLike,
-    reference: ArrayLike,
-    k: int = DEFAULT_K,
-    query_groups: ArrayLike | None = None,
-    reference_groups: ArrayLike | None = None,
-) -> np.ndarray:
-    """(M,) mean RMS spectral distance of each query to its k nearest references (excluding a
-    reference of the query's own group when groups are given)."""
-    _, mse = nearest_by_mse(query, reference, query_groups, reference_groups, k=k)
-    mse = np.asarray(mse).reshape(len(np.atleast_2d(query)), -1)
-    return np.sqrt(np.clip(mse, 0.0, None)).mean(axis=1)
 
 
 @dataclass
@@ -76,7 +62,7 @@ class OODScorer:
             raise ValueError(f"OODScorer.fit: need more than k={k} groups (structures), got {n_groups}")
         if not 0.0 < threshold < 100.0:
             raise ValueError(f"OODScorer.fit: threshold must be a percentile in (0, 100), got {threshold}")
-        loso = np.sort(knn_distance(ref, ref, k, g, g))
+        loso = np.sort(loso_distance(ref, g, k))
         return cls(reference=ref, loso=loso, k=k, threshold=float(threshold))
 
     def percentile(self, distance: ArrayLike) -> np.ndarray:
