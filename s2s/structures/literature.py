@@ -39,12 +39,19 @@ class Entry:
     bv_scale: bool = False  # scale the cell so that the Si bond-valence sum is 4
     notes: dict = field(default_factory=dict)
 
-    def structure(self) -> Structure:
+    def structure(self, merge: bool = True) -> Structure:
+        """The expanded cell; ``merge`` drops sites closer than 0.05 Å (and reorders the sites).
+
+        ``merge=False`` keeps pymatgen's ``from_spacegroup`` site order (the GPAW reference set's
+        stishovite is built that way, see :mod:`s2s.simulate.reference`).
+        """
         a, b, c, al, be, ga = self.cell
         lat = Lattice.from_parameters(a, b, c, al, be, ga)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             s = Structure.from_spacegroup(self.spacegroup, lat, list(self.species), list(self.coords))
+        if not merge:
+            return s
         s.merge_sites(tol=0.05, mode="delete")
         if self.bv_scale:
             s = scale_to_bond_valence(s)
@@ -190,3 +197,19 @@ def literature_records() -> list[StructureRecord]:
             )
         )
     return out
+
+
+def literature_entry(key: str) -> Entry:
+    """The entry of :data:`ENTRIES` with this key (e.g. ``"stishovite"``); KeyError names the known keys."""
+    for e in ENTRIES:
+        if e.key == key:
+            return e
+    raise KeyError(f"no literature entry {key!r}; known: {[e.key for e in ENTRIES]}")
+
+
+def stishovite(merge: bool = True) -> Structure:
+    """Stishovite (rutile type, P4_2/mnm, a = 4.1773, c = 2.6655 Å, O 4f x = 0.3062): 2 Si + 4 O.
+
+    The one definition used by the dataset, the GPAW reference set and the simulator comparison.
+    """
+    return literature_entry("stishovite").structure(merge=merge)

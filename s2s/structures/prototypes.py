@@ -38,6 +38,32 @@ def aflow_library() -> list[dict]:
     return AFLOW_PROTOTYPE_LIBRARY
 
 
+def aflow_entry(label: str) -> dict:
+    """The one pure Si-O entry of the AFLOW library with this prototype label (dict: snl, tags).
+
+    Raises RuntimeError if the label does not name exactly one Si-O entry.
+    """
+    hits = [d for d in aflow_library() if d["tags"].get("aflow") == label
+            and {e.symbol for e in d["snl"].structure.composition.elements} == {"Si", "O"}]
+    if len(hits) != 1:
+        raise RuntimeError(f"AFLOW prototype library: {len(hits)} Si-O entries labelled {label!r}")
+    return hits[0]
+
+
+def aflow_structure(label: str) -> Structure:
+    """The structure of the Si-O AFLOW prototype ``label`` (a copy; e.g. ``"A2B_hP9_152_c_a"``, alpha-quartz)."""
+    return aflow_entry(label)["snl"].structure.copy()
+
+
+def aflow_original_citation(label: str) -> str:
+    """'Authors, Journal vol, pages (year)' of the original structure paper of AFLOW entry ``label``."""
+    ref = aflow_entry(label)["snl"].references.split("@article{Mehl2017")[0]
+    field = {k: v.strip().strip('{}"').strip() for k, v in
+             re.findall(r'(\w+)\s*=\s*("[^"]*"|\{[^\n]*\})', ref)}
+    return (f"{field.get('author', '?')}, {field.get('journal', '?')} {field.get('volume', '?')}, "
+            f"{field.get('pages', '?')} ({field.get('year', '?')})").replace("--", "-").replace('\\"{u}', "ü")
+
+
 def aflow_records() -> list[StructureRecord]:
     """Pure Si-O entries of the AFLOW library (minus :data:`AFLOW_SKIP`)."""
     out = []
