@@ -1,4 +1,8 @@
-"""Shared test helpers: the one equivariance check (random O(3) including reflections, permutations)."""
+"""Shared test helpers: the one source of random rotations / reflections / permutations
+(:func:`random_orthogonal`, :func:`random_permutation`, :func:`rotate_permute`) and the one
+equivariance check of the networks (:func:`assert_equivariant`: random O(3) including
+reflections, permutations).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,32 @@ import numpy as np
 import torch
 from scipy.stats import special_ortho_group
 
+from s2s.environment import Environment
 
-def random_orthogonal(seed: int, reflect: bool) -> np.ndarray:
-    """A random 3x3 rotation, times a reflection when ``reflect`` (det -1)."""
+
+def random_orthogonal(seed: int, reflect: bool = False) -> np.ndarray:
+    """(3, 3) random rotation (Haar-uniform on SO(3)), times a reflection when ``reflect`` (det -1)."""
     q = special_ortho_group.rvs(3, random_state=seed)
     return q @ np.diag([1.0, 1.0, -1.0]) if reflect else q
+
+
+def random_permutation(n: int, rng: np.random.Generator | int) -> np.ndarray:
+    """(n,) random permutation of the atoms 1..n-1; atom 0 (the excited O) stays first."""
+    rng = np.random.default_rng(rng) if isinstance(rng, (int, np.integer)) else rng
+    return np.r_[0, 1 + rng.permutation(n - 1)].astype(np.int64)
+
+
+def rotate_permute(
+    env: Environment,
+    rotation: np.ndarray | None = None,
+    perm: np.ndarray | None = None,
+    scale: float = 1.0,
+) -> Environment:
+    """``env`` with coordinates (Å, about the origin) scaled, then mapped by ``rotation`` (3, 3),
+    then its atoms reordered by ``perm`` (new atom j = old atom perm[j]); shells follow."""
+    r = np.eye(3) if rotation is None else np.asarray(rotation)
+    p = np.arange(env.n_atoms) if perm is None else np.asarray(perm)
+    return Environment(env.species[p], (scale * env.coords @ r.T)[p], env.shell[p])
 
 
 def assert_equivariant(

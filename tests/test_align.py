@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from helpers import random_orthogonal, random_permutation, rotate_permute
 from s2s.evaluation.align import Alignment, align, align_best, align_paper, kabsch, kabsch_batched
 from s2s.environment import O, SI, Environment
 
@@ -94,14 +95,13 @@ def transformed(env: Environment, rng: np.random.Generator, reflect: bool = Fals
     Returns the new environment, the rotation and p with new atom j = old atom p[j].
     """
     n = env.n_atoms
-    r = Rotation.random(random_state=rng.integers(1 << 31)).as_matrix()
-    if reflect:
-        r = r @ np.diag([1.0, 1.0, -1.0])
-    p = np.concatenate([[0], 1 + rng.permutation(n - 1)])
-    c = env.coords[p] @ r.T
+    r = random_orthogonal(int(rng.integers(1 << 31)), reflect)
+    p = random_permutation(n, rng)
+    g = rotate_permute(env, r, p)
+    c = g.coords.copy()
     if noise:
         c[1:] += rng.normal(scale=noise, size=(n - 1, 3))
-    return Environment(env.species[p], c, env.shell[p]), r, p
+    return Environment(g.species, c, g.shell), r, p
 
 
 # ----------------------------------------------------------------------------- Kabsch
@@ -111,7 +111,7 @@ def test_kabsch_matches_scipy_align_vectors():
     rng = np.random.default_rng(1)
     for _ in range(20):
         P = rng.normal(size=(10, 3)) * 2
-        R_true = Rotation.random(random_state=rng.integers(1 << 31)).as_matrix()
+        R_true = random_orthogonal(int(rng.integers(1 << 31)))
         Q = P @ R_true.T + rng.normal(scale=0.1, size=P.shape)
         R = kabsch(P, Q)
         # scipy: align_vectors(a, b) finds C with a ~= C b, minimising sum |a_i - C b_i|^2 (no centring)
@@ -123,7 +123,7 @@ def test_kabsch_matches_scipy_align_vectors():
 def test_kabsch_exact_and_reflection_flag():
     rng = np.random.default_rng(2)
     P = rng.normal(size=(6, 3))
-    R_true = Rotation.random(random_state=3).as_matrix()
+    R_true = random_orthogonal(3)
     np.testing.assert_allclose(kabsch(P, P @ R_true.T), R_true, atol=1e-12)
     M = R_true @ np.diag([1.0, -1.0, 1.0])  # improper
     R_proper = kabsch(P, P @ M.T)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import random_orthogonal
 from s2s.config import DiffusionConfig, tiny_preset
 from s2s.model.diffusion import Schedule, sample, sample_ddim
 from s2s.environment import O, SI
@@ -31,13 +32,6 @@ def _spectra(b: int, seed: int = 0) -> torch.Tensor:
     g = np.random.default_rng(seed)
     s = g.random((b, 200)).astype(np.float32)
     return torch.as_tensor(s / s.sum(1, keepdims=True) / 0.1)
-
-
-def _rotation(seed: int = 1) -> torch.Tensor:
-    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
-    if np.linalg.det(q) < 0:
-        q[:, 0] *= -1
-    return torch.as_tensor(q, dtype=torch.float32)
 
 
 class GaussianOracle(nn.Module):
@@ -94,13 +88,14 @@ def test_rotating_the_noise_rotates_the_output():
     spec, n = _spectra(3), torch.tensor([5, 8, 8])
     g = torch.Generator().manual_seed(5)
     zx, zh = torch.randn(3, 8, 3, generator=g), torch.randn(3, 8, 2, generator=g)
-    r = _rotation()
     a = sample_ddim(m.denoiser, spec, n, m.schedule, n_steps=25, noise=(zx, zh))
-    b = sample_ddim(m.denoiser, spec, n, m.schedule, n_steps=25, noise=(zx @ r.T, zh))
     moved = (a.x - a.x[:, :1]).abs().max()
     assert moved > 0.5  # the outputs are not trivial
-    assert torch.allclose(a.x @ r.T, b.x, atol=2e-3), (a.x @ r.T - b.x).abs().max()
-    assert torch.equal(a.species, b.species)
+    for reflect in (False, True):  # O(3): rotations and rotation-reflections
+        r = torch.as_tensor(random_orthogonal(1, reflect), dtype=torch.float32)
+        b = sample_ddim(m.denoiser, spec, n, m.schedule, n_steps=25, noise=(zx @ r.T, zh))
+        assert torch.allclose(a.x @ r.T, b.x, atol=2e-3), (reflect, (a.x @ r.T - b.x).abs().max())
+        assert torch.equal(a.species, b.species)
     # permuting the (non-excited) atoms permutes the output
     p = torch.tensor([0, 3, 1, 2, 4])
     c = sample_ddim(m.denoiser, spec[:1], n[:1], m.schedule, n_steps=25, noise=(zx[:1, :5], zh[:1, :5]))

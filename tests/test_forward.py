@@ -8,8 +8,8 @@ import csv
 import numpy as np
 import pytest
 import torch
-from scipy.stats import special_ortho_group
 
+from helpers import random_orthogonal, random_permutation, rotate_permute
 from s2s.environment import Environment, environments_from_structure
 from s2s.forward.model import (ForwardConfig, ForwardInputError, ForwardModel, build_net, check_environment, train_forward,
                          validation_mask)
@@ -40,14 +40,13 @@ def _random_model(kind: str, seed: int = 0) -> ForwardModel:
 
 def _transforms(env: Environment):
     """The environment rotated, reflected, and with its non-central atoms permuted."""
-    q = special_ortho_group.rvs(3, random_state=3)
-    refl = q @ np.diag([1.0, 1.0, -1.0])
-    perm = np.r_[0, 1 + np.random.default_rng(0).permutation(env.n_atoms - 1)]
+    q, refl = random_orthogonal(3), random_orthogonal(3, reflect=True)
+    perm = random_permutation(env.n_atoms, 0)
     return {
-        "rotation": Environment(env.species, env.coords @ q.T, env.shell),
-        "reflection": Environment(env.species, env.coords @ refl.T, env.shell),
-        "permutation": Environment(env.species[perm], env.coords[perm], env.shell[perm]),
-        "all three": Environment(env.species[perm], (env.coords @ refl.T)[perm], env.shell[perm]),
+        "rotation": rotate_permute(env, q),
+        "reflection": rotate_permute(env, refl),
+        "permutation": rotate_permute(env, perm=perm),
+        "all three": rotate_permute(env, refl, perm),
     }
 
 

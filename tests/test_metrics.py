@@ -7,8 +7,8 @@ import warnings
 
 import numpy as np
 import pytest
-from scipy.spatial.transform import Rotation
 
+from helpers import random_orthogonal, random_permutation, rotate_permute
 from s2s.environment import O, SI, Environment
 from s2s.evaluation.metrics import (
     assign_shells,
@@ -73,10 +73,10 @@ def _toy_target() -> Environment:
 @pytest.mark.parametrize("method", ["paper", "best"])
 def test_evaluate_pair_hand_computed_scaled_copy(method):
     t = _toy_target()
-    rot = Rotation.random(random_state=1).as_matrix()
     p = np.array([0, 3, 1, 4, 2])
     # generated = target scaled by 1.0625 about O* (optimal rotation: identity), rotated, permuted
-    g = Environment(t.species[p], 1.0625 * t.coords[p] @ rot.T, [0] * 5)
+    g = rotate_permute(t, random_orthogonal(1), p, scale=1.0625)
+    g = Environment(g.species, g.coords, [0] * 5)
     r = evaluate_pair(t, g, method=method)
     assert r["rmsd_shell1"] == pytest.approx(0.0625 * 1.6, abs=1e-9)
     assert r["rmsd_shell2"] == pytest.approx(0.0625 * 1.6 * np.sqrt(2), abs=1e-9)
@@ -108,9 +108,9 @@ def test_evaluate_pair_identical_rotated_quartz_and_unequal_counts(alpha_quartz)
 
     t = environment_from_structure(alpha_quartz, 3)
     rng = np.random.default_rng(5)
-    p = np.concatenate([[0], 1 + rng.permutation(t.n_atoms - 1)])
-    rot = Rotation.random(random_state=6).as_matrix()
-    g = Environment(t.species[p], t.coords[p] @ rot.T, np.zeros(t.n_atoms, int))
+    p = random_permutation(t.n_atoms, rng)
+    g = rotate_permute(t, random_orthogonal(6), p)
+    g = Environment(g.species, g.coords, np.zeros(t.n_atoms, int))
     r = evaluate_pair(t, g)
     for k in ("rmsd_all", "rmsd_shell1", "rmsd_shell2", "rmsd_shell3"):
         assert r[k] < 1e-6

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from scipy.stats import special_ortho_group
 
+from helpers import assert_equivariant
 from s2s.config import DiffusionConfig, ModelConfig, get_preset, paper_config
 from s2s.model.diffusion import Schedule, alpha_schedule, q_sample, sigma_schedule, timesteps
 from s2s.model.egnn import EGNNDenoiser
@@ -36,21 +36,38 @@ def make_net(seed=0, **kw):
     return EGNNDenoiser(cfg).double().eval()
 
 
-@pytest.mark.parametrize("reflect", [False, True])
 @pytest.mark.parametrize("every_layer", [False, True])
-def test_egnn_rotation_reflection_equivariance(reflect, every_layer):
+def test_egnn_rotation_reflection_permutation_equivariance(every_layer):
     net = make_net(spectrum_every_layer=every_layer)
     batch, h = random_batch()
     t = torch.tensor([0.3, 0.7, 0.01], dtype=torch.float64)
-    q = torch.as_tensor(special_ortho_group.rvs(3, random_state=1))
-    if reflect:
-        q = q @ torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64))
-    ex, eh = net(batch.x, h, t, batch.spectrum, batch.node_mask)
-    ex_r, eh_r = net(batch.x @ q.T, h, t, batch.spectrum, batch.node_mask)
-    assert torch.allclose(ex_r, ex @ q.T, atol=TOL)
-    assert torch.allclose(eh_r, eh, atol=TOL)
+
+    def fn(x, hh):
+        return net(x, hh, t, batch.spectrum, batch.node_mask)
+
+    assert_equivariant(fn, batch.x, h, n_real=7, seed=1, atol=TOL)
     # the output is not trivially zero
+    ex, eh = fn(batch.x, h)
     assert ex.abs().max() > 1e-6 and eh.abs().max() > 1e-3
+
+
+def test_assert_equivariant_catches_broken_symmetry():
+    """The shared check can fail: a fixed direction, a chiral (cross-product) vector, a scalar that
+    reads a coordinate, and an output that depends on the atom order are all caught."""
+    batch, h = random_batch()
+    x = batch.x
+    ez = torch.tensor([0.0, 0.0, 1.0], dtype=x.dtype)
+    rank = torch.arange(x.shape[1], dtype=x.dtype)[None, :, None]
+    broken = {
+        "vector output": lambda x, h: (x + ez, h.sum(-1, keepdims=True) + x.norm(dim=-1, keepdim=True)),
+        "reflect=True": lambda x, h: (torch.cross(x, x.roll(1, dims=1), dim=-1), x.norm(dim=-1, keepdim=True)),
+        "scalar output": lambda x, h: (x, x[..., :1] + 1.0),
+        "permutation": lambda x, h: (x * (1.0 + rank), x.norm(dim=-1, keepdim=True) + 1.0),
+    }
+    for what, fn in broken.items():
+        with pytest.raises(AssertionError, match=what):
+            assert_equivariant(fn, x, h, n_real=7)
+    assert_equivariant(lambda x, h: (x * h[..., :1], x.norm(dim=-1, keepdim=True) + h), x, h, n_real=7)
 
 
 def test_egnn_permutation_equivariance_and_excited_atom_fixed():

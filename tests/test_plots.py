@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy.spatial.distance import pdist  # noqa: E402
 
+from helpers import random_orthogonal, random_permutation, rotate_permute  # noqa: E402
 from s2s import plots  # noqa: E402
 from s2s.evaluation import rdf  # noqa: E402
 from s2s.environment import O, SI, Environment, environment_from_structure  # noqa: E402
@@ -33,14 +34,11 @@ def quartz_env(alpha_quartz) -> Environment:
 
 def _perturbed(env: Environment, sigma: float, seed: int) -> Environment:
     """A rotated, permuted, noisy copy (a stand-in for a generated environment)."""
-    from scipy.spatial.transform import Rotation
-
     rng = np.random.default_rng(seed)
     c = env.coords + rng.normal(0.0, sigma, env.coords.shape)
     c[0] = 0.0
-    rot = Rotation.random(random_state=seed).as_matrix()
-    p = np.r_[0, 1 + rng.permutation(env.n_atoms - 1)]
-    return Environment(env.species[p], (c @ rot.T)[p], env.shell[p])
+    noisy = Environment(env.species, c, env.shell)
+    return rotate_permute(noisy, random_orthogonal(seed), random_permutation(env.n_atoms, rng))
 
 
 def _small_env() -> Environment:

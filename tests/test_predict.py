@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import random_orthogonal, rotate_permute
 from s2s.cli import main
 from s2s.dataset import Dataset, SiteRecord, make_split
 from s2s.evaluation.ensemble import cluster, geometry, signature, summarize_ensemble
@@ -212,8 +213,7 @@ def test_ensemble_summary_on_quartz(alpha_quartz):
     g = geometry(env)
     assert np.allclose(g["d_sio_first"], [1.604, 1.613], atol=0.01)
     assert 105 < g["a_osio"].mean() < 114 and 140 < g["a_siosi_excited"][0] < 150
-    rot = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))[0]
-    copies = [env, Environment(env.species, env.coords @ rot.T, env.shell)]
+    copies = [env, rotate_permute(env, random_orthogonal(0))]
     first = Environment(env.species[env.shell <= 1], env.coords[env.shell <= 1], env.shell[env.shell <= 1])
     s = summarize_ensemble(copies + [first])
     assert s["clusters"][0]["count"] == 2 and s["clusters"][0]["signature"] == signature(env)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
-from scipy.spatial.transform import Rotation
 
+from helpers import random_orthogonal, random_permutation, rotate_permute
 from s2s.environment import SI, Environment, environment_from_structure
 from s2s.evaluation.template import (
     TIE_TOL,
@@ -135,9 +135,7 @@ def test_soap_invariant_to_rotation_and_permutation(quartz_env: Environment):
     v = soap_vectors(e)[0]
     rng = np.random.default_rng(5)
     for seed in range(3):
-        rot = Rotation.random(random_state=seed).as_matrix()
-        perm = np.r_[0, 1 + rng.permutation(e.n_atoms - 1)]  # excited atom stays first
-        moved = Environment(e.species[perm], (e.coords @ rot.T)[perm], e.shell[perm])
+        moved = rotate_permute(e, random_orthogonal(seed), random_permutation(e.n_atoms, rng))  # O* stays first
         assert soap_cosine(v, soap_vectors(moved)[0]) == pytest.approx(1.0, abs=1e-6)
 
 
@@ -172,8 +170,7 @@ def test_soap_cosine_shapes_and_errors():
 
 # --------------------------------------------------------------------------- comparison
 def test_identical_environments_are_a_tie_not_a_win(quartz_env: Environment, stishovite_env: Environment):
-    rot = Rotation.random(random_state=7).as_matrix()
-    rotated = Environment(quartz_env.species, quartz_env.coords @ rot.T, quartz_env.shell)
+    rotated = rotate_permute(quartz_env, random_orthogonal(7))
     res = compare_with_generation(
         targets=[quartz_env, quartz_env, stishovite_env],
         generated=[quartz_env, rotated, stishovite_env],
