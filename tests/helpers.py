@@ -6,7 +6,7 @@ reflections, permutations).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

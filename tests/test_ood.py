@@ -81,7 +81,8 @@ def test_bad_input():
 def test_neighbours_shared_by_ood_and_manifold():
     """One k-NN implementation: OOD (rms) and manifold (euclidean = sqrt(D) x rms) agree."""
     from s2s.evaluation.manifold import nearest_distance
-    from s2s.evaluation.neighbours import knn_distance as knn, loso_distance, nearest
+    from s2s.evaluation.neighbours import knn_distance as knn
+    from s2s.evaluation.neighbours import loso_distance, nearest
 
     rng = np.random.default_rng(3)
     train, groups = _silica_like(rng, 8, sites=2)

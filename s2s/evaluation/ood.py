@@ -50,7 +50,7 @@ class OODScorer:
         groups: ArrayLike | None = None,
         k: int = DEFAULT_K,
         threshold: float = DEFAULT_THRESHOLD,
-    ) -> "OODScorer":
+    ) -> OODScorer:
         """Reference = training ``spectra`` (R, 200); ``groups`` (R,) = structure ids (None: each
         spectrum its own group, i.e. plain leave-one-out)."""
         ref = np.asarray(spectra, dtype=np.float64)
@@ -103,9 +103,9 @@ class OODScorer:
             "flag": f,
             "threshold_percentile": self.threshold,
             "k": self.k,
-            "n_reference": int(len(self.reference)),
+            "n_reference": len(self.reference),
             "warning": warning,
         }
 
 
-__all__ = ["OODScorer", "knn_distance", "DEFAULT_K", "DEFAULT_THRESHOLD"]
+__all__ = ["DEFAULT_K", "DEFAULT_THRESHOLD", "OODScorer", "knn_distance"]

@@ -8,7 +8,6 @@ from numpy.typing import ArrayLike
 
 from s2s.plots.style import X_RANGE, _as_1d, _new_ax, _styled, composition_color
 
-
 # ----------------------------------------------------------------------------- data set
 
 

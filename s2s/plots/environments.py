@@ -21,7 +21,6 @@ from matplotlib.lines import Line2D
 from s2s.environment import SPECIES, Environment
 from s2s.plots.style import BALL_RADIUS, BOND_CUTOFF, COLORS, _new_ax, _styled
 
-
 # ----------------------------------------------------------------------------- 3-D structures
 
 
@@ -102,12 +101,12 @@ def _draw_env(
         size = _ball_size(ax, span, BALL_RADIUS[name], zoom)
         xyz = coords[sel]
         if kind == "solid":
-            kw = dict(s=size, c=COLORS[name], edgecolors="#1a1a1a", linewidths=0.5, alpha=1.0, depthshade=False)
+            kw = {"s": size, "c": COLORS[name], "edgecolors": "#1a1a1a", "linewidths": 0.5, "alpha": 1.0, "depthshade": False}
         elif kind == "hollow":  # light translucent disc with a coloured ring, a bit smaller than the target ball
-            kw = dict(s=0.72 * size, facecolors=[_tint(COLORS[name], 0.7, 0.55)], edgecolors=COLORS[name],
-                      linewidths=1.5, depthshade=False)
+            kw = {"s": 0.72 * size, "facecolors": [_tint(COLORS[name], 0.7, 0.55)], "edgecolors": COLORS[name],
+                      "linewidths": 1.5, "depthshade": False}
         else:  # cloud of an ensemble
-            kw = dict(s=0.25 * size, c=COLORS[name], alpha=0.25, linewidths=0, depthshade=False)
+            kw = {"s": 0.25 * size, "c": COLORS[name], "alpha": 0.25, "linewidths": 0, "depthshade": False}
         sc = ax.scatter(xyz[:, 0], xyz[:, 1], xyz[:, 2], **kw)
         sc.set_zorder(zbase + 1)
 
@@ -165,7 +164,10 @@ def _setup_3d(
         ax.set_zlabel("z (Å)", labelpad=-9)
         ax.tick_params(labelsize=6, pad=-3)
         step = 2.0 if span <= 14 else 4.0
-        ticks = lambda c: np.arange(np.ceil((c - span / 2) / step) * step, c + span / 2 + 1e-9, step)  # noqa: E731
+
+        def ticks(c: float) -> np.ndarray:
+            return np.arange(np.ceil((c - span / 2) / step) * step, c + span / 2 + 1e-9, step)
+
         ax.set_xticks(ticks(centre[0]))
         ax.set_yticks(ticks(centre[1]))
         ax.set_zticks(ticks(centre[2]))
@@ -296,7 +298,7 @@ def plot_overlay_panel(
     ax_g = fig.add_subplot(gs[1, 1], projection="3d")
     tc, ts, gcs, gsp, _ = _frame(target, generated, orient=True)
     cube = _cube(np.concatenate([tc, *gcs]), BALL_RADIUS["Si"] + 0.2)
-    view = dict(cube=cube, bond_cutoff=bond_cutoff, elev=elev, azim=azim)
+    view = {"cube": cube, "bond_cutoff": bond_cutoff, "elev": elev, "azim": azim}
     _render(ax_o, tc, ts, gcs, gsp, "hollow", axes_labels=True, zoom=1.0, legend=True, title=None, **view)
     _render(ax_t, tc, ts, [], [], "solid", axes_labels=None, zoom=1.3, legend=False, title=None, **view)
     _render(ax_g, None, None, gcs, gsp, "solid", axes_labels=None, zoom=1.3, legend=False, title=None, **view)

@@ -17,7 +17,6 @@ from numpy.typing import ArrayLike
 
 from s2s.plots.style import COLORS, CYCLE, _as_1d, _new_ax, _styled, composition_color
 
-
 # ----------------------------------------------------------------------------- template matching
 
 
@@ -60,7 +59,7 @@ def plot_similarity_gap(
 
     if fig is None:
         fig = plt.figure(figsize=(7.0, 3.8), layout="constrained")
-    ax, axh = fig.subplots(1, 2, sharey=True, gridspec_kw=dict(width_ratios=(3.2, 1.0)))
+    ax, axh = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": (3.2, 1.0)})
     ax.axhline(0, color="0.5", lw=0.8, zorder=1)
     for sel, col, lab in ((win, COLORS["model"], "model better"), (loss, COLORS["template"], "template better"),
                           (tie, COLORS["tie"], "tie")):

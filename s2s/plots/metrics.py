@@ -18,9 +18,16 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from numpy.typing import ArrayLike
 
-from s2s.plots.style import (COLORS, _as_1d, _fmt_x, _new_ax, _series_color, _styled, _x_key,
-                             composition_color)
-
+from s2s.plots.style import (
+    COLORS,
+    _as_1d,
+    _fmt_x,
+    _new_ax,
+    _series_color,
+    _styled,
+    _x_key,
+    composition_color,
+)
 
 # ----------------------------------------------------------------------------- RMSD
 
@@ -73,7 +80,7 @@ def plot_rmsd_sorted(
                        clip_on=False)
             ax.annotate(lab, (r, y), xytext=(-8, 8), textcoords="offset points", color=COLORS["mark"],
                         fontweight="bold", ha="right", va="bottom", fontsize=10, zorder=6,
-                        bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))
+                        bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -90,9 +97,9 @@ def _box_strip(ax, pos: float, values: np.ndarray, color, width: float, rng: np.
     if values.size == 0:
         return
     bp = ax.boxplot([values], positions=[pos], widths=width, showfliers=not points, patch_artist=True,
-                    medianprops=dict(color="black", lw=1.2), whiskerprops=dict(color="0.3"),
-                    capprops=dict(color="0.3"), boxprops=dict(edgecolor="0.3", lw=0.8),
-                    flierprops=dict(marker=".", ms=3, mfc="0.4", mec="none"))
+                    medianprops={"color": "black", "lw": 1.2}, whiskerprops={"color": "0.3"},
+                    capprops={"color": "0.3"}, boxprops={"edgecolor": "0.3", "lw": 0.8},
+                    flierprops={"marker": ".", "ms": 3, "mfc": "0.4", "mec": "none"})
     for b in bp["boxes"]:
         b.set_facecolor(mpl.colors.to_rgba(color, 0.35))
     if points:

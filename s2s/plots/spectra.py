@@ -12,7 +12,6 @@ from numpy.typing import ArrayLike
 
 from s2s.plots.style import COLORS, CYCLE, _as_1d, _new_ax, _styled
 
-
 # ----------------------------------------------------------------------------- spectra, RDF
 
 

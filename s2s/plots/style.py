@@ -24,7 +24,6 @@ from numpy.typing import ArrayLike
 
 from s2s.files import atomic_path
 
-
 # ----------------------------------------------------------------------------- style
 
 #: Colours used by every figure.

@@ -12,7 +12,6 @@ from numpy.typing import ArrayLike
 
 from s2s.plots.style import COLORS, _styled
 
-
 # ----------------------------------------------------------------------------- training
 
 
