@@ -4,8 +4,9 @@
 - :mod:`~s2s.evaluation.metrics`: shell RMSD, coordination-number error, species accuracy, validity.
 - :mod:`~s2s.evaluation.evaluate`: generation over a split (cached) and summary tables.
 - :mod:`~s2s.evaluation.template`: the template-matching baseline (nearest training spectrum).
-- :mod:`~s2s.evaluation.rdf`, :mod:`~s2s.evaluation.manifold`, :mod:`~s2s.evaluation.ood`: RDFs, the
-  spectral manifold (UMAP) and the distance-to-training (out-of-distribution) score.
+- :mod:`~s2s.evaluation.neighbours`: the one k-NN distance to the training set, used by
+  :mod:`~s2s.evaluation.ood` (out-of-distribution score) and :mod:`~s2s.evaluation.manifold` (UMAP).
+- :mod:`~s2s.evaluation.rdf`: radial distribution functions around the excited O.
 - :mod:`~s2s.evaluation.ensemble`, :mod:`~s2s.evaluation.best_of_k`, :mod:`~s2s.evaluation.transfer`,
   :mod:`~s2s.evaluation.results`: candidate ensembles, best-of-k, GPAW->xTB transfer, ``results.json``.
 """
