@@ -20,7 +20,8 @@
 # method than its training data (GFN1-xTB). It is labelled as calculated everywhere below.
 # Give `spectrum_path` a measured EELS/XAS file (two-column text/CSV or EMSA `.msa`, absolute
 # energy loss in eV, background removed) to run the paper's experiment; it is read by
-# `s2s.io.readers` and its edge onset is aligned to the training spectra's onset.
+# `s2s.predict.prepare` (the road of `s2s predict`: O K-edge checks, then the edge onset aligned to the
+# training spectra's onset).
 #
 # The target for RMSD and RDF is the environment (3 shells, 2.0 Å cutoff) of the reference
 # site in the reference set's alpha-quartz structure (all O of alpha-quartz are equivalent).
@@ -57,8 +58,8 @@ import torch
 from s2s.dataset import Dataset
 from s2s.evaluation.evaluate import evaluate_generation, metric_array
 from s2s.model.cache import generate_cached
-from s2s.predict.foreign import (broaden, ensemble_stats, load_input_spectrum, matching_environments,
-                                 reference_environment, training_onset)
+from s2s.predict.foreign import ensemble_stats, load_input_spectrum, matching_environments, reference_environment
+from s2s.predict.prepare import broaden, training_onset
 from s2s.plots import (align_for_plot, plot_environment_overlay, plot_overlay_panel, plot_rdf,
                        plot_spectra, save_figure)
 from s2s.evaluation.rdf import ensemble_rdf, radial_distribution, rdf_peaks
@@ -89,7 +90,7 @@ else:
     onset_at = training_onset(train_spectra) if measured_onset == "training" else float(measured_onset)
     inp = load_input_spectrum(spectrum_path, onset_at_eV=onset_at)
 x = broaden(inp.spectrum, smooth_fwhm_eV) if smooth_fwhm_eV else inp.spectrum
-source = inp.source + (f"; broadened by a {smooth_fwhm_eV:g} eV FWHM Gaussian" if smooth_fwhm_eV else "")
+source = inp.description + (f"; broadened by a {smooth_fwhm_eV:g} eV FWHM Gaussian" if smooth_fwhm_eV else "")
 print("input:", source)
 if inp.kind == "measured":
     print(f"  energies shifted by {inp.shift_eV:.2f} eV")

@@ -95,6 +95,12 @@ def test_sample_from_spectrum_file(tmp_path, dataset_file):
     assert len(read_extxyz(out / "measured.xyz")) == 3
     # absolute energies without a shift: a clear error naming the file, non-zero exit
     assert main(["sample", "--model", str(run / "model.pt"), "--spectrum", str(spec), "--steps", "2", "--out", str(out)]) == 2
+    # the checks of s2s predict apply (one road, s2s.predict.prepare): noise is refused, naming the file
+    noise = tmp_path / "noise.txt"
+    np.savetxt(noise, np.c_[e, np.random.default_rng(0).random(e.size)])
+    assert main(["sample", "--model", str(run / "model.pt"), "--spectrum", str(noise), "--shift", "onset", "--steps", "2",
+                 "--out", str(out)]) == 2
+    assert not (out / "noise.xyz").exists()
 
 
 def test_clear_errors(tmp_path, capsys):

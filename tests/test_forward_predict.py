@@ -71,7 +71,7 @@ def test_output_folder_written_before_ranking_still_loads(tmp_path):
 
 
 def test_unscorable_candidates_are_named_and_the_others_ranked_and_written(ctx, tmp_path, monkeypatch):
-    import s2s.predict.core as P
+    import s2s.predict.run as P  # predict_one looks generate_grouped up there
 
     c, ds = ctx
     good = [r.environment for r in ds][:3]

@@ -1,4 +1,5 @@
-"""Tests of s2s.evaluation.manifold (spectral-manifold distances, Fig. 6a) and s2s.predict.foreign (foreign input spectra, Fig. 7)."""
+"""Tests of s2s.evaluation.manifold (spectral-manifold distances, Fig. 6a) and of foreign input spectra
+(s2s.predict.foreign, s2s.predict.prepare; Fig. 7)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from scipy.spatial.transform import Rotation
 
+from helpers import random_orthogonal, random_permutation, rotate_permute
 from s2s.environment import Environment
-from s2s.predict.foreign import (
-    broaden,
-    ensemble_stats,
-    load_input_spectrum,
-    matching_environments,
-    reference_environment,
-    training_onset,
-)
+from s2s.predict.foreign import ensemble_stats, load_input_spectrum, matching_environments, reference_environment
+from s2s.predict.prepare import broaden, training_onset
 from s2s.evaluation.manifold import composition_labels, distance_to_training, nearest_distance, umap_embedding
 from s2s.evaluation.results import round_floats
 from s2s.spectrum import GRID, normalize, onset_shift
@@ -99,8 +94,10 @@ def test_load_gpaw_reference_spectrum():
     inp = load_input_spectrum(QUARTZ_JSON)
     rec = json.loads(QUARTZ_JSON.read_text())
     np.testing.assert_allclose(inp.spectrum, rec["grid_spectrum"])
+    assert np.array_equal(inp.spectrum, np.asarray(rec["grid_spectrum"], dtype=np.float64))  # as recorded, bit for bit
     assert inp.kind == "calculated" and inp.format == "gpaw" and inp.shift_eV == 0.0
-    assert "GPAW" in inp.source and "alpha_quartz" in inp.source and "not measured" in inp.source
+    assert inp.description == ("GPAW first-principles O K-edge (PBE, half core hole, lcao) of alpha_quartz site 3 "
+                               "(alpha_quartz__site3.json); calculated, not measured")
     assert np.trapezoid(inp.spectrum, GRID) == pytest.approx(1.0, abs=1e-6)
 
 
@@ -123,6 +120,7 @@ def test_measured_text_spectrum_is_onset_aligned(tmp_path):
     inp = load_input_spectrum(f, onset_at_eV=on)
     assert inp.kind == "measured" and inp.format == "text"
     assert inp.shift_eV == pytest.approx(532.0, abs=0.1)
+    assert inp.description.startswith("measured spectrum quartz_eels.csv (text); onset 53") and f"moved to {on:.2f} eV" in inp.description
     assert np.corrcoef(inp.spectrum, target)[0, 1] > 0.99
     # readers' convention: onset at 0 eV
     inp0 = load_input_spectrum(f)
@@ -158,9 +156,7 @@ def _env(rng, n=9):
 def test_matching_environments_rotation_permutation_invariant():
     rng = np.random.default_rng(2)
     t = _env(rng)
-    rot = Rotation.random(random_state=3).as_matrix()
-    perm = np.concatenate([[0], 1 + rng.permutation(t.n_atoms - 1)])
-    same = Environment(t.species[perm], t.coords[perm] @ rot.T, t.shell[perm])
+    same = rotate_permute(t, random_orthogonal(3), random_permutation(t.n_atoms, rng))
     shift = np.vstack([[0.0, 0.0, 0.0]] + [[0.3, 0.0, 0.0]] * (t.n_atoms - 1))
     moved = Environment(t.species, t.coords + shift, t.shell)  # neighbours moved by 0.3 Å
     other = _env(rng)

@@ -181,6 +181,22 @@ def test_onset_alignment_recovers_the_grid_spectrum():
     assert training_onset(np.stack([s, s])) == pytest.approx(o)
 
 
+
+def test_prepare_renormalize_false_keeps_a_recorded_grid_spectrum(tmp_path):
+    from s2s.predict.foreign import load_input_spectrum
+
+    s = np.round(_toy_spectrum(1.0), 6)  # recorded with 6 digits: unit area only to ~1e-6
+    item = InputSpectrum("g", "g.npy", None, s)
+    assert np.array_equal(prepare(item, -0.5, renormalize=False).spectrum, s)
+    assert np.array_equal(prepare(item, -0.5).spectrum, normalize(s))  # the default: scaled to unit area
+    assert not np.array_equal(prepare(item, -0.5).spectrum, s)
+    # shifted or far from unit area: normalised all the same
+    assert np.array_equal(prepare(InputSpectrum("h", "h.npy", None, 3 * s), -0.5, renormalize=False).spectrum, normalize(3 * s))
+    # one spectrum per file for load_input_spectrum (notebook 07), a clear error otherwise
+    np.save(tmp_path / "two.npy", np.stack([s, s]))
+    with pytest.raises(PredictInputError, match="two.npy: holds 2 spectra, expected one"):
+        load_input_spectrum(tmp_path / "two.npy")
+
 @pytest.mark.parametrize("energy,intensity,match", [
     (GRID + 531.0, np.where(GRID > 0, 1.0, 0.0) * np.nan, "NaN"),
     (GRID / 1000 + 0.53, _toy_spectrum(1), "keV"),

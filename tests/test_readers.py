@@ -455,6 +455,37 @@ def test_dispatch(tmp_path):
         read_spectrum(tmp_path / "nothing.dat")
 
 
+
+def test_one_suffix_table_arrays_and_folders(tmp_path):
+    from s2s.io import SUFFIXES, read_array, spectrum_files
+
+    # NumPy files: format "array", read by read_array (many spectra), refused by read_spectrum naming the file
+    np.save(tmp_path / "img.npy", np.ones((2, 3, 200)))
+    assert detect_format(tmp_path / "img.npy") == "array" and SUFFIXES[".npz"] == "array"
+    with pytest.raises(SpectrumFileError, match="img.npy: a NumPy file holds arrays of spectra"):
+        read_spectrum(tmp_path / "img.npy")
+    arr = read_array(tmp_path / "img.npy")
+    assert arr.energy is None and arr.spectra.shape == (2, 3, 200)
+    np.savez(tmp_path / "e.npz", energy=np.linspace(525, 560, 50), spectra=np.ones((4, 50)))
+    assert read_array(tmp_path / "e.npz").energy.shape == (50,)
+    np.save(tmp_path / "short.npy", np.ones(150))
+    with pytest.raises(SpectrumFileError, match=r"short.npy: last axis has 150 points.*energy axis"):
+        read_array(tmp_path / "short.npy")
+    assert read_array(tmp_path / "short.npy", energy_axis=np.linspace(-1, 25, 150)).spectra.shape == (150,)
+    np.savez(tmp_path / "bad.npz", energy=np.linspace(525, 560, 3), spectra=np.ones((4, 50)))
+    with pytest.raises(SpectrumFileError, match=r"bad.npz: energy axis has shape \(3,\), spectra have 50 points"):
+        read_array(tmp_path / "bad.npz")
+    # a folder: every known suffix, no hidden files, a CASTEP pair once (through its .bands)
+    d = tmp_path / "folder"
+    d.mkdir()
+    for name in ("a.txt", "b.msa", "seed.bands", "seed.eels_mat", "lone.eels_mat", "x.npy", ".hidden.txt", "notes.md"):
+        (d / name).write_text("")
+    assert [f.name for f in spectrum_files(d)] == ["a.txt", "b.msa", "lone.eels_mat", "seed.bands", "x.npy"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="empty: folder has no spectrum files"):
+        spectrum_files(empty)
+
 def test_dispatch_dataset_entry(tmp_path):
     from s2s.dataset import Dataset, SiteRecord
     from s2s.spectrum import GRID

@@ -177,12 +177,13 @@ def cmd_sample(a) -> int:
 
     model = load_model(a.model)
     if a.spectrum is not None:
-        from s2s.io.readers import read_spectrum
+        from s2s.predict.prepare import load_inputs, prepare
 
-        raw = read_spectrum(a.spectrum)
-        shift = a.shift if a.shift == "onset" else float(a.shift)
-        spectra = raw.on_grid(shift)[None, :]
-        names = [a.spectrum.stem]
+        # the one road of s2s predict (checks, onset alignment); 'onset' puts the edge onset at 0 eV
+        shift = a.shift if a.shift in ("auto", "onset") else float(a.shift)
+        items = load_inputs(a.spectrum)
+        spectra = np.stack([prepare(it, 0.0, shift=shift).spectrum for it in items])
+        names = [it.name for it in items]
         n_arg = "predict" if a.n_atoms == "target" else a.n_atoms
         counts, mode = _counts(n_arg, None)
     else:
@@ -195,7 +196,7 @@ def cmd_sample(a) -> int:
     out = generate(model, spectra, counts, n_samples=a.n_samples, seed=a.seed, n_steps=a.steps, batch_size=a.batch_size,
                    natoms_mode=mode, progress=True, device=a.device)
     for name, envs in zip(names, out):
-        path = write_extxyz(a.out / f"{name}.xyz", envs, [f"sample={k} source={name}" for k in range(len(envs))])
+        write_extxyz(a.out / f"{name}.xyz", envs, [f"sample={k} source={name}" for k in range(len(envs))])
     print(f"wrote {len(names)} file(s) with {a.n_samples} sample(s) each to {a.out}")
     return 0
 

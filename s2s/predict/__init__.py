@@ -1,8 +1,28 @@
-"""``s2s predict``: a measured spectrum file -> prepared spectrum -> candidates -> report."""
+"""``s2s predict``: a measured spectrum file -> prepared spectrum -> candidates -> report.
 
-from s2s.predict.core import (  # noqa: F401
-    DEFAULT_DATA, DEFAULT_FORWARD, DEFAULT_MODEL, DEFAULT_N_SAMPLES, DEFAULT_SAMPLER, DEFAULT_STEPS, BatchReport,
-    InputError, InputSpectrum, Prediction, PredictContext, PredictInputError, check_shape, collect_inputs,
-    expand_paths, generate_grouped, load_inputs, overview_figure, predict_one, prepare, rank_candidates,
-    read_prediction, run_batch, smooth, subtract_background, training_onset, write_prediction,
+* :mod:`~s2s.predict.prepare` - files -> :class:`InputSpectrum` -> :func:`prepare` -> the model's
+  (200,) input (checks, background, onset alignment): the one road for foreign spectra;
+* :mod:`~s2s.predict.run` - :class:`PredictContext`, :func:`predict_one` (generate, rank, summarise),
+  :func:`run_batch`;
+* :mod:`~s2s.predict.report` - the output folder (XYZ, summary.json, overview figure, maps) and
+  :func:`read_prediction`;
+* :mod:`~s2s.predict.foreign` - notebook 07's helpers (reference environments, matching, ensemble stats).
+"""
+
+from s2s.predict.prepare import (
+    InputError, InputSpectrum, PredictInputError, Prepared, broaden, check_shape, collect_inputs, expand_paths,
+    load_inputs, prepare, smooth, subtract_background, training_onset,
 )
+from s2s.predict.report import overview_figure, read_prediction, write_prediction
+from s2s.predict.run import (
+    DEFAULT_DATA, DEFAULT_FORWARD, DEFAULT_MODEL, DEFAULT_N_SAMPLES, DEFAULT_SAMPLER, DEFAULT_STEPS, BatchReport,
+    PredictContext, Prediction, generate_grouped, predict_one, rank_candidates, run_batch,
+)
+
+__all__ = [
+    "DEFAULT_DATA", "DEFAULT_FORWARD", "DEFAULT_MODEL", "DEFAULT_N_SAMPLES", "DEFAULT_SAMPLER", "DEFAULT_STEPS",
+    "BatchReport", "InputError", "InputSpectrum", "PredictContext", "PredictInputError", "Prediction", "Prepared",
+    "broaden", "check_shape", "collect_inputs", "expand_paths", "generate_grouped", "load_inputs", "overview_figure",
+    "predict_one", "prepare", "rank_candidates", "read_prediction", "run_batch", "smooth",
+    "subtract_background", "training_onset", "write_prediction",
+]

@@ -1,13 +1,12 @@
-"""Foreign spectra fed to the model (notebook 07, paper Fig. 7): a calculated reference or a
-measured spectrum, read onto the grid and compared with a reference environment.
+"""Notebook 07 (paper Fig. 7): a foreign spectrum - a calculated reference or a measured one - fed
+to the model and compared with a reference environment.
 
-* :func:`load_input_spectrum` - a spectrum file through :mod:`s2s.io.readers` onto the model's
-  grid, with a label saying what it is (calculated GPAW reference vs measured file).
-* :func:`broaden` - extra Gaussian broadening on the grid (unit area kept).
-* :func:`training_onset` - median edge onset (eV) of the training spectra, the same
-  estimator (:func:`s2s.spectrum.onset_shift`) used to align a measured spectrum to them.
+The spectrum reaches the grid on the one road of :mod:`s2s.predict.prepare`; here:
+
+* :func:`load_input_spectrum` - a file through that road with the notebook's policy (measured
+  spectra onset-aligned, calculated ones as recorded), also used by :mod:`s2s.evaluation.transfer`;
 * :func:`reference_environment` - the environment of a reference-set site
-  (``data/reference``), the target of a reference spectrum.
+  (``data/reference``), the target of a reference spectrum;
 * :func:`matching_environments` - training environments geometrically equal to a target
   (same species, sorted distances within a tolerance): is the target structure in training?
 * :func:`ensemble_stats` - median / best / spread of a per-sample metric of an ensemble.
@@ -20,7 +19,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,100 +26,31 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from s2s.environment import Environment
-from s2s.spectrum import GRID, N_GRID, onset_shift
+from s2s.predict.prepare import Prepared, PredictInputError, load_inputs, prepare
 
 
-@dataclass(frozen=True)
-class InputSpectrum:
-    """A foreign spectrum ready for the model.
+def load_input_spectrum(path: str | os.PathLike, onset_at_eV: float = 0.0) -> Prepared:
+    """A file holding one spectrum, on the model grid, as notebook 07 and the transfer study take it.
 
-    spectrum : (200,) on :data:`s2s.spectrum.GRID` (eV), unit area.
-    source : human-readable description (what it is, which method, calculated or measured).
-    kind : "calculated" or "measured".
-    shift_eV : energy subtracted from the file's energies (0 for calculated spectra already
-        relative to the onset).
-    meta : the reader's metadata.
+    The road of ``s2s predict`` (:func:`s2s.predict.prepare.load_inputs` +
+    :func:`~s2s.predict.prepare.prepare`: O K-edge checks, onset alignment) with this policy:
+    a **measured** spectrum (text/CSV, EMSA, array) has its edge onset put at ``onset_at_eV``
+    (``shift="onset"``; 0: the readers' convention, :func:`s2s.predict.prepare.training_onset`:
+    where the training spectra have theirs), whatever its energy origin; a **calculated** one
+    (GPAW, CASTEP, dataset entry) keeps its energies (relative to the core-hole LUMO / Fermi
+    level) and a reference's recorded grid spectrum (GPAW ``grid_spectrum``) is used bit for bit
+    (``renormalize=False``).  No background subtraction or deconvolution: give a
+    background-subtracted, single-scattering spectrum.
+
+    Returns the :class:`~s2s.predict.prepare.Prepared`: ``.spectrum`` (200,) unit area,
+    ``.description`` (what it is, how aligned), ``.kind``, ``.format``, ``.shift_eV`` (eV).
     """
-
-    spectrum: np.ndarray
-    source: str
-    kind: str
-    path: str
-    format: str
-    shift_eV: float
-    meta: dict
-
-
-def broaden(spectrum: ArrayLike, fwhm_eV: float) -> np.ndarray:
-    """Extra Gaussian broadening (FWHM in eV) of a spectrum on :data:`s2s.spectrum.GRID`, renormalised
-    to unit area (e.g. to bring a sharp calculated or noisy measured spectrum to the training
-    spectra's resolution).  ``fwhm_eV`` 0 returns a normalised copy."""
-    from scipy.ndimage import gaussian_filter1d
-
-    from s2s.spectrum import GRID_STEP, normalize
-
-    y = np.asarray(spectrum, dtype=np.float64)
-    if y.shape != (N_GRID,):
-        raise ValueError(f"broaden: expected a ({N_GRID},) spectrum on the grid, got {y.shape}")
-    if not fwhm_eV >= 0:
-        raise ValueError(f"broaden: fwhm_eV must be >= 0, got {fwhm_eV}")
-    if fwhm_eV > 0:
-        y = gaussian_filter1d(y, fwhm_eV / (2.0 * np.sqrt(2.0 * np.log(2.0))) / GRID_STEP, mode="nearest")
-    return normalize(y, source="broaden")
-
-
-def training_onset(spectra: ArrayLike, fraction: float = 0.1) -> float:
-    """Median edge onset (eV on the grid) of spectra (M, 200), by :func:`s2s.spectrum.onset_shift`."""
-    s = np.atleast_2d(np.asarray(spectra, dtype=np.float64))
-    if s.shape[-1] != N_GRID or s.shape[0] == 0:
-        raise ValueError(f"training_onset: expected (M, {N_GRID}) spectra, got {s.shape}")
-    return float(np.median([onset_shift(GRID, y, fraction=fraction, source="training") for y in s]))
-
-
-def load_input_spectrum(
-    path: str | os.PathLike,
-    onset_at_eV: float = 0.0,
-    fraction: float = 0.1,
-    format: str = "auto",  # noqa: A002
-) -> InputSpectrum:
-    """Read a spectrum file through :func:`s2s.io.readers.read_spectrum` onto the model's grid.
-
-    * GPAW reference JSON (``data/reference/gpaw/*.json``): its ``grid_spectrum`` (the sticks
-      broadened as in the reference set; energies already relative to the core-hole LUMO).
-    * CASTEP ELNES and s2s dataset entries: energies already relative to the onset (shift 0).
-    * two-column text / CSV and EMSA ``.msa`` (measured EELS/XAS in absolute energy): the edge
-      onset estimated by :func:`s2s.spectrum.onset_shift` (``fraction`` of the maximum) is put
-      at ``onset_at_eV`` (0 = the readers' convention; :func:`training_onset` puts it where the
-      training spectra have theirs).  No background subtraction or deconvolution is done:
-      give a background-subtracted, single-scattering spectrum.
-    """
-    from s2s.io.readers import detect_format, read_spectrum
-
-    p = Path(path)
-    fmt = detect_format(p) if format == "auto" else format
-    raw = read_spectrum(p, format=fmt)
-    name = p.name
-    if fmt == "gpaw":
-        sid, site = raw.meta.get("structure_id", "?"), raw.meta.get("site_index", "?")
-        settings = raw.meta.get("settings") or {}
-        mode = settings.get("mode", "lcao")
-        if "grid_spectrum" in raw.meta:
-            spec = np.asarray(raw.meta["grid_spectrum"], dtype=np.float64)
-        else:
-            raise ValueError(f"{p}: GPAW record has no grid_spectrum (its sanity check failed?)")
-        source = (f"GPAW first-principles O K-edge (PBE, half core hole, {mode}) of {sid} site {site} "
-                  f"({name}); calculated, not measured")
-        return InputSpectrum(spec, source, "calculated", str(p), fmt, 0.0, dict(raw.meta))
-    if fmt in ("castep", "dataset"):
-        spec = raw.on_grid(0.0)
-        what = "CASTEP ELNES" if fmt == "castep" else "s2s dataset entry"
-        return InputSpectrum(spec, f"{what} ({name}); calculated", "calculated", str(p), fmt, 0.0, dict(raw.meta))
-    onset = onset_shift(raw.energy, raw.intensity, fraction=fraction, source=str(p))
-    shift = float(onset - onset_at_eV)
-    spec = raw.on_grid(shift)
-    source = (f"measured spectrum {name} ({fmt}); onset {onset:.2f} eV ({100 * fraction:.0f} % of max) "
-              f"moved to {onset_at_eV:.2f} eV")
-    return InputSpectrum(spec, source, "measured", str(p), fmt, shift, dict(raw.meta))
+    items = load_inputs(path)
+    if len(items) != 1:
+        raise PredictInputError(path, f"holds {len(items)} spectra, expected one (a dataset or an array of spectra: "
+                                "use s2s.predict.prepare.load_inputs and prepare each)")
+    item = items[0]
+    return prepare(item, onset_at_eV, shift="onset" if item.kind == "measured" else "auto", renormalize=False)
 
 
 def reference_environment(

@@ -1,0 +1,313 @@
+"""Candidates for prepared spectra: ``s2s predict``'s generate -> rank -> summarise, one spectrum or a batch.
+
+For each prepared spectrum (:mod:`s2s.predict.prepare`, (200,) on :data:`s2s.spectrum.GRID`):
+
+3. **Generate** K candidates (:func:`generate_grouped` over :func:`s2s.model.sample.generate`):
+   atom counts drawn from the model's p(N | spectrum) (or a fixed ``n_atoms``), the few-step DDIM
+   sampler by default.
+4. **Rank** (:func:`rank_candidates`, :func:`s2s.forward.selfconsistent.score_candidates`): the
+   forward model (:mod:`s2s.forward.model`) predicts each candidate's spectrum; the MSE to the input
+   spectrum (the template-matching metric) scores it, and the candidates are ranked best first
+   (written in that order).  A candidate that cannot be scored (no atom besides the excited O, a
+   non-finite coordinate) is reported by name in the warnings and left out; the others go on.
+5. **Summarise** (:func:`s2s.evaluation.ensemble.summarize_ensemble`): distinct candidates clustered
+   by shell composition with frequencies, CN per shell mean/std, Si-O distances (Å) and angles
+   (degrees) mean/std, ensemble spread; the nearest training environments (template matching,
+   :func:`s2s.evaluation.template.nearest_by_mse`); the OOD score (:mod:`s2s.evaluation.ood`).
+
+:func:`run_batch` does 2-6 for many inputs (step 6, the writing, is :mod:`s2s.predict.report`):
+bad inputs are reported and the others go on; finished outputs are skipped (resume).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from s2s.environment import Environment
+from s2s.predict.prepare import InputError, InputSpectrum, prepare, training_onset, with_file
+from s2s.predict.report import is_done, write_maps, write_prediction
+from s2s.resources import default_path
+from s2s.spectrum import GRID, GRID_STEP, N_GRID, SpectrumError
+
+DEFAULT_MODEL = default_path("model")
+DEFAULT_DATA = default_path("data")
+#: The forward model (environment -> spectrum) that ranks the candidates (docs/forward_model.md).
+DEFAULT_FORWARD = default_path("forward")
+#: Sampler and step count for predict, chosen from benchmarks/bench_steps.py (docs/predict.md).
+DEFAULT_SAMPLER = "ddim"
+DEFAULT_STEPS = 50
+DEFAULT_N_SAMPLES = 16
+
+
+# ----------------------------------------------------------------------------- context
+@dataclass
+class PredictContext:
+    """Everything loaded once: the model and the training reference (template matching, OOD, onset)."""
+
+    model: Any
+    model_path: Path
+    model_sha256: str
+    train_spectra: np.ndarray
+    train_envs: list[Environment]
+    train_meta: list[dict]
+    ood: Any
+    train_onset: float
+    forward: Any = None  # s2s.forward.model.ForwardModel ranking the candidates, or None (no ranking)
+    forward_path: Path | None = None
+    forward_sha256: str | None = None
+
+    @classmethod
+    def load(cls, model_path: str | os.PathLike = DEFAULT_MODEL, data_path: str | os.PathLike = DEFAULT_DATA,
+             forward_path: str | os.PathLike | None = DEFAULT_FORWARD) -> "PredictContext":
+        """Load the generator, the training reference and (unless ``forward_path`` is None) the
+        forward model that ranks the candidates; a missing forward model file is an error naming it."""
+        from s2s.dataset import Dataset
+        from s2s.files import file_sha256
+        from s2s.evaluation.ood import OODScorer
+        from s2s.model.train import load_model
+
+        model_path, data_path = Path(model_path), Path(data_path)
+        model = load_model(model_path)
+        if not data_path.exists():
+            raise FileNotFoundError(f"{data_path}: training dataset not found (needed for template matching, the OOD score and the onset convention); pass --data")
+        train = Dataset.load(data_path).train
+        if len(train) == 0:
+            raise ValueError(f"{data_path}: no training records")
+        spectra = train.spectra()
+        groups = [r.structure_id for r in train]
+        k = min(5, len(set(groups)) - 1)
+        forward = None
+        if forward_path is not None:
+            from s2s.forward.model import ForwardModel
+
+            forward_path = Path(forward_path)
+            if not forward_path.exists():
+                raise FileNotFoundError(f"{forward_path}: forward model not found (ranks the candidates); train one with "
+                                        "'s2s train-forward' or pass --no-rank")
+            forward = ForwardModel.load(forward_path)
+        return cls(
+            model=model, model_path=model_path, model_sha256=file_sha256(model_path), train_spectra=spectra,
+            train_envs=train.environments(),
+            train_meta=[{"structure_id": r.structure_id, "site_index": r.site_index, "formula": r.formula} for r in train],
+            ood=OODScorer.fit(spectra, groups, k=k), train_onset=training_onset(spectra), forward=forward,
+            forward_path=forward_path, forward_sha256=None if forward is None else file_sha256(forward_path),
+        )
+
+
+# ----------------------------------------------------------------------------- one spectrum
+@dataclass
+class Prediction:
+    name: str
+    spectrum: np.ndarray
+    candidates: list[Environment]
+    summary: dict
+    predicted: np.ndarray | None = None  # (K, 200) forward-model spectra of the candidates (ranked order), or None
+
+
+def _jsonable(o):
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _jsonable(o.tolist())
+    if isinstance(o, (np.floating, float)):
+        return None if not math.isfinite(float(o)) else float(o)
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.bool_):
+        return bool(o)
+    return o
+
+
+def nearest_training(ctx: PredictContext, spectrum: np.ndarray, representative: Environment, k: int = 3) -> list[dict]:
+    """The ``k`` training sites with the closest spectra (MSE), what template matching answers,
+    with their first-shell label, CN and the aligned RMSD (Å) of ``representative`` to them."""
+    from s2s.evaluation.align import align
+    from s2s.evaluation.ensemble import shells, signature
+    from s2s.evaluation.metrics import coordination_numbers
+    from s2s.evaluation.template import nearest_by_mse
+
+    k = min(k, len(ctx.train_spectra))
+    idx, mse = nearest_by_mse(spectrum[None, :], ctx.train_spectra, k=k)
+    idx, mse = np.atleast_1d(np.asarray(idx).reshape(-1)), np.atleast_1d(np.asarray(mse).reshape(-1))
+    out = []
+    for i, m in zip(idx, mse):
+        env = ctx.train_envs[int(i)]
+        out.append({**ctx.train_meta[int(i)], "train_index": int(i), "spectrum_mse": float(m),
+                    "spectrum_rms": float(np.sqrt(m)), "signature": signature(env),
+                    "cn": coordination_numbers(shells(env)).tolist(), "n_atoms": env.n_atoms,
+                    "rmsd_to_top_candidate": float(align(env, representative, method="paper").rmsd)})
+    return out
+
+
+def predict_one(ctx: PredictContext, name: str, spectrum: np.ndarray, *, n_samples: int = DEFAULT_N_SAMPLES,
+                steps: int | None = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER, eta: float = 0.0, seed: int = 0,
+                n_atoms: int | None = None, prep_info: dict | None = None, source: str = "") -> Prediction:
+    """K candidates and their summary for one grid spectrum (200,)."""
+    import torch
+
+    from s2s.evaluation.align import align
+    from s2s.evaluation.ensemble import summarize_ensemble
+
+    spec = np.asarray(spectrum, dtype=np.float64)
+    counts = None if n_atoms is None else [int(n_atoms)]
+    envs = generate_grouped(ctx.model, spec[None, :], counts, n_samples=n_samples, seed=seed, n_steps=steps,
+                            sampler=sampler, eta=eta)[0]
+    envs, ranking, predicted = rank_candidates(ctx, name, spec, envs)
+    ens = summarize_ensemble(envs)
+    top = ens["clusters"][0]
+    rep = envs[top["representative"]]
+    # rotate every candidate onto the top cluster's representative, so the XYZ frames overlay
+    aligned = []
+    for i, e in enumerate(envs):
+        if i == top["representative"]:
+            aligned.append(Environment(e.species, e.coords, e.shell, dict(e.meta)))
+            continue
+        a = align(rep, e, method="paper")
+        aligned.append(Environment(e.species, a.generated_rotated, e.shell, dict(e.meta)))
+    probs = ctx.model.natoms.probabilities(torch.as_tensor(spec[None, :], dtype=torch.float32))[0].numpy()
+    top_n = np.argsort(probs)[::-1][:3]
+    ood = ctx.ood.describe(spec)
+    if ranking is not None:
+        for c in ens["clusters"]:
+            best = min(c["members"], key=lambda i: (ranking["candidates"][i]["spectrum_mse"], i))
+            c["best_member"], c["spectrum_mse_best"] = int(best), ranking["candidates"][best]["spectrum_mse"]
+        for i, c in enumerate(ranking["candidates"]):
+            c["signature"] = ens["signatures"][i]
+            c["cluster"] = next(cl["label"] for cl in ens["clusters"] if i in cl["members"])
+    summary = {
+        "name": name,
+        "source": source,
+        "preprocessing": prep_info or {},
+        "sampling": {"model": str(ctx.model_path), "model_sha256": ctx.model_sha256, "sampler": sampler, "eta": eta,
+                     "steps": steps, "seed": seed, "n_samples": n_samples,
+                     "n_atoms": "p(N | spectrum)" if n_atoms is None else int(n_atoms),
+                     "p_n_atoms_top3": {str(int(i) + 1): float(probs[i]) for i in top_n}},
+        "ood": ood,
+        "candidates": {k: v for k, v in ens.items() if k not in ("pairwise_rmsd",)},
+        "nearest_training": nearest_training(ctx, spec, rep),
+        "spectrum_grid_eV": [float(GRID[0]), float(GRID_STEP), N_GRID],
+        "ranking": ranking,
+    }
+    warnings = [w for w in [ood["warning"]] if w]
+    if ranking is not None:
+        warnings += [e["message"] for e in ranking["errors"]]
+    if top["frequency"] < 0.5:
+        warnings.append(f"no dominant candidate: the most frequent one ({top['label']}) has only "
+                        f"{top['frequency']:.0%} of the samples")
+    summary["warnings"] = warnings
+    return Prediction(name, spec, aligned, _jsonable(summary), predicted)
+
+
+def rank_candidates(ctx: PredictContext, name: str, spectrum: np.ndarray, envs: list[Environment]
+                    ) -> tuple[list[Environment], dict | None, np.ndarray | None]:
+    """Rank generated candidates by the forward model (module docstring, step 4).
+
+    Returns the candidates to keep, best first (each ``meta["draw"]`` = its index in the
+    generation order), the ``ranking`` dict for summary.json (None without a forward model:
+    the candidates are returned as drawn) and their predicted spectra (K_kept, 200).  Candidates
+    that cannot be scored are left out and listed under ``ranking["errors"]`` with a message
+    naming them (``<name>: candidate <draw>``).
+    """
+    from s2s.forward.selfconsistent import score_candidates
+
+    for i, e in enumerate(envs):
+        e.meta["draw"] = i
+    if ctx.forward is None:
+        return envs, None, None
+    sc = score_candidates(ctx.forward, spectrum, envs, [f"{name}: candidate {i}" for i in range(len(envs))])
+    keep = [int(i) for i in sc.order if int(i) not in sc.errors]
+    if not keep:
+        raise ValueError(f"{name}: none of the {len(envs)} candidates could be scored: " + "; ".join(sc.errors.values()))
+    ranking = {
+        "metric": "MSE of the forward model's spectrum of the candidate to the input spectrum over the 200-point grid "
+                  "(unit-area intensity^2; the template-matching metric); lower is better; candidates failing the geometric check "
+                  "(s2s.forward.selfconsistent.physical_problems) come after the plausible ones; written best first",
+        "forward_model": str(ctx.forward_path), "forward_model_sha256": ctx.forward_sha256,
+        "candidates": [{"rank": r, "draw": i, "spectrum_mse": float(sc.scores[i]), "plausible": not sc.problems[i],
+                        "problems": sc.problems[i]} for r, i in enumerate(keep)],
+        "errors": [{"draw": int(i), "message": msg} for i, msg in sorted(sc.errors.items())],
+    }
+    return [envs[i] for i in keep], ranking, sc.predicted[keep]
+
+
+
+def generate_grouped(model, spectra: np.ndarray, counts: Sequence[int] | None, *, n_samples: int = 1, seed: int = 0,
+                     batch_size: int = 64, **kwargs) -> list[list[Environment]]:
+    """:func:`s2s.model.sample.generate` with graphs batched by atom count (padding a batch to its
+    largest graph costs O(N_max^2) per graph, so one 51-atom graph among 15-atom ones would
+    slow the whole batch ~10x).  ``counts=None`` draws every sample's N from p(N | s) first
+    (seeded).  Returns per spectrum the ``n_samples`` environments, in input order.
+    Deterministic for a given seed (a different stream than a plain ``generate`` call)."""
+    import torch
+
+    from s2s.model.sample import generate
+
+    spectra = np.atleast_2d(np.asarray(spectra, dtype=np.float32))
+    m = spectra.shape[0]
+    if counts is None:
+        g = torch.Generator().manual_seed(seed)
+        spec_t = torch.as_tensor(spectra).repeat_interleave(n_samples, dim=0)
+        n = model.natoms.predict(spec_t, mode="sample", generator=g).numpy()
+    else:
+        n = np.repeat(np.asarray(counts, dtype=np.int64), n_samples)
+    owner = np.repeat(np.arange(m), n_samples)
+    out: list[list[Environment | None]] = [[None] * n_samples for _ in range(m)]
+    slot = np.tile(np.arange(n_samples), m)
+    for size in np.unique(n):
+        idx = np.flatnonzero(n == size)
+        envs = generate(model, spectra[owner[idx]], [int(size)] * idx.size, n_samples=1, seed=seed + 7919 * int(size),
+                        batch_size=batch_size, **kwargs)
+        for i, e in zip(idx, envs):
+            out[owner[i]][slot[i]] = e[0]
+    return out  # type: ignore[return-value]
+
+
+
+# ----------------------------------------------------------------------------- batch
+@dataclass
+class BatchReport:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    errors: list[InputError] = field(default_factory=list)
+
+
+def run_batch(ctx: PredictContext, inputs: Sequence[InputSpectrum], out_dir: Path, *, shift: str | float = "auto",
+              background: bool = False, smooth_eV: float = 0.0, force: bool = False, resume: bool = True,
+              progress: bool = True, png: bool = True, **predict_kwargs) -> BatchReport:
+    """Predict for every input with a progress bar; bad inputs are reported (nothing written
+    for them) and the others go on; finished outputs are skipped when ``resume``."""
+    from tqdm.auto import tqdm
+
+    rep = BatchReport()
+    for item in tqdm(inputs, desc="predict", unit="spectrum", disable=not progress):
+        if resume and is_done(out_dir, item.name):
+            rep.skipped.append(item.name)
+            continue
+        try:
+            prep = prepare(item, ctx.train_onset, shift=shift, background=background, smooth_eV=smooth_eV, force=force)
+            pred = predict_one(ctx, item.name, prep.spectrum, prep_info={**prep.info, **{k: v for k, v in item.meta.items()
+                               if isinstance(v, (str, int, float, bool, list)) or v is None}}, source=item.source, **predict_kwargs)
+            write_prediction(out_dir, pred, ctx, png=png)
+            rep.done.append(item.name)
+        except (SpectrumError, ValueError) as exc:
+            rep.errors.append(InputError(item.name, item.source, with_file(str(exc), item.source)))
+    write_maps(out_dir, inputs)
+    return rep
+
+
+
+
+__all__ = [
+    "DEFAULT_DATA", "DEFAULT_FORWARD", "DEFAULT_MODEL", "DEFAULT_N_SAMPLES", "DEFAULT_SAMPLER", "DEFAULT_STEPS",
+    "BatchReport", "PredictContext", "Prediction", "generate_grouped", "nearest_training", "predict_one",
+    "rank_candidates", "run_batch",
+]
