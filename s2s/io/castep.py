@@ -104,7 +104,8 @@ def read_castep_bands(path: PathLike) -> CastepBands:
     for ik in range(nk):
         no, line = nxt(f"'K-point' block {ik + 1} of {nk}")
         if not line.strip().startswith("K-point"):
-            raise SpectrumFileError(path, f"line {no}: expected 'K-point' block {ik + 1} of {nk}, got {line.strip()[:60]!r}")
+            raise SpectrumFileError(
+                path, f"line {no}: expected 'K-point' block {ik + 1} of {nk}, got {line.strip()[:60]!r}")
         vals = _floats_after(line, 5, path, no, "k-point")
         if len(vals) != 5:
             raise SpectrumFileError(path, f"line {no}: a K-point line needs index, 3 coordinates and a weight")
@@ -312,7 +313,8 @@ def castep_elnes_spectrum(
     available = [(int(s), int(i)) for s, i, n_, l_ in zip(mat.species, mat.ion, mat.n, mat.lm) if n_ == 1 and l_ == 1]
     if sel.sum() == 0:
         raise SpectrumFileError(
-            where, f"no 1s core orbital for species={species}, ion={ion}; 1s orbitals present (species, ion): {available}"
+            where,
+            f"no 1s core orbital for species={species}, ion={ion}; 1s orbitals present (species, ion): {available}",
         )
     if sel.sum() > 1:
         raise SpectrumFileError(

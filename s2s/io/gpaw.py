@@ -9,6 +9,7 @@ import numpy as np
 from s2s.io.raw import PathLike, RawSpectrum, SpectrumFileError, finish_spectrum, read_text_file
 from s2s.spectrum import N_GRID
 
+
 def read_gpaw_json(path: PathLike) -> RawSpectrum:
     """Read a GPAW reference spectrum JSON of this project (``data/reference/gpaw/*.json``).
 
@@ -28,7 +29,8 @@ def read_gpaw_json(path: PathLike) -> RawSpectrum:
     missing = [k for k in ("energies_eV", "intensity", "structure_id", "site_index") if k not in obj]
     if missing:
         raise SpectrumFileError(
-            path, f"missing field(s) {missing} (a GPAW reference JSON has structure_id, site_index, energies_eV, intensity)"
+            path,
+            f"missing field(s) {missing} (a GPAW reference JSON has structure_id, site_index, energies_eV, intensity)",
         )
 
     def arr(key: str) -> np.ndarray:

@@ -28,7 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from s2s.io.castep import (  # noqa: F401  (re-exported: s2s.io.readers is the readers' one import)
-    HARTREE_EV, CastepBands, CastepEelsMat, castep_elnes_spectrum, read_castep_bands, read_castep_eels_mat,
+    HARTREE_EV,
+    CastepBands,
+    CastepEelsMat,
+    castep_elnes_spectrum,
+    read_castep_bands,
+    read_castep_eels_mat,
     read_castep_elnes,
 )
 from s2s.io.gpaw import read_gpaw_json

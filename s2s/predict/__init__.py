@@ -10,13 +10,35 @@
 """
 
 from s2s.predict.prepare import (
-    InputError, InputSpectrum, PredictInputError, Prepared, broaden, check_shape, collect_inputs, expand_paths,
-    load_inputs, prepare, smooth, subtract_background, training_onset,
+    InputError,
+    InputSpectrum,
+    PredictInputError,
+    Prepared,
+    broaden,
+    check_shape,
+    collect_inputs,
+    expand_paths,
+    load_inputs,
+    prepare,
+    smooth,
+    subtract_background,
+    training_onset,
 )
 from s2s.predict.report import overview_figure, read_prediction, write_prediction
 from s2s.predict.run import (
-    DEFAULT_DATA, DEFAULT_FORWARD, DEFAULT_MODEL, DEFAULT_N_SAMPLES, DEFAULT_SAMPLER, DEFAULT_STEPS, BatchReport,
-    PredictContext, Prediction, generate_grouped, predict_one, rank_candidates, run_batch,
+    DEFAULT_DATA,
+    DEFAULT_FORWARD,
+    DEFAULT_MODEL,
+    DEFAULT_N_SAMPLES,
+    DEFAULT_SAMPLER,
+    DEFAULT_STEPS,
+    BatchReport,
+    PredictContext,
+    Prediction,
+    generate_grouped,
+    predict_one,
+    rank_candidates,
+    run_batch,
 )
 
 __all__ = [

@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from s2s.environment import Environment
-from s2s.predict.prepare import Prepared, PredictInputError, load_inputs, prepare
+from s2s.predict.prepare import PredictInputError, Prepared, load_inputs, prepare
 
 
 def load_input_spectrum(path: str | os.PathLike, onset_at_eV: float = 0.0) -> Prepared:
@@ -78,7 +78,8 @@ def reference_environment(
     cif = ref_dir / rec.get("structure_file", f"structures/{structure_id}.cif")
     structure = Structure.from_file(cif)
     env = environment_from_structure(structure, int(rec["site_index"]), structure_id=structure_id)
-    header = {k: rec[k] for k in ("structure_id", "site_index", "formula", "multiplicity", "structure_file") if k in rec}
+    keys = ("structure_id", "site_index", "formula", "multiplicity", "structure_file")
+    header = {k: rec[k] for k in keys if k in rec}
     header["record"] = str(files[0])
     return env, header
 

@@ -148,8 +148,9 @@ def load_inputs(path: str | os.PathLike, energy_axis: np.ndarray | None = None) 
         ds = Dataset.load(p)
         if len(ds) == 0:
             raise PredictInputError(p, "the dataset has no entries")
-        return [InputSpectrum(f"{safe_name(p.stem)}/{safe_name(r.structure_id)}__site{r.site_index}", f"{p}[{i}]", None, r.spectrum.copy(),
-                              {"format": "dataset", "structure_id": r.structure_id, "site_index": r.site_index, "split": r.split},
+        return [InputSpectrum(f"{safe_name(p.stem)}/{safe_name(r.structure_id)}__site{r.site_index}", f"{p}[{i}]", None,
+                              r.spectrum.copy(), {"format": "dataset", "structure_id": r.structure_id,
+                                                  "site_index": r.site_index, "split": r.split},
                               f"s2s dataset entry {i} of {p.name}: {r.structure_id} site {r.site_index}; calculated")
                 for i, r in enumerate(ds)]
     raw = read_spectrum(p, format=fmt)
@@ -228,8 +229,9 @@ def subtract_background(energy: np.ndarray, intensity: np.ndarray, onset: float,
     lo, hi = onset - window[0], onset - window[1]
     sel = (energy >= lo) & (energy <= hi)
     if sel.sum() < 5:
-        raise PredictInputError(source, f"background subtraction needs pre-edge data: at least 5 points between {lo:.1f} and "
-                                f"{hi:.1f} eV (onset {onset:.1f} eV), found {int(sel.sum())}; omit --background")
+        raise PredictInputError(source, f"background subtraction needs pre-edge data: at least 5 points between "
+                                f"{lo:.1f} and {hi:.1f} eV (onset {onset:.1f} eV), found {int(sel.sum())}; "
+                                "omit --background")
     e, y = energy[sel], intensity[sel]
     if e.min() > 0 and np.all(y > 0):
         slope, icpt = np.polyfit(np.log(e), np.log(y), 1)
@@ -318,11 +320,12 @@ def check_shape(spectrum: np.ndarray, source: str) -> dict:
     contrast = float(sm.max() / spectrum.mean())
     rough = float(np.abs(spectrum - gaussian_filter1d(spectrum, 2, mode="nearest")).mean() / spectrum.mean())
     if contrast < MIN_CONTRAST:
-        raise PredictInputError(source, f"does not look like an O K-edge: nearly flat on the grid (peak-to-mean ratio "
-                                f"{contrast:.2f}, training spectra >= 1.4); check the energy axis and onset, or pass --force")
+        raise PredictInputError(source, f"does not look like an O K-edge: nearly flat on the grid (peak-to-mean "
+                                f"ratio {contrast:.2f}, training spectra >= 1.4); check the energy axis and onset, "
+                                "or pass --force")
     if rough > MAX_ROUGHNESS:
-        raise PredictInputError(source, f"does not look like an O K-edge: noise-like (roughness {rough:.2f}, training spectra "
-                                f"<= 0.03); smooth it (--smooth 0.3) or pass --force")
+        raise PredictInputError(source, f"does not look like an O K-edge: noise-like (roughness {rough:.2f}, "
+                                "training spectra <= 0.03); smooth it (--smooth 0.3) or pass --force")
     return {"contrast": contrast, "roughness": rough}
 
 
@@ -342,7 +345,8 @@ def prepare(item: InputSpectrum, train_onset: float, shift: str | float = "auto"
         True (default) clips it at 0 and scales it to unit area.
     """
     src = item.source
-    info: dict[str, Any] = {"train_onset_eV": train_onset, "background": bool(background), "smooth_eV": float(smooth_eV)}
+    info: dict[str, Any] = {"train_onset_eV": train_onset, "background": bool(background),
+                            "smooth_eV": float(smooth_eV)}
     y = np.asarray(item.intensity, dtype=np.float64)
     if not np.all(np.isfinite(y)):
         bad = np.flatnonzero(~np.isfinite(y))
@@ -361,7 +365,8 @@ def prepare(item: InputSpectrum, train_onset: float, shift: str | float = "auto"
         raise PredictInputError(src, "intensity is zero (or negative) everywhere: no spectrum")
     lo, hi = float(e[0]), float(e[-1])
     if 0.3 <= lo and hi <= 1.5:
-        raise PredictInputError(src, f"energies {lo:.4g}..{hi:.4g} look like keV (the O K-edge is at ~0.53 keV); give energies in eV")
+        raise PredictInputError(src, f"energies {lo:.4g}..{hi:.4g} look like keV (the O K-edge is at ~0.53 keV); "
+                                "give energies in eV")
     absolute = lo >= ABSOLUTE_EV
     info["absolute_energies"] = absolute
     if smooth_eV > 0:
@@ -371,11 +376,13 @@ def prepare(item: InputSpectrum, train_onset: float, shift: str | float = "auto"
         info["steepest_rise_eV"] = edge
         if not force and not O_K_WINDOW_EV[0] <= edge <= O_K_WINDOW_EV[1]:
             raise PredictInputError(src, f"the edge (steepest rise) is at {edge:.1f} eV: not an O K-edge (expected "
-                                    f"{O_K_WINDOW_EV[0]:.0f}-{O_K_WINDOW_EV[1]:.0f} eV; C K is at ~284, N K ~401, Si L ~100 eV)")
+                                    f"{O_K_WINDOW_EV[0]:.0f}-{O_K_WINDOW_EV[1]:.0f} eV; C K is at ~284, N K ~401, "
+                                    "Si L ~100 eV)")
         if background:
             y = subtract_background(e, y, edge, src)
     elif background:
-        info["background"] = "skipped: energies relative to the onset (simulated or grid spectra carry no pre-edge background)"
+        info["background"] = ("skipped: energies relative to the onset (simulated or grid spectra carry no pre-edge "
+                              "background)")
     try:
         onset = onset_shift(e, y, fraction=ONSET_FRACTION, source=src)
     except SpectrumError as exc:
@@ -383,14 +390,15 @@ def prepare(item: InputSpectrum, train_onset: float, shift: str | float = "auto"
     info["onset_eV"] = onset
     if absolute:
         if onset - e[0] < 1.0:
-            raise PredictInputError(src, f"no rising edge: the intensity is already >= 10 % of its maximum within 1 eV of the first "
-                                    f"energy ({e[0]:.1f} eV); a background-dominated spectrum? try --background, or include pre-edge data")
+            raise PredictInputError(src, "no rising edge: the intensity is already >= 10 % of its maximum within 1 eV "
+                                    f"of the first energy ({e[0]:.1f} eV); a background-dominated spectrum? try "
+                                    "--background, or include pre-edge data")
         if not force and not O_K_WINDOW_EV[0] <= onset <= O_K_WINDOW_EV[1]:
-            raise PredictInputError(src, f"edge onset at {onset:.1f} eV: not an O K-edge (expected {O_K_WINDOW_EV[0]:.0f}-"
-                                    f"{O_K_WINDOW_EV[1]:.0f} eV)")
+            raise PredictInputError(src, f"edge onset at {onset:.1f} eV: not an O K-edge (expected "
+                                    f"{O_K_WINDOW_EV[0]:.0f}-{O_K_WINDOW_EV[1]:.0f} eV)")
     if hi - onset < MIN_ABOVE_ONSET_EV:
-        raise PredictInputError(src, f"the data end {hi - onset:.1f} eV above the edge onset ({onset:.1f} eV); need at least "
-                                f"{MIN_ABOVE_ONSET_EV:.0f} eV of near-edge structure")
+        raise PredictInputError(src, f"the data end {hi - onset:.1f} eV above the edge onset ({onset:.1f} eV); "
+                                f"need at least {MIN_ABOVE_ONSET_EV:.0f} eV of near-edge structure")
     if shift == "auto":
         s = onset - train_onset if absolute else 0.0
         info["shift_mode"] = "onset" if absolute else "none (energies relative to the onset)"

@@ -88,7 +88,8 @@ def overview_figure(pred: Prediction, ctx: PredictContext):
         if rk and pred.predicted is not None:
             for j in range(min(N_OVERLAY, len(pred.candidates))):
                 c = rk["candidates"][j]
-                ax.plot(GRID, pred.predicted[j], lw=1.0, label=f"#{j + 1} {c['signature']}: MSE {c['spectrum_mse']:.2e}")
+                ax.plot(GRID, pred.predicted[j], lw=1.0,
+                        label=f"#{j + 1} {c['signature']}: MSE {c['spectrum_mse']:.2e}")
             worst = rk["candidates"][-1]
             ax.set_title(f"self-consistency: forward model of the top {min(N_OVERLAY, len(pred.candidates))} "
                          f"(worst #{len(rk['candidates'])}: {worst['spectrum_mse']:.2e})", fontsize=8)
@@ -132,7 +133,8 @@ def overview_figure(pred: Prediction, ctx: PredictContext):
         ax = fig.add_subplot(2, 4, 7)
         cl = s["candidates"]["clusters"][:8]
         ax.barh(np.arange(len(cl))[::-1], [c["frequency"] for c in cl], color="0.5")
-        ax.set_yticks(np.arange(len(cl))[::-1], [c["label"] + (f"  (best MSE {c['spectrum_mse_best']:.1e})" if "spectrum_mse_best" in c else "")
+        ax.set_yticks(np.arange(len(cl))[::-1], [c["label"] + (f"  (best MSE {c['spectrum_mse_best']:.1e})"
+                                                                if "spectrum_mse_best" in c else "")
                                                  for c in cl], fontsize=7)
         ax.set_xlabel("frequency (shell composition 1|2|3)")
         ax3 = fig.add_subplot(2, 4, 8, projection="3d")
@@ -165,7 +167,8 @@ def write_prediction(out_dir: Path, pred: Prediction, ctx: PredictContext, png: 
         sig = pred.summary["candidates"]["signatures"]
         rk = (pred.summary.get("ranking") or {}).get("candidates")
         comments = [f"sample={i} n_atoms={e.n_atoms} signature={sig[i]} source={safe_name(pred.name)}"
-                    + (f" rank={rk[i]['rank']} draw={rk[i]['draw']} spectrum_mse={rk[i]['spectrum_mse']:.6e}" if rk else "")
+                    + (f" rank={rk[i]['rank']} draw={rk[i]['draw']} spectrum_mse={rk[i]['spectrum_mse']:.6e}"
+                       if rk else "")
                     for i, e in enumerate(pred.candidates)]
         write_extxyz(tmp / XYZ, pred.candidates, comments)
         if png:
@@ -200,7 +203,8 @@ def write_maps(out_dir: Path, inputs: Sequence[InputSpectrum]) -> None:
         ny, nx = items[0].meta["array_shape"][:2]
         if not any(is_done(out_dir, it.name) for it in items):
             continue
-        keys = ("cn1_mean", "cn1_std", "cn2_mean", "mean_pairwise_distance", "ood_percentile", "ood_flag", "top_frequency")
+        keys = ("cn1_mean", "cn1_std", "cn2_mean", "mean_pairwise_distance", "ood_percentile", "ood_flag",
+                "top_frequency")
         maps = {k: np.full((ny, nx), np.nan) for k in keys}
         for it in items:
             f = Path(out_dir) / it.name / SUMMARY
@@ -209,7 +213,8 @@ def write_maps(out_dir: Path, inputs: Sequence[InputSpectrum]) -> None:
             s = json.loads(f.read_text())
             iy, ix = it.meta["index"]
             c = s["candidates"]
-            vals = (c["cn"]["shell1"]["mean"], c["cn"]["shell1"]["std"], c["cn"]["shell2"]["mean"], c["spread"]["mean_pairwise_distance"],
+            vals = (c["cn"]["shell1"]["mean"], c["cn"]["shell1"]["std"], c["cn"]["shell2"]["mean"],
+                    c["spread"]["mean_pairwise_distance"],
                     s["ood"]["percentile"], float(s["ood"]["flag"]), c["clusters"][0]["frequency"])
             for k, v in zip(keys, vals):
                 maps[k][iy, ix] = np.nan if v is None else v

@@ -69,14 +69,15 @@ class PredictContext:
         """Load the generator, the training reference and (unless ``forward_path`` is None) the
         forward model that ranks the candidates; a missing forward model file is an error naming it."""
         from s2s.dataset import Dataset
-        from s2s.files import file_sha256
         from s2s.evaluation.ood import OODScorer
+        from s2s.files import file_sha256
         from s2s.model.train import load_model
 
         model_path, data_path = Path(model_path), Path(data_path)
         model = load_model(model_path)
         if not data_path.exists():
-            raise FileNotFoundError(f"{data_path}: training dataset not found (needed for template matching, the OOD score and the onset convention); pass --data")
+            raise FileNotFoundError(f"{data_path}: training dataset not found (needed for template matching, the OOD "
+                                    "score and the onset convention); pass --data")
         train = Dataset.load(data_path).train
         if len(train) == 0:
             raise ValueError(f"{data_path}: no training records")
@@ -89,13 +90,14 @@ class PredictContext:
 
             forward_path = Path(forward_path)
             if not forward_path.exists():
-                raise FileNotFoundError(f"{forward_path}: forward model not found (ranks the candidates); train one with "
-                                        "'s2s train-forward' or pass --no-rank")
+                raise FileNotFoundError(f"{forward_path}: forward model not found (ranks the candidates); train one "
+                                        "with 's2s train-forward' or pass --no-rank")
             forward = ForwardModel.load(forward_path)
         return cls(
             model=model, model_path=model_path, model_sha256=file_sha256(model_path), train_spectra=spectra,
             train_envs=train.environments(),
-            train_meta=[{"structure_id": r.structure_id, "site_index": r.site_index, "formula": r.formula} for r in train],
+            train_meta=[{"structure_id": r.structure_id, "site_index": r.site_index, "formula": r.formula}
+                        for r in train],
             ood=OODScorer.fit(spectra, groups, k=k), train_onset=training_onset(spectra), forward=forward,
             forward_path=forward_path, forward_sha256=None if forward is None else file_sha256(forward_path),
         )
@@ -226,11 +228,13 @@ def rank_candidates(ctx: PredictContext, name: str, spectrum: np.ndarray, envs: 
     sc = score_candidates(ctx.forward, spectrum, envs, [f"{name}: candidate {i}" for i in range(len(envs))])
     keep = [int(i) for i in sc.order if int(i) not in sc.errors]
     if not keep:
-        raise ValueError(f"{name}: none of the {len(envs)} candidates could be scored: " + "; ".join(sc.errors.values()))
+        raise ValueError(f"{name}: none of the {len(envs)} candidates could be scored: "
+                         + "; ".join(sc.errors.values()))
     ranking = {
         "metric": "MSE of the forward model's spectrum of the candidate to the input spectrum over the 200-point grid "
-                  "(unit-area intensity^2; the template-matching metric); lower is better; candidates failing the geometric check "
-                  "(s2s.forward.selfconsistent.physical_problems) come after the plausible ones; written best first",
+                  "(unit-area intensity^2; the template-matching metric); lower is better; candidates failing the "
+                  "geometric check (s2s.forward.selfconsistent.physical_problems) come after the plausible ones; "
+                  "written best first",
         "forward_model": str(ctx.forward_path), "forward_model_sha256": ctx.forward_sha256,
         "candidates": [{"rank": r, "draw": i, "spectrum_mse": float(sc.scores[i]), "plausible": not sc.problems[i],
                         "problems": sc.problems[i]} for r, i in enumerate(keep)],
@@ -294,8 +298,9 @@ def run_batch(ctx: PredictContext, inputs: Sequence[InputSpectrum], out_dir: Pat
             continue
         try:
             prep = prepare(item, ctx.train_onset, shift=shift, background=background, smooth_eV=smooth_eV, force=force)
-            pred = predict_one(ctx, item.name, prep.spectrum, prep_info={**prep.info, **{k: v for k, v in item.meta.items()
-                               if isinstance(v, (str, int, float, bool, list)) or v is None}}, source=item.source, **predict_kwargs)
+            meta = {k: v for k, v in item.meta.items() if isinstance(v, (str, int, float, bool, list)) or v is None}
+            pred = predict_one(ctx, item.name, prep.spectrum, prep_info={**prep.info, **meta}, source=item.source,
+                               **predict_kwargs)
             write_prediction(out_dir, pred, ctx, png=png)
             rep.done.append(item.name)
         except (SpectrumError, ValueError) as exc:
