@@ -294,16 +294,18 @@ class Prepared:
 
     @property
     def format(self) -> str:
+        """The input's format (:attr:`InputSpectrum.format`)."""
         return self.input.format if self.input is not None else "array"
 
     @property
     def kind(self) -> str:
+        """``"calculated"`` or ``"measured"`` (:attr:`InputSpectrum.kind`)."""
         return self.input.kind if self.input is not None else "measured"
 
     @property
     def description(self) -> str:
         """What the input is and how it was aligned, for people (figures, results.json)."""
-        label = self.input.label or self.input.source if self.input is not None else "spectrum"
+        label = (self.input.label or self.input.source) if self.input is not None else "spectrum"
         mode = self.info.get("shift_mode", "")
         if mode == "onset":
             return (f"{label}; onset {self.info['onset_eV']:.2f} eV ({100 * ONSET_FRACTION:.0f} % of max) "
@@ -431,7 +433,7 @@ def prepare(item: InputSpectrum, train_onset: float, shift: str | float = "auto"
 
 __all__ = [
     "ABSOLUTE_EV", "CALCULATED_FORMATS", "MAX_ROUGHNESS", "MIN_ABOVE_ONSET_EV", "MIN_CONTRAST", "O_K_WINDOW_EV",
-    "ONSET_FRACTION", "InputError", "InputSpectrum", "PredictInputError", "Prepared", "broaden", "check_shape",
-    "collect_inputs", "expand_paths", "load_inputs", "prepare", "smooth", "steepest_rise",
-    "safe_name", "subtract_background", "training_onset", "with_file",
+    "ONSET_FRACTION", "UNIT_AREA_TOL", "InputError", "InputSpectrum", "PredictInputError", "Prepared", "broaden",
+    "check_shape", "collect_inputs", "expand_paths", "load_inputs", "prepare", "safe_name", "smooth", "steepest_rise",
+    "subtract_background", "training_onset", "with_file",
 ]
