@@ -9,7 +9,7 @@ target's atom count (the paper's protocol), the same seed for every point; metri
 :func:`s2s.evaluation.metrics.evaluate_pair` (``--method`` alignment, default the paper's) averaged by
 :func:`s2s.evaluation.metrics.summarize` over all generated environments: 1st/2nd-shell RMSD (Å),
 CN error (%), species accuracy; and the wall time of generation per structure (s, batched
-``--batch-size`` graphs of equal atom count at a time (:func:`s2s.predict.generate_grouped`),
+``--batch-size`` graphs of similar atom count at a time (:func:`s2s.model.sample.generate`, ``buckets=True``),
 ``torch.set_num_threads(--threads)``).
 
 Writes (with ``--write-results``) ``predict.steps_curve`` = {steps: metrics of the default
@@ -37,12 +37,13 @@ METRICS = ("rmsd_shell1", "rmsd_shell2", "rmsd_all", "cn_error_shell1_pct", "cn_
 
 def run_point(model, recs, sampler: str, steps: int, n_samples: int, seed: int, batch_size: int, method: str) -> dict:
     from s2s.evaluation.metrics import evaluate_pair, summarize
-    from s2s.predict import generate_grouped
+    from s2s.model.sample import generate
 
     spectra = np.stack([r.spectrum for r in recs])
     counts = [r.environment.n_atoms for r in recs]
     t0 = time.perf_counter()
-    gen = generate_grouped(model, spectra, counts, n_samples=n_samples, seed=seed, n_steps=steps, batch_size=batch_size, sampler=sampler)
+    gen = generate(model, spectra, counts, n_samples=n_samples, seed=seed, n_steps=steps, batch_size=batch_size,
+                   sampler=sampler, buckets=True)
     dt = time.perf_counter() - t0
     res = [evaluate_pair(r.environment, g, method=method) for r, envs in zip(recs, gen) for g in envs]
     s = summarize(res)

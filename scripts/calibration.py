@@ -6,7 +6,7 @@
 
 For every test spectrum, K candidates are generated as ``s2s predict`` does (its default
 sampler and steps, atom counts drawn from p(N | spectrum); ``--natoms target`` uses the
-target's count instead), batched by atom count (:func:`s2s.predict.generate_grouped`).  Per case:
+target's count instead), batched by atom count (:func:`s2s.model.sample.generate`, ``buckets=True``).  Per case:
 
 * spread (no target needed): mean pairwise distance of the K candidates (the rotation-free
   radial distance of :func:`s2s.evaluation.ensemble.pairwise_radial`, what predict reports), the std
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from s2s.dataset import Dataset
     from s2s.files import file_sha256
-    from s2s.predict import generate_grouped
+    from s2s.model.sample import generate
     from s2s.model.train import load_model
 
     model = load_model(a.model)
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = None if a.natoms == "predict" else [r.environment.n_atoms for r in recs]
     print(f"{len(recs)} {a.split} spectra x K = {a.k}, {a.sampler} {a.steps} steps, atom counts: {a.natoms}")
     t0 = time.perf_counter()
-    gen = generate_grouped(model, spectra, counts, n_samples=a.k, seed=a.seed, n_steps=a.steps, sampler=a.sampler)
+    gen = generate(model, spectra, counts, n_samples=a.k, seed=a.seed, n_steps=a.steps, sampler=a.sampler, buckets=True)
     t_gen = time.perf_counter() - t0
     rows = [case_stats(r.environment, envs, a.aligned) for r, envs in tqdm(list(zip(recs, gen)), desc="scoring", unit="case")]
     col = {k: np.array([r[k] for r in rows], dtype=float) for k in rows[0]}

@@ -71,7 +71,7 @@ def test_output_folder_written_before_ranking_still_loads(tmp_path):
 
 
 def test_unscorable_candidates_are_named_and_the_others_ranked_and_written(ctx, tmp_path, monkeypatch):
-    import s2s.predict.run as P  # predict_one looks generate_grouped up there
+    import s2s.model.sample as P  # predict_one calls s2s.model.sample.generate
 
     c, ds = ctx
     good = [r.environment for r in ds][:3]
@@ -81,7 +81,7 @@ def test_unscorable_candidates_are_named_and_the_others_ranked_and_written(ctx, 
     lone = Environment([1], np.zeros((1, 3)), [0])
     fake = [Environment(e.species, e.coords, e.shell) for e in good]
     drawn = [fake[0], lone, fake[1], bad_nan, fake[2]]
-    monkeypatch.setattr(P, "generate_grouped", lambda *a, **k: [list(drawn)])
+    monkeypatch.setattr(P, "generate", lambda *a, **k: [list(drawn)])
     pred = predict_one(c, "mine", ds[0].spectrum, n_samples=5, steps=3)
     rk = pred.summary["ranking"]
     assert [e["draw"] for e in rk["errors"]] == [1, 3]

@@ -128,18 +128,18 @@ def test_predict_png_and_fixed_atom_count(setup, tmp_path):
     assert [e.n_atoms for e in envs] == [9, 9]
 
 
-def test_generate_grouped_keeps_order_and_counts(setup):
-    from s2s.predict import generate_grouped
+def test_generate_in_size_buckets_keeps_order_and_counts(setup):
+    from s2s.model.sample import generate
     from s2s.model.train import load_model
 
     data, model_path = setup
     model = load_model(model_path)
     spectra = np.stack([_toy_spectrum(0), _toy_spectrum(2), _toy_spectrum(4)])
-    out = generate_grouped(model, spectra, [5, 9, 5], n_samples=2, seed=1, n_steps=2)
+    out = generate(model, spectra, [5, 9, 5], n_samples=2, seed=1, n_steps=2, buckets=True)
     assert [[e.n_atoms for e in row] for row in out] == [[5, 5], [9, 9], [5, 5]]
-    again = generate_grouped(model, spectra, [5, 9, 5], n_samples=2, seed=1, n_steps=2)
+    again = generate(model, spectra, [5, 9, 5], n_samples=2, seed=1, n_steps=2, buckets=True)
     assert np.array_equal(out[1][1].coords, again[1][1].coords)
-    drawn = generate_grouped(model, spectra, None, n_samples=3, seed=0, n_steps=2, sampler="ddim")
+    drawn = generate(model, spectra, None, n_samples=3, seed=0, n_steps=2, sampler="ddim", buckets=True)
     assert [len(r) for r in drawn] == [3, 3, 3] and all(isinstance(e, Environment) for r in drawn for e in r)
 
 

@@ -35,7 +35,6 @@ from s2s.predict.run import (
     BatchReport,
     PredictContext,
     Prediction,
-    generate_grouped,
     predict_one,
     rank_candidates,
     run_batch,
@@ -44,7 +43,7 @@ from s2s.predict.run import (
 __all__ = [
     "DEFAULT_DATA", "DEFAULT_FORWARD", "DEFAULT_MODEL", "DEFAULT_N_SAMPLES", "DEFAULT_SAMPLER", "DEFAULT_STEPS",
     "BatchReport", "InputError", "InputSpectrum", "PredictContext", "PredictInputError", "Prediction", "Prepared",
-    "broaden", "check_shape", "collect_inputs", "expand_paths", "generate_grouped", "load_inputs", "overview_figure",
+    "broaden", "check_shape", "collect_inputs", "expand_paths", "load_inputs", "overview_figure",
     "predict_one", "prepare", "rank_candidates", "read_prediction", "run_batch", "smooth",
     "subtract_background", "training_onset", "write_prediction",
 ]

@@ -2,7 +2,7 @@
 
 For each prepared spectrum (:mod:`s2s.predict.prepare`, (200,) on :data:`s2s.spectrum.GRID`):
 
-3. **Generate** K candidates (:func:`generate_grouped` over :func:`s2s.model.sample.generate`):
+3. **Generate** K candidates (:func:`s2s.model.sample.generate`, graphs batched by atom count):
    atom counts drawn from the model's p(N | spectrum) (or a fixed ``n_atoms``), the few-step DDIM
    sampler by default.
 4. **Rank** (:func:`rank_candidates`, :func:`s2s.forward.selfconsistent.score_candidates`): the
@@ -161,8 +161,10 @@ def predict_one(ctx: PredictContext, name: str, spectrum: np.ndarray, *, n_sampl
 
     spec = np.asarray(spectrum, dtype=np.float64)
     counts = None if n_atoms is None else [int(n_atoms)]
-    envs = generate_grouped(ctx.model, spec[None, :], counts, n_samples=n_samples, seed=seed, n_steps=steps,
-                            sampler=sampler, eta=eta)[0]
+    from s2s.model import sample
+
+    envs = sample.generate(ctx.model, spec[None, :], counts, n_samples=n_samples, seed=seed, n_steps=steps,
+                           sampler=sampler, eta=eta, buckets=True)[0]
     envs, ranking, predicted = rank_candidates(ctx, name, spec, envs)
     ens = summarize_ensemble(envs)
     top = ens["clusters"][0]
@@ -244,37 +246,6 @@ def rank_candidates(ctx: PredictContext, name: str, spectrum: np.ndarray, envs: 
 
 
 
-def generate_grouped(model, spectra: np.ndarray, counts: Sequence[int] | None, *, n_samples: int = 1, seed: int = 0,
-                     batch_size: int = 64, **kwargs) -> list[list[Environment]]:
-    """:func:`s2s.model.sample.generate` with graphs batched by atom count (padding a batch to its
-    largest graph costs O(N_max^2) per graph, so one 51-atom graph among 15-atom ones would
-    slow the whole batch ~10x).  ``counts=None`` draws every sample's N from p(N | s) first
-    (seeded).  Returns per spectrum the ``n_samples`` environments, in input order.
-    Deterministic for a given seed (a different stream than a plain ``generate`` call)."""
-    import torch
-
-    from s2s.model.sample import generate
-
-    spectra = np.atleast_2d(np.asarray(spectra, dtype=np.float32))
-    m = spectra.shape[0]
-    if counts is None:
-        g = torch.Generator().manual_seed(seed)
-        spec_t = torch.as_tensor(spectra).repeat_interleave(n_samples, dim=0)
-        n = model.natoms.predict(spec_t, mode="sample", generator=g).numpy()
-    else:
-        n = np.repeat(np.asarray(counts, dtype=np.int64), n_samples)
-    owner = np.repeat(np.arange(m), n_samples)
-    out: list[list[Environment | None]] = [[None] * n_samples for _ in range(m)]
-    slot = np.tile(np.arange(n_samples), m)
-    for size in np.unique(n):
-        idx = np.flatnonzero(n == size)
-        envs = generate(model, spectra[owner[idx]], [int(size)] * idx.size, n_samples=1, seed=seed + 7919 * int(size),
-                        batch_size=batch_size, **kwargs)
-        for i, e in zip(idx, envs):
-            out[owner[i]][slot[i]] = e[0]
-    return out  # type: ignore[return-value]
-
-
 
 # ----------------------------------------------------------------------------- batch
 @dataclass
@@ -313,6 +284,6 @@ def run_batch(ctx: PredictContext, inputs: Sequence[InputSpectrum], out_dir: Pat
 
 __all__ = [
     "DEFAULT_DATA", "DEFAULT_FORWARD", "DEFAULT_MODEL", "DEFAULT_N_SAMPLES", "DEFAULT_SAMPLER", "DEFAULT_STEPS",
-    "BatchReport", "PredictContext", "Prediction", "generate_grouped", "nearest_training", "predict_one",
+    "BatchReport", "PredictContext", "Prediction", "nearest_training", "predict_one",
     "rank_candidates", "run_batch",
 ]
