@@ -15,7 +15,7 @@ CN error (%), species accuracy; and the wall time of generation per structure (s
 Writes (with ``--write-results``) ``predict.steps_curve`` = {steps: metrics of the default
 sampler}, ``predict.steps_curve_by_sampler`` = {sampler: {steps: metrics}} and the chosen
 ``predict.default_sampler`` / ``default_steps``; other ``predict`` keys are kept.
-The choice rule (:func:`choose_default`): the cheapest point whose 1st-shell RMSD is within
+The choice rule (:func:`s2s.evaluation.sampling_steps.choose_default`): the cheapest point whose 1st-shell RMSD is within
 ``--rmsd-tol`` (relative) of the best point's, whose species accuracy is within ``--acc-tol``
 and whose 1st-shell CN error is within ``--cn-tol`` percentage points of the best.
 """
@@ -24,70 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from s2s.evaluation.sampling_steps import choose_default, default_rule, format_curve, predict_entry, steps_curve
+
 ROOT = Path(__file__).resolve().parents[1]
-METRICS = ("rmsd_shell1", "rmsd_shell2", "rmsd_all", "cn_error_shell1_pct", "cn_error_shell2_pct", "species_accuracy")
-
-
-def run_point(model, recs, sampler: str, steps: int, n_samples: int, seed: int, batch_size: int, method: str) -> dict:
-    from s2s.evaluation.metrics import evaluate_pair, summarize
-    from s2s.model.sample import generate
-
-    spectra = np.stack([r.spectrum for r in recs])
-    counts = [r.environment.n_atoms for r in recs]
-    t0 = time.perf_counter()
-    gen = generate(model, spectra, counts, n_samples=n_samples, seed=seed, n_steps=steps, batch_size=batch_size,
-                   sampler=sampler, buckets=True)
-    dt = time.perf_counter() - t0
-    res = [evaluate_pair(r.environment, g, method=method) for r, envs in zip(recs, gen) for g in envs]
-    s = summarize(res)
-    out = {k: float(s[k]) for k in METRICS}
-    # share of cases whose first-shell CN is exactly right (an easier number to read than the % error)
-    out["cn_shell1_exact"] = float(np.mean([r["cn_gen_shell1"] == r["cn_target_shell1"] for r in res]))
-    out["s_per_structure"] = dt / len(res)
-    out["n_structures"] = len(res)
-    return out
-
-
-def choose_default(curve: dict[str, dict[int, dict]], rmsd_tol: float = 0.10, acc_tol: float = 0.03,
-                   cn_tol: float = 5.0, min_steps: int = 50) -> tuple[str, int]:
-    """Cheapest point (fewest steps, then fastest) with at least ``min_steps`` steps that is not
-    worse than the reference point beyond the tolerances: 1st-shell RMSD within ``rmsd_tol``
-    (relative), species accuracy within ``acc_tol`` (absolute), 1st-shell CN error within
-    ``cn_tol`` percentage points.  Reference: the paper's protocol (ancestral at the largest
-    step count) when measured, else the best value of each metric over all points.
-
-    Why a reference and not the best point: with one or two samples per test case the best of
-    ten noisy points is biased low.  Why ``min_steps`` = 50: the ensemble spread is predict's
-    uncertainty, and with the exact denoiser of a Gaussian (tests/test_fast_sampler.py) DDIM's
-    spread is ~9 % too narrow at 20 steps and ~3 % at 50.
-    """
-    pts = [(s, n, m) for s, c in curve.items() for n, m in c.items() if math.isfinite(m["rmsd_shell1"])]
-    if not pts:
-        raise ValueError("choose_default: no finite points")
-    anc = {n: m for s, n, m in pts if s == "ancestral"}
-    if anc:
-        ref = anc[max(anc)]
-        ref_rmsd, ref_acc, ref_cn = ref["rmsd_shell1"], ref["species_accuracy"], ref.get("cn_error_shell1_pct", 0.0)
-    else:
-        ref_rmsd = min(m["rmsd_shell1"] for _, _, m in pts)
-        ref_acc = max(m["species_accuracy"] for _, _, m in pts)
-        ref_cn = min(m.get("cn_error_shell1_pct", 0.0) for _, _, m in pts)
-    cand = [(s, n, m) for s, n, m in pts if n >= min_steps] or pts
-    ok = [(n, m["s_per_structure"], s) for s, n, m in cand
-          if m["rmsd_shell1"] <= ref_rmsd * (1 + rmsd_tol) and m["species_accuracy"] >= ref_acc - acc_tol
-          and m.get("cn_error_shell1_pct", 0.0) <= ref_cn + cn_tol]
-    if not ok:  # nothing meets every criterion: RMSD decides
-        ok = [(n, m["s_per_structure"], s) for s, n, m in cand if m["rmsd_shell1"] <= ref_rmsd * (1 + rmsd_tol)] or \
-             [(n, m["s_per_structure"], s) for s, n, m in cand if m["rmsd_shell1"] == min(c[2]["rmsd_shell1"] for c in cand)]
-    n, _, s = min(ok)
-    return s, n
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,10 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         recs = list(ds.split(a.split))[:: a.stride][: a.limit]
         print(f"model {a.model} (T = {model.cfg.diffusion.T}), {len(recs)} {a.split} spectra x {a.n_samples} samples, "
               f"alignment {a.method}, threads {a.threads}")
-        curve = {s: {} for s in a.samplers}
-        for steps in a.steps:
-            for s in a.samplers:
-                curve[s][steps] = run_point(model, recs, s, steps, a.n_samples, a.seed, a.batch_size, a.method)
+        curve = steps_curve(model, recs, a.samplers, a.steps, a.n_samples, a.seed, a.batch_size, a.method)
         info = {
             "model": str(a.model.relative_to(ROOT) if a.model.is_relative_to(ROOT) else a.model),
             "model_sha256": file_sha256(a.model),
@@ -141,13 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             "split": a.split, "stride": a.stride, "limit": a.limit, "n_spectra": len(recs), "n_samples": a.n_samples, "seed": a.seed,
             "alignment": a.method, "batch_size": a.batch_size, "threads": a.threads, "natoms": "target",
         }
-    print(f"{'sampler':<10}{'steps':>6}{'RMSD1/Å':>9}{'RMSD2/Å':>9}{'CN1 err%':>9}{'CN2 err%':>9}{'CN1 ok':>8}{'species':>9}{'s/struct':>10}")
-    for steps in sorted({n for c in curve.values() for n in c}, reverse=True):
-        for s, c in curve.items():
-            if steps in c:
-                m = c[steps]
-                print(f"{s:<10}{steps:>6}{m['rmsd_shell1']:>9.3f}{m['rmsd_shell2']:>9.3f}{m['cn_error_shell1_pct']:>9.2f}"
-                      f"{m['cn_error_shell2_pct']:>9.2f}{m['cn_shell1_exact']:>8.3f}{m['species_accuracy']:>9.3f}{m['s_per_structure']:>10.4f}", flush=True)
+    for line in format_curve(curve):
+        print(line, flush=True)
     sampler, steps = choose_default(curve, a.rmsd_tol, a.acc_tol, a.cn_tol, a.min_steps)
     print(f"chosen default: {sampler}, {steps} steps (cheapest point with >= {a.min_steps} steps whose RMSD1 is within "
           f"{a.rmsd_tol:.0%}, species accuracy within {a.acc_tol} and CN1 error within {a.cn_tol} points of the paper's "
@@ -160,13 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.write_results:
         from s2s.evaluation.results import read_results, update_results
 
-        pred = dict(read_results(a.results).get("predict", {}))
-        pred["steps_curve"] = {str(n): {**m, "sampler": sampler} for n, m in curve[sampler].items()}
-        pred["steps_curve_by_sampler"] = by_sampler
-        pred["steps_curve_info"] = info
-        pred["default_sampler"], pred["default_steps"] = sampler, steps
-        pred["default_rule"] = (f"cheapest point with >= {a.min_steps} steps and RMSD1 within {a.rmsd_tol:.0%}, species accuracy "
-                                f"within {a.acc_tol}, CN1 error within {a.cn_tol} points of ancestral at the most steps")
+        rule = default_rule(a.min_steps, a.rmsd_tol, a.acc_tol, a.cn_tol)
+        pred = predict_entry(read_results(a.results).get("predict", {}), curve, sampler, steps, info, rule)
         update_results("predict", pred, a.results)
         print(f"wrote predict.steps_curve to {a.results}")
     return 0

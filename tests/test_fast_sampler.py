@@ -152,19 +152,9 @@ def test_generate_sampler_option(tmp_path):
         sample_ddim(m.denoiser, torch.as_tensor(spec), torch.tensor([5, 6]), m.schedule, eta=-1.0)
 
 
-def _bench_module():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_steps.py"
-    spec = importlib.util.spec_from_file_location("bench_steps", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_bench_choose_default():
-    choose = _bench_module().choose_default
+    from s2s.evaluation.sampling_steps import choose_default as choose
+
     pt = lambda r, acc, t: {"rmsd_shell1": r, "species_accuracy": acc, "s_per_structure": t}  # noqa: E731
     curve = {"ancestral": {1000: pt(0.10, 0.95, 1.0), 100: pt(0.20, 0.90, 0.1), 20: pt(0.5, 0.5, 0.02)},
              "ddim": {1000: pt(0.10, 0.95, 1.0), 100: pt(0.105, 0.94, 0.1), 20: pt(0.2, 0.9, 0.02)}}
@@ -193,9 +183,14 @@ def test_bench_steps_writes_results(tmp_path, alpha_quartz):
     save_inference_model(m, m.cfg, 8, model)
     res = tmp_path / "results.json"
     update_results("predict", {"calibration_spearman": 0.5}, res)
-    rc = _bench_module().main(["--model", str(model), "--data", str(data), "--steps", "4", "2", "--n-samples", "1",
-                               "--write-results", "--results", str(res)])
-    assert rc == 0
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_steps.py"
+    run = subprocess.run([sys.executable, str(script), "--model", str(model), "--data", str(data), "--steps", "4", "2",
+                          "--n-samples", "1", "--write-results", "--results", str(res)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
     pred = json.loads(res.read_text())["predict"]
     assert pred["calibration_spearman"] == 0.5  # other predict keys kept
     assert set(pred["steps_curve"]) == {"4", "2"}
