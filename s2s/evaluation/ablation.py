@@ -1,0 +1,213 @@
+"""Training recipes compared at equal CPU time, judged on a validation split carved from training.
+
+A *run* folder holds a training run (``checkpoint.pt``, ``snapshots/step_*.pt`` with the raw and
+EMA weights and the process CPU seconds at each snapshot) and its evaluations
+(``eval_<snapshot>_<weights>[_w<guidance>][_n<K>].json``).  The validation split is
+:func:`s2s.dataset.validation_split` (10 % of the training structures by hash, seed 1); the
+fit split is the rest; the test split is never touched.  ``benchmarks/ablation.py`` is the
+command line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from s2s.config import S2SConfig, get_preset, replace
+from s2s.dataset import Dataset, validation_split
+from s2s.evaluation.evaluate import summary_table
+from s2s.evaluation.metrics import evaluate_pair
+from s2s.files import atomic_write_text
+from s2s.model import S2SModel
+
+#: The columns of the report table, in order.
+COLUMNS = ("variant", "weights", "guidance", "cpu_minutes", "step", "rmsd_shell1", "rmsd_all", "cn_error_shell1_pct",
+           "species_accuracy", "validity", "probe_gap_t200", "probe_gap_t500")
+DOC_BEGIN, DOC_END = "<!-- ablation:begin -->", "<!-- ablation:end -->"
+
+
+def variants() -> dict[str, S2SConfig]:
+    """Recipes by name: the presets, and single changes on top of ``cpu_v3`` (``_nosc``: without self-conditioning)."""
+    v3 = get_preset("cpu_v3")
+    return {
+        "cpu": get_preset("cpu"),
+        "cpu_v3": v3,
+        "cpu_v3_nosc": replace(v3, model=replace(v3.model, self_condition=False)),
+        "cpu_v3_add": replace(v3, model=replace(v3.model, spectrum_encoder="add")),
+        "cpu_v3_eps": replace(v3, diffusion=replace(v3.diffusion, parameterization="eps", loss_weight="min_snr")),
+    }
+
+
+def load_split(data: str | Path) -> tuple[Dataset, Dataset]:
+    """(fit, validation) of the training split of the dataset file ``data``."""
+    ds = Dataset.load(data)
+    fit, val = validation_split(ds)
+    return fit, val
+
+
+def train_variant(variant: str, data: str | Path, cpu_minutes: float, out: Path, snapshot_every: int = 500,
+                  progress: bool = True):
+    """Train recipe ``variant`` on the fit split, one thread, until the process CPU time reaches
+    ``cpu_minutes``; snapshots every ``snapshot_every`` steps into ``out`` (resumable).
+
+    Returns the :func:`s2s.model.train.train` result (``step``, ``history`` with ``cpu_seconds``).
+    """
+    from s2s.model.train import train
+
+    cfg = variants()[variant]
+    cfg = replace(cfg, train=replace(cfg.train, num_threads=1, epochs=10**6))
+    fit, _ = load_split(data)
+    info = {"variant": variant, "dataset": data, "fit_sites": len(fit)}
+    return train(cfg, [r.environment for r in fit], fit.spectra(), out, cpu_budget=cpu_minutes * 60.0,
+                 snapshot_every=snapshot_every, info=info, progress=progress)
+
+
+def pick_snapshot(run: Path, cpu_minutes: float | None) -> Path:
+    """The last snapshot of ``run`` taken within ``cpu_minutes`` of process CPU time (+1 s; None: the last)."""
+    snaps = sorted((run / "snapshots").glob("step_*.pt"))
+    if not snaps:
+        raise FileNotFoundError(f"{run}/snapshots: no snapshots (train with --snapshot-every)")
+    if cpu_minutes is None:
+        return snaps[-1]
+    best = None
+    for p in snaps:
+        if torch.load(p, map_location="cpu", weights_only=False)["cpu_seconds"] <= cpu_minutes * 60.0 + 1.0:
+            best = p
+    if best is None:
+        raise ValueError(f"{run}: no snapshot within {cpu_minutes} CPU minutes")
+    return best
+
+
+def load_snapshot(path: Path, weights: str) -> tuple[S2SModel, dict]:
+    """(model in eval mode with the ``"raw"`` or EMA weights, the snapshot's state dict)."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model = S2SModel(S2SConfig.from_dict(state["config"]), n_max=state["n_max"])
+    model.load_state_dict(state["model" if weights == "raw" else "ema"])
+    model.eval()
+    return model, state
+
+
+def evaluate_run(run: Path, data: str | Path, cpu_minutes: float | None = None, weights: str = "ema",
+                 guidance: float = 0.0, n: int | None = None) -> dict:
+    """Measure a snapshot of ``run`` on the validation split and write ``eval_*.json`` into the run.
+
+    DDIM-50 generation with the target's atom count, seed 0, paper alignment: 1st-shell and all-atom
+    RMSD (Å), 1st-shell CN error (%), species accuracy, validity; the denoising probe's conditioning
+    gap at t = 200 and 500 (:func:`s2s.model.probe.conditioning_gap`); generation CPU seconds.
+    ``n``: a seeded random subset of that many validation sites (the file name gets ``_n<K>``).
+    """
+    import time
+
+    from s2s.model.probe import conditioning_gap
+    from s2s.model.sample import generate
+
+    torch.set_num_threads(1)
+    run = Path(run)
+    snap = pick_snapshot(run, cpu_minutes)
+    model, state = load_snapshot(snap, weights)
+    _, val = load_split(data)
+    recs = list(val)
+    if n:
+        recs = [recs[i] for i in np.random.default_rng(0).choice(len(recs), size=min(n, len(recs)), replace=False)]
+    targets = [r.environment for r in recs]
+    spectra = np.stack([r.spectrum for r in recs])
+    t0 = time.process_time()
+    gen = generate(model, spectra, [e.n_atoms for e in targets], seed=0, sampler="ddim", n_steps=50,
+                   guidance=guidance)
+    t_gen = time.process_time() - t0
+    rows = [{"paper": evaluate_pair(t, g[0])} for t, g in zip(targets, gen)]
+    table = summary_table(rows, "paper")
+    validity = float(np.mean([r["paper"]["valid"] for r in rows]))
+    gap = conditioning_gap(model, targets, spectra, ts=(200, 500), seed=0)
+    out = {"variant": run.name, "snapshot": snap.name, "weights": weights, "guidance": guidance,
+           "step": int(state["step"]), "cpu_minutes": round(state["cpu_seconds"] / 60.0, 1), "n_val": len(recs),
+           **{k: table[k] for k in ("rmsd_shell1", "rmsd_all", "cn_error_shell1_pct", "species_accuracy")},
+           "validity": validity, **{f"probe_gap_t{t}": g for t, g in gap.items()},
+           "generation_cpu_seconds": round(t_gen, 1)}
+    name = (f"eval_{snap.stem}_{weights}" + (f"_w{guidance:g}" if guidance else "")
+            + (f"_n{len(recs)}" if n else "") + ".json")
+    atomic_write_text(run / name, json.dumps(out, indent=1))
+    return out
+
+
+def refine_table(run: Path, data: str | Path, t0s: list[int], cpu_minutes: float | None = None,
+                 weights: str = "ema") -> tuple[str, dict[str, dict]]:
+    """Retrieval-guided refinement (:mod:`s2s.model.refine`, SDEdit from the nearest fit-split
+    template, 50 steps, seed 0) on the validation split for each ``t0``, template matching first.
+
+    Returns (a one-line description of the run, {method: summary table (paper alignment)}).
+    """
+    from s2s.evaluation.template import nearest_by_mse
+    from s2s.model.refine import refine_templates
+
+    torch.set_num_threads(1)
+    model, state = load_snapshot(pick_snapshot(Path(run), cpu_minutes), weights)
+    fit, val = load_split(data)
+    recs = list(val)
+    spectra = np.stack([r.spectrum for r in recs])
+    idx, _ = nearest_by_mse(spectra, fit.spectra())
+    templates = [fit[int(i)].environment for i in idx]
+    head = (f"{Path(run).name} step {state['step']} ({weights}), {len(recs)} validation sites, "
+            f"templates from {len(fit)} fit sites")
+    gens = {"template": templates}
+    for t0 in t0s:
+        gens[f"refine t0={t0}"] = refine_templates(model, spectra, templates, t0, seed=0, n_steps=50)
+    tables = {}
+    for name, gen in gens.items():
+        ev = [{"paper": evaluate_pair(r.environment, g)} for r, g in zip(recs, gen)]
+        tables[name] = summary_table(ev, "paper")
+    return head, tables
+
+
+def format_refine(tables: dict[str, dict]) -> list[str]:
+    """Text table of :func:`refine_table` (RMSDs in Å, CN error in %)."""
+    lines = [f"{'method':16s} {'RMSD1':>6s} {'RMSD all':>8s} {'CN1 err %':>9s} {'species':>7s} {'valid':>6s}"]
+    for name, t in tables.items():
+        lines.append(f"{name:16s} {t['rmsd_shell1']:6.3f} {t['rmsd_all']:8.3f} {t['cn_error_shell1_pct']:9.2f} "
+                     f"{t['species_accuracy']:7.3f} {t['validity']:6.3f}")
+    return lines
+
+
+CURVE_HEADER = (f"{'variant':18s} {'CPU min':>7s} {'step':>6s} {'steps/CPU s':>11s} {'RMSD1':>6s} {'species':>7s} "
+                f"{'valid':>6s} {'gap200':>7s}")
+
+
+def format_curve_row(r: dict) -> str:
+    """One line of the learning curve: an :func:`evaluate_run` result."""
+    return (f"{r['variant']:18s} {r['cpu_minutes']:7.1f} {r['step']:6d} {r['step'] / (60 * r['cpu_minutes']):11.2f} "
+            f"{r['rmsd_shell1']:6.3f} {r['species_accuracy']:7.3f} {r['validity']:6.3f} {r['probe_gap_t200']:7.3f}")
+
+
+def collect_evaluations(runs: list[str | Path]) -> list[dict]:
+    """The full-validation evaluations (``eval_*.json`` without ``_n``) of the runs, sorted by
+    (CPU minutes, variant, weights)."""
+    rows = []
+    for run in runs:
+        for p in sorted(Path(run).glob("eval_*.json")):
+            if "_n" not in p.stem:  # the table holds full validation runs only (curve subsets are named _nK)
+                rows.append(json.loads(p.read_text()))
+    rows.sort(key=lambda r: (r["cpu_minutes"], r["variant"], r["weights"]))
+    return rows
+
+
+def table_markdown(rows: list[dict]) -> str:
+    """Markdown table of evaluation rows over :data:`COLUMNS` (non-integer floats to 3 decimals)."""
+    head = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
+
+    def fmt(v):
+        return f"{v:.3f}" if isinstance(v, float) and not float(v).is_integer() else str(v)
+
+    return head + "".join("| " + " | ".join(fmt(r.get(c, "")) for c in COLUMNS) + " |\n" for r in rows)
+
+
+def write_doc_block(doc: Path, md: str) -> None:
+    """Replace the text between ``<!-- ablation:begin -->`` and ``<!-- ablation:end -->`` of ``doc``."""
+    doc = Path(doc)
+    text = doc.read_text()
+    if DOC_BEGIN not in text or DOC_END not in text:
+        raise SystemExit(f"{doc}: no {DOC_BEGIN} ... {DOC_END} block to fill")
+    new = text.split(DOC_BEGIN)[0] + DOC_BEGIN + "\n" + md + DOC_END + text.split(DOC_END, 1)[1]
+    atomic_write_text(doc, new)
