@@ -145,19 +145,14 @@ def validation_mask(structure_ids: Sequence[str], fraction: float = 0.1, seed: i
 
     The rule of :func:`s2s.dataset.validation_split` (which takes a Dataset), on bare structure ids:
     a structure is a validation structure when SHA-256 of ``(seed, structure id)``, read as a number
-    in [0, 1) (:func:`s2s.dataset._hash_unit`), is below ``fraction``, so no structure is on both
+    in [0, 1) (:func:`s2s.splits.hash_unit`), is below ``fraction``, so no structure is on both
     sides and the choice is stable as the set grows.  The default seed (1) differs from the test
     split's (0).
     """
-    from s2s import dataset as _ds
+    from s2s.splits import hash_pick
 
     ids = [str(s) for s in structure_ids]
-    unique = sorted(set(ids))
-    val = {k for k in unique if _ds._hash_unit(seed, k) < fraction}
-    if len(unique) >= 2 and not val:
-        val = {min(unique, key=lambda k: _ds._hash_unit(seed, k))}
-    if len(unique) >= 2 and len(val) == len(unique):
-        val.discard(max(unique, key=lambda k: _ds._hash_unit(seed, k)))
+    val = hash_pick(sorted(set(ids)), fraction, seed)
     return np.array([k in val for k in ids], dtype=bool)
 
 
