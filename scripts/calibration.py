@@ -22,69 +22,21 @@ Reported: Spearman rank correlations spread vs error over the test cases (headli
 distance) vs mean RMSD over all atoms, with a bootstrap 95 % interval), and ``cn_coverage`` = share of test cases whose target
 first-shell CN is among the K candidates' first-shell CNs (also for shell 2 and for the
 first-shell composition).  Numbers depend on the model and on K; the command prints them.
+The statistics live in :mod:`s2s.evaluation.calibration`.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
+
+from s2s.evaluation.calibration import bootstrap_ci, case_stats, spearman_table
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _finite_spearman(x, y) -> tuple[float, int]:
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
-        return math.nan, int(ok.sum())
-    r = spearmanr(x[ok], y[ok]).statistic
-    return float(r), int(ok.sum())
-
-
-def bootstrap_ci(x, y, n: int = 1000, seed: int = 0) -> tuple[float, float]:
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(n):
-        i = rng.integers(0, len(x), len(x))
-        if np.ptp(x[i]) > 0 and np.ptp(y[i]) > 0:
-            vals.append(spearmanr(x[i], y[i]).statistic)
-    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
-
-
-def case_stats(target, envs, aligned: bool) -> dict:
-    from s2s.evaluation.ensemble import geometry, mean_offdiag, pairwise_radial, pairwise_rmsd, shells, signature
-    from s2s.evaluation.metrics import coordination_numbers, evaluate_pair
-
-    ev = [evaluate_pair(target, g, method="paper") for g in envs]
-    cns = np.array([coordination_numbers(shells(g)) for g in envs])
-    d1 = [geometry(g)["d_sio_first"] for g in envs]
-    d1m = np.array([v.mean() for v in d1 if v.size])
-    t_cn = coordination_numbers(target.shell)
-    out = {
-        "spread_radial": mean_offdiag(pairwise_radial(envs)),
-        "spread_cn1_std": float(cns[:, 0].std()),
-        "spread_d1_std": float(d1m.std()) if d1m.size > 1 else math.nan,
-        "err_rmsd_all": float(np.nanmean([r["rmsd_all"] for r in ev])),
-        "err_rmsd_shell1": float(np.nanmean([r["rmsd_shell1"] for r in ev])) if any(np.isfinite(r["rmsd_shell1"]) for r in ev) else math.nan,
-        "err_cn1_pct": float(np.nanmean([r["cn_error_shell1_pct"] for r in ev])),
-        "best_rmsd_all": float(np.nanmin([r["rmsd_all"] for r in ev])),
-        "cn1_covered": bool(t_cn[0] in set(cns[:, 0].tolist())),
-        "cn2_covered": bool(t_cn[1] in set(cns[:, 1].tolist())),
-        "first_shell_covered": signature(target).split("|")[0] in {signature(g).split("|")[0] for g in envs},
-        "species_match_share": float(np.mean([r["species_match"] for r in ev])),
-    }
-    if aligned:
-        out["spread_aligned"] = mean_offdiag(pairwise_rmsd(envs, method="paper"))
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,17 +85,11 @@ def main(argv: list[str] | None = None) -> int:
 
     spreads = [k for k in col if k.startswith("spread_")]
     errors = ["err_rmsd_all", "err_rmsd_shell1", "err_cn1_pct"]
-    table = {}
+    table = spearman_table(col, spreads, errors)
     print(f"\nSpearman rank correlation, spread (rows) vs error (columns), n = {len(rows)} cases")
     print(f"{'':<18}" + "".join(f"{e:>18}" for e in errors))
     for s in spreads:
-        table[s] = {}
-        line = f"{s:<18}"
-        for e in errors:
-            r, n = _finite_spearman(col[s], col[e])
-            table[s][e] = {"spearman": r, "n": n}
-            line += f"{r:>12.3f} (n={n:>3})"
-        print(line)
+        print(f"{s:<18}" + "".join(f"{table[s][e]['spearman']:>12.3f} (n={table[s][e]['n']:>3})" for e in errors))
     head_spread = "spread_aligned" if a.aligned else "spread_radial"
     head = table[head_spread]["err_rmsd_all"]["spearman"]
     lo, hi = bootstrap_ci(col[head_spread], col["err_rmsd_all"])
