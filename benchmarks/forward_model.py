@@ -16,6 +16,7 @@ Table (test split, structures never seen in training): mean cosine similarity an
 scratch on the training structures outside the validation split, each for the same process CPU
 time (``--cpu-seconds``, SOAP feature computation included for the SOAP design), and prints their
 validation MSE and cosine.  No file of the repository is written (``--json`` writes where asked).
+Scores and baselines: :mod:`s2s.forward.baselines`.
 """
 
 from __future__ import annotations
@@ -32,32 +33,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from s2s.dataset import Dataset  # noqa: E402
-from s2s.forward.model import ForwardModel, cosine, train_forward, validation_mask  # noqa: E402
-from s2s.evaluation.template import soap_vectors  # noqa: E402
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def baselines(train_envs, train_spectra, query_envs) -> dict[str, np.ndarray]:
-    """Predictions (n_query, 200) of the two baselines."""
-    mean = np.tile(train_spectra.mean(axis=0), (len(query_envs), 1))
-    a, b = _unit(soap_vectors(query_envs)), _unit(soap_vectors(train_envs))
-    nearest = np.argmax(a @ b.T, axis=1)  # min Euclidean distance of unit vectors = max cosine
-    return {"training mean spectrum": mean, "nearest training env. (SOAP)": train_spectra[nearest]}
-
-
-def score(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
-    return {"cosine": float(np.mean(cosine(pred, true))), "mse": float(np.mean(np.mean((pred - true) ** 2, axis=1)))}
+from s2s.forward.baselines import baselines, format_table, score  # noqa: E402
+from s2s.forward.model import ForwardModel, train_forward, validation_mask  # noqa: E402
 
 
 def print_table(rows: dict[str, dict[str, float]], title: str) -> None:
-    print(title)
-    print(f"| {'method':34s} | {'mean cosine':>11s} | {'mean MSE':>10s} |")
-    print(f"|{'-' * 36}|{'-' * 12}:|{'-' * 11}:|")
-    for name, r in rows.items():
-        print(f"| {name:34s} | {r['cosine']:11.4f} | {r['mse']:10.3e} |")
+    for line in format_table(rows, title):
+        print(line)
 
 
 def main(argv: list[str] | None = None) -> int:
