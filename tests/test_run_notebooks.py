@@ -1,4 +1,4 @@
-"""scripts/run_notebooks.py: where executed notebooks and figures go, the cwd cell, HTML export.
+"""scripts/run_notebooks.py (s2s.notebooks): where executed notebooks and figures go, the cwd cell, HTML export.
 
 A test run must never write into tracked files: the small (CI) run writes its executed notebooks
 and figures under runs/ci/ (ignored), the full-size run keeps figures/ and leaves its executed
@@ -8,7 +8,6 @@ notebooks in runs/notebooks/ (ignored).
 from __future__ import annotations
 
 import ast
-import importlib.util
 import os
 import re
 import shutil
@@ -28,10 +27,10 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 
 
 def _runner():
-    spec = importlib.util.spec_from_file_location("run_notebooks", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    """The runner's library module (the script itself only parses arguments)."""
+    from s2s import notebooks
+
+    return notebooks
 
 
 def _code_cells(path: Path) -> list[tuple[list[str], str]]:
