@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     sc = score_candidates(ForwardModel.load(a.forward_model), rec.spectrum, cands, names)
     print(f"test site {a.site}: {rec.structure_id} site {rec.site_index} ({rec.formula}), {t.n_atoms} atoms; "
           f"{a.k} generated candidates (DDIM 50, seed {a.seed}) + 3 by hand")
-    print(f"| rank | candidate | shells 1/2/3 | spectrum MSE | geometric check |")
+    print("| rank | candidate | shells 1/2/3 | spectrum MSE | geometric check |")
     print("|---:|---|---|---:|---|")
     for r, i in enumerate(sc.order):
         probs = physical_problems(cands[i])
