@@ -262,3 +262,31 @@ def test_real_gpaw_run_small_cell(tmp_path):
     assert rec["sanity"]["passed"], rec["sanity"]
     assert rec["sanity"]["gap_eV"] > 2.0  # SiO2 with a half core hole stays insulating
     assert np.trapezoid(rec["grid_spectrum"], GRID) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_worker_is_a_package_file_and_the_venv_is_off_its_path(monkeypatch):
+    """The worker ships inside s2s (no repository layout assumed); the running venv's bin is not on its PATH."""
+    import sys
+
+    assert G.WORKER.is_file() and G.WORKER.parent == Path(G.__file__).resolve().parent
+    venv_bin = str(Path(sys.prefix) / "bin")
+    monkeypatch.setenv("PATH", f"{venv_bin}:/usr/bin")
+    path = G._worker_env()["PATH"].split(":")
+    assert "/usr/bin" in path
+    assert (venv_bin not in path) or sys.prefix == sys.base_prefix
+
+
+def test_reference_plan_matches_shipped_records():
+    """The reference table, the shipped CIFs and the GPAW records agree (every planned site is done)."""
+    from s2s.resources import default_path
+    from s2s.simulate.reference import make_plan, reference_structures, site_state
+
+    ref = default_path("reference")
+    if ref is None or not (ref / "structures" / "sources.json").exists():
+        pytest.skip("no reference set in this checkout")
+    structures = reference_structures()
+    sources = json.loads((ref / "structures" / "sources.json").read_text())
+    assert set(sources) == set(structures)
+    plan = make_plan(["stishovite", "peroxy_quartz"], ref, structures)
+    assert [k for sid, _, k, _ in plan if sid == "peroxy_quartz"] and all(
+        site_state(ref / "gpaw", sid, k) == "done" for sid, _, k, _ in plan)

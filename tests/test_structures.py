@@ -239,3 +239,23 @@ def test_strategy_weights_parse_and_keep_the_default_seed_map():
         assert STRATEGIES[rng.choice(len(STRATEGIES), p=np.asarray(STRATEGY_WEIGHTS))] == a["strategy"]
         checked += 1
     assert checked > 100
+
+
+def test_one_stishovite_and_one_aflow_loader():
+    """Stishovite and the AFLOW entries have one definition each (literature.py, prototypes.py)."""
+    import numpy as np
+    from pymatgen.core import Lattice, Structure
+
+    from s2s.structures.literature import stishovite
+    from s2s.structures.prototypes import aflow_entry, aflow_original_citation, aflow_structure
+
+    raw = Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.1773, 2.6655), ["Si", "O"],
+                                    [[0, 0, 0], [0.3062, 0.3062, 0]])
+    s = stishovite(merge=False)
+    assert s.species == raw.species and np.array_equal(s.frac_coords, raw.frac_coords)
+    assert stishovite().composition.reduced_formula == "SiO2" and len(stishovite()) == 6
+    q = aflow_structure("A2B_hP9_152_c_a")
+    assert len(q) == 9 and q is not aflow_entry("A2B_hP9_152_c_a")["snl"].structure
+    assert "(" in aflow_original_citation("A2B_hP9_152_c_a")
+    with pytest.raises(RuntimeError, match="Si-O entries"):
+        aflow_entry("no-such-label")
