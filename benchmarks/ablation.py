@@ -33,8 +33,10 @@ def cmd_train(a: argparse.Namespace) -> int:
     out = Path(a.out or f"runs/ablation/{a.variant}")
     r = A.train_variant(a.variant, a.data, a.cpu_minutes, out, a.snapshot_every, progress=not a.quiet)
     last = r.history[-1]
-    print(f"{a.variant}: {r.step} steps, {last['cpu_seconds'] / 60:.1f} CPU min, "
-          f"{r.step / max(last['cpu_seconds'], 1e-9):.2f} steps per CPU second")
+    print(
+        f"{a.variant}: {r.step} steps, {last['cpu_seconds'] / 60:.1f} CPU min, "
+        f"{r.step / max(last['cpu_seconds'], 1e-9):.2f} steps per CPU second"
+    )
     return 0
 
 
@@ -103,8 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("runs", nargs="+")
     r.add_argument("--doc", default=None)
     a = ap.parse_args(argv)
-    res = {"train": cmd_train, "evaluate": cmd_evaluate, "report": cmd_report, "curve": cmd_curve,
-           "refine": cmd_refine}[a.cmd](a)
+    res = {
+        "train": cmd_train,
+        "evaluate": cmd_evaluate,
+        "report": cmd_report,
+        "curve": cmd_curve,
+        "refine": cmd_refine,
+    }[a.cmd](a)
     return 0 if isinstance(res, dict) else res
 
 

@@ -22,8 +22,8 @@ import time
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from s2s.environment import SI, Environment, O
 from s2s.evaluation.align import align_best, align_paper
-from s2s.environment import O, SI, Environment
 
 DENSITY = 0.066  # atoms / Å^3, roughly amorphous/quartz SiO2
 
@@ -65,7 +65,9 @@ def alpha_quartz_environment() -> Environment:
     # Levien, Prewitt & Weidner (1980); same data as tests/conftest.py
     ox, oy, oz = 0.4135, 0.2669, 0.1191
     s = Structure.from_spacegroup(
-        152, Lattice.hexagonal(4.9137, 5.4047), ["Si", "O"],
+        152,
+        Lattice.hexagonal(4.9137, 5.4047),
+        ["Si", "O"],
         [[0.4697, 0.0, 1.0 / 3.0], [1.0 - ox, 1.0 - ox + oy, oz]],
     )
     return environment_from_structure(s, 3)

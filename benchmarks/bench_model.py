@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from s2s.config import get_preset
-from s2s.model.diffusion import n_parameters, sample
 from s2s.environment import Environment
-from s2s.model.graph import collate
 from s2s.model import S2SModel
+from s2s.model.diffusion import n_parameters, sample
+from s2s.model.graph import collate
 
 
 def random_envs(n_env: int, n_atoms: int, seed: int = 0) -> tuple[list[Environment], np.ndarray]:
@@ -51,8 +51,11 @@ def main() -> None:
     bs = a.batch or cfg.train.batch_size
     model = S2SModel(cfg)
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {a.threads}")
-    print(f"preset {a.preset}: layers {cfg.model.n_layers}, hidden {cfg.model.hidden_dim}, message {cfg.model.message_dim}, "
-          f"{n_parameters(model.denoiser) / 1e6:.2f} M parameters")
+    print(
+        f"preset {a.preset}: layers {cfg.model.n_layers}, hidden {cfg.model.hidden_dim}, message "
+        f"{cfg.model.message_dim}, "
+        f"{n_parameters(model.denoiser) / 1e6:.2f} M parameters"
+    )
     envs, spec = random_envs(bs, a.atoms)
     batch = collate(envs, spec)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -65,14 +68,25 @@ def main() -> None:
         loss.backward()
         opt.step()
     dt = (time.perf_counter() - t0) / a.train_steps
-    print(f"training: {dt:.3f} s/step, {1 / dt:.2f} steps/s (batch {bs} graphs x {a.atoms} atoms); "
-          f"an epoch of 2,000 samples = {dt * np.ceil(2000 / bs):.0f} s")
+    print(
+        f"training: {dt:.3f} s/step, {1 / dt:.2f} steps/s (batch {bs} graphs x {a.atoms} atoms); "
+        f"an epoch of 2,000 samples = {dt * np.ceil(2000 / bs):.0f} s"
+    )
     model.eval()
     t0 = time.perf_counter()
-    sample(model.denoiser, torch.as_tensor(spec[: a.sample_batch], dtype=torch.float32),
-           torch.full((a.sample_batch,), a.atoms), model.schedule, g, n_steps=a.sample_steps)
+    sample(
+        model.denoiser,
+        torch.as_tensor(spec[: a.sample_batch], dtype=torch.float32),
+        torch.full((a.sample_batch,), a.atoms),
+        model.schedule,
+        g,
+        n_steps=a.sample_steps,
+    )
     dt = time.perf_counter() - t0
-    print(f"sampling: T = {a.sample_steps} steps, batch {a.sample_batch}: {dt:.1f} s, {dt / a.sample_batch:.2f} s per structure")
+    print(
+        f"sampling: T = {a.sample_steps} steps, batch {a.sample_batch}: {dt:.1f} s, {dt / a.sample_batch:.2f} s per "
+        "structure"
+    )
 
 
 if __name__ == "__main__":

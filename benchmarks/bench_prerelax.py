@@ -44,8 +44,10 @@ def main() -> None:
     relaxer = Relaxer(steps=a.steps)
     matcher = StructureMatcher(ltol=0.1, stol=0.15, angle_tol=3, primitive_cell=True, scale=True)
     rows = []
-    head = (f"{'cell':>4} {'formula':>8} {'atoms':>5} | {'chgnet steps':>12} {'s':>6} {'pass':>4} {'E eV/at':>8} | "
-            f"{'tersoff s':>9} {'steps':>5} {'s':>6} {'pass':>4} {'E eV/at':>8} | same")
+    head = (
+        f"{'cell':>4} {'formula':>8} {'atoms':>5} | {'chgnet steps':>12} {'s':>6} {'pass':>4} {'E eV/at':>8} | "
+        f"{'tersoff s':>9} {'steps':>5} {'s':>6} {'pass':>4} {'E eV/at':>8} | same"
+    )
     print(head)
     for k in range(a.n):
         seed = random_pyxtal_cell(np.random.default_rng(a.seed + k), sio2_only=True)
@@ -57,14 +59,27 @@ def main() -> None:
         why1 = check_structure(f1) + ([] if r1.converged else ["not converged"])
         why2 = check_structure(f2) + ([] if r2.converged else ["not converged"])
         p1, p2 = not why1, not why2
-        row.update(chgnet_steps=r1.steps, chgnet_s=r1.seconds, chgnet_pass=p1, chgnet_e=r1.energy_per_atom,
-                   tersoff_s=info["seconds"], pre_steps=r2.steps, pre_s=r2.seconds, pre_pass=p2,
-                   pre_e=r2.energy_per_atom, same=bool(matcher.fit(f1, f2)),
-                   chgnet_why="; ".join(why1), pre_why="; ".join(why2))
+        row.update(
+            chgnet_steps=r1.steps,
+            chgnet_s=r1.seconds,
+            chgnet_pass=p1,
+            chgnet_e=r1.energy_per_atom,
+            tersoff_s=info["seconds"],
+            pre_steps=r2.steps,
+            pre_s=r2.seconds,
+            pre_pass=p2,
+            pre_e=r2.energy_per_atom,
+            same=bool(matcher.fit(f1, f2)),
+            chgnet_why="; ".join(why1),
+            pre_why="; ".join(why2),
+        )
         rows.append(row)
-        print(f"{k:>4} {row['formula']:>8} {len(s0):>5} | {r1.steps:>12} {r1.seconds:>6.1f} {p1!s:>4} "
-              f"{r1.energy_per_atom:>8.3f} | {info['seconds']:>9.2f} {r2.steps:>5} {r2.seconds:>6.1f} {p2!s:>4} "
-              f"{r2.energy_per_atom:>8.3f} | {row['same']}", flush=True)
+        print(
+            f"{k:>4} {row['formula']:>8} {len(s0):>5} | {r1.steps:>12} {r1.seconds:>6.1f} {p1!s:>4} "
+            f"{r1.energy_per_atom:>8.3f} | {info['seconds']:>9.2f} {r2.steps:>5} {r2.seconds:>6.1f} {p2!s:>4} "
+            f"{r2.energy_per_atom:>8.3f} | {row['same']}",
+            flush=True,
+        )
         for name, why in (("chgnet", why1), ("tersoff+chgnet", why2)):
             if why:
                 print(f"       {name} rejected: {'; '.join(why)[:150]}")
@@ -74,12 +89,16 @@ def main() -> None:
 
     t1 = mean("chgnet_s")
     t2 = mean("tersoff_s") + mean("pre_s")
-    print(f"\n{len(rows)} cells: CHGNet alone {mean('chgnet_steps'):.0f} steps, {t1:.1f} s, "
-          f"{sum(r['chgnet_pass'] for r in rows)} pass the filter;")
-    print(f"Tersoff first: {mean('tersoff_s'):.2f} s + CHGNet {mean('pre_steps'):.0f} steps, {mean('pre_s'):.1f} s "
-          f"= {t2:.1f} s ({t2 / t1:.2f}x), {sum(r['pre_pass'] for r in rows)} pass; same crystal in "
-          f"{sum(r['same'] for r in rows)}/{len(rows)}; mean energy difference (pre - alone) "
-          f"{mean('pre_e') - mean('chgnet_e'):+.4f} eV/atom")
+    print(
+        f"\n{len(rows)} cells: CHGNet alone {mean('chgnet_steps'):.0f} steps, {t1:.1f} s, "
+        f"{sum(r['chgnet_pass'] for r in rows)} pass the filter;"
+    )
+    print(
+        f"Tersoff first: {mean('tersoff_s'):.2f} s + CHGNet {mean('pre_steps'):.0f} steps, {mean('pre_s'):.1f} s "
+        f"= {t2:.1f} s ({t2 / t1:.2f}x), {sum(r['pre_pass'] for r in rows)} pass; same crystal in "
+        f"{sum(r['same'] for r in rows)}/{len(rows)}; mean energy difference (pre - alone) "
+        f"{mean('pre_e') - mean('chgnet_e'):+.4f} eV/atom"
+    )
     if a.json:
         with open(a.json, "w") as fh:
             json.dump({"args": vars(a), "rows": rows, "time": time.strftime("%Y-%m-%d %H:%M")}, fh, indent=1)

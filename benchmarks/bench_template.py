@@ -60,11 +60,15 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
         check = min(m, 200)
         ok = np.array_equal(idx[:check], brute(q[:check], ref, qg[:check], rg))
-        print(f"  M={m:5d} R={r:5d}: best {min(times):.3f} s, median {np.median(times):.3f} s, "
-              f"agrees with brute force on {check} queries: {ok}")
+        print(
+            f"  M={m:5d} R={r:5d}: best {min(times):.3f} s, median {np.median(times):.3f} s, "
+            f"agrees with brute force on {check} queries: {ok}"
+        )
 
     quartz = Structure.from_spacegroup(
-        152, Lattice.hexagonal(4.9137, 5.4047), ["Si", "O"],
+        152,
+        Lattice.hexagonal(4.9137, 5.4047),
+        ["Si", "O"],
         [[0.4697, 0.0, 1.0 / 3.0], [1 - 0.4135, 1 - 0.4135 + 0.2669, 0.1191]],
     )
     stish = Structure.from_spacegroup(

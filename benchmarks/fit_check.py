@@ -38,16 +38,19 @@ def main() -> int:
         sel = np.random.default_rng(0).choice(len(recs), size=min(a.n, len(recs)), replace=False)
         rs = [recs[int(i)] for i in sel]
         t0 = time.perf_counter()
-        gen = generate(model, np.stack([r.spectrum for r in rs]), [r.environment.n_atoms for r in rs], seed=0,
-                       n_steps=a.steps)
+        gen = generate(
+            model, np.stack([r.spectrum for r in rs]), [r.environment.n_atoms for r in rs], seed=0, n_steps=a.steps
+        )
         dt = time.perf_counter() - t0
         by = collections.defaultdict(list)
         for r, g in zip(rs, gen):
             by["SiO2" if abs(r.x - 2.0) < 1e-6 else "other"].append(evaluate_pair(r.environment, g[0]))
         for cls, rows in sorted(by.items()):
             s = summarize(rows)
-            print(f"{name:6s} {cls:6s} {len(rows):3d} {s['rmsd_shell1']:11.3f} {s['rmsd_all']:8.3f} "
-                  f"{s['cn_error_shell1_pct']:8.2f} {s['species_accuracy']:7.3f}")
+            print(
+                f"{name:6s} {cls:6s} {len(rows):3d} {s['rmsd_shell1']:11.3f} {s['rmsd_all']:8.3f} "
+                f"{s['cn_error_shell1_pct']:8.2f} {s['species_accuracy']:7.3f}"
+            )
         print(f"  ({dt / len(rs):.2f} s per structure)")
     return 0
 

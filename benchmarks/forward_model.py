@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT / "data" / "s2s_open_v1.h5")
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "forward_v1" / "model.pt")
-    ap.add_argument("--compare", action="store_true", help="train both designs at equal CPU time and compare on validation")
+    ap.add_argument(
+        "--compare", action="store_true", help="train both designs at equal CPU time and compare on validation"
+    )
     ap.add_argument("--cpu-seconds", type=float, default=60.0, help="CPU budget per design for --compare (default 60)")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     a = ap.parse_args(argv)
@@ -71,13 +73,20 @@ def main(argv: list[str] | None = None) -> int:
             res = train_forward(cfg, envs, spectra, ids, None, cpu_seconds=a.cpu_seconds, progress=False)
             total = time.process_time() - t0
             pred = res.model.predict(v_envs)
-            rows[f"{kind} ({res.step} steps, {total:.0f} s CPU)"] = {**score(pred, spectra[val]), "steps": res.step,
-                                                                     "cpu_seconds": round(total, 1), "best_step": res.best_step}
+            rows[f"{kind} ({res.step} steps, {total:.0f} s CPU)"] = {
+                **score(pred, spectra[val]),
+                "steps": res.step,
+                "cpu_seconds": round(total, 1),
+                "best_step": res.best_step,
+            }
         tr_envs = [e for e, m in zip(envs, val) if not m]
         for name, pred in baselines(tr_envs, spectra[~val], v_envs).items():
             rows[name] = score(pred, spectra[val])
-        print_table(rows, f"Validation split ({int(val.sum())} sites of {len(set(np.array(ids)[val]))} training structures), "
-                          f"designs at ~{a.cpu_seconds:.0f} s CPU of training each")
+        print_table(
+            rows,
+            f"Validation split ({int(val.sum())} sites of {len(set(np.array(ids)[val]))} training structures), "
+            f"designs at ~{a.cpu_seconds:.0f} s CPU of training each",
+        )
         out["compare"] = rows
     else:
         fm = ForwardModel.load(a.model)
@@ -88,8 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         rows = {f"forward model ({fm.cfg.kind}, {Path(a.model).parent.name})": score(pred, t_spec)}
         for name, p in baselines(train.environments(), train.spectra(), t_envs).items():
             rows[name] = score(p, t_spec)
-        print_table(rows, f"Test split: {len(test)} sites of {len(test.structure_ids())} structures; reference: "
-                          f"{len(train)} training sites")
+        print_table(
+            rows,
+            f"Test split: {len(test)} sites of {len(test.structure_ids())} structures; reference: "
+            f"{len(train)} training sites",
+        )
         print(f"forward model: {dt / len(t_envs) * 1e3:.2f} ms CPU per environment (SOAP included)")
         out["test"] = rows
         out["model"] = str(a.model)

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from s2s.dataset import Dataset  # noqa: E402
-from s2s.evaluation.ensemble import signature  # noqa: E402
 from s2s.environment import Environment  # noqa: E402
+from s2s.evaluation.ensemble import signature  # noqa: E402
 from s2s.forward.model import ForwardModel  # noqa: E402
 from s2s.forward.selfconsistent import physical_problems, score_candidates  # noqa: E402
 
@@ -48,18 +48,27 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     rec = Dataset.load(a.data).test[a.site]
     t = rec.environment
-    gen = generate(load_model(a.model), rec.spectrum[None, :], [t.n_atoms], n_samples=a.k, seed=a.seed, n_steps=50,
-                   sampler="ddim")[0]
+    gen = generate(
+        load_model(a.model), rec.spectrum[None, :], [t.n_atoms], n_samples=a.k, seed=a.seed, n_steps=50, sampler="ddim"
+    )[0]
     x = t.coords.copy()
     first = t.shell == 1
     x[first] = x[first] / np.linalg.norm(x[first], axis=1, keepdims=True) * 1.0
-    cands = list(gen) + [Environment(t.species, t.coords, t.shell), Environment(t.species, x, t.shell),
-                         Environment(t.species, t.coords * 1.35, t.shell)]
-    names = [f"generated {i}" for i in range(len(gen))] + ["true environment", "first shell at 1.0 Å (unphysical)",
-                                                          "expanded 35 %: empty first shell (unphysical)"]
+    cands = list(gen) + [
+        Environment(t.species, t.coords, t.shell),
+        Environment(t.species, x, t.shell),
+        Environment(t.species, t.coords * 1.35, t.shell),
+    ]
+    names = [f"generated {i}" for i in range(len(gen))] + [
+        "true environment",
+        "first shell at 1.0 Å (unphysical)",
+        "expanded 35 %: empty first shell (unphysical)",
+    ]
     sc = score_candidates(ForwardModel.load(a.forward_model), rec.spectrum, cands, names)
-    print(f"test site {a.site}: {rec.structure_id} site {rec.site_index} ({rec.formula}), {t.n_atoms} atoms; "
-          f"{a.k} generated candidates (DDIM 50, seed {a.seed}) + 3 by hand")
+    print(
+        f"test site {a.site}: {rec.structure_id} site {rec.site_index} ({rec.formula}), {t.n_atoms} atoms; "
+        f"{a.k} generated candidates (DDIM 50, seed {a.seed}) + 3 by hand"
+    )
     print("| rank | candidate | shells 1/2/3 | spectrum MSE | geometric check |")
     print("|---:|---|---|---:|---|")
     for r, i in enumerate(sc.order):

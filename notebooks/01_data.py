@@ -33,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from s2s.simulate.assemble import assemble, xtb_cache_source
 from s2s.dataset import Dataset
 from s2s.environment import first_shell_label
 from s2s.plots import plot_composition_histogram, plot_spectra, save_figure
+from s2s.simulate.assemble import assemble, xtb_cache_source
 from s2s.simulate.build import build
 from s2s.simulate.xtb import XtbSettings
 from s2s.spectrum import GRID
@@ -54,8 +54,10 @@ if small:
 # NBVAL_CHECK_OUTPUT
 ds = Dataset.load(dataset_path)
 ids = sorted({r.structure_id for r in ds})
-print(f"{len(ds)} sites from {len(ids)} structures; train {len(ds.train)}, test {len(ds.test)} "
-      f"(split grouped by structure, seed {ds.meta.get('split_seed')})")
+print(
+    f"{len(ds)} sites from {len(ids)} structures; train {len(ds.train)}, test {len(ds.test)} "
+    f"(split grouped by structure, seed {ds.meta.get('split_seed')})"
+)
 print("sources:", dict(Counter(r.source for r in ds)))
 print("simulator:", ds[0].simulator, ds[0].settings)
 
@@ -66,7 +68,9 @@ print("simulator:", ds[0].simulator, ds[0].settings)
 x_by_structure = {r.structure_id: r.x for r in ds}
 fig = plot_composition_histogram(list(x_by_structure.values()), title=f"{len(ids)} Si–O crystals")
 save_figure(fig, FIG / "data_composition_structures")
-fig = plot_composition_histogram([r.x for r in ds], ylabel="Number of O sites (spectra)", title=f"{len(ds)} O K-edge spectra")
+fig = plot_composition_histogram(
+    [r.x for r in ds], ylabel="Number of O sites (spectra)", title=f"{len(ds)} O K-edge spectra"
+)
 save_figure(fig, FIG / "data_composition_sites")
 n_sio2 = sum(abs(r.x - 2.0) < 1e-6 for r in ds)
 print(f"SiO2 sites: {n_sio2} of {len(ds)} ({100 * n_sio2 / len(ds):.0f} %; the paper: 1,842 of 2,067, 89 %)")
@@ -100,8 +104,9 @@ settings = XtbSettings.from_dict(ds[0].settings)
 with tempfile.TemporaryDirectory() as tmp:
     report = build([(r.id, r.structure) for r in live], settings, tmp, workers=1, progress=False)
     print(report.summary())
-    live_ds, live_rep = assemble(live, xtb_cache_source(tmp, settings), simulator=ds[0].simulator,
-                                 settings=settings.to_dict(), test_fraction=0.5)
+    live_ds, live_rep = assemble(
+        live, xtb_cache_source(tmp, settings), simulator=ds[0].simulator, settings=settings.to_dict(), test_fraction=0.5
+    )
 print(live_rep.summary())
 
 # %%
@@ -124,10 +129,14 @@ from s2s.simulate.compare import agreement, load_reference_sites, simulate_refer
 refs = load_reference_sites("../data/reference")
 sim = simulate_reference_sites(refs, settings, "../data/cache/xtb", compute=not small)
 rows = agreement(refs, sim)
-print(f"{len(refs)} reference sites from {len({r.structure_id for r in refs})} structures; "
-      f"{len(rows)} with an xTB spectrum")
+print(
+    f"{len(refs)} reference sites from {len({r.structure_id for r in refs})} structures; "
+    f"{len(rows)} with an xTB spectrum"
+)
 for row in rows:
-    print(f"  {row['structure_id']:24s} site {row['site_index']:3d}  r = {row['pearson']:.3f}  cos = {row['cosine']:.3f}")
+    print(
+        f"  {row['structure_id']:24s} site {row['site_index']:3d}  r = {row['pearson']:.3f}  cos = {row['cosine']:.3f}"
+    )
 r_mean = float(np.mean([row["pearson"] for row in rows])) if rows else float("nan")
 print(f"mean Pearson r = {r_mean:.3f}, mean cosine = {np.mean([row['cosine'] for row in rows]):.3f}")
 
@@ -156,9 +165,15 @@ if show:
 # %%
 if not small:
     data = read_results(FIG / "results.json").get("data", {})
-    data.update({
-        "n_structures": len(ids), "n_sites": len(ds), "n_train": len(ds.train), "n_test": len(ds.test),
-        "n_reference_sites": len(rows), "simulator_vs_dft_pearson_mean": round(r_mean, 4),
-    })
+    data.update(
+        {
+            "n_structures": len(ids),
+            "n_sites": len(ds),
+            "n_train": len(ds.train),
+            "n_test": len(ds.test),
+            "n_reference_sites": len(rows),
+            "simulator_vs_dft_pearson_mean": round(r_mean, 4),
+        }
+    )
     update_results("data", data, FIG / "results.json")
     print(data)

@@ -47,8 +47,8 @@ import torch
 
 from s2s.config import get_preset
 from s2s.dataset import Dataset
-from s2s.plots import plot_loss_curve, read_loss_csv, save_figure
 from s2s.model.train import load_model, train
+from s2s.plots import plot_loss_curve, read_loss_csv, save_figure
 
 torch.set_num_threads(1)
 FIG = Path(figures_dir)
@@ -66,9 +66,11 @@ if small:
 # NBVAL_CHECK_OUTPUT
 ds = Dataset.load(dataset_path)
 train_recs = ds.train
-print(f"{len(train_recs)} training sites from {len({r.structure_id for r in train_recs})} structures "
-      f"({len(ds.test)} test sites held out); atoms per environment "
-      f"{min(r.environment.n_atoms for r in train_recs)}-{max(r.environment.n_atoms for r in train_recs)}")
+print(
+    f"{len(train_recs)} training sites from {len({r.structure_id for r in train_recs})} structures "
+    f"({len(ds.test)} test sites held out); atoms per environment "
+    f"{min(r.environment.n_atoms for r in train_recs)}-{max(r.environment.n_atoms for r in train_recs)}"
+)
 
 # %% [markdown]
 # ## Train (only with `retrain = True`, or when no checkpoint exists)
@@ -79,8 +81,14 @@ if retrain or not (model_dir / "model.pt").exists():
     over = {k: v for k, v in dict(epochs=epochs, seed=seed, num_threads=1).items() if v is not None}
     cfg = replace(cfg, train=replace(cfg.train, **over))
     t0 = time.perf_counter()
-    res = train(cfg, [r.environment for r in train_recs], np.stack([r.spectrum for r in train_recs]), model_dir,
-                max_steps=max_steps, info={"dataset": str(dataset_path), "preset": preset})
+    res = train(
+        cfg,
+        [r.environment for r in train_recs],
+        np.stack([r.spectrum for r in train_recs]),
+        model_dir,
+        max_steps=max_steps,
+        info={"dataset": str(dataset_path), "preset": preset},
+    )
     print(f"trained {res.step} steps in {time.perf_counter() - t0:.0f} s -> {model_dir / 'model.pt'}")
 
 # %% [markdown]
@@ -92,8 +100,10 @@ run = json.loads((model_dir / "run.json").read_text()) if (model_dir / "run.json
 n_params = sum(p.numel() for p in model.parameters())
 size_mb = (model_dir / "model.pt").stat().st_size / 1e6
 print(f"parameters: {n_params:,}; model.pt {size_mb:.1f} MB (EMA weights + config)")
-print(f"steps: {run.get('steps')}, epochs: {run.get('epochs', float('nan')):.0f}, "
-      f"training wall time: {run.get('seconds_total', float('nan')) / 60:.1f} min, trained on {run.get('n_train')} sites")
+print(
+    f"steps: {run.get('steps')}, epochs: {run.get('epochs', float('nan')):.0f}, "
+    f"training wall time: {run.get('seconds_total', float('nan')) / 60:.1f} min, trained on {run.get('n_train')} sites"
+)
 if run.get("dataset_sha256"):
     import hashlib
 
@@ -101,8 +111,10 @@ if run.get("dataset_sha256"):
     print("trained on this dataset file:", same)
 if run.get("continued_from"):
     c = run["continued_from"]
-    print(f"continued from {c['checkpoint']} (step {c['step']}, {c['n_train']} training sites, dataset sha256 "
-          f"{str(c.get('dataset_sha256', '?'))[:12]}): the dashed line in the loss curve")
+    print(
+        f"continued from {c['checkpoint']} (step {c['step']}, {c['n_train']} training sites, dataset sha256 "
+        f"{str(c.get('dataset_sha256', '?'))[:12]}): the dashed line in the loss curve"
+    )
 print(json.dumps(run.get("config", {}).get("model", {}), indent=1))
 
 # %% [markdown]
@@ -125,11 +137,19 @@ print(f"loss: first {hist['loss'][:k].mean():.3f} -> last {hist['loss'][-k:].mea
 if not small:
     from s2s.evaluation.results import update_results
 
-    update_results("train", {
-        "preset": run.get("preset", preset), "n_params": int(n_params), "checkpoint_mb": round(size_mb, 2),
-        "steps": run.get("steps"), "epochs": run.get("epochs"), "n_train": run.get("n_train"),
-        "train_minutes": round(run["seconds_total"] / 60, 1) if "seconds_total" in run else None,
-        "final_loss": round(float(hist["loss"][-k:].mean()), 4),
-        "continued_from_step": (run.get("continued_from") or {}).get("step"),
-        "train_cpu_minutes": round(run["cpu_seconds_total"] / 60, 1) if "cpu_seconds_total" in run else None,
-    }, FIG / "results.json")
+    update_results(
+        "train",
+        {
+            "preset": run.get("preset", preset),
+            "n_params": int(n_params),
+            "checkpoint_mb": round(size_mb, 2),
+            "steps": run.get("steps"),
+            "epochs": run.get("epochs"),
+            "n_train": run.get("n_train"),
+            "train_minutes": round(run["seconds_total"] / 60, 1) if "seconds_total" in run else None,
+            "final_loss": round(float(hist["loss"][-k:].mean()), 4),
+            "continued_from_step": (run.get("continued_from") or {}).get("step"),
+            "train_cpu_minutes": round(run["cpu_seconds_total"] / 60, 1) if "cpu_seconds_total" in run else None,
+        },
+        FIG / "results.json",
+    )

@@ -40,12 +40,19 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.model.cache import cache_info, generate_cached, generation_cache_path
-from s2s.evaluation.evaluate import (evaluate_generation, generation_inputs, metric_array, pick_cases, spread_indices, summary_table)
-from s2s.files import file_sha256
-from s2s.plots import align_for_plot, plot_overlay_grid, plot_oxygen_fraction, plot_rmsd_sorted, save_figure
+from s2s.evaluation.evaluate import (
+    evaluate_generation,
+    generation_inputs,
+    metric_array,
+    pick_cases,
+    spread_indices,
+    summary_table,
+)
 from s2s.evaluation.results import update_results
+from s2s.files import file_sha256
+from s2s.model.cache import cache_info, generate_cached, generation_cache_path
 from s2s.model.train import load_model
+from s2s.plots import align_for_plot, plot_overlay_grid, plot_oxygen_fraction, plot_rmsd_sorted, save_figure
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 torch.set_num_threads(1)
@@ -64,8 +71,7 @@ records = [test[int(i)] for i in sel]
 targets = [r.environment for r in records]
 spectra, n_atoms = generation_inputs(records)
 T = load_model(model_path).cfg.diffusion.T
-print(f"test split: {len(test)} sites from {len({r.structure_id for r in test})} structures; "
-      f"using {len(records)}")
+print(f"test split: {len(test)} sites from {len({r.structure_id for r in test})} structures; using {len(records)}")
 print(f"atoms per target: {n_atoms.min()}-{n_atoms.max()}; sampling steps: {n_steps or T} of T = {T}")
 
 # %% [markdown]
@@ -78,8 +84,10 @@ hit = cache_file.exists()
 generated = generate_cached(model_path, spectra, n_atoms, **gen_args)
 n_gen = len(records) * n_samples
 gen_seconds = cache_info(cache_file)["seconds"]
-print(f"{n_gen} environments {'read from the cache; made' if hit else 'generated'} in {gen_seconds:.1f} s "
-      f"({gen_seconds / n_gen:.3f} s each, {n_steps or T} steps, one thread)")
+print(
+    f"{n_gen} environments {'read from the cache; made' if hit else 'generated'} in {gen_seconds:.1f} s "
+    f"({gen_seconds / n_gen:.3f} s each, {n_steps or T} steps, one thread)"
+)
 
 # %%
 rows = evaluate_generation(targets, generated, methods=("paper", "best"), progress=True)
@@ -92,10 +100,17 @@ table = {m: summary_table(rows, m) for m in ("paper", "best")}
 
 # %%
 # NBVAL_CHECK_OUTPUT
-labels = {"rmsd_shell1": "RMSD 1st shell (Å)", "rmsd_shell2": "RMSD 2nd shell (Å)",
-          "rmsd_shell3": "RMSD 3rd shell (Å)", "rmsd_all": "RMSD all atoms (Å)",
-          "cn_error_shell1_pct": "CN error 1st shell (%)", "cn_error_shell2_pct": "CN error 2nd shell (%)",
-          "species_accuracy": "species accuracy", "validity": "validity", "n_test": "test cases"}
+labels = {
+    "rmsd_shell1": "RMSD 1st shell (Å)",
+    "rmsd_shell2": "RMSD 2nd shell (Å)",
+    "rmsd_shell3": "RMSD 3rd shell (Å)",
+    "rmsd_all": "RMSD all atoms (Å)",
+    "cn_error_shell1_pct": "CN error 1st shell (%)",
+    "cn_error_shell2_pct": "CN error 2nd shell (%)",
+    "species_accuracy": "species accuracy",
+    "validity": "validity",
+    "n_test": "test cases",
+}
 print(f"{'':26s}{'paper align':>14s}{'best align':>14s}")
 for k, name in labels.items():
     a, b = table["paper"][k], table["best"][k]
@@ -109,15 +124,19 @@ for k, name in labels.items():
 # 1.45-1.85 Å, no O-O closer than 2.0 Å unless the target has one (`s2s.evaluation.metrics.validity`).
 
 # %%
-subsets = {"SiO2": [i for i, r in enumerate(rows) if records[r["index"]].formula == "SiO2"],
-           "not generated": [i for i, r in enumerate(rows) if records[r["index"]].source != "generated"]}
+subsets = {
+    "SiO2": [i for i, r in enumerate(rows) if records[r["index"]].formula == "SiO2"],
+    "not generated": [i for i, r in enumerate(rows) if records[r["index"]].source != "generated"],
+}
 subset_tables = {}
 for name, idx in subsets.items():
     if idx:
         subset_tables[name] = summary_table([rows[i] for i in idx], "paper")
         s = subset_tables[name]
-        print(f"{name:14s} n = {s['n_test']:3d}  RMSD 1st shell {s['rmsd_shell1']:.3f} Å, all {s['rmsd_all']:.3f} Å, "
-              f"species {s['species_accuracy']:.3f}, validity {s['validity']:.3f}")
+        print(
+            f"{name:14s} n = {s['n_test']:3d}  RMSD 1st shell {s['rmsd_shell1']:.3f} Å, all {s['rmsd_all']:.3f} Å, "
+            f"species {s['species_accuracy']:.3f}, validity {s['validity']:.3f}"
+        )
 
 # %% [markdown]
 # ## Fig. 2a — RMSD per shell, sorted; cases A (best), B (middle), C (worst) by overall RMSD
@@ -162,8 +181,10 @@ fig = plot_oxygen_fraction(o_t, o_g, match=match, title="Test split")
 save_figure(fig, FIG / "03_oxygen_fraction", dpi=DPI)
 wrong = ~match
 if wrong.any() and (~wrong).any():
-    print(f"mean RMSD (all atoms) when species match: {np.nanmean(rmsd['all'][match]):.3f} Å, "
-          f"when they do not: {np.nanmean(rmsd['all'][wrong]):.3f} Å")
+    print(
+        f"mean RMSD (all atoms) when species match: {np.nanmean(rmsd['all'][match]):.3f} Å, "
+        f"when they do not: {np.nanmean(rmsd['all'][wrong]):.3f} Å"
+    )
 
 # %% [markdown]
 # ## Species accuracy by composition of the source crystal
@@ -183,10 +204,19 @@ for f, v in sorted(by_formula.items(), key=lambda kv: -len(kv[1])):
 if not small:
     result = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in table["paper"].items()}
     result["best_alignment"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in table["best"].items()}
-    result["subsets"] = {name: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in t.items()}
-                         for name, t in subset_tables.items()}
-    result.update({"n_samples": n_samples, "n_steps": n_steps or T, "seed": seed,
-                   "model_sha256": file_sha256(model_path), "seconds_per_structure": round(gen_seconds / n_gen, 4)})
+    result["subsets"] = {
+        name: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in t.items()}
+        for name, t in subset_tables.items()
+    }
+    result.update(
+        {
+            "n_samples": n_samples,
+            "n_steps": n_steps or T,
+            "seed": seed,
+            "model_sha256": file_sha256(model_path),
+            "seconds_per_structure": round(gen_seconds / n_gen, 4),
+        }
+    )
     update_results("test_generation", result, FIG / "results.json")
     print(result)
 
@@ -205,12 +235,21 @@ from s2s.forward.model import ForwardModel
 
 forward_model_path = "../models/forward_v1/model.pt"
 bok_settings = BestOfKSettings(k=2 if small else 8, n_steps=5 if small else 50, seed=seed)
-bok = evaluate_best_of_k(model_path, ForwardModel.load(forward_model_path), records, list(ds.train), bok_settings,
-                         cache_dir=cache_dir)
-bok_keys = {"rmsd_shell1": "RMSD 1st shell (Å)", "rmsd_all": "RMSD all atoms (Å)", "cn_error_shell1_pct": "CN error 1st shell (%)",
-            "species_accuracy": "species accuracy", "validity": "validity", "template_win_rate": "wins over template"}
-print(f"K = {bok_settings.k}, DDIM {bok_settings.n_steps} steps, {len(records)} test sites; sampling "
-      f"{bok['sampling']['cpu_seconds']:.0f} s CPU")
+bok = evaluate_best_of_k(
+    model_path, ForwardModel.load(forward_model_path), records, list(ds.train), bok_settings, cache_dir=cache_dir
+)
+bok_keys = {
+    "rmsd_shell1": "RMSD 1st shell (Å)",
+    "rmsd_all": "RMSD all atoms (Å)",
+    "cn_error_shell1_pct": "CN error 1st shell (%)",
+    "species_accuracy": "species accuracy",
+    "validity": "validity",
+    "template_win_rate": "wins over template",
+}
+print(
+    f"K = {bok_settings.k}, DDIM {bok_settings.n_steps} steps, {len(records)} test sites; sampling "
+    f"{bok['sampling']['cpu_seconds']:.0f} s CPU"
+)
 print(f"{'':24s}" + "".join(f"{m:>14s}" for m in METHODS))
 for k, name in bok_keys.items():
     print(f"{name:24s}" + "".join(f"{bok[m].get(k, float('nan')):14.3f}" for m in METHODS))
@@ -220,8 +259,13 @@ if not small:
     from s2s.evaluation.results import read_results
 
     tg = read_results(FIG / "results.json").get("test_generation", {})
-    extra = {"k": bok_settings.k, "sampler": bok_settings.sampler, "n_steps": bok_settings.n_steps, "seed": bok_settings.seed,
-             "forward_model_sha256": file_sha256(forward_model_path)}
+    extra = {
+        "k": bok_settings.k,
+        "sampler": bok_settings.sampler,
+        "n_steps": bok_settings.n_steps,
+        "seed": bok_settings.seed,
+        "forward_model_sha256": file_sha256(forward_model_path),
+    }
     tg["single_of_k"] = {**bok["single"], **extra}
     tg["best_of_k"] = {**bok["best_of_k"], **extra}
     tg["oracle_of_k"] = {**bok["oracle_of_k"], **extra, "pick": "lowest true 1st-shell RMSD of the K (paper alignment)"}

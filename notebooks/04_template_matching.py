@@ -43,10 +43,10 @@ import torch
 
 from s2s.dataset import Dataset
 from s2s.evaluation.evaluate import evaluate_generation, generation_inputs, spread_indices, summary_table
-from s2s.model.cache import generate_cached, generation_cache_path
-from s2s.plots import align_for_plot, plot_overlay_grid, plot_similarity_gap, save_figure
 from s2s.evaluation.results import update_results
 from s2s.evaluation.template import compare_with_generation, template_match
+from s2s.model.cache import generate_cached, generation_cache_path
+from s2s.plots import align_for_plot, plot_overlay_grid, plot_similarity_gap, save_figure
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 torch.set_num_threads(1)
@@ -63,8 +63,10 @@ train, test = ds.train, ds.test
 records = [test[int(i)] for i in spread_indices(len(test), n_test_max)]
 targets = [r.environment for r in records]
 spectra, n_atoms = generation_inputs(records)
-print(f"{len(records)} test sites; template database: the training split, {len(train)} spectra "
-      f"from {len(train.structure_ids())} structures")
+print(
+    f"{len(records)} test sites; template database: the training split, {len(train)} spectra "
+    f"from {len(train.structure_ids())} structures"
+)
 
 # %% [markdown]
 # ## Generated environments (notebook 03's, from the cache)
@@ -80,8 +82,9 @@ generated = [g[0] for g in generate_cached(model_path, spectra, n_atoms, **gen_a
 
 # %%
 # NBVAL_CHECK_OUTPUT
-tm = template_match(spectra, [r.structure_id for r in records], train.spectra(),
-                    [r.structure_id for r in train], train.environments())
+tm = template_match(
+    spectra, [r.structure_id for r in records], train.spectra(), [r.structure_id for r in train], train.environments()
+)
 matched_records = [train[int(i)] for i in tm.index]
 assert all(m.structure_id != r.structure_id for m, r in zip(matched_records, records))
 same_formula = np.mean([m.formula == r.formula for m, r in zip(matched_records, records)])
@@ -93,11 +96,15 @@ print(f"template from a crystal of the same formula: {same_formula:.3f} of cases
 
 # %%
 cmp = compare_with_generation(targets, generated, tm.environments, tm.mse)
-print(f"SOAP cosine similarity to the target: generated {cmp['sim_generated'].mean():.4f}, "
-      f"template {cmp['sim_matched'].mean():.4f} (means)")
-print(f"model wins {cmp['n_wins']} / {cmp['n_cases']} (ties {cmp['n_ties']}, losses {cmp['n_losses']}): "
-      f"win rate {cmp['model_win_rate']:.3f} (paper: 0.521); gap mean {cmp['gap_mean']:.4f}, s.d. {cmp['gap_std']:.4f} "
-      "(paper: 0.001, 0.006)")
+print(
+    f"SOAP cosine similarity to the target: generated {cmp['sim_generated'].mean():.4f}, "
+    f"template {cmp['sim_matched'].mean():.4f} (means)"
+)
+print(
+    f"model wins {cmp['n_wins']} / {cmp['n_cases']} (ties {cmp['n_ties']}, losses {cmp['n_losses']}): "
+    f"win rate {cmp['model_win_rate']:.3f} (paper: 0.521); gap mean {cmp['gap_mean']:.4f}, s.d. {cmp['gap_std']:.4f} "
+    "(paper: 0.001, 0.006)"
+)
 
 # %% [markdown]
 # ## Fig. 4 — similarity gap vs the MSE of the best template
@@ -117,8 +124,16 @@ rows_gen = evaluate_generation(targets, generated, methods=("paper",))
 rows_tm = evaluate_generation(targets, tm.environments, methods=("paper",))
 tab_gen, tab_tm = summary_table(rows_gen, "paper"), summary_table(rows_tm, "paper")
 print(f"{'':26s}{'generated':>12s}{'template':>12s}")
-for k in ("rmsd_shell1", "rmsd_shell2", "rmsd_shell3", "rmsd_all", "cn_error_shell1_pct", "cn_error_shell2_pct",
-          "species_accuracy", "validity"):
+for k in (
+    "rmsd_shell1",
+    "rmsd_shell2",
+    "rmsd_shell3",
+    "rmsd_all",
+    "cn_error_shell1_pct",
+    "cn_error_shell2_pct",
+    "species_accuracy",
+    "validity",
+):
     print(f"{k:26s}{tab_gen[k]:12.3f}{tab_tm[k]:12.3f}")
 
 # %% [markdown]
@@ -133,8 +148,9 @@ for k in ("rmsd_shell1", "rmsd_shell2", "rmsd_shell3", "rmsd_all", "cn_error_she
 from s2s.model.refine import refine_templates
 from s2s.model.train import load_model
 
-refined = refine_templates(load_model(model_path), spectra, tm.environments, refine_t0, seed=seed,
-                           n_steps=5 if small else 50)
+refined = refine_templates(
+    load_model(model_path), spectra, tm.environments, refine_t0, seed=seed, n_steps=5 if small else 50
+)
 rows_ref = evaluate_generation(targets, refined, methods=("paper",))
 tab_ref = summary_table(rows_ref, "paper")
 cmp_ref = compare_with_generation(targets, refined, tm.environments, tm.mse)
@@ -165,18 +181,29 @@ save_figure(fig, FIG / "04_cases", dpi=DPI)
 # %%
 if not small:
     result = {
-        "model_win_rate": round(cmp["model_win_rate"], 4), "n": cmp["n_cases"], "n_wins": cmp["n_wins"],
-        "n_ties": cmp["n_ties"], "gap_mean": round(cmp["gap_mean"], 5), "gap_std": round(cmp["gap_std"], 5),
+        "model_win_rate": round(cmp["model_win_rate"], 4),
+        "n": cmp["n_cases"],
+        "n_wins": cmp["n_wins"],
+        "n_ties": cmp["n_ties"],
+        "gap_mean": round(cmp["gap_mean"], 5),
+        "gap_std": round(cmp["gap_std"], 5),
         "sim_generated_mean": round(float(cmp["sim_generated"].mean()), 5),
         "sim_template_mean": round(float(cmp["sim_matched"].mean()), 5),
-        "template_rmsd_all": round(tab_tm["rmsd_all"], 4), "template_rmsd_shell1": round(tab_tm["rmsd_shell1"], 4),
+        "template_rmsd_all": round(tab_tm["rmsd_all"], 4),
+        "template_rmsd_shell1": round(tab_tm["rmsd_shell1"], 4),
         "template_species_accuracy": round(tab_tm["species_accuracy"], 4),
-        "template_validity": round(tab_tm["validity"], 4), "model_validity": round(tab_gen["validity"], 4),
-        "refined": {"t0": int(refine_t0), "rmsd_shell1": round(tab_ref["rmsd_shell1"], 4),
-                    "rmsd_all": round(tab_ref["rmsd_all"], 4), "species_accuracy": round(tab_ref["species_accuracy"], 4),
-                    "validity": round(tab_ref["validity"], 4),
-                    "win_rate_over_template": round(cmp_ref["model_win_rate"], 4)},
-        "n_steps": n_steps, "seed": seed,
+        "template_validity": round(tab_tm["validity"], 4),
+        "model_validity": round(tab_gen["validity"], 4),
+        "refined": {
+            "t0": int(refine_t0),
+            "rmsd_shell1": round(tab_ref["rmsd_shell1"], 4),
+            "rmsd_all": round(tab_ref["rmsd_all"], 4),
+            "species_accuracy": round(tab_ref["species_accuracy"], 4),
+            "validity": round(tab_ref["validity"], 4),
+            "win_rate_over_template": round(cmp_ref["model_win_rate"], 4),
+        },
+        "n_steps": n_steps,
+        "seed": seed,
     }
     update_results("template_matching", result, FIG / "results.json")
     print(result)

@@ -45,12 +45,29 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.model.cache import cache_info, generate_cached, generation_cache_path
-from s2s.evaluation.evaluate import (composition_keys, evaluate_generation, generation_inputs, group_indices, metric_array, pick_cases, subsample_groups, summary_table)
-from s2s.plots import (align_for_plot, composition_color, plot_overlay_grid, plot_rmsd_by_composition,
-                       plot_rmsd_sorted, plot_similarity_gap, plot_species_accuracy_by_composition, save_figure)
+from s2s.evaluation.evaluate import (
+    composition_keys,
+    evaluate_generation,
+    generation_inputs,
+    group_indices,
+    metric_array,
+    pick_cases,
+    subsample_groups,
+    summary_table,
+)
 from s2s.evaluation.results import read_results, update_results
 from s2s.evaluation.template import compare_with_generation, template_match
+from s2s.model.cache import cache_info, generate_cached, generation_cache_path
+from s2s.plots import (
+    align_for_plot,
+    composition_color,
+    plot_overlay_grid,
+    plot_rmsd_by_composition,
+    plot_rmsd_sorted,
+    plot_similarity_gap,
+    plot_species_accuracy_by_composition,
+    save_figure,
+)
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 torch.set_num_threads(1)
@@ -87,8 +104,10 @@ hit = cache_file.exists()
 generated = generate_cached(model_path, spectra, n_atoms, **gen_args)
 gen_seconds = cache_info(cache_file)["seconds"]
 n_gen = len(records) * n_samples
-print(f"{n_gen} environments {'read from the cache; made' if hit else 'generated'} in {gen_seconds:.1f} s "
-      f"({gen_seconds / n_gen:.3f} s each)")
+print(
+    f"{n_gen} environments {'read from the cache; made' if hit else 'generated'} in {gen_seconds:.1f} s "
+    f"({gen_seconds / n_gen:.3f} s each)"
+)
 
 # %%
 rows = evaluate_generation(targets, generated, methods=("paper", "best"), progress=True)
@@ -101,14 +120,19 @@ row_groups = group_indices(row_comp)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-per_comp = {m: {k: summary_table([rows[i] for i in idx], m) for k, idx in row_groups.items()}
-            for m in ("paper", "best")}
-print(f"{'x':>6s}{'n':>5s}{'RMSD sh1':>10s}{'sh2':>8s}{'sh3':>8s}{'all':>8s}{'all(best)':>11s}{'CN1 err%':>10s}"
-      f"{'species':>9s}")
+per_comp = {
+    m: {k: summary_table([rows[i] for i in idx], m) for k, idx in row_groups.items()} for m in ("paper", "best")
+}
+print(
+    f"{'x':>6s}{'n':>5s}{'RMSD sh1':>10s}{'sh2':>8s}{'sh3':>8s}{'all':>8s}{'all(best)':>11s}{'CN1 err%':>10s}"
+    f"{'species':>9s}"
+)
 for k in row_groups:
     p, b = per_comp["paper"][k], per_comp["best"][k]
-    print(f"{k:>6s}{p['n_test']:5d}{p['rmsd_shell1']:10.3f}{p['rmsd_shell2']:8.3f}{p['rmsd_shell3']:8.3f}"
-          f"{p['rmsd_all']:8.3f}{b['rmsd_all']:11.3f}{p['cn_error_shell1_pct']:10.1f}{p['species_accuracy']:9.3f}")
+    print(
+        f"{k:>6s}{p['n_test']:5d}{p['rmsd_shell1']:10.3f}{p['rmsd_shell2']:8.3f}{p['rmsd_shell3']:8.3f}"
+        f"{p['rmsd_all']:8.3f}{b['rmsd_all']:11.3f}{p['cn_error_shell1_pct']:10.1f}{p['species_accuracy']:9.3f}"
+    )
 
 # %% [markdown]
 # ## Fig. 5a / Supplementary Fig. 3a — RMSD sorted, per composition
@@ -119,9 +143,11 @@ for k in row_groups:
 rmsd_all = metric_array(rows, "paper", "rmsd_all")
 keys = list(row_groups)
 ends = [keys[-1], keys[0]] if len(keys) > 1 else keys
-fig = plot_rmsd_sorted({f"SiO{k} amorphous": rmsd_all[row_groups[k]] for k in ends},
-                       colors={f"SiO{k} amorphous": composition_color(float(k)) for k in ends},
-                       title="Amorphous, all atoms (paper alignment)")
+fig = plot_rmsd_sorted(
+    {f"SiO{k} amorphous": rmsd_all[row_groups[k]] for k in ends},
+    colors={f"SiO{k} amorphous": composition_color(float(k)) for k in ends},
+    title="Amorphous, all atoms (paper alignment)",
+)
 save_figure(fig, FIG / "05_rmsd_sorted_extremes", dpi=DPI)
 
 ncols = min(4, len(keys))
@@ -132,7 +158,7 @@ for ax, k in zip(axes.flat, keys):
     series = {f"shell {s}": metric_array(rows, "paper", f"rmsd_shell{s}")[idx] for s in (1, 2, 3)}
     series["all"] = rmsd_all[idx]
     plot_rmsd_sorted(series, ax=ax, title=f"SiO{k} amorphous")
-for ax in axes.flat[len(keys):]:
+for ax in axes.flat[len(keys) :]:
     ax.set_visible(False)
 save_figure(fig, FIG / "05_rmsd_sorted_by_composition", dpi=DPI)
 
@@ -141,9 +167,12 @@ save_figure(fig, FIG / "05_rmsd_sorted_by_composition", dpi=DPI)
 
 # %%
 fig = plot_rmsd_by_composition(
-    {float(k): {"shell 1": metric_array(rows, "paper", "rmsd_shell1")[idx], "all": rmsd_all[idx]}
-     for k, idx in row_groups.items()},
-    title="Amorphous SiO$_x$: RMSD to the target (paper alignment)")
+    {
+        float(k): {"shell 1": metric_array(rows, "paper", "rmsd_shell1")[idx], "all": rmsd_all[idx]}
+        for k, idx in row_groups.items()
+    },
+    title="Amorphous SiO$_x$: RMSD to the target (paper alignment)",
+)
 save_figure(fig, FIG / "05_rmsd_by_composition", dpi=DPI)
 
 # %% [markdown]
@@ -154,10 +183,12 @@ match = np.array([r["paper"]["species_match"] for r in rows])
 o_t, o_g = metric_array(rows, "paper", "o_frac_target"), metric_array(rows, "paper", "o_frac_gen")
 reference = read_results(FIG / "results.json").get("test_generation", {}).get("species_accuracy")
 fig = plot_species_accuracy_by_composition(
-    {float(k): match[idx] for k, idx in row_groups.items()}, reference=reference,
+    {float(k): match[idx] for k, idx in row_groups.items()},
+    reference=reference,
     o_frac_target={float(k): o_t[idx] for k, idx in row_groups.items()},
     o_frac_generated={float(k): o_g[idx] for k, idx in row_groups.items()},
-    title="Amorphous SiO$_x$: species")
+    title="Amorphous SiO$_x$: species",
+)
 save_figure(fig, FIG / "05_species_accuracy_by_composition", dpi=DPI)
 
 # %% [markdown]
@@ -196,8 +227,10 @@ cmp = compare_with_generation(targets, first, tm.environments, tm.mse)
 win_rate = {}
 for k, idx in groups.items():
     win_rate[k] = float(cmp["win"][idx].mean())
-    print(f"SiO{k}: model better in {win_rate[k]:.3f} of {len(idx)} sites, "
-          f"mean gap {cmp['gap'][idx].mean():+.4f}, median template MSE {np.median(tm.mse[idx]):.3g}")
+    print(
+        f"SiO{k}: model better in {win_rate[k]:.3f} of {len(idx)} sites, "
+        f"mean gap {cmp['gap'][idx].mean():+.4f}, median template MSE {np.median(tm.mse[idx]):.3g}"
+    )
 
 # %%
 ncols = min(4, len(keys))
@@ -231,7 +264,9 @@ if not small:
             "rmsd_shell1": {k: _num(per_comp["best"][k]["rmsd_shell1"]) for k in row_groups},
             "rmsd_all": {k: _num(per_comp["best"][k]["rmsd_all"]) for k in row_groups},
         },
-        "n_samples": n_samples, "n_steps": n_steps, "seed": seed,
+        "n_samples": n_samples,
+        "n_steps": n_steps,
+        "seed": seed,
         "seconds_per_structure": round(gen_seconds / n_gen, 4),
     }
     update_results("amorphous_generation", result, FIG / "results.json")

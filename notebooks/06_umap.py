@@ -49,14 +49,14 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.model.cache import generate_cached, generation_cache_path
 from s2s.evaluation.evaluate import generation_inputs, subsample_groups
 from s2s.evaluation.manifold import UNKNOWN, composition_labels, distance_to_training, umap_embedding
 from s2s.evaluation.ood import OODScorer
-from s2s.plots import plot_similarity_gap, plot_umap, save_figure
 from s2s.evaluation.results import round_floats, update_results
 from s2s.evaluation.template import compare_with_generation, template_match
+from s2s.model.cache import generate_cached, generation_cache_path
 from s2s.model.train import load_model
+from s2s.plots import plot_similarity_gap, plot_umap, save_figure
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 torch.set_num_threads(1)
@@ -66,6 +66,7 @@ TRAIN = "training crystals"
 
 def name(c: str) -> str:
     return "x unknown" if c == UNKNOWN else f"SiO{c}"
+
 
 if small:
     n_steps, n_sites_max, n_umap_max = 50, 2, 150
@@ -85,8 +86,10 @@ train_groups = np.array([r.structure_id for r in train])
 amor_spectra = np.stack([r.spectrum for r in amor])
 present = sorted(set(comp) - {UNKNOWN}, key=float)
 print(f"training split: {len(train)} spectra of {len(set(train_groups))} structures")
-print(f"amorphous: {len(amor)} spectra ({'all cells' if cell_ids is None else f'cells {cell_ids}'}); per composition x:",
-      {c: int((comp == c).sum()) for c in present} | ({UNKNOWN: int((comp == UNKNOWN).sum())} if UNKNOWN in comp else {}))
+print(
+    f"amorphous: {len(amor)} spectra ({'all cells' if cell_ids is None else f'cells {cell_ids}'}); per composition x:",
+    {c: int((comp == c).sum()) for c in present} | ({UNKNOWN: int((comp == UNKNOWN).sum())} if UNKNOWN in comp else {}),
+)
 # the simulator settings (not the simulator's name) decide whether the spectra are comparable
 set_train = {tuple(sorted(r.settings.items())) for r in train}
 set_amor = {tuple(sorted(r.settings.items())) for r in amor}
@@ -94,8 +97,10 @@ same_simulator = set_amor <= set_train
 if not same_simulator:
     t_set, a_set = dict(next(iter(set_train))), dict(next(iter(set_amor - set_train)))
     diff = {k: (t_set.get(k), a_set.get(k)) for k in sorted(set(t_set) | set(a_set)) if t_set.get(k) != a_set.get(k)}
-    print(f"WARNING: amorphous spectra simulated with other settings than the training spectra "
-          f"(training vs amorphous: {diff}); distances below then mix structure with method")
+    print(
+        f"WARNING: amorphous spectra simulated with other settings than the training spectra "
+        f"(training vs amorphous: {diff}); distances below then mix structure with method"
+    )
 missing = sorted(set(f"{x:.2f}" for x in np.arange(0.25, 2.01, 0.25)) - set(present), key=float)
 if missing:
     print("compositions of the paper not (yet) in the amorphous set:", ", ".join(missing))
@@ -110,8 +115,10 @@ points = np.vstack([train_spectra, amor_spectra])[keep]
 labels = labels_all[keep]
 t0 = time.perf_counter()
 emb = umap_embedding(points, random_state=seed, n_neighbors=n_neighbors, min_dist=min_dist)
-print(f"UMAP of {len(points)} spectra ({(labels == TRAIN).sum()} training, {(labels != TRAIN).sum()} amorphous) "
-      f"in {time.perf_counter() - t0:.1f} s")
+print(
+    f"UMAP of {len(points)} spectra ({(labels == TRAIN).sum()} training, {(labels != TRAIN).sum()} amorphous) "
+    f"in {time.perf_counter() - t0:.1f} s"
+)
 fig = plot_umap(emb, labels, title="O K-edge spectra (UMAP): crystals vs amorphous SiO$_x$")
 save_figure(fig, FIG / "06_umap")
 
@@ -132,28 +139,47 @@ print("composition | n | UMAP: mean NN distance, inside | spectra: median k-NN p
 spectral = {}
 for c in rep.per_label:
     sel = comp == c
-    spectral[c] = {"median_percentile": float(np.median(score["percentile"][sel])),
-                   "flagged_fraction": float(np.mean(score["flag"][sel])), "n": int(sel.sum())}
+    spectral[c] = {
+        "median_percentile": float(np.median(score["percentile"][sel])),
+        "flagged_fraction": float(np.mean(score["flag"][sel])),
+        "n": int(sel.sum()),
+    }
     v = rep.per_label[c]
-    print(f"  {name(c):9s} | {v['n']:4d} | {v['mean_distance']:6.3f}, {100 * v['inside_fraction']:5.1f} % | "
-          f"{spectral[c]['median_percentile']:5.1f}, {100 * spectral[c]['flagged_fraction']:5.1f} %")
+    print(
+        f"  {name(c):9s} | {v['n']:4d} | {v['mean_distance']:6.3f}, {100 * v['inside_fraction']:5.1f} % | "
+        f"{spectral[c]['median_percentile']:5.1f}, {100 * spectral[c]['flagged_fraction']:5.1f} %"
+    )
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"spectral OOD score (k = {scorer.k}, flag above the {scorer.threshold:g}th percentile of the training "
-      "leave-one-structure-out distances):")
+print(
+    f"spectral OOD score (k = {scorer.k}, flag above the {scorer.threshold:g}th percentile of the training "
+    "leave-one-structure-out distances):"
+)
 for c, v in spectral.items():
-    print(f"  {name(c)}: median percentile {v['median_percentile']:.1f}, flagged {100 * v['flagged_fraction']:.1f} % "
-          f"of {v['n']}")
+    print(
+        f"  {name(c)}: median percentile {v['median_percentile']:.1f}, flagged {100 * v['flagged_fraction']:.1f} % "
+        f"of {v['n']}"
+    )
 
 # %%
 fig, ax = plt.subplots(figsize=(5.4, 3.4), layout="constrained")
 known = [c for c in rep.per_label if c != UNKNOWN]  # sites without a composition are left out here
 xs = [float(c) for c in known]
-ax.plot(xs, [rep.per_label[c]["inside_fraction"] for c in known], "o-", color="#7B3294",
-        label="inside training manifold (UMAP)")
-ax.plot(xs, [1 - spectral[c]["flagged_fraction"] for c in known], "s--", color="#1B9E77",
-        label="not flagged OOD (spectra, k-NN)")
+ax.plot(
+    xs,
+    [rep.per_label[c]["inside_fraction"] for c in known],
+    "o-",
+    color="#7B3294",
+    label="inside training manifold (UMAP)",
+)
+ax.plot(
+    xs,
+    [1 - spectral[c]["flagged_fraction"] for c in known],
+    "s--",
+    color="#1B9E77",
+    label="not flagged OOD (spectra, k-NN)",
+)
 ax.set_xlabel("x in SiO$_x$")
 ax.set_ylabel("Fraction of amorphous sites")
 ax.set_ylim(-0.03, 1.03)
@@ -188,8 +214,9 @@ spectra_05, n_atoms_05 = generation_inputs([amor[int(i)] for i in sel])
 n_atoms = np.array([r.environment.n_atoms for r in amor])
 gen_by_site = {}
 if generation_cache_path(model_path, spectra_05, n_atoms_05, **gen_args).exists():
-    gen_by_site = dict(zip(sel.tolist(), generate_cached(model_path, spectra_05, n_atoms_05, **gen_args,
-                                                         progress=False)))
+    gen_by_site = dict(
+        zip(sel.tolist(), generate_cached(model_path, spectra_05, n_atoms_05, **gen_args, progress=False))
+    )
     print(f"generated environments read from notebook 05's cached run ({len(sel)} sites)")
 comparison = {}
 for c in cases:
@@ -205,8 +232,10 @@ for c in cases:
     dt = time.perf_counter() - t0
     comparison[c] = compare_with_generation(targets, [g[0] for g in gen], match.environments, match.mse)
     r = comparison[c]
-    print(f"SiO{c}: {r['n_cases']} sites, generation {dt:.1f} s ({n_steps or T} steps; cached runs are read); "
-          f"model better in {100 * r['model_win_rate']:.1f} % ({r['n_ties']} ties), gap mean {r['gap_mean']:+.4f}")
+    print(
+        f"SiO{c}: {r['n_cases']} sites, generation {dt:.1f} s ({n_steps or T} steps; cached runs are read); "
+        f"model better in {100 * r['model_win_rate']:.1f} % ({r['n_ties']} ties), gap mean {r['gap_mean']:+.4f}"
+    )
 
 # %%
 if comparison:
@@ -229,12 +258,15 @@ out = {
     "same_simulator_settings": bool(same_simulator),
     "n_sites_by_composition": {c: int((comp == c).sum()) for c in present},
     "umap_threshold": rep.threshold,
-    "umap_nn_distance": {c: {k: v[k] for k in ("mean_distance", "median_distance", "inside_fraction")}
-                         for c, v in rep.per_label.items()},
+    "umap_nn_distance": {
+        c: {k: v[k] for k in ("mean_distance", "median_distance", "inside_fraction")} for c, v in rep.per_label.items()
+    },
     "compositions_inside_umap": rep.inside_labels(0.5),
     "spectral_ood": spectral,
-    "template_vs_model": {c: {k: r[k] for k in ("model_win_rate", "n_cases", "n_ties", "gap_mean", "gap_std")}
-                          for c, r in comparison.items()},
+    "template_vs_model": {
+        c: {k: r[k] for k in ("model_win_rate", "n_cases", "n_ties", "gap_mean", "gap_std")}
+        for c, r in comparison.items()
+    },
     "model_win_rate": {c: r["model_win_rate"] for c, r in comparison.items()},
     "n_steps": int(n_steps or T),
 }

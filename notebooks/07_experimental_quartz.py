@@ -57,16 +57,15 @@ import torch
 
 from s2s.dataset import Dataset
 from s2s.evaluation.evaluate import evaluate_generation, metric_array
-from s2s.model.cache import generate_cached
-from s2s.predict.foreign import ensemble_stats, load_input_spectrum, matching_environments, reference_environment
-from s2s.predict.prepare import broaden, training_onset
-from s2s.plots import (align_for_plot, plot_environment_overlay, plot_overlay_panel, plot_rdf,
-                       plot_spectra, save_figure)
 from s2s.evaluation.rdf import ensemble_rdf, radial_distribution, rdf_peaks
 from s2s.evaluation.results import round_floats, update_results
-from s2s.spectrum import GRID
 from s2s.evaluation.template import nearest_by_mse
+from s2s.model.cache import generate_cached
 from s2s.model.train import load_model
+from s2s.plots import align_for_plot, plot_environment_overlay, plot_overlay_panel, plot_rdf, plot_spectra, save_figure
+from s2s.predict.foreign import ensemble_stats, load_input_spectrum, matching_environments, reference_environment
+from s2s.predict.prepare import broaden, training_onset
+from s2s.spectrum import GRID
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 warnings.filterwarnings("ignore", message="Issues encountered while parsing CIF")
@@ -94,8 +93,10 @@ source = inp.description + (f"; broadened by a {smooth_fwhm_eV:g} eV FWHM Gaussi
 print("input:", source)
 if inp.kind == "measured":
     print(f"  energies shifted by {inp.shift_eV:.2f} eV")
-print(f"target: {structure_id} site {ref_head['site_index']} ({ref_head.get('formula', '')}), "
-      f"{target.n_atoms} atoms, shell sizes {np.bincount(target.shell)[1:].tolist()}")
+print(
+    f"target: {structure_id} site {ref_head['site_index']} ({ref_head.get('formula', '')}), "
+    f"{target.n_atoms} atoms, shell sizes {np.bincount(target.shell)[1:].tolist()}"
+)
 
 # %% [markdown]
 # Is the target environment among the training environments? (Same species and sorted
@@ -122,8 +123,11 @@ from s2s.simulate.xtb import XtbSettings
 
 xtb = None
 try:
-    refs = [r for r in load_reference_sites(reference_dir)
-            if r.structure_id == structure_id and r.site_index == ref_head["site_index"]]
+    refs = [
+        r
+        for r in load_reference_sites(reference_dir)
+        if r.structure_id == structure_id and r.site_index == ref_head["site_index"]
+    ]
     sim = simulate_reference_sites(refs, XtbSettings.from_dict(ds[0].settings), "../data/cache/xtb", compute=False)
     xtb = sim.get((structure_id, ref_head["site_index"]))
 except (FileNotFoundError, ValueError) as exc:
@@ -133,8 +137,13 @@ near_idx, near_mse = np.atleast_1d(near_idx[0]), np.atleast_1d(near_mse[0])
 
 # %%
 # NBVAL_CHECK_OUTPUT
-input_name = ("GPAW (calculated)" if inp.format == "gpaw" else "measured" if inp.kind == "measured"
-              else f"{inp.format} (calculated)")
+input_name = (
+    "GPAW (calculated)"
+    if inp.format == "gpaw"
+    else "measured"
+    if inp.kind == "measured"
+    else f"{inp.format} (calculated)"
+)
 label_in = "input: " + input_name
 curves = {label_in: x}
 styles = {label_in: {"color": "k", "lw": 2.0}}
@@ -146,8 +155,10 @@ for k, (i, m) in enumerate(zip(near_idx, near_mse)):
     lab = f"train #{k + 1}: {train[int(i)].structure_id} site {train[int(i)].site_index}"
     curves[lab] = train[int(i)].spectrum
     styles[lab] = {"lw": 1.0, "ls": "--", "alpha": 0.8}
-    print(f"nearest training spectrum {k + 1}: {train[int(i)].structure_id} site {train[int(i)].site_index} "
-          f"(x = {train[int(i)].x:.2f}), MSE = {m:.2e}")
+    print(
+        f"nearest training spectrum {k + 1}: {train[int(i)].structure_id} site {train[int(i)].site_index} "
+        f"(x = {train[int(i)].x:.2f}), MSE = {m:.2e}"
+    )
 fig = plot_spectra(GRID, curves, styles=styles, title="alpha-quartz O K-edge: model input and neighbours")
 fig.set_size_inches(8.6, 3.6)
 fig.axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
@@ -162,18 +173,31 @@ inputs = {"input": x} if xtb is None else {"input": x, "xtb": xtb}
 generated, seconds = {}, {}
 for name, spec in inputs.items():
     t0 = time.perf_counter()
-    generated[name] = generate_cached(model_path, spec[None], [target.n_atoms], n_samples=n_samples, n_steps=n_steps,
-                                      seed=seed, cache_dir=cache_dir, progress=False)[0]
+    generated[name] = generate_cached(
+        model_path,
+        spec[None],
+        [target.n_atoms],
+        n_samples=n_samples,
+        n_steps=n_steps,
+        seed=seed,
+        cache_dir=cache_dir,
+        progress=False,
+    )[0]
     seconds[name] = time.perf_counter() - t0
-print(f"{n_samples} samples per spectrum, {n_steps or T} of T = {T} steps: "
-      + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()) + " (cached runs read from disk)")
+print(
+    f"{n_samples} samples per spectrum, {n_steps or T} of T = {T} steps: "
+    + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
+    + " (cached runs read from disk)"
+)
 
 # %%
 rows = {name: evaluate_generation([target], [gen]) for name, gen in generated.items()}
 stats = {}
 for name, r in rows.items():
-    stats[name] = {m: {key: ensemble_stats(metric_array(r, m, key)) for key in ("rmsd_all", "rmsd_shell1", "rmsd_shell2")}
-                   for m in ("paper", "best")}
+    stats[name] = {
+        m: {key: ensemble_stats(metric_array(r, m, key)) for key in ("rmsd_all", "rmsd_shell1", "rmsd_shell2")}
+        for m in ("paper", "best")
+    }
     stats[name]["species_match"] = float(np.mean([row["paper"]["species_match"] for row in r]))
     stats[name]["cn1_target"] = r[0]["paper"]["cn_target_shell1"]
     stats[name]["cn1_generated"] = [row["paper"]["cn_gen_shell1"] for row in r]
@@ -183,10 +207,15 @@ for name, s in stats.items():
     print(f"== from the {input_name + ' input' if name == 'input' else 'xTB spectrum of the same site'}")
     for m in ("paper", "best"):
         a, s1 = s[m]["rmsd_all"], s[m]["rmsd_shell1"]
-        print(f"  {m:5s} alignment: RMSD all median {a['median']:.3f} Å (best {a['best']:.3f}, 10-90 % "
-              f"{a['q10']:.3f}-{a['q90']:.3f}); shell 1 median {s1['median']:.3f} Å (best {s1['best']:.3f})")
-    print(f"  O fraction exactly right in {100 * s['species_match']:.0f} % of samples; "
-          f"1st-shell CN target {s['cn1_target']}, generated {np.bincount(s['cn1_generated']).tolist()} (counts of 0, 1, ...)")
+        print(
+            f"  {m:5s} alignment: RMSD all median {a['median']:.3f} Å (best {a['best']:.3f}, 10-90 % "
+            f"{a['q10']:.3f}-{a['q90']:.3f}); shell 1 median {s1['median']:.3f} Å (best {s1['best']:.3f})"
+        )
+    print(
+        f"  O fraction exactly right in {100 * s['species_match']:.0f} % of samples; "
+        f"1st-shell CN target {s['cn1_target']}, generated {np.bincount(s['cn1_generated']).tolist()} (counts of 0, "
+        "1, ...)"
+    )
 
 # %% [markdown]
 # Does the output depend on the spectrum? Both ensembles start from the same noise (same seed and
@@ -194,12 +223,18 @@ for name, s in stats.items():
 
 # %%
 if "xtb" in generated:
-    shift = np.array([np.sqrt(np.mean(np.sum((a.coords - b.coords) ** 2, axis=1)))
-                      for a, b in zip(generated["input"], generated["xtb"])])
+    shift = np.array(
+        [
+            np.sqrt(np.mean(np.sum((a.coords - b.coords) ** 2, axis=1)))
+            for a, b in zip(generated["input"], generated["xtb"])
+        ]
+    )
     print(f"GPAW-input vs xTB-input samples (same noise): median RMS coordinate difference {np.median(shift):.3f} Å")
     if np.median(shift) < 0.01:
-        print("WARNING: the generated environments barely depend on the input spectrum (an untrained or "
-              "under-trained model?)")
+        print(
+            "WARNING: the generated environments barely depend on the input spectrum (an untrained or "
+            "under-trained model?)"
+        )
 
 # %% [markdown]
 # ## Fig. 7b — radial distribution around the excited O
@@ -211,9 +246,14 @@ gen = generated["input"]
 fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.4), layout="constrained")
 for ax, sp in zip(axes, ("all", "Si", "O")):
     ens = ensemble_rdf(gen, species=None if sp == "all" else sp)
-    plot_rdf(ens.r, radial_distribution(target, ens.r, species=None if sp == "all" else sp), ens, ax=ax,
-             title=f"{'all neighbours' if sp == 'all' else sp + ' neighbours'}",
-             labels=("target (alpha-quartz)", f"generated mean (n = {len(gen)})"))
+    plot_rdf(
+        ens.r,
+        radial_distribution(target, ens.r, species=None if sp == "all" else sp),
+        ens,
+        ax=ax,
+        title=f"{'all neighbours' if sp == 'all' else sp + ' neighbours'}",
+        labels=("target (alpha-quartz)", f"generated mean (n = {len(gen)})"),
+    )
 fig.suptitle(f"alpha-quartz: RDF around the excited O, generated from the {input_name} spectrum")
 save_figure(fig, FIG / "07_quartz_rdf")
 ens_all = ensemble_rdf(gen)
@@ -266,16 +306,21 @@ out = {
     "rmsd_shell1_best": s["paper"]["rmsd_shell1"]["best"],
     "rmsd_all_best_alignment": s["best"]["rmsd_all"]["median"],
     "species_match_fraction": s["species_match"],
-    "nearest_training_spectrum": {"structure_id": train[int(near_idx[0])].structure_id,
-                                  "site_index": int(train[int(near_idx[0])].site_index), "mse": float(near_mse[0])},
+    "nearest_training_spectrum": {
+        "structure_id": train[int(near_idx[0])].structure_id,
+        "site_index": int(train[int(near_idx[0])].site_index),
+        "mse": float(near_mse[0]),
+    },
     "rdf_peaks_target_A": pk_t.tolist(),
     "rdf_peaks_generated_mean_A": pk_g.tolist(),
 }
 if "xtb" in stats:
-    out["xtb_same_site_input"] = {"rmsd_all": stats["xtb"]["paper"]["rmsd_all"]["median"],
-                                  "median_rms_difference_to_input_samples_A": float(np.median(shift)),
-                                  "rmsd_shell1": stats["xtb"]["paper"]["rmsd_shell1"]["median"],
-                                  "pearson_input_vs_xtb": float(np.corrcoef(x, xtb)[0, 1])}
+    out["xtb_same_site_input"] = {
+        "rmsd_all": stats["xtb"]["paper"]["rmsd_all"]["median"],
+        "median_rms_difference_to_input_samples_A": float(np.median(shift)),
+        "rmsd_shell1": stats["xtb"]["paper"]["rmsd_shell1"]["median"],
+        "pearson_input_vs_xtb": float(np.corrcoef(x, xtb)[0, 1]),
+    }
 out = round_floats(out, 4)
 json.dumps(out)  # JSON-ready (checked in small mode too)
 if not small:
@@ -299,16 +344,23 @@ t_gen = {}
 for kind in ("xtb", "gpaw"):
     spec = np.stack([getattr(s, kind) for s in tsites])
     counts = np.array([s.target.n_atoms for s in tsites])
-    t_gen[kind] = [g[0] for g in generate_cached(model_path, spec, counts, n_samples=1, n_steps=n_steps, seed=seed,
-                                                 cache_dir=cache_dir, progress=False)]
+    t_gen[kind] = [
+        g[0]
+        for g in generate_cached(
+            model_path, spec, counts, n_samples=1, n_steps=n_steps, seed=seed, cache_dir=cache_dir, progress=False
+        )
+    ]
 transfer = transfer_metrics(tsites, t_gen)
 print(f"{transfer['n']} reference sites")
 for kind in ("xtb", "gpaw"):
     v = transfer[kind]
-    print(f"  from {kind:4s} spectra: RMSD 1st shell {v['rmsd_shell1']:.3f} Å, species {v['species_accuracy']:.3f}, "
-          f"validity {v['validity']:.3f}")
+    print(
+        f"  from {kind:4s} spectra: RMSD 1st shell {v['rmsd_shell1']:.3f} Å, species {v['species_accuracy']:.3f}, "
+        f"validity {v['validity']:.3f}"
+    )
 
 # %%
 if not small:
-    update_results("transfer", round_floats({**transfer, "n_steps": int(n_steps or T), "seed": seed}),
-                   FIG / "results.json")
+    update_results(
+        "transfer", round_floats({**transfer, "n_steps": int(n_steps or T), "seed": seed}), FIG / "results.json"
+    )

@@ -51,7 +51,9 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.spectrum_encoder not in SPECTRUM_ENCODERS:
-            raise ValueError(f"ModelConfig.spectrum_encoder must be one of {SPECTRUM_ENCODERS}, got {self.spectrum_encoder!r}")
+            raise ValueError(
+                f"ModelConfig.spectrum_encoder must be one of {SPECTRUM_ENCODERS}, got {self.spectrum_encoder!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -84,9 +86,11 @@ class DiffusionConfig:
     cond_drop: float = 0.0
 
     def __post_init__(self) -> None:
-        for name, value, allowed in (("parameterization", self.parameterization, PARAMETERIZATIONS),
-                                     ("loss_weight", self.loss_weight, LOSS_WEIGHTS),
-                                     ("t_sampling", self.t_sampling, T_SAMPLINGS)):
+        for name, value, allowed in (
+            ("parameterization", self.parameterization, PARAMETERIZATIONS),
+            ("loss_weight", self.loss_weight, LOSS_WEIGHTS),
+            ("t_sampling", self.t_sampling, T_SAMPLINGS),
+        ):
             if value not in allowed:
                 raise ValueError(f"DiffusionConfig.{name} must be one of {allowed}, got {value!r}")
         if not 0.0 <= self.cond_drop < 1.0:
@@ -114,7 +118,8 @@ class TrainConfig:
     num_threads: int | None = None
     #: Linear learning-rate warm-up over this many steps (0: none, the paper).
     warmup_steps: int = 0
-    #: EMA decay min(beta, (1 + n) / (10 + n)) after n updates, so early weights are forgotten (False: the paper's fixed beta).
+    #: EMA decay min(beta, (1 + n) / (10 + n)) after n updates, so early weights are forgotten (False: the paper's
+    #: fixed beta).
     ema_warmup: bool = False
     #: Batches of graphs of similar size (a 51-atom graph does not pad a batch of 15-atom graphs).
     bucket_by_size: bool = False
@@ -141,7 +146,9 @@ class S2SConfig:
             known = {f.name for f in fields(kind)}
             unknown = set(sub) - known
             if unknown:
-                raise ValueError(f"{kind.__name__}: unknown field(s) {sorted(unknown)}; expected some of {sorted(known)}")
+                raise ValueError(
+                    f"{kind.__name__}: unknown field(s) {sorted(unknown)}; expected some of {sorted(known)}"
+                )
             return kind(**sub)
 
         unknown = set(d) - {"model", "diffusion", "train"}
@@ -186,8 +193,9 @@ def cpu_v3_preset() -> S2SConfig:
     base = cpu_preset()
     return S2SConfig(
         model=replace(base.model, spectrum_encoder="film", self_condition=True),
-        diffusion=replace(base.diffusion, parameterization="x0", loss_weight="clamp_snr", t_sampling="band",
-                          cond_drop=0.1),
+        diffusion=replace(
+            base.diffusion, parameterization="x0", loss_weight="clamp_snr", t_sampling="band", cond_drop=0.1
+        ),
         train=replace(base.train, warmup_steps=500, ema_warmup=True, bucket_by_size=True),
     )
 
@@ -212,6 +220,16 @@ def get_preset(name: str) -> S2SConfig:
 
 
 __all__ = [
-    "ModelConfig", "DiffusionConfig", "TrainConfig", "S2SConfig",
-    "paper_config", "cpu_preset", "cpu_v3_preset", "tiny_preset", "get_preset", "replace", "N_SPECTRUM", "N_SPECIES",
+    "ModelConfig",
+    "DiffusionConfig",
+    "TrainConfig",
+    "S2SConfig",
+    "paper_config",
+    "cpu_preset",
+    "cpu_v3_preset",
+    "tiny_preset",
+    "get_preset",
+    "replace",
+    "N_SPECTRUM",
+    "N_SPECIES",
 ]

@@ -255,9 +255,7 @@ class Dataset(Sequence):
         for i, r in enumerate(self._records):
             if not isinstance(r, SiteRecord):
                 raise TypeError(f"Dataset: item {i} is a {type(r).__name__}, expected SiteRecord")
-        self.structures: dict[str, str] = {
-            str(k): _structure_json(v, str(k)) for k, v in (structures or {}).items()
-        }
+        self.structures: dict[str, str] = {str(k): _structure_json(v, str(k)) for k, v in (structures or {}).items()}
         self.meta: dict[str, Any] = dict(meta or {})
         _dumps(self.meta, "Dataset.meta")
 
@@ -448,7 +446,7 @@ def _write(f: h5py.File, ds: Dataset) -> None:
     _put(sites, "env_offsets", np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]), np.int64)
 
     env = f.create_group("environments")
-    cat = (lambda a, shape: np.concatenate(a) if a else np.zeros(shape))  # noqa: E731
+    cat = lambda a, shape: np.concatenate(a) if a else np.zeros(shape)  # noqa: E731
     _put(env, "species", cat([r.environment.species for r in recs], (0,)), np.int8)
     _put(env, "coords", cat([r.environment.coords for r in recs], (0, 3)), np.float64)
     _put(env, "shell", cat([r.environment.shell for r in recs], (0,)), np.int8)
@@ -470,9 +468,7 @@ def _field(f: h5py.File, name: str, path: Path, expect: str, *, ndim: int, kind:
     is_str = h5py.check_string_dtype(d.dtype) is not None
     ok_kind = is_str if kind == "str" else (not is_str and d.dtype.kind in kind)
     if d.ndim != ndim or not ok_kind:
-        raise DatasetFormatError(
-            f"{path}: field '/{name}' has shape {d.shape} and dtype {d.dtype}, expected {expect}"
-        )
+        raise DatasetFormatError(f"{path}: field '/{name}' has shape {d.shape} and dtype {d.dtype}, expected {expect}")
     if n is not None and d.shape[0] != n:
         raise DatasetFormatError(f"{path}: field '/{name}' has length {d.shape[0]}, expected {n} ({expect})")
     return d.asstr()[()] if is_str else d[()]
@@ -494,9 +490,7 @@ def _loads(text: str, path: Path, where: str) -> Any:
 def _read(f: h5py.File, path: Path) -> Dataset:
     fmt = f.attrs.get("format")
     if fmt is None:
-        raise DatasetFormatError(
-            f"{path}: not an s2s dataset (no 'format' attribute; expected format='{FORMAT_NAME}')"
-        )
+        raise DatasetFormatError(f"{path}: not an s2s dataset (no 'format' attribute; expected format='{FORMAT_NAME}')")
     if str(fmt) != FORMAT_NAME:
         raise DatasetFormatError(f"{path}: format is {fmt!r}, expected {FORMAT_NAME!r}")
     version = int(_attr(f, "format_version", path, f"integer <= {FORMAT_VERSION}"))
@@ -559,7 +553,9 @@ def _read(f: h5py.File, path: Path) -> Dataset:
     for i in range(m):
         a, b = int(offsets[i]), int(offsets[i + 1])
         try:
-            env = Environment(species[a:b], coords[a:b], shell[a:b], _loads(env_meta[i], path, f"'/sites/env_meta'[{i}]"))
+            env = Environment(
+                species[a:b], coords[a:b], shell[a:b], _loads(env_meta[i], path, f"'/sites/env_meta'[{i}]")
+            )
             rec = SiteRecord(
                 spectrum=spec[i],
                 environment=env,

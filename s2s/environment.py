@@ -13,7 +13,7 @@ import numpy as np
 
 #: One-hot order of the species channel (paper: A in {0,1}^{N x 2}).
 SPECIES: tuple[str, ...] = ("Si", "O")
-SI, O = 0, 1
+SI, O = 0, 1  # noqa: E741 (the element symbol)
 
 
 @dataclass(frozen=True)
@@ -142,9 +142,7 @@ def environment_from_structure(
     species = _species_index(structure, structure_id) if _species is None else _species
     label = _label(structure, structure_id, site_index)
     if species[site_index] != O:
-        raise UnsupportedSpeciesError(
-            f"{label}: the excited site must be O, got {structure[site_index].specie.symbol}"
-        )
+        raise UnsupportedSpeciesError(f"{label}: the excited site must be O, got {structure[site_index].specie.symbol}")
 
     # Every atom of shell k lies within k * cutoff of the O (triangle inequality), so the
     # candidates are the periodic images inside a sphere of radius n_shells * cutoff.
@@ -192,8 +190,13 @@ def environment_from_structure(
         )
     order = np.lexsort(
         (
-            images[keep, 2], images[keep, 1], images[keep, 0], inds[keep], sp,
-            np.round(dist[keep], 6), level[keep],
+            images[keep, 2],
+            images[keep, 1],
+            images[keep, 0],
+            inds[keep],
+            sp,
+            np.round(dist[keep], 6),
+            level[keep],
         )
     )
     keep = keep[order]
@@ -228,11 +231,15 @@ def unique_o_site_groups(structure, symprec: float = 0.01, structure_id: str | N
 
     species = _species_index(structure, structure_id)
     try:
-        orbits = np.asarray(SpacegroupAnalyzer(structure, symprec=symprec).get_symmetry_dataset().crystallographic_orbits)
+        orbits = np.asarray(
+            SpacegroupAnalyzer(structure, symprec=symprec).get_symmetry_dataset().crystallographic_orbits
+        )
     except Exception as exc:  # spglib failure on odd cells: fall back to P1
         import warnings
 
-        warnings.warn(f"{_label(structure, structure_id)}: symmetry analysis failed ({exc}); treating all O sites as unique")
+        warnings.warn(
+            f"{_label(structure, structure_id)}: symmetry analysis failed ({exc}); treating all O sites as unique"
+        )
         orbits = np.arange(len(structure))
     o_sites = np.flatnonzero(species == O)
     labels, first, counts = np.unique(orbits[o_sites], return_index=True, return_counts=True)

@@ -46,7 +46,8 @@ def inject_cwd_cell(ipynb: Path, cwd: Path) -> None:
     nb.cells = [c for c in nb.cells if CWD_TAG not in c.get("metadata", {}).get("tags", [])]
     cell = nbformat.v4.new_code_cell(
         f"import os\nos.chdir({str(cwd)!r})  # the notebook's relative paths are relative to notebooks/",
-        metadata={"tags": [CWD_TAG], "jupyter": {"source_hidden": True}})
+        metadata={"tags": [CWD_TAG], "jupyter": {"source_hidden": True}},
+    )
     nb.cells.insert(0, cell)
     nbformat.write(nb, ipynb)
 
@@ -66,17 +67,53 @@ def export_html(ipynb: Path) -> Path:
     return out
 
 
-def run(nb: Path, small: bool, out_dir: Path, prepare_only: bool = False, params: list | None = None,
-        figures_dir: Path | None = None, html: bool = False, root: Path | None = None) -> float:
+def run(
+    nb: Path,
+    small: bool,
+    out_dir: Path,
+    prepare_only: bool = False,
+    params: list | None = None,
+    figures_dir: Path | None = None,
+    html: bool = False,
+    root: Path | None = None,
+) -> float:
     """Convert ``nb`` to ``out_dir``/NAME.ipynb, inject the parameters and execute it (papermill).
 
     Returns the wall time (s) of the papermill step."""
     root = _root(root)
     out_dir.mkdir(parents=True, exist_ok=True)
     ipynb = out_dir / (nb.stem + ".ipynb")
-    subprocess.run([sys.executable, "-m", "jupytext", "--quiet", "--to", "ipynb", "--set-kernel", "python3", "-o", str(ipynb), str(nb)], check=True, cwd=root)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jupytext",
+            "--quiet",
+            "--to",
+            "ipynb",
+            "--set-kernel",
+            "python3",
+            "-o",
+            str(ipynb),
+            str(nb),
+        ],
+        check=True,
+        cwd=root,
+    )
     inject_cwd_cell(ipynb, nb.parent.resolve())
-    args = [sys.executable, "-m", "papermill", str(ipynb), str(ipynb), "--cwd", str(nb.parent), "-k", "python3", "--log-level", "WARNING"]
+    args = [
+        sys.executable,
+        "-m",
+        "papermill",
+        str(ipynb),
+        str(ipynb),
+        "--cwd",
+        str(nb.parent),
+        "-k",
+        "python3",
+        "--log-level",
+        "WARNING",
+    ]
     if small:
         args += ["-p", "small", "True"]
     if figures_dir is not None:
@@ -93,8 +130,9 @@ def run(nb: Path, small: bool, out_dir: Path, prepare_only: bool = False, params
     return dt
 
 
-def output_dirs(small: bool, out: Path | None = None, figures: Path | None = None,
-                root: Path | None = None) -> tuple[Path, Path | None]:
+def output_dirs(
+    small: bool, out: Path | None = None, figures: Path | None = None, root: Path | None = None
+) -> tuple[Path, Path | None]:
     """(folder of the executed notebooks, figures_dir passed to the notebooks or None: their own).
 
     Full size: runs/notebooks and the notebooks' own ../figures; small: runs/ci/notebooks and
@@ -123,7 +161,9 @@ def machine() -> str:
         pass
     mem = ""
     try:
-        kb = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
+        kb = int(
+            next(ln for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")).split()[1]
+        )
         mem = f", {kb / 2**20:.0f} GiB"
     except (OSError, StopIteration, ValueError):
         pass
@@ -141,7 +181,13 @@ def record_timing(times: dict[str, float], path: Path | None = None) -> None:
     path = resolve("results", path, must_exist=False)
     timing = read_results(path).get("timing", {})
     notebooks = {**timing.get("notebooks_s", {}), **times}
-    update_results("timing", {
-        "notebooks_s": notebooks, "total_s": round(sum(notebooks.values()), 1), "machine": machine(),
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }, path)
+    update_results(
+        "timing",
+        {
+            "notebooks_s": notebooks,
+            "total_s": round(sum(notebooks.values()), 1),
+            "machine": machine(),
+            "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+        path,
+    )

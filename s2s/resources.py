@@ -58,8 +58,10 @@ def resolve(name: str, arg: str | os.PathLike | None = None, must_exist: bool = 
     path = Path(arg).expanduser() if arg is not None else default_path(name)
     var, rel = RESOURCES[name]
     if path is None:
-        raise FileNotFoundError(f"no {name} given and no project home found: pass the path, or set {var} "
-                                f"(or {HOME_VARIABLE} to a checkout holding {rel})")
+        raise FileNotFoundError(
+            f"no {name} given and no project home found: pass the path, or set {var} "
+            f"(or {HOME_VARIABLE} to a checkout holding {rel})"
+        )
     if must_exist and not path.exists():
         how = "given" if arg is not None else (f"from ${var}" if os.environ.get(var) else "the default")
         raise FileNotFoundError(f"{name}: {path} ({how}) does not exist; pass another path or set {var}")

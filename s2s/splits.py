@@ -64,7 +64,12 @@ def make_split(dataset: Dataset, test_fraction: float = 0.1, seed: int = 0, meth
     from s2s.dataset import Dataset
 
     records = [replace(r, split="test" if r.structure_id in test else "train") for r in dataset]
-    meta = {**dataset.meta, "split_seed": int(seed), "split_test_fraction": float(test_fraction), "split_method": method}
+    meta = {
+        **dataset.meta,
+        "split_seed": int(seed),
+        "split_test_fraction": float(test_fraction),
+        "split_method": method,
+    }
     return Dataset(records, dataset.structures, meta)
 
 

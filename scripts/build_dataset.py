@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from s2s.simulate.assemble import assemble, data_figures, xtb_cache_source  # noqa: E402
 from s2s.evaluation.results import update_results  # noqa: E402
+from s2s.simulate.assemble import assemble, data_figures, xtb_cache_source  # noqa: E402
 from s2s.simulate.build import build  # noqa: E402
 from s2s.simulate.xtb import XtbSettings  # noqa: E402
 from s2s.structures import load_records  # noqa: E402
@@ -55,9 +55,15 @@ def cmd_simulate(a) -> None:
 def cmd_assemble(a) -> None:
     settings = XtbSettings()
     t0 = time.perf_counter()
-    ds, rep = assemble(records(a.only, a.limit), xtb_cache_source(CACHE, settings), simulator=SIMULATOR,
-                       settings=settings.to_dict(), test_fraction=0.1, seed=a.seed,
-                       meta={"structures": str(STRUCTURES.relative_to(ROOT)), "cache": str(CACHE.relative_to(ROOT))})
+    ds, rep = assemble(
+        records(a.only, a.limit),
+        xtb_cache_source(CACHE, settings),
+        simulator=SIMULATOR,
+        settings=settings.to_dict(),
+        test_fraction=0.1,
+        seed=a.seed,
+        meta={"structures": str(STRUCTURES.relative_to(ROOT)), "cache": str(CACHE.relative_to(ROOT))},
+    )
     ds.save(a.out)
     fig = data_figures(ds, rep)
     print(rep.summary())

@@ -40,16 +40,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("step", choices=["structures", "run", "list", "summary", "regrid", "compare-pw"])
     ap.add_argument("--only", default="", help="comma-separated structure ids (default: all, in order)")
     ap.add_argument("--max-sites", type=int, default=0, help="stop after N new sites (0 = no limit)")
-    ap.add_argument("--sites", default="", help="run only these, e.g. keatite:12,seifertite:4 "
-                                                "(structure id:site index; order kept)")
+    ap.add_argument(
+        "--sites", default="", help="run only these, e.g. keatite:12,seifertite:4 (structure id:site index; order kept)"
+    )
     ap.add_argument("--retry-failed", action="store_true")
     ap.add_argument("--mpi-procs", type=int, default=2)
     ap.add_argument("--workdir", default=None, help="scratch folder for GPAW files (default: /tmp)")
-    ap.add_argument("--fwhm", type=float, default=GPAWSettings().fwhm,
-                    help="regrid: Gaussian FWHM (eV) for grid_spectrum")
-    ap.add_argument("--mode", choices=["lcao", "pw"], default="lcao",
-                    help="pw: plane-wave check (ecut --ecut, complex wave functions, automatic band "
-                         "count); records go to data/reference/gpaw_pw unless --out-subdir is given")
+    ap.add_argument(
+        "--fwhm", type=float, default=GPAWSettings().fwhm, help="regrid: Gaussian FWHM (eV) for grid_spectrum"
+    )
+    ap.add_argument(
+        "--mode",
+        choices=["lcao", "pw"],
+        default="lcao",
+        help="pw: plane-wave check (ecut --ecut, complex wave functions, automatic band "
+        "count); records go to data/reference/gpaw_pw unless --out-subdir is given",
+    )
     ap.add_argument("--ecut", type=float, default=400.0, help="pw cutoff (eV)")
     ap.add_argument("--out-subdir", default="", help="records folder under data/reference")
     args = ap.parse_args(argv)
@@ -62,8 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown structure id(s) {unknown}; known: {list(structures)}")
     if args.mode == "pw":
-        settings = GPAWSettings(mode="pw", ecut=args.ecut, nbands="auto", converge_bands="auto",
-                                force_complex_dtype=True, mpi_procs=args.mpi_procs)
+        settings = GPAWSettings(
+            mode="pw",
+            ecut=args.ecut,
+            nbands="auto",
+            converge_bands="auto",
+            force_complex_dtype=True,
+            mpi_procs=args.mpi_procs,
+        )
     else:
         settings = GPAWSettings(mpi_procs=args.mpi_procs)
 

@@ -61,8 +61,14 @@ def cmd_generate(args) -> None:
     from s2s.structures.generate import parse_weights, run_generation
 
     run_generation(
-        Path(args.out), n_attempts=args.n, seed=args.seed, fmax=args.fmax, steps=args.steps,
-        hull_window=args.hull_window, weights=parse_weights(args.weights), shard=_shard(args.shard),
+        Path(args.out),
+        n_attempts=args.n,
+        seed=args.seed,
+        fmax=args.fmax,
+        steps=args.steps,
+        hull_window=args.hull_window,
+        weights=parse_weights(args.weights),
+        shard=_shard(args.shard),
     )
     print(summary(write_index(Path(args.out))))
 
@@ -86,9 +92,12 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--fmax", type=float, default=0.05, help="CHGNet force tolerance (eV/Å)")
     g.add_argument("--steps", type=int, default=800, help="max FIRE steps per relaxation")
     g.add_argument("--hull-window", type=float, default=0.2, help="max energy above hull (eV/atom)")
-    g.add_argument("--weights", default=None,
-                   help="strategy mix, e.g. random_sio2=0.5,rattled=0.2,oxidised=0.2,peroxide=0.1 "
-                        "(default: random 0.25, rattled 0.2, oxidised 0.4, peroxide 0.15)")
+    g.add_argument(
+        "--weights",
+        default=None,
+        help="strategy mix, e.g. random_sio2=0.5,rattled=0.2,oxidised=0.2,peroxide=0.1 "
+        "(default: random 0.25, rattled 0.2, oxidised 0.4, peroxide 0.15)",
+    )
     g.add_argument("--shard", default="0/1", help="I/N: run only attempts k with k %% N == I")
     g.set_defaults(func=cmd_generate)
     i = sub.add_parser("index", help="rebuild index.csv and print counts")

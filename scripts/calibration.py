@@ -19,7 +19,8 @@ target's count instead), batched by atom count (:func:`s2s.model.sample.generate
 
 Reported: Spearman rank correlations spread vs error over the test cases (headline
 ``calibration_spearman`` = mean pairwise aligned RMSD (with ``--aligned``, else the radial
-distance) vs mean RMSD over all atoms, with a bootstrap 95 % interval), and ``cn_coverage`` = share of test cases whose target
+distance) vs mean RMSD over all atoms, with a bootstrap 95 % interval), and ``cn_coverage`` = share of test cases
+whose target
 first-shell CN is among the K candidates' first-shell CNs (also for shell 2 and for the
 first-shell composition).  Numbers depend on the model and on K; the command prints them.
 The statistics live in :mod:`s2s.evaluation.calibration`.
@@ -47,15 +48,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT / "data/s2s_open_v1.h5")
     ap.add_argument("--split", default="test")
     ap.add_argument("--limit", type=int, default=None, help="first LIMIT records of the split (default all)")
-    ap.add_argument("--stride", type=int, default=1, help="every STRIDE-th record of the split (a subset spread over all structures; default 1)")
+    ap.add_argument(
+        "--stride",
+        type=int,
+        default=1,
+        help="every STRIDE-th record of the split (a subset spread over all structures; default 1)",
+    )
     ap.add_argument("--k", type=int, default=8, help="candidates per spectrum (default 8)")
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     ap.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=["ddim", "ancestral"])
-    ap.add_argument("--natoms", default="predict", choices=["predict", "target"], help="atom counts: p(N | s) as in predict (default) or the target's")
+    ap.add_argument(
+        "--natoms",
+        default="predict",
+        choices=["predict", "target"],
+        help="atom counts: p(N | s) as in predict (default) or the target's",
+    )
     ap.add_argument("--aligned", action="store_true", help="also the aligned pairwise RMSD as a spread (slow)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--write-results", action="store_true", help="merge into figures/results.json 'predict' and write figures/predict_calibration.png/.svg")
+    ap.add_argument(
+        "--write-results",
+        action="store_true",
+        help="merge into figures/results.json 'predict' and write figures/predict_calibration.png/.svg",
+    )
     ap.add_argument("--results", type=Path, default=ROOT / "figures/results.json")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -75,13 +90,18 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     gen = generate(model, spectra, counts, n_samples=a.k, seed=a.seed, n_steps=a.steps, sampler=a.sampler, buckets=True)
     t_gen = time.perf_counter() - t0
-    rows = [case_stats(r.environment, envs, a.aligned) for r, envs in tqdm(list(zip(recs, gen)), desc="scoring", unit="case")]
+    rows = [
+        case_stats(r.environment, envs, a.aligned)
+        for r, envs in tqdm(list(zip(recs, gen)), desc="scoring", unit="case")
+    ]
     col = {k: np.array([r[k] for r in rows], dtype=float) for k in rows[0]}
     # does the OOD percentile (predict's warning) also rank the errors?
     from s2s.evaluation.ood import OODScorer
 
     tr = Dataset.load(a.data).train
-    col["spread_ood_percentile"] = OODScorer.fit(tr.spectra(), [r.structure_id for r in tr]).score(spectra)["percentile"]
+    col["spread_ood_percentile"] = OODScorer.fit(tr.spectra(), [r.structure_id for r in tr]).score(spectra)[
+        "percentile"
+    ]
 
     spreads = [k for k in col if k.startswith("spread_")]
     errors = ["err_rmsd_all", "err_rmsd_shell1", "err_cn1_pct"]
@@ -94,24 +114,45 @@ def main(argv: list[str] | None = None) -> int:
     head = table[head_spread]["err_rmsd_all"]["spearman"]
     lo, hi = bootstrap_ci(col[head_spread], col["err_rmsd_all"])
     cov = {k: float(col[k].mean()) for k in ("cn1_covered", "cn2_covered", "first_shell_covered")}
-    print(f"\ncalibration_spearman ({head_spread} vs mean RMSD, all atoms): {head:.3f}  (bootstrap 95 % {lo:.3f} .. {hi:.3f})")
-    print(f"cn_coverage (target 1st-shell CN among the K candidates): {cov['cn1_covered']:.3f}; 2nd shell {cov['cn2_covered']:.3f}; "
-          f"1st-shell composition {cov['first_shell_covered']:.3f}")
-    print(f"mean RMSD (all atoms) {np.nanmean(col['err_rmsd_all']):.3f} Å, best-of-K {np.nanmean(col['best_rmsd_all']):.3f} Å; "
-          f"generation {t_gen / (len(recs) * a.k):.3f} s/structure")
+    print(
+        f"\ncalibration_spearman ({head_spread} vs mean RMSD, all atoms): {head:.3f}  (bootstrap 95 % {lo:.3f} .. "
+        f"{hi:.3f})"
+    )
+    print(
+        f"cn_coverage (target 1st-shell CN among the K candidates): {cov['cn1_covered']:.3f}; 2nd shell "
+        f"{cov['cn2_covered']:.3f}; "
+        f"1st-shell composition {cov['first_shell_covered']:.3f}"
+    )
+    print(
+        f"mean RMSD (all atoms) {np.nanmean(col['err_rmsd_all']):.3f} Å, best-of-K "
+        f"{np.nanmean(col['best_rmsd_all']):.3f} Å; "
+        f"generation {t_gen / (len(recs) * a.k):.3f} s/structure"
+    )
     if a.write_results:
-        from s2s.plots import save_figure, style
         from s2s.evaluation.results import read_results, update_results
+        from s2s.plots import save_figure, style
 
         pred = dict(read_results(a.results).get("predict", {}))
         pred["calibration_spearman"] = head
         pred["cn_coverage"] = cov["cn1_covered"]
         pred["calibration"] = {
-            "n": len(rows), "K": a.k, "sampler": a.sampler, "steps": a.steps, "natoms": a.natoms, "seed": a.seed,
-            "split": a.split, "stride": a.stride, "limit": a.limit, "model": str(a.model.relative_to(ROOT) if a.model.is_relative_to(ROOT) else a.model),
+            "n": len(rows),
+            "K": a.k,
+            "sampler": a.sampler,
+            "steps": a.steps,
+            "natoms": a.natoms,
+            "seed": a.seed,
+            "split": a.split,
+            "stride": a.stride,
+            "limit": a.limit,
+            "model": str(a.model.relative_to(ROOT) if a.model.is_relative_to(ROOT) else a.model),
             "model_sha256": file_sha256(a.model),
-            "spread": ("mean pairwise aligned RMSD of the K candidates (paper alignment; predict's spread.mean_pairwise_rmsd_aligned), Å"
-                       if a.aligned else "mean pairwise radial distance (s2s.evaluation.ensemble.pairwise_radial), Å"),
+            "spread": (
+                "mean pairwise aligned RMSD of the K candidates (paper alignment; "
+                "predict's spread.mean_pairwise_rmsd_aligned), Å"
+                if a.aligned
+                else "mean pairwise radial distance (s2s.evaluation.ensemble.pairwise_radial), Å"
+            ),
             "error": "mean over the K candidates of the aligned RMSD over all atoms (paper alignment), Å",
             "calibration_spearman_ci95": [lo, hi],
             "coverage": cov,
@@ -125,17 +166,26 @@ def main(argv: list[str] | None = None) -> int:
         with style():
             fig, axs = plt.subplots(1, 2, figsize=(8.4, 3.6))
             axs[0].scatter(col[head_spread], col["err_rmsd_all"], s=14, alpha=0.7)
-            axs[0].set_xlabel("ensemble spread: mean pairwise " + ("aligned RMSD (Å)" if a.aligned else "radial distance (Å)"))
+            axs[0].set_xlabel(
+                "ensemble spread: mean pairwise " + ("aligned RMSD (Å)" if a.aligned else "radial distance (Å)")
+            )
             axs[0].set_ylabel("mean RMSD to target (Å)")
             axs[0].set_title(f"Spearman {head:.2f} (n = {len(rows)}, K = {a.k})", fontsize=9)
             cov1 = col["cn1_covered"].astype(bool)
-            axs[1].hist([col["spread_cn1_std"][cov1], col["spread_cn1_std"][~cov1]], bins=10, label=["target CN1 covered", "not covered"])
+            axs[1].hist(
+                [col["spread_cn1_std"][cov1], col["spread_cn1_std"][~cov1]],
+                bins=10,
+                label=["target CN1 covered", "not covered"],
+            )
             axs[1].set_xlabel("std of first-shell CN in the ensemble")
             axs[1].set_ylabel("test cases")
             axs[1].legend(fontsize=7)
             fig.tight_layout()
             save_figure(fig, ROOT / "figures" / "predict_calibration", close=True)
-        print(f"wrote predict.calibration_spearman, predict.cn_coverage to {a.results} and figures/predict_calibration.png")
+        print(
+            f"wrote predict.calibration_spearman, predict.cn_coverage to {a.results} and "
+            "figures/predict_calibration.png"
+        )
     return 0
 
 

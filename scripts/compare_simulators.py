@@ -36,18 +36,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--figures", type=Path, default=Path("docs/figures"))
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--min-length", type=float, default=XtbSettings.min_length)
-    ap.add_argument("--doc", type=Path, default=None,
-                    help="markdown file whose comparison section (between markers) is rewritten, e.g. docs/simulator.md")
-    ap.add_argument("--ref-as-shipped", action="store_true",
-                    help="compare with the references' own grid_spectrum instead of re-broadening their sticks")
+    ap.add_argument(
+        "--doc",
+        type=Path,
+        default=None,
+        help="markdown file whose comparison section (between markers) is rewritten, e.g. docs/simulator.md",
+    )
+    ap.add_argument(
+        "--ref-as-shipped",
+        action="store_true",
+        help="compare with the references' own grid_spectrum instead of re-broadening their sticks",
+    )
     ap.add_argument("--dev", action="store_true", help="no references: compare environments with each other")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = ap.parse_args(argv)
     if args.dev:
         compare_environments(args.variants, args.cache, args.structures, args.figures, args.workers, args.min_length)
     else:
-        compare_with_reference(args.reference, args.structures, args.cache, args.figures, args.workers,
-                               args.min_length, args.doc, args.ref_as_shipped)
+        compare_with_reference(
+            args.reference,
+            args.structures,
+            args.cache,
+            args.figures,
+            args.workers,
+            args.min_length,
+            args.doc,
+            args.ref_as_shipped,
+        )
     return 0
 
 

@@ -34,7 +34,14 @@ def main() -> None:
     from tblite.interface import Calculator, Result
 
     from s2s.amorphous import analysis as an
-    from s2s.simulate.xtb import BOHR_ANGSTROM, KELVIN_HARTREE, XtbSettings, _matrix_tuple, make_supercell, supercell_matrix
+    from s2s.simulate.xtb import (
+        BOHR_ANGSTROM,
+        KELVIN_HARTREE,
+        XtbSettings,
+        _matrix_tuple,
+        make_supercell,
+        supercell_matrix,
+    )
 
     try:
         st = Structure.from_dict(json.loads(a.cell.read_text()))
@@ -46,8 +53,14 @@ def main() -> None:
     numbers, pos, lat = make_supercell(st, _matrix_tuple(supercell_matrix(st, s)))
     numbers = numbers.copy()
     numbers[a.site] = 9  # Z+1
-    calc = Calculator(s.method, numbers, pos / BOHR_ANGSTROM, charge=float(s.total_charge),
-                      lattice=lat / BOHR_ANGSTROM, periodic=np.array([True, True, True]))
+    calc = Calculator(
+        s.method,
+        numbers,
+        pos / BOHR_ANGSTROM,
+        charge=float(s.total_charge),
+        lattice=lat / BOHR_ANGSTROM,
+        periodic=np.array([True, True, True]),
+    )
     calc.set("verbosity", 0)
     calc.set("max-iter", a.chunk)
     calc.set("temperature", s.temperature * KELVIN_HARTREE)
@@ -61,10 +74,13 @@ def main() -> None:
             converged = False
         q = np.asarray(res.get("charges"))
         top = np.argsort(-np.abs(q))[:4]
-        atoms = ", ".join(f"{st[int(i)].specie.symbol}{int(i)} {q[i]:+.2f} e ({cn['Si'][i]} Si + {cn['O'][i]} O)"
-                          for i in top)
-        print(f"cycles {(k + 1) * a.chunk:4d}: E {float(np.asarray(res.get('energy'))):10.1f} Eh"
-              f"{' converged' if converged else ''}; {atoms}")
+        atoms = ", ".join(
+            f"{st[int(i)].specie.symbol}{int(i)} {q[i]:+.2f} e ({cn['Si'][i]} Si + {cn['O'][i]} O)" for i in top
+        )
+        print(
+            f"cycles {(k + 1) * a.chunk:4d}: E {float(np.asarray(res.get('energy'))):10.1f} Eh"
+            f"{' converged' if converged else ''}; {atoms}"
+        )
         if converged:
             break
 

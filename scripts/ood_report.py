@@ -25,8 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def _row(name: str, s: dict, ref: np.ndarray | None = None) -> dict:
     """Summary of scores; ``auroc`` = P(score of this set > score of a test spectrum) (ties half)."""
     p = s["percentile"]
-    out = {"n": int(p.size), "median_percentile": float(np.median(p)), "flagged": float(np.mean(s["flag"])),
-           "median_ratio": float(np.median(s["ratio"]))}
+    out = {
+        "n": int(p.size),
+        "median_percentile": float(np.median(p)),
+        "flagged": float(np.mean(s["flag"])),
+        "median_ratio": float(np.median(s["ratio"])),
+    }
     if ref is not None:
         d = s["distance"][:, None] - ref[None, :]
         out["auroc_vs_test"] = float(np.mean(d > 0) + 0.5 * np.mean(d == 0))
@@ -73,17 +77,27 @@ def main(argv: list[str] | None = None) -> int:
             grids.append(g)
     if grids:
         rows["GPAW reference (other simulator)"] = _row("gpaw", sc.score(np.array(grids)), ref)
-    print(f"OOD score: k = {a.k}, threshold = {a.threshold:g}th percentile of the training LOSO distribution "
-          f"({len(tr)} training spectra, edge = {sc.edge:.4f} /eV)")
+    print(
+        f"OOD score: k = {a.k}, threshold = {a.threshold:g}th percentile of the training LOSO distribution "
+        f"({len(tr)} training spectra, edge = {sc.edge:.4f} /eV)"
+    )
     print(f"{'set':<42}{'n':>5}{'median pct':>12}{'flagged':>9}{'median ratio':>14}{'AUROC vs test':>15}")
     for name, r in rows.items():
         auc = f"{r['auroc_vs_test']:>15.3f}" if "auroc_vs_test" in r else f"{'':>15}"
-        print(f"{name:<42}{r['n']:>5}{r['median_percentile']:>12.1f}{r['flagged']:>9.2f}{r['median_ratio']:>14.2f}{auc}")
+        print(
+            f"{name:<42}{r['n']:>5}{r['median_percentile']:>12.1f}{r['flagged']:>9.2f}{r['median_ratio']:>14.2f}{auc}"
+        )
     if a.write_results:
         from s2s.evaluation.results import read_results, update_results
 
         pred = dict(read_results(a.results).get("predict", {}))
-        pred["ood"] = {"k": a.k, "threshold_percentile": a.threshold, "n_train": len(tr), "edge_rms_per_eV": sc.edge, "sets": rows}
+        pred["ood"] = {
+            "k": a.k,
+            "threshold_percentile": a.threshold,
+            "n_train": len(tr),
+            "edge_rms_per_eV": sc.edge,
+            "sets": rows,
+        }
         update_results("predict", pred, a.results)
         print(f"wrote predict.ood to {a.results}")
     return 0

@@ -28,13 +28,30 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("numbers", nargs="*", help="two-digit notebook numbers to run (default: all)")
     ap.add_argument("--small", action="store_true", help="small parameters (CI)")
-    ap.add_argument("--out", type=Path, default=None,
-                    help="where executed notebooks go (default: runs/notebooks, with --small runs/ci/notebooks)")
-    ap.add_argument("--figures", type=Path, default=None,
-                    help="the notebooks' figures_dir (default: their own, ../figures; with --small runs/ci/figures)")
-    ap.add_argument("--html", action="store_true", help="also export each executed notebook to HTML beside it (nbconvert)")
-    ap.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
-                    help="papermill parameter for the notebooks run, e.g. -p retrain True (repeatable)")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where executed notebooks go (default: runs/notebooks, with --small runs/ci/notebooks)",
+    )
+    ap.add_argument(
+        "--figures",
+        type=Path,
+        default=None,
+        help="the notebooks' figures_dir (default: their own, ../figures; with --small runs/ci/figures)",
+    )
+    ap.add_argument(
+        "--html", action="store_true", help="also export each executed notebook to HTML beside it (nbconvert)"
+    )
+    ap.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        default=[],
+        help="papermill parameter for the notebooks run, e.g. -p retrain True (repeatable)",
+    )
     ap.add_argument("--prepare-only", action="store_true", help="convert and inject parameters only, do not execute")
     a = ap.parse_args(argv)
     a.out, a.figures = output_dirs(a.small, a.out, a.figures)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import random_orthogonal, random_permutation, rotate_permute
 from scipy.spatial.transform import Rotation
 
-from helpers import random_orthogonal, random_permutation, rotate_permute
+from s2s.environment import SI, Environment, O
 from s2s.evaluation.align import Alignment, align, align_best, align_paper, kabsch, kabsch_batched
-from s2s.environment import O, SI, Environment
 
 SIO = 1.61  # Å
 TETRA = np.degrees(np.arccos(-1.0 / 3.0))  # O-Si-O angle

@@ -51,7 +51,9 @@ def test_assemble_counts_and_split(alpha_quartz):
 def test_data_figures_composition_mix(alpha_quartz):
     # a Si2O cell (O bridging two Si at 1.6 Å) next to two quartz cells: 1 of 3 sites is not SiO2
     si2o = Structure(Lattice.cubic(8.0), ["Si", "O", "Si"], [[0, 0, 0], [0.2, 0, 0], [0.4, 0, 0]])
-    recs = _records(alpha_quartz)[:2] + [StructureRecord(id="s2o", source="literature", citation="test", structure=si2o)]
+    recs = _records(alpha_quartz)[:2] + [
+        StructureRecord(id="s2o", source="literature", citation="test", structure=si2o)
+    ]
     ds, rep = assemble(recs, source, simulator="toy", settings={}, test_fraction=0.4, seed=1)
     fig = data_figures(ds, rep)
     assert fig["n_sites_by_formula"] == {"SiO2": 2, "Si2O": 1}

@@ -48,7 +48,12 @@ def test_help_explains_every_option(capsys):
 
 def test_train_sample_evaluate(tmp_path, dataset_file, capsys):
     run = tmp_path / "run"
-    assert main(["train", "--data", str(dataset_file), "--out", str(run), "--preset", "tiny", "--max-steps", "5", "--quiet"]) == 0
+    assert (
+        main(
+            ["train", "--data", str(dataset_file), "--out", str(run), "--preset", "tiny", "--max-steps", "5", "--quiet"]
+        )
+        == 0
+    )
     assert (run / "model.pt").exists() and (run / "checkpoint.pt").exists()
     import hashlib
 
@@ -56,24 +61,87 @@ def test_train_sample_evaluate(tmp_path, dataset_file, capsys):
     assert info["steps"] == 5 and info["n_train"] >= 1 and info["preset"] == "tiny"
     assert info["dataset_sha256"] == hashlib.sha256(Path(dataset_file).read_bytes()).hexdigest()
     more = tmp_path / "more"  # continue that run (e.g. on a grown dataset or one's own spectra)
-    assert main(["train", "--data", str(dataset_file), "--out", str(more), "--preset", "tiny", "--max-steps", "7",
-                 "--quiet", "--init-from", str(run / "checkpoint.pt")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(dataset_file),
+                "--out",
+                str(more),
+                "--preset",
+                "tiny",
+                "--max-steps",
+                "7",
+                "--quiet",
+                "--init-from",
+                str(run / "checkpoint.pt"),
+            ]
+        )
+        == 0
+    )
     cont = json.loads((more / "run.json").read_text())
     assert cont["steps"] == 7 and cont["continued_from"]["step"] == 5
     assert cont["continued_from"]["dataset_sha256"] == info["dataset_sha256"]
     with pytest.raises(SystemExit, match="not a training checkpoint"):
-        main(["train", "--data", str(dataset_file), "--out", str(tmp_path / "x"), "--preset", "tiny", "--quiet",
-              "--init-from", str(run / "model.pt")])
+        main(
+            [
+                "train",
+                "--data",
+                str(dataset_file),
+                "--out",
+                str(tmp_path / "x"),
+                "--preset",
+                "tiny",
+                "--quiet",
+                "--init-from",
+                str(run / "model.pt"),
+            ]
+        )
     out = tmp_path / "samples"
-    assert main(["sample", "--model", str(run / "model.pt"), "--data", str(dataset_file), "--split", "all",
-                 "--n-samples", "2", "--steps", "5", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--model",
+                str(run / "model.pt"),
+                "--data",
+                str(dataset_file),
+                "--split",
+                "all",
+                "--n-samples",
+                "2",
+                "--steps",
+                "5",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     files = sorted(out.glob("*.xyz"))
     assert len(files) == 3
     envs = read_extxyz(files[0])
     assert len(envs) == 2 and envs[0].n_atoms == 15 and np.allclose(envs[0].coords[0], 0)
     ev = tmp_path / "eval"
-    assert main(["evaluate", "--model", str(run / "model.pt"), "--data", str(dataset_file), "--split", "all",
-                 "--steps", "5", "--out", str(ev)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(run / "model.pt"),
+                "--data",
+                str(dataset_file),
+                "--split",
+                "all",
+                "--steps",
+                "5",
+                "--out",
+                str(ev),
+            ]
+        )
+        == 0
+    )
     summary = json.loads((ev / "metrics.json").read_text())["summary"]
     assert set(summary) == {"paper", "best"}
     assert summary["best"]["rmsd_all"] <= summary["paper"]["rmsd_all"] + 1e-9
@@ -90,16 +158,55 @@ def test_sample_from_spectrum_file(tmp_path, dataset_file):
     i = 1 / (1 + np.exp(-(e - 532) / 0.8)) + np.exp(-0.5 * ((e - 538) / 2) ** 2)
     np.savetxt(spec, np.c_[e, i], header="energy_eV intensity")
     out = tmp_path / "s"
-    assert main(["sample", "--model", str(run / "model.pt"), "--spectrum", str(spec), "--shift", "onset",
-                 "--n-samples", "3", "--n-atoms", "mode", "--steps", "4", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--model",
+                str(run / "model.pt"),
+                "--spectrum",
+                str(spec),
+                "--shift",
+                "onset",
+                "--n-samples",
+                "3",
+                "--n-atoms",
+                "mode",
+                "--steps",
+                "4",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert len(read_extxyz(out / "measured.xyz")) == 3
     # absolute energies without a shift: a clear error naming the file, non-zero exit
-    assert main(["sample", "--model", str(run / "model.pt"), "--spectrum", str(spec), "--steps", "2", "--out", str(out)]) == 2
+    assert (
+        main(["sample", "--model", str(run / "model.pt"), "--spectrum", str(spec), "--steps", "2", "--out", str(out)])
+        == 2
+    )
     # the checks of s2s predict apply (one road, s2s.predict.prepare): noise is refused, naming the file
     noise = tmp_path / "noise.txt"
     np.savetxt(noise, np.c_[e, np.random.default_rng(0).random(e.size)])
-    assert main(["sample", "--model", str(run / "model.pt"), "--spectrum", str(noise), "--shift", "onset", "--steps", "2",
-                 "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "sample",
+                "--model",
+                str(run / "model.pt"),
+                "--spectrum",
+                str(noise),
+                "--shift",
+                "onset",
+                "--steps",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert not (out / "noise.xyz").exists()
 
 

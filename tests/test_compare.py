@@ -22,7 +22,12 @@ def test_load_reference_and_agreement(tmp_path, alpha_quartz):
     (tmp_path / "structures").mkdir()
     alpha_quartz.to(filename=str(tmp_path / "structures" / "q.cif"))
     spec = np.exp(-0.5 * (GRID - 3) ** 2)
-    rec = {"structure_id": "q", "site_index": 3, "grid_spectrum": (spec / spec.sum()).tolist(), "sanity": {"passed": True}}
+    rec = {
+        "structure_id": "q",
+        "site_index": 3,
+        "grid_spectrum": (spec / spec.sum()).tolist(),
+        "sanity": {"passed": True},
+    }
     (tmp_path / "gpaw" / "q__site3.json").write_text(json.dumps(rec))
     bad = dict(rec, site_index=4, sanity={"passed": False})
     (tmp_path / "gpaw" / "q__site4.json").write_text(json.dumps(bad))

@@ -85,8 +85,15 @@ def test_round_trip_real_environment(tmp_path, alpha_quartz):
 
     env = environments_from_structure(alpha_quartz, structure_id="alpha-quartz").environments[0]
     spec = np.exp(-0.5 * ((GRID - 4.0) / 1.2) ** 2)
-    rec = SiteRecord(spec / np.trapezoid(spec, GRID), env, "alpha-quartz", env.meta["site_index"],
-                     multiplicity=env.meta["multiplicity"], formula=env.meta["formula"], source="literature")
+    rec = SiteRecord(
+        spec / np.trapezoid(spec, GRID),
+        env,
+        "alpha-quartz",
+        env.meta["site_index"],
+        multiplicity=env.meta["multiplicity"],
+        formula=env.meta["formula"],
+        source="literature",
+    )
     back = Dataset.load(Dataset.from_records([rec], {"alpha-quartz": alpha_quartz}).save(tmp_path / "q.h5"))
     assert back[0] == rec and back[0].environment.meta == env.meta and back[0].x == 2.0
     assert back[0].multiplicity == 6
@@ -257,7 +264,9 @@ def test_hash_split_is_stable_as_the_set_grows():
     big = _dataset(n_structures=60, seed=3)
     ids = big.structure_ids()
     keep = set(ids[:30])
-    small = Dataset([r for r in big if r.structure_id in keep], {k: v for k, v in big.structures.items() if k in keep}, big.meta)
+    small = Dataset(
+        [r for r in big if r.structure_id in keep], {k: v for k, v in big.structures.items() if k in keep}, big.meta
+    )
     a = make_split(small, 0.2, seed=5, method="hash")
     b = make_split(big, 0.2, seed=5, method="hash")
     side_a = {r.structure_id: r.split for r in a}

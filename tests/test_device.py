@@ -10,17 +10,19 @@ import pytest
 import torch
 
 from s2s.config import get_preset, replace
-from s2s.model.diffusion import diffusion_loss, sample, sample_ddim
-from s2s.environment import SI, O, Environment
-from s2s.model.graph import collate
+from s2s.environment import SI, Environment, O
 from s2s.model import S2SModel
+from s2s.model.diffusion import diffusion_loss, sample, sample_ddim
+from s2s.model.graph import collate
 from s2s.model.sample import generate
 from s2s.model.train import train
 
 
 def _batch():
-    envs = [Environment([O, SI, SI], [[0, 0, 0], [1.6, 0, 0], [-1.5, 0.6, 0]], [0, 1, 1]),
-            Environment([O, SI], [[0, 0, 0], [0, 1.6, 0]], [0, 1])]
+    envs = [
+        Environment([O, SI, SI], [[0, 0, 0], [1.6, 0, 0], [-1.5, 0.6, 0]], [0, 1, 1]),
+        Environment([O, SI], [[0, 0, 0], [0, 1.6, 0]], [0, 1]),
+    ]
     return envs, np.full((2, 200), 0.05)
 
 
@@ -29,8 +31,9 @@ def test_loss_and_samplers_stay_on_the_model_device(recipe):
     cfg = get_preset("tiny")
     if recipe == "tiny_v3":
         v3 = get_preset("cpu_v3")
-        cfg = replace(cfg, model=replace(cfg.model, spectrum_encoder="film", self_condition=True),
-                      diffusion=v3.diffusion)
+        cfg = replace(
+            cfg, model=replace(cfg.model, spectrum_encoder="film", self_condition=True), diffusion=v3.diffusion
+        )
     model = S2SModel(cfg).to("meta")
     envs, spectra = _batch()
     batch = collate(envs, spectra).to("meta")

@@ -11,10 +11,10 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from s2s.environment import (
-    O,
     SI,
     EmptyFirstShellError,
     Environment,
+    O,
     UnsupportedSpeciesError,
     environment_from_dict,
     environment_from_structure,
@@ -55,15 +55,11 @@ def brute_force_shells(structure: Structure, site: int, cutoff: float, n_shells:
         front = np.flatnonzero(level == k - 1)
         new = (d[front] <= cutoff).any(axis=0) & (level < 0)
         level[new] = k
-    return sorted(
-        (int(level[i]), syms[i], *np.round(pts[i], 4).tolist()) for i in np.flatnonzero(level >= 0)
-    )
+    return sorted((int(level[i]), syms[i], *np.round(pts[i], 4).tolist()) for i in np.flatnonzero(level >= 0))
 
 
 def as_rows(env: Environment):
-    return sorted(
-        (int(s), sym, *np.round(x, 4).tolist()) for s, sym, x in zip(env.shell, env.symbols(), env.coords)
-    )
+    return sorted((int(s), sym, *np.round(x, 4).tolist()) for s, sym, x in zip(env.shell, env.symbols(), env.coords))
 
 
 def assert_same_as_reference(env: Environment, ref) -> None:
@@ -197,7 +193,10 @@ def test_atom_reached_twice_counts_once():
     from two 3rd-shell Si each; they must appear once (16 shell-4 O, counted by hand)."""
     a = 3.2
     s = Structure(
-        Lattice.orthorhombic(a, a, 10.0), ["Si", "O", "O"], [[0, 0, 0], [1.6, 0, 0], [0, 1.6, 0]], coords_are_cartesian=True
+        Lattice.orthorhombic(a, a, 10.0),
+        ["Si", "O", "O"],
+        [[0, 0, 0], [1.6, 0, 0], [0, 1.6, 0]],
+        coords_are_cartesian=True,
     )
     env = environment_from_structure(s, 1, n_shells=4)
     assert shell_counts(env) == {(0, "O"): 1, (1, "Si"): 2, (2, "O"): 6, (3, "Si"): 6, (4, "O"): 16}

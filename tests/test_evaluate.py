@@ -7,9 +7,16 @@ import pytest
 import torch
 
 from s2s.config import tiny_preset
-from s2s.environment import SI, O, Environment
+from s2s.environment import SI, Environment, O
+from s2s.evaluation.evaluate import (
+    composition_key,
+    evaluate_generation,
+    group_indices,
+    metric_array,
+    pick_cases,
+    summary_table,
+)
 from s2s.model.cache import cache_path, generate_cached
-from s2s.evaluation.evaluate import (composition_key, evaluate_generation, group_indices, metric_array, pick_cases, summary_table)
 from s2s.model.train import FINAL, train
 
 torch.set_num_threads(1)
@@ -24,8 +31,15 @@ def spectrum(center):
 def silica_like(rot_deg=0.0):
     """O bridging two Si (1.6 Å, 150 deg) plus one second-shell O on each Si."""
     th = np.deg2rad(150.0)
-    c = np.array([[0, 0, 0], [1.6, 0, 0], [1.6 * np.cos(th), 1.6 * np.sin(th), 0],
-                  [2.2, 1.4, 0.3], [1.6 * np.cos(th) - 0.6, 1.6 * np.sin(th) + 1.4, -0.4]])
+    c = np.array(
+        [
+            [0, 0, 0],
+            [1.6, 0, 0],
+            [1.6 * np.cos(th), 1.6 * np.sin(th), 0],
+            [2.2, 1.4, 0.3],
+            [1.6 * np.cos(th) - 0.6, 1.6 * np.sin(th) + 1.4, -0.4],
+        ]
+    )
     a = np.deg2rad(rot_deg)
     r = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
     return Environment([O, SI, SI, O, O], c @ r.T, [0, 1, 1, 2, 2])
@@ -41,12 +55,17 @@ def model_path(tmp_path_factory):
 
 
 def same(a, b):
-    return (len(a) == len(b) and all(
-        len(ra) == len(rb) and all(
-            np.array_equal(x.species, y.species) and np.array_equal(x.coords, y.coords)
-            and np.array_equal(x.shell, y.shell) and x.meta == y.meta
-            for x, y in zip(ra, rb))
-        for ra, rb in zip(a, b)))
+    return len(a) == len(b) and all(
+        len(ra) == len(rb)
+        and all(
+            np.array_equal(x.species, y.species)
+            and np.array_equal(x.coords, y.coords)
+            and np.array_equal(x.shell, y.shell)
+            and x.meta == y.meta
+            for x, y in zip(ra, rb)
+        )
+        for ra, rb in zip(a, b)
+    )
 
 
 def test_cache_hit_returns_identical_environments(model_path, tmp_path, monkeypatch):
@@ -59,8 +78,8 @@ def test_cache_hit_returns_identical_environments(model_path, tmp_path, monkeypa
     first = generate_cached(model_path, spectra, [5, 4, 6], **kw)
     path = generation_cache_path(model_path, spectra, [5, 4, 6], **kw_path)
     assert path.exists()
-    from s2s.model.cache import cache_info
     from s2s.files import file_sha256
+    from s2s.model.cache import cache_info
 
     info = cache_info(path)
     assert info["seed"] == 3 and info["n_steps"] == 5 and info["n_samples"] == 2 and info["seconds"] > 0
@@ -88,8 +107,10 @@ def test_cache_matches_uncached_generation(model_path, tmp_path):
     spectra = np.array([spectrum(3.0), spectrum(8.0)])
     cached = generate_cached(model_path, spectra, [5, 5], n_steps=4, seed=1, cache_dir=tmp_path, progress=False)
     direct = generate(load_model(model_path), spectra, [5, 5], n_steps=4, seed=1)
-    assert all(np.allclose(a[0].coords, b[0].coords) and np.array_equal(a[0].species, b[0].species)
-               for a, b in zip(cached, direct))
+    assert all(
+        np.allclose(a[0].coords, b[0].coords) and np.array_equal(a[0].species, b[0].species)
+        for a, b in zip(cached, direct)
+    )
 
 
 def test_generated_in_size_order_and_returned_in_input_order(model_path, tmp_path):
@@ -123,8 +144,9 @@ def test_buckets_are_chunks_seeded_one_by_one(model_path):
         ref = generate(model, spectra[idx], counts[idx], n_samples=2, n_steps=3, seed=chunk_seed(4, k), batch_size=4)
         for j, row in zip(idx, ref):
             assert [e.meta for e in got[j]] == [{"spectrum_index": int(j), "sample": s} for s in range(2)]
-            assert all(np.array_equal(a.coords, b.coords) and np.array_equal(a.species, b.species)
-                       for a, b in zip(got[j], row))
+            assert all(
+                np.array_equal(a.coords, b.coords) and np.array_equal(a.species, b.species) for a, b in zip(got[j], row)
+            )
     plain = generate(model, spectra, counts, n_samples=2, n_steps=3, seed=4, batch_size=4)
     assert not all(np.array_equal(a[0].coords, b[0].coords) for a, b in zip(got, plain))
 
@@ -202,7 +224,8 @@ def test_bad_inputs(model_path, tmp_path):
 
 
 def test_corrupt_cache_is_reported(model_path, tmp_path):
-    from s2s.model.cache import load_environments_npz as _load_npz, save_environments_npz as _save_npz
+    from s2s.model.cache import load_environments_npz as _load_npz
+    from s2s.model.cache import save_environments_npz as _save_npz
 
     envs = [[silica_like()], [silica_like(10.0)]]
     p = tmp_path / "x.npz"
@@ -237,8 +260,17 @@ def test_self_evaluation_is_perfect():
         assert tab["cn_error_shell1_pct"] == 0.0 and tab["cn_error_shell2_pct"] == 0.0
         assert tab["species_accuracy"] == 1.0 and tab["n_test"] == 2
         assert tab["validity"] == 1.0  # the target itself is chemistry
-        assert set(tab) == {"rmsd_shell1", "rmsd_shell2", "rmsd_shell3", "rmsd_all", "cn_error_shell1_pct",
-                            "cn_error_shell2_pct", "species_accuracy", "validity", "n_test"}
+        assert set(tab) == {
+            "rmsd_shell1",
+            "rmsd_shell2",
+            "rmsd_shell3",
+            "rmsd_all",
+            "cn_error_shell1_pct",
+            "cn_error_shell2_pct",
+            "species_accuracy",
+            "validity",
+            "n_test",
+        }
 
 
 def test_evaluation_detects_errors():
@@ -299,11 +331,15 @@ def test_composition_keys_and_inputs():
 
     from s2s.evaluation.evaluate import composition_keys, generation_inputs
 
-    recs = [SimpleNamespace(meta={"composition_x": 0.25}, x=0.3, spectrum=spectrum(3.0), environment=silica_like()),
-            SimpleNamespace(meta={}, x=2.0, spectrum=spectrum(5.0), environment=silica_like(10.0))]
+    recs = [
+        SimpleNamespace(meta={"composition_x": 0.25}, x=0.3, spectrum=spectrum(3.0), environment=silica_like()),
+        SimpleNamespace(meta={}, x=2.0, spectrum=spectrum(5.0), environment=silica_like(10.0)),
+    ]
     assert composition_keys(recs) == ["0.25", "2.00"]
-    odd = [SimpleNamespace(meta={"composition_x": None}, x=1.5),
-           SimpleNamespace(meta={"composition_x": float("nan")}, x=0.5)]
+    odd = [
+        SimpleNamespace(meta={"composition_x": None}, x=1.5),
+        SimpleNamespace(meta={"composition_x": float("nan")}, x=0.5),
+    ]
     assert composition_keys(odd) == ["1.50", "0.50"]
     with pytest.raises(ValueError, match="record 0"):
         composition_keys([SimpleNamespace(meta={}, x=float("inf"), structure_id="c")])

@@ -1,16 +1,15 @@
 """The few-step DDIM sampler (s2s.model.diffusion.sample_ddim) and generate(sampler=...)."""
 
-
 import numpy as np
 import pytest
 import torch
+from helpers import random_orthogonal
 from torch import nn
 
-from helpers import random_orthogonal
 from s2s.config import DiffusionConfig, tiny_preset
-from s2s.model.diffusion import Schedule, sample, sample_ddim
-from s2s.environment import O, SI
+from s2s.environment import SI, O
 from s2s.model import S2SModel
+from s2s.model.diffusion import Schedule, sample, sample_ddim
 from s2s.model.sample import generate
 
 torch.set_num_threads(1)
@@ -156,8 +155,10 @@ def test_bench_choose_default():
     from s2s.evaluation.sampling_steps import choose_default as choose
 
     pt = lambda r, acc, t: {"rmsd_shell1": r, "species_accuracy": acc, "s_per_structure": t}  # noqa: E731
-    curve = {"ancestral": {1000: pt(0.10, 0.95, 1.0), 100: pt(0.20, 0.90, 0.1), 20: pt(0.5, 0.5, 0.02)},
-             "ddim": {1000: pt(0.10, 0.95, 1.0), 100: pt(0.105, 0.94, 0.1), 20: pt(0.2, 0.9, 0.02)}}
+    curve = {
+        "ancestral": {1000: pt(0.10, 0.95, 1.0), 100: pt(0.20, 0.90, 0.1), 20: pt(0.5, 0.5, 0.02)},
+        "ddim": {1000: pt(0.10, 0.95, 1.0), 100: pt(0.105, 0.94, 0.1), 20: pt(0.2, 0.9, 0.02)},
+    }
     assert choose(curve) == ("ddim", 100)
     assert choose(curve, rmsd_tol=1.5, acc_tol=0.1, min_steps=1) == ("ddim", 20)
     assert choose(curve, rmsd_tol=1.5, acc_tol=0.1) == ("ancestral", 100)  # min_steps 50; equal cost: by name
@@ -174,8 +175,19 @@ def test_bench_steps_writes_results(tmp_path, alpha_quartz):
     from s2s.model.train import save_inference_model
 
     env = environments_from_structure(alpha_quartz, structure_id="q").environments[0]
-    recs = [SiteRecord(_spectra(1, seed=k)[0].numpy().astype(float), env, f"q{k}", env.meta["site_index"], formula="SiO2",
-                       source="test", simulator="toy", split="test") for k in range(2)]
+    recs = [
+        SiteRecord(
+            _spectra(1, seed=k)[0].numpy().astype(float),
+            env,
+            f"q{k}",
+            env.meta["site_index"],
+            formula="SiO2",
+            source="test",
+            simulator="toy",
+            split="test",
+        )
+        for k in range(2)
+    ]
     data = tmp_path / "d.h5"
     Dataset.from_records(recs, {}).save(data)
     m = _random_model()
@@ -188,8 +200,26 @@ def test_bench_steps_writes_results(tmp_path, alpha_quartz):
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_steps.py"
-    run = subprocess.run([sys.executable, str(script), "--model", str(model), "--data", str(data), "--steps", "4", "2",
-                          "--n-samples", "1", "--write-results", "--results", str(res)], capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--model",
+            str(model),
+            "--data",
+            str(data),
+            "--steps",
+            "4",
+            "2",
+            "--n-samples",
+            "1",
+            "--write-results",
+            "--results",
+            str(res),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     pred = json.loads(res.read_text())["predict"]
     assert pred["calibration_spearman"] == 0.5  # other predict keys kept

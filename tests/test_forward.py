@@ -8,11 +8,18 @@ import csv
 import numpy as np
 import pytest
 import torch
-
 from helpers import random_orthogonal, random_permutation, rotate_permute
+
 from s2s.environment import Environment, environments_from_structure
-from s2s.forward.model import (ForwardConfig, ForwardInputError, ForwardModel, build_net, check_environment, train_forward,
-                         validation_mask)
+from s2s.forward.model import (
+    ForwardConfig,
+    ForwardInputError,
+    ForwardModel,
+    build_net,
+    check_environment,
+    train_forward,
+    validation_mask,
+)
 from s2s.forward.selfconsistent import is_plausible, physical_problems, rank_by_score, score_candidates
 from s2s.spectrum import GRID, N_GRID
 
@@ -89,11 +96,13 @@ def test_score_candidates_ranks_good_ones_and_names_bad_ones(quartz_env):
     target = fm.predict([tr["rotation"]])[0]  # the rotated quartz is a perfect match
     x = quartz_env.coords.copy()
     x[1] = np.nan
-    cands = [Environment(quartz_env.species, quartz_env.coords * 1.15, quartz_env.shell),
-             Environment([1], np.zeros((1, 3)), [0]),
-             tr["permutation"],
-             Environment(quartz_env.species, x, quartz_env.shell),
-             Environment(quartz_env.species, quartz_env.coords * 0.9, quartz_env.shell)]
+    cands = [
+        Environment(quartz_env.species, quartz_env.coords * 1.15, quartz_env.shell),
+        Environment([1], np.zeros((1, 3)), [0]),
+        tr["permutation"],
+        Environment(quartz_env.species, x, quartz_env.shell),
+        Environment(quartz_env.species, quartz_env.coords * 0.9, quartz_env.shell),
+    ]
     sc = score_candidates(fm, target, cands)
     assert set(sc.errors) == {1, 3}
     assert "candidate 1" in sc.errors[1] and "no atoms besides" in sc.errors[1]
@@ -172,8 +181,14 @@ def test_resume_with_another_config_is_refused(quartz_env, tmp_path):
     cfg = ForwardConfig(kind="soap", hidden=16, batch_size=4, max_steps=2, eval_every=2)
     train_forward(cfg, envs, spectra, ids, tmp_path, progress=False)
     with pytest.raises(ValueError, match="another forward config.*hidden"):
-        train_forward(ForwardConfig(kind="soap", hidden=8, batch_size=4, max_steps=4, eval_every=2), envs, spectra, ids,
-                      tmp_path, progress=False)
+        train_forward(
+            ForwardConfig(kind="soap", hidden=8, batch_size=4, max_steps=4, eval_every=2),
+            envs,
+            spectra,
+            ids,
+            tmp_path,
+            progress=False,
+        )
 
 
 def test_load_rejects_other_files(tmp_path):
@@ -203,8 +218,13 @@ def test_best_of_k_select_picks_by_forward_and_oracle(quartz_env):
     fm = _random_model("soap")
     tr = _transforms(quartz_env)
     spectrum = fm.predict([tr["rotation"]])[0]
-    samples = [[Environment(quartz_env.species, quartz_env.coords * 1.2, quartz_env.shell), tr["permutation"],
-                Environment(quartz_env.species, quartz_env.coords * 0.95, quartz_env.shell)]]
+    samples = [
+        [
+            Environment(quartz_env.species, quartz_env.coords * 1.2, quartz_env.shell),
+            tr["permutation"],
+            Environment(quartz_env.species, quartz_env.coords * 0.95, quartz_env.shell),
+        ]
+    ]
     sel = select(samples, spectrum[None, :], fm, targets=[quartz_env])
     assert sel["single"].tolist() == [0]
     assert sel["best_of_k"].tolist() == [1]
@@ -240,7 +260,9 @@ def test_validation_mask_matches_dataset_validation_split():
 
     env = Environment([1, 0], [[0, 0, 0], [1.6, 0, 0]], [0, 1])
     spec = np.ones(N_GRID) / 19.9
-    recs = [SiteRecord(spec, env, f"s{i}", 0, formula="SiO2", source="t", simulator="toy", split="train") for i in range(60)]
+    recs = [
+        SiteRecord(spec, env, f"s{i}", 0, formula="SiO2", source="t", simulator="toy", split="train") for i in range(60)
+    ]
     ds = Dataset.from_records(recs, {})
     fit, val = D.validation_split(ds, 0.1, seed=1)
     m = validation_mask([r.structure_id for r in ds], 0.1, seed=1)

@@ -53,15 +53,18 @@ def test_ranking_is_written_and_deterministic_for_a_seed(ctx, tmp_path):
 
 
 def test_output_folder_written_before_ranking_still_loads(tmp_path):
-    from tests.conftest import make_alpha_quartz
     from s2s.environment import environments_from_structure
+    from tests.conftest import make_alpha_quartz
 
     env = environments_from_structure(make_alpha_quartz(), structure_id="q").environments[0]
     folder = tmp_path / "old"
     folder.mkdir()
     # the format of s2s predict before ranking existed: no rank/spectrum_mse keys, no "ranking" in the summary
-    write_extxyz(folder / "candidates.xyz", [env, env], ["sample=0 n_atoms=9 signature=Si2|O6|Si6 source=old",
-                                                          "sample=1 n_atoms=9 signature=Si2|O6|Si6 source=old"])
+    write_extxyz(
+        folder / "candidates.xyz",
+        [env, env],
+        ["sample=0 n_atoms=9 signature=Si2|O6|Si6 source=old", "sample=1 n_atoms=9 signature=Si2|O6|Si6 source=old"],
+    )
     (folder / "summary.json").write_text(json.dumps({"name": "old", "candidates": {"n_samples": 2}, "warnings": []}))
     envs, summary = read_prediction(folder)
     assert len(envs) == 2 and np.allclose(envs[0].coords, env.coords, atol=1e-7)
@@ -99,8 +102,23 @@ def test_evaluate_best_of_k_cli(ctx, setup, tmp_path):  # noqa: F811
     c, _ = ctx
     data, model = setup
     out = tmp_path / "bok"
-    args = ["evaluate", "--model", str(model), "--data", str(data), "--split", "all", "--best-of", "3", "--steps", "2",
-            "--forward-model", str(c.forward_path), "--out", str(out)]
+    args = [
+        "evaluate",
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--split",
+        "all",
+        "--best-of",
+        "3",
+        "--steps",
+        "2",
+        "--forward-model",
+        str(c.forward_path),
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     res = json.loads((out / "best_of_k.json").read_text())
     assert res["settings"]["k"] == 3 and res["settings"]["n_steps"] == 2 and res["settings"]["sampler"] == "ddim"
@@ -108,7 +126,9 @@ def test_evaluate_best_of_k_cli(ctx, setup, tmp_path):  # noqa: F811
     assert n == 7 and all(len(res["picked"][m]) == n for m in ("single", "best_of_k", "oracle_of_k"))
     assert res["picked"]["single"] == [0] * n
     # the oracle is the per-site minimum of the 1st-shell RMSD, so its mean bounds the other picks
-    assert res["oracle_of_k"]["rmsd_shell1"] <= min(res["single"]["rmsd_shell1"], res["best_of_k"]["rmsd_shell1"]) + 1e-9
+    assert (
+        res["oracle_of_k"]["rmsd_shell1"] <= min(res["single"]["rmsd_shell1"], res["best_of_k"]["rmsd_shell1"]) + 1e-9
+    )
     # the forward-model pick has the lowest mean spectrum MSE of the three
     sel = res["selection_mse_mean"]
     assert sel["best_of_k"] <= min(sel["single"], sel["oracle_of_k"]) + 1e-15

@@ -23,9 +23,17 @@ REF = ROOT / "data" / "reference"
 
 def quartz() -> Structure:
     """alpha-quartz, 9 atoms (pymatgen's AFLOW prototype A2B_hP9_152_c_a, written out)."""
-    frac = [[0.5301, 0.5301, 2 / 3], [0.0, 0.4699, 1 / 3], [0.4699, 0.0, 0.0],
-            [0.587, 0.8538, 0.786], [0.2668, 0.413, 0.452667], [0.1462, 0.7332, 0.119333],
-            [0.8538, 0.587, 0.547333], [0.7332, 0.1462, 0.214], [0.413, 0.2668, 0.880667]]
+    frac = [
+        [0.5301, 0.5301, 2 / 3],
+        [0.0, 0.4699, 1 / 3],
+        [0.4699, 0.0, 0.0],
+        [0.587, 0.8538, 0.786],
+        [0.2668, 0.413, 0.452667],
+        [0.1462, 0.7332, 0.119333],
+        [0.8538, 0.587, 0.547333],
+        [0.7332, 0.1462, 0.214],
+        [0.413, 0.2668, 0.880667],
+    ]
     return Structure(Lattice.hexagonal(4.914, 5.406), ["Si"] * 3 + ["O"] * 6, frac)
 
 
@@ -75,8 +83,9 @@ def test_find_supercell_rejects_singular_cell():
 
 def test_unique_o_sites_quartz_and_stishovite():
     assert [m for _, m in G.unique_o_sites(quartz())] == [6]
-    sti = Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.1773, 2.6655), ["Si", "O"],
-                                    [[0, 0, 0], [0.3062, 0.3062, 0]])
+    sti = Structure.from_spacegroup(
+        "P4_2/mnm", Lattice.tetragonal(4.1773, 2.6655), ["Si", "O"], [[0, 0, 0], [0.3062, 0.3062, 0]]
+    )
     sites = G.unique_o_sites(sti)
     assert len(sites) == 1 and sites[0][1] == 4 and sti[sites[0][0]].specie.symbol == "O"
 
@@ -180,8 +189,15 @@ def _inp(tmp_path) -> dict:
 
 def test_build_record_relative_energies_and_grid(tmp_path):
     out = fake_worker_output()
-    rec = G.build_record("q", 3, _inp(tmp_path), {"energy_eV": -1.0, "scf_iterations": 9}, out,
-                         G.GPAWSettings(), {"scf": 1.0, "xas": 0.5, "total": 1.5})
+    rec = G.build_record(
+        "q",
+        3,
+        _inp(tmp_path),
+        {"energy_eV": -1.0, "scf_iterations": 9},
+        out,
+        G.GPAWSettings(),
+        {"scf": 1.0, "xas": 0.5, "total": 1.5},
+    )
     assert rec["sanity"]["passed"]
     assert rec["energies_eV"][0] == 0.0  # onset = lowest unoccupied level
     assert rec["energies_eV"][-1] == pytest.approx(10.0)
@@ -194,14 +210,14 @@ def test_build_record_relative_energies_and_grid(tmp_path):
     rec = G.build_record("q", 3, inp, {}, out, G.GPAWSettings(), {"total": 1.0})
     assert rec["converged_max_energy_eV"] == pytest.approx(rec["energies_eV"][-3])
 
-    bad = G.build_record("q", 3, _inp(tmp_path), {}, fake_worker_output(spurious=True),
-                         G.GPAWSettings(), {"total": 1.0})
+    bad = G.build_record(
+        "q", 3, _inp(tmp_path), {}, fake_worker_output(spurious=True), G.GPAWSettings(), {"total": 1.0}
+    )
     assert not bad["sanity"]["passed"] and bad["grid_spectrum"] is None
 
 
 def test_record_write_load_round_trip(tmp_path):
-    rec = G.build_record("q", 3, _inp(tmp_path), {}, fake_worker_output(), G.GPAWSettings(),
-                         {"total": 1.0})
+    rec = G.build_record("q", 3, _inp(tmp_path), {}, fake_worker_output(), G.GPAWSettings(), {"total": 1.0})
     path = G.record_path(tmp_path / "gpaw", "q", 3)
     G.write_json_atomic(path, rec)
     assert path.name == "q__site3.json" and not list(path.parent.glob("*.tmp"))
@@ -254,8 +270,9 @@ RUN_GPAW = os.environ.get("S2S_RUN_GPAW") == "1" and G.gpaw_available()
 @pytest.mark.skipif(not RUN_GPAW, reason="set S2S_RUN_GPAW=1 (needs gpaw under /usr/bin/python3)")
 def test_real_gpaw_run_small_cell(tmp_path):
     """beta-cristobalite primitive cell (6 atoms) x8, LCAO dzp: ~1-3 min on 2 cores."""
-    s = Structure.from_spacegroup("Fd-3m", Lattice.cubic(7.16), ["Si", "O"],
-                                  [[0.125, 0.125, 0.125], [0, 0, 0]]).get_primitive_structure()
+    s = Structure.from_spacegroup(
+        "Fd-3m", Lattice.cubic(7.16), ["Si", "O"], [[0.125, 0.125, 0.125], [0, 0, 0]]
+    ).get_primitive_structure()
     k = G.unique_o_sites(s)[0][0]
     settings = G.GPAWSettings(min_image=9.0, h=0.25)
     rec = G.run_site(s, "test_bcrist", k, settings, workdir=tmp_path, setup_dir=tmp_path / "setups")
@@ -289,4 +306,5 @@ def test_reference_plan_matches_shipped_records():
     assert set(sources) == set(structures)
     plan = make_plan(["stishovite", "peroxy_quartz"], ref, structures)
     assert [k for sid, _, k, _ in plan if sid == "peroxy_quartz"] and all(
-        site_state(ref / "gpaw", sid, k) == "done" for sid, _, k, _ in plan)
+        site_state(ref / "gpaw", sid, k) == "done" for sid, _, k, _ in plan
+    )

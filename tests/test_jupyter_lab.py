@@ -36,8 +36,15 @@ class Server:
 
     def request(self, path: str, method: str = "GET", body: dict | None = None, token: str | None = None) -> dict:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base + path, method=method, data=data, headers={
-            "Authorization": f"token {self.token if token is None else token}", "Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.base + path,
+            method=method,
+            data=data,
+            headers={
+                "Authorization": f"token {self.token if token is None else token}",
+                "Content-Type": "application/json",
+            },
+        )
         with urllib.request.urlopen(req, timeout=60) as resp:
             text = resp.read()
         return json.loads(text) if text else {}
@@ -53,14 +60,32 @@ def _free_port() -> int:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("jupyter")
     port, token = _free_port(), secrets.token_hex(16)
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp / "config"),
-           "JUPYTERLAB_SETTINGS_DIR": str(tmp / "user-settings"), "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces")}
+    env = {
+        **os.environ,
+        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+        "JUPYTER_CONFIG_DIR": str(tmp / "config"),
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp / "user-settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
+    }
     log = open(tmp / "server.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={ROOT}"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp)
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--allow-root",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={ROOT}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=tmp,
+    )
     srv = Server(f"http://127.0.0.1:{port}", token, proc, tmp / "runtime")
     try:
         deadline = time.monotonic() + 120
@@ -118,7 +143,8 @@ def test_double_click_opens_py_as_notebook(server: Server):
     viewers = plugin["schema"]["properties"]["defaultViewers"]["default"]
     assert viewers.get("python") == "Jupytext Notebook", (
         f"defaultViewers = {viewers}: run scripts/install.sh (copies jupyter/s2s.json to "
-        f"{sys.prefix}/share/jupyter/lab/settings/overrides.d/)")
+        f"{sys.prefix}/share/jupyter/lab/settings/overrides.d/)"
+    )
 
 
 def test_project_kernel_runs_s2s(server: Server):
@@ -134,8 +160,10 @@ def test_project_kernel_runs_s2s(server: Server):
             client.wait_for_ready(timeout=120)
             out: list[str] = []
             reply = client.execute_interactive(
-                "import os, sys, s2s; print(sys.prefix); print(os.getcwd())", timeout=120,
-                output_hook=lambda msg: out.append(msg["content"].get("text", "")))
+                "import os, sys, s2s; print(sys.prefix); print(os.getcwd())",
+                timeout=120,
+                output_hook=lambda msg: out.append(msg["content"].get("text", "")),
+            )
             assert reply["content"]["status"] == "ok", reply["content"]
         finally:
             client.stop_channels()

@@ -10,13 +10,13 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 from helpers import random_orthogonal, random_permutation, rotate_permute
+
 from s2s.environment import Environment
-from s2s.predict.foreign import ensemble_stats, load_input_spectrum, matching_environments, reference_environment
-from s2s.predict.prepare import broaden, training_onset
 from s2s.evaluation.manifold import composition_labels, distance_to_training, nearest_distance, umap_embedding
 from s2s.evaluation.results import round_floats
+from s2s.predict.foreign import ensemble_stats, load_input_spectrum, matching_environments, reference_environment
+from s2s.predict.prepare import broaden, training_onset
 from s2s.spectrum import GRID, normalize, onset_shift
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,8 +96,10 @@ def test_load_gpaw_reference_spectrum():
     np.testing.assert_allclose(inp.spectrum, rec["grid_spectrum"])
     assert np.array_equal(inp.spectrum, np.asarray(rec["grid_spectrum"], dtype=np.float64))  # as recorded, bit for bit
     assert inp.kind == "calculated" and inp.format == "gpaw" and inp.shift_eV == 0.0
-    assert inp.description == ("GPAW first-principles O K-edge (PBE, half core hole, lcao) of alpha_quartz site 3 "
-                               "(alpha_quartz__site3.json); calculated, not measured")
+    assert inp.description == (
+        "GPAW first-principles O K-edge (PBE, half core hole, lcao) of alpha_quartz site 3 "
+        "(alpha_quartz__site3.json); calculated, not measured"
+    )
     assert np.trapezoid(inp.spectrum, GRID) == pytest.approx(1.0, abs=1e-6)
 
 
@@ -120,7 +122,10 @@ def test_measured_text_spectrum_is_onset_aligned(tmp_path):
     inp = load_input_spectrum(f, onset_at_eV=on)
     assert inp.kind == "measured" and inp.format == "text"
     assert inp.shift_eV == pytest.approx(532.0, abs=0.1)
-    assert inp.description.startswith("measured spectrum quartz_eels.csv (text); onset 53") and f"moved to {on:.2f} eV" in inp.description
+    assert (
+        inp.description.startswith("measured spectrum quartz_eels.csv (text); onset 53")
+        and f"moved to {on:.2f} eV" in inp.description
+    )
     assert np.corrcoef(inp.spectrum, target)[0, 1] > 0.99
     # readers' convention: onset at 0 eV
     inp0 = load_input_spectrum(f)
@@ -171,8 +176,9 @@ def test_ensemble_stats_and_round_floats():
     assert s["best_index"] == 2 and s["median_index"] == 4  # lower median 0.4
     e = ensemble_stats([np.nan])
     assert e["n"] == 0 and e["best_index"] == -1 and math.isnan(e["median"])
-    r = round_floats({"a": np.float64(0.123456), "b": [1.0, math.nan], "c": np.int64(3), 4: "s", "d": 3.98765e-4,
-                      "e": 12.3456})
+    r = round_floats(
+        {"a": np.float64(0.123456), "b": [1.0, math.nan], "c": np.int64(3), 4: "s", "d": 3.98765e-4, "e": 12.3456}
+    )
     assert r == {"a": 0.1235, "b": [1.0, None], "c": 3, "4": "s", "d": 3.988e-4, "e": 12.35}
     json.dumps(r)
 

@@ -7,9 +7,9 @@ import warnings
 
 import numpy as np
 import pytest
-
 from helpers import random_orthogonal, random_permutation, rotate_permute
-from s2s.environment import O, SI, Environment
+
+from s2s.environment import SI, Environment, O
 from s2s.evaluation.metrics import (
     assign_shells,
     cn_relative_error_pct,
@@ -132,10 +132,26 @@ def test_evaluate_pair_identical_rotated_quartz_and_unequal_counts(alpha_quartz)
 def test_summarize_means_and_nan_handling():
     base = {"rmsd_neighbours": 0.0, "cn_error_shell3_pct": math.nan}
     rs = [
-        dict(base, rmsd_all=0.1, rmsd_shell1=0.05, rmsd_shell2=0.2, rmsd_shell3=math.nan,
-             cn_error_shell1_pct=0.0, cn_error_shell2_pct=50.0, species_match=True),
-        dict(base, rmsd_all=0.3, rmsd_shell1=0.15, rmsd_shell2=0.4, rmsd_shell3=1.0,
-             cn_error_shell1_pct=50.0, cn_error_shell2_pct=math.nan, species_match=False),
+        dict(
+            base,
+            rmsd_all=0.1,
+            rmsd_shell1=0.05,
+            rmsd_shell2=0.2,
+            rmsd_shell3=math.nan,
+            cn_error_shell1_pct=0.0,
+            cn_error_shell2_pct=50.0,
+            species_match=True,
+        ),
+        dict(
+            base,
+            rmsd_all=0.3,
+            rmsd_shell1=0.15,
+            rmsd_shell2=0.4,
+            rmsd_shell3=1.0,
+            cn_error_shell1_pct=50.0,
+            cn_error_shell2_pct=math.nan,
+            species_match=False,
+        ),
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("error")

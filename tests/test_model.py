@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import torch
-
 from helpers import assert_equivariant
+
 from s2s.config import DiffusionConfig, ModelConfig, get_preset, paper_config
+from s2s.environment import Environment
 from s2s.model.diffusion import Schedule, alpha_schedule, q_sample, sigma_schedule, timesteps
 from s2s.model.egnn import EGNNDenoiser
-from s2s.environment import Environment
 from s2s.model.graph import collate, edge_mask
 
 TOL = 1e-9  # float64 throughout these tests

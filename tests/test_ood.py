@@ -16,7 +16,9 @@ def _silica_like(rng, n_structures, sites=3):
         p1, p2 = rng.uniform(2.5, 4.0), rng.uniform(8.0, 11.0)
         w1 = rng.uniform(0.8, 1.3)
         for _ in range(sites):
-            y = np.exp(-0.5 * ((GRID - p1 - rng.normal(0, 0.05)) / w1) ** 2) + 0.7 * np.exp(-0.5 * ((GRID - p2) / 2.0) ** 2)
+            y = np.exp(-0.5 * ((GRID - p1 - rng.normal(0, 0.05)) / w1) ** 2) + 0.7 * np.exp(
+                -0.5 * ((GRID - p2) / 2.0) ** 2
+            )
             y = y * (GRID > -0.2) + rng.normal(0, 0.002, GRID.size).clip(0)
             spectra.append(y)
             groups.append(f"s{s}")

@@ -11,13 +11,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from helpers import random_orthogonal, random_permutation, rotate_permute  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy.spatial.distance import pdist  # noqa: E402
 
-from helpers import random_orthogonal, random_permutation, rotate_permute  # noqa: E402
 from s2s import plots  # noqa: E402
+from s2s.environment import SI, Environment, O, environment_from_structure  # noqa: E402
 from s2s.evaluation import rdf  # noqa: E402
-from s2s.environment import O, SI, Environment, environment_from_structure  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -182,7 +182,9 @@ def test_oxygen_fraction_accuracy_in_title():
 def test_species_accuracy_by_composition():
     acc = {"2.0": [True, True, True, False], "0.25": [True, False, False, False, False]}
     fig = plots.plot_species_accuracy_by_composition(
-        acc, reference=0.949, o_frac_target={"2.0": [0.6, 0.7], "0.25": [0.2, 0.3]},
+        acc,
+        reference=0.949,
+        o_frac_target={"2.0": [0.6, 0.7], "0.25": [0.2, 0.3]},
         o_frac_generated={"2.0": [0.6, 0.7], "0.25": [0.3, 0.4]},
     )
     ax = fig.axes[0]

@@ -7,12 +7,12 @@ import os
 import numpy as np
 import pytest
 import torch
-
 from helpers import random_orthogonal, rotate_permute
+
 from s2s.cli import main
 from s2s.dataset import Dataset, SiteRecord, make_split
-from s2s.evaluation.ensemble import cluster, geometry, signature, summarize_ensemble
 from s2s.environment import Environment, environments_from_structure
+from s2s.evaluation.ensemble import cluster, geometry, signature, summarize_ensemble
 from s2s.io import read_extxyz
 from s2s.predict import InputSpectrum, PredictInputError, collect_inputs, prepare, training_onset
 from s2s.spectrum import GRID, normalize, onset_shift
@@ -38,12 +38,18 @@ def setup(tmp_path_factory):
         s.scale_lattice(s.volume * scale**3)
         sid = f"quartz-{k}"
         env = environments_from_structure(s, structure_id=sid).environments[0]
-        recs.append(SiteRecord(_toy_spectrum(k), env, sid, env.meta["site_index"], formula="SiO2", source="test", simulator="toy"))
+        recs.append(
+            SiteRecord(
+                _toy_spectrum(k), env, sid, env.meta["site_index"], formula="SiO2", source="test", simulator="toy"
+            )
+        )
         structs[sid] = s
     data = root / "toy.h5"
     make_split(Dataset.from_records(recs, structs), test_fraction=0.15, seed=0).save(data)
     run = root / "run"
-    assert main(["train", "--data", str(data), "--out", str(run), "--preset", "tiny", "--max-steps", "3", "--quiet"]) == 0
+    assert (
+        main(["train", "--data", str(data), "--out", str(run), "--preset", "tiny", "--max-steps", "3", "--quiet"]) == 0
+    )
     return data, run / "model.pt"
 
 
@@ -56,7 +62,13 @@ def _write_inputs(d):
     y += np.random.default_rng(0).normal(0, 0.05, e_abs.size)
     np.savetxt(d / "measured.txt", np.c_[e_abs, y], header="energy_eV counts")
     e_rel = np.linspace(-2, 25, 300)
-    msa = ["#FORMAT : EMSA/MAS Spectral Data File", "#VERSION : 1.0", "#XUNITS : eV", "#DATATYPE : XY", "#SPECTRUM : start"]
+    msa = [
+        "#FORMAT : EMSA/MAS Spectral Data File",
+        "#VERSION : 1.0",
+        "#XUNITS : eV",
+        "#DATATYPE : XY",
+        "#SPECTRUM : start",
+    ]
     msa += [f"{a:.4f}, {b:.6f}" for a, b in zip(e_rel, np.interp(e_rel, GRID, s, left=0.0, right=s[-1]))]
     (d / "sim.msa").write_text("\n".join(msa + ["#ENDOFDATA : end"]) + "\n")
     np.save(d / "image.npy", np.stack([[_toy_spectrum(0.5), _toy_spectrum(2.5)]]))  # (1, 2, 200)
@@ -76,18 +88,43 @@ def test_predict_batch_end_to_end_and_resume(setup, tmp_path, capsys):
     inp = tmp_path / "in"
     _write_inputs(inp)
     out = tmp_path / "out"
-    args = ["predict", str(inp), "--model", str(model), "--data", str(data), "--n-samples", "3", "--steps", "4",
-            "--out", str(out), "--quiet", "--background"]
+    args = [
+        "predict",
+        str(inp),
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--n-samples",
+        "3",
+        "--steps",
+        "4",
+        "--out",
+        str(out),
+        "--quiet",
+        "--background",
+    ]
     rc = main(args + ["--no-png"])
     cap = capsys.readouterr()
     assert rc == 2  # some inputs were bad
     err = cap.err
-    for name, problem in [("empty.txt", "empty"), ("kev.csv", "keV"), ("one_column.txt", "1 column"),
-                          ("carbon.txt", "not an O K-edge"), ("nan.txt", "NaN"), ("flat.npy", "flat")]:
+    for name, problem in [
+        ("empty.txt", "empty"),
+        ("kev.csv", "keV"),
+        ("one_column.txt", "1 column"),
+        ("carbon.txt", "not an O K-edge"),
+        ("nan.txt", "NaN"),
+        ("flat.npy", "flat"),
+    ]:
         line = next((ln for ln in err.splitlines() if name in ln), "")
         assert problem in line, (name, err)
     done = sorted(p.relative_to(out).as_posix() for p in out.rglob("summary.json"))
-    assert done == ["image/y000_x000/summary.json", "image/y000_x001/summary.json", "measured/summary.json", "sim/summary.json"]
+    assert done == [
+        "image/y000_x000/summary.json",
+        "image/y000_x001/summary.json",
+        "measured/summary.json",
+        "sim/summary.json",
+    ]
     # nothing half-written: no temporary folders, no output for the bad inputs
     assert not [p for p in out.rglob("*") if ".partial" in p.name or p.name.endswith(".tmp")]
     assert not any((out / n).exists() for n in ("empty", "kev", "one_column", "carbon", "nan", "flat"))
@@ -120,8 +157,30 @@ def test_predict_png_and_fixed_atom_count(setup, tmp_path):
     f = tmp_path / "one.npy"
     np.save(f, _toy_spectrum(1.0))
     out = tmp_path / "o"
-    assert main(["predict", str(f), "--model", str(model), "--data", str(data), "--n-samples", "2", "--steps", "3",
-                 "--n-atoms", "9", "--sampler", "ancestral", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(f),
+                "--model",
+                str(model),
+                "--data",
+                str(data),
+                "--n-samples",
+                "2",
+                "--steps",
+                "3",
+                "--n-atoms",
+                "9",
+                "--sampler",
+                "ancestral",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     png = (out / "one" / "overview.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     envs = read_extxyz(out / "one" / "candidates.xyz")
@@ -156,8 +215,24 @@ def test_failed_write_leaves_nothing(setup, tmp_path, monkeypatch):
     monkeypatch.setattr(s2s.files, "write_json", boom)
     out = tmp_path / "o"
     with pytest.raises(OSError):
-        main(["predict", str(f), "--model", str(model), "--data", str(data), "--n-samples", "2", "--steps", "2",
-              "--out", str(out), "--quiet", "--no-png"])
+        main(
+            [
+                "predict",
+                str(f),
+                "--model",
+                str(model),
+                "--data",
+                str(data),
+                "--n-samples",
+                "2",
+                "--steps",
+                "2",
+                "--out",
+                str(out),
+                "--quiet",
+                "--no-png",
+            ]
+        )
     assert not out.exists() or not any(out.iterdir())
 
 
@@ -167,7 +242,9 @@ def test_onset_alignment_recovers_the_grid_spectrum():
     item = InputSpectrum("x", "x.txt", GRID + 531.7, s * 1000.0)
     p = prepare(item, train_onset=o)
     assert abs(p.info["shift_eV"] - 531.7) < 1e-6
-    assert np.allclose(p.spectrum[:-1], s[:-1], rtol=1e-3, atol=1e-6)  # the last point may fall 1e-13 eV outside the data
+    assert np.allclose(
+        p.spectrum[:-1], s[:-1], rtol=1e-3, atol=1e-6
+    )  # the last point may fall 1e-13 eV outside the data
     # a manual shift and the relative-energy default
     assert prepare(item, o, shift=531.0).info["shift_mode"] == "manual"
     rel = prepare(InputSpectrum("r", "r.txt", GRID.copy(), s), o)
@@ -181,7 +258,6 @@ def test_onset_alignment_recovers_the_grid_spectrum():
     assert training_onset(np.stack([s, s])) == pytest.approx(o)
 
 
-
 def test_prepare_renormalize_false_keeps_a_recorded_grid_spectrum(tmp_path):
     from s2s.predict.foreign import load_input_spectrum
 
@@ -191,19 +267,29 @@ def test_prepare_renormalize_false_keeps_a_recorded_grid_spectrum(tmp_path):
     assert np.array_equal(prepare(item, -0.5).spectrum, normalize(s))  # the default: scaled to unit area
     assert not np.array_equal(prepare(item, -0.5).spectrum, s)
     # shifted or far from unit area: normalised all the same
-    assert np.array_equal(prepare(InputSpectrum("h", "h.npy", None, 3 * s), -0.5, renormalize=False).spectrum, normalize(3 * s))
+    assert np.array_equal(
+        prepare(InputSpectrum("h", "h.npy", None, 3 * s), -0.5, renormalize=False).spectrum, normalize(3 * s)
+    )
     # one spectrum per file for load_input_spectrum (notebook 07), a clear error otherwise
     np.save(tmp_path / "two.npy", np.stack([s, s]))
     with pytest.raises(PredictInputError, match="two.npy: holds 2 spectra, expected one"):
         load_input_spectrum(tmp_path / "two.npy")
 
-@pytest.mark.parametrize("energy,intensity,match", [
-    (GRID + 531.0, np.where(GRID > 0, 1.0, 0.0) * np.nan, "NaN"),
-    (GRID / 1000 + 0.53, _toy_spectrum(1), "keV"),
-    (GRID + 282.0, _toy_spectrum(1), "not an O K-edge"),
-    (np.linspace(520, 535, 100), 1 / (1 + np.exp(-(np.linspace(520, 535, 100) - 531) / 0.3)), "above the edge onset"),
-    (GRID.copy(), np.random.default_rng(0).random(200), "noise-like"),
-])
+
+@pytest.mark.parametrize(
+    "energy,intensity,match",
+    [
+        (GRID + 531.0, np.where(GRID > 0, 1.0, 0.0) * np.nan, "NaN"),
+        (GRID / 1000 + 0.53, _toy_spectrum(1), "keV"),
+        (GRID + 282.0, _toy_spectrum(1), "not an O K-edge"),
+        (
+            np.linspace(520, 535, 100),
+            1 / (1 + np.exp(-(np.linspace(520, 535, 100) - 531) / 0.3)),
+            "above the edge onset",
+        ),
+        (GRID.copy(), np.random.default_rng(0).random(200), "noise-like"),
+    ],
+)
 def test_prepare_refuses_bad_spectra(energy, intensity, match):
     with pytest.raises(PredictInputError, match=match) as exc:
         prepare(InputSpectrum("bad", "bad.txt", energy, intensity), train_onset=-0.5)
@@ -221,7 +307,12 @@ def test_collect_inputs_names_and_errors(tmp_path):
     assert len(errors) == 1 and "wrong.npy" in errors[0].message and "energy axis" in errors[0].message
     np.savez(tmp_path / "img.npz", energy=np.linspace(-1, 25, 150), spectra=np.ones((2, 2, 150)))
     items, errors = collect_inputs([tmp_path / "img.npz"])
-    assert [i.name for i in items] == ["img/y000_x000", "img/y000_x001", "img/y001_x000", "img/y001_x001"] and not errors
+    assert [i.name for i in items] == [
+        "img/y000_x000",
+        "img/y000_x001",
+        "img/y001_x000",
+        "img/y001_x001",
+    ] and not errors
 
 
 def test_ensemble_summary_on_quartz(alpha_quartz):

@@ -323,8 +323,18 @@ def test_castep_many_states_chunked():
     rng = np.random.default_rng(5)
     nk, nb = 900, 8
     eig = np.sort(rng.uniform(-10, 25, size=(nk, 1, nb)), axis=2)
-    bands = CastepBands(nk, 1, np.array([8.0]), np.array([nb]), np.array([0.0]), np.eye(3), np.arange(1, nk + 1),
-                        np.zeros((nk, 3)), rng.uniform(0.5, 1.5, nk), eig)
+    bands = CastepBands(
+        nk,
+        1,
+        np.array([8.0]),
+        np.array([nb]),
+        np.array([0.0]),
+        np.eye(3),
+        np.arange(1, nk + 1),
+        np.zeros((nk, 3)),
+        rng.uniform(0.5, 1.5, nk),
+        eig,
+    )
     m = rng.normal(size=(nk, 1, 1, nb, 3)) + 0j
     mat = CastepEelsMat(1, nb, nk, 1, np.array([1]), np.array([1]), np.array([1]), np.array([1]), m, "eels_mat", "<")
     raw = castep_elnes_spectrum(bands, mat, sigma_eV=0.5)
@@ -455,7 +465,6 @@ def test_dispatch(tmp_path):
         read_spectrum(tmp_path / "nothing.dat")
 
 
-
 def test_one_suffix_table_arrays_and_folders(tmp_path):
     from s2s.io import SUFFIXES, read_array, spectrum_files
 
@@ -486,10 +495,11 @@ def test_one_suffix_table_arrays_and_folders(tmp_path):
     with pytest.raises(FileNotFoundError, match="empty: folder has no spectrum files"):
         spectrum_files(empty)
 
+
 def test_dispatch_dataset_entry(tmp_path):
     from s2s.dataset import Dataset, SiteRecord
-    from s2s.spectrum import GRID
     from s2s.environment import Environment
+    from s2s.spectrum import GRID
 
     spec = np.exp(-0.5 * ((GRID - 5) / 1.5) ** 2)
     env = Environment([1, 0, 0], [[0, 0, 0], [1.6, 0, 0], [-0.5, 1.5, 0]], [0, 1, 1])

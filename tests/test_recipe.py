@@ -4,16 +4,16 @@ self-conditioning, size buckets, EMA warm-up, CPU budget; the validation split, 
 import numpy as np
 import pytest
 import torch
-
 from helpers import assert_equivariant
+
 from s2s.config import DiffusionConfig, ModelConfig, S2SConfig, TrainConfig, get_preset, replace
 from s2s.dataset import Dataset, SiteRecord, make_split, validation_split
-from s2s.model.diffusion import Schedule, model_predictions, q_sample, sample_ddim, sample_t, snr_weight, encode_species
-from s2s.model.egnn import EGNNDenoiser
-from s2s.environment import SI, O, Environment
-from s2s.model.graph import collate
+from s2s.environment import SI, Environment, O
 from s2s.evaluation.metrics import evaluate_pair, summarize, validity
 from s2s.model import S2SModel
+from s2s.model.diffusion import Schedule, encode_species, model_predictions, q_sample, sample_ddim, sample_t, snr_weight
+from s2s.model.egnn import EGNNDenoiser
+from s2s.model.graph import collate
 from s2s.model.probe import conditioning_gap, probe_table
 from s2s.model.train import CHECKPOINT, size_bucketed_order, train
 
@@ -97,8 +97,9 @@ def test_x0_and_eps_predictions_are_consistent():
 def test_snr_weights_and_band_sampling():
     snr = torch.tensor([1e-3, 0.5, 100.0])
     assert torch.allclose(snr_weight(snr, DiffusionConfig()), snr)
-    assert torch.allclose(snr_weight(snr, DiffusionConfig(loss_weight="min_snr", min_snr_gamma=5.0)),
-                          torch.tensor([1e-3, 0.5, 5.0]))
+    assert torch.allclose(
+        snr_weight(snr, DiffusionConfig(loss_weight="min_snr", min_snr_gamma=5.0)), torch.tensor([1e-3, 0.5, 5.0])
+    )
     assert torch.allclose(snr_weight(snr, DiffusionConfig(loss_weight="clamp_snr")), torch.tensor([0.05, 0.5, 1.5]))
     sched = Schedule(DiffusionConfig(t_sampling="band"))
     t = sample_t(4000, sched, torch.Generator().manual_seed(0))
@@ -116,13 +117,18 @@ def test_snr_weights_and_band_sampling():
 def test_guidance_zero_is_the_conditional_sampler_and_guidance_changes_it():
     torch.manual_seed(0)
     cfg = get_preset("tiny")
-    cfg = replace(cfg, model=replace(cfg.model, spectrum_encoder="film"), diffusion=replace(cfg.diffusion, cond_drop=0.2))
+    cfg = replace(
+        cfg, model=replace(cfg.model, spectrum_encoder="film"), diffusion=replace(cfg.diffusion, cond_drop=0.2)
+    )
     model = S2SModel(cfg).eval()
     for p in model.denoiser.cond.parameters():
         torch.nn.init.normal_(p, std=0.2)
     spec = torch.rand(2, 200)
-    run = lambda w: sample_ddim(model.denoiser, spec, torch.tensor([5, 4]), model.schedule,  # noqa: E731
-                                torch.Generator().manual_seed(3), n_steps=8, guidance=w).x
+
+    def run(w):
+        gen = torch.Generator().manual_seed(3)
+        return sample_ddim(model.denoiser, spec, torch.tensor([5, 4]), model.schedule, gen, n_steps=8, guidance=w).x
+
     assert torch.equal(run(0.0), run(0.0))
     assert (run(0.0) - run(2.0)).abs().max() > 1e-4
 
@@ -133,9 +139,12 @@ def test_size_buckets_are_a_permutation_of_similar_sizes():
     order = size_bucketed_order(seed=0, epoch=2, sizes=sizes, batch_size=64)
     assert sorted(order.tolist()) == list(range(1000))
     assert np.array_equal(order, size_bucketed_order(0, 2, sizes, 64))
-    pads = [sizes[order[i:i + 64]].max() * len(order[i:i + 64]) - sizes[order[i:i + 64]].sum() for i in range(0, 1000, 64)]
+    pads = [
+        sizes[order[i : i + 64]].max() * len(order[i : i + 64]) - sizes[order[i : i + 64]].sum()
+        for i in range(0, 1000, 64)
+    ]
     plain = np.random.default_rng([0, 2]).permutation(1000)
-    pads_plain = [sizes[plain[i:i + 64]].max() * 64 - sizes[plain[i:i + 64]].sum() for i in range(0, 960, 64)]
+    pads_plain = [sizes[plain[i : i + 64]].max() * 64 - sizes[plain[i : i + 64]].sum() for i in range(0, 960, 64)]
     assert np.sum(pads) < 0.5 * np.sum(pads_plain)
 
 
@@ -154,10 +163,13 @@ def _toy(n=24):
 def test_new_recipe_resumes_exactly_and_stops_at_a_cpu_budget(tmp_path):
     envs, spectra = _toy()
     v3 = get_preset("cpu_v3")
-    cfg = S2SConfig(model=replace(v3.model, n_layers=2, hidden_dim=16, message_dim=8, self_condition=True),
-                    diffusion=v3.diffusion,
-                    train=replace(v3.train, lr=1e-3, batch_size=4, epochs=100, checkpoint_every=7, log_every=5,
-                                  warmup_steps=5, seed=3))
+    cfg = S2SConfig(
+        model=replace(v3.model, n_layers=2, hidden_dim=16, message_dim=8, self_condition=True),
+        diffusion=v3.diffusion,
+        train=replace(
+            v3.train, lr=1e-3, batch_size=4, epochs=100, checkpoint_every=7, log_every=5, warmup_steps=5, seed=3
+        ),
+    )
     straight = train(cfg, envs, spectra, tmp_path / "a", max_steps=20, progress=False)
     part = train(cfg, envs, spectra, tmp_path / "b", max_steps=20, progress=False, stop_after=9)
     assert part.step == 9
@@ -168,8 +180,9 @@ def test_new_recipe_resumes_exactly_and_stops_at_a_cpu_budget(tmp_path):
     enc = straight.model.denoiser.encoder
     assert torch.allclose(enc.mean, torch.as_tensor(spectra.mean(0), dtype=torch.float32), atol=1e-6)
     # a CPU budget stops the run with a checkpoint; a larger one continues it
-    short = train(cfg, envs, spectra, tmp_path / "c", max_steps=10_000, progress=False, cpu_budget=0.05,
-                  snapshot_every=1)
+    short = train(
+        cfg, envs, spectra, tmp_path / "c", max_steps=10_000, progress=False, cpu_budget=0.05, snapshot_every=1
+    )
     assert 0 < short.step < 10_000 and (tmp_path / "c" / CHECKPOINT).exists()
     assert short.history[-1]["cpu_seconds"] >= 0.05
     assert len(list((tmp_path / "c" / "snapshots").glob("step_*.pt"))) == short.step
@@ -179,8 +192,10 @@ def test_new_recipe_resumes_exactly_and_stops_at_a_cpu_budget(tmp_path):
 
 def test_ema_warmup_forgets_the_initial_weights():
     envs, spectra = _toy()
-    base = S2SConfig(model=ModelConfig(n_layers=2, hidden_dim=16, message_dim=8),
-                     train=TrainConfig(lr=1e-2, batch_size=4, epochs=100, ema_beta=0.999))
+    base = S2SConfig(
+        model=ModelConfig(n_layers=2, hidden_dim=16, message_dim=8),
+        train=TrainConfig(lr=1e-2, batch_size=4, epochs=100, ema_beta=0.999),
+    )
     warm = replace(base, train=replace(base.train, ema_warmup=True))
     r_fixed = train(base, envs, spectra, None, max_steps=30, progress=False)
     r_warm = train(warm, envs, spectra, None, max_steps=30, progress=False)
@@ -215,8 +230,9 @@ def test_validation_split_is_carved_from_training_structures_only():
 
 def silica_like():
     th = np.deg2rad(145.0)
-    return Environment([O, SI, SI, O], [[0, 0, 0], [1.6, 0, 0], [1.6 * np.cos(th), 1.6 * np.sin(th), 0], [2.2, 1.4, 0]],
-                       [0, 1, 1, 2])
+    return Environment(
+        [O, SI, SI, O], [[0, 0, 0], [1.6, 0, 0], [1.6 * np.cos(th), 1.6 * np.sin(th), 0], [2.2, 1.4, 0]], [0, 1, 1, 2]
+    )
 
 
 def test_validity_accepts_chemistry_and_rejects_each_kind_of_failure():
@@ -265,8 +281,18 @@ def test_lr_schedule_warms_up_decays_by_cosine_and_reaches_the_optimiser(tmp_pat
     assert lr_at(TrainConfig(lr=3e-4), 5) == pytest.approx(3e-4)  # the paper: constant
     # in training, the optimiser's lr follows the schedule, and a resumed run continues it
     envs, spectra = _toy()
-    cfg = replace(get_preset("tiny"), train=replace(get_preset("tiny").train, lr=1e-3, batch_size=4, epochs=100,
-                                                     lr_decay_start=4, lr_decay_steps=4, lr_min_factor=0.5))
+    cfg = replace(
+        get_preset("tiny"),
+        train=replace(
+            get_preset("tiny").train,
+            lr=1e-3,
+            batch_size=4,
+            epochs=100,
+            lr_decay_start=4,
+            lr_decay_steps=4,
+            lr_min_factor=0.5,
+        ),
+    )
     train(cfg, envs, spectra, tmp_path / "d", max_steps=6, progress=False)
     state = torch.load(tmp_path / "d" / CHECKPOINT, map_location="cpu", weights_only=False)
     assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(lr_at(cfg.train, 5))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from s2s.config import get_preset
-from s2s.environment import SI, O, Environment
+from s2s.environment import SI, Environment, O
 from s2s.evaluation.metrics import evaluate_pair
 from s2s.model import S2SModel
 from s2s.model.refine import refine_templates

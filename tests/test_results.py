@@ -19,8 +19,12 @@ def test_update_keeps_other_keys_and_writes_strict_json(tmp_path):
 
 
 def test_headline_table_and_block(tmp_path):
-    res = {"data": {"n_sites": 905}, "test_generation": {"rmsd_shell1": 0.1234, "n_test": 53, "species_accuracy": 0.9},
-           "template_matching": {"model_win_rate": 0.4}, "amorphous_generation": {"rmsd_shell1": {"0.25": 0.9, "2.0": 0.2}}}
+    res = {
+        "data": {"n_sites": 905},
+        "test_generation": {"rmsd_shell1": 0.1234, "n_test": 53, "species_accuracy": 0.9},
+        "template_matching": {"model_win_rate": 0.4},
+        "amorphous_generation": {"rmsd_shell1": {"0.25": 0.9, "2.0": 0.2}},
+    }
     table = headline_table(res)
     assert "905 sites, 53 test" in table
     row = next(line for line in table.splitlines() if line.startswith("| 1st-shell RMSD"))
@@ -29,7 +33,9 @@ def test_headline_table_and_block(tmp_path):
     assert "| amorphous SiO0.25: 1st-shell RMSD (Å) | 0.778 | 0.900 |" in table
     text = "intro\n<!-- headline:begin -->\nold\n<!-- headline:end -->\nrest\n"
     new = replace_block(text, table)
-    assert new.startswith("intro\n<!-- headline:begin -->\n| quantity") and new.endswith("<!-- headline:end -->\nrest\n")
+    assert new.startswith("intro\n<!-- headline:begin -->\n| quantity") and new.endswith(
+        "<!-- headline:end -->\nrest\n"
+    )
     assert "old" not in new
     with pytest.raises(ValueError, match="headline:begin"):
         replace_block("no markers", table)

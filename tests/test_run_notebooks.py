@@ -55,15 +55,21 @@ def test_notebook_figures_follow_figures_dir(path: Path):
     cells = _code_cells(path)
     params = [src for tags, src in cells if "parameters" in tags]
     assert len(params) == 1
-    assigned = {t.id: n.value.value for n in ast.parse(params[0]).body if isinstance(n, ast.Assign)
-                for t in n.targets if isinstance(t, ast.Name) and isinstance(n.value, ast.Constant)}
+    assigned = {
+        t.id: n.value.value
+        for n in ast.parse(params[0]).body
+        if isinstance(n, ast.Assign)
+        for t in n.targets
+        if isinstance(t, ast.Name) and isinstance(n.value, ast.Constant)
+    }
     assert assigned.get("figures_dir") == "../figures"
     for tags, src in cells:
         if "parameters" in tags:
             continue
         code = "\n".join(line.split("#", 1)[0] for line in src.splitlines())
         assert "figures" not in re.sub(r"figures_dir|subfigures", "", code).replace('"results.json"', ""), (
-            f"{path.name}: a path into figures/ that bypasses figures_dir:\n{src}")
+            f"{path.name}: a path into figures/ that bypasses figures_dir:\n{src}"
+        )
 
 
 def test_output_dirs_are_ignored_by_git():
@@ -82,8 +88,13 @@ def test_output_dirs_are_ignored_by_git():
 
 
 def test_prepare_only_injects_cwd_and_small_parameters(tmp_path: Path):
-    r = subprocess.run([sys.executable, str(SCRIPT), "07", "--small", "--prepare-only", "--out", str(tmp_path)],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, str(SCRIPT), "07", "--small", "--prepare-only", "--out", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     nb = nbformat.read(tmp_path / "07_experimental_quartz.ipynb", as_version=4)
     first = nb.cells[0]
@@ -102,9 +113,24 @@ def test_small_run_writes_figures_where_told(tmp_path: Path):
     tracked = ROOT / "figures" / "02_loss.png"
     before = tracked.stat().st_mtime_ns if tracked.exists() else None
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    r = subprocess.run([sys.executable, str(SCRIPT), "02", "--small", "--out", str(tmp_path / "nb"),
-                        "--figures", str(tmp_path / "fig"), "--html"],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "02",
+            "--small",
+            "--out",
+            str(tmp_path / "nb"),
+            "--figures",
+            str(tmp_path / "fig"),
+            "--html",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert (tmp_path / "fig" / "02_loss.png").stat().st_size > 0 and (tmp_path / "fig" / "02_loss.svg").exists()
     assert (tracked.stat().st_mtime_ns if tracked.exists() else None) == before
@@ -120,8 +146,9 @@ def test_export_html_leaves_out_the_cwd_cell(tmp_path: Path):
     nb.cells = [
         nbformat.v4.new_code_cell("import os\nos.chdir('/somewhere')", metadata={"tags": [rn.CWD_TAG]}),
         nbformat.v4.new_markdown_cell("# A title"),
-        nbformat.v4.new_code_cell("print(6 * 7)", outputs=[nbformat.v4.new_output("stream", name="stdout", text="42\n")],
-                                  execution_count=1),
+        nbformat.v4.new_code_cell(
+            "print(6 * 7)", outputs=[nbformat.v4.new_output("stream", name="stdout", text="42\n")], execution_count=1
+        ),
     ]
     path = tmp_path / "x.ipynb"
     nbformat.write(nb, path)

@@ -40,8 +40,22 @@ def test_dask_local_cluster_matches_serial_bit_for_bit(alpha_quartz, tmp_path, m
 
     with monkeypatch.context() as m:  # the workers are other processes: they use the real simulator
         m.setattr(B, "simulate_site", not_here)
-        rc = B.main(["--structures", str(tmp_path / "structures"), "--out", str(tmp_path / "dask"),
-                     "--min-length", "5", "--dask", "local", "--workers", "2", "--nice", "0"])
+        rc = B.main(
+            [
+                "--structures",
+                str(tmp_path / "structures"),
+                "--out",
+                str(tmp_path / "dask"),
+                "--min-length",
+                "5",
+                "--dask",
+                "local",
+                "--workers",
+                "2",
+                "--nice",
+                "0",
+            ]
+        )
     assert rc == 0
     out = capsys.readouterr().out
     assert "2 structures, 2 sites: 0 cached, 0 stale, 2 computed, 0 failed" in out, out
@@ -68,8 +82,10 @@ def test_dask_local_cluster_matches_serial_bit_for_bit(alpha_quartz, tmp_path, m
 
 def test_dask_bad_address_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "s").mkdir()
-    for bad, words in ((["--dask", "my-cluster"], "scheduler address"),
-                       (["--dask", "local", "--workers", "0"], "at least one worker")):
+    for bad, words in (
+        (["--dask", "my-cluster"], "scheduler address"),
+        (["--dask", "local", "--workers", "0"], "at least one worker"),
+    ):
         with pytest.raises(SystemExit) as e:
             B.main(["--structures", str(tmp_path / "s"), *bad])
         assert e.value.code == 2 and words in capsys.readouterr().err

@@ -32,10 +32,15 @@ def quartz() -> Structure:
 
 def test_record_round_trip(tmp_path):
     rec = StructureRecord(
-        id="test-quartz", source="aflow-prototype", citation="AFLOW A2B_hP9_152_c_a", structure=quartz(),
-        relaxation=Relaxation(method="CHGNet", version="chgnet 0.4.2", fmax=0.05, steps=12,
-                              converged=True, energy_per_atom=-8.3),
-        name="alpha quartz", notes={"seed": 3},
+        id="test-quartz",
+        source="aflow-prototype",
+        citation="AFLOW A2B_hP9_152_c_a",
+        structure=quartz(),
+        relaxation=Relaxation(
+            method="CHGNet", version="chgnet 0.4.2", fmax=0.05, steps=12, converged=True, energy_per_atom=-8.3
+        ),
+        name="alpha quartz",
+        notes={"seed": 3},
     )
     assert rec.formula == "SiO2" and rec.x == 2.0 and rec.spacegroup_number in (152, 154)
     path = rec.save(tmp_path)
@@ -167,10 +172,13 @@ def test_load_folder(tmp_path):
 
 def test_materials_project_offline(tmp_path, monkeypatch):
     docs = [
-        {"material_id": "mp-6930", "formula_pretty": "SiO2", "energy_above_hull": 0.0,
-         "structure": quartz().as_dict()},
-        {"material_id": "mp-22862", "formula_pretty": "NaCl", "energy_above_hull": 0.0,
-         "structure": Structure(Lattice.cubic(5.6), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).as_dict()},
+        {"material_id": "mp-6930", "formula_pretty": "SiO2", "energy_above_hull": 0.0, "structure": quartz().as_dict()},
+        {
+            "material_id": "mp-22862",
+            "formula_pretty": "NaCl",
+            "energy_above_hull": 0.0,
+            "structure": Structure(Lattice.cubic(5.6), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).as_dict(),
+        },
     ]
     path = tmp_path / "mp_response.json"
     path.write_text(json.dumps({"data": docs, "meta": {}}))
@@ -249,8 +257,9 @@ def test_one_stishovite_and_one_aflow_loader():
     from s2s.structures.literature import stishovite
     from s2s.structures.prototypes import aflow_entry, aflow_original_citation, aflow_structure
 
-    raw = Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.1773, 2.6655), ["Si", "O"],
-                                    [[0, 0, 0], [0.3062, 0.3062, 0]])
+    raw = Structure.from_spacegroup(
+        "P4_2/mnm", Lattice.tetragonal(4.1773, 2.6655), ["Si", "O"], [[0, 0, 0], [0.3062, 0.3062, 0]]
+    )
     s = stishovite(merge=False)
     assert s.species == raw.species and np.array_equal(s.frac_coords, raw.frac_coords)
     assert stishovite().composition.reduced_formula == "SiO2" and len(stishovite()) == 6

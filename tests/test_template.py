@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import random_orthogonal, random_permutation, rotate_permute
 from pymatgen.core import Lattice, Structure
 
-from helpers import random_orthogonal, random_permutation, rotate_permute
 from s2s.environment import SI, Environment, environment_from_structure
 from s2s.evaluation.template import (
     TIE_TOL,

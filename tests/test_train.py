@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from s2s.config import ModelConfig, S2SConfig, TrainConfig, tiny_preset
-from s2s.environment import SI, O, Environment
+from s2s.environment import SI, Environment, O
 from s2s.model.sample import generate
 from s2s.model.train import CHECKPOINT, FINAL, LOSS_CSV, load_model, train
 
@@ -51,8 +51,11 @@ def test_generation_follows_the_spectrum(toy_model):
     # species: A is 1/3 oxygen, B all oxygen
     assert sum(np.isclose(f, 1 / 3) for f in frac_a) >= 7, frac_a
     assert sum(np.isclose(f, 1.0) for f in frac_b) >= 7, frac_b
+
     # geometry: A's bonds (1.6 Å) are longer than B's (1.45 Å); A's angle is wide
-    bond = lambda e: np.linalg.norm(e.coords[1:], axis=1).mean()
+    def bond(e):
+        return np.linalg.norm(e.coords[1:], axis=1).mean()
+
     assert np.median([bond(e) for e in samples[0]]) > np.median([bond(e) for e in samples[1]]) + 0.05
     for e in samples[0] + samples[1]:
         assert e.species[0] == O and np.allclose(e.coords[0], 0.0)
@@ -139,14 +142,18 @@ def test_continue_from_another_run_on_a_new_training_set(tmp_path):
     )
     first = train(cfg, envs, spectra, tmp_path / "a", max_steps=10, progress=False, info={"dataset": "A"})
     # a continuation with no further steps is the first run's EMA model
-    same = train(cfg, envs[:5], spectra[:5], tmp_path / "b0", max_steps=10, progress=False,
-                 init_from=tmp_path / "a" / CHECKPOINT)
+    same = train(
+        cfg, envs[:5], spectra[:5], tmp_path / "b0", max_steps=10, progress=False, init_from=tmp_path / "a" / CHECKPOINT
+    )
     for (k, a), (_, b) in zip(first.model.state_dict().items(), same.model.state_dict().items()):
         assert torch.equal(a, b), k
-    more = train(cfg, envs[:5], spectra[:5], tmp_path / "b", max_steps=25, progress=False,
-                 init_from=tmp_path / "a" / CHECKPOINT)
+    more = train(
+        cfg, envs[:5], spectra[:5], tmp_path / "b", max_steps=25, progress=False, init_from=tmp_path / "a" / CHECKPOINT
+    )
     assert more.step == 25
-    assert not all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), more.model.state_dict().values()))
+    assert not all(
+        torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), more.model.state_dict().values())
+    )
     run = json.loads((tmp_path / "b" / "run.json").read_text())
     assert run["continued_from"]["step"] == 10 and run["continued_from"]["dataset"] == "A"
     assert run["n_train"] == 5 and run["steps"] == 25
@@ -155,19 +162,29 @@ def test_continue_from_another_run_on_a_new_training_set(tmp_path):
     plot_loss_curve(h)
     # a continuation of the continuation with a lower learning rate keeps the whole chain
     slow = S2SConfig(model=cfg.model, train=TrainConfig(lr=1e-4, batch_size=4, epochs=100, log_every=5, seed=3))
-    third = train(slow, envs[:6], spectra[:6], tmp_path / "d", max_steps=30, progress=False,
-                  init_from=tmp_path / "b" / CHECKPOINT)
+    third = train(
+        slow, envs[:6], spectra[:6], tmp_path / "d", max_steps=30, progress=False, init_from=tmp_path / "b" / CHECKPOINT
+    )
     chain = json.loads((tmp_path / "d" / "run.json").read_text())["continued_from"]
     assert chain["step"] == 25 and chain["lr"] == 1e-3 and chain["continued_from"]["step"] == 10
     state = torch.load(tmp_path / "d" / CHECKPOINT, weights_only=False)
     assert state["optimizer"]["param_groups"][0]["lr"] == 1e-4 and third.step == 30
     assert set(read_loss_csv(tmp_path / "d" / LOSS_CSV)["stage"]) == {0.0, 1.0, 2.0}
     # interrupted continuation resumes from its own checkpoint (init_from then ignored)
-    part = train(cfg, envs[:5], spectra[:5], tmp_path / "c", max_steps=25, progress=False, stop_after=8,
-                 init_from=tmp_path / "a" / CHECKPOINT)
+    part = train(
+        cfg,
+        envs[:5],
+        spectra[:5],
+        tmp_path / "c",
+        max_steps=25,
+        progress=False,
+        stop_after=8,
+        init_from=tmp_path / "a" / CHECKPOINT,
+    )
     assert part.step == 18
-    resumed = train(cfg, envs[:5], spectra[:5], tmp_path / "c", max_steps=25, progress=False,
-                    init_from=tmp_path / "a" / CHECKPOINT)
+    resumed = train(
+        cfg, envs[:5], spectra[:5], tmp_path / "c", max_steps=25, progress=False, init_from=tmp_path / "a" / CHECKPOINT
+    )
     for (k, a), (_, b) in zip(more.model.state_dict().items(), resumed.model.state_dict().items()):
         assert torch.equal(a, b), k
     assert json.loads((tmp_path / "c" / "run.json").read_text())["continued_from"]["step"] == 10

@@ -7,6 +7,7 @@ import hashlib
 import time
 from dataclasses import replace
 from pathlib import Path
+
 from s2s.resources import default_path
 
 #: The designs of :mod:`s2s.forward.model` (kept here so that building the parser does not import torch).
@@ -23,12 +24,21 @@ DESCRIPTION = (
 
 
 def add_train_forward_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("train-forward", help="train the forward model (environment -> spectrum)", description=DESCRIPTION)
+    p = sub.add_parser(
+        "train-forward", help="train the forward model (environment -> spectrum)", description=DESCRIPTION
+    )
     p.add_argument("--data", required=True, type=Path, help="dataset file (HDF5, s2s format)")
     p.add_argument("--out", required=True, type=Path, help="run folder (e.g. models/forward_v1)")
-    p.add_argument("--kind", default="soap", choices=list(KINDS), help="design: SOAP + MLP (default) or the distance network")
+    p.add_argument(
+        "--kind", default="soap", choices=list(KINDS), help="design: SOAP + MLP (default) or the distance network"
+    )
     p.add_argument("--max-steps", type=int, default=None, help="optimiser steps in total (default: the config's)")
-    p.add_argument("--cpu-seconds", type=float, default=None, help="stop after this much process CPU time in training (summed over resumes)")
+    p.add_argument(
+        "--cpu-seconds",
+        type=float,
+        default=None,
+        help="stop after this much process CPU time in training (summed over resumes)",
+    )
     p.add_argument("--hidden", type=int, default=None, help="MLP width")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate")
     p.add_argument("--seed", type=int, default=None, help="seed (default 0)")
@@ -55,7 +65,9 @@ def cmd_train_forward(a) -> int:
 
     torch.set_num_threads(max(1, int(a.threads)))
     cfg = default_config(a.kind)
-    over = {k: v for k, v in dict(hidden=a.hidden, lr=a.lr, seed=a.seed, max_steps=a.max_steps).items() if v is not None}
+    over = {
+        k: v for k, v in dict(hidden=a.hidden, lr=a.lr, seed=a.seed, max_steps=a.max_steps).items() if v is not None
+    }
     if over:
         cfg = replace(cfg, **over)
     if not Path(a.data).exists():
@@ -63,36 +75,68 @@ def cmd_train_forward(a) -> int:
     train = Dataset.load(a.data).train
     if len(train) == 0:
         raise ValueError(f"{a.data}: no training records")
-    info = {"dataset": str(a.data), "dataset_sha256": hashlib.sha256(Path(a.data).read_bytes()).hexdigest(), "split": "train",
-            "command": "s2s train-forward " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items()
-                                                       if k not in ("func", "command") and v not in (None, False))}
+    info = {
+        "dataset": str(a.data),
+        "dataset_sha256": hashlib.sha256(Path(a.data).read_bytes()).hexdigest(),
+        "split": "train",
+        "command": "s2s train-forward "
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in vars(a).items()
+            if k not in ("func", "command") and v not in (None, False)
+        ),
+    }
     print(f"train-forward: {len(train)} training sites from {a.data}, kind {cfg.kind}, out {a.out}")
     t0 = time.process_time()
-    res = train_forward(cfg, train.environments(), train.spectra(), [r.structure_id for r in train], a.out,
-                        resume=not a.no_resume, cpu_seconds=a.cpu_seconds, progress=not a.quiet, info=info)
-    print(f"done: {res.step} steps, best validation MSE {res.best_val_mse:.3e} at step {res.best_step}; "
-          f"{res.cpu_seconds:.1f} s CPU in training ({time.process_time() - t0:.1f} s in all); model in {a.out / 'model.pt'}")
+    res = train_forward(
+        cfg,
+        train.environments(),
+        train.spectra(),
+        [r.structure_id for r in train],
+        a.out,
+        resume=not a.no_resume,
+        cpu_seconds=a.cpu_seconds,
+        progress=not a.quiet,
+        info=info,
+    )
+    print(
+        f"done: {res.step} steps, best validation MSE {res.best_val_mse:.3e} at step {res.best_step}; "
+        f"{res.cpu_seconds:.1f} s CPU in training ({time.process_time() - t0:.1f} s in all); model in "
+        f"{a.out / 'model.pt'}"
+    )
     return 0
 
 
 # ----------------------------------------------------------------------------- s2s evaluate --best-of K
 def add_best_of_options(e: argparse.ArgumentParser) -> None:
     """``--best-of K`` and ``--forward-model`` for the ``evaluate`` subcommand."""
-    e.add_argument("--best-of", type=int, default=None, metavar="K",
-                   help="draw K samples per site (DDIM, --steps default 50) and report three picks: the first sample, the one "
-                        "whose forward-model spectrum is closest to the input (best of K), and the oracle (best true 1st-shell "
-                        "RMSD); writes OUT/best_of_k.json")
-    e.add_argument("--cache-dir", type=Path, default=None, help="with --best-of: cache the K samples here (re-runs read them)")
-    e.add_argument("--forward-model", type=Path, default=DEFAULT_FORWARD, help=f"forward model for --best-of (default {DEFAULT_FORWARD})")
+    e.add_argument(
+        "--best-of",
+        type=int,
+        default=None,
+        metavar="K",
+        help="draw K samples per site (DDIM, --steps default 50) and report three picks: the first sample, the one "
+        "whose forward-model spectrum is closest to the input (best of K), and the oracle (best true 1st-shell "
+        "RMSD); writes OUT/best_of_k.json",
+    )
+    e.add_argument(
+        "--cache-dir", type=Path, default=None, help="with --best-of: cache the K samples here (re-runs read them)"
+    )
+    e.add_argument(
+        "--forward-model",
+        type=Path,
+        default=DEFAULT_FORWARD,
+        help=f"forward model for --best-of (default {DEFAULT_FORWARD})",
+    )
 
 
 def cmd_evaluate_best_of(a) -> int:
     import torch
 
-    from s2s.evaluation.best_of_k import METHODS, BestOfKSettings, evaluate_best_of_k
     from s2s.dataset import Dataset
-    from s2s.forward.model import ForwardModel
+    from s2s.evaluation.best_of_k import METHODS, BestOfKSettings, evaluate_best_of_k
     from s2s.files import write_json
+    from s2s.forward.model import ForwardModel
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
     if a.best_of < 1:
@@ -104,8 +148,9 @@ def cmd_evaluate_best_of(a) -> int:
     test = list(ds if a.split == "all" else ds.split(a.split))[: a.limit]
     if not test:
         raise ValueError(f"{a.data}: no records in split {a.split!r}")
-    settings = BestOfKSettings(k=a.best_of, sampler="ddim", n_steps=50 if a.steps is None else a.steps, seed=a.seed,
-                               batch_size=a.batch_size)
+    settings = BestOfKSettings(
+        k=a.best_of, sampler="ddim", n_steps=50 if a.steps is None else a.steps, seed=a.seed, batch_size=a.batch_size
+    )
     res = evaluate_best_of_k(a.model, forward, test, list(ds.train), settings, progress=True, cache_dir=a.cache_dir)
     res.update({"model": str(a.model), "forward_model": str(a.forward_model), "data": str(a.data), "split": a.split})
     write_json(Path(a.out) / "best_of_k.json", res)
@@ -113,6 +158,8 @@ def cmd_evaluate_best_of(a) -> int:
     print(f"{'':14s}" + "".join(f"{k:>21s}" for k in keys))
     for m in METHODS:
         print(f"{m:14s}" + "".join(f"{res[m].get(k, float('nan')):21.3f}" for k in keys))
-    print(f"n = {res['single']['n_test']} sites, K = {settings.k}, DDIM {settings.n_steps} steps; sampling "
-          f"{res['sampling']['cpu_seconds']:.1f} s CPU; written {Path(a.out) / 'best_of_k.json'}")
+    print(
+        f"n = {res['single']['n_test']} sites, K = {settings.k}, DDIM {settings.n_steps} steps; sampling "
+        f"{res['sampling']['cpu_seconds']:.1f} s CPU; written {Path(a.out) / 'best_of_k.json'}"
+    )
     return 0

@@ -18,75 +18,148 @@ from pathlib import Path
 
 import numpy as np
 
-PRESET_HELP = ("model/training preset: 'cpu_v3' (the CPU recipe that reads the spectrum: hidden 128, message 64, 4 layers, "
-               "batch 64, FiLM spectrum encoder, x0 prediction; docs/model.md), 'cpu' (the same network with the paper's "
-               "method), 'paper' (the paper's: 5 layers, hidden 1024, message 256, batch 1) or 'tiny' (tests)")
+PRESET_HELP = (
+    "model/training preset: 'cpu_v3' (the CPU recipe that reads the spectrum: hidden 128, message 64, 4 layers, "
+    "batch 64, FiLM spectrum encoder, x0 prediction; docs/model.md), 'cpu' (the same network with the paper's "
+    "method), 'paper' (the paper's: 5 layers, hidden 1024, message 256, batch 1) or 'tiny' (tests)"
+)
 
 
 def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-samples", type=int, default=1, help="environments generated per spectrum (default 1)")
     p.add_argument(
-        "--n-atoms", default="target",
+        "--n-atoms",
+        default="target",
         help="atom count of each generated environment: 'target' (the paper's protocol: the target's count; "
         "needs --data), 'predict' (draw from the model's p(N | spectrum)), 'mode' (its most probable N), "
         "or an integer (default: target, or predict for --spectrum)",
     )
-    p.add_argument("--steps", type=int, default=None, help="reverse-diffusion steps (default: all T=1000, as in the paper)")
+    p.add_argument(
+        "--steps", type=int, default=None, help="reverse-diffusion steps (default: all T=1000, as in the paper)"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed of the sampler (default 0)")
     p.add_argument("--batch-size", type=int, default=64, help="graphs sampled at once (default 64)")
-    p.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda (a GPU; same seeds, same noise)")
+    p.add_argument(
+        "--device", default="cpu", help="torch device: cpu (default) or cuda (a GPU; same seeds, same noise)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="s2s", description="Spectrum-to-structure: 3D local environments from O K-edge spectra.")
+    ap = argparse.ArgumentParser(
+        prog="s2s", description="Spectrum-to-structure: 3D local environments from O K-edge spectra."
+    )
     sub = ap.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train the diffusion model on a dataset file", description="Train (or resume training) on the train split of a dataset.")
-    t.add_argument("--data", required=True, type=Path, help="dataset file (HDF5, s2s format; see docs/dataset_format.md)")
-    t.add_argument("--out", required=True, type=Path, help="run directory: checkpoint.pt, model.pt (EMA weights), loss.csv")
+    t = sub.add_parser(
+        "train",
+        help="train the diffusion model on a dataset file",
+        description="Train (or resume training) on the train split of a dataset.",
+    )
+    t.add_argument(
+        "--data", required=True, type=Path, help="dataset file (HDF5, s2s format; see docs/dataset_format.md)"
+    )
+    t.add_argument(
+        "--out", required=True, type=Path, help="run directory: checkpoint.pt, model.pt (EMA weights), loss.csv"
+    )
     t.add_argument("--preset", default="cpu", choices=["cpu", "cpu_v3", "paper", "tiny"], help=PRESET_HELP)
-    t.add_argument("--split", default="train", help="which split to train on (default train; 'all' for every record; 'fit' "
-                   "for train minus the validation structures, 'val' for those, s2s.dataset.validation_split)")
+    t.add_argument(
+        "--split",
+        default="train",
+        help="which split to train on (default train; 'all' for every record; 'fit' "
+        "for train minus the validation structures, 'val' for those, s2s.dataset.validation_split)",
+    )
     t.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps in total")
     t.add_argument("--epochs", type=int, default=None, help="override the preset's number of epochs")
     t.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size (graphs per step)")
     t.add_argument("--lr", type=float, default=None, help="override the preset's learning rate")
     t.add_argument("--seed", type=int, default=None, help="override the preset's seed (default 0)")
     t.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    t.add_argument("--no-resume", action="store_true", help="start afresh even if OUT/checkpoint.pt exists (it is overwritten)")
-    t.add_argument("--init-from", type=Path, default=None,
-                   help="continue from another run's checkpoint.pt (same preset) on this training set, e.g. a grown "
-                        "dataset or your own spectra; --max-steps then counts its steps too")
+    t.add_argument(
+        "--no-resume", action="store_true", help="start afresh even if OUT/checkpoint.pt exists (it is overwritten)"
+    )
+    t.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="continue from another run's checkpoint.pt (same preset) on this training set, e.g. a grown "
+        "dataset or your own spectra; --max-steps then counts its steps too",
+    )
     t.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda (e.g. --preset paper on a GPU)")
-    t.add_argument("--cpu-minutes", type=float, default=None,
-                   help="stop once this run (all its resumed calls, this stage) has used this much process CPU time; "
-                        "writes model.pt; rerun with a larger value to continue")
+    t.add_argument(
+        "--cpu-minutes",
+        type=float,
+        default=None,
+        help="stop once this run (all its resumed calls, this stage) has used this much process CPU time; "
+        "writes model.pt; rerun with a larger value to continue",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.add_argument("--lr-decay-steps", type=int, default=None,
-                   help="cosine learning-rate decay over this many steps, starting at the --init-from checkpoint's step "
-                        "(or step 0), down to lr x --lr-min-factor; constant lr without it")
+    t.add_argument(
+        "--lr-decay-steps",
+        type=int,
+        default=None,
+        help="cosine learning-rate decay over this many steps, starting at the --init-from checkpoint's step "
+        "(or step 0), down to lr x --lr-min-factor; constant lr without it",
+    )
     t.add_argument("--lr-min-factor", type=float, default=0.1, help="final lr / lr of the decay (default 0.1)")
-    t.add_argument("--snapshot-every", type=int, default=None,
-                   help="also keep the raw and EMA weights every N steps in OUT/snapshots/ (learning curves)")
+    t.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=None,
+        help="also keep the raw and EMA weights every N steps in OUT/snapshots/ (learning curves)",
+    )
 
-    s = sub.add_parser("sample", help="generate environments for spectra", description="Generate environments conditioned on spectra from a dataset split or a spectrum file; writes extended XYZ (excited O first, per-atom shell).")
+    s = sub.add_parser(
+        "sample",
+        help="generate environments for spectra",
+        description=(
+            "Generate environments conditioned on spectra from a dataset split or a spectrum file; "
+            "writes extended XYZ (excited O first, per-atom shell)."
+        ),
+    )
     s.add_argument("--model", required=True, type=Path, help="model file (model.pt written by 's2s train')")
     src = s.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", type=Path, help="dataset file whose spectra are used")
-    src.add_argument("--spectrum", type=Path, help="one spectrum file (two-column text/CSV in eV, EELS .msa, CASTEP .bands, GPAW JSON)")
-    s.add_argument("--split", default="test", help="dataset split to take spectra from (default test; 'all' for every record)")
+    src.add_argument(
+        "--spectrum",
+        type=Path,
+        help="one spectrum file (two-column text/CSV in eV, EELS .msa, CASTEP .bands, GPAW JSON)",
+    )
+    s.add_argument(
+        "--split", default="test", help="dataset split to take spectra from (default test; 'all' for every record)"
+    )
     s.add_argument("--limit", type=int, default=None, help="only the first LIMIT spectra of the split")
-    s.add_argument("--shift", default="0", help="for --spectrum: energy shift in eV subtracted before gridding, or 'onset' to detect the edge onset (measured spectra in absolute loss energy)")
+    s.add_argument(
+        "--shift",
+        default="0",
+        help=(
+            "for --spectrum: energy shift in eV subtracted before gridding, or 'onset' to detect the edge onset "
+            "(measured spectra in absolute loss energy)"
+        ),
+    )
     s.add_argument("--out", required=True, type=Path, help="output directory (one .xyz per spectrum)")
     _add_sampling_options(s)
 
-    e = sub.add_parser("evaluate", help="generate for a dataset split and score against the targets", description="Generate one environment per spectrum with the target's atom count (the paper's protocol), align (paper's and best alignment) and report per-shell RMSD, CN error and species accuracy.")
+    e = sub.add_parser(
+        "evaluate",
+        help="generate for a dataset split and score against the targets",
+        description=(
+            "Generate one environment per spectrum with the target's atom count (the paper's protocol), align "
+            "(paper's and best alignment) and report per-shell RMSD, CN error and species accuracy."
+        ),
+    )
     e.add_argument("--model", required=True, type=Path, help="model file (model.pt)")
     e.add_argument("--data", required=True, type=Path, help="dataset file")
     e.add_argument("--split", default="test", help="split to evaluate (default test)")
     e.add_argument("--limit", type=int, default=None, help="only the first LIMIT records")
-    e.add_argument("--method", default="both", choices=["paper", "best", "both"], help="alignment: the paper's, ours (never worse), or both (default)")
-    e.add_argument("--out", required=True, type=Path, help="output directory: metrics.json (summary), per_site.csv, generated.xyz")
+    e.add_argument(
+        "--method",
+        default="both",
+        choices=["paper", "best", "both"],
+        help="alignment: the paper's, ours (never worse), or both (default)",
+    )
+    e.add_argument(
+        "--out", required=True, type=Path, help="output directory: metrics.json (summary), per_site.csv, generated.xyz"
+    )
     _add_sampling_options(e)
     from s2s.cli.forward import add_best_of_options, add_train_forward_parser
 
@@ -119,7 +192,9 @@ def _counts(arg: str, recs):
     """-> (n_atoms list or None, natoms_mode)."""
     if arg == "target":
         if recs is None:
-            raise SystemExit("s2s: --n-atoms target needs --data (a spectrum file has no target); use predict, mode or an integer")
+            raise SystemExit(
+                "s2s: --n-atoms target needs --data (a spectrum file has no target); use predict, mode or an integer"
+            )
         return [r.environment.n_atoms for r in recs], "sample"
     if arg in ("predict", "mode"):
         return None, "sample" if arg == "predict" else "argmax"
@@ -135,12 +210,15 @@ def _counts(arg: str, recs):
 def cmd_train(a) -> int:
     from dataclasses import replace
 
-
     from s2s.config import get_preset
     from s2s.model.train import train
 
     cfg = get_preset(a.preset)
-    over = {k: v for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, num_threads=a.threads).items() if v is not None}
+    over = {
+        k: v
+        for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, num_threads=a.threads).items()
+        if v is not None
+    }
     if a.lr_decay_steps:
         start = 0
         if a.init_from is not None and Path(a.init_from).is_file():
@@ -157,13 +235,28 @@ def cmd_train(a) -> int:
     t0 = time.perf_counter()
     import hashlib
 
-    info = {"dataset": str(a.data), "dataset_sha256": hashlib.sha256(Path(a.data).read_bytes()).hexdigest(),
-            "split": a.split, "preset": a.preset,
-            "args": {k: str(v) for k, v in vars(a).items() if not callable(v)}}
+    info = {
+        "dataset": str(a.data),
+        "dataset_sha256": hashlib.sha256(Path(a.data).read_bytes()).hexdigest(),
+        "split": a.split,
+        "preset": a.preset,
+        "args": {k: str(v) for k, v in vars(a).items() if not callable(v)},
+    }
     try:
-        res = train(cfg, envs, spectra, a.out, resume=not a.no_resume, max_steps=a.max_steps, progress=not a.quiet,
-                    info=info, init_from=a.init_from, device=a.device, snapshot_every=a.snapshot_every,
-                    cpu_budget=None if a.cpu_minutes is None else 60.0 * a.cpu_minutes)
+        res = train(
+            cfg,
+            envs,
+            spectra,
+            a.out,
+            resume=not a.no_resume,
+            max_steps=a.max_steps,
+            progress=not a.quiet,
+            info=info,
+            init_from=a.init_from,
+            device=a.device,
+            snapshot_every=a.snapshot_every,
+            cpu_budget=None if a.cpu_minutes is None else 60.0 * a.cpu_minutes,
+        )
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"s2s train: {err}") from None
     print(f"done: {res.step} steps in {time.perf_counter() - t0:.1f} s; EMA model in {a.out / 'model.pt'}")
@@ -193,8 +286,18 @@ def cmd_sample(a) -> int:
         counts, mode = _counts(a.n_atoms, recs)
     if isinstance(counts, int):
         counts = [counts] * len(spectra)
-    out = generate(model, spectra, counts, n_samples=a.n_samples, seed=a.seed, n_steps=a.steps, batch_size=a.batch_size,
-                   natoms_mode=mode, progress=True, device=a.device)
+    out = generate(
+        model,
+        spectra,
+        counts,
+        n_samples=a.n_samples,
+        seed=a.seed,
+        n_steps=a.steps,
+        batch_size=a.batch_size,
+        natoms_mode=mode,
+        progress=True,
+        device=a.device,
+    )
     for name, envs in zip(names, out):
         write_extxyz(a.out / f"{name}.xyz", envs, [f"sample={k} source={name}" for k in range(len(envs))])
     print(f"wrote {len(names)} file(s) with {a.n_samples} sample(s) each to {a.out}")
@@ -205,9 +308,9 @@ def cmd_evaluate(a) -> int:
     import csv
     import io as _io
 
+    from s2s.evaluation.metrics import evaluate_pair, summarize
     from s2s.files import atomic_write_text, write_json
     from s2s.io import write_extxyz
-    from s2s.evaluation.metrics import evaluate_pair, summarize
     from s2s.model.sample import generate
     from s2s.model.train import load_model
 
@@ -221,8 +324,19 @@ def cmd_evaluate(a) -> int:
     if isinstance(counts, int):
         counts = [counts] * len(recs)
     spectra = np.stack([r.spectrum for r in recs])
-    gen = generate(model, spectra, counts, n_samples=1, seed=a.seed, n_steps=a.steps, batch_size=a.batch_size,
-                   natoms_mode=mode, progress=True, device=a.device, buckets=True)
+    gen = generate(
+        model,
+        spectra,
+        counts,
+        n_samples=1,
+        seed=a.seed,
+        n_steps=a.steps,
+        batch_size=a.batch_size,
+        natoms_mode=mode,
+        progress=True,
+        device=a.device,
+        buckets=True,
+    )
     methods = ["paper", "best"] if a.method == "both" else [a.method]
     rows, summary = [], {}
     for m in methods:
@@ -230,16 +344,32 @@ def cmd_evaluate(a) -> int:
         summary[m] = summarize(res)
         for r, d in zip(recs, res):
             rows.append({"structure_id": r.structure_id, "site_index": r.site_index, **d})
-    write_json(a.out / "metrics.json", {"model": str(a.model), "data": str(a.data), "split": a.split, "seed": a.seed, "steps": a.steps, "summary": summary})
+    write_json(
+        a.out / "metrics.json",
+        {
+            "model": str(a.model),
+            "data": str(a.data),
+            "split": a.split,
+            "seed": a.seed,
+            "steps": a.steps,
+            "summary": summary,
+        },
+    )
     buf = _io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]))
     w.writeheader()
     w.writerows(rows)
     atomic_write_text(a.out / "per_site.csv", buf.getvalue())
-    write_extxyz(a.out / "generated.xyz", [g[0] for g in gen], [f"source={r.structure_id}__site{r.site_index}" for r in recs])
+    write_extxyz(
+        a.out / "generated.xyz", [g[0] for g in gen], [f"source={r.structure_id}__site{r.site_index}" for r in recs]
+    )
     for m, s in summary.items():
-        print(f"[{m} alignment] n={s['n']}  RMSD shell1 {s['rmsd_shell1']:.3f} shell2 {s['rmsd_shell2']:.3f} shell3 {s['rmsd_shell3']:.3f} all {s['rmsd_all']:.3f} Å;  "
-              f"CN error {s['cn_error_shell1_pct']:.2f} % / {s['cn_error_shell2_pct']:.2f} %;  species accuracy {s['species_accuracy']:.3f}")
+        print(
+            f"[{m} alignment] n={s['n']}  RMSD shell1 {s['rmsd_shell1']:.3f} shell2 {s['rmsd_shell2']:.3f} shell3 "
+            f"{s['rmsd_shell3']:.3f} all {s['rmsd_all']:.3f} Å;  "
+            f"CN error {s['cn_error_shell1_pct']:.2f} % / {s['cn_error_shell2_pct']:.2f} %;  species accuracy "
+            f"{s['species_accuracy']:.3f}"
+        )
     return 0
 
 
@@ -249,8 +379,13 @@ def main(argv: list[str] | None = None) -> int:
         from s2s.cli.forward import cmd_train_forward
         from s2s.cli.predict import cmd_predict
 
-        return {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate, "predict": cmd_predict,
-                "train-forward": cmd_train_forward}[a.command](a)
+        return {
+            "train": cmd_train,
+            "sample": cmd_sample,
+            "evaluate": cmd_evaluate,
+            "predict": cmd_predict,
+            "train-forward": cmd_train_forward,
+        }[a.command](a)
     except (FileNotFoundError, ValueError) as exc:
         print(f"s2s {a.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -21,39 +21,75 @@ DESCRIPTION = (
 
 
 def add_predict_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("predict", help="candidate structures, uncertainty and OOD warning for spectrum files",
-                       description=DESCRIPTION)
+    p = sub.add_parser(
+        "predict", help="candidate structures, uncertainty and OOD warning for spectrum files", description=DESCRIPTION
+    )
     p.add_argument("spectra", nargs="+", type=Path, help="spectrum files and/or folders of them")
     p.add_argument("--out", type=Path, default=Path("predictions"), help="output folder (default ./predictions)")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"model file (default {DEFAULT_MODEL})")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                   help="training dataset (template matching, OOD reference, onset convention; "
-                   "default the shipped one)")
-    p.add_argument("--forward-model", type=Path, default=DEFAULT_FORWARD,
-                   help="forward model that ranks the candidates by the MSE of their predicted spectrum to the input "
-                   f"(default {DEFAULT_FORWARD})")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="training dataset (template matching, OOD reference, onset convention; default the shipped one)",
+    )
+    p.add_argument(
+        "--forward-model",
+        type=Path,
+        default=DEFAULT_FORWARD,
+        help="forward model that ranks the candidates by the MSE of their predicted spectrum to the input "
+        f"(default {DEFAULT_FORWARD})",
+    )
     p.add_argument("--no-rank", action="store_true", help="do not rank the candidates (no forward model)")
-    p.add_argument("--n-samples", type=int, default=DEFAULT_N_SAMPLES,
-                   help=f"candidates per spectrum (default {DEFAULT_N_SAMPLES})")
-    p.add_argument("--n-atoms", type=int, default=None,
-                   help="fixed atom count (default: drawn from the model's p(N | spectrum))")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                   help=f"sampling steps (default {DEFAULT_STEPS}, chosen from benchmarks/bench_steps.py)")
-    p.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=["ddim", "ancestral"],
-                   help=f"reverse-diffusion sampler (default {DEFAULT_SAMPLER})")
+    p.add_argument(
+        "--n-samples",
+        type=int,
+        default=DEFAULT_N_SAMPLES,
+        help=f"candidates per spectrum (default {DEFAULT_N_SAMPLES})",
+    )
+    p.add_argument(
+        "--n-atoms", type=int, default=None, help="fixed atom count (default: drawn from the model's p(N | spectrum))"
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=DEFAULT_STEPS,
+        help=f"sampling steps (default {DEFAULT_STEPS}, chosen from benchmarks/bench_steps.py)",
+    )
+    p.add_argument(
+        "--sampler",
+        default=DEFAULT_SAMPLER,
+        choices=["ddim", "ancestral"],
+        help=f"reverse-diffusion sampler (default {DEFAULT_SAMPLER})",
+    )
     p.add_argument("--eta", type=float, default=0.0, help="DDIM noise level: 0 deterministic (default), 1 = ancestral")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--shift", default="auto",
-                   help="energy alignment: 'auto' (default: onset alignment for absolute energies >= 100 eV, none for "
-                   "energies already relative to the onset), 'onset' (always align the detected onset to the training "
-                   "onset) or a shift in eV")
+    p.add_argument(
+        "--shift",
+        default="auto",
+        help="energy alignment: 'auto' (default: onset alignment for absolute energies >= 100 eV, none for "
+        "energies already relative to the onset), 'onset' (always align the detected onset to the training "
+        "onset) or a shift in eV",
+    )
     p.add_argument("--background", action="store_true", help="subtract a power-law pre-edge background (measured EELS)")
-    p.add_argument("--smooth", type=float, default=0.0, metavar="EV",
-                   help="Gaussian smoothing, standard deviation in eV (default 0: none)")
-    p.add_argument("--energy-axis", type=Path, default=None,
-                   help=".npy or text file with the energies (eV) of .npy spectra not on the model grid")
-    p.add_argument("--force", action="store_true",
-                   help="skip the O K-edge plausibility checks (edge window 515-560 eV, flat or noise-like spectra)")
+    p.add_argument(
+        "--smooth",
+        type=float,
+        default=0.0,
+        metavar="EV",
+        help="Gaussian smoothing, standard deviation in eV (default 0: none)",
+    )
+    p.add_argument(
+        "--energy-axis",
+        type=Path,
+        default=None,
+        help=".npy or text file with the energies (eV) of .npy spectra not on the model grid",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="skip the O K-edge plausibility checks (edge window 515-560 eV, flat or noise-like spectra)",
+    )
     p.add_argument("--no-resume", action="store_true", help="redo outputs that already exist")
     p.add_argument("--no-png", action="store_true", help="skip the PNG overview (faster)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -82,14 +118,35 @@ def cmd_predict(a) -> int:
         energy = np.asarray(energy, dtype=np.float64).reshape(-1)
     inputs, errors = collect_inputs(a.spectra, energy)
     ctx = PredictContext.load(a.model, a.data, None if a.no_rank else a.forward_model) if inputs else None
-    rep = run_batch(ctx, inputs, a.out, shift=shift, background=a.background, smooth_eV=a.smooth, force=a.force,
-                    resume=not a.no_resume, progress=not a.quiet, png=not a.no_png, n_samples=a.n_samples,
-                    steps=a.steps, sampler=a.sampler, eta=a.eta, seed=a.seed, n_atoms=a.n_atoms) if inputs else None
+    rep = (
+        run_batch(
+            ctx,
+            inputs,
+            a.out,
+            shift=shift,
+            background=a.background,
+            smooth_eV=a.smooth,
+            force=a.force,
+            resume=not a.no_resume,
+            progress=not a.quiet,
+            png=not a.no_png,
+            n_samples=a.n_samples,
+            steps=a.steps,
+            sampler=a.sampler,
+            eta=a.eta,
+            seed=a.seed,
+            n_atoms=a.n_atoms,
+        )
+        if inputs
+        else None
+    )
     errors = errors + (rep.errors if rep else [])
     for e in errors:
         print(f"s2s predict: error: {e.message}", file=sys.stderr)
     sys.stderr.flush()
     if rep:
-        print(f"s2s predict: {len(rep.done)} written, {len(rep.skipped)} already done (skipped), {len(errors)} failed; "
-              f"output in {a.out}")
+        print(
+            f"s2s predict: {len(rep.done)} written, {len(rep.skipped)} already done (skipped), {len(errors)} failed; "
+            f"output in {a.out}"
+        )
     return 2 if errors else 0

@@ -24,8 +24,20 @@ from s2s.files import atomic_write_text
 from s2s.model import S2SModel
 
 #: The columns of the report table, in order.
-COLUMNS = ("variant", "weights", "guidance", "cpu_minutes", "step", "rmsd_shell1", "rmsd_all", "cn_error_shell1_pct",
-           "species_accuracy", "validity", "probe_gap_t200", "probe_gap_t500")
+COLUMNS = (
+    "variant",
+    "weights",
+    "guidance",
+    "cpu_minutes",
+    "step",
+    "rmsd_shell1",
+    "rmsd_all",
+    "cn_error_shell1_pct",
+    "species_accuracy",
+    "validity",
+    "probe_gap_t200",
+    "probe_gap_t500",
+)
 DOC_BEGIN, DOC_END = "<!-- ablation:begin -->", "<!-- ablation:end -->"
 
 
@@ -48,8 +60,9 @@ def load_split(data: str | Path) -> tuple[Dataset, Dataset]:
     return fit, val
 
 
-def train_variant(variant: str, data: str | Path, cpu_minutes: float, out: Path, snapshot_every: int = 500,
-                  progress: bool = True):
+def train_variant(
+    variant: str, data: str | Path, cpu_minutes: float, out: Path, snapshot_every: int = 500, progress: bool = True
+):
     """Train recipe ``variant`` on the fit split, one thread, until the process CPU time reaches
     ``cpu_minutes``; snapshots every ``snapshot_every`` steps into ``out`` (resumable).
 
@@ -61,8 +74,16 @@ def train_variant(variant: str, data: str | Path, cpu_minutes: float, out: Path,
     cfg = replace(cfg, train=replace(cfg.train, num_threads=1, epochs=10**6))
     fit, _ = load_split(data)
     info = {"variant": variant, "dataset": data, "fit_sites": len(fit)}
-    return train(cfg, [r.environment for r in fit], fit.spectra(), out, cpu_budget=cpu_minutes * 60.0,
-                 snapshot_every=snapshot_every, info=info, progress=progress)
+    return train(
+        cfg,
+        [r.environment for r in fit],
+        fit.spectra(),
+        out,
+        cpu_budget=cpu_minutes * 60.0,
+        snapshot_every=snapshot_every,
+        info=info,
+        progress=progress,
+    )
 
 
 def pick_snapshot(run: Path, cpu_minutes: float | None) -> Path:
@@ -90,8 +111,14 @@ def load_snapshot(path: Path, weights: str) -> tuple[S2SModel, dict]:
     return model, state
 
 
-def evaluate_run(run: Path, data: str | Path, cpu_minutes: float | None = None, weights: str = "ema",
-                 guidance: float = 0.0, n: int | None = None) -> dict:
+def evaluate_run(
+    run: Path,
+    data: str | Path,
+    cpu_minutes: float | None = None,
+    weights: str = "ema",
+    guidance: float = 0.0,
+    n: int | None = None,
+) -> dict:
     """Measure a snapshot of ``run`` on the validation split and write ``eval_*.json`` into the run.
 
     DDIM-50 generation with the target's atom count, seed 0, paper alignment: 1st-shell and all-atom
@@ -115,26 +142,38 @@ def evaluate_run(run: Path, data: str | Path, cpu_minutes: float | None = None, 
     targets = [r.environment for r in recs]
     spectra = np.stack([r.spectrum for r in recs])
     t0 = time.process_time()
-    gen = generate(model, spectra, [e.n_atoms for e in targets], seed=0, sampler="ddim", n_steps=50,
-                   guidance=guidance)
+    gen = generate(model, spectra, [e.n_atoms for e in targets], seed=0, sampler="ddim", n_steps=50, guidance=guidance)
     t_gen = time.process_time() - t0
     rows = [{"paper": evaluate_pair(t, g[0])} for t, g in zip(targets, gen)]
     table = summary_table(rows, "paper")
     validity = float(np.mean([r["paper"]["valid"] for r in rows]))
     gap = conditioning_gap(model, targets, spectra, ts=(200, 500), seed=0)
-    out = {"variant": run.name, "snapshot": snap.name, "weights": weights, "guidance": guidance,
-           "step": int(state["step"]), "cpu_minutes": round(state["cpu_seconds"] / 60.0, 1), "n_val": len(recs),
-           **{k: table[k] for k in ("rmsd_shell1", "rmsd_all", "cn_error_shell1_pct", "species_accuracy")},
-           "validity": validity, **{f"probe_gap_t{t}": g for t, g in gap.items()},
-           "generation_cpu_seconds": round(t_gen, 1)}
-    name = (f"eval_{snap.stem}_{weights}" + (f"_w{guidance:g}" if guidance else "")
-            + (f"_n{len(recs)}" if n else "") + ".json")
+    out = {
+        "variant": run.name,
+        "snapshot": snap.name,
+        "weights": weights,
+        "guidance": guidance,
+        "step": int(state["step"]),
+        "cpu_minutes": round(state["cpu_seconds"] / 60.0, 1),
+        "n_val": len(recs),
+        **{k: table[k] for k in ("rmsd_shell1", "rmsd_all", "cn_error_shell1_pct", "species_accuracy")},
+        "validity": validity,
+        **{f"probe_gap_t{t}": g for t, g in gap.items()},
+        "generation_cpu_seconds": round(t_gen, 1),
+    }
+    name = (
+        f"eval_{snap.stem}_{weights}"
+        + (f"_w{guidance:g}" if guidance else "")
+        + (f"_n{len(recs)}" if n else "")
+        + ".json"
+    )
     atomic_write_text(run / name, json.dumps(out, indent=1))
     return out
 
 
-def refine_table(run: Path, data: str | Path, t0s: list[int], cpu_minutes: float | None = None,
-                 weights: str = "ema") -> tuple[str, dict[str, dict]]:
+def refine_table(
+    run: Path, data: str | Path, t0s: list[int], cpu_minutes: float | None = None, weights: str = "ema"
+) -> tuple[str, dict[str, dict]]:
     """Retrieval-guided refinement (:mod:`s2s.model.refine`, SDEdit from the nearest fit-split
     template, 50 steps, seed 0) on the validation split for each ``t0``, template matching first.
 
@@ -150,8 +189,10 @@ def refine_table(run: Path, data: str | Path, t0s: list[int], cpu_minutes: float
     spectra = np.stack([r.spectrum for r in recs])
     idx, _ = nearest_by_mse(spectra, fit.spectra())
     templates = [fit[int(i)].environment for i in idx]
-    head = (f"{Path(run).name} step {state['step']} ({weights}), {len(recs)} validation sites, "
-            f"templates from {len(fit)} fit sites")
+    head = (
+        f"{Path(run).name} step {state['step']} ({weights}), {len(recs)} validation sites, "
+        f"templates from {len(fit)} fit sites"
+    )
     gens = {"template": templates}
     for t0 in t0s:
         gens[f"refine t0={t0}"] = refine_templates(model, spectra, templates, t0, seed=0, n_steps=50)
@@ -166,19 +207,25 @@ def format_refine(tables: dict[str, dict]) -> list[str]:
     """Text table of :func:`refine_table` (RMSDs in Å, CN error in %)."""
     lines = [f"{'method':16s} {'RMSD1':>6s} {'RMSD all':>8s} {'CN1 err %':>9s} {'species':>7s} {'valid':>6s}"]
     for name, t in tables.items():
-        lines.append(f"{name:16s} {t['rmsd_shell1']:6.3f} {t['rmsd_all']:8.3f} {t['cn_error_shell1_pct']:9.2f} "
-                     f"{t['species_accuracy']:7.3f} {t['validity']:6.3f}")
+        lines.append(
+            f"{name:16s} {t['rmsd_shell1']:6.3f} {t['rmsd_all']:8.3f} {t['cn_error_shell1_pct']:9.2f} "
+            f"{t['species_accuracy']:7.3f} {t['validity']:6.3f}"
+        )
     return lines
 
 
-CURVE_HEADER = (f"{'variant':18s} {'CPU min':>7s} {'step':>6s} {'steps/CPU s':>11s} {'RMSD1':>6s} {'species':>7s} "
-                f"{'valid':>6s} {'gap200':>7s}")
+CURVE_HEADER = (
+    f"{'variant':18s} {'CPU min':>7s} {'step':>6s} {'steps/CPU s':>11s} {'RMSD1':>6s} {'species':>7s} "
+    f"{'valid':>6s} {'gap200':>7s}"
+)
 
 
 def format_curve_row(r: dict) -> str:
     """One line of the learning curve: an :func:`evaluate_run` result."""
-    return (f"{r['variant']:18s} {r['cpu_minutes']:7.1f} {r['step']:6d} {r['step'] / (60 * r['cpu_minutes']):11.2f} "
-            f"{r['rmsd_shell1']:6.3f} {r['species_accuracy']:7.3f} {r['validity']:6.3f} {r['probe_gap_t200']:7.3f}")
+    return (
+        f"{r['variant']:18s} {r['cpu_minutes']:7.1f} {r['step']:6d} {r['step'] / (60 * r['cpu_minutes']):11.2f} "
+        f"{r['rmsd_shell1']:6.3f} {r['species_accuracy']:7.3f} {r['validity']:6.3f} {r['probe_gap_t200']:7.3f}"
+    )
 
 
 def collect_evaluations(runs: list[str | Path]) -> list[dict]:

@@ -111,9 +111,7 @@ def _rotation_from_h(h: np.ndarray, allow_reflection: bool) -> tuple[np.ndarray,
     return v @ ut, s[..., 0] + s[..., 1] + d * s[..., 2]
 
 
-def kabsch_batched(
-    P: np.ndarray, Q: np.ndarray, allow_reflection: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
+def kabsch_batched(P: np.ndarray, Q: np.ndarray, allow_reflection: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Kabsch for a batch of paired point sets, about the origin (no centring).
 
     P, Q: (B, n, 3) (either may also be (n, 3) and is broadcast), Å.
@@ -362,9 +360,7 @@ def align_paper(
     if min(n, m) == 1:
         return _build(t, g, np.array([0]), np.array([0]), np.eye(3), "paper")
     if max(n, m) <= EXHAUSTIVE_MAX_ATOMS:
-        r, _, ti, gi = _search_pairings(
-            t, g, np.arange(1, n), np.arange(1, m), allow_reflection, top=1
-        )
+        r, _, ti, gi = _search_pairings(t, g, np.arange(1, n), np.arange(1, m), allow_reflection, top=1)
         return _finish(t, g, ti[0], gi[0], allow_reflection, "paper/exhaustive")
     ts = _nearest(t, SUBSET_SIZE - 1)
     gs = _nearest(g, SUBSET_SIZE - 1, tie_tol, max_tied)
@@ -460,9 +456,7 @@ def align_best(
         return paper
     if max(n, m) <= EXHAUSTIVE_MAX_ATOMS:
         if allow_reflection:
-            _, _, ti, gi = _search_pairings(
-                t, g, np.arange(1, n), np.arange(1, m), True, top=1
-            )
+            _, _, ti, gi = _search_pairings(t, g, np.arange(1, n), np.arange(1, m), True, top=1)
             candidates.append(_finish(t, g, ti[0], gi[0], True, "best/exhaustive+reflection"))
         return min(candidates, key=lambda a: a.rmsd)
 
@@ -476,8 +470,14 @@ def align_best(
         if species_penalty > 0:
             candidates.append(
                 _icp(
-                    t, g, r, allow_reflection, f"best/icp-species(subset#{j})",
-                    species=species, penalty=species_penalty, max_iter=max_iter,
+                    t,
+                    g,
+                    r,
+                    allow_reflection,
+                    f"best/icp-species(subset#{j})",
+                    species=species,
+                    penalty=species_penalty,
+                    max_iter=max_iter,
                 )
             )
     return min(candidates, key=lambda a: a.rmsd)

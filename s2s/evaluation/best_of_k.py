@@ -53,8 +53,15 @@ class BestOfKSettings:
             raise ValueError(f"best-of-k: n_steps must be >= 1 or None, got {self.n_steps}")
 
 
-def sample_k(model_path: str | os.PathLike, spectra: np.ndarray, n_atoms: Sequence[int], settings: BestOfKSettings = BestOfKSettings(),
-             *, cache_dir: str | os.PathLike | None = None, progress: bool = False) -> tuple[list[list[Environment]], dict]:
+def sample_k(
+    model_path: str | os.PathLike,
+    spectra: np.ndarray,
+    n_atoms: Sequence[int],
+    settings: BestOfKSettings = BestOfKSettings(),
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> tuple[list[list[Environment]], dict]:
     """K environments per spectrum (M, 200) with the given atom counts (M,): a list per spectrum of
     K Environments (Å, excited O first), and an info dict (seconds, settings, model SHA-256).
     :func:`s2s.model.cache.generate_cached` with ``n_samples = k`` and the settings' sampler: spectra
@@ -68,14 +75,26 @@ def sample_k(model_path: str | os.PathLike, spectra: np.ndarray, n_atoms: Sequen
         raise ValueError(f"sample_k: {spec.shape[0]} spectra but {counts.size} atom counts")
     if not Path(model_path).is_file():
         raise FileNotFoundError(f"{model_path}: generator model file not found")
-    out, info = generate_cached(model_path, spec, counts, n_samples=settings.k, n_steps=settings.n_steps,
-                                seed=settings.seed, batch_size=settings.batch_size, sampler=settings.sampler,
-                                eta=settings.eta, cache_dir=cache_dir, progress=progress, return_info=True)
+    out, info = generate_cached(
+        model_path,
+        spec,
+        counts,
+        n_samples=settings.k,
+        n_steps=settings.n_steps,
+        seed=settings.seed,
+        batch_size=settings.batch_size,
+        sampler=settings.sampler,
+        eta=settings.eta,
+        cache_dir=cache_dir,
+        progress=progress,
+        return_info=True,
+    )
     return out, {**info, **asdict(settings)}
 
 
-def select(samples: list[list[Environment]], spectra: np.ndarray, forward, targets: Sequence[Environment] | None = None
-           ) -> dict[str, Any]:
+def select(
+    samples: list[list[Environment]], spectra: np.ndarray, forward, targets: Sequence[Environment] | None = None
+) -> dict[str, Any]:
     """Indices of the picked sample per spectrum for each method of :data:`METHODS` (oracle only
     with ``targets``), plus per-sample ``scores`` (M, K) MSE of the forward spectrum to the input
     and, with targets, ``rows`` (M, K) of :func:`s2s.evaluation.metrics.evaluate_pair` dicts (paper alignment)."""
@@ -92,9 +111,12 @@ def select(samples: list[list[Environment]], spectra: np.ndarray, forward, targe
         scores[i] = sc.scores
         picks.append(int(sc.order[0]))
         errors.update({(i, j): msg for j, msg in sc.errors.items()})
-    out: dict[str, Any] = {"single": np.zeros(m, dtype=np.int64),
-                           "best_of_k": np.array(picks, dtype=np.int64),
-                           "scores": scores, "errors": errors}
+    out: dict[str, Any] = {
+        "single": np.zeros(m, dtype=np.int64),
+        "best_of_k": np.array(picks, dtype=np.int64),
+        "scores": scores,
+        "errors": errors,
+    }
     if targets is not None:
         rows = [[evaluate_pair(t, g, method="paper") for g in row] for t, row in zip(targets, samples)]
         r1 = np.array([[r["rmsd_shell1"] for r in rr] for rr in rows], dtype=np.float64)
@@ -105,9 +127,17 @@ def select(samples: list[list[Environment]], spectra: np.ndarray, forward, targe
     return out
 
 
-def evaluate_best_of_k(model_path: str | os.PathLike, forward, test_records: Sequence[Any], train_records: Sequence[Any],
-                       settings: BestOfKSettings = BestOfKSettings(), *, cache_dir: str | os.PathLike | None = None,
-                       progress: bool = False, digits: int | None = 4) -> dict[str, Any]:
+def evaluate_best_of_k(
+    model_path: str | os.PathLike,
+    forward,
+    test_records: Sequence[Any],
+    train_records: Sequence[Any],
+    settings: BestOfKSettings = BestOfKSettings(),
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+    digits: int | None = 4,
+) -> dict[str, Any]:
     """The best-of-k evaluation on site records (``.environment``, ``.spectrum``, ``.structure_id``).
 
     Returns ``{"single": table, "best_of_k": table, "oracle_of_k": table, "settings": ..., "sampling": info,
@@ -128,14 +158,21 @@ def evaluate_best_of_k(model_path: str | os.PathLike, forward, test_records: Seq
     samples, info = sample_k(model_path, spectra, counts, settings, cache_dir=cache_dir, progress=progress)
     t0 = time.process_time()
     sel = select(samples, spectra, forward, targets)
-    tm = template_match(spectra, [r.structure_id for r in test_records], np.stack([r.spectrum for r in train_records]),
-                        [r.structure_id for r in train_records], [r.environment for r in train_records])
+    tm = template_match(
+        spectra,
+        [r.structure_id for r in test_records],
+        np.stack([r.spectrum for r in train_records]),
+        [r.structure_id for r in train_records],
+        [r.environment for r in train_records],
+    )
     out: dict[str, Any] = {"settings": asdict(settings), "sampling": info, "picked": {}, "selection_mse_mean": {}}
     for m in METHODS:
         pick = sel[m]
         rows = [{"index": i, "sample": int(j), "paper": sel["rows"][i][int(j)]} for i, j in enumerate(pick)]
         tab = summary_table(rows, "paper")
-        cmp = compare_with_generation(targets, [samples[i][int(j)] for i, j in enumerate(pick)], tm.environments, tm.mse)
+        cmp = compare_with_generation(
+            targets, [samples[i][int(j)] for i, j in enumerate(pick)], tm.environments, tm.mse
+        )
         tab["template_win_rate"] = cmp["model_win_rate"]
         tab["sim_mean"] = float(np.mean(cmp["sim_generated"]))
         if digits is not None:

@@ -57,7 +57,9 @@ def case_stats(target, envs: list, aligned: bool) -> dict:
         "spread_cn1_std": float(cns[:, 0].std()),
         "spread_d1_std": float(d1m.std()) if d1m.size > 1 else math.nan,
         "err_rmsd_all": float(np.nanmean([r["rmsd_all"] for r in ev])),
-        "err_rmsd_shell1": float(np.nanmean([r["rmsd_shell1"] for r in ev])) if any(np.isfinite(r["rmsd_shell1"]) for r in ev) else math.nan,
+        "err_rmsd_shell1": float(np.nanmean([r["rmsd_shell1"] for r in ev]))
+        if any(np.isfinite(r["rmsd_shell1"]) for r in ev)
+        else math.nan,
         "err_cn1_pct": float(np.nanmean([r["cn_error_shell1_pct"] for r in ev])),
         "best_rmsd_all": float(np.nanmin([r["rmsd_all"] for r in ev])),
         "cn1_covered": bool(t_cn[0] in set(cns[:, 0].tolist())),

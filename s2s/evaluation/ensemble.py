@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.spatial.distance import cdist
 
+from s2s.environment import DEFAULT_CUTOFF, SI, SPECIES, Environment, O
 from s2s.evaluation.align import align
-from s2s.environment import DEFAULT_CUTOFF, O, SI, SPECIES, Environment
 from s2s.evaluation.metrics import N_SHELLS, assign_shells, coordination_numbers
 
 
@@ -92,7 +92,9 @@ def mean_offdiag(d: np.ndarray) -> float:
 SPLIT_DISTANCE = 0.25
 
 
-def cluster(envs: Sequence[Environment], d: np.ndarray | None = None, split_distance: float | None = SPLIT_DISTANCE) -> list[dict]:
+def cluster(
+    envs: Sequence[Environment], d: np.ndarray | None = None, split_distance: float | None = SPLIT_DISTANCE
+) -> list[dict]:
     """Distinct candidates: groups of equal :func:`signature`, split further by geometry when
     ``d`` (:func:`pairwise_radial` or :func:`pairwise_rmsd`) is given: average-linkage
     clustering cut at ``split_distance`` Å (None: no split).  Most frequent first.
@@ -117,7 +119,7 @@ def cluster(envs: Sequence[Environment], d: np.ndarray | None = None, split_dist
         sub = np.nan_to_num(d[np.ix_(members, members)], nan=10.0 * split_distance)
         lab = fcluster(linkage(squareform(sub, checks=False), method="average"), t=split_distance, criterion="distance")
         for c in np.unique(lab):
-            parts.append((s, [m for m, l in zip(members, lab) if l == c]))
+            parts.append((s, [m for m, lb in zip(members, lab) if lb == c]))
     parts.sort(key=lambda kv: (-len(kv[1]), kv[1][0]))
     seen: Counter = Counter()
     out = []
@@ -128,9 +130,17 @@ def cluster(envs: Sequence[Environment], d: np.ndarray | None = None, split_dist
             sub = d[np.ix_(members, members)]
             rep = members[int(np.argmin(np.nansum(sub, 1)))]
             within = mean_offdiag(sub)
-        out.append({"signature": s, "label": s if seen[s] == 1 else f"{s} #{seen[s]}", "count": len(members),
-                    "frequency": len(members) / len(envs), "members": members, "representative": rep,
-                    "distance_within": within})
+        out.append(
+            {
+                "signature": s,
+                "label": s if seen[s] == 1 else f"{s} #{seen[s]}",
+                "count": len(members),
+                "frequency": len(members) / len(envs),
+                "members": members,
+                "representative": rep,
+                "distance_within": within,
+            }
+        )
     return out
 
 
@@ -162,7 +172,9 @@ def geometry(env: Environment, cutoff: float = DEFAULT_CUTOFF) -> dict[str, np.n
     out["a_osio"] = np.concatenate(a_osio) if a_osio else np.empty(0)
     out["a_siosi"] = np.concatenate(a_siosi) if a_siosi else np.empty(0)
     b0 = np.flatnonzero(o == 0)
-    out["a_siosi_excited"] = _angles(x[0], x[si[bond[:, b0[0]]]]) if b0.size and bond[:, b0[0]].sum() >= 2 else np.empty(0)
+    out["a_siosi_excited"] = (
+        _angles(x[0], x[si[bond[:, b0[0]]]]) if b0.size and bond[:, b0[0]].sum() >= 2 else np.empty(0)
+    )
     return out
 
 
@@ -173,17 +185,20 @@ def _stat(values: np.ndarray) -> dict:
     return {"mean": float(v.mean()), "std": float(v.std()), "n": int(v.size)}
 
 
-def summarize_ensemble(envs: Sequence[Environment], max_pairwise: int = 256, distance: str = "radial",
-                       max_aligned: int = 8) -> dict:
+def summarize_ensemble(
+    envs: Sequence[Environment], max_pairwise: int = 256, distance: str = "radial", max_aligned: int = 8
+) -> dict:
     """JSON-ready summary of K candidates (see the module docstring).
 
     ``distance``: "radial" (:func:`pairwise_radial`, default, fast) or "paper"/"best" (aligned
     RMSD, :func:`pairwise_rmsd`); ``max_pairwise``: pairwise distances over at most this many
     candidates (the first ones), as the cost grows as K^2.  ``max_aligned``: the aligned
     (paper) pairwise RMSD over the first this many candidates (~0.1 s a pair; 0 skips it) -
-    the spread that ranks the errors best in scripts/calibration.py.  Keys: ``n_samples``, ``n_atoms`` (counts), ``cn`` {shell k: mean, std,
+    the spread that ranks the errors best in scripts/calibration.py.  Keys: ``n_samples``, ``n_atoms`` (counts),
+    ``cn`` {shell k: mean, std,
     values}, ``first_shell`` (label counts), ``geometry`` {d_sio_first, d_sio, a_osio, a_siosi,
-    a_siosi_excited: mean/std/n}, ``spread`` {mean_pairwise_distance (Å), pairwise_distance (its kind), mean_pairwise_rmsd_aligned (Å), cn1_std, d_sio_first_std},
+    a_siosi_excited: mean/std/n}, ``spread`` {mean_pairwise_distance (Å), pairwise_distance (its kind),
+    mean_pairwise_rmsd_aligned (Å), cn1_std, d_sio_first_std},
     ``clusters``, plus ``pairwise_rmsd`` (matrix) and the per-sample ``signatures``.
     """
     envs = list(envs)
@@ -200,14 +215,21 @@ def summarize_ensemble(envs: Sequence[Environment], max_pairwise: int = 256, dis
     return {
         "n_samples": len(envs),
         "n_atoms": {str(k): v for k, v in sorted(Counter(e.n_atoms for e in envs).items())},
-        "cn": {f"shell{k + 1}": {"mean": float(cns[:, k].mean()), "std": float(cns[:, k].std()),
-                                 "values": {str(a): int(b) for a, b in sorted(Counter(cns[:, k].tolist()).items())}}
-               for k in range(N_SHELLS)},
+        "cn": {
+            f"shell{k + 1}": {
+                "mean": float(cns[:, k].mean()),
+                "std": float(cns[:, k].std()),
+                "values": {str(a): int(b) for a, b in sorted(Counter(cns[:, k].tolist()).items())},
+            }
+            for k in range(N_SHELLS)
+        },
         "first_shell": dict(first.most_common()),
         "geometry": {key: _stat(v) for key, v in pooled.items()},
         "spread": {
             "mean_pairwise_distance": mean_offdiag(d),
-            "mean_pairwise_rmsd_aligned": mean_offdiag(pairwise_rmsd(envs[:max_aligned], method="paper")) if max_aligned > 1 else None,
+            "mean_pairwise_rmsd_aligned": mean_offdiag(pairwise_rmsd(envs[:max_aligned], method="paper"))
+            if max_aligned > 1
+            else None,
             "n_aligned": min(len(envs), max_aligned),
             "pairwise_distance": distance,
             "cn1_std": float(cns[:, 0].std()),
@@ -221,4 +243,14 @@ def summarize_ensemble(envs: Sequence[Environment], max_pairwise: int = 256, dis
     }
 
 
-__all__ = ["signature", "pairwise_rmsd", "pairwise_radial", "radial_profile", "cluster", "geometry", "summarize_ensemble", "mean_offdiag", "shells"]
+__all__ = [
+    "signature",
+    "pairwise_rmsd",
+    "pairwise_radial",
+    "radial_profile",
+    "cluster",
+    "geometry",
+    "summarize_ensemble",
+    "mean_offdiag",
+    "shells",
+]

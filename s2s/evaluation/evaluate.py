@@ -93,14 +93,23 @@ def summary_table(rows: Sequence[Mapping], method: str = "paper", digits: int | 
     Keys: rmsd_shell1, rmsd_shell2, rmsd_shell3, rmsd_all (Å, NaN-skipping means over
     cases), cn_error_shell1_pct, cn_error_shell2_pct (mean per-case relative CN error,
     %), species_accuracy (fraction of cases whose O fraction matches exactly), validity
-    (fraction of chemically sane environments, :func:`s2s.evaluation.metrics.validity`), n_test (number of cases).  From :func:`s2s.evaluation.metrics.summarize`; ``digits`` rounds the floats.
+    (fraction of chemically sane environments, :func:`s2s.evaluation.metrics.validity`), n_test (number of cases).
+    From :func:`s2s.evaluation.metrics.summarize`; ``digits`` rounds the floats.
     """
     rows = list(rows)
     if not rows:
         raise ValueError("summary_table: no rows")
     s = summarize(r[method] for r in rows)
-    keys = ("rmsd_shell1", "rmsd_shell2", "rmsd_shell3", "rmsd_all", "cn_error_shell1_pct", "cn_error_shell2_pct",
-            "species_accuracy", "validity")
+    keys = (
+        "rmsd_shell1",
+        "rmsd_shell2",
+        "rmsd_shell3",
+        "rmsd_all",
+        "cn_error_shell1_pct",
+        "cn_error_shell2_pct",
+        "species_accuracy",
+        "validity",
+    )
     out: dict[str, Any] = {k: s[k] for k in keys if k in s}
     if digits is not None:
         out = {k: (round(v, digits) if math.isfinite(v) else v) for k, v in out.items()}

@@ -34,8 +34,6 @@ from s2s.evaluation.neighbours import loso_distance, nearest
 UNKNOWN = "unknown"
 
 
-
-
 def composition_labels(records: Sequence[Any], decimals: int = 2) -> list[str]:
     """Composition x of SiO_x of each record as a string with ``decimals`` decimals ("0.25").
 

@@ -34,8 +34,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from scipy.spatial.distance import cdist
 
+from s2s.environment import DEFAULT_CUTOFF, Environment, O
 from s2s.evaluation.align import align
-from s2s.environment import DEFAULT_CUTOFF, O, Environment
 
 N_SHELLS = 3
 

@@ -142,7 +142,12 @@ def ensemble_rdf(
     curves = np.stack([radial_distribution(e, r, sigma, species) for e in envs])
     lo, hi = np.quantile(curves, [lo_q, hi_q], axis=0)
     return RDFEnsemble(
-        r=r, curves=curves, mean=curves.mean(axis=0), std=curves.std(axis=0), lo=lo, hi=hi,
+        r=r,
+        curves=curves,
+        mean=curves.mean(axis=0),
+        std=curves.std(axis=0),
+        lo=lo,
+        hi=hi,
         quantiles=(float(lo_q), float(hi_q)),
     )
 

@@ -74,8 +74,13 @@ def update_results(key: str, value: Any, path: str | Path = DEFAULT_PATH) -> dic
 
 #: The paper's headline numbers (Okubo et al.; CASTEP data, 274 Materials Project Si-O crystals).
 PAPER = {
-    "rmsd_shell1": 0.063, "rmsd_all": 0.804, "cn_error_shell1_pct": 1.86, "cn_error_shell2_pct": 4.27,
-    "species_accuracy": 0.949, "model_win_rate": 0.521, "amorphous_sio2_rmsd_shell1": 0.137,
+    "rmsd_shell1": 0.063,
+    "rmsd_all": 0.804,
+    "cn_error_shell1_pct": 1.86,
+    "cn_error_shell2_pct": 4.27,
+    "species_accuracy": 0.949,
+    "model_win_rate": 0.521,
+    "amorphous_sio2_rmsd_shell1": 0.137,
     "amorphous_sio025_rmsd_shell1": 0.778,
 }
 
@@ -107,11 +112,26 @@ def headline_rows(results: dict) -> list[tuple[str, Any, Any, str]]:
         ("CN error, 1st shell (%)", PAPER["cn_error_shell1_pct"], tg.get("cn_error_shell1_pct"), ".2f"),
         ("CN error, 2nd shell (%)", PAPER["cn_error_shell2_pct"], tg.get("cn_error_shell2_pct"), ".2f"),
         ("species accuracy (O fraction exact)", PAPER["species_accuracy"], tg.get("species_accuracy"), ".3f"),
-        ("wins over template matching (SOAP)", PAPER["model_win_rate"],
-         _get(results, "template_matching", "model_win_rate"), ".3f"),
-        ("amorphous SiO2: 1st-shell RMSD (Å)", PAPER["amorphous_sio2_rmsd_shell1"],
-         _get(am, "rmsd_shell1", "2.0") if _get(am, "rmsd_shell1", "2.0") is not None else _get(am, "rmsd_shell1", "2.00"), ".3f"),
-        ("amorphous SiO0.25: 1st-shell RMSD (Å)", PAPER["amorphous_sio025_rmsd_shell1"], _get(am, "rmsd_shell1", "0.25"), ".3f"),
+        (
+            "wins over template matching (SOAP)",
+            PAPER["model_win_rate"],
+            _get(results, "template_matching", "model_win_rate"),
+            ".3f",
+        ),
+        (
+            "amorphous SiO2: 1st-shell RMSD (Å)",
+            PAPER["amorphous_sio2_rmsd_shell1"],
+            _get(am, "rmsd_shell1", "2.0")
+            if _get(am, "rmsd_shell1", "2.0") is not None
+            else _get(am, "rmsd_shell1", "2.00"),
+            ".3f",
+        ),
+        (
+            "amorphous SiO0.25: 1st-shell RMSD (Å)",
+            PAPER["amorphous_sio025_rmsd_shell1"],
+            _get(am, "rmsd_shell1", "0.25"),
+            ".3f",
+        ),
         ("GPAW alpha-quartz spectrum: RMSD all (Å)", None, _get(results, "experimental_quartz", "rmsd_all"), ".3f"),
     ]
 

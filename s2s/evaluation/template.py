@@ -107,9 +107,7 @@ def nearest_by_mse(
     m, g = q.shape
     r = ref.shape[0]
     if ref.shape[1] != g:
-        raise ValueError(
-            f"nearest_by_mse: query_spectra has {g} grid points but reference_spectra has {ref.shape[1]}"
-        )
+        raise ValueError(f"nearest_by_mse: query_spectra has {g} grid points but reference_spectra has {ref.shape[1]}")
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"nearest_by_mse: k must be a positive integer, got {k!r}")
     if r < k:
@@ -263,9 +261,7 @@ def soap_similarity_to_target(
     """(N,) SOAP cosine similarity of ``candidate_envs[i]`` to ``target_envs[i]``."""
     targets, cands = list(target_envs), list(candidate_envs)
     if len(targets) != len(cands):
-        raise ValueError(
-            f"soap_similarity_to_target: {len(targets)} targets but {len(cands)} candidates"
-        )
+        raise ValueError(f"soap_similarity_to_target: {len(targets)} targets but {len(cands)} candidates")
     if not targets:
         return np.empty(0)
     return np.atleast_1d(soap_cosine(soap_vectors(targets, settings), soap_vectors(cands, settings)))
@@ -330,18 +326,14 @@ def compare_with_generation(
     return summarize_gaps(sim_gen, sim_mat, mse, tie_tol=tie_tol)
 
 
-def summarize_gaps(
-    sim_generated: ArrayLike, sim_matched: ArrayLike, mse: ArrayLike, tie_tol: float = TIE_TOL
-) -> dict:
+def summarize_gaps(sim_generated: ArrayLike, sim_matched: ArrayLike, mse: ArrayLike, tie_tol: float = TIE_TOL) -> dict:
     """Win/tie/loss counts and gap statistics from precomputed similarities (see
     :func:`compare_with_generation`)."""
     sg = np.asarray(sim_generated, dtype=np.float64).reshape(-1)
     sm = np.asarray(sim_matched, dtype=np.float64).reshape(-1)
     mse = np.asarray(mse, dtype=np.float64).reshape(-1)
     if not (sg.shape == sm.shape == mse.shape) or sg.size == 0:
-        raise ValueError(
-            f"summarize_gaps: need equal non-empty lengths, got {sg.shape}, {sm.shape}, {mse.shape}"
-        )
+        raise ValueError(f"summarize_gaps: need equal non-empty lengths, got {sg.shape}, {sm.shape}, {mse.shape}")
     if not tie_tol >= 0:
         raise ValueError(f"summarize_gaps: tie_tol must be >= 0, got {tie_tol}")
     gap = sg - sm

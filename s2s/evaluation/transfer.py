@@ -68,8 +68,12 @@ def transfer_metrics(sites: Sequence[TransferSite], generated: dict[str, Sequenc
         if len(envs) != len(sites):
             raise ValueError(f"transfer_metrics: {len(envs)} generated for {kind!r}, {len(sites)} sites")
         s = summarize(evaluate_pair(site.target, g) for site, g in zip(sites, envs))
-        out[kind] = {"rmsd_shell1": s["rmsd_shell1"], "rmsd_all": s["rmsd_all"],
-                     "species_accuracy": s["species_accuracy"], "validity": s["validity"]}
+        out[kind] = {
+            "rmsd_shell1": s["rmsd_shell1"],
+            "rmsd_all": s["rmsd_all"],
+            "species_accuracy": s["species_accuracy"],
+            "validity": s["validity"],
+        }
     return out
 
 

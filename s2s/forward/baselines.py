@@ -35,7 +35,11 @@ def score(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
 
 def format_table(rows: dict[str, dict[str, float]], title: str) -> list[str]:
     """Markdown table lines (title first): method, mean cosine, mean MSE."""
-    lines = [title, f"| {'method':34s} | {'mean cosine':>11s} | {'mean MSE':>10s} |", f"|{'-' * 36}|{'-' * 12}:|{'-' * 11}:|"]
+    lines = [
+        title,
+        f"| {'method':34s} | {'mean cosine':>11s} | {'mean MSE':>10s} |",
+        f"|{'-' * 36}|{'-' * 12}:|{'-' * 11}:|",
+    ]
     for name, r in rows.items():
         lines.append(f"| {name:34s} | {r['cosine']:11.4f} | {r['mse']:10.3e} |")
     return lines

@@ -42,8 +42,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from s2s.files import atomic_path, atomic_write_text
 from s2s.environment import SPECIES, Environment
+from s2s.files import atomic_path, atomic_write_text
 from s2s.spectrum import GRID_STEP, N_GRID
 
 KINDS = ("soap", "distance")
@@ -132,12 +132,16 @@ def check_environment(env: Environment, name: str = "environment") -> None:
     if not isinstance(env, Environment):
         raise ForwardInputError(f"{name}: expected an s2s Environment, got {type(env).__name__}")
     if env.n_atoms < 2:
-        raise ForwardInputError(f"{name}: no atoms besides the excited O (n_atoms = {env.n_atoms}); nothing to predict a spectrum from")
+        raise ForwardInputError(
+            f"{name}: no atoms besides the excited O (n_atoms = {env.n_atoms}); nothing to predict a spectrum from"
+        )
     bad = ~np.isfinite(env.coords)
     if bad.any():
         atom = int(np.argmax(bad.any(axis=1)))
-        raise ForwardInputError(f"{name}: coordinate of atom {atom} ({SPECIES[env.species[atom]]}) is not finite "
-                                f"({env.coords[atom].tolist()}); {int(bad.any(axis=1).sum())} atom(s) affected")
+        raise ForwardInputError(
+            f"{name}: coordinate of atom {atom} ({SPECIES[env.species[atom]]}) is not finite "
+            f"({env.coords[atom].tolist()}); {int(bad.any(axis=1).sum())} atom(s) affected"
+        )
 
 
 def validation_mask(structure_ids: Sequence[str], fraction: float = 0.1, seed: int = 1) -> np.ndarray:
@@ -266,8 +270,12 @@ class DistanceNet(nn.Module):
             code = b.species[b.pair_i] + b.species[b.pair_j]  # 0 Si-Si, 1 Si-O, 2 O-O
             pc = torch.nn.functional.one_hot(code, 3).to(x.dtype)
             eij = self.rbf(dij)
-            pin = torch.cat([(eij[:, :, None] * pc[:, None, :]).reshape(len(dij), -1), e0[b.pair_i] + e0[b.pair_j]], dim=1)
-            env_c = torch.where(dij < self.pair_cutoff, 0.5 * (torch.cos(math.pi * dij / self.pair_cutoff) + 1.0), torch.zeros_like(dij))
+            pin = torch.cat(
+                [(eij[:, :, None] * pc[:, None, :]).reshape(len(dij), -1), e0[b.pair_i] + e0[b.pair_j]], dim=1
+            )
+            env_c = torch.where(
+                dij < self.pair_cutoff, 0.5 * (torch.cos(math.pi * dij / self.pair_cutoff) + 1.0), torch.zeros_like(dij)
+            )
             h_pair = h_pair.index_add(0, b.env[b.pair_i], self.psi(pin) * env_c[:, None])
         return self.log_prior + self.rho(torch.cat([h_atom, h_pair / 8.0], dim=1))
 
@@ -295,8 +303,9 @@ class ForwardModel:
         return unit_area_softmax(self.net(inputs))
 
     @torch.no_grad()
-    def predict(self, envs: Environment | Sequence[Environment], names: Sequence[str] | None = None,
-                batch_size: int = 256) -> np.ndarray:
+    def predict(
+        self, envs: Environment | Sequence[Environment], names: Sequence[str] | None = None, batch_size: int = 256
+    ) -> np.ndarray:
         """(n, 200) predicted spectra (unit area on GRID) of the environments, float64.
 
         Every environment is checked first (:func:`check_environment`); a bad one raises
@@ -318,16 +327,27 @@ class ForwardModel:
 
     # -- persistence
     def state(self) -> dict:
-        return {"format": FORMAT, "version": FORMAT_VERSION, "config": self.cfg.to_dict(),
-                "weights": self.net.state_dict(), "n_features": _n_features(self.net), "meta": self.meta}
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "config": self.cfg.to_dict(),
+            "weights": self.net.state_dict(),
+            "n_features": _n_features(self.net),
+            "meta": self.meta,
+        }
 
     @classmethod
     def from_state(cls, state: dict, path: Path | None = None) -> "ForwardModel":
         where = str(path) if path is not None else "forward model state"
         if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise ValueError(f"{where}: not an s2s forward model file (format field {state.get('format') if isinstance(state, dict) else None!r})")
+            raise ValueError(
+                f"{where}: not an s2s forward model file (format field "
+                f"{state.get('format') if isinstance(state, dict) else None!r})"
+            )
         if int(state.get("version", 0)) > FORMAT_VERSION:
-            raise ValueError(f"{where}: forward model format version {state['version']} is newer than this s2s ({FORMAT_VERSION})")
+            raise ValueError(
+                f"{where}: forward model format version {state['version']} is newer than this s2s ({FORMAT_VERSION})"
+            )
         cfg = ForwardConfig.from_dict(state["config"])
         net = build_net(cfg, state.get("n_features"))
         net.load_state_dict(state["weights"])
@@ -439,7 +459,8 @@ def train_forward(
     """Train a forward model on ``envs`` -> ``spectra`` (n, 200), holding out the validation
     structures (:func:`validation_mask` of ``structure_ids``) to choose the weights kept.
 
-    The learning rate decays over ``cfg.max_steps``.  Stops at ``max_steps`` (default ``cfg.max_steps``) optimiser steps or after ``cpu_seconds`` of
+    The learning rate decays over ``cfg.max_steps``.  Stops at ``max_steps`` (default ``cfg.max_steps``) optimiser
+    steps or after ``cpu_seconds`` of
     process CPU time spent in training (summed over resumed sessions; feature computation excluded).
     With ``out_dir``: ``checkpoint.pt`` every ``cfg.eval_every`` steps (weights, optimiser, step,
     CPU time, best weights; resumed when present and ``resume``), ``model.pt`` (best validation
@@ -459,7 +480,9 @@ def train_forward(
     val = validation_mask(structure_ids, cfg.val_fraction, cfg.val_seed)
     tr_idx, va_idx = np.flatnonzero(~val), np.flatnonzero(val)
     if tr_idx.size == 0 or va_idx.size == 0:
-        raise ValueError(f"train_forward: need training and validation structures; got {tr_idx.size} / {va_idx.size} sites")
+        raise ValueError(
+            f"train_forward: need training and validation structures; got {tr_idx.size} / {va_idx.size} sites"
+        )
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -485,8 +508,10 @@ def train_forward(
     if ckpt is not None and ckpt.exists() and resume:
         st = torch.load(ckpt, map_location="cpu", weights_only=True)
         if st.get("config") != cfg.to_dict():
-            raise ValueError(f"{ckpt}: written with another forward config; use --no-resume or another --out "
-                             f"(differs in {sorted(k for k in cfg.to_dict() if st.get('config', {}).get(k) != cfg.to_dict()[k])})")
+            raise ValueError(
+                f"{ckpt}: written with another forward config; use --no-resume or another --out "
+                f"(differs in {sorted(k for k in cfg.to_dict() if st.get('config', {}).get(k) != cfg.to_dict()[k])})"
+            )
         net.load_state_dict(st["weights"])
         opt.load_state_dict(st["optimizer"])
         step, cpu_used, history = int(st["step"]), float(st["cpu_seconds"]), list(st["history"])
@@ -495,27 +520,53 @@ def train_forward(
             torch.set_rng_state(st["torch_rng"])
 
     def lr_at(k: int) -> float:
-        f = cfg.lr_min_factor + (1 - cfg.lr_min_factor) * 0.5 * (1 + math.cos(math.pi * min(k, cfg.max_steps) / cfg.max_steps))
+        f = cfg.lr_min_factor + (1 - cfg.lr_min_factor) * 0.5 * (
+            1 + math.cos(math.pi * min(k, cfg.max_steps) / cfg.max_steps)
+        )
         return cfg.lr * f
 
-    meta_base = {"n_train": int(tr_idx.size), "n_val": int(va_idx.size),
-                 "n_val_structures": int(len({structure_ids[i] for i in va_idx})), **(info or {})}
+    meta_base = {
+        "n_train": int(tr_idx.size),
+        "n_val": int(va_idx.size),
+        "n_val_structures": int(len({structure_ids[i] for i in va_idx})),
+        **(info or {}),
+    }
 
     def save(final: bool) -> None:
         if out is None:
             return
         rng = torch.get_rng_state()  # building the saved copy must not advance the dropout stream
         if best["weights"] is not None:
-            fm = ForwardModel(cfg, build_net(cfg, _n_features(net)), {**meta_base, "step": step, "best_step": best["step"],
-                              "best_val_mse": best["val_mse"], "cpu_seconds": cpu_used})
+            fm = ForwardModel(
+                cfg,
+                build_net(cfg, _n_features(net)),
+                {
+                    **meta_base,
+                    "step": step,
+                    "best_step": best["step"],
+                    "best_val_mse": best["val_mse"],
+                    "cpu_seconds": cpu_used,
+                },
+            )
             fm.net.load_state_dict(best["weights"])
             best_state = fm.state()
         else:
             best_state = None
-        _atomic_torch_save({"config": cfg.to_dict(), "weights": net.state_dict(), "optimizer": opt.state_dict(),
-                            "step": step, "cpu_seconds": cpu_used, "history": history, "best_step": best["step"],
-                            "best_val_mse": best["val_mse"], "best_weights": best["weights"],
-                            "torch_rng": rng}, ckpt)
+        _atomic_torch_save(
+            {
+                "config": cfg.to_dict(),
+                "weights": net.state_dict(),
+                "optimizer": opt.state_dict(),
+                "step": step,
+                "cpu_seconds": cpu_used,
+                "history": history,
+                "best_step": best["step"],
+                "best_val_mse": best["val_mse"],
+                "best_weights": best["weights"],
+                "torch_rng": rng,
+            },
+            ckpt,
+        )
         torch.set_rng_state(rng)
         if best_state is not None:
             _atomic_torch_save(best_state, out / FINAL)
@@ -524,9 +575,22 @@ def train_forward(
         w.writeheader()
         w.writerows(history)
         _atomic_text(out / LOSS_CSV, buf.getvalue())
-        _atomic_text(out / RUN_JSON, json.dumps({"config": cfg.to_dict(), **meta_base, "step": step, "best_step": best["step"],
-                                                 "best_val_mse": best["val_mse"], "cpu_seconds": round(cpu_used, 2),
-                                                 "finished": final}, indent=1) + "\n")
+        _atomic_text(
+            out / RUN_JSON,
+            json.dumps(
+                {
+                    "config": cfg.to_dict(),
+                    **meta_base,
+                    "step": step,
+                    "best_step": best["step"],
+                    "best_val_mse": best["val_mse"],
+                    "cpu_seconds": round(cpu_used, 2),
+                    "finished": final,
+                },
+                indent=1,
+            )
+            + "\n",
+        )
 
     bar = None
     if progress:
@@ -559,11 +623,22 @@ def train_forward(
             t1 = time.process_time()
             v = _eval_mse(net, cfg, va_in, y_va)
             cpu_used += time.process_time() - t1
-            history.append({"step": step, "train_mse": float(np.mean(running)), "val_mse": v, "lr": lr_at(step),
-                            "cpu_seconds": round(cpu_used, 3)})
+            history.append(
+                {
+                    "step": step,
+                    "train_mse": float(np.mean(running)),
+                    "val_mse": v,
+                    "lr": lr_at(step),
+                    "cpu_seconds": round(cpu_used, 3),
+                }
+            )
             running = []
             if v < best["val_mse"]:
-                best = {"step": step, "val_mse": v, "weights": {k: t.detach().clone() for k, t in net.state_dict().items()}}
+                best = {
+                    "step": step,
+                    "val_mse": v,
+                    "weights": {k: t.detach().clone() for k, t in net.state_dict().items()},
+                }
             if bar is not None:
                 bar.set_postfix(val_mse=f"{v:.2e}", best=f"{best['val_mse']:.2e}")
             save(final=False)
@@ -572,19 +647,46 @@ def train_forward(
     if best["weights"] is None or (step % cfg.eval_every and not budget_hit) or budget_hit:
         v = _eval_mse(net, cfg, va_in, y_va)
         if not history or history[-1]["step"] != step:
-            history.append({"step": step, "train_mse": float(np.mean(running)) if running else math.nan, "val_mse": v,
-                            "lr": lr_at(step), "cpu_seconds": round(cpu_used, 3)})
+            history.append(
+                {
+                    "step": step,
+                    "train_mse": float(np.mean(running)) if running else math.nan,
+                    "val_mse": v,
+                    "lr": lr_at(step),
+                    "cpu_seconds": round(cpu_used, 3),
+                }
+            )
         if v < best["val_mse"]:
             best = {"step": step, "val_mse": v, "weights": {k: t.detach().clone() for k, t in net.state_dict().items()}}
     save(final=True)
-    fm = ForwardModel(cfg, build_net(cfg, _n_features(net)), {**meta_base, "step": step, "best_step": best["step"],
-                      "best_val_mse": best["val_mse"], "cpu_seconds": cpu_used}, out / FINAL if out else None)
+    fm = ForwardModel(
+        cfg,
+        build_net(cfg, _n_features(net)),
+        {
+            **meta_base,
+            "step": step,
+            "best_step": best["step"],
+            "best_val_mse": best["val_mse"],
+            "cpu_seconds": cpu_used,
+        },
+        out / FINAL if out else None,
+    )
     fm.net.load_state_dict(best["weights"])
     fm.net.eval()
     return ForwardTrainResult(fm, step, best["step"], best["val_mse"], cpu_used, history, out)
 
 
 __all__ = [
-    "ForwardConfig", "ForwardModel", "ForwardInputError", "ForwardTrainResult", "check_environment", "validation_mask",
-    "train_forward", "spectrum_mse", "cosine", "unit_area_softmax", "distance_batch", "KINDS",
+    "ForwardConfig",
+    "ForwardModel",
+    "ForwardInputError",
+    "ForwardTrainResult",
+    "check_environment",
+    "validation_mask",
+    "train_forward",
+    "spectrum_mse",
+    "cosine",
+    "unit_area_softmax",
+    "distance_batch",
+    "KINDS",
 ]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from s2s.environment import DEFAULT_CUTOFF, O, SI, SPECIES, Environment
+from s2s.environment import DEFAULT_CUTOFF, SI, SPECIES, Environment, O
 from s2s.forward.model import ForwardInputError, ForwardModel, check_environment, spectrum_mse
 from s2s.spectrum import N_GRID
 
@@ -64,14 +64,21 @@ def rank_by_score(scores: np.ndarray, demote: np.ndarray | None = None) -> tuple
     return order, rank
 
 
-def score_candidates(forward: ForwardModel, spectrum: np.ndarray, envs: Sequence[Environment],
-                     names: Sequence[str] | None = None, demote_implausible: bool = True) -> CandidateScores:
+def score_candidates(
+    forward: ForwardModel,
+    spectrum: np.ndarray,
+    envs: Sequence[Environment],
+    names: Sequence[str] | None = None,
+    demote_implausible: bool = True,
+) -> CandidateScores:
     """Score candidates (see the module docstring); ``names[i]`` names candidate i in errors
     (default ``candidate i``).  ``spectrum`` is the input on the grid, (200,).
     ``demote_implausible=False`` ranks by the MSE alone."""
     spec = np.asarray(spectrum, dtype=np.float64).reshape(-1)
     if spec.shape != (N_GRID,) or not np.all(np.isfinite(spec)):
-        raise ValueError(f"score_candidates: the input spectrum must be {N_GRID} finite values on the grid, got shape {spec.shape}")
+        raise ValueError(
+            f"score_candidates: the input spectrum must be {N_GRID} finite values on the grid, got shape {spec.shape}"
+        )
     envs = list(envs)
     names = list(names) if names is not None else [f"candidate {i}" for i in range(len(envs))]
     if len(names) != len(envs):
@@ -116,8 +123,10 @@ def physical_problems(env: Environment, cutoff: float = DEFAULT_CUTOFF) -> list[
     bad = d[iu, ju] < lo
     if bad.any():
         k = int(np.argmin(d[iu, ju] - lo))
-        out.append(f"{int(bad.sum())} atom pair(s) too close, e.g. {SPECIES[sp[iu[k]]]}{iu[k]}-{SPECIES[sp[ju[k]]]}{ju[k]} "
-                   f"at {d[iu[k], ju[k]]:.2f} Å (min {lo[k]:.2f} Å)")
+        out.append(
+            f"{int(bad.sum())} atom pair(s) too close, e.g. {SPECIES[sp[iu[k]]]}{iu[k]}-{SPECIES[sp[ju[k]]]}{ju[k]} "
+            f"at {d[iu[k], ju[k]]:.2f} Å (min {lo[k]:.2f} Å)"
+        )
     return out
 
 

@@ -13,6 +13,15 @@ from s2s.io.raw import RawSpectrum, SpectrumFileError
 from s2s.io.readers import SUFFIXES, detect_format, read_spectrum, spectrum_files
 
 __all__ = [
-    "SUFFIXES", "RawSpectrum", "SpectrumArray", "SpectrumFileError", "detect_format", "environments_to_extxyz",
-    "read_array", "read_extxyz", "read_spectrum", "spectrum_files", "write_extxyz",
+    "SUFFIXES",
+    "RawSpectrum",
+    "SpectrumArray",
+    "SpectrumFileError",
+    "detect_format",
+    "environments_to_extxyz",
+    "read_array",
+    "read_extxyz",
+    "read_spectrum",
+    "spectrum_files",
+    "write_extxyz",
 ]

@@ -45,7 +45,8 @@ def read_array(path: PathLike, energy_axis: np.ndarray | None = None) -> Spectru
         key = next((k for k in NPZ_SPECTRA_KEYS if k in z.files), None)
         if key is None or "energy" not in z.files:
             raise SpectrumFileError(
-                p, f"a .npz needs arrays 'energy' (L,) and 'spectra' (..., L); found {sorted(z.files)}")
+                p, f"a .npz needs arrays 'energy' (L,) and 'spectra' (..., L); found {sorted(z.files)}"
+            )
         arr, energy = z[key], np.asarray(z["energy"], dtype=np.float64)
     else:
         try:
@@ -59,12 +60,15 @@ def read_array(path: PathLike, energy_axis: np.ndarray | None = None) -> Spectru
     length = arr.shape[-1] if arr.ndim else 0
     if energy is None and length != N_GRID:
         raise SpectrumFileError(
-            p, f"last axis has {length} points; a spectrum array without an energy axis must be on the "
+            p,
+            f"last axis has {length} points; a spectrum array without an energy axis must be on the "
             f"model grid ({N_GRID} points, {GRID[0]:.1f}..{GRID[-1]:.1f} eV): give an energy axis "
-            "(.npz 'energy' or --energy-axis)")
+            "(.npz 'energy' or --energy-axis)",
+        )
     if energy is not None and (energy.ndim != 1 or energy.size != length):
         raise SpectrumFileError(
-            p, f"energy axis has shape {energy.shape}, spectra have {length} points in the last axis")
+            p, f"energy axis has shape {energy.shape}, spectra have {length} points in the last axis"
+        )
     if arr.ndim not in (1, 2, 3):
         raise SpectrumFileError(p, f"array of shape {arr.shape}; expected (L,), (n, L) or a spectrum image (ny, nx, L)")
     return SpectrumArray(energy, arr, {"format": "array", "path": str(p)})

@@ -105,7 +105,8 @@ def read_castep_bands(path: PathLike) -> CastepBands:
         no, line = nxt(f"'K-point' block {ik + 1} of {nk}")
         if not line.strip().startswith("K-point"):
             raise SpectrumFileError(
-                path, f"line {no}: expected 'K-point' block {ik + 1} of {nk}, got {line.strip()[:60]!r}")
+                path, f"line {no}: expected 'K-point' block {ik + 1} of {nk}, got {line.strip()[:60]!r}"
+            )
         vals = _floats_after(line, 5, path, no, "k-point")
         if len(vals) != 5:
             raise SpectrumFileError(path, f"line {no}: a K-point line needs index, 3 coordinates and a weight")
@@ -227,9 +228,7 @@ def read_castep_eels_mat(path: PathLike) -> CastepEelsMat:
     nk = int(rec.ints("number of k-points", 1)[0])
     ns = int(rec.ints("number of spins", 1)[0])
     if min(norb, nb, nk) < 1 or ns not in (1, 2):
-        raise SpectrumFileError(
-            p, f"implausible header: {norb} orbitals, {nb} bands, {nk} k-points, {ns} spins"
-        )
+        raise SpectrumFileError(p, f"implausible header: {norb} orbitals, {nb} bands, {nk} k-points, {ns} spins")
     species = rec.ints("orbital species", norb)
     ion = rec.ints("orbital ions", norb)
     n = rec.ints("orbital principal quantum numbers", norb)
@@ -390,6 +389,12 @@ def read_castep_elnes(path: PathLike, **kwargs: Any) -> RawSpectrum:
     return raw
 
 
-
-__all__ = ["HARTREE_EV", "CastepBands", "CastepEelsMat", "castep_elnes_spectrum", "read_castep_bands",
-           "read_castep_eels_mat", "read_castep_elnes"]
+__all__ = [
+    "HARTREE_EV",
+    "CastepBands",
+    "CastepEelsMat",
+    "castep_elnes_spectrum",
+    "read_castep_bands",
+    "read_castep_eels_mat",
+    "read_castep_elnes",
+]

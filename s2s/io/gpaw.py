@@ -65,5 +65,4 @@ def read_gpaw_json(path: PathLike) -> RawSpectrum:
     return finish_spectrum(e, y, path, meta)
 
 
-
 __all__ = ["read_gpaw_json"]

@@ -122,5 +122,4 @@ def read_msa(path: PathLike) -> RawSpectrum:
     return finish_spectrum(e * scale, y, path, meta)
 
 
-
 __all__ = ["read_msa"]

@@ -61,7 +61,6 @@ class RawSpectrum(NamedTuple):
         return spectrum_on_grid(self.energy, self.intensity, source=source, shift_eV=float(shift_eV))
 
 
-
 def finish_spectrum(energy: Any, intensity: Any, path: PathLike, meta: dict) -> RawSpectrum:
     """Validate and return: enough points, finite, strictly monotonic (sorted up), eV scale."""
     e = np.asarray(energy, dtype=np.float64)
@@ -116,6 +115,12 @@ def read_text_file(path: PathLike) -> str:
         return raw.decode("latin-1")
 
 
-
-__all__ = ["MIN_POINTS", "MIN_SPAN_EV", "PathLike", "RawSpectrum", "SpectrumFileError", "finish_spectrum",
-           "read_text_file"]
+__all__ = [
+    "MIN_POINTS",
+    "MIN_SPAN_EV",
+    "PathLike",
+    "RawSpectrum",
+    "SpectrumFileError",
+    "finish_spectrum",
+    "read_text_file",
+]

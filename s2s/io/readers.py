@@ -128,8 +128,11 @@ def read_spectrum(path: PathLike, format: str = "auto", **kwargs: Any) -> RawSpe
     if format == "auto":
         format = detect_format(path)  # noqa: A001
     if format == "array":
-        raise SpectrumFileError(path, "a NumPy file holds arrays of spectra: read it with s2s.io.arrays.read_array "
-                                "(s2s predict takes it as it is)")
+        raise SpectrumFileError(
+            path,
+            "a NumPy file holds arrays of spectra: read it with s2s.io.arrays.read_array "
+            "(s2s predict takes it as it is)",
+        )
     readers = {
         "text": read_text,
         "msa": read_msa,
@@ -159,7 +162,22 @@ def spectrum_files(folder: PathLike) -> list[Path]:
 
 
 __all__ = [
-    "FORMATS", "HARTREE_EV", "SUFFIXES", "CastepBands", "CastepEelsMat", "RawSpectrum", "SpectrumFileError",
-    "castep_elnes_spectrum", "detect_format", "read_castep_bands", "read_castep_eels_mat", "read_castep_elnes",
-    "read_dataset_entry", "read_gpaw_json", "read_msa", "read_spectrum", "read_text", "spectrum_files",
+    "FORMATS",
+    "HARTREE_EV",
+    "SUFFIXES",
+    "CastepBands",
+    "CastepEelsMat",
+    "RawSpectrum",
+    "SpectrumFileError",
+    "castep_elnes_spectrum",
+    "detect_format",
+    "read_castep_bands",
+    "read_castep_eels_mat",
+    "read_castep_elnes",
+    "read_dataset_entry",
+    "read_gpaw_json",
+    "read_msa",
+    "read_spectrum",
+    "read_text",
+    "spectrum_files",
 ]

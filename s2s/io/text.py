@@ -111,9 +111,7 @@ def read_text(
     ie, iy = column(energy_col, "energy"), column(intensity_col, "intensity")
     ncol = len(_split(first, delimiter))
     if ncol < 2:
-        raise SpectrumFileError(
-            path, f"line {first_no}: found 1 column, expected at least 2 (energy in eV, intensity)"
-        )
+        raise SpectrumFileError(path, f"line {first_no}: found 1 column, expected at least 2 (energy in eV, intensity)")
     if max(ie, iy) >= ncol:
         raise SpectrumFileError(
             path, f"line {first_no}: {ncol} columns, but column {max(ie, iy)} (0-based) was asked for"
@@ -123,9 +121,7 @@ def read_text(
     for k, (no, s) in enumerate(data):
         toks = _split(s, delimiter)
         if len(toks) != ncol:
-            raise SpectrumFileError(
-                path, f"line {no}: {len(toks)} columns, expected {ncol} (as on line {first_no})"
-            )
+            raise SpectrumFileError(path, f"line {no}: {len(toks)} columns, expected {ncol} (as on line {first_no})")
         for dst, col, name in ((e, ie, "energy"), (y, iy, "intensity")):
             tok = toks[col]
             try:
@@ -145,7 +141,6 @@ def read_text(
         "energy_unit_in_file": energy_unit,
     }
     return finish_spectrum(e, y, path, meta)
-
 
 
 __all__ = ["read_text"]

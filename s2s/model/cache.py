@@ -66,9 +66,14 @@ def cache_key(
     """
     h = hashlib.sha256()
     settings = {
-        "version": CACHE_VERSION, "model": model_sha256, "n_samples": int(n_samples),
-        "n_steps": None if n_steps is None else int(n_steps), "seed": int(seed), "batch_size": int(batch_size),
-        "natoms_mode": natoms_mode if n_atoms is None else None, "spectra_shape": list(spectra.shape),
+        "version": CACHE_VERSION,
+        "model": model_sha256,
+        "n_samples": int(n_samples),
+        "n_steps": None if n_steps is None else int(n_steps),
+        "seed": int(seed),
+        "batch_size": int(batch_size),
+        "natoms_mode": natoms_mode if n_atoms is None else None,
+        "spectra_shape": list(spectra.shape),
     }
     if (sampler, float(eta), float(guidance)) != ("ancestral", 0.0, 0.0):
         settings.update(sampler=sampler, eta=float(eta), guidance=float(guidance))
@@ -153,8 +158,20 @@ def generation_cache_path(
 ) -> Path:
     """The cache file :func:`generate_cached` reads or writes for these arguments (it exists
     when the call would be a hit)."""
-    return _resolve(model_path, spectra, n_atoms, cache_dir, n_samples=n_samples, n_steps=n_steps, seed=seed,
-                    batch_size=batch_size, natoms_mode=natoms_mode, sampler=sampler, eta=eta, guidance=guidance)[0]
+    return _resolve(
+        model_path,
+        spectra,
+        n_atoms,
+        cache_dir,
+        n_samples=n_samples,
+        n_steps=n_steps,
+        seed=seed,
+        batch_size=batch_size,
+        natoms_mode=natoms_mode,
+        sampler=sampler,
+        eta=eta,
+        guidance=guidance,
+    )[0]
 
 
 def generate_cached(
@@ -184,8 +201,16 @@ def generate_cached(
     ``n_samples``, ``n_steps`` (None = the model's T), ``seed``, ``batch_size`` (the noise stream
     depends on it), ``natoms_mode`` and the sampler settings.
     """
-    settings = dict(n_samples=n_samples, n_steps=n_steps, seed=seed, batch_size=batch_size, natoms_mode=natoms_mode,
-                    sampler=sampler, eta=eta, guidance=guidance)
+    settings = dict(
+        n_samples=n_samples,
+        n_steps=n_steps,
+        seed=seed,
+        batch_size=batch_size,
+        natoms_mode=natoms_mode,
+        sampler=sampler,
+        eta=eta,
+        guidance=guidance,
+    )
     path, sha, spec, counts = _resolve(model_path, spectra, n_atoms, cache_dir, **settings)
     if path.is_file():
         out = load_environments_npz(path)
@@ -198,18 +223,47 @@ def generate_cached(
 
     t0, c0 = time.perf_counter(), time.process_time()
     model = load_model(model_path)
-    out = generate(model, spec, counts, n_samples=int(n_samples), seed=int(seed), n_steps=n_steps,
-                   batch_size=batch_size, natoms_mode=natoms_mode, progress=progress, sampler=sampler, eta=eta,
-                   guidance=guidance, buckets=True)
-    info = {"model": str(model_path), "model_sha256": sha, "n_spectra": int(spec.shape[0]),
-            "n_samples": int(n_samples), "n_steps": n_steps, "seed": int(seed), "batch_size": int(batch_size),
-            "cache_version": CACHE_VERSION, "seconds": round(time.perf_counter() - t0, 3),
-            "cpu_seconds": round(time.process_time() - c0, 3), "torch_threads": torch.get_num_threads()}
+    out = generate(
+        model,
+        spec,
+        counts,
+        n_samples=int(n_samples),
+        seed=int(seed),
+        n_steps=n_steps,
+        batch_size=batch_size,
+        natoms_mode=natoms_mode,
+        progress=progress,
+        sampler=sampler,
+        eta=eta,
+        guidance=guidance,
+        buckets=True,
+    )
+    info = {
+        "model": str(model_path),
+        "model_sha256": sha,
+        "n_spectra": int(spec.shape[0]),
+        "n_samples": int(n_samples),
+        "n_steps": n_steps,
+        "seed": int(seed),
+        "batch_size": int(batch_size),
+        "cache_version": CACHE_VERSION,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "cpu_seconds": round(time.process_time() - c0, 3),
+        "torch_threads": torch.get_num_threads(),
+    }
     if (sampler, float(eta), float(guidance)) != ("ancestral", 0.0, 0.0):
         info.update(sampler=sampler, eta=float(eta), guidance=float(guidance))
     save_environments_npz(path, out, info)
     return (out, info) if return_info else out
 
 
-__all__ = ["CACHE_VERSION", "cache_key", "cache_path", "cache_info", "generate_cached", "generation_cache_path",
-           "save_environments_npz", "load_environments_npz"]
+__all__ = [
+    "CACHE_VERSION",
+    "cache_key",
+    "cache_path",
+    "cache_info",
+    "generate_cached",
+    "generation_cache_path",
+    "save_environments_npz",
+    "load_environments_npz",
+]

@@ -189,8 +189,9 @@ def model_predictions(model, z_x, z_h, t, spectrum, node_mask, schedule: Schedul
     return x_hat, h_hat, (z_x - a * x_hat) / sg, (z_h - a * h_hat) / sg
 
 
-def guided_predictions(model, z_x, z_h, t, spectrum, node_mask, schedule: Schedule, guidance: float = 0.0,
-                       self_cond=None):
+def guided_predictions(
+    model, z_x, z_h, t, spectrum, node_mask, schedule: Schedule, guidance: float = 0.0, self_cond=None
+):
     """:func:`model_predictions` with classifier-free guidance (Ho & Salimans 2021).
 
     x_hat = (1 + w) x_hat(s) - w x_hat(no spectrum) for guidance weight w (0: the conditional model alone);
@@ -202,8 +203,9 @@ def guided_predictions(model, z_x, z_h, t, spectrum, node_mask, schedule: Schedu
     cat = lambda v: torch.cat([v, v], dim=0)  # noqa: E731
     cond = torch.cat([torch.ones(b), torch.zeros(b)]).to(device=z_x.device, dtype=z_x.dtype)
     sc = None if self_cond is None else tuple(cat(v) for v in self_cond)
-    both = model_predictions(model, cat(z_x), cat(z_h), cat(t), cat(spectrum), cat(node_mask), schedule, cond=cond,
-                             self_cond=sc)
+    both = model_predictions(
+        model, cat(z_x), cat(z_h), cat(t), cat(spectrum), cat(node_mask), schedule, cond=cond, self_cond=sc
+    )
     return tuple((1.0 + guidance) * v[:b] - guidance * v[b:] for v in both)
 
 
@@ -232,14 +234,21 @@ def diffusion_loss(model, batch: GraphBatch, schedule: Schedule, generator=None)
     mm = movable_mask(batch.node_mask)
     dims = 3 + batch.h.shape[-1]
     if cfg.parameterization == "eps" and cfg.loss_weight == "snr":
-        pred_x, pred_h = model(z_x, z_h, t.to(z_x.dtype) / cfg.T, batch.spectrum, batch.node_mask,
-                               **({"cond": cond} if cond is not None else {}),
-                               **({"self_cond": self_cond} if self_cond is not None else {}))
+        pred_x, pred_h = model(
+            z_x,
+            z_h,
+            t.to(z_x.dtype) / cfg.T,
+            batch.spectrum,
+            batch.node_mask,
+            **({"cond": cond} if cond is not None else {}),
+            **({"self_cond": self_cond} if self_cond is not None else {}),
+        )
         err = ((pred_x - eps_x) ** 2).sum(-1) + ((pred_h - eps_h) ** 2).sum(-1)  # (B,N)
         per_graph = (err * mm).sum(1) / (mm.sum(1).clamp(min=1.0) * dims)
         return per_graph.mean()
-    x_hat, h_hat, e_x, e_h = model_predictions(model, z_x, z_h, t, batch.spectrum, batch.node_mask, schedule, cond,
-                                               self_cond)
+    x_hat, h_hat, e_x, e_h = model_predictions(
+        model, z_x, z_h, t, batch.spectrum, batch.node_mask, schedule, cond, self_cond
+    )
     a, sg = schedule(t, z_x.dtype)
     snr = (a / sg) ** 2
     w = snr_weight(snr, cfg)
@@ -293,7 +302,9 @@ def timesteps(T: int, n_steps: int | None = None) -> list[int]:
     return [int(v) for v in grid]
 
 
-def _decode_z0(model, schedule, z_x, z_h, spectrum, node_mask, mm, clip_radius, guidance=0.0, self_cond=None) -> SampleOutput:
+def _decode_z0(
+    model, schedule, z_x, z_h, spectrum, node_mask, mm, clip_radius, guidance=0.0, self_cond=None
+) -> SampleOutput:
     """Last step of every sampler: x = (z_0 - sigma_0 eps_hat) / alpha_0 (clipped), species = argmax h."""
     b = z_x.shape[0]
     t0 = torch.zeros(b, dtype=torch.long, device=z_x.device)
@@ -422,7 +433,9 @@ def sample_ddim(
     else:
         z_x, z_h = (torch.as_tensor(v, dtype=torch.float32).to(dev) for v in noise)
         if z_x.shape != (b, n, 3) or z_h.shape != (b, n, k):
-            raise ValueError(f"noise must have shapes {(b, n, 3)} and {(b, n, k)}, got {tuple(z_x.shape)} and {tuple(z_h.shape)}")
+            raise ValueError(
+                f"noise must have shapes {(b, n, 3)} and {(b, n, k)}, got {tuple(z_x.shape)} and {tuple(z_h.shape)}"
+            )
     z_x = z_x * mm
     z_h = z_h * mm + excited_species(b, n, k, cfg, z_x)
     fixed_h = excited_species(b, n, k, cfg, z_x)
@@ -475,7 +488,22 @@ def n_parameters(model: torch.nn.Module) -> int:
 
 
 __all__ = [
-    "alpha_schedule", "sigma_schedule", "Schedule", "q_sample", "diffusion_loss", "sample", "model_predictions",
-    "guided_predictions", "snr_weight", "sample_t",
-    "SampleOutput", "timesteps", "sample_ddim", "SAMPLERS", "node_mask_from_counts", "movable_mask", "encode_species", "n_parameters",
+    "alpha_schedule",
+    "sigma_schedule",
+    "Schedule",
+    "q_sample",
+    "diffusion_loss",
+    "sample",
+    "model_predictions",
+    "guided_predictions",
+    "snr_weight",
+    "sample_t",
+    "SampleOutput",
+    "timesteps",
+    "sample_ddim",
+    "SAMPLERS",
+    "node_mask_from_counts",
+    "movable_mask",
+    "encode_species",
+    "n_parameters",
 ]

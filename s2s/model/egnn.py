@@ -84,8 +84,9 @@ class SpectrumEncoder(nn.Module):
 class EGCL(nn.Module):
     """One equivariant graph convolutional layer (equations in the module docstring)."""
 
-    def __init__(self, hidden: int, message: int, extra: int, aggregation_norm: float, coords_range: float,
-                 n_edge: int = 2):
+    def __init__(
+        self, hidden: int, message: int, extra: int, aggregation_norm: float, coords_range: float, n_edge: int = 2
+    ):
         super().__init__()
         self.edge = EdgeMLP(hidden + extra, message, n_edge)
         self.node = nn.Sequential(nn.Linear(hidden + extra + message, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
@@ -95,7 +96,8 @@ class EGCL(nn.Module):
         self.coords_range = coords_range
 
     def forward(self, h, x, x0_dist, extra, node_mask, emask, move_mask):
-        """h (B,N,H), x (B,N,3), x0_dist (B,N,N,k) fixed edge features, extra (B,N,E) or None, masks (B,N),(B,N,N),(B,N)."""
+        """h (B,N,H), x (B,N,3), x0_dist (B,N,N,k) fixed edge features, extra (B,N,E) or None,
+        masks (B,N), (B,N,N), (B,N)."""
         diff = x[:, :, None, :] - x[:, None, :, :]  # (B,N,N,3)
         d2 = (diff**2).sum(-1, keepdim=True)  # (B,N,N,1)
         hin = h if extra is None else torch.cat([h, extra], dim=-1)
@@ -135,7 +137,9 @@ class EGNNDenoiser(nn.Module):
             for lin in self.cond:  # start as the unconditioned network: h unchanged
                 nn.init.zeros_(lin.weight)
                 nn.init.zeros_(lin.bias)
-        self.out_h = nn.Sequential(nn.Linear(cfg.hidden_dim, cfg.hidden_dim), nn.SiLU(), nn.Linear(cfg.hidden_dim, cfg.n_species))
+        self.out_h = nn.Sequential(
+            nn.Linear(cfg.hidden_dim, cfg.hidden_dim), nn.SiLU(), nn.Linear(cfg.hidden_dim, cfg.n_species)
+        )
 
     @staticmethod
     def spectrum_matrix(spectrum: torch.Tensor, n: int) -> torch.Tensor:

@@ -8,8 +8,8 @@ environments' sizes) and used to draw N, or its mode, at prediction time.
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 class AtomCountHead(nn.Module):
@@ -37,7 +37,9 @@ class AtomCountHead(nn.Module):
         return torch.softmax(self(spectrum), dim=-1)
 
     @torch.no_grad()
-    def predict(self, spectrum: torch.Tensor, mode: str = "argmax", generator: torch.Generator | None = None) -> torch.Tensor:
+    def predict(
+        self, spectrum: torch.Tensor, mode: str = "argmax", generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """(B,) atom counts on the CPU: the most probable N ("argmax") or a draw from p(N | s) ("sample")."""
         p = self.probabilities(spectrum.to(next(self.parameters()).device)).cpu()
         if mode == "argmax":

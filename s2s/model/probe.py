@@ -15,14 +15,15 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from s2s.model.diffusion import encode_species, model_predictions, movable_mask, q_sample
 from s2s.environment import Environment
+from s2s.model.diffusion import encode_species, model_predictions, movable_mask, q_sample
 from s2s.model.graph import collate
 
 
 @torch.no_grad()
-def x0_rmse(model, environments: Sequence[Environment], spectra: np.ndarray, t: int, seed: int = 0,
-            batch_size: int = 64) -> float:
+def x0_rmse(
+    model, environments: Sequence[Environment], spectra: np.ndarray, t: int, seed: int = 0, batch_size: int = 64
+) -> float:
     """RMSE (Å) of the network's x_0 estimate at step t over all movable atoms of all environments.
 
     ``model``: an :class:`s2s.model.S2SModel`; ``spectra`` (M, 200) are given to the network as they
@@ -36,27 +37,36 @@ def x0_rmse(model, environments: Sequence[Environment], spectra: np.ndarray, t: 
         tt = torch.full((batch.batch_size,), int(t))
         h0 = encode_species(batch.h, model.schedule.cfg)
         z_x, z_h, _, _ = q_sample(batch.x, h0, tt, model.schedule, batch.node_mask, gen)
-        x_hat, _, _, _ = model_predictions(model.denoiser, z_x, z_h, tt, batch.spectrum, batch.node_mask,
-                                           model.schedule)
+        x_hat, _, _, _ = model_predictions(
+            model.denoiser, z_x, z_h, tt, batch.spectrum, batch.node_mask, model.schedule
+        )
         mm = movable_mask(batch.node_mask)
         sq += float((((x_hat - batch.x) ** 2).sum(-1) * mm).sum())
         count += float(mm.sum())
     return float(np.sqrt(sq / max(count, 1.0)))
 
 
-def conditioning_gap(model, environments: Sequence[Environment], spectra: np.ndarray,
-                     ts: Sequence[int] = (200, 500), seed: int = 0) -> dict[int, float]:
+def conditioning_gap(
+    model, environments: Sequence[Environment], spectra: np.ndarray, ts: Sequence[int] = (200, 500), seed: int = 0
+) -> dict[int, float]:
     """{t: x0 RMSE with other sites' spectra minus with their own} (Å) for each step t."""
     spectra = np.asarray(spectra)
     if len(environments) < 2:
         raise ValueError("conditioning_gap: needs at least two environments (their spectra are swapped)")
     other = np.roll(spectra, 1, axis=0)
-    return {int(t): x0_rmse(model, environments, other, t, seed) - x0_rmse(model, environments, spectra, t, seed)
-            for t in ts}
+    return {
+        int(t): x0_rmse(model, environments, other, t, seed) - x0_rmse(model, environments, spectra, t, seed)
+        for t in ts
+    }
 
 
-def probe_table(model, environments: Sequence[Environment], spectra: np.ndarray,
-                ts: Sequence[int] = (50, 200, 300, 500, 800), seed: int = 0) -> list[dict]:
+def probe_table(
+    model,
+    environments: Sequence[Environment],
+    spectra: np.ndarray,
+    ts: Sequence[int] = (50, 200, 300, 500, 800),
+    seed: int = 0,
+) -> list[dict]:
     """Rows {t, rmse_true, rmse_shuffled, gap} (Å) of the probe at each step t."""
     spectra = np.asarray(spectra)
     other = np.roll(spectra, 1, axis=0)

@@ -15,10 +15,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from s2s.model.diffusion import encode_species, q_sample, sample_ddim
 from s2s.environment import Environment
-from s2s.model.graph import collate, uncollate
 from s2s.evaluation.metrics import assign_shells
+from s2s.model.diffusion import encode_species, q_sample, sample_ddim
+from s2s.model.graph import collate, uncollate
 
 
 @torch.no_grad()
@@ -52,8 +52,17 @@ def refine_templates(
         t = torch.full((batch.batch_size,), int(t0))
         h0 = encode_species(batch.h, model.schedule.cfg)
         z_x, z_h, _, _ = q_sample(batch.x, h0, t, model.schedule, batch.node_mask, gen)
-        res = sample_ddim(model.denoiser, batch.spectrum, batch.n_atoms, model.schedule, gen, n_steps=n_steps,
-                          noise=(z_x, z_h), guidance=guidance, t_start=int(t0))
+        res = sample_ddim(
+            model.denoiser,
+            batch.spectrum,
+            batch.n_atoms,
+            model.schedule,
+            gen,
+            n_steps=n_steps,
+            noise=(z_x, z_h),
+            guidance=guidance,
+            t_start=int(t0),
+        )
         for k, (x, sp) in enumerate(uncollate(res.x, res.species, res.node_mask)):
             out.append(Environment(sp, x, assign_shells(x), meta={"spectrum_index": start + k, "t0": int(t0)}))
     return out

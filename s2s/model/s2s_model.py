@@ -25,7 +25,9 @@ class S2SModel(nn.Module):
         if self.denoiser.encoder is not None:
             self.denoiser.encoder.set_statistics(torch.as_tensor(spectra, dtype=torch.float32))
 
-    def loss(self, batch: GraphBatch, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, batch: GraphBatch, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """Diffusion L2 loss + atom-count cross entropy (separate parameters, summed)."""
         l_diff = diffusion_loss(self.denoiser, batch, self.schedule, generator)
         l_n = self.natoms.loss(batch.spectrum, batch.n_atoms)

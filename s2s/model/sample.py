@@ -69,9 +69,19 @@ def _assign_shells(coords: np.ndarray) -> np.ndarray:
     return assign_shells(coords)
 
 
-def _sample_batches(model: S2SModel, spec_t: torch.Tensor, counts: torch.Tensor, gen: torch.Generator, *,
-                    n_steps: int | None, batch_size: int, sampler: str, eta: float, guidance: float,
-                    progress: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+def _sample_batches(
+    model: S2SModel,
+    spec_t: torch.Tensor,
+    counts: torch.Tensor,
+    gen: torch.Generator,
+    *,
+    n_steps: int | None,
+    batch_size: int,
+    sampler: str,
+    eta: float,
+    guidance: float,
+    progress: bool,
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Sample graphs (spectrum ``spec_t[i]`` (B, 200), ``counts[i]`` atoms) in batches of ``batch_size``
     in input order from one generator; returns (coords (N, 3) Å, species (N,)) per graph."""
     out: list[tuple[np.ndarray, np.ndarray]] = []
@@ -83,11 +93,13 @@ def _sample_batches(model: S2SModel, spec_t: torch.Tensor, counts: torch.Tensor,
     for start in starts:
         sl = slice(start, start + batch_size)
         if sampler == "ddim":
-            res = sample_ddim(model.denoiser, spec_t[sl], counts[sl], model.schedule, gen, n_steps=n_steps, eta=eta,
-                              guidance=guidance)
+            res = sample_ddim(
+                model.denoiser, spec_t[sl], counts[sl], model.schedule, gen, n_steps=n_steps, eta=eta, guidance=guidance
+            )
         else:
-            res = ancestral_sample(model.denoiser, spec_t[sl], counts[sl], model.schedule, gen, n_steps=n_steps,
-                                   guidance=guidance)
+            res = ancestral_sample(
+                model.denoiser, spec_t[sl], counts[sl], model.schedule, gen, n_steps=n_steps, guidance=guidance
+            )
         out.extend(uncollate(res.x, res.species, res.node_mask))
     return out
 
@@ -166,9 +178,14 @@ def generate(
         for k, idx in enumerate(it):
             gen = torch.Generator().manual_seed(int(seed) if len(chunks) == 1 else chunk_seed(int(seed), k))
             sel = torch.as_tensor(idx)
-            res = _sample_batches(model, spec_all.view(m, n_samples, -1)[sel].reshape(-1, spectra.shape[1]),
-                                  counts[sel].repeat_interleave(n_samples), gen,
-                                  progress=progress and len(chunks) == 1, **opts)
+            res = _sample_batches(
+                model,
+                spec_all.view(m, n_samples, -1)[sel].reshape(-1, spectra.shape[1]),
+                counts[sel].repeat_interleave(n_samples),
+                gen,
+                progress=progress and len(chunks) == 1,
+                **opts,
+            )
             for j, g in enumerate(res):
                 graphs[int(idx[j // n_samples]) * n_samples + j % n_samples] = g
     else:  # counts drawn first, then every graph bucketed on its own
@@ -181,6 +198,8 @@ def generate(
             sel = torch.as_tensor(idx)
             for j, g in enumerate(_sample_batches(model, spec_all[sel], per_graph[sel], g_k, progress=False, **opts)):
                 graphs[int(idx[j])] = g
-    flat = [Environment(sp, x, _assign_shells(x), meta={"spectrum_index": i // n_samples, "sample": i % n_samples})
-            for i, (x, sp) in enumerate(graphs)]
+    flat = [
+        Environment(sp, x, _assign_shells(x), meta={"spectrum_index": i // n_samples, "sample": i % n_samples})
+        for i, (x, sp) in enumerate(graphs)
+    ]
     return [flat[i * n_samples : (i + 1) * n_samples] for i in range(m)]

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from s2s.files import atomic_path, atomic_write_text
 from s2s.config import S2SConfig, TrainConfig
 from s2s.environment import Environment
-from s2s.model.graph import collate
+from s2s.files import atomic_path, atomic_write_text
 from s2s.model import S2SModel
+from s2s.model.graph import collate
 
 CHECKPOINT = "checkpoint.pt"
 FINAL = "model.pt"
@@ -175,10 +175,12 @@ def train(
     ``info``: provenance (e.g. dataset file and hash) written with the run summary to
     ``run.json`` in ``out_dir`` when training finishes.  ``init_from``: a ``checkpoint.pt`` of
     another run (same model and diffusion configuration) to continue from on this training set,
-    with this run's learning rate and weight decay; ``max_steps`` then counts its steps too.  A checkpoint of this run in ``out_dir`` (resume)
+    with this run's learning rate and weight decay; ``max_steps`` then counts its steps too.  A checkpoint of this run
+    in ``out_dir`` (resume)
     takes precedence over ``init_from``.  ``cpu_budget`` (s): stop (with a checkpoint, as an
     interruption, but writing ``model.pt`` and ``run.json`` as a finished run does) once the run's
-    process CPU time, summed over resumed calls, reaches it; recipes are compared at equal CPU time.  ``snapshot_every``: also keep the raw and EMA weights every that
+    process CPU time, summed over resumed calls, reaches it; recipes are compared at equal CPU time.
+    ``snapshot_every``: also keep the raw and EMA weights every that
     many steps in ``out_dir/snapshots/`` (for validation curves).  ``device``: where the model and
     batches live ("cpu", "cuda"); the random numbers are drawn on the CPU, so a seed gives the same
     data order and noise on every device.
@@ -242,18 +244,33 @@ def train(
         if out is None:
             return
         state = {
-            "config": cfg.to_dict(), "n_max": n_max, "n_train": n, "step": step, "history": history, "running": running,
-            "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+            "config": cfg.to_dict(),
+            "n_max": n_max,
+            "n_train": n,
+            "step": step,
+            "history": history,
+            "running": running,
+            "model": model.state_dict(),
+            "ema": ema.state_dict(),
+            "optimizer": opt.state_dict(),
             "continued_from": (info or {}).get("continued_from"),
         }
         atomic_torch_save(state, out / CHECKPOINT)
         atomic_write_text(out / LOSS_CSV, _history_csv(history))
         if final:
             save_inference_model(ema.module, cfg, n_max, out / FINAL, step=step)
-            summary = {**(info or {}), "n_train": n, "n_max": n_max, "steps": step, "steps_per_epoch": steps_per_epoch,
-                       "epochs": step / steps_per_epoch, "seconds_this_call": round(time.perf_counter() - t0, 1),
-                       "seconds_total": round(sum_seconds(history), 1),
-                       "cpu_seconds_total": round(sum_cpu_seconds(history), 1), "config": cfg.to_dict()}
+            summary = {
+                **(info or {}),
+                "n_train": n,
+                "n_max": n_max,
+                "steps": step,
+                "steps_per_epoch": steps_per_epoch,
+                "epochs": step / steps_per_epoch,
+                "seconds_this_call": round(time.perf_counter() - t0, 1),
+                "seconds_total": round(sum_seconds(history), 1),
+                "cpu_seconds_total": round(sum_cpu_seconds(history), 1),
+                "config": cfg.to_dict(),
+            }
             atomic_write_text(out / "run.json", json.dumps(summary, indent=1))
 
     bar = None
@@ -266,7 +283,9 @@ def train(
     model.train()
     t0 = time.perf_counter()
     c0 = time.process_time()
-    cpu_before = float(history[-1].get("cpu_seconds") or 0.0) if history and history[-1].get("stage", 0) == stage else 0.0
+    cpu_before = (
+        float(history[-1].get("cpu_seconds") or 0.0) if history and history[-1].get("stage", 0) == stage else 0.0
+    )
     done_here = 0
     order, order_epoch = None, -1
     snap_dir = out / "snapshots" if (out is not None and snapshot_every) else None
@@ -278,8 +297,11 @@ def train(
         while step < total:
             epoch, pos = divmod(step, steps_per_epoch)
             if epoch != order_epoch:
-                order = (size_bucketed_order(tc.seed, epoch, sizes, bs) if tc.bucket_by_size
-                         else _epoch_order(tc.seed, epoch, n))
+                order = (
+                    size_bucketed_order(tc.seed, epoch, sizes, bs)
+                    if tc.bucket_by_size
+                    else _epoch_order(tc.seed, epoch, n)
+                )
                 order_epoch = epoch
             idx = order[pos * bs : (pos + 1) * bs]
             if tc.warmup_steps or tc.lr_decay_start is not None:
@@ -298,10 +320,13 @@ def train(
             running.append(parts)
             if step % tc.log_every == 0 or step == total:
                 row = {
-                    "step": step, "epoch": epoch,
+                    "step": step,
+                    "epoch": epoch,
                     "loss": float(np.mean([r["loss"] for r in running])),
                     "natoms_ce": float(np.mean([r["natoms_ce"] for r in running])),
-                    "seconds": round(time.perf_counter() - t0, 3), "cpu_seconds": round(cpu_now(), 3), "stage": stage,
+                    "seconds": round(time.perf_counter() - t0, 3),
+                    "cpu_seconds": round(cpu_now(), 3),
+                    "stage": stage,
                 }
                 history.append(row)
                 running = []
@@ -311,19 +336,33 @@ def train(
                 bar.update(1)
             if snap_dir is not None and step % snapshot_every == 0:
                 snap_dir.mkdir(exist_ok=True)
-                atomic_torch_save({"step": step, "cpu_seconds": cpu_now(), "model": model.state_dict(),
-                                   "ema": ema.module.state_dict(), "config": cfg.to_dict(), "n_max": n_max},
-                                  snap_dir / f"step_{step:07d}.pt")
+                atomic_torch_save(
+                    {
+                        "step": step,
+                        "cpu_seconds": cpu_now(),
+                        "model": model.state_dict(),
+                        "ema": ema.module.state_dict(),
+                        "config": cfg.to_dict(),
+                        "n_max": n_max,
+                    },
+                    snap_dir / f"step_{step:07d}.pt",
+                )
             if step % tc.checkpoint_every == 0 and step < total:
                 save()
             budget_hit = cpu_budget is not None and cpu_now() >= cpu_budget
             if budget_hit and step < total:
                 if not history or history[-1]["step"] != step:
-                    history.append({"step": step, "epoch": epoch,
-                                    "loss": float(np.mean([r["loss"] for r in running])) if running else float("nan"),
-                                    "natoms_ce": float(np.mean([r["natoms_ce"] for r in running])) if running else float("nan"),
-                                    "seconds": round(time.perf_counter() - t0, 3), "cpu_seconds": round(cpu_now(), 3),
-                                    "stage": stage})
+                    history.append(
+                        {
+                            "step": step,
+                            "epoch": epoch,
+                            "loss": float(np.mean([r["loss"] for r in running])) if running else float("nan"),
+                            "natoms_ce": float(np.mean([r["natoms_ce"] for r in running])) if running else float("nan"),
+                            "seconds": round(time.perf_counter() - t0, 3),
+                            "cpu_seconds": round(cpu_now(), 3),
+                            "stage": stage,
+                        }
+                    )
                     running = []
                 save(final=True)  # a budget is a clean end: model.pt and run.json too; a larger budget resumes
                 ema.module.eval()
@@ -355,14 +394,23 @@ def _load_init(path: Path, cfg: S2SConfig, environments: Sequence[Environment]) 
     theirs = S2SConfig.from_dict(theirs).to_dict()
     for part in ("model", "diffusion"):
         if mine.get(part) != theirs.get(part):
-            raise ValueError(f"init_from: {path}: its {part} configuration {theirs.get(part)} differs from this run's "
-                             f"{mine.get(part)}")
+            raise ValueError(
+                f"init_from: {path}: its {part} configuration {theirs.get(part)} differs from this run's "
+                f"{mine.get(part)}"
+            )
     biggest = max(e.n_atoms for e in environments)
     if biggest > state["n_max"]:
-        raise ValueError(f"init_from: {path}: its atom-count head covers N <= {state['n_max']}, the training set has "
-                         f"an environment of {biggest} atoms")
-    prov = {"checkpoint": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "step": state["step"],
-            "n_train": state["n_train"], "lr": state["optimizer"]["param_groups"][0]["lr"]}
+        raise ValueError(
+            f"init_from: {path}: its atom-count head covers N <= {state['n_max']}, the training set has "
+            f"an environment of {biggest} atoms"
+        )
+    prov = {
+        "checkpoint": str(path),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "step": state["step"],
+        "n_train": state["n_train"],
+        "lr": state["optimizer"]["param_groups"][0]["lr"],
+    }
     run_json = path.parent / "run.json"
     if run_json.exists():
         earlier = json.loads(run_json.read_text())

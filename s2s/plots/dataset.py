@@ -44,8 +44,9 @@ def plot_composition_histogram(
     cols = [composition_color(v, (min(ux.min(), X_RANGE[0]), max(ux.max(), X_RANGE[1]))) for v in ux]
     ax.bar(ux, cnt, width=width, color=cols, edgecolor="0.25", lw=0.6)
     for v, c in zip(ux, cnt):
-        ax.annotate(f"{int(c)}", (v, c), xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
-                    fontsize=7)
+        ax.annotate(
+            f"{int(c)}", (v, c), xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=7
+        )
     if log:
         ax.set_yscale("log")
     else:

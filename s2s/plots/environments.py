@@ -81,9 +81,7 @@ def _draw_env(
         pairs = _bonds(coords, bond_cutoff)
         if len(pairs):
             mid = 0.5 * (coords[pairs[:, 0]] + coords[pairs[:, 1]])
-            segs = np.concatenate(
-                [np.stack([coords[pairs[:, 0]], mid], 1), np.stack([coords[pairs[:, 1]], mid], 1)]
-            )
+            segs = np.concatenate([np.stack([coords[pairs[:, 0]], mid], 1), np.stack([coords[pairs[:, 1]], mid], 1)])
             cols = [COLORS[names[i]] for i in pairs[:, 0]] + [COLORS[names[j]] for j in pairs[:, 1]]
             lc = Line3DCollection(
                 segs,
@@ -101,10 +99,22 @@ def _draw_env(
         size = _ball_size(ax, span, BALL_RADIUS[name], zoom)
         xyz = coords[sel]
         if kind == "solid":
-            kw = {"s": size, "c": COLORS[name], "edgecolors": "#1a1a1a", "linewidths": 0.5, "alpha": 1.0, "depthshade": False}
+            kw = {
+                "s": size,
+                "c": COLORS[name],
+                "edgecolors": "#1a1a1a",
+                "linewidths": 0.5,
+                "alpha": 1.0,
+                "depthshade": False,
+            }
         elif kind == "hollow":  # light translucent disc with a coloured ring, a bit smaller than the target ball
-            kw = {"s": 0.72 * size, "facecolors": [_tint(COLORS[name], 0.7, 0.55)], "edgecolors": COLORS[name],
-                      "linewidths": 1.5, "depthshade": False}
+            kw = {
+                "s": 0.72 * size,
+                "facecolors": [_tint(COLORS[name], 0.7, 0.55)],
+                "edgecolors": COLORS[name],
+                "linewidths": 1.5,
+                "depthshade": False,
+            }
         else:  # cloud of an ensemble
             kw = {"s": 0.25 * size, "c": COLORS[name], "alpha": 0.25, "linewidths": 0, "depthshade": False}
         sc = ax.scatter(xyz[:, 0], xyz[:, 1], xyz[:, 2], **kw)
@@ -121,17 +131,45 @@ def _legend_handles(target: bool, generated: str | None) -> list[Line2D]:
     h = []
     for name in SPECIES:
         if target:
-            h.append(Line2D([], [], ls="", marker="o", ms=7, mfc=COLORS[name], mec="#1a1a1a", mew=0.5,
-                            label=f"{name} target"))
+            h.append(
+                Line2D(
+                    [], [], ls="", marker="o", ms=7, mfc=COLORS[name], mec="#1a1a1a", mew=0.5, label=f"{name} target"
+                )
+            )
         if generated == "hollow":
-            h.append(Line2D([], [], ls="", marker="o", ms=6, mfc=_tint(COLORS[name], 0.7, 0.55),
-                            mec=COLORS[name], mew=1.4, label=f"{name} generated"))
+            h.append(
+                Line2D(
+                    [],
+                    [],
+                    ls="",
+                    marker="o",
+                    ms=6,
+                    mfc=_tint(COLORS[name], 0.7, 0.55),
+                    mec=COLORS[name],
+                    mew=1.4,
+                    label=f"{name} generated",
+                )
+            )
         elif generated == "cloud":
-            h.append(Line2D([], [], ls="", marker="o", ms=4, mfc=COLORS[name], mec="none", alpha=0.4,
-                            label=f"{name} generated (ensemble)"))
+            h.append(
+                Line2D(
+                    [],
+                    [],
+                    ls="",
+                    marker="o",
+                    ms=4,
+                    mfc=COLORS[name],
+                    mec="none",
+                    alpha=0.4,
+                    label=f"{name} generated (ensemble)",
+                )
+            )
         elif generated == "solid":
-            h.append(Line2D([], [], ls="", marker="o", ms=7, mfc=COLORS[name], mec="#1a1a1a", mew=0.5,
-                            label=f"{name} generated"))
+            h.append(
+                Line2D(
+                    [], [], ls="", marker="o", ms=7, mfc=COLORS[name], mec="#1a1a1a", mew=0.5, label=f"{name} generated"
+                )
+            )
     h.append(Line2D([], [], ls="", marker="*", ms=9, color=COLORS["excited"], label="excited O"))
     return h
 
@@ -188,22 +226,39 @@ def _check_env(env, name: str) -> Environment:
     return env
 
 
-def _render(ax, tc, t_species, gcs, g_species, gen_kind, cube, bond_cutoff, elev, azim, axes_labels, zoom,
-            legend, title) -> None:
+def _render(
+    ax, tc, t_species, gcs, g_species, gen_kind, cube, bond_cutoff, elev, azim, axes_labels, zoom, legend, title
+) -> None:
     centre, span = cube
     _setup_3d(ax, centre, span, elev, azim, axes_labels, zoom)
     if tc is not None:
         _draw_env(ax, tc, t_species, span, "solid", bond_cutoff, zbase=1, zoom=zoom)
     for gc, gs in zip(gcs, g_species):
         _draw_env(ax, gc, gs, span, gen_kind, bond_cutoff, zbase=4, zoom=zoom)
-    ax.scatter([0], [0], [0], marker="*", s=_ball_size(ax, span, 0.45, zoom), c=COLORS["excited"],
-               edgecolors="white", linewidths=0.6, depthshade=False, zorder=10)
+    ax.scatter(
+        [0],
+        [0],
+        [0],
+        marker="*",
+        s=_ball_size(ax, span, 0.45, zoom),
+        c=COLORS["excited"],
+        edgecolors="white",
+        linewidths=0.6,
+        depthshade=False,
+        zorder=10,
+    )
     if title:
         ax.set_title(title, pad=0)
     if legend:
-        ax.legend(handles=_legend_handles(tc is not None, gen_kind if gcs else None), loc="upper left",
-                  bbox_to_anchor=(0.0, 1.0), fontsize=6.5, handletextpad=0.2, borderaxespad=0.0,
-                  labelspacing=0.3)
+        ax.legend(
+            handles=_legend_handles(tc is not None, gen_kind if gcs else None),
+            loc="upper left",
+            bbox_to_anchor=(0.0, 1.0),
+            fontsize=6.5,
+            handletextpad=0.2,
+            borderaxespad=0.0,
+            labelspacing=0.3,
+        )
 
 
 def _frame(target, generated, orient: bool):
@@ -291,8 +346,9 @@ def plot_overlay_panel(
         rmsd = generated.meta.get("rmsd")
     if fig is None:
         fig = plt.figure(figsize=(6.0, 3.8))
-    gs = fig.add_gridspec(2, 2, width_ratios=(1.6, 1.0), wspace=0.0, hspace=0.0,
-                          left=0.0, right=1.0, bottom=0.0, top=0.92)
+    gs = fig.add_gridspec(
+        2, 2, width_ratios=(1.6, 1.0), wspace=0.0, hspace=0.0, left=0.0, right=1.0, bottom=0.0, top=0.92
+    )
     ax_o = fig.add_subplot(gs[:, 0], projection="3d")
     ax_t = fig.add_subplot(gs[0, 1], projection="3d")
     ax_g = fig.add_subplot(gs[1, 1], projection="3d")

@@ -61,11 +61,15 @@ def plot_similarity_gap(
         fig = plt.figure(figsize=(7.0, 3.8), layout="constrained")
     ax, axh = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": (3.2, 1.0)})
     ax.axhline(0, color="0.5", lw=0.8, zorder=1)
-    for sel, col, lab in ((win, COLORS["model"], "model better"), (loss, COLORS["template"], "template better"),
-                          (tie, COLORS["tie"], "tie")):
+    for sel, col, lab in (
+        (win, COLORS["model"], "model better"),
+        (loss, COLORS["template"], "template better"),
+        (tie, COLORS["tie"], "tie"),
+    ):
         if sel.any():
-            ax.scatter(m[sel], g[sel], s=14, color=col, alpha=0.75, linewidths=0, zorder=3,
-                       label=f"{lab} ({int(sel.sum())})")
+            ax.scatter(
+                m[sel], g[sel], s=14, color=col, alpha=0.75, linewidths=0, zorder=3, label=f"{lab} ({int(sel.sum())})"
+            )
     if log_mse:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
@@ -79,15 +83,25 @@ def plot_similarity_gap(
     left = np.zeros(len(edges) - 1)
     for sel, col in ((loss, COLORS["template"]), (win, COLORS["model"]), (tie, COLORS["tie"])):
         cnt, _ = np.histogram(g[sel], bins=edges)
-        axh.barh(edges[:-1], cnt, left=left, height=np.diff(edges), align="edge", color=col, alpha=0.8,
-                 edgecolor="white", lw=0.3)
+        axh.barh(
+            edges[:-1],
+            cnt,
+            left=left,
+            height=np.diff(edges),
+            align="edge",
+            color=col,
+            alpha=0.8,
+            edgecolor="white",
+            lw=0.3,
+        )
         left += cnt
     axh.axhline(0, color="0.5", lw=0.8)
     axh.set_xlabel("Number of cases")
     axh.set_title(f"gap mean {g.mean():.2g}\ns.d. {g.std():.2g}", fontsize=7, loc="left")
     head = f"{title}: " if title else ""
-    fig.suptitle(f"{head}model better in {100 * rate:.1f}% of {n} cases"
-                 + (f" ({int(tie.sum())} ties)" if tie.any() else ""))
+    fig.suptitle(
+        f"{head}model better in {100 * rate:.1f}% of {n} cases" + (f" ({int(tie.sum())} ties)" if tie.any() else "")
+    )
     return fig
 
 
@@ -155,11 +169,17 @@ def plot_umap(
             else:
                 col = CYCLE[i % len(CYCLE)]
             name = f"SiO$_{{{as_x(c):g}}}$" if as_x(c) is not None else str(c)
-            ax.scatter(emb[sel, 0], emb[sel, 1], s=s * (0.7 if is_bg(c) else 1.0), color=col,
-                       alpha=alpha * (0.6 if is_bg(c) else 1.0), linewidths=0, label=f"{name} ({int(sel.sum())})",
-                       zorder=1 if is_bg(c) else 2 + i * 0.01)
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), markerscale=2.0, title=legend_title,
-                  handletextpad=0.2)
+            ax.scatter(
+                emb[sel, 0],
+                emb[sel, 1],
+                s=s * (0.7 if is_bg(c) else 1.0),
+                color=col,
+                alpha=alpha * (0.6 if is_bg(c) else 1.0),
+                linewidths=0,
+                label=f"{name} ({int(sel.sum())})",
+                zorder=1 if is_bg(c) else 2 + i * 0.01,
+            )
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), markerscale=2.0, title=legend_title, handletextpad=0.2)
     ax.set_xlabel("UMAP 1 (arb. units)")
     ax.set_ylabel("UMAP 2 (arb. units)")
     ax.set_xticks([])

@@ -65,22 +65,41 @@ def plot_rmsd_sorted(
         x = np.arange(1, len(order) + 1)
         ranks[name] = {int(c): (int(r), float(yy)) for c, r, yy in zip(order, x, y)}
         mean = float(np.mean(v[idx])) if idx.size else float("nan")
-        ax.scatter(x, y, s=9, color=_series_color(name, i, colors), alpha=0.85, linewidths=0,
-                   label=f"{name}  (mean {mean:.3f} Å, n = {idx.size})", zorder=2 + i * 0.01)
+        ax.scatter(
+            x,
+            y,
+            s=9,
+            color=_series_color(name, i, colors),
+            alpha=0.85,
+            linewidths=0,
+            label=f"{name}  (mean {mean:.3f} Å, n = {idx.size})",
+            zorder=2 + i * 0.01,
+        )
     if marks:
         default = mark_series or next((n for n in names if str(n).lower() in ("all", "overall")), names[0])
         for lab, spec in marks.items():
-            series, case = (spec if isinstance(spec, tuple) else (default, spec))
+            series, case = spec if isinstance(spec, tuple) else (default, spec)
             if series not in ranks:
                 raise ValueError(f"plot_rmsd_sorted: mark {lab!r} names unknown series {series!r}; have {names}")
             if int(case) not in ranks[series]:
                 raise ValueError(f"plot_rmsd_sorted: mark {lab!r}: case {case} has no finite RMSD in {series!r}")
             r, y = ranks[series][int(case)]
-            ax.scatter([r], [y], s=110, facecolors="none", edgecolors=COLORS["mark"], linewidths=1.5, zorder=5,
-                       clip_on=False)
-            ax.annotate(lab, (r, y), xytext=(-8, 8), textcoords="offset points", color=COLORS["mark"],
-                        fontweight="bold", ha="right", va="bottom", fontsize=10, zorder=6,
-                        bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
+            ax.scatter(
+                [r], [y], s=110, facecolors="none", edgecolors=COLORS["mark"], linewidths=1.5, zorder=5, clip_on=False
+            )
+            ax.annotate(
+                lab,
+                (r, y),
+                xytext=(-8, 8),
+                textcoords="offset points",
+                color=COLORS["mark"],
+                fontweight="bold",
+                ha="right",
+                va="bottom",
+                fontsize=10,
+                zorder=6,
+                bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
+            )
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -96,10 +115,18 @@ def plot_rmsd_sorted(
 def _box_strip(ax, pos: float, values: np.ndarray, color, width: float, rng: np.random.Generator, points: bool):
     if values.size == 0:
         return
-    bp = ax.boxplot([values], positions=[pos], widths=width, showfliers=not points, patch_artist=True,
-                    medianprops={"color": "black", "lw": 1.2}, whiskerprops={"color": "0.3"},
-                    capprops={"color": "0.3"}, boxprops={"edgecolor": "0.3", "lw": 0.8},
-                    flierprops={"marker": ".", "ms": 3, "mfc": "0.4", "mec": "none"})
+    bp = ax.boxplot(
+        [values],
+        positions=[pos],
+        widths=width,
+        showfliers=not points,
+        patch_artist=True,
+        medianprops={"color": "black", "lw": 1.2},
+        whiskerprops={"color": "0.3"},
+        capprops={"color": "0.3"},
+        boxprops={"edgecolor": "0.3", "lw": 0.8},
+        flierprops={"marker": ".", "ms": 3, "mfc": "0.4", "mec": "none"},
+    )
     for b in bp["boxes"]:
         b.set_facecolor(mpl.colors.to_rgba(color, 0.35))
     if points:
@@ -166,8 +193,10 @@ def plot_rmsd_by_composition(
     ax.grid(True, axis="y", color="0.9", lw=0.6)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    handles = [mpl.patches.Patch(facecolor=mpl.colors.to_rgba(_series_color(s, j, colors), 0.5),
-                                 edgecolor="0.3", label=str(s)) for j, s in enumerate(series)]
+    handles = [
+        mpl.patches.Patch(facecolor=mpl.colors.to_rgba(_series_color(s, j, colors), 0.5), edgecolor="0.3", label=str(s))
+        for j, s in enumerate(series)
+    ]
     handles.append(Line2D([], [], ls="", marker="D", ms=4.5, mfc="white", mec="black", label="mean"))
     handles.append(Line2D([], [], color="black", lw=1.2, label="median, box: quartiles"))
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=len(handles))
@@ -219,8 +248,18 @@ def plot_oxygen_fraction(
     norm = mpl.colors.LogNorm(vmin=1, vmax=max(2, counts.max()))
     size = 14 + 160 * np.sqrt(counts / counts.max())
     order = np.argsort(-counts)  # big markers first, small ones stay visible on top
-    sc = ax.scatter(pairs[order, 0], pairs[order, 1], s=size[order], c=counts[order], cmap="viridis", norm=norm,
-                    edgecolors="black", linewidths=0.4, alpha=0.9, zorder=3)
+    sc = ax.scatter(
+        pairs[order, 0],
+        pairs[order, 1],
+        s=size[order],
+        c=counts[order],
+        cmap="viridis",
+        norm=norm,
+        edgecolors="black",
+        linewidths=0.4,
+        alpha=0.9,
+        zorder=3,
+    )
     cb = fig.colorbar(sc, ax=ax, pad=0.02, fraction=0.05)
     cb.set_label("Number of cases")
     cb.ax.yaxis.set_major_locator(mpl.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
@@ -290,13 +329,18 @@ def plot_species_accuracy_by_composition(
     if two:
         ax2 = axes[1]
         for k, (data, name, col, mk) in enumerate(
-            ((o_frac_target, "target", COLORS["target"], "s"), (o_frac_generated, "generated", COLORS["generated"], "o"))
+            (
+                (o_frac_target, "target", COLORS["target"], "s"),
+                (o_frac_generated, "generated", COLORS["generated"], "o"),
+            )
         ):
             xx = [x for x in xs if x in data]
             m = [np.nanmean(_as_1d(data[x], f"o_frac_{name}[{x!r}]")) for x in xx]
             s = [np.nanstd(_as_1d(data[x], f"o_frac_{name}[{x!r}]")) for x in xx]
             pos = np.array([xs.index(x) for x in xx]) + (k - 0.5) * 0.18
-            ax2.errorbar(pos, m, yerr=s, fmt=mk + "-", color=col, ms=5, lw=1.0, capsize=2, label=f"{name} (mean ± s.d.)")
+            ax2.errorbar(
+                pos, m, yerr=s, fmt=mk + "-", color=col, ms=5, lw=1.0, capsize=2, label=f"{name} (mean ± s.d.)"
+            )
         ax2.set_xticks(range(len(xs)), [_fmt_x(x) for x in xs])
         ax2.set_ylim(0, 1)
         ax2.set_xlabel(xlabel)

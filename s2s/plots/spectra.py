@@ -89,7 +89,8 @@ def plot_rdf(
         if g_generated_spread is None:
             g_generated_spread = (ens.lo, ens.hi)
             spread_label = spread_label or (
-                f"generated {100 * ens.quantiles[0]:.0f}–{100 * ens.quantiles[1]:.0f}% (n = {ens.n})")
+                f"generated {100 * ens.quantiles[0]:.0f}–{100 * ens.quantiles[1]:.0f}% (n = {ens.n})"
+            )
     gm = _as_1d(g_generated_mean, "g_generated_mean")
     if gm.shape != r.shape:
         raise ValueError(f"plot_rdf: g_generated_mean has shape {gm.shape}, r has {r.shape}")

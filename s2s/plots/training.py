@@ -34,7 +34,11 @@ def plot_loss_curve(history: Mapping[str, ArrayLike] | str | Path, title: str | 
     """Training curves: the denoising loss (L2 on ε and h, log y) and, when logged, the
     cross entropy of the atom-count head p(N | spectrum), against the optimiser step; a dashed
     line where a continued run (``stage`` column) changed the training set."""
-    h = read_loss_csv(history) if isinstance(history, (str, Path)) else {k: np.asarray(v, float) for k, v in history.items()}
+    h = (
+        read_loss_csv(history)
+        if isinstance(history, (str, Path))
+        else {k: np.asarray(v, float) for k, v in history.items()}
+    )
     has_ce = "natoms_ce" in h and np.isfinite(h["natoms_ce"]).any()
     fig, axes = plt.subplots(1, 2 if has_ce else 1, figsize=(9.0 if has_ce else 5.0, 3.6), squeeze=False)
     ax = axes[0, 0]
@@ -43,8 +47,15 @@ def plot_loss_curve(history: Mapping[str, ArrayLike] | str | Path, title: str | 
         for k in np.flatnonzero(np.diff(h["stage"]) != 0) + 1:
             for a in axes[0]:
                 a.axvline(h["step"][k - 1], color="0.5", ls="--", lw=0.8)
-            ax.text(h["step"][k - 1], 0.98, " continued on a new training set", transform=ax.get_xaxis_transform(),
-                    fontsize=7, color="0.4", va="top")
+            ax.text(
+                h["step"][k - 1],
+                0.98,
+                " continued on a new training set",
+                transform=ax.get_xaxis_transform(),
+                fontsize=7,
+                color="0.4",
+                va="top",
+            )
     ax.set_yscale("log")
     ax.set_xlabel("Optimiser step")
     ax.set_ylabel("Denoising loss (L2)")

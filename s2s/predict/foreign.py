@@ -47,8 +47,11 @@ def load_input_spectrum(path: str | os.PathLike, onset_at_eV: float = 0.0) -> Pr
     """
     items = load_inputs(path)
     if len(items) != 1:
-        raise PredictInputError(path, f"holds {len(items)} spectra, expected one (a dataset or an array of spectra: "
-                                "use s2s.predict.prepare.load_inputs and prepare each)")
+        raise PredictInputError(
+            path,
+            f"holds {len(items)} spectra, expected one (a dataset or an array of spectra: "
+            "use s2s.predict.prepare.load_inputs and prepare each)",
+        )
     item = items[0]
     return prepare(item, onset_at_eV, shift="onset" if item.kind == "measured" else "auto", renormalize=False)
 
@@ -72,8 +75,10 @@ def reference_environment(
     if site_index is not None:
         files = [f for f in files if f.name == f"{structure_id}__site{int(site_index)}.json"]
     if not files:
-        raise FileNotFoundError(f"{ref_dir / 'gpaw'}: no reference record for {structure_id}"
-                                + (f" site {site_index}" if site_index is not None else ""))
+        raise FileNotFoundError(
+            f"{ref_dir / 'gpaw'}: no reference record for {structure_id}"
+            + (f" site {site_index}" if site_index is not None else "")
+        )
     rec = json.loads(files[0].read_text())
     cif = ref_dir / rec.get("structure_file", f"structures/{structure_id}.cif")
     structure = Structure.from_file(cif)
@@ -115,8 +120,18 @@ def ensemble_stats(values: ArrayLike) -> dict[str, Any]:
     ok = np.flatnonzero(np.isfinite(v))
     if ok.size == 0:
         nan = math.nan
-        return {"n": 0, "median": nan, "best": nan, "worst": nan, "mean": nan, "std": nan, "q10": nan, "q90": nan,
-                "best_index": -1, "median_index": -1}
+        return {
+            "n": 0,
+            "median": nan,
+            "best": nan,
+            "worst": nan,
+            "mean": nan,
+            "std": nan,
+            "q10": nan,
+            "q90": nan,
+            "best_index": -1,
+            "median_index": -1,
+        }
     vv = v[ok]
     order = ok[np.argsort(vv, kind="stable")]
     return {

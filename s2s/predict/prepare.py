@@ -121,8 +121,16 @@ def _array_inputs(path: Path, energy: np.ndarray | None, arr: np.ndarray) -> lis
     out = []
     for idx, name in items:
         where = f"{path}[{', '.join(map(str, idx))}]" if idx else str(path)
-        out.append(InputSpectrum(name, where, energy, arr[idx], {"index": list(idx), "array_shape": list(arr.shape)},
-                                 f"measured spectrum {Path(where).name} (array)"))
+        out.append(
+            InputSpectrum(
+                name,
+                where,
+                energy,
+                arr[idx],
+                {"index": list(idx), "array_shape": list(arr.shape)},
+                f"measured spectrum {Path(where).name} (array)",
+            )
+        )
     return out
 
 
@@ -148,19 +156,27 @@ def load_inputs(path: str | os.PathLike, energy_axis: np.ndarray | None = None) 
         ds = Dataset.load(p)
         if len(ds) == 0:
             raise PredictInputError(p, "the dataset has no entries")
-        return [InputSpectrum(f"{safe_name(p.stem)}/{safe_name(r.structure_id)}__site{r.site_index}", f"{p}[{i}]", None,
-                              r.spectrum.copy(), {"format": "dataset", "structure_id": r.structure_id,
-                                                  "site_index": r.site_index, "split": r.split},
-                              f"s2s dataset entry {i} of {p.name}: {r.structure_id} site {r.site_index}; calculated")
-                for i, r in enumerate(ds)]
+        return [
+            InputSpectrum(
+                f"{safe_name(p.stem)}/{safe_name(r.structure_id)}__site{r.site_index}",
+                f"{p}[{i}]",
+                None,
+                r.spectrum.copy(),
+                {"format": "dataset", "structure_id": r.structure_id, "site_index": r.site_index, "split": r.split},
+                f"s2s dataset entry {i} of {p.name}: {r.structure_id} site {r.site_index}; calculated",
+            )
+            for i, r in enumerate(ds)
+        ]
     raw = read_spectrum(p, format=fmt)
     meta = {k: v for k, v in raw.meta.items() if isinstance(v, (str, int, float, bool)) or v is None}
     fmt = raw.meta.get("format", fmt)
     grid = raw.meta.get("grid_spectrum")
     if fmt == "gpaw":
         mode = (raw.meta.get("settings") or {}).get("mode", "lcao")
-        label = (f"GPAW first-principles O K-edge (PBE, half core hole, {mode}) of {raw.meta.get('structure_id', '?')} "
-                 f"site {raw.meta.get('site_index', '?')} ({p.name}); calculated, not measured")
+        label = (
+            f"GPAW first-principles O K-edge (PBE, half core hole, {mode}) of {raw.meta.get('structure_id', '?')} "
+            f"site {raw.meta.get('site_index', '?')} ({p.name}); calculated, not measured"
+        )
         if grid is not None:
             # GPAW JSON intensities are unbroadened sticks; its grid_spectrum is the broadened spectrum on the grid
             meta["used"] = "grid_spectrum (sticks broadened as recorded in settings.broadening)"
@@ -182,8 +198,9 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return out
 
 
-def collect_inputs(paths: Iterable[str | os.PathLike], energy_axis: np.ndarray | None = None
-                   ) -> tuple[list[InputSpectrum], list[InputError]]:
+def collect_inputs(
+    paths: Iterable[str | os.PathLike], energy_axis: np.ndarray | None = None
+) -> tuple[list[InputSpectrum], list[InputError]]:
     """Read every input; unreadable ones become :class:`InputError` (message names the file).
     Output names are made unique (a clash gets the parent folder's name prepended)."""
     spectra: list[InputSpectrum] = []
@@ -218,8 +235,9 @@ def training_onset(train_spectra: ArrayLike) -> float:
     return float(np.median([onset_shift(GRID, y, fraction=ONSET_FRACTION, source="training") for y in s]))
 
 
-def subtract_background(energy: np.ndarray, intensity: np.ndarray, onset: float, source: str,
-                        window: tuple[float, float] = (25.0, 3.0)) -> np.ndarray:
+def subtract_background(
+    energy: np.ndarray, intensity: np.ndarray, onset: float, source: str, window: tuple[float, float] = (25.0, 3.0)
+) -> np.ndarray:
     """Subtract a pre-edge background fitted ``window`` = (25, 3) eV below ``onset`` (eV).
 
     Absolute energies (> 0 eV everywhere in the window): power law A E^-r (fit of log I vs
@@ -229,9 +247,12 @@ def subtract_background(energy: np.ndarray, intensity: np.ndarray, onset: float,
     lo, hi = onset - window[0], onset - window[1]
     sel = (energy >= lo) & (energy <= hi)
     if sel.sum() < 5:
-        raise PredictInputError(source, f"background subtraction needs pre-edge data: at least 5 points between "
-                                f"{lo:.1f} and {hi:.1f} eV (onset {onset:.1f} eV), found {int(sel.sum())}; "
-                                "omit --background")
+        raise PredictInputError(
+            source,
+            f"background subtraction needs pre-edge data: at least 5 points between "
+            f"{lo:.1f} and {hi:.1f} eV (onset {onset:.1f} eV), found {int(sel.sum())}; "
+            "omit --background",
+        )
     e, y = energy[sel], intensity[sel]
     if e.min() > 0 and np.all(y > 0):
         slope, icpt = np.polyfit(np.log(e), np.log(y), 1)
@@ -308,8 +329,10 @@ class Prepared:
         label = (self.input.label or self.input.source) if self.input is not None else "spectrum"
         mode = self.info.get("shift_mode", "")
         if mode == "onset":
-            return (f"{label}; onset {self.info['onset_eV']:.2f} eV ({100 * ONSET_FRACTION:.0f} % of max) "
-                    f"moved to {self.info['train_onset_eV']:.2f} eV")
+            return (
+                f"{label}; onset {self.info['onset_eV']:.2f} eV ({100 * ONSET_FRACTION:.0f} % of max) "
+                f"moved to {self.info['train_onset_eV']:.2f} eV"
+            )
         if mode == "manual":
             return f"{label}; energies shifted by {self.shift_eV:.2f} eV"
         return label if self.kind == "calculated" else f"{label}; energies relative to the onset, not shifted"
@@ -322,17 +345,30 @@ def check_shape(spectrum: np.ndarray, source: str) -> dict:
     contrast = float(sm.max() / spectrum.mean())
     rough = float(np.abs(spectrum - gaussian_filter1d(spectrum, 2, mode="nearest")).mean() / spectrum.mean())
     if contrast < MIN_CONTRAST:
-        raise PredictInputError(source, f"does not look like an O K-edge: nearly flat on the grid (peak-to-mean "
-                                f"ratio {contrast:.2f}, training spectra >= 1.4); check the energy axis and onset, "
-                                "or pass --force")
+        raise PredictInputError(
+            source,
+            f"does not look like an O K-edge: nearly flat on the grid (peak-to-mean "
+            f"ratio {contrast:.2f}, training spectra >= 1.4); check the energy axis and onset, "
+            "or pass --force",
+        )
     if rough > MAX_ROUGHNESS:
-        raise PredictInputError(source, f"does not look like an O K-edge: noise-like (roughness {rough:.2f}, "
-                                "training spectra <= 0.03); smooth it (--smooth 0.3) or pass --force")
+        raise PredictInputError(
+            source,
+            f"does not look like an O K-edge: noise-like (roughness {rough:.2f}, "
+            "training spectra <= 0.03); smooth it (--smooth 0.3) or pass --force",
+        )
     return {"contrast": contrast, "roughness": rough}
 
 
-def prepare(item: InputSpectrum, train_onset: float, shift: str | float = "auto", background: bool = False,
-            smooth_eV: float = 0.0, force: bool = False, renormalize: bool = True) -> Prepared:
+def prepare(
+    item: InputSpectrum,
+    train_onset: float,
+    shift: str | float = "auto",
+    background: bool = False,
+    smooth_eV: float = 0.0,
+    force: bool = False,
+    renormalize: bool = True,
+) -> Prepared:
     """Check, clean and align one input onto the model grid (module docstring); raises
     :class:`PredictInputError` naming the source and the problem.
 
@@ -347,8 +383,11 @@ def prepare(item: InputSpectrum, train_onset: float, shift: str | float = "auto"
         True (default) clips it at 0 and scales it to unit area.
     """
     src = item.source
-    info: dict[str, Any] = {"train_onset_eV": train_onset, "background": bool(background),
-                            "smooth_eV": float(smooth_eV)}
+    info: dict[str, Any] = {
+        "train_onset_eV": train_onset,
+        "background": bool(background),
+        "smooth_eV": float(smooth_eV),
+    }
     y = np.asarray(item.intensity, dtype=np.float64)
     if not np.all(np.isfinite(y)):
         bad = np.flatnonzero(~np.isfinite(y))
@@ -367,8 +406,9 @@ def prepare(item: InputSpectrum, train_onset: float, shift: str | float = "auto"
         raise PredictInputError(src, "intensity is zero (or negative) everywhere: no spectrum")
     lo, hi = float(e[0]), float(e[-1])
     if 0.3 <= lo and hi <= 1.5:
-        raise PredictInputError(src, f"energies {lo:.4g}..{hi:.4g} look like keV (the O K-edge is at ~0.53 keV); "
-                                "give energies in eV")
+        raise PredictInputError(
+            src, f"energies {lo:.4g}..{hi:.4g} look like keV (the O K-edge is at ~0.53 keV); give energies in eV"
+        )
     absolute = lo >= ABSOLUTE_EV
     info["absolute_energies"] = absolute
     if smooth_eV > 0:
@@ -377,14 +417,18 @@ def prepare(item: InputSpectrum, train_onset: float, shift: str | float = "auto"
         edge = steepest_rise(e, y)
         info["steepest_rise_eV"] = edge
         if not force and not O_K_WINDOW_EV[0] <= edge <= O_K_WINDOW_EV[1]:
-            raise PredictInputError(src, f"the edge (steepest rise) is at {edge:.1f} eV: not an O K-edge (expected "
-                                    f"{O_K_WINDOW_EV[0]:.0f}-{O_K_WINDOW_EV[1]:.0f} eV; C K is at ~284, N K ~401, "
-                                    "Si L ~100 eV)")
+            raise PredictInputError(
+                src,
+                f"the edge (steepest rise) is at {edge:.1f} eV: not an O K-edge (expected "
+                f"{O_K_WINDOW_EV[0]:.0f}-{O_K_WINDOW_EV[1]:.0f} eV; C K is at ~284, N K ~401, "
+                "Si L ~100 eV)",
+            )
         if background:
             y = subtract_background(e, y, edge, src)
     elif background:
-        info["background"] = ("skipped: energies relative to the onset (simulated or grid spectra carry no pre-edge "
-                              "background)")
+        info["background"] = (
+            "skipped: energies relative to the onset (simulated or grid spectra carry no pre-edge background)"
+        )
     try:
         onset = onset_shift(e, y, fraction=ONSET_FRACTION, source=src)
     except SpectrumError as exc:
@@ -392,15 +436,24 @@ def prepare(item: InputSpectrum, train_onset: float, shift: str | float = "auto"
     info["onset_eV"] = onset
     if absolute:
         if onset - e[0] < 1.0:
-            raise PredictInputError(src, "no rising edge: the intensity is already >= 10 % of its maximum within 1 eV "
-                                    f"of the first energy ({e[0]:.1f} eV); a background-dominated spectrum? try "
-                                    "--background, or include pre-edge data")
+            raise PredictInputError(
+                src,
+                "no rising edge: the intensity is already >= 10 % of its maximum within 1 eV "
+                f"of the first energy ({e[0]:.1f} eV); a background-dominated spectrum? try "
+                "--background, or include pre-edge data",
+            )
         if not force and not O_K_WINDOW_EV[0] <= onset <= O_K_WINDOW_EV[1]:
-            raise PredictInputError(src, f"edge onset at {onset:.1f} eV: not an O K-edge (expected "
-                                    f"{O_K_WINDOW_EV[0]:.0f}-{O_K_WINDOW_EV[1]:.0f} eV)")
+            raise PredictInputError(
+                src,
+                f"edge onset at {onset:.1f} eV: not an O K-edge (expected "
+                f"{O_K_WINDOW_EV[0]:.0f}-{O_K_WINDOW_EV[1]:.0f} eV)",
+            )
     if hi - onset < MIN_ABOVE_ONSET_EV:
-        raise PredictInputError(src, f"the data end {hi - onset:.1f} eV above the edge onset ({onset:.1f} eV); "
-                                f"need at least {MIN_ABOVE_ONSET_EV:.0f} eV of near-edge structure")
+        raise PredictInputError(
+            src,
+            f"the data end {hi - onset:.1f} eV above the edge onset ({onset:.1f} eV); "
+            f"need at least {MIN_ABOVE_ONSET_EV:.0f} eV of near-edge structure",
+        )
     if shift == "auto":
         s = onset - train_onset if absolute else 0.0
         info["shift_mode"] = "onset" if absolute else "none (energies relative to the onset)"
@@ -432,8 +485,28 @@ def prepare(item: InputSpectrum, train_onset: float, shift: str | float = "auto"
 
 
 __all__ = [
-    "ABSOLUTE_EV", "CALCULATED_FORMATS", "MAX_ROUGHNESS", "MIN_ABOVE_ONSET_EV", "MIN_CONTRAST", "O_K_WINDOW_EV",
-    "ONSET_FRACTION", "UNIT_AREA_TOL", "InputError", "InputSpectrum", "PredictInputError", "Prepared", "broaden",
-    "check_shape", "collect_inputs", "expand_paths", "load_inputs", "prepare", "safe_name", "smooth", "steepest_rise",
-    "subtract_background", "training_onset", "with_file",
+    "ABSOLUTE_EV",
+    "CALCULATED_FORMATS",
+    "MAX_ROUGHNESS",
+    "MIN_ABOVE_ONSET_EV",
+    "MIN_CONTRAST",
+    "O_K_WINDOW_EV",
+    "ONSET_FRACTION",
+    "UNIT_AREA_TOL",
+    "InputError",
+    "InputSpectrum",
+    "PredictInputError",
+    "Prepared",
+    "broaden",
+    "check_shape",
+    "collect_inputs",
+    "expand_paths",
+    "load_inputs",
+    "prepare",
+    "safe_name",
+    "smooth",
+    "steepest_rise",
+    "subtract_background",
+    "training_onset",
+    "with_file",
 ]

@@ -50,7 +50,6 @@ def read_prediction(folder: str | os.PathLike) -> tuple[list[Environment], dict]
     return read_extxyz(folder / XYZ), summary
 
 
-
 # ----------------------------------------------------------------------------- writing
 def overview_figure(pred: Prediction, ctx: PredictContext):
     """A 2x4 PNG overview: spectrum with its nearest training spectra, the top candidate in 3-D,
@@ -71,8 +70,13 @@ def overview_figure(pred: Prediction, ctx: PredictContext):
         ax = fig.add_subplot(2, 4, 1)
         ax.plot(GRID, pred.spectrum, color="k", lw=1.6, label="input (aligned)")
         for j, nt in enumerate(s["nearest_training"]):
-            ax.plot(GRID, ctx.train_spectra[nt["train_index"]], lw=0.9, ls="--",
-                    label=f"{nt['structure_id']} site {nt['site_index']} ({nt['signature']})")
+            ax.plot(
+                GRID,
+                ctx.train_spectra[nt["train_index"]],
+                lw=0.9,
+                ls="--",
+                label=f"{nt['structure_id']} site {nt['site_index']} ({nt['signature']})",
+            )
         o = s["ood"]
         ax.set_title(f"OOD percentile {o['percentile']:.0f}" + ("  [FLAGGED]" if o["flag"] else ""), fontsize=9)
         ax.set_xlabel("Energy relative to onset convention (eV)")
@@ -80,19 +84,26 @@ def overview_figure(pred: Prediction, ctx: PredictContext):
         ax.legend(fontsize=6)
         top = s["candidates"]["clusters"][0]
         ax3 = fig.add_subplot(2, 4, 2, projection="3d")
-        plot_environment(pred.candidates[top["representative"]], ax=ax3,
-                         title=f"most frequent candidate {top['label']} ({top['frequency']:.0%})")
+        plot_environment(
+            pred.candidates[top["representative"]],
+            ax=ax3,
+            title=f"most frequent candidate {top['label']} ({top['frequency']:.0%})",
+        )
         ax = fig.add_subplot(2, 4, 3)
         rk = s.get("ranking")
         ax.plot(GRID, pred.spectrum, color="k", lw=1.8, label="input (aligned)")
         if rk and pred.predicted is not None:
             for j in range(min(N_OVERLAY, len(pred.candidates))):
                 c = rk["candidates"][j]
-                ax.plot(GRID, pred.predicted[j], lw=1.0,
-                        label=f"#{j + 1} {c['signature']}: MSE {c['spectrum_mse']:.2e}")
+                ax.plot(
+                    GRID, pred.predicted[j], lw=1.0, label=f"#{j + 1} {c['signature']}: MSE {c['spectrum_mse']:.2e}"
+                )
             worst = rk["candidates"][-1]
-            ax.set_title(f"self-consistency: forward model of the top {min(N_OVERLAY, len(pred.candidates))} "
-                         f"(worst #{len(rk['candidates'])}: {worst['spectrum_mse']:.2e})", fontsize=8)
+            ax.set_title(
+                f"self-consistency: forward model of the top {min(N_OVERLAY, len(pred.candidates))} "
+                f"(worst #{len(rk['candidates'])}: {worst['spectrum_mse']:.2e})",
+                fontsize=8,
+            )
         else:
             ax.set_title("self-consistency: no forward model (ranking off)", fontsize=8)
         ax.set_xlabel("Energy relative to onset convention (eV)")
@@ -133,18 +144,29 @@ def overview_figure(pred: Prediction, ctx: PredictContext):
         ax = fig.add_subplot(2, 4, 7)
         cl = s["candidates"]["clusters"][:8]
         ax.barh(np.arange(len(cl))[::-1], [c["frequency"] for c in cl], color="0.5")
-        ax.set_yticks(np.arange(len(cl))[::-1], [c["label"] + (f"  (best MSE {c['spectrum_mse_best']:.1e})"
-                                                                if "spectrum_mse_best" in c else "")
-                                                 for c in cl], fontsize=7)
+        ax.set_yticks(
+            np.arange(len(cl))[::-1],
+            [
+                c["label"] + (f"  (best MSE {c['spectrum_mse_best']:.1e})" if "spectrum_mse_best" in c else "")
+                for c in cl
+            ],
+            fontsize=7,
+        )
         ax.set_xlabel("frequency (shell composition 1|2|3)")
         ax3 = fig.add_subplot(2, 4, 8, projection="3d")
         if rk:
-            plot_environment(pred.candidates[0], ax=ax3, title=f"best ranked: {rk['candidates'][0]['signature']}\n"
-                             f"MSE {rk['candidates'][0]['spectrum_mse']:.2e}")
+            plot_environment(
+                pred.candidates[0],
+                ax=ax3,
+                title=f"best ranked: {rk['candidates'][0]['signature']}\nMSE {rk['candidates'][0]['spectrum_mse']:.2e}",
+            )
         else:
             ax3.set_axis_off()
-        fig.suptitle(f"{pred.name}: {s['candidates']['n_samples']} candidates, {s['sampling']['sampler']} "
-                     f"{s['sampling']['steps']} steps", fontsize=10)
+        fig.suptitle(
+            f"{pred.name}: {s['candidates']['n_samples']} candidates, {s['sampling']['sampler']} "
+            f"{s['sampling']['steps']} steps",
+            fontsize=10,
+        )
         fig.tight_layout()
     return fig
 
@@ -166,10 +188,11 @@ def write_prediction(out_dir: Path, pred: Prediction, ctx: PredictContext, png: 
         tmp.mkdir()
         sig = pred.summary["candidates"]["signatures"]
         rk = (pred.summary.get("ranking") or {}).get("candidates")
-        comments = [f"sample={i} n_atoms={e.n_atoms} signature={sig[i]} source={safe_name(pred.name)}"
-                    + (f" rank={rk[i]['rank']} draw={rk[i]['draw']} spectrum_mse={rk[i]['spectrum_mse']:.6e}"
-                       if rk else "")
-                    for i, e in enumerate(pred.candidates)]
+        comments = [
+            f"sample={i} n_atoms={e.n_atoms} signature={sig[i]} source={safe_name(pred.name)}"
+            + (f" rank={rk[i]['rank']} draw={rk[i]['draw']} spectrum_mse={rk[i]['spectrum_mse']:.6e}" if rk else "")
+            for i, e in enumerate(pred.candidates)
+        ]
         write_extxyz(tmp / XYZ, pred.candidates, comments)
         if png:
             fig = overview_figure(pred, ctx)
@@ -189,7 +212,6 @@ def is_done(out_dir: Path, name: str) -> bool:
     return (Path(out_dir) / name / SUMMARY).exists()
 
 
-
 def write_maps(out_dir: Path, inputs: Sequence[InputSpectrum]) -> None:
     """For spectrum images, once every pixel is done: ``<stem>/maps.npz`` with per-pixel CN1
     mean/std, mean pairwise RMSD, OOD percentile and flag (NaN where a pixel failed)."""
@@ -203,8 +225,15 @@ def write_maps(out_dir: Path, inputs: Sequence[InputSpectrum]) -> None:
         ny, nx = items[0].meta["array_shape"][:2]
         if not any(is_done(out_dir, it.name) for it in items):
             continue
-        keys = ("cn1_mean", "cn1_std", "cn2_mean", "mean_pairwise_distance", "ood_percentile", "ood_flag",
-                "top_frequency")
+        keys = (
+            "cn1_mean",
+            "cn1_std",
+            "cn2_mean",
+            "mean_pairwise_distance",
+            "ood_percentile",
+            "ood_flag",
+            "top_frequency",
+        )
         maps = {k: np.full((ny, nx), np.nan) for k in keys}
         for it in items:
             f = Path(out_dir) / it.name / SUMMARY
@@ -213,9 +242,15 @@ def write_maps(out_dir: Path, inputs: Sequence[InputSpectrum]) -> None:
             s = json.loads(f.read_text())
             iy, ix = it.meta["index"]
             c = s["candidates"]
-            vals = (c["cn"]["shell1"]["mean"], c["cn"]["shell1"]["std"], c["cn"]["shell2"]["mean"],
-                    c["spread"]["mean_pairwise_distance"],
-                    s["ood"]["percentile"], float(s["ood"]["flag"]), c["clusters"][0]["frequency"])
+            vals = (
+                c["cn"]["shell1"]["mean"],
+                c["cn"]["shell1"]["std"],
+                c["cn"]["shell2"]["mean"],
+                c["spread"]["mean_pairwise_distance"],
+                s["ood"]["percentile"],
+                float(s["ood"]["flag"]),
+                c["clusters"][0]["frequency"],
+            )
             for k, v in zip(keys, vals):
                 maps[k][iy, ix] = np.nan if v is None else v
         path = Path(out_dir) / stem / "maps.npz"
@@ -224,7 +259,14 @@ def write_maps(out_dir: Path, inputs: Sequence[InputSpectrum]) -> None:
         os.replace(tmp, path)
 
 
-
-
-__all__ = ["N_OVERLAY", "OVERVIEW", "SUMMARY", "XYZ", "is_done", "overview_figure", "read_prediction", "write_maps",
-           "write_prediction"]
+__all__ = [
+    "N_OVERLAY",
+    "OVERVIEW",
+    "SUMMARY",
+    "XYZ",
+    "is_done",
+    "overview_figure",
+    "read_prediction",
+    "write_maps",
+    "write_prediction",
+]

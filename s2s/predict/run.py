@@ -64,8 +64,12 @@ class PredictContext:
     forward_sha256: str | None = None
 
     @classmethod
-    def load(cls, model_path: str | os.PathLike = DEFAULT_MODEL, data_path: str | os.PathLike = DEFAULT_DATA,
-             forward_path: str | os.PathLike | None = DEFAULT_FORWARD) -> "PredictContext":
+    def load(
+        cls,
+        model_path: str | os.PathLike = DEFAULT_MODEL,
+        data_path: str | os.PathLike = DEFAULT_DATA,
+        forward_path: str | os.PathLike | None = DEFAULT_FORWARD,
+    ) -> "PredictContext":
         """Load the generator, the training reference and (unless ``forward_path`` is None) the
         forward model that ranks the candidates; a missing forward model file is an error naming it."""
         from s2s.dataset import Dataset
@@ -76,8 +80,10 @@ class PredictContext:
         model_path, data_path = Path(model_path), Path(data_path)
         model = load_model(model_path)
         if not data_path.exists():
-            raise FileNotFoundError(f"{data_path}: training dataset not found (needed for template matching, the OOD "
-                                    "score and the onset convention); pass --data")
+            raise FileNotFoundError(
+                f"{data_path}: training dataset not found (needed for template matching, the OOD "
+                "score and the onset convention); pass --data"
+            )
         train = Dataset.load(data_path).train
         if len(train) == 0:
             raise ValueError(f"{data_path}: no training records")
@@ -90,16 +96,25 @@ class PredictContext:
 
             forward_path = Path(forward_path)
             if not forward_path.exists():
-                raise FileNotFoundError(f"{forward_path}: forward model not found (ranks the candidates); train one "
-                                        "with 's2s train-forward' or pass --no-rank")
+                raise FileNotFoundError(
+                    f"{forward_path}: forward model not found (ranks the candidates); train one "
+                    "with 's2s train-forward' or pass --no-rank"
+                )
             forward = ForwardModel.load(forward_path)
         return cls(
-            model=model, model_path=model_path, model_sha256=file_sha256(model_path), train_spectra=spectra,
+            model=model,
+            model_path=model_path,
+            model_sha256=file_sha256(model_path),
+            train_spectra=spectra,
             train_envs=train.environments(),
-            train_meta=[{"structure_id": r.structure_id, "site_index": r.site_index, "formula": r.formula}
-                        for r in train],
-            ood=OODScorer.fit(spectra, groups, k=k), train_onset=training_onset(spectra), forward=forward,
-            forward_path=forward_path, forward_sha256=None if forward is None else file_sha256(forward_path),
+            train_meta=[
+                {"structure_id": r.structure_id, "site_index": r.site_index, "formula": r.formula} for r in train
+            ],
+            ood=OODScorer.fit(spectra, groups, k=k),
+            train_onset=training_onset(spectra),
+            forward=forward,
+            forward_path=forward_path,
+            forward_sha256=None if forward is None else file_sha256(forward_path),
         )
 
 
@@ -143,16 +158,35 @@ def nearest_training(ctx: PredictContext, spectrum: np.ndarray, representative: 
     out = []
     for i, m in zip(idx, mse):
         env = ctx.train_envs[int(i)]
-        out.append({**ctx.train_meta[int(i)], "train_index": int(i), "spectrum_mse": float(m),
-                    "spectrum_rms": float(np.sqrt(m)), "signature": signature(env),
-                    "cn": coordination_numbers(shells(env)).tolist(), "n_atoms": env.n_atoms,
-                    "rmsd_to_top_candidate": float(align(env, representative, method="paper").rmsd)})
+        out.append(
+            {
+                **ctx.train_meta[int(i)],
+                "train_index": int(i),
+                "spectrum_mse": float(m),
+                "spectrum_rms": float(np.sqrt(m)),
+                "signature": signature(env),
+                "cn": coordination_numbers(shells(env)).tolist(),
+                "n_atoms": env.n_atoms,
+                "rmsd_to_top_candidate": float(align(env, representative, method="paper").rmsd),
+            }
+        )
     return out
 
 
-def predict_one(ctx: PredictContext, name: str, spectrum: np.ndarray, *, n_samples: int = DEFAULT_N_SAMPLES,
-                steps: int | None = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER, eta: float = 0.0, seed: int = 0,
-                n_atoms: int | None = None, prep_info: dict | None = None, source: str = "") -> Prediction:
+def predict_one(
+    ctx: PredictContext,
+    name: str,
+    spectrum: np.ndarray,
+    *,
+    n_samples: int = DEFAULT_N_SAMPLES,
+    steps: int | None = DEFAULT_STEPS,
+    sampler: str = DEFAULT_SAMPLER,
+    eta: float = 0.0,
+    seed: int = 0,
+    n_atoms: int | None = None,
+    prep_info: dict | None = None,
+    source: str = "",
+) -> Prediction:
     """K candidates and their summary for one grid spectrum (200,)."""
     import torch
 
@@ -163,8 +197,17 @@ def predict_one(ctx: PredictContext, name: str, spectrum: np.ndarray, *, n_sampl
     counts = None if n_atoms is None else [int(n_atoms)]
     from s2s.model import sample
 
-    envs = sample.generate(ctx.model, spec[None, :], counts, n_samples=n_samples, seed=seed, n_steps=steps,
-                           sampler=sampler, eta=eta, buckets=True)[0]
+    envs = sample.generate(
+        ctx.model,
+        spec[None, :],
+        counts,
+        n_samples=n_samples,
+        seed=seed,
+        n_steps=steps,
+        sampler=sampler,
+        eta=eta,
+        buckets=True,
+    )[0]
     envs, ranking, predicted = rank_candidates(ctx, name, spec, envs)
     ens = summarize_ensemble(envs)
     top = ens["clusters"][0]
@@ -191,10 +234,17 @@ def predict_one(ctx: PredictContext, name: str, spectrum: np.ndarray, *, n_sampl
         "name": name,
         "source": source,
         "preprocessing": prep_info or {},
-        "sampling": {"model": str(ctx.model_path), "model_sha256": ctx.model_sha256, "sampler": sampler, "eta": eta,
-                     "steps": steps, "seed": seed, "n_samples": n_samples,
-                     "n_atoms": "p(N | spectrum)" if n_atoms is None else int(n_atoms),
-                     "p_n_atoms_top3": {str(int(i) + 1): float(probs[i]) for i in top_n}},
+        "sampling": {
+            "model": str(ctx.model_path),
+            "model_sha256": ctx.model_sha256,
+            "sampler": sampler,
+            "eta": eta,
+            "steps": steps,
+            "seed": seed,
+            "n_samples": n_samples,
+            "n_atoms": "p(N | spectrum)" if n_atoms is None else int(n_atoms),
+            "p_n_atoms_top3": {str(int(i) + 1): float(probs[i]) for i in top_n},
+        },
         "ood": ood,
         "candidates": {k: v for k, v in ens.items() if k not in ("pairwise_rmsd",)},
         "nearest_training": nearest_training(ctx, spec, rep),
@@ -205,14 +255,17 @@ def predict_one(ctx: PredictContext, name: str, spectrum: np.ndarray, *, n_sampl
     if ranking is not None:
         warnings += [e["message"] for e in ranking["errors"]]
     if top["frequency"] < 0.5:
-        warnings.append(f"no dominant candidate: the most frequent one ({top['label']}) has only "
-                        f"{top['frequency']:.0%} of the samples")
+        warnings.append(
+            f"no dominant candidate: the most frequent one ({top['label']}) has only "
+            f"{top['frequency']:.0%} of the samples"
+        )
     summary["warnings"] = warnings
     return Prediction(name, spec, aligned, _jsonable(summary), predicted)
 
 
-def rank_candidates(ctx: PredictContext, name: str, spectrum: np.ndarray, envs: list[Environment]
-                    ) -> tuple[list[Environment], dict | None, np.ndarray | None]:
+def rank_candidates(
+    ctx: PredictContext, name: str, spectrum: np.ndarray, envs: list[Environment]
+) -> tuple[list[Environment], dict | None, np.ndarray | None]:
     """Rank generated candidates by the forward model (module docstring, step 4).
 
     Returns the candidates to keep, best first (each ``meta["draw"]`` = its index in the
@@ -230,21 +283,29 @@ def rank_candidates(ctx: PredictContext, name: str, spectrum: np.ndarray, envs: 
     sc = score_candidates(ctx.forward, spectrum, envs, [f"{name}: candidate {i}" for i in range(len(envs))])
     keep = [int(i) for i in sc.order if int(i) not in sc.errors]
     if not keep:
-        raise ValueError(f"{name}: none of the {len(envs)} candidates could be scored: "
-                         + "; ".join(sc.errors.values()))
+        raise ValueError(
+            f"{name}: none of the {len(envs)} candidates could be scored: " + "; ".join(sc.errors.values())
+        )
     ranking = {
         "metric": "MSE of the forward model's spectrum of the candidate to the input spectrum over the 200-point grid "
-                  "(unit-area intensity^2; the template-matching metric); lower is better; candidates failing the "
-                  "geometric check (s2s.forward.selfconsistent.physical_problems) come after the plausible ones; "
-                  "written best first",
-        "forward_model": str(ctx.forward_path), "forward_model_sha256": ctx.forward_sha256,
-        "candidates": [{"rank": r, "draw": i, "spectrum_mse": float(sc.scores[i]), "plausible": not sc.problems[i],
-                        "problems": sc.problems[i]} for r, i in enumerate(keep)],
+        "(unit-area intensity^2; the template-matching metric); lower is better; candidates failing the "
+        "geometric check (s2s.forward.selfconsistent.physical_problems) come after the plausible ones; "
+        "written best first",
+        "forward_model": str(ctx.forward_path),
+        "forward_model_sha256": ctx.forward_sha256,
+        "candidates": [
+            {
+                "rank": r,
+                "draw": i,
+                "spectrum_mse": float(sc.scores[i]),
+                "plausible": not sc.problems[i],
+                "problems": sc.problems[i],
+            }
+            for r, i in enumerate(keep)
+        ],
         "errors": [{"draw": int(i), "message": msg} for i, msg in sorted(sc.errors.items())],
     }
     return [envs[i] for i in keep], ranking, sc.predicted[keep]
-
-
 
 
 # ----------------------------------------------------------------------------- batch
@@ -255,9 +316,20 @@ class BatchReport:
     errors: list[InputError] = field(default_factory=list)
 
 
-def run_batch(ctx: PredictContext, inputs: Sequence[InputSpectrum], out_dir: Path, *, shift: str | float = "auto",
-              background: bool = False, smooth_eV: float = 0.0, force: bool = False, resume: bool = True,
-              progress: bool = True, png: bool = True, **predict_kwargs) -> BatchReport:
+def run_batch(
+    ctx: PredictContext,
+    inputs: Sequence[InputSpectrum],
+    out_dir: Path,
+    *,
+    shift: str | float = "auto",
+    background: bool = False,
+    smooth_eV: float = 0.0,
+    force: bool = False,
+    resume: bool = True,
+    progress: bool = True,
+    png: bool = True,
+    **predict_kwargs,
+) -> BatchReport:
     """Predict for every input with a progress bar; bad inputs are reported (nothing written
     for them) and the others go on; finished outputs are skipped when ``resume``."""
     from tqdm.auto import tqdm
@@ -270,8 +342,9 @@ def run_batch(ctx: PredictContext, inputs: Sequence[InputSpectrum], out_dir: Pat
         try:
             prep = prepare(item, ctx.train_onset, shift=shift, background=background, smooth_eV=smooth_eV, force=force)
             meta = {k: v for k, v in item.meta.items() if isinstance(v, (str, int, float, bool, list)) or v is None}
-            pred = predict_one(ctx, item.name, prep.spectrum, prep_info={**prep.info, **meta}, source=item.source,
-                               **predict_kwargs)
+            pred = predict_one(
+                ctx, item.name, prep.spectrum, prep_info={**prep.info, **meta}, source=item.source, **predict_kwargs
+            )
             write_prediction(out_dir, pred, ctx, png=png)
             rep.done.append(item.name)
         except (SpectrumError, ValueError) as exc:
@@ -280,10 +353,18 @@ def run_batch(ctx: PredictContext, inputs: Sequence[InputSpectrum], out_dir: Pat
     return rep
 
 
-
-
 __all__ = [
-    "DEFAULT_DATA", "DEFAULT_FORWARD", "DEFAULT_MODEL", "DEFAULT_N_SAMPLES", "DEFAULT_SAMPLER", "DEFAULT_STEPS",
-    "BatchReport", "PredictContext", "Prediction", "nearest_training", "predict_one",
-    "rank_candidates", "run_batch",
+    "DEFAULT_DATA",
+    "DEFAULT_FORWARD",
+    "DEFAULT_MODEL",
+    "DEFAULT_N_SAMPLES",
+    "DEFAULT_SAMPLER",
+    "DEFAULT_STEPS",
+    "BatchReport",
+    "PredictContext",
+    "Prediction",
+    "nearest_training",
+    "predict_one",
+    "rank_candidates",
+    "run_batch",
 ]

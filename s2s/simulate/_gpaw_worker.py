@@ -16,6 +16,7 @@ setup_dir, setup_name, mode ('lcao' or 'pw'), basis, xc, h (Å), ecut (eV, pw on
 charge, occupation_width (eV), force_complex_dtype, maxiter, txt.
 Standard library + numpy + ase + gpaw only (this runs outside the project's venv).
 """
+
 from __future__ import annotations
 
 import json

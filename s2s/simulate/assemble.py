@@ -29,8 +29,10 @@ class AssemblyReport:
 
     def summary(self) -> str:
         parts = ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items()))
-        return (f"{self.n_structures_in} structures, {self.n_sites_candidate} unique O sites -> "
-                f"{self.n_sites} sites in the dataset" + (f" (skipped {parts})" if parts else ""))
+        return (
+            f"{self.n_structures_in} structures, {self.n_sites_candidate} unique O sites -> "
+            f"{self.n_sites} sites in the dataset" + (f" (skipped {parts})" if parts else "")
+        )
 
 
 def xtb_cache_source(cache_dir, settings) -> SpectrumSource:
@@ -79,17 +81,28 @@ def assemble(
             except EnvironmentExtractionError as exc:
                 report.skipped[type(exc).__name__] += 1
                 continue
-            records.append(SiteRecord(
-                spectrum=spec, environment=env, structure_id=rec.id, site_index=site, multiplicity=mult,
-                formula=rec.formula, x=rec.x, source=rec.source, simulator=simulator, settings=settings,
-                meta={"spacegroup": rec.spacegroup, "name": rec.name},
-            ))
+            records.append(
+                SiteRecord(
+                    spectrum=spec,
+                    environment=env,
+                    structure_id=rec.id,
+                    site_index=site,
+                    multiplicity=mult,
+                    formula=rec.formula,
+                    x=rec.x,
+                    source=rec.source,
+                    simulator=simulator,
+                    settings=settings,
+                    meta={"spacegroup": rec.spacegroup, "name": rec.name},
+                )
+            )
             structs[rec.id] = rec.structure
     report.n_sites = len(records)
     if len(structs) < 2:
         raise ValueError(f"assemble: need sites from at least 2 structures for a train/test split; {report.summary()}")
-    ds = make_split(Dataset.from_records(records, structs, meta or {}), test_fraction=test_fraction, seed=seed,
-                    method=split_method)
+    ds = make_split(
+        Dataset.from_records(records, structs, meta or {}), test_fraction=test_fraction, seed=seed, method=split_method
+    )
     return ds, report
 
 

@@ -146,9 +146,14 @@ def _site_unit(structure: Structure, structure_id: str, site: int, settings: Xtb
     try:
         r = simulate_site(structure, site, settings, structure_id)
     except Exception as e:  # bad input etc.: record, do not crash the build
-        r = SiteResult(structure_id=structure_id, site_index=site, ok=False,
-                       reason=f"error: {type(e).__name__}: {e}", calc_key=settings.calc_key(),
-                       meta={"structure_hash": structure_hash(structure)})
+        r = SiteResult(
+            structure_id=structure_id,
+            site_index=site,
+            ok=False,
+            reason=f"error: {type(e).__name__}: {e}",
+            calc_key=settings.calc_key(),
+            meta={"structure_hash": structure_hash(structure)},
+        )
     return [r.to_json_dict()]
 
 
@@ -157,10 +162,17 @@ def _structure_unit(structure: Structure, structure_id: str, sites: list[int], s
         rs = simulate_structure_ground_state(structure, settings, structure_id, sites=sites)
         return [rs[s].to_json_dict() for s in sites]
     except Exception as e:
-        return [SiteResult(structure_id=structure_id, site_index=s, ok=False,
-                           reason=f"error: {type(e).__name__}: {e}", calc_key=settings.calc_key(),
-                           meta={"structure_hash": structure_hash(structure)}).to_json_dict()
-                for s in sites]
+        return [
+            SiteResult(
+                structure_id=structure_id,
+                site_index=s,
+                ok=False,
+                reason=f"error: {type(e).__name__}: {e}",
+                calc_key=settings.calc_key(),
+                meta={"structure_hash": structure_hash(structure)},
+            ).to_json_dict()
+            for s in sites
+        ]
 
 
 def _worker_init(nice: int) -> None:
@@ -228,8 +240,9 @@ def dask_executor(address: str, workers: int = 1, nice: int = 15, timeout: float
     with contextlib.ExitStack() as stack:
         if address == "local":
             with _single_threaded_env():  # the worker processes inherit it
-                cluster = stack.enter_context(LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None))
+                cluster = stack.enter_context(
+                    LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+                )
             client = stack.enter_context(Client(cluster))
             client.run(_worker_init, nice)
         else:
@@ -258,8 +271,10 @@ class BuildReport:
     failures: list[tuple[str, int, str]] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{self.n_structures} structures, {self.n_sites} sites: {self.cached} cached, "
-                f"{self.stale} stale, {self.computed} computed, {self.failed} failed, {self.seconds:.1f} s")
+        return (
+            f"{self.n_structures} structures, {self.n_sites} sites: {self.cached} cached, "
+            f"{self.stale} stale, {self.computed} computed, {self.failed} failed, {self.seconds:.1f} s"
+        )
 
 
 def default_sites(structure: Structure, structure_id: str) -> list[int]:
@@ -350,8 +365,7 @@ def build(
     units, report = plan(items, settings, cache_dir, retry_failed, sites_fn)
     write_settings(cache_dir, settings)
     n_todo = sum(len(u[2]) for u in units)
-    bar = tqdm(total=n_todo, desc=f"xtb {settings.variant} [{settings.calc_key()}]", unit="site",
-               disable=not progress)
+    bar = tqdm(total=n_todo, desc=f"xtb {settings.variant} [{settings.calc_key()}]", unit="site", disable=not progress)
 
     def _record(dicts: list[dict]) -> None:
         for d in dicts:
@@ -450,11 +464,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m s2s.simulate.build", description=__doc__.split("\n\n")[0])
     ap.add_argument("--structures", required=True, help="folder of structure files (JSON records, CIF, POSCAR)")
     ap.add_argument("--out", default="data/cache/xtb", help="cache folder (default data/cache/xtb)")
-    ap.add_argument("--workers", type=int, default=1,
-                    help="parallel single-threaded worker processes (with --dask local: the cluster's workers)")
-    ap.add_argument("--dask", metavar="ADDRESS", default=None,
-                    help="run the per-site work on Dask: 'local' (a LocalCluster of --workers processes) "
-                         "or a scheduler address, e.g. tcp://scheduler:8786 (needs dask[distributed])")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="parallel single-threaded worker processes (with --dask local: the cluster's workers)",
+    )
+    ap.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        default=None,
+        help="run the per-site work on Dask: 'local' (a LocalCluster of --workers processes) "
+        "or a scheduler address, e.g. tcp://scheduler:8786 (needs dask[distributed])",
+    )
     ap.add_argument("--variant", choices=["ground", "z+1"], default=XtbSettings.variant)
     ap.add_argument("--method", default=XtbSettings.method)
     ap.add_argument("--charge", type=int, default=None, help="total charge (default +1 for z+1, 0 for ground)")
@@ -471,8 +493,14 @@ def main(argv: list[str] | None = None) -> int:
             check_dask_address(args.dask, args.workers)
         except ValueError as e:
             ap.error(str(e))
-    settings = XtbSettings(variant=args.variant, method=args.method, charge=args.charge,
-                           min_length=args.min_length, temperature=args.temperature, max_iter=args.max_iter)
+    settings = XtbSettings(
+        variant=args.variant,
+        method=args.method,
+        charge=args.charge,
+        min_length=args.min_length,
+        temperature=args.temperature,
+        max_iter=args.max_iter,
+    )
     items = read_structures(args.structures)
     if args.only:
         want = set(args.only)

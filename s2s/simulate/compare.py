@@ -62,8 +62,14 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def simulate_reference_sites(refs: list[ReferenceSite], settings: XtbSettings, cache_dir, workers: int = 1,
-                             compute: bool = True, progress: bool = False) -> dict[tuple[str, int], np.ndarray | None]:
+def simulate_reference_sites(
+    refs: list[ReferenceSite],
+    settings: XtbSettings,
+    cache_dir,
+    workers: int = 1,
+    compute: bool = True,
+    progress: bool = False,
+) -> dict[tuple[str, int], np.ndarray | None]:
     """xTB spectra of the reference sites (cached; computed if missing and ``compute``)."""
     sites: dict[str, list[int]] = {}
     structs: dict[str, Structure] = {}
@@ -71,8 +77,14 @@ def simulate_reference_sites(refs: list[ReferenceSite], settings: XtbSettings, c
         sites.setdefault(r.structure_id, []).append(r.site_index)
         structs[r.structure_id] = r.structure
     if compute:
-        build(list(structs.items()), settings, cache_dir, workers=workers, progress=progress,
-              sites_fn=lambda s, sid: sites[sid])
+        build(
+            list(structs.items()),
+            settings,
+            cache_dir,
+            workers=workers,
+            progress=progress,
+            sites_fn=lambda s, sid: sites[sid],
+        )
     out = {}
     for r in refs:
         res = load_site(cache_dir, settings, r.structure_id, r.site_index)
@@ -87,6 +99,13 @@ def agreement(refs: list[ReferenceSite], simulated: dict[tuple[str, int], np.nda
         s = simulated.get((r.structure_id, r.site_index))
         if s is None:
             continue
-        rows.append({"structure_id": r.structure_id, "site_index": r.site_index, "formula": r.formula,
-                     "pearson": pearson(s, r.spectrum), "cosine": cosine(s, r.spectrum)})
+        rows.append(
+            {
+                "structure_id": r.structure_id,
+                "site_index": r.site_index,
+                "formula": r.formula,
+                "pearson": pearson(s, r.spectrum),
+                "cosine": cosine(s, r.spectrum),
+            }
+        )
     return rows

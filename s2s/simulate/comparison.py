@@ -49,8 +49,9 @@ PerSite = dict[tuple, tuple[np.ndarray, np.ndarray]]
 # ---------------------------------------------------------------------------- structures
 
 
-def dev_structures(extra_dir: Path | None = None, reference_structures: Path | None = None
-                   ) -> list[tuple[str, Structure]]:
+def dev_structures(
+    extra_dir: Path | None = None, reference_structures: Path | None = None
+) -> list[tuple[str, Structure]]:
     """Clearly different environments: quartz, cristobalite, stishovite (O 3-fold), keatite,
     the Si-rich Si2O and SiO suboxides (Si-Si bonds) when their CIFs are in ``reference_structures``
     (default: the reference set's ``structures/`` folder, :mod:`s2s.resources`) (+ files in extra_dir)."""
@@ -120,8 +121,9 @@ def load_references(ref_dir: Path, structures_dir: Path | None) -> list[dict]:
             from s2s.spectrum import spectrum_on_grid
 
             grid = spectrum_on_grid(d["energies_eV"], d["intensity"], source=str(p))
-        refs.append(dict(structure_id=sid, site_index=site, structure=st, grid=np.asarray(grid, float),
-                         raw=d, path=str(p)))
+        refs.append(
+            dict(structure_id=sid, site_index=site, structure=st, grid=np.asarray(grid, float), raw=d, path=str(p))
+        )
     return refs
 
 
@@ -147,9 +149,15 @@ def reference_broadener(as_shipped: bool = False) -> Callable[[dict, float, floa
 # ---------------------------------------------------------------------------- simulation
 
 
-def compute_variant(items: list[tuple[str, Structure]], sites_by_id: dict[str, list[int]],
-                    settings: XtbSettings, cache: Path, workers: int) -> dict[tuple[str, int], SiteResult]:
+def compute_variant(
+    items: list[tuple[str, Structure]],
+    sites_by_id: dict[str, list[int]],
+    settings: XtbSettings,
+    cache: Path,
+    workers: int,
+) -> dict[tuple[str, int], SiteResult]:
     """Stick spectra of the requested sites (cached); returns {(sid, site): SiteResult (unbroadened)}."""
+
     def sites_fn(structure, sid):
         return sites_by_id[sid]
 
@@ -172,8 +180,13 @@ def site_cost(r: SiteResult) -> float:
 # ---------------------------------------------------------------------------- the sweep
 
 
-def sweep(refs: list[dict], base: XtbSettings, cache: Path, workers: int,
-          ref_grid: Callable[[dict, float, float, float], np.ndarray]) -> tuple[list[dict], PerSite]:
+def sweep(
+    refs: list[dict],
+    base: XtbSettings,
+    cache: Path,
+    workers: int,
+    ref_grid: Callable[[dict, float, float, float], np.ndarray],
+) -> tuple[list[dict], PerSite]:
     """Every variant x Gaussian x Lorentzian x slope x onset against the references.
 
     Returns (rows sorted by mean Pearson r, descending; per-site Pearson r / cosine of every setting).
@@ -208,11 +221,21 @@ def sweep(refs: list[dict], base: XtbSettings, cache: Path, workers: int,
                 co.append(cosine(res.spectrum, ref))
                 ps.append(pearson(res.spectrum, r["grid"]))  # vs the shipped 0.5 eV reference
             pr, co, ps = np.array(pr), np.array(co), np.array(ps)
-            row = dict(variant=vname, gauss_fwhm=g, lorentz_fwhm=lo, lorentz_slope=sl, onset=on,
-                       pearson_mean=float(np.nanmean(pr)), pearson_median=float(np.nanmedian(pr)),
-                       pearson_min=float(np.nanmin(pr)), cosine_mean=float(np.nanmean(co)),
-                       pearson_shipped_mean=float(np.nanmean(ps)),
-                       n_failed=int(bad), seconds_per_site=float(cost.mean()), atoms_mean=float(natoms.mean()))
+            row = dict(
+                variant=vname,
+                gauss_fwhm=g,
+                lorentz_fwhm=lo,
+                lorentz_slope=sl,
+                onset=on,
+                pearson_mean=float(np.nanmean(pr)),
+                pearson_median=float(np.nanmedian(pr)),
+                pearson_min=float(np.nanmin(pr)),
+                cosine_mean=float(np.nanmean(co)),
+                pearson_shipped_mean=float(np.nanmean(ps)),
+                n_failed=int(bad),
+                seconds_per_site=float(cost.mean()),
+                atoms_mean=float(natoms.mean()),
+            )
             rows.append(row)
             per_site[(vname, g, lo, sl, on)] = (pr, co)
     rows.sort(key=lambda r: -r["pearson_mean"])
@@ -232,8 +255,13 @@ def similarity_check(refs: list[dict], settings: XtbSettings, cache: Path) -> di
             continue
         e = np.asarray(r["raw"]["energies_eV"], float)
         w = np.asarray(r["raw"]["intensity"], float)
-        G.append(normalize(np.clip(broaden(e, w, GRID, settings.gauss_fwhm, settings.lorentz_fwhm,
-                                           settings.lorentz_slope), 0, None)))
+        G.append(
+            normalize(
+                np.clip(
+                    broaden(e, w, GRID, settings.gauss_fwhm, settings.lorentz_fwhm, settings.lorentz_slope), 0, None
+                )
+            )
+        )
         X.append(res.spectrum)
         sid.append(r["structure_id"])
     X, G, sid = np.array(X), np.array(G), np.array(sid)
@@ -255,9 +283,16 @@ def similarity_check(refs: list[dict], settings: XtbSettings, cache: Path) -> di
     )
 
 
-def compare_with_reference(reference: Path, structures: Path | None, cache: Path, figures: Path,
-                           workers: int = 1, min_length: float = XtbSettings.min_length,
-                           doc: Path | None = None, ref_as_shipped: bool = False) -> dict:
+def compare_with_reference(
+    reference: Path,
+    structures: Path | None,
+    cache: Path,
+    figures: Path,
+    workers: int = 1,
+    min_length: float = XtbSettings.min_length,
+    doc: Path | None = None,
+    ref_as_shipped: bool = False,
+) -> dict:
     """The whole comparison: sweep, tables on stdout, ``figures/simulator_comparison.json``, the
     figures ``simulator_vs_gpaw.png`` / ``simulator_summary.png`` and the tables of ``doc``.
 
@@ -275,31 +310,54 @@ def compare_with_reference(reference: Path, structures: Path | None, cache: Path
     best = {}
     for vname in VARIANTS:
         best[vname] = max((r for r in rows if r["variant"] == vname), key=lambda r: r["pearson_mean"])
-    best_shipped = {v: max((r for r in rows if r["variant"] == v), key=lambda r: r["pearson_shipped_mean"])
-                    for v in VARIANTS}
+    best_shipped = {
+        v: max((r for r in rows if r["variant"] == v), key=lambda r: r["pearson_shipped_mean"]) for v in VARIANTS
+    }
     print(rep.format_pivot(rows))
     print("\nbest per variant:")
     print(rep.format_table(list(best.values())))
     figures.mkdir(parents=True, exist_ok=True)
     d0 = XtbSettings()
     dkey = (d0.gauss_fwhm, d0.lorentz_fwhm, d0.lorentz_slope, d0.onset)
-    at_default = {v: next(r for r in rows if r["variant"] == v and
-                          (r["gauss_fwhm"], r["lorentz_fwhm"], r["lorentz_slope"], r["onset"]) == dkey)
-                  for v in VARIANTS}
+    at_default = {
+        v: next(
+            r
+            for r in rows
+            if r["variant"] == v and (r["gauss_fwhm"], r["lorentz_fwhm"], r["lorentz_slope"], r["onset"]) == dkey
+        )
+        for v in VARIANTS
+    }
     print("\nat the default broadening/onset:")
     print(rep.format_table(list(at_default.values())))
     labels = [f"{r['structure_id']}:{r['site_index']}" for r in refs]
-    out = dict(n_reference_sites=len(refs), reference=labels, rows=rows, best=best, best_vs_shipped=best_shipped,
-               at_default=at_default, default_settings=d0.to_dict(), min_length=min_length,
-               per_site_default={v: {"pearson": dict(zip(labels, map(float, per_site[(v, *dkey)][0]))),
-                                     "cosine": dict(zip(labels, map(float, per_site[(v, *dkey)][1])))}
-                                 for v in VARIANTS},
-               per_site_best={v: dict(zip(labels, map(float, per_site[(v, b["gauss_fwhm"], b["lorentz_fwhm"],
-                                                                        b["lorentz_slope"], b["onset"])][0])))
-                              for v, b in best.items()})
+    out = dict(
+        n_reference_sites=len(refs),
+        reference=labels,
+        rows=rows,
+        best=best,
+        best_vs_shipped=best_shipped,
+        at_default=at_default,
+        default_settings=d0.to_dict(),
+        min_length=min_length,
+        per_site_default={
+            v: {
+                "pearson": dict(zip(labels, map(float, per_site[(v, *dkey)][0]))),
+                "cosine": dict(zip(labels, map(float, per_site[(v, *dkey)][1]))),
+            }
+            for v in VARIANTS
+        },
+        per_site_best={
+            v: dict(
+                zip(
+                    labels,
+                    map(float, per_site[(v, b["gauss_fwhm"], b["lorentz_fwhm"], b["lorentz_slope"], b["onset"])][0]),
+                )
+            )
+            for v, b in best.items()
+        },
+    )
     # the figure of record for the chosen default variant
-    chosen = next(v for v, kw in VARIANTS.items()
-                  if XtbSettings().with_(**kw).calc_key() == XtbSettings().calc_key())
+    chosen = next(v for v, kw in VARIANTS.items() if XtbSettings().with_(**kw).calc_key() == XtbSettings().calc_key())
     out["chosen_variant"] = chosen
     out["simulator_vs_dft_pearson_mean"] = at_default[chosen]["pearson_mean"]
     out["simulator_vs_dft_cosine_mean"] = at_default[chosen]["cosine_mean"]
@@ -313,9 +371,14 @@ def compare_with_reference(reference: Path, structures: Path | None, cache: Path
     return out
 
 
-def compare_environments(variants: list[str], cache: Path, structures: Path | None = None,
-                         figures: Path | None = None, workers: int = 1,
-                         min_length: float = XtbSettings.min_length) -> dict[str, dict]:
+def compare_environments(
+    variants: list[str],
+    cache: Path,
+    structures: Path | None = None,
+    figures: Path | None = None,
+    workers: int = 1,
+    min_length: float = XtbSettings.min_length,
+) -> dict[str, dict]:
     """No references: do clearly different environments (:func:`dev_structures`) give clearly
     different spectra?  Prints cost / size / gap per site and the site-by-site Pearson matrices;
     draws ``simulator_dev_environments.png`` into ``figures``.  Returns {variant: {(sid, site): SiteResult}}."""

@@ -2,7 +2,8 @@
 
 GPAW comes from Debian (``apt-get install gpaw gpaw-data``) and lives under the system
 ``/usr/bin/python3``, not the project's venv, so this module never imports it: it prepares a
-JSON input, runs the worker file ``s2s/simulate/_gpaw_worker.py`` (with the system python) in two stages (an MPI SCF, then the serial
+JSON input, runs the worker file ``s2s/simulate/_gpaw_worker.py`` (with the system python) in two stages (an MPI SCF,
+then the serial
 ``gpaw.xas.XAS`` step) and parses the worker's JSON output.
 
 Conventions (see docs/reference.md):
@@ -106,9 +107,7 @@ def _find_basis(symbol: str, basis: str) -> Path:
         for name in (f"{symbol}.{basis}.basis.gz", f"{symbol}.{basis}.basis"):
             if (Path(d) / name).exists():
                 return Path(d) / name
-    raise FileNotFoundError(
-        f"GPAW basis {symbol}.{basis}.basis(.gz) not found in {dirs}; install gpaw-data"
-    )
+    raise FileNotFoundError(f"GPAW basis {symbol}.{basis}.basis(.gz) not found in {dirs}; install gpaw-data")
 
 
 def ensure_core_hole_setup(
@@ -126,7 +125,11 @@ def ensure_core_hole_setup(
     if not setup_file.exists():
         with tempfile.TemporaryDirectory(dir=d) as tmp:
             cmd = [
-                "gpaw-setup", symbol, "-f", settings.xc, f"--name={settings.setup_name}",
+                "gpaw-setup",
+                symbol,
+                "-f",
+                settings.xc,
+                f"--name={settings.setup_name}",
                 f"--core-hole={settings.core_hole}",
             ]
             r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
@@ -181,8 +184,9 @@ def find_supercell(cell: np.ndarray, min_image: float, max_coeff: int = 4) -> np
     nz, length = nz[keep], length[keep]
     order = np.lexsort((np.abs(nz).sum(1), length))[:48]
     cand = nz[order]
-    i, j, k = np.array([(a, b, c) for a in range(len(cand)) for b in range(a + 1, len(cand))
-                        for c in range(b + 1, len(cand))]).T
+    i, j, k = np.array(
+        [(a, b, c) for a in range(len(cand)) for b in range(a + 1, len(cand)) for c in range(b + 1, len(cand))]
+    ).T
     mats = np.stack([cand[i], cand[j], cand[k]], 1)
     dets = np.rint(np.abs(np.linalg.det(mats))).astype(int)
     best_det = int(round(abs(np.linalg.det(diag))))
@@ -192,7 +196,7 @@ def find_supercell(cell: np.ndarray, min_image: float, max_coeff: int = 4) -> np
     c = np.stack(np.meshgrid(*[np.arange(-2, 3)] * 3, indexing="ij"), -1).reshape(-1, 3)
     c = c[np.any(c != 0, axis=1)]
     for start in range(0, len(mats), 4096):
-        chunk = mats[start:start + 4096]
+        chunk = mats[start : start + 4096]
         vecs = np.einsum("ck,mkj->mcj", c, chunk @ cell)
         passing = np.flatnonzero(np.linalg.norm(vecs, axis=2).min(1) >= min_image - 1e-9)
         for idx in passing:
@@ -219,8 +223,7 @@ def unique_o_sites(structure, symprec: float = 0.01) -> list[tuple[int, int]]:
 VALENCE = {"Si": 4, "O": 6}
 
 
-def pw_band_count(symbols: list[str], volume: float, e_max: float = 30.0, factor: float = 1.5
-                  ) -> tuple[int, int]:
+def pw_band_count(symbols: list[str], volume: float, e_max: float = 30.0, factor: float = 1.5) -> tuple[int, int]:
     """(nbands, converge_bands) for pw mode: the occupied bands plus ``factor`` x the
     free-electron number of empty bands up to ``e_max`` eV above the onset in ``volume`` Å^3
     (V k^3 / 6 pi^2, k^2 = E / 3.81 eV Å^2); the top 20 % of the empty bands are left
@@ -242,9 +245,7 @@ def prepare_input(
     if not 0 <= site_index < len(structure):
         raise ValueError(f"prepare_input: site_index {site_index} out of range 0..{len(structure) - 1}")
     if structure[site_index].specie.symbol != "O":
-        raise ValueError(
-            f"prepare_input: site {site_index} is {structure[site_index].specie.symbol}, expected O"
-        )
+        raise ValueError(f"prepare_input: site {site_index} is {structure[site_index].specie.symbol}, expected O")
     P = find_supercell(structure.lattice.matrix, settings.min_image)
     s = structure.copy()
     s.add_site_property("s2s_parent", list(range(len(s))))
@@ -287,7 +288,10 @@ def prepare_input(
 
 
 def sanity_check(
-    eigenvalues: np.ndarray, occupations: np.ndarray, n_valence: float, min_gap: float = 0.01,
+    eigenvalues: np.ndarray,
+    occupations: np.ndarray,
+    n_valence: float,
+    min_gap: float = 0.01,
     warn_gap: float = 0.3,
 ) -> dict[str, Any]:
     """Check the core-hole SCF: integer occupations, fully occupied bands = valence electrons / 2,
@@ -317,8 +321,10 @@ def sanity_check(
             msgs.append(f"gap {gap:.3f} eV < {min_gap} eV")
     warnings = []
     if not msgs and gap < warn_gap:
-        warnings.append(f"small gap {gap:.3f} eV < {warn_gap} eV (a localised state near the "
-                        "valence band top, or a near-metal): onset = 0 is less certain")
+        warnings.append(
+            f"small gap {gap:.3f} eV < {warn_gap} eV (a localised state near the "
+            "valence band top, or a near-metal): onset = 0 is less certain"
+        )
     return {
         "passed": not msgs,
         "warnings": warnings,
@@ -334,17 +340,14 @@ def sanity_check(
 
 def parse_worker_output(out: dict[str, Any], n_bands_min: int = 1) -> dict[str, np.ndarray | float]:
     """Validate the xas-stage JSON; return sticks (absolute eV, xyz-summed intensity) and bands."""
-    need = ("stick_energies_eV", "stick_intensity_xyz", "eigenvalues_eV", "occupations",
-            "n_valence_electrons")
+    need = ("stick_energies_eV", "stick_intensity_xyz", "eigenvalues_eV", "occupations", "n_valence_electrons")
     missing = [k for k in need if k not in out]
     if missing:
         raise ValueError(f"GPAW worker output: missing field(s) {missing}")
     e = np.asarray(out["stick_energies_eV"], float)
     a = np.asarray(out["stick_intensity_xyz"], float)
     if a.ndim != 2 or a.shape[0] < 3 or a.shape[1] != e.shape[0]:
-        raise ValueError(
-            f"GPAW worker output: stick_intensity_xyz has shape {a.shape}, expected (3, {e.shape[0]})"
-        )
+        raise ValueError(f"GPAW worker output: stick_intensity_xyz has shape {a.shape}, expected (3, {e.shape[0]})")
     eps = np.asarray(out["eigenvalues_eV"], float)
     occ = np.asarray(out["occupations"], float)
     if eps.shape != occ.shape or eps.size < n_bands_min:
@@ -360,8 +363,7 @@ def parse_worker_output(out: dict[str, Any], n_bands_min: int = 1) -> dict[str, 
     }
 
 
-def broaden_to_grid(energies: np.ndarray, intensity: np.ndarray, fwhm: float,
-                    source: str = "gpaw") -> np.ndarray:
+def broaden_to_grid(energies: np.ndarray, intensity: np.ndarray, fwhm: float, source: str = "gpaw") -> np.ndarray:
     """Gaussian-broadened stick spectrum evaluated on :data:`s2s.spectrum.GRID` (eV),
     normalised to unit trapezoid area with :func:`s2s.spectrum.normalize`."""
     e = np.asarray(energies, float)
@@ -388,16 +390,17 @@ def build_record(
 ) -> dict[str, Any]:
     """The per-site JSON record (see docs/reference.md for every field)."""
     p = parse_worker_output(xas_out)
-    check = sanity_check(p["eigenvalues"], p["occupations"], p["n_valence"], settings.min_gap,
-                         settings.warn_gap)
+    check = sanity_check(p["eigenvalues"], p["occupations"], p["n_valence"], settings.min_gap, settings.warn_gap)
     lumo = check["lumo_eV"]
     rel = p["stick_energies"] - lumo
     if np.isfinite(lumo) and abs(rel[0]) > 1e-6 and check["passed"]:
         check["passed"] = False
         check["message"] = f"first stick at {rel[0]:.4f} eV from the LUMO (band bookkeeping)"
-    grid_spec = (broaden_to_grid(rel, p["stick_intensity"], settings.fwhm,
-                                 source=f"gpaw {structure_id} site {site_index}")
-                 if check["passed"] else None)
+    grid_spec = (
+        broaden_to_grid(rel, p["stick_intensity"], settings.fwhm, source=f"gpaw {structure_id} site {site_index}")
+        if check["passed"]
+        else None
+    )
     n_sym = {s: inp["symbols"].count(s) for s in sorted(set(inp["symbols"]))}
     return {
         "record_version": RECORD_VERSION,
@@ -455,8 +458,7 @@ def load_record(path: Path | str) -> dict[str, Any]:
     """Read one reference record; raise ValueError naming the file if a field is missing."""
     with open(path) as fh:
         rec = json.load(fh)
-    need = ("structure_id", "site_index", "energies_eV", "intensity", "grid_spectrum", "settings",
-            "sanity")
+    need = ("structure_id", "site_index", "energies_eV", "intensity", "grid_spectrum", "settings", "sanity")
     missing = [k for k in need if k not in rec]
     if missing:
         raise ValueError(f"{path}: missing field(s) {missing}")
@@ -485,9 +487,14 @@ def _worker_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
     venv_bins = _venv_bins()
     env["PATH"] = ":".join(p for p in env.get("PATH", "").split(":") if p and p not in venv_bins)
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
-               OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               OMPI_MCA_rmaps_base_oversubscribe="1")
+    env.update(
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        OMPI_ALLOW_RUN_AS_ROOT="1",
+        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+        OMPI_MCA_rmaps_base_oversubscribe="1",
+    )
     return env
 
 
@@ -546,6 +553,7 @@ def run_site(
 
 
 def _gpaw_version() -> str:
-    r = subprocess.run([SYSTEM_PYTHON, "-c", "import gpaw; print(gpaw.__version__)"],
-                       capture_output=True, text=True, env=_worker_env())
+    r = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import gpaw; print(gpaw.__version__)"], capture_output=True, text=True, env=_worker_env()
+    )
     return r.stdout.strip() or "unknown"

@@ -58,8 +58,8 @@ def aflow_reference(label: str) -> dict:
     return {
         "build": lambda: aflow_structure(label),
         "source": f"pymatgen bundled AFLOW prototype library {label} "
-                  f"('{tags.get('mineral') or 'unnamed'}'; Mehl et al., Comput. Mater. Sci. 136, S1 (2017), "
-                  f"MIT via pymatgen); structure from {aflow_original_citation(label)}",
+        f"('{tags.get('mineral') or 'unnamed'}'; Mehl et al., Comput. Mater. Sci. 136, S1 (2017), "
+        f"MIT via pymatgen); structure from {aflow_original_citation(label)}",
         "relaxed": "no (as in the library)",
     }
 
@@ -73,28 +73,45 @@ def reference_structures() -> dict[str, dict]:
     return {
         "alpha_quartz": aflow_reference("A2B_hP9_152_c_a"),
         "alpha_cristobalite": aflow_reference("A2B_tP12_92_b_a"),
-        "stishovite": {"build": lambda: stishovite(merge=False), "source": "Baur & Khan, Acta Cryst. B27, 2133 (1971)",
-                       "relaxed": "no (experimental)"},
-        "coesite": {"build": coesite_levien_prewitt, "source": "Levien & Prewitt, Am. Mineral. 66, 324 (1981), 1 atm",
-                    "relaxed": "no (experimental)"},
+        "stishovite": {
+            "build": lambda: stishovite(merge=False),
+            "source": "Baur & Khan, Acta Cryst. B27, 2133 (1971)",
+            "relaxed": "no (experimental)",
+        },
+        "coesite": {
+            "build": coesite_levien_prewitt,
+            "source": "Levien & Prewitt, Am. Mineral. 66, 324 (1981), 1 atm",
+            "relaxed": "no (experimental)",
+        },
         "tridymite_high_c2221": aflow_reference("A2B_oC24_20_abc_c"),
-        "suboxide_sio": {"build": lambda: relax_chgnet(decorated_diamond(2)),
-                         "source": "built: diamond Si with O in 2 of the 4 bonds of every Si (SiO, Si2+)",
-                         "relaxed": CHGNET_FULL},
-        "peroxy_quartz": {"build": lambda: relax_chgnet(peroxy_quartz(), relax_cell=False),
-                          "source": "built: 2x2x2 alpha-quartz with one Si-O-O-Si peroxy bridge (O-rich)",
-                          "relaxed": CHGNET_FIXED_CELL,
-                          "sites": peroxy_sites},
-        "suboxide_si2o3": {"build": lambda: relax_chgnet(decorated_diamond(3)),
-                           "symprec": 0.05,  # the CHGNet relaxation leaves ~0.02 Å of the rattle
-                           "source": "built: diamond Si with O in 3 of the 4 bonds of every Si (Si2O3, Si3+)",
-                           "relaxed": CHGNET_FULL},
-        "suboxide_si2o": {"build": lambda: relax_chgnet(decorated_diamond(1)),
-                          "symprec": 0.05,  # the CHGNet relaxation leaves ~0.02 Å of the rattle
-                          "source": "built: diamond Si with O in 1 of the 4 bonds of every Si (Si2O, Si+)",
-                          "relaxed": CHGNET_FULL},
-        "seifertite": {"build": seifertite_dera, "source": "Dera et al., Am. Mineral. 87, 1018 (2002)",
-                       "relaxed": "no (experimental)"},
+        "suboxide_sio": {
+            "build": lambda: relax_chgnet(decorated_diamond(2)),
+            "source": "built: diamond Si with O in 2 of the 4 bonds of every Si (SiO, Si2+)",
+            "relaxed": CHGNET_FULL,
+        },
+        "peroxy_quartz": {
+            "build": lambda: relax_chgnet(peroxy_quartz(), relax_cell=False),
+            "source": "built: 2x2x2 alpha-quartz with one Si-O-O-Si peroxy bridge (O-rich)",
+            "relaxed": CHGNET_FIXED_CELL,
+            "sites": peroxy_sites,
+        },
+        "suboxide_si2o3": {
+            "build": lambda: relax_chgnet(decorated_diamond(3)),
+            "symprec": 0.05,  # the CHGNet relaxation leaves ~0.02 Å of the rattle
+            "source": "built: diamond Si with O in 3 of the 4 bonds of every Si (Si2O3, Si3+)",
+            "relaxed": CHGNET_FULL,
+        },
+        "suboxide_si2o": {
+            "build": lambda: relax_chgnet(decorated_diamond(1)),
+            "symprec": 0.05,  # the CHGNet relaxation leaves ~0.02 Å of the rattle
+            "source": "built: diamond Si with O in 1 of the 4 bonds of every Si (Si2O, Si+)",
+            "relaxed": CHGNET_FULL,
+        },
+        "seifertite": {
+            "build": seifertite_dera,
+            "source": "Dera et al., Am. Mineral. 87, 1018 (2002)",
+            "relaxed": "no (experimental)",
+        },
         "beta_quartz": aflow_reference("A2B_hP9_180_j_c"),
         "beta_cristobalite": aflow_reference("A2B_cF24_227_c_a"),
         "beta_tridymite": aflow_reference("A2B_hP12_194_cg_f"),
@@ -119,7 +136,8 @@ def load_or_build(sid: str, ref_dir: Path, structures: dict[str, dict]) -> Struc
         CifWriter(s).write_file(tmp)
         back = Structure.from_file(tmp)
         if [x.specie.symbol for x in back] != [x.specie.symbol for x in s] or not np.allclose(
-                (back.frac_coords - s.frac_coords + 0.5) % 1 - 0.5, 0, atol=1e-5):
+            (back.frac_coords - s.frac_coords + 0.5) % 1 - 0.5, 0, atol=1e-5
+        ):
             raise RuntimeError(f"{path}: CIF round trip changed the site order")
         os.replace(tmp, path)
     s = Structure.from_file(path)
@@ -159,8 +177,10 @@ def site_state(gpaw_dir: Path, sid: str, k: int) -> str:
 
 def summary_table(plan: Plan, gpaw_dir: Path) -> str:
     """Markdown table of the records on disk (numbers straight from the JSONs)."""
-    rows = ["| structure | site | mult. | formula | atoms | gap (eV) | sanity | SCF it. | wall (s) |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| structure | site | mult. | formula | atoms | gap (eV) | sanity | SCF it. | wall (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     n, walls = 0, []
     for sid, s, k, mult in plan:
         p = record_path(gpaw_dir, sid, k)
@@ -170,13 +190,20 @@ def summary_table(plan: Plan, gpaw_dir: Path) -> str:
         n += 1
         walls.append(r["wall_time_s"]["total"])
         san = r["sanity"]
-        rows.append(f"| {sid} | {k} | {mult} | {s.composition.reduced_formula} | "
-                    f"{r['settings']['supercell_atoms']} | {san['gap_eV']:.2f} | "
-                    f"{('ok' + (' (small gap)' if san.get('warnings') else '')) if san['passed'] else 'FAIL: ' + san['message']} "
-                    f"({san['n_fully_occupied']}/{san['expected_valence_over_2']:g}) | "
-                    f"{r.get('scf_iterations')} | {r['wall_time_s']['total']:.0f} |")
-    rows.append(f"\n{n}/{len(plan)} sites done; wall time total {sum(walls) / 3600:.2f} h, "
-                f"median {np.median(walls) if walls else float('nan'):.0f} s per site")
+        verdict = (
+            ("ok" + (" (small gap)" if san.get("warnings") else "")) if san["passed"] else "FAIL: " + san["message"]
+        )
+        rows.append(
+            f"| {sid} | {k} | {mult} | {s.composition.reduced_formula} | "
+            f"{r['settings']['supercell_atoms']} | {san['gap_eV']:.2f} | "
+            f"{verdict} "
+            f"({san['n_fully_occupied']}/{san['expected_valence_over_2']:g}) | "
+            f"{r.get('scf_iterations')} | {r['wall_time_s']['total']:.0f} |"
+        )
+    rows.append(
+        f"\n{n}/{len(plan)} sites done; wall time total {sum(walls) / 3600:.2f} h, "
+        f"median {np.median(walls) if walls else float('nan'):.0f} s per site"
+    )
     return "\n".join(rows)
 
 
@@ -185,8 +212,10 @@ def compare_pw(plan: Plan, ref_dir: Path, fwhms: tuple[float, ...] = (0.5, 1.0, 
     on the grid after broadening both stick sets with the same Gaussian (FWHM in eV)."""
     ref_dir = Path(ref_dir)
     head = " | ".join(f"r / cos @{f} eV" for f in fwhms)
-    rows = [f"| structure | site | gap LCAO / PW (eV) | window (eV) | {head} |",
-            "|---|---|---|---|" + "---|" * len(fwhms)]
+    rows = [
+        f"| structure | site | gap LCAO / PW (eV) | window (eV) | {head} |",
+        "|---|---|---|---|" + "---|" * len(fwhms),
+    ]
     acc: dict[float, list[tuple[float, float]]] = {f: [] for f in fwhms}
     for sid, s, k, mult in plan:
         pl, pp = record_path(ref_dir / "gpaw", sid, k), record_path(ref_dir / "gpaw_pw", sid, k)
@@ -203,13 +232,18 @@ def compare_pw(plan: Plan, ref_dir: Path, fwhms: tuple[float, ...] = (0.5, 1.0, 
             c = float(ya @ yb / np.linalg.norm(ya) / np.linalg.norm(yb))
             acc[f].append((r, c))
             cells.append(f"{r:.3f} / {c:.3f}")
-        rows.append(f"| {sid} | {k} | {a['sanity']['gap_eV']:.2f} / {b['sanity']['gap_eV']:.2f} | "
-                    f"{GRID[0]:.0f}..{GRID[win][-1]:.1f} | "
-                    + " | ".join(cells) + " |")
+        rows.append(
+            f"| {sid} | {k} | {a['sanity']['gap_eV']:.2f} / {b['sanity']['gap_eV']:.2f} | "
+            f"{GRID[0]:.0f}..{GRID[win][-1]:.1f} | " + " | ".join(cells) + " |"
+        )
     if acc[fwhms[0]]:
-        rows.append("| **mean** | | | | " + " | ".join(
-            f"{np.mean([x[0] for x in acc[f]]):.3f} / {np.mean([x[1] for x in acc[f]]):.3f}"
-            for f in fwhms) + " |")
+        rows.append(
+            "| **mean** | | | | "
+            + " | ".join(
+                f"{np.mean([x[0] for x in acc[f]]):.3f} / {np.mean([x[1] for x in acc[f]]):.3f}" for f in fwhms
+            )
+            + " |"
+        )
     return "\n".join(rows)
 
 
@@ -222,13 +256,11 @@ def regrid(plan: Plan, gpaw_dir: Path, fwhm: float) -> int:
             continue
         r = load_record(p)
         if r["sanity"]["passed"]:
-            y = broaden_to_grid(np.asarray(r["energies_eV"]), np.asarray(r["intensity"]), fwhm,
-                                source=str(p))
+            y = broaden_to_grid(np.asarray(r["energies_eV"]), np.asarray(r["intensity"]), fwhm, source=str(p))
             r["grid_spectrum"] = [float(f"{x:.6g}") for x in y]
         r["settings"]["fwhm"] = fwhm
         r["settings"]["broadening"] = f"Gaussian FWHM {fwhm} eV (grid_spectrum only)"
-        r["grid"] = {"start_eV": float(GRID[0]), "step_eV": round(float(GRID[1] - GRID[0]), 10),
-                     "n": int(GRID.size)}
+        r["grid"] = {"start_eV": float(GRID[0]), "step_eV": round(float(GRID[1] - GRID[0]), 10), "n": int(GRID.size)}
         write_json_atomic(p, r)
         n += 1
     return n
@@ -250,8 +282,9 @@ def sites_to_run(plan: Plan, gpaw_dir: Path, retry_failed: bool = False, max_sit
     return todo[:max_sites] if max_sites else todo
 
 
-def run_sites(todo: Plan, gpaw_dir: Path, settings: GPAWSettings, workdir: str | None = None,
-              progress: bool = True) -> None:
+def run_sites(
+    todo: Plan, gpaw_dir: Path, settings: GPAWSettings, workdir: str | None = None, progress: bool = True
+) -> None:
     """Run GPAW on every site of ``todo`` and write its record atomically (a failure is recorded in
     ``<id>__site<k>.failed.json`` and the loop goes on); prints one line per site."""
     from tqdm import tqdm
@@ -260,18 +293,37 @@ def run_sites(todo: Plan, gpaw_dir: Path, settings: GPAWSettings, workdir: str |
         p = record_path(gpaw_dir, sid, k)
         t0 = time.time()
         try:
-            rec = run_site(s, sid, k, settings, workdir=workdir,
-                           extra={"multiplicity": mult, "formula": s.composition.reduced_formula,
-                                  "structure_file": f"structures/{sid}.cif"})
+            rec = run_site(
+                s,
+                sid,
+                k,
+                settings,
+                workdir=workdir,
+                extra={
+                    "multiplicity": mult,
+                    "formula": s.composition.reduced_formula,
+                    "structure_file": f"structures/{sid}.cif",
+                },
+            )
         except Exception as exc:  # record and go on with the next site
-            write_json_atomic(p.with_suffix(".failed.json"), {
-                "structure_id": sid, "site_index": k, "error": str(exc)[-4000:],
-                "traceback": traceback.format_exc()[-4000:], "wall_time_s": time.time() - t0})
+            write_json_atomic(
+                p.with_suffix(".failed.json"),
+                {
+                    "structure_id": sid,
+                    "site_index": k,
+                    "error": str(exc)[-4000:],
+                    "traceback": traceback.format_exc()[-4000:],
+                    "wall_time_s": time.time() - t0,
+                },
+            )
             print(f"FAILED {sid} site {k}: {str(exc)[:300]}", flush=True)
             continue
         write_json_atomic(p, rec)
         if p.with_suffix(".failed.json").exists():
             p.with_suffix(".failed.json").unlink()
-        print(f"{sid} site {k}: {rec['settings']['supercell_atoms']} atoms, "
-              f"wall {rec['wall_time_s']['total']:.0f} s, sanity {rec['sanity']['message']}, "
-              f"gap {rec['sanity']['gap_eV']:.2f} eV, max E {rec['max_energy_eV']:.1f} eV", flush=True)
+        print(
+            f"{sid} site {k}: {rec['settings']['supercell_atoms']} atoms, "
+            f"wall {rec['wall_time_s']['total']:.0f} s, sanity {rec['sanity']['message']}, "
+            f"gap {rec['sanity']['gap_eV']:.2f} eV, max E {rec['max_energy_eV']:.1f} eV",
+            flush=True,
+        )

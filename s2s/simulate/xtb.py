@@ -84,7 +84,9 @@ def check_si_o(structure: Structure, what: str = "structure") -> None:
         raise ValueError(f"{what}: only Si-O structures are supported, got elements {sorted(elements)}")
 
 
-def supercell_multiples(lattice_abc: tuple[float, float, float] | np.ndarray, min_length: float) -> tuple[int, int, int]:
+def supercell_multiples(
+    lattice_abc: tuple[float, float, float] | np.ndarray, min_length: float
+) -> tuple[int, int, int]:
     """Smallest integer multiples with every lattice vector >= ``min_length`` Å."""
     abc = np.asarray(lattice_abc, dtype=np.float64)
     n = np.maximum(1, np.ceil(min_length / abc - 1e-9)).astype(int)
@@ -222,9 +224,7 @@ def _band_edges(energies: np.ndarray, occ: np.ndarray) -> tuple[float, float]:
     return float(energies[filled].max()), float(energies[empty].min())
 
 
-def _site_sticks(
-    scf: _Scf, row: int, homo: float, lumo: float
-) -> tuple[np.ndarray, np.ndarray]:
+def _site_sticks(scf: _Scf, row: int, homo: float, lumo: float) -> tuple[np.ndarray, np.ndarray]:
     """Stick spectrum of projected atom ``row``: energies rel. to lumo, weights."""
     empty_frac = np.clip(1.0 - scf.occupations / 2.0, 0.0, 1.0)
     w = np.clip(scf.proj[row], 0.0, None) * empty_frac
@@ -258,8 +258,7 @@ def simulate_site(
     check_si_o(structure, f"structure {structure_id!r}")
     if not 0 <= site_index < len(structure) or structure[site_index].specie.symbol != "O":
         raise ValueError(
-            f"structure {structure_id!r}: site {site_index} is not an O site "
-            f"(O sites: {_o_indices(structure)})"
+            f"structure {structure_id!r}: site {site_index} is not an O site (O sites: {_o_indices(structure)})"
         )
     if settings.variant == "ground":
         return simulate_structure_ground_state(structure, settings, structure_id, sites=[site_index])[site_index]
@@ -268,15 +267,22 @@ def simulate_site(
     numbers, pos, lat = make_supercell(structure, mult)
     numbers = numbers.copy()
     numbers[site_index] = 9  # O -> F (Z+1)
-    base = dict(structure_id=structure_id, site_index=site_index, n_atoms=len(numbers),
-                supercell=mult, calc_key=settings.calc_key(), meta={"structure_hash": structure_hash(structure)})
+    base = dict(
+        structure_id=structure_id,
+        site_index=site_index,
+        n_atoms=len(numbers),
+        supercell=mult,
+        calc_key=settings.calc_key(),
+        meta={"structure_hash": structure_hash(structure)},
+    )
     t0 = time.perf_counter()
     try:
         scf = _run_scf(numbers, pos, lat, settings.total_charge, settings, [site_index])
         homo, lumo = _band_edges(scf.energies, scf.occupations)
     except Exception as e:  # tblite raises its own RuntimeError subclass
-        return SiteResult(ok=False, reason=f"scf failed: {type(e).__name__}: {e}",
-                          seconds=time.perf_counter() - t0, **base)
+        return SiteResult(
+            ok=False, reason=f"scf failed: {type(e).__name__}: {e}", seconds=time.perf_counter() - t0, **base
+        )
     return finalize(_make_result(scf, 0, homo, lumo, base), settings)
 
 
@@ -293,7 +299,9 @@ def simulate_structure_ground_state(
     """
     check_si_o(structure, f"structure {structure_id!r}")
     if settings.variant != "ground":
-        raise ValueError(f"simulate_structure_ground_state: settings.variant must be 'ground', got {settings.variant!r}")
+        raise ValueError(
+            f"simulate_structure_ground_state: settings.variant must be 'ground', got {settings.variant!r}"
+        )
     o_sites = _o_indices(structure)
     sites = list(o_sites) if sites is None else [int(s) for s in sites]
     bad = [s for s in sites if s not in o_sites]
@@ -304,8 +312,14 @@ def simulate_structure_ground_state(
     t0 = time.perf_counter()
     shash = structure_hash(structure)
     bases = {
-        s: dict(structure_id=structure_id, site_index=s, n_atoms=len(numbers), supercell=mult,
-                calc_key=settings.calc_key(), meta={"structure_hash": shash})
+        s: dict(
+            structure_id=structure_id,
+            site_index=s,
+            n_atoms=len(numbers),
+            supercell=mult,
+            calc_key=settings.calc_key(),
+            meta={"structure_hash": shash},
+        )
         for s in sites
     }
     try:
@@ -313,9 +327,15 @@ def simulate_structure_ground_state(
         homo, lumo = _band_edges(scf.energies, scf.occupations)
     except Exception as e:
         dt = time.perf_counter() - t0
-        return {s: SiteResult(ok=False, reason=f"scf failed: {type(e).__name__}: {e}", seconds=dt,
-                              **{**bases[s], "meta": {"shared_scf": len(sites), "structure_hash": shash}})
-                for s in sites}
+        return {
+            s: SiteResult(
+                ok=False,
+                reason=f"scf failed: {type(e).__name__}: {e}",
+                seconds=dt,
+                **{**bases[s], "meta": {"shared_scf": len(sites), "structure_hash": shash}},
+            )
+            for s in sites
+        }
     out = {}
     for k, s in enumerate(sites):
         r = _make_result(scf, k, homo, lumo, bases[s])
@@ -327,8 +347,9 @@ def simulate_structure_ground_state(
 def _make_result(scf: _Scf, row: int, homo: float, lumo: float, base: dict) -> SiteResult:
     e, w = _site_sticks(scf, row, homo, lumo)
     base = {**base, "meta": dict(base.get("meta", {}))}
-    return SiteResult(ok=True, sticks_e=e, sticks_w=w, homo=homo - lumo, lumo=0.0, gap=lumo - homo,
-                      seconds=scf.seconds, **base)
+    return SiteResult(
+        ok=True, sticks_e=e, sticks_w=w, homo=homo - lumo, lumo=0.0, gap=lumo - homo, seconds=scf.seconds, **base
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -347,8 +368,14 @@ def onset_shift(result: SiteResult, onset: str, settings: XtbSettings | None = N
 
         x = np.arange(-3.0, 20.0, 0.02)
         near = result.sticks_e < 25.0  # sticks far above the window only add a smooth tail
-        y = broaden(result.sticks_e[near], result.sticks_w[near], x, settings.gauss_fwhm, settings.lorentz_fwhm,
-                    settings.lorentz_slope)
+        y = broaden(
+            result.sticks_e[near],
+            result.sticks_w[near],
+            x,
+            settings.gauss_fwhm,
+            settings.lorentz_fwhm,
+            settings.lorentz_slope,
+        )
         return _edge(x, y, fraction=EDGE_FRACTION, smooth_eV=0.0)
     if onset == "lumo":
         return 0.0
@@ -387,8 +414,14 @@ def grid_spectrum(result: SiteResult, settings: XtbSettings) -> np.ndarray:
     step needed), then :func:`s2s.spectrum.normalize` gives unit area.
     """
     shift = onset_shift(result, settings.onset, settings)
-    y = broaden(result.sticks_e - shift, result.sticks_w, GRID, settings.gauss_fwhm,
-                settings.lorentz_fwhm, settings.lorentz_slope)
+    y = broaden(
+        result.sticks_e - shift,
+        result.sticks_w,
+        GRID,
+        settings.gauss_fwhm,
+        settings.lorentz_fwhm,
+        settings.lorentz_slope,
+    )
     y = np.clip(y, 0.0, None)
     return normalize(y, source=f"xtb {result.structure_id} site {result.site_index}")
 

@@ -87,9 +87,7 @@ class XtbSettings:
         if self.onset not in ONSETS:
             raise ValueError(f"XtbSettings.onset: expected one of {ONSETS}, got {self.onset!r}")
         if self.projection not in PROJECTIONS:
-            raise ValueError(
-                f"XtbSettings.projection: expected one of {PROJECTIONS}, got {self.projection!r}"
-            )
+            raise ValueError(f"XtbSettings.projection: expected one of {PROJECTIONS}, got {self.projection!r}")
         if self.supercell not in SUPERCELLS:
             raise ValueError(f"XtbSettings.supercell: expected one of {SUPERCELLS}, got {self.supercell!r}")
         if self.method not in ("GFN1-xTB", "GFN2-xTB", "IPEA1-xTB"):
@@ -259,7 +257,6 @@ def _json_float(x: float) -> float | None:
 
 def _from_json_float(x: Any) -> float:
     return float("nan") if x is None else float(x)
-
 
 
 def structure_hash(structure: Structure) -> str:

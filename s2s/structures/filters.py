@@ -106,9 +106,7 @@ def check_structure(structure: Structure, allow_peroxide: bool = False) -> list[
     else:
         why.append("no Si-O bonds")
     if len(b.si_si) and (b.si_si.min() < SI_SI_RANGE[0] or b.si_si.max() > SI_SI_RANGE[1]):
-        why.append(
-            f"Si-Si bonds {b.si_si.min():.3f}-{b.si_si.max():.3f} Å outside {SI_SI_RANGE}"
-        )
+        why.append(f"Si-Si bonds {b.si_si.min():.3f}-{b.si_si.max():.3f} Å outside {SI_SI_RANGE}")
     bad_o = (b.o_cn_si < 1) | (b.o_cn_si > 3)
     if bad_o.any():
         why.append(f"{int(bad_o.sum())} O bonded to {sorted(set(b.o_cn_si[bad_o].tolist()))} Si")
@@ -153,8 +151,7 @@ def hull_distances(x_o: np.ndarray, energy: np.ndarray) -> np.ndarray:
 
 
 #: Enantiomorphic space-group pairs (mirror images give the same spectra): mapped to one.
-ENANTIOMORPHS = {78: 76, 95: 91, 96: 92, 145: 144, 153: 151, 154: 152, 170: 169, 172: 171,
-                 179: 178, 181: 180, 213: 212}
+ENANTIOMORPHS = {78: 76, 95: 91, 96: 92, 145: 144, 153: 151, 154: 152, 170: 169, 172: 171, 179: 178, 181: 180, 213: 212}
 
 
 def deduplicate(

@@ -74,9 +74,7 @@ def diamond_polytype(stacking: str, bond: float = 2.35) -> Structure:
     """
     pos = {"A": (0.0, 0.0), "B": (1 / 3, 2 / 3), "C": (2 / 3, 1 / 3)}
     n = len(stacking)
-    if n < 2 or any(c not in pos for c in stacking) or any(
-        stacking[i] == stacking[(i + 1) % n] for i in range(n)
-    ):
+    if n < 2 or any(c not in pos for c in stacking) or any(stacking[i] == stacking[(i + 1) % n] for i in range(n)):
         raise ValueError(f"diamond_polytype: bad stacking {stacking!r} (letters A/B/C, neighbours differ)")
     a = 4 * bond / np.sqrt(6)
     h = 4 * bond / 3  # bilayer repeat

@@ -73,8 +73,9 @@ def random_pyxtal_cell(rng: np.random.Generator, max_tries: int = 30, sio2_only:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                xtal.from_random(3, sg, ["Si", "O"], [n_si, n_o], factor=1.3, t_factor=1.2,
-                                  random_state=int(rng.integers(2**31)))
+                xtal.from_random(
+                    3, sg, ["Si", "O"], [n_si, n_o], factor=1.3, t_factor=1.2, random_state=int(rng.integers(2**31))
+                )
         except Exception as err:  # noqa: BLE001 - incompatible group / composition: try another
             last = err
             continue
@@ -83,8 +84,9 @@ def random_pyxtal_cell(rng: np.random.Generator, max_tries: int = 30, sio2_only:
         s = xtal.to_pymatgen()
         if _min_distance(s) < 1.4:
             continue
-        return Seed(s, "random_sio2" if sio2_only else "random",
-                    {"x": x, "n_si": n_si, "n_o": n_o, "spacegroup_seed": sg})
+        return Seed(
+            s, "random_sio2" if sio2_only else "random", {"x": x, "n_si": n_si, "n_o": n_o, "spacegroup_seed": sg}
+        )
     raise RuntimeError(f"pyxtal: no valid cell for Si{n_si}O{n_o} in {max_tries} tries ({last})")
 
 
@@ -161,20 +163,19 @@ def oxidised_net(rng: np.random.Generator, nets: list[Structure], min_dist: floa
         ci, ni, img = edges
         chosen = rng.choice(len(ci), size=n_o, replace=False)
         frac = s.frac_coords
-        o_cart = [
-            _bridge_o(*s.lattice.get_cartesian_coords([frac[ci[e]], frac[ni[e]] + img[e]]), rng)
-            for e in chosen
-        ]
-        out = Structure(s.lattice, ["Si"] * n_si + ["O"] * n_o,
-                        np.vstack([s.cart_coords, np.array(o_cart)]), coords_are_cartesian=True)
+        o_cart = [_bridge_o(*s.lattice.get_cartesian_coords([frac[ci[e]], frac[ni[e]] + img[e]]), rng) for e in chosen]
+        out = Structure(
+            s.lattice,
+            ["Si"] * n_si + ["O"] * n_o,
+            np.vstack([s.cart_coords, np.array(o_cart)]),
+            coords_are_cartesian=True,
+        )
         if _min_distance(out) >= min_dist:
             return Seed(out, "oxidised", {"x": x, "n_si": n_si, "n_o": n_o})
     raise RuntimeError(f"oxidised_net: no seed for x = {x} within 24 atoms and min distance {min_dist} Å")
 
 
-def peroxide_framework(
-    rng: np.random.Generator, frameworks: list[StructureRecord], min_dist: float = 1.4
-) -> Seed:
+def peroxide_framework(rng: np.random.Generator, frameworks: list[StructureRecord], min_dist: float = 1.4) -> Seed:
     """An SiO2 framework with a fraction f of its Si-O-Si bridges made Si-O-O-Si (x = 2 + 2f)."""
     from s2s.structures.filters import SI_O_CUT, bond_analysis
 
@@ -197,8 +198,10 @@ def peroxide_framework(
                 species.append(site.specie.symbol)
                 coords.append(site.coords)
                 continue
-            nbs = sorted((n for n in s.get_neighbors(site, SI_O_CUT * 1.1) if n.specie.symbol == "Si"),
-                         key=lambda n: n.nn_distance)
+            nbs = sorted(
+                (n for n in s.get_neighbors(site, SI_O_CUT * 1.1) if n.specie.symbol == "Si"),
+                key=lambda n: n.nn_distance,
+            )
             if len(nbs) != 2:
                 ok = False
                 break
@@ -246,8 +249,13 @@ def parse_weights(text: str | None) -> tuple[float, ...]:
     return tuple(w[n] / total for n in STRATEGIES)
 
 
-def make_seed(k: int, base_seed: int, frameworks: list[StructureRecord], nets: list[Structure],
-              weights: tuple[float, ...] = STRATEGY_WEIGHTS) -> Seed:
+def make_seed(
+    k: int,
+    base_seed: int,
+    frameworks: list[StructureRecord],
+    nets: list[Structure],
+    weights: tuple[float, ...] = STRATEGY_WEIGHTS,
+) -> Seed:
     """The seed cell of attempt k (deterministic in base_seed + k and the strategy weights)."""
     rng = np.random.default_rng(base_seed + k)
     strategy = STRATEGIES[rng.choice(len(STRATEGIES), p=np.asarray(weights) / np.sum(weights))]
@@ -286,8 +294,12 @@ class Relaxer:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = self.opt.relax(
-                structure, fmax=self.fmax, steps=self.steps, relax_cell=True,
-                ase_filter="FrechetCellFilter", verbose=False,
+                structure,
+                fmax=self.fmax,
+                steps=self.steps,
+                relax_cell=True,
+                ase_filter="FrechetCellFilter",
+                verbose=False,
             )
         traj = res["trajectory"]
         final: Structure = res["final_structure"]
@@ -296,9 +308,13 @@ class Relaxer:
         fmax_end = float(np.linalg.norm(forces, axis=1).max())
         e = float(traj.energies[-1]) / len(final)
         return final, Relaxation(
-            method="CHGNet", version=self.version, fmax=self.fmax, steps=n_steps,
+            method="CHGNet",
+            version=self.version,
+            fmax=self.fmax,
+            steps=n_steps,
             converged=bool(n_steps < self.steps and fmax_end <= self.fmax * 1.5),
-            energy_per_atom=e, seconds=round(time.time() - t0, 2),
+            energy_per_atom=e,
+            seconds=round(time.time() - t0, 2),
             extra={"optimizer": "FIRE", "cell_filter": "FrechetCellFilter", "fmax_end": round(fmax_end, 4)},
         )
 
@@ -359,9 +375,12 @@ def run_generation(
     recheck_generated(folder, existing)
     prune_above_hull(folder, existing, hull_window)
     frameworks = [
-        r for r in existing
-        if r.source in ("framework", "aflow-prototype", "pyxtal-cif") and r.n_atoms <= max_framework_atoms
-        and r.x == 2.0 and not r.notes.get("filter")
+        r
+        for r in existing
+        if r.source in ("framework", "aflow-prototype", "pyxtal-cif")
+        and r.n_atoms <= max_framework_atoms
+        and r.x == 2.0
+        and not r.notes.get("filter")
     ]
     nets = [s for _, _, s in library_nets() if len(s) <= 12]
     relaxer = Relaxer(fmax=fmax, steps=steps)
@@ -377,16 +396,24 @@ def run_generation(
             entry.update(status="seed_failed", reason=str(err)[:200], seconds=round(time.time() - t0, 2))
             _append(log, entry)
             continue
-        entry.update(strategy=sd.strategy, formula=sd.structure.composition.reduced_formula,
-                     n_atoms=len(sd.structure), **{f"seed_{a}": b for a, b in sd.info.items()})
+        entry.update(
+            strategy=sd.strategy,
+            formula=sd.structure.composition.reduced_formula,
+            n_atoms=len(sd.structure),
+            **{f"seed_{a}": b for a, b in sd.info.items()},
+        )
         try:
             final, relax = relaxer.relax(sd.structure)
         except Exception as err:  # noqa: BLE001
             entry.update(status="relax_failed", reason=str(err)[:200], seconds=round(time.time() - t0, 2))
             _append(log, entry)
             continue
-        entry.update(relax_seconds=relax.seconds, relax_steps=relax.steps, converged=relax.converged,
-                     energy_per_atom=relax.energy_per_atom)
+        entry.update(
+            relax_seconds=relax.seconds,
+            relax_steps=relax.steps,
+            converged=relax.converged,
+            energy_per_atom=relax.energy_per_atom,
+        )
         reasons = [] if relax.converged else ["relaxation not converged"]
         try:
             reasons += check_structure(final, allow_peroxide=sd.allow_peroxide)
@@ -399,11 +426,21 @@ def run_generation(
             continue
         b = bond_analysis(final)
         rec = StructureRecord(
-            id=f"gen-{k:06d}", source="generated",
+            id=f"gen-{k:06d}",
+            source="generated",
             citation=f"generated here: {sd.strategy} seed cell (numpy seed {seed + k}), relaxed with {relax.version}",
-            structure=final, relaxation=relax, name=f"generated {sd.strategy}",
-            notes={"strategy": sd.strategy, "seed": seed + k, "attempt": k, **sd.info,
-                   "n_si_si_bonds": b.n_si_si_bonds, "n_peroxide": b.n_peroxide, "filter": []},
+            structure=final,
+            relaxation=relax,
+            name=f"generated {sd.strategy}",
+            notes={
+                "strategy": sd.strategy,
+                "seed": seed + k,
+                "attempt": k,
+                **sd.info,
+                "n_si_si_bonds": b.n_si_si_bonds,
+                "n_peroxide": b.n_peroxide,
+                "filter": [],
+            },
         )
         kept, dropped = deduplicate([rec], existing=existing, same_spacegroup=False)
         if not kept:
@@ -420,8 +457,14 @@ def run_generation(
 
 def _save_relaxed(gen_dir: Path, k: int, final: Structure, sd: Seed, relax: Relaxation) -> None:
     """Keep a rejected relaxed cell (generated/relaxed/<k>.json) so that it can be re-filtered."""
-    d = {"k": k, "strategy": sd.strategy, "allow_peroxide": sd.allow_peroxide, "info": sd.info,
-         "relaxation": relax.__dict__, "structure": final.as_dict()}
+    d = {
+        "k": k,
+        "strategy": sd.strategy,
+        "allow_peroxide": sd.allow_peroxide,
+        "info": sd.info,
+        "relaxation": relax.__dict__,
+        "structure": final.as_dict(),
+    }
     atomic_write_text(gen_dir / "relaxed" / f"{k:06d}.json", json.dumps(d))
 
 

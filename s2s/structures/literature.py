@@ -88,14 +88,18 @@ def scale_to_bond_valence(structure: Structure, target: float = 4.0) -> Structur
 
 ENTRIES: tuple[Entry, ...] = (
     Entry(
-        "stishovite", "stishovite (rutile type)", "P4_2/mnm",
+        "stishovite",
+        "stishovite (rutile type)",
+        "P4_2/mnm",
         (4.1773, 4.1773, 2.6655, 90, 90, 90),
-        ("Si", "O"), ((0, 0, 0), (0.3062, 0.3062, 0)),
-        "Ross, Shu, Hazen & Gasparik, Am. Mineral. 75, 739-747 (1990): a = 4.1773, c = 2.6655 Å, "
-        "O 4f x = 0.3062",
+        ("Si", "O"),
+        ((0, 0, 0), (0.3062, 0.3062, 0)),
+        "Ross, Shu, Hazen & Gasparik, Am. Mineral. 75, 739-747 (1990): a = 4.1773, c = 2.6655 Å, O 4f x = 0.3062",
     ),
     Entry(
-        "coesite", "coesite", "C2/c",
+        "coesite",
+        "coesite",
+        "C2/c",
         (7.1356, 12.3692, 7.1736, 90, 120.34, 90),
         ("Si", "Si", "O", "O", "O", "O", "O"),
         (
@@ -112,7 +116,9 @@ ENTRIES: tuple[Entry, ...] = (
         "which has an O 1.98 Å from Si",
     ),
     Entry(
-        "moganite", "moganite", "I 1 2/a 1",
+        "moganite",
+        "moganite",
+        "I 1 2/a 1",
         (8.7371, 4.8692, 10.7217, 90, 90.193, 90),
         ("Si", "Si", "O", "O", "O"),
         (
@@ -122,13 +128,15 @@ ENTRIES: tuple[Entry, ...] = (
             (0.1678, 0.1708, 0.1002),
             (0.8703, 0.2296, 0.0675),
         ),
-        "Heaney & Post, Am. Mineral. 86, 1358-1366 (2001), moganite at 298 K (neutron), I2/a, "
-        "AMCSD 0002737",
+        "Heaney & Post, Am. Mineral. 86, 1358-1366 (2001), moganite at 298 K (neutron), I2/a, AMCSD 0002737",
     ),
     Entry(
-        "seifertite", "seifertite (alpha-PbO2 type)", "Pbcn",
+        "seifertite",
+        "seifertite (alpha-PbO2 type)",
+        "Pbcn",
         (4.097, 5.0462, 4.4946, 90, 90, 90),
-        ("Si", "O"), ((0.0, 0.1535, 0.25), (0.2735, 0.3848, 0.4155)),
+        ("Si", "O"),
+        ((0.0, 0.1535, 0.25), (0.2735, 0.3848, 0.4155)),
         "cell: El Goresy, Dera, Sharp, Prewitt, Chen, Dubrovinsky, Wopenka, Boctor & Hemley, "
         "Eur. J. Mineral. 20, 523-528 (2008) (Pbcn, a = 4.097, b = 5.0462, c = 4.4946 Å); "
         "positions: alpha-PbO2-type parameters (Si 4c, O 8d), see Dera et al., Am. Mineral. 87, "
@@ -137,48 +145,67 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     # --- decorated high-pressure AX2 prototypes (cell scaled to Si bond-valence sum 4) ---
     Entry(
-        "cacl2-type", "CaCl2-type SiO2", "Pnnm",
+        "cacl2-type",
+        "CaCl2-type SiO2",
+        "Pnnm",
         (4.23, 4.10, 2.67, 90, 90, 90),
-        ("Si", "O"), ((0, 0, 0), (0.322, 0.291, 0)),
+        ("Si", "O"),
+        ((0, 0, 0), (0.322, 0.291, 0)),
         "CaCl2 type (Pnnm, Si 2a, O 4g), the post-stishovite phase: Kingma, Cohen, Hemley & Mao, "
         "Nature 374, 243 (1995); Andrault, Fiquet, Guyot & Hanfland, Science 282, 720 (1998). "
         "Coordinates: orthorhombically distorted stishovite; cell scaled to Si BVS = 4",
-        bv_scale=True, notes={"decorated_prototype": "CaCl2"},
+        bv_scale=True,
+        notes={"decorated_prototype": "CaCl2"},
     ),
     Entry(
-        "pyrite-type", "pyrite-type SiO2", "Pa-3",
+        "pyrite-type",
+        "pyrite-type SiO2",
+        "Pa-3",
         (4.0, 4.0, 4.0, 90, 90, 90),
-        ("Si", "O"), ((0, 0, 0), (0.347, 0.347, 0.347)),
+        ("Si", "O"),
+        ((0, 0, 0), (0.347, 0.347, 0.347)),
         "pyrite type (Pa-3, Si 4a, O 8c x ~ 0.347): Kuwayama, Hirose, Sata & Ohishi, Science 309, "
         "923 (2005); cell scaled to Si BVS = 4",
-        bv_scale=True, notes={"decorated_prototype": "pyrite"},
+        bv_scale=True,
+        notes={"decorated_prototype": "pyrite"},
     ),
     Entry(
-        "cotunnite-type", "cotunnite-type SiO2", "Pnma",
+        "cotunnite-type",
+        "cotunnite-type SiO2",
+        "Pnma",
         (7.6222, 4.5348, 9.0449, 90, 90, 90),
         ("Si", "O", "O"),
         ((0.2621, 0.25, 0.0953), (0.8600, 0.25, 0.0741), (0.4767, 0.25, 0.8331)),
         "cotunnite (PbCl2) type, Pnma; prototype coordinates of PbCl2 (Sass, Brackett & Brackett, "
         "J. Phys. Chem. 67, 2863 (1963)); predicted for SiO2 at ultra-high pressure (Oganov, "
         "Gillan & Price, Phys. Rev. B 71, 064104 (2005)); cell scaled to Si BVS = 4",
-        bv_scale=True, notes={"decorated_prototype": "cotunnite"},
+        bv_scale=True,
+        notes={"decorated_prototype": "cotunnite"},
     ),
     Entry(
-        "fluorite-type", "fluorite-type SiO2", "Fm-3m",
+        "fluorite-type",
+        "fluorite-type SiO2",
+        "Fm-3m",
         (5.0, 5.0, 5.0, 90, 90, 90),
-        ("Si", "O"), ((0, 0, 0), (0.25, 0.25, 0.25)),
+        ("Si", "O"),
+        ((0, 0, 0), (0.25, 0.25, 0.25)),
         "fluorite (CaF2) type, Fm-3m (Si 4a, O 8c); hypothetical SiO2 phase (e.g. Park, Terakura "
         "& Matsui, Nature 336, 670 (1988)); cell scaled to Si BVS = 4",
-        bv_scale=True, notes={"decorated_prototype": "fluorite"},
+        bv_scale=True,
+        notes={"decorated_prototype": "fluorite"},
     ),
     Entry(
-        "sis2-type", "SiS2-type SiO2 (edge-sharing chains)", "Ibam",
+        "sis2-type",
+        "SiS2-type SiO2 (edge-sharing chains)",
+        "Ibam",
         (9.583, 5.614, 5.547, 90, 90, 90),
-        ("Si", "O"), ((0, 0, 0.25), (0.1187, 0.2072, 0)),
+        ("Si", "O"),
+        ((0, 0, 0.25), (0.1187, 0.2072, 0)),
         "SiS2 type (Ibam, Si 4a, S 8j; Zintl & Loosen, Z. Phys. Chem. A 174, 301 (1935); "
         "Peters & Krebs, Acta Cryst. B 38, 1270 (1982)); 'fibrous silica' SiO2-W (Weiss & Weiss, "
         "Z. Anorg. Allg. Chem. 276, 95 (1954)); cell scaled to Si BVS = 4",
-        bv_scale=True, notes={"decorated_prototype": "SiS2"},
+        bv_scale=True,
+        notes={"decorated_prototype": "SiS2"},
     ),
 )
 
@@ -192,8 +219,12 @@ def literature_records() -> list[StructureRecord]:
             notes["cell_scaled_to_bond_valence_sum"] = 4.0
         out.append(
             StructureRecord(
-                id=f"lit-{e.key}", source="literature", citation=e.citation,
-                structure=e.structure(), name=e.name, notes=notes,
+                id=f"lit-{e.key}",
+                source="literature",
+                citation=e.citation,
+                structure=e.structure(),
+                name=e.name,
+                notes=notes,
             )
         )
     return out

@@ -43,8 +43,12 @@ def aflow_entry(label: str) -> dict:
 
     Raises RuntimeError if the label does not name exactly one Si-O entry.
     """
-    hits = [d for d in aflow_library() if d["tags"].get("aflow") == label
-            and {e.symbol for e in d["snl"].structure.composition.elements} == {"Si", "O"}]
+    hits = [
+        d
+        for d in aflow_library()
+        if d["tags"].get("aflow") == label
+        and {e.symbol for e in d["snl"].structure.composition.elements} == {"Si", "O"}
+    ]
     if len(hits) != 1:
         raise RuntimeError(f"AFLOW prototype library: {len(hits)} Si-O entries labelled {label!r}")
     return hits[0]
@@ -58,10 +62,15 @@ def aflow_structure(label: str) -> Structure:
 def aflow_original_citation(label: str) -> str:
     """'Authors, Journal vol, pages (year)' of the original structure paper of AFLOW entry ``label``."""
     ref = aflow_entry(label)["snl"].references.split("@article{Mehl2017")[0]
-    field = {k: v.strip().strip('{}"').strip() for k, v in
-             re.findall(r'(\w+)\s*=\s*("[^"]*"|\{[^\n]*\})', ref)}
-    return (f"{field.get('author', '?')}, {field.get('journal', '?')} {field.get('volume', '?')}, "
-            f"{field.get('pages', '?')} ({field.get('year', '?')})").replace("--", "-").replace('\\"{u}', "ü")
+    field = {k: v.strip().strip('{}"').strip() for k, v in re.findall(r'(\w+)\s*=\s*("[^"]*"|\{[^\n]*\})', ref)}
+    return (
+        (
+            f"{field.get('author', '?')}, {field.get('journal', '?')} {field.get('volume', '?')}, "
+            f"{field.get('pages', '?')} ({field.get('year', '?')})"
+        )
+        .replace("--", "-")
+        .replace('\\"{u}', "ü")
+    )
 
 
 def aflow_records() -> list[StructureRecord]:

@@ -175,9 +175,6 @@ def unique_o_sites(structure: Structure, symprec: float = 0.01) -> int:
         return len(_unique(structure, symprec=symprec))
 
 
-
 def load_records(folder: str | os.PathLike) -> list[StructureRecord]:
     """Every ``*.json`` record in a folder, sorted by id."""
-    return sorted(
-        (StructureRecord.load(p) for p in sorted(Path(folder).glob("*.json"))), key=lambda r: r.id
-    )
+    return sorted((StructureRecord.load(p) for p in sorted(Path(folder).glob("*.json"))), key=lambda r: r.id)

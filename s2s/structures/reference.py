@@ -20,17 +20,26 @@ from s2s.structures.prototypes import aflow_structure
 def coesite_levien_prewitt() -> Structure:
     """Levien & Prewitt, Am. Mineral. 66, 324 (1981), P = 1 atm (AMCSD 0000816): C2/c, 48 atoms."""
     return Structure.from_spacegroup(
-        "C2/c", Lattice.monoclinic(7.1356, 12.3692, 7.1736, 120.34),
+        "C2/c",
+        Lattice.monoclinic(7.1356, 12.3692, 7.1736, 120.34),
         ["Si", "Si", "O", "O", "O", "O", "O"],
-        [[0.14033, 0.10833, 0.07227], [0.50682, 0.15799, 0.54077], [0, 0, 0],
-         [0.5, 0.1163, 0.75], [0.266, 0.1234, 0.9401], [0.3114, 0.1038, 0.3282],
-         [0.0172, 0.2117, 0.4782]])
+        [
+            [0.14033, 0.10833, 0.07227],
+            [0.50682, 0.15799, 0.54077],
+            [0, 0, 0],
+            [0.5, 0.1163, 0.75],
+            [0.266, 0.1234, 0.9401],
+            [0.3114, 0.1038, 0.3282],
+            [0.0172, 0.2117, 0.4782],
+        ],
+    )
 
 
 def seifertite_dera() -> Structure:
     """Dera et al., Am. Mineral. 87, 1018 (2002) (AMCSD 0002871): alpha-PbO2 type, Pbcn (cell in Å)."""
-    return Structure.from_spacegroup("Pbcn", Lattice.orthorhombic(4.097, 5.0462, 4.4946),
-                                     ["Si", "O"], [[0, 0.1522, 0.25], [0.7336, 0.6245, 0.9186]])
+    return Structure.from_spacegroup(
+        "Pbcn", Lattice.orthorhombic(4.097, 5.0462, 4.4946), ["Si", "O"], [[0, 0.1522, 0.25], [0.7336, 0.6245, 0.9186]]
+    )
 
 
 def relax_chgnet(structure: Structure, relax_cell: bool = True, fmax: float = 0.05) -> Structure:
@@ -51,9 +60,20 @@ def decorated_diamond(n_o_per_si: int) -> Structure:
     n=1: Si2O (Si+), n=2: SiO (Si2+), n=3: Si2O3 (Si3+); every Si keeps 4-n Si-Si bonds.
     The start is scaled part-way and rattled (seeded) so the relaxation can bend Si-O-Si."""
     a = 5.431
-    si = Structure(Lattice.cubic(a), ["Si"] * 8,
-                   [[0, 0, 0], [0, .5, .5], [.5, 0, .5], [.5, .5, 0],
-                    [.25, .25, .25], [.25, .75, .75], [.75, .25, .75], [.75, .75, .25]])
+    si = Structure(
+        Lattice.cubic(a),
+        ["Si"] * 8,
+        [
+            [0, 0, 0],
+            [0, 0.5, 0.5],
+            [0.5, 0, 0.5],
+            [0.5, 0.5, 0],
+            [0.25, 0.25, 0.25],
+            [0.25, 0.75, 0.75],
+            [0.75, 0.25, 0.75],
+            [0.75, 0.75, 0.25],
+        ],
+    )
     bonds = []  # (i, j, image of j)
     for i in range(8):
         for nb in si.get_neighbors(si[i], 2.5):
@@ -78,8 +98,7 @@ def decorated_diamond(n_o_per_si: int) -> Structure:
         s.append("O", (si.frac_coords[i] + si.frac_coords[j] + np.array(img)) / 2)
     # break the ideal symmetry (linear Si-O-Si is a saddle point): fixed-seed 0.1 Å rattle
     rng = np.random.default_rng(n_o_per_si)
-    return Structure(s.lattice, s.species, s.cart_coords + rng.normal(0, 0.1, (len(s), 3)),
-                     coords_are_cartesian=True)
+    return Structure(s.lattice, s.species, s.cart_coords + rng.normal(0, 0.1, (len(s), 3)), coords_are_cartesian=True)
 
 
 def peroxy_quartz() -> Structure:

@@ -62,8 +62,12 @@ def load_folder(path: str | os.PathLike, prefix: str = "user") -> list[Structure
             raise ValueError(f"{f}: expected an Si-O crystal, got {s.composition.reduced_formula}")
         out.append(
             StructureRecord(
-                id=f"{prefix}-{_slug(f.name)}", source="user", citation=f"user file {f.name}",
-                structure=s, name=f.stem, notes={"file": str(f)},
+                id=f"{prefix}-{_slug(f.name)}",
+                source="user",
+                citation=f"user file {f.name}",
+                structure=s,
+                name=f.stem,
+                notes={"file": str(f)},
             )
         )
     return out
@@ -91,9 +95,11 @@ def records_from_mp_docs(docs: Iterable[Any]) -> list[StructureRecord]:
         ehull = _get(doc, "energy_above_hull")
         out.append(
             StructureRecord(
-                id=f"mp-{_slug(str(mid)).removeprefix('mp-')}", source="materials-project",
+                id=f"mp-{_slug(str(mid)).removeprefix('mp-')}",
+                source="materials-project",
                 citation=f"Materials Project {mid} (Jain et al., APL Mater. 1, 011002 (2013)), CC BY 4.0",
-                structure=s, name=str(_get(doc, "formula_pretty") or s.composition.reduced_formula),
+                structure=s,
+                name=str(_get(doc, "formula_pretty") or s.composition.reduced_formula),
                 notes={"material_id": str(mid), "energy_above_hull": ehull},
             )
         )
@@ -111,9 +117,7 @@ def materials_project_records(
     try:
         from mp_api.client import MPRester
     except ImportError as err:
-        raise ImportError(
-            "materials_project_records needs the optional 'mp-api' package (pip install mp-api)"
-        ) from err
+        raise ImportError("materials_project_records needs the optional 'mp-api' package (pip install mp-api)") from err
     key = api_key or os.environ.get("MP_API_KEY")
     if not key:
         raise ValueError("materials_project_records: no Materials Project API key (pass api_key or set MP_API_KEY)")
