@@ -30,13 +30,14 @@ from pathlib import Path
 import torch
 
 from s2s.evaluation.sampling_steps import choose_default, default_rule, format_curve, predict_entry, steps_curve
+from s2s.resources import default_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, default=ROOT / "models/s2s_open_v3/model.pt")
+    ap.add_argument("--model", type=Path, default=default_path("model"))
     ap.add_argument("--data", type=Path, default=ROOT / "data/s2s_open_v1.h5")
     ap.add_argument("--split", default="test")
     ap.add_argument("--limit", type=int, default=None, help="first LIMIT records of the split (default all)")

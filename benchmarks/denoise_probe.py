@@ -1,6 +1,6 @@
 """Does the network read the spectrum?  x_0 RMSE against t with the true and with shuffled spectra.
 
-    python benchmarks/denoise_probe.py [--model models/s2s_open_v3/model.pt] [--split val] [--n 128]
+    python benchmarks/denoise_probe.py [--model MODEL (default: the shipped model)] [--split val] [--n 128]
 
 Noises each target environment to step t, asks the network for the clean coordinates with the
 site's own spectrum and with another site's (:mod:`s2s.model.probe`), and prints the RMSE (Å) of both
@@ -19,11 +19,12 @@ import torch
 from s2s.dataset import Dataset, validation_split
 from s2s.model.probe import probe_table
 from s2s.model.train import load_model
+from s2s.resources import default_path
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="models/s2s_open_v3/model.pt")
+    ap.add_argument("--model", default=default_path("model"))
     ap.add_argument("--data", default="data/s2s_open_v1.h5")
     ap.add_argument("--split", choices=("val", "test"), default="val")
     ap.add_argument("--n", type=int, default=128, help="sites (seeded choice; default 128)")

@@ -1,6 +1,6 @@
 """Under- or over-fitting? Generation quality on training vs test sites, split by SiO2 / other.
 
-    python benchmarks/fit_check.py [--model models/s2s_open_v3/model.pt] [--data data/s2s_open_v1.h5] [--n 40]
+    python benchmarks/fit_check.py [--model MODEL (default: the shipped model)] [--data data/s2s_open_v1.h5] [--n 40]
 
 Draws ``--n`` random sites (seed 0) of each split, generates one environment per spectrum with the
 target's atom count (T = 1000 steps unless ``--steps``), and prints the paper's metrics (paper
@@ -21,11 +21,12 @@ from s2s.dataset import Dataset
 from s2s.evaluation.metrics import evaluate_pair, summarize
 from s2s.model.sample import generate
 from s2s.model.train import load_model
+from s2s.resources import default_path
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="models/s2s_open_v3/model.pt")
+    ap.add_argument("--model", default=default_path("model"))
     ap.add_argument("--data", default="data/s2s_open_v1.h5")
     ap.add_argument("--n", type=int, default=40)
     ap.add_argument("--steps", type=int, default=None)

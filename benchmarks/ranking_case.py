@@ -28,12 +28,13 @@ from s2s.environment import Environment  # noqa: E402
 from s2s.evaluation.ensemble import signature  # noqa: E402
 from s2s.forward.model import ForwardModel  # noqa: E402
 from s2s.forward.selfconsistent import physical_problems, score_candidates  # noqa: E402
+from s2s.resources import default_path
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT / "data" / "s2s_open_v1.h5")
-    ap.add_argument("--model", type=Path, default=ROOT / "models" / "s2s_open_v3" / "model.pt")
+    ap.add_argument("--model", type=Path, default=default_path("model"))
     ap.add_argument("--forward-model", type=Path, default=ROOT / "models" / "forward_v1" / "model.pt")
     ap.add_argument("--site", type=int, default=0, help="index into the test split (default 0)")
     ap.add_argument("--k", type=int, default=8)

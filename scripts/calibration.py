@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from s2s.evaluation.calibration import bootstrap_ci, case_stats, spearman_table
+from s2s.resources import default_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from s2s.predict import DEFAULT_SAMPLER, DEFAULT_STEPS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, default=ROOT / "models/s2s_open_v3/model.pt")
+    ap.add_argument("--model", type=Path, default=default_path("model"))
     ap.add_argument("--data", type=Path, default=ROOT / "data/s2s_open_v1.h5")
     ap.add_argument("--split", default="test")
     ap.add_argument("--limit", type=int, default=None, help="first LIMIT records of the split (default all)")
