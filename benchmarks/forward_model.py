@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from s2s.dataset import Dataset  # noqa: E402
 from s2s.forward.baselines import baselines, format_table, score  # noqa: E402
-from s2s.forward.model import ForwardModel, train_forward, validation_mask  # noqa: E402
+from s2s.forward.model import ForwardModel, validation_mask  # noqa: E402
+from s2s.forward.train import train_forward  # noqa: E402
 
 
 def print_table(rows: dict[str, dict[str, float]], title: str) -> None:

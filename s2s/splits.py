@@ -61,8 +61,6 @@ def make_split(dataset: Dataset, test_fraction: float = 0.1, seed: int = 0, meth
         test = hash_pick(ids, test_fraction, seed)
     else:
         test = _balanced_test_ids(dataset, ids, test_fraction, seed)
-    from s2s.dataset import Dataset
-
     records = [replace(r, split="test" if r.structure_id in test else "train") for r in dataset]
     meta = {
         **dataset.meta,
@@ -70,7 +68,7 @@ def make_split(dataset: Dataset, test_fraction: float = 0.1, seed: int = 0, meth
         "split_test_fraction": float(test_fraction),
         "split_method": method,
     }
-    return Dataset(records, dataset.structures, meta)
+    return type(dataset)(records, dataset.structures, meta)  # a Dataset, without importing it here
 
 
 def validation_split(dataset: Dataset, fraction: float = 0.1, seed: int = 1) -> tuple[Dataset, Dataset]:

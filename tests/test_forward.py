@@ -17,10 +17,10 @@ from s2s.forward.model import (
     ForwardModel,
     build_net,
     check_environment,
-    train_forward,
     validation_mask,
 )
 from s2s.forward.selfconsistent import is_plausible, physical_problems, rank_by_score, score_candidates
+from s2s.forward.train import train_forward
 from s2s.spectrum import GRID, N_GRID
 
 torch.set_num_threads(1)

@@ -11,7 +11,8 @@ import torch
 
 from s2s.dataset import Dataset
 from s2s.environment import Environment
-from s2s.forward.model import ForwardConfig, train_forward
+from s2s.forward.model import ForwardConfig
+from s2s.forward.train import train_forward
 from s2s.io import read_extxyz, write_extxyz
 from s2s.predict import PredictContext, predict_one, read_prediction, write_prediction
 from tests.test_predict import setup  # noqa: F401  (the toy dataset and tiny generator fixture)

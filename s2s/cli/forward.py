@@ -61,7 +61,7 @@ def cmd_train_forward(a) -> int:
     import torch
 
     from s2s.dataset import Dataset
-    from s2s.forward.model import train_forward
+    from s2s.forward.train import train_forward
 
     torch.set_num_threads(max(1, int(a.threads)))
     cfg = default_config(a.kind)
