@@ -256,8 +256,15 @@ def _write_status(doc: Path, full: dict, args: argparse.Namespace) -> None:
 
     opts = " ".join(["--atoms", str(args.atoms)] + [f"--store-for {v}" for v in args.store_for or []] + ["--no-compute"])
     shown = doc.resolve().relative_to(ROOT) if doc.resolve().is_relative_to(ROOT) else doc
+    block = "status"
+    if getattr(args, "family", "tersoff") == "network":  # its own block; never the Tersoff family's table
+        opts = "--family network " + opts
+        block = "status_network"
     note = STATUS_NOTE.format(opts=opts, doc=shown, when=time.strftime("%Y-%m-%d %H:%M", time.gmtime()))
-    _replace_doc_block(doc, note + status_table(full), "status")
+    if block == "status_network":
+        note = note.replace("data/amorphous/spectra.json", "data/amorphous/network/spectra.json").replace(
+            "`figures/results.json` key `amorphous`", "`data/amorphous/network/results.json` key `amorphous_network`")
+    _replace_doc_block(doc, note + status_table(full), block)
 
 
 def _probe_meta(args: argparse.Namespace, gate: dict | None) -> dict:
@@ -393,6 +400,7 @@ def step_spectra(args: argparse.Namespace) -> None:
     result.update({"paper_n_sites": manifest["paper_n_sites"], "cell_atoms": cell_atoms,
                    "n_cells": {k: sum(1 for n in selected if f"{by_name[n]['x']:.2f}" == k) for k in cell_atoms},
                    "gap_eV_median": {k: v.get("median") for k, v in summary["gap_eV"].items()},
+                   "n_computed": summary["n_computed"], "scf_pass_rate": summary["scf_pass_rate"],
                    "simulator": simulator, "calc_key": settings.calc_key(), "min_gap_eV": settings.min_gap,
                    "extra_cells": sorted(extra), "probe": _probe_meta(args, gate),
                    "store_by_x": {k: v["store"] for k, v in protocol_by_x.items()}})
