@@ -159,7 +159,7 @@ def step_network(args: argparse.Namespace) -> None:
     """Network-family cells: SW a-Si parent, O into Si-Si bonds, CHGNet relaxation, checks (resumable)."""
     from s2s.amorphous import network as nw
 
-    xs = args.x or [0.5, 1.0, 2.0]
+    xs = args.x or list(COMPOSITIONS)
     counts = compositions_for_size(args.atoms or 72, xs)
     protocol = nw.NetworkProtocol(**{f.name: getattr(args, "net_" + f.name)
                                      for f in dataclasses.fields(nw.NetworkProtocol)})
