@@ -416,6 +416,16 @@ def step_spectra(args: argparse.Namespace) -> None:
           f"pending {summary['n_pending']}; failed {summary['n_failed']}")
 
 
+def _flag(text: str) -> bool:
+    """true/false (also yes/no, 1/0) for the boolean protocol fields; anything else is an error."""
+    v = str(text).strip().lower()
+    if v in ("true", "yes", "1"):
+        return True
+    if v in ("false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=("md", "checks", "spectra", "all", "network"))
@@ -488,7 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
     from s2s.amorphous.network import NetworkProtocol
 
     for f in dataclasses.fields(NetworkProtocol):
-        parser.add_argument(f"--net-{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
+        parser.add_argument(f"--net-{f.name.replace('_', '-')}", type=_flag if isinstance(f.default, bool) else type(f.default),
+                            default=f.default,
                             help=f"network: NetworkProtocol.{f.name} (default {f.default})")
     return parser
 

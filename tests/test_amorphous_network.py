@@ -315,3 +315,25 @@ def test_keating_prerelax_keeps_the_network_and_opens_the_si_o_si_angles(x):
 def test_protocol_rejects_an_unknown_prerelax():
     with pytest.raises(ValueError, match="prerelax"):
         nw.NetworkProtocol(prerelax="lbfgs")
+
+
+def test_store_protocol_match_tolerates_fields_added_at_their_default():
+    p = nw.NetworkProtocol()
+    old = {k: v for k, v in p.to_dict().items() if k != "keating_cell"}  # a store built before the field existed
+    assert nw.same_protocol(None, p) and nw.same_protocol(p.to_dict(), p) and nw.same_protocol(old, p)
+    assert not nw.same_protocol(old, nw.NetworkProtocol(keating_cell=False))
+    assert not nw.same_protocol({**p.to_dict(), "quench_ps": 50.0}, p)
+    assert not nw.same_protocol({**p.to_dict(), "retired_field": 1}, p)
+
+
+def test_cli_boolean_protocol_fields_parse_true_and_false():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import build_amorphous
+
+    parse = build_amorphous.build_parser().parse_args
+    assert parse(["network", "--net-keating-cell", "false"]).net_keating_cell is False
+    assert parse(["network"]).net_keating_cell is nw.NetworkProtocol().keating_cell
+    with pytest.raises(SystemExit):
+        parse(["network", "--net-keating-cell", "maybe"])

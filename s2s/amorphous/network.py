@@ -100,6 +100,9 @@ class NetworkProtocol:
         field on its own bond list (:func:`keating_relax`, cell included), so CHGNet starts from
         Si-O 1.61, Si-Si 2.35 Å and open Si-O-Si angles and cannot break the stretched Si-Si bonds
         (without it, x = 1.0 kept 7-11 under-coordinated Si after CHGNet); ``none``: straight to CHGNet.
+    keating_cell : the Keating step relaxes the cell too (True) or keeps the expanded cell of the
+        insertion (False: the network is fitted into the target volume per Si, so CHGNet need not
+        expand it).
     """
 
     potential: str = "sw-vink"
@@ -123,6 +126,7 @@ class NetworkProtocol:
     o_directions: int = 12
     bridge_cutoff: float = 3.3
     prerelax: str = "keating"
+    keating_cell: bool = True
 
     def __post_init__(self) -> None:
         if self.prerelax not in ("keating", "none"):
@@ -658,7 +662,7 @@ def make_network_cell(x: float, cell_id: int, n_si: int, protocol: NetworkProtoc
     props["before_relax"] = {k: pre[k] for k in ("shortest_pair_A", "si_cn_lt4", "o_not_2si", "density")}
     if p.prerelax == "keating":
         c1 = time.process_time()
-        inserted, kinfo = keating_relax(inserted, ins["topology"])
+        inserted, kinfo = keating_relax(inserted, ins["topology"], relax_cell=p.keating_cell)
         pre = cell_checks(inserted, p.min_pair)
         props["keating"] = {**kinfo, "cpu_s": round(time.process_time() - c1, 2),
                             **{k: pre[k] for k in ("shortest_pair_A", "si_cn_lt4", "si_cn_gt4", "o_not_2si",
@@ -678,6 +682,23 @@ def make_network_cell(x: float, cell_id: int, n_si: int, protocol: NetworkProtoc
     props.update(ok=chk["ok"], reason=chk["reason"])
     props["energy_eV"] = rinfo.get("energy_eV_per_atom", 0.0) * len(relaxed)
     return (relaxed if chk["ok"] else None), {**props, "_relaxed": relaxed}
+
+
+def same_protocol(stored: dict | None, protocol: NetworkProtocol) -> bool:
+    """Whether a store's recorded protocol is ``protocol`` (None: a new store).
+
+    A field missing from the record (added to :class:`NetworkProtocol` after the store was
+    built) matches when ``protocol`` has that field's default value; unknown recorded fields do not match.
+    """
+    if stored is None:
+        return True
+    import dataclasses  # noqa: PLC0415
+
+    defaults = {f.name: f.default for f in dataclasses.fields(NetworkProtocol)}
+    now = protocol.to_dict()
+    if set(stored) - set(now):
+        return False
+    return all(stored[k] == v if k in stored else v == defaults[k] for k, v in now.items())
 
 
 def build_network_store(directory: Path, xs, n_cells: int | dict, counts: dict[float, tuple[int, int]],
@@ -708,7 +729,7 @@ def build_network_store(directory: Path, xs, n_cells: int | dict, counts: dict[f
         previous = read_manifest(directory)
     except Exception:  # noqa: BLE001
         previous = {}
-    if previous.get("protocol") not in (None, p.to_dict()) or previous.get("rule") not in (None, rule):
+    if not same_protocol(previous.get("protocol"), p) or previous.get("rule") not in (None, rule):
         raise ValueError(f"{directory}: built with another protocol or rule; use another --store-name")
     cells = {e["name"]: e for e in previous.get("cells", [])}
     dropped = {e["name"]: e for e in previous.get("dropped", [])}
