@@ -172,6 +172,8 @@ def step_network(args: argparse.Namespace) -> None:
         print(f"x={x}: {r['passed']}/{r['built']} pass ({r['pass_rate']:.2f}), {r['cpu_s_per_cell']:.0f} s CPU per cell")
     for d in man["dropped"]:
         print(f"dropped {d['name']}: {d['reason']}")
+    if args.doc:  # the per-x table between <!-- network_cells:begin/end --> of the document
+        _replace_doc_block(Path(args.doc), nw.cells_markdown(man), "network_cells")
 
 
 def step_checks(args: argparse.Namespace) -> None:

@@ -159,6 +159,13 @@ def test_store_build_resumes_and_reports_the_pass_rate(tmp_path, monkeypatch):
     cells = load_cells(tmp_path)
     assert [c.properties["x"] for c in cells] == [2.0, 2.0]
     assert cells[0].properties["family"] == "network" and cells[0].properties["source"] == nw.SOURCE
+    table = nw.cells_markdown(man).splitlines()
+    assert table[0].startswith("| x | Si + O | cells built | passed |")
+    row05 = next(r for r in table if r.startswith("| 0.50 |"))
+    assert "| 8 + 4 | 2 | 0 | 0.00 |" in row05 and "c0: " in row05 and "c1: " in row05
+    assert row05.count("under-coordinated Si") == 2
+    row2 = next(r for r in table if r.startswith("| 2.00 |"))
+    assert "| 2 | 2 | 1.00 |" in row2 and "| 32 | 144 | - |" in row2
     n_calls = len(calls)
     nw.build_network_store(tmp_path, [0.5, 2.0], 2, counts, relax=relax, progress=False, log=lambda s: None,
                            tag="t8")

@@ -807,3 +807,23 @@ def build_network_store(directory: Path, xs, n_cells: int | dict, counts: dict[f
     if bar is not None:
         bar.close()
     return write()
+
+
+def cells_markdown(manifest: dict) -> str:
+    """Markdown table of a network store's manifest: per x the cells built / passed, the pass rate,
+    CPU seconds per cell, O sites of the passing cells against the paper's count, and the drop reasons."""
+    rate, sites, paper = manifest.get("pass_rate", {}), manifest.get("n_o_sites", {}), manifest.get("paper_n_sites", {})
+    counts = manifest.get("counts_si_o", {})
+    reasons: dict[str, list[str]] = {}
+    for d in manifest.get("dropped", []):
+        reasons.setdefault(f"{float(d['x']):.2f}", []).append(f"c{d['cell_id']}: {d['reason']}")
+    lines = ["| x | Si + O | cells built | passed | pass rate | CPU s per cell | O sites (passing) | paper | dropped |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for x in sorted(set(rate) | set(paper), key=float):
+        r = rate.get(x, {})
+        c = counts.get(x)
+        lines.append("| " + " | ".join([
+            x, f"{c[0]} + {c[1]}" if c else "-", str(r.get("built", 0)), str(r.get("passed", 0)),
+            f"{r['pass_rate']:.2f}" if r else "-", f"{r['cpu_s_per_cell']:.0f}" if r else "-",
+            str(sites.get(x, 0)), str(paper.get(x, "-")), "; ".join(reasons.get(x, [])) or "-"]) + " |")
+    return "\n".join(lines)
