@@ -265,7 +265,8 @@ def _write_status(doc: Path, full: dict, args: argparse.Namespace) -> None:
     note = STATUS_NOTE.format(opts=opts, doc=shown, when=time.strftime("%Y-%m-%d %H:%M", time.gmtime()))
     if block == "status_network":
         note = note.replace("data/amorphous/spectra.json", "data/amorphous/network/spectra.json").replace(
-            "`figures/results.json` key `amorphous`", "`data/amorphous/network/results.json` key `amorphous_network`")
+            "`figures/results.json` key `amorphous`", "`data/amorphous/network/results.json` key `amorphous_network`"
+        ).replace("`nice -n 15`", "`nice -n 19`")
     _replace_doc_block(doc, note + status_table(full), block)
 
 
