@@ -159,7 +159,7 @@ def step_network(args: argparse.Namespace) -> None:
     """Network-family cells: SW a-Si parent, O into Si-Si bonds, CHGNet relaxation, checks (resumable)."""
     from s2s.amorphous import network as nw
 
-    xs = args.x or [0.5, 1.0, 2.0]
+    xs = args.x or list(COMPOSITIONS)
     counts = compositions_for_size(args.atoms or 72, xs)
     protocol = nw.NetworkProtocol(**{f.name: getattr(args, "net_" + f.name)
                                      for f in dataclasses.fields(nw.NetworkProtocol)})
@@ -172,6 +172,8 @@ def step_network(args: argparse.Namespace) -> None:
         print(f"x={x}: {r['passed']}/{r['built']} pass ({r['pass_rate']:.2f}), {r['cpu_s_per_cell']:.0f} s CPU per cell")
     for d in man["dropped"]:
         print(f"dropped {d['name']}: {d['reason']}")
+    if args.doc:  # the per-x table between <!-- network_cells:begin/end --> of the document
+        _replace_doc_block(Path(args.doc), nw.cells_markdown(man), "network_cells")
 
 
 def step_checks(args: argparse.Namespace) -> None:
@@ -256,8 +258,16 @@ def _write_status(doc: Path, full: dict, args: argparse.Namespace) -> None:
 
     opts = " ".join(["--atoms", str(args.atoms)] + [f"--store-for {v}" for v in args.store_for or []] + ["--no-compute"])
     shown = doc.resolve().relative_to(ROOT) if doc.resolve().is_relative_to(ROOT) else doc
+    block = "status"
+    if getattr(args, "family", "tersoff") == "network":  # its own block; never the Tersoff family's table
+        opts = "--family network " + opts
+        block = "status_network"
     note = STATUS_NOTE.format(opts=opts, doc=shown, when=time.strftime("%Y-%m-%d %H:%M", time.gmtime()))
-    _replace_doc_block(doc, note + status_table(full), "status")
+    if block == "status_network":
+        note = note.replace("data/amorphous/spectra.json", "data/amorphous/network/spectra.json").replace(
+            "`figures/results.json` key `amorphous`", "`data/amorphous/network/results.json` key `amorphous_network`"
+        ).replace("`nice -n 15`", "`nice -n 19`")
+    _replace_doc_block(doc, note + status_table(full), block)
 
 
 def _probe_meta(args: argparse.Namespace, gate: dict | None) -> dict:
@@ -393,6 +403,7 @@ def step_spectra(args: argparse.Namespace) -> None:
     result.update({"paper_n_sites": manifest["paper_n_sites"], "cell_atoms": cell_atoms,
                    "n_cells": {k: sum(1 for n in selected if f"{by_name[n]['x']:.2f}" == k) for k in cell_atoms},
                    "gap_eV_median": {k: v.get("median") for k, v in summary["gap_eV"].items()},
+                   "n_computed": summary["n_computed"], "scf_pass_rate": summary["scf_pass_rate"],
                    "simulator": simulator, "calc_key": settings.calc_key(), "min_gap_eV": settings.min_gap,
                    "extra_cells": sorted(extra), "probe": _probe_meta(args, gate),
                    "store_by_x": {k: v["store"] for k, v in protocol_by_x.items()}})
@@ -406,6 +417,16 @@ def step_spectra(args: argparse.Namespace) -> None:
         update_results("amorphous_network" if args.family == "network" else "amorphous", result, args.results)
     print(f"spectra: {len(records)} records -> {path}; per x {summary['n_sites']}; "
           f"pending {summary['n_pending']}; failed {summary['n_failed']}")
+
+
+def _flag(text: str) -> bool:
+    """true/false (also yes/no, 1/0) for the boolean protocol fields; anything else is an error."""
+    v = str(text).strip().lower()
+    if v in ("true", "yes", "1"):
+        return True
+    if v in ("false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -480,7 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     from s2s.amorphous.network import NetworkProtocol
 
     for f in dataclasses.fields(NetworkProtocol):
-        parser.add_argument(f"--net-{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
+        parser.add_argument(f"--net-{f.name.replace('_', '-')}", type=_flag if isinstance(f.default, bool) else type(f.default),
+                            default=f.default,
                             help=f"network: NetworkProtocol.{f.name} (default {f.default})")
     return parser
 

@@ -66,10 +66,11 @@ RULES = ("uniform", "clustered")
 class NetworkRejected(RuntimeError):
     """A parent or a cell failed its checks; ``reason`` says why."""
 
-    def __init__(self, reason: str, info: dict | None = None):
+    def __init__(self, reason: str, info: dict | None = None, atoms: Atoms | None = None):
         super().__init__(reason)
         self.reason = reason
         self.info = info or {}
+        self.atoms = atoms  # the rejected structure, for diagnosis (not stored)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,9 @@ class NetworkProtocol:
 
     potential : ``sw-vink`` (default) or ``sw``, the Stillinger-Weber parameters of the parent MD.
     parent_density : g/cm^3 of the random start (a-Si experiment 2.29).
-    melt_T, melt_ps, quench_ps, quench_T_end : parent melt (NVT) and linear quench (NPT, 0 bar).
+    melt_T, melt_ps, quench_ps, quench_T_end : parent melt (NVT) and linear quench (NPT, 0 bar);
+        100 ps (48 Si: 3 of 6 seeds defect-free after the cycles, 0 of 6 with 50 ps).
+    parent_tries : parent seeds tried before the cell is dropped.
     anneal_T, anneal_ps, max_cycles : defect-removal cycles (NPT anneal + minimisation) until
         every Si is four-fold within ``si_cutoff`` Å; ``max_cycles`` at most.
     si_cutoff : Si-Si bond cutoff of the parent graph (a-Si g(r) minimum).
@@ -89,6 +92,17 @@ class NetworkProtocol:
         so far is taken (1 = one random direction).
     fmax, relax_steps : CHGNet relaxation (eV/Å, FIRE steps), cell and positions.
     min_pair : Å, a relaxed cell with a closer pair is dropped.
+    bridge_cutoff : Å; two three-fold Si of the parent closer than this (a stretched Si-Si bond,
+        beyond ``si_cutoff``) form a *bridge*: an O is always put between them, which makes both
+        four-fold (Si-O-Si with Si...Si 3.0-3.2 Å is the ordinary bridge of silica).  A parent whose
+        remaining defects are all bridged is accepted.  0 turns bridging off.
+    prerelax : ``keating`` (default): the inserted network is first relaxed with a valence force
+        field on its own bond list (:func:`keating_relax`, cell included), so CHGNet starts from
+        Si-O 1.61, Si-Si 2.35 Å and open Si-O-Si angles and cannot break the stretched Si-Si bonds
+        (without it, x = 1.0 kept 7-11 under-coordinated Si after CHGNet); ``none``: straight to CHGNet.
+    keating_cell : the Keating step relaxes the cell too (True) or keeps the expanded cell of the
+        insertion (False: the network is fitted into the target volume per Si, so CHGNet need not
+        expand it).
     """
 
     potential: str = "sw-vink"
@@ -97,7 +111,7 @@ class NetworkProtocol:
     timestep_fs: float = 1.0
     melt_T: float = 3000.0
     melt_ps: float = 10.0
-    quench_ps: float = 50.0
+    quench_ps: float = 100.0
     quench_T_end: float = 300.0
     anneal_T: float = 1400.0
     anneal_ps: float = 10.0
@@ -107,11 +121,16 @@ class NetworkProtocol:
     fmax: float = 0.05
     relax_steps: int = 600
     min_pair: float = 1.4
-    parent_tries: int = 3
+    parent_tries: int = 6
     expand_fraction: float = 1.0
-    o_directions: int = 1
+    o_directions: int = 12
+    bridge_cutoff: float = 3.3
+    prerelax: str = "keating"
+    keating_cell: bool = True
 
     def __post_init__(self) -> None:
+        if self.prerelax not in ("keating", "none"):
+            raise ValueError(f"NetworkProtocol.prerelax must be 'keating' or 'none', got {self.prerelax!r}")
         if self.potential not in SW_PARAMS:
             raise ValueError(f"NetworkProtocol.potential must be one of {sorted(SW_PARAMS)}, got {self.potential!r}")
         for name in ("parent_density", "min_dist", "timestep_fs", "melt_T", "quench_T_end", "anneal_T",
@@ -180,6 +199,32 @@ def si_coordination(atoms: Atoms, cutoff: float) -> np.ndarray:
     return np.bincount(i, minlength=len(atoms))
 
 
+def parent_defects(atoms: Atoms, cutoff: float, bridge_cutoff: float = 0.0) -> dict[str, Any]:
+    """Coordination defects of an a-Si parent and the ones an inserted O can heal.
+
+    Counts Si with CN != 4 (``cutoff`` Å).  Three-fold Si are paired, shortest distance first,
+    with another three-fold Si within ``bridge_cutoff`` Å (a stretched bond; distinct atoms, no
+    atom in two pairs): each pair is a *bridge* that gets an O (:func:`insert_oxygen`), after which
+    both Si are four-fold.  Returns ``defects`` (all CN != 4), ``n_under``, ``n_over``,
+    ``bridges`` ([i, j] pairs, i < j) and ``unfixed`` (defects not healed by a bridge).
+    """
+    cn = si_coordination(atoms, cutoff)
+    bridges: list[list[int]] = []
+    if bridge_cutoff > 0:
+        i, j, d = neighbor_list("ijd", atoms, bridge_cutoff)
+        m = (i < j) & (cn[i] == 3) & (cn[j] == 3) & (d >= cutoff)
+        i, j, d = i[m], j[m], d[m]
+        used: set[int] = set()
+        for k in np.argsort(d, kind="stable"):
+            a, b = int(i[k]), int(j[k])
+            if a not in used and b not in used:
+                bridges.append([a, b])
+                used |= {a, b}
+    n_under, n_over = int(np.count_nonzero(cn < 4)), int(np.count_nonzero(cn > 4))
+    return {"defects": n_under + n_over, "n_under": n_under, "n_over": n_over, "bridges": bridges,
+            "unfixed": n_under + n_over - 2 * len(bridges)}
+
+
 # --------------------------------------------------------------------------- a-Si parent (LAMMPS SW)
 
 
@@ -194,10 +239,11 @@ def sw_file(potential: str, directory: Path) -> Path:
 def asi_parent(n_si: int, seed: int, protocol: NetworkProtocol | None = None) -> tuple[Atoms, dict[str, Any]]:
     """Amorphous Si of ``n_si`` atoms by a seeded SW melt-quench plus defect-removal cycles.
 
-    Returns ``(atoms, info)``; info has ``cn_after_cycle`` (number of Si with CN != 4
-    after the quench and after each anneal cycle), ``cycles``, ``defects``,
-    ``cpu_s``, ``wall_s``, ``density``.  Raises :class:`NetworkRejected` when
-    defects remain after ``max_cycles``.
+    Returns ``(atoms, info)``; info has ``cn_defects_after_cycle`` (number of Si with CN != 4
+    after the quench and after each anneal cycle), ``unfixed_after_cycle`` (those not healed by a
+    bridge, :func:`parent_defects`), ``cycles``, ``defects``, ``unfixed``, ``bridges`` (pairs of
+    three-fold Si that must get an O), ``cpu_s``, ``wall_s``, ``density``.  The cycles stop when
+    ``unfixed`` is 0; raises :class:`NetworkRejected` when it is not after ``max_cycles``.
     """
     import tempfile  # noqa: PLC0415
 
@@ -245,9 +291,11 @@ def asi_parent(n_si: int, seed: int, protocol: NetworkProtocol | None = None) ->
                 return md._read_atoms(lmp, ("Si",))
 
             atoms = relax()
-            defects.append(int(np.count_nonzero(si_coordination(atoms, p.si_cutoff) != 4)))
+            state = parent_defects(atoms, p.si_cutoff, p.bridge_cutoff)
+            defects.append(state["defects"])
+            unfixed = [state["unfixed"]]
             cycle = 0
-            while defects[-1] and cycle < p.max_cycles:
+            while unfixed[-1] and cycle < p.max_cycles:
                 cycle += 1
                 lmp.commands_list([
                     f"velocity all create {float(p.anneal_T)!r} {vseed + cycle} mom yes rot yes dist gaussian",
@@ -255,15 +303,18 @@ def asi_parent(n_si: int, seed: int, protocol: NetworkProtocol | None = None) ->
                     f"run {p.steps(p.anneal_ps)}", "unfix md",
                 ])
                 atoms = relax()
-                defects.append(int(np.count_nonzero(si_coordination(atoms, p.si_cutoff) != 4)))
+                state = parent_defects(atoms, p.si_cutoff, p.bridge_cutoff)
+                defects.append(state["defects"])
+                unfixed.append(state["unfixed"])
     finally:
         lmp.close()
-    info = {"cn_defects_after_cycle": defects, "cycles": len(defects) - 1, "defects": defects[-1],
+    info = {"cn_defects_after_cycle": defects, "unfixed_after_cycle": unfixed, "cycles": len(defects) - 1,
+            "defects": defects[-1], "unfixed": unfixed[-1], "bridges": state["bridges"],
             "cpu_s": round(time.process_time() - c0, 2), "wall_s": round(time.perf_counter() - t0, 2),
             "density": round(an.density(atoms), 4)}
-    if defects[-1]:
-        raise NetworkRejected(f"a-Si parent keeps {defects[-1]} Si with CN != 4 after {p.max_cycles} "
-                              "anneal cycles", info)
+    if unfixed[-1]:
+        raise NetworkRejected(f"a-Si parent keeps {unfixed[-1]} Si with CN != 4 (not bridged) after "
+                              f"{p.max_cycles} anneal cycles", info, atoms)
     return atoms, info
 
 
@@ -276,8 +327,8 @@ def volume_per_si(x: float) -> float:
 
 
 def insert_oxygen(parent: Atoms, x: float, seed: int, rule: str = "uniform", cutoff: float = 2.85,
-                  si_o: float = 1.62, expand: bool | float = True, directions: int = 1
-                  ) -> tuple[Atoms, dict[str, Any]]:
+                  si_o: float = 1.62, expand: bool | float = True, directions: int = 1,
+                  bridges=()) -> tuple[Atoms, dict[str, Any]]:
     """Put ``x * n_Si`` O into Si-Si bonds of ``parent`` (Si only, periodic), seeded.
 
     rule : ``uniform`` (random bonding: bonds drawn uniformly without replacement) or
@@ -287,10 +338,15 @@ def insert_oxygen(parent: Atoms, x: float, seed: int, rule: str = "uniform", cut
         fraction of the volume change).
     directions : sideways directions drawn per O; the one whose O is farthest from the atoms
         placed so far is used.
+    bridges : [i, j] pairs of Si (three-fold pairs of :func:`parent_defects`, beyond ``cutoff``)
+        that always get an O (they count among the ``x * n_Si``); the other O are drawn by ``rule``
+        among the bonds of the graph.
     The O sits at the bond midpoint, displaced perpendicular to the bond (random
     direction) so that both Si-O distances are ``si_o`` (on the midpoint when the
     bond is already longer than 2 * si_o).  Returns ``(atoms, info)``: Si first
-    (parent order), then O; ``info["o_bonds"]`` is the (Si i, Si j) pair of each O.
+    (parent order), then O; ``info["o_bonds"]`` is the (Si i, Si j) pair of each O;
+    ``info["topology"]`` = ``(i, j, D)``, every bond of the new network (Si-Si without an O,
+    then Si-O) with its vector from i to j (for :func:`keating_relax`).
     """
     if rule not in RULES:
         raise ValueError(f"insert_oxygen: rule must be one of {RULES}, got {rule!r}")
@@ -300,8 +356,19 @@ def insert_oxygen(parent: Atoms, x: float, seed: int, rule: str = "uniform", cut
     n_si = len(parent)
     n_o = n_oxygen(x, n_si)
     bi, bj, bD = si_graph(parent, cutoff)
-    if n_o > len(bi):
-        raise ValueError(f"insert_oxygen: x={x} needs {n_o} Si-Si bonds, the parent has {len(bi)}")
+    n_bonds = len(bi)
+    bridges = [(int(a), int(b)) for a, b in bridges]
+    nb = len(bridges)
+    if nb > n_o:
+        raise ValueError(f"insert_oxygen: {nb} bridges but x={x} gives only {n_o} O")
+    if any(not (0 <= a < n_si and 0 <= b < n_si) or a == b for a, b in bridges):
+        raise ValueError(f"insert_oxygen: bridges must be pairs of distinct Si indices < {n_si}, got {bridges}")
+    if nb:
+        bi = np.concatenate([np.array([a for a, _ in bridges]), bi])
+        bj = np.concatenate([np.array([b for _, b in bridges]), bj])
+        bD = np.vstack([np.array([parent.get_distance(a, b, mic=True, vector=True) for a, b in bridges]), bD])
+    if n_o - nb > n_bonds:
+        raise ValueError(f"insert_oxygen: x={x} needs {n_o} Si-Si bonds, the parent has {n_bonds}")
     rng = np.random.default_rng(int(seed))
     frac_v = float(expand) if not isinstance(expand, bool) else float(expand)
     v0 = parent.get_volume()
@@ -309,15 +376,16 @@ def insert_oxygen(parent: Atoms, x: float, seed: int, rule: str = "uniform", cut
     cell = np.asarray(parent.cell) * scale
     si_pos = parent.get_positions() * scale
     D = bD * scale
+    forced = np.arange(nb)  # the bridges come first in (bi, bj, D)
     if rule == "uniform":
-        chosen = np.sort(rng.choice(len(bi), size=n_o, replace=False))
+        chosen = np.concatenate([forced, nb + np.sort(rng.choice(n_bonds, size=n_o - nb, replace=False))])
     else:
         centre = rng.random(3) @ cell
-        mid = si_pos[bi] + 0.5 * D - centre
+        mid = si_pos[bi[nb:]] + 0.5 * D[nb:] - centre
         frac = np.linalg.solve(cell.T, mid.T).T
         mid = (frac - np.round(frac)) @ cell
-        dist = np.linalg.norm(mid, axis=1) + 1e-9 * rng.random(len(bi))  # seeded tie break
-        chosen = np.sort(np.argsort(dist)[:n_o])
+        dist = np.linalg.norm(mid, axis=1) + 1e-9 * rng.random(n_bonds)  # seeded tie break
+        chosen = np.concatenate([forced, nb + np.sort(np.argsort(dist)[:n_o - nb])])
     o_pos = np.empty((n_o, 3))
     for k, b in enumerate(chosen):
         d = D[b]
@@ -339,8 +407,14 @@ def insert_oxygen(parent: Atoms, x: float, seed: int, rule: str = "uniform", cut
             o_pos[k] = cand[0]
     atoms = Atoms(symbols=["Si"] * n_si + ["O"] * n_o, positions=np.vstack([si_pos, o_pos]), cell=cell, pbc=True)
     atoms.wrap()
-    info = {"n_si": n_si, "n_o": n_o, "n_bonds": int(len(bi)), "rule": rule, "scale": float(scale),
-            "o_bonds": [[int(bi[b]), int(bj[b])] for b in chosen]}
+    kept = np.setdiff1d(np.arange(len(bi)), chosen)  # Si-Si bonds without an O
+    top_i = np.concatenate([bi[kept], bi[chosen], bj[chosen]])
+    top_j = np.concatenate([bj[kept], n_si + np.arange(n_o), n_si + np.arange(n_o)])
+    top_D = np.vstack([D[kept], o_pos - si_pos[bi[chosen]], o_pos - si_pos[bi[chosen]] - D[chosen]])
+    info = {"n_si": n_si, "n_o": n_o, "n_bonds": int(n_bonds), "n_bridges": nb, "rule": rule,
+            "scale": float(scale),
+            "o_bonds": [[int(bi[b]), int(bj[b])] for b in chosen],
+            "topology": (top_i.astype(int), top_j.astype(int), top_D)}
     return atoms, info
 
 
@@ -355,6 +429,132 @@ def o_between_two_si(atoms: Atoms, o_bonds, tol: float = 0.05) -> bool:
         if abs(di - dj) > tol:
             return False
     return True
+
+
+# --------------------------------------------------------------------------- Keating pre-relaxation
+
+
+#: Keating-like valence force field of the pre-relaxation: bond lengths (Å) and the O bond angle.
+KEATING = {"r_sisi": 2.35, "r_sio": 1.61, "k_bond": 10.0, "k_si": 3.0, "k_o": 0.5, "theta_o": 144.0,
+           "k_rep": 5.0, "rep_sisi": 3.0, "rep_sio": 2.6, "rep_oo": 2.5}
+
+
+def keating_relax(atoms: Atoms, topology, steps: int = 400, relax_cell: bool = True,
+                  params: dict | None = None) -> tuple[Atoms, dict[str, Any]]:
+    """Relax a network of known bonds with a Keating-like valence force field (torch gradients, L-BFGS).
+
+    topology : ``(i, j, D)`` bonds and their vectors i -> j in ``atoms`` (from
+        :func:`insert_oxygen`); the bonds are kept by construction (no bond can break or
+        form), so the network reaches bond lengths Si-Si 2.35, Si-O 1.61 Å, tetrahedral Si and
+        Si-O-Si near 144 deg before CHGNet sees it.  Energy (eV): sum 0.5 k_bond (r - r0)^2 over
+        bonds + 0.5 k_si (cos t + 1/3)^2 over bond pairs at each Si + 0.5 k_o (cos t - cos
+        theta_o)^2 at each O + 0.5 k_rep (r - r_rep)^2 for pairs closer than r_rep that are not
+        bonded (so that no new bond forms, and Si...Si across an O stays >= 3.0 Å, Si-O-Si >= 137 deg;
+        the second neighbours of an ideal network are farther than r_rep; pairs found within 4 Å of
+        the start, again after a first relaxation).  relax_cell: the cell (symmetric strain) relaxes too (zero stress).
+    Returns ``(atoms, info)``: ``energy_eV`` before/after, ``max_bond_dev_A``, ``steps``.
+    """
+    import torch  # noqa: PLC0415
+
+    kp = {**KEATING, **(params or {})}
+    bi, bj, D = (np.asarray(t) for t in topology)
+    D = np.asarray(D, dtype=float).reshape(-1, 3)
+    if len(bi) == 0:
+        raise ValueError("keating_relax: empty topology")
+    sym = np.array(atoms.get_chemical_symbols())
+    cell0 = np.asarray(atoms.cell, dtype=float)
+    pos = atoms.get_positions()
+    frac = np.linalg.solve(cell0.T, pos.T).T
+    shift = np.rint(np.linalg.solve(cell0.T, (D - (pos[bj] - pos[bi])).T).T)
+    if np.abs(frac[bj] - frac[bi] + shift - np.linalg.solve(cell0.T, D.T).T).max() > 1e-6:
+        raise ValueError("keating_relax: bond vectors do not match the positions and the cell")
+    is_o_bond = (sym[bi] == "O") | (sym[bj] == "O")
+    r0 = np.where(is_o_bond, kp["r_sio"], kp["r_sisi"])
+    # angle triplets: for each atom, every pair of its bonds (bond index, sign of the vector away from it)
+    ends: dict[int, list[tuple[int, float]]] = {}
+    for b, (a, c) in enumerate(zip(bi, bj)):
+        if a == c:
+            continue
+        ends.setdefault(int(a), []).append((b, 1.0))
+        ends.setdefault(int(c), []).append((b, -1.0))
+    near: set[tuple[int, int]] = {(int(min(a, c)), int(max(a, c))) for a, c in zip(bi, bj)}  # bonded pairs
+    t_b1, t_s1, t_b2, t_s2, t_k, t_c0 = [], [], [], [], [], []
+    cos_o = float(np.cos(np.radians(kp["theta_o"])))
+    for centre, lst in ends.items():
+        k, c0 = (kp["k_o"], cos_o) if sym[centre] == "O" else (kp["k_si"], -1.0 / 3.0)
+        for u in range(len(lst)):
+            for w in range(u + 1, len(lst)):
+                t_b1.append(lst[u][0]); t_s1.append(lst[u][1]); t_b2.append(lst[w][0]); t_s2.append(lst[w][1])
+                t_k.append(k); t_c0.append(c0)
+    dt = torch.float64
+    T = lambda a, d=dt: torch.as_tensor(np.asarray(a), dtype=d)  # noqa: E731
+    ti, tj, tsh, tr0 = T(bi, torch.long), T(bj, torch.long), T(shift), T(r0)
+    b1, b2, s1, s2, tk, tc0 = (T(t_b1, torch.long), T(t_b2, torch.long), T(t_s1), T(t_s2), T(t_k), T(t_c0))
+    h0 = T(cell0)
+    eye = torch.eye(3, dtype=dt)
+    n = len(atoms)
+
+    def unpack(xt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s = xt[: 3 * n].reshape(n, 3)
+        e = xt[3 * n:].reshape(3, 3) if relax_cell else torch.zeros((3, 3), dtype=dt)
+        return s, h0 @ (eye + 0.5 * (e + e.transpose(0, 1)))
+
+    rep_r = {("Si", "Si"): kp["rep_sisi"], ("O", "Si"): kp["rep_sio"], ("O", "Si")[::-1]: kp["rep_sio"],
+             ("O", "O"): kp["rep_oo"]}
+    rep_pairs: list = []
+
+    def find_pairs(fr: np.ndarray, h: np.ndarray) -> list:
+        from ase.neighborlist import neighbor_list as nl  # noqa: PLC0415
+
+        at = Atoms(sym.tolist(), fr @ h, cell=h, pbc=True)
+        pi, pj, pS = nl("ijS", at, 4.0)
+        keep = np.array([a < c and (int(a), int(c)) not in near for a, c in zip(pi, pj)], dtype=bool)
+        pi, pj, pS = pi[keep], pj[keep], pS[keep]
+        rr = np.array([rep_r[(sym[a], sym[c])] for a, c in zip(pi, pj)])
+        return [T(pi, torch.long), T(pj, torch.long), T(pS), T(rr)]
+
+    def energy(xt: torch.Tensor) -> torch.Tensor:
+        s, h = unpack(xt)
+        v = (s[tj] - s[ti] + tsh) @ h
+        r = v.norm(dim=1)
+        e = 0.5 * kp["k_bond"] * ((r - tr0) ** 2).sum()
+        if len(t_b1):
+            cos = (s1[:, None] * v[b1] * s2[:, None] * v[b2]).sum(dim=1) / (r[b1] * r[b2])
+            e = e + 0.5 * (tk * (cos - tc0) ** 2).sum()
+        if rep_pairs and len(rep_pairs[0]):
+            pi, pj, pS, rr = rep_pairs
+            d = ((s[pj] - s[pi] + pS) @ h).norm(dim=1)
+            e = e + 0.5 * kp["k_rep"] * (torch.clamp(rr - d, min=0.0) ** 2).sum()
+        return e
+
+    def fun(xv: np.ndarray) -> tuple[float, np.ndarray]:
+        xt = torch.tensor(xv, dtype=dt, requires_grad=True)
+        e = energy(xt)
+        e.backward()
+        return float(e.detach()), xt.grad.numpy().copy()
+
+    from scipy.optimize import minimize  # noqa: PLC0415
+
+    x0 = np.concatenate([frac.ravel(), np.zeros(9 if relax_cell else 0)])
+    rep_pairs[:] = find_pairs(frac, cell0) if kp["k_rep"] > 0 else []
+    e0 = fun(x0)[0]
+    nit = 0
+    for _ in range(2):  # relax, find the close non-bonded pairs again, relax
+        res = minimize(fun, x0, jac=True, method="L-BFGS-B", options={"maxiter": int(steps), "gtol": 1e-6})
+        nit += int(res.nit)
+        with torch.no_grad():
+            st, ht = unpack(torch.tensor(res.x, dtype=dt))
+            f, h = st.numpy(), ht.numpy()
+        if kp["k_rep"] <= 0:
+            break
+        rep_pairs[:] = find_pairs(f, h)
+        x0 = res.x
+    r = np.linalg.norm((f[bj] - f[bi] + shift) @ h, axis=1)
+    out = Atoms(atoms.get_chemical_symbols(), f @ h, cell=h, pbc=True)
+    out.wrap()
+    return out, {"energy_eV_before": round(e0, 4), "energy_eV": round(float(res.fun), 4),
+                 "max_bond_dev_A": round(float(np.abs(r - r0).max()), 4), "steps": nit,
+                 "volume_ratio": round(float(abs(np.linalg.det(h)) / abs(np.linalg.det(cell0))), 4)}
 
 
 # --------------------------------------------------------------------------- CHGNet and checks
@@ -455,10 +655,18 @@ def make_network_cell(x: float, cell_id: int, n_si: int, protocol: NetworkProtoc
         return None, props
     props["parent"] = {**parent_info, "seed": seed + 100 * len(tries)}
     inserted, ins = insert_oxygen(parent, x, seed + 1, rule=rule, cutoff=p.si_cutoff, si_o=p.si_o,
-                                  expand=p.expand_fraction, directions=p.o_directions)
-    props["insertion"] = {k: v for k, v in ins.items() if k != "o_bonds"}
+                                  expand=p.expand_fraction, directions=p.o_directions,
+                                  bridges=parent_info.get("bridges", ()))
+    props["insertion"] = {k: v for k, v in ins.items() if k not in ("o_bonds", "topology")}
     pre = cell_checks(inserted, p.min_pair)
     props["before_relax"] = {k: pre[k] for k in ("shortest_pair_A", "si_cn_lt4", "o_not_2si", "density")}
+    if p.prerelax == "keating":
+        c1 = time.process_time()
+        inserted, kinfo = keating_relax(inserted, ins["topology"], relax_cell=p.keating_cell)
+        pre = cell_checks(inserted, p.min_pair)
+        props["keating"] = {**kinfo, "cpu_s": round(time.process_time() - c1, 2),
+                            **{k: pre[k] for k in ("shortest_pair_A", "si_cn_lt4", "si_cn_gt4", "o_not_2si",
+                                                   "density")}}
     relax = relax or (lambda a: chgnet_relax(a, p.fmax, p.relax_steps))
     try:
         relaxed, rinfo = relax(inserted)
@@ -474,6 +682,23 @@ def make_network_cell(x: float, cell_id: int, n_si: int, protocol: NetworkProtoc
     props.update(ok=chk["ok"], reason=chk["reason"])
     props["energy_eV"] = rinfo.get("energy_eV_per_atom", 0.0) * len(relaxed)
     return (relaxed if chk["ok"] else None), {**props, "_relaxed": relaxed}
+
+
+def same_protocol(stored: dict | None, protocol: NetworkProtocol) -> bool:
+    """Whether a store's recorded protocol is ``protocol`` (None: a new store).
+
+    A field missing from the record (added to :class:`NetworkProtocol` after the store was
+    built) matches when ``protocol`` has that field's default value; unknown recorded fields do not match.
+    """
+    if stored is None:
+        return True
+    import dataclasses  # noqa: PLC0415
+
+    defaults = {f.name: f.default for f in dataclasses.fields(NetworkProtocol)}
+    now = protocol.to_dict()
+    if set(stored) - set(now):
+        return False
+    return all(stored[k] == v if k in stored else v == defaults[k] for k, v in now.items())
 
 
 def build_network_store(directory: Path, xs, n_cells: int | dict, counts: dict[float, tuple[int, int]],
@@ -504,7 +729,7 @@ def build_network_store(directory: Path, xs, n_cells: int | dict, counts: dict[f
         previous = read_manifest(directory)
     except Exception:  # noqa: BLE001
         previous = {}
-    if previous.get("protocol") not in (None, p.to_dict()) or previous.get("rule") not in (None, rule):
+    if not same_protocol(previous.get("protocol"), p) or previous.get("rule") not in (None, rule):
         raise ValueError(f"{directory}: built with another protocol or rule; use another --store-name")
     cells = {e["name"]: e for e in previous.get("cells", [])}
     dropped = {e["name"]: e for e in previous.get("dropped", [])}
@@ -582,3 +807,23 @@ def build_network_store(directory: Path, xs, n_cells: int | dict, counts: dict[f
     if bar is not None:
         bar.close()
     return write()
+
+
+def cells_markdown(manifest: dict) -> str:
+    """Markdown table of a network store's manifest: per x the cells built / passed, the pass rate,
+    CPU seconds per cell, O sites of the passing cells against the paper's count, and the drop reasons."""
+    rate, sites, paper = manifest.get("pass_rate", {}), manifest.get("n_o_sites", {}), manifest.get("paper_n_sites", {})
+    counts = manifest.get("counts_si_o", {})
+    reasons: dict[str, list[str]] = {}
+    for d in manifest.get("dropped", []):
+        reasons.setdefault(f"{float(d['x']):.2f}", []).append(f"c{d['cell_id']}: {d['reason']}")
+    lines = ["| x | Si + O | cells built | passed | pass rate | CPU s per cell | O sites (passing) | paper | dropped |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for x in sorted(set(rate) | set(paper), key=float):
+        r = rate.get(x, {})
+        c = counts.get(x)
+        lines.append("| " + " | ".join([
+            x, f"{c[0]} + {c[1]}" if c else "-", str(r.get("built", 0)), str(r.get("passed", 0)),
+            f"{r['pass_rate']:.2f}" if r else "-", f"{r['cpu_s_per_cell']:.0f}" if r else "-",
+            str(sites.get(x, 0)), str(paper.get(x, "-")), "; ".join(reasons.get(x, [])) or "-"]) + " |")
+    return "\n".join(lines)

@@ -245,7 +245,9 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
     """Cached results of the selected sites as test records, and a summary.
 
     entries : cell name -> manifest entry (x, cell_id, seed, n_si, n_o).
-    Sites are returned sorted by (x, cell id, site).  A site is *pending* (not
+    Sites are returned sorted by (x, cell id, site); the summary has, per x, ``n_computed``
+    (selected sites in the cache), ``scf_pass_rate`` (the fraction of those whose SCF converged,
+    gap failures included) and ``gap_eV`` (min/median/max of the converged sites).  A site is *pending* (not
     cached), *failed* (``ok=False``: SCF failure, no empty O-p weight, or a
     HOMO-LUMO gap below ``settings.min_gap``), *skipped* (no Si within the
     environment cutoff), or a record.
@@ -336,6 +338,8 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
         "n_sites_extra_cells": {k: n_extra.get(k, 0) for k in keys},
         "n_pending": {k: pending.get(k, 0) for k in keys},
         "n_failed": {k: dict(fail_x[k]) for k in keys},
+        "n_computed": {k: n_sel[k] - pending.get(k, 0) for k in keys},
+        "scf_pass_rate": {k: _scf_rate(n_sel[k] - pending.get(k, 0), fail_x[k].get("scf", 0)) for k in keys},
         "n_skipped_empty_first_shell": len(skipped),
         "gap_eV": {k: _gap_stats(gaps[k], settings.min_gap) for k in keys},
         "s_per_site_mean": {k: (round(float(np.mean(secs[k])), 2) if secs[k] else None) for k in keys},
@@ -348,6 +352,11 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
         "skipped": skipped,
     }
     return records, summary
+
+
+def _scf_rate(n_computed: int, n_scf_failed: int) -> float | None:
+    """Fraction of the computed (cached) sites whose SCF converged; None when none was computed."""
+    return round((n_computed - n_scf_failed) / n_computed, 3) if n_computed else None
 
 
 def _f(v: float) -> float | None:
