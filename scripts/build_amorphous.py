@@ -88,8 +88,12 @@ def spectra_settings(args: argparse.Namespace):
 
 def _protocol_args(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(MeltQuench):
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
-                            help=f"MeltQuench.{f.name} (default {f.default})")
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            type=type(f.default),
+            default=f.default,
+            help=f"MeltQuench.{f.name} (default {f.default})",
+        )
 
 
 def _protocol(args: argparse.Namespace) -> MeltQuench:
@@ -145,13 +149,23 @@ def step_md(args: argparse.Namespace) -> None:
 
     counts, n_cells = cell_plan(args)
     t0 = time.perf_counter()
-    manifest = build_cells(store_dir(args), _protocol(args), xs=list(counts), n_cells=n_cells,
-                           base_seed=args.base_seed, counts=counts, force=args.force,
-                           progress=not args.quiet, tag=cell_tag(args),
-                           n_atoms=args.atoms or None)
+    manifest = build_cells(
+        store_dir(args),
+        _protocol(args),
+        xs=list(counts),
+        n_cells=n_cells,
+        base_seed=args.base_seed,
+        counts=counts,
+        force=args.force,
+        progress=not args.quiet,
+        tag=cell_tag(args),
+        n_atoms=args.atoms or None,
+    )
     walls = [c["md_wall_s"] for c in manifest["cells"] if c.get("md_wall_s")]
-    print(f"md: {len(manifest['cells'])} cells in {store_dir(args)} ({time.perf_counter() - t0:.0f} s this run; "
-          f"MD wall per cell {min(walls):.0f}-{max(walls):.0f} s)")
+    print(
+        f"md: {len(manifest['cells'])} cells in {store_dir(args)} ({time.perf_counter() - t0:.0f} s this run; "
+        f"MD wall per cell {min(walls):.0f}-{max(walls):.0f} s)"
+    )
     print("O sites per x:", manifest["n_o_sites"])
 
 
@@ -161,15 +175,29 @@ def step_network(args: argparse.Namespace) -> None:
 
     xs = args.x or list(COMPOSITIONS)
     counts = compositions_for_size(args.atoms or 72, xs)
-    protocol = nw.NetworkProtocol(**{f.name: getattr(args, "net_" + f.name)
-                                     for f in dataclasses.fields(nw.NetworkProtocol)})
+    protocol = nw.NetworkProtocol(
+        **{f.name: getattr(args, "net_" + f.name) for f in dataclasses.fields(nw.NetworkProtocol)}
+    )
     t0 = time.perf_counter()
-    man = nw.build_network_store(store_dir(args), xs, args.n_cells or 2, counts, protocol, rule=args.rule,
-                                 base_seed=args.network_seed, tag=cell_tag(args), progress=not args.quiet)
-    print(f"network: {len(man['cells'])} cells pass, {len(man['dropped'])} dropped, in {store_dir(args)} "
-          f"({time.perf_counter() - t0:.0f} s this run)")
+    man = nw.build_network_store(
+        store_dir(args),
+        xs,
+        args.n_cells or 2,
+        counts,
+        protocol,
+        rule=args.rule,
+        base_seed=args.network_seed,
+        tag=cell_tag(args),
+        progress=not args.quiet,
+    )
+    print(
+        f"network: {len(man['cells'])} cells pass, {len(man['dropped'])} dropped, in {store_dir(args)} "
+        f"({time.perf_counter() - t0:.0f} s this run)"
+    )
     for x, r in man["pass_rate"].items():
-        print(f"x={x}: {r['passed']}/{r['built']} pass ({r['pass_rate']:.2f}), {r['cpu_s_per_cell']:.0f} s CPU per cell")
+        print(
+            f"x={x}: {r['passed']}/{r['built']} pass ({r['pass_rate']:.2f}), {r['cpu_s_per_cell']:.0f} s CPU per cell"
+        )
     for d in man["dropped"]:
         print(f"dropped {d['name']}: {d['reason']}")
     if args.doc:  # the per-x table between <!-- network_cells:begin/end --> of the document
@@ -197,11 +225,13 @@ def step_checks(args: argparse.Namespace) -> None:
         plot_md_traces(cells, traces)
     print(f"checks: {store / 'checks.json'}, figures {figure}, {traces}")
     for key, v in table.items():
-        print(f"x={key}: {v['n_cells']} cells, rho {v['density_mean']:.3f}+-{v['density_std']:.3f} g/cm3, "
-              f"Si-O {v['si_o_mean']:.3f} A, Si CN4 {v['si_cn_hist'].get(4, 0):.2f}, "
-              f"Si-O-Si mode {v['si_o_si_mode']:.0f} mean {v['si_o_si_mean']:.1f}, "
-              f"O-Si-O {v['o_si_o_mean']:.1f}, Si-Si frac {v['si_si_bond_fraction']:.3f} "
-              f"(RBM {v['si_si_bond_fraction_rbm']:.3f})")
+        print(
+            f"x={key}: {v['n_cells']} cells, rho {v['density_mean']:.3f}+-{v['density_std']:.3f} g/cm3, "
+            f"Si-O {v['si_o_mean']:.3f} A, Si CN4 {v['si_cn_hist'].get(4, 0):.2f}, "
+            f"Si-O-Si mode {v['si_o_si_mode']:.0f} mean {v['si_o_si_mean']:.1f}, "
+            f"O-Si-O {v['o_si_o_mean']:.1f}, Si-Si frac {v['si_si_bond_fraction']:.3f} "
+            f"(RBM {v['si_si_bond_fraction_rbm']:.3f})"
+        )
     if args.doc:  # the table between <!-- checks_<store>:begin/end --> of the document
         block = f"checks_network_{store.name}" if args.family == "network" else f"checks_{store.name}"
         _replace_doc_block(Path(args.doc), checks_markdown(table), block)
@@ -234,10 +264,11 @@ def _deadline(stop_at: str | None, now=None) -> float | None:
 
 STATUS_NOTE = (
     "Rendered from `data/amorphous/spectra.json` by `python scripts/build_amorphous.py spectra {opts} --doc {doc}`\n"
-    "at {when} UTC (the same numbers as `figures/results.json` key `amorphous`). \"cells built\" and\n"
-    "\"probed\" count the cells of the store that serves x; \"shortfall\" = sites missing to the paper's\n"
+    'at {when} UTC (the same numbers as `figures/results.json` key `amorphous`). "cells built" and\n'
+    '"probed" count the cells of the store that serves x; "shortfall" = sites missing to the paper\'s\n'
     "count that no passing cell can fill (pending sites count as usable); seconds are wall time on the\n"
-    "loaded 2-core machine (`nice -n 15`, one thread).\n\n")
+    "loaded 2-core machine (`nice -n 15`, one thread).\n\n"
+)
 
 
 def _replace_doc_block(doc: Path, block: str, name: str) -> None:
@@ -256,7 +287,9 @@ def _write_status(doc: Path, full: dict, args: argparse.Namespace) -> None:
     """Replace the ``status`` block of ``doc`` with the table of :func:`s2s.amorphous.spectra.status_table`."""
     from s2s.amorphous.spectra import status_table
 
-    opts = " ".join(["--atoms", str(args.atoms)] + [f"--store-for {v}" for v in args.store_for or []] + ["--no-compute"])
+    opts = " ".join(
+        ["--atoms", str(args.atoms)] + [f"--store-for {v}" for v in args.store_for or []] + ["--no-compute"]
+    )
     shown = doc.resolve().relative_to(ROOT) if doc.resolve().is_relative_to(ROOT) else doc
     block = "status"
     if getattr(args, "family", "tersoff") == "network":  # its own block; never the Tersoff family's table
@@ -264,24 +297,35 @@ def _write_status(doc: Path, full: dict, args: argparse.Namespace) -> None:
         block = "status_network"
     note = STATUS_NOTE.format(opts=opts, doc=shown, when=time.strftime("%Y-%m-%d %H:%M", time.gmtime()))
     if block == "status_network":
-        note = note.replace("data/amorphous/spectra.json", "data/amorphous/network/spectra.json").replace(
-            "`figures/results.json` key `amorphous`", "`data/amorphous/network/results.json` key `amorphous_network`"
-        ).replace("`nice -n 15`", "`nice -n 19`")
+        note = (
+            note.replace("data/amorphous/spectra.json", "data/amorphous/network/spectra.json")
+            .replace(
+                "`figures/results.json` key `amorphous`",
+                "`data/amorphous/network/results.json` key `amorphous_network`",
+            )
+            .replace("`nice -n 15`", "`nice -n 19`")
+        )
     _replace_doc_block(doc, note + status_table(full), block)
 
 
 def _probe_meta(args: argparse.Namespace, gate: dict | None) -> dict:
     if gate is None:
         return {"mode": "none"}
-    return {"mode": args.probe_mode, "max_iter": args.probe_max_iter, "file": "probes.json (in the store)",
-            "rule": "a cell is used only if the SCF of its probe converges within max_iter cycles",
-            "per_x": gate["summary"], "failed_cells": gate["failed"], "unprobed_cells": gate["unprobed"]}
+    return {
+        "mode": args.probe_mode,
+        "max_iter": args.probe_max_iter,
+        "file": "probes.json (in the store)",
+        "rule": "a cell is used only if the SCF of its probe converges within max_iter cycles",
+        "per_x": gate["summary"],
+        "failed_cells": gate["failed"],
+        "unprobed_cells": gate["unprobed"],
+    }
 
 
 def step_spectra(args: argparse.Namespace) -> None:
     """Z+1 spectra of the selected O sites (round-robin, cached, resumable) -> amorphous.h5 + results."""
     try:
-        from s2s.simulate.xtb import XtbSettings
+        from s2s.simulate.xtb import XtbSettings  # noqa: F401 (checks the simulator is installed)
     except ImportError as err:
         raise SystemExit(f"spectra: the simulator (s2s.simulate) is not available: {err}") from err
     from s2s.amorphous import spectra as sp
@@ -322,13 +366,31 @@ def step_spectra(args: argparse.Namespace) -> None:
 
     def gated(run: bool) -> tuple[dict, dict]:
         selected: dict = {}
-        merged: dict = {"probes": {}, "passed": [], "failed": [], "unprobed": [], "unusable": [],
-                        "shortfall": {}, "summary": {}}
+        merged: dict = {
+            "probes": {},
+            "passed": [],
+            "failed": [],
+            "unprobed": [],
+            "unusable": [],
+            "shortfall": {},
+            "summary": {},
+        }
         for path, _, ents, cls, tg in groups:
             sel, info = sp.gated_selection(
-                ents, cls, tg, path / "probes.json", settings, args.cache, mode=args.probe_mode,
-                max_iter=args.probe_max_iter, run=run, probe_all=args.probe_all,
-                keep_small_gap=not args.drop_small_gap, progress=not args.quiet, log=print)
+                ents,
+                cls,
+                tg,
+                path / "probes.json",
+                settings,
+                args.cache,
+                mode=args.probe_mode,
+                max_iter=args.probe_max_iter,
+                run=run,
+                probe_all=args.probe_all,
+                keep_small_gap=not args.drop_small_gap,
+                progress=not args.quiet,
+                log=print,
+            )
             selected.update(sel)
             for k, v in info.items():
                 merged[k] = {**merged[k], **v} if isinstance(v, dict) else merged[k] + v
@@ -343,11 +405,21 @@ def step_spectra(args: argparse.Namespace) -> None:
             if args.no_compute:
                 break
             selected, gate = gated(run=True)
-            order = sp.round_robin(selected, {n: x_of[n] for n in selected},
-                                   {n: by_name[n]["cell_id"] for n in selected})
-            done = sp.compute(order, structures, settings, args.cache, {n: x_of[n] for n in selected},
-                              progress=not args.quiet, retry_failed=args.retry_failed, probe=args.probe,
-                              deadline=deadline, log=print)
+            order = sp.round_robin(
+                selected, {n: x_of[n] for n in selected}, {n: by_name[n]["cell_id"] for n in selected}
+            )
+            done = sp.compute(
+                order,
+                structures,
+                settings,
+                args.cache,
+                {n: x_of[n] for n in selected},
+                progress=not args.quiet,
+                retry_failed=args.retry_failed,
+                probe=args.probe,
+                deadline=deadline,
+                log=print,
+            )
             print("spectra compute:", done, "shortfall before:", gate["shortfall"])
             if done["computed"] == 0 or done["failed_now"] == 0 or done["stopped_at_deadline"]:
                 break
@@ -357,66 +429,136 @@ def step_spectra(args: argparse.Namespace) -> None:
             raise SystemExit("spectra: --store-for needs the probe gate (--probe-mode z+1 or ground)")
         selected = sp.select_sites(entries, cells, targets)
         # spare cells for the compositions whose selected sites have SCF failures in the cache
-        failing = sorted({float(by_name[n]["x"]) for n, sites in selected.items() for k in sites
-                          if _scf_failed(args.cache, settings, n, k)})
+        failing = sorted(
+            {
+                float(by_name[n]["x"])
+                for n, sites in selected.items()
+                for k in sites
+                if _scf_failed(args.cache, settings, n, k)
+            }
+        )
         extra = sp.spare_sites(entries, cells, selected, args.extra_cells, failing) if args.extra_cells else {}
         selected = {**selected, **extra}
-    order = sp.round_robin(selected, {n: by_name[n]["x"] for n in selected},
-                           {n: by_name[n]["cell_id"] for n in selected})
+    order = sp.round_robin(
+        selected, {n: by_name[n]["x"] for n in selected}, {n: by_name[n]["cell_id"] for n in selected}
+    )
     if not args.no_compute and gate is None:
-        done = sp.compute(order, structures, settings, args.cache, {n: by_name[n]["x"] for n in selected},
-                          progress=not args.quiet, retry_failed=args.retry_failed, probe=args.probe,
-                          deadline=deadline)
+        done = sp.compute(
+            order,
+            structures,
+            settings,
+            args.cache,
+            {n: by_name[n]["x"] for n in selected},
+            progress=not args.quiet,
+            retry_failed=args.retry_failed,
+            probe=args.probe,
+            deadline=deadline,
+        )
         print("spectra compute:", done)
     simulator = f"xtb-{settings.method.lower()}-{settings.variant}"
     source = SOURCE
     if args.family == "network":
         from s2s.amorphous.network import SOURCE as source
-    records, summary = sp.collect(order, structures, by_name, settings, args.cache, simulator,
-                                  keep_small_gap=not args.drop_small_gap, extra_cells=sorted(extra),
-                                  compositions=sorted(targets), source=source)
+    records, summary = sp.collect(
+        order,
+        structures,
+        by_name,
+        settings,
+        args.cache,
+        simulator,
+        keep_small_gap=not args.drop_small_gap,
+        extra_cells=sorted(extra),
+        compositions=sorted(targets),
+        source=source,
+    )
     used = {r.structure_id for r in records}
     sites_used = {n: ("all" if len(s) == by_name[n]["n_o"] else s) for n, s in selected.items()}
-    ds = Dataset.from_records(records, structures={n: structures[n] for n in sorted(used)},
-                              meta={"description": "amorphous SiO_x O K-edge test set (never for training)",
-                                    "protocol": manifest["protocol"], "protocol_by_x": protocol_by_x,
-                                    "simulator": simulator,
-                                    "settings": settings.to_dict(), "calc_key": settings.calc_key(),
-                                    "store": str(store.relative_to(ROOT) if store.is_relative_to(ROOT) else store),
-                                    "sites_used": sites_used, "extra_cells": sorted(extra),
-                                    "failures": summary["failures"], "probe": _probe_meta(args, gate),
-                                    "skipped_empty_first_shell": summary["skipped"]})
-    path = ds.save(args.out / DATASET_NAME)
-    cell_atoms = {f"{x:.2f}": int(by_name[n]["n_si"] + by_name[n]["n_o"])
-                  for n in selected for x in [float(by_name[n]["x"])]}
-    full = {"dataset": str(args.out / DATASET_NAME), "store": str(store), "simulator": simulator,
-            "settings": settings.to_dict(), "calc_key": settings.calc_key(),
-            "cells_used": {n: by_name[n]["x"] for n in selected}, "sites_used": sites_used,
+    ds = Dataset.from_records(
+        records,
+        structures={n: structures[n] for n in sorted(used)},
+        meta={
+            "description": "amorphous SiO_x O K-edge test set (never for training)",
+            "protocol": manifest["protocol"],
+            "protocol_by_x": protocol_by_x,
+            "simulator": simulator,
+            "settings": settings.to_dict(),
+            "calc_key": settings.calc_key(),
+            "store": str(store.relative_to(ROOT) if store.is_relative_to(ROOT) else store),
+            "sites_used": sites_used,
             "extra_cells": sorted(extra),
-            "cell_atoms": cell_atoms, "paper_n_sites": manifest["paper_n_sites"], "protocol_by_x": protocol_by_x,
-            "probe": {**_probe_meta(args, gate), **(gate or {})}, **summary}
+            "failures": summary["failures"],
+            "probe": _probe_meta(args, gate),
+            "skipped_empty_first_shell": summary["skipped"],
+        },
+    )
+    path = ds.save(args.out / DATASET_NAME)
+    cell_atoms = {
+        f"{x:.2f}": int(by_name[n]["n_si"] + by_name[n]["n_o"]) for n in selected for x in [float(by_name[n]["x"])]
+    }
+    full = {
+        "dataset": str(args.out / DATASET_NAME),
+        "store": str(store),
+        "simulator": simulator,
+        "settings": settings.to_dict(),
+        "calc_key": settings.calc_key(),
+        "cells_used": {n: by_name[n]["x"] for n in selected},
+        "sites_used": sites_used,
+        "extra_cells": sorted(extra),
+        "cell_atoms": cell_atoms,
+        "paper_n_sites": manifest["paper_n_sites"],
+        "protocol_by_x": protocol_by_x,
+        "probe": {**_probe_meta(args, gate), **(gate or {})},
+        **summary,
+    }
     atomic_write_text(args.out / "spectra.json", json.dumps(full, indent=1) + "\n")
     if args.doc:
         _write_status(Path(args.doc), full, args)
-    result = {k: summary[k] for k in ("n_sites", "n_sites_gap_ok", "n_sites_extra_cells", "n_selected", "n_pending", "n_failed",
-                                      "s_per_site_mean", "s_per_site_converged", "s_per_site_scf_failed")}
-    result.update({"paper_n_sites": manifest["paper_n_sites"], "cell_atoms": cell_atoms,
-                   "n_cells": {k: sum(1 for n in selected if f"{by_name[n]['x']:.2f}" == k) for k in cell_atoms},
-                   "gap_eV_median": {k: v.get("median") for k, v in summary["gap_eV"].items()},
-                   "n_computed": summary["n_computed"], "scf_pass_rate": summary["scf_pass_rate"],
-                   "simulator": simulator, "calc_key": settings.calc_key(), "min_gap_eV": settings.min_gap,
-                   "extra_cells": sorted(extra), "probe": _probe_meta(args, gate),
-                   "store_by_x": {k: v["store"] for k, v in protocol_by_x.items()}})
+    result = {
+        k: summary[k]
+        for k in (
+            "n_sites",
+            "n_sites_gap_ok",
+            "n_sites_extra_cells",
+            "n_selected",
+            "n_pending",
+            "n_failed",
+            "s_per_site_mean",
+            "s_per_site_converged",
+            "s_per_site_scf_failed",
+        )
+    }
+    result.update(
+        {
+            "paper_n_sites": manifest["paper_n_sites"],
+            "cell_atoms": cell_atoms,
+            "n_cells": {k: sum(1 for n in selected if f"{by_name[n]['x']:.2f}" == k) for k in cell_atoms},
+            "gap_eV_median": {k: v.get("median") for k, v in summary["gap_eV"].items()},
+            "n_computed": summary["n_computed"],
+            "scf_pass_rate": summary["scf_pass_rate"],
+            "simulator": simulator,
+            "calc_key": settings.calc_key(),
+            "min_gap_eV": settings.min_gap,
+            "extra_cells": sorted(extra),
+            "probe": _probe_meta(args, gate),
+            "store_by_x": {k: v["store"] for k, v in protocol_by_x.items()},
+        }
+    )
     if gate is not None:
-        result.update({"n_cells_probed": {k: v["probed"] for k, v in gate["summary"].items()},
-                       "n_cells_probe_passed": {k: v["passed"] for k, v in gate["summary"].items()},
-                       "s_probe_passed": {k: v["s_probe_passed"] for k, v in gate["summary"].items()},
-                       "s_probe_failed": {k: v["s_probe_failed"] for k, v in gate["summary"].items()},
-                       "shortfall": gate["shortfall"]})
+        result.update(
+            {
+                "n_cells_probed": {k: v["probed"] for k, v in gate["summary"].items()},
+                "n_cells_probe_passed": {k: v["passed"] for k, v in gate["summary"].items()},
+                "s_probe_passed": {k: v["s_probe_passed"] for k, v in gate["summary"].items()},
+                "s_probe_failed": {k: v["s_probe_failed"] for k, v in gate["summary"].items()},
+                "shortfall": gate["shortfall"],
+            }
+        )
     if args.results is not None:
         update_results("amorphous_network" if args.family == "network" else "amorphous", result, args.results)
-    print(f"spectra: {len(records)} records -> {path}; per x {summary['n_sites']}; "
-          f"pending {summary['n_pending']}; failed {summary['n_failed']}")
+    print(
+        f"spectra: {len(records)} records -> {path}; per x {summary['n_sites']}; "
+        f"pending {summary['n_pending']}; failed {summary['n_failed']}"
+    )
 
 
 def _flag(text: str) -> bool:
@@ -432,78 +574,153 @@ def _flag(text: str) -> bool:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=("md", "checks", "spectra", "all", "network"))
-    parser.add_argument("--family", choices=("tersoff", "network"), default="tersoff",
-                        help="glass family: 'tersoff' (melt-quench SiO_x, the paper's) or 'network' (O in the "
-                             "bonds of an a-Si network, CHGNet-relaxed; store data/amorphous/network/n<atoms>, "
-                             "own cache and results.json). The step 'network' builds its cells")
-    parser.add_argument("--rule", choices=("uniform", "clustered"), default="uniform",
-                        help="network: O insertion rule, uniform = random bonding, clustered = random mixture")
+    parser.add_argument(
+        "--family",
+        choices=("tersoff", "network"),
+        default="tersoff",
+        help="glass family: 'tersoff' (melt-quench SiO_x, the paper's) or 'network' (O in the "
+        "bonds of an a-Si network, CHGNet-relaxed; store data/amorphous/network/n<atoms>, "
+        "own cache and results.json). The step 'network' builds its cells",
+    )
+    parser.add_argument(
+        "--rule",
+        choices=("uniform", "clustered"),
+        default="uniform",
+        help="network: O insertion rule, uniform = random bonding, clustered = random mixture",
+    )
     parser.add_argument("--network-seed", type=int, default=20270101, help="network: base seed")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="store directory (default data/amorphous)")
     parser.add_argument("--figure", type=Path, default=DEFAULT_FIGURE)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="xTB per-site cache (default cache/xtb)")
-    parser.add_argument("--settings", type=Path, default=None,
-                        help="JSON of XtbSettings (default: XtbSettings(), exactly the crystal build's simulator)")
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        default=None,
+        help="JSON of XtbSettings (default: XtbSettings(), exactly the crystal build's simulator)",
+    )
     parser.add_argument("--x", type=float, nargs="*", help=f"compositions (default {list(COMPOSITIONS)})")
-    parser.add_argument("--atoms", type=int, default=72,
-                        help="atoms per cell (about; n_O/n_Si = x exactly); 0 = the paper's ~200-240-atom "
-                             "cells. Cells go to <out>/n<atoms> (<out> itself for 0). Default 72")
-    parser.add_argument("--n-cells", type=int, default=None,
-                        help="independent cells per composition (default: enough for the paper's spectrum "
-                             "count at each x, plus --spare-cells)")
-    parser.add_argument("--spare-cells", type=int, default=1,
-                        help="extra cells per composition beyond the paper's count (default 1)")
+    parser.add_argument(
+        "--atoms",
+        type=int,
+        default=72,
+        help="atoms per cell (about; n_O/n_Si = x exactly); 0 = the paper's ~200-240-atom "
+        "cells. Cells go to <out>/n<atoms> (<out> itself for 0). Default 72",
+    )
+    parser.add_argument(
+        "--n-cells",
+        type=int,
+        default=None,
+        help="independent cells per composition (default: enough for the paper's spectrum "
+        "count at each x, plus --spare-cells)",
+    )
+    parser.add_argument(
+        "--spare-cells", type=int, default=1, help="extra cells per composition beyond the paper's count (default 1)"
+    )
     parser.add_argument("--base-seed", type=int, default=20260101)
-    parser.add_argument("--min-gap", type=float, default=None,
-                        help="eV; sites whose HOMO-LUMO gap is smaller get meta gap_ok=False (or are left out "
-                             "with --drop-small-gap); default: XtbSettings().min_gap, the crystals' threshold")
-    parser.add_argument("--drop-small-gap", action="store_true",
-                        help="spectra: leave sites with gap < min-gap out of amorphous.h5, as the crystal build "
-                             "does (default: keep them, flagged)")
-    parser.add_argument("--max-sites", type=int, default=None,
-                        help="spectra: at most this many sites per composition (default: the paper's counts)")
-    parser.add_argument("--probe", type=int, default=1,
-                        help="spectra: a cell whose SCF failed on >= 2/3 of >= PROBE of its sites is postponed "
-                             "until every other site is done (default 1)")
-    parser.add_argument("--extra-cells", type=int, default=1,
-                        help="spectra: for compositions whose selected sites have SCF failures, also every O of "
-                             "the next N (spare) cells; flagged meta extra_cell (default 1; 0 = paper selection only)")
-    parser.add_argument("--store-name", default=None,
-                        help="cell store directory under --out (default n<atoms>); one store holds one protocol")
-    parser.add_argument("--tag", default=None,
-                        help="md: tag in the cell names (default n<atoms>); give variant-protocol stores their own "
-                             "tag so cell names (and cache folders) stay unique")
-    parser.add_argument("--store-for", action="append", default=None, metavar="X=STORE",
-                        help="spectra: take composition X from store STORE (under --out) instead of the default "
-                             "store; repeatable. Each composition comes from exactly one store (one protocol)")
-    parser.add_argument("--probe-mode", choices=("z+1", "ground", "none"), default="z+1",
-                        help="spectra: per-cell SCF probe that decides whether a cell is used: the Z+1 SCF of "
-                             "its first O ('z+1', default) or the ground-state SCF ('ground') with at most "
-                             "--probe-max-iter cycles; 'none' = old selection (paper cells + --extra-cells)")
+    parser.add_argument(
+        "--min-gap",
+        type=float,
+        default=None,
+        help="eV; sites whose HOMO-LUMO gap is smaller get meta gap_ok=False (or are left out "
+        "with --drop-small-gap); default: XtbSettings().min_gap, the crystals' threshold",
+    )
+    parser.add_argument(
+        "--drop-small-gap",
+        action="store_true",
+        help="spectra: leave sites with gap < min-gap out of amorphous.h5, as the crystal build "
+        "does (default: keep them, flagged)",
+    )
+    parser.add_argument(
+        "--max-sites",
+        type=int,
+        default=None,
+        help="spectra: at most this many sites per composition (default: the paper's counts)",
+    )
+    parser.add_argument(
+        "--probe",
+        type=int,
+        default=1,
+        help="spectra: a cell whose SCF failed on >= 2/3 of >= PROBE of its sites is postponed "
+        "until every other site is done (default 1)",
+    )
+    parser.add_argument(
+        "--extra-cells",
+        type=int,
+        default=1,
+        help="spectra: for compositions whose selected sites have SCF failures, also every O of "
+        "the next N (spare) cells; flagged meta extra_cell (default 1; 0 = paper selection only)",
+    )
+    parser.add_argument(
+        "--store-name",
+        default=None,
+        help="cell store directory under --out (default n<atoms>); one store holds one protocol",
+    )
+    parser.add_argument(
+        "--tag",
+        default=None,
+        help="md: tag in the cell names (default n<atoms>); give variant-protocol stores their own "
+        "tag so cell names (and cache folders) stay unique",
+    )
+    parser.add_argument(
+        "--store-for",
+        action="append",
+        default=None,
+        metavar="X=STORE",
+        help="spectra: take composition X from store STORE (under --out) instead of the default "
+        "store; repeatable. Each composition comes from exactly one store (one protocol)",
+    )
+    parser.add_argument(
+        "--probe-mode",
+        choices=("z+1", "ground", "none"),
+        default="z+1",
+        help="spectra: per-cell SCF probe that decides whether a cell is used: the Z+1 SCF of "
+        "its first O ('z+1', default) or the ground-state SCF ('ground') with at most "
+        "--probe-max-iter cycles; 'none' = old selection (paper cells + --extra-cells)",
+    )
     parser.add_argument("--probe-max-iter", type=int, default=60, help="spectra: SCF cycles of the probe (default 60)")
-    parser.add_argument("--probe-all", action="store_true",
-                        help="spectra: probe every cell of the requested compositions (default: only as many "
-                             "as the target needs, in cell-id order)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="spectra: select-compute rounds (failed sites are replaced in the next round)")
+    parser.add_argument(
+        "--probe-all",
+        action="store_true",
+        help="spectra: probe every cell of the requested compositions (default: only as many "
+        "as the target needs, in cell-id order)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="spectra: select-compute rounds (failed sites are replaced in the next round)",
+    )
     parser.add_argument("--stop-at", default=None, help="spectra: start no new site after the next HH:MM UTC")
     parser.add_argument("--retry-failed", action="store_true", help="spectra: recompute cached failures")
-    parser.add_argument("--doc", default=None,
-                        help="spectra / checks: also rewrite the <!-- status --> / <!-- checks_STORE --> table "
-                             "of this markdown file (docs/amorphous.md)")
-    parser.add_argument("--no-compute", action="store_true",
-                        help="spectra: only collect what is in the cache (the rest is reported as pending)")
-    parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
-                        help="results JSON that gets the key 'amorphous' (default figures/results.json)")
+    parser.add_argument(
+        "--doc",
+        default=None,
+        help="spectra / checks: also rewrite the <!-- status --> / <!-- checks_STORE --> table "
+        "of this markdown file (docs/amorphous.md)",
+    )
+    parser.add_argument(
+        "--no-compute",
+        action="store_true",
+        help="spectra: only collect what is in the cache (the rest is reported as pending)",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=DEFAULT_RESULTS,
+        help="results JSON that gets the key 'amorphous' (default figures/results.json)",
+    )
     parser.add_argument("--force", action="store_true", help="recompute cells stored with another protocol")
     parser.add_argument("--quiet", action="store_true")
     _protocol_args(parser)
     from s2s.amorphous.network import NetworkProtocol
 
     for f in dataclasses.fields(NetworkProtocol):
-        parser.add_argument(f"--net-{f.name.replace('_', '-')}", type=_flag if isinstance(f.default, bool) else type(f.default),
-                            default=f.default,
-                            help=f"network: NetworkProtocol.{f.name} (default {f.default})")
+        parser.add_argument(
+            f"--net-{f.name.replace('_', '-')}",
+            type=_flag if isinstance(f.default, bool) else type(f.default),
+            default=f.default,
+            help=f"network: NetworkProtocol.{f.name} (default {f.default})",
+        )
     return parser
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: installs what it needs (into .venv), then runs the unit tests and the
+# The test command: installs what it needs (into .venv), lints with ruff, then runs the unit tests and the
 # notebooks (small parameters, executed and checked by nbval) in one pytest run.
 # Everything a test run writes goes to ignored folders (runs/ci/ for the notebooks and their
 # figures); on a clean checkout the run checks that git status is still clean afterwards.
@@ -12,6 +12,7 @@ clean_before=""
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && [ -z "$(git status --porcelain)" ]; then
   clean_before=1
 fi
+ruff check .                              # lint (pyproject.toml [tool.ruff]: line length 120, E/F/W/I)
 rm -rf runs/ci
 python scripts/run_notebooks.py --small   # papermill run into runs/ci/; nbval then re-runs and compares the checked cells
 python -m pytest -q -p no:cacheprovider tests runs/ci/notebooks/*.ipynb --nbval-lax "$@"

@@ -57,8 +57,9 @@ def test_quartz_distances_angles_density(alpha_quartz):
 
 def test_ase_and_pymatgen_inputs_agree(alpha_quartz):
     atoms = AseAtomsAdaptor.get_atoms(alpha_quartz)
-    np.testing.assert_allclose(np.sort(an.bond_angles(atoms, ("O", "Si", "O"))),
-                               np.sort(an.bond_angles(alpha_quartz, ("O", "Si", "O"))))
+    np.testing.assert_allclose(
+        np.sort(an.bond_angles(atoms, ("O", "Si", "O"))), np.sort(an.bond_angles(alpha_quartz, ("O", "Si", "O")))
+    )
     with pytest.raises(TypeError, match="ase.Atoms or pymatgen"):
         an.as_atoms("quartz")
 
@@ -197,12 +198,24 @@ def test_build_cells_whole_path_resumable(tmp_path):
     assert logs == [] and again["cells"] == man["cells"]
     # another protocol on the same store is refused unless forced
     with pytest.raises(ValueError, match="another protocol"):
-        build_cells(tmp_path, md.MeltQuench(melt_ps=0.1, quench_ps=0.1, anneal_ps=0.0), n_cells=1,
-                    counts=counts, progress=False, log=logs.append)
+        build_cells(
+            tmp_path,
+            md.MeltQuench(melt_ps=0.1, quench_ps=0.1, anneal_ps=0.0),
+            n_cells=1,
+            counts=counts,
+            progress=False,
+            log=logs.append,
+        )
     # ... also for new cells (ids not stored yet): one store holds one protocol
     with pytest.raises(ValueError, match="one store holds one protocol"):
-        build_cells(tmp_path, md.MeltQuench(melt_ps=0.1, quench_ps=0.1, anneal_ps=0.0), n_cells=1,
-                    counts={1.0: (6, 6)}, progress=False, log=logs.append)
+        build_cells(
+            tmp_path,
+            md.MeltQuench(melt_ps=0.1, quench_ps=0.1, anneal_ps=0.0),
+            n_cells=1,
+            counts={1.0: (6, 6)},
+            progress=False,
+            log=logs.append,
+        )
     # more cells of one x keep the per-x manifest fields of the others
     more = build_cells(tmp_path, p, xs=[0.5], n_cells={0.5: 3}, counts=counts, progress=False, log=logs.append)
     assert more["n_cells"] == {"0.50": 3, "2.00": 2} and more["n_cells_requested"]["0.50"] == 3
@@ -211,11 +224,11 @@ def test_build_cells_whole_path_resumable(tmp_path):
 
 def test_stores_by_x_and_cell_tag(tmp_path):
     script = _script()
-    args = script.main.__globals__["argparse"].Namespace(out=tmp_path, atoms=72, store_name=None, tag=None,
-                                                         store_for=["1.5=n72_m3500", "0.75=n72_m3500"])
+    args = script.main.__globals__["argparse"].Namespace(
+        out=tmp_path, atoms=72, store_name=None, tag=None, store_for=["1.5=n72_m3500", "0.75=n72_m3500"]
+    )
     assert script.store_dir(args) == tmp_path / "n72" and script.cell_tag(args) == "n72"
-    assert script.stores_by_x(args, [0.5, 0.75, 1.5]) == {tmp_path / "n72": [0.5],
-                                                         tmp_path / "n72_m3500": [0.75, 1.5]}
+    assert script.stores_by_x(args, [0.5, 0.75, 1.5]) == {tmp_path / "n72": [0.5], tmp_path / "n72_m3500": [0.75, 1.5]}
     args.store_name, args.tag = "n72_m3500", "n72m3500"
     assert script.store_dir(args) == tmp_path / "n72_m3500" and script.cell_tag(args) == "n72m3500"
     args.store_for = ["bad"]
@@ -232,8 +245,9 @@ def test_store_roundtrip_and_errors(tmp_path):
     assert path.name == "SiO2.00_c3.json"
     s = load_cell(path)
     assert s.properties["seed"] == 11 and len(s) == 12
-    np.testing.assert_allclose(AseAtomsAdaptor.get_atoms(s).get_all_distances(mic=True),
-                               a.get_all_distances(mic=True), atol=1e-8)
+    np.testing.assert_allclose(
+        AseAtomsAdaptor.get_atoms(s).get_all_distances(mic=True), a.get_all_distances(mic=True), atol=1e-8
+    )
     with pytest.raises(StoreError, match="must contain 'cell_id'"):
         save_cell(tmp_path, a, {"x": 2.0})
     bad = tmp_path / "bad.json"
@@ -269,8 +283,12 @@ def test_checks_table_and_figure_on_crystals(alpha_quartz, tmp_path):
     assert out.stat().st_size > 10_000
     from s2s.amorphous.checks import plot_md_traces
 
-    quartz.properties["thermo"] = {"time_ps": [0, 2, 4], "T": [5000, 2000, 300], "vol": [120, 115, 113],
-                                   "pe": [-50, -55, -59]}
+    quartz.properties["thermo"] = {
+        "time_ps": [0, 2, 4],
+        "T": [5000, 2000, 300],
+        "vol": [120, 115, 113],
+        "pe": [-50, -55, -59],
+    }
     assert plot_md_traces([quartz, silicon_rich], tmp_path / "md.png").stat().st_size > 10_000
 
 
@@ -334,7 +352,8 @@ def _script():
     from pathlib import Path
 
     spec = importlib.util.spec_from_file_location(
-        "build_amorphous", Path(__file__).resolve().parents[1] / "scripts" / "build_amorphous.py")
+        "build_amorphous", Path(__file__).resolve().parents[1] / "scripts" / "build_amorphous.py"
+    )
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     return script
@@ -347,19 +366,40 @@ def test_status_table_and_doc_block(tmp_path):
     summary = {
         "settings": {"min_gap": 0.1},
         "paper_n_sites": {"0.50": 75, "2.00": 144},
-        "protocol_by_x": {"0.50": {"store": "n72", "protocol": {"melt_T": 5000.0}},
-                          "2.00": {"store": "n72_m3500", "protocol": {"melt_T": 3500.0}}},
-        "probe": {"per_x": {"0.50": {"cells": 5, "probed": 5, "passed": 0, "s_probe_passed": None, "s_probe_failed": 20.4},
-                            "2.00": {"cells": 4, "probed": 3, "passed": 3, "s_probe_passed": 3.1, "s_probe_failed": None}},
-                  "shortfall": {"0.50": 75, "2.00": 0}},
-        "n_sites": {"0.50": 0, "2.00": 144}, "n_sites_gap_ok": {"0.50": 0, "2.00": 140},
-        "n_failed": {"0.50": {}, "2.00": {"scf": 2}}, "n_pending": {"0.50": 0, "2.00": 1},
-        "s_per_site_converged": {"0.50": None, "2.00": 3.56}, "s_per_site_scf_failed": {"0.50": None, "2.00": 40.0},
+        "protocol_by_x": {
+            "0.50": {"store": "n72", "protocol": {"melt_T": 5000.0}},
+            "2.00": {"store": "n72_m3500", "protocol": {"melt_T": 3500.0}},
+        },
+        "probe": {
+            "per_x": {
+                "0.50": {"cells": 5, "probed": 5, "passed": 0, "s_probe_passed": None, "s_probe_failed": 20.4},
+                "2.00": {"cells": 4, "probed": 3, "passed": 3, "s_probe_passed": 3.1, "s_probe_failed": None},
+            },
+            "shortfall": {"0.50": 75, "2.00": 0},
+        },
+        "n_sites": {"0.50": 0, "2.00": 144},
+        "n_sites_gap_ok": {"0.50": 0, "2.00": 140},
+        "n_failed": {"0.50": {}, "2.00": {"scf": 2}},
+        "n_pending": {"0.50": 0, "2.00": 1},
+        "s_per_site_converged": {"0.50": None, "2.00": 3.56},
+        "s_per_site_scf_failed": {"0.50": None, "2.00": 40.0},
     }
     rows = status_table(summary).splitlines()
     assert len(rows) == 2 + 2 + 1 and "gap >= 0.1 eV" in rows[0]
     assert rows[2].split(" | ")[:11] == ["| 0.50", "75", "n72 (5000 K)", "5", "5", "0", "0", "0", "0", "0", "75"]
-    assert rows[3].split(" | ")[:11] == ["| 2.00", "144", "n72_m3500 (3500 K)", "4", "3", "3", "144", "140", "2", "1", "0"]
+    assert rows[3].split(" | ")[:11] == [
+        "| 2.00",
+        "144",
+        "n72_m3500 (3500 K)",
+        "4",
+        "3",
+        "3",
+        "144",
+        "140",
+        "2",
+        "1",
+        "0",
+    ]
     assert rows[4].split(" | ")[:10] == ["| all", "219", "", "9", "8", "3", "144", "140", "2", "1"]
 
     script = _script()
@@ -422,8 +462,23 @@ def test_whole_path_tiny_cell_z_plus_1(tmp_path):
     assert man["cells"][0]["n_si"] + man["cells"][0]["n_o"] == 12 and man["n_atoms_nominal"] == 12
     settings = tmp_path / "xtb.json"
     settings.write_text(json.dumps({"min_length": 4.0}))  # Z+1 (default variant) in the 12-atom cell itself
-    common = ["--out", str(out), "--atoms", "12", "--x", "2.0", "--max-sites", "6", "--quiet",
-              "--settings", str(settings), "--cache", str(tmp_path / "cache"), "--results", str(tmp_path / "r.json")]
+    common = [
+        "--out",
+        str(out),
+        "--atoms",
+        "12",
+        "--x",
+        "2.0",
+        "--max-sites",
+        "6",
+        "--quiet",
+        "--settings",
+        str(settings),
+        "--cache",
+        str(tmp_path / "cache"),
+        "--results",
+        str(tmp_path / "r.json"),
+    ]
     script.main(["spectra", "--no-compute", "--probe-mode", "none", *common])
     summary = json.loads((out / "spectra.json").read_text())
     assert summary["n_pending"] == {"2.00": 6} and summary["n_sites"] == {"2.00": 0}
@@ -469,9 +524,15 @@ def test_compute_postpones_failing_composition(tmp_path):
     def fake(structure, site, settings, structure_id=""):
         calls.append(x_of[structure_id])
         ok = x_of[structure_id] == 2.0
-        return SiteResult(structure_id=structure_id, site_index=site, ok=ok, gap=1.0 if ok else float("nan"),
-                          reason="" if ok else "scf failed: TBLiteRuntimeError: SCF not converged",
-                          sticks_e=np.array([0.0, 2.0]), sticks_w=np.array([1.0, 1.0]))
+        return SiteResult(
+            structure_id=structure_id,
+            site_index=site,
+            ok=ok,
+            gap=1.0 if ok else float("nan"),
+            reason="" if ok else "scf failed: TBLiteRuntimeError: SCF not converged",
+            sticks_e=np.array([0.0, 2.0]),
+            sticks_w=np.array([1.0, 1.0]),
+        )
 
     structures = {e["name"]: c for e, c in zip(entries, cells)}
     out = compute(order, structures, XtbSettings(), tmp_path, x_of, progress=False, probe=1, simulate=fake)
@@ -497,9 +558,15 @@ def test_compute_goes_on_with_the_good_cells_of_a_composition(tmp_path):
     def fake(structure, site, settings, structure_id=""):
         calls.append(structure_id)
         ok = structure_id != "SiO2.00_c0"
-        return SiteResult(structure_id=structure_id, site_index=site, ok=ok, gap=1.0 if ok else float("nan"),
-                          reason="" if ok else "scf failed: not converged",
-                          sticks_e=np.array([0.0]), sticks_w=np.array([1.0]))
+        return SiteResult(
+            structure_id=structure_id,
+            site_index=site,
+            ok=ok,
+            gap=1.0 if ok else float("nan"),
+            reason="" if ok else "scf failed: not converged",
+            sticks_e=np.array([0.0]),
+            sticks_w=np.array([1.0]),
+        )
 
     structures = {e["name"]: c for e, c in zip(entries, cells)}
     compute(order, structures, XtbSettings(), tmp_path, x_of, progress=False, probe=1, simulate=fake)
@@ -517,10 +584,18 @@ def _fake_xtb(fail_cells=(), fail_sites=(), calls=None):
         if calls is not None:
             calls.append((structure_id, site, settings.max_iter, settings.variant))
         ok = structure_id not in fail_cells and (structure_id, site) not in fail_sites
-        return SiteResult(structure_id=structure_id, site_index=site, ok=ok, gap=0.5 if ok else float("nan"),
-                          reason="" if ok else "scf failed: TBLiteRuntimeError: SCF not converged",
-                          sticks_e=np.array([0.0, 2.0]), sticks_w=np.array([1.0, 1.0]), seconds=0.1,
-                          meta={"structure_hash": structure_hash(structure)})
+        return SiteResult(
+            structure_id=structure_id,
+            site_index=site,
+            ok=ok,
+            gap=0.5 if ok else float("nan"),
+            reason="" if ok else "scf failed: TBLiteRuntimeError: SCF not converged",
+            sticks_e=np.array([0.0, 2.0]),
+            sticks_w=np.array([1.0, 1.0]),
+            seconds=0.1,
+            meta={"structure_hash": structure_hash(structure)},
+        )
+
     return fake
 
 
@@ -536,15 +611,22 @@ def test_probe_cell_settings_and_record():
     assert good["base_calc_key"] == XtbSettings().calc_key() and good["gap_eV"] == 0.5
     # the probe is the training simulator with only the cycle cap changed (and the variant for "ground")
     assert calls == [("SiO2.00_c1", good["site"], 60, "z+1")]
-    bad = pr.probe_cell(cells[0], "X", XtbSettings(), mode="ground", max_iter=7,
-                        simulate=_fake_xtb(fail_cells={"X"}, calls=calls))
+    bad = pr.probe_cell(
+        cells[0], "X", XtbSettings(), mode="ground", max_iter=7, simulate=_fake_xtb(fail_cells={"X"}, calls=calls)
+    )
     assert not bad["ok"] and bad["reason"].startswith("scf failed") and bad["gap_eV"] is None
     assert calls[-1][2:] == (7, "ground")
 
     # a converged SCF with a collapsed gap passes the probe (the gap rule is applied per site later)
     def collapsed(structure, site, settings, structure_id=""):
-        return SiteResult(structure_id=structure_id, site_index=site, ok=False, gap=0.01,
-                          reason="gap collapse: gap 0.010 eV < min_gap 0.1 eV")
+        return SiteResult(
+            structure_id=structure_id,
+            site_index=site,
+            ok=False,
+            gap=0.01,
+            reason="gap collapse: gap 0.010 eV < min_gap 0.1 eV",
+        )
+
     assert pr.probe_cell(cells[0], "Y", XtbSettings(), simulate=collapsed)["ok"]
     with pytest.raises(ValueError, match="mode"):
         pr.probe_settings(XtbSettings(), mode="z+2")
@@ -573,8 +655,7 @@ def test_run_probes_resumes_and_reprobes_changed_cells(tmp_path):
     assert [c[0] for c in calls[4:]] == ["SiO2.00_c0"]  # a changed cell is probed again
     pr.run_probes(structures, path, XtbSettings(), max_iter=30, names=["SiO0.50_c1"], simulate=fake)
     assert calls[-1][:1] == ("SiO0.50_c1",) and calls[-1][2] == 30
-    summary = pr.probe_summary(pr.read_probes(path), {n: e["x"] for n, e in
-                                                       zip(structures, entries)}, list(structures))
+    summary = pr.probe_summary(pr.read_probes(path), {n: e["x"] for n, e in zip(structures, entries)}, list(structures))
     assert summary["0.50"]["probed"] == 2 and summary["0.50"]["failed"] == 1 and summary["2.00"]["passed"] == 2
     assert summary["0.50"]["s_probe_failed"] is not None
     with pytest.raises(ValueError, match="probe records"):
@@ -588,8 +669,14 @@ def test_select_sites_use_failed_and_shortfall():
     entries, cells = _fake_cells()  # x=2.0: c1 (cells[0]), c0 (cells[1]) with 4 O each; x=0.5: 2 O each
     x_of = {e["name"]: e["x"] for e in entries}
     c0 = o_sites(cells[1])
-    sel = select_sites(entries, cells, {2.0: 5, 0.5: 2}, use={"SiO2.00_c0", "SiO2.00_c1", "SiO0.50_c1"},
-                       failed={("SiO2.00_c0", c0[1])}, strict=False)
+    sel = select_sites(
+        entries,
+        cells,
+        {2.0: 5, 0.5: 2},
+        use={"SiO2.00_c0", "SiO2.00_c1", "SiO0.50_c1"},
+        failed={("SiO2.00_c0", c0[1])},
+        strict=False,
+    )
     # the failed site stays selected but is replaced by one more site of the next cell
     assert sel["SiO2.00_c0"] == c0 and sel["SiO2.00_c1"] == o_sites(cells[0])[:2]
     assert "SiO0.50_c0" not in sel and sel["SiO0.50_c1"] == o_sites(cells[3])
@@ -620,9 +707,14 @@ def test_gated_selection_probes_lazily_and_skips_failing_cells(tmp_path):
     assert all(c[2] == 60 for c in calls)
     assert info["unprobed"] == ["SiO2.00_c1"] and info["failed"] == ["SiO0.50_c0"]
     assert set(sel) == {"SiO2.00_c0", "SiO0.50_c1"} and info["shortfall"] == {"0.50": 0, "2.00": 0}
-    assert info["summary"]["0.50"] == {"cells": 2, "probed": 2, "passed": 1, "failed": 1,
-                                       "s_probe_passed": info["summary"]["0.50"]["s_probe_passed"],
-                                       "s_probe_failed": info["summary"]["0.50"]["s_probe_failed"]}
+    assert info["summary"]["0.50"] == {
+        "cells": 2,
+        "probed": 2,
+        "passed": 1,
+        "failed": 1,
+        "s_probe_passed": info["summary"]["0.50"]["s_probe_passed"],
+        "s_probe_failed": info["summary"]["0.50"]["s_probe_failed"],
+    }
     # the spectra run with the unchanged simulator; one site fails and is replaced in the next selection
     calls.clear()
     order = round_robin(sel, x_of, {e["name"]: e["cell_id"] for e in entries})
@@ -635,6 +727,5 @@ def test_gated_selection_probes_lazily_and_skips_failing_cells(tmp_path):
     assert info["shortfall"]["2.00"] == 0
     # probe_all: every cell of the composition gets probed (pass rate for all)
     calls.clear()
-    gated_selection(entries, cells, {2.0: 4}, tmp_path / "p2.json", XtbSettings(), cache, probe_all=True,
-                    simulate=fake)
+    gated_selection(entries, cells, {2.0: 4}, tmp_path / "p2.json", XtbSettings(), cache, probe_all=True, simulate=fake)
     assert [c[0] for c in calls] == ["SiO2.00_c0", "SiO2.00_c1"]

@@ -87,6 +87,7 @@ def test_more_directions_keep_the_o_apart_and_expansion_fraction():
 
 def test_clustered_rule_puts_the_o_together():
     """Random mixture: the O of the clustered rule are closer to each other than random bonding's."""
+
     def mean_oo(rule):
         atoms, _ = nw.insert_oxygen(diamond(3), 0.25, seed=5, rule=rule)
         o = [k for k, s in enumerate(atoms.get_chemical_symbols()) if s == "O"]
@@ -145,8 +146,9 @@ def test_store_build_resumes_and_reports_the_pass_rate(tmp_path, monkeypatch):
 
     monkeypatch.setattr(nw, "asi_parent", parent)
     counts = {0.5: (8, 4), 2.0: (8, 16)}
-    man = nw.build_network_store(tmp_path, [0.5, 2.0], 2, counts, relax=relax, progress=False, log=lambda s: None,
-                                 tag="t8")
+    man = nw.build_network_store(
+        tmp_path, [0.5, 2.0], 2, counts, relax=relax, progress=False, log=lambda s: None, tag="t8"
+    )
     rate = dict(man["pass_rate"]["2.00"])
     assert rate.pop("cpu_s_per_cell") >= 0.0  # the Keating pre-relaxation runs for real
     assert rate == {"built": 2, "passed": 2, "pass_rate": 1.0}
@@ -167,8 +169,7 @@ def test_store_build_resumes_and_reports_the_pass_rate(tmp_path, monkeypatch):
     row2 = next(r for r in table if r.startswith("| 2.00 |"))
     assert "| 2 | 2 | 1.00 |" in row2 and "| 32 | 144 | - |" in row2
     n_calls = len(calls)
-    nw.build_network_store(tmp_path, [0.5, 2.0], 2, counts, relax=relax, progress=False, log=lambda s: None,
-                           tag="t8")
+    nw.build_network_store(tmp_path, [0.5, 2.0], 2, counts, relax=relax, progress=False, log=lambda s: None, tag="t8")
     assert len(calls) == n_calls  # resumed: nothing rebuilt, dropped cells included
 
 
@@ -234,8 +235,13 @@ def test_parent_defects_pair_three_fold_si_into_bridges():
     assert off["bridges"] == [] and off["unfixed"] == 2
     far = nw.parent_defects(stretched_bond(length=3.6)[0], 2.85, bridge_cutoff=3.3)
     assert far["bridges"] == [] and far["unfixed"] == 2  # too far apart: not a bridge
-    assert nw.parent_defects(diamond(2), 2.85, 3.3) == {"defects": 0, "n_under": 0, "n_over": 0, "bridges": [],
-                                                         "unfixed": 0}
+    assert nw.parent_defects(diamond(2), 2.85, 3.3) == {
+        "defects": 0,
+        "n_under": 0,
+        "n_over": 0,
+        "bridges": [],
+        "unfixed": 0,
+    }
 
 
 @pytest.mark.parametrize("rule", nw.RULES)
@@ -243,8 +249,7 @@ def test_bridges_always_get_an_o_and_heal_the_three_fold_si(rule):
     atoms, a, b = stretched_bond()
     bridges = nw.parent_defects(atoms, 2.85, 3.3)["bridges"]
     for seed in range(3):
-        out, info = nw.insert_oxygen(atoms, 0.25, seed=seed, rule=rule, expand=False, bridges=bridges,
-                                     directions=12)
+        out, info = nw.insert_oxygen(atoms, 0.25, seed=seed, rule=rule, expand=False, bridges=bridges, directions=12)
         assert out.get_chemical_symbols().count("O") == 16 == info["n_o"] and info["n_bridges"] == 1
         assert info["o_bonds"][0] == sorted([a, b])
         assert len({tuple(x) for x in info["o_bonds"]}) == 16  # the bridge is not drawn a second time
@@ -280,18 +285,27 @@ def test_spectra_summary_reports_scf_pass_rate_and_gap(tmp_path):
 
     def fake(structure, site, settings, structure_id=""):
         ok = (structure_id, site) not in fail
-        return SiteResult(structure_id=structure_id, site_index=site, ok=ok, gap=gap_of[structure_id] if ok else float("nan"),
-                          reason="" if ok else "scf failed: TBLiteRuntimeError: SCF not converged",
-                          sticks_e=np.array([0.0, 2.0]), sticks_w=np.array([1.0, 1.0]), seconds=0.1,
-                          meta={"structure_hash": structure_hash(structure)})
+        return SiteResult(
+            structure_id=structure_id,
+            site_index=site,
+            ok=ok,
+            gap=gap_of[structure_id] if ok else float("nan"),
+            reason="" if ok else "scf failed: TBLiteRuntimeError: SCF not converged",
+            sticks_e=np.array([0.0, 2.0]),
+            sticks_w=np.array([1.0, 1.0]),
+            seconds=0.1,
+            meta={"structure_hash": structure_hash(structure)},
+        )
 
-    computed = [("SiO0.50_t_c0", s) for s in o_sites["SiO0.50_t_c0"]] + [("SiO2.00_t_c0", s)
-                                                                        for s in o_sites["SiO2.00_t_c0"][:4]]
+    computed = [("SiO0.50_t_c0", s) for s in o_sites["SiO0.50_t_c0"]] + [
+        ("SiO2.00_t_c0", s) for s in o_sites["SiO2.00_t_c0"][:4]
+    ]
     pending = [("SiO2.00_t_c0", s) for s in o_sites["SiO2.00_t_c0"][4:6]]
     x_of = {n: e["x"] for n, e in entries.items()}
     compute(computed, cells, XtbSettings(), tmp_path, x_of, progress=False, simulate=fake)
-    _, summary = collect(computed + pending, cells, entries, XtbSettings(), tmp_path, "xtb-test",
-                         compositions=[0.5, 1.0, 2.0])
+    _, summary = collect(
+        computed + pending, cells, entries, XtbSettings(), tmp_path, "xtb-test", compositions=[0.5, 1.0, 2.0]
+    )
     assert summary["n_computed"] == {"0.50": 4, "1.00": 0, "2.00": 4}
     assert summary["scf_pass_rate"] == {"0.50": 0.75, "1.00": None, "2.00": 1.0}
     assert summary["n_pending"]["2.00"] == 2 and summary["n_failed"]["0.50"] == {"scf": 1}
@@ -308,7 +322,7 @@ def test_keating_prerelax_keeps_the_network_and_opens_the_si_o_si_angles(x):
     atoms, info = nw.insert_oxygen(diamond(2), x, seed=3, directions=12)
     bi, bj, D = info["topology"]
     assert len(bi) == 128 + info["n_o"]  # 2 bonds per Si in diamond, one more per O
-    assert np.allclose(np.linalg.norm(D[len(bi) - 2 * info["n_o"]:], axis=1), 1.62)  # the Si-O bonds
+    assert np.allclose(np.linalg.norm(D[len(bi) - 2 * info["n_o"] :], axis=1), 1.62)  # the Si-O bonds
     out, kinfo = nw.keating_relax(atoms, info["topology"])
     assert kinfo["energy_eV"] < kinfo["energy_eV_before"] and kinfo["max_bond_dev_A"] < 0.2
     chk = nw.cell_checks(out)

@@ -81,8 +81,9 @@ def coordination(cell, cutoffs: Mapping[tuple[str, str], float] = DEFAULT_CUTOFF
     return out
 
 
-def coordination_histogram(cell, center: str = "Si", neighbour: str = "total",
-                           cutoffs: Mapping[tuple[str, str], float] = DEFAULT_CUTOFFS) -> dict[int, float]:
+def coordination_histogram(
+    cell, center: str = "Si", neighbour: str = "total", cutoffs: Mapping[tuple[str, str], float] = DEFAULT_CUTOFFS
+) -> dict[int, float]:
     """Fraction of ``center`` atoms with each coordination number (neighbour species or "total")."""
     atoms = as_atoms(cell)
     mask = np.array(atoms.get_chemical_symbols()) == center
@@ -93,8 +94,9 @@ def coordination_histogram(cell, center: str = "Si", neighbour: str = "total",
     return {int(v): float(c) / mask.sum() for v, c in zip(values, counts)}
 
 
-def bond_lengths(cell, pair: tuple[str, str] = ("Si", "O"),
-                 cutoffs: Mapping[tuple[str, str], float] = DEFAULT_CUTOFFS) -> np.ndarray:
+def bond_lengths(
+    cell, pair: tuple[str, str] = ("Si", "O"), cutoffs: Mapping[tuple[str, str], float] = DEFAULT_CUTOFFS
+) -> np.ndarray:
     """Lengths (Å) of all bonds between species ``pair``, each bond once."""
     atoms = as_atoms(cell)
     symbols = np.array(atoms.get_chemical_symbols())
@@ -107,8 +109,9 @@ def bond_lengths(cell, pair: tuple[str, str] = ("Si", "O"),
     return d[m]
 
 
-def bond_angles(cell, triple: tuple[str, str, str] = ("Si", "O", "Si"),
-                cutoffs: Mapping[tuple[str, str], float] = DEFAULT_CUTOFFS) -> np.ndarray:
+def bond_angles(
+    cell, triple: tuple[str, str, str] = ("Si", "O", "Si"), cutoffs: Mapping[tuple[str, str], float] = DEFAULT_CUTOFFS
+) -> np.ndarray:
     """Angles (degrees) A-B-C at every B with bonded neighbours A and C.
 
     ``triple=("Si", "O", "Si")`` gives the Si-O-Si angles, ``("O", "Si", "O")``

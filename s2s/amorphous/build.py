@@ -96,8 +96,10 @@ def build_cells(
     except Exception:  # noqa: BLE001 - no or unreadable manifest: start fresh
         entries, previous = {}, {}
     if previous.get("protocol") not in (None, protocol.to_dict()) and entries and not force:
-        raise ValueError(f"{directory}: the store was built with another protocol ({previous['protocol']}); "
-                         "one store holds one protocol: use another directory (--out) or force=True")
+        raise ValueError(
+            f"{directory}: the store was built with another protocol ({previous['protocol']}); "
+            "one store holds one protocol: use another directory (--out) or force=True"
+        )
 
     bar = None
     if progress:
@@ -110,9 +112,11 @@ def build_cells(
         path = directory / "cells" / f"{name}.json"
         if path.exists():
             structure = load_cell(path)
-            same = (structure.properties.get("protocol") == protocol.to_dict()
-                    and structure.properties.get("seed") == seed
-                    and structure.properties.get("counts") == list(counts[x]))
+            same = (
+                structure.properties.get("protocol") == protocol.to_dict()
+                and structure.properties.get("seed") == seed
+                and structure.properties.get("counts") == list(counts[x])
+            )
             if same:
                 entries[name] = _entry(structure, path, directory)
                 if bar is not None:
@@ -129,17 +133,26 @@ def build_cells(
         result = make_cell(x, k, protocol, seed, counts=counts)
         wall = time.perf_counter() - t0
         props = {
-            "x": float(x), "cell_id": int(k), "seed": int(seed), "counts": list(counts[x]), "tag": tag,
-            "energy_eV": float(result.energy), "md_wall_s": round(wall, 2),
-            "md_cpu_s": round(result.cpu_s, 2), "md_stage_cpu_s": result.stage_cpu_s,
+            "x": float(x),
+            "cell_id": int(k),
+            "seed": int(seed),
+            "counts": list(counts[x]),
+            "tag": tag,
+            "energy_eV": float(result.energy),
+            "md_wall_s": round(wall, 2),
+            "md_cpu_s": round(result.cpu_s, 2),
+            "md_stage_cpu_s": result.stage_cpu_s,
             "final_pressure_bar": float(result.thermo["press"][-1]),
-            "protocol": protocol.to_dict(), "source": "melt-quench Tersoff (LAMMPS)",
+            "protocol": protocol.to_dict(),
+            "source": "melt-quench Tersoff (LAMMPS)",
             "thermo": {key: list(v) for key, v in result.thermo.items()},
         }
         path = save_cell(directory, result.atoms, props)
         entries[name] = _entry(load_cell(path), path, directory)
-        log(f"{name}: {len(result.atoms)} atoms, {wall:.1f} s wall, {result.cpu_s:.1f} s CPU, "
-            f"{entries[name]['summary']['density_g_cm3']:.3f} g/cm3")
+        log(
+            f"{name}: {len(result.atoms)} atoms, {wall:.1f} s wall, {result.cpu_s:.1f} s CPU, "
+            f"{entries[name]['summary']['density_g_cm3']:.3f} g/cm3"
+        )
         _write(directory, protocol, entries, version, potential, n_cells, base_seed, counts, n_atoms, previous)
         if bar is not None:
             bar.update(1)
@@ -148,13 +161,21 @@ def build_cells(
     return _write(directory, protocol, entries, version, potential, n_cells, base_seed, counts, n_atoms, previous)
 
 
-def _write(directory: Path, protocol: MeltQuench, entries: dict[str, dict[str, Any]], version: str,
-           potential: Path, n_cells: int | dict[float, int], base_seed: int,
-           counts: dict[float, tuple[int, int]], n_atoms: int | None = None,
-           previous: dict[str, Any] | None = None) -> dict[str, Any]:
+def _write(
+    directory: Path,
+    protocol: MeltQuench,
+    entries: dict[str, dict[str, Any]],
+    version: str,
+    potential: Path,
+    n_cells: int | dict[float, int],
+    base_seed: int,
+    counts: dict[float, tuple[int, int]],
+    n_atoms: int | None = None,
+    previous: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Write the manifest; per-x fields of ``previous`` (the old manifest) for other x are kept."""
     previous = previous or {}
-    requested = ({f"{x:.2f}": int(v) for x, v in n_cells.items()} if isinstance(n_cells, dict) else n_cells)
+    requested = {f"{x:.2f}": int(v) for x, v in n_cells.items()} if isinstance(n_cells, dict) else n_cells
     if isinstance(requested, dict) and isinstance(previous.get("n_cells_requested"), dict):
         requested = {**previous["n_cells_requested"], **requested}
     counts_si_o = {**(previous.get("counts_si_o") or {}), **{f"{x:.2f}": list(c) for x, c in counts.items()}}
@@ -167,14 +188,14 @@ def _write(directory: Path, protocol: MeltQuench, entries: dict[str, dict[str, A
         n_cells_x[key] = n_cells_x.get(key, 0) + 1
     manifest = {
         "description": "Amorphous SiO_x cells, melt-quench MD with the Tersoff Si-O potential; "
-                       "out-of-distribution test set, never for training",
+        "out-of-distribution test set, never for training",
         "engine": f"LAMMPS {version}",
-        "potential": {"file": potential.name, "sha256": sha256_file(potential),
-                      "citation": POTENTIAL_CITATION},
+        "potential": {"file": potential.name, "sha256": sha256_file(potential), "citation": POTENTIAL_CITATION},
         "protocol": protocol.to_dict(),
         "base_seed": base_seed,
         "n_atoms_nominal": n_atoms,
-        "n_cells_requested": {k: requested[k] for k in sorted(requested, key=float)} if isinstance(requested, dict)
+        "n_cells_requested": {k: requested[k] for k in sorted(requested, key=float)}
+        if isinstance(requested, dict)
         else requested,
         "counts_si_o": {k: counts_si_o[k] for k in sorted(counts_si_o, key=float)},
         "bond_cutoffs_A": {"-".join(k): v for k, v in analysis.DEFAULT_CUTOFFS.items()},

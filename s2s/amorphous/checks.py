@@ -42,8 +42,11 @@ def angle_mode(angles: np.ndarray, lo: float = 90.0, hi: float = 180.0, sigma: f
 def _group(structures: Sequence) -> dict[float, list]:
     groups: dict[float, list] = defaultdict(list)
     for s in structures:
-        x = float(s.properties["x"]) if hasattr(s, "properties") and "x" in s.properties else round(
-            an.composition_x(s), 2)
+        x = (
+            float(s.properties["x"])
+            if hasattr(s, "properties") and "x" in s.properties
+            else round(an.composition_x(s), 2)
+        )
         groups[x].append(s)
     return dict(sorted(groups.items()))
 
@@ -83,15 +86,20 @@ def checks_table(structures: Sequence) -> dict[str, dict[str, Any]]:
                 d = atoms.get_all_distances(mic=True)[np.ix_(o_idx, o_idx)]
                 min_oo = min(min_oo, float(d[np.triu_indices(o_idx.size, 1)].min()))
         si_cn_all, o_cn_all = np.concatenate(si_cn), np.concatenate(o_cn)
-        n_o = np.minimum(np.concatenate([an.coordination(c)["O"][np.array(an.as_atoms(c).get_chemical_symbols()) == "Si"]
-                                         for c in cells]), 4)
+        n_o = np.minimum(
+            np.concatenate(
+                [an.coordination(c)["O"][np.array(an.as_atoms(c).get_chemical_symbols()) == "Si"] for c in cells]
+            ),
+            4,
+        )
         hist = lambda v: {int(k): float(n) / v.size for k, n in zip(*np.unique(v, return_counts=True))}  # noqa: E731
         table[f"{x:.2f}"] = {
             "x": x,
             "n_cells": len(cells),
             "n_atoms": [len(c) for c in cells],
-            "n_o_sites": int(sum(np.count_nonzero(np.array(an.as_atoms(c).get_chemical_symbols()) == "O")
-                                 for c in cells)),
+            "n_o_sites": int(
+                sum(np.count_nonzero(np.array(an.as_atoms(c).get_chemical_symbols()) == "O") for c in cells)
+            ),
             "density_mean": float(np.mean(dens)),
             "density_std": float(np.std(dens)),
             "si_o_mean": float(sio.mean()) if sio.size else float("nan"),
@@ -121,8 +129,11 @@ def checks_markdown(table: dict[str, dict[str, Any]]) -> str:
     def frac(hist: dict, k: int) -> float:
         return float(hist.get(k, hist.get(str(k), 0.0)))
 
-    lines = ["| x | cells | density g/cm^3 | Si-O Å | Si CN 3/4/5 | O with 2 Si / 3 Si | Si-O-Si mode (mean) deg "
-             "| O-Si-O mean deg | Si-Si bond fraction (random bonding) |", "|" + "---|" * 9]
+    lines = [
+        "| x | cells | density g/cm^3 | Si-O Å | Si CN 3/4/5 | O with 2 Si / 3 Si | Si-O-Si mode (mean) deg "
+        "| O-Si-O mean deg | Si-Si bond fraction (random bonding) |",
+        "|" + "---|" * 9,
+    ]
     for key in sorted(table, key=float):
         v = table[key]
         si, o = v["si_cn_hist"], v["o_cn_si_hist"]
@@ -130,7 +141,8 @@ def checks_markdown(table: dict[str, dict[str, Any]]) -> str:
             f"| {key} | {v['n_cells']} | {v['density_mean']:.2f} ± {v['density_std']:.2f} | {v['si_o_mean']:.3f} "
             f"| {frac(si, 3):.2f}/{frac(si, 4):.2f}/{frac(si, 5):.2f} | {frac(o, 2):.2f}/{frac(o, 3):.2f} "
             f"| {v['si_o_si_mode']:.0f} ({v['si_o_si_mean']:.1f}) | {v['o_si_o_mean']:.1f} "
-            f"| {v['si_si_bond_fraction']:.3f} ({v['si_si_bond_fraction_rbm']:.3f}) |")
+            f"| {v['si_si_bond_fraction']:.3f} ({v['si_si_bond_fraction_rbm']:.3f}) |"
+        )
     return "\n".join(lines)
 
 
@@ -152,8 +164,17 @@ def plot_checks(structures: Sequence, path: Path, table: dict[str, dict[str, Any
     # (a) density per cell
     for x, cells in groups.items():
         ax[0].plot([x] * len(cells), [an.density(c) for c in cells], "o", color=colour[x], alpha=0.6)
-    ax[0].errorbar(xs, [v["density_mean"] for v in table.values()], [v["density_std"] for v in table.values()],
-                   color="k", marker="_", ms=14, ls="-", lw=1, label="Tersoff, mean over cells")
+    ax[0].errorbar(
+        xs,
+        [v["density_mean"] for v in table.values()],
+        [v["density_std"] for v in table.values()],
+        color="k",
+        marker="_",
+        ms=14,
+        ls="-",
+        lw=1,
+        label="Tersoff, mean over cells",
+    )
     ax[0].axhline(REFERENCE["a-SiO2 density g/cm3"], color="tab:red", ls="--", lw=1, label="a-SiO2 expt 2.20")
     ax[0].axhline(REFERENCE["a-Si density g/cm3"], color="tab:blue", ls=":", lw=1, label="a-Si expt 2.29")
     ax[0].set(xlabel="x in SiO$_x$", ylabel="density (g/cm$^3$)", title="(a) density")
@@ -198,7 +219,9 @@ def plot_checks(structures: Sequence, path: Path, table: dict[str, dict[str, Any
         ax[4].plot(0.5 * (e[1:] + e[:-1]), h, color=colour[x], lw=2.5 if x == 2.0 else 1)
     lo, hi = REFERENCE["a-SiO2 Si-O-Si peak deg"]
     ax[4].axvspan(lo, hi, color="tab:red", alpha=0.15, label="a-SiO2 expt peak 144-150")
-    ax[4].set(xlabel="Si-O-Si angle (deg)", ylabel="density (1/deg)", title="(e) Si-O-Si (thick: SiO$_2$; ~120: O with 3 Si)")
+    ax[4].set(
+        xlabel="Si-O-Si angle (deg)", ylabel="density (1/deg)", title="(e) Si-O-Si (thick: SiO$_2$; ~120: O with 3 Si)"
+    )
     ax[4].legend(fontsize=8)
 
     # (f) O-Si-O angles
@@ -216,8 +239,9 @@ def plot_checks(structures: Sequence, path: Path, table: dict[str, dict[str, Any
         c = plt.get_cmap("plasma")(n / 5)
         ax[6].plot(xs, [v["si_n_fractions"][n] for v in table.values()], "o-", color=c, label=f"Si$^{{{n}+}}$")
         ax[6].plot(xx, [an.random_bonding_model(v)[n] for v in xx], "--", color=c, lw=0.8)
-    ax[6].set(xlabel="x in SiO$_x$", ylabel="fraction of Si",
-              title="(g) Si$^{n+}$ (n O neighbours); dashed: random bonding")
+    ax[6].set(
+        xlabel="x in SiO$_x$", ylabel="fraction of Si", title="(g) Si$^{n+}$ (n O neighbours); dashed: random bonding"
+    )
     ax[6].legend(fontsize=8)
 
     # (h) partial RDFs of the two end members

@@ -85,6 +85,7 @@ def cells_needed(n_o: int, n_sites: int) -> int:
         raise ValueError(f"cells_needed: n_o must be >= 1, got {n_o}")
     return max(1, -(-int(n_sites) // int(n_o)))
 
+
 _AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660  # 1 amu / Å^3 in g / cm^3
 
 
@@ -130,8 +131,16 @@ class MeltQuench:
     relax_cycles: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("start_density", "min_dist", "timestep_fs", "melt_T", "quench_T_end",
-                     "tdamp_fs", "pdamp_fs", "chunk_ps"):
+        for name in (
+            "start_density",
+            "min_dist",
+            "timestep_fs",
+            "melt_T",
+            "quench_T_end",
+            "tdamp_fs",
+            "pdamp_fs",
+            "chunk_ps",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"MeltQuench.{name} must be > 0, got {getattr(self, name)}")
         for name in ("melt_ps", "quench_ps", "anneal_ps"):
@@ -233,8 +242,7 @@ def find_potential() -> Path:
         if path.is_file():
             return path
     raise FileNotFoundError(
-        "SiO.tersoff not found; looked in " + ", ".join(map(str, candidates))
-        + " (set S2S_TERSOFF to the file)"
+        "SiO.tersoff not found; looked in " + ", ".join(map(str, candidates)) + " (set S2S_TERSOFF to the file)"
     )
 
 
@@ -248,14 +256,17 @@ def _setup(lmp, atoms: Atoms, potential: Path) -> Prism:
         raise ValueError("atoms: a periodic cell (pbc on all axes) is required")
     prism = Prism(np.asarray(atoms.cell))
     xhi, yhi, zhi, xy, xz, yz = prism.get_lammps_prism()
-    lmp.commands_list([
-        "units metal",
-        "atom_style atomic",
-        "atom_modify map array sort 0 0.0",
-        "boundary p p p",
-        f"region box prism 0 {float(xhi)!r} 0 {float(yhi)!r} 0 {float(zhi)!r} {float(xy)!r} {float(xz)!r} {float(yz)!r}",
-        f"create_box {len(TYPES)} box",
-    ])
+    lmp.commands_list(
+        [
+            "units metal",
+            "atom_style atomic",
+            "atom_modify map array sort 0 0.0",
+            "boundary p p p",
+            f"region box prism 0 {float(xhi)!r} 0 {float(yhi)!r} 0 {float(zhi)!r} "
+            f"{float(xy)!r} {float(xz)!r} {float(yz)!r}",
+            f"create_box {len(TYPES)} box",
+        ]
+    )
     for t, sym in enumerate(TYPES, start=1):
         lmp.command(f"mass {t} {float(atomic_masses[atomic_numbers[sym]])!r}")
     n = len(atoms)
@@ -264,13 +275,15 @@ def _setup(lmp, atoms: Atoms, potential: Path) -> Prism:
     created = lmp.create_atoms(n, list(range(1, n + 1)), types, pos.ravel().tolist())
     if created != n:
         raise RuntimeError(f"LAMMPS created {created} of {n} atoms")
-    lmp.commands_list([
-        "pair_style tersoff",
-        f"pair_coeff * * {potential} {' '.join(TYPES)}",
-        "neighbor 1.0 bin",
-        "neigh_modify every 1 delay 0 check yes",
-        "thermo_style custom step temp press vol pe",
-    ])
+    lmp.commands_list(
+        [
+            "pair_style tersoff",
+            f"pair_coeff * * {potential} {' '.join(TYPES)}",
+            "neighbor 1.0 bin",
+            "neigh_modify every 1 delay 0 check yes",
+            "thermo_style custom step temp press vol pe",
+        ]
+    )
     return prism
 
 
@@ -284,8 +297,7 @@ def _read_atoms(lmp, symbols_by_type=TYPES) -> Atoms:
     x = np.array(lmp.numpy.extract_atom("x")[:n], dtype=np.float64) - np.asarray(boxlo)
     types = np.array(lmp.numpy.extract_atom("type")[:n], dtype=np.int64)
     order = np.argsort(ids)
-    atoms = Atoms(symbols=[symbols_by_type[t - 1] for t in types[order]], positions=x[order],
-                  cell=cell, pbc=True)
+    atoms = Atoms(symbols=[symbols_by_type[t - 1] for t in types[order]], positions=x[order], cell=cell, pbc=True)
     atoms.wrap()
     return atoms
 
@@ -297,8 +309,7 @@ def _thermo(lmp) -> dict[str, float]:
 # --------------------------------------------------------------------------- cells and runs
 
 
-def random_cell(n_si: int, n_o: int, density: float, seed: int, min_dist: float = 1.5,
-                max_tries: int = 1000) -> Atoms:
+def random_cell(n_si: int, n_o: int, density: float, seed: int, min_dist: float = 1.5, max_tries: int = 1000) -> Atoms:
     """Cubic cell with ``n_si`` Si and ``n_o`` O at random positions.
 
     density in g/cm^3; no two atoms closer than ``min_dist`` Å (minimum image).
@@ -346,8 +357,9 @@ def lammps_energy(atoms: Atoms, potential: Path | None = None) -> float:
         lmp.close()
 
 
-def melt_quench(atoms: Atoms, protocol: MeltQuench, seed: int, potential: Path | None = None,
-                progress: bool = False) -> MDResult:
+def melt_quench(
+    atoms: Atoms, protocol: MeltQuench, seed: int, potential: Path | None = None, progress: bool = False
+) -> MDResult:
     """Run the melt-quench protocol on ``atoms`` (Si/O, periodic) and minimise.
 
     seed : LAMMPS velocity seed (1 .. 2**31-1 after folding).
@@ -371,14 +383,16 @@ def melt_quench(atoms: Atoms, protocol: MeltQuench, seed: int, potential: Path |
     lmp = _new_lammps()
     try:
         _setup(lmp, atoms, potential)
-        lmp.commands_list([
-            f"timestep {float(dt_ps)!r}",
-            # remove the worst overlaps of the random cell before giving velocities
-            "min_style cg",
-            "minimize 1.0e-6 1.0e-4 200 2000",
-            f"velocity all create {float(p.melt_T)!r} {vseed} mom yes rot yes dist gaussian",
-            "reset_timestep 0",
-        ])
+        lmp.commands_list(
+            [
+                f"timestep {float(dt_ps)!r}",
+                # remove the worst overlaps of the random cell before giving velocities
+                "min_style cg",
+                "minimize 1.0e-6 1.0e-4 200 2000",
+                f"velocity all create {float(p.melt_T)!r} {vseed} mom yes rot yes dist gaussian",
+                "reset_timestep 0",
+            ]
+        )
         step = 0
 
         def record(stage: str) -> None:
@@ -411,24 +425,37 @@ def melt_quench(atoms: Atoms, protocol: MeltQuench, seed: int, potential: Path |
             stage_cpu[stage] = round(time.process_time() - c0 - sum(stage_cpu.values()), 3)
 
         stage_cpu: dict[str, float] = {}
-        run_stage("melt", p.steps(p.melt_ps), f"nvt temp {float(p.melt_T)!r} {float(p.melt_T)!r} {float(tdamp)!r}", False)
-        run_stage("quench", p.steps(p.quench_ps),
-                  f"npt temp {float(p.melt_T)!r} {float(p.quench_T_end)!r} {float(tdamp)!r} "
-                  f"iso {float(p.pressure_bar)!r} {float(p.pressure_bar)!r} {float(pdamp)!r}", True)
-        run_stage("anneal", p.steps(p.anneal_ps),
-                  f"npt temp {float(p.quench_T_end)!r} {float(p.quench_T_end)!r} {float(tdamp)!r} "
-                  f"iso {float(p.pressure_bar)!r} {float(p.pressure_bar)!r} {float(pdamp)!r}", False)
+        run_stage(
+            "melt", p.steps(p.melt_ps), f"nvt temp {float(p.melt_T)!r} {float(p.melt_T)!r} {float(tdamp)!r}", False
+        )
+        run_stage(
+            "quench",
+            p.steps(p.quench_ps),
+            f"npt temp {float(p.melt_T)!r} {float(p.quench_T_end)!r} {float(tdamp)!r} "
+            f"iso {float(p.pressure_bar)!r} {float(p.pressure_bar)!r} {float(pdamp)!r}",
+            True,
+        )
+        run_stage(
+            "anneal",
+            p.steps(p.anneal_ps),
+            f"npt temp {float(p.quench_T_end)!r} {float(p.quench_T_end)!r} {float(tdamp)!r} "
+            f"iso {float(p.pressure_bar)!r} {float(p.pressure_bar)!r} {float(pdamp)!r}",
+            False,
+        )
         # final relaxation: positions and (isotropic) volume, restarted a few times
         # (box/relax uses the box at its start as reference), then positions alone
         lmp.commands_list(["velocity all set 0.0 0.0 0.0", "min_modify line quadratic"])
         for _ in range(max(1, p.relax_cycles)):
-            lmp.commands_list([
-                f"fix relax all box/relax iso {float(p.pressure_bar)!r} vmax 0.001",
-                f"minimize {float(p.etol)!r} {float(p.ftol)!r} {p.min_maxiter} {10 * p.min_maxiter}",
-                "unfix relax",
-            ])
-        lmp.commands_list([
-            f"minimize {float(p.etol)!r} {float(p.ftol)!r} {p.min_maxiter} {10 * p.min_maxiter}", "run 0"])
+            lmp.commands_list(
+                [
+                    f"fix relax all box/relax iso {float(p.pressure_bar)!r} vmax 0.001",
+                    f"minimize {float(p.etol)!r} {float(p.ftol)!r} {p.min_maxiter} {10 * p.min_maxiter}",
+                    "unfix relax",
+                ]
+            )
+        lmp.commands_list(
+            [f"minimize {float(p.etol)!r} {float(p.ftol)!r} {p.min_maxiter} {10 * p.min_maxiter}", "run 0"]
+        )
         record("minimised")
         stage_cpu["minimise"] = round(time.process_time() - c0 - sum(stage_cpu.values()), 3)
         energy = float(lmp.get_thermo("pe"))
@@ -437,13 +464,26 @@ def melt_quench(atoms: Atoms, protocol: MeltQuench, seed: int, potential: Path |
         lmp.close()
         if bar is not None:
             bar.close()
-    return MDResult(atoms=out, energy=energy, thermo=trace, wall_s=time.perf_counter() - t0,
-                    cpu_s=time.process_time() - c0, stage_cpu_s=stage_cpu)
+    return MDResult(
+        atoms=out,
+        energy=energy,
+        thermo=trace,
+        wall_s=time.perf_counter() - t0,
+        cpu_s=time.process_time() - c0,
+        stage_cpu_s=stage_cpu,
+    )
 
 
-def minimise(atoms: Atoms, potential: Path | None = None, relax_cell: bool = True,
-             pressure_bar: float = 0.0, etol: float = 1e-10, ftol: float = 1e-4,
-             maxiter: int = 2000, cycles: int = 3) -> tuple[Atoms, float, dict]:
+def minimise(
+    atoms: Atoms,
+    potential: Path | None = None,
+    relax_cell: bool = True,
+    pressure_bar: float = 0.0,
+    etol: float = 1e-10,
+    ftol: float = 1e-4,
+    maxiter: int = 2000,
+    cycles: int = 3,
+) -> tuple[Atoms, float, dict]:
     """Tersoff energy minimisation of a Si/O cell (no MD): a cheap pre-relaxation.
 
     Positions by conjugate gradients; with ``relax_cell`` the whole cell too
@@ -462,21 +502,31 @@ def minimise(atoms: Atoms, potential: Path | None = None, relax_cell: bool = Tru
         minimize = f"minimize {float(etol)!r} {float(ftol)!r} {int(maxiter)} {10 * int(maxiter)}"
         lmp.command("min_style cg")
         for _ in range(max(1, cycles) if relax_cell else 0):
-            lmp.commands_list([f"fix relax all box/relax tri {float(pressure_bar)!r} vmax 0.001", minimize,
-                               "unfix relax"])
+            lmp.commands_list(
+                [f"fix relax all box/relax tri {float(pressure_bar)!r} vmax 0.001", minimize, "unfix relax"]
+            )
         lmp.command(minimize)  # positions alone in the final cell
         lmp.command("run 0")
         energy = float(lmp.get_thermo("pe"))
         out = _read_atoms(lmp)
     finally:
         lmp.close()
-    info = {"seconds": round(time.perf_counter() - t0, 3), "cpu_s": round(time.process_time() - c0, 3),
-            "energy_start": e_start}
+    info = {
+        "seconds": round(time.perf_counter() - t0, 3),
+        "cpu_s": round(time.process_time() - c0, 3),
+        "energy_start": e_start,
+    }
     return out, energy, info
 
 
-def make_cell(x: float, cell_id: int, protocol: MeltQuench, seed: int,
-              counts: dict[float, tuple[int, int]] | None = None, progress: bool = False) -> MDResult:
+def make_cell(
+    x: float,
+    cell_id: int,
+    protocol: MeltQuench,
+    seed: int,
+    counts: dict[float, tuple[int, int]] | None = None,
+    progress: bool = False,
+) -> MDResult:
     """One amorphous SiO_x cell: random start (seed) then :func:`melt_quench` (seed + 1)."""
     counts = counts or COMPOSITIONS
     if x not in counts:
@@ -484,12 +534,10 @@ def make_cell(x: float, cell_id: int, protocol: MeltQuench, seed: int,
     n_si, n_o = counts[x]
     start = random_cell(n_si, n_o, protocol.start_density, seed, protocol.min_dist)
     result = melt_quench(start, protocol, seed + 1, progress=progress)
-    result.atoms.info.update({"x": float(x), "cell_id": int(cell_id), "seed": int(seed),
-                              "energy_eV": result.energy})
+    result.atoms.info.update({"x": float(x), "cell_id": int(cell_id), "seed": int(seed), "energy_eV": result.energy})
     return result
 
 
 def cell_seed(x: float, cell_id: int, base_seed: int = 20260101) -> int:
     """Deterministic per-cell seed from the composition and the cell index."""
     return int(base_seed + 1000 * round(4 * x) + 10 * cell_id)
-

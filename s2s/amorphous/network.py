@@ -133,8 +133,18 @@ class NetworkProtocol:
             raise ValueError(f"NetworkProtocol.prerelax must be 'keating' or 'none', got {self.prerelax!r}")
         if self.potential not in SW_PARAMS:
             raise ValueError(f"NetworkProtocol.potential must be one of {sorted(SW_PARAMS)}, got {self.potential!r}")
-        for name in ("parent_density", "min_dist", "timestep_fs", "melt_T", "quench_T_end", "anneal_T",
-                     "si_cutoff", "si_o", "fmax", "min_pair"):
+        for name in (
+            "parent_density",
+            "min_dist",
+            "timestep_fs",
+            "melt_T",
+            "quench_T_end",
+            "anneal_T",
+            "si_cutoff",
+            "si_o",
+            "fmax",
+            "min_pair",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"NetworkProtocol.{name} must be > 0, got {getattr(self, name)}")
 
@@ -164,8 +174,10 @@ def n_oxygen(x: float, n_si: int) -> int:
     xf = check_x(x)
     n = Fraction(xf).limit_denominator(1000) * int(n_si)
     if n.denominator != 1:
-        raise ValueError(f"network: x={x} with {n_si} Si gives {float(n):g} O, not an integer; "
-                         "choose n_si so that x * n_si is whole (s2s.amorphous.md.counts_for_size)")
+        raise ValueError(
+            f"network: x={x} with {n_si} Si gives {float(n):g} O, not an integer; "
+            "choose n_si so that x * n_si is whole (s2s.amorphous.md.counts_for_size)"
+        )
     return int(n)
 
 
@@ -221,8 +233,13 @@ def parent_defects(atoms: Atoms, cutoff: float, bridge_cutoff: float = 0.0) -> d
                 bridges.append([a, b])
                 used |= {a, b}
     n_under, n_over = int(np.count_nonzero(cn < 4)), int(np.count_nonzero(cn > 4))
-    return {"defects": n_under + n_over, "n_under": n_under, "n_over": n_over, "bridges": bridges,
-            "unfixed": n_under + n_over - 2 * len(bridges)}
+    return {
+        "defects": n_under + n_over,
+        "n_under": n_under,
+        "n_over": n_over,
+        "bridges": bridges,
+        "unfixed": n_under + n_over - 2 * len(bridges),
+    }
 
 
 # --------------------------------------------------------------------------- a-Si parent (LAMMPS SW)
@@ -263,31 +280,49 @@ def asi_parent(n_si: int, seed: int, protocol: NetworkProtocol | None = None) ->
             pot = sw_file(p.potential, Path(tmp))
             prism = Prism(np.asarray(start.cell))
             xhi, yhi, zhi, xy, xz, yz = prism.get_lammps_prism()
-            lmp.commands_list([
-                "units metal", "atom_style atomic", "atom_modify map array sort 0 0.0", "boundary p p p",
-                f"region box prism 0 {float(xhi)!r} 0 {float(yhi)!r} 0 {float(zhi)!r} {float(xy)!r} "
-                f"{float(xz)!r} {float(yz)!r}",
-                "create_box 1 box", "mass 1 28.0855",
-            ])
+            lmp.commands_list(
+                [
+                    "units metal",
+                    "atom_style atomic",
+                    "atom_modify map array sort 0 0.0",
+                    "boundary p p p",
+                    f"region box prism 0 {float(xhi)!r} 0 {float(yhi)!r} 0 {float(zhi)!r} {float(xy)!r} "
+                    f"{float(xz)!r} {float(yz)!r}",
+                    "create_box 1 box",
+                    "mass 1 28.0855",
+                ]
+            )
             pos = prism.vector_to_lammps(start.get_positions(), wrap=True)
             lmp.create_atoms(len(start), list(range(1, len(start) + 1)), [1] * len(start), pos.ravel().tolist())
-            lmp.commands_list([
-                "pair_style sw", f"pair_coeff * * {pot} Si", "neighbor 1.0 bin",
-                "neigh_modify every 1 delay 0 check yes", f"timestep {dt!r}",
-                "min_style cg", "minimize 1.0e-6 1.0e-4 200 2000",
-                f"velocity all create {float(p.melt_T)!r} {vseed} mom yes rot yes dist gaussian",
-                f"fix md all nvt temp {float(p.melt_T)!r} {float(p.melt_T)!r} 0.1",
-                f"run {p.steps(p.melt_ps)}", "unfix md",
-                f"fix md all npt temp {float(p.melt_T)!r} {float(p.quench_T_end)!r} 0.1 iso 0.0 0.0 1.0",
-                f"run {p.steps(p.quench_ps)}", "unfix md",
-            ])
+            lmp.commands_list(
+                [
+                    "pair_style sw",
+                    f"pair_coeff * * {pot} Si",
+                    "neighbor 1.0 bin",
+                    "neigh_modify every 1 delay 0 check yes",
+                    f"timestep {dt!r}",
+                    "min_style cg",
+                    "minimize 1.0e-6 1.0e-4 200 2000",
+                    f"velocity all create {float(p.melt_T)!r} {vseed} mom yes rot yes dist gaussian",
+                    f"fix md all nvt temp {float(p.melt_T)!r} {float(p.melt_T)!r} 0.1",
+                    f"run {p.steps(p.melt_ps)}",
+                    "unfix md",
+                    f"fix md all npt temp {float(p.melt_T)!r} {float(p.quench_T_end)!r} 0.1 iso 0.0 0.0 1.0",
+                    f"run {p.steps(p.quench_ps)}",
+                    "unfix md",
+                ]
+            )
 
             def relax() -> Atoms:
-                lmp.commands_list([
-                    "velocity all set 0.0 0.0 0.0",
-                    "fix relax all box/relax iso 0.0 vmax 0.001", "minimize 1e-12 1e-6 5000 50000", "unfix relax",
-                    "minimize 1e-12 1e-6 5000 50000",
-                ])
+                lmp.commands_list(
+                    [
+                        "velocity all set 0.0 0.0 0.0",
+                        "fix relax all box/relax iso 0.0 vmax 0.001",
+                        "minimize 1e-12 1e-6 5000 50000",
+                        "unfix relax",
+                        "minimize 1e-12 1e-6 5000 50000",
+                    ]
+                )
                 return md._read_atoms(lmp, ("Si",))
 
             atoms = relax()
@@ -297,24 +332,37 @@ def asi_parent(n_si: int, seed: int, protocol: NetworkProtocol | None = None) ->
             cycle = 0
             while unfixed[-1] and cycle < p.max_cycles:
                 cycle += 1
-                lmp.commands_list([
-                    f"velocity all create {float(p.anneal_T)!r} {vseed + cycle} mom yes rot yes dist gaussian",
-                    f"fix md all npt temp {float(p.anneal_T)!r} {float(p.quench_T_end)!r} 0.1 iso 0.0 0.0 1.0",
-                    f"run {p.steps(p.anneal_ps)}", "unfix md",
-                ])
+                lmp.commands_list(
+                    [
+                        f"velocity all create {float(p.anneal_T)!r} {vseed + cycle} mom yes rot yes dist gaussian",
+                        f"fix md all npt temp {float(p.anneal_T)!r} {float(p.quench_T_end)!r} 0.1 iso 0.0 0.0 1.0",
+                        f"run {p.steps(p.anneal_ps)}",
+                        "unfix md",
+                    ]
+                )
                 atoms = relax()
                 state = parent_defects(atoms, p.si_cutoff, p.bridge_cutoff)
                 defects.append(state["defects"])
                 unfixed.append(state["unfixed"])
     finally:
         lmp.close()
-    info = {"cn_defects_after_cycle": defects, "unfixed_after_cycle": unfixed, "cycles": len(defects) - 1,
-            "defects": defects[-1], "unfixed": unfixed[-1], "bridges": state["bridges"],
-            "cpu_s": round(time.process_time() - c0, 2), "wall_s": round(time.perf_counter() - t0, 2),
-            "density": round(an.density(atoms), 4)}
+    info = {
+        "cn_defects_after_cycle": defects,
+        "unfixed_after_cycle": unfixed,
+        "cycles": len(defects) - 1,
+        "defects": defects[-1],
+        "unfixed": unfixed[-1],
+        "bridges": state["bridges"],
+        "cpu_s": round(time.process_time() - c0, 2),
+        "wall_s": round(time.perf_counter() - t0, 2),
+        "density": round(an.density(atoms), 4),
+    }
     if unfixed[-1]:
-        raise NetworkRejected(f"a-Si parent keeps {unfixed[-1]} Si with CN != 4 (not bridged) after "
-                              f"{p.max_cycles} anneal cycles", info, atoms)
+        raise NetworkRejected(
+            f"a-Si parent keeps {unfixed[-1]} Si with CN != 4 (not bridged) after {p.max_cycles} anneal cycles",
+            info,
+            atoms,
+        )
     return atoms, info
 
 
@@ -326,9 +374,17 @@ def volume_per_si(x: float) -> float:
     return V_SI_ASI + (V_SI_SIO2 - V_SI_ASI) * float(x) / 2.0
 
 
-def insert_oxygen(parent: Atoms, x: float, seed: int, rule: str = "uniform", cutoff: float = 2.85,
-                  si_o: float = 1.62, expand: bool | float = True, directions: int = 1,
-                  bridges=()) -> tuple[Atoms, dict[str, Any]]:
+def insert_oxygen(
+    parent: Atoms,
+    x: float,
+    seed: int,
+    rule: str = "uniform",
+    cutoff: float = 2.85,
+    si_o: float = 1.62,
+    expand: bool | float = True,
+    directions: int = 1,
+    bridges=(),
+) -> tuple[Atoms, dict[str, Any]]:
     """Put ``x * n_Si`` O into Si-Si bonds of ``parent`` (Si only, periodic), seeded.
 
     rule : ``uniform`` (random bonding: bonds drawn uniformly without replacement) or
@@ -385,7 +441,7 @@ def insert_oxygen(parent: Atoms, x: float, seed: int, rule: str = "uniform", cut
         frac = np.linalg.solve(cell.T, mid.T).T
         mid = (frac - np.round(frac)) @ cell
         dist = np.linalg.norm(mid, axis=1) + 1e-9 * rng.random(n_bonds)  # seeded tie break
-        chosen = np.concatenate([forced, nb + np.sort(np.argsort(dist)[:n_o - nb])])
+        chosen = np.concatenate([forced, nb + np.sort(np.argsort(dist)[: n_o - nb])])
     o_pos = np.empty((n_o, 3))
     for k, b in enumerate(chosen):
         d = D[b]
@@ -411,10 +467,16 @@ def insert_oxygen(parent: Atoms, x: float, seed: int, rule: str = "uniform", cut
     top_i = np.concatenate([bi[kept], bi[chosen], bj[chosen]])
     top_j = np.concatenate([bj[kept], n_si + np.arange(n_o), n_si + np.arange(n_o)])
     top_D = np.vstack([D[kept], o_pos - si_pos[bi[chosen]], o_pos - si_pos[bi[chosen]] - D[chosen]])
-    info = {"n_si": n_si, "n_o": n_o, "n_bonds": int(n_bonds), "n_bridges": nb, "rule": rule,
-            "scale": float(scale),
-            "o_bonds": [[int(bi[b]), int(bj[b])] for b in chosen],
-            "topology": (top_i.astype(int), top_j.astype(int), top_D)}
+    info = {
+        "n_si": n_si,
+        "n_o": n_o,
+        "n_bonds": int(n_bonds),
+        "n_bridges": nb,
+        "rule": rule,
+        "scale": float(scale),
+        "o_bonds": [[int(bi[b]), int(bj[b])] for b in chosen],
+        "topology": (top_i.astype(int), top_j.astype(int), top_D),
+    }
     return atoms, info
 
 
@@ -435,12 +497,23 @@ def o_between_two_si(atoms: Atoms, o_bonds, tol: float = 0.05) -> bool:
 
 
 #: Keating-like valence force field of the pre-relaxation: bond lengths (Å) and the O bond angle.
-KEATING = {"r_sisi": 2.35, "r_sio": 1.61, "k_bond": 10.0, "k_si": 3.0, "k_o": 0.5, "theta_o": 144.0,
-           "k_rep": 5.0, "rep_sisi": 3.0, "rep_sio": 2.6, "rep_oo": 2.5}
+KEATING = {
+    "r_sisi": 2.35,
+    "r_sio": 1.61,
+    "k_bond": 10.0,
+    "k_si": 3.0,
+    "k_o": 0.5,
+    "theta_o": 144.0,
+    "k_rep": 5.0,
+    "rep_sisi": 3.0,
+    "rep_sio": 2.6,
+    "rep_oo": 2.5,
+}
 
 
-def keating_relax(atoms: Atoms, topology, steps: int = 400, relax_cell: bool = True,
-                  params: dict | None = None) -> tuple[Atoms, dict[str, Any]]:
+def keating_relax(
+    atoms: Atoms, topology, steps: int = 400, relax_cell: bool = True, params: dict | None = None
+) -> tuple[Atoms, dict[str, Any]]:
     """Relax a network of known bonds with a Keating-like valence force field (torch gradients, L-BFGS).
 
     topology : ``(i, j, D)`` bonds and their vectors i -> j in ``atoms`` (from
@@ -484,8 +557,12 @@ def keating_relax(atoms: Atoms, topology, steps: int = 400, relax_cell: bool = T
         k, c0 = (kp["k_o"], cos_o) if sym[centre] == "O" else (kp["k_si"], -1.0 / 3.0)
         for u in range(len(lst)):
             for w in range(u + 1, len(lst)):
-                t_b1.append(lst[u][0]); t_s1.append(lst[u][1]); t_b2.append(lst[w][0]); t_s2.append(lst[w][1])
-                t_k.append(k); t_c0.append(c0)
+                t_b1.append(lst[u][0])
+                t_s1.append(lst[u][1])
+                t_b2.append(lst[w][0])
+                t_s2.append(lst[w][1])
+                t_k.append(k)
+                t_c0.append(c0)
     dt = torch.float64
     T = lambda a, d=dt: torch.as_tensor(np.asarray(a), dtype=d)  # noqa: E731
     ti, tj, tsh, tr0 = T(bi, torch.long), T(bj, torch.long), T(shift), T(r0)
@@ -496,11 +573,15 @@ def keating_relax(atoms: Atoms, topology, steps: int = 400, relax_cell: bool = T
 
     def unpack(xt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s = xt[: 3 * n].reshape(n, 3)
-        e = xt[3 * n:].reshape(3, 3) if relax_cell else torch.zeros((3, 3), dtype=dt)
+        e = xt[3 * n :].reshape(3, 3) if relax_cell else torch.zeros((3, 3), dtype=dt)
         return s, h0 @ (eye + 0.5 * (e + e.transpose(0, 1)))
 
-    rep_r = {("Si", "Si"): kp["rep_sisi"], ("O", "Si"): kp["rep_sio"], ("O", "Si")[::-1]: kp["rep_sio"],
-             ("O", "O"): kp["rep_oo"]}
+    rep_r = {
+        ("Si", "Si"): kp["rep_sisi"],
+        ("O", "Si"): kp["rep_sio"],
+        ("O", "Si")[::-1]: kp["rep_sio"],
+        ("O", "O"): kp["rep_oo"],
+    }
     rep_pairs: list = []
 
     def find_pairs(fr: np.ndarray, h: np.ndarray) -> list:
@@ -552,9 +633,13 @@ def keating_relax(atoms: Atoms, topology, steps: int = 400, relax_cell: bool = T
     r = np.linalg.norm((f[bj] - f[bi] + shift) @ h, axis=1)
     out = Atoms(atoms.get_chemical_symbols(), f @ h, cell=h, pbc=True)
     out.wrap()
-    return out, {"energy_eV_before": round(e0, 4), "energy_eV": round(float(res.fun), 4),
-                 "max_bond_dev_A": round(float(np.abs(r - r0).max()), 4), "steps": nit,
-                 "volume_ratio": round(float(abs(np.linalg.det(h)) / abs(np.linalg.det(cell0))), 4)}
+    return out, {
+        "energy_eV_before": round(e0, 4),
+        "energy_eV": round(float(res.fun), 4),
+        "max_bond_dev_A": round(float(np.abs(r - r0).max()), 4),
+        "steps": nit,
+        "volume_ratio": round(float(abs(np.linalg.det(h)) / abs(np.linalg.det(cell0))), 4),
+    }
 
 
 # --------------------------------------------------------------------------- CHGNet and checks
@@ -575,14 +660,17 @@ def chgnet_relax(atoms: Atoms, fmax: float = 0.05, steps: int = 600, threads: in
         _MODEL = CHGNet.load(verbose=False)
     t0, c0 = time.perf_counter(), time.process_time()
     opt = StructOptimizer(model=_MODEL, optimizer_class="FIRE", use_device="cpu")
-    res = opt.relax(AseAtomsAdaptor.get_structure(atoms), fmax=fmax, steps=steps, relax_cell=True,
-                    verbose=False)
+    res = opt.relax(AseAtomsAdaptor.get_structure(atoms), fmax=fmax, steps=steps, relax_cell=True, verbose=False)
     final = AseAtomsAdaptor.get_atoms(res["final_structure"])
     traj = res["trajectory"]
     forces = np.asarray(traj.forces[-1])
-    info = {"steps": len(traj.energies), "energy_eV_per_atom": float(traj.energies[-1]) / len(final),
-            "fmax_final": float(np.linalg.norm(forces, axis=1).max()),
-            "wall_s": round(time.perf_counter() - t0, 2), "cpu_s": round(time.process_time() - c0, 2)}
+    info = {
+        "steps": len(traj.energies),
+        "energy_eV_per_atom": float(traj.energies[-1]) / len(final),
+        "fmax_final": float(np.linalg.norm(forces, axis=1).max()),
+        "wall_s": round(time.perf_counter() - t0, 2),
+        "cpu_s": round(time.process_time() - c0, 2),
+    }
     info["converged"] = info["fmax_final"] <= fmax
     return Atoms(final.get_chemical_symbols(), final.get_positions(), cell=final.cell, pbc=True), info
 
@@ -609,11 +697,17 @@ def cell_checks(atoms: Atoms, min_pair: float = 1.4) -> dict[str, Any]:
         reason = f"{n_under} under-coordinated Si"
     elif o_bad:
         reason = f"{o_bad} O not bonded to exactly two Si"
-    return {"ok": not reason, "reason": reason, "si_cn_lt4": n_under, "si_cn_gt4": n_over,
-            "o_not_2si": o_bad, "shortest_pair_A": shortest,
-            "si_cn4_fraction": float(np.mean(cn["total"][si] == 4)),
-            "o_cn2_fraction": float(np.mean(cn["Si"][o] == 2)) if o.any() else None,
-            "density": float(an.density(atoms))}
+    return {
+        "ok": not reason,
+        "reason": reason,
+        "si_cn_lt4": n_under,
+        "si_cn_gt4": n_over,
+        "o_not_2si": o_bad,
+        "shortest_pair_A": shortest,
+        "si_cn4_fraction": float(np.mean(cn["total"][si] == 4)),
+        "o_cn2_fraction": float(np.mean(cn["Si"][o] == 2)) if o.any() else None,
+        "density": float(an.density(atoms)),
+    }
 
 
 def spectra_settings():
@@ -626,8 +720,15 @@ def spectra_settings():
 # --------------------------------------------------------------------------- one cell, and the store
 
 
-def make_network_cell(x: float, cell_id: int, n_si: int, protocol: NetworkProtocol | None = None,
-                      rule: str = "uniform", base_seed: int = 20270101, relax=None) -> tuple[Atoms | None, dict]:
+def make_network_cell(
+    x: float,
+    cell_id: int,
+    n_si: int,
+    protocol: NetworkProtocol | None = None,
+    rule: str = "uniform",
+    base_seed: int = 20270101,
+    relax=None,
+) -> tuple[Atoms | None, dict]:
     """One network cell: a-Si parent (up to ``parent_tries`` seeds), O insertion, CHGNet, checks.
 
     Returns ``(atoms, props)``; ``atoms`` is None and ``props["reason"]`` says why when the
@@ -638,8 +739,16 @@ def make_network_cell(x: float, cell_id: int, n_si: int, protocol: NetworkProtoc
     x = check_x(x)
     n_o = n_oxygen(x, n_si)
     seed = network_seed(x, cell_id, base_seed)
-    props: dict[str, Any] = {"x": x, "cell_id": int(cell_id), "seed": seed, "counts": [int(n_si), n_o],
-                             "family": "network", "rule": rule, "protocol": p.to_dict(), "source": SOURCE}
+    props: dict[str, Any] = {
+        "x": x,
+        "cell_id": int(cell_id),
+        "seed": seed,
+        "counts": [int(n_si), n_o],
+        "family": "network",
+        "rule": rule,
+        "protocol": p.to_dict(),
+        "source": SOURCE,
+    }
     t0, c0 = time.perf_counter(), time.process_time()
     parent, parent_info, tries = None, {}, []
     for t in range(max(1, p.parent_tries)):
@@ -650,13 +759,25 @@ def make_network_cell(x: float, cell_id: int, n_si: int, protocol: NetworkProtoc
             tries.append({"seed": seed + 100 * t, "reason": err.reason, **err.info})
     props["parent_rejected"] = tries
     if parent is None:
-        props.update(ok=False, reason=f"no defect-free a-Si parent in {p.parent_tries} seeds",
-                     wall_s=round(time.perf_counter() - t0, 2), cpu_s=round(time.process_time() - c0, 2))
+        props.update(
+            ok=False,
+            reason=f"no defect-free a-Si parent in {p.parent_tries} seeds",
+            wall_s=round(time.perf_counter() - t0, 2),
+            cpu_s=round(time.process_time() - c0, 2),
+        )
         return None, props
     props["parent"] = {**parent_info, "seed": seed + 100 * len(tries)}
-    inserted, ins = insert_oxygen(parent, x, seed + 1, rule=rule, cutoff=p.si_cutoff, si_o=p.si_o,
-                                  expand=p.expand_fraction, directions=p.o_directions,
-                                  bridges=parent_info.get("bridges", ()))
+    inserted, ins = insert_oxygen(
+        parent,
+        x,
+        seed + 1,
+        rule=rule,
+        cutoff=p.si_cutoff,
+        si_o=p.si_o,
+        expand=p.expand_fraction,
+        directions=p.o_directions,
+        bridges=parent_info.get("bridges", ()),
+    )
     props["insertion"] = {k: v for k, v in ins.items() if k not in ("o_bonds", "topology")}
     pre = cell_checks(inserted, p.min_pair)
     props["before_relax"] = {k: pre[k] for k in ("shortest_pair_A", "si_cn_lt4", "o_not_2si", "density")}
@@ -664,9 +785,11 @@ def make_network_cell(x: float, cell_id: int, n_si: int, protocol: NetworkProtoc
         c1 = time.process_time()
         inserted, kinfo = keating_relax(inserted, ins["topology"], relax_cell=p.keating_cell)
         pre = cell_checks(inserted, p.min_pair)
-        props["keating"] = {**kinfo, "cpu_s": round(time.process_time() - c1, 2),
-                            **{k: pre[k] for k in ("shortest_pair_A", "si_cn_lt4", "si_cn_gt4", "o_not_2si",
-                                                   "density")}}
+        props["keating"] = {
+            **kinfo,
+            "cpu_s": round(time.process_time() - c1, 2),
+            **{k: pre[k] for k in ("shortest_pair_A", "si_cn_lt4", "si_cn_gt4", "o_not_2si", "density")},
+        }
     relax = relax or (lambda a: chgnet_relax(a, p.fmax, p.relax_steps))
     try:
         relaxed, rinfo = relax(inserted)
@@ -701,10 +824,19 @@ def same_protocol(stored: dict | None, protocol: NetworkProtocol) -> bool:
     return all(stored[k] == v if k in stored else v == defaults[k] for k, v in now.items())
 
 
-def build_network_store(directory: Path, xs, n_cells: int | dict, counts: dict[float, tuple[int, int]],
-                        protocol: NetworkProtocol | None = None, rule: str = "uniform",
-                        base_seed: int = 20270101, tag: str = "net72", progress: bool = True,
-                        log=print, relax=None) -> dict[str, Any]:
+def build_network_store(
+    directory: Path,
+    xs,
+    n_cells: int | dict,
+    counts: dict[float, tuple[int, int]],
+    protocol: NetworkProtocol | None = None,
+    rule: str = "uniform",
+    base_seed: int = 20270101,
+    tag: str = "net72",
+    progress: bool = True,
+    log=print,
+    relax=None,
+) -> dict[str, Any]:
     """Build (resumably) ``n_cells`` network cells per x into ``directory``.
 
     Passing cells: ``cells/<name>.json`` (the layout of :mod:`s2s.amorphous.store`, so
@@ -718,7 +850,12 @@ def build_network_store(directory: Path, xs, n_cells: int | dict, counts: dict[f
     from s2s.amorphous.build import _entry  # noqa: PLC0415
     from s2s.amorphous.md import PAPER_N_SITES  # noqa: PLC0415
     from s2s.amorphous.store import (  # noqa: PLC0415
-        atomic_write_text, cell_name, load_cell, read_manifest, save_cell, write_manifest,
+        atomic_write_text,
+        cell_name,
+        load_cell,
+        read_manifest,
+        save_cell,
+        write_manifest,
     )
 
     p = protocol or NetworkProtocol()
@@ -756,14 +893,21 @@ def build_network_store(directory: Path, xs, n_cells: int | dict, counts: dict[f
         n_sites: dict[str, int] = {}
         for e in rows:
             n_sites[f"{e['x']:.2f}"] = n_sites.get(f"{e['x']:.2f}", 0) + e["n_o"]
-        man = {"description": "Amorphous SiO_x, network family: SW a-Si parent, O in Si-Si bonds, CHGNet "
-                              "relaxation; out-of-distribution test set, never for training",
-               "family": "network", "rule": rule, "protocol": p.to_dict(), "base_seed": base_seed,
-               "counts_si_o": {f"{x:.2f}": list(counts[x]) for x in sorted(counts)},
-               "n_cells": {k: sum(1 for e in rows if f"{e['x']:.2f}" == k) for k in sorted(rate, key=float)},
-               "n_o_sites": n_sites, "pass_rate": {k: rate[k] for k in sorted(rate, key=float)},
-               "paper_n_sites": {f"{x:.2f}": n for x, n in PAPER_N_SITES.items()},
-               "cells": rows, "dropped": gone}
+        man = {
+            "description": "Amorphous SiO_x, network family: SW a-Si parent, O in Si-Si bonds, CHGNet "
+            "relaxation; out-of-distribution test set, never for training",
+            "family": "network",
+            "rule": rule,
+            "protocol": p.to_dict(),
+            "base_seed": base_seed,
+            "counts_si_o": {f"{x:.2f}": list(counts[x]) for x in sorted(counts)},
+            "n_cells": {k: sum(1 for e in rows if f"{e['x']:.2f}" == k) for k in sorted(rate, key=float)},
+            "n_o_sites": n_sites,
+            "pass_rate": {k: rate[k] for k in sorted(rate, key=float)},
+            "paper_n_sites": {f"{x:.2f}": n for x, n in PAPER_N_SITES.items()},
+            "cells": rows,
+            "dropped": gone,
+        }
         write_manifest(directory, man)
         return man
 
@@ -787,8 +931,15 @@ def build_network_store(directory: Path, xs, n_cells: int | dict, counts: dict[f
             cells[name] = entry
             dropped.pop(name, None)
         else:
-            entry = {"name": name, "x": x, "cell_id": k, "seed": seed, "reason": props["reason"],
-                     "cpu_s": props["cpu_s"], "wall_s": props["wall_s"]}
+            entry = {
+                "name": name,
+                "x": x,
+                "cell_id": k,
+                "seed": seed,
+                "reason": props["reason"],
+                "cpu_s": props["cpu_s"],
+                "wall_s": props["wall_s"],
+            }
             if relaxed is not None:
                 from s2s.amorphous.store import atoms_to_structure  # noqa: PLC0415
 
@@ -798,9 +949,11 @@ def build_network_store(directory: Path, xs, n_cells: int | dict, counts: dict[f
             else:
                 entry["props"] = props
             dropped[name] = entry
-        log(f"{name}: {'ok' if atoms is not None else 'DROPPED (' + props['reason'] + ')'}, "
+        log(
+            f"{name}: {'ok' if atoms is not None else 'DROPPED (' + props['reason'] + ')'}, "
             f"{props['wall_s']:.0f} s wall, {props['cpu_s']:.0f} s CPU"
-            + (f", {props['checks']['density']:.3f} g/cm3" if "checks" in props else ""))
+            + (f", {props['checks']['density']:.3f} g/cm3" if "checks" in props else "")
+        )
         write()
         if bar is not None:
             bar.update(1)
@@ -817,13 +970,28 @@ def cells_markdown(manifest: dict) -> str:
     reasons: dict[str, list[str]] = {}
     for d in manifest.get("dropped", []):
         reasons.setdefault(f"{float(d['x']):.2f}", []).append(f"c{d['cell_id']}: {d['reason']}")
-    lines = ["| x | Si + O | cells built | passed | pass rate | CPU s per cell | O sites (passing) | paper | dropped |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| x | Si + O | cells built | passed | pass rate | CPU s per cell | O sites (passing) | paper | dropped |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for x in sorted(set(rate) | set(paper), key=float):
         r = rate.get(x, {})
         c = counts.get(x)
-        lines.append("| " + " | ".join([
-            x, f"{c[0]} + {c[1]}" if c else "-", str(r.get("built", 0)), str(r.get("passed", 0)),
-            f"{r['pass_rate']:.2f}" if r else "-", f"{r['cpu_s_per_cell']:.0f}" if r else "-",
-            str(sites.get(x, 0)), str(paper.get(x, "-")), "; ".join(reasons.get(x, [])) or "-"]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    x,
+                    f"{c[0]} + {c[1]}" if c else "-",
+                    str(r.get("built", 0)),
+                    str(r.get("passed", 0)),
+                    f"{r['pass_rate']:.2f}" if r else "-",
+                    f"{r['cpu_s_per_cell']:.0f}" if r else "-",
+                    str(sites.get(x, 0)),
+                    str(paper.get(x, "-")),
+                    "; ".join(reasons.get(x, [])) or "-",
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines)

@@ -57,8 +57,9 @@ def _scf_failed(result) -> bool:
     return (not result.ok) and str(result.reason).startswith("scf failed")
 
 
-def probe_cell(structure, name: str, settings, mode: str = "z+1", max_iter: int = PROBE_MAX_ITER,
-               simulate: Callable | None = None) -> dict[str, Any]:
+def probe_cell(
+    structure, name: str, settings, mode: str = "z+1", max_iter: int = PROBE_MAX_ITER, simulate: Callable | None = None
+) -> dict[str, Any]:
     """Run one probe SCF on a cell; returns its JSON record.
 
     simulate : ``f(structure, site, settings, structure_id) -> SiteResult``
@@ -79,10 +80,17 @@ def probe_cell(structure, name: str, settings, mode: str = "z+1", max_iter: int 
     seconds = time.perf_counter() - t0
     failed = _scf_failed(result)
     gap = float(result.gap) if not failed and result.gap == result.gap else None
-    return {"ok": not failed, "seconds": round(seconds, 2), "mode": mode, "max_iter": int(max_iter),
-            "site": int(site), "gap_eV": None if gap is None else round(gap, 4),
-            "reason": "" if not failed else str(result.reason)[:200],
-            "structure_hash": structure_hash(structure), "base_calc_key": settings.calc_key()}
+    return {
+        "ok": not failed,
+        "seconds": round(seconds, 2),
+        "mode": mode,
+        "max_iter": int(max_iter),
+        "site": int(site),
+        "gap_eV": None if gap is None else round(gap, 4),
+        "reason": "" if not failed else str(result.reason)[:200],
+        "structure_hash": structure_hash(structure),
+        "base_calc_key": settings.calc_key(),
+    }
 
 
 def read_probes(path: Path) -> dict[str, dict[str, Any]]:
@@ -99,8 +107,10 @@ def read_probes(path: Path) -> dict[str, dict[str, Any]]:
 def write_probes(path: Path, probes: Mapping[str, Mapping[str, Any]]) -> None:
     from s2s.amorphous.store import atomic_write_text  # noqa: PLC0415
 
-    doc = {"description": "per-cell SCF probe of the training simulator (s2s.amorphous.probe)",
-           "cells": {k: dict(probes[k]) for k in sorted(probes)}}
+    doc = {
+        "description": "per-cell SCF probe of the training simulator (s2s.amorphous.probe)",
+        "cells": {k: dict(probes[k]) for k in sorted(probes)},
+    }
     atomic_write_text(Path(path), json.dumps(doc, indent=1) + "\n")
 
 
@@ -110,23 +120,36 @@ def is_current(record: Mapping[str, Any] | None, structure, settings, mode: str,
         return False
     from s2s.simulate.xtb import structure_hash  # noqa: PLC0415
 
-    return (record.get("mode") == mode and int(record.get("max_iter", -1)) == int(max_iter)
-            and record.get("base_calc_key") == settings.calc_key()
-            and record.get("structure_hash") == structure_hash(structure))
+    return (
+        record.get("mode") == mode
+        and int(record.get("max_iter", -1)) == int(max_iter)
+        and record.get("base_calc_key") == settings.calc_key()
+        and record.get("structure_hash") == structure_hash(structure)
+    )
 
 
-def run_probes(structures: Mapping[str, Any], path: Path, settings, mode: str = "z+1",
-               max_iter: int = PROBE_MAX_ITER, names: Sequence[str] | None = None,
-               simulate: Callable | None = None, progress: bool = False,
-               log: Callable[[str], None] | None = None) -> dict[str, dict[str, Any]]:
+def run_probes(
+    structures: Mapping[str, Any],
+    path: Path,
+    settings,
+    mode: str = "z+1",
+    max_iter: int = PROBE_MAX_ITER,
+    names: Sequence[str] | None = None,
+    simulate: Callable | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Probe every cell of ``names`` (default all) that has no current record; returns all records.
 
     Records of other cells already in ``path`` are kept.  The file is rewritten
     after every probe (resumable).
     """
     probes = read_probes(path)
-    todo = [n for n in (names if names is not None else list(structures))
-            if not is_current(probes.get(n), structures[n], settings, mode, max_iter)]
+    todo = [
+        n
+        for n in (names if names is not None else list(structures))
+        if not is_current(probes.get(n), structures[n], settings, mode, max_iter)
+    ]
     bar = None
     if progress and todo:
         from tqdm.auto import tqdm  # noqa: PLC0415
@@ -138,8 +161,10 @@ def run_probes(structures: Mapping[str, Any], path: Path, settings, mode: str = 
             probes[name] = rec
             write_probes(path, probes)
             if log is not None:
-                log(f"probe {name}: {'ok' if rec['ok'] else 'FAILED'} {rec['seconds']:.1f} s"
-                    + (f", gap {rec['gap_eV']} eV" if rec["ok"] else ""))
+                log(
+                    f"probe {name}: {'ok' if rec['ok'] else 'FAILED'} {rec['seconds']:.1f} s"
+                    + (f", gap {rec['gap_eV']} eV" if rec["ok"] else "")
+                )
             if bar is not None:
                 bar.update(1)
     finally:
@@ -148,8 +173,13 @@ def run_probes(structures: Mapping[str, Any], path: Path, settings, mode: str = 
     return probes
 
 
-def passing_cells(probes: Mapping[str, Mapping[str, Any]], structures: Mapping[str, Any], settings,
-                  mode: str = "z+1", max_iter: int = PROBE_MAX_ITER) -> tuple[set[str], set[str], set[str]]:
+def passing_cells(
+    probes: Mapping[str, Mapping[str, Any]],
+    structures: Mapping[str, Any],
+    settings,
+    mode: str = "z+1",
+    max_iter: int = PROBE_MAX_ITER,
+) -> tuple[set[str], set[str], set[str]]:
     """(passed, failed, unprobed) cell names among ``structures`` by their current probe record."""
     passed, failed, unprobed = set(), set(), set()
     for name, cell in structures.items():
@@ -163,14 +193,14 @@ def passing_cells(probes: Mapping[str, Mapping[str, Any]], structures: Mapping[s
     return passed, failed, unprobed
 
 
-def probe_summary(probes: Mapping[str, Mapping[str, Any]], x_of: Mapping[str, float],
-                  names: Sequence[str]) -> dict[str, dict[str, Any]]:
+def probe_summary(
+    probes: Mapping[str, Mapping[str, Any]], x_of: Mapping[str, float], names: Sequence[str]
+) -> dict[str, dict[str, Any]]:
     """Per composition: cells probed / passed / failed and mean seconds of passing and failing probes."""
     out: dict[str, dict[str, Any]] = {}
     for name in names:
         key = f"{float(x_of[name]):.2f}"
-        row = out.setdefault(key, {"cells": 0, "probed": 0, "passed": 0, "failed": 0,
-                                   "_s_ok": [], "_s_fail": []})
+        row = out.setdefault(key, {"cells": 0, "probed": 0, "passed": 0, "failed": 0, "_s_ok": [], "_s_fail": []})
         row["cells"] += 1
         rec = probes.get(name)
         if rec is None:

@@ -37,9 +37,14 @@ def o_sites(structure) -> list[int]:
     return [i for i, s in enumerate(structure) if s.specie.symbol == "O"]
 
 
-def select_sites(entries: Sequence[Mapping[str, Any]], cells: Sequence, targets: Mapping[float, int],
-                 use: Collection[str] | None = None, failed: Collection[tuple[str, int]] = (),
-                 strict: bool = True) -> dict[str, list[int]]:
+def select_sites(
+    entries: Sequence[Mapping[str, Any]],
+    cells: Sequence,
+    targets: Mapping[float, int],
+    use: Collection[str] | None = None,
+    failed: Collection[tuple[str, int]] = (),
+    strict: bool = True,
+) -> dict[str, list[int]]:
     """Sites to compute per cell name: the first ``targets[x]`` O sites of each composition.
 
     entries : manifest cell entries (``name``, ``x``, ``cell_id``), parallel to ``cells``
@@ -73,13 +78,19 @@ def select_sites(entries: Sequence[Mapping[str, Any]], cells: Sequence, targets:
                 left -= (name, site) not in bad
             selected[name] = sites
         if left > 0 and strict:
-            raise ValueError(f"select_sites: x={x} needs {target} O sites, the cells hold only "
-                             f"{target - left}; build more cells (scripts/build_amorphous.py md)")
+            raise ValueError(
+                f"select_sites: x={x} needs {target} O sites, the cells hold only "
+                f"{target - left}; build more cells (scripts/build_amorphous.py md)"
+            )
     return selected
 
 
-def shortfall(selected: Mapping[str, Sequence[int]], x_of: Mapping[str, float], targets: Mapping[float, int],
-              failed: Collection[tuple[str, int]] = ()) -> dict[str, int]:
+def shortfall(
+    selected: Mapping[str, Sequence[int]],
+    x_of: Mapping[str, float],
+    targets: Mapping[float, int],
+    failed: Collection[tuple[str, int]] = (),
+) -> dict[str, int]:
     """Per composition (``"0.50"``): how many usable sites the selection lacks for its target (>= 0)."""
     have: dict[float, int] = defaultdict(int)
     bad = set(failed)
@@ -88,8 +99,13 @@ def shortfall(selected: Mapping[str, Sequence[int]], x_of: Mapping[str, float], 
     return {f"{float(x):.2f}": max(0, int(n) - have[float(x)]) for x, n in sorted(targets.items())}
 
 
-def spare_sites(entries: Sequence[Mapping[str, Any]], cells: Sequence, selected: Mapping[str, Sequence[int]],
-                n_extra: int, xs: Sequence[float] | None = None) -> dict[str, list[int]]:
+def spare_sites(
+    entries: Sequence[Mapping[str, Any]],
+    cells: Sequence,
+    selected: Mapping[str, Sequence[int]],
+    n_extra: int,
+    xs: Sequence[float] | None = None,
+) -> dict[str, list[int]]:
     """Every O site of the next ``n_extra`` cells (by cell id) of each x that ``selected`` does not use.
 
     xs : only these compositions (default all).  Used to add the spare cells of
@@ -104,13 +120,14 @@ def spare_sites(entries: Sequence[Mapping[str, Any]], cells: Sequence, selected:
     for x, rows in by_x.items():
         if wanted is not None and x not in wanted:
             continue
-        for _, name, cell in sorted(rows, key=lambda t: t[0])[:max(0, int(n_extra))]:
+        for _, name, cell in sorted(rows, key=lambda t: t[0])[: max(0, int(n_extra))]:
             out[name] = o_sites(cell)
     return out
 
 
-def round_robin(selected: Mapping[str, Sequence[int]], x_of: Mapping[str, float],
-                cell_id_of: Mapping[str, int]) -> list[tuple[str, int]]:
+def round_robin(
+    selected: Mapping[str, Sequence[int]], x_of: Mapping[str, float], cell_id_of: Mapping[str, int]
+) -> list[tuple[str, int]]:
     """Order ``(cell name, site)`` so that every composition and every cell gets sites early.
 
     Within a composition the cells take turns (1st site of each cell, then the
@@ -130,11 +147,20 @@ def round_robin(selected: Mapping[str, Sequence[int]], x_of: Mapping[str, float]
     return order
 
 
-def compute(order: Sequence[tuple[str, int]], structures: Mapping[str, Any], settings, cache_dir: Path,
-            x_of: Mapping[str, float], progress: bool = True, retry_failed: bool = False,
-            probe: int = 3, max_fail_fraction: float = 2 / 3,
-            simulate: Callable | None = None, log: Callable[[str], None] | None = None,
-            deadline: float | None = None) -> dict[str, Any]:
+def compute(
+    order: Sequence[tuple[str, int]],
+    structures: Mapping[str, Any],
+    settings,
+    cache_dir: Path,
+    x_of: Mapping[str, float],
+    progress: bool = True,
+    retry_failed: bool = False,
+    probe: int = 3,
+    max_fail_fraction: float = 2 / 3,
+    simulate: Callable | None = None,
+    log: Callable[[str], None] | None = None,
+    deadline: float | None = None,
+) -> dict[str, Any]:
     """Simulate every site of ``order`` not in the cache; write each to the cache as it comes.
 
     deadline : ``time.time()`` after which no new site is started (the rest stays
@@ -165,8 +191,9 @@ def compute(order: Sequence[tuple[str, int]], structures: Mapping[str, Any], set
     for name, site in order:
         wanted[name].append(site)
     items = [(name, structures[name]) for name in wanted]
-    units, report = plan(items, settings, cache_dir, retry_failed=retry_failed,
-                         sites_fn=lambda structure, sid: wanted[sid])
+    units, report = plan(
+        items, settings, cache_dir, retry_failed=retry_failed, sites_fn=lambda structure, sid: wanted[sid]
+    )
     todo = {(sid, s) for sid, _, sites in units for s in sites}
     write_settings(cache_dir, settings)
     attempts: dict[str, int] = defaultdict(int)
@@ -192,8 +219,13 @@ def compute(order: Sequence[tuple[str, int]], structures: Mapping[str, Any], set
         return None
 
     n_todo = sum(len(q) for q in queues.values())
-    bar = tqdm(total=n_todo, desc=f"amorphous xtb {settings.variant} [{settings.calc_key()}]",
-               unit="site", disable=not progress, mininterval=0)
+    bar = tqdm(
+        total=n_todo,
+        desc=f"amorphous xtb {settings.variant} [{settings.calc_key()}]",
+        unit="site",
+        disable=not progress,
+        mininterval=0,
+    )
     seconds: list[float] = []
     n_failed = 0
     stopped = False
@@ -215,17 +247,28 @@ def compute(order: Sequence[tuple[str, int]], structures: Mapping[str, Any], set
                 n_failed += not result.ok
                 attempts[name] += 1
                 scf_failed[name] += (not result.ok) and failure_kind(result.reason) == "scf"
-                bar.set_postfix_str(f"{name}:{site} {seconds[-1]:.1f}s gap {result.gap:.2f} "
-                                    f"{'ok' if result.ok else result.reason[:40]}", refresh=False)
+                bar.set_postfix_str(
+                    f"{name}:{site} {seconds[-1]:.1f}s gap {result.gap:.2f} "
+                    f"{'ok' if result.ok else result.reason[:40]}",
+                    refresh=False,
+                )
                 bar.update(1)
                 if log is not None:
-                    log(f"{name} site {site}: {seconds[-1]:.1f} s, gap {result.gap:.3f} eV, "
-                        f"{'ok' if result.ok else result.reason}")
+                    log(
+                        f"{name} site {site}: {seconds[-1]:.1f} s, gap {result.gap:.3f} eV, "
+                        f"{'ok' if result.ok else result.reason}"
+                    )
     finally:
         bar.close()
-    return {"n_sites": len(order), "cached_before": report.cached, "computed": len(seconds),
-            "failed_now": n_failed, "postponed_cells": sorted(n for n in attempts if postponed(n)),
-            "mean_s_per_site": float(np.mean(seconds)) if seconds else None, "stopped_at_deadline": stopped}
+    return {
+        "n_sites": len(order),
+        "cached_before": report.cached,
+        "computed": len(seconds),
+        "failed_now": n_failed,
+        "postponed_cells": sorted(n for n in attempts if postponed(n)),
+        "mean_s_per_site": float(np.mean(seconds)) if seconds else None,
+        "stopped_at_deadline": stopped,
+    }
 
 
 def failure_kind(reason: str) -> str:
@@ -237,11 +280,18 @@ def failure_kind(reason: str) -> str:
     return "other"
 
 
-def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
-            entries: Mapping[str, Mapping[str, Any]], settings, cache_dir: Path,
-            simulator: str, keep_small_gap: bool = True,
-            extra_cells: Sequence[str] = (),
-            compositions: Sequence[float] = (), source: str = SOURCE) -> tuple[list, dict[str, Any]]:
+def collect(
+    order: Sequence[tuple[str, int]],
+    structures: Mapping[str, Any],
+    entries: Mapping[str, Mapping[str, Any]],
+    settings,
+    cache_dir: Path,
+    simulator: str,
+    keep_small_gap: bool = True,
+    extra_cells: Sequence[str] = (),
+    compositions: Sequence[float] = (),
+    source: str = SOURCE,
+) -> tuple[list, dict[str, Any]]:
     """Cached results of the selected sites as test records, and a summary.
 
     entries : cell name -> manifest entry (x, cell_id, seed, n_si, n_o).
@@ -285,9 +335,19 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
     for name, site in ordered:
         entry, cell, xk = entries[name], structures[name], key_of[name]
         n_sel[xk] += 1
-        cell_row = per_cell.setdefault(name, {
-            "x": float(entry["x"]), "si_cn4_fraction": (entry.get("summary") or {}).get("si_cn4_fraction"),
-            "selected": 0, "ok": 0, "gap_below_min": 0, "scf": 0, "other": 0, "pending": 0})
+        cell_row = per_cell.setdefault(
+            name,
+            {
+                "x": float(entry["x"]),
+                "si_cn4_fraction": (entry.get("summary") or {}).get("si_cn4_fraction"),
+                "selected": 0,
+                "ok": 0,
+                "gap_below_min": 0,
+                "scf": 0,
+                "other": 0,
+                "pending": 0,
+            },
+        )
         cell_row["selected"] += 1
         r = load_site(cache_dir, settings.with_(min_gap=0.0) if keep_small_gap else settings, name, site, cell)
         if r is None:
@@ -303,8 +363,16 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
             kind = failure_kind(r.reason)
             fail_x[xk][kind] += 1
             cell_row["gap_below_min" if kind == "gap" else kind] += 1
-            failures.append({"cell": name, "site": site, "x": float(entry["x"]), "kind": kind,
-                             "reason": r.reason, "gap_eV": _f(r.gap)})
+            failures.append(
+                {
+                    "cell": name,
+                    "site": site,
+                    "x": float(entry["x"]),
+                    "kind": kind,
+                    "reason": r.reason,
+                    "gap_eV": _f(r.gap),
+                }
+            )
             continue
         try:
             env = environment_from_structure(cell, site, structure_id=name)
@@ -313,16 +381,34 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
             continue
         cell_row["ok"] += 1
         cell_row["gap_below_min"] += not r.gap >= settings.min_gap
-        records.append(SiteRecord(
-            spectrum=r.spectrum, environment=env, structure_id=name, site_index=site, multiplicity=1,
-            formula=cell.composition.reduced_formula, x=float(entry["x"]), source=source,
-            simulator=simulator, settings=settings.to_dict(), split="test",
-            meta={"cell_id": int(entry["cell_id"]), "seed": int(entry["seed"]),
-                  "composition_x": float(entry["x"]), "gap_eV": _f(r.gap), "n_atoms_cell": len(cell),
-                  "calc_key": settings.calc_key(), "seconds": round(float(r.seconds), 2),
-                  "gap_ok": bool(r.gap >= settings.min_gap), "min_gap_eV": settings.min_gap,
-                  "extra_cell": name in extra, "store": str(entry.get("store", ""))},
-        ))
+        records.append(
+            SiteRecord(
+                spectrum=r.spectrum,
+                environment=env,
+                structure_id=name,
+                site_index=site,
+                multiplicity=1,
+                formula=cell.composition.reduced_formula,
+                x=float(entry["x"]),
+                source=source,
+                simulator=simulator,
+                settings=settings.to_dict(),
+                split="test",
+                meta={
+                    "cell_id": int(entry["cell_id"]),
+                    "seed": int(entry["seed"]),
+                    "composition_x": float(entry["x"]),
+                    "gap_eV": _f(r.gap),
+                    "n_atoms_cell": len(cell),
+                    "calc_key": settings.calc_key(),
+                    "seconds": round(float(r.seconds), 2),
+                    "gap_ok": bool(r.gap >= settings.min_gap),
+                    "min_gap_eV": settings.min_gap,
+                    "extra_cell": name in extra,
+                    "store": str(entry.get("store", "")),
+                },
+            )
+        )
     n_sites: dict[str, int] = defaultdict(int)
     n_gap_ok: dict[str, int] = defaultdict(int)
     n_extra: dict[str, int] = defaultdict(int)
@@ -343,10 +429,8 @@ def collect(order: Sequence[tuple[str, int]], structures: Mapping[str, Any],
         "n_skipped_empty_first_shell": len(skipped),
         "gap_eV": {k: _gap_stats(gaps[k], settings.min_gap) for k in keys},
         "s_per_site_mean": {k: (round(float(np.mean(secs[k])), 2) if secs[k] else None) for k in keys},
-        "s_per_site_converged": {k: (round(float(np.mean(secs_conv[k])), 2) if secs_conv[k] else None)
-                                 for k in keys},
-        "s_per_site_scf_failed": {k: (round(float(np.mean(secs_scf[k])), 2) if secs_scf[k] else None)
-                                  for k in keys},
+        "s_per_site_converged": {k: (round(float(np.mean(secs_conv[k])), 2) if secs_conv[k] else None) for k in keys},
+        "s_per_site_scf_failed": {k: (round(float(np.mean(secs_scf[k])), 2) if secs_scf[k] else None) for k in keys},
         "per_cell": per_cell,
         "failures": failures,
         "skipped": skipped,
@@ -367,13 +451,19 @@ def _gap_stats(gaps: list[float], min_gap: float) -> dict[str, Any]:
     if not gaps:
         return {"n": 0}
     g = np.asarray(gaps)
-    return {"n": int(g.size), "min": round(float(g.min()), 4), "median": round(float(np.median(g)), 4),
-            "max": round(float(g.max()), 4), f"below_{min_gap:g}": int((g < min_gap).sum()),
-            "below_0.5": int((g < 0.5).sum())}
+    return {
+        "n": int(g.size),
+        "min": round(float(g.min()), 4),
+        "median": round(float(np.median(g)), 4),
+        "max": round(float(g.max()), 4),
+        f"below_{min_gap:g}": int((g < min_gap).sum()),
+        "below_0.5": int((g < 0.5).sum()),
+    }
 
 
-def unusable_sites(cache_dir: Path, settings, structures: Mapping[str, Any], names: Collection[str],
-                   keep_small_gap: bool = True) -> set[tuple[str, int]]:
+def unusable_sites(
+    cache_dir: Path, settings, structures: Mapping[str, Any], names: Collection[str], keep_small_gap: bool = True
+) -> set[tuple[str, int]]:
     """(cell, O site) pairs whose cached result will not become a record.
 
     That is an SCF (or other) failure, or with ``keep_small_gap=False`` also a
@@ -393,12 +483,22 @@ def unusable_sites(cache_dir: Path, settings, structures: Mapping[str, Any], nam
     return bad
 
 
-def gated_selection(entries: Sequence[Mapping[str, Any]], cells: Sequence, targets: Mapping[float, int],
-                    probes_path: Path, settings, cache_dir: Path, mode: str = "z+1",
-                    max_iter: int = 60, run: bool = True, probe_all: bool = False,
-                    keep_small_gap: bool = True, simulate: Callable | None = None,
-                    progress: bool = False, log: Callable[[str], None] | None = None
-                    ) -> tuple[dict[str, list[int]], dict[str, Any]]:
+def gated_selection(
+    entries: Sequence[Mapping[str, Any]],
+    cells: Sequence,
+    targets: Mapping[float, int],
+    probes_path: Path,
+    settings,
+    cache_dir: Path,
+    mode: str = "z+1",
+    max_iter: int = 60,
+    run: bool = True,
+    probe_all: bool = False,
+    keep_small_gap: bool = True,
+    simulate: Callable | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> tuple[dict[str, list[int]], dict[str, Any]]:
     """Select sites only from cells that pass the SCF probe (:mod:`s2s.amorphous.probe`).
 
     Per composition the cells are taken in cell-id order; with ``run`` a cell
@@ -425,8 +525,7 @@ def gated_selection(entries: Sequence[Mapping[str, Any]], cells: Sequence, targe
         if float(e["x"]) in wanted_x:
             by_x[float(e["x"])].append((int(e["cell_id"]), str(e["name"])))
     probes = pr.read_probes(probes_path)
-    unusable = unusable_sites(cache_dir, settings, structures, [n for v in by_x.values() for _, n in v],
-                              keep_small_gap)
+    unusable = unusable_sites(cache_dir, settings, structures, [n for v in by_x.values() for _, n in v], keep_small_gap)
     for x, rows in sorted(by_x.items()):
         capacity = 0
         for _, name in sorted(rows):
@@ -437,19 +536,23 @@ def gated_selection(entries: Sequence[Mapping[str, Any]], cells: Sequence, targe
             if not current:
                 if not run:
                     continue
-                probes = pr.run_probes({name: cell}, probes_path, settings, mode, max_iter,
-                                       simulate=simulate, progress=False, log=log)
+                probes = pr.run_probes(
+                    {name: cell}, probes_path, settings, mode, max_iter, simulate=simulate, progress=False, log=log
+                )
             if probes[name]["ok"]:
                 capacity += sum((name, s) not in unusable for s in o_sites(cell))
     names = [n for v in by_x.values() for _, n in v]
-    passed, failed, unprobed = pr.passing_cells(probes, {n: structures[n] for n in names}, settings,
-                                                mode, max_iter)
+    passed, failed, unprobed = pr.passing_cells(probes, {n: structures[n] for n in names}, settings, mode, max_iter)
     selected = select_sites(entries, cells, targets, use=passed, failed=unusable, strict=False)
-    info = {"probes": {n: probes[n] for n in sorted(names) if n in probes and n not in unprobed},
-            "passed": sorted(passed), "failed": sorted(failed), "unprobed": sorted(unprobed),
-            "unusable": sorted([list(t) for t in unusable]),
-            "shortfall": shortfall(selected, x_of, targets, unusable),
-            "summary": pr.probe_summary({n: probes[n] for n in names if n not in unprobed}, x_of, names)}
+    info = {
+        "probes": {n: probes[n] for n in sorted(names) if n in probes and n not in unprobed},
+        "passed": sorted(passed),
+        "failed": sorted(failed),
+        "unprobed": sorted(unprobed),
+        "unusable": sorted([list(t) for t in unusable]),
+        "shortfall": shortfall(selected, x_of, targets, unusable),
+        "summary": pr.probe_summary({n: probes[n] for n in names if n not in unprobed}, x_of, names),
+    }
     return selected, info
 
 
@@ -469,24 +572,48 @@ def status_table(summary: Mapping[str, Any]) -> str:
     def num(v: Any) -> str:
         return "-" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
 
-    cols = ["x", "paper", "store (melt T)", "cells built", "probed", "passed probe", "spectra",
-            f"of which gap >= {min_gap:g} eV", "sites failed (SCF)", "pending", "shortfall",
-            "s/probe passed", "s/probe failed", "s/site converged", "s/site SCF failed"]
+    cols = [
+        "x",
+        "paper",
+        "store (melt T)",
+        "cells built",
+        "probed",
+        "passed probe",
+        "spectra",
+        f"of which gap >= {min_gap:g} eV",
+        "sites failed (SCF)",
+        "pending",
+        "shortfall",
+        "s/probe passed",
+        "s/probe failed",
+        "s/site converged",
+        "s/site SCF failed",
+    ]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     total = defaultdict(int)
     for x in sorted(summary.get("paper_n_sites", {}), key=float):
         px, pr = per_x.get(x, {}), proto.get(x, {})
         melt = pr.get("protocol", {}).get("melt_T")
         store = f"{pr.get('store', '-')} ({melt:g} K)" if melt is not None else pr.get("store", "-")
-        counts = [px.get("cells"), px.get("probed"), px.get("passed"), summary.get("n_sites", {}).get(x, 0),
-                  summary.get("n_sites_gap_ok", {}).get(x, 0), summary.get("n_failed", {}).get(x, {}).get("scf", 0),
-                  summary.get("n_pending", {}).get(x, 0)]  # "cells built" ... "pending", summed in the last row
+        counts = [
+            px.get("cells"),
+            px.get("probed"),
+            px.get("passed"),
+            summary.get("n_sites", {}).get(x, 0),
+            summary.get("n_sites_gap_ok", {}).get(x, 0),
+            summary.get("n_failed", {}).get(x, {}).get("scf", 0),
+            summary.get("n_pending", {}).get(x, 0),
+        ]  # "cells built" ... "pending", summed in the last row
         paper = summary["paper_n_sites"][x]
         total["paper"] += paper
         for i, v in enumerate(counts):
             total[i] += v or 0
-        seconds = [px.get("s_probe_passed"), px.get("s_probe_failed"), summary.get("s_per_site_converged", {}).get(x),
-                   summary.get("s_per_site_scf_failed", {}).get(x)]
+        seconds = [
+            px.get("s_probe_passed"),
+            px.get("s_probe_failed"),
+            summary.get("s_per_site_converged", {}).get(x),
+            summary.get("s_per_site_scf_failed", {}).get(x),
+        ]
         row = [x, num(paper), store, *map(num, counts), num(short.get(x)), *map(num, seconds)]
         lines.append("| " + " | ".join(row) + " |")
     last = ["all", num(total["paper"]), "", *(num(total[i]) for i in range(7))] + [""] * 5

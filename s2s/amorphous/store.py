@@ -59,8 +59,7 @@ def atoms_to_structure(atoms: Atoms, properties: dict[str, Any]):
     """pymatgen Structure of ``atoms`` with ``properties`` attached (JSON-serialisable)."""
     from pymatgen.io.ase import AseAtomsAdaptor  # noqa: PLC0415
 
-    clean = Atoms(symbols=atoms.get_chemical_symbols(), positions=atoms.get_positions(),
-                  cell=atoms.cell, pbc=True)
+    clean = Atoms(symbols=atoms.get_chemical_symbols(), positions=atoms.get_positions(), cell=atoms.cell, pbc=True)
     structure = AseAtomsAdaptor.get_structure(clean)
     json.dumps(properties)  # fail early on non-JSON values
     structure.properties = dict(properties)
