@@ -42,7 +42,13 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluation.evaluate import evaluate_generation, generation_inputs, spread_indices, summary_table
+from s2s.evaluation.evaluate import (
+    SUMMARY_KEYS,
+    evaluate_generation,
+    generation_inputs,
+    spread_indices,
+    summary_table,
+)
 from s2s.evaluation.results import update_results
 from s2s.evaluation.template import compare_with_generation, template_match
 from s2s.model.cache import generate_cached, generation_cache_path
@@ -124,16 +130,7 @@ rows_gen = evaluate_generation(targets, generated, methods=("paper",))
 rows_tm = evaluate_generation(targets, tm.environments, methods=("paper",))
 tab_gen, tab_tm = summary_table(rows_gen, "paper"), summary_table(rows_tm, "paper")
 print(f"{'':26s}{'generated':>12s}{'template':>12s}")
-for k in (
-    "rmsd_shell1",
-    "rmsd_shell2",
-    "rmsd_shell3",
-    "rmsd_all",
-    "cn_error_shell1_pct",
-    "cn_error_shell2_pct",
-    "species_accuracy",
-    "validity",
-):
+for k in SUMMARY_KEYS:
     print(f"{k:26s}{tab_gen[k]:12.3f}{tab_tm[k]:12.3f}")
 
 # %% [markdown]

@@ -22,6 +22,17 @@ from s2s.environment import Environment
 from s2s.evaluation.metrics import evaluate_pair, summarize
 
 METHODS = ("paper", "best")
+#: The numbers of :func:`summary_table` (besides ``n_test``), in the order the notebooks print them.
+SUMMARY_KEYS = (
+    "rmsd_shell1",
+    "rmsd_shell2",
+    "rmsd_shell3",
+    "rmsd_all",
+    "cn_error_shell1_pct",
+    "cn_error_shell2_pct",
+    "species_accuracy",
+    "validity",
+)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -100,17 +111,7 @@ def summary_table(rows: Sequence[Mapping], method: str = "paper", digits: int | 
     if not rows:
         raise ValueError("summary_table: no rows")
     s = summarize(r[method] for r in rows)
-    keys = (
-        "rmsd_shell1",
-        "rmsd_shell2",
-        "rmsd_shell3",
-        "rmsd_all",
-        "cn_error_shell1_pct",
-        "cn_error_shell2_pct",
-        "species_accuracy",
-        "validity",
-    )
-    out: dict[str, Any] = {k: s[k] for k in keys if k in s}
+    out: dict[str, Any] = {k: s[k] for k in SUMMARY_KEYS if k in s}
     if digits is not None:
         out = {k: (round(v, digits) if math.isfinite(v) else v) for k, v in out.items()}
     out["n_test"] = int(s["n"])

@@ -63,6 +63,11 @@ def chunk_seed(seed: int, k: int) -> int:
     return int(np.random.SeedSequence([seed, k]).generate_state(1, dtype=np.uint32)[0])
 
 
+def _chunk_generator(seed: int, k: int, n_chunks: int) -> torch.Generator:
+    """CPU generator of chunk ``k`` of ``n_chunks``: ``seed`` itself for a single chunk, else :func:`chunk_seed`."""
+    return torch.Generator().manual_seed(int(seed) if n_chunks == 1 else chunk_seed(int(seed), k))
+
+
 def _assign_shells(coords: np.ndarray) -> np.ndarray:
     from s2s.evaluation.metrics import assign_shells
 
@@ -176,7 +181,7 @@ def generate(
 
             it = tqdm(chunks, desc="generating", unit="batch")
         for k, idx in enumerate(it):
-            gen = torch.Generator().manual_seed(int(seed) if len(chunks) == 1 else chunk_seed(int(seed), k))
+            gen = _chunk_generator(seed, k, len(chunks))
             sel = torch.as_tensor(idx)
             res = _sample_batches(
                 model,
@@ -194,7 +199,7 @@ def generate(
         chunks = size_chunks(per_graph.numpy(), batch_size)
         graphs = [None] * (m * n_samples)
         for k, idx in enumerate(chunks):
-            g_k = torch.Generator().manual_seed(int(seed) if len(chunks) == 1 else chunk_seed(int(seed), k))
+            g_k = _chunk_generator(seed, k, len(chunks))
             sel = torch.as_tensor(idx)
             for j, g in enumerate(_sample_batches(model, spec_all[sel], per_graph[sel], g_k, progress=False, **opts)):
                 graphs[int(idx[j])] = g
