@@ -2,7 +2,7 @@
 
     python benchmarks/ablation.py train cpu_v3 --cpu-minutes 35          # -> runs/ablation/cpu_v3/
     python benchmarks/ablation.py evaluate runs/ablation/cpu_v3 [--cpu-minutes 35] [--weights ema|raw]
-    python benchmarks/ablation.py report runs/ablation/* [--doc docs/model.md]
+    python benchmarks/ablation.py report runs/ablation/* [--doc docs/model.md] [--figure docs/figures/validation_curve]
     python benchmarks/ablation.py curve runs/ablation/cpu runs/ablation/cpu_v3 --minutes 10 20 40 --n 96
     python benchmarks/ablation.py refine runs/ablation/cpu_v3 --t0 50 100 200 300     # SDEdit from templates
 
@@ -68,10 +68,16 @@ def cmd_evaluate(a: argparse.Namespace) -> dict:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    md = A.table_markdown(A.collect_evaluations(a.runs))
+    rows = A.collect_evaluations(a.runs)
+    md = A.table_markdown(rows)
     print(md)
     if a.doc:
         A.write_doc_block(Path(a.doc), md)
+    if a.figure:
+        from s2s.plots import plot_validation_curve, save_figure
+
+        fig = plot_validation_curve(rows, title="Validation split (DDIM-50, EMA weights)")
+        print("wrote", ", ".join(str(p) for p in save_figure(fig, a.figure)))
     return 0
 
 
@@ -104,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("report")
     r.add_argument("runs", nargs="+")
     r.add_argument("--doc", default=None)
+    r.add_argument("--figure", default=None, help="also draw the validation curves (EMA) to this path (.png + .svg)")
     a = ap.parse_args(argv)
     res = {
         "train": cmd_train,

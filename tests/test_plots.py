@@ -336,3 +336,26 @@ def test_loss_curve_from_csv(tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="bad.csv.*'step'"):
         plots.read_loss_csv(tmp_path / "bad.csv")
+
+
+def test_validation_curve_one_line_per_recipe_sorted_by_cpu_time():
+    def row(v, minutes, rmsd, weights="ema", guidance=0.0):
+        return {
+            "variant": v,
+            "weights": weights,
+            "guidance": guidance,
+            "cpu_minutes": minutes,
+            "rmsd_shell1": rmsd,
+            "species_accuracy": 0.5,
+            "validity": 0.6,
+        }
+
+    rows = [row("a", 40, 1.0), row("a", 20, 1.5), row("b", 40, 1.2), row("a", 40, 0.9, weights="raw")]
+    rows.append(row("a", 40, 0.8, guidance=0.5))  # guided and raw rows are not drawn
+    fig = plots.plot_validation_curve(rows)
+    assert len(fig.axes) == 3
+    lines = fig.axes[0].lines
+    assert [ln.get_label() for ln in lines] == ["a", "b"]
+    assert lines[0].get_xdata().tolist() == [20, 40] and lines[0].get_ydata().tolist() == [1.5, 1.0]
+    with pytest.raises(ValueError, match="no rows"):
+        plots.plot_validation_curve(rows, weights="swa")

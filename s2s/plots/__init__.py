@@ -55,7 +55,7 @@ from s2s.plots.style import (
     save_figure,
     style,
 )
-from s2s.plots.training import plot_loss_curve, read_loss_csv
+from s2s.plots.training import plot_loss_curve, plot_validation_curve, read_loss_csv
 
 __all__ = [
     "BALL_RADIUS",
@@ -70,6 +70,7 @@ __all__ = [
     "plot_environment",
     "plot_environment_overlay",
     "plot_loss_curve",
+    "plot_validation_curve",
     "plot_overlay_grid",
     "plot_overlay_panel",
     "plot_oxygen_fraction",

@@ -70,3 +70,43 @@ def plot_loss_curve(history: Mapping[str, ArrayLike] | str | Path, title: str | 
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+#: Validation metrics of :func:`plot_validation_curve`: (key, axis label, lower is better).
+VALIDATION_PANELS: tuple[tuple[str, str, bool], ...] = (
+    ("rmsd_shell1", "1st-shell RMSD (Å)", True),
+    ("species_accuracy", "Species accuracy", False),
+    ("validity", "Chemically valid", False),
+)
+
+
+@_styled
+def plot_validation_curve(
+    rows: list[Mapping],
+    weights: str = "ema",
+    title: str | None = None,
+) -> Figure:
+    """Validation metrics against training CPU time, one line per recipe.
+
+    ``rows``: evaluation records of :func:`s2s.evaluation.ablation.evaluate_run` (keys ``variant``,
+    ``weights``, ``guidance``, ``cpu_minutes`` and the metrics of :data:`VALIDATION_PANELS`); only
+    the ``weights`` ones without guidance are drawn, one panel per metric, x = CPU minutes of one core.
+    """
+    keep = [r for r in rows if r.get("weights") == weights and not r.get("guidance")]
+    if not keep:
+        raise ValueError(f"plot_validation_curve: no rows with weights={weights!r} and no guidance")
+    variants = sorted({r["variant"] for r in keep})
+    fig, axes = plt.subplots(1, len(VALIDATION_PANELS), figsize=(3.4 * len(VALIDATION_PANELS), 3.2))
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (key, label, _lower) in zip(axes, VALIDATION_PANELS):
+        for k, v in enumerate(variants):
+            pts = sorted((r["cpu_minutes"], r[key]) for r in keep if r["variant"] == v)
+            x, y = zip(*pts)
+            ax.plot(x, y, "o-", ms=3.5, lw=1.2, color=cycle[k % len(cycle)], label=v)
+        ax.set_xlabel("Training CPU time (min, one core)")
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
