@@ -350,3 +350,13 @@ def test_predict_help_lists_every_option(capsys):
         if action.option_strings:
             assert action.option_strings[0] in text
     assert "--sampler" in text and "ddim" in text and "onset" in text
+
+
+def test_predict_refuses_guidance_with_a_model_without_spectrum_dropout(setup, tmp_path, capsys):
+    data, model = setup
+    spec = tmp_path / "s.npy"
+    np.save(spec, _toy_spectrum(1.0))
+    args = ["predict", str(spec), "--model", str(model), "--data", str(data), "--guidance", "1", "--out", str(tmp_path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--guidance 1: " in err and "cond_drop = 0" in err

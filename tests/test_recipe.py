@@ -299,3 +299,16 @@ def test_lr_schedule_warms_up_decays_by_cosine_and_reaches_the_optimiser(tmp_pat
     train(cfg, envs, spectra, tmp_path / "d", max_steps=12, progress=False)
     state = torch.load(tmp_path / "d" / CHECKPOINT, map_location="cpu", weights_only=False)
     assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(5e-4)
+
+
+def test_generate_refuses_guidance_for_a_model_without_spectrum_dropout():
+    from s2s.model.sample import generate
+
+    cfg = get_preset("tiny")
+    assert cfg.diffusion.cond_drop == 0.0
+    model = S2SModel(cfg).eval()
+    with pytest.raises(ValueError, match="cond_drop"):
+        generate(model, np.random.default_rng(0).random((1, 200)), [4], guidance=1.0, n_steps=2)
+    guided = replace(cfg, diffusion=replace(cfg.diffusion, cond_drop=0.1))
+    out = generate(S2SModel(guided).eval(), np.random.default_rng(0).random((1, 200)), [4], guidance=1.0, n_steps=2)
+    assert out[0][0].n_atoms == 4

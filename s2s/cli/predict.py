@@ -63,6 +63,12 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         help=f"reverse-diffusion sampler (default {DEFAULT_SAMPLER})",
     )
     p.add_argument("--eta", type=float, default=0.0, help="DDIM noise level: 0 deterministic (default), 1 = ancestral")
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=0.0,
+        help="classifier-free guidance weight w (default 0; w > 0 trades validity for geometry, docs/model.md)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--shift",
@@ -118,6 +124,11 @@ def cmd_predict(a) -> int:
         energy = np.asarray(energy, dtype=np.float64).reshape(-1)
     inputs, errors = collect_inputs(a.spectra, energy)
     ctx = PredictContext.load(a.model, a.data, None if a.no_rank else a.forward_model) if inputs else None
+    if ctx is not None and a.guidance and not ctx.model.cfg.diffusion.cond_drop:
+        raise ValueError(
+            f"--guidance {a.guidance:g}: {a.model} was trained without spectrum dropout (cond_drop = 0), "
+            "so it has no unconditional score to guide with; drop --guidance"
+        )
     rep = (
         run_batch(
             ctx,
@@ -134,6 +145,7 @@ def cmd_predict(a) -> int:
             steps=a.steps,
             sampler=a.sampler,
             eta=a.eta,
+            guidance=a.guidance,
             seed=a.seed,
             n_atoms=a.n_atoms,
         )

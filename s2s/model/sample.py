@@ -152,6 +152,11 @@ def generate(
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
         raise ValueError(f"generate: n_samples must be a positive integer, got {n_samples!r}")
+    if guidance and not getattr(getattr(getattr(model, "cfg", None), "diffusion", None), "cond_drop", 0.0):
+        raise ValueError(
+            f"generate: guidance {guidance:g} needs a model trained with spectrum dropout (cond_drop > 0); "
+            "this one never learnt the unconditional score"
+        )
     if device is not None:
         model.to(device)
     spectra = np.atleast_2d(np.asarray(spectra, dtype=np.float32))

@@ -182,12 +182,17 @@ def predict_one(
     steps: int | None = DEFAULT_STEPS,
     sampler: str = DEFAULT_SAMPLER,
     eta: float = 0.0,
+    guidance: float = 0.0,
     seed: int = 0,
     n_atoms: int | None = None,
     prep_info: dict | None = None,
     source: str = "",
 ) -> Prediction:
-    """K candidates and their summary for one grid spectrum (200,)."""
+    """K candidates and their summary for one grid spectrum (200,).
+
+    ``guidance``: classifier-free guidance weight w (0: the conditional model alone, the default; on
+    validation w = 1 gives 0.03 Å closer first shells and +0.03 species accuracy but 4.5 % fewer
+    chemically valid environments, docs/model.md)."""
     import torch
 
     from s2s.evaluation.align import align
@@ -206,6 +211,7 @@ def predict_one(
         n_steps=steps,
         sampler=sampler,
         eta=eta,
+        guidance=guidance,
         buckets=True,
     )[0]
     envs, ranking, predicted = rank_candidates(ctx, name, spec, envs)
@@ -239,6 +245,7 @@ def predict_one(
             "model_sha256": ctx.model_sha256,
             "sampler": sampler,
             "eta": eta,
+            "guidance": guidance,
             "steps": steps,
             "seed": seed,
             "n_samples": n_samples,
