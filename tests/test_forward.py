@@ -229,7 +229,21 @@ def test_best_of_k_select_picks_by_forward_and_oracle(quartz_env):
     assert sel["single"].tolist() == [0]
     assert sel["best_of_k"].tolist() == [1]
     assert sel["oracle_of_k"].tolist() == [1]  # the permuted copy has RMSD 0
+    assert sel["medoid_of_k"].tolist() == [1]  # x1.0 lies between x0.95 and x1.2: the consensus
     assert sel["rows"][0][1]["rmsd_shell1"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_medoid_is_the_consensus_and_ignores_order(quartz_env):
+    from s2s.evaluation.best_of_k import medoid_index
+
+    scaled = [
+        Environment(quartz_env.species, quartz_env.coords * f, quartz_env.shell) for f in (1.3, 1.0, 0.9, 1.05, 0.8)
+    ]
+    assert medoid_index(scaled) == 1  # the median scale
+    assert medoid_index(scaled[::-1]) == 3
+    assert medoid_index(scaled[:1]) == 0
+    with pytest.raises(ValueError, match="no samples"):
+        medoid_index([])
 
 
 def test_implausible_candidates_rank_after_plausible_ones(quartz_env):
