@@ -115,9 +115,9 @@ def add_best_of_options(e: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="K",
-        help="draw K samples per site (DDIM, --steps default 50) and report three picks: the first sample, the one "
-        "whose forward-model spectrum is closest to the input (best of K), and the oracle (best true 1st-shell "
-        "RMSD); writes OUT/best_of_k.json",
+        help="draw K samples per site (DDIM, --steps default 50) and report four picks: the first sample, the one "
+        "whose forward-model spectrum is closest to the input (best of K), the consensus (medoid: smallest mean "
+        "aligned RMSD to the others) and the oracle (best true 1st-shell RMSD); writes OUT/best_of_k.json",
     )
     e.add_argument(
         "--cache-dir", type=Path, default=None, help="with --best-of: cache the K samples here (re-runs read them)"
