@@ -1,0 +1,76 @@
+"""Which of K samples to keep, judged on the validation split: first sample, forward-model pick, medoid, oracle.
+
+    python benchmarks/medoid_val.py                                   # shipped model, every 2nd validation site, K = 8
+    python benchmarks/medoid_val.py --k 16 --alignments paper         # the cheaper medoid, more samples
+    python benchmarks/medoid_val.py --model runs/ablation/X/model.pt --stride 1
+
+K DDIM-50 samples per validation site with the target's atom count (cached in runs/generated), picked by
+:func:`s2s.evaluation.best_of_k.select` (first sample, forward-model pick, oracle) and by the medoid
+(:func:`s2s.evaluation.best_of_k.medoid_index`) under each alignment of ``--alignments``; every pick
+scored with the paper alignment (:func:`s2s.evaluation.evaluate.summary_table`) and printed with
+template matching (fit-split templates) on the same sites.  The validation split is the one of
+:func:`s2s.splits.validation_split` (never the test split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+
+from s2s.evaluation.ablation import load_split
+from s2s.evaluation.best_of_k import BestOfKSettings, medoid_index, sample_k, select
+from s2s.evaluation.evaluate import summary_table
+from s2s.evaluation.metrics import evaluate_pair
+from s2s.evaluation.template import template_match
+from s2s.forward.model import ForwardModel
+from s2s.resources import default_path
+
+KEYS = ("rmsd_shell1", "rmsd_all", "cn_error_shell1_pct", "species_accuracy", "validity")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(default_path("model")))
+    ap.add_argument("--forward", default=str(default_path("forward")))
+    ap.add_argument("--data", default="data/s2s_open_v1.h5")
+    ap.add_argument("--stride", type=int, default=2, help="every STRIDE-th validation site (default 2)")
+    ap.add_argument("--k", type=int, default=8)
+    ap.add_argument("--alignments", default="best,paper", help="comma-separated medoid alignments")
+    ap.add_argument("--cache-dir", default="runs/generated")
+    a = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    fit, val = load_split(a.data)
+    recs = list(val)[:: a.stride]
+    targets = [r.environment for r in recs]
+    spectra = np.stack([r.spectrum for r in recs])
+    t0 = time.process_time()
+    samples, _ = sample_k(a.model, spectra, [e.n_atoms for e in targets], BestOfKSettings(k=a.k), cache_dir=a.cache_dir)
+    print(f"{len(recs)} validation sites, K = {a.k}: sampling {time.process_time() - t0:.0f} s CPU", flush=True)
+    sel = select(samples, spectra, ForwardModel.load(a.forward), targets, medoid_alignment="paper")
+    picks = {"first sample": sel["single"], "forward-model pick": sel["best_of_k"]}
+    for meth in a.alignments.split(","):
+        t0 = time.process_time()
+        picks[f"medoid ({meth})"] = np.array([medoid_index(row, meth) for row in samples])
+        print(f"medoid ({meth}): {time.process_time() - t0:.0f} s CPU", flush=True)
+    picks["oracle"] = sel["oracle_of_k"]
+    tm = template_match(
+        spectra,
+        [r.structure_id for r in recs],
+        fit.spectra(),
+        [r.structure_id for r in fit.records],
+        fit.environments(),
+    )
+    rows = {"template matching": [evaluate_pair(t, g, method="paper") for t, g in zip(targets, tm.environments)]}
+    rows.update({name: [sel["rows"][i][int(j)] for i, j in enumerate(p)] for name, p in picks.items()})
+    print(f"{'pick':22s}" + "".join(f"{k:>21s}" for k in KEYS))
+    for name, rr in rows.items():
+        tab = summary_table([{"index": i, "sample": 0, "paper": r} for i, r in enumerate(rr)], "paper")
+        print(f"{name:22s}" + "".join(f"{tab[k]:21.3f}" for k in KEYS))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
