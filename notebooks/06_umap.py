@@ -28,6 +28,7 @@ small = False  # CI: subsampled UMAP, a few sites per composition, few sampling 
 figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
 dataset_path = "../data/s2s_open_v1.h5"
 amorphous_path = "../data/amorphous/amorphous.h5"
+network_path = "../data/amorphous/network/amorphous.h5"  # the four-fold `network` family (issue 18)
 model_path = "../models/s2s_open_v4/model.pt"
 n_steps = None  # reverse-diffusion steps (None: all T of the model, 1000)
 n_sites_max = None  # sites per composition, spread over its sites, as 05's n_per_composition (None: all)
@@ -246,6 +247,47 @@ if comparison:
     save_figure(fig, FIG / "06_template_vs_model")
 
 # %% [markdown]
+# ## The `network` family in the same map (issue 18)
+# One embedding of the training spectra, the Tersoff glasses and the four-fold `network` glasses
+# (docs/amorphous.md); left the Tersoff family, right the network family, training crystals grey in
+# both. Per x: the share inside the training manifold (UMAP) and not flagged by the spectral OOD score.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+net = Dataset.load(network_path)
+net_comp = np.array(composition_labels(net), dtype=object)
+net_spectra = np.stack([r.spectrum for r in net])
+net_keep = subsample_groups(net_comp.tolist(), n_umap_max)
+points2 = np.vstack([points, net_spectra[net_keep]])
+family = np.array(["tersoff"] * len(points) + ["network"] * len(net_keep), dtype=object)
+labels2 = np.concatenate([labels, net_comp[net_keep]])
+emb2 = umap_embedding(points2, random_state=seed, n_neighbors=n_neighbors, min_dist=min_dist)
+is_train2 = labels2 == TRAIN
+net_rows = family == "network"
+rep_net = distance_to_training(
+    emb2[is_train2], train_groups[keep[is_train]], emb2[net_rows], labels2[net_rows].tolist()
+)
+net_score = scorer.score(net_spectra)
+net_spectral = {
+    c: {
+        "median_percentile": float(np.median(net_score["percentile"][net_comp == c])),
+        "flagged_fraction": float(np.mean(net_score["flag"][net_comp == c])),
+        "n": int((net_comp == c).sum()),
+    }
+    for c in sorted(set(net_comp) - {UNKNOWN}, key=float)
+}
+print(f"network: {len(net)} spectra; per composition x:", {c: v["n"] for c, v in net_spectral.items()})
+for c, v in net_spectral.items():
+    print(f"  {name(c)}: median percentile {v['median_percentile']:.1f}, flagged {100 * v['flagged_fraction']:.1f} %")
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.4), layout="constrained")
+for ax, fam, title in ((axes[0], "tersoff", "Tersoff glasses (paper)"), (axes[1], "network", "network glasses")):
+    shown = is_train2 | ((family == fam) & ~is_train2)
+    plot_umap(emb2[shown], labels2[shown], ax=ax, title=title)
+save_figure(fig, FIG / "06_umap_families")
+
+# %% [markdown]
 # ## Results (`figures/results.json`, key `umap`)
 
 # %%
@@ -269,6 +311,12 @@ out = {
     },
     "model_win_rate": {c: r["model_win_rate"] for c, r in comparison.items()},
     "n_steps": int(n_steps or T),
+    "network": {
+        "n_sites_by_composition": {c: v["n"] for c, v in net_spectral.items()},
+        "umap_inside_fraction": {c: v["inside_fraction"] for c, v in rep_net.per_label.items()},
+        "spectral_ood": net_spectral,
+        "n_points_umap": int(len(points2)),
+    },
 }
 out = round_floats(out, 4)
 json.dumps(out)  # JSON-ready (checked in small mode too)

@@ -38,6 +38,7 @@ from s2s.plots.environments import (
 )
 from s2s.plots.manifold import plot_similarity_gap, plot_umap
 from s2s.plots.metrics import (
+    plot_families_by_composition,
     plot_oxygen_fraction,
     plot_rmsd_by_composition,
     plot_rmsd_sorted,
@@ -58,6 +59,7 @@ from s2s.plots.style import (
 from s2s.plots.training import plot_loss_curve, plot_validation_curve, read_loss_csv
 
 __all__ = [
+    "plot_families_by_composition",
     "BALL_RADIUS",
     "BOND_CUTOFF",
     "COLORS",

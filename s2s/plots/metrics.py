@@ -350,3 +350,45 @@ def plot_species_accuracy_by_composition(
     if title:
         fig.suptitle(title)
     return fig
+
+
+#: Panels of :func:`plot_families_by_composition`: (result key, axis label, template key or None).
+FAMILY_PANELS: tuple[tuple[str, str, str | None], ...] = (
+    ("rmsd_shell1", "1st-shell RMSD (Å)", "rmsd_shell1"),
+    ("species_accuracy", "Species accuracy", "species_accuracy"),
+    ("model_win_rate", "Model wins over template", None),
+)
+
+
+@_styled
+def plot_families_by_composition(results: Mapping[str, Mapping], title: str | None = None) -> Figure:
+    """Glass families side by side against x of SiO_x: 1st-shell RMSD, species accuracy (model solid,
+    template matching dashed) and the model's win rate over template matching.
+
+    ``results``: family name -> the block of :func:`s2s.evaluation.by_composition.family_result`
+    (maps x -> value, null where undefined).  One colour per family.
+    """
+    if not results:
+        raise ValueError("plot_families_by_composition: no families")
+    fig, axes = plt.subplots(1, len(FAMILY_PANELS), figsize=(3.6 * len(FAMILY_PANELS), 3.3))
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (key, label, tkey) in zip(axes, FAMILY_PANELS):
+        for i, (name, res) in enumerate(results.items()):
+            color = cycle[i % len(cycle)]
+            series = [(res[key], "-", "o", name)]
+            if tkey is not None and "template" in res:
+                series.append((res["template"][tkey], "--", "s", f"{name}, template"))
+            for values, ls, marker, lab in series:
+                pts = sorted((float(x), v) for x, v in values.items() if v is not None)
+                if pts:
+                    xs, ys = zip(*pts)
+                    ax.plot(xs, ys, ls=ls, marker=marker, ms=4, lw=1.3, color=color, label=lab)
+        ax.set_xlabel("x in SiO$_x$")
+        ax.set_ylabel(label)
+        if key != "rmsd_shell1":
+            ax.set_ylim(-0.02, 1.02)
+    axes[0].legend(fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
