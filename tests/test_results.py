@@ -23,7 +23,7 @@ def test_headline_table_and_block(tmp_path):
         "data": {"n_sites": 905},
         "test_generation": {"rmsd_shell1": 0.1234, "n_test": 53, "species_accuracy": 0.9},
         "template_matching": {"model_win_rate": 0.4},
-        "amorphous_generation": {"rmsd_shell1": {"0.25": 0.9, "2.0": 0.2}},
+        "amorphous_generation": {"rmsd_shell1": {"0.25": 0.9, "2.0": 0.2}, "network": {"rmsd_shell1": {"2.00": 0.31}}},
     }
     table = headline_table(res)
     assert "905 sites, 53 test" in table
@@ -31,11 +31,13 @@ def test_headline_table_and_block(tmp_path):
     assert row == f"| 1st-shell RMSD, test crystals (Å) | {PAPER['rmsd_shell1']:.3f} | 0.123 |"
     assert "| CN error, 1st shell (%) | 1.86 | — |" in table  # missing -> dash, never a made-up number
     assert "| amorphous SiO0.25: 1st-shell RMSD (Å) | 0.778 | 0.900 |" in table
+    assert "| amorphous SiO2, network glasses: 1st-shell RMSD (Å) | — | 0.310 |" in table
+    assert "| medoid of 8 samples: species accuracy | — | — |" in table
     text = "intro\n<!-- headline:begin -->\nold\n<!-- headline:end -->\nrest\n"
     new = replace_block(text, table)
     assert new.startswith("intro\n<!-- headline:begin -->\n| quantity") and new.endswith(
         "<!-- headline:end -->\nrest\n"
     )
-    assert "old" not in new
+    assert "\nold\n" not in new
     with pytest.raises(ValueError, match="headline:begin"):
         replace_block("no markers", table)

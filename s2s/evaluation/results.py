@@ -132,6 +132,30 @@ def headline_rows(results: dict) -> list[tuple[str, Any, Any, str]]:
             _get(am, "rmsd_shell1", "0.25"),
             ".3f",
         ),
+        (
+            "medoid of 8 samples: 1st-shell RMSD (Å)",
+            None,
+            _get(results, "test_generation", "medoid_of_k", "rmsd_shell1"),
+            ".3f",
+        ),
+        (
+            "medoid of 8 samples: species accuracy",
+            None,
+            _get(results, "test_generation", "medoid_of_k", "species_accuracy"),
+            ".3f",
+        ),
+        (
+            "medoid of 8 samples: wins over template matching",
+            None,
+            _get(results, "test_generation", "medoid_of_k", "template_win_rate"),
+            ".3f",
+        ),
+        (
+            "amorphous SiO2, network glasses: 1st-shell RMSD (Å)",
+            None,
+            _get(am, "network", "rmsd_shell1", "2.00"),
+            ".3f",
+        ),
         ("GPAW alpha-quartz spectrum: RMSD all (Å)", None, _get(results, "experimental_quartz", "rmsd_all"), ".3f"),
     ]
 
