@@ -14,7 +14,7 @@ from s2s.dataset import Dataset, SiteRecord, make_split
 from s2s.environment import Environment, environments_from_structure
 from s2s.evaluation.ensemble import cluster, geometry, signature, summarize_ensemble
 from s2s.io import read_extxyz
-from s2s.predict import InputSpectrum, PredictInputError, collect_inputs, prepare, training_onset
+from s2s.predict import DEFAULT_SAMPLER, InputSpectrum, PredictInputError, collect_inputs, prepare, training_onset
 from s2s.spectrum import GRID, normalize, onset_shift
 
 torch.set_num_threads(1)
@@ -135,7 +135,9 @@ def test_predict_batch_end_to_end_and_resume(setup, tmp_path, capsys):
     s = json.loads((out / "measured" / "summary.json").read_text())
     assert s["preprocessing"]["shift_mode"] == "onset" and s["preprocessing"]["background"] is True
     assert abs(s["preprocessing"]["onset_eV"] - 532.0) < 1.5
-    assert s["sampling"]["sampler"] == "ddim" and s["sampling"]["steps"] == 4 and s["sampling"]["n_samples"] == 3
+    assert (
+        s["sampling"]["sampler"] == DEFAULT_SAMPLER and s["sampling"]["steps"] == 4 and s["sampling"]["n_samples"] == 3
+    )
     assert set(s["candidates"]["cn"]) == {"shell1", "shell2", "shell3"}
     assert sum(c["count"] for c in s["candidates"]["clusters"]) == 3
     assert {"d_sio", "d_sio_first", "a_osio", "a_siosi"} <= set(s["candidates"]["geometry"])
