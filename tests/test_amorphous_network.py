@@ -169,10 +169,14 @@ def test_store_build_resumes_and_reports_the_pass_rate(tmp_path, monkeypatch):
     assert "| 8 + 4 | 2 | 0 | 0.00 |" in row05 and "c0: " in row05 and "c1: " in row05
     assert row05.count("under-coordinated Si") == 2
     row2 = next(r for r in table if r.startswith("| 2.00 |"))
-    assert "| 2 | 2 | 1.00 |" in row2 and "| 32 | 144 | - |" in row2
+    assert "| 2 | 2 | 1.00 | 2 |" in row2 and "| 32 | 144 | - |" in row2
+    assert "| 0.00 | 8 |" in row05  # 4 insertions per dropped cell
     n_calls = len(calls)
-    nw.build_network_store(tmp_path, [0.5, 2.0], 2, counts, relax=relax, progress=False, log=lambda s: None, tag="t8")
+    again = nw.build_network_store(
+        tmp_path, [2.0], 2, {2.0: (8, 16)}, relax=relax, progress=False, log=lambda s: None, tag="t8"
+    )
     assert len(calls) == n_calls  # resumed: nothing rebuilt, dropped cells included
+    assert again["counts_si_o"] == {"0.50": [8, 4], "2.00": [8, 16]}  # the x of earlier calls are kept
 
 
 def test_network_spectra_use_exactly_the_training_simulator():

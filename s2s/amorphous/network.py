@@ -962,7 +962,13 @@ def build_network_store(
             "rule": rule,
             "protocol": p.to_dict(),
             "base_seed": base_seed,
-            "counts_si_o": {f"{x:.2f}": list(counts[x]) for x in sorted(counts)},
+            # (n_Si, n_O) of every x built so far, not only of this call's xs
+            "counts_si_o": dict(
+                sorted(
+                    {**previous.get("counts_si_o", {}), **{f"{x:.2f}": list(counts[x]) for x in counts}}.items(),
+                    key=lambda kv: float(kv[0]),
+                )
+            ),
             "n_cells": {k: sum(1 for e in rows if f"{e['x']:.2f}" == k) for k in sorted(rate, key=float)},
             "n_o_sites": n_sites,
             "pass_rate": {k: rate[k] for k in sorted(rate, key=float)},
@@ -1031,16 +1037,18 @@ def build_network_store(
 
 
 def cells_markdown(manifest: dict) -> str:
-    """Markdown table of a network store's manifest: per x the cells built / passed, the pass rate,
-    CPU seconds per cell, O sites of the passing cells against the paper's count, and the drop reasons."""
+    """Markdown table of a network store's manifest: per x the cells built / passed, the pass rate, the O
+    insertions relaxed (``insert_tries``; "-" for stores built before it), CPU seconds per cell, O sites of
+    the passing cells against the paper's count, and the drop reasons."""
     rate, sites, paper = manifest.get("pass_rate", {}), manifest.get("n_o_sites", {}), manifest.get("paper_n_sites", {})
     counts = manifest.get("counts_si_o", {})
     reasons: dict[str, list[str]] = {}
     for d in manifest.get("dropped", []):
         reasons.setdefault(f"{float(d['x']):.2f}", []).append(f"c{d['cell_id']}: {d['reason']}")
     lines = [
-        "| x | Si + O | cells built | passed | pass rate | CPU s per cell | O sites (passing) | paper | dropped |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| x | Si + O | cells built | passed | pass rate | O insertions relaxed | CPU s per cell | O sites (passing) "
+        "| paper | dropped |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for x in sorted(set(rate) | set(paper), key=float):
         r = rate.get(x, {})
@@ -1054,6 +1062,7 @@ def cells_markdown(manifest: dict) -> str:
                     str(r.get("built", 0)),
                     str(r.get("passed", 0)),
                     f"{r['pass_rate']:.2f}" if r else "-",
+                    str(r.get("insertions", "-")) if r else "-",
                     f"{r['cpu_s_per_cell']:.0f}" if r else "-",
                     str(sites.get(x, 0)),
                     str(paper.get(x, "-")),
