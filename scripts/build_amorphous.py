@@ -200,8 +200,11 @@ def step_network(args: argparse.Namespace) -> None:
         )
     for d in man["dropped"]:
         print(f"dropped {d['name']}: {d['reason']}")
-    if args.doc:  # the per-x table between <!-- network_cells:begin/end --> of the document
-        _replace_doc_block(Path(args.doc), nw.cells_markdown(man), "network_cells")
+    retried = [e for e in man["cells"] if e.get("insert_try")]
+    if retried:
+        print("passed on a later insertion: " + ", ".join(f"{e['name']} (try {e['insert_try']})" for e in retried))
+    if args.doc:  # the per-x table between <!-- network_cells_<store>:begin/end --> of the document
+        _replace_doc_block(Path(args.doc), nw.cells_markdown(man), f"network_cells_{store_dir(args).name}")
 
 
 def step_checks(args: argparse.Namespace) -> None:

@@ -151,8 +151,10 @@ def test_store_build_resumes_and_reports_the_pass_rate(tmp_path, monkeypatch):
     )
     rate = dict(man["pass_rate"]["2.00"])
     assert rate.pop("cpu_s_per_cell") >= 0.0  # the Keating pre-relaxation runs for real
-    assert rate == {"built": 2, "passed": 2, "pass_rate": 1.0}
-    assert man["pass_rate"]["0.50"]["passed"] == 0
+    assert rate == {"built": 2, "passed": 2, "insertions": 2, "pass_rate": 1.0}
+    # the x = 0.5 stand-in relaxation fails every insertion: insert_tries (4) insertions per dropped cell
+    assert man["pass_rate"]["0.50"]["passed"] == 0 and man["pass_rate"]["0.50"]["insertions"] == 8
+    assert all(len(d["insert_rejected"]) == 3 for d in man["dropped"])
     assert all("under-coordinated Si" in d["reason"] for d in man["dropped"])
     assert (tmp_path / "dropped" / "SiO0.50_t8_c0.json").is_file()
     assert man["n_o_sites"] == {"2.00": 32}
@@ -167,10 +169,14 @@ def test_store_build_resumes_and_reports_the_pass_rate(tmp_path, monkeypatch):
     assert "| 8 + 4 | 2 | 0 | 0.00 |" in row05 and "c0: " in row05 and "c1: " in row05
     assert row05.count("under-coordinated Si") == 2
     row2 = next(r for r in table if r.startswith("| 2.00 |"))
-    assert "| 2 | 2 | 1.00 |" in row2 and "| 32 | 144 | - |" in row2
+    assert "| 2 | 2 | 1.00 | 2 |" in row2 and "| 32 | 144 | - |" in row2
+    assert "| 0.00 | 8 |" in row05  # 4 insertions per dropped cell
     n_calls = len(calls)
-    nw.build_network_store(tmp_path, [0.5, 2.0], 2, counts, relax=relax, progress=False, log=lambda s: None, tag="t8")
+    again = nw.build_network_store(
+        tmp_path, [2.0], 2, {2.0: (8, 16)}, relax=relax, progress=False, log=lambda s: None, tag="t8"
+    )
     assert len(calls) == n_calls  # resumed: nothing rebuilt, dropped cells included
+    assert again["counts_si_o"] == {"0.50": [8, 4], "2.00": [8, 16]}  # the x of earlier calls are kept
 
 
 def test_network_spectra_use_exactly_the_training_simulator():
@@ -345,6 +351,11 @@ def test_store_protocol_match_tolerates_fields_added_at_their_default():
     assert not nw.same_protocol(old, nw.NetworkProtocol(keating_cell=False))
     assert not nw.same_protocol({**p.to_dict(), "quench_ps": 50.0}, p)
     assert not nw.same_protocol({**p.to_dict(), "retired_field": 1}, p)
+    # a store built before insert_tries existed was built with one insertion (n72_v2), not the default 4
+    before = {k: v for k, v in nw.NetworkProtocol(parent_tries=6).to_dict().items() if k != "insert_tries"}
+    assert nw.same_protocol(before, nw.NetworkProtocol(parent_tries=6, insert_tries=1))
+    assert not nw.same_protocol(before, nw.NetworkProtocol(parent_tries=6))
+    assert not nw.same_protocol(before, nw.NetworkProtocol(insert_tries=1))  # parent_tries 6 -> 12
 
 
 def test_cli_boolean_protocol_fields_parse_true_and_false():
@@ -358,3 +369,63 @@ def test_cli_boolean_protocol_fields_parse_true_and_false():
     assert parse(["network"]).net_keating_cell is nw.NetworkProtocol().keating_cell
     with pytest.raises(SystemExit):
         parse(["network", "--net-keating-cell", "maybe"])
+
+
+def test_broken_bonds_names_the_stretched_bond():
+    atoms, info = nw.insert_oxygen(diamond(2), 0.5, seed=3)
+    assert nw.broken_bonds(atoms, info["topology"]) == []
+    ti, tj, _ = info["topology"]
+    a, b = int(ti[0]), int(tj[0])  # a Si-Si bond without an O (those come first)
+    assert atoms.get_chemical_symbols()[b] == "Si"
+    stretched = atoms.copy()
+    stretched.set_distance(a, b, 3.0, fix=0.5, mic=True)
+    out = nw.broken_bonds(stretched, info["topology"])
+    assert [a, b] in [r[:2] for r in out]
+    assert next(r[2] for r in out if r[:2] == [a, b]) == pytest.approx(3.0, abs=1e-3)
+
+
+def test_insertion_seeds_are_distinct_and_the_first_is_the_old_one():
+    seeds = {nw.insertion_seed(nw.network_seed(x, k), t) for x in (0.25, 1.0, 2.0) for k in range(10) for t in range(8)}
+    assert len(seeds) == 3 * 10 * 8
+    assert nw.insertion_seed(20272101, 0) == 20272102
+    cells_and_parents = {
+        nw.network_seed(x, k) + 100 * t for x in (0.25, 1.0, 2.0) for k in range(10) for t in range(20)
+    }
+    assert not seeds & cells_and_parents
+
+
+@pytest.mark.parametrize("tries", [1, 3])
+def test_insert_tries_retry_the_insertion_on_the_same_parent(monkeypatch, tries):
+    """A relaxation that breaks a bond on the first insertion only: with insert_tries=1 the cell is
+    dropped (reason and broken bond recorded), with 3 the second insertion passes on the same parent."""
+    parents, relaxed = [], []
+
+    def parent(n_si, seed, protocol):
+        parents.append(seed)
+        return diamond(2), {"cn_defects_after_cycle": [0], "cycles": 0, "defects": 0, "cpu_s": 0.0}
+
+    def relax(atoms):
+        relaxed.append(atoms.copy())
+        if len(relaxed) == 1:  # break the bonds of Si 0: pull it away
+            atoms = atoms.copy()
+            atoms.positions[0] += [0.0, 0.0, 3.0]
+        return atoms, {"energy_eV_per_atom": -5.0, "steps": 1}
+
+    monkeypatch.setattr(nw, "asi_parent", parent)
+    p = nw.NetworkProtocol(insert_tries=tries, prerelax="none")
+    atoms, props = nw.make_network_cell(0.5, 0, 64, p, relax=relax)
+    seed = nw.network_seed(0.5, 0)
+    assert parents == [seed]  # one parent, whatever the number of insertions
+    if tries == 1:
+        assert atoms is None and not props["ok"] and props["reason"]
+        assert props["insertion"]["seed"] == seed + 1 and props["insert_rejected"] == []
+        assert any(b[0] == 0 for b in props["checks"]["broken_bonds"])
+    else:
+        assert atoms is not None and props["ok"] and len(relaxed) == 2
+        assert props["insertion"]["seed"] == nw.insertion_seed(seed, 1)
+        (rej,) = props["insert_rejected"]
+        assert rej["seed"] == seed + 1 and rej["reason"] and any(b[0] == 0 for b in rej["broken_bonds"])
+        assert props["checks"]["broken_bonds"] == []
+        # the first insertion is the one of insert_tries=1
+        first, _ = nw.insert_oxygen(diamond(2), 0.5, seed + 1, directions=p.o_directions)
+        assert np.allclose(relaxed[0].positions, first.positions)

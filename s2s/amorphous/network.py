@@ -81,7 +81,8 @@ class NetworkProtocol:
     parent_density : g/cm^3 of the random start (a-Si experiment 2.29).
     melt_T, melt_ps, quench_ps, quench_T_end : parent melt (NVT) and linear quench (NPT, 0 bar);
         100 ps (48 Si: 3 of 6 seeds defect-free after the cycles, 0 of 6 with 50 ps).
-    parent_tries : parent seeds tried before the cell is dropped.
+    parent_tries : parent seeds tried before the cell is dropped (12; 6 in the store ``n72_v2``, where
+        2 of 16 cells found none: a 40-Si parent is defect-free in ~1 of 7 seeds).
     anneal_T, anneal_ps, max_cycles : defect-removal cycles (NPT anneal + minimisation) until
         every Si is four-fold within ``si_cutoff`` Å; ``max_cycles`` at most.
     si_cutoff : Si-Si bond cutoff of the parent graph (a-Si g(r) minimum).
@@ -103,6 +104,11 @@ class NetworkProtocol:
     keating_cell : the Keating step relaxes the cell too (True) or keeps the expanded cell of the
         insertion (False: the network is fitted into the target volume per Si, so CHGNet need not
         expand it).
+    insert_tries : O insertions tried on the same parent (seeds :func:`insertion_seed`) before the
+        cell is dropped; a try is rejected when the relaxed cell fails :func:`cell_checks` (CHGNet
+        breaks a Si-Si bond of the network: docs/amorphous.md).  4 (default); 1 = one insertion (the
+        store ``n72_v2``).  The first try is the insertion of ``insert_tries = 1`` and the parent search
+        is the same, so a cell that passes on its first try is the cell built with 1.
     """
 
     potential: str = "sw-vink"
@@ -121,12 +127,13 @@ class NetworkProtocol:
     fmax: float = 0.05
     relax_steps: int = 600
     min_pair: float = 1.4
-    parent_tries: int = 6
+    parent_tries: int = 12
     expand_fraction: float = 1.0
     o_directions: int = 12
     bridge_cutoff: float = 3.3
     prerelax: str = "keating"
     keating_cell: bool = True
+    insert_tries: int = 4
 
     def __post_init__(self) -> None:
         if self.prerelax not in ("keating", "none"):
@@ -767,51 +774,101 @@ def make_network_cell(
         )
         return None, props
     props["parent"] = {**parent_info, "seed": seed + 100 * len(tries)}
-    inserted, ins = insert_oxygen(
-        parent,
-        x,
-        seed + 1,
-        rule=rule,
-        cutoff=p.si_cutoff,
-        si_o=p.si_o,
-        expand=p.expand_fraction,
-        directions=p.o_directions,
-        bridges=parent_info.get("bridges", ()),
-    )
-    props["insertion"] = {k: v for k, v in ins.items() if k not in ("o_bonds", "topology")}
-    pre = cell_checks(inserted, p.min_pair)
-    props["before_relax"] = {k: pre[k] for k in ("shortest_pair_A", "si_cn_lt4", "o_not_2si", "density")}
-    if p.prerelax == "keating":
-        c1 = time.process_time()
-        inserted, kinfo = keating_relax(inserted, ins["topology"], relax_cell=p.keating_cell)
-        pre = cell_checks(inserted, p.min_pair)
-        props["keating"] = {
-            **kinfo,
-            "cpu_s": round(time.process_time() - c1, 2),
-            **{k: pre[k] for k in ("shortest_pair_A", "si_cn_lt4", "si_cn_gt4", "o_not_2si", "density")},
-        }
     relax = relax or (lambda a: chgnet_relax(a, p.fmax, p.relax_steps))
-    try:
-        relaxed, rinfo = relax(inserted)
-    except Exception as err:  # noqa: BLE001 - a relaxation that blows up drops the cell
-        relaxed, rinfo = None, {"error": f"{type(err).__name__}: {err}"[:300]}
-    props["relax"] = rinfo
+    rejected: list[dict] = []
+    for t in range(max(1, p.insert_tries)):
+        iseed = insertion_seed(seed, t)
+        inserted, ins = insert_oxygen(
+            parent,
+            x,
+            iseed,
+            rule=rule,
+            cutoff=p.si_cutoff,
+            si_o=p.si_o,
+            expand=p.expand_fraction,
+            directions=p.o_directions,
+            bridges=parent_info.get("bridges", ()),
+        )
+        props["insertion"] = {k: v for k, v in ins.items() if k not in ("o_bonds", "topology")}
+        props["insertion"]["seed"] = iseed
+        pre = cell_checks(inserted, p.min_pair)
+        props["before_relax"] = {k: pre[k] for k in ("shortest_pair_A", "si_cn_lt4", "o_not_2si", "density")}
+        if p.prerelax == "keating":
+            c1 = time.process_time()
+            inserted, kinfo = keating_relax(inserted, ins["topology"], relax_cell=p.keating_cell)
+            pre = cell_checks(inserted, p.min_pair)
+            props["keating"] = {
+                **kinfo,
+                "cpu_s": round(time.process_time() - c1, 2),
+                **{k: pre[k] for k in ("shortest_pair_A", "si_cn_lt4", "si_cn_gt4", "o_not_2si", "density")},
+            }
+        c2 = time.process_time()
+        try:
+            relaxed, rinfo = relax(inserted)
+        except Exception as err:  # noqa: BLE001 - a relaxation that blows up drops the try
+            relaxed, rinfo = None, {"error": f"{type(err).__name__}: {err}"[:300]}
+        props["relax"] = rinfo
+        if relaxed is None:
+            chk = {"ok": False, "reason": f"relaxation failed: {rinfo['error']}"}
+        else:
+            chk = cell_checks(relaxed, p.min_pair)
+            same = relaxed.get_chemical_symbols() == inserted.get_chemical_symbols()
+            chk["broken_bonds"] = broken_bonds(relaxed, ins["topology"]) if same else []
+        props["checks"] = chk
+        if chk["ok"] or t + 1 >= max(1, p.insert_tries):
+            break
+        rejected.append(
+            {
+                "seed": iseed,
+                "reason": chk["reason"],
+                "broken_bonds": chk.get("broken_bonds", []),
+                "cpu_s": round(time.process_time() - c2, 2),
+            }
+        )
+    props["insert_rejected"] = rejected
     props.update(wall_s=round(time.perf_counter() - t0, 2), cpu_s=round(time.process_time() - c0, 2))
-    if relaxed is None:
-        props.update(ok=False, reason=f"relaxation failed: {rinfo['error']}")
-        return None, props
-    chk = cell_checks(relaxed, p.min_pair)
-    props["checks"] = chk
     props.update(ok=chk["ok"], reason=chk["reason"])
+    if relaxed is None:
+        props.pop("checks")
+        return None, props
     props["energy_eV"] = rinfo.get("energy_eV_per_atom", 0.0) * len(relaxed)
     return (relaxed if chk["ok"] else None), {**props, "_relaxed": relaxed}
+
+
+def insertion_seed(seed: int, attempt: int = 0) -> int:
+    """Seed of the O insertion, try ``attempt`` on the same parent: ``seed + 1`` first (the only one
+    before ``insert_tries``), then ``100 (seed + 1) + attempt`` (far from every cell and parent seed)."""
+    return int(seed) + 1 if attempt == 0 else 100 * (int(seed) + 1) + int(attempt)
+
+
+def broken_bonds(atoms: Atoms, topology, cutoffs=None) -> list[list]:
+    """Bonds of the inserted network (``topology`` of :func:`insert_oxygen`, same atom order) that are
+    longer than the glass checks' cutoff (Si-O 2.0, Si-Si 2.7 Å) in ``atoms``: ``[i, j, length]``."""
+    cut = cutoffs or an.DEFAULT_CUTOFFS
+    bi, bj, _ = (np.asarray(t) for t in topology)
+    sym = atoms.get_chemical_symbols()
+    out = []
+    for a, b in zip(bi.tolist(), bj.tolist()):
+        if a == b:
+            continue
+        d = float(atoms.get_distance(a, b, mic=True))
+        c = cut.get((sym[a], sym[b]), cut.get((sym[b], sym[a]), 0.0))
+        if d > c:
+            out.append([int(a), int(b), round(d, 3)])
+    return out
+
+
+#: Fields added to :class:`NetworkProtocol` at a default that differs from the behaviour before them:
+#: the value that reproduces a store built before the field existed (``insert_tries``: one insertion).
+VALUE_BEFORE_FIELD: dict[str, Any] = {"insert_tries": 1}
 
 
 def same_protocol(stored: dict | None, protocol: NetworkProtocol) -> bool:
     """Whether a store's recorded protocol is ``protocol`` (None: a new store).
 
     A field missing from the record (added to :class:`NetworkProtocol` after the store was
-    built) matches when ``protocol`` has that field's default value; unknown recorded fields do not match.
+    built) matches when ``protocol`` has the value that reproduces the build before the field
+    existed (:data:`VALUE_BEFORE_FIELD`, else the field's default); unknown recorded fields do not match.
     """
     if stored is None:
         return True
@@ -821,7 +878,7 @@ def same_protocol(stored: dict | None, protocol: NetworkProtocol) -> bool:
     now = protocol.to_dict()
     if set(stored) - set(now):
         return False
-    return all(stored[k] == v if k in stored else v == defaults[k] for k, v in now.items())
+    return all(stored[k] == v if k in stored else v == VALUE_BEFORE_FIELD.get(k, defaults[k]) for k, v in now.items())
 
 
 def build_network_store(
@@ -882,9 +939,14 @@ def build_network_store(
         gone = sorted(dropped.values(), key=lambda e: (e["x"], e["cell_id"]))
         rate: dict[str, dict] = {}
         for e in rows + gone:
-            r = rate.setdefault(f"{e['x']:.2f}", {"built": 0, "passed": 0, "cpu_s": []})
+            r = rate.setdefault(f"{e['x']:.2f}", {"built": 0, "passed": 0, "insertions": 0, "cpu_s": []})
             r["built"] += 1
             r["passed"] += e in rows
+            # O insertions relaxed (insert_tries); 0 for a cell dropped for want of a parent
+            if e in rows:
+                r["insertions"] += e.get("insert_try", 0) + 1
+            elif "insert_rejected" in e:
+                r["insertions"] += len(e["insert_rejected"]) + 1
             r["cpu_s"].append(e.get("cpu_s") or 0.0)
         for r in rate.values():
             c = r.pop("cpu_s")
@@ -900,7 +962,13 @@ def build_network_store(
             "rule": rule,
             "protocol": p.to_dict(),
             "base_seed": base_seed,
-            "counts_si_o": {f"{x:.2f}": list(counts[x]) for x in sorted(counts)},
+            # (n_Si, n_O) of every x built so far, not only of this call's xs
+            "counts_si_o": dict(
+                sorted(
+                    {**previous.get("counts_si_o", {}), **{f"{x:.2f}": list(counts[x]) for x in counts}}.items(),
+                    key=lambda kv: float(kv[0]),
+                )
+            ),
             "n_cells": {k: sum(1 for e in rows if f"{e['x']:.2f}" == k) for k in sorted(rate, key=float)},
             "n_o_sites": n_sites,
             "pass_rate": {k: rate[k] for k in sorted(rate, key=float)},
@@ -928,6 +996,7 @@ def build_network_store(
             path = save_cell(directory, atoms, props)
             entry = _entry(load_cell(path), path, directory)
             entry.update(cpu_s=props["cpu_s"], wall_s=props["wall_s"], rule=rule)
+            entry["insert_try"] = len(props.get("insert_rejected", []))
             cells[name] = entry
             dropped.pop(name, None)
         else:
@@ -940,6 +1009,11 @@ def build_network_store(
                 "cpu_s": props["cpu_s"],
                 "wall_s": props["wall_s"],
             }
+            if "insertion" in props:  # the insertions tried (the last one is the cell's own checks)
+                entry["insert_rejected"] = [
+                    {k: r[k] for k in ("seed", "reason", "broken_bonds")} for r in props.get("insert_rejected", [])
+                ]
+                entry["broken_bonds"] = props.get("checks", {}).get("broken_bonds", [])
             if relaxed is not None:
                 from s2s.amorphous.store import atoms_to_structure  # noqa: PLC0415
 
@@ -963,16 +1037,18 @@ def build_network_store(
 
 
 def cells_markdown(manifest: dict) -> str:
-    """Markdown table of a network store's manifest: per x the cells built / passed, the pass rate,
-    CPU seconds per cell, O sites of the passing cells against the paper's count, and the drop reasons."""
+    """Markdown table of a network store's manifest: per x the cells built / passed, the pass rate, the O
+    insertions relaxed (``insert_tries``; "-" for stores built before it), CPU seconds per cell, O sites of
+    the passing cells against the paper's count, and the drop reasons."""
     rate, sites, paper = manifest.get("pass_rate", {}), manifest.get("n_o_sites", {}), manifest.get("paper_n_sites", {})
     counts = manifest.get("counts_si_o", {})
     reasons: dict[str, list[str]] = {}
     for d in manifest.get("dropped", []):
         reasons.setdefault(f"{float(d['x']):.2f}", []).append(f"c{d['cell_id']}: {d['reason']}")
     lines = [
-        "| x | Si + O | cells built | passed | pass rate | CPU s per cell | O sites (passing) | paper | dropped |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| x | Si + O | cells built | passed | pass rate | O insertions relaxed | CPU s per cell | O sites (passing) "
+        "| paper | dropped |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for x in sorted(set(rate) | set(paper), key=float):
         r = rate.get(x, {})
@@ -986,6 +1062,7 @@ def cells_markdown(manifest: dict) -> str:
                     str(r.get("built", 0)),
                     str(r.get("passed", 0)),
                     f"{r['pass_rate']:.2f}" if r else "-",
+                    str(r.get("insertions", "-")) if r else "-",
                     f"{r['cpu_s_per_cell']:.0f}" if r else "-",
                     str(sites.get(x, 0)),
                     str(paper.get(x, "-")),
