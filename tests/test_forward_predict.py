@@ -38,7 +38,11 @@ def test_ranking_is_written_and_deterministic_for_a_seed(ctx, tmp_path):
     ra, rb = a.summary["ranking"], b.summary["ranking"]
     assert ra["candidates"] == rb["candidates"]
     scores = [x["spectrum_mse"] for x in ra["candidates"]]
-    assert scores == sorted(scores) and len(scores) == 5
+    plausible = [x["plausible"] for x in ra["candidates"]]
+    assert len(scores) == 5 and plausible == sorted(plausible, reverse=True)  # plausible candidates first
+    for flag in (True, False):  # then by the forward model's MSE within each group
+        group = [sc for sc, p in zip(scores, plausible) if p is flag]
+        assert group == sorted(group)
     assert sorted(x["draw"] for x in ra["candidates"]) == list(range(5))
     assert a.predicted.shape == (5, 200)
     # the scores are the MSEs of the predicted spectra, in written order
