@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--alignments", default="best,paper", help="comma-separated medoid alignments")
     ap.add_argument("--cache-dir", default="runs/generated")
+    ap.add_argument("--cluster", action="store_true", help="also the medoid of the largest signature cluster")
     a = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     fit, val = load_split(a.data)
@@ -55,6 +56,17 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.process_time()
         picks[f"medoid ({meth})"] = np.array([medoid_index(row, meth) for row in samples])
         print(f"medoid ({meth}): {time.process_time() - t0:.0f} s CPU", flush=True)
+    if a.cluster:  # the largest signature cluster's medoid, as s2s predict reports its top candidate
+        from s2s.evaluation.ensemble import cluster, pairwise_rmsd
+
+        t0 = time.process_time()
+        picks["largest-cluster medoid"] = np.array(
+            [
+                cluster(row, pairwise_rmsd(row, method="best"), split_distance=None)[0]["representative"]
+                for row in samples
+            ]
+        )
+        print(f"largest-cluster medoid: {time.process_time() - t0:.0f} s CPU", flush=True)
     picks["oracle"] = sel["oracle_of_k"]
     tm = template_match(
         spectra,
