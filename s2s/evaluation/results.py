@@ -132,23 +132,13 @@ def headline_rows(results: dict) -> list[tuple[str, Any, Any, str]]:
             _get(am, "rmsd_shell1", "0.25"),
             ".3f",
         ),
-        (
-            "medoid of 8 samples: 1st-shell RMSD (Å)",
-            None,
-            _get(results, "test_generation", "medoid_of_k", "rmsd_shell1"),
-            ".3f",
-        ),
-        (
-            "medoid of 8 samples: species accuracy",
-            None,
-            _get(results, "test_generation", "medoid_of_k", "species_accuracy"),
-            ".3f",
-        ),
-        (
-            "medoid of 8 samples: wins over template matching",
-            None,
-            _get(results, "test_generation", "medoid_of_k", "template_win_rate"),
-            ".3f",
+        *(
+            (f"medoid of 8 samples: {label}", None, _get(results, "test_generation", "medoid_of_k", key), ".3f")
+            for label, key in (
+                ("1st-shell RMSD (Å)", "rmsd_shell1"),
+                ("species accuracy", "species_accuracy"),
+                ("wins over template matching", "template_win_rate"),
+            )
         ),
         (
             "amorphous SiO2, network glasses: 1st-shell RMSD (Å)",

@@ -179,26 +179,28 @@ def train_forward(
         **(info or {}),
     }
 
+    def best_model(path=None) -> ForwardModel:
+        """The best-validation weights as a ForwardModel (``path``: where it was saved)."""
+        fm = ForwardModel(
+            cfg,
+            build_net(cfg, _n_features(net)),
+            {
+                **meta_base,
+                "step": step,
+                "best_step": best["step"],
+                "best_val_mse": best["val_mse"],
+                "cpu_seconds": cpu_used,
+            },
+            path,
+        )
+        fm.net.load_state_dict(best["weights"])
+        return fm
+
     def save(final: bool) -> None:
         if out is None:
             return
         rng = torch.get_rng_state()  # building the saved copy must not advance the dropout stream
-        if best["weights"] is not None:
-            fm = ForwardModel(
-                cfg,
-                build_net(cfg, _n_features(net)),
-                {
-                    **meta_base,
-                    "step": step,
-                    "best_step": best["step"],
-                    "best_val_mse": best["val_mse"],
-                    "cpu_seconds": cpu_used,
-                },
-            )
-            fm.net.load_state_dict(best["weights"])
-            best_state = fm.state()
-        else:
-            best_state = None
+        best_state = best_model().state() if best["weights"] is not None else None
         _atomic_torch_save(
             {
                 "config": cfg.to_dict(),
@@ -306,19 +308,7 @@ def train_forward(
         if v < best["val_mse"]:
             best = {"step": step, "val_mse": v, "weights": {k: t.detach().clone() for k, t in net.state_dict().items()}}
     save(final=True)
-    fm = ForwardModel(
-        cfg,
-        build_net(cfg, _n_features(net)),
-        {
-            **meta_base,
-            "step": step,
-            "best_step": best["step"],
-            "best_val_mse": best["val_mse"],
-            "cpu_seconds": cpu_used,
-        },
-        out / FINAL if out else None,
-    )
-    fm.net.load_state_dict(best["weights"])
+    fm = best_model(out / FINAL if out else None)
     fm.net.eval()
     return ForwardTrainResult(fm, step, best["step"], best["val_mse"], cpu_used, history, out)
 
