@@ -178,17 +178,21 @@ def step_network(args: argparse.Namespace) -> None:
     protocol = nw.NetworkProtocol(
         **{f.name: getattr(args, "net_" + f.name) for f in dataclasses.fields(nw.NetworkProtocol)}
     )
+    passing = None
+    if args.until_paper:  # passing cells for the paper's count at each x (+ --spare-cells); --n-cells caps the tries
+        passing = {x: cells_needed(counts[x][1], PAPER_N_SITES[x]) + args.spare_cells for x in xs}
     t0 = time.perf_counter()
     man = nw.build_network_store(
         store_dir(args),
         xs,
-        args.n_cells or 2,
+        args.n_cells or (12 if args.until_paper else 2),
         counts,
         protocol,
         rule=args.rule,
         base_seed=args.network_seed,
         tag=cell_tag(args),
         progress=not args.quiet,
+        passing=passing,
     )
     print(
         f"network: {len(man['cells'])} cells pass, {len(man['dropped'])} dropped, in {store_dir(args)} "
@@ -618,6 +622,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--spare-cells", type=int, default=1, help="extra cells per composition beyond the paper's count (default 1)"
+    )
+    parser.add_argument(
+        "--until-paper",
+        action="store_true",
+        help="network: build cells at each x until enough of them pass for the paper's spectrum count "
+        "(plus --spare-cells passing cells); --n-cells is then the cap on cells tried per x (default 12)",
     )
     parser.add_argument("--base-seed", type=int, default=20260101)
     parser.add_argument(

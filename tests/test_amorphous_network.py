@@ -179,6 +179,39 @@ def test_store_build_resumes_and_reports_the_pass_rate(tmp_path, monkeypatch):
     assert again["counts_si_o"] == {"0.50": [8, 4], "2.00": [8, 16]}  # the x of earlier calls are kept
 
 
+def test_store_build_until_enough_cells_pass(tmp_path, monkeypatch):
+    """``passing``: cells are tried in seed order until enough pass; ``n_cells`` caps the tries."""
+    seen = []
+
+    def parent(n_si, seed, protocol):
+        seen.append(seed)
+        return diamond(), {"cn_defects_after_cycle": [0], "cycles": 0, "defects": 0, "cpu_s": 0.0}
+
+    def relax(atoms):  # x = 0.5 never passes; x = 2.0 always does
+        if atoms.get_chemical_symbols().count("O") == 4:
+            atoms = atoms.copy()
+            del atoms[0]
+        return atoms, {"energy_eV_per_atom": -5.0, "steps": 1}
+
+    monkeypatch.setattr(nw, "asi_parent", parent)
+    one_try = nw.NetworkProtocol(insert_tries=1)
+    counts = {0.5: (8, 4), 2.0: (8, 16)}
+    man = nw.build_network_store(
+        tmp_path, [0.5, 2.0], 3, counts, one_try, relax=relax, progress=False, log=lambda s: None, tag="t8", passing=2
+    )
+    assert man["pass_rate"]["2.00"]["built"] == 2 and man["pass_rate"]["2.00"]["passed"] == 2  # stopped at 2
+    assert man["pass_rate"]["0.50"]["built"] == 3 and man["pass_rate"]["0.50"]["passed"] == 0  # capped at 3
+    n = len(seen)
+    again = nw.build_network_store(
+        tmp_path, [0.5, 2.0], 3, counts, one_try, relax=relax, progress=False, log=lambda s: None, tag="t8", passing=2
+    )
+    assert len(seen) == n and again["pass_rate"] == man["pass_rate"]  # resumed: nothing tried again
+    more = nw.build_network_store(
+        tmp_path, [2.0], 5, counts, one_try, relax=relax, progress=False, log=lambda s: None, tag="t8", passing=3
+    )
+    assert more["pass_rate"]["2.00"]["passed"] == 3 and len(seen) == n + 1  # one more cell, c2
+
+
 def test_network_spectra_use_exactly_the_training_simulator():
     """Settings hash of the network family's spectra == the training set's (data/cache/xtb/<key>/settings.json)."""
     pytest.importorskip("tblite")

@@ -893,8 +893,13 @@ def build_network_store(
     progress: bool = True,
     log=print,
     relax=None,
+    passing: int | dict | None = None,
 ) -> dict[str, Any]:
     """Build (resumably) ``n_cells`` network cells per x into ``directory``.
+
+    With ``passing`` (an int, or a dict x -> int), ``n_cells`` is a cap: cells are built at x, in
+    seed order, only until ``passing[x]`` of them pass (cells already in the store count), so a
+    composition with a low pass rate gets more tries and an easy one no extra CPU.
 
     Passing cells: ``cells/<name>.json`` (the layout of :mod:`s2s.amorphous.store`, so
     :func:`s2s.amorphous.store.load_cells` and the spectra step read them); dropped cells:
@@ -927,7 +932,12 @@ def build_network_store(
         raise ValueError(f"{directory}: built with another protocol or rule; use another --store-name")
     cells = {e["name"]: e for e in previous.get("cells", [])}
     dropped = {e["name"]: e for e in previous.get("dropped", [])}
+    want = None if passing is None else {x: int(passing[x] if isinstance(passing, dict) else passing) for x in xs}
     jobs = [(x, k) for k in range(max(per_x.values(), default=0)) for x in xs if k < per_x[x]]
+
+    def enough(x: float) -> bool:
+        return want is not None and sum(1 for e in cells.values() if abs(e["x"] - x) < 1e-9) >= want[x]
+
     bar = None
     if progress:
         from tqdm import tqdm  # noqa: PLC0415
@@ -982,6 +992,10 @@ def build_network_store(
     for x, k in jobs:
         name = cell_name(x, k, tag)
         seed = network_seed(x, k, base_seed)
+        if enough(x) and name not in cells and name not in dropped:
+            if bar is not None:
+                bar.update(1)
+            continue
         if name in cells or name in dropped:
             old = cells.get(name) or dropped.get(name)
             if old.get("seed") == seed:
