@@ -38,11 +38,24 @@ def test_ranking_is_written_and_deterministic_for_a_seed(ctx, tmp_path):
     ra, rb = a.summary["ranking"], b.summary["ranking"]
     assert ra["candidates"] == rb["candidates"]
     scores = [x["spectrum_mse"] for x in ra["candidates"]]
-    plausible = [x["plausible"] for x in ra["candidates"]]
-    assert len(scores) == 5 and plausible == sorted(plausible, reverse=True)  # plausible candidates first
-    for flag in (True, False):  # then by the forward model's MSE within each group
-        group = [sc for sc, p in zip(scores, plausible) if p is flag]
+    # the consensus candidate (medoid of the candidates; test_consensus_candidate_is_the_medoid) is written first
+    assert a.summary["consensus"]["candidate"] == 0 and a.summary["consensus"]["mean_rmsd_to_others"] > 0
+    assert [x["consensus"] for x in ra["candidates"]] == [True, False, False, False, False]
+    assert [x["rank"] for x in ra["candidates"]] == list(range(5))
+    assert a.summary["consensus"]["draw"] == ra["candidates"][0]["draw"]
+    # the forward model's order: plausible candidates first, then by MSE within each group
+    by_forward = sorted(ra["candidates"], key=lambda x: x["forward_rank"])
+    assert sorted(x["forward_rank"] for x in ra["candidates"]) == list(range(5))
+    assert (
+        by_forward[0]["forward_rank"] == 0
+        and a.summary["consensus"]["forward_rank"] == ra["candidates"][0]["forward_rank"]
+    )
+    plausible = [x["plausible"] for x in by_forward]
+    assert plausible == sorted(plausible, reverse=True)
+    for flag in (True, False):
+        group = [x["spectrum_mse"] for x in by_forward if x["plausible"] is flag]
         assert group == sorted(group)
+    assert [x["forward_rank"] for x in ra["candidates"][1:]] == sorted(x["forward_rank"] for x in ra["candidates"][1:])
     assert sorted(x["draw"] for x in ra["candidates"]) == list(range(5))
     assert a.predicted.shape == (5, 200)
     # the scores are the MSEs of the predicted spectra, in written order
@@ -53,8 +66,33 @@ def test_ranking_is_written_and_deterministic_for_a_seed(ctx, tmp_path):
     envs, summary = read_prediction(out)
     assert len(envs) == 5 and summary["ranking"]["candidates"] == ra["candidates"]
     text = (out / "candidates.xyz").read_text()
-    assert "rank=0 draw=" in text and "spectrum_mse=" in text
+    assert "rank=0 draw=" in text and "spectrum_mse=" in text and text.count("consensus=1") == 1
     assert (out / "overview.png").stat().st_size > 10_000
+
+
+def test_consensus_candidate_is_the_medoid():
+    """consensus_first: the medoid (best alignment) goes first, the others keep the forward model's order."""
+    from s2s.evaluation.best_of_k import medoid
+    from s2s.predict.run import consensus_first
+
+    rng = np.random.default_rng(0)
+    base = np.array([[0, 0, 0], [1.6, 0, 0], [-0.5, 1.5, 0], [0.3, -0.4, 2.8], [-2.5, -1.0, 1.0]], dtype=float)
+    species = np.array([1, 0, 0, 1, 1])
+    envs = []
+    for j, noise in enumerate([0.6, 0.05, 0.4, 0.1, 0.8]):  # candidate 1 sits in the middle of the others
+        xyz = base + noise * rng.normal(size=base.shape)
+        xyz[0] = 0.0
+        envs.append(Environment(species, xyz, np.array([0, 1, 1, 2, 2]), {"draw": 10 + j}))
+    m, spread = medoid(envs)
+    ranking = {"candidates": [{"draw": 10 + j, "rank": j, "spectrum_mse": 0.1 * j} for j in range(5)]}
+    predicted = np.arange(5)[:, None] * np.ones((5, 200))
+    out, rk, pred, cons = consensus_first(envs, ranking, predicted)
+    assert out[0] is envs[m] and cons["draw"] == 10 + m and cons["forward_rank"] == m
+    assert cons["mean_rmsd_to_others"] == pytest.approx(spread) and spread > 0
+    assert [c["forward_rank"] for c in rk["candidates"]] == [m] + [j for j in range(5) if j != m]
+    assert [c["rank"] for c in rk["candidates"]] == list(range(5)) and rk["candidates"][0]["consensus"]
+    assert np.array_equal(pred[:, 0], [m] + [j for j in range(5) if j != m])
+    assert consensus_first(envs[:1], None, None)[3]["mean_rmsd_to_others"] == 0.0  # one candidate: itself
 
 
 def test_output_folder_written_before_ranking_still_loads(tmp_path):

@@ -14,8 +14,9 @@ DESCRIPTION = (
     "Candidate local structures for O K-edge spectra. Reads two-column text/CSV (eV), EELS .msa, CASTEP, GPAW JSON, "
     "s2s dataset .h5 (every entry), .npy arrays on the model grid ((200,), (n, 200) or a spectrum image (ny, nx, 200)) "
     "or .npz with 'energy' and 'spectra'; files and folders may be mixed. Per spectrum it writes OUT/NAME/ with "
-    "candidates.xyz (excited O first, per-atom shell; ranked by the forward model's spectrum MSE to the input, "
-    "best first), summary.json and overview.png, atomically; finished outputs are "
+    "candidates.xyz (excited O first, per-atom shell; first the consensus candidate, the medoid of the K, "
+    "then the others ranked by the forward model's spectrum MSE to the input), summary.json and overview.png, "
+    "atomically; finished outputs are "
     "skipped on a re-run. See docs/predict.md."
 )
 

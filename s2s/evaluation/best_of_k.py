@@ -94,19 +94,25 @@ def sample_k(
     return out, {**info, **asdict(settings)}
 
 
-def medoid_index(samples: Sequence[Environment], method: str = "best") -> int:
-    """Index of the medoid of K samples: the smallest mean aligned RMSD (Å, ``method`` alignment of
-    :func:`s2s.evaluation.align.align`) to the others; a pair that cannot be aligned counts as 10^3 Å;
-    ties go to the lower index (one sample: 0)."""
+def medoid(samples: Sequence[Environment], method: str = "best") -> tuple[int, float]:
+    """(index, mean aligned RMSD in Å to the others) of the medoid of K samples: the sample with the
+    smallest mean ``method`` alignment RMSD (:func:`s2s.evaluation.align.align`) to the others; a pair
+    that cannot be aligned counts as 10^3 Å; ties go to the lower index (one sample: (0, 0.0))."""
     from s2s.evaluation.ensemble import pairwise_rmsd
 
     if len(samples) == 0:
-        raise ValueError("medoid_index: no samples")
+        raise ValueError("medoid: no samples")
     if len(samples) == 1:
-        return 0
+        return 0, 0.0
     d = pairwise_rmsd(samples, method=method)
     d = np.where(np.isfinite(d), d, 1e3)
-    return int(np.argmin(d.mean(axis=1)))
+    i = int(np.argmin(d.mean(axis=1)))
+    return i, float(d[i].sum() / (len(samples) - 1))
+
+
+def medoid_index(samples: Sequence[Environment], method: str = "best") -> int:
+    """Index of the medoid of K samples (:func:`medoid`)."""
+    return medoid(samples, method)[0]
 
 
 def select(
@@ -209,4 +215,4 @@ def evaluate_best_of_k(
     return out
 
 
-__all__ = ["BestOfKSettings", "sample_k", "select", "medoid_index", "evaluate_best_of_k", "METHODS"]
+__all__ = ["BestOfKSettings", "sample_k", "select", "medoid", "medoid_index", "evaluate_best_of_k", "METHODS"]

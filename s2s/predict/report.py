@@ -85,9 +85,10 @@ def overview_figure(pred: Prediction, ctx: PredictContext):
         top = s["candidates"]["clusters"][0]
         ax3 = fig.add_subplot(2, 4, 2, projection="3d")
         plot_environment(
-            pred.candidates[top["representative"]],
+            pred.candidates[0],
             ax=ax3,
-            title=f"most frequent candidate {top['label']} ({top['frequency']:.0%})",
+            title=f"consensus candidate (medoid): {s['candidates']['signatures'][0]}\n"
+            f"most frequent: {top['label']} ({top['frequency']:.0%})",
         )
         ax = fig.add_subplot(2, 4, 3)
         rk = s.get("ranking")
@@ -155,10 +156,12 @@ def overview_figure(pred: Prediction, ctx: PredictContext):
         ax.set_xlabel("frequency (shell composition 1|2|3)")
         ax3 = fig.add_subplot(2, 4, 8, projection="3d")
         if rk:
+            best = min(range(len(rk["candidates"])), key=lambda i: rk["candidates"][i].get("forward_rank", i))
             plot_environment(
-                pred.candidates[0],
+                pred.candidates[best],
                 ax=ax3,
-                title=f"best ranked: {rk['candidates'][0]['signature']}\nMSE {rk['candidates'][0]['spectrum_mse']:.2e}",
+                title=f"best forward-model rank: {rk['candidates'][best]['signature']}\n"
+                f"MSE {rk['candidates'][best]['spectrum_mse']:.2e}",
             )
         else:
             ax3.set_axis_off()
@@ -189,7 +192,7 @@ def write_prediction(out_dir: Path, pred: Prediction, ctx: PredictContext, png: 
         sig = pred.summary["candidates"]["signatures"]
         rk = (pred.summary.get("ranking") or {}).get("candidates")
         comments = [
-            f"sample={i} n_atoms={e.n_atoms} signature={sig[i]} source={safe_name(pred.name)}"
+            f"sample={i} n_atoms={e.n_atoms} signature={sig[i]} source={safe_name(pred.name)} consensus={int(i == 0)}"
             + (f" rank={rk[i]['rank']} draw={rk[i]['draw']} spectrum_mse={rk[i]['spectrum_mse']:.6e}" if rk else "")
             for i, e in enumerate(pred.candidates)
         ]
