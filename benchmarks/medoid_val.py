@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--alignments", default="best,paper", help="comma-separated medoid alignments")
     ap.add_argument("--cache-dir", default="runs/generated")
     ap.add_argument("--cluster", action="store_true", help="also the medoid of the largest signature cluster")
+    ap.add_argument(
+        "--variants",
+        action="store_true",
+        help="also target-free variants of the medoid: median distance, medoid of the bond-sane samples, densest",
+    )
     a = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     fit, val = load_split(a.data)
@@ -56,6 +61,14 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.process_time()
         picks[f"medoid ({meth})"] = np.array([medoid_index(row, meth) for row in samples])
         print(f"medoid ({meth}): {time.process_time() - t0:.0f} s CPU", flush=True)
+    if a.variants:  # target-free selectors built on the medoid (one best-alignment distance matrix per site)
+        from s2s.evaluation.ensemble import pairwise_rmsd
+        from s2s.evaluation.metrics import bond_sanity
+
+        t0 = time.process_time()
+        for name, p in medoid_variants(samples, lambda row: pairwise_rmsd(row, method="best"), bond_sanity).items():
+            picks[name] = p
+        print(f"medoid variants: {time.process_time() - t0:.0f} s CPU", flush=True)
     if a.cluster:  # the largest signature cluster's medoid, as s2s predict reports its top candidate
         from s2s.evaluation.ensemble import cluster, pairwise_rmsd
 
@@ -82,6 +95,26 @@ def main(argv: list[str] | None = None) -> int:
         tab = summary_table([{"index": i, "sample": 0, "paper": r} for i, r in enumerate(rr)], "paper")
         print(f"{name:22s}" + "".join(f"{tab[k]:21.3f}" for k in KEYS))
     return 0
+
+
+def medoid_variants(samples, distances, sanity, radius: float = 0.3) -> dict[str, np.ndarray]:
+    """Picks per site of target-free variants of the medoid, from each site's (K, K) distance matrix
+    (``distances(row)``, Å) and ``sanity(env)["sane"]`` (:func:`s2s.evaluation.metrics.bond_sanity`):
+    the medoid by median distance; the medoid among the bond-sane samples (all when none is sane);
+    the densest sample (most others within ``radius`` Å, ties by mean distance)."""
+    out: dict[str, list[int]] = {"medoid, median distance": [], "medoid of bond-sane samples": [], "densest": []}
+    for row in samples:
+        d = np.asarray(distances(row), dtype=float)
+        d = np.where(np.isfinite(d), d, 1e3)
+        k = len(row)
+        off = d + np.diag(np.full(k, np.nan))
+        out["medoid, median distance"].append(int(np.argmin(np.nanmedian(off, axis=1))) if k > 1 else 0)
+        sane = [j for j, e in enumerate(row) if sanity(e)["sane"]] or list(range(k))
+        sub = d[np.ix_(sane, sane)]
+        out["medoid of bond-sane samples"].append(sane[int(np.argmin(sub.mean(axis=1)))])
+        close = (d < radius).sum(axis=1) - 1
+        out["densest"].append(int(np.lexsort((d.mean(axis=1), -close))[0]))
+    return {k: np.array(v) for k, v in out.items()}
 
 
 if __name__ == "__main__":

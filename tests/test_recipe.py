@@ -9,7 +9,7 @@ from helpers import assert_equivariant
 from s2s.config import DiffusionConfig, ModelConfig, S2SConfig, TrainConfig, get_preset, replace
 from s2s.dataset import Dataset, SiteRecord, make_split, validation_split
 from s2s.environment import SI, Environment, O
-from s2s.evaluation.metrics import evaluate_pair, summarize, validity
+from s2s.evaluation.metrics import bond_sanity, evaluate_pair, summarize, validity
 from s2s.model import S2SModel
 from s2s.model.diffusion import Schedule, encode_species, model_predictions, q_sample, sample_ddim, sample_t, snr_weight
 from s2s.model.egnn import EGNNDenoiser
@@ -249,6 +249,11 @@ def test_validity_accepts_chemistry_and_rejects_each_kind_of_failure():
     assert not validity(t, nan)["valid"]
     rows = [evaluate_pair(t, t), evaluate_pair(t, long_bond)]
     assert summarize(rows)["validity"] == 0.5
+    # the target-free part: bonds only (one Si far away is still sane)
+    assert bond_sanity(t)["sane"] and bond_sanity(one_si)["sane"]
+    assert bond_sanity(long_bond) == {"sane": False, "si_o": False, "o_o": True}
+    assert not bond_sanity(close_o)["o_o"] and not bond_sanity(close_o)["sane"]
+    assert not bond_sanity(nan)["sane"]
 
 
 def test_probe_gap_is_zero_when_the_spectrum_is_dropped_and_finite_otherwise():

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from s2s.environment import DEFAULT_CUTOFF, Environment, O
+from s2s.environment import DEFAULT_CUTOFF, SI, Environment, O
 from s2s.evaluation.align import align
 
 N_SHELLS = 3
@@ -115,6 +115,21 @@ def _pair_distances(env: Environment, a: int, b: int) -> np.ndarray:
     return d[mask]
 
 
+def bond_sanity(env: Environment) -> dict:
+    """The target-free part of :func:`validity`: ``si_o`` (every Si-O pair closer than
+    :data:`BOND_CUTOFF` lies in :data:`SI_O_RANGE`, Å) and ``o_o`` (no O-O pair closer than
+    :data:`O_O_MIN`, Å); ``sane`` = both.  Used to pick among samples without the target."""
+    if env.n_atoms == 0 or not np.all(np.isfinite(env.coords)):
+        return {"sane": False, "si_o": False, "o_o": False}
+    sio = _pair_distances(env, SI, O)
+    sio = sio[sio < BOND_CUTOFF]
+    out = {
+        "si_o": bool(np.all((sio >= SI_O_RANGE[0]) & (sio <= SI_O_RANGE[1]))),
+        "o_o": not bool(np.any(_pair_distances(env, O, O) < O_O_MIN)),
+    }
+    return {"sane": out["si_o"] and out["o_o"], **out}
+
+
 def validity(target: Environment, generated: Environment, cutoff: float = DEFAULT_CUTOFF) -> dict:
     """Is the generated environment chemically sane?  Keys: valid and its three parts (bools).
 
@@ -123,20 +138,13 @@ def validity(target: Environment, generated: Environment, cutoff: float = DEFAUL
     ``o_o``: no O-O pair closer than :data:`O_O_MIN` (Å), unless the target has one (peroxide-like
     pairs occur in a few generated crystals).
     """
-    from s2s.environment import SI
-
     if generated.n_atoms == 0 or not np.all(np.isfinite(generated.coords)):
         return {"valid": False, "shell1_count": False, "si_o": False, "o_o": False}
     cn_t = coordination_numbers(target.shell)[0]
     cn_g = coordination_numbers(assign_shells(generated.coords - generated.coords[0], cutoff))[0]
-    sio = _pair_distances(generated, SI, O)
-    sio = sio[sio < BOND_CUTOFF]
-    si_o_ok = bool(np.all((sio >= SI_O_RANGE[0]) & (sio <= SI_O_RANGE[1])))
-    oo_t = _pair_distances(target, O, O)
-    oo_g = _pair_distances(generated, O, O)
-    target_has_short = bool(np.any(oo_t < O_O_MIN))
-    o_o_ok = target_has_short or not bool(np.any(oo_g < O_O_MIN))
-    out = {"shell1_count": bool(cn_g == cn_t), "si_o": si_o_ok, "o_o": o_o_ok}
+    bonds = bond_sanity(generated)
+    target_has_short = bool(np.any(_pair_distances(target, O, O) < O_O_MIN))
+    out = {"shell1_count": bool(cn_g == cn_t), "si_o": bonds["si_o"], "o_o": target_has_short or bonds["o_o"]}
     out["valid"] = all(out.values())
     return out
 
