@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 
 from s2s.evaluation.ablation import load_split
-from s2s.evaluation.best_of_k import BestOfKSettings, medoid_index, sample_k, select
+from s2s.evaluation.best_of_k import BestOfKSettings, consensus_average, medoid_index, sample_k, select
 from s2s.evaluation.evaluate import summary_table
 from s2s.evaluation.metrics import evaluate_pair
 from s2s.evaluation.template import template_match
@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--alignments", default="best,paper", help="comma-separated medoid alignments")
     ap.add_argument("--cache-dir", default="runs/generated")
     ap.add_argument("--cluster", action="store_true", help="also the medoid of the largest signature cluster")
+    ap.add_argument(
+        "--average", action="store_true", help="also the mean structure about the medoid (all samples; within 0.5 Å)"
+    )
     ap.add_argument(
         "--variants",
         action="store_true",
@@ -90,6 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = {"template matching": [evaluate_pair(t, g, method="paper") for t, g in zip(targets, tm.environments)]}
     rows.update({name: [sel["rows"][i][int(j)] for i, j in enumerate(p)] for name, p in picks.items()})
+    if a.average:  # not a pick: the mean structure about the medoid (best alignment)
+        centre = picks.get("medoid (best)")
+        if centre is None:
+            centre = np.array([medoid_index(row, "best") for row in samples])
+        for cut in (None, 0.5):
+            t0 = time.process_time()
+            envs = [consensus_average(row, int(c), max_rmsd=cut) for row, c in zip(samples, centre)]
+            name = "mean about medoid" + ("" if cut is None else f" (<= {cut} Å)")
+            rows[name] = [evaluate_pair(t, g, method="paper") for t, g in zip(targets, envs)]
+            n_avg = np.mean([e.meta["n_averaged"] for e in envs])
+            print(f"{name}: {time.process_time() - t0:.0f} s CPU, {n_avg:.1f} samples averaged", flush=True)
     print(f"{'pick':22s}" + "".join(f"{k:>21s}" for k in KEYS))
     for name, rr in rows.items():
         tab = summary_table([{"index": i, "sample": 0, "paper": r} for i, r in enumerate(rr)], "paper")

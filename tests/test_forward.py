@@ -246,6 +246,29 @@ def test_medoid_is_the_consensus_and_ignores_order(quartz_env):
         medoid_index([])
 
 
+def test_mean_about_the_medoid_is_closer_than_the_samples_and_keeps_the_species(quartz_env):
+    """consensus_average: noisy, rotated, permuted copies average back towards the clean environment."""
+    from s2s.evaluation.align import align
+    from s2s.evaluation.best_of_k import consensus_average, medoid_index
+
+    rng = np.random.default_rng(3)
+    samples = []
+    for j in range(8):
+        noisy = quartz_env.coords + 0.15 * rng.normal(size=quartz_env.coords.shape)
+        noisy[0] = quartz_env.coords[0]
+        env = Environment(quartz_env.species, noisy, quartz_env.shell)
+        samples.append(rotate_permute(env, random_orthogonal(j), random_permutation(env.n_atoms, j)))
+    errors = [align(quartz_env, e, method="best").rmsd for e in samples]
+    avg = consensus_average(samples, medoid_index(samples))
+    assert avg.meta["n_averaged"] == 8 and avg.n_atoms == quartz_env.n_atoms
+    assert align(quartz_env, avg, method="best").rmsd < 0.6 * min(errors)
+    assert sorted(avg.species.tolist()) == sorted(quartz_env.species.tolist())  # the vote keeps the species
+    assert np.allclose(avg.coords[0], samples[medoid_index(samples)].coords[0])  # excited O stays put
+    # a far-off sample is left out with max_rmsd
+    far = Environment(quartz_env.species, quartz_env.coords * 1.6, quartz_env.shell)
+    assert consensus_average(samples + [far], 0, max_rmsd=0.5).meta["n_averaged"] == 8
+
+
 def test_implausible_candidates_rank_after_plausible_ones(quartz_env):
     fm = _random_model("soap")
     target = fm.predict([quartz_env])[0]
