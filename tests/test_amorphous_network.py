@@ -212,6 +212,35 @@ def test_store_build_until_enough_cells_pass(tmp_path, monkeypatch):
     assert more["pass_rate"]["2.00"]["passed"] == 3 and len(seen) == n + 1  # one more cell, c2
 
 
+def test_two_builders_on_other_x_keep_each_others_cells(tmp_path, monkeypatch):
+    """A second builder writing the store while the first one relaxes a cell: both sets of cells stay."""
+
+    def parent(n_si, seed, protocol):
+        return diamond(), {"cn_defects_after_cycle": [0], "cycles": 0, "defects": 0, "cpu_s": 0.0}
+
+    def plain(atoms):
+        return atoms, {"energy_eV_per_atom": -5.0, "steps": 1}
+
+    other = []
+
+    def relax(atoms):  # the first relaxation of builder 1 lets builder 2 build x = 1.0 meanwhile
+        if not other:
+            other.append(
+                nw.build_network_store(
+                    tmp_path, [1.0], 1, {1.0: (8, 8)}, relax=plain, progress=False, log=lambda s: None, tag="t8"
+                )
+            )
+        return plain(atoms)
+
+    monkeypatch.setattr(nw, "asi_parent", parent)
+    man = nw.build_network_store(
+        tmp_path, [2.0], 1, {2.0: (8, 16)}, relax=relax, progress=False, log=lambda s: None, tag="t8"
+    )
+    assert other and [e["name"] for e in other[0]["cells"]] == ["SiO1.00_t8_c0"]
+    assert [e["name"] for e in man["cells"]] == ["SiO1.00_t8_c0", "SiO2.00_t8_c0"]
+    assert set(man["pass_rate"]) == {"1.00", "2.00"}
+
+
 def test_network_spectra_use_exactly_the_training_simulator():
     """Settings hash of the network family's spectra == the training set's (data/cache/xtb/<key>/settings.json)."""
     pytest.importorskip("tblite")

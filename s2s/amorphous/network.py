@@ -945,6 +945,17 @@ def build_network_store(
         bar = tqdm(total=len(jobs), desc=f"network cells ({rule})", unit="cell")
 
     def write() -> dict:
+        # another builder may work on other x in the same store: keep what it wrote since we read
+        try:
+            now = read_manifest(directory)
+        except Exception:  # noqa: BLE001
+            now = {}
+        for e in now.get("cells", []):
+            if e["name"] not in cells and e["name"] not in dropped:
+                cells[e["name"]] = e
+        for e in now.get("dropped", []):
+            if e["name"] not in cells and e["name"] not in dropped:
+                dropped[e["name"]] = e
         rows = sorted(cells.values(), key=lambda e: (e["x"], e["cell_id"]))
         gone = sorted(dropped.values(), key=lambda e: (e["x"], e["cell_id"]))
         rate: dict[str, dict] = {}
