@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--forward", default=str(default_path("forward")))
     ap.add_argument("--data", default="data/s2s_open_v1.h5")
     ap.add_argument("--stride", type=int, default=2, help="every STRIDE-th validation site (default 2)")
+    ap.add_argument("--offset", type=int, default=0, help="first validation site (default 0; 1 = the other half)")
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--alignments", default="best,paper", help="comma-separated medoid alignments")
     ap.add_argument("--cache-dir", default="runs/generated")
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     fit, val = load_split(a.data)
-    recs = list(val)[:: a.stride]
+    recs = list(val)[a.offset :: a.stride]
     targets = [r.environment for r in recs]
     spectra = np.stack([r.spectrum for r in recs])
     t0 = time.process_time()
