@@ -60,10 +60,11 @@ def network_paths(args: argparse.Namespace) -> dict:
         return {"out": args.out, "cache": args.cache, "results": args.results}
     if args.out == DEFAULT_OUT:
         args.out = NETWORK_OUT
+    mix = getattr(args, "rule", "uniform") == "clustered"  # random mixture: its own store and cell names
     if not args.store_name:
-        args.store_name = f"n{args.atoms}"
+        args.store_name = f"n{args.atoms}" + ("_mix" if mix else "")
     if not args.tag:
-        args.tag = f"net{args.atoms}"
+        args.tag = f"net{'mix' if mix else ''}{args.atoms}"
     if args.cache == DEFAULT_CACHE:
         args.cache = args.out / "cache" / "xtb"
     if args.results == DEFAULT_RESULTS:

@@ -260,6 +260,10 @@ def test_network_spectra_use_exactly_the_training_simulator():
     args = build_amorphous.build_parser().parse_args(["spectra", "--family", "network"])
     assert build_amorphous.spectra_settings(args).calc_key() == recorded["calc_key"]
     assert build_amorphous.network_paths(args)["cache"] != build_amorphous.DEFAULT_CACHE
+    assert (args.store_name, args.tag) == ("n72", "net72")
+    mix = build_amorphous.build_parser().parse_args(["network", "--family", "network", "--rule", "clustered"])
+    build_amorphous.network_paths(mix)
+    assert (mix.store_name, mix.tag) == ("n72_mix", "netmix72")  # never the uniform cells' names
 
 
 def _lammps() -> bool:
