@@ -179,7 +179,24 @@ def step_network(args: argparse.Namespace) -> None:
     protocol = nw.NetworkProtocol(
         **{f.name: getattr(args, "net_" + f.name) for f in dataclasses.fields(nw.NetworkProtocol)}
     )
-    passing = None
+    passing, usable = None, None
+    if args.probe_cells:  # only cells whose SCF probe converges count towards --until-paper
+        from s2s.amorphous.probe import run_probes
+
+        settings = spectra_settings(args)
+
+        def usable(name, structure) -> bool:
+            rec = run_probes(
+                {name: structure},
+                store_dir(args) / "probes.json",
+                settings,
+                mode=args.probe_mode,
+                max_iter=args.probe_max_iter,
+                names=[name],
+                log=print,
+            )[name]
+            return bool(rec["ok"])
+
     if args.until_paper:  # passing cells for the paper's count at each x (+ --spare-cells); --n-cells caps the tries
         passing = {x: cells_needed(counts[x][1], PAPER_N_SITES[x]) + args.spare_cells for x in xs}
     t0 = time.perf_counter()
@@ -194,6 +211,7 @@ def step_network(args: argparse.Namespace) -> None:
         tag=cell_tag(args),
         progress=not args.quiet,
         passing=passing,
+        usable=usable,
     )
     print(
         f"network: {len(man['cells'])} cells pass, {len(man['dropped'])} dropped, in {store_dir(args)} "
@@ -629,6 +647,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="network: build cells at each x until enough of them pass for the paper's spectrum count "
         "(plus --spare-cells passing cells); --n-cells is then the cap on cells tried per x (default 12)",
+    )
+    parser.add_argument(
+        "--probe-cells",
+        action="store_true",
+        help="network --until-paper: probe each passing cell's SCF (the spectra step's probe, --probe-mode, "
+        "--probe-max-iter; recorded in the store's probes.json) and count only the cells that converge",
     )
     parser.add_argument("--base-seed", type=int, default=20260101)
     parser.add_argument(

@@ -210,6 +210,28 @@ def test_store_build_until_enough_cells_pass(tmp_path, monkeypatch):
         tmp_path, [2.0], 5, counts, one_try, relax=relax, progress=False, log=lambda s: None, tag="t8", passing=3
     )
     assert more["pass_rate"]["2.00"]["passed"] == 3 and len(seen) == n + 1  # one more cell, c2
+    # only usable cells (e.g. SCF probe converged) count: c1 is not, so c3 and c4 are built for 4
+    asked = []
+
+    def usable(name, structure):
+        asked.append(name)
+        return not name.endswith("_c1")
+
+    more = nw.build_network_store(
+        tmp_path,
+        [2.0],
+        8,
+        counts,
+        one_try,
+        relax=relax,
+        progress=False,
+        log=lambda s: None,
+        tag="t8",
+        passing=4,
+        usable=usable,
+    )
+    assert more["pass_rate"]["2.00"]["passed"] == 5 and len(seen) == n + 3
+    assert sorted(set(asked)) == [f"SiO2.00_t8_c{k}" for k in range(5)] and len(asked) == len(set(asked))
 
 
 def test_two_builders_on_other_x_keep_each_others_cells(tmp_path, monkeypatch):

@@ -894,12 +894,15 @@ def build_network_store(
     log=print,
     relax=None,
     passing: int | dict | None = None,
+    usable=None,
 ) -> dict[str, Any]:
     """Build (resumably) ``n_cells`` network cells per x into ``directory``.
 
     With ``passing`` (an int, or a dict x -> int), ``n_cells`` is a cap: cells are built at x, in
     seed order, only until ``passing[x]`` of them pass (cells already in the store count), so a
-    composition with a low pass rate gets more tries and an easy one no extra CPU.
+    composition with a low pass rate gets more tries and an easy one no extra CPU.  ``usable(name,
+    structure) -> bool`` (e.g. the SCF probe of the spectra step, :mod:`s2s.amorphous.probe`) is asked
+    once per passing cell; only usable cells count towards ``passing``.
 
     Passing cells: ``cells/<name>.json`` (the layout of :mod:`s2s.amorphous.store`, so
     :func:`s2s.amorphous.store.load_cells` and the spectra step read them); dropped cells:
@@ -935,8 +938,17 @@ def build_network_store(
     want = None if passing is None else {x: int(passing[x] if isinstance(passing, dict) else passing) for x in xs}
     jobs = [(x, k) for k in range(max(per_x.values(), default=0)) for x in xs if k < per_x[x]]
 
+    verdict: dict[str, bool] = {}
+
+    def is_usable(e: dict) -> bool:
+        if usable is None:
+            return True
+        if e["name"] not in verdict:
+            verdict[e["name"]] = bool(usable(e["name"], load_cell(directory / e["file"])))
+        return verdict[e["name"]]
+
     def enough(x: float) -> bool:
-        return want is not None and sum(1 for e in cells.values() if abs(e["x"] - x) < 1e-9) >= want[x]
+        return want is not None and sum(1 for e in cells.values() if abs(e["x"] - x) < 1e-9 and is_usable(e)) >= want[x]
 
     bar = None
     if progress:
