@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 
 from s2s.evaluation.ablation import load_split
-from s2s.evaluation.best_of_k import BestOfKSettings, consensus_average, medoid_index, sample_k, select
+from s2s.evaluation.best_of_k import BestOfKSettings, consensus_average, medoid_of_distances, sample_k, select
 from s2s.evaluation.evaluate import summary_table
 from s2s.evaluation.metrics import evaluate_pair
 from s2s.evaluation.template import template_match
@@ -61,29 +61,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(recs)} validation sites, K = {a.k}: sampling {time.process_time() - t0:.0f} s CPU", flush=True)
     sel = select(samples, spectra, ForwardModel.load(a.forward), targets, medoid_alignment="paper")
     picks = {"first sample": sel["single"], "forward-model pick": sel["best_of_k"]}
+    from s2s.evaluation.ensemble import pairwise_rmsd
+
+    dist: dict[str, list[np.ndarray]] = {}  # (K, K) aligned RMSDs per site, computed once per alignment
+
+    def distances(meth: str) -> list[np.ndarray]:
+        if meth not in dist:
+            t0 = time.process_time()
+            dist[meth] = [pairwise_rmsd(row, method=meth) for row in samples]
+            print(f"pairwise RMSD ({meth}): {time.process_time() - t0:.0f} s CPU", flush=True)
+        return dist[meth]
+
     for meth in a.alignments.split(","):
-        t0 = time.process_time()
-        picks[f"medoid ({meth})"] = np.array([medoid_index(row, meth) for row in samples])
-        print(f"medoid ({meth}): {time.process_time() - t0:.0f} s CPU", flush=True)
-    if a.variants:  # target-free selectors built on the medoid (one best-alignment distance matrix per site)
-        from s2s.evaluation.ensemble import pairwise_rmsd
+        picks[f"medoid ({meth})"] = np.array([medoid_of_distances(d)[0] for d in distances(meth)])
+    if a.variants:  # target-free selectors built on the medoid (the best-alignment distance matrices)
         from s2s.evaluation.metrics import bond_sanity
 
-        t0 = time.process_time()
-        for name, p in medoid_variants(samples, lambda row: pairwise_rmsd(row, method="best"), bond_sanity).items():
-            picks[name] = p
-        print(f"medoid variants: {time.process_time() - t0:.0f} s CPU", flush=True)
-    if a.cluster:  # the largest signature cluster's medoid, as s2s predict reports its top candidate
-        from s2s.evaluation.ensemble import cluster, pairwise_rmsd
+        picks.update(medoid_variants(samples, distances("best"), bond_sanity))
+    if a.cluster:  # the largest signature cluster's medoid, as s2s predict reported its top candidate
+        from s2s.evaluation.ensemble import cluster
 
-        t0 = time.process_time()
         picks["largest-cluster medoid"] = np.array(
-            [
-                cluster(row, pairwise_rmsd(row, method="best"), split_distance=None)[0]["representative"]
-                for row in samples
-            ]
+            [cluster(row, d, split_distance=None)[0]["representative"] for row, d in zip(samples, distances("best"))]
         )
-        print(f"largest-cluster medoid: {time.process_time() - t0:.0f} s CPU", flush=True)
     picks["oracle"] = sel["oracle_of_k"]
     tm = template_match(
         spectra,
@@ -95,9 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = {"template matching": [evaluate_pair(t, g, method="paper") for t, g in zip(targets, tm.environments)]}
     rows.update({name: [sel["rows"][i][int(j)] for i, j in enumerate(p)] for name, p in picks.items()})
     if a.average:  # not a pick: the mean structure about the medoid (best alignment)
-        centre = picks.get("medoid (best)")
-        if centre is None:
-            centre = np.array([medoid_index(row, "best") for row in samples])
+        centre = [medoid_of_distances(d)[0] for d in distances("best")]
         for cut in (None, 0.5):
             t0 = time.process_time()
             envs = [consensus_average(row, int(c), max_rmsd=cut) for row, c in zip(samples, centre)]
@@ -114,12 +112,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def medoid_variants(samples, distances, sanity, radius: float = 0.3) -> dict[str, np.ndarray]:
     """Picks per site of target-free variants of the medoid, from each site's (K, K) distance matrix
-    (``distances(row)``, Å) and ``sanity(env)["sane"]`` (:func:`s2s.evaluation.metrics.bond_sanity`):
+    (``distances[i]``, Å) and ``sanity(env)["sane"]`` (:func:`s2s.evaluation.metrics.bond_sanity`):
     the medoid by median distance; the medoid among the bond-sane samples (all when none is sane);
     the densest sample (most others within ``radius`` Å, ties by mean distance)."""
     out: dict[str, list[int]] = {"medoid, median distance": [], "medoid of bond-sane samples": [], "densest": []}
-    for row in samples:
-        d = np.asarray(distances(row), dtype=float)
+    for row, d in zip(samples, distances):
+        d = np.asarray(d, dtype=float)
         d = np.where(np.isfinite(d), d, 1e3)
         k = len(row)
         off = d + np.diag(np.full(k, np.nan))

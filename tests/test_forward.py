@@ -244,6 +244,10 @@ def test_medoid_is_the_consensus_and_ignores_order(quartz_env):
     assert medoid_index(scaled[:1]) == 0
     with pytest.raises(ValueError, match="no samples"):
         medoid_index([])
+    from s2s.evaluation.best_of_k import medoid_of_distances
+
+    d = np.array([[0.0, 1.0, np.nan], [1.0, 0.0, 2.0], [np.nan, 2.0, 0.0]])  # NaN: a pair that cannot be aligned
+    assert medoid_of_distances(d) == (1, 1.5) and medoid_of_distances(np.zeros((1, 1))) == (0, 0.0)
 
 
 def test_mean_about_the_medoid_is_closer_than_the_samples_and_keeps_the_species(quartz_env):

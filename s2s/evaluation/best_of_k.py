@@ -104,10 +104,17 @@ def medoid(samples: Sequence[Environment], method: str = "best") -> tuple[int, f
         raise ValueError("medoid: no samples")
     if len(samples) == 1:
         return 0, 0.0
-    d = pairwise_rmsd(samples, method=method)
+    return medoid_of_distances(pairwise_rmsd(samples, method=method))
+
+
+def medoid_of_distances(d: np.ndarray) -> tuple[int, float]:
+    """(index, mean distance in Å to the others) of the medoid of a (K, K) distance matrix (Å);
+    non-finite entries count as 10^3 Å; ties go to the lower index (K = 1: (0, 0.0))."""
     d = np.where(np.isfinite(d), d, 1e3)
+    if len(d) == 1:
+        return 0, 0.0
     i = int(np.argmin(d.mean(axis=1)))
-    return i, float(d[i].sum() / (len(samples) - 1))
+    return i, float(d[i].sum() / (len(d) - 1))
 
 
 def medoid_index(samples: Sequence[Environment], method: str = "best") -> int:
@@ -265,6 +272,7 @@ __all__ = [
     "select",
     "medoid",
     "medoid_index",
+    "medoid_of_distances",
     "consensus_average",
     "evaluate_best_of_k",
     "METHODS",
