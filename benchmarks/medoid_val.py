@@ -50,6 +50,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also target-free variants of the medoid: median distance, medoid of the bond-sane samples, densest",
     )
+    ap.add_argument(
+        "--anchor",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="M",
+        help="also retrieval-anchored picks: the sample nearest to the M fit-split environments whose spectra "
+        "are nearest (MSE) to the query, alone and plus the medoid score (not a pure-model pick)",
+    )
     a = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     fit, val = load_split(a.data)
@@ -85,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             [cluster(row, d, split_distance=None)[0]["representative"] for row, d in zip(samples, distances("best"))]
         )
     picks["oracle"] = sel["oracle_of_k"]
+    if a.anchor:
+        picks.update(anchored_picks(samples, spectra, recs, fit, a.anchor, distances("best")))
     tm = template_match(
         spectra,
         [r.structure_id for r in recs],
@@ -108,6 +119,30 @@ def main(argv: list[str] | None = None) -> int:
         tab = summary_table([{"index": i, "sample": 0, "paper": r} for i, r in enumerate(rr)], "paper")
         print(f"{name:22s}" + "".join(f"{tab[k]:21.3f}" for k in KEYS))
     return 0
+
+
+def anchored_picks(samples, spectra, recs, fit, ms, distances) -> dict[str, np.ndarray]:
+    """Retrieval-anchored picks (:func:`s2s.evaluation.best_of_k.anchored_index`) for each M in ``ms``:
+    anchors = the M fit-split environments with the nearest spectra (other structures only), alone
+    (weight 0) and with the medoid score added (weight 1)."""
+    from s2s.evaluation.best_of_k import anchored_index, anchored_scores
+    from s2s.evaluation.template import nearest_by_mse
+
+    envs = fit.environments()
+    t0 = time.process_time()
+    idx, _ = nearest_by_mse(
+        spectra, fit.spectra(), [r.structure_id for r in recs], [r.structure_id for r in fit.records], k=max(ms)
+    )
+    idx = np.asarray(idx).reshape(len(recs), -1)
+    out: dict[str, np.ndarray] = {}
+    for m in sorted(set(ms)):
+        scores = [anchored_scores(row, [envs[j] for j in idx[i, :m]]) for i, row in enumerate(samples)]
+        out[f"anchored (top {m})"] = np.array([anchored_index(s) for s in scores])
+        out[f"anchored (top {m}) + medoid"] = np.array(
+            [anchored_index(s, d, consensus_weight=1.0) for s, d in zip(scores, distances)]
+        )
+    print(f"anchored picks {sorted(set(ms))}: {time.process_time() - t0:.0f} s CPU", flush=True)
+    return out
 
 
 def medoid_variants(samples, distances, sanity, radius: float = 0.3) -> dict[str, np.ndarray]:

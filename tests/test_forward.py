@@ -273,6 +273,26 @@ def test_mean_about_the_medoid_is_closer_than_the_samples_and_keeps_the_species(
     assert consensus_average(samples + [far], 0, max_rmsd=0.5).meta["n_averaged"] == 8
 
 
+
+def test_anchored_pick_is_the_sample_nearest_the_anchors_and_the_weight_moves_it_to_the_medoid(quartz_env):
+    from s2s.evaluation.best_of_k import anchored_index, anchored_scores, medoid_of_distances
+    from s2s.evaluation.ensemble import pairwise_rmsd
+
+    scaled = [
+        Environment(quartz_env.species, quartz_env.coords * f, quartz_env.shell) for f in (1.3, 1.0, 0.9, 1.05, 0.8)
+    ]
+    # an anchor with fewer atoms, rotated and permuted: the pick is still the matching scale (0.8)
+    anchor = Environment(quartz_env.species[:-1], quartz_env.coords[:-1] * 0.8, quartz_env.shell[:-1])
+    anchor = rotate_permute(anchor, random_orthogonal(5), random_permutation(anchor.n_atoms, 5))
+    scores = anchored_scores(scaled, [anchor])
+    assert scores.shape == (5,) and anchored_index(scores) == 4
+    d = pairwise_rmsd(scaled)
+    assert anchored_index(scores, d, consensus_weight=100.0) == medoid_of_distances(d)[0] == 1
+    with pytest.raises(ValueError, match="needs the"):
+        anchored_index(scores, consensus_weight=1.0)
+    with pytest.raises(ValueError, match="anchors"):
+        anchored_scores(scaled, [])
+
 def test_implausible_candidates_rank_after_plausible_ones(quartz_env):
     fm = _random_model("soap")
     target = fm.predict([quartz_env])[0]

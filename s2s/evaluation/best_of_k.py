@@ -122,6 +122,36 @@ def medoid_index(samples: Sequence[Environment], method: str = "best") -> int:
     return medoid(samples, method)[0]
 
 
+def anchored_scores(samples: Sequence[Environment], anchors: Sequence[Environment], method: str = "best") -> np.ndarray:
+    """(K,) mean aligned RMSD (Å) of each of K samples to the anchor environments (e.g. the
+    training environments whose spectra are nearest to the query's, :func:`s2s.evaluation.template.
+    nearest_by_mse`); the anchors may have other atom counts (:func:`s2s.evaluation.align.align`
+    pairs atoms by Hungarian assignment).  A pair that cannot be aligned counts as 10^3 Å."""
+    from s2s.evaluation.align import align
+
+    if len(samples) == 0 or len(anchors) == 0:
+        raise ValueError(f"anchored_scores: {len(samples)} samples and {len(anchors)} anchors; need >= 1 of each")
+    d = np.array([[align(a, s, method=method).rmsd for a in anchors] for s in samples], dtype=float)
+    return np.where(np.isfinite(d), d, 1e3).mean(axis=1)
+
+
+def anchored_index(scores: np.ndarray, distances: np.ndarray | None = None, consensus_weight: float = 0.0) -> int:
+    """Index of the sample with the smallest anchor score ((K,) Å, :func:`anchored_scores`), optionally
+    plus ``consensus_weight`` times its mean distance to the other samples (the medoid's score, from the
+    (K, K) ``distances`` in Å; non-finite = 10^3 Å): weight 0 = the sample the retrieved environments
+    agree with, large = the medoid.  Ties go to the lower index.  Not a pure-model pick: it reads the
+    training set through the anchors."""
+    score = np.asarray(scores, dtype=float).copy()
+    if consensus_weight:
+        if distances is None:
+            raise ValueError("anchored_index: consensus_weight needs the (K, K) distances")
+        d = np.where(np.isfinite(distances), distances, 1e3)
+        if d.shape != (score.size, score.size):
+            raise ValueError(f"anchored_index: distances {d.shape} for {score.size} scores")
+        score = score + consensus_weight * d.sum(axis=1) / max(score.size - 1, 1)
+    return int(np.argmin(score))
+
+
 def consensus_average(
     samples: Sequence[Environment], center: int, method: str = "best", max_rmsd: float | None = None
 ) -> Environment:
