@@ -212,6 +212,7 @@ def step_network(args: argparse.Namespace) -> None:
         progress=not args.quiet,
         passing=passing,
         usable=usable,
+        first_cell=args.first_cell,
     )
     print(
         f"network: {len(man['cells'])} cells pass, {len(man['dropped'])} dropped, in {store_dir(args)} "
@@ -647,6 +648,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="network: build cells at each x until enough of them pass for the paper's spectrum count "
         "(plus --spare-cells passing cells); --n-cells is then the cap on cells tried per x (default 12)",
+    )
+    parser.add_argument(
+        "--first-cell",
+        type=int,
+        default=0,
+        metavar="K",
+        help="network: start at cell id K (a second builder on the same x, further along the seed order)",
     )
     parser.add_argument(
         "--probe-cells",

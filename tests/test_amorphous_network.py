@@ -232,6 +232,13 @@ def test_store_build_until_enough_cells_pass(tmp_path, monkeypatch):
     )
     assert more["pass_rate"]["2.00"]["passed"] == 5 and len(seen) == n + 3
     assert sorted(set(asked)) == [f"SiO2.00_t8_c{k}" for k in range(5)] and len(asked) == len(set(asked))
+    # a second builder starting at c7 builds c7 only: c5 and c6 are left to the first one
+    later = nw.build_network_store(
+        tmp_path, [2.0], 8, counts, one_try, relax=relax, progress=False, log=lambda s: None, tag="t8", first_cell=7
+    )
+    assert len(seen) == n + 4 and sorted(e["cell_id"] for e in later["cells"] if e["x"] == 2.0) == [0, 1, 2, 3, 4, 7]
+    with pytest.raises(ValueError, match="first_cell"):
+        nw.build_network_store(tmp_path, [2.0], 8, counts, one_try, relax=relax, progress=False, first_cell=-1)
 
 
 def test_two_builders_on_other_x_keep_each_others_cells(tmp_path, monkeypatch):

@@ -895,6 +895,7 @@ def build_network_store(
     relax=None,
     passing: int | dict | None = None,
     usable=None,
+    first_cell: int = 0,
 ) -> dict[str, Any]:
     """Build (resumably) ``n_cells`` network cells per x into ``directory``.
 
@@ -902,7 +903,9 @@ def build_network_store(
     seed order, only until ``passing[x]`` of them pass (cells already in the store count), so a
     composition with a low pass rate gets more tries and an easy one no extra CPU.  ``usable(name,
     structure) -> bool`` (e.g. the SCF probe of the spectra step, :mod:`s2s.amorphous.probe`) is asked
-    once per passing cell; only usable cells count towards ``passing``.
+    once per passing cell; only usable cells count towards ``passing``.  ``first_cell`` skips the
+    cell ids below it, so a second builder on the same x can start further along the seed order
+    (cells already in the store, whoever built them, still count).
 
     Passing cells: ``cells/<name>.json`` (the layout of :mod:`s2s.amorphous.store`, so
     :func:`s2s.amorphous.store.load_cells` and the spectra step read them); dropped cells:
@@ -936,7 +939,9 @@ def build_network_store(
     cells = {e["name"]: e for e in previous.get("cells", [])}
     dropped = {e["name"]: e for e in previous.get("dropped", [])}
     want = None if passing is None else {x: int(passing[x] if isinstance(passing, dict) else passing) for x in xs}
-    jobs = [(x, k) for k in range(max(per_x.values(), default=0)) for x in xs if k < per_x[x]]
+    if int(first_cell) < 0:
+        raise ValueError(f"build_network_store: first_cell must be >= 0, got {first_cell}")
+    jobs = [(x, k) for k in range(int(first_cell), max(per_x.values(), default=0)) for x in xs if k < per_x[x]]
 
     verdict: dict[str, bool] = {}
 
