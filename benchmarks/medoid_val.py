@@ -125,7 +125,7 @@ def anchored_picks(samples, spectra, recs, fit, ms, distances) -> dict[str, np.n
     """Retrieval-anchored picks (:func:`s2s.evaluation.best_of_k.anchored_index`) for each M in ``ms``:
     anchors = the M fit-split environments with the nearest spectra (other structures only), alone
     (weight 0) and with the medoid score added (weight 1)."""
-    from s2s.evaluation.best_of_k import anchored_index, anchored_scores
+    from s2s.evaluation.best_of_k import anchor_distances, anchored_index
     from s2s.evaluation.template import nearest_by_mse
 
     envs = fit.environments()
@@ -135,8 +135,9 @@ def anchored_picks(samples, spectra, recs, fit, ms, distances) -> dict[str, np.n
     )
     idx = np.asarray(idx).reshape(len(recs), -1)
     out: dict[str, np.ndarray] = {}
+    full = [anchor_distances(row, [envs[j] for j in idx[i]]) for i, row in enumerate(samples)]  # (K, max M)
     for m in sorted(set(ms)):
-        scores = [anchored_scores(row, [envs[j] for j in idx[i, :m]]) for i, row in enumerate(samples)]
+        scores = [d[:, :m].mean(axis=1) for d in full]
         out[f"anchored (top {m})"] = np.array([anchored_index(s) for s in scores])
         out[f"anchored (top {m}) + medoid"] = np.array(
             [anchored_index(s, d, consensus_weight=1.0) for s, d in zip(scores, distances)]

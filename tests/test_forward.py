@@ -290,7 +290,7 @@ def test_anchored_pick_is_the_sample_nearest_the_anchors_and_the_weight_moves_it
     assert anchored_index(scores, d, consensus_weight=100.0) == medoid_of_distances(d)[0] == 1
     with pytest.raises(ValueError, match="needs the"):
         anchored_index(scores, consensus_weight=1.0)
-    with pytest.raises(ValueError, match="anchors"):
+    with pytest.raises(ValueError, match="anchor"):
         anchored_scores(scaled, [])
 
 def test_implausible_candidates_rank_after_plausible_ones(quartz_env):

@@ -122,17 +122,24 @@ def medoid_index(samples: Sequence[Environment], method: str = "best") -> int:
     return medoid(samples, method)[0]
 
 
-def anchored_scores(samples: Sequence[Environment], anchors: Sequence[Environment], method: str = "best") -> np.ndarray:
-    """(K,) mean aligned RMSD (Å) of each of K samples to the anchor environments (e.g. the
+def anchor_distances(
+    samples: Sequence[Environment], anchors: Sequence[Environment], method: str = "best"
+) -> np.ndarray:
+    """(K, M) aligned RMSD (Å) of each of K samples to each of M anchor environments (e.g. the
     training environments whose spectra are nearest to the query's, :func:`s2s.evaluation.template.
-    nearest_by_mse`); the anchors may have other atom counts (:func:`s2s.evaluation.align.align`
-    pairs atoms by Hungarian assignment).  A pair that cannot be aligned counts as 10^3 Å."""
+    nearest_by_mse`, best first); the anchors may have other atom counts (:func:`s2s.evaluation.align.
+    align` pairs atoms by Hungarian assignment).  A pair that cannot be aligned counts as 10^3 Å."""
     from s2s.evaluation.align import align
 
     if len(samples) == 0 or len(anchors) == 0:
-        raise ValueError(f"anchored_scores: {len(samples)} samples and {len(anchors)} anchors; need >= 1 of each")
+        raise ValueError(f"anchor_distances: {len(samples)} samples and {len(anchors)} anchors; need >= 1 of each")
     d = np.array([[align(a, s, method=method).rmsd for a in anchors] for s in samples], dtype=float)
-    return np.where(np.isfinite(d), d, 1e3).mean(axis=1)
+    return np.where(np.isfinite(d), d, 1e3)
+
+
+def anchored_scores(samples: Sequence[Environment], anchors: Sequence[Environment], method: str = "best") -> np.ndarray:
+    """(K,) mean aligned RMSD (Å) of each of K samples to the anchors (:func:`anchor_distances`)."""
+    return anchor_distances(samples, anchors, method).mean(axis=1)
 
 
 def anchored_index(scores: np.ndarray, distances: np.ndarray | None = None, consensus_weight: float = 0.0) -> int:
