@@ -663,6 +663,24 @@ def test_run_probes_resumes_and_reprobes_changed_cells(tmp_path):
         pr.read_probes(tmp_path / "bad.json")
 
 
+def test_run_probes_keeps_records_another_process_writes_meanwhile(tmp_path):
+    from s2s.amorphous import probe as pr
+    from s2s.simulate.xtb import XtbSettings
+
+    entries, cells = _fake_cells()
+    structures = {e["name"]: c for e, c in zip(entries, cells)}
+    path = tmp_path / "probes.json"
+    fake = _fake_xtb(fail_cells=set(), calls=[])
+    other = {"SiO1.00_other_c0": {"ok": False, "mode": "z+1", "max_iter": 60}}
+
+    def simulate(structure, site, settings, structure_id):  # a second builder writes while we probe
+        pr.write_probes(path, {**pr.read_probes(path), **other})
+        return fake(structure, site, settings, structure_id=structure_id)
+
+    probes = pr.run_probes(structures, path, XtbSettings(), names=["SiO2.00_c0"], simulate=simulate)
+    assert set(pr.read_probes(path)) == {"SiO2.00_c0", "SiO1.00_other_c0"} == set(probes)
+
+
 def test_select_sites_use_failed_and_shortfall():
     from s2s.amorphous.spectra import o_sites, select_sites, shortfall
 

@@ -273,7 +273,6 @@ def test_mean_about_the_medoid_is_closer_than_the_samples_and_keeps_the_species(
     assert consensus_average(samples + [far], 0, max_rmsd=0.5).meta["n_averaged"] == 8
 
 
-
 def test_anchored_pick_is_the_sample_nearest_the_anchors_and_the_weight_moves_it_to_the_medoid(quartz_env):
     from s2s.evaluation.best_of_k import anchored_index, anchored_scores, medoid_of_distances
     from s2s.evaluation.ensemble import pairwise_rmsd
@@ -292,6 +291,7 @@ def test_anchored_pick_is_the_sample_nearest_the_anchors_and_the_weight_moves_it
         anchored_index(scores, consensus_weight=1.0)
     with pytest.raises(ValueError, match="anchor"):
         anchored_scores(scaled, [])
+
 
 def test_implausible_candidates_rank_after_plausible_ones(quartz_env):
     fm = _random_model("soap")

@@ -141,8 +141,9 @@ def run_probes(
 ) -> dict[str, dict[str, Any]]:
     """Probe every cell of ``names`` (default all) that has no current record; returns all records.
 
-    Records of other cells already in ``path`` are kept.  The file is rewritten
-    after every probe (resumable).
+    Records of other cells already in ``path`` are kept, also those another
+    process (a second builder) wrote while this one probed: the file is read
+    again and merged before it is rewritten after every probe (resumable).
     """
     probes = read_probes(path)
     todo = [
@@ -155,10 +156,12 @@ def run_probes(
         from tqdm.auto import tqdm  # noqa: PLC0415
 
         bar = tqdm(total=len(todo), desc=f"probe {mode} max_iter {max_iter}", unit="cell", mininterval=0)
+    mine: dict[str, dict[str, Any]] = {}
     try:
         for name in todo:
             rec = probe_cell(structures[name], name, settings, mode, max_iter, simulate=simulate)
-            probes[name] = rec
+            mine[name] = rec
+            probes = {**read_probes(path), **mine}  # keep what another process wrote meanwhile
             write_probes(path, probes)
             if log is not None:
                 log(
