@@ -60,11 +60,12 @@ def network_paths(args: argparse.Namespace) -> dict:
         return {"out": args.out, "cache": args.cache, "results": args.results}
     if args.out == DEFAULT_OUT:
         args.out = NETWORK_OUT
-    mix = getattr(args, "rule", "uniform") == "clustered"  # random mixture: its own store and cell names
+    # random mixture / dispersed random bonding: their own stores and cell names (the spectra cache is keyed by name)
+    short = {"uniform": "", "clustered": "mix", "dispersed": "disp"}[getattr(args, "rule", "uniform")]
     if not args.store_name:
-        args.store_name = f"n{args.atoms}" + ("_mix" if mix else "")
+        args.store_name = f"n{args.atoms}" + (f"_{short}" if short else "")
     if not args.tag:
-        args.tag = f"net{'mix' if mix else ''}{args.atoms}"
+        args.tag = f"net{short}{args.atoms}"
     if args.cache == DEFAULT_CACHE:
         args.cache = args.out / "cache" / "xtb"
     if args.results == DEFAULT_RESULTS:
@@ -611,9 +612,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--rule",
-        choices=("uniform", "clustered"),
+        choices=("uniform", "clustered", "dispersed"),
         default="uniform",
-        help="network: O insertion rule, uniform = random bonding, clustered = random mixture",
+        help="network: O insertion rule, uniform = random bonding, clustered = random mixture, dispersed = "
+        "random bonding without Si(Si4) units (store n<atoms>_disp)",
     )
     parser.add_argument("--network-seed", type=int, default=20270101, help="network: base seed")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="store directory (default data/amorphous)")

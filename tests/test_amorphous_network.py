@@ -38,8 +38,10 @@ def test_oxygen_count_is_exact(x, n_o):
 
 
 @pytest.mark.parametrize("rule", nw.RULES)
-@pytest.mark.parametrize("x", [0.5, 2.0])
+@pytest.mark.parametrize("x", [0.5, 1.25, 2.0])
 def test_every_o_sits_between_two_si(x, rule):
+    if rule == "dispersed" and x == 0.5:
+        pytest.skip("dispersed at x = 0.5 needs a perfect matching: test_dispersed_rule_leaves_no_si_without_o")
     atoms, info = nw.insert_oxygen(diamond(2), x, seed=7, rule=rule)
     assert nw.o_between_two_si(atoms, info["o_bonds"], tol=1e-6)
     n_si = 64
@@ -95,6 +97,37 @@ def test_clustered_rule_puts_the_o_together():
         return d[np.triu_indices(len(o), 1)].mean()
 
     assert mean_oo("clustered") < 0.8 * mean_oo("uniform")
+
+
+def test_dispersed_rule_leaves_no_si_without_o(monkeypatch):
+    """Random bonding conditioned on every Si having an O: no Si(Si4) unit, seeded; x < 0.5 is an error."""
+
+    def o_per_si(info, n_si):
+        return np.bincount(np.asarray(info["o_bonds"]).ravel(), minlength=n_si)
+
+    for x, reps in ((1.0, 2), (0.5, 1)):  # x = 0.5 on 8 Si: a perfect matching of the diamond graph
+        atoms, info = nw.insert_oxygen(diamond(reps), x, seed=3, rule="dispersed")
+        assert o_per_si(info, 8 * reps**3).min() >= 1
+        again, _ = nw.insert_oxygen(diamond(reps), x, seed=3, rule="dispersed")
+        assert np.array_equal(atoms.positions, again.positions)
+    # uniform draws leave Si without O at x = 1.0 on this parent for some seeds: the condition is not free
+    assert min(o_per_si(nw.insert_oxygen(diamond(2), 1.0, seed=s)[1], 64).min() for s in range(20)) == 0
+    with pytest.raises(ValueError, match="x >= 0.5"):
+        nw.insert_oxygen(diamond(2), 0.25, seed=1, rule="dispersed")
+    stretched, a, b = stretched_bond()  # a bridge is forced and counts towards covering its two Si
+    bridges = nw.parent_defects(stretched, 2.85, 3.3)["bridges"]
+    _, info = nw.insert_oxygen(stretched, 1.25, seed=2, rule="dispersed", expand=False, bridges=bridges)
+    assert info["o_bonds"][0] == sorted([a, b]) and o_per_si(info, 64).min() >= 1
+    monkeypatch.setattr(nw, "DISPERSED_TRIES", 20)  # 64 Si, 32 O: a perfect matching is never drawn in 20
+    with pytest.raises(nw.NetworkRejected, match="Si\\(Si4\\)"):
+        nw.insert_oxygen(diamond(2), 0.5, seed=1, rule="dispersed")
+
+    def parent(n_si, seed, protocol):
+        return diamond(2), {"cn_defects_after_cycle": [0], "cycles": 0, "defects": 0, "cpu_s": 0.0}
+
+    monkeypatch.setattr(nw, "asi_parent", parent)
+    atoms, props = nw.make_network_cell(0.5, 0, 64, nw.NetworkProtocol(prerelax="none"), rule="dispersed")
+    assert atoms is None and not props["ok"] and "Si(Si4)" in props["reason"]  # dropped with its reason
 
 
 @pytest.mark.parametrize("bad", [0, 0.0, -0.5, 2.01, 3, float("nan"), "a"])
@@ -293,6 +326,9 @@ def test_network_spectra_use_exactly_the_training_simulator():
     mix = build_amorphous.build_parser().parse_args(["network", "--family", "network", "--rule", "clustered"])
     build_amorphous.network_paths(mix)
     assert (mix.store_name, mix.tag) == ("n72_mix", "netmix72")  # never the uniform cells' names
+    disp = build_amorphous.build_parser().parse_args(["network", "--family", "network", "--rule", "dispersed"])
+    build_amorphous.network_paths(disp)
+    assert (disp.store_name, disp.tag) == ("n72_disp", "netdisp72")
 
 
 def _lammps() -> bool:
@@ -345,7 +381,7 @@ def test_parent_defects_pair_three_fold_si_into_bridges():
     }
 
 
-@pytest.mark.parametrize("rule", nw.RULES)
+@pytest.mark.parametrize("rule", ["uniform", "clustered"])  # dispersed (x >= 0.5): test_dispersed_rule_...
 def test_bridges_always_get_an_o_and_heal_the_three_fold_si(rule):
     atoms, a, b = stretched_bond()
     bridges = nw.parent_defects(atoms, 2.85, 3.3)["bridges"]

@@ -16,7 +16,10 @@ three-fold Si at intermediate x, and GFN1-xTB's SCF collapses onto those atoms
    0 < x <= 2) Si-Si bonds of the parent graph get one O each, chosen by a seeded
    rule: ``uniform`` = random bonding (bonds drawn uniformly), ``clustered`` =
    random mixture (the bonds nearest to a random centre, i.e. one SiO2 region in an
-   Si matrix).  The cell is expanded first (volume per Si interpolated between a-Si
+   Si matrix), ``dispersed`` = random bonding conditioned on every Si having at
+   least one O (no Si(Si4) unit; uniform draws rejected until none is left: the
+   training simulator's SCF does not converge on isolated Si(Si4) units,
+   docs/amorphous.md).  The cell is expanded first (volume per Si interpolated between a-Si
    and a-SiO2), the O goes to the bond midpoint displaced sideways so that
    Si-O = ``si_o`` Å.
 3. **CHGNet relaxation** (:func:`chgnet_relax`): cell and positions (FIRE,
@@ -60,7 +63,9 @@ V_SI_ASI = 28.0855 * _AMU_A3 / 2.29
 V_SI_SIO2 = 60.0843 * _AMU_A3 / 2.20
 
 FAMILIES = ("tersoff", "network")
-RULES = ("uniform", "clustered")
+RULES = ("uniform", "clustered", "dispersed")
+#: uniform draws tried by the ``dispersed`` rule before it gives up (x = 0.75 accepts ~2e-4 of them)
+DISPERSED_TRIES = 200_000
 
 
 class NetworkRejected(RuntimeError):
@@ -394,9 +399,11 @@ def insert_oxygen(
 ) -> tuple[Atoms, dict[str, Any]]:
     """Put ``x * n_Si`` O into Si-Si bonds of ``parent`` (Si only, periodic), seeded.
 
-    rule : ``uniform`` (random bonding: bonds drawn uniformly without replacement) or
+    rule : ``uniform`` (random bonding: bonds drawn uniformly without replacement),
         ``clustered`` (random mixture: the bonds whose midpoints are nearest to a random
-        point, minimum image).
+        point, minimum image) or ``dispersed`` (uniform draws, rejected until every Si has an
+        O: the random-bonding ensemble conditioned on no Si(Si4) unit; needs x >= 0.5,
+        :class:`NetworkRejected` when :data:`DISPERSED_TRIES` draws find none).
     expand : scale the cell (and Si positions) to :func:`volume_per_si` first (a float: that
         fraction of the volume change).
     directions : sideways directions drawn per O; the one whose O is farthest from the atoms
@@ -442,6 +449,8 @@ def insert_oxygen(
     forced = np.arange(nb)  # the bridges come first in (bi, bj, D)
     if rule == "uniform":
         chosen = np.concatenate([forced, nb + np.sort(rng.choice(n_bonds, size=n_o - nb, replace=False))])
+    elif rule == "dispersed":
+        chosen = _dispersed_bonds(rng, bi, bj, nb, n_o, n_si)
     else:
         centre = rng.random(3) @ cell
         mid = si_pos[bi[nb:]] + 0.5 * D[nb:] - centre
@@ -485,6 +494,20 @@ def insert_oxygen(
         "topology": (top_i.astype(int), top_j.astype(int), top_D),
     }
     return atoms, info
+
+
+def _dispersed_bonds(rng, bi, bj, nb: int, n_o: int, n_si: int) -> np.ndarray:
+    """Indices into (bi, bj) of the bonds that get an O under the ``dispersed`` rule: the ``nb``
+    forced bridges plus uniform draws of the other bonds, redrawn until every Si has an O."""
+    if 2 * n_o < n_si:
+        raise ValueError(f"insert_oxygen: the dispersed rule needs x >= 0.5 (every Si an O), got {n_o} O for {n_si} Si")
+    n_bonds = len(bi) - nb
+    ends = np.stack([bi, bj], axis=1)
+    for _ in range(DISPERSED_TRIES):
+        chosen = np.concatenate([np.arange(nb), nb + np.sort(rng.choice(n_bonds, size=n_o - nb, replace=False))])
+        if np.bincount(ends[chosen].ravel(), minlength=n_si).min() > 0:
+            return chosen
+    raise NetworkRejected(f"dispersed rule: no insertion without a Si(Si4) unit in {DISPERSED_TRIES} draws")
 
 
 def o_between_two_si(atoms: Atoms, o_bonds, tol: float = 0.05) -> bool:
@@ -778,17 +801,27 @@ def make_network_cell(
     rejected: list[dict] = []
     for t in range(max(1, p.insert_tries)):
         iseed = insertion_seed(seed, t)
-        inserted, ins = insert_oxygen(
-            parent,
-            x,
-            iseed,
-            rule=rule,
-            cutoff=p.si_cutoff,
-            si_o=p.si_o,
-            expand=p.expand_fraction,
-            directions=p.o_directions,
-            bridges=parent_info.get("bridges", ()),
-        )
+        try:
+            inserted, ins = insert_oxygen(
+                parent,
+                x,
+                iseed,
+                rule=rule,
+                cutoff=p.si_cutoff,
+                si_o=p.si_o,
+                expand=p.expand_fraction,
+                directions=p.o_directions,
+                bridges=parent_info.get("bridges", ()),
+            )
+        except NetworkRejected as err:  # the dispersed rule found no insertion on this parent
+            props.update(
+                ok=False,
+                reason=err.reason,
+                insert_rejected=rejected,
+                wall_s=round(time.perf_counter() - t0, 2),
+                cpu_s=round(time.process_time() - c0, 2),
+            )
+            return None, props
         props["insertion"] = {k: v for k, v in ins.items() if k not in ("o_bonds", "topology")}
         props["insertion"]["seed"] = iseed
         pre = cell_checks(inserted, p.min_pair)
