@@ -263,6 +263,18 @@ def step_checks(args: argparse.Namespace) -> None:
     if args.doc:  # the table between <!-- checks_<store>:begin/end --> of the document
         block = f"checks_network_{store.name}" if args.family == "network" else f"checks_{store.name}"
         _replace_doc_block(Path(args.doc), checks_markdown(table), block)
+    if args.family == "network" and (store / "probes.json").is_file():  # probe verdict against Si(Si4) units
+        from s2s.amorphous.probe import probe_by_si0, probe_by_si0_markdown, read_probes
+
+        entries = read_manifest(store)["cells"]
+        by_si0 = probe_by_si0(
+            read_probes(store / "probes.json"),
+            {e["name"]: c for e, c in zip(entries, cells)},
+            {e["name"]: e["x"] for e in entries},
+        )
+        print("probe passed/probed by Si(Si4) units per cell:\n" + probe_by_si0_markdown(by_si0))
+        if args.doc:
+            _replace_doc_block(Path(args.doc), probe_by_si0_markdown(by_si0), f"probe_si0_{store.name}")
 
 
 def _scf_failed(cache: Path, settings, name: str, site: int) -> bool:

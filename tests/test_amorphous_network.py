@@ -560,3 +560,24 @@ def test_insert_tries_retry_the_insertion_on_the_same_parent(monkeypatch, tries)
         # the first insertion is the one of insert_tries=1
         first, _ = nw.insert_oxygen(diamond(2), 0.5, seed + 1, directions=p.o_directions)
         assert np.allclose(relaxed[0].positions, first.positions)
+
+
+def test_probe_verdicts_by_si_si4_units():
+    """si0_units counts the Si without an O neighbour; probe_by_si0 buckets the probe verdicts by it."""
+    from s2s.amorphous.probe import probe_by_si0, probe_by_si0_markdown, si0_units
+
+    cells, x_of, probes = {}, {}, {}
+    for seed in range(6):
+        atoms, info = nw.insert_oxygen(diamond(2), 1.0, seed=seed)  # expanded: Si-O 1.62 Å, Si-Si bonds kept
+        no_o = int(np.count_nonzero(np.bincount(np.asarray(info["o_bonds"]).ravel(), minlength=64) == 0))
+        assert si0_units(atoms) == no_o
+        cells[f"c{seed}"], x_of[f"c{seed}"] = atoms, 1.0
+        probes[f"c{seed}"] = {"ok": no_o == 0}
+    disp, _ = nw.insert_oxygen(diamond(2), 1.0, seed=0, rule="dispersed")
+    cells["d"], x_of["d"], probes["d"] = disp, 1.0, {"ok": True}
+    assert si0_units(disp) == 0
+    table = probe_by_si0(probes, {**cells, "unprobed": disp}, {**x_of, "unprobed": 1.0})
+    row = table["1.00"]
+    assert row["0"][0] == row["0"][1] >= 1 and row["1"][0] == row[">=2"][0] == 0
+    assert sum(v[1] for v in row.values()) == 7  # the unprobed cell is not counted
+    assert probe_by_si0_markdown(table).splitlines()[2].startswith("| 1.00 | ")

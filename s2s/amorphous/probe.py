@@ -30,6 +30,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 PROBE_MAX_ITER = 60
 PROBE_MODES = ("z+1", "ground")
 PROBES_FILE = "probes.json"
@@ -216,3 +218,45 @@ def probe_summary(
         row["s_probe_passed"] = round(sum(s_ok) / len(s_ok), 2) if s_ok else None
         row["s_probe_failed"] = round(sum(s_fail) / len(s_fail), 2) if s_fail else None
     return {k: out[k] for k in sorted(out, key=float)}
+
+
+def si0_units(structure) -> int:
+    """Number of Si(Si4) units of a cell: Si with no O neighbour (Si-O cutoff of
+    :data:`s2s.amorphous.analysis.DEFAULT_CUTOFFS`), the units the Z+1 SCF cannot converge beside
+    when they sit isolated in the oxide (docs/amorphous.md)."""
+    from s2s.amorphous import analysis as an  # noqa: PLC0415
+
+    atoms = an.as_atoms(structure)
+    si = np.array(atoms.get_chemical_symbols()) == "Si"
+    return int(np.count_nonzero(an.coordination(atoms)["O"][si] == 0))
+
+
+def probe_by_si0(
+    probes: Mapping[str, Mapping[str, Any]], structures: Mapping[str, Any], x_of: Mapping[str, float]
+) -> dict[str, dict[str, list[int]]]:
+    """Probe verdicts by the number of Si(Si4) units of the cell: per composition ("0.75"), per bucket
+    "0", "1", ">=2", ``[passed, probed]`` over the probed cells of ``structures``."""
+    out: dict[str, dict[str, list[int]]] = {}
+    for name, cell in structures.items():
+        rec = probes.get(name)
+        if rec is None:
+            continue
+        n = si0_units(cell)
+        row = out.setdefault(f"{float(x_of[name]):.2f}", {"0": [0, 0], "1": [0, 0], ">=2": [0, 0]})
+        cnt = row["0" if n == 0 else "1" if n == 1 else ">=2"]
+        cnt[0] += int(bool(rec["ok"]))
+        cnt[1] += 1
+    return {k: out[k] for k in sorted(out, key=float)}
+
+
+def probe_by_si0_markdown(table: Mapping[str, Mapping[str, Sequence[int]]]) -> str:
+    """Markdown of :func:`probe_by_si0`: cells passing the probe / probed, per x and Si(Si4) count."""
+    lines = [
+        "| x | no Si(Si4) | one Si(Si4) | two or more |",
+        "|---|---|---|---|",
+    ]
+    for x, row in table.items():
+        lines.append(
+            f"| {x} | " + " | ".join(f"{p}/{n}" if n else "-" for p, n in (row[k] for k in ("0", "1", ">=2"))) + " |"
+        )
+    return "\n".join(lines) + "\n"
