@@ -126,6 +126,8 @@ def test_dispersed_rule_leaves_no_si_without_o(monkeypatch):
         return diamond(2), {"cn_defects_after_cycle": [0], "cycles": 0, "defects": 0, "cpu_s": 0.0}
 
     monkeypatch.setattr(nw, "asi_parent", parent)
+    with pytest.raises(ValueError, match="x >= 0.5"):  # refused before any parent is built
+        nw.build_network_store(Path("unused"), [0.25, 1.0], 1, {}, rule="dispersed", progress=False)
     atoms, props = nw.make_network_cell(0.5, 0, 64, nw.NetworkProtocol(prerelax="none"), rule="dispersed")
     assert atoms is None and not props["ok"] and "Si(Si4)" in props["reason"]  # dropped with its reason
 

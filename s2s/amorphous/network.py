@@ -962,6 +962,8 @@ def build_network_store(
     p = protocol or NetworkProtocol()
     directory = Path(directory)
     xs = [check_x(x) for x in xs]
+    if rule == "dispersed" and any(x < 0.5 for x in xs):  # before any parent is built
+        raise ValueError(f"the dispersed rule needs x >= 0.5 (every Si an O), got x = {min(xs)}")
     per_x = {x: int(n_cells[x] if isinstance(n_cells, dict) else n_cells) for x in xs}
     try:
         previous = read_manifest(directory)
