@@ -257,9 +257,12 @@ print({k: v for k, v in result.items() if k in ("rmsd_shell1", "species_accuracy
 # The Tersoff glasses above are the paper's test set, but their chemistry is not that of real
 # SiO$_x$ (many three-fold Si and O, small xTB gaps; docs/amorphous.md). The `network` family is
 # built as a network of four-fold Si and two-fold O (amorphous Si parent, O in Si-Si bonds, CHGNet
-# relaxation), with spectra from exactly the training simulator. Same model, same protocol, same
-# template database; written as `amorphous_generation.network`, and its build summary (sites,
-# SCF pass rate, gaps per x) as `amorphous.network`.
+# relaxation), with spectra from exactly the training simulator. At x = 0.75 and 1.0 the O go into
+# the bonds by random bonding conditioned on leaving no Si(Si4) unit (`--rule dispersed`): the
+# simulator's SCF does not converge beside isolated Si(Si4) islands (docs/amorphous.md, fifth
+# session). Same model, same protocol, same template database; written as
+# `amorphous_generation.network`, and its build summary (sites, SCF pass rate, gaps per x) as
+# `amorphous.network`.
 
 # %%
 # NBVAL_CHECK_OUTPUT
