@@ -317,3 +317,34 @@ def test_generate_refuses_guidance_for_a_model_without_spectrum_dropout():
     guided = replace(cfg, diffusion=replace(cfg.diffusion, cond_drop=0.1))
     out = generate(S2SModel(guided).eval(), np.random.default_rng(0).random((1, 200)), [4], guidance=1.0, n_steps=2)
     assert out[0][0].n_atoms == 4
+
+
+def test_ablation_variants_change_one_factor_of_cpu_v3():
+    """Every single-factor variant of benchmarks/ablation.py differs from cpu_v3 in the named field only."""
+    from dataclasses import asdict
+
+    from s2s.evaluation.ablation import variants
+
+    v = variants()
+    base = asdict(v["cpu_v3"])
+
+    def changed(name):
+        d = asdict(v[name])
+        return {
+            (part, k)
+            for part in base
+            if isinstance(base[part], dict)
+            for k in base[part]
+            if d[part][k] != base[part][k]
+        }
+
+    assert (
+        changed("cpu_v3_minsnr") == {("diffusion", "loss_weight")}
+        and v["cpu_v3_minsnr"].diffusion.loss_weight == "min_snr"
+    )
+    assert (
+        changed("cpu_v3_uniform") == {("diffusion", "t_sampling")}
+        and v["cpu_v3_uniform"].diffusion.t_sampling == "uniform"
+    )
+    assert changed("cpu_v3_add") == {("model", "spectrum_encoder")}
+    assert changed("cpu_v3_nosc") == {("model", "self_condition")}

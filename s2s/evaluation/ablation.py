@@ -50,6 +50,9 @@ def variants() -> dict[str, S2SConfig]:
         "cpu_v3_nosc": replace(v3, model=replace(v3.model, self_condition=False)),
         "cpu_v3_add": replace(v3, model=replace(v3.model, spectrum_encoder="add")),
         "cpu_v3_eps": replace(v3, diffusion=replace(v3.diffusion, parameterization="eps", loss_weight="min_snr")),
+        # single factors of the loss: min-SNR-5 weighting instead of clamp(SNR, 0.05, 1.5); uniform t instead of band
+        "cpu_v3_minsnr": replace(v3, diffusion=replace(v3.diffusion, loss_weight="min_snr")),
+        "cpu_v3_uniform": replace(v3, diffusion=replace(v3.diffusion, t_sampling="uniform")),
     }
 
 
