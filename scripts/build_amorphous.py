@@ -532,8 +532,10 @@ def step_spectra(args: argparse.Namespace) -> None:
         },
     )
     path = ds.save(args.out / DATASET_NAME)
-    cell_atoms = {
-        f"{x:.2f}": int(by_name[n]["n_si"] + by_name[n]["n_o"]) for n in selected for x in [float(by_name[n]["x"])]
+    cell_atoms = {  # sorted by x, whichever store serves it
+        f"{x:.2f}": int(by_name[n]["n_si"] + by_name[n]["n_o"])
+        for n in sorted(selected, key=lambda n: float(by_name[n]["x"]))
+        for x in [float(by_name[n]["x"])]
     }
     full = {
         "dataset": str(args.out / DATASET_NAME),
@@ -580,7 +582,7 @@ def step_spectra(args: argparse.Namespace) -> None:
             "min_gap_eV": settings.min_gap,
             "extra_cells": sorted(extra),
             "probe": _probe_meta(args, gate),
-            "store_by_x": {k: v["store"] for k, v in protocol_by_x.items()},
+            "store_by_x": {k: protocol_by_x[k]["store"] for k in sorted(protocol_by_x, key=float)},
         }
     )
     if gate is not None:
