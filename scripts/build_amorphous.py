@@ -246,7 +246,7 @@ def step_checks(args: argparse.Namespace) -> None:
     cells = load_cells(store)
     table = checks_table(cells)
     atomic_write_text(store / "checks.json", json.dumps(table, indent=1) + "\n")
-    plot_checks(cells, figure, table)
+    plot_checks(cells, figure, table, family=args.family)
     traces = None
     if not args.store_name and args.family != "network":  # traces of variant stores: only in their cell files
         traces = figure.with_name(figure.stem.replace("checks", "md") + figure.suffix)

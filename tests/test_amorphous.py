@@ -261,7 +261,7 @@ def test_store_roundtrip_and_errors(tmp_path):
 # --------------------------------------------------------------------------- checks table and figure
 
 
-def test_checks_table_and_figure_on_crystals(alpha_quartz, tmp_path):
+def test_checks_table_and_figure_on_crystals(alpha_quartz, tmp_path, monkeypatch):
     from s2s.amorphous.checks import angle_mode, checks_table, plot_checks
 
     quartz = alpha_quartz.copy()
@@ -281,6 +281,15 @@ def test_checks_table_and_figure_on_crystals(alpha_quartz, tmp_path):
     assert np.isnan(angle_mode(np.array([])))
     out = plot_checks([quartz, silicon_rich], tmp_path / "checks.png", table)
     assert out.stat().st_size > 10_000
+    import matplotlib.pyplot as plt
+
+    titles = []
+    real = plt.Figure.suptitle  # the family names the glasses in the title (the network figures said "Tersoff")
+    monkeypatch.setattr(plt.Figure, "suptitle", lambda self, t, **kw: titles.append(t) or real(self, t, **kw))
+    plot_checks([quartz, silicon_rich], tmp_path / "checks_net.png", table, family="network")
+    assert "network" in titles[-1] and "Tersoff" not in titles[-1]
+    with pytest.raises(ValueError, match="family"):
+        plot_checks([quartz], tmp_path / "x.png", table, family="glass")
     from s2s.amorphous.checks import plot_md_traces
 
     quartz.properties["thermo"] = {

@@ -146,8 +146,21 @@ def checks_markdown(table: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot_checks(structures: Sequence, path: Path, table: dict[str, dict[str, Any]] | None = None) -> Path:
-    """Eight-panel figure of the glass checks, written to ``path`` (PNG)."""
+#: figure labels per glass family: (short name for legends, title's description)
+FAMILY_LABELS = {
+    "tersoff": ("Tersoff", "melt-quench MD (Tersoff, Munetoh 2007)"),
+    "network": ("network", "O in the bonds of an a-Si network, CHGNet-relaxed (network family)"),
+}
+
+
+def plot_checks(
+    structures: Sequence, path: Path, table: dict[str, dict[str, Any]] | None = None, family: str = "tersoff"
+) -> Path:
+    """Eight-panel figure of the glass checks, written to ``path`` (PNG); ``family`` ("tersoff" or
+    "network", :data:`FAMILY_LABELS`) names the glasses in the title and legends."""
+    if family not in FAMILY_LABELS:
+        raise ValueError(f"plot_checks: family must be one of {sorted(FAMILY_LABELS)}, got {family!r}")
+    short, long = FAMILY_LABELS[family]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -173,7 +186,7 @@ def plot_checks(structures: Sequence, path: Path, table: dict[str, dict[str, Any
         ms=14,
         ls="-",
         lw=1,
-        label="Tersoff, mean over cells",
+        label=f"{short}, mean over cells",
     )
     ax[0].axhline(REFERENCE["a-SiO2 density g/cm3"], color="tab:red", ls="--", lw=1, label="a-SiO2 expt 2.20")
     ax[0].axhline(REFERENCE["a-Si density g/cm3"], color="tab:blue", ls=":", lw=1, label="a-Si expt 2.29")
@@ -203,7 +216,7 @@ def plot_checks(structures: Sequence, path: Path, table: dict[str, dict[str, Any
     ax[2].legend(fontsize=7, loc="lower left", framealpha=0.9)
 
     # (d) Si-Si bond fraction
-    ax[3].plot(xs, [v["si_si_bond_fraction"] for v in table.values()], "ko-", label="Tersoff glasses")
+    ax[3].plot(xs, [v["si_si_bond_fraction"] for v in table.values()], "ko-", label=f"{short} glasses")
     xx = np.linspace(0, 2, 50)
     ax[3].plot(xx, 1 - xx / 2, "tab:gray", ls="--", label="random bonding 1 - x/2")
     ax[3].set(xlabel="x in SiO$_x$", ylabel="Si-Si / all Si bonds", title="(d) Si-Si bond fraction")
@@ -255,7 +268,7 @@ def plot_checks(structures: Sequence, path: Path, table: dict[str, dict[str, Any
     ax[7].set(xlabel="r (Å)", ylabel="g(r)", title="(h) partial RDFs", ylim=(0, None))
     ax[7].legend(fontsize=8)
 
-    fig.suptitle("Amorphous SiO$_x$ from melt-quench MD (Tersoff, Munetoh 2007): checks against known facts")
+    fig.suptitle(f"Amorphous SiO$_x$ from {long}: checks against known facts")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
