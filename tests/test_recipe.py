@@ -186,8 +186,13 @@ def test_new_recipe_resumes_exactly_and_stops_at_a_cpu_budget(tmp_path):
     assert 0 < short.step < 10_000 and (tmp_path / "c" / CHECKPOINT).exists()
     assert short.history[-1]["cpu_seconds"] >= 0.05
     assert len(list((tmp_path / "c" / "snapshots").glob("step_*.pt"))) == short.step
-    longer = train(cfg, envs, spectra, tmp_path / "c", max_steps=10_000, progress=False, cpu_budget=0.3)
+    longer = train(
+        cfg, envs, spectra, tmp_path / "c", max_steps=10_000, progress=False, cpu_budget=0.3, snapshot_every=10_000
+    )
     assert longer.step > short.step and longer.history[-1]["cpu_seconds"] >= 0.3
+    # the budget's last step gets a snapshot even between snapshot_every steps (evaluable at its CPU time)
+    last = torch.load(tmp_path / "c" / "snapshots" / f"step_{longer.step:07d}.pt", weights_only=False)
+    assert last["step"] == longer.step and last["cpu_seconds"] >= 0.3
 
 
 def test_ema_warmup_forgets_the_initial_weights():

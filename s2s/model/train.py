@@ -181,7 +181,8 @@ def train(
     interruption, but writing ``model.pt`` and ``run.json`` as a finished run does) once the run's
     process CPU time, summed over resumed calls, reaches it; recipes are compared at equal CPU time.
     ``snapshot_every``: also keep the raw and EMA weights every that
-    many steps in ``out_dir/snapshots/`` (for validation curves).  ``device``: where the model and
+    many steps in ``out_dir/snapshots/`` (for validation curves), and at the step where
+    ``cpu_budget`` ends the run.  ``device``: where the model and
     batches live ("cpu", "cuda"); the random numbers are drawn on the CPU, so a seed gives the same
     data order and noise on every device.
     """
@@ -293,6 +294,20 @@ def train(
     def cpu_now() -> float:
         return cpu_before + time.process_time() - c0
 
+    def snapshot(step: int) -> None:  # raw and EMA weights at this step, for validation curves
+        snap_dir.mkdir(exist_ok=True)
+        atomic_torch_save(
+            {
+                "step": step,
+                "cpu_seconds": cpu_now(),
+                "model": model.state_dict(),
+                "ema": ema.module.state_dict(),
+                "config": cfg.to_dict(),
+                "n_max": n_max,
+            },
+            snap_dir / f"step_{step:07d}.pt",
+        )
+
     try:
         while step < total:
             epoch, pos = divmod(step, steps_per_epoch)
@@ -335,22 +350,13 @@ def train(
             if bar is not None:
                 bar.update(1)
             if snap_dir is not None and step % snapshot_every == 0:
-                snap_dir.mkdir(exist_ok=True)
-                atomic_torch_save(
-                    {
-                        "step": step,
-                        "cpu_seconds": cpu_now(),
-                        "model": model.state_dict(),
-                        "ema": ema.module.state_dict(),
-                        "config": cfg.to_dict(),
-                        "n_max": n_max,
-                    },
-                    snap_dir / f"step_{step:07d}.pt",
-                )
+                snapshot(step)
             if step % tc.checkpoint_every == 0 and step < total:
                 save()
             budget_hit = cpu_budget is not None and cpu_now() >= cpu_budget
             if budget_hit and step < total:
+                if snap_dir is not None and step % snapshot_every:  # the budget's end is evaluable at its CPU time
+                    snapshot(step)
                 if not history or history[-1]["step"] != step:
                     history.append(
                         {
