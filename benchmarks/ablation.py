@@ -2,6 +2,7 @@
 
     python benchmarks/ablation.py train cpu_v3 --cpu-minutes 35          # -> runs/ablation/cpu_v3/
     python benchmarks/ablation.py evaluate runs/ablation/cpu_v3 [--cpu-minutes 35] [--weights ema|raw]
+    python benchmarks/ablation.py evaluate runs/ablation/cpu_v3 --sampler ancestral --n-steps 50 --noise-scale 0.5
     python benchmarks/ablation.py report runs/ablation/* [--doc docs/model.md] [--figure docs/figures/validation_curve]
     python benchmarks/ablation.py curve runs/ablation/cpu runs/ablation/cpu_v3 --minutes 10 20 40 --n 96
     python benchmarks/ablation.py refine runs/ablation/cpu_v3 --t0 50 100 200 300     # SDEdit from templates
@@ -62,7 +63,9 @@ def cmd_curve(a: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> dict:
-    out = A.evaluate_run(Path(a.run), a.data, a.cpu_minutes, a.weights, a.guidance, a.n)
+    out = A.evaluate_run(
+        Path(a.run), a.data, a.cpu_minutes, a.weights, a.guidance, a.n, a.sampler, a.n_steps, a.noise_scale
+    )
     print(json.dumps(out))
     return out
 
@@ -97,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--weights", choices=("ema", "raw"), default="ema")
     e.add_argument("--guidance", type=float, default=0.0)
     e.add_argument("--n", type=int, default=None, help="validation sites (default: all)")
+    e.add_argument("--sampler", choices=("ddim", "ancestral"), default="ddim")
+    e.add_argument("--n-steps", type=int, default=50)
+    e.add_argument("--noise-scale", type=float, default=1.0, help="ancestral only: per-step noise factor (< 1: cooler)")
     c = sub.add_parser("curve")
     c.add_argument("runs", nargs="+")
     c.add_argument("--minutes", type=float, nargs="+", required=True)

@@ -121,10 +121,14 @@ def evaluate_run(
     weights: str = "ema",
     guidance: float = 0.0,
     n: int | None = None,
+    sampler: str = "ddim",
+    n_steps: int = 50,
+    noise_scale: float = 1.0,
 ) -> dict:
     """Measure a snapshot of ``run`` on the validation split and write ``eval_*.json`` into the run.
 
-    DDIM-50 generation with the target's atom count, seed 0, paper alignment: 1st-shell and all-atom
+    DDIM-50 generation (or ``sampler`` with ``n_steps``; ``noise_scale`` for the ancestral sampler,
+    :func:`s2s.model.diffusion.sample`) with the target's atom count, seed 0, paper alignment: 1st-shell and all-atom
     RMSD (Å), 1st-shell CN error (%), species accuracy, validity; the denoising probe's conditioning
     gap at t = 200 and 500 (:func:`s2s.model.probe.conditioning_gap`); generation CPU seconds.
     ``n``: a seeded random subset of that many validation sites (the file name gets ``_n<K>``).
@@ -145,7 +149,16 @@ def evaluate_run(
     targets = [r.environment for r in recs]
     spectra = np.stack([r.spectrum for r in recs])
     t0 = time.process_time()
-    gen = generate(model, spectra, [e.n_atoms for e in targets], seed=0, sampler="ddim", n_steps=50, guidance=guidance)
+    gen = generate(
+        model,
+        spectra,
+        [e.n_atoms for e in targets],
+        seed=0,
+        sampler=sampler,
+        n_steps=n_steps,
+        guidance=guidance,
+        noise_scale=noise_scale,
+    )
     t_gen = time.process_time() - t0
     rows = [{"paper": evaluate_pair(t, g[0])} for t, g in zip(targets, gen)]
     table = summary_table(rows, "paper")
@@ -156,6 +169,8 @@ def evaluate_run(
         "snapshot": snap.name,
         "weights": weights,
         "guidance": guidance,
+        "sampler": f"{sampler}-{n_steps}",
+        "noise_scale": noise_scale,
         "step": int(state["step"]),
         "cpu_minutes": round(state["cpu_seconds"] / 60.0, 1),
         "n_val": len(recs),
@@ -167,6 +182,8 @@ def evaluate_run(
     name = (
         f"eval_{snap.stem}_{weights}"
         + (f"_w{guidance:g}" if guidance else "")
+        + ("" if (sampler, n_steps) == ("ddim", 50) else f"_{sampler}{n_steps}")
+        + (f"_ns{noise_scale:g}" if noise_scale != 1.0 else "")
         + (f"_n{len(recs)}" if n else "")
         + ".json"
     )

@@ -331,6 +331,7 @@ def sample(
     progress: bool = False,
     clip_radius: float | None = 6.0,
     guidance: float = 0.0,
+    noise_scale: float = 1.0,
 ) -> SampleOutput:
     """Ancestral sampling from N(0, I) at t=T down to t=0, conditioned on spectra (B, L).
 
@@ -338,7 +339,12 @@ def sample(
     a cheap approximation; the paper's protocol uses all T = 1000 steps.
     ``clip_radius`` (Å): radial clip of the predicted x_0 (module docstring); None disables it.
     ``guidance``: classifier-free guidance weight w (:func:`guided_predictions`; 0 = none, the paper).
+    ``noise_scale``: factor on the noise of every reverse step, z_s = mu + noise_scale * sigma_{t->s} eps
+    (low-temperature sampling; 1 = the paper's ancestral sampler, 0 = every step goes to its mean;
+    the initial draw at t = T stays N(0, I)).
     """
+    if not noise_scale >= 0.0:
+        raise ValueError(f"noise_scale must be >= 0, got {noise_scale!r}")
     cfg = schedule.cfg
     dev = device_of(model, spectrum)
     spectrum = torch.as_tensor(spectrum, dtype=torch.float32).to(dev)
@@ -373,7 +379,7 @@ def sample(
         c_zt = a_ts * sg_s**2 / sg_t**2
         mu_x = c_x0 * x_hat + c_zt * z_x
         mu_h = c_x0 * h_hat + c_zt * z_h
-        std = torch.sqrt(sg2_ts) * sg_s / sg_t
+        std = noise_scale * torch.sqrt(sg2_ts) * sg_s / sg_t
         z_x = (mu_x + std * randn_like_on(z_x.shape, generator, z_x)) * mm
         z_h = (mu_h + std * randn_like_on(z_h.shape, generator, z_h)) * mm + fixed_h
     # x_0 from z_0: x = (z_0 - sigma_0 eps_hat) / alpha_0

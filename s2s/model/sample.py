@@ -86,6 +86,7 @@ def _sample_batches(
     eta: float,
     guidance: float,
     progress: bool,
+    noise_scale: float = 1.0,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Sample graphs (spectrum ``spec_t[i]`` (B, 200), ``counts[i]`` atoms) in batches of ``batch_size``
     in input order from one generator; returns (coords (N, 3) Å, species (N,)) per graph."""
@@ -103,7 +104,14 @@ def _sample_batches(
             )
         else:
             res = ancestral_sample(
-                model.denoiser, spec_t[sl], counts[sl], model.schedule, gen, n_steps=n_steps, guidance=guidance
+                model.denoiser,
+                spec_t[sl],
+                counts[sl],
+                model.schedule,
+                gen,
+                n_steps=n_steps,
+                guidance=guidance,
+                noise_scale=noise_scale,
             )
         out.extend(uncollate(res.x, res.species, res.node_mask))
     return out
@@ -126,6 +134,7 @@ def generate(
     guidance: float = 0.0,
     device: str | torch.device | None = None,
     buckets: bool = False,
+    noise_scale: float = 1.0,
 ) -> list[list[Environment]]:
     """Generate ``n_samples`` environments for each spectrum (M, 200).
 
@@ -138,7 +147,9 @@ def generate(
     ``sampler``: "ancestral" (default; the paper's sampler, strided when ``n_steps`` < T) or
     "ddim" (:func:`s2s.model.diffusion.sample_ddim`, few-step; ``eta`` = 0 deterministic, > 0
     stochastic; ``n_steps=None`` means all T steps for both).  ``guidance``: classifier-free
-    guidance weight (0: none; only for models trained with ``cond_drop`` > 0).  ``device``: move the
+    guidance weight (0: none; only for models trained with ``cond_drop`` > 0).  ``noise_scale``: the
+    ancestral sampler's per-step noise factor (:func:`s2s.model.diffusion.sample`; 1 = the paper's,
+    < 1 low-temperature; the DDIM sampler refuses anything but 1).  ``device``: move the
     model there first (e.g. "cuda"); by default it runs where its weights are.  The random numbers
     are drawn on the CPU, so a seed gives the same noise on every device.
 
@@ -150,6 +161,8 @@ def generate(
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if noise_scale != 1.0 and sampler != "ancestral":
+        raise ValueError(f"generate: noise_scale {noise_scale:g} is an ancestral-sampler option, not {sampler!r}'s")
     if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
         raise ValueError(f"generate: n_samples must be a positive integer, got {n_samples!r}")
     if guidance and not getattr(getattr(getattr(model, "cfg", None), "diffusion", None), "cond_drop", 0.0):
@@ -162,7 +175,9 @@ def generate(
     spectra = np.atleast_2d(np.asarray(spectra, dtype=np.float32))
     m = spectra.shape[0]
     n_samples = int(n_samples)
-    opts = dict(n_steps=n_steps, batch_size=batch_size, sampler=sampler, eta=eta, guidance=guidance)
+    opts = dict(
+        n_steps=n_steps, batch_size=batch_size, sampler=sampler, eta=eta, guidance=guidance, noise_scale=noise_scale
+    )
     spec_all = torch.as_tensor(spectra).repeat_interleave(n_samples, dim=0)  # graph g = (g // n_samples, g % n_samples)
     if n_atoms is not None:
         counts = torch.as_tensor(np.asarray(n_atoms), dtype=torch.long)
