@@ -3,6 +3,7 @@
     python benchmarks/ablation.py train cpu_v3 --cpu-minutes 35          # -> runs/ablation/cpu_v3/
     python benchmarks/ablation.py evaluate runs/ablation/cpu_v3 [--cpu-minutes 35] [--weights ema|raw]
     python benchmarks/ablation.py evaluate runs/ablation/cpu_v3 --sampler ancestral --n-steps 50 --noise-scale 0.5
+    python benchmarks/ablation.py sampling runs/ablation/cpu_v3 --settings ddim-50 ancestral-50@0.7 --seeds 0 1 2
     python benchmarks/ablation.py report runs/ablation/* [--doc docs/model.md] [--figure docs/figures/validation_curve]
     python benchmarks/ablation.py curve runs/ablation/cpu runs/ablation/cpu_v3 --minutes 10 20 40 --n 96
     python benchmarks/ablation.py refine runs/ablation/cpu_v3 --t0 50 100 200 300     # SDEdit from templates
@@ -70,6 +71,15 @@ def cmd_evaluate(a: argparse.Namespace) -> dict:
     return out
 
 
+def cmd_sampling(a: argparse.Namespace) -> int:
+    res = A.sampler_sweep(Path(a.run), a.data, a.settings, a.seeds, a.cpu_minutes, a.weights)
+    print(
+        f"{res['variant']} {res['snapshot']} ({res['weights']}), {res['n_val']} validation sites, seeds {res['seeds']}"
+    )
+    print(A.format_sweep(res))
+    return 0
+
+
 def cmd_report(a: argparse.Namespace) -> int:
     rows = A.collect_evaluations(a.runs)
     md = A.table_markdown(rows)
@@ -103,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--sampler", choices=("ddim", "ancestral"), default="ddim")
     e.add_argument("--n-steps", type=int, default=50)
     e.add_argument("--noise-scale", type=float, default=1.0, help="ancestral only: per-step noise factor (< 1: cooler)")
+    w = sub.add_parser("sampling", help="sampler settings of one snapshot over several seeds (validation)")
+    w.add_argument("run")
+    w.add_argument("--settings", nargs="+", default=["ddim-50", "ancestral-50"], help="NAME-STEPS[@NOISE_SCALE]")
+    w.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    w.add_argument("--cpu-minutes", type=float, default=None)
+    w.add_argument("--weights", choices=("ema", "raw"), default="ema")
     c = sub.add_parser("curve")
     c.add_argument("runs", nargs="+")
     c.add_argument("--minutes", type=float, nargs="+", required=True)
@@ -121,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     res = {
         "train": cmd_train,
         "evaluate": cmd_evaluate,
+        "sampling": cmd_sampling,
         "report": cmd_report,
         "curve": cmd_curve,
         "refine": cmd_refine,

@@ -353,3 +353,28 @@ def test_ablation_variants_change_one_factor_of_cpu_v3():
     )
     assert changed("cpu_v3_add") == {("model", "spectrum_encoder")}
     assert changed("cpu_v3_nosc") == {("model", "self_condition")}
+
+
+def test_parse_sampler_and_report_rows(tmp_path):
+    """Sampler settings parse with clear errors, and the ablation table keeps one sampler (DDIM-50, full validation)."""
+    import json
+
+    from s2s.evaluation.ablation import collect_evaluations, parse_sampler
+
+    assert parse_sampler("ddim-50") == ("ddim", 50, 1.0)
+    assert parse_sampler("ancestral-1000@0.7") == ("ancestral", 1000, 0.7)
+    for bad in ("ddim", "ancestral-x", "ddim-50@0.5", "euler-20", "ancestral-0"):
+        with pytest.raises(ValueError, match="sampler setting"):
+            parse_sampler(bad)
+    row = {"variant": "v", "weights": "ema", "cpu_minutes": 1.0}
+    files = {
+        "eval_step_0000010_ema.json": {**row},
+        "eval_step_0000010_ema_n96.json": {**row, "cpu_minutes": 2.0},
+        "eval_step_0000010_ema_ancestral50.json": {**row, "sampler": "ancestral-50", "cpu_minutes": 3.0},
+        "eval_step_0000010_ema_ancestral50_ns0.7.json": {**row, "sampler": "ancestral-50", "noise_scale": 0.7},
+        "eval_step_0000020_raw.json": {**row, "weights": "raw", "sampler": "ddim-50", "cpu_minutes": 4.0},
+    }
+    for name, r in files.items():
+        (tmp_path / name).write_text(json.dumps(r))
+    rows = collect_evaluations([tmp_path])
+    assert [(r["cpu_minutes"], r["weights"]) for r in rows] == [(1.0, "ema"), (4.0, "raw")]

@@ -251,11 +251,16 @@ def format_curve_row(r: dict) -> str:
 def collect_evaluations(runs: list[str | Path]) -> list[dict]:
     """The full-validation evaluations (``eval_*.json`` without ``_n``) of the runs, sorted by
     (CPU minutes, variant, weights)."""
+    import re
+
     rows = []
     for run in runs:
         for p in sorted(Path(run).glob("eval_*.json")):
-            if "_n" not in p.stem:  # the table holds full validation runs only (curve subsets are named _nK)
-                rows.append(json.loads(p.read_text()))
+            if re.search(r"_n\d+$", p.stem):  # the table holds full validation runs only (curve subsets are _nK)
+                continue
+            row = json.loads(p.read_text())
+            if row.get("sampler", "ddim-50") == "ddim-50" and row.get("noise_scale", 1.0) == 1.0:  # one sampler
+                rows.append(row)
     rows.sort(key=lambda r: (r["cpu_minutes"], r["variant"], r["weights"]))
     return rows
 
@@ -278,3 +283,98 @@ def write_doc_block(doc: Path, md: str) -> None:
         raise SystemExit(f"{doc}: no {DOC_BEGIN} ... {DOC_END} block to fill")
     new = text.split(DOC_BEGIN)[0] + DOC_BEGIN + "\n" + md + DOC_END + text.split(DOC_END, 1)[1]
     atomic_write_text(doc, new)
+
+
+#: The metrics :func:`sampler_sweep` averages over seeds.
+SWEEP_METRICS = ("rmsd_shell1", "rmsd_all", "cn_error_shell1_pct", "species_accuracy", "validity")
+
+
+def parse_sampler(spec: str) -> tuple[str, int, float]:
+    """``"ddim-50"``, ``"ancestral-50"`` or ``"ancestral-50@0.7"`` -> (sampler, n_steps, noise_scale)."""
+    try:
+        name_steps, _, ns = spec.partition("@")
+        name, steps = name_steps.rsplit("-", 1)
+        out = (name, int(steps), float(ns) if ns else 1.0)
+    except ValueError:
+        raise ValueError(
+            f"sampler setting {spec!r}: expected NAME-STEPS[@NOISE_SCALE], e.g. ancestral-50@0.7"
+        ) from None
+    if name not in ("ddim", "ancestral") or out[1] < 1 or (name == "ddim" and out[2] != 1.0):
+        raise ValueError(f"sampler setting {spec!r}: ddim-N or ancestral-N[@noise_scale], N >= 1")
+    return out
+
+
+def sampler_sweep(
+    run: Path,
+    data: str | Path,
+    settings: list[str],
+    seeds: list[int],
+    cpu_minutes: float | None = None,
+    weights: str = "ema",
+) -> dict:
+    """Sampler settings of one snapshot compared on the validation split, each over several seeds.
+
+    For every setting (:func:`parse_sampler`) and seed: one sample per validation site with the
+    target's atom count, paper alignment, :data:`SWEEP_METRICS`.  Returns (and writes as
+    ``sampling_<snapshot>_<weights>.json`` into the run) ``{"snapshot", "weights", "seeds",
+    "rows": [{"setting", "per_seed": {metric: [...]}, "mean": {...}, "sd": {...}}]}``: the spread
+    over seeds is the noise a single validation number carries.
+    """
+    from s2s.model.sample import generate
+
+    torch.set_num_threads(1)
+    run = Path(run)
+    snap = pick_snapshot(run, cpu_minutes)
+    model, state = load_snapshot(snap, weights)
+    _, val = load_split(data)
+    recs = list(val)
+    targets = [r.environment for r in recs]
+    spectra = np.stack([r.spectrum for r in recs])
+    rows = []
+    for spec in settings:
+        sampler, n_steps, ns = parse_sampler(spec)
+        per_seed: dict[str, list[float]] = {k: [] for k in SWEEP_METRICS}
+        for seed in seeds:
+            gen = generate(
+                model,
+                spectra,
+                [e.n_atoms for e in targets],
+                seed=seed,
+                sampler=sampler,
+                n_steps=n_steps,
+                noise_scale=ns,
+            )
+            pairs = [{"paper": evaluate_pair(t, g[0])} for t, g in zip(targets, gen)]
+            table = summary_table(pairs, "paper")
+            table["validity"] = float(np.mean([r["paper"]["valid"] for r in pairs]))
+            for k in SWEEP_METRICS:
+                per_seed[k].append(float(table[k]))
+        rows.append(
+            {
+                "setting": spec,
+                "per_seed": per_seed,
+                "mean": {k: float(np.mean(v)) for k, v in per_seed.items()},
+                "sd": {k: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in per_seed.items()},
+            }
+        )
+    out = {
+        "variant": run.name,
+        "snapshot": snap.name,
+        "step": int(state["step"]),
+        "weights": weights,
+        "n_val": len(recs),
+        "seeds": list(seeds),
+        "rows": rows,
+    }
+    atomic_write_text(run / f"sampling_{snap.stem}_{weights}.json", json.dumps(out, indent=1))
+    return out
+
+
+def format_sweep(result: dict) -> str:
+    """Markdown table of a :func:`sampler_sweep` result: mean ± sd over seeds."""
+    head = "| sampler | " + " | ".join(SWEEP_METRICS) + " |\n|---|" + "---|" * len(SWEEP_METRICS) + "\n"
+    body = "".join(
+        f"| {r['setting']} | " + " | ".join(f"{r['mean'][k]:.3f} ± {r['sd'][k]:.3f}" for k in SWEEP_METRICS) + " |\n"
+        for r in result["rows"]
+    )
+    return head + body
