@@ -352,6 +352,8 @@ def test_ablation_variants_change_one_factor_of_cpu_v3():
         and v["cpu_v3_uniform"].diffusion.t_sampling == "uniform"
     )
     assert changed("cpu_v3_add") == {("model", "spectrum_encoder")}
+    assert changed("cpu_v3_wide") == {("model", "hidden_dim"), ("model", "message_dim")}
+    assert (v["cpu_v3_wide"].model.hidden_dim, v["cpu_v3_wide"].model.message_dim) == (256, 128)
     assert changed("cpu_v3_nosc") == {("model", "self_condition")}
 
 

@@ -53,6 +53,8 @@ def variants() -> dict[str, S2SConfig]:
         # single factors of the loss: min-SNR-5 weighting instead of clamp(SNR, 0.05, 1.5); uniform t instead of band
         "cpu_v3_minsnr": replace(v3, diffusion=replace(v3.diffusion, loss_weight="min_snr")),
         "cpu_v3_uniform": replace(v3, diffusion=replace(v3.diffusion, t_sampling="uniform")),
+        # width at equal CPU time (issue 14): twice the hidden and message widths, same depth
+        "cpu_v3_wide": replace(v3, model=replace(v3.model, hidden_dim=256, message_dim=128)),
     }
 
 
