@@ -20,7 +20,7 @@
 # lr and EMA warm-up and size-bucketed batches.  The paper's exact method is `preset = "paper"`
 # (hidden 1024, far too slow on 2 CPU cores) or, at CPU size, `preset = "cpu"`.
 #
-# By default this notebook **loads the shipped checkpoint** (`models/s2s_open_v5/`: 202 CPU minutes of
+# By default this notebook **loads the shipped checkpoint** (`models/s2s_open_v6/`: 284 CPU minutes of
 # one core on the *fit* split, i.e. the training split minus the 10 % validation structures on which
 # the recipe was chosen, so its validation numbers in docs/model.md are honest) and shows how it was
 # trained; `retrain = True` trains from scratch into `model_dir` (resumable: re-running
@@ -31,7 +31,7 @@
 small = False  # CI: tiny model, a few steps, scratch folder
 figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
 dataset_path = "../data/s2s_open_v1.h5"
-model_dir = "../models/s2s_open_v5"
+model_dir = "../models/s2s_open_v6"
 retrain = False  # True: train from scratch (or resume) into model_dir
 preset = "cpu_v3"  # "cpu_v3" | "cpu" | "paper" | "tiny"
 epochs = None  # None: the preset's (cpu: 300)

@@ -32,7 +32,7 @@
 small = False  # CI: few samples, few sampling steps
 figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
 dataset_path = "../data/s2s_open_v1.h5"
-model_path = "../models/s2s_open_v5/model.pt"
+model_path = "../models/s2s_open_v6/model.pt"
 reference_dir = "../data/reference"
 structure_id = "alpha_quartz"  # reference-set structure that gives the target (and the default input)
 site_index = None  # its O site (None: the first computed one)

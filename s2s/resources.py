@@ -19,7 +19,7 @@ from pathlib import Path
 
 #: name -> (environment variable, path inside the project home)
 RESOURCES: dict[str, tuple[str, str]] = {
-    "model": ("S2S_MODEL", "models/s2s_open_v5/model.pt"),
+    "model": ("S2S_MODEL", "models/s2s_open_v6/model.pt"),
     "forward": ("S2S_FORWARD", "models/forward_v1/model.pt"),
     "data": ("S2S_DATA", "data/s2s_open_v1.h5"),
     "results": ("S2S_RESULTS", "figures/results.json"),

@@ -41,3 +41,29 @@ def test_headline_table_and_block(tmp_path):
     assert "\nold\n" not in new
     with pytest.raises(ValueError, match="headline:begin"):
         replace_block("no markers", table)
+
+
+def test_families_table_per_composition():
+    """Both glass families per x from notebook 05's keys; an x a family lacks reads '—'; no data is an error."""
+    from s2s.evaluation.results import families_table
+
+    res = {
+        "amorphous_generation": {
+            "n": {"0.25": 3, "2.00": 5},
+            "rmsd_shell1": {"0.25": 1.5, "2.00": 0.9},
+            "species_accuracy": {"0.25": 0.3, "2.00": 0.5},
+            "network": {
+                "n": {"0.25": 4, "0.50": 6, "2.00": 7},
+                "rmsd_shell1": {"0.25": 0.6, "0.50": 0.8, "2.00": 0.35},
+                "species_accuracy": {"0.25": 1.0, "0.50": 0.95, "2.00": 0.99},
+                "model_win_rate": {"0.25": 0.8, "0.50": 0.7, "2.00": 0.5},
+                "template": {"species_accuracy": {"0.25": 0.2, "0.50": 0.3, "2.00": 0.98}},
+            },
+        }
+    }
+    lines = families_table(res).splitlines()
+    assert [ln.split(" | ")[0] for ln in lines[2:]] == ["| 0.25", "| 0.50", "| 2.00"]
+    assert lines[3] == "| 0.50 | 0 | — | — | 6 | 0.800 | 0.95 | 0.30 | 0.70 |"
+    assert lines[4] == "| 2.00 | 5 | 0.900 | 0.50 | 7 | 0.350 | 0.99 | 0.98 | 0.50 |"
+    with pytest.raises(ValueError, match="notebook 05"):
+        families_table({})

@@ -164,6 +164,36 @@ def headline_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def families_table(results: dict) -> str:
+    """Markdown table of the model on both glass families per composition x (notebook 05's
+    ``amorphous_generation`` and its ``network`` key): sites, 1st-shell RMSD (Å) and species accuracy
+    per family, template matching's species accuracy and the model's win rate on the network family."""
+    ag = results.get("amorphous_generation", {})
+    net = ag.get("network", {})
+    xs = sorted(set(ag.get("n", {})) | set(net.get("n", {})), key=float)
+    if not xs:
+        raise ValueError("results have no amorphous_generation per composition (run notebook 05)")
+
+    def cell(fam: dict, key: str, x: str, fmt: str) -> str:
+        v = fam.get(key, {}).get(x)
+        return _fmt(v, fmt) if v is not None and (fam.get("n", {}).get(x) or 0) > 0 else "—"
+
+    lines = [
+        "| x | Tersoff n | Tersoff 1st shell (Å) | Tersoff species | network n | network 1st shell (Å) "
+        "| network species | network template species | network wins |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for x in xs:
+        lines.append(
+            f"| {x} | {ag.get('n', {}).get(x, 0)} | {cell(ag, 'rmsd_shell1', x, '.3f')} | "
+            f"{cell(ag, 'species_accuracy', x, '.2f')} | {net.get('n', {}).get(x, 0)} | "
+            f"{cell(net, 'rmsd_shell1', x, '.3f')} | {cell(net, 'species_accuracy', x, '.2f')} | "
+            f"{cell(net.get('template', {}) | {'n': net.get('n', {})}, 'species_accuracy', x, '.2f')} | "
+            f"{cell(net, 'model_win_rate', x, '.2f')} |"
+        )
+    return "\n".join(lines)
+
+
 def replace_block(text: str, block: str, name: str = "headline") -> str:
     """Replace what lies between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``text``."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
