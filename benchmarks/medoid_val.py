@@ -59,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         help="also retrieval-anchored picks: the sample nearest to the M fit-split environments whose spectra "
         "are nearest (MSE) to the query, alone and plus the medoid score (not a pure-model pick)",
     )
+    ap.add_argument(
+        "--screened",
+        type=float,
+        nargs="*",
+        default=None,
+        help="also the medoid of the samples whose forward-model score is in the best fraction KEEP (e.g. 0.5 0.25)",
+    )
     a = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     fit, val = load_split(a.data)
@@ -93,6 +100,13 @@ def main(argv: list[str] | None = None) -> int:
         picks["largest-cluster medoid"] = np.array(
             [cluster(row, d, split_distance=None)[0]["representative"] for row, d in zip(samples, distances("best"))]
         )
+    if a.screened:  # the medoid among the samples with the best forward-model scores
+        from s2s.evaluation.best_of_k import screened_medoid_index
+
+        for keep in a.screened:
+            picks[f"medoid of fwd top {keep:g}"] = np.array(
+                [screened_medoid_index(sc, d, keep) for sc, d in zip(sel["scores"], distances("best"))]
+            )
     picks["oracle"] = sel["oracle_of_k"]
     if a.anchor:
         picks.update(anchored_picks(samples, spectra, recs, fit, a.anchor, distances("best")))

@@ -328,3 +328,24 @@ def test_validation_mask_matches_dataset_validation_split():
     fit, val = D.validation_split(ds, 0.1, seed=1)
     m = validation_mask([r.structure_id for r in ds], 0.1, seed=1)
     assert {r.structure_id for r in val} == {r.structure_id for r, v in zip(ds, m) if v}
+
+
+def test_screened_medoid_between_forward_pick_and_medoid():
+    """keep = 1 is the medoid, keep = 1/K the forward pick; in between, the medoid of the kept samples."""
+    from s2s.evaluation.best_of_k import medoid_of_distances, screened_medoid_index
+
+    x = np.array([0.0, 0.1, 0.2, 3.0, 3.1])  # samples 0-2 agree, 3-4 agree with each other
+    d = np.abs(x[:, None] - x[None, :])
+    scores = np.array([0.9, 0.5, 0.8, 0.1, 0.2])  # the forward model prefers 3 and 4
+    assert screened_medoid_index(scores, d, 1.0) == medoid_of_distances(d)[0] == 2  # the majority's centre
+    assert screened_medoid_index(scores, d, 0.2) == 3  # the forward pick
+    assert screened_medoid_index(scores, d, 0.4) == 3  # medoid of {3, 4}: tie to the lower index
+    assert screened_medoid_index(scores, d, 0.6) == 3  # {1, 3, 4}: 3 is nearest to the others
+    d2 = d.copy()
+    d2[3, 4] = d2[4, 3] = 5.0  # 3 and 4 disagree: the screen of {1, 3, 4} keeps 1, between them
+    assert screened_medoid_index(scores, d2, 0.6) == 1
+    assert screened_medoid_index(np.array([np.nan, 0.5, 0.8, 0.1, 0.2]), d, 0.2) == 3
+    with pytest.raises(ValueError, match="keep"):
+        screened_medoid_index(scores, d, 0.0)
+    with pytest.raises(ValueError, match="distances"):
+        screened_medoid_index(scores, d[:4, :4], 0.5)

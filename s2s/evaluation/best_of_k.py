@@ -122,6 +122,24 @@ def medoid_index(samples: Sequence[Environment], method: str = "best") -> int:
     return medoid(samples, method)[0]
 
 
+def screened_medoid_index(scores: np.ndarray, distances: np.ndarray, keep: float = 0.5) -> int:
+    """The medoid among the samples the forward model likes: of K samples with forward scores
+    ``scores`` (K,) (MSE of the predicted to the input spectrum, lower is better; NaN = worst), keep the
+    best ceil(``keep`` K) and return the index of their medoid under the (K, K) ``distances`` (Å)
+    restricted to them (:func:`medoid_of_distances`).  ``keep`` = 1 is the medoid; 1/K the forward pick
+    (ties to the lower index).  Target-free, a pure-model pick."""
+    sc = np.asarray(scores, dtype=float)
+    d = np.asarray(distances, dtype=float)
+    k = sc.size
+    if k == 0 or d.shape != (k, k):
+        raise ValueError(f"screened_medoid_index: {k} scores and distances of shape {d.shape}")
+    if not 0.0 < keep <= 1.0:
+        raise ValueError(f"screened_medoid_index: keep must be in (0, 1], got {keep!r}")
+    n = max(1, int(np.ceil(keep * k - 1e-9)))
+    kept = np.sort(np.argsort(np.where(np.isfinite(sc), sc, np.inf), kind="stable")[:n])
+    return int(kept[medoid_of_distances(d[np.ix_(kept, kept)])[0]])
+
+
 def anchor_distances(
     samples: Sequence[Environment], anchors: Sequence[Environment], method: str = "best"
 ) -> np.ndarray:
