@@ -41,8 +41,8 @@ DEFAULT_DATA = default_path("data")
 #: The forward model (environment -> spectrum) that ranks the candidates (docs/forward_model.md).
 DEFAULT_FORWARD = default_path("forward")
 #: Sampler and step count for predict, chosen from benchmarks/bench_steps.py (docs/predict.md).
-DEFAULT_SAMPLER = "ancestral"
-DEFAULT_STEPS = 50
+DEFAULT_SAMPLER = "ddim"
+DEFAULT_STEPS = 100
 DEFAULT_N_SAMPLES = 16
 
 
