@@ -116,6 +116,20 @@ def load_snapshot(path: Path, weights: str) -> tuple[S2SModel, dict]:
     return model, state
 
 
+def _validation_inputs(run: Path, data: str | Path, cpu_minutes: float | None, weights: str, n: int | None = None):
+    """(snapshot path, model, snapshot state, validation records, target environments, spectra (M, 200))
+    for evaluating ``run`` at ``cpu_minutes``; ``n``: a seeded random subset of that many sites.
+    Sets torch to one thread (the evaluations are compared in CPU time)."""
+    torch.set_num_threads(1)
+    snap = pick_snapshot(run, cpu_minutes)
+    model, state = load_snapshot(snap, weights)
+    _, val = load_split(data)
+    recs = list(val)
+    if n:
+        recs = [recs[i] for i in np.random.default_rng(0).choice(len(recs), size=min(n, len(recs)), replace=False)]
+    return snap, model, state, recs, [r.environment for r in recs], np.stack([r.spectrum for r in recs])
+
+
 def evaluate_run(
     run: Path,
     data: str | Path,
@@ -140,16 +154,8 @@ def evaluate_run(
     from s2s.model.probe import conditioning_gap
     from s2s.model.sample import generate
 
-    torch.set_num_threads(1)
     run = Path(run)
-    snap = pick_snapshot(run, cpu_minutes)
-    model, state = load_snapshot(snap, weights)
-    _, val = load_split(data)
-    recs = list(val)
-    if n:
-        recs = [recs[i] for i in np.random.default_rng(0).choice(len(recs), size=min(n, len(recs)), replace=False)]
-    targets = [r.environment for r in recs]
-    spectra = np.stack([r.spectrum for r in recs])
+    snap, model, state, recs, targets, spectra = _validation_inputs(run, data, cpu_minutes, weights, n)
     t0 = time.process_time()
     gen = generate(
         model,
@@ -324,14 +330,8 @@ def sampler_sweep(
     """
     from s2s.model.sample import generate
 
-    torch.set_num_threads(1)
     run = Path(run)
-    snap = pick_snapshot(run, cpu_minutes)
-    model, state = load_snapshot(snap, weights)
-    _, val = load_split(data)
-    recs = list(val)
-    targets = [r.environment for r in recs]
-    spectra = np.stack([r.spectrum for r in recs])
+    snap, model, state, recs, targets, spectra = _validation_inputs(run, data, cpu_minutes, weights)
     rows = []
     for spec in settings:
         sampler, n_steps, ns = parse_sampler(spec)
