@@ -11,6 +11,7 @@ command line.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from s2s.evaluation.evaluate import summary_table
 from s2s.evaluation.metrics import evaluate_pair
 from s2s.files import atomic_write_text
 from s2s.model import S2SModel
+from s2s.model.diffusion import SAMPLERS
 
 #: The columns of the report table, in order.
 COLUMNS = (
@@ -130,6 +132,17 @@ def _validation_inputs(run: Path, data: str | Path, cpu_minutes: float | None, w
     return snap, model, state, recs, [r.environment for r in recs], np.stack([r.spectrum for r in recs])
 
 
+def _score_one_sample(model, targets, spectra, seed: int = 0, **sampling) -> dict:
+    """One sample per validation site (the target's atom count; ``sampling``: the options of
+    :func:`s2s.model.sample.generate`), paper alignment: the :func:`summary_table` metrics plus ``validity``."""
+    from s2s.model.sample import generate
+
+    gen = generate(model, spectra, [e.n_atoms for e in targets], seed=seed, **sampling)
+    rows = [{"paper": evaluate_pair(t, g[0])} for t, g in zip(targets, gen)]
+    table = summary_table(rows, "paper")
+    return {**table, "validity": float(np.mean([r["paper"]["valid"] for r in rows]))}
+
+
 def evaluate_run(
     run: Path,
     data: str | Path,
@@ -152,25 +165,14 @@ def evaluate_run(
     import time
 
     from s2s.model.probe import conditioning_gap
-    from s2s.model.sample import generate
 
     run = Path(run)
     snap, model, state, recs, targets, spectra = _validation_inputs(run, data, cpu_minutes, weights, n)
     t0 = time.process_time()
-    gen = generate(
-        model,
-        spectra,
-        [e.n_atoms for e in targets],
-        seed=0,
-        sampler=sampler,
-        n_steps=n_steps,
-        guidance=guidance,
-        noise_scale=noise_scale,
+    table = _score_one_sample(
+        model, targets, spectra, sampler=sampler, n_steps=n_steps, guidance=guidance, noise_scale=noise_scale
     )
     t_gen = time.process_time() - t0
-    rows = [{"paper": evaluate_pair(t, g[0])} for t, g in zip(targets, gen)]
-    table = summary_table(rows, "paper")
-    validity = float(np.mean([r["paper"]["valid"] for r in rows]))
     gap = conditioning_gap(model, targets, spectra, ts=(200, 500), seed=0)
     out = {
         "variant": run.name,
@@ -183,7 +185,7 @@ def evaluate_run(
         "cpu_minutes": round(state["cpu_seconds"] / 60.0, 1),
         "n_val": len(recs),
         **{k: table[k] for k in ("rmsd_shell1", "rmsd_all", "cn_error_shell1_pct", "species_accuracy")},
-        "validity": validity,
+        "validity": table["validity"],
         **{f"probe_gap_t{t}": g for t, g in gap.items()},
         "generation_cpu_seconds": round(t_gen, 1),
     }
@@ -259,8 +261,6 @@ def format_curve_row(r: dict) -> str:
 def collect_evaluations(runs: list[str | Path]) -> list[dict]:
     """The full-validation evaluations (``eval_*.json`` without ``_n``) of the runs, sorted by
     (CPU minutes, variant, weights)."""
-    import re
-
     rows = []
     for run in runs:
         for p in sorted(Path(run).glob("eval_*.json")):
@@ -307,7 +307,7 @@ def parse_sampler(spec: str) -> tuple[str, int, float]:
         raise ValueError(
             f"sampler setting {spec!r}: expected NAME-STEPS[@NOISE_SCALE], e.g. ancestral-50@0.7"
         ) from None
-    if name not in ("ddim", "ancestral") or out[1] < 1 or (name == "ddim" and out[2] != 1.0):
+    if name not in SAMPLERS or out[1] < 1 or (name == "ddim" and out[2] != 1.0):
         raise ValueError(f"sampler setting {spec!r}: ddim-N or ancestral-N[@noise_scale], N >= 1")
     return out
 
@@ -328,8 +328,6 @@ def sampler_sweep(
     "rows": [{"setting", "per_seed": {metric: [...]}, "mean": {...}, "sd": {...}}]}``: the spread
     over seeds is the noise a single validation number carries.
     """
-    from s2s.model.sample import generate
-
     run = Path(run)
     snap, model, state, recs, targets, spectra = _validation_inputs(run, data, cpu_minutes, weights)
     rows = []
@@ -337,18 +335,7 @@ def sampler_sweep(
         sampler, n_steps, ns = parse_sampler(spec)
         per_seed: dict[str, list[float]] = {k: [] for k in SWEEP_METRICS}
         for seed in seeds:
-            gen = generate(
-                model,
-                spectra,
-                [e.n_atoms for e in targets],
-                seed=seed,
-                sampler=sampler,
-                n_steps=n_steps,
-                noise_scale=ns,
-            )
-            pairs = [{"paper": evaluate_pair(t, g[0])} for t, g in zip(targets, gen)]
-            table = summary_table(pairs, "paper")
-            table["validity"] = float(np.mean([r["paper"]["valid"] for r in pairs]))
+            table = _score_one_sample(model, targets, spectra, seed, sampler=sampler, n_steps=n_steps, noise_scale=ns)
             for k in SWEEP_METRICS:
                 per_seed[k].append(float(table[k]))
         rows.append(

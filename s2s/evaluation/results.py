@@ -174,9 +174,11 @@ def families_table(results: dict) -> str:
     if not xs:
         raise ValueError("results have no amorphous_generation per composition (run notebook 05)")
 
-    def cell(fam: dict, key: str, x: str, fmt: str) -> str:
-        v = fam.get(key, {}).get(x)
-        return _fmt(v, fmt) if v is not None and (fam.get("n", {}).get(x) or 0) > 0 else "—"
+    def cell(values: dict, n: dict, x: str, fmt: str) -> str:  # "—" where the family has no site at x
+        v = values.get(x)
+        return _fmt(v, fmt) if v is not None and (n.get(x) or 0) > 0 else "—"
+
+    n_t, n_n = ag.get("n", {}), net.get("n", {})
 
     lines = [
         "| x | Tersoff n | Tersoff 1st shell (Å) | Tersoff species | network n | network 1st shell (Å) "
@@ -184,12 +186,18 @@ def families_table(results: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for x in xs:
+        tersoff = [cell(ag.get(k, {}), n_t, x, f) for k, f in (("rmsd_shell1", ".3f"), ("species_accuracy", ".2f"))]
+        network = [
+            cell(vals, n_n, x, f)
+            for vals, f in (
+                (net.get("rmsd_shell1", {}), ".3f"),
+                (net.get("species_accuracy", {}), ".2f"),
+                (net.get("template", {}).get("species_accuracy", {}), ".2f"),
+                (net.get("model_win_rate", {}), ".2f"),
+            )
+        ]
         lines.append(
-            f"| {x} | {ag.get('n', {}).get(x, 0)} | {cell(ag, 'rmsd_shell1', x, '.3f')} | "
-            f"{cell(ag, 'species_accuracy', x, '.2f')} | {net.get('n', {}).get(x, 0)} | "
-            f"{cell(net, 'rmsd_shell1', x, '.3f')} | {cell(net, 'species_accuracy', x, '.2f')} | "
-            f"{cell(net.get('template', {}) | {'n': net.get('n', {})}, 'species_accuracy', x, '.2f')} | "
-            f"{cell(net, 'model_win_rate', x, '.2f')} |"
+            f"| {x} | {n_t.get(x, 0)} | " + " | ".join(tersoff) + f" | {n_n.get(x, 0)} | " + " | ".join(network) + " |"
         )
     return "\n".join(lines)
 
