@@ -23,6 +23,10 @@ PARAMETERIZATIONS = ("eps", "x0")
 LOSS_WEIGHTS = ("snr", "min_snr", "clamp_snr")
 #: Training-time distributions of t (``DiffusionConfig.t_sampling``).
 T_SAMPLINGS = ("uniform", "band")
+#: Noise schedules (``DiffusionConfig.schedule``): the paper's, EDM's code, and the straight (flow-matching) path.
+SCHEDULES = ("paper", "edm", "linear")
+#: Pairings of noise and data during training (``DiffusionConfig.coupling``), see :mod:`s2s.model.coupling`.
+COUPLINGS = ("independent", "ot")
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,9 @@ class DiffusionConfig:
     power: float = 2.0
     #: "paper": the polynomial gives alpha_t (the paper's equation).
     #: "edm": the polynomial gives alpha_t^2 (the EDM reference code).
+    #: "linear": alpha_t = 1 - t/T, sigma_t = t/T, the straight path of (rectified) flow matching
+    #: (Lipman et al. 2023, Liu et al. 2023); its deterministic DDIM step is the Euler step of the flow ODE.
+    #: Not variance-preserving; needs ``parameterization="x0"`` (alpha_T = 0).
     schedule: str = "paper"
     #: Scale of the one-hot species channels before noising (EDM normalises h by 4).
     species_scale: float = 0.25
@@ -84,15 +91,26 @@ class DiffusionConfig:
     alpha_band: tuple[float, float] = (0.2, 0.95)
     #: Classifier-free guidance (Ho & Salimans 2021): fraction of training graphs whose spectrum is dropped.
     cond_drop: float = 0.0
+    #: Pairing of each training environment with its noise draw: "independent" (the paper) or "ot" (atoms
+    #: assigned and the noise rotated onto the environment, :mod:`s2s.model.coupling`; equivariant OT flow
+    #: matching, SemlaFlow).  Sampling is unchanged (it starts from N(0, I) either way).
+    coupling: str = "independent"
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
             ("parameterization", self.parameterization, PARAMETERIZATIONS),
             ("loss_weight", self.loss_weight, LOSS_WEIGHTS),
             ("t_sampling", self.t_sampling, T_SAMPLINGS),
+            ("schedule", self.schedule, SCHEDULES),
+            ("coupling", self.coupling, COUPLINGS),
         ):
             if value not in allowed:
                 raise ValueError(f"DiffusionConfig.{name} must be one of {allowed}, got {value!r}")
+        if self.schedule == "linear" and self.parameterization != "x0":
+            raise ValueError(
+                'DiffusionConfig: schedule "linear" reaches alpha_T = 0, where an eps-prediction gives no x_0; '
+                'use parameterization="x0"'
+            )
         if not 0.0 <= self.cond_drop < 1.0:
             raise ValueError(f"DiffusionConfig.cond_drop must be in [0, 1), got {self.cond_drop}")
         # tuples survive a JSON round trip as lists: store them as tuples again

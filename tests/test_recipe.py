@@ -355,6 +355,9 @@ def test_ablation_variants_change_one_factor_of_cpu_v3():
     assert changed("cpu_v3_wide") == {("model", "hidden_dim"), ("model", "message_dim")}
     assert (v["cpu_v3_wide"].model.hidden_dim, v["cpu_v3_wide"].model.message_dim) == (256, 128)
     assert changed("cpu_v3_nosc") == {("model", "self_condition")}
+    assert changed("cpu_v3_deep") == {("model", "n_layers")} and v["cpu_v3_deep"].model.n_layers == 6
+    assert changed("cpu_v3_ot") == {("diffusion", "coupling")}
+    assert changed("cpu_v3_flow") == {("diffusion", "coupling"), ("diffusion", "schedule")}
 
 
 def test_parse_sampler_and_report_rows(tmp_path):

@@ -57,6 +57,12 @@ def variants() -> dict[str, S2SConfig]:
         "cpu_v3_uniform": replace(v3, diffusion=replace(v3.diffusion, t_sampling="uniform")),
         # width at equal CPU time (issue 14): twice the hidden and message widths, same depth
         "cpu_v3_wide": replace(v3, model=replace(v3.model, hidden_dim=256, message_dim=128)),
+        # depth at equal CPU time: 6 EGNN layers instead of 4, same widths
+        "cpu_v3_deep": replace(v3, model=replace(v3.model, n_layers=6)),
+        # the generator (issue 14's alternative): OT-coupled noise on the paper's schedule, and flow matching
+        # (OT coupling on the straight path alpha_t = 1 - t/T, sampled by DDIM = Euler steps of the flow ODE)
+        "cpu_v3_ot": replace(v3, diffusion=replace(v3.diffusion, coupling="ot")),
+        "cpu_v3_flow": replace(v3, diffusion=replace(v3.diffusion, coupling="ot", schedule="linear")),
     }
 
 

@@ -44,22 +44,39 @@ def alpha_schedule(t: np.ndarray | float, cfg: DiffusionConfig) -> np.ndarray:
     """alpha_t for integer t in 0..T (float64).
 
     ``schedule="paper"``: alpha_t = (1 - 2s)(1 - (t/T)^2)^p + s  (the paper's equation);
-    ``schedule="edm"``:   alpha_t^2 = (1 - 2s)(1 - (t/T)^2)^p + s (EDM's reference code).
+    ``schedule="edm"``:   alpha_t^2 = (1 - 2s)(1 - (t/T)^2)^p + s (EDM's reference code);
+    ``schedule="linear"``: alpha_t = 1 - t/T (flow matching's straight path; sigma_t = t/T).
     """
     t = np.asarray(t, dtype=np.float64)
     if np.any(t < 0) or np.any(t > cfg.T):
         raise ValueError(f"t must lie in 0..{cfg.T}")
+    if cfg.schedule == "linear":
+        return 1.0 - t / cfg.T
     poly = (1.0 - 2.0 * cfg.s) * (1.0 - (t / cfg.T) ** 2) ** cfg.power + cfg.s
     if cfg.schedule == "paper":
         return poly
     if cfg.schedule == "edm":
         return np.sqrt(poly)
-    raise ValueError(f"unknown schedule {cfg.schedule!r}; expected 'paper' or 'edm'")
+    raise ValueError(f"unknown schedule {cfg.schedule!r}; expected 'paper', 'edm' or 'linear'")
 
 
 def sigma_schedule(t: np.ndarray | float, cfg: DiffusionConfig) -> np.ndarray:
-    """sigma_t = sqrt(1 - alpha_t^2)."""
+    """sigma_t = sqrt(1 - alpha_t^2) (variance-preserving schedules); t/T for ``schedule="linear"``."""
+    if cfg.schedule == "linear":
+        return np.asarray(t, dtype=np.float64) / cfg.T
     return np.sqrt(1.0 - alpha_schedule(t, cfg) ** 2)
+
+
+def transition_variance(a_t, sg_t, a_s, sg_s, variance_preserving: bool = True):
+    """sigma_{t|s}^2 of q(z_t | z_s) = N(alpha_{t|s} z_s, sigma_{t|s}^2), alpha_{t|s} = alpha_t / alpha_s (s < t).
+
+    In general sigma_{t|s}^2 = sigma_t^2 - alpha_{t|s}^2 sigma_s^2 (Kingma et al. 2021, VDM), which is
+    1 - alpha_{t|s}^2 for a variance-preserving schedule (that form is kept there, bit for bit).
+    """
+    a_ts = a_t / a_s
+    if variance_preserving:
+        return (1.0 - a_ts**2).clamp(min=0.0)
+    return (sg_t**2 - a_ts**2 * sg_s**2).clamp(min=0.0)
 
 
 class Schedule:
@@ -70,6 +87,8 @@ class Schedule:
         ts = np.arange(cfg.T + 1)
         self.alpha = torch.as_tensor(alpha_schedule(ts, cfg))
         self.sigma = torch.as_tensor(sigma_schedule(ts, cfg))
+        #: alpha_t^2 + sigma_t^2 = 1 (the paper's and EDM's schedules; not the linear path).
+        self.variance_preserving = cfg.schedule != "linear"
         self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __call__(self, t: torch.Tensor, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,16 +138,24 @@ def excited_species(b: int, n: int, n_species: int, cfg: DiffusionConfig, like: 
     return h
 
 
-def q_sample(x0, h0, t, schedule: Schedule, node_mask, generator=None):
+def q_sample(x0, h0, t, schedule: Schedule, node_mask, generator=None, coupling: str = "independent"):
     """z_t = alpha_t x_0 + sigma_t eps on movable atoms; the excited O keeps x=0, h=O.
 
     x0 (B,N,3) Å, h0 (B,N,K) scaled species, t (B,) integer steps -> (z_x, z_h, eps_x, eps_h).
+    ``coupling="ot"``: the noise atoms are first assigned and rotated onto x0
+    (:func:`s2s.model.coupling.ot_couple`), the training pairing of equivariant OT flow matching.
     """
     mm = movable_mask(node_mask)[..., None]
     alpha, sigma = schedule(t, x0.dtype)
     alpha, sigma = alpha[:, None, None], sigma[:, None, None]
     eps_x = randn_like_on(x0.shape, generator, x0) * mm
     eps_h = randn_like_on(h0.shape, generator, h0) * mm
+    if coupling == "ot":
+        from s2s.model.coupling import ot_couple
+
+        eps_x, eps_h = ot_couple(eps_x, eps_h, x0, mm[..., 0])
+    elif coupling != "independent":
+        raise ValueError(f"q_sample: coupling must be 'independent' or 'ot', got {coupling!r}")
     fixed = 1.0 - mm
     z_x = (alpha * x0 + sigma * eps_x) * mm + x0 * fixed * node_mask[..., None]
     z_h = (alpha * h0 + sigma * eps_h) * mm + h0 * fixed * node_mask[..., None]
@@ -220,7 +247,7 @@ def diffusion_loss(model, batch: GraphBatch, schedule: Schedule, generator=None)
     dev = batch.x.device
     t = sample_t(b, schedule, generator).to(dev)
     h0 = encode_species(batch.h, cfg)
-    z_x, z_h, eps_x, eps_h = q_sample(batch.x, h0, t, schedule, batch.node_mask, generator)
+    z_x, z_h, eps_x, eps_h = q_sample(batch.x, h0, t, schedule, batch.node_mask, generator, cfg.coupling)
     cond = None
     if cfg.cond_drop > 0:
         cond = (torch.rand(b, generator=generator) >= cfg.cond_drop).to(device=dev, dtype=z_x.dtype)
@@ -369,8 +396,8 @@ def sample(
         a_t, sg_t = schedule(t)
         a_s, sg_s = schedule(s)
         a_ts = (a_t / a_s)[:, None, None]
-        sg2_ts = (1.0 - a_ts**2).clamp(min=0.0)
         sg_t, sg_s = sg_t[:, None, None], sg_s[:, None, None]
+        sg2_ts = transition_variance(a_ts, sg_t, 1.0, sg_s, schedule.variance_preserving)
         x_raw, h_raw, _, _ = guided_predictions(model, z_x, z_h, t, spectrum, node_mask, schedule, guidance, sc)
         x_hat = clip_x0(x_raw, clip_radius)
         h_hat = clip_h0(h_raw, cfg.species_scale if clip_radius else None)
@@ -472,7 +499,7 @@ def sample_ddim(
         sc = _self_cond(model, x_hat, h_hat)
         e_x = (z_x - a_t * x_hat) / sg_t
         e_h = (z_h - a_t * h_hat) / sg_t
-        sg2_ts = (1.0 - (a_t / a_s) ** 2).clamp(min=0.0)
+        sg2_ts = transition_variance(a_t, sg_t, a_s, sg_s, schedule.variance_preserving)
         c = eta * torch.sqrt(sg2_ts) * sg_s / sg_t
         d = torch.sqrt((sg_s**2 - c**2).clamp(min=0.0))
         z_x = a_s * x_hat + d * e_x
@@ -504,6 +531,7 @@ __all__ = [
     "guided_predictions",
     "snr_weight",
     "sample_t",
+    "transition_variance",
     "SampleOutput",
     "timesteps",
     "sample_ddim",
