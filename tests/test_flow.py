@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from s2s.config import DiffusionConfig, S2SConfig, get_preset, replace
-from s2s.model import S2SModel
 from s2s.model.coupling import couple_one, ot_couple, transport_cost
 from s2s.model.diffusion import Schedule, alpha_schedule, q_sample, sample_ddim, sigma_schedule, transition_variance
 
@@ -113,9 +112,10 @@ def test_euler_steps_of_the_flow_reach_the_predicted_environment_and_the_path_is
 
 
 def test_flow_recipe_trains_and_generates_through_both_samplers(tmp_path):
+    from test_recipe import _toy
+
     from s2s.model.sample import generate
     from s2s.model.train import train
-    from test_recipe import _toy
 
     envs, spectra = _toy()
     v3 = get_preset("cpu_v3")
