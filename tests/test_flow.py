@@ -152,3 +152,17 @@ def test_q_sample_with_ot_coupling_keeps_the_excited_atom_and_pairs_the_noise():
     mv = torch.ones(2, 6)
     mv[:, 0] = 0
     assert transport_cost(eo, x0, mv).sum() < transport_cost(ei, x0, mv).sum()
+
+
+def test_equivalent_step_matches_the_noise_level_across_schedules():
+    from s2s.model.diffusion import equivalent_step
+
+    paper, lin = DiffusionConfig(), DiffusionConfig(schedule="linear", parameterization="x0")
+    assert equivalent_step(200, paper) == 200 and equivalent_step(777, paper) == 777
+    for t in (50, 200, 500, 800):
+        u = equivalent_step(t, lin)
+        snr_p = alpha_schedule(t, paper) ** 2 / sigma_schedule(t, paper) ** 2
+        snr_l = alpha_schedule(u, lin) ** 2 / sigma_schedule(u, lin) ** 2
+        assert abs(np.log(snr_l / snr_p)) < 0.05
+    # more noise on the paper's schedule is more noise on the straight path too
+    assert equivalent_step(200, lin) < equivalent_step(500, lin) < equivalent_step(800, lin)

@@ -67,6 +67,20 @@ def sigma_schedule(t: np.ndarray | float, cfg: DiffusionConfig) -> np.ndarray:
     return np.sqrt(1.0 - alpha_schedule(t, cfg) ** 2)
 
 
+def equivalent_step(t: int, cfg: DiffusionConfig, reference: DiffusionConfig | None = None) -> int:
+    """The step of ``cfg``'s schedule whose SNR alpha^2 / sigma^2 is nearest to that of step ``t`` of
+    ``reference`` (default: the paper's schedule), so that probes at "t = 200" compare the same noise
+    level across schedules.  Identity when both schedules are the same.
+    """
+    reference = reference or DiffusionConfig()
+    if (cfg.schedule, cfg.T, cfg.s, cfg.power) == (reference.schedule, reference.T, reference.s, reference.power):
+        return int(t)
+    snr_ref = alpha_schedule(t, reference) ** 2 / max(sigma_schedule(t, reference) ** 2, 1e-300)
+    ts = np.arange(1, cfg.T + 1)
+    snr = alpha_schedule(ts, cfg) ** 2 / sigma_schedule(ts, cfg) ** 2
+    return int(ts[np.argmin(np.abs(np.log(snr + 1e-300) - np.log(snr_ref + 1e-300)))])
+
+
 def transition_variance(a_t, sg_t, a_s, sg_s, variance_preserving: bool = True):
     """sigma_{t|s}^2 of q(z_t | z_s) = N(alpha_{t|s} z_s, sigma_{t|s}^2), alpha_{t|s} = alpha_t / alpha_s (s < t).
 
@@ -532,6 +546,7 @@ __all__ = [
     "snr_weight",
     "sample_t",
     "transition_variance",
+    "equivalent_step",
     "SampleOutput",
     "timesteps",
     "sample_ddim",

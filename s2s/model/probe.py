@@ -5,7 +5,9 @@ clean coordinates x_hat (:func:`s2s.model.diffusion.model_predictions`) once wit
 and once with another site's (spectra rolled by one place), and compare the x_0 RMSE (Å) over the
 movable atoms.  The atoms keep their identities under the noise, so no alignment is needed.
 The gap (other spectrum minus own spectrum) is the conditioning signal: ~0 means the network
-ignores the spectrum at that noise level.
+ignores the spectrum at that noise level.  Steps t are those of the paper's schedule: a model on
+another schedule (the straight path of flow matching) is probed at its step of the same SNR
+(:func:`s2s.model.diffusion.equivalent_step`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 
 from s2s.environment import Environment
-from s2s.model.diffusion import encode_species, model_predictions, movable_mask, q_sample
+from s2s.model.diffusion import encode_species, equivalent_step, model_predictions, movable_mask, q_sample
 from s2s.model.graph import collate
 
 
@@ -24,12 +26,13 @@ from s2s.model.graph import collate
 def x0_rmse(
     model, environments: Sequence[Environment], spectra: np.ndarray, t: int, seed: int = 0, batch_size: int = 64
 ) -> float:
-    """RMSE (Å) of the network's x_0 estimate at step t over all movable atoms of all environments.
+    """RMSE (Å) of the network's x_0 estimate at step t (of the paper's schedule) over all movable atoms.
 
     ``model``: an :class:`s2s.model.S2SModel`; ``spectra`` (M, 200) are given to the network as they
     are (pass shuffled spectra to measure the conditioning).  The noise is fixed by ``seed``.
     """
     sq, count = 0.0, 0.0
+    t = equivalent_step(int(t), model.schedule.cfg)
     for start in range(0, len(environments), batch_size):
         envs = list(environments[start : start + batch_size])
         batch = collate(envs, np.asarray(spectra)[start : start + batch_size])
