@@ -28,17 +28,24 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 from s2s.evaluation import ablation as A
 from s2s.model.diffusion import SAMPLERS
 
 
 def cmd_train(a: argparse.Namespace) -> int:
     out = Path(a.out or f"runs/ablation/{a.variant}")
-    r = A.train_variant(a.variant, a.data, a.cpu_minutes, out, a.snapshot_every, progress=not a.quiet)
+    r = A.train_variant(
+        a.variant, a.data, a.cpu_minutes, out, a.snapshot_every, progress=not a.quiet, init_from=a.init_from
+    )
     last = r.history[-1]
+    start = int(torch.load(a.init_from, map_location="cpu", weights_only=False)["step"]) if a.init_from else 0
+    steps = r.step - start
     print(
-        f"{a.variant}: {r.step} steps, {last['cpu_seconds'] / 60:.1f} CPU min, "
-        f"{r.step / max(last['cpu_seconds'], 1e-9):.2f} steps per CPU second"
+        f"{a.variant}: step {r.step}, {steps} steps in {last['cpu_seconds'] / 60:.1f} CPU min"
+        + (" of this branch" if a.init_from else "")
+        + f", {steps / max(last['cpu_seconds'], 1e-9):.2f} steps per CPU second"
     )
     return 0
 
@@ -104,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--cpu-minutes", type=float, required=True)
     t.add_argument("--out", default=None)
     t.add_argument("--snapshot-every", type=int, default=500)
+    t.add_argument(
+        "--init-from", default=None, help="branch from this checkpoint.pt (CPU minutes count from the branch point)"
+    )
     t.add_argument("--quiet", action="store_true")
     e = sub.add_parser("evaluate")
     e.add_argument("run")

@@ -166,3 +166,25 @@ def test_equivalent_step_matches_the_noise_level_across_schedules():
         assert abs(np.log(snr_l / snr_p)) < 0.05
     # more noise on the paper's schedule is more noise on the straight path too
     assert equivalent_step(200, lin) < equivalent_step(500, lin) < equivalent_step(800, lin)
+
+
+def test_a_continuation_may_change_the_coupling_but_not_the_schedule(tmp_path):
+    from s2s.model.train import CHECKPOINT, train
+    from test_recipe import _toy
+
+    envs, spectra = _toy()
+    v3 = get_preset("cpu_v3")
+    cfg = S2SConfig(
+        model=replace(v3.model, n_layers=2, hidden_dim=16, message_dim=8),
+        diffusion=v3.diffusion,
+        train=replace(v3.train, lr=1e-3, batch_size=4, epochs=100, checkpoint_every=5, log_every=5, seed=1),
+    )
+    train(cfg, envs, spectra, tmp_path / "a", max_steps=5, progress=False)
+    ot = replace(cfg, diffusion=replace(cfg.diffusion, coupling="ot"))
+    res = train(ot, envs, spectra, tmp_path / "b", max_steps=8, progress=False, init_from=tmp_path / "a" / CHECKPOINT)
+    assert res.step == 8
+    prov = torch.load(tmp_path / "b" / CHECKPOINT, weights_only=False)["continued_from"]
+    assert prov["diffusion_changed"] == {"coupling": {"from": "independent", "to": "ot"}}
+    flow = replace(cfg, diffusion=replace(cfg.diffusion, coupling="ot", schedule="linear"))
+    with pytest.raises(ValueError, match="diffusion configuration"):
+        train(flow, envs, spectra, tmp_path / "c", max_steps=8, progress=False, init_from=tmp_path / "a" / CHECKPOINT)

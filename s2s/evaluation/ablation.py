@@ -74,10 +74,19 @@ def load_split(data: str | Path) -> tuple[Dataset, Dataset]:
 
 
 def train_variant(
-    variant: str, data: str | Path, cpu_minutes: float, out: Path, snapshot_every: int = 500, progress: bool = True
+    variant: str,
+    data: str | Path,
+    cpu_minutes: float,
+    out: Path,
+    snapshot_every: int = 500,
+    progress: bool = True,
+    init_from: str | Path | None = None,
 ):
     """Train recipe ``variant`` on the fit split, one thread, until the process CPU time reaches
     ``cpu_minutes``; snapshots every ``snapshot_every`` steps into ``out`` (resumable).
+    ``init_from``: branch from another run's ``checkpoint.pt`` (same network; the training-only diffusion
+    settings may differ, :data:`s2s.model.train.TRAINING_ONLY_DIFFUSION_FIELDS`); ``cpu_minutes`` then
+    counts this branch's CPU time only.
 
     Returns the :func:`s2s.model.train.train` result (``step``, ``history`` with ``cpu_seconds``).
     """
@@ -96,6 +105,7 @@ def train_variant(
         snapshot_every=snapshot_every,
         info=info,
         progress=progress,
+        init_from=init_from,
     )
 
 

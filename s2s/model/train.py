@@ -387,6 +387,20 @@ def train(
     return TrainResult(model=ema.module, step=step, history=history, out_dir=out)
 
 
+#: Diffusion settings that shape only the training (which noise pairs with which environment, which steps
+#: are drawn, how they are weighted, how often the spectrum is dropped), not what the network computes or
+#: how it is sampled: a continuation (``init_from``) may change them.
+TRAINING_ONLY_DIFFUSION_FIELDS = (
+    "coupling",
+    "t_sampling",
+    "alpha_band",
+    "loss_weight",
+    "min_snr_gamma",
+    "snr_clamp",
+    "cond_drop",
+)
+
+
 def _load_init(path: Path, cfg: S2SConfig, environments: Sequence[Environment]) -> tuple[dict, dict]:
     """The checkpoint to continue from, checked against this run; and its provenance."""
     import hashlib
@@ -398,8 +412,17 @@ def _load_init(path: Path, cfg: S2SConfig, environments: Sequence[Environment]) 
         raise ValueError(f"init_from: {path} is not a training checkpoint (checkpoint.pt, not model.pt)")
     mine, theirs = cfg.to_dict(), state["config"]
     theirs = S2SConfig.from_dict(theirs).to_dict()
+    changed = {
+        k: (theirs["diffusion"][k], mine["diffusion"][k])
+        for k in TRAINING_ONLY_DIFFUSION_FIELDS
+        if mine["diffusion"][k] != theirs["diffusion"][k]
+    }
     for part in ("model", "diffusion"):
-        if mine.get(part) != theirs.get(part):
+        a, b = dict(mine.get(part)), dict(theirs.get(part))
+        if part == "diffusion":  # what only shapes the training may change in a continuation
+            for k in TRAINING_ONLY_DIFFUSION_FIELDS:
+                a.pop(k), b.pop(k)
+        if a != b:
             raise ValueError(
                 f"init_from: {path}: its {part} configuration {theirs.get(part)} differs from this run's "
                 f"{mine.get(part)}"
@@ -417,6 +440,8 @@ def _load_init(path: Path, cfg: S2SConfig, environments: Sequence[Environment]) 
         "n_train": state["n_train"],
         "lr": state["optimizer"]["param_groups"][0]["lr"],
     }
+    if changed:
+        prov["diffusion_changed"] = {k: {"from": v[0], "to": v[1]} for k, v in changed.items()}
     run_json = path.parent / "run.json"
     if run_json.exists():
         earlier = json.loads(run_json.read_text())
