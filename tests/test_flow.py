@@ -169,8 +169,9 @@ def test_equivalent_step_matches_the_noise_level_across_schedules():
 
 
 def test_a_continuation_may_change_the_coupling_but_not_the_schedule(tmp_path):
-    from s2s.model.train import CHECKPOINT, train
     from test_recipe import _toy
+
+    from s2s.model.train import CHECKPOINT, train
 
     envs, spectra = _toy()
     v3 = get_preset("cpu_v3")
