@@ -7,7 +7,9 @@ movable atoms.  The atoms keep their identities under the noise, so no alignment
 The gap (other spectrum minus own spectrum) is the conditioning signal: ~0 means the network
 ignores the spectrum at that noise level.  Steps t are those of the paper's schedule: a model on
 another schedule (the straight path of flow matching) is probed at its step of the same SNR
-(:func:`s2s.model.diffusion.equivalent_step`).
+(:func:`s2s.model.diffusion.equivalent_step`), and a model trained on OT-coupled noise
+(:mod:`s2s.model.coupling`) with its noise coupled the same way: z_t then lies where that model's
+training put it (the coupled path's marginal), which is also where its sampler takes it.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def x0_rmse(
         gen = torch.Generator().manual_seed(seed * 100003 + start)
         tt = torch.full((batch.batch_size,), int(t))
         h0 = encode_species(batch.h, model.schedule.cfg)
-        z_x, z_h, _, _ = q_sample(batch.x, h0, tt, model.schedule, batch.node_mask, gen)
+        z_x, z_h, _, _ = q_sample(batch.x, h0, tt, model.schedule, batch.node_mask, gen, model.schedule.cfg.coupling)
         x_hat, _, _, _ = model_predictions(
             model.denoiser, z_x, z_h, tt, batch.spectrum, batch.node_mask, model.schedule
         )
