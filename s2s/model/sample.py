@@ -153,6 +153,9 @@ def generate(
     model there first (e.g. "cuda"); by default it runs where its weights are.  The random numbers
     are drawn on the CPU, so a seed gives the same noise on every device.
 
+    A model trained on OT-coupled noise (``DiffusionConfig.coupling="ot"``, flow matching) is sampled by
+    the deterministic ``sampler="ddim"`` (``eta=0``: the Euler steps of its ODE) only.
+
     ``buckets``: batch by atom count (:func:`size_chunks`), chunk k seeded by
     :func:`chunk_seed` (``seed``, k) (by ``seed`` itself when everything fits one chunk); with
     ``n_atoms=None`` the counts of all M x n_samples graphs are drawn first (seeded) and the graphs
@@ -161,6 +164,13 @@ def generate(
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    coupling = getattr(getattr(getattr(model, "cfg", None), "diffusion", None), "coupling", "independent")
+    if coupling != "independent" and (sampler != "ddim" or eta != 0.0):
+        raise ValueError(
+            f"generate: this model was trained on {coupling!r}-coupled noise, whose path has no Gaussian posterior "
+            f"q(z_s | z_t, x_0) for a stochastic step to sample; use its ODE: sampler='ddim' with eta=0 "
+            f"(got sampler={sampler!r}, eta={eta:g})"
+        )
     if noise_scale != 1.0 and sampler != "ancestral":
         raise ValueError(f"generate: noise_scale {noise_scale:g} is an ancestral-sampler option, not {sampler!r}'s")
     if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
