@@ -383,3 +383,18 @@ def test_parse_sampler_and_report_rows(tmp_path):
         (tmp_path / name).write_text(json.dumps(r))
     rows = collect_evaluations([tmp_path])
     assert [(r["cpu_minutes"], r["weights"]) for r in rows] == [(1.0, "ema"), (4.0, "raw")]
+
+
+def test_sampler_sweeps_of_one_snapshot_merge_by_setting():
+    from s2s.evaluation.ablation import merge_sweeps
+
+    def sweep(settings, seeds=(0, 1), snapshot="step_1.pt", value=0.5):
+        rows = [{"setting": k, "mean": {"rmsd_shell1": value}} for k in settings]
+        return {"snapshot": snapshot, "weights": "ema", "seeds": list(seeds), "rows": rows}
+
+    merged = merge_sweeps(sweep(["ddim-50", "ddim-20"]), sweep(["ddim-10", "ddim-20"], value=0.7))
+    assert [r["setting"] for r in merged["rows"]] == ["ddim-50", "ddim-10", "ddim-20"]
+    assert merged["rows"][2]["mean"]["rmsd_shell1"] == 0.7  # a remeasured setting takes the new numbers
+    # other seeds or another snapshot: the new sweep alone
+    assert len(merge_sweeps(sweep(["ddim-50"], seeds=(0,)), sweep(["ddim-10"]))["rows"]) == 1
+    assert len(merge_sweeps(sweep(["ddim-50"], snapshot="step_2.pt"), sweep(["ddim-10"]))["rows"]) == 1

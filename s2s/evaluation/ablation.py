@@ -342,7 +342,8 @@ def sampler_sweep(
     target's atom count, paper alignment, :data:`SWEEP_METRICS`.  Returns (and writes as
     ``sampling_<snapshot>_<weights>.json`` into the run) ``{"snapshot", "weights", "seeds",
     "rows": [{"setting", "per_seed": {metric: [...]}, "mean": {...}, "sd": {...}}]}``: the spread
-    over seeds is the noise a single validation number carries.
+    over seeds is the noise a single validation number carries.  Rows of other settings already in that
+    file (same snapshot and seeds) are kept, so settings can be measured in several calls.
     """
     run = Path(run)
     snap, model, state, recs, targets, spectra = _validation_inputs(run, data, cpu_minutes, weights)
@@ -371,8 +372,21 @@ def sampler_sweep(
         "seeds": list(seeds),
         "rows": rows,
     }
-    atomic_write_text(run / f"sampling_{snap.stem}_{weights}.json", json.dumps(out, indent=1))
+    path = run / f"sampling_{snap.stem}_{weights}.json"
+    if path.exists():
+        out = merge_sweeps(json.loads(path.read_text()), out)
+    atomic_write_text(path, json.dumps(out, indent=1))
     return out
+
+
+def merge_sweeps(earlier: dict, new: dict) -> dict:
+    """``new`` (a :func:`sampler_sweep` result) with the rows of ``earlier`` whose settings it did not measure,
+    when both are of the same snapshot, weights and seeds (else ``new`` alone); earlier rows come first."""
+    same = all(earlier.get(k) == new.get(k) for k in ("snapshot", "weights", "seeds"))
+    if not same:
+        return new
+    mine = {r["setting"] for r in new["rows"]}
+    return {**new, "rows": [r for r in earlier.get("rows", []) if r["setting"] not in mine] + list(new["rows"])}
 
 
 def format_sweep(result: dict) -> str:
