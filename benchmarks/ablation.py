@@ -28,8 +28,6 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
 from s2s.evaluation import ablation as A
 from s2s.model.diffusion import SAMPLERS
 
@@ -40,11 +38,11 @@ def cmd_train(a: argparse.Namespace) -> int:
         a.variant, a.data, a.cpu_minutes, out, a.snapshot_every, progress=not a.quiet, init_from=a.init_from
     )
     last = r.history[-1]
-    start = int(torch.load(a.init_from, map_location="cpu", weights_only=False)["step"]) if a.init_from else 0
-    steps = r.step - start
+    branch = json.loads((out / "run.json").read_text()).get("continued_from") or {}  # also when a branch resumes
+    steps = r.step - int(branch.get("step", 0))
     print(
         f"{a.variant}: step {r.step}, {steps} steps in {last['cpu_seconds'] / 60:.1f} CPU min"
-        + (" of this branch" if a.init_from else "")
+        + (" of this branch" if branch else "")
         + f", {steps / max(last['cpu_seconds'], 1e-9):.2f} steps per CPU second"
     )
     return 0

@@ -69,13 +69,19 @@ def test_linear_schedule_is_the_straight_path_and_its_transition_variance_is_gen
     vp = DiffusionConfig()
     a = torch.as_tensor(alpha_schedule(np.array([700.0, 300.0]), vp))
     s_ = torch.as_tensor(sigma_schedule(np.array([700.0, 300.0]), vp))
-    general = transition_variance(a[0], s_[0], a[1], s_[1], variance_preserving=False)
-    assert torch.allclose(general, transition_variance(a[0], s_[0], a[1], s_[1], True), atol=1e-12)
-    # and for the straight path it is the variance of z_t given z_s (checked by the formula's ingredients)
-    a = torch.tensor([0.3, 0.7], dtype=torch.float64)
-    s_ = 1 - a
-    expect = s_[0] ** 2 - (a[0] / a[1]) ** 2 * s_[1] ** 2
-    assert torch.allclose(transition_variance(a[0], s_[0], a[1], s_[1], False), expect)
+    general = transition_variance(a[0] / a[1], s_[0], s_[1], variance_preserving=False)
+    assert torch.allclose(general, transition_variance(a[0] / a[1], s_[0], s_[1], True), atol=1e-12)
+    # on the straight path the transitions compose like a Markov chain: r -> s -> t has the variance of r -> t
+    sch = Schedule(cfg)
+    r, s, t = 100, 400, 900
+    a_r, a_s, a_t = (sch.alpha[i] for i in (r, s, t))
+    g_r, g_s, g_t = (sch.sigma[i] for i in (r, s, t))
+    via_s = (a_t / a_s) ** 2 * transition_variance(a_s / a_r, g_s, g_r, False) + transition_variance(
+        a_t / a_s, g_t, g_s, False
+    )
+    assert torch.allclose(via_s, transition_variance(a_t / a_r, g_t, g_r, False), atol=1e-12)
+    # and from the clean state (s = 0: alpha 1, sigma 0) it is the marginal variance sigma_t^2
+    assert torch.allclose(transition_variance(a_t / sch.alpha[0], g_t, sch.sigma[0], False), g_t**2)
 
 
 class _Oracle(torch.nn.Module):
@@ -106,7 +112,7 @@ def test_euler_steps_of_the_flow_reach_the_predicted_environment_and_the_path_is
     out = sample_ddim(model, torch.zeros(1, 200), [4], sched, n_steps=7, noise=noise, clip_radius=None)
     assert torch.allclose(out.x, x, atol=1e-6)
     assert out.species[0, 1:].tolist() == [1, 1, 1]
-    # the state after one Euler step from t = T to s: (1 - s/T) x + (s/T) eps
+    # a single Euler step from t = T lands on the prediction as well
     one = sample_ddim(model, torch.zeros(1, 200), [4], sched, n_steps=1, noise=noise, clip_radius=None)
     assert torch.allclose(one.x, x, atol=1e-6)
 

@@ -81,13 +81,12 @@ def equivalent_step(t: int, cfg: DiffusionConfig, reference: DiffusionConfig | N
     return int(ts[np.argmin(np.abs(np.log(snr + 1e-300) - np.log(snr_ref + 1e-300)))])
 
 
-def transition_variance(a_t, sg_t, a_s, sg_s, variance_preserving: bool = True):
-    """sigma_{t|s}^2 of q(z_t | z_s) = N(alpha_{t|s} z_s, sigma_{t|s}^2), alpha_{t|s} = alpha_t / alpha_s (s < t).
+def transition_variance(a_ts, sg_t, sg_s, variance_preserving: bool = True):
+    """sigma_{t|s}^2 of q(z_t | z_s) = N(alpha_{t|s} z_s, sigma_{t|s}^2), a_ts = alpha_{t|s} = alpha_t / alpha_s, s < t.
 
     In general sigma_{t|s}^2 = sigma_t^2 - alpha_{t|s}^2 sigma_s^2 (Kingma et al. 2021, VDM), which is
     1 - alpha_{t|s}^2 for a variance-preserving schedule (that form is kept there, bit for bit).
     """
-    a_ts = a_t / a_s
     if variance_preserving:
         return (1.0 - a_ts**2).clamp(min=0.0)
     return (sg_t**2 - a_ts**2 * sg_s**2).clamp(min=0.0)
@@ -411,7 +410,7 @@ def sample(
         a_s, sg_s = schedule(s)
         a_ts = (a_t / a_s)[:, None, None]
         sg_t, sg_s = sg_t[:, None, None], sg_s[:, None, None]
-        sg2_ts = transition_variance(a_ts, sg_t, 1.0, sg_s, schedule.variance_preserving)
+        sg2_ts = transition_variance(a_ts, sg_t, sg_s, schedule.variance_preserving)
         x_raw, h_raw, _, _ = guided_predictions(model, z_x, z_h, t, spectrum, node_mask, schedule, guidance, sc)
         x_hat = clip_x0(x_raw, clip_radius)
         h_hat = clip_h0(h_raw, cfg.species_scale if clip_radius else None)
@@ -513,7 +512,7 @@ def sample_ddim(
         sc = _self_cond(model, x_hat, h_hat)
         e_x = (z_x - a_t * x_hat) / sg_t
         e_h = (z_h - a_t * h_hat) / sg_t
-        sg2_ts = transition_variance(a_t, sg_t, a_s, sg_s, schedule.variance_preserving)
+        sg2_ts = transition_variance(a_t / a_s, sg_t, sg_s, schedule.variance_preserving)
         c = eta * torch.sqrt(sg2_ts) * sg_s / sg_t
         d = torch.sqrt((sg_s**2 - c**2).clamp(min=0.0))
         z_x = a_s * x_hat + d * e_x
