@@ -43,8 +43,10 @@ import torch
 
 from s2s.dataset import Dataset
 from s2s.evaluation.evaluate import (
+    FIRST_SHELL_KEYS,
     SUMMARY_KEYS,
     evaluate_generation,
+    first_shell_table,
     generation_inputs,
     spread_indices,
     summary_table,
@@ -132,6 +134,10 @@ tab_gen, tab_tm = summary_table(rows_gen, "paper"), summary_table(rows_tm, "pape
 print(f"{'':26s}{'generated':>12s}{'template':>12s}")
 for k in SUMMARY_KEYS:
     print(f"{k:26s}{tab_gen[k]:12.3f}{tab_tm[k]:12.3f}")
+# the first shell on its own (notebook 03): the template's first shell is near-exact, its orientation is not
+fs_gen, fs_tm = first_shell_table(rows_gen, "paper"), first_shell_table(rows_tm, "paper")
+for k in FIRST_SHELL_KEYS[1:] + ("same_shell1_count",):
+    print(f"{k:26s}{fs_gen[k]:12.3f}{fs_tm[k]:12.3f}")
 
 # %% [markdown]
 # ## A third method: retrieval-guided refinement (template matching, then the model)
@@ -190,6 +196,7 @@ if not small:
         "template_rmsd_shell1": round(tab_tm["rmsd_shell1"], 4),
         "template_species_accuracy": round(tab_tm["species_accuracy"], 4),
         "template_validity": round(tab_tm["validity"], 4),
+        "template_first_shell": first_shell_table(rows_tm, "paper", digits=4),
         "model_validity": round(tab_gen["validity"], 4),
         "refined": {
             "t0": int(refine_t0),

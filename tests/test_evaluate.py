@@ -347,3 +347,21 @@ def test_composition_keys_and_inputs():
     assert spectra.shape == (2, 200) and n_atoms.tolist() == [5, 5]
     with pytest.raises(ValueError, match="no records"):
         generation_inputs([])
+
+
+def test_first_shell_table_separates_the_first_shell_from_its_orientation():
+    """Two bridges whose outer O differ: the paper-aligned 1st-shell RMSD is off, the first shell itself is not."""
+    from s2s.evaluation.evaluate import FIRST_SHELL_KEYS, evaluate_generation, first_shell_table
+
+    def env(outer):
+        c = [[0, 0, 0], [1.52, 0.49, 0], [-1.52, 0.49, 0], *outer]
+        return Environment(species=[O, SI, SI] + [O] * len(outer), coords=c, shell=[0, 1, 1] + [2] * len(outer))
+
+    t = env([[2.5, 2.6, 1.0], [-2.5, 2.6, -1.0], [0.3, 3.2, 2.2]])
+    g = env([[2.4, 2.0, -1.9], [-2.6, 2.4, 1.5], [-0.5, 3.0, -2.4]])
+    tab = first_shell_table(evaluate_generation([t, t], [g, t], methods=("paper",)), "paper", digits=4)
+    assert set(FIRST_SHELL_KEYS) <= set(tab) and tab["n_test"] == 2 and tab["same_shell1_count"] == 1.0
+    assert tab["rmsd_shell1"] > 0.02
+    assert tab["rmsd_shell1_local"] == tab["rmsd_shell1_radial"] == tab["angle_shell1_error_deg"] == 0.0
+    with pytest.raises(KeyError, match="first_shell_errors"):
+        first_shell_table([{"paper": {"rmsd_shell1": 0.1}}])

@@ -15,6 +15,7 @@ from s2s.evaluation.metrics import (
     cn_relative_error_pct,
     coordination_numbers,
     evaluate_pair,
+    first_shell_errors,
     species_match,
     summarize,
 )
@@ -166,3 +167,48 @@ def test_summarize_means_and_nan_handling():
     assert s["species_accuracy"] == 0.5 and s["n"] == 2
     with pytest.raises(ValueError, match="summarize"):
         summarize([])
+
+
+def _bridge(angle_deg: float, r1: float = 1.6, r2: float = 1.6, outer: np.ndarray | None = None) -> Environment:
+    """O* with two Si at r1, r2 (Å) making angle_deg, plus optional outer O atoms (shell 2)."""
+    h = math.radians(angle_deg) / 2
+    si = [[r1 * math.sin(h), r1 * math.cos(h), 0.0], [-r2 * math.sin(h), r2 * math.cos(h), 0.0]]
+    coords = np.array([[0.0, 0.0, 0.0], *si, *([] if outer is None else outer)])
+    n_out = 0 if outer is None else len(outer)
+    return Environment(species=[O, SI, SI] + [O] * n_out, coords=coords, shell=[0, 1, 1] + [2] * n_out)
+
+
+def test_first_shell_errors_by_hand():
+    """Radial, local and angle errors of a Si-O-Si bridge against hand-computed values."""
+    t = _bridge(144.0)
+    # same bridge, rotated and with the two Si swapped: all three errors are zero
+    g = Environment(species=t.species, coords=t.coords[[0, 2, 1]] @ random_orthogonal(3).T, shell=t.shell)
+    e = first_shell_errors(t, g)
+    assert e["rmsd_shell1_radial"] == pytest.approx(0.0, abs=1e-9)
+    assert e["rmsd_shell1_local"] == pytest.approx(0.0, abs=1e-7)
+    assert e["angle_shell1_error_deg"] == pytest.approx(0.0, abs=1e-6)
+    # 150° instead of 144°: two atoms at 1.6 Å, the best rotation splits the 6° (each atom off by 3°)
+    e = first_shell_errors(t, _bridge(150.0))
+    assert e["angle_shell1_error_deg"] == pytest.approx(6.0)
+    assert e["rmsd_shell1_radial"] == pytest.approx(0.0, abs=1e-12)
+    assert e["rmsd_shell1_local"] == pytest.approx(2 * 1.6 * math.sin(math.radians(6.0) / 4))
+    # bonds 1.60/1.60 vs 1.65/1.55 at the same angle: the sorted distances differ by 0.05 each
+    e = first_shell_errors(t, _bridge(144.0, 1.65, 1.55))
+    assert e["rmsd_shell1_radial"] == pytest.approx(0.05)
+    # a different first-shell count gives NaN everywhere
+    one = Environment(species=[O, SI], coords=[[0, 0, 0], [1.6, 0, 0]], shell=[0, 1])
+    assert all(math.isnan(v) for v in first_shell_errors(t, one).values())
+
+
+def test_first_shell_errors_ignore_the_outer_shells_that_the_paper_rmsd_sees():
+    """An outer shell put elsewhere moves the paper-aligned 1st-shell RMSD but not the first shell's own errors."""
+    outer_t = np.array([[2.5, 2.6, 1.0], [-2.5, 2.6, -1.0], [0.3, 3.2, 2.2]])
+    outer_g = np.array([[2.4, 2.0, -1.9], [-2.6, 2.4, 1.5], [-0.5, 3.0, -2.4]])
+    t, g = _bridge(144.0, outer=outer_t), _bridge(144.0, outer=outer_g)
+    r = evaluate_pair(t, g, method="paper")
+    assert r["rmsd_shell1"] > 0.05  # the whole-environment alignment rotates the bridge off
+    assert r["rmsd_shell1_radial"] == pytest.approx(0.0, abs=1e-9)
+    assert r["rmsd_shell1_local"] == pytest.approx(0.0, abs=1e-7)
+    assert r["angle_shell1_error_deg"] == pytest.approx(0.0, abs=1e-6)
+    s = summarize([r, evaluate_pair(t, _bridge(150.0, outer=outer_t))])
+    assert s["angle_shell1_error_deg"] == pytest.approx(3.0, abs=1e-6)

@@ -6,6 +6,8 @@ Generation itself (cached) is :func:`s2s.model.cache.generate_cached`.
   each alignment method ("paper" and our "best").
 * :func:`summary_table` - the issue's ``test_generation`` numbers from those rows
   (:func:`s2s.evaluation.metrics.summarize`).
+* :func:`first_shell_table` - the paper-aligned 1st-shell RMSD beside the first shell's own
+  geometry errors (:func:`s2s.evaluation.metrics.first_shell_errors`).
 * :func:`pick_cases`, :func:`composition_key`, :func:`group_indices` - small helpers for
   the figures (best / middle / worst case; per-composition grouping).
 """
@@ -115,6 +117,34 @@ def summary_table(rows: Sequence[Mapping], method: str = "paper", digits: int | 
     if digits is not None:
         out = {k: (round(v, digits) if math.isfinite(v) else v) for k, v in out.items()}
     out["n_test"] = int(s["n"])
+    return out
+
+
+#: The numbers of :func:`first_shell_table`: the paper-aligned 1st-shell RMSD, then the first shell on its own.
+FIRST_SHELL_KEYS = ("rmsd_shell1", "rmsd_shell1_local", "rmsd_shell1_radial", "angle_shell1_error_deg")
+
+
+def first_shell_table(rows: Sequence[Mapping], method: str = "paper", digits: int | None = None) -> dict:
+    """Where the 1st-shell error sits: :data:`FIRST_SHELL_KEYS` means over the rows of one method.
+
+    ``rmsd_shell1`` (Å) is the paper's number (whole-environment alignment); ``rmsd_shell1_local``,
+    ``rmsd_shell1_radial`` (Å) and ``angle_shell1_error_deg`` are the first shell's own geometry
+    (:func:`s2s.evaluation.metrics.first_shell_errors`), defined on the cases whose first-shell
+    count is right, whose share is ``same_shell1_count``; ``n_test`` counts all cases.
+    """
+    rows = list(rows)
+    if not rows:
+        raise ValueError("first_shell_table: no rows")
+    ev = [r[method] for r in rows]
+    missing = [k for k in FIRST_SHELL_KEYS[1:] if k not in ev[0]]
+    if missing:
+        raise KeyError(f"first_shell_table: rows have no {missing} (made before s2s had first_shell_errors)")
+    s = summarize(ev)
+    out: dict[str, Any] = {k: s[k] for k in FIRST_SHELL_KEYS}
+    out["same_shell1_count"] = float(np.mean([e["cn_gen_shell1"] == e["cn_target_shell1"] for e in ev]))
+    if digits is not None:
+        out = {k: (round(v, digits) if math.isfinite(v) else v) for k, v in out.items()}
+    out["n_test"] = len(ev)
     return out
 
 

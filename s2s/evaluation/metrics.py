@@ -19,6 +19,12 @@ Per target/generated pair (:func:`evaluate_pair`):
 * Validity (:func:`validity`, not in the paper): the generated environment is chemistry:
   its first-shell count equals the target's, every Si-O pair closer than 2.0 Å lies at
   1.45-1.85 Å, and no O-O pair is closer than 2.0 Å unless the target has one.
+* The first shell's own geometry (:func:`first_shell_errors`, not in the paper), free of the
+  whole-environment alignment: ``rmsd_shell1_radial`` (the sorted excited-O-neighbour distances,
+  what EXAFS fits), ``rmsd_shell1_local`` (the first shell aligned on itself) and
+  ``angle_shell1_error_deg`` (the neighbour-O-neighbour angle of two-coordinated O).  The
+  paper-aligned ``rmsd_shell1`` adds to these the orientation of the first shell relative to the
+  outer shells, which the alignment of all atoms trades against the outer shells' errors.
 
 :func:`summarize` averages over cases: NaN-skipping means of the RMSDs and of the
 per-case CN relative errors (the paper's 1.86 % / 4.27 % for shells 1 / 2 are read
@@ -28,6 +34,7 @@ oxygen fraction matches.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 
@@ -35,7 +42,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 from s2s.environment import DEFAULT_CUTOFF, SI, Environment, O
-from s2s.evaluation.align import align
+from s2s.evaluation.align import align, kabsch_batched
 
 N_SHELLS = 3
 
@@ -149,6 +156,57 @@ def validity(target: Environment, generated: Environment, cutoff: float = DEFAUL
     return out
 
 
+#: Largest first shell whose pairings :func:`first_shell_errors` searches exhaustively (6! = 720).
+LOCAL_MAX_ATOMS = 6
+
+
+def _first_shell(env: Environment, shell: np.ndarray) -> np.ndarray:
+    """(n1, 3) first-shell positions relative to the excited O (Å)."""
+    c = env.coords - env.coords[0]
+    return c[np.asarray(shell) == 1]
+
+
+def _bond_angle_deg(v: np.ndarray) -> float:
+    """Angle (degrees) between the two vectors of v (2, 3) seen from the origin."""
+    cos = float(np.dot(v[0], v[1]) / (np.linalg.norm(v[0]) * np.linalg.norm(v[1])))
+    return math.degrees(math.acos(min(1.0, max(-1.0, cos))))
+
+
+def first_shell_errors(target: Environment, generated: Environment, cutoff: float = DEFAULT_CUTOFF) -> dict:
+    """Errors of the first shell's own geometry, without the whole-environment alignment.
+
+    The target's first shell is its shell label 1; the generated one is what
+    :func:`assign_shells` (``cutoff`` in Å) puts in shell 1, as for the CN metric.  With equal
+    first-shell counts n1 (else all NaN):
+
+    * ``rmsd_shell1_radial`` (Å): RMS difference of the sorted excited-O-to-neighbour distances,
+      the quantity EXAFS fits (the paper compares its 0.063 Å with EXAFS's 0.01-0.02 Å);
+    * ``rmsd_shell1_local`` (Å): RMSD over the n1 neighbours after the best pairing (all n1!
+      for n1 <= :data:`LOCAL_MAX_ATOMS`, else NaN) and the best rotation about the excited O,
+      reflections allowed (a spectrum cannot fix chirality; for n1 <= 2 they change nothing);
+    * ``angle_shell1_error_deg``: |angle(n_a, O, n_b) generated - target| for n1 == 2
+      (the Si-O-Si angle of a bridging O), else NaN.
+    """
+    nan = {"rmsd_shell1_radial": math.nan, "rmsd_shell1_local": math.nan, "angle_shell1_error_deg": math.nan}
+    if generated.n_atoms == 0 or not np.all(np.isfinite(generated.coords)):
+        return nan
+    a = _first_shell(target, target.shell)
+    b = _first_shell(generated, assign_shells(generated.coords - generated.coords[0], cutoff))
+    n = a.shape[0]
+    if n == 0 or b.shape[0] != n:
+        return nan
+    ra, rb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    out = dict(nan)
+    out["rmsd_shell1_radial"] = float(np.sqrt(np.mean((np.sort(ra) - np.sort(rb)) ** 2)))
+    if n <= LOCAL_MAX_ATOMS:
+        perms = np.array(list(itertools.permutations(range(n))), dtype=np.int64)
+        _, rmsd = kabsch_batched(b[perms], a, allow_reflection=True)
+        out["rmsd_shell1_local"] = float(rmsd.min())
+    if n == 2:
+        out["angle_shell1_error_deg"] = abs(_bond_angle_deg(b) - _bond_angle_deg(a))
+    return out
+
+
 def _shell_rmsd(d2: np.ndarray, mask: np.ndarray) -> float:
     """RMSD over the entries of squared distances d2 selected by mask (NaN entries = unmatched)."""
     sel = d2[mask & np.isfinite(d2)]
@@ -167,7 +225,8 @@ def evaluate_pair(
     ``method`` is the alignment, "paper" or "best"; ``cutoff`` (Å) is the bond
     cutoff for :func:`assign_shells` on the generated atoms.  Keys:
     rmsd_all, rmsd_neighbours, rmsd_shell{1,2,3} (Å); cn_target_shell{k},
-    cn_gen_shell{k}, cn_error_shell{k}_pct; species_match (bool),
+    cn_gen_shell{k}, cn_error_shell{k}_pct; species_match (bool), valid (bool);
+    rmsd_shell1_radial, rmsd_shell1_local (Å), angle_shell1_error_deg (:func:`first_shell_errors`);
     o_frac_target, o_frac_gen, n_target, n_generated, n_matched, method.
     """
     a = align(target, generated, method=method, **align_kwargs)
@@ -188,6 +247,7 @@ def evaluate_pair(
         out[f"cn_error_shell{k}_pct"] = cn_relative_error_pct(cn_g[k - 1], cn_t[k - 1])
     out["species_match"] = species_match(target, generated)
     out["valid"] = validity(target, generated, cutoff)["valid"]
+    out.update(first_shell_errors(target, generated, cutoff))
     out["o_frac_target"] = target.oxygen_fraction()
     out["o_frac_gen"] = generated.oxygen_fraction()
     out["n_target"] = target.n_atoms
@@ -206,6 +266,8 @@ _MEAN_KEYS = (
     "cn_error_shell2_pct",
     "cn_error_shell3_pct",
 )
+#: Means of :func:`first_shell_errors`, written by :func:`summarize` when every row has them.
+_FIRST_SHELL_KEYS = ("rmsd_shell1_radial", "rmsd_shell1_local", "angle_shell1_error_deg")
 
 
 def _nanmean(values: Sequence[float]) -> float:
@@ -219,7 +281,9 @@ def summarize(results: Iterable[dict]) -> dict:
 
     RMSDs and CN relative errors: NaN-skipping means over cases (a case with an
     empty target shell does not count for that shell).  species_accuracy: fraction
-    of cases with ``species_match``.  n: number of cases.
+    of cases with ``species_match``; validity and the :func:`first_shell_errors` means
+    (rmsd_shell1_radial, rmsd_shell1_local in Å, angle_shell1_error_deg) when every row has
+    them.  n: number of cases.
     """
     results = list(results)
     if not results:
@@ -228,5 +292,8 @@ def summarize(results: Iterable[dict]) -> dict:
     out["species_accuracy"] = float(np.mean([bool(r["species_match"]) for r in results]))
     if all("valid" in r for r in results):  # rows cached before validity existed have none
         out["validity"] = float(np.mean([bool(r["valid"]) for r in results]))
+    for k in _FIRST_SHELL_KEYS:  # rows made before these existed have none
+        if all(k in r for r in results):
+            out[k] = _nanmean([r[k] for r in results])
     out["n"] = len(results)
     return out
