@@ -8,7 +8,8 @@ K DDIM-50 samples per validation site with the target's atom count (cached in ru
 :func:`s2s.evaluation.best_of_k.select` (first sample, forward-model pick, oracle) and by the medoid
 (:func:`s2s.evaluation.best_of_k.medoid_index`) under each alignment of ``--alignments``; every pick
 scored with the paper alignment (:func:`s2s.evaluation.evaluate.summary_table`) and printed with
-template matching (fit-split templates) on the same sites.  The validation split is the one of
+template matching (fit-split templates) on the same sites, then the first shell on its own
+(:func:`s2s.evaluation.evaluate.first_shell_table`) for every pick.  The validation split is the one of
 :func:`s2s.splits.validation_split` (never the test split).
 """
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from s2s.evaluation.ablation import load_split
 from s2s.evaluation.best_of_k import BestOfKSettings, consensus_average, medoid_of_distances, sample_k, select
-from s2s.evaluation.evaluate import summary_table
+from s2s.evaluation.evaluate import FIRST_SHELL_KEYS, first_shell_table, summary_table
 from s2s.evaluation.metrics import evaluate_pair
 from s2s.evaluation.template import template_match
 from s2s.forward.model import ForwardModel
@@ -132,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, rr in rows.items():
         tab = summary_table([{"index": i, "sample": 0, "paper": r} for i, r in enumerate(rr)], "paper")
         print(f"{name:22s}" + "".join(f"{tab[k]:21.3f}" for k in KEYS))
+    print("\nthe first shell on its own (s2s.evaluation.metrics.first_shell_errors; Å, the angle in degrees)")
+    cols = FIRST_SHELL_KEYS + ("same_shell1_count",)
+    print(f"{'pick':22s}" + "".join(f"{k:>24s}" for k in cols))
+    for name, rr in rows.items():
+        tab = first_shell_table([{"paper": r} for r in rr], "paper")
+        print(f"{name:22s}" + "".join(f"{tab[k]:24.3f}" for k in cols))
     return 0
 
 

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from s2s.environment import SI, Environment, O
-from s2s.evaluation.identifiability import pair_rms, retrieval_oracle, spectral_twins, twin_table
+from s2s.evaluation.identifiability import (
+    pair_rms,
+    retrieval_oracle,
+    spectral_twins,
+    twin_discrimination,
+    twin_table,
+)
 
 
 def _bridge(angle_deg: float, outer_turn_deg: float = 0.0) -> Environment:
@@ -78,3 +84,21 @@ def test_retrieval_oracle_finds_the_right_environment_among_the_top_k():
     assert out["k"][2] == pytest.approx(0.0, abs=1e-7)
     with pytest.raises(ValueError, match="positive"):
         retrieval_oracle(np.array([[1.0, 0.0]]), [target], ["q"], ref_s, refs, ["r1", "r2", "r3"], ks=(0,))
+
+
+def test_twin_discrimination_counts_the_pairs_a_forward_model_gets_right():
+    q = np.array([[1.0, 0.0], [0.0, 1.0]])
+    r = np.array([[0.9, 0.1], [0.05, 0.95]])
+    # a perfect forward model: every query's own prediction is exact, so it always wins
+    perfect = twin_discrimination(q, q, ["a", "b"], r, r, ["c", "d"], edges=(0.0, 0.2, 2.0))
+    assert [b["n_pairs"] for b in perfect] == [2, 2]
+    assert perfect[0]["accuracy"] == 1.0
+    # a forward model that predicts the same spectrum for everything never prefers the truth (ties lose)
+    flat = np.full_like(q, 0.5)
+    blind = twin_discrimination(q, flat, ["a", "b"], r, np.full_like(r, 0.5), ["c", "d"], edges=(0.0, 0.2, 2.0))
+    assert blind[0]["accuracy"] == 0.0
+    # pairs of the same group are not counted
+    same = twin_discrimination(q, q, ["a", "b"], r, r, ["a", "b"], edges=(0.0, 0.2, 2.0))
+    assert [b["n_pairs"] for b in same] == [0, 2] and math.isnan(same[0]["accuracy"])
+    with pytest.raises(ValueError, match="shapes"):
+        twin_discrimination(q, q[:1], ["a", "b"], r, r, ["c", "d"])

@@ -160,3 +160,38 @@ def retrieval_oracle(
     )
     best = {k: float(np.nanmean(np.nanmin(r1[:, :k], axis=1))) for k in ks}
     return {"n": len(targets), "k": best, "median_top1": float(np.nanmedian(r1[:, 0]))}
+
+
+def twin_discrimination(
+    query_spectra: np.ndarray,
+    query_predicted: np.ndarray,
+    query_groups: Sequence,
+    reference_spectra: np.ndarray,
+    reference_predicted: np.ndarray,
+    reference_groups: Sequence,
+    edges: Sequence[float] = DEFAULT_RMS_EDGES,
+) -> list[dict]:
+    """Can a forward model tell spectral twins apart?  Per bin of the true RMS difference.
+
+    For every query site q and reference site r of another group whose true spectra differ by an
+    RMS in [lo, hi): does the forward model's spectrum of q's own environment (``query_predicted``)
+    match q's spectrum better (MSE) than its spectrum of r's environment (``reference_predicted``)?
+    That is the choice a forward-model pick makes between two candidates of which one is right.
+    Returns per bin ``lo``, ``hi``, ``n_pairs`` and ``accuracy`` (fraction preferring the truth;
+    0.5 is chance).  All spectra (M, G) / (R, G) on the same grid.
+    """
+    q, qp = np.asarray(query_spectra, float), np.asarray(query_predicted, float)
+    r, rp = np.asarray(reference_spectra, float), np.asarray(reference_predicted, float)
+    if q.shape != qp.shape or r.shape != rp.shape or q.shape[1] != r.shape[1]:
+        raise ValueError(f"twin_discrimination: shapes {q.shape}, {qp.shape}, {r.shape}, {rp.shape} do not agree")
+    g = q.shape[1]
+    true_rms = np.sqrt(np.clip(((q**2).sum(1)[:, None] + (r**2).sum(1)[None, :] - 2 * q @ r.T) / g, 0, None))
+    other = np.asarray(query_groups)[:, None] != np.asarray(reference_groups)[None, :]
+    own = ((qp - q) ** 2).mean(1)  # (M,) MSE of the truth's predicted spectrum
+    decoy = ((q**2).sum(1)[:, None] + (rp**2).sum(1)[None, :] - 2 * q @ rp.T) / g  # (M, R) MSE of each decoy's
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        i, j = np.nonzero(other & (true_rms >= lo) & (true_rms < hi))
+        acc = float(np.mean(own[i] < decoy[i, j])) if i.size else float("nan")
+        out.append({"lo": float(lo), "hi": float(hi), "n_pairs": int(i.size), "accuracy": acc})
+    return out
