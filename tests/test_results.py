@@ -21,7 +21,12 @@ def test_update_keeps_other_keys_and_writes_strict_json(tmp_path):
 def test_headline_table_and_block(tmp_path):
     res = {
         "data": {"n_sites": 905},
-        "test_generation": {"rmsd_shell1": 0.1234, "n_test": 53, "species_accuracy": 0.9},
+        "test_generation": {
+            "rmsd_shell1": 0.1234,
+            "n_test": 53,
+            "species_accuracy": 0.9,
+            "first_shell": {"rmsd_shell1_radial": 0.0281, "angle_shell1_error_deg": 8.42},
+        },
         "template_matching": {"model_win_rate": 0.4},
         "amorphous_generation": {"rmsd_shell1": {"0.25": 0.9, "2.0": 0.2}, "network": {"rmsd_shell1": {"2.00": 0.31}}},
     }
@@ -33,6 +38,9 @@ def test_headline_table_and_block(tmp_path):
     assert "| amorphous SiO0.25: 1st-shell RMSD (Å) | 0.778 | 0.900 |" in table
     assert "| amorphous SiO2, network glasses: 1st-shell RMSD (Å) | — | 0.310 |" in table
     assert "| medoid of 8 samples: species accuracy | — | — |" in table
+    assert "| 1st shell on its own: radial RMSD, as EXAFS fits (Å) | — | 0.028 |" in table
+    assert "| 1st shell on its own: Si-O-Si angle error (°) | — | 8.4 |" in table
+    assert "| 1st shell on its own: RMSD aligned on itself (Å) | — | — |" in table
     text = "intro\n<!-- headline:begin -->\nold\n<!-- headline:end -->\nrest\n"
     new = replace_block(text, table)
     assert new.startswith("intro\n<!-- headline:begin -->\n| quantity") and new.endswith(

@@ -106,6 +106,14 @@ def headline_rows(results: dict) -> list[tuple[str, Any, Any, str]]:
     am = results.get("amorphous_generation", {})
     return [
         ("1st-shell RMSD, test crystals (Å)", PAPER["rmsd_shell1"], tg.get("rmsd_shell1"), ".3f"),
+        *(
+            (label, None, _get(tg, "first_shell", key), fmt)
+            for label, key, fmt in (
+                ("1st shell on its own: radial RMSD, as EXAFS fits (Å)", "rmsd_shell1_radial", ".3f"),
+                ("1st shell on its own: RMSD aligned on itself (Å)", "rmsd_shell1_local", ".3f"),
+                ("1st shell on its own: Si-O-Si angle error (°)", "angle_shell1_error_deg", ".1f"),
+            )
+        ),
         ("2nd-shell RMSD (Å)", None, tg.get("rmsd_shell2"), ".3f"),
         ("3rd-shell RMSD (Å)", None, tg.get("rmsd_shell3"), ".3f"),
         ("RMSD, all atoms to the 3rd shell (Å)", PAPER["rmsd_all"], tg.get("rmsd_all"), ".3f"),
