@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="data/s2s_open_v1.h5")
     ap.add_argument("--n-per-bin", type=int, default=300, help="pairs scored per spectral bin (default 300)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--formula", default=None, help="spectral twins among the sites of this formula only (e.g. SiO2; the retrieval oracle still uses all)")
+    ap.add_argument(
+        "--formula",
+        default=None,
+        help="spectral twins among the sites of this formula only (e.g. SiO2; the retrieval oracle still uses all)",
+    )
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 3, 5, 10, 20], help="top-k of the retrieval oracle")
     ap.add_argument("--forward", type=Path, default=None, help="also the twin discrimination of this forward model")
     ap.add_argument("--json", type=Path, default=None, help="also write both tables here")
