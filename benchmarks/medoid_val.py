@@ -155,31 +155,30 @@ def main(argv: list[str] | None = None) -> int:
 
 def template_medoids(samples, spectra, recs, targets, fit, ms, distances) -> dict[str, list[dict]]:
     """Rows of two retrieval-consensus methods per M in ``ms`` (best alignment for the medoid, paper
-    alignment for the scores): the medoid of the top-M spectral matches in the fit split (other
-    structures only), and the medoid of the K samples together with those M.  The samples' own (K, K)
-    ``distances`` are reused; only the pairs with a template are aligned."""
+    alignment for the scores): :func:`s2s.evaluation.template.template_consensus` (the medoid of the
+    top-M spectral matches in the fit split, other structures only), and the medoid of the K samples
+    together with those M.  The samples' own (K, K) ``distances`` are reused; only the pairs with a
+    template are aligned."""
     from s2s.evaluation.align import align
-    from s2s.evaluation.template import nearest_by_mse
+    from s2s.evaluation.template import nearest_by_mse, template_consensus
 
     envs = fit.environments()
-    idx, _ = nearest_by_mse(
-        spectra, fit.spectra(), [r.structure_id for r in recs], [r.structure_id for r in fit.records], k=max(ms)
-    )
+    q_groups, r_groups = [r.structure_id for r in recs], [r.structure_id for r in fit.records]
+    idx, _ = nearest_by_mse(spectra, fit.spectra(), q_groups, r_groups, k=max(ms))
     idx = np.asarray(idx).reshape(len(recs), -1)
     out: dict[str, list[dict]] = {}
     for m in sorted(set(ms)):
         t0 = time.process_time()
-        alone, mixed = [], []
+        alone = template_consensus(spectra, q_groups, fit.spectra(), r_groups, envs, k=m).environments
+        mixed = []
         for i, (row, d_ss) in enumerate(zip(samples, distances)):
-            tm = [envs[j] for j in idx[i, :m]]
-            both = list(row) + tm
+            both = list(row) + [envs[j] for j in idx[i, :m]]
             k = len(row)
             d = np.zeros((k + m, k + m))
             d[:k, :k] = d_ss
             for a_ in range(k + m):
                 for b_ in range(max(a_ + 1, k), k + m):
                     d[a_, b_] = d[b_, a_] = align(both[a_], both[b_], method="best").rmsd
-            alone.append(tm[medoid_of_distances(d[k:, k:])[0]])
             mixed.append(both[medoid_of_distances(d)[0]])
         out[f"medoid of top-{m} templates"] = [evaluate_pair(t, g, method="paper") for t, g in zip(targets, alone)]
         out[f"medoid of samples + top-{m}"] = [evaluate_pair(t, g, method="paper") for t, g in zip(targets, mixed)]

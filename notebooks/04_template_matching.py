@@ -52,7 +52,7 @@ from s2s.evaluation.evaluate import (
     summary_table,
 )
 from s2s.evaluation.results import update_results
-from s2s.evaluation.template import compare_with_generation, template_match
+from s2s.evaluation.template import compare_with_generation, template_consensus, template_match
 from s2s.model.cache import generate_cached, generation_cache_path
 from s2s.plots import align_for_plot, plot_overlay_grid, plot_similarity_gap, save_figure
 
@@ -163,6 +163,25 @@ for k in ("rmsd_shell1", "rmsd_all", "cn_error_shell1_pct", "species_accuracy", 
 print(f"refined beats its own template (SOAP) in {cmp_ref['model_win_rate']:.3f} of cases")
 
 # %% [markdown]
+# ## A candidate baseline: the consensus of the three nearest templates
+# Spectra fix the first shell but only weakly the outer shells (docs/model.md, "How far does the
+# spectrum determine the environment?"), so the medoid of the top-3 spectral matches
+# (`s2s.evaluation.template.template_consensus`, k = 3) could be a better estimate than the single
+# nearest template; on validation it was (0.506 against 0.550 Å).  Its own row, like refinement; the
+# win rate and the headline stay with the paper's template matching.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+tc = template_consensus(
+    spectra, [r.structure_id for r in records], train.spectra(), [r.structure_id for r in train], train.environments()
+)
+rows_tc = evaluate_generation(targets, tc.environments, methods=("paper",))
+tab_tc = summary_table(rows_tc, "paper")
+print(f"{'':26s}{'generated':>12s}{'template':>12s}{'consensus':>12s}")
+for k in ("rmsd_shell1", "rmsd_all", "cn_error_shell1_pct", "species_accuracy", "validity"):
+    print(f"{k:26s}{tab_gen[k]:12.3f}{tab_tm[k]:12.3f}{tab_tc[k]:12.3f}")
+
+# %% [markdown]
 # ## The cases where the model gains or loses the most
 # Left: generated vs target; right: the template's environment vs target (both aligned by the
 # paper's procedure).
@@ -198,6 +217,13 @@ if not small:
         "template_validity": round(tab_tm["validity"], 4),
         "template_first_shell": first_shell_table(rows_tm, "paper", digits=4),
         "model_validity": round(tab_gen["validity"], 4),
+        "template_consensus": {
+            "k": 3,
+            "rmsd_shell1": round(tab_tc["rmsd_shell1"], 4),
+            "rmsd_all": round(tab_tc["rmsd_all"], 4),
+            "species_accuracy": round(tab_tc["species_accuracy"], 4),
+            "validity": round(tab_tc["validity"], 4),
+        },
         "refined": {
             "t0": int(refine_t0),
             "rmsd_shell1": round(tab_ref["rmsd_shell1"], 4),

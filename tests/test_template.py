@@ -219,3 +219,24 @@ def test_template_match_pipeline(quartz_env: Environment, stishovite_env: Enviro
     assert tm.index.tolist() == [0] and tm.mse[0] == 0.0
     with pytest.raises(ValueError, match="train_envs"):
         template_match(train[[0]], None, train, None, envs[:2])
+
+
+def test_template_consensus_keeps_the_central_one_of_the_nearest(quartz_env: Environment, stishovite_env: Environment):
+    """The nearest spectrum belongs to stishovite, the next two to quartz copies: the consensus of
+    three is a quartz one (the medoid); of one it is template matching."""
+    from s2s.evaluation.template import template_consensus
+
+    q2 = Environment(species=quartz_env.species, coords=quartz_env.coords * 1.01, shell=quartz_env.shell)
+    envs = [stishovite_env, quartz_env, q2, stishovite_env]
+    query = np.zeros((1, 200))
+    train = np.stack([np.full(200, v) for v in (0.01, 0.02, 0.03, 0.5)])
+    tm = template_consensus(query, None, train, None, envs, k=3)
+    i = int(tm.index[0])
+    assert i in (1, 2) and tm.environments[0] is envs[i]  # one of the two quartz, never the outlier
+    assert tm.mse[0] == pytest.approx([0.01, 0.02, 0.03][i] ** 2)
+    one = template_consensus(query, None, train, None, envs, k=1)
+    assert one.index.tolist() == template_match(query, None, train, None, envs).index.tolist() == [0]
+    with pytest.raises(ValueError, match="positive"):
+        template_consensus(query, None, train, None, envs, k=0)
+    with pytest.raises(ValueError, match="train_envs"):
+        template_consensus(query, None, train, None, envs[:2])
