@@ -134,6 +134,25 @@ for k in row_groups:
     )
 
 # %% [markdown]
+# ## The first shell on its own, per composition
+# As in notebook 03: the first shell aligned on itself, its radial error (sorted O*-neighbour
+# distances) and the neighbour-O-neighbour angle, on the sites whose first-shell count is right
+# (`s2s.evaluation.metrics.first_shell_errors`); the paper-aligned 1st-shell RMSD above adds how the
+# outer shells turn the environment under the whole-environment alignment.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+fs = family_result(fam)["first_shell"]
+print(f"{'x':>6s}{'on itself (Å)':>15s}{'radial (Å)':>12s}{'angle (°)':>11s}{'right CN1':>11s}")
+for k in row_groups:
+    vals = [fs[key][k] for key in ("rmsd_shell1_local", "rmsd_shell1_radial", "angle_shell1_error_deg")]
+    print(
+        f"{k:>6s}"
+        + "".join(f"{v:>{w}.3f}" if v is not None else f"{'—':>{w}s}" for v, w in zip(vals, (15, 12, 11)))
+        + f"{fs['same_shell1_count'][k]:11.3f}"
+    )
+
+# %% [markdown]
 # ## Fig. 5a / Supplementary Fig. 3a — RMSD sorted, per composition
 # First: the most O-rich and the most Si-rich composition (overall RMSD, as Fig. 5a); then every
 # composition by shell.

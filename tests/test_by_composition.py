@@ -31,6 +31,12 @@ def test_a_perfect_generator_and_a_perfect_template_per_composition():
     res = family_result(ev, n_steps=50)
     assert res["n"] == {"2.00": 2, "0.50": 1} and res["n_steps"] == 50
     assert res["species_accuracy"]["2.00"] == 1.0 and res["template"]["rmsd_shell1"]["0.50"] == 0.0
+    assert res["first_shell"]["rmsd_shell1_radial"] == {"2.00": 0.0, "0.50": 0.0}
+    assert res["first_shell"]["same_shell1_count"]["0.50"] == 1.0
+    # bonds 0.05 Å too long at x = 2.00: the radial error sees it, per composition
+    stretched = [[_env(1.65)], [_env(1.67)], [targets[2]]]
+    fs = family_result(evaluate_family(targets, stretched, keys, spectra, spectra, targets))["first_shell"]
+    assert fs["rmsd_shell1_radial"]["2.00"] == pytest.approx(0.05) and fs["rmsd_shell1_radial"]["0.50"] == 0.0
     # a wrong generator (a three-fold O for a two-fold target) loses species accuracy at that x
     wrong = [[_env(1.60, 3)], [targets[1]], [targets[2]]]
     assert family_result(evaluate_family(targets, wrong, keys, spectra, spectra, targets))["species_accuracy"][

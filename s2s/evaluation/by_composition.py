@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from s2s.environment import Environment
-from s2s.evaluation.evaluate import evaluate_generation, group_indices, summary_table
+from s2s.evaluation.evaluate import evaluate_generation, first_shell_table, group_indices, summary_table
 from s2s.evaluation.template import TemplateMatch, compare_with_generation, template_match
 
 
@@ -78,8 +78,11 @@ def _num(v, digits: int = 4):
 def family_result(ev: FamilyEvaluation, **extra) -> dict:
     """The ``figures/results.json`` block of one family: maps x -> value (NaN as null) for
     rmsd_shell1, rmsd_all, species_accuracy, model_win_rate, n, best_alignment {rmsd_shell1,
-    rmsd_all} and template {rmsd_shell1, species_accuracy}; ``extra`` (sampling settings) appended."""
+    rmsd_all}, template {rmsd_shell1, species_accuracy} and first_shell {rmsd_shell1_local,
+    rmsd_shell1_radial (Å), angle_shell1_error_deg, same_shell1_count} (the first shell on its own,
+    :func:`s2s.evaluation.evaluate.first_shell_table`); ``extra`` (sampling settings) appended."""
     p, b = ev.per_comp["paper"], ev.per_comp["best"]
+    fs = {k: first_shell_table([ev.rows[i] for i in idx], "paper") for k, idx in ev.row_groups.items()}
     return {
         "rmsd_shell1": {k: _num(p[k]["rmsd_shell1"]) for k in ev.row_groups},
         "rmsd_all": {k: _num(p[k]["rmsd_all"]) for k in ev.row_groups},
@@ -93,6 +96,10 @@ def family_result(ev: FamilyEvaluation, **extra) -> dict:
         "template": {
             "rmsd_shell1": {k: _num(t["rmsd_shell1"]) for k, t in ev.template_per_comp.items()},
             "species_accuracy": {k: _num(t["species_accuracy"]) for k, t in ev.template_per_comp.items()},
+        },
+        "first_shell": {
+            key: {k: _num(t[key]) for k, t in fs.items()}
+            for key in ("rmsd_shell1_local", "rmsd_shell1_radial", "angle_shell1_error_deg", "same_shell1_count")
         },
         **extra,
     }
