@@ -84,6 +84,35 @@ def test_save_figure_png_svg_pdf_atomic(tmp_path):
     assert _list(tmp_path) == ["p.pdf", "sub"]
 
 
+def test_svg_clip_ids_are_renumbered_in_order_of_definition(tmp_path):
+    """matplotlib names a clip by hashing its rectangle at full float precision, so two runs whose
+    layouts differ by 1e-13 (the SVG's rounded coordinates identical) got different ids: notebook
+    05's subfigure plot changed bytes on every rerun.  save_figure renumbers them."""
+    import re
+
+    from s2s.plots.style import _stable_svg_ids
+
+    def svg(a: str, b: str) -> bytes:
+        return (
+            f'<svg><defs><clipPath id="{a}"><rect/></clipPath><clipPath id="{b}"><rect/></clipPath></defs>'
+            f'<g clip-path="url(#{b})"/><g clip-path="url(#{a})"/><g clip-path="url(#{b})"/></svg>'
+        ).encode()
+
+    one = _stable_svg_ids(svg("p0123456789", "pabcdefabcd"))
+    two = _stable_svg_ids(svg("p9999999999", "p1111111111"))
+    assert one == two  # only the ids differed
+    assert re.findall(rb'<clipPath id="([^"]+)"', one) == [b"c0000000000", b"c0000000001"]
+    assert re.findall(rb"url\(#([^)]+)\)", one) == [b"c0000000001", b"c0000000000", b"c0000000001"]
+    assert _stable_svg_ids(b"<svg/>") == b"<svg/>"
+    # and save_figure applies it: a real figure's clips are defined and referenced consistently
+    fig, ax = plt.subplots(figsize=(2, 1.5))
+    ax.plot([0, 1], [0, 1])
+    out = plots.save_figure(fig, tmp_path / "f", formats=("svg",), close=True)[0].read_bytes()
+    defined = re.findall(rb'<clipPath id="([^"]+)"', out)
+    assert defined and defined[0] == b"c0000000000"
+    assert set(re.findall(rb"url\(#([^)]+)\)", out)) <= set(defined)
+
+
 def test_save_figure_failure_leaves_nothing(tmp_path, monkeypatch):
     fig, ax = plt.subplots(figsize=(2, 1.5))
 

@@ -11,7 +11,9 @@ The underscore helpers here (``_new_ax``, ``_as_1d``, ...) are shared by the fig
 from __future__ import annotations
 
 import functools
+import io
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -141,6 +143,19 @@ def _fmt_x(x) -> str:
 # ----------------------------------------------------------------------------- saving
 
 
+def _stable_svg_ids(svg: bytes) -> bytes:
+    """Renumber matplotlib's clip-path ids (``p`` + 10 hex digits) in order of definition.
+
+    ``svg.hashsalt`` makes most ids deterministic, but the id of a path-shaped clip (subfigures)
+    hashes the clip object's memory address, so the same figure gave different bytes on every run.
+    Definitions (``<clipPath id="...">``) and references (``url(#...)``) are renamed together."""
+    found = re.findall(rb'<clipPath id="(p[0-9a-f]{10})"', svg)
+    ids = {old: b"c%010x" % i for i, old in enumerate(dict.fromkeys(found))}
+    if not ids:
+        return svg
+    return re.sub(rb"\bp[0-9a-f]{10}\b", lambda m: ids.get(m.group(0), m.group(0)), svg)
+
+
 def save_figure(
     fig: Figure,
     path_stem: str | os.PathLike,
@@ -170,7 +185,12 @@ def save_figure(
             with atomic_path(out) as tmp, open(tmp, "wb") as fh:
                 # No timestamps: identical inputs give identical files.
                 meta = {"Date": None} if fmt == "svg" else {"CreationDate": None} if fmt == "pdf" else None
-                fig.savefig(fh, format=fmt, dpi=dpi, metadata=meta)
+                if fmt == "svg":
+                    buf = io.BytesIO()
+                    fig.savefig(buf, format=fmt, dpi=dpi, metadata=meta)
+                    fh.write(_stable_svg_ids(buf.getvalue()))
+                else:
+                    fig.savefig(fh, format=fmt, dpi=dpi, metadata=meta)
             written.append(out)
     if close:
         plt.close(fig)
