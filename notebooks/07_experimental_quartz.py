@@ -368,7 +368,8 @@ for label, block in (("all", transfer), ("not in training", transfer.get("unseen
         for who, v in (("model", block[kind]), ("template", block["template"][kind])):
             print(
                 f"  {who:8s} from {kind:4s} spectra: RMSD 1st shell {v['rmsd_shell1']:.3f} Å, "
-                f"species {v['species_accuracy']:.3f}, validity {v['validity']:.3f}"
+                f"species {v['species_accuracy']:.3f}, validity {v['validity']:.3f}; the first shell on its own: "
+                f"radial {v['rmsd_shell1_radial']:.3f} Å, Si-O-Si angle {v['angle_shell1_error_deg']:.1f}°"
             )
 g = transfer["spectral_gap"]
 print(

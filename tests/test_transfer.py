@@ -20,6 +20,7 @@ def test_reference_sites_pair_both_spectra_with_one_target():
     assert not np.allclose(sites[0].xtb, sites[0].gpaw)  # two methods, two spectra
     perfect = transfer_metrics(sites[:3], {"xtb": [s.target for s in sites[:3]]})
     assert perfect["n"] == 3 and perfect["xtb"]["rmsd_shell1"] < 1e-6 and perfect["xtb"]["validity"] == 1.0
+    assert perfect["xtb"]["rmsd_shell1_radial"] < 1e-9 and perfect["xtb"]["angle_shell1_error_deg"] < 1e-4
     with pytest.raises(ValueError, match="generated"):
         transfer_metrics(sites[:3], {"gpaw": [sites[0].target]})
 

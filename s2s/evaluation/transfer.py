@@ -59,7 +59,9 @@ def transfer_sites(reference_dir: str | os.PathLike, cache_dir: str | os.PathLik
 
 
 def transfer_metrics(sites: Sequence[TransferSite], generated: dict[str, Sequence[Environment]]) -> dict:
-    """``{"n", "xtb": {...}, "gpaw": {...}}`` with rmsd_shell1 (Å), species_accuracy and validity per input.
+    """``{"n", "xtb": {...}, "gpaw": {...}}`` with rmsd_shell1, rmsd_all (Å), species_accuracy, validity and
+    the first shell on its own (rmsd_shell1_radial, rmsd_shell1_local in Å, angle_shell1_error_deg;
+    :func:`s2s.evaluation.metrics.first_shell_errors`) per input.
 
     ``generated[kind][i]``: the environment generated from ``sites[i]``'s spectrum of that kind.
     """
@@ -73,6 +75,7 @@ def transfer_metrics(sites: Sequence[TransferSite], generated: dict[str, Sequenc
             "rmsd_all": s["rmsd_all"],
             "species_accuracy": s["species_accuracy"],
             "validity": s["validity"],
+            **{k: s[k] for k in ("rmsd_shell1_radial", "rmsd_shell1_local", "angle_shell1_error_deg")},
         }
     return out
 
