@@ -28,7 +28,7 @@ from scipy.spatial.distance import cdist
 
 from s2s.environment import DEFAULT_CUTOFF, SI, SPECIES, Environment, O
 from s2s.evaluation.align import align
-from s2s.evaluation.metrics import N_SHELLS, assign_shells, coordination_numbers
+from s2s.evaluation.metrics import N_SHELLS, angles_deg, assign_shells, coordination_numbers
 
 
 def shells(env: Environment, cutoff: float = DEFAULT_CUTOFF) -> np.ndarray:
@@ -144,14 +144,6 @@ def cluster(
     return out
 
 
-def _angles(center: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Angles (deg) at ``center`` between every pair of vectors to ``ends`` (n, 3)."""
-    v = ends - center
-    v = v / np.linalg.norm(v, axis=1, keepdims=True)
-    i, j = np.triu_indices(len(v), 1)
-    return np.degrees(np.arccos(np.clip(np.sum(v[i] * v[j], axis=1), -1.0, 1.0)))
-
-
 def geometry(env: Environment, cutoff: float = DEFAULT_CUTOFF) -> dict[str, np.ndarray]:
     """Bond geometry of one environment (bonds: Si-O pairs within ``cutoff`` Å).
 
@@ -167,13 +159,13 @@ def geometry(env: Environment, cutoff: float = DEFAULT_CUTOFF) -> dict[str, np.n
     sh = shells(env, cutoff)
     first_si = np.flatnonzero((sh == 1) & (sp == SI))
     out["d_sio_first"] = dist[0, first_si]
-    a_osio = [_angles(x[s], x[o[bond[a]]]) for a, s in enumerate(si) if bond[a].sum() >= 2]
-    a_siosi = [_angles(x[q], x[si[bond[:, b]]]) for b, q in enumerate(o) if bond[:, b].sum() >= 2]
+    a_osio = [angles_deg(x[s], x[o[bond[a]]]) for a, s in enumerate(si) if bond[a].sum() >= 2]
+    a_siosi = [angles_deg(x[q], x[si[bond[:, b]]]) for b, q in enumerate(o) if bond[:, b].sum() >= 2]
     out["a_osio"] = np.concatenate(a_osio) if a_osio else np.empty(0)
     out["a_siosi"] = np.concatenate(a_siosi) if a_siosi else np.empty(0)
     b0 = np.flatnonzero(o == 0)
     out["a_siosi_excited"] = (
-        _angles(x[0], x[si[bond[:, b0[0]]]]) if b0.size and bond[:, b0[0]].sum() >= 2 else np.empty(0)
+        angles_deg(x[0], x[si[bond[:, b0[0]]]]) if b0.size and bond[:, b0[0]].sum() >= 2 else np.empty(0)
     )
     return out
 

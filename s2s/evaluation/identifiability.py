@@ -37,20 +37,26 @@ DEFAULT_RMS_EDGES = (0.0, 3e-4, 1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2)
 TWIN_KEYS = ("rmsd_shell1", "rmsd_all", "rmsd_shell1_local", "rmsd_shell1_radial", "angle_shell1_error_deg")
 
 
-def pair_rms(spectra: np.ndarray, chunk: int = 512) -> np.ndarray:
-    """(M, M) RMS difference (same units as the spectra) of every pair of rows of ``spectra`` (M, G)."""
+def pair_rms(spectra: np.ndarray, others: np.ndarray | None = None, chunk: int = 512) -> np.ndarray:
+    """(M, R) RMS difference (units of the spectra) between every row of ``spectra`` (M, G) and every row
+    of ``others`` (R, G); ``others=None`` compares ``spectra`` with itself ((M, M), zero diagonal)."""
     s = np.asarray(spectra, dtype=np.float64)
-    if s.ndim != 2 or s.shape[0] == 0:
-        raise ValueError(f"pair_rms: spectra must have shape (M, G) with M >= 1, got {s.shape}")
-    if not np.all(np.isfinite(s)):
-        raise ValueError("pair_rms: spectra contain NaN/inf")
-    n, g = s.shape
-    sq = np.einsum("ij,ij->i", s, s)
-    out = np.empty((n, n))
-    for a in range(0, n, chunk):
-        d = sq[a : a + chunk, None] + sq[None, :] - 2.0 * (s[a : a + chunk] @ s.T)
+    o = s if others is None else np.asarray(others, dtype=np.float64)
+    for name, a in (("spectra", s), ("others", o)):
+        if a.ndim != 2 or a.shape[0] == 0:
+            raise ValueError(f"pair_rms: {name} must have shape (M, G) with M >= 1, got {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"pair_rms: {name} contain NaN/inf")
+    if o.shape[1] != s.shape[1]:
+        raise ValueError(f"pair_rms: spectra have {s.shape[1]} grid points but others {o.shape[1]}")
+    g = s.shape[1]
+    sq_s, sq_o = np.einsum("ij,ij->i", s, s), np.einsum("ij,ij->i", o, o)
+    out = np.empty((s.shape[0], o.shape[0]))
+    for a in range(0, s.shape[0], chunk):
+        d = sq_s[a : a + chunk, None] + sq_o[None, :] - 2.0 * (s[a : a + chunk] @ o.T)
         out[a : a + chunk] = np.sqrt(np.clip(d / g, 0.0, None))
-    np.fill_diagonal(out, 0.0)
+    if others is None:
+        np.fill_diagonal(out, 0.0)
     return out
 
 
@@ -184,11 +190,10 @@ def twin_discrimination(
     r, rp = np.asarray(reference_spectra, float), np.asarray(reference_predicted, float)
     if q.shape != qp.shape or r.shape != rp.shape or q.shape[1] != r.shape[1]:
         raise ValueError(f"twin_discrimination: shapes {q.shape}, {qp.shape}, {r.shape}, {rp.shape} do not agree")
-    g = q.shape[1]
-    true_rms = np.sqrt(np.clip(((q**2).sum(1)[:, None] + (r**2).sum(1)[None, :] - 2 * q @ r.T) / g, 0, None))
+    true_rms = pair_rms(q, r)
     other = np.asarray(query_groups)[:, None] != np.asarray(reference_groups)[None, :]
     own = ((qp - q) ** 2).mean(1)  # (M,) MSE of the truth's predicted spectrum
-    decoy = ((q**2).sum(1)[:, None] + (rp**2).sum(1)[None, :] - 2 * q @ rp.T) / g  # (M, R) MSE of each decoy's
+    decoy = pair_rms(q, rp) ** 2  # (M, R) MSE of each decoy's
     out = []
     for lo, hi in zip(edges[:-1], edges[1:]):
         i, j = np.nonzero(other & (true_rms >= lo) & (true_rms < hi))

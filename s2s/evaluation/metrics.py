@@ -34,7 +34,6 @@ oxygen fraction matches.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable, Sequence
 
@@ -42,7 +41,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 from s2s.environment import DEFAULT_CUTOFF, SI, Environment, O
-from s2s.evaluation.align import align, kabsch_batched
+from s2s.evaluation.align import _injections, align, kabsch_batched
 
 N_SHELLS = 3
 
@@ -166,10 +165,12 @@ def _first_shell(env: Environment, shell: np.ndarray) -> np.ndarray:
     return c[np.asarray(shell) == 1]
 
 
-def _bond_angle_deg(v: np.ndarray) -> float:
-    """Angle (degrees) between the two vectors of v (2, 3) seen from the origin."""
-    cos = float(np.dot(v[0], v[1]) / (np.linalg.norm(v[0]) * np.linalg.norm(v[1])))
-    return math.degrees(math.acos(min(1.0, max(-1.0, cos))))
+def angles_deg(center: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Angles (degrees) at ``center`` (3,) between every pair of vectors to ``ends`` (n, 3), pairs i < j."""
+    v = ends - center
+    v = v / np.linalg.norm(v, axis=1, keepdims=True)
+    i, j = np.triu_indices(len(v), 1)
+    return np.degrees(np.arccos(np.clip(np.sum(v[i] * v[j], axis=1), -1.0, 1.0)))
 
 
 def first_shell_errors(target: Environment, generated: Environment, cutoff: float = DEFAULT_CUTOFF) -> dict:
@@ -199,11 +200,10 @@ def first_shell_errors(target: Environment, generated: Environment, cutoff: floa
     out = dict(nan)
     out["rmsd_shell1_radial"] = float(np.sqrt(np.mean((np.sort(ra) - np.sort(rb)) ** 2)))
     if n <= LOCAL_MAX_ATOMS:
-        perms = np.array(list(itertools.permutations(range(n))), dtype=np.int64)
-        _, rmsd = kabsch_batched(b[perms], a, allow_reflection=True)
+        _, rmsd = kabsch_batched(b[_injections(n, n)], a, allow_reflection=True)  # every pairing
         out["rmsd_shell1_local"] = float(rmsd.min())
     if n == 2:
-        out["angle_shell1_error_deg"] = abs(_bond_angle_deg(b) - _bond_angle_deg(a))
+        out["angle_shell1_error_deg"] = float(abs(angles_deg(np.zeros(3), b)[0] - angles_deg(np.zeros(3), a)[0]))
     return out
 
 
