@@ -9,7 +9,8 @@ K DDIM-50 samples per validation site with the target's atom count (cached in ru
 (:func:`s2s.evaluation.best_of_k.medoid_index`) under each alignment of ``--alignments``; every pick
 scored with the paper alignment (:func:`s2s.evaluation.evaluate.summary_table`) and printed with
 template matching (fit-split templates) on the same sites, then the first shell on its own
-(:func:`s2s.evaluation.evaluate.first_shell_table`) for every pick.  The validation split is the one of
+(:func:`s2s.evaluation.evaluate.first_shell_table`) for every pick, and 95 % intervals resampling the
+validation structures (:mod:`s2s.evaluation.bootstrap`).  The validation split is the one of
 :func:`s2s.splits.validation_split` (never the test split).
 """
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from s2s.evaluation.ablation import load_split
 from s2s.evaluation.best_of_k import BestOfKSettings, consensus_average, medoid_of_distances, sample_k, select
+from s2s.evaluation.bootstrap import describe, summary_intervals
 from s2s.evaluation.evaluate import FIRST_SHELL_KEYS, first_shell_table, summary_table
 from s2s.evaluation.metrics import evaluate_pair
 from s2s.evaluation.template import template_match
@@ -150,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, rr in rows.items():
         tab = first_shell_table([{"paper": r} for r in rr], "paper")
         print(f"{name:22s}" + "".join(f"{tab[k]:24.3f}" for k in cols))
+    groups = [r.structure_id for r in recs]
+    print(f"\n{describe(n_groups=len(set(groups)))} (s2s.evaluation.bootstrap)")
+    ci_keys = ("rmsd_shell1", "species_accuracy", "validity")
+    print(f"{'pick':22s}" + "".join(f"{k:>21s}" for k in ci_keys))
+    for name, rr in rows.items():
+        ci = summary_intervals([{"index": i, "paper": r} for i, r in enumerate(rr)], groups, keys=ci_keys)
+        print(f"{name:22s}" + "".join(f"{f'{ci[k][0]:.3f}-{ci[k][1]:.3f}':>21s}" for k in ci_keys))
     return 0
 
 

@@ -9,6 +9,7 @@ import torch
 from s2s.config import tiny_preset
 from s2s.environment import SI, Environment, O
 from s2s.evaluation.evaluate import (
+    METHODS,
     composition_key,
     evaluate_generation,
     group_indices,
@@ -365,3 +366,19 @@ def test_first_shell_table_separates_the_first_shell_from_its_orientation():
     assert tab["rmsd_shell1_local"] == tab["rmsd_shell1_radial"] == tab["angle_shell1_error_deg"] == 0.0
     with pytest.raises(KeyError, match="first_shell_errors"):
         first_shell_table([{"paper": {"rmsd_shell1": 0.1}}])
+
+
+def test_a_mirror_image_is_charged_by_the_paper_alignment_unless_reflections_are_allowed():
+    """A chiral environment (bridging O, three outer O not related by any mirror through O*) and its
+    mirror image have the same spectrum; the paper's Kabsch (det +1) cannot rotate one onto the other."""
+    c = np.array([[0, 0, 0], [1.52, 0.49, 0], [-1.52, 0.49, 0], [2.5, 2.6, 1.0], [-2.3, 2.2, -1.4], [0.3, 3.2, 2.2]])
+    t = Environment(species=[O, SI, SI, O, O, O], coords=c, shell=[0, 1, 1, 2, 2, 2])
+    a = np.deg2rad(40.0)
+    r = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    mirror = Environment(t.species, (c * [1, 1, -1]) @ r.T, t.shell)  # z -> -z, then a rotation
+    proper = summary_table(evaluate_generation([t], [mirror]), "paper")
+    mirrored = {m: summary_table(evaluate_generation([t], [mirror], allow_reflection=True), m) for m in METHODS}
+    assert proper["rmsd_all"] > 0.3 and proper["rmsd_shell1"] > 0.05
+    for tab in mirrored.values():
+        assert tab["rmsd_all"] == pytest.approx(0.0, abs=1e-6)
+        assert tab["rmsd_shell1"] == pytest.approx(0.0, abs=1e-6)

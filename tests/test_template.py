@@ -201,6 +201,20 @@ def test_win_rate_toy_case():
         summarize_gaps([1.0], [1.0, 0.5], mse=[0.0])
 
 
+def test_wins_split_by_how_close_the_template_is():
+    from s2s.evaluation.template import NEAR_COPY_SIM, wins_by_template_similarity
+
+    sg = [0.999, 0.998, 0.97, 0.90, 0.98, 0.95]
+    sm = [0.9995, 0.996, 0.96, 0.80, 0.99, 0.995]  # near-copies: cases 0, 1 and 5 (>= 0.995)
+    res = wins_by_template_similarity(summarize_gaps(sg, sm, mse=np.zeros(6)))
+    assert res["threshold"] == NEAR_COPY_SIM and res["n_near"] == 3 and res["fraction_near"] == 0.5
+    assert res["win_rate_near"] == pytest.approx(1 / 3) and res["win_rate_rest"] == pytest.approx(2 / 3)
+    res = wins_by_template_similarity(summarize_gaps(sg, sm, mse=np.zeros(6)), threshold=0.9999)
+    assert res["n_near"] == 0 and np.isnan(res["win_rate_near"]) and res["win_rate_rest"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="non-empty"):
+        wins_by_template_similarity({"sim_matched": [0.9], "win": [True, False]})
+
+
 def test_template_match_pipeline(quartz_env: Environment, stishovite_env: Environment):
     # training set: two quartz sites (material "q") and one stishovite site (material "s");
     # the test query's spectrum equals a quartz training spectrum, but it *is* quartz, so the

@@ -6,6 +6,8 @@
 - :mod:`~s2s.evaluation.evaluate`: generation over a split (cached) and summary tables.
 - :mod:`~s2s.evaluation.template`: the template-matching baseline (nearest training spectrum, and the
   consensus of the nearest few).
+- :mod:`~s2s.evaluation.bootstrap`: how sure a split's means are (95 % intervals resampling whole structures,
+  and paired intervals of one method minus another on the same sites).
 - :mod:`~s2s.evaluation.identifiability`: how far a spectrum determines its environment (spectral twins,
   the retrieval oracle, whether a forward model tells twins apart); no model involved.
 - :mod:`~s2s.evaluation.neighbours`: the one k-NN distance to the training set, used by

@@ -61,6 +61,7 @@ def evaluate_generation(
     methods: Sequence[str] = METHODS,
     *,
     progress: bool = False,
+    allow_reflection: bool = False,
 ) -> list[dict]:
     """Per-site metrics of generated vs target environments, for each alignment method.
 
@@ -69,7 +70,8 @@ def evaluate_generation(
     ``index`` (target index), ``sample``, and for each method in ``methods`` (``"paper"``,
     ``"best"``) the :func:`s2s.evaluation.metrics.evaluate_pair` dict under that name (RMSD per
     shell and overall in Å, CN per shell target/generated and % error, species match,
-    O fractions).
+    O fractions).  ``allow_reflection``: the alignments may also mirror (an environment and its
+    mirror image have the same spectrum, and an E(3)-equivariant model draws both equally often).
     """
     targets = list(targets)
     if not targets:
@@ -87,7 +89,7 @@ def evaluate_generation(
     for i, j, t, g in pairs:
         row: dict[str, Any] = {"index": i, "sample": j}
         for m in methods:
-            row[m] = evaluate_pair(t, g, method=m)
+            row[m] = evaluate_pair(t, g, method=m, allow_reflection=allow_reflection)
         rows.append(row)
     return rows
 

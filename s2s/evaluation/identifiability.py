@@ -110,6 +110,7 @@ def twin_table(
     n_per_bin: int | None = 300,
     seed: int = 0,
     threshold: float = 0.15,
+    allow_reflection: bool = False,
 ) -> list[dict]:
     """How different the environments of spectral twins are, bin by bin (see the module docstring).
 
@@ -117,14 +118,15 @@ def twin_table(
     (drawn pairs), ``same_atoms`` (fraction with equal atom counts), the means of :data:`TWIN_KEYS`
     (Å; the angle in degrees), ``rmsd_shell1_median`` (Å), ``frac_shell1_above`` (fraction of pairs
     whose paper-aligned 1st-shell RMSD exceeds ``threshold`` Å, the issue's target) and
-    ``species_match`` (fraction with equal O fractions).
+    ``species_match`` (fraction with equal O fractions).  ``allow_reflection``: the alignment may also
+    mirror (a spectrum is the same for an environment and its mirror image).
     """
     envs = list(environments)
     if len(envs) != len(spectra):
         raise ValueError(f"twin_table: {len(spectra)} spectra but {len(envs)} environments")
     rows = []
     for b in spectral_twins(spectra, groups, edges, n_per_bin, seed):
-        ev = [evaluate_pair(envs[i], envs[j], method="paper") for i, j in b["pairs"]]
+        ev = [evaluate_pair(envs[i], envs[j], method="paper", allow_reflection=allow_reflection) for i, j in b["pairs"]]
         r1 = np.array([e["rmsd_shell1"] for e in ev], dtype=np.float64)
         row = {"lo": b["lo"], "hi": b["hi"], "n_pairs": b["n_pairs"], "n_scored": len(ev)}
         row["same_atoms"] = float(np.mean([e["n_target"] == e["n_generated"] for e in ev])) if ev else float("nan")
@@ -145,12 +147,14 @@ def retrieval_oracle(
     reference_environments: Sequence[Environment],
     reference_groups: Sequence,
     ks: Sequence[int] = (1, 3, 10),
+    allow_reflection: bool = False,
 ) -> dict:
     """Mean over queries of the best paper-aligned 1st-shell RMSD (Å) among the top-k spectral matches.
 
     The matches are :func:`s2s.evaluation.template.nearest_by_mse`'s (other structures only), so
     k = 1 is template matching.  Returns ``{"n": M, "k": {k: mean}, "median_top1": ...}``; the
     oracle knows the target, so it is a bound on choosing among near-spectrum candidates, not a method.
+    ``allow_reflection``: the alignment may also mirror.
     """
     from s2s.evaluation.template import nearest_by_mse
 
@@ -162,7 +166,10 @@ def retrieval_oracle(
     idx, _ = nearest_by_mse(query_spectra, reference_spectra, query_groups, reference_groups, k=ks[-1])
     idx = np.asarray(idx).reshape(len(targets), ks[-1])
     r1 = np.array(
-        [[evaluate_pair(t, refs[j], method="paper")["rmsd_shell1"] for j in row] for t, row in zip(targets, idx)]
+        [
+            [evaluate_pair(t, refs[j], method="paper", allow_reflection=allow_reflection)["rmsd_shell1"] for j in row]
+            for t, row in zip(targets, idx)
+        ]
     )
     best = {k: float(np.nanmean(np.nanmin(r1[:, :k], axis=1))) for k in ks}
     return {"n": len(targets), "k": best, "median_top1": float(np.nanmedian(r1[:, 0]))}

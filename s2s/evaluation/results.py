@@ -100,31 +100,70 @@ def _fmt(v: Any, fmt: str) -> str:
     return format(v, fmt)
 
 
-def headline_rows(results: dict) -> list[tuple[str, Any, Any, str]]:
-    """(quantity, paper value, ours, format) for the README's headline table."""
+def _interval(results: dict, *keys: str) -> tuple[float, float] | None:
+    v = _get(results, *keys)
+    if isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v):
+        return (float(v[0]), float(v[1]))
+    return None
+
+
+def headline_rows(results: dict) -> list[tuple[str, Any, Any, str, tuple[float, float] | None]]:
+    """(quantity, paper value, ours, format, our 95 % interval over the test structures or None) for
+    the README's headline table; the intervals are notebook 03's ``test_generation.ci95`` and notebook
+    04's ``template_matching.model_win_rate_ci95`` (:mod:`s2s.evaluation.bootstrap`)."""
     tg = results.get("test_generation", {})
     am = results.get("amorphous_generation", {})
+
+    def ci(key: str) -> tuple[float, float] | None:
+        return _interval(tg, "ci95", key)
+
     return [
-        ("1st-shell RMSD, test crystals (Å)", PAPER["rmsd_shell1"], tg.get("rmsd_shell1"), ".3f"),
+        ("1st-shell RMSD, test crystals (Å)", PAPER["rmsd_shell1"], tg.get("rmsd_shell1"), ".3f", ci("rmsd_shell1")),
+        (
+            "1st-shell RMSD, mirror images counted equal (Å)",
+            None,
+            _get(tg, "mirror_images_equal", "rmsd_shell1"),
+            ".3f",
+            None,
+        ),
         *(
-            (label, None, _get(tg, "first_shell", key), fmt)
+            (label, None, _get(tg, "first_shell", key), fmt, ci(key))
             for label, key, fmt in (
                 ("1st shell on its own: radial RMSD, as EXAFS fits (Å)", "rmsd_shell1_radial", ".3f"),
                 ("1st shell on its own: RMSD aligned on itself (Å)", "rmsd_shell1_local", ".3f"),
                 ("1st shell on its own: Si-O-Si angle error (°)", "angle_shell1_error_deg", ".1f"),
             )
         ),
-        ("2nd-shell RMSD (Å)", None, tg.get("rmsd_shell2"), ".3f"),
-        ("3rd-shell RMSD (Å)", None, tg.get("rmsd_shell3"), ".3f"),
-        ("RMSD, all atoms to the 3rd shell (Å)", PAPER["rmsd_all"], tg.get("rmsd_all"), ".3f"),
-        ("CN error, 1st shell (%)", PAPER["cn_error_shell1_pct"], tg.get("cn_error_shell1_pct"), ".2f"),
-        ("CN error, 2nd shell (%)", PAPER["cn_error_shell2_pct"], tg.get("cn_error_shell2_pct"), ".2f"),
-        ("species accuracy (O fraction exact)", PAPER["species_accuracy"], tg.get("species_accuracy"), ".3f"),
+        ("2nd-shell RMSD (Å)", None, tg.get("rmsd_shell2"), ".3f", ci("rmsd_shell2")),
+        ("3rd-shell RMSD (Å)", None, tg.get("rmsd_shell3"), ".3f", ci("rmsd_shell3")),
+        ("RMSD, all atoms to the 3rd shell (Å)", PAPER["rmsd_all"], tg.get("rmsd_all"), ".3f", ci("rmsd_all")),
+        (
+            "CN error, 1st shell (%)",
+            PAPER["cn_error_shell1_pct"],
+            tg.get("cn_error_shell1_pct"),
+            ".2f",
+            ci("cn_error_shell1_pct"),
+        ),
+        (
+            "CN error, 2nd shell (%)",
+            PAPER["cn_error_shell2_pct"],
+            tg.get("cn_error_shell2_pct"),
+            ".2f",
+            ci("cn_error_shell2_pct"),
+        ),
+        (
+            "species accuracy (O fraction exact)",
+            PAPER["species_accuracy"],
+            tg.get("species_accuracy"),
+            ".3f",
+            ci("species_accuracy"),
+        ),
         (
             "wins over template matching (SOAP)",
             PAPER["model_win_rate"],
             _get(results, "template_matching", "model_win_rate"),
             ".3f",
+            _interval(results, "template_matching", "model_win_rate_ci95"),
         ),
         (
             "amorphous SiO2: 1st-shell RMSD (Å)",
@@ -133,15 +172,17 @@ def headline_rows(results: dict) -> list[tuple[str, Any, Any, str]]:
             if _get(am, "rmsd_shell1", "2.0") is not None
             else _get(am, "rmsd_shell1", "2.00"),
             ".3f",
+            None,
         ),
         (
             "amorphous SiO0.25: 1st-shell RMSD (Å)",
             PAPER["amorphous_sio025_rmsd_shell1"],
             _get(am, "rmsd_shell1", "0.25"),
             ".3f",
+            None,
         ),
         *(
-            (f"medoid of 8 samples: {label}", None, _get(results, "test_generation", "medoid_of_k", key), ".3f")
+            (f"medoid of 8 samples: {label}", None, _get(results, "test_generation", "medoid_of_k", key), ".3f", None)
             for label, key in (
                 ("1st-shell RMSD (Å)", "rmsd_shell1"),
                 ("species accuracy", "species_accuracy"),
@@ -153,22 +194,31 @@ def headline_rows(results: dict) -> list[tuple[str, Any, Any, str]]:
             None,
             _get(am, "network", "rmsd_shell1", "2.00"),
             ".3f",
+            None,
         ),
-        ("GPAW alpha-quartz spectrum: RMSD all (Å)", None, _get(results, "experimental_quartz", "rmsd_all"), ".3f"),
+        (
+            "GPAW alpha-quartz spectrum: RMSD all (Å)",
+            None,
+            _get(results, "experimental_quartz", "rmsd_all"),
+            ".3f",
+            None,
+        ),
     ]
 
 
 def headline_table(results: dict) -> str:
-    """Markdown table of the headline numbers next to the paper's ("—" where there is none)."""
+    """Markdown table of the headline numbers next to the paper's ("—" where there is none), with our
+    95 % interval over the test structures where notebooks 03/04 wrote one."""
     d = results.get("data", {})
     tg = results.get("test_generation", {})
     lines = [
         f"| quantity | paper (CASTEP, 2,067 sites) | s2s, open dataset ({_fmt(d.get('n_sites'), 'd')} sites, "
-        f"{_fmt(tg.get('n_test'), 'd')} test) |",
-        "|---|---|---|",
+        f"{_fmt(tg.get('n_test'), 'd')} test) | 95 % interval, resampling test structures |",
+        "|---|---|---|---|",
     ]
-    for name, paper, ours, fmt in headline_rows(results):
-        lines.append(f"| {name} | {_fmt(paper, fmt)} | {_fmt(ours, fmt)} |")
+    for name, paper, ours, fmt, iv in headline_rows(results):
+        ci = f"{_fmt(iv[0], fmt)}-{_fmt(iv[1], fmt)}" if iv is not None else "—"
+        lines.append(f"| {name} | {_fmt(paper, fmt)} | {_fmt(ours, fmt)} | {ci} |")
     return "\n".join(lines)
 
 
