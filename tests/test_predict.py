@@ -143,6 +143,9 @@ def test_predict_batch_end_to_end_and_resume(setup, tmp_path, capsys):
     assert {"d_sio", "d_sio_first", "a_osio", "a_siosi"} <= set(s["candidates"]["geometry"])
     assert len(s["nearest_training"]) >= 1 and "structure_id" in s["nearest_training"][0]
     assert {"percentile", "flag", "warning"} <= set(s["ood"])
+    hand = s["handedness"]
+    assert "mirror image" in hand["note"] and hand["margin_A"] > 0
+    assert all(1 <= i < 3 for i in hand["mirror_of_consensus"])  # candidate numbers, never the consensus (0)
     sim = json.loads((out / "sim" / "summary.json").read_text())
     assert sim["preprocessing"]["shift_mode"].startswith("none") and "skipped" in sim["preprocessing"]["background"]
     maps = np.load(out / "image" / "maps.npz")
@@ -362,3 +365,18 @@ def test_predict_refuses_guidance_with_a_model_without_spectrum_dropout(setup, t
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "--guidance 1: " in err and "cond_drop = 0" in err
+
+
+def test_the_other_hand_of_a_chiral_environment_is_recognised():
+    """A chiral bridge, a rotated copy and a rotated mirror image: only the mirror image is listed."""
+    from s2s.environment import SI, O, Environment
+    from s2s.evaluation.ensemble import closer_as_mirror_images
+
+    c = np.array([[0, 0, 0], [1.52, 0.49, 0], [-1.52, 0.49, 0], [2.5, 2.6, 1.0], [-2.3, 2.2, -1.4], [0.3, 3.2, 2.2]])
+    ref = Environment(species=[O, SI, SI, O, O, O], coords=c, shell=[0, 1, 1, 2, 2, 2])
+    a = np.deg2rad(65.0)
+    r = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    copy = Environment(ref.species, c @ r.T, ref.shell)
+    mirror = Environment(ref.species, (c * [-1, 1, 1]) @ r.T, ref.shell)
+    assert closer_as_mirror_images(ref, [copy, mirror, copy]) == [1]
+    assert closer_as_mirror_images(ref, [mirror], margin=100.0) == []

@@ -196,7 +196,7 @@ def predict_one(
     import torch
 
     from s2s.evaluation.align import align
-    from s2s.evaluation.ensemble import summarize_ensemble
+    from s2s.evaluation.ensemble import MIRROR_MARGIN, closer_as_mirror_images, summarize_ensemble
 
     spec = np.asarray(spectrum, dtype=np.float64)
     counts = None if n_atoms is None else [int(n_atoms)]
@@ -256,6 +256,11 @@ def predict_one(
         "nearest_training": nearest_training(ctx, spec, rep),
         "spectrum_grid_eV": [float(GRID[0]), float(GRID_STEP), N_GRID],
         "ranking": ranking,
+        "handedness": {
+            "note": HANDEDNESS_NOTE,
+            "mirror_of_consensus": [i + 1 for i in closer_as_mirror_images(rep, envs[1:])],
+            "margin_A": MIRROR_MARGIN,
+        },
     }
     warnings = [w for w in [ood["warning"]] if w]
     if ranking is not None:
@@ -268,6 +273,13 @@ def predict_one(
     summary["warnings"] = warnings
     return Prediction(name, spec, aligned, _jsonable(summary), predicted)
 
+
+#: What ``summary.json`` ``handedness`` says (docs/model.md, "Mirror images").
+HANDEDNESS_NOTE = (
+    "the spectrum does not fix handedness: an environment and its mirror image have the same spectrum, "
+    "and the model draws both hands equally often; mirror_of_consensus lists the candidates that are "
+    "closer to the consensus (candidate 0) as mirror images than as they are (by more than margin_A)"
+)
 
 #: How the consensus candidate (written first) is chosen; docs/model.md "Choosing among K samples".
 CONSENSUS_METHOD = (
