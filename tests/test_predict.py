@@ -369,7 +369,7 @@ def test_predict_refuses_guidance_with_a_model_without_spectrum_dropout(setup, t
 
 def test_the_other_hand_of_a_chiral_environment_is_recognised():
     """A chiral bridge, a rotated copy and a rotated mirror image: only the mirror image is listed."""
-    from s2s.environment import SI, O, Environment
+    from s2s.environment import SI, Environment, O
     from s2s.evaluation.ensemble import closer_as_mirror_images
 
     c = np.array([[0, 0, 0], [1.52, 0.49, 0], [-1.52, 0.49, 0], [2.5, 2.6, 1.0], [-2.3, 2.2, -1.4], [0.3, 3.2, 2.2]])
