@@ -349,3 +349,28 @@ def test_screened_medoid_between_forward_pick_and_medoid():
         screened_medoid_index(scores, d, 0.0)
     with pytest.raises(ValueError, match="distances"):
         screened_medoid_index(scores, d[:4, :4], 0.5)
+
+
+def test_composition_medoid_takes_the_commonest_o_fraction_then_its_centre():
+    """The plain medoid sits on a minority composition; the pick keeps the composition most samples share."""
+    from s2s.environment import SI, Environment, O
+    from s2s.evaluation.best_of_k import composition_key, composition_medoid_index, medoid_of_distances
+
+    def env(n_o, n=6):  # O* + (n - 1) atoms, n_o of them O (the excited O counted)
+        sp = [O] + [O] * (n_o - 1) + [SI] * (n - n_o)
+        return Environment(species=sp, coords=np.arange(3 * n, dtype=float).reshape(n, 3), shell=[0] + [1] * (n - 1))
+
+    a, b = env(3), env(4)
+    x = np.array([1.0, 0.0, 0.1, 2.0, 1.05])  # one coordinate standing in for the aligned RMSD
+    d = np.abs(x[:, None] - x[None, :])
+    samples = [b, a, a, a, b]
+    assert medoid_of_distances(d)[0] == 0  # the centre of all five is a B
+    assert composition_medoid_index(samples, d) == 2  # the A's centre: 2 (0.1 + 1.9) beats 1 (0.1 + 2.0)
+    assert composition_key(env(3, 6)) == composition_key(env(4, 8)) != composition_key(b)  # exact fractions
+    # a tie in count (two A, two B): the composition whose medoid is nearer to all the samples
+    samples = [b, a, a, b, env(5)]
+    x = np.array([1.0, 0.0, 0.1, 1.1, 0.9])
+    d = np.abs(x[:, None] - x[None, :])
+    assert composition_medoid_index(samples, d) == 0
+    with pytest.raises(ValueError, match="distances"):
+        composition_medoid_index(samples, d[:4, :4])

@@ -70,8 +70,9 @@ def test_ranking_is_written_and_deterministic_for_a_seed(ctx, tmp_path):
     assert (out / "overview.png").stat().st_size > 10_000
 
 
-def test_consensus_candidate_is_the_medoid():
-    """consensus_first: the medoid (best alignment) goes first, the others keep the forward model's order."""
+def test_consensus_candidate_is_the_medoid_of_the_commonest_composition():
+    """consensus_first: the medoid (best alignment) of the commonest O fraction goes first, the others keep
+    the forward model's order."""
     from s2s.evaluation.best_of_k import medoid
     from s2s.predict.run import consensus_first
 
@@ -93,6 +94,14 @@ def test_consensus_candidate_is_the_medoid():
     assert [c["rank"] for c in rk["candidates"]] == list(range(5)) and rk["candidates"][0]["consensus"]
     assert np.array_equal(pred[:, 0], [m] + [j for j in range(5) if j != m])
     assert consensus_first(envs[:1], None, None)[3]["mean_rmsd_to_others"] == 0.0  # one candidate: itself
+    assert cons["composition_share"] == 1.0
+    # the centre of all five with another O fraction: the consensus is the medoid of the other four
+    odd = Environment(np.array([1, 0, 1, 1, 1]), envs[m].coords, envs[m].shell, {"draw": 10 + m})
+    mixed = envs[:m] + [odd] + envs[m + 1 :]
+    rest = [j for j in range(5) if j != m]
+    m4, _ = medoid([mixed[j] for j in rest])
+    out, _, _, cons = consensus_first(mixed, None, None)
+    assert out[0] is mixed[rest[m4]] and cons["composition_share"] == 0.8
 
 
 def test_output_folder_written_before_ranking_still_loads(tmp_path):
