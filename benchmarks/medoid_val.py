@@ -3,10 +3,12 @@
     python benchmarks/medoid_val.py                                   # shipped model, every 2nd validation site, K = 8
     python benchmarks/medoid_val.py --k 16 --alignments paper         # the cheaper medoid, more samples
     python benchmarks/medoid_val.py --model runs/ablation/X/model.pt --stride 1
+    python benchmarks/medoid_val.py --stride 1 --alignments best,paper --seed 1   # another draw of the K samples
 
 K DDIM-50 samples per validation site with the target's atom count (cached in runs/generated), picked by
 :func:`s2s.evaluation.best_of_k.select` (first sample, forward-model pick, oracle) and by the medoid
-(:func:`s2s.evaluation.best_of_k.medoid_index`) under each alignment of ``--alignments``; every pick
+(:func:`s2s.evaluation.best_of_k.medoid_index`) and the composition medoid
+(:func:`s2s.evaluation.best_of_k.composition_medoid_index`) under each alignment of ``--alignments``; every pick
 scored with the paper alignment (:func:`s2s.evaluation.evaluate.summary_table`) and printed with
 template matching (fit-split templates) on the same sites, then the first shell on its own
 (:func:`s2s.evaluation.evaluate.first_shell_table`) for every pick, and 95 % intervals resampling the
@@ -23,7 +25,14 @@ import warnings
 import numpy as np
 
 from s2s.evaluation.ablation import load_split
-from s2s.evaluation.best_of_k import BestOfKSettings, consensus_average, medoid_of_distances, sample_k, select
+from s2s.evaluation.best_of_k import (
+    BestOfKSettings,
+    composition_medoid_index,
+    consensus_average,
+    medoid_of_distances,
+    sample_k,
+    select,
+)
 from s2s.evaluation.bootstrap import describe, summary_intervals
 from s2s.evaluation.evaluate import FIRST_SHELL_KEYS, first_shell_table, summary_table
 from s2s.evaluation.metrics import evaluate_pair
@@ -42,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stride", type=int, default=2, help="every STRIDE-th validation site (default 2)")
     ap.add_argument("--offset", type=int, default=0, help="first validation site (default 0; 1 = the other half)")
     ap.add_argument("--k", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=0, help="sampling seed of the K samples")
     ap.add_argument("--alignments", default="best,paper", help="comma-separated medoid alignments")
     ap.add_argument("--cache-dir", default="runs/generated")
     ap.add_argument("--cluster", action="store_true", help="also the medoid of the largest signature cluster")
@@ -85,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     targets = [r.environment for r in recs]
     spectra = np.stack([r.spectrum for r in recs])
     t0 = time.process_time()
-    samples, _ = sample_k(a.model, spectra, [e.n_atoms for e in targets], BestOfKSettings(k=a.k), cache_dir=a.cache_dir)
+    settings = BestOfKSettings(k=a.k, seed=a.seed)
+    samples, _ = sample_k(a.model, spectra, [e.n_atoms for e in targets], settings, cache_dir=a.cache_dir)
     print(f"{len(recs)} validation sites, K = {a.k}: sampling {time.process_time() - t0:.0f} s CPU", flush=True)
     sel = select(samples, spectra, ForwardModel.load(a.forward), targets, medoid_alignment="paper")
     picks = {"first sample": sel["single"], "forward-model pick": sel["best_of_k"]}
@@ -102,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
 
     for meth in a.alignments.split(","):
         picks[f"medoid ({meth})"] = np.array([medoid_of_distances(d)[0] for d in distances(meth)])
+        picks[f"comp. medoid ({meth})"] = np.array(
+            [composition_medoid_index(row, d) for row, d in zip(samples, distances(meth))]
+        )
     if a.variants:  # target-free selectors built on the medoid (the best-alignment distance matrices)
         from s2s.evaluation.metrics import bond_sanity
 

@@ -43,7 +43,7 @@ def test_headline_table_and_block(tmp_path):
     assert "| CN error, 1st shell (%) | 1.86 | — | — |" in table  # missing -> dash, never a made-up number
     assert "| amorphous SiO0.25: 1st-shell RMSD (Å) | 0.778 | 0.900 | — |" in table
     assert "| amorphous SiO2, network glasses: 1st-shell RMSD (Å) | — | 0.310 | — |" in table
-    assert "| medoid of 8 samples: species accuracy | — | — | — |" in table
+    assert "| consensus of 8 samples (what s2s predict writes first): species accuracy | — | — | — |" in table
     assert "| 1st shell on its own: radial RMSD, as EXAFS fits (Å) | — | 0.028 | — |" in table
     assert "| 1st shell on its own: Si-O-Si angle error (°) | — | 8.4 | — |" in table
     assert "| 1st shell on its own: RMSD aligned on itself (Å) | — | — | — |" in table

@@ -182,7 +182,13 @@ def headline_rows(results: dict) -> list[tuple[str, Any, Any, str, tuple[float, 
             None,
         ),
         *(
-            (f"medoid of 8 samples: {label}", None, _get(results, "test_generation", "medoid_of_k", key), ".3f", None)
+            (
+                f"consensus of 8 samples (what s2s predict writes first): {label}",
+                None,
+                _get(results, "test_generation", "composition_medoid_of_k", key),
+                ".3f",
+                None,
+            )
             for label, key in (
                 ("1st-shell RMSD (Å)", "rmsd_shell1"),
                 ("species accuracy", "species_accuracy"),
