@@ -263,9 +263,9 @@ if not small:
     result["first_shell"] = first_shell_table(rows, "paper", digits=4)
     result["ci95"] = summary_intervals(rows, groups, "paper", digits=4)
     result["ci95_method"] = describe(DEFAULT_BOOTSTRAP, len(set(groups)))
-    result["mirror_images_equal"] = {
-        k: round(table_mirror[k], 4) for k in ("rmsd_shell1", "rmsd_shell2", "rmsd_shell3", "rmsd_all")
-    }
+    mirror_keys = ("rmsd_shell1", "rmsd_shell2", "rmsd_shell3", "rmsd_all")
+    result["mirror_images_equal"] = {k: round(table_mirror[k], 4) for k in mirror_keys}
+    result["mirror_images_equal"]["ci95"] = summary_intervals(rows_mirror, groups, "paper", mirror_keys, digits=4)
     result.update(
         {
             "n_samples": n_samples,

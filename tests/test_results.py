@@ -27,7 +27,7 @@ def test_headline_table_and_block(tmp_path):
             "species_accuracy": 0.9,
             "first_shell": {"rmsd_shell1_radial": 0.0281, "angle_shell1_error_deg": 8.42},
             "ci95": {"rmsd_shell1": [0.1, 0.15], "species_accuracy": [0.8, 0.95], "rmsd_all": "broken"},
-            "mirror_images_equal": {"rmsd_shell1": 0.101},
+            "mirror_images_equal": {"rmsd_shell1": 0.101, "ci95": {"rmsd_shell1": [0.08, 0.12]}},
         },
         "template_matching": {"model_win_rate": 0.4, "model_win_rate_ci95": [0.3, 0.5]},
         "amorphous_generation": {"rmsd_shell1": {"0.25": 0.9, "2.0": 0.2}, "network": {"rmsd_shell1": {"2.00": 0.31}}},
@@ -36,7 +36,7 @@ def test_headline_table_and_block(tmp_path):
     assert "905 sites, 53 test" in table
     row = next(line for line in table.splitlines() if line.startswith("| 1st-shell RMSD"))
     assert row == f"| 1st-shell RMSD, test crystals (Å) | {PAPER['rmsd_shell1']:.3f} | 0.123 | 0.100-0.150 |"
-    assert "| 1st-shell RMSD, mirror images counted equal (Å) | — | 0.101 | — |" in table
+    assert "| 1st-shell RMSD, mirror images counted equal (Å) | — | 0.101 | 0.080-0.120 |" in table
     assert "| species accuracy (O fraction exact) | 0.949 | 0.900 | 0.800-0.950 |" in table
     assert "| wins over template matching (SOAP) | 0.521 | 0.400 | 0.300-0.500 |" in table
     assert "| RMSD, all atoms to the 3rd shell (Å) | 0.804 | — | — |" in table  # a malformed interval is left out

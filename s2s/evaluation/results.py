@@ -124,7 +124,7 @@ def headline_rows(results: dict) -> list[tuple[str, Any, Any, str, tuple[float, 
             None,
             _get(tg, "mirror_images_equal", "rmsd_shell1"),
             ".3f",
-            None,
+            _interval(tg, "mirror_images_equal", "ci95", "rmsd_shell1"),
         ),
         *(
             (label, None, _get(tg, "first_shell", key), fmt, ci(key))
