@@ -261,7 +261,7 @@ if not small:
         for name, t in subset_tables.items()
     }
     result["first_shell"] = first_shell_table(rows, "paper", digits=4)
-    result["ci95"] = summary_intervals(rows, groups, "paper", digits=4)
+    result["ci95"] = {k: [round(x, 4) for x in lo_hi] for k, lo_hi in ci95.items()}
     result["ci95_method"] = describe(DEFAULT_BOOTSTRAP, len(set(groups)))
     mirror_keys = ("rmsd_shell1", "rmsd_shell2", "rmsd_shell3", "rmsd_all")
     result["mirror_images_equal"] = {k: round(table_mirror[k], 4) for k in mirror_keys}

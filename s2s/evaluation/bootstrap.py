@@ -118,11 +118,10 @@ def interval(means: ArrayLike, settings: BootstrapSettings = DEFAULT_BOOTSTRAP) 
 
 
 def _site_values(rows: Sequence[Mapping], method: str, key: str) -> np.ndarray:
-    row_key = ROW_KEYS.get(key, key)
-    try:
-        return np.array([float(r[method][row_key]) for r in rows], dtype=np.float64)
-    except KeyError as exc:
-        raise KeyError(f"bootstrap: rows have no {method!r}/{row_key!r} entry ({exc})") from None
+    """A table key's per-site values (:data:`ROW_KEYS` maps it to the row's key)."""
+    from s2s.evaluation.evaluate import metric_array
+
+    return metric_array(rows, method, ROW_KEYS.get(key, key))
 
 
 def _row_groups(rows: Sequence[Mapping], groups: Sequence) -> list:
