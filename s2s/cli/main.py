@@ -222,9 +222,12 @@ def cmd_train(a) -> int:
     if a.lr_decay_steps:
         start = 0
         if a.init_from is not None and Path(a.init_from).is_file():
-            import torch
+            from s2s.checkpoint_io import load_checkpoint, require_keys
+            from s2s.model.train import TRAINING_CHECKPOINT
 
-            start = int(torch.load(a.init_from, map_location="cpu", weights_only=False)["step"])
+            state = load_checkpoint(a.init_from, TRAINING_CHECKPOINT)
+            require_keys(state, a.init_from, ("step",), TRAINING_CHECKPOINT)
+            start = int(state["step"])
         over.update(lr_decay_start=start, lr_decay_steps=a.lr_decay_steps, lr_min_factor=a.lr_min_factor)
     if over:
         cfg = replace(cfg, train=replace(cfg.train, **over))

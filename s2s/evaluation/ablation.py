@@ -11,12 +11,14 @@ command line.
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from s2s.checkpoint_io import load_checkpoint, require_keys
 from s2s.config import S2SConfig, get_preset, replace
 from s2s.dataset import Dataset, validation_split
 from s2s.evaluation.evaluate import summary_table
@@ -26,6 +28,8 @@ from s2s.model import S2SModel
 from s2s.model.diffusion import SAMPLERS
 
 #: The columns of the report table, in order.
+#: What a training snapshot is, for messages.
+SNAPSHOT_FILE = "a training snapshot (snapshots/step_*.pt written by 's2s train --snapshot-every')"
 COLUMNS = (
     "variant",
     "weights",
@@ -118,7 +122,7 @@ def pick_snapshot(run: Path, cpu_minutes: float | None) -> Path:
         return snaps[-1]
     best = None
     for p in snaps:
-        if torch.load(p, map_location="cpu", weights_only=False)["cpu_seconds"] <= cpu_minutes * 60.0 + 1.0:
+        if float(load_checkpoint(p, SNAPSHOT_FILE).get("cpu_seconds", math.inf)) <= cpu_minutes * 60.0 + 1.0:
             best = p
     if best is None:
         raise ValueError(f"{run}: no snapshot within {cpu_minutes} CPU minutes")
@@ -127,7 +131,8 @@ def pick_snapshot(run: Path, cpu_minutes: float | None) -> Path:
 
 def load_snapshot(path: Path, weights: str) -> tuple[S2SModel, dict]:
     """(model in eval mode with the ``"raw"`` or EMA weights, the snapshot's state dict)."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_checkpoint(path, SNAPSHOT_FILE)
+    require_keys(state, path, ("config", "n_max", "model" if weights == "raw" else "ema"), SNAPSHOT_FILE)
     model = S2SModel(S2SConfig.from_dict(state["config"]), n_max=state["n_max"])
     model.load_state_dict(state["model" if weights == "raw" else "ema"])
     model.eval()

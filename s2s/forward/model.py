@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from s2s.checkpoint_io import CheckpointError, load_checkpoint
 from s2s.environment import SPECIES, Environment
 from s2s.spectrum import GRID_STEP, N_GRID
 
@@ -44,6 +45,8 @@ KINDS = ("soap", "distance")
 CHECKPOINT, FINAL, LOSS_CSV, RUN_JSON = "checkpoint.pt", "model.pt", "loss.csv", "run.json"
 FORMAT = "s2s-forward-model"
 FORMAT_VERSION = 1
+#: What a forward model file is, for messages (:func:`s2s.checkpoint_io.load_checkpoint`).
+FORWARD_FILE = "an s2s forward model (model.pt written by 's2s train-forward')"
 #: Training loss = MSE of (spectrum x SCALE): intensities of O(1) (mean intensity x SCALE = 1 for
 #: a unit-area spectrum on the 19.9 eV grid).  Reported MSEs are always in unit-area intensity^2.
 SCALE = N_GRID * GRID_STEP
@@ -355,10 +358,16 @@ class ForwardModel:
             p = p / FINAL
         if not p.exists():
             raise FileNotFoundError(f"{p}: forward model file not found (train one with 's2s train-forward')")
-        state = torch.load(p, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "best" in state and "format" not in state:
+        state = load_checkpoint(p, FORWARD_FILE)
+        if "best" in state and "format" not in state:
             state = state["best"]
-        return cls.from_state(state, p)
+        try:
+            return cls.from_state(state, p)
+        except CheckpointError:
+            raise
+        except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            msg = " ".join(str(exc).split())[:200]
+            raise CheckpointError(p, f"cannot be used ({type(exc).__name__}: {msg})", FORWARD_FILE) from None
 
 
 def _n_features(net: nn.Module) -> int | None:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from s2s.checkpoint_io import load_checkpoint
 from s2s.environment import Environment
 from s2s.files import atomic_path, atomic_write_text
 from s2s.forward.model import (
@@ -153,7 +154,7 @@ def train_forward(
     best = {"step": 0, "val_mse": math.inf, "weights": None}
     ckpt = out / CHECKPOINT if out is not None else None
     if ckpt is not None and ckpt.exists() and resume:
-        st = torch.load(ckpt, map_location="cpu", weights_only=True)
+        st = load_checkpoint(ckpt, "a forward-model training checkpoint (checkpoint.pt written by 's2s train-forward')")
         if st.get("config") != cfg.to_dict():
             raise ValueError(
                 f"{ckpt}: written with another forward config; use --no-resume or another --out "

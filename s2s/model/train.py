@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from s2s.checkpoint_io import MODEL_FILE, CheckpointError, load_checkpoint, require_keys
 from s2s.config import S2SConfig, TrainConfig
 from s2s.environment import Environment
 from s2s.files import atomic_path, atomic_write_text
@@ -35,6 +36,8 @@ from s2s.model.graph import collate
 CHECKPOINT = "checkpoint.pt"
 FINAL = "model.pt"
 LOSS_CSV = "loss.csv"
+#: What a training checkpoint is, for messages (:func:`s2s.checkpoint_io.load_checkpoint`).
+TRAINING_CHECKPOINT = "a training checkpoint (checkpoint.pt written by 's2s train')"
 
 
 @dataclass
@@ -227,7 +230,8 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
         ck = out / CHECKPOINT
         if resume and ck.exists():
-            state = torch.load(ck, map_location="cpu", weights_only=False)
+            state = load_checkpoint(ck, TRAINING_CHECKPOINT)
+            require_keys(state, ck, ("config", "n_train", "model", "ema", "optimizer", "step", "history", "n_max"))
             if not configs_equal(state["config"], cfg.to_dict()):
                 raise ValueError(f"{ck}: saved with a different configuration; use another out_dir or resume=False")
             if state["n_train"] != n:
@@ -353,7 +357,8 @@ def train(
                 snapshot(step)
             if step % tc.checkpoint_every == 0 and step < total:
                 save()
-            budget_hit = cpu_budget is not None and cpu_now() >= cpu_budget
+            cpu_check = cpu_now()  # one reading: the budget is judged and logged at the same CPU time
+            budget_hit = cpu_budget is not None and cpu_check >= cpu_budget
             if budget_hit and step < total:
                 if snap_dir is not None and step % snapshot_every:  # the budget's end is evaluable at its CPU time
                     snapshot(step)
@@ -365,11 +370,13 @@ def train(
                             "loss": float(np.mean([r["loss"] for r in running])) if running else float("nan"),
                             "natoms_ce": float(np.mean([r["natoms_ce"] for r in running])) if running else float("nan"),
                             "seconds": round(time.perf_counter() - t0, 3),
-                            "cpu_seconds": round(cpu_now(), 3),
+                            "cpu_seconds": round(cpu_check, 3),
                             "stage": stage,
                         }
                     )
                     running = []
+                else:  # this step's row was logged before the check, at a lower CPU time
+                    history[-1]["cpu_seconds"] = round(cpu_check, 3)
                 save(final=True)  # a budget is a clean end: model.pt and run.json too; a larger budget resumes
                 ema.module.eval()
                 return TrainResult(model=ema.module, step=step, history=history, out_dir=out)
@@ -407,9 +414,10 @@ def _load_init(path: Path, cfg: S2SConfig, environments: Sequence[Environment]) 
 
     if not path.exists():
         raise FileNotFoundError(f"init_from: {path} does not exist (expected a checkpoint.pt written by training)")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(state, dict) or "optimizer" not in state or "ema" not in state:
-        raise ValueError(f"init_from: {path} is not a training checkpoint (checkpoint.pt, not model.pt)")
+    state = load_checkpoint(path, TRAINING_CHECKPOINT)
+    if "optimizer" not in state or "ema" not in state:
+        raise CheckpointError(path, "is not a training checkpoint (no optimiser state)", TRAINING_CHECKPOINT)
+    require_keys(state, path, ("config", "n_max", "step", "n_train", "history"), TRAINING_CHECKPOINT)
     mine, theirs = cfg.to_dict(), state["config"]
     theirs = S2SConfig.from_dict(theirs).to_dict()
     changed = {
@@ -461,18 +469,23 @@ def load_model(path: str | Path) -> S2SModel:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"model file not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(state, dict) or "config" not in state:
-        raise ValueError(f"{path}: not an s2s model file (no 'config' entry)")
-    cfg = S2SConfig.from_dict(state["config"])
-    model = S2SModel(cfg, n_max=state["n_max"])
-    if "weights" in state:
-        model.load_state_dict(state["weights"])
-    elif "ema" in state:
-        ema = make_ema(model, cfg.train.ema_beta, cfg.train.ema_warmup)
-        ema.load_state_dict(state["ema"])
-        model = ema.module
-    else:
-        raise ValueError(f"{path}: neither 'weights' nor 'ema' in the file")
+    state = load_checkpoint(path, MODEL_FILE)
+    require_keys(state, path, ("config", "n_max"))
+    if "weights" not in state and "ema" not in state:
+        raise CheckpointError(path, "has neither 'weights' nor 'ema' entries", MODEL_FILE)
+    try:
+        cfg = S2SConfig.from_dict(state["config"])
+        model = S2SModel(cfg, n_max=int(state["n_max"]))
+        if "weights" in state:
+            model.load_state_dict(state["weights"])
+        else:
+            ema = make_ema(model, cfg.train.ema_beta, cfg.train.ema_warmup)
+            ema.load_state_dict(state["ema"])
+            model = ema.module
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        msg = " ".join(str(exc).split())[:200]
+        raise CheckpointError(
+            path, f"its weights do not fit its configuration ({type(exc).__name__}: {msg})", MODEL_FILE
+        ) from None
     model.eval()
     return model
