@@ -179,13 +179,25 @@ def test_store_build_resumes_and_reports_the_pass_rate(tmp_path, monkeypatch):
             del atoms[0]
         return atoms, {"energy_eV_per_atom": -5.0, "steps": 1}
 
+    keating = []  # the real Keating pre-relaxation, watched
+
+    def watched_keating(*args, **kwargs):
+        out, info = real_keating(*args, **kwargs)
+        keating.append(info)
+        return out, info
+
+    real_keating = nw.keating_relax
     monkeypatch.setattr(nw, "asi_parent", parent)
+    monkeypatch.setattr(nw, "keating_relax", watched_keating)
     counts = {0.5: (8, 4), 2.0: (8, 16)}
     man = nw.build_network_store(
         tmp_path, [0.5, 2.0], 2, counts, relax=relax, progress=False, log=lambda s: None, tag="t8"
     )
     rate = dict(man["pass_rate"]["2.00"])
-    assert rate.pop("cpu_s_per_cell") >= 0.0  # the Keating pre-relaxation runs for real
+    assert isinstance(rate.pop("cpu_s_per_cell"), float)  # a timer: its value is not checked
+    # the Keating pre-relaxation runs for real on every insertion: it moves atoms and lowers its energy
+    assert len(keating) == 2 + 8  # two cells at x = 2, and four tries for each of the two cells at x = 0.5
+    assert all(k["steps"] > 0 and k["energy_eV"] < k["energy_eV_before"] for k in keating)
     assert rate == {"built": 2, "passed": 2, "insertions": 2, "pass_rate": 1.0}
     # the x = 0.5 stand-in relaxation fails every insertion: insert_tries (4) insertions per dropped cell
     assert man["pass_rate"]["0.50"]["passed"] == 0 and man["pass_rate"]["0.50"]["insertions"] == 8
