@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
             "predict": cmd_predict,
             "train-forward": cmd_train_forward,
         }[a.command](a)
-    except (FileNotFoundError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # bad input, unwritable output: one line, no traceback
         print(f"s2s {a.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -108,6 +108,7 @@ def cmd_predict(a) -> int:
     import torch
 
     from s2s.predict import PredictContext, collect_inputs, run_batch
+    from s2s.predict.report import check_out_dir
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
     if a.n_samples < 1:
@@ -125,14 +126,17 @@ def cmd_predict(a) -> int:
         energy = np.load(a.energy_axis) if a.energy_axis.suffix == ".npy" else np.loadtxt(a.energy_axis)
         energy = np.asarray(energy, dtype=np.float64).reshape(-1)
     inputs, errors = collect_inputs(a.spectra, energy)
-    ctx = PredictContext.load(a.model, a.data, None if a.no_rank else a.forward_model) if inputs else None
-    if ctx is not None and a.guidance and not ctx.model.cfg.diffusion.cond_drop:
-        raise ValueError(
-            f"--guidance {a.guidance:g}: {a.model} was trained without spectrum dropout (cond_drop = 0), "
-            "so it has no unconditional score to guide with; drop --guidance"
-        )
-    rep = (
-        run_batch(
+    ctx = rep = None
+    if inputs:
+        # checks before any work: the output folder, then the model and the forward model
+        check_out_dir(a.out)
+        ctx = PredictContext.load(a.model, a.data, None if a.no_rank else a.forward_model)
+        if a.guidance and not ctx.model.cfg.diffusion.cond_drop:
+            raise ValueError(
+                f"--guidance {a.guidance:g}: {a.model} was trained without spectrum dropout (cond_drop = 0), "
+                "so it has no unconditional score to guide with; drop --guidance"
+            )
+        rep = run_batch(
             ctx,
             inputs,
             a.out,
@@ -151,16 +155,25 @@ def cmd_predict(a) -> int:
             seed=a.seed,
             n_atoms=a.n_atoms,
         )
-        if inputs
-        else None
-    )
     errors = errors + (rep.errors if rep else [])
+    refused = rep.refused if rep else []
+    busy = rep.busy if rep else []
     for e in errors:
         print(f"s2s predict: error: {e.message}", file=sys.stderr)
-    sys.stderr.flush()
-    if rep:
+    for e in refused:
+        print(f"s2s predict: {e.message}", file=sys.stderr)
+    if busy:
         print(
-            f"s2s predict: {len(rep.done)} written, {len(rep.skipped)} already done (skipped), {len(errors)} failed; "
-            f"output in {a.out}"
+            f"s2s predict: {len(busy)} output(s) left to another s2s predict running on {a.out} "
+            f"(being written or just written by it): {', '.join(busy[:5])}{' ...' if len(busy) > 5 else ''}",
+            file=sys.stderr,
         )
-    return 2 if errors else 0
+    if rep and rep.cleaned:
+        print(f"s2s predict: removed {len(rep.cleaned)} leftover(s) of killed runs in {a.out}", file=sys.stderr)
+    sys.stderr.flush()
+    print(
+        f"s2s predict: {len(rep.done) if rep else 0} written, {len(rep.skipped) if rep else 0} already done "
+        f"(skipped), {len(busy)} left to another run, {len(refused)} left alone (OUT/NAME not written by s2s), "
+        f"{len(errors)} failed; output in {a.out}"
+    )
+    return 2 if errors or refused else 0

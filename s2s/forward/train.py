@@ -24,7 +24,7 @@ from torch import nn
 
 from s2s.checkpoint_io import load_checkpoint
 from s2s.environment import Environment
-from s2s.files import atomic_path, atomic_write_text
+from s2s.files import atomic_path, atomic_write_text, clean_stale
 from s2s.forward.model import (
     CHECKPOINT,
     FINAL,
@@ -134,6 +134,7 @@ def train_forward(
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        clean_stale(out)  # temporaries of killed runs (their PID no longer runs)
 
     torch.manual_seed(cfg.seed)
     inputs_all = _prepare_inputs(cfg, envs, progress)

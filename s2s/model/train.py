@@ -29,7 +29,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from s2s.checkpoint_io import MODEL_FILE, CheckpointError, load_checkpoint, require_keys
 from s2s.config import S2SConfig, TrainConfig
 from s2s.environment import Environment
-from s2s.files import atomic_path, atomic_write_text
+from s2s.files import atomic_path, atomic_write_text, clean_stale
 from s2s.model import S2SModel
 from s2s.model.graph import collate
 
@@ -228,6 +228,7 @@ def train(
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        clean_stale(out)  # temporaries of killed runs (their PID no longer runs)
         ck = out / CHECKPOINT
         if resume and ck.exists():
             state = load_checkpoint(ck, TRAINING_CHECKPOINT)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from s2s.environment import Environment
+from s2s.files import atomic_path
 from s2s.predict.prepare import InputSpectrum, safe_name
 from s2s.spectrum import GRID
 
@@ -174,19 +175,87 @@ def overview_figure(pred: Prediction, ctx: PredictContext):
     return fig
 
 
-def write_prediction(out_dir: Path, pred: Prediction, ctx: PredictContext, png: bool = True) -> Path:
+#: summary.json key that marks a folder as written by ``s2s predict`` (with :data:`WRITTEN_BY` as value).
+WRITTEN_BY_KEY, WRITTEN_BY = "written_by", "s2s predict"
+#: summary.json keys every ``s2s predict`` output has had (outputs written before :data:`WRITTEN_BY_KEY`).
+_SUMMARY_KEYS = ("name", "sampling", "candidates")
+
+
+class OutputConflict(ValueError):
+    """``OUT/NAME`` exists and may not be replaced; the message names it and what to do."""
+
+
+def output_state(out_dir: str | os.PathLike, name: str) -> str:
+    """What ``out_dir/name`` is: ``"absent"``; ``"done"`` (a finished ``s2s predict`` output: a folder
+    whose summary.json is a JSON object marked :data:`WRITTEN_BY`, or with the keys every output has);
+    or ``"foreign"`` (a file, a link, or a folder s2s did not write - never replaced or deleted)."""
+    import json
+
+    final = Path(out_dir) / name
+    if not final.exists() and not final.is_symlink():
+        return "absent"
+    if final.is_symlink() or not final.is_dir():
+        return "foreign"
+    f = final / SUMMARY
+    try:
+        s = json.loads(f.read_text()) if f.is_file() and not f.is_symlink() else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        s = None
+    if isinstance(s, dict) and (s.get(WRITTEN_BY_KEY) == WRITTEN_BY or all(k in s for k in _SUMMARY_KEYS)):
+        return "done"
+    return "foreign"
+
+
+def check_out_dir(out_dir: str | os.PathLike) -> Path:
+    """Make sure ``out_dir`` is a folder s2s can write in (created if absent) before any work;
+    raises ``ValueError`` with one line naming it otherwise.  Returns it as a Path."""
+    from s2s.files import _new_temp_file
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file, expected a folder (or a path to create)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _new_temp_file(out, "s2s-write-test", "").unlink()
+    except OSError as exc:
+        raise ValueError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+    return out
+
+
+def write_prediction(
+    out_dir: Path, pred: Prediction, ctx: PredictContext, png: bool = True, overwrite: bool = False
+) -> Path:
     """Write ``out_dir/<name>/`` (XYZ, JSON, PNG) atomically: built as a hidden temporary
-    folder next to it and renamed into place; returns the final folder."""
+    folder ``.NAME.partial-PID`` next to it and renamed into place; returns the final folder.
+
+    Never deletes what s2s did not write: an existing ``out_dir/<name>`` that is not a finished
+    ``s2s predict`` output (:func:`output_state`) raises :class:`OutputConflict` and is left alone;
+    a finished one is replaced only with ``overwrite`` (``s2s predict --no-resume``), else it is an
+    :class:`OutputConflict` too.  The new files get the process umask's modes."""
     import matplotlib.pyplot as plt
 
     from s2s.files import write_json
     from s2s.io import write_extxyz
 
     final = Path(out_dir) / pred.name
+
+    def conflict() -> str:
+        state = output_state(out_dir, pred.name)
+        if state == "foreign":
+            raise OutputConflict(
+                f"{final}: exists and was not written by s2s predict; left alone (move it away or choose another --out)"
+            )
+        if state == "done" and not overwrite:
+            raise OutputConflict(f"{final}: a finished s2s predict output exists; pass --no-resume to replace it")
+        return state
+
+    conflict()
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{final.name}.partial-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    old = final.parent / f".{final.name}.replaced-{os.getpid()}"
+    for leftover in (tmp, old):  # this process's own, from an earlier failed attempt
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover)
     try:
         tmp.mkdir()
         sig = pred.summary["candidates"]["signatures"]
@@ -201,10 +270,17 @@ def write_prediction(out_dir: Path, pred: Prediction, ctx: PredictContext, png: 
             fig = overview_figure(pred, ctx)
             fig.savefig(tmp / OVERVIEW, dpi=110)
             plt.close(fig)
-        write_json(tmp / SUMMARY, pred.summary)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        write_json(tmp / SUMMARY, {WRITTEN_BY_KEY: WRITTEN_BY, **pred.summary})
+        if conflict() == "done":  # checked again: the folder may have changed while we worked
+            os.rename(final, old)
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                os.rename(old, final)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -212,7 +288,8 @@ def write_prediction(out_dir: Path, pred: Prediction, ctx: PredictContext, png: 
 
 
 def is_done(out_dir: Path, name: str) -> bool:
-    return (Path(out_dir) / name / SUMMARY).exists()
+    """Whether ``out_dir/name`` is a finished ``s2s predict`` output (:func:`output_state`)."""
+    return output_state(out_dir, name) == "done"
 
 
 def write_maps(out_dir: Path, inputs: Sequence[InputSpectrum]) -> None:
@@ -240,7 +317,7 @@ def write_maps(out_dir: Path, inputs: Sequence[InputSpectrum]) -> None:
         maps = {k: np.full((ny, nx), np.nan) for k in keys}
         for it in items:
             f = Path(out_dir) / it.name / SUMMARY
-            if not f.exists():
+            if not is_done(out_dir, it.name):
                 continue
             s = json.loads(f.read_text())
             iy, ix = it.meta["index"]
@@ -256,14 +333,17 @@ def write_maps(out_dir: Path, inputs: Sequence[InputSpectrum]) -> None:
             )
             for k, v in zip(keys, vals):
                 maps[k][iy, ix] = np.nan if v is None else v
-        path = Path(out_dir) / stem / "maps.npz"
-        tmp = path.with_name(f".maps.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **maps)
-        os.replace(tmp, path)
+        with atomic_path(Path(out_dir) / stem / "maps.npz", suffix=".npz") as tmp:
+            np.savez(tmp, **maps)
 
 
 __all__ = [
     "N_OVERLAY",
+    "WRITTEN_BY",
+    "WRITTEN_BY_KEY",
+    "OutputConflict",
+    "check_out_dir",
+    "output_state",
     "OVERVIEW",
     "SUMMARY",
     "XYZ",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ import numpy as np
 
 from s2s.environment import Environment
 from s2s.predict.prepare import InputError, InputSpectrum, prepare, training_onset, with_file
-from s2s.predict.report import is_done, write_maps, write_prediction
+from s2s.predict.report import check_out_dir, write_maps, write_prediction
 from s2s.resources import default_path
 from s2s.spectrum import GRID, GRID_STEP, N_GRID, SpectrumError
 
@@ -373,9 +374,37 @@ def rank_candidates(
 # ----------------------------------------------------------------------------- batch
 @dataclass
 class BatchReport:
+    """What :func:`run_batch` did, by output name.
+
+    done : written by this run.  skipped : finished outputs left as they are (resume).
+    busy : being written by another ``s2s predict`` on the same folder at that moment, or finished by
+        it meanwhile (left to it).  refused : ``OUT/NAME`` exists and is not an s2s output (left alone),
+        one :class:`InputError` each.  errors : inputs that failed.  cleaned : leftovers of killed
+        runs removed at the start (:func:`s2s.files.clean_stale`).
+    """
+
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)
+    refused: list[InputError] = field(default_factory=list)
+    cleaned: list[Path] = field(default_factory=list)
+
+
+_INDEX = re.compile(r"\[[^\[\]]*\]$")
+
+
+def _source_file(item: InputSpectrum) -> Path:
+    """The file an input came from (its ``source`` without the ``[index]`` of arrays and datasets)."""
+    return Path(_INDEX.sub("", item.source))
+
+
+def _holds_input(folder: Path, item: InputSpectrum) -> bool:
+    """Whether ``folder`` is, or contains, the file the input came from."""
+    try:
+        return _source_file(item).resolve().is_relative_to(folder.resolve())
+    except (OSError, ValueError):
+        return False
 
 
 def run_batch(
@@ -393,24 +422,69 @@ def run_batch(
     **predict_kwargs,
 ) -> BatchReport:
     """Predict for every input with a progress bar; bad inputs are reported (nothing written
-    for them) and the others go on; finished outputs are skipped when ``resume``."""
+    for them) and the others go on; finished outputs are skipped when ``resume`` (else replaced).
+
+    Safe on a shared ``out_dir``: leftovers of killed runs are removed first
+    (:func:`s2s.files.clean_stale`); each name is written under an exclusive lock
+    (``.NAME.s2s-lock``), so concurrent runs never write the same output and report the names the other
+    run holds as ``busy``; an existing ``OUT/NAME`` that s2s did not write (or that holds an input
+    file) is never touched (``refused``)."""
     from tqdm.auto import tqdm
 
+    from s2s.files import FileLock, clean_stale
+    from s2s.predict.report import OutputConflict, output_state
+
+    out_dir = check_out_dir(out_dir)
     rep = BatchReport()
+    parents = {out_dir} | {(out_dir / it.name).parent for it in inputs}
+    for folder in sorted(parents):
+        rep.cleaned += clean_stale(folder)
     for item in tqdm(inputs, desc="predict", unit="spectrum", disable=not progress):
-        if resume and is_done(out_dir, item.name):
+        final = out_dir / item.name
+        state = output_state(out_dir, item.name)
+        if state == "done" and resume:
             rep.skipped.append(item.name)
             continue
+        if state == "foreign" or (state == "done" and _holds_input(final, item)):
+            what = "holds the input file" if _holds_input(final, item) else "was not written by s2s predict"
+            rep.refused.append(
+                InputError(
+                    item.name,
+                    item.source,
+                    f"{item.source}: skipped: {final} exists and {what}; left alone (move it away or choose "
+                    "another --out)",
+                )
+            )
+            continue
         try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock.acquire(final.parent / f".{final.name}.s2s-lock")
+        except OSError as exc:
+            rep.errors.append(InputError(item.name, item.source, f"{item.source}: cannot write {final}: {exc}"))
+            continue
+        if lock is None:
+            rep.busy.append(item.name)
+            continue
+        try:
+            again = output_state(out_dir, item.name)
+            if again != state and again == "done":  # another run finished it while we looked
+                rep.busy.append(item.name)
+                continue
             prep = prepare(item, ctx.train_onset, shift=shift, background=background, smooth_eV=smooth_eV, force=force)
             meta = {k: v for k, v in item.meta.items() if isinstance(v, (str, int, float, bool, list)) or v is None}
             pred = predict_one(
                 ctx, item.name, prep.spectrum, prep_info={**prep.info, **meta}, source=item.source, **predict_kwargs
             )
-            write_prediction(out_dir, pred, ctx, png=png)
+            write_prediction(out_dir, pred, ctx, png=png, overwrite=not resume)
             rep.done.append(item.name)
+        except OutputConflict as exc:
+            rep.refused.append(InputError(item.name, item.source, f"{item.source}: skipped: {exc}"))
         except (SpectrumError, ValueError) as exc:
             rep.errors.append(InputError(item.name, item.source, with_file(str(exc), item.source)))
+        except OSError as exc:  # this output cannot be written (e.g. OUT/NAME's parent is a file); the others go on
+            rep.errors.append(InputError(item.name, item.source, f"{item.source}: cannot write {final}: {exc}"))
+        finally:
+            lock.release()
     write_maps(out_dir, inputs)
     return rep
 
