@@ -24,6 +24,7 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "data": ("S2S_DATA", "data/s2s_open_v1.h5"),
     "results": ("S2S_RESULTS", "figures/results.json"),
     "reference": ("S2S_REFERENCE", "data/reference"),
+    "reference_sites": ("S2S_REFERENCE_SITES", "data/reference_sites"),
     "xtb_cache": ("S2S_XTB_CACHE", "data/cache/xtb"),
     "generated_cache": ("S2S_GENERATED_CACHE", "runs/generated"),
 }

@@ -13,6 +13,14 @@ failures go to <id>__site<k>.failed.json (retried with --retry-failed).
     nohup nice -n 15 python scripts/build_reference.py run > ref.log 2>&1 &
     python scripts/build_reference.py list          # the site plan and what is done
 
+Step 3 (``sites``): GPAW spectra of the *dataset's* sites (data/s2s_open_v1.h5) into the compact store
+data/reference_sites/ (:mod:`s2s.simulate.reference_sites`): test sites first, then validation, then
+training (SiO2 and suboxides first; smallest supercells first in each group).  Resumable; failures
+are recorded by name in failures.json; ``--commit-every N`` commits the store to git every N sites.
+
+    nohup python scripts/build_reference.py sites --hours 2.5 --commit-every 10 > logs/ref_sites.log 2>&1 &
+    python scripts/build_reference.py sites --dask local --workers 8      # scale out (Dask)
+
 The logic lives in :mod:`s2s.simulate.reference` (structures: :mod:`s2s.structures.reference`).
 """
 
@@ -37,7 +45,7 @@ from s2s.simulate.reference import (
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=["structures", "run", "list", "summary", "regrid", "compare-pw"])
+    ap.add_argument("step", choices=["structures", "run", "list", "summary", "regrid", "compare-pw", "sites"])
     ap.add_argument("--only", default="", help="comma-separated structure ids (default: all, in order)")
     ap.add_argument("--max-sites", type=int, default=0, help="stop after N new sites (0 = no limit)")
     ap.add_argument(
@@ -58,7 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--ecut", type=float, default=400.0, help="pw cutoff (eV)")
     ap.add_argument("--out-subdir", default="", help="records folder under data/reference")
+    g = ap.add_argument_group("sites (dataset sites into data/reference_sites)")
+    g.add_argument("--groups", default="test,validation,train", help="which splits, in this order")
+    g.add_argument("--hours", type=float, default=0.0, help="start no new site after this many hours (0 = no limit)")
+    g.add_argument("--workers", type=int, default=1, help="sites in parallel (one core each); 1 = in this process")
+    g.add_argument("--dask", default="", help="'local' or a scheduler address: run the sites on Dask workers")
+    g.add_argument("--commit-every", type=int, default=0, help="git commit the store every N finished sites")
     args = ap.parse_args(argv)
+    if args.step == "sites":
+        return run_dataset_sites(args)
     ref = resolve("reference", must_exist=False)
     gpaw_dir = ref / (args.out_subdir or ("gpaw" if args.mode == "lcao" else "gpaw_pw"))
     structures = reference_structures()
@@ -116,6 +132,65 @@ def main(argv: list[str] | None = None) -> int:
     todo = sites_to_run(plan, gpaw_dir, args.retry_failed, args.max_sites)
     print(f"{len(plan)} sites planned, {len(todo)} to run", flush=True)
     run_sites(todo, gpaw_dir, settings, workdir=args.workdir)
+    return 0
+
+
+def run_dataset_sites(args: argparse.Namespace) -> int:
+    """Step ``sites``: the resumable build of the dataset's reference spectra (see the module docstring)."""
+    import subprocess
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+    from contextlib import ExitStack
+
+    from s2s.dataset import Dataset
+    from s2s.simulate.build import dask_executor
+    from s2s.simulate.reference_sites import BUILD_SETTINGS, ReferenceStore, build, dataset_plan
+
+    ds = Dataset.load(resolve("data"))
+    store = ReferenceStore(resolve("reference_sites", must_exist=False))
+    plan = dataset_plan(ds, [x for x in args.groups.split(",") if x])
+    deadline = time.time() + 3600 * args.hours if args.hours else None
+    root = home()
+
+    def commit(report, last: bool = False) -> None:
+        due = report.computed and (last or report.computed % args.commit_every == 0)
+        if args.commit_every and due and root is not None:
+            subprocess.run(["git", "add", str(store.root)], cwd=root, check=False)
+            subprocess.run(
+                [
+                    "git",
+                    "commit",
+                    "-q",
+                    "-m",
+                    f"data/reference_sites: {len(store.sites())} dataset sites with GPAW spectra ({report.summary()})",
+                    "--",
+                    str(store.root),
+                ],
+                cwd=root,
+                check=False,
+            )
+
+    with ExitStack() as stack:
+        if args.dask:
+            ex = stack.enter_context(dask_executor(args.dask, args.workers, nice=0))
+        elif args.workers > 1:
+            ex = stack.enter_context(ProcessPoolExecutor(args.workers))
+        else:
+            ex = None
+        report = build(
+            plan,
+            ds.structure,
+            store,
+            BUILD_SETTINGS,
+            executor=ex,
+            max_sites=args.max_sites,
+            deadline=deadline,
+            retry_failed=args.retry_failed,
+            workdir=args.workdir,
+            on_result=commit,
+        )
+    print(report.summary())
+    commit(report, last=True)  # the last partial batch
     return 0
 
 

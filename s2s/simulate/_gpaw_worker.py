@@ -10,10 +10,14 @@ Two stages, each a separate process started by :mod:`s2s.simulate.gpaw_ref`:
     Serial (``gpaw.xas.XAS`` asserts one process): reads the restart file and writes the
     stick spectrum (all bands above the occupied ones), every Kohn-Sham eigenvalue (eV),
     occupation numbers and the electron count, for the driver's sanity check.
+``both IN.json SUMMARY.json OUT.json``
+    One serial process: the SCF, then the XAS step on the live calculator (no restart file
+    written or read); what the driver uses when a site runs on one core.
 
 The input JSON (written by the driver) holds: symbols, positions (Å), cell (Å), excited_index,
 setup_dir, setup_name, mode ('lcao' or 'pw'), basis, xc, h (Å), ecut (eV, pw only), nbands,
-charge, occupation_width (eV), force_complex_dtype, maxiter, txt.
+charge, occupation_width (eV), force_complex_dtype, maxiter, txt; optional: gpts (grid points
+per cell vector, used instead of h when given), convergence (GPAW's convergence dict).
 Standard library + numpy + ase + gpaw only (this runs outside the project's venv).
 """
 
@@ -60,54 +64,83 @@ def _calc_kwargs(inp: dict) -> dict:
         symmetry="off",
         txt=inp["txt"],
     )
+    if inp.get("convergence"):
+        kw["convergence"] = dict(inp["convergence"])
     if mode == "lcao":
-        kw.update(mode="lcao", basis=inp["basis"], h=float(inp["h"]))
+        kw.update(mode="lcao", basis=inp["basis"])
+        if inp.get("gpts"):
+            kw["gpts"] = tuple(int(n) for n in inp["gpts"])
+        else:
+            kw["h"] = float(inp["h"])
     elif mode == "pw":
         kw.update(mode=PW(float(inp["ecut"]), force_complex_dtype=bool(inp["force_complex_dtype"])))
         if inp.get("eigensolver"):
             kw["eigensolver"] = inp["eigensolver"]
-        kw["convergence"] = {"bands": inp.get("converge_bands", "occupied")}
+        kw["convergence"] = {**kw.get("convergence", {}), "bands": inp.get("converge_bands", "occupied")}
     else:
         raise ValueError(f"worker input: mode must be 'lcao' or 'pw', got {mode!r}")
     return kw
 
 
-def stage_scf(in_json: str, out_gpw: str, summary_json: str) -> None:
-    from gpaw import GPAW, setup_paths
-    from gpaw.mpi import world
+def _load_input(in_json: str) -> dict:
+    from gpaw import setup_paths
 
     with open(in_json) as fh:
         inp = json.load(fh)
     setup_paths.insert(0, inp["setup_dir"])
+    return inp
+
+
+def _scf(inp: dict):
+    """Run the SCF; return (calculator, summary dict)."""
+    from gpaw import GPAW
+    from gpaw.mpi import world
+
     t0 = time.time()
     atoms = _atoms(inp)
     atoms.calc = GPAW(**_calc_kwargs(inp))
     energy = atoms.get_potential_energy()
     calc = atoms.calc
+    summary = {
+        "energy_eV": float(energy),
+        "n_valence_electrons": float(calc.wfs.nvalence),
+        "n_bands": int(calc.get_number_of_bands()),
+        "scf_iterations": int(calc.get_number_of_iterations()),
+        "mpi_size": int(world.size),
+        "gpts": [int(n) for n in calc.wfs.gd.N_c],
+        "wall_s": time.time() - t0,
+    }
+    return calc, summary
+
+
+def stage_scf(in_json: str, out_gpw: str, summary_json: str) -> None:
+    from gpaw.mpi import world
+
+    inp = _load_input(in_json)
+    calc, summary = _scf(inp)
     calc.write(out_gpw, mode="all")
     if world.rank == 0:
-        _atomic_write_json(
-            summary_json,
-            {
-                "energy_eV": float(energy),
-                "n_valence_electrons": float(calc.wfs.nvalence),
-                "n_bands": int(calc.get_number_of_bands()),
-                "scf_iterations": int(calc.get_number_of_iterations()),
-                "mpi_size": int(world.size),
-                "wall_s": time.time() - t0,
-            },
-        )
+        _atomic_write_json(summary_json, summary)
+
+
+def stage_both(in_json: str, summary_json: str, out_json: str) -> None:
+    inp = _load_input(in_json)
+    calc, summary = _scf(inp)
+    _atomic_write_json(summary_json, summary)
+    _xas(inp, calc, out_json)
 
 
 def stage_xas(in_json: str, in_gpw: str, out_json: str) -> None:
-    from gpaw import GPAW, setup_paths
+    from gpaw import GPAW
+
+    inp = _load_input(in_json)
+    _xas(inp, GPAW(in_gpw, txt=None), out_json)
+
+
+def _xas(inp: dict, calc, out_json: str) -> None:
     from gpaw.xas import XAS
 
-    with open(in_json) as fh:
-        inp = json.load(fh)
-    setup_paths.insert(0, inp["setup_dir"])
     t0 = time.time()
-    calc = GPAW(in_gpw, txt=None)
     xas = XAS(calc, mode="xas", center=int(inp["excited_index"]))
     e_stick, a_stick = xas.get_spectra(stick=True)
     eps = calc.get_eigenvalues(kpt=0, spin=0)
@@ -129,10 +162,11 @@ def stage_xas(in_json: str, in_gpw: str, out_json: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 4 or argv[0] not in ("scf", "xas"):
+    stages = {"scf": stage_scf, "xas": stage_xas, "both": stage_both}
+    if len(argv) != 4 or argv[0] not in stages:
         sys.stderr.write(__doc__ or "")
         return 2
-    {"scf": stage_scf, "xas": stage_xas}[argv[0]](*argv[1:])
+    stages[argv[0]](*argv[1:])
     return 0
 
 

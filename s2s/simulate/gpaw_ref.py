@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import json
 import os
 import shutil
@@ -50,6 +51,7 @@ class GPAWSettings:
     basis: str = "dzp"  # LCAO basis (also used as the initial guess in pw mode)
     xc: str = "PBE"
     h: float = 0.2  # real-space grid spacing, Å (lcao)
+    grid_divisor: int = 4  # grid points per cell vector: the driver picks them from h, divisible by this
     ecut: float = 500.0  # plane-wave cutoff, eV (pw)
     nbands: str | int = "nao"  # 'nao' = every atomic orbital (lcao); an int or 'NNN%' in pw
     core_hole: str = "1s,0.5"  # gpaw-setup --core-hole
@@ -58,10 +60,12 @@ class GPAWSettings:
     occupation_width: float = 0.0  # Fermi-Dirac width, eV (0 = integer occupations)
     min_image: float = 9.0  # shortest lattice vector of the supercell, Å
     maxiter: int = 300
+    scf_density: float = 1.0e-4  # SCF convergence: density change, electrons / electron (GPAW's default)
+    scf_energy: float = 5.0e-4  # SCF convergence: energy change, eV / electron (GPAW's default)
     force_complex_dtype: bool = False  # pw mode at Gamma needs True (spurious occupied state)
     converge_bands: str | int = "occupied"  # pw: bands to converge (-N = all but the top N); lcao: exact
     fwhm: float = 0.5  # Gaussian FWHM (eV) used for grid_spectrum only; the raw sticks are kept
-    mpi_procs: int = 2
+    mpi_procs: int = 2  # 1: SCF and XAS in one serial process (no restart file)
     nice: int = 15
     min_gap: float = 0.01  # eV; sanity check: HOMO-LUMO gap of the core-hole calculation must be open
     warn_gap: float = 0.3  # eV; smaller gaps pass but are flagged in sanity["warnings"]
@@ -82,6 +86,18 @@ class GPAWSettings:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    #: fields that do not change the stick spectrum (how it runs, how it is broadened or checked)
+    RUN_ONLY = ("mpi_procs", "nice", "fwhm", "min_gap", "warn_gap")
+
+    def calc_fields(self) -> dict[str, Any]:
+        """The fields that define the calculation (every field but :attr:`RUN_ONLY`)."""
+        return {k: v for k, v in self.as_dict().items() if k not in self.RUN_ONLY}
+
+    def calc_key(self) -> str:
+        """Stable 12-hex SHA-256 of :meth:`calc_fields`: records computed alike share it."""
+        text = json.dumps(self.calc_fields(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 # --------------------------------------------------------------------------- setup files
@@ -223,6 +239,19 @@ def unique_o_sites(structure, symprec: float = 0.01) -> list[tuple[int, int]]:
 VALENCE = {"Si": 4, "O": 6}
 
 
+def grid_points(cell: np.ndarray, h: float, divisor: int = 4) -> list[int]:
+    """Real-space grid points along each cell vector for spacing ``h`` (Å), each a multiple of ``divisor``.
+
+    The spacing is measured between lattice planes (as GPAW's ``h2gpts``), so with ``divisor=4`` this
+    is the grid GPAW would choose from ``h`` itself; the driver passes it explicitly (``gpts``) so that
+    every record names its grid and a cell whose default grid fails can be retried on another.
+    """
+    if not h > 0 or divisor < 1:
+        raise ValueError(f"grid_points: h must be > 0 Å and divisor >= 1, got h={h}, divisor={divisor}")
+    plane_spacing = (np.linalg.inv(np.asarray(cell, float)) ** 2).sum(0) ** -0.5  # Å, (3,)
+    return [int(n) for n in np.maximum(divisor, (plane_spacing / h / divisor + 0.5).astype(int) * divisor)]
+
+
 def pw_band_count(symbols: list[str], volume: float, e_max: float = 30.0, factor: float = 1.5) -> tuple[int, int]:
     """(nbands, converge_bands) for pw mode: the occupied bands plus ``factor`` x the
     free-electron number of empty bands up to ``e_max`` eV above the onset in ``volume`` Å^3
@@ -273,6 +302,8 @@ def prepare_input(
         "basis": settings.basis,
         "xc": settings.xc,
         "h": settings.h,
+        "gpts": grid_points(s.lattice.matrix, settings.h, settings.grid_divisor) if settings.mode == "lcao" else None,
+        "convergence": {"density": settings.scf_density, "energy": settings.scf_energy},
         "ecut": settings.ecut,
         "nbands": nbands,
         "charge": settings.charge,
@@ -417,10 +448,12 @@ def build_record(
             "converge_bands": inp["converge_bands"],
             "supercell_matrix": inp["supercell_matrix"],
             "supercell_atoms": len(inp["symbols"]),
+            "gpts": inp.get("gpts"),
             "supercell_composition": n_sym,
             "min_image_A": inp["min_image_A"],
             "excited_index_in_supercell": inp["excited_index"],
             "broadening": f"Gaussian FWHM {settings.fwhm} eV (grid_spectrum only)",
+            "calc_key": settings.calc_key(),
             "kpts": "Gamma only",
         },
         "sanity": check,
@@ -533,14 +566,21 @@ def run_site(
         py = [SYSTEM_PYTHON, str(WORKER)]
         mpi = [MPIRUN, "-np", str(settings.mpi_procs)] if settings.mpi_procs > 1 else []
         log = wd / "worker.log"
-        t0 = time.time()
-        t_scf = _run(nice + mpi + py + ["scf", "in.json", "calc.gpw", "scf.json"], log, wd)
-        t_xas = _run(nice + py + ["xas", "in.json", "calc.gpw", "xas.json"], log, wd)
+        t0, cpu0 = time.time(), _children_cpu_s()
+        if settings.mpi_procs > 1:
+            t_scf = _run(nice + mpi + py + ["scf", "in.json", "calc.gpw", "scf.json"], log, wd)
+            t_xas = _run(nice + py + ["xas", "in.json", "calc.gpw", "xas.json"], log, wd)
+        else:
+            t_both = _run(nice + py + ["both", "in.json", "scf.json", "xas.json"], log, wd)
         with open(wd / "scf.json") as fh:
             scf_summary = json.load(fh)
         with open(wd / "xas.json") as fh:
             xas_out = json.load(fh)
+        if settings.mpi_procs == 1:
+            t_scf = float(scf_summary.get("wall_s", t_both))
+            t_xas = t_both - t_scf
         wall = {"scf": t_scf, "xas": t_xas, "total": time.time() - t0}
+        extra = {**(extra or {}), "cpu_time_s": round(_children_cpu_s() - cpu0, 1)}
         rec = build_record(structure_id, site_index, inp, scf_summary, xas_out, settings, wall, extra)
         rec["gpaw_version"] = _gpaw_version()
         rec["host_cpus"] = os.cpu_count()
@@ -550,6 +590,14 @@ def run_site(
             print(f"run_site: kept {wd}")
         else:
             shutil.rmtree(wd, ignore_errors=True)
+
+
+def _children_cpu_s() -> float:
+    """User + system CPU seconds of every finished child process (and their waited-for children)."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def _gpaw_version() -> str:

@@ -1,0 +1,188 @@
+"""The dataset-site reference store and its resumable build (GPAW itself replaced by a fake run_site)."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import json
+import types
+
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from s2s.simulate import reference_sites as rs
+from s2s.simulate.gpaw_ref import GPAWSettings, broaden_to_grid, grid_points
+from s2s.spectrum import GRID
+
+
+def _structure(a: float = 5.0) -> Structure:
+    return Structure(Lattice.cubic(a), ["Si", "O", "O"], [[0, 0, 0], [0.5, 0, 0], [0, 0.5, 0]])
+
+
+def _record(sid: str, k: int, settings: GPAWSettings, passed: bool = True, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    e = np.sort(rng.uniform(0, 60, 300))
+    e[0] = 0.0
+    w = rng.uniform(0, 1, 300)
+    return {
+        "structure_id": sid,
+        "site_index": k,
+        "energies_eV": e.tolist(),
+        "intensity": w.tolist(),
+        "grid_spectrum": broaden_to_grid(e, w, settings.fwhm).tolist() if passed else None,
+        "sanity": {"passed": passed, "gap_eV": 1.5, "message": "ok" if passed else "2 partially occupied band(s)"},
+        "settings": {"supercell_atoms": 48, "calc_key": settings.calc_key()},
+        "wall_time_s": {"total": 12.0},
+        "cpu_time_s": 11.0,
+    }
+
+
+def test_store_round_trip_keeps_spectra_and_sticks_below_40_eV(tmp_path):
+    st = GPAWSettings(mpi_procs=1)
+    store = rs.ReferenceStore(tmp_path / "store")
+    recs = [_record("quartz", k, st, seed=k) for k in (3, 5)]
+    for r in recs:
+        store.add(rs.site_from_record(r, "abc"), st)
+    back = store.read_structure("quartz")
+    assert [s.site_index for s in back] == [3, 5]
+    for s, r in zip(back, recs):
+        np.testing.assert_allclose(s.grid_spectrum, r["grid_spectrum"], rtol=1e-6, atol=1e-7)
+        e = np.asarray(r["energies_eV"])
+        np.testing.assert_allclose(s.stick_energy, e[e <= rs.STICK_MAX_EV], rtol=1e-6)
+        assert s.stick_intensity.shape == s.stick_energy.shape
+        assert s.calc_key == st.calc_key() and s.structure_hash == "abc" and s.supercell_atoms == 48
+    assert json.loads((tmp_path / "store" / "settings.json").read_text())[st.calc_key()]["h"] == st.h
+    # replacing a site keeps one row per site
+    store.add(rs.site_from_record(_record("quartz", 3, st, seed=9), "abc"), st)
+    assert sorted(s.site_index for s in store.read_structure("quartz")) == [3, 5]
+    assert (tmp_path / "store" / "quartz.npz").stat().st_size < 8 * 1024  # a few KB per site
+
+
+def test_store_names_a_damaged_file(tmp_path):
+    store = rs.ReferenceStore(tmp_path)
+    (tmp_path / "bad.npz").write_bytes(b"not an npz")
+    with pytest.raises(rs.ReferenceStoreError, match="bad.npz"):
+        store.read_structure("bad")
+
+
+def test_failed_sanity_check_is_not_stored():
+    st = GPAWSettings(mpi_procs=1)
+    with pytest.raises(ValueError, match="sanity check failed: 2 partially"):
+        rs.site_from_record(_record("q", 1, st, passed=False), "abc")
+
+
+def test_calc_key_ignores_how_a_site_runs_but_not_what_it_computes():
+    base = GPAWSettings()
+    assert base.calc_key() == GPAWSettings(mpi_procs=1, nice=0, fwhm=0.8).calc_key()
+    assert base.calc_key() != GPAWSettings(h=0.25).calc_key()
+    assert base.calc_key() != GPAWSettings(min_image=8.0).calc_key()
+
+
+def test_grid_points_match_gpaws_rule_and_divisor():
+    cell = np.diag([10.0, 7.3, 12.1])
+    # GPAW's h2gpts: N = max(4, int(L / h / 4 + 0.5) * 4) with L the lattice-plane spacing
+    assert grid_points(cell, 0.2) == [48, 36, 60]
+    assert all(n % 8 == 0 for n in grid_points(cell, 0.2, divisor=8))
+    # a sheared cell: the plane spacing (not the vector length) sets the grid
+    sheared = np.array([[10.0, 0, 0], [5.0, 8.66, 0], [0, 0, 9.0]])
+    assert grid_points(sheared, 0.2)[0] == int(8.66 / 0.2 / 4 + 0.5) * 4
+
+
+def test_plan_order_test_then_validation_then_silica_then_rest_small_cells_first():
+    R = types.SimpleNamespace
+    recs = [
+        R(structure_id="big_sio2", site_index=0, x=2.0),
+        R(structure_id="small_sio3", site_index=1, x=3.0),
+        R(structure_id="small_sio2", site_index=2, x=2.0),
+        R(structure_id="t", site_index=0, x=2.0),
+        R(structure_id="v", site_index=4, x=1.5),
+    ]
+    atoms = {"big_sio2": 144, "small_sio3": 30, "small_sio2": 40, "t": 200, "v": 90}
+    plan = rs.plan_order(recs, ["train", "train", "train", "test", "validation"], atoms.__getitem__)
+    assert [(p.structure_id, p.group) for p in plan] == [
+        ("t", "test"),
+        ("v", "validation"),
+        ("small_sio2", "train-SiOx<=2"),
+        ("big_sio2", "train-SiOx<=2"),
+        ("small_sio3", "train-other"),
+    ]
+    with pytest.raises(ValueError, match="group 'fit'"):
+        rs.plan_order(recs[:1], ["fit"], atoms.__getitem__)
+
+
+class _FakeGPAW:
+    """run_site stand-in: records each call; site 'boom' raises, site index 7 fails its sanity check."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, structure, sid, k, settings, workdir=None):
+        self.calls.append((sid, k))
+        if sid == "boom":
+            raise RuntimeError("GPAW worker failed (rc=1): SCF did not converge in 300 iterations")
+        return _record(sid, k, settings, passed=(k != 7), seed=k)
+
+
+@pytest.mark.parametrize("use_executor", [False, True])
+def test_build_is_resumable_and_names_every_failure(tmp_path, monkeypatch, use_executor):
+    fake = _FakeGPAW()
+    monkeypatch.setattr(rs, "run_site", fake)
+    structures = {"a": _structure(5.0), "boom": _structure(5.1), "c": _structure(5.2)}
+    plan = [
+        rs.PlannedSite("a", 1, "test", 3),
+        rs.PlannedSite("a", 7, "test", 3),
+        rs.PlannedSite("boom", 1, "validation", 3),
+        rs.PlannedSite("c", 2, "train-other", 3),
+    ]
+    store = rs.ReferenceStore(tmp_path)
+    st = GPAWSettings(mpi_procs=1)
+    seen = []
+    ex = cf.ThreadPoolExecutor(1) if use_executor else None
+    try:
+        rep = rs.build(
+            plan[:3],
+            structures.__getitem__,
+            store,
+            st,
+            executor=ex,
+            progress=False,
+            on_result=lambda r: seen.append(r.computed + r.failed),
+        )
+    finally:
+        if ex is not None:
+            ex.shutdown()
+    assert (rep.computed, rep.failed) == (1, 2) and seen == [1, 2, 3]
+    fails = store.failures()
+    assert set(fails) == {"a:7", "boom:1"}
+    assert "sanity check failed" in fails["a:7"]["reason"] and "SCF did not converge" in fails["boom:1"]["reason"]
+    # resume: done and failed sites are skipped, the new one is computed
+    fake.calls.clear()
+    rep2 = rs.build(plan, structures.__getitem__, store, st, progress=False)
+    assert fake.calls == [("c", 2)]
+    assert (rep2.stored, rep2.failed_before, rep2.computed) == (1, 2, 1)
+    # retry_failed recomputes only the failures
+    fake.calls.clear()
+    rs.build(plan, structures.__getitem__, store, st, progress=False, retry_failed=True)
+    assert sorted(fake.calls) == [("a", 7), ("boom", 1)]
+    # other settings: every site is computed again (the store keeps one spectrum per site)
+    fake.calls.clear()
+    rs.build(plan[:1], structures.__getitem__, store, dataclasses.replace(st, h=0.25), progress=False)
+    assert fake.calls == [("a", 1)]
+    assert set(store.settings()) == {st.calc_key(), dataclasses.replace(st, h=0.25).calc_key()}
+
+
+def test_build_stops_starting_sites_after_the_deadline(tmp_path, monkeypatch):
+    fake = _FakeGPAW()
+    monkeypatch.setattr(rs, "run_site", fake)
+    plan = [rs.PlannedSite("a", k, "test", 3) for k in (1, 2)]
+    rep = rs.build(
+        plan,
+        lambda sid: _structure(),
+        rs.ReferenceStore(tmp_path),
+        GPAWSettings(mpi_procs=1),
+        deadline=0.0,
+        progress=False,
+    )
+    assert rep.computed == 0 and fake.calls == []
+    assert GRID.size == 200
