@@ -284,3 +284,80 @@ def test_a_summary_line_even_when_every_input_fails(tiny, tmp_path, capsys):
     assert _predict(tiny, tmp_path / "empty.txt", out=tmp_path / "out") == 2
     cap = capsys.readouterr()
     assert "0 written" in cap.out and "1 failed" in cap.out and "empty" in cap.err
+
+
+# ----------------------------------------------------------------------------- part 3: ambiguous numbers
+def _edge(e: np.ndarray) -> np.ndarray:
+    """An O K-edge-like intensity at absolute energies e (eV): a rise at 532 eV and two peaks."""
+    return 1 / (1 + np.exp(-(e - 532.0) / 0.3)) * (1 + np.exp(-0.5 * ((e - 537) / 1.5) ** 2)) + 0.05
+
+
+def test_decimal_commas_in_a_comma_separated_file_are_refused_naming_the_line(tmp_path):
+    from s2s.io.raw import SpectrumFileError
+    from s2s.io.readers import read_spectrum
+
+    e = np.arange(525.0, 560.0, 0.2)
+    y = 100 * _edge(e)
+    rows = [f"{a:.1f},{b:.3f}".replace(".", ",") for a, b in zip(e, y)]  # 532,2,283,123
+    with_header = tmp_path / "with_header.csv"
+    with_header.write_text("energy,intensity\n" + "\n".join(rows) + "\n")
+    with pytest.raises(SpectrumFileError, match=r"line 2: 4 comma-separated fields.*header \(line 1\) names 2"):
+        read_spectrum(with_header)
+    no_header = tmp_path / "no_header.csv"
+    no_header.write_text("\n".join(f"{a:.1f},{int(b)}".replace(".", ",") for a, b in zip(e, y)) + "\n")
+    with pytest.raises(SpectrumFileError, match="line 1: 3 comma-separated whole numbers"):
+        read_spectrum(no_header)
+    # the same numbers are fine where the delimiter is not a comma, or the header names every column
+    semi = tmp_path / "semi.csv"
+    semi.write_text("energy;intensity\n" + "\n".join(f"{a:.1f};{b:.3f}".replace(".", ",") for a, b in zip(e, y)))
+    raw = read_spectrum(semi)
+    assert np.allclose(raw.energy, e) and np.allclose(raw.intensity, y, atol=1e-3)
+    three = tmp_path / "three.csv"
+    three.write_text("energy,counts,error\n" + "\n".join(f"{int(a)},{int(b)},3" for a, b in zip(e[::5], y[::5])))
+    assert np.allclose(read_spectrum(three).energy, np.unique(e[::5].astype(int)))
+
+
+def test_absurd_energies_are_refused_before_any_large_allocation(tmp_path):
+    import time
+    import tracemalloc
+
+    from s2s.io.raw import ENERGY_RANGE_EV
+    from s2s.predict import InputSpectrum, PredictInputError, collect_inputs, prepare
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    e = np.arange(525.0, 560.0, 0.1)
+    huge = np.r_[e, 1e8]
+    np.savetxt(folder / "a_huge.txt", np.c_[huge, _edge(huge)])
+    np.savetxt(folder / "b_good.txt", np.c_[e, _edge(e)])
+    np.savez(folder / "c_huge.npz", energy=huge, spectra=_edge(huge)[None])
+    np.savetxt(folder / "d_mev.txt", np.c_[e * 1000, _edge(e)])
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    items, errors = collect_inputs([folder])
+    for it in items:
+        prepare(it, -0.5)
+    elapsed, peak = time.perf_counter() - t0, tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert [it.name for it in items] == ["b_good"]  # one bad file never stops the folder
+    msgs = {Path(er.source).name: er.message for er in errors}
+    lo, hi = ENERGY_RANGE_EV
+    assert f"outside {lo:g}..{hi:g} eV" in msgs["a_huge.txt"] and "1e+08" in msgs["a_huge.txt"]
+    assert "outside" in msgs["c_huge.npz"] and "meV" in msgs["d_mev.txt"]
+    assert elapsed < 10 and peak < 50e6, (elapsed, peak)
+    # the same energies handed to prepare directly
+    with pytest.raises(PredictInputError, match="outside"):
+        prepare(InputSpectrum("x", "direct", huge, _edge(huge)), -0.5)
+
+
+def test_energy_unit_kev_reads_kev_files(tiny, tmp_path, capsys):
+    from s2s.predict import collect_inputs
+
+    e = np.arange(0.525, 0.560, 0.0001)
+    np.savetxt(tmp_path / "kev.csv", np.c_[e, _edge(e * 1000)], delimiter=",", header="energy_keV,counts")
+    items, errors = collect_inputs([tmp_path / "kev.csv"])
+    assert not items and "--energy-unit keV" in errors[0].message
+    items, errors = collect_inputs([tmp_path / "kev.csv"], energy_unit="keV")
+    assert not errors and np.allclose(items[0].energy, e * 1000)
+    rc = _predict(tiny, tmp_path / "kev.csv", out=tmp_path / "out", extra=("--energy-unit", "keV"))
+    assert rc == 0 and (tmp_path / "out" / "kev" / "summary.json").exists(), capsys.readouterr().err

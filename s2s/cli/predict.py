@@ -94,6 +94,13 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         help=".npy or text file with the energies (eV) of .npy spectra not on the model grid",
     )
     p.add_argument(
+        "--energy-unit",
+        default="eV",
+        choices=["eV", "keV"],
+        help="unit of the energies in two-column text/CSV files, .npz 'energy' arrays and --energy-axis "
+        "(default eV; EMSA files state theirs in #XUNITS)",
+    )
+    p.add_argument(
         "--force",
         action="store_true",
         help="skip the O K-edge plausibility checks (edge window 515-560 eV, flat or noise-like spectra)",
@@ -123,9 +130,12 @@ def cmd_predict(a) -> int:
             raise ValueError(f"--shift must be auto, onset or a number (eV), got {a.shift!r}") from None
     energy = None
     if a.energy_axis is not None:
-        energy = np.load(a.energy_axis) if a.energy_axis.suffix == ".npy" else np.loadtxt(a.energy_axis)
-        energy = np.asarray(energy, dtype=np.float64).reshape(-1)
-    inputs, errors = collect_inputs(a.spectra, energy)
+        try:
+            energy = np.load(a.energy_axis) if a.energy_axis.suffix == ".npy" else np.loadtxt(a.energy_axis)
+            energy = np.asarray(energy, dtype=np.float64).reshape(-1)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"--energy-axis {a.energy_axis}: not a list of numbers ({exc})") from None
+    inputs, errors = collect_inputs(a.spectra, energy, a.energy_unit)
     ctx = rep = None
     if inputs:
         # checks before any work: the output folder, then the model and the forward model

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from s2s.io.raw import PathLike, SpectrumFileError
+from s2s.io.raw import PathLike, SpectrumFileError, check_energy_range
 from s2s.spectrum import GRID, N_GRID
 
 #: Names under which a ``.npz`` may hold its spectra, the first present is used.
@@ -69,6 +69,10 @@ def read_array(path: PathLike, energy_axis: np.ndarray | None = None) -> Spectru
         raise SpectrumFileError(
             p, f"energy axis has shape {energy.shape}, spectra have {length} points in the last axis"
         )
+    if energy is not None:
+        if not np.all(np.isfinite(energy)):
+            raise SpectrumFileError(p, "energy axis has NaN/inf values")
+        check_energy_range(energy, p)
     if arr.ndim not in (1, 2, 3):
         raise SpectrumFileError(p, f"array of shape {arr.shape}; expected (L,), (n, L) or a spectrum image (ny, nx, L)")
     return SpectrumArray(energy, arr, {"format": "array", "path": str(p)})

@@ -22,6 +22,13 @@ MIN_POINTS = 5
 #: Smallest energy span (eV) accepted; an O K-edge spectrum in keV spans ~0.01-0.05.
 MIN_SPAN_EV = 1.0
 
+#: Energies (eV) a spectrum may have: an O K-edge lies at ~532 eV in absolute energy loss, or at ~0 eV when
+#: the energies are relative to the onset (simulated spectra, the model grid -1..18.9 eV).  The window
+#: leaves room for wide EELS acquisitions (a 2048-channel, 1 eV/channel spectrum from 0 eV) and deep
+#: states of calculations; energies beyond it are other units (meV, J), a wrong column or garbage, and
+#: would make the resampling of the preparation allocate huge arrays (a 1e8 eV point: tens of GiB).
+ENERGY_RANGE_EV = (-200.0, 3000.0)
+
 PathLike = str | os.PathLike
 
 
@@ -61,6 +68,22 @@ class RawSpectrum(NamedTuple):
         return spectrum_on_grid(self.energy, self.intensity, source=source, shift_eV=float(shift_eV))
 
 
+def check_energy_range(energy: np.ndarray, path: PathLike | None) -> None:
+    """Refuse energies outside :data:`ENERGY_RANGE_EV` (eV) with one line naming the file and the
+    first such value; call it before any resampling (the arrays it would allocate scale with the span)."""
+    e = np.asarray(energy, dtype=np.float64)
+    lo, hi = ENERGY_RANGE_EV
+    bad = np.flatnonzero(~((e >= lo) & (e <= hi)))
+    if bad.size:
+        v = e[bad[0]]
+        unit = " (meV? divide by 1000)" if 1e4 <= abs(v) <= 1e7 else ""
+        raise SpectrumFileError(
+            path,
+            f"energy {v:.6g} eV (data point {bad[0] + 1}) is outside {lo:g}..{hi:g} eV, the range of an O K-edge "
+            f"spectrum (~532 eV absolute, ~0 eV relative to the onset){unit}; check the units and the columns",
+        )
+
+
 def finish_spectrum(energy: Any, intensity: Any, path: PathLike, meta: dict) -> RawSpectrum:
     """Validate and return: enough points, finite, strictly monotonic (sorted up), eV scale."""
     e = np.asarray(energy, dtype=np.float64)
@@ -75,6 +98,7 @@ def finish_spectrum(energy: Any, intensity: Any, path: PathLike, meta: dict) -> 
         bad = np.flatnonzero(~np.isfinite(a))
         if bad.size:
             raise SpectrumFileError(path, f"{name} has NaN/inf values (first at data point {bad[0] + 1})")
+    check_energy_range(e, path)
     d = np.diff(e)
     if np.all(d < 0):
         e, y, d = e[::-1].copy(), y[::-1].copy(), -d[::-1]
@@ -116,6 +140,8 @@ def read_text_file(path: PathLike) -> str:
 
 
 __all__ = [
+    "ENERGY_RANGE_EV",
+    "check_energy_range",
     "MIN_POINTS",
     "MIN_SPAN_EV",
     "PathLike",

@@ -36,6 +36,40 @@ def _split(line: str, delimiter: str | None) -> list[str]:
     return toks
 
 
+def _refuse_decimal_commas(path: PathLike, header: list[tuple[int, str]], data: list[tuple[int, str]]) -> None:
+    """With ``,`` between columns, a decimal comma (``532,2,283`` for 532.2 and 283) splits a number in
+    two and shifts the columns: refuse what shows it.  A data line with more fields than the column-name
+    line (the last header line, when it has commas) is an error naming the line; without such a header,
+    lines of more than two fields that are all whole numbers (no ``.`` or exponent anywhere) are too."""
+    names = None
+    if header:
+        hno, h = header[-1]
+        h = h.lstrip("#%!/ ").strip()
+        if "," in h and not any(_is_number(t) for t in _split(h, ",") if t):
+            names = (hno, len(_split(h, ",")))
+    if names is not None:
+        hno, n_named = names
+        for no, s in data:
+            n = len(_split(s, ","))
+            if n > n_named:
+                raise SpectrumFileError(
+                    path,
+                    f"line {no}: {n} comma-separated fields, but the header (line {hno}) names {n_named} columns: "
+                    f"decimal commas in a comma-separated file are ambiguous ({s[:40]!r}); use '.' as the decimal "
+                    "mark, or ';' or tabs between columns",
+                )
+        return
+    fields = [_split(s, ",") for _, s in data]
+    if all(len(f) > 2 for f in fields) and all(re.fullmatch(r"[+-]?\d+", t) for f in fields for t in f):
+        no, s = data[0]
+        raise SpectrumFileError(
+            path,
+            f"line {no}: {len(fields[0])} comma-separated whole numbers ({s[:40]!r}): decimal commas in a "
+            "comma-separated file are ambiguous; use '.' as the decimal mark, ';' or tabs between columns, "
+            "or add a header line naming every column (e.g. 'energy,intensity,error')",
+        )
+
+
 def read_text(
     path: PathLike,
     energy_col: int | str = 0,
@@ -88,6 +122,8 @@ def read_text(
         if delimiter == "," and any(len(t.split()) > 1 for t in _split(first, ",")):
             delimiter = None  # "530,5 1,2": whitespace columns with decimal commas
     decimal_comma = delimiter != ","
+    if delimiter == ",":
+        _refuse_decimal_commas(path, header, data)
 
     # energy unit stated in the column-name line (the last header line before the data)?
     if header and energy_unit == "eV":
@@ -95,8 +131,8 @@ def read_text(
         if re.search(r"(?<![A-Za-z])keV(?![A-Za-z])", h):
             raise SpectrumFileError(
                 path,
-                f"column header (line {no}) says the energies are in keV; energies must be in eV "
-                "(convert, or pass energy_unit='keV')",
+                f"column header (line {no}) says the energies are in keV; convert them to eV, or pass "
+                "--energy-unit keV (s2s predict) / energy_unit='keV' (read_text)",
             )
 
     def column(c: int | str, what: str) -> int:
@@ -121,7 +157,10 @@ def read_text(
     for k, (no, s) in enumerate(data):
         toks = _split(s, delimiter)
         if len(toks) != ncol:
-            raise SpectrumFileError(path, f"line {no}: {len(toks)} columns, expected {ncol} (as on line {first_no})")
+            hint = " (decimal commas in a comma-separated file?)" if delimiter == "," else ""
+            raise SpectrumFileError(
+                path, f"line {no}: {len(toks)} columns, expected {ncol} (as on line {first_no}){hint}"
+            )
         for dst, col, name in ((e, ie, "energy"), (y, iy, "intensity")):
             tok = toks[col]
             try:

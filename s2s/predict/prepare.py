@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.ndimage import gaussian_filter1d
 
-from s2s.io.raw import SpectrumFileError
+from s2s.io.raw import SpectrumFileError, check_energy_range
 from s2s.spectrum import GRID, GRID_STEP, N_GRID, SpectrumError, normalize, onset_shift, spectrum_on_grid
 
 #: Absolute energies: an O K-edge onset must lie in this window (eV); O K is at ~532 eV.
@@ -54,6 +54,10 @@ MAX_ROUGHNESS = 0.25
 ONSET_FRACTION = 0.1
 #: Formats holding calculated spectra (an :class:`InputSpectrum` of another format is "measured").
 CALCULATED_FORMATS = ("gpaw", "castep", "dataset")
+#: Energy units of the inputs (``--energy-unit``) and their factor to eV.
+ENERGY_UNITS = {"eV": 1.0, "keV": 1000.0}
+#: Finest uniform resampling (eV) of :func:`smooth` and :func:`steepest_rise` (bounds their arrays).
+MIN_RESAMPLE_STEP_EV = 1e-3
 #: ``renormalize=False``: a grid spectrum within this of unit area is used exactly as given.
 UNIT_AREA_TOL = 1e-4
 
@@ -134,10 +138,14 @@ def _array_inputs(path: Path, energy: np.ndarray | None, arr: np.ndarray) -> lis
     return out
 
 
-def load_inputs(path: str | os.PathLike, energy_axis: np.ndarray | None = None) -> list[InputSpectrum]:
+def load_inputs(
+    path: str | os.PathLike, energy_axis: np.ndarray | None = None, energy_unit: str = "eV"
+) -> list[InputSpectrum]:
     """All spectra in one file (several for .h5 datasets and arrays); raises naming the file.
 
-    ``energy_axis`` (L,) eV: the energies of a ``.npy`` not on the model grid.  A GPAW JSON gives
+    ``energy_axis`` (L,): the energies of a ``.npy`` not on the model grid.  ``energy_unit``: ``"eV"``
+    or ``"keV"``, the unit of the energies of two-column text files and of ``energy_axis``/a ``.npz``'s
+    ``energy`` (EMSA files state theirs; CASTEP, GPAW and datasets are in eV).  A GPAW JSON gives
     its ``grid_spectrum`` (the sticks broadened as recorded), on the grid.
     """
     from s2s.io.arrays import read_array
@@ -146,9 +154,17 @@ def load_inputs(path: str | os.PathLike, energy_axis: np.ndarray | None = None) 
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file")
+    if energy_unit not in ENERGY_UNITS:
+        raise ValueError(f"energy unit must be one of {', '.join(ENERGY_UNITS)}, got {energy_unit!r}")
+    scale = ENERGY_UNITS[energy_unit]
     fmt = detect_format(p)
     if fmt == "array":
+        if energy_axis is not None:
+            energy_axis = np.asarray(energy_axis, dtype=np.float64) * scale
         arr = read_array(p, energy_axis)
+        if p.suffix.lower() == ".npz" and arr.energy is not None and scale != 1.0:
+            arr = arr._replace(energy=arr.energy * scale)
+            check_energy_range(arr.energy, p)
         return _array_inputs(p, arr.energy, arr.spectra)
     if fmt == "dataset" and p.suffix.lower() in (".h5", ".hdf5"):
         from s2s.dataset import Dataset
@@ -167,7 +183,7 @@ def load_inputs(path: str | os.PathLike, energy_axis: np.ndarray | None = None) 
             )
             for i, r in enumerate(ds)
         ]
-    raw = read_spectrum(p, format=fmt)
+    raw = read_spectrum(p, format=fmt, energy_unit=energy_unit) if fmt == "text" else read_spectrum(p, format=fmt)
     meta = {k: v for k, v in raw.meta.items() if isinstance(v, (str, int, float, bool)) or v is None}
     fmt = raw.meta.get("format", fmt)
     grid = raw.meta.get("grid_spectrum")
@@ -199,17 +215,20 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def collect_inputs(
-    paths: Iterable[str | os.PathLike], energy_axis: np.ndarray | None = None
+    paths: Iterable[str | os.PathLike], energy_axis: np.ndarray | None = None, energy_unit: str = "eV"
 ) -> tuple[list[InputSpectrum], list[InputError]]:
-    """Read every input; unreadable ones become :class:`InputError` (message names the file).
-    Output names are made unique (a clash gets the parent folder's name prepended)."""
+    """Read every input (:func:`load_inputs`); unreadable ones become :class:`InputError` (message names
+    the file) and the others go on.  Output names are made unique (a clash gets the parent folder's
+    name prepended)."""
     spectra: list[InputSpectrum] = []
     errors: list[InputError] = []
     for p in expand_paths(paths):
         try:
-            spectra.extend(load_inputs(p, energy_axis))
-        except (ValueError, FileNotFoundError) as exc:
+            spectra.extend(load_inputs(p, energy_axis, energy_unit))
+        except (ValueError, OSError) as exc:
             errors.append(InputError(safe_name(p.stem), str(p), with_file(str(exc), p)))
+        except MemoryError:
+            errors.append(InputError(safe_name(p.stem), str(p), f"{p}: too large to read into memory"))
     seen: dict[str, int] = {}
     for s in spectra:
         n = seen.get(s.name, 0)
@@ -265,7 +284,7 @@ def subtract_background(
 def smooth(energy: np.ndarray, intensity: np.ndarray, sigma_eV: float) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian smoothing (standard deviation ``sigma_eV``) on a uniform resampling of the data
     at its median spacing; returns the resampled (energy, intensity)."""
-    step = float(np.median(np.diff(energy)))
+    step = max(float(np.median(np.diff(energy))), MIN_RESAMPLE_STEP_EV)
     e = np.arange(energy[0], energy[-1] + 0.5 * step, step)
     y = np.interp(e, energy, intensity)
     return e, gaussian_filter1d(y, sigma_eV / step, mode="nearest")
@@ -274,7 +293,7 @@ def smooth(energy: np.ndarray, intensity: np.ndarray, sigma_eV: float) -> tuple[
 def steepest_rise(energy: np.ndarray, intensity: np.ndarray, sigma_eV: float = 0.5) -> float:
     """Energy (eV) of the largest slope of the spectrum smoothed by ``sigma_eV`` (a robust edge
     position even on a falling background)."""
-    step = max(float(np.median(np.diff(energy))), 1e-3)
+    step = max(float(np.median(np.diff(energy))), MIN_RESAMPLE_STEP_EV)
     e = np.arange(energy[0], energy[-1] + 0.5 * step, step)
     y = gaussian_filter1d(np.interp(e, energy, intensity), max(sigma_eV / step, 0.5), mode="nearest")
     return float(e[int(np.argmax(np.gradient(y, e)))])
@@ -400,6 +419,12 @@ def prepare(
         info["input"] = "energy axis"
         if not np.all(np.isfinite(e)):
             raise PredictInputError(src, "energy axis has NaN/inf values")
+        if e.shape != y.shape or e.ndim != 1:
+            raise PredictInputError(src, f"energy axis of shape {e.shape} for intensities of shape {y.shape}")
+        try:
+            check_energy_range(e, src)  # before any resampling: its arrays scale with the energy span
+        except SpectrumFileError as exc:
+            raise PredictInputError(src, exc.problem) from None
         if e.size > 1 and np.all(np.diff(e) < 0):
             e, y = e[::-1].copy(), y[::-1].copy()
     if not np.any(y > 0):
@@ -407,7 +432,9 @@ def prepare(
     lo, hi = float(e[0]), float(e[-1])
     if 0.3 <= lo and hi <= 1.5:
         raise PredictInputError(
-            src, f"energies {lo:.4g}..{hi:.4g} look like keV (the O K-edge is at ~0.53 keV); give energies in eV"
+            src,
+            f"energies {lo:.4g}..{hi:.4g} look like keV (the O K-edge is at ~0.53 keV); give energies in eV "
+            "(text files and --energy-axis: s2s predict --energy-unit keV)",
         )
     absolute = lo >= ABSOLUTE_EV
     info["absolute_energies"] = absolute
@@ -486,6 +513,8 @@ def prepare(
 
 __all__ = [
     "ABSOLUTE_EV",
+    "ENERGY_UNITS",
+    "MIN_RESAMPLE_STEP_EV",
     "CALCULATED_FORMATS",
     "MAX_ROUGHNESS",
     "MIN_ABOVE_ONSET_EV",
