@@ -60,6 +60,11 @@ FORMAT_NAME = "s2s-dataset"
 FORMAT_VERSION = 1
 #: Allowed split labels ("" = not assigned to a split).
 SPLITS: tuple[str, ...] = ("train", "test", "")
+#: Spectrum fidelities: the fast semi-empirical simulator the open dataset was built with, and
+#: first-principles core-hole methods (what users' spectra are compared with).
+FIDELITIES: tuple[str, ...] = ("xtb", "reference")
+#: simulator name prefix -> fidelity (:attr:`SiteRecord.fidelity`)
+SIMULATOR_FIDELITY: dict[str, str] = {"xtb": "xtb", "gpaw": "reference", "castep": "reference", "vasp": "reference"}
 
 _STR = h5py.string_dtype(encoding="utf-8")
 
@@ -175,6 +180,12 @@ class SiteRecord:
     def composition(self) -> dict[str, Any]:
         """``{"formula": ..., "x": O/Si}``."""
         return {"formula": self.formula, "x": self.x}
+
+    @property
+    def fidelity(self) -> str:
+        """``"xtb"`` or ``"reference"`` (first principles), from :attr:`simulator`; ``""`` if unknown."""
+        low = self.simulator.lower()
+        return next((f for prefix, f in SIMULATOR_FIDELITY.items() if low.startswith(prefix)), "")
 
     @property
     def key(self) -> tuple[str, int]:
@@ -343,6 +354,12 @@ class Dataset(Sequence):
     def filter(self, predicate: Callable[[SiteRecord], bool]) -> Dataset:
         """The records for which ``predicate(record)`` is true (structures pruned to match)."""
         return self._subset([r for r in self._records if predicate(r)])
+
+    def fidelity(self, name: str) -> Dataset:
+        """The records of one spectrum fidelity (:data:`FIDELITIES`; :attr:`SiteRecord.fidelity`)."""
+        if name not in FIDELITIES:
+            raise ValueError(f"Dataset.fidelity: expected one of {FIDELITIES}, got {name!r}")
+        return self.filter(lambda r: r.fidelity == name)
 
     def split(self, name: str) -> Dataset:
         """The ``"train"`` or ``"test"`` part (``""``: records not yet assigned)."""

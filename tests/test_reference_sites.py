@@ -186,3 +186,41 @@ def test_build_stops_starting_sites_after_the_deadline(tmp_path, monkeypatch):
     )
     assert rep.computed == 0 and fake.calls == []
     assert GRID.size == 200
+
+
+def test_with_reference_adds_a_reference_record_per_computed_site_and_round_trips(tmp_path):
+    from s2s.dataset import Dataset, SiteRecord
+    from s2s.environment import Environment
+    from s2s.simulate.xtb_settings import structure_hash
+
+    s = _structure()
+    env = Environment(species=np.array([1, 0]), coords=np.array([[0, 0, 0], [1.6, 0, 0]]), shell=np.array([0, 1]))
+    spec = np.ones(GRID.size) / np.trapezoid(np.ones(GRID.size), GRID)
+    recs = [
+        SiteRecord(
+            spectrum=spec,
+            environment=env,
+            structure_id=sid,
+            site_index=1,
+            formula="SiO2",
+            simulator="xtb-gfn1",
+            split=split,
+        )
+        for sid, split in (("a", "train"), ("b", "test"))
+    ]
+    ds = Dataset.from_records(recs, {"a": s, "b": s})
+    st = GPAWSettings(mpi_procs=1)
+    store = rs.ReferenceStore(tmp_path / "store")
+    store.add(rs.site_from_record(_record("a", 1, st), structure_hash(s)), st)
+    store.add(rs.site_from_record(_record("b", 1, st), "another-structure"), st)  # stale: left out, named
+    with pytest.warns(UserWarning, match="b site 1 was computed for another structure"):
+        both = rs.with_reference(ds, store)
+    assert [r.fidelity for r in both] == ["xtb", "xtb", "reference"]
+    ref = both.fidelity("reference")
+    assert len(ref) == 1 and ref[0].key == ("a", 1) and ref[0].split == "train"
+    assert ref[0].settings["calc_key"] == st.calc_key() and ref[0].settings["h"] == st.h
+    np.testing.assert_allclose(ref[0].spectrum, store.read_structure("a")[0].grid_spectrum, rtol=1e-7)
+    back = Dataset.load(both.save(tmp_path / "both.h5"))  # both fidelities of one site in one file
+    assert sorted(r.fidelity for r in back) == ["reference", "xtb", "xtb"]
+    with pytest.raises(ValueError, match="expected one of"):
+        both.fidelity("gpaw")

@@ -242,6 +242,57 @@ def site_from_record(rec: dict[str, Any], structure_hash: str) -> ReferenceSite:
     )
 
 
+#: the simulator name of the store's records (:attr:`s2s.dataset.SiteRecord.simulator`; fidelity "reference")
+SIMULATOR = "gpaw-lcao-hch1s"
+
+
+def reference_records(dataset, store: ReferenceStore) -> list:
+    """The dataset's sites that have a reference spectrum, as :class:`s2s.dataset.SiteRecord` with that
+    spectrum (``simulator`` :data:`SIMULATOR`, ``settings`` the GPAW settings of its key, everything else, the
+    split included, as the xTB record).  A stored spectrum whose structure hash differs from the dataset's
+    structure is left out and named in a warning (it was computed for another structure under that id)."""
+    import warnings
+
+    from s2s.simulate.xtb_settings import structure_hash
+
+    sites, settings = store.sites(), store.settings()
+    out, hashes = [], {}
+    for r in dataset.records:
+        site = sites.get(r.key)
+        if site is None:
+            continue
+        if r.structure_id not in hashes:
+            hashes[r.structure_id] = structure_hash(dataset.structure(r.structure_id))
+        if site.structure_hash != hashes[r.structure_id]:
+            warnings.warn(
+                f"reference store: {r.structure_id} site {r.site_index} was computed for another "
+                f"structure (hash {site.structure_hash}, dataset {hashes[r.structure_id]}): left out"
+            )
+            continue
+        out.append(
+            dataclasses.replace(
+                r,
+                spectrum=np.asarray(site.grid_spectrum, np.float64),
+                simulator=SIMULATOR,
+                settings={**settings.get(site.calc_key, {}), "calc_key": site.calc_key},
+                meta={**r.meta, "gap_eV": site.gap_eV, "supercell_atoms": site.supercell_atoms},
+            )
+        )
+    return out
+
+
+def with_reference(dataset, store: ReferenceStore):
+    """``dataset`` plus a record for every site with a reference spectrum (both fidelities where both exist):
+    select one with :meth:`s2s.dataset.Dataset.fidelity`."""
+    from s2s.dataset import Dataset
+
+    return Dataset(
+        list(dataset.records) + reference_records(dataset, store),
+        dataset.structures,
+        {**dataset.meta, "reference_sites": len(store.sites())},
+    )
+
+
 # --------------------------------------------------------------------------- the plan
 
 
@@ -450,6 +501,9 @@ __all__ = [
     "dataset_plan",
     "supercell_atoms",
     "site_from_record",
+    "SIMULATOR",
+    "reference_records",
+    "with_reference",
     "build",
     "BuildReport",
 ]
