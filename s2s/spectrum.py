@@ -142,7 +142,13 @@ def to_grid(
     e, y = validate(energy_eV, intensity, source=source, neg_tol=neg_tol)
     out = np.zeros(N_GRID)
     inside = (GRID >= e[0]) & (GRID <= e[-1])
-    out[inside] = CubicSpline(e, y)(GRID[inside])
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        try:
+            out[inside] = CubicSpline(e, y)(GRID[inside])
+        except ValueError as exc:  # e.g. energies 1e-300 eV apart: infinite slopes
+            raise _fail(source, f"the cubic spline through the data failed ({exc}); check the energies") from None
+    if not np.all(np.isfinite(out)):
+        raise _fail(source, "the cubic spline through the data overflowed (energies too close, or intensities huge)")
     out = np.clip(out, 0.0, None)
     if out.max() < 0.01 * y.max():
         raise _fail(
@@ -160,7 +166,10 @@ def normalize(intensity: ArrayLike, *, source: str = "<unnamed>") -> np.ndarray:
         raise _fail(source, f"expected {N_GRID} grid values in the last axis, got shape {y.shape}; use to_grid() first")
     if not np.all(np.isfinite(y)):
         raise _fail(source, "grid intensities contain NaN or inf")
-    area = _trapezoid(y, GRID, axis=-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        area = _trapezoid(y, GRID, axis=-1)
+    if not np.all(np.isfinite(area)):
+        raise _fail(source, "the area under the spectrum overflows (intensities near 1e308); scale them down")
     if np.any(area <= 0):
         raise _fail(source, "zero (or negative) area; cannot normalise an all-zero spectrum")
     return y / area[..., None]

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -15,6 +17,8 @@ import numpy as np
 from s2s.io.raw import PathLike, SpectrumFileError, check_energy_range
 from s2s.spectrum import GRID, N_GRID
 
+#: What ``np.load`` raises for damaged or foreign files (truncated, empty, not NumPy, a broken zip).
+_NUMPY_READ_ERRORS = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
 #: Names under which a ``.npz`` may hold its spectra, the first present is used.
 NPZ_SPECTRA_KEYS = ("spectra", "data", "intensity")
 
@@ -39,23 +43,30 @@ def read_array(path: PathLike, energy_axis: np.ndarray | None = None) -> Spectru
     p = Path(path)
     if p.suffix.lower() == ".npz":
         try:
-            z = np.load(p, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise SpectrumFileError(p, f"not a readable .npz archive ({exc})") from None
-        key = next((k for k in NPZ_SPECTRA_KEYS if k in z.files), None)
-        if key is None or "energy" not in z.files:
-            raise SpectrumFileError(
-                p, f"a .npz needs arrays 'energy' (L,) and 'spectra' (..., L); found {sorted(z.files)}"
-            )
-        arr, energy = z[key], np.asarray(z["energy"], dtype=np.float64)
+            with np.load(p, allow_pickle=False) as z:
+                key = next((k for k in NPZ_SPECTRA_KEYS if k in z.files), None)
+                if key is None or "energy" not in z.files:
+                    raise SpectrumFileError(
+                        p, f"a .npz needs arrays 'energy' (L,) and 'spectra' (..., L); found {sorted(z.files)}"
+                    )
+                arr, energy = z[key], z["energy"]
+            if not np.issubdtype(energy.dtype, np.number) or np.iscomplexobj(energy):
+                raise SpectrumFileError(p, f"'energy' is an array of {energy.dtype}, expected real numbers")
+            energy = np.asarray(energy, dtype=np.float64)
+        except SpectrumFileError:
+            raise
+        except _NUMPY_READ_ERRORS as exc:
+            raise SpectrumFileError(p, f"not a readable .npz archive ({type(exc).__name__}: {exc})") from None
     else:
         try:
             arr = np.load(p, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise SpectrumFileError(p, f"not a readable .npy array ({exc})") from None
+        except _NUMPY_READ_ERRORS as exc:
+            raise SpectrumFileError(p, f"not a readable .npy array ({type(exc).__name__}: {exc})") from None
+        if not isinstance(arr, np.ndarray):
+            raise SpectrumFileError(p, "not a .npy array")
         energy = None if energy_axis is None else np.asarray(energy_axis, dtype=np.float64)
-    if not np.issubdtype(arr.dtype, np.number):
-        raise SpectrumFileError(p, f"array of {arr.dtype}, expected numbers")
+    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise SpectrumFileError(p, f"array of {arr.dtype}, expected real numbers")
     arr = np.asarray(arr, dtype=np.float64)
     length = arr.shape[-1] if arr.ndim else 0
     if energy is None and length != N_GRID:

@@ -15,7 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from s2s.io.raw import PathLike, RawSpectrum, SpectrumFileError, finish_spectrum, read_text_file
+from s2s.io.raw import (
+    MissingSpectrumFileError,
+    PathLike,
+    RawSpectrum,
+    SpectrumFileError,
+    finish_spectrum,
+    read_text_file,
+)
 
 #: Hartree in eV (CODATA 2018), the unit of CASTEP .bands energies.
 HARTREE_EV = 27.211386245988
@@ -369,9 +376,9 @@ def _castep_pair(path: PathLike) -> tuple[Path, Path]:
         if mat.exists():
             break
     else:
-        raise FileNotFoundError(f"CASTEP ELNES: no {seed}.eels_mat or {seed}.elnes_bin next to {p}")
+        raise MissingSpectrumFileError(p, f"CASTEP ELNES: no {seed}.eels_mat or {seed}.elnes_bin next to it")
     if not bands.exists():
-        raise FileNotFoundError(f"CASTEP ELNES: no {bands} for {mat}")
+        raise MissingSpectrumFileError(mat, f"CASTEP ELNES: no {bands} for it")
     return bands, mat
 
 

@@ -44,6 +44,11 @@ class SpectrumFileError(SpectrumError):
         super().__init__(f"{path}: {problem}" if path is not None else problem)
 
 
+class MissingSpectrumFileError(SpectrumFileError, FileNotFoundError):
+    """A file a spectrum needs does not exist (e.g. a CASTEP ``.bands`` without its ``.eels_mat``): both
+    the project's input error (a :class:`SpectrumFileError`) and a ``FileNotFoundError``."""
+
+
 class RawSpectrum(NamedTuple):
     """A spectrum as read: energies (eV, increasing), intensities, and metadata."""
 
@@ -146,6 +151,7 @@ __all__ = [
     "MIN_SPAN_EV",
     "PathLike",
     "RawSpectrum",
+    "MissingSpectrumFileError",
     "SpectrumFileError",
     "finish_spectrum",
     "read_text_file",

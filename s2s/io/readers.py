@@ -48,7 +48,12 @@ def read_dataset_entry(path: PathLike, index: int = 0) -> RawSpectrum:
     from s2s.dataset import Dataset
     from s2s.spectrum import GRID
 
-    ds = Dataset.load(path)
+    try:
+        ds = Dataset.load(path)
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, KeyError, TypeError) as exc:  # not HDF5, not the s2s layout
+        raise SpectrumFileError(path, str(exc).replace(f"{path}: ", "")) from None
     if not -len(ds) <= index < len(ds):
         raise SpectrumFileError(path, f"entry {index} requested, the dataset has {len(ds)} entries")
     r = ds[index]

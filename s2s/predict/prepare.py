@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.ndimage import gaussian_filter1d
 
-from s2s.io.raw import SpectrumFileError, check_energy_range
+from s2s.io.raw import MIN_POINTS, SpectrumFileError, check_energy_range
 from s2s.spectrum import GRID, GRID_STEP, N_GRID, SpectrumError, normalize, onset_shift, spectrum_on_grid
 
 #: Absolute energies: an O K-edge onset must lie in this window (eV); O K is at ~532 eV.
@@ -169,7 +169,10 @@ def load_inputs(
     if fmt == "dataset" and p.suffix.lower() in (".h5", ".hdf5"):
         from s2s.dataset import Dataset
 
-        ds = Dataset.load(p)
+        try:
+            ds = Dataset.load(p)
+        except (ValueError, OSError, KeyError, TypeError) as exc:  # not HDF5, not the s2s layout
+            raise PredictInputError(p, str(exc).replace(f"{p}: ", "")) from None
         if len(ds) == 0:
             raise PredictInputError(p, "the dataset has no entries")
         return [
@@ -412,6 +415,8 @@ def prepare(
         bad = np.flatnonzero(~np.isfinite(y))
         raise PredictInputError(src, f"intensity has NaN/inf values ({bad.size} of {y.size}, first at point {bad[0]})")
     if item.energy is None:  # on the grid already
+        if y.shape != (N_GRID,):
+            raise PredictInputError(src, f"a spectrum without energies must have the grid's {N_GRID} points: {y.shape}")
         e = GRID.astype(np.float64)
         info["input"] = "grid"
     else:
@@ -427,6 +432,13 @@ def prepare(
             raise PredictInputError(src, exc.problem) from None
         if e.size > 1 and np.all(np.diff(e) < 0):
             e, y = e[::-1].copy(), y[::-1].copy()
+        if e.size < MIN_POINTS:
+            raise PredictInputError(src, f"only {e.size} data points, need at least {MIN_POINTS}")
+        if not np.all(np.diff(e) > 0):
+            i = int(np.flatnonzero(np.diff(e) <= 0)[0])
+            raise PredictInputError(
+                src, f"energies are not strictly increasing (data point {i + 2}: {e[i + 1]:g} after {e[i]:g})"
+            )
     if not np.any(y > 0):
         raise PredictInputError(src, "intensity is zero (or negative) everywhere: no spectrum")
     lo, hi = float(e[0]), float(e[-1])
