@@ -18,7 +18,7 @@ DESCRIPTION = (
     "the most frequent composition, "
     "then the others ranked by the forward model's spectrum MSE to the input), summary.json and overview.png, "
     "atomically; finished outputs are "
-    "skipped on a re-run. See docs/predict.md."
+    "skipped on a re-run, and an existing OUT/NAME that s2s did not write is left alone. See docs/predict.md."
 )
 
 
