@@ -224,3 +224,35 @@ def test_with_reference_adds_a_reference_record_per_computed_site_and_round_trip
     assert sorted(r.fidelity for r in back) == ["reference", "xtb", "xtb"]
     with pytest.raises(ValueError, match="expected one of"):
         both.fidelity("gpaw")
+
+
+def test_held_out_site_is_planned_with_the_tests_and_never_in_a_training_split(tmp_path):
+    from s2s.dataset import Dataset, SiteRecord
+    from s2s.environment import Environment
+    from s2s.simulate.xtb_settings import structure_hash
+
+    (sid, k), _ = next(iter(rs.HELD_OUT.items()))
+    R = types.SimpleNamespace
+    plan = rs.plan_order(
+        [R(structure_id="z", site_index=0, x=2.0), R(structure_id=sid, site_index=k, x=2.0)],
+        ["test", "train"],
+        lambda s: 10,
+    )
+    assert {p.structure_id: p.group for p in plan}[sid] == "test"
+    s = _structure()
+    env = Environment(species=np.array([1, 0]), coords=np.array([[0, 0, 0], [1.6, 0, 0]]), shell=np.array([0, 1]))
+    spec = np.ones(GRID.size) / np.trapezoid(np.ones(GRID.size), GRID)
+    ds = Dataset.from_records(
+        [
+            SiteRecord(
+                spectrum=spec, environment=env, structure_id=sid, site_index=k, simulator="xtb-gfn1", split="train"
+            )
+        ],
+        {sid: s},
+    )
+    st = GPAWSettings(mpi_procs=1)
+    store = rs.ReferenceStore(tmp_path)
+    store.add(rs.site_from_record(_record(sid, k, st), structure_hash(s)), st)
+    ref = rs.with_reference(ds, store).fidelity("reference")
+    assert len(ref) == 1 and ref[0].split == "" and "notebook 07" in ref[0].meta["held_out"]
+    assert len(rs.with_reference(ds, store).fidelity("reference").train) == 0

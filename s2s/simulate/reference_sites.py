@@ -242,6 +242,13 @@ def site_from_record(rec: dict[str, Any], structure_hash: str) -> ReferenceSite:
     )
 
 
+#: Sites whose reference spectrum is reported as a test elsewhere and so must never enter training, in any
+#: fidelity: (structure id, site) -> where it is reported.  Their reference records get split "" (neither
+#: train nor test) and the build computes them with the test sites.
+HELD_OUT: dict[tuple[str, int], str] = {
+    ("aflow-a2b-hp9-152-c-a", 3): "alpha-quartz, notebook 07 (experimental_quartz)",
+}
+
 #: the simulator name of the store's records (:attr:`s2s.dataset.SiteRecord.simulator`; fidelity "reference")
 SIMULATOR = "gpaw-lcao-hch1s"
 
@@ -249,8 +256,9 @@ SIMULATOR = "gpaw-lcao-hch1s"
 def reference_records(dataset, store: ReferenceStore) -> list:
     """The dataset's sites that have a reference spectrum, as :class:`s2s.dataset.SiteRecord` with that
     spectrum (``simulator`` :data:`SIMULATOR`, ``settings`` the GPAW settings of its key, everything else, the
-    split included, as the xTB record).  A stored spectrum whose structure hash differs from the dataset's
-    structure is left out and named in a warning (it was computed for another structure under that id)."""
+    split included, as the xTB record; a :data:`HELD_OUT` site gets split "").  A stored spectrum whose
+    structure hash differs from the dataset's structure is left out and named in a warning (it was computed
+    for another structure under that id)."""
     import warnings
 
     from s2s.simulate.xtb_settings import structure_hash
@@ -314,6 +322,8 @@ def plan_order(records: Sequence, groups: Sequence[str], supercell_atoms: Callab
     rank = {"test": 0, "validation": 1, "train-SiOx<=2": 2, "train-other": 3}
     out = []
     for r, g in zip(records, groups):
+        if (r.structure_id, int(r.site_index)) in HELD_OUT:
+            g = "test"  # reported as a test elsewhere: computed early, never trained on
         if g == "train":
             g = "train-SiOx<=2" if np.isfinite(r.x) and r.x <= 2.0 + 1e-9 else "train-other"
         if g not in rank:
@@ -502,6 +512,7 @@ __all__ = [
     "supercell_atoms",
     "site_from_record",
     "SIMULATOR",
+    "HELD_OUT",
     "reference_records",
     "with_reference",
     "build",
