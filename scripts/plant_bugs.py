@@ -46,7 +46,10 @@ BUGS = (
                 "spectra = np.stack([np.asarray(r.spectrum, dtype=np.float64) for r in records[1:] + records[:1]])",
             ),
         ),
-        ("tests/test_missed_bugs.py::test_generation_inputs_pair_each_spectrum_with_its_own_sites_atom_count",),
+        (
+            "tests/test_missed_bugs.py::test_generation_inputs_pair_each_spectrum_with_its_own_sites_atom_count",
+            "tests/test_science_smoke.py::test_the_shipped_models_land_inside_the_bounds",
+        ),
         "each test spectrum paired with the next site's target (generation_inputs)",
     ),
     Bug(
@@ -90,6 +93,20 @@ BUGS = (
         (("        opt.step()\n        step += 1", "        step += 1"),),
         ("tests/test_missed_bugs.py::test_forward_training_cuts_the_validation_error_well_below_its_first_evaluation",),
         "the forward model's optimiser step removed",
+    ),
+    Bug(
+        "ddim-noise-level",
+        "s2s/model/diffusion.py",
+        (("d = torch.sqrt((sg_s**2 - c**2).clamp(min=0.0))", "d = torch.sqrt((sg_t**2 - c**2).clamp(min=0.0))"),),
+        ("tests/test_science_smoke.py::test_the_shipped_models_land_inside_the_bounds",),
+        "the DDIM step keeps the noise level of t instead of s (a broken sampler)",
+    ),
+    Bug(
+        "ddim-skips-last-steps",
+        "s2s/model/diffusion.py",
+        (("    return [int(v) for v in grid]", "    return [int(v) for v in grid][: len(grid) // 2 + 1]"),),
+        ("tests/test_science_smoke.py::test_the_shipped_models_land_inside_the_bounds",),
+        "the strided time grid stops halfway (a broken sampler)",
     ),
     Bug(
         "budget-logged-early",
