@@ -283,7 +283,13 @@ def reference_records(dataset, store: ReferenceStore) -> list:
                 spectrum=np.asarray(site.grid_spectrum, np.float64),
                 simulator=SIMULATOR,
                 settings={**settings.get(site.calc_key, {}), "calc_key": site.calc_key},
-                meta={**r.meta, "gap_eV": site.gap_eV, "supercell_atoms": site.supercell_atoms},
+                split="" if r.key in HELD_OUT else r.split,
+                meta={
+                    **r.meta,
+                    "gap_eV": site.gap_eV,
+                    "supercell_atoms": site.supercell_atoms,
+                    **({"held_out": HELD_OUT[r.key]} if r.key in HELD_OUT else {}),
+                },
             )
         )
     return out
