@@ -261,3 +261,58 @@ def test_prepare_on_plausible_sorted_energies(energy, noise, seed):
         except SpectrumError:
             continue
         assert np.all(np.isfinite(p.spectrum)) and abs(np.trapezoid(p.spectrum, GRID) - 1) < 1e-6
+
+
+# ----------------------------------------------------------------------------- CASTEP pairs (text + binary)
+def _castep_pair(d: Path) -> tuple[bytes, bytes]:
+    """A valid SEED.bands (text) and SEED.eels_mat (Fortran records, big-endian) with one O 1s orbital."""
+    from scipy.io import FortranFile
+
+    from s2s.io.castep import HARTREE_EV
+
+    ef, nb = 0.1, 6
+    eig = np.r_[-0.3, -0.25, -0.2, ef + np.array([2.0, 5.0, 9.0]) / HARTREE_EV]
+    lines = ["Number of k-points      1", "Number of spin components 1", "Number of electrons      6.000"]
+    lines += [f"Number of eigenvalues {nb:6d}", f"Fermi energy (in atomic units)     {ef:.6f}", "Unit cell vectors"]
+    lines += ["    9.0 0.0 0.0", "    0.0 9.0 0.0", "    0.0 0.0 9.0", "K-point     1 0.0 0.0 0.0 1.0"]
+    lines += ["Spin component    1"] + [f"{v:16.8f}" for v in eig]
+    mat_path = d / "m.eels_mat"
+    with FortranFile(mat_path, "w", header_dtype=np.dtype(">u4")) as f:
+        for v in (1, nb, 1, 1):
+            f.write_record(np.array([v], dtype=">i4"))
+        for v in (1, 1, 1, 1):  # species, ion, n, lm of the one orbital
+            f.write_record(np.array([v], dtype=">i4"))
+        for b in range(nb):
+            f.write_record(np.full(3, 0.5 + 0.1j * b, dtype=">c16"))
+    return ("\n".join(lines) + "\n").encode(), mat_path.read_bytes()
+
+
+@FAST
+@given(
+    part=st.sampled_from(["bands", "eels_mat"]),
+    op=st.sampled_from(["flip", "truncate", "overwrite", "none"]),
+    at=st.floats(0, 1),
+    junk=st.binary(min_size=1, max_size=64),
+)
+def test_near_valid_castep_pairs(part, op, at, junk):
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        files = dict(zip(("bands", "eels_mat"), _castep_pair(d)))
+        b = bytearray(files[part])
+        i = int(at * (len(b) - 1))
+        if op == "flip":
+            b[i] ^= 0xFF
+        elif op == "truncate":
+            b = b[:i]
+        elif op == "overwrite":
+            b[i : i + len(junk)] = junk
+        files[part] = bytes(b)
+        for k, v in files.items():
+            (d / f"seed.{k}").write_bytes(v)
+        try:
+            items = load_inputs(d / "seed.bands")
+        except SpectrumError:
+            assert op != "none"
+            return
+        for it in items:
+            _check_item(it)

@@ -60,6 +60,8 @@ def _floats_after(line: str, n: int | None, path: PathLike, no: int, what: str) 
             break
     if not out:
         raise SpectrumFileError(path, f"line {no}: no number found for {what}: {line.strip()[:60]!r}")
+    if not all(math.isfinite(v) for v in out):
+        raise SpectrumFileError(path, f"line {no}: {what} is not finite: {line.strip()[:60]!r}")
     return out[::-1]
 
 
@@ -102,8 +104,17 @@ def read_castep_bands(path: PathLike) -> CastepBands:
     if nel.size != ns or neig.size != ns or ef.size != ns:
         raise SpectrumFileError(path, f"header values do not match {ns} spin component(s)")
     header("Unit cell vectors")
-    cell = np.array([_floats_after(nxt("a unit cell vector")[1], 3, path, pos, "unit cell vector") for _ in range(3)])
+    cell = [_floats_after(nxt("a unit cell vector")[1], 3, path, pos, "unit cell vector") for _ in range(3)]
+    if any(len(v) != 3 for v in cell):
+        raise SpectrumFileError(path, f"line {pos}: a unit cell vector needs 3 numbers")
+    cell = np.array(cell)
     nb = int(neig.max())
+    if neig.min() < 1 or nk * (2 + int(neig.sum())) > len(lines):  # before allocating (nk, ns, nb)
+        raise SpectrumFileError(
+            path,
+            f"the header announces {nk} k-point(s) x {neig.tolist()} eigenvalues, but the file has only "
+            f"{len(lines)} lines (truncated, or a damaged header)",
+        )
     eig = np.full((nk, ns, nb), np.nan)
     kidx = np.zeros(nk, dtype=int)
     kpts = np.zeros((nk, 3))
