@@ -112,8 +112,8 @@ def read_castep_bands(path: PathLike) -> CastepBands:
     if neig.min() < 1 or nk * (2 + int(neig.sum())) > len(lines):  # before allocating (nk, ns, nb)
         raise SpectrumFileError(
             path,
-            f"the header announces {nk} k-point(s) x {neig.tolist()} eigenvalues, but the file has only "
-            f"{len(lines)} lines (truncated, or a damaged header)",
+            f"file ends early (truncated?): the header announces {nk} k-point(s) x {neig.tolist()} eigenvalues, "
+            f"the file has only {len(lines)} lines (or the header is damaged)",
         )
     eig = np.full((nk, ns, nb), np.nan)
     kidx = np.zeros(nk, dtype=int)
