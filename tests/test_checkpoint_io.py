@@ -229,3 +229,35 @@ def test_plain_data_and_tensors_load(tmp_path):
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(CheckpointError, match="not a dict"):
         load_checkpoint(tmp_path / "list.pt")
+
+
+def test_s2s_train_init_from_and_resume_refuse_a_payload(evil, tmp_path, alpha_quartz):
+    """The CLI train paths on a real dataset: ``--init-from evil.pt`` and a resumed run whose
+    ``checkpoint.pt`` is hostile stop with one line naming the file; the payload never runs."""
+    from s2s.dataset import Dataset, SiteRecord, make_split
+    from s2s.environment import environments_from_structure
+
+    path, marker = evil
+    recs, structs = [], {}
+    for k, scale in enumerate([1.0, 1.03, 0.97]):
+        s = alpha_quartz.copy()
+        s.scale_lattice(s.volume * scale**3)
+        env = environments_from_structure(s, structure_id=f"q{k}").environments[0]
+        spec = np.exp(-0.5 * ((np.linspace(-1, 18.9, 200) - 3 - k) / 1.5) ** 2)
+        recs.append(SiteRecord(spec / spec.sum() / 0.1, env, f"q{k}", env.meta["site_index"], formula="SiO2"))
+        structs[f"q{k}"] = s
+    data = tmp_path / "toy.h5"
+    make_split(Dataset.from_records(recs, structs), test_fraction=0.34, seed=0).save(data)
+    base = ["train", "--data", str(data), "--preset", "tiny", "--max-steps", "1", "--quiet"]
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    shutil.copy(path, resumed / "checkpoint.pt")
+    for argv, named in (
+        (base + ["--out", str(tmp_path / "a"), "--init-from", str(path)], path),
+        (base + ["--out", str(resumed)], resumed / "checkpoint.pt"),
+    ):
+        with pytest.raises(SystemExit) as stop:  # cmd_train stops with its message (exit status 1)
+            main(argv)
+        err = str(stop.value.code)
+        assert err.count("\n") == 0 and str(named) in err and "refused" in err, err
+        assert not marker.exists()
