@@ -361,3 +361,10 @@ def test_energy_unit_kev_reads_kev_files(tiny, tmp_path, capsys):
     assert not errors and np.allclose(items[0].energy, e * 1000)
     rc = _predict(tiny, tmp_path / "kev.csv", out=tmp_path / "out", extra=("--energy-unit", "keV"))
     assert rc == 0 and (tmp_path / "out" / "kev" / "summary.json").exists(), capsys.readouterr().err
+
+
+def test_a_summary_line_when_a_folder_has_no_spectra(tiny, tmp_path, capsys):
+    (tmp_path / "nothing").mkdir()
+    rc = _predict(tiny, tmp_path / "nothing", _msa(tmp_path / "in" / "a.msa"), out=tmp_path / "out")
+    cap = capsys.readouterr()
+    assert rc == 2 and "no spectrum files" in cap.err and "1 written" in cap.out and "1 failed" in cap.out

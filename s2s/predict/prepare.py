@@ -225,7 +225,13 @@ def collect_inputs(
     name prepended)."""
     spectra: list[InputSpectrum] = []
     errors: list[InputError] = []
-    for p in expand_paths(paths):
+    files: list[Path] = []
+    for q in map(Path, paths):
+        try:
+            files.extend(expand_paths([q]))
+        except OSError as exc:  # a folder without spectrum files, or one that cannot be listed
+            errors.append(InputError(safe_name(q.name), str(q), with_file(str(exc), q)))
+    for p in files:
         try:
             spectra.extend(load_inputs(p, energy_axis, energy_unit))
         except (ValueError, OSError) as exc:
