@@ -368,3 +368,15 @@ def test_a_summary_line_when_a_folder_has_no_spectra(tiny, tmp_path, capsys):
     rc = _predict(tiny, tmp_path / "nothing", _msa(tmp_path / "in" / "a.msa"), out=tmp_path / "out")
     cap = capsys.readouterr()
     assert rc == 2 and "no spectrum files" in cap.err and "1 written" in cap.out and "1 failed" in cap.out
+
+
+def test_failed_array_inputs_leave_no_empty_folder(tiny, tmp_path, capsys):
+    np.save(tmp_path / "flat.npy", np.ones((2, 200)))  # two flat spectra: both refused
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "image").write_text("a user's file where an array's folder would go")
+    np.save(tmp_path / "image.npy", np.stack([_toy_spectrum(0.5), _toy_spectrum(2.5)]))
+    assert _predict(tiny, tmp_path / "flat.npy", tmp_path / "image.npy", out=tmp_path / "out") == 2
+    cap = capsys.readouterr()
+    assert sorted(os.listdir(tmp_path / "out")) == ["image"] and "4 failed" in cap.out
+    assert (tmp_path / "out" / "image").read_text().startswith("a user's file")
+    assert cap.err.count("cannot write") == 2 and cap.err.count("flat.npy[") == 2

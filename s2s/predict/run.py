@@ -456,9 +456,16 @@ def run_batch(
                 )
             )
             continue
+        new_parent = not final.parent.exists()  # OUT/STEM/ of arrays and datasets: removed again if left empty
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            lock = FileLock.acquire(final.parent / f".{final.name}.s2s-lock")
+            for attempt in range(3):  # another run may remove an empty OUT/STEM/ between mkdir and lock
+                final.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    lock = FileLock.acquire(final.parent / f".{final.name}.s2s-lock")
+                    break
+                except FileNotFoundError:
+                    if attempt == 2:
+                        raise
         except OSError as exc:
             rep.errors.append(InputError(item.name, item.source, f"{item.source}: cannot write {final}: {exc}"))
             continue
@@ -485,6 +492,11 @@ def run_batch(
             rep.errors.append(InputError(item.name, item.source, f"{item.source}: cannot write {final}: {exc}"))
         finally:
             lock.release()
+            if new_parent:
+                try:
+                    final.parent.rmdir()  # only if nothing was written into it
+                except OSError:
+                    pass
     write_maps(out_dir, inputs)
     return rep
 
