@@ -1,0 +1,144 @@
+"""Training (fit split) and comparison (validation split) samples for the confidence model, labelled.
+
+    OMP_NUM_THREADS=1 nice -n 10 python scripts/selection_data.py fit --sites 600 --until 13:45
+    OMP_NUM_THREADS=1 nice -n 10 python scripts/selection_data.py val --seed 0
+    OMP_NUM_THREADS=1 nice -n 10 python scripts/selection_data.py val --seed 1
+
+K samples per site with the sampler of the best-of-k evaluation (:class:`s2s.evaluation.best_of_k.BestOfKSettings`:
+DDIM 50 steps, eta 0, the target's atom count), labelled with their true errors (:func:`s2s.selection.data.
+label_samples`: paper-aligned 1st-shell and all-atom RMSD, species match, validity) and their pairwise
+paper-aligned RMSDs.
+
+``fit``: fit-split sites only (:func:`s2s.splits.validation_split` of the training split; never validation or
+test sites), ordered so that every prefix is structure-diverse (round robin over the structures in a seeded
+order).  Sites go in chunks of ``--chunk``; each chunk is sampled (cached under ``--cache-dir``), labelled and
+written to ``runs/selection/fit_chunks/``, so a killed run resumes where it stopped; after each chunk the
+chunks are joined into ``runs/selection/fit_k8.npz``.  ``--until HH:MM`` (UTC) starts no chunk after that time.
+
+``val``: all validation sites (every ``--stride``-th) in one call of :func:`s2s.evaluation.best_of_k.sample_k`
+(the cache entry ``benchmarks/medoid_val.py --stride STRIDE --seed S`` uses), labelled into
+``runs/selection/val_s{S}_k8[_strideSTRIDE].npz``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def diverse_order(structure_ids: list[str], seed: int = 0) -> list[int]:
+    """Indices of the sites in round-robin order over the structures (structures in a seeded random order,
+    the sites of one structure in a seeded random order): any prefix spreads over as many structures as it can."""
+    rng = np.random.default_rng(seed)
+    by: dict[str, list[int]] = {}
+    for i, s in enumerate(structure_ids):
+        by.setdefault(s, []).append(i)
+    keys = sorted(by)
+    keys = [keys[i] for i in rng.permutation(len(keys))]
+    queues = [list(np.array(by[s])[rng.permutation(len(by[s]))]) for s in keys]
+    out: list[int] = []
+    while any(queues):
+        for q in queues:
+            if q:
+                out.append(int(q.pop(0)))
+    return out
+
+
+def past(until: str | None) -> bool:
+    if not until:
+        return False
+    hh, mm = (int(v) for v in until.split(":"))
+    now = dt.datetime.now(dt.timezone.utc)
+    return (now.hour, now.minute) >= (hh, mm)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("split", choices=("fit", "val"))
+    ap.add_argument("--model", default=None, help="generator (default: the shipped model)")
+    ap.add_argument("--data", default=None, help="dataset (default: the shipped one)")
+    ap.add_argument("--k", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=0, help="sampling seed")
+    ap.add_argument("--sites", type=int, default=600, help="fit: number of fit-split sites (diverse order)")
+    ap.add_argument("--chunk", type=int, default=16, help="fit: sites per chunk")
+    ap.add_argument("--until", default=None, help="fit: start no chunk after HH:MM UTC")
+    ap.add_argument(
+        "--stride", type=int, default=1, help="val: every STRIDE-th validation site (as benchmarks/medoid_val.py)"
+    )
+    ap.add_argument("--out", default="runs/selection")
+    ap.add_argument("--cache-dir", default="runs/generated")
+    a = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    from s2s.evaluation.ablation import load_split
+    from s2s.evaluation.best_of_k import BestOfKSettings, sample_k
+    from s2s.resources import resolve
+    from s2s.selection.data import build_table, concat_tables, load_table, save_table
+
+    model = resolve("model", a.model)
+    fit, val = load_split(resolve("data", a.data))
+    settings = BestOfKSettings(k=a.k, seed=a.seed)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def run(records, idx, path):
+        recs = [records[i] for i in idx]
+        spectra = np.stack([r.spectrum for r in recs])
+        t0, c0 = time.time(), time.process_time()
+        samples, info = sample_k(model, spectra, [r.environment.n_atoms for r in recs], settings, cache_dir=a.cache_dir)
+        t1 = time.time()
+        info = {**info, "sampling_wall_s": round(t1 - t0, 1)}
+        table = build_table([r.environment for r in recs], samples, spectra, idx, [r.structure_id for r in recs], info)
+        table["info"] = np.array(
+            json.dumps(
+                {**info, "labelling_wall_s": round(time.time() - t1, 1), "cpu_s": round(time.process_time() - c0, 1)},
+                sort_keys=True,
+                default=str,
+            )
+        )
+        save_table(path, table)
+        return time.time() - t0
+
+    if a.split == "val":
+        path = out / (f"val_s{a.seed}_k{a.k}.npz" if a.stride == 1 else f"val_s{a.seed}_k{a.k}_stride{a.stride}.npz")
+        if path.exists():
+            print(f"{path} exists")
+            return 0
+        idx = list(range(0, len(val), a.stride))
+        wall = run(list(val), idx, path)
+        print(f"{path}: {len(idx)} validation sites x {a.k} in {wall:.0f} s wall", flush=True)
+        return 0
+
+    records = list(fit)
+    order = diverse_order([r.structure_id for r in records], seed=0)[: a.sites]
+    chunks = out / f"fit_chunks_s{a.seed}_k{a.k}"
+    chunks.mkdir(exist_ok=True)
+    for j in range(0, len(order), a.chunk):
+        path = chunks / f"chunk_{j // a.chunk:04d}.npz"
+        if path.exists():
+            continue
+        if past(a.until):
+            print(f"past {a.until} UTC: stopping before chunk {j // a.chunk}", flush=True)
+            break
+        wall = run(records, order[j : j + a.chunk], path)
+        done = sorted(chunks.glob("chunk_*.npz"))
+        joined = concat_tables([load_table(p) for p in done])
+        save_table(out / f"fit_k{a.k}.npz" if a.seed == 0 else out / f"fit_s{a.seed}_k{a.k}.npz", joined)
+        n_struct = len(set(joined["structure_id"].tolist()))
+        print(
+            f"{dt.datetime.now(dt.timezone.utc):%H:%M:%S} chunk {j // a.chunk}: {len(order[j : j + a.chunk])} sites in "
+            f"{wall:.0f} s wall; {int(joined['shape'][0])} sites of {n_struct} structures so far",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
