@@ -40,6 +40,8 @@ VARIANTS: dict[str, dict] = {
     "scf1e-3": {"mpi_procs": 1, "scf_density": 1e-3, "scf_energy": 5e-3},
     "min8": {"mpi_procs": 1, "min_image": 8.0},
     "szp": {"mpi_procs": 1, "basis": "szp(dzp)"},
+    "scf1e-3_min8": {"mpi_procs": 1, "scf_density": 1e-3, "scf_energy": 5e-3, "min_image": 8.0},
+    "scf1e-3_np2": {"mpi_procs": 2, "scf_density": 1e-3, "scf_energy": 5e-3},
 }
 
 #: the screening sites: every family of the reference set, cells of 40-84 atoms
