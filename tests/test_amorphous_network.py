@@ -118,7 +118,8 @@ def test_dispersed_rule_leaves_no_si_without_o(monkeypatch):
     bridges = nw.parent_defects(stretched, 2.85, 3.3)["bridges"]
     _, info = nw.insert_oxygen(stretched, 1.25, seed=2, rule="dispersed", expand=False, bridges=bridges)
     assert info["o_bonds"][0] == sorted([a, b]) and o_per_si(info, 64).min() >= 1
-    monkeypatch.setattr(nw, "DISPERSED_TRIES", 20)  # 64 Si, 32 O: a perfect matching is never drawn in 20
+    # 64 Si, 32 O: a perfect matching is never drawn in 20 (the rule reads its own module's DISPERSED_TRIES)
+    monkeypatch.setattr("s2s.amorphous.rules.DISPERSED_TRIES", 20)
     with pytest.raises(nw.NetworkRejected, match="Si\\(Si4\\)"):
         nw.insert_oxygen(diamond(2), 0.5, seed=1, rule="dispersed")
 
