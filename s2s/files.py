@@ -21,10 +21,10 @@ PathLike = str | os.PathLike
 
 
 #: Temporary files of :func:`atomic_path`: ``.NAME.PID.TOKEN.tmp[SUFFIX]`` (PID: the writing process).
-TMP_FILE_RE = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp(\.\w+)?$")
+TMP_FILE_RE = re.compile(r"^\..+\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp(\.\w+)?$")
 #: Temporary folders of ``s2s predict`` (:func:`s2s.predict.report.write_prediction`): ``.NAME.partial-PID``
 #: (being built) and ``.NAME.replaced-PID`` (a finished output being replaced).
-PARTIAL_DIR_RE = re.compile(r"^\..+\.(?:partial|replaced)-(\d+)$")
+PARTIAL_DIR_RE = re.compile(r"^\.(?P<name>.+)\.(?:partial|replaced)-(?P<pid>\d+)$")
 #: Per-name locks of ``s2s predict``: ``.NAME.s2s-lock`` (an empty file held with ``flock`` while NAME is written).
 LOCK_RE = re.compile(r"^\..+\.s2s-lock$")
 
@@ -103,11 +103,23 @@ class FileLock:
         self.release()
 
 
+def _lock_held(path: Path) -> bool:
+    """Whether some process (on any host sharing the file system) holds the :class:`FileLock` ``path``."""
+    if not path.is_file():
+        return False
+    lock = FileLock.acquire(path)
+    if lock is None:
+        return True
+    lock.release()
+    return False
+
+
 def clean_stale(folder: PathLike) -> list[Path]:
     """Remove what killed s2s processes left in ``folder`` (not recursive): temporary files of
     :func:`atomic_path` (``.NAME.PID.TOKEN.tmp*``) and ``s2s predict``'s ``.NAME.partial-PID/`` and
-    ``.NAME.replaced-PID/`` folders, each only when process PID no longer runs, and lock files
-    (``.NAME.s2s-lock``) no process holds.  Returns what was removed; anything else, and anything of a
+    ``.NAME.replaced-PID/`` folders, each only when process PID no longer runs (and, for the folders,
+    nobody holds the name's lock: PIDs are per host, locks are seen by every host sharing the folder),
+    and lock files (``.NAME.s2s-lock``) no process holds.  Returns what was removed; anything else, and anything of a
     live process, is left alone."""
     import shutil
 
@@ -120,7 +132,9 @@ def clean_stale(folder: PathLike) -> list[Path]:
             continue
         m = TMP_FILE_RE.match(p.name) if p.is_file() else PARTIAL_DIR_RE.match(p.name) if p.is_dir() else None
         try:
-            if m is not None and not pid_alive(int(m.group(1))):
+            if m is not None and not pid_alive(int(m.group("pid"))):
+                if p.is_dir() and _lock_held(folder / f".{m.group('name')}.s2s-lock"):
+                    continue  # its writer holds the name's lock: a run on another host sharing this folder
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
                 removed.append(p)
             elif p.is_file() and LOCK_RE.match(p.name):

@@ -238,10 +238,15 @@ def test_leftovers_of_dead_processes_are_cleaned_and_live_ones_kept(tmp_path):
     for k in keep[1:]:
         k.write_text("keep")
     held = FileLock.acquire(tmp_path / ".busy.s2s-lock")
+    # a dead PID whose name's lock is held: a run on another host sharing the folder (PIDs are per host)
+    (tmp_path / f".busy.partial-{dead}").mkdir()
     removed = clean_stale(tmp_path)
     assert len(removed) == 5
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([k.name for k in keep] + [".busy.s2s-lock"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [k.name for k in keep] + [".busy.s2s-lock", f".busy.partial-{dead}"]
+    )
     held.release()
+    assert clean_stale(tmp_path) == [tmp_path / f".busy.partial-{dead}"]
 
 
 def test_training_cleans_its_dead_temporaries(tmp_path, alpha_quartz):
