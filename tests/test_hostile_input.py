@@ -385,3 +385,20 @@ def test_failed_array_inputs_leave_no_empty_folder(tiny, tmp_path, capsys):
     assert sorted(os.listdir(tmp_path / "out")) == ["image"] and "4 failed" in cap.out
     assert (tmp_path / "out" / "image").read_text().startswith("a user's file")
     assert cap.err.count("cannot write") == 2 and cap.err.count("flat.npy[") == 2
+
+
+def test_sample_and_evaluate_check_out_before_generating(tiny, tmp_path, capsys, monkeypatch):
+    import s2s.model.sample
+
+    monkeypatch.setattr(s2s.model.sample, "generate", lambda *a, **k: pytest.fail("generation started"))
+    data, model = tiny
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    spec = _msa(tmp_path / "in" / "a.msa")
+    for argv in (
+        ["sample", "--model", str(model), "--spectrum", str(spec), "--n-atoms", "5", "--out", str(afile)],
+        ["evaluate", "--model", str(model), "--data", str(data), "--out", str(afile)],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "is a file" in err and str(afile) in err

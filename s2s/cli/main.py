@@ -270,8 +270,10 @@ def cmd_sample(a) -> int:
     from s2s.io import write_extxyz
     from s2s.model.sample import generate
     from s2s.model.train import load_model
+    from s2s.predict.report import check_out_dir
 
     model = load_model(a.model)
+    check_out_dir(a.out)  # before any generation: a file or an unwritable folder is one line now, not later
     if a.spectrum is not None:
         from s2s.predict.prepare import load_inputs, prepare
 
@@ -316,12 +318,14 @@ def cmd_evaluate(a) -> int:
     from s2s.io import write_extxyz
     from s2s.model.sample import generate
     from s2s.model.train import load_model
+    from s2s.predict.report import check_out_dir
 
     if getattr(a, "best_of", None):
         from s2s.cli.forward import cmd_evaluate_best_of
 
         return cmd_evaluate_best_of(a)
     model = load_model(a.model)
+    check_out_dir(a.out)  # before any generation
     recs = _records(a.data, a.split, a.limit)
     counts, mode = _counts(a.n_atoms, recs)
     if isinstance(counts, int):
