@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import time
 from pathlib import Path
 
@@ -78,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     from s2s.evaluation.ablation import load_split
-    from s2s.evaluation.best_of_k import BestOfKSettings, sample_k
+    from s2s.evaluation.best_of_k import BestOfKSettings
     from s2s.resources import resolve
-    from s2s.selection.data import build_table, concat_tables, load_table, save_table
+    from s2s.selection.data import concat_tables, load_table, sample_table, save_table
 
     model = resolve("model", a.model)
     fit, val = load_split(resolve("data", a.data))
@@ -89,21 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     def run(records, idx, path):
-        recs = [records[i] for i in idx]
-        spectra = np.stack([r.spectrum for r in recs])
-        t0, c0 = time.time(), time.process_time()
-        samples, info = sample_k(model, spectra, [r.environment.n_atoms for r in recs], settings, cache_dir=a.cache_dir)
-        t1 = time.time()
-        info = {**info, "sampling_wall_s": round(t1 - t0, 1)}
-        table = build_table([r.environment for r in recs], samples, spectra, idx, [r.structure_id for r in recs], info)
-        table["info"] = np.array(
-            json.dumps(
-                {**info, "labelling_wall_s": round(time.time() - t1, 1), "cpu_s": round(time.process_time() - c0, 1)},
-                sort_keys=True,
-                default=str,
-            )
-        )
-        save_table(path, table)
+        t0 = time.time()
+        save_table(path, sample_table(model, records, idx, settings, a.cache_dir))
         return time.time() - t0
 
     if a.split == "val":

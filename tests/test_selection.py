@@ -12,7 +12,13 @@ from s2s.environment import Environment
 from s2s.evaluation.best_of_k import composition_key, composition_medoid_index
 from s2s.evaluation.ensemble import pairwise_rmsd
 from s2s.selection.data import build_table, concat_tables, label_samples, load_table, save_table, table_samples
-from s2s.selection.features import candidate_features, feature_names, group_features, relative_features
+from s2s.selection.features import (
+    candidate_features,
+    feature_names,
+    group_features,
+    relative_feature_names,
+    relative_features,
+)
 from s2s.selection.model import Isotonic, Selector, SelectorConfig, utility
 from s2s.selection.train import expected_calibration_error, group_folds, oracle_index, pick_table
 
@@ -95,8 +101,10 @@ def test_composition_medoid_flag_is_the_composition_medoid():
         assert rel[:, 7].sum() == 1
 
 
-def synthetic(n_groups: int = 40, k: int = 6, f: int = 5, seed: int = 0):
-    """Inputs whose first feature is the error plus noise: a model must learn to pick its minimum."""
+def synthetic(n_groups: int = 40, k: int = 6, seed: int = 0):
+    """Inputs (the full width of group_features) whose first feature is the error plus noise: a model
+    must learn to pick its minimum."""
+    f = len(feature_names()) + len(relative_feature_names()) + 20
     rng = np.random.default_rng(seed)
     err = rng.uniform(0.05, 1.0, size=(n_groups, k))
     x = rng.normal(size=(n_groups, k, f))
@@ -143,6 +151,9 @@ def test_selector_file_round_trip(tmp_path):
     assert back.info == {"note": "toy"} and back.config == sel.config
     with pytest.raises(ValueError, match="features"):
         back.scores(x[..., :3])
+    compact = Selector.train(x, err, SelectorConfig(hidden=8, epochs=2, features="compact", n_models=2))
+    compact.save(tmp_path / "c.pt")
+    np.testing.assert_array_equal(Selector.load(tmp_path / "c.pt").scores(x), compact.scores(x))
 
 
 def test_table_round_trip_and_picks(tmp_path):
@@ -159,3 +170,19 @@ def test_table_round_trip_and_picks(tmp_path):
     np.testing.assert_allclose(envs[1][2].coords, samples[1][2].coords, atol=1e-5)
     folds = group_folds(["a", "a", "b", "c", "c", "d"], n_folds=2)
     assert folds[0] == folds[1] and folds[3] == folds[4]
+
+
+def test_confidence_of_k_index_is_the_best_scored_sample():
+    from s2s.evaluation.best_of_k import confidence_of_k_index
+    from s2s.selection import confidence
+
+    envs = [toy_env(300 + i, n=7) for i in range(4)]
+    spec = np.random.default_rng(1).random(200)
+    x = group_features(envs, pairwise_rmsd(envs, method="paper"), spec)[None]
+    sel = Selector.train(np.repeat(x, 3, axis=0), np.tile([[0.1, 0.5, 0.9, 0.2]], (3, 1)), SelectorConfig(epochs=5))
+    scores, probs = confidence(sel, envs, spec)
+    assert np.isnan(probs).all()  # no calibration yet
+    i = confidence_of_k_index(envs, sel, spec)
+    assert i == int(np.argmax(scores))
+    moved = [rotate_permute(e, random_orthogonal(7), random_permutation(e.n_atoms, 7)) for e in envs]
+    np.testing.assert_allclose(confidence(sel, moved, spec)[0], scores, atol=1e-5)

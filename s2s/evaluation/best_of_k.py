@@ -11,6 +11,9 @@ protocol; DDIM with few steps so that K samples stay cheap).  Three ways to pick
   (:func:`s2s.evaluation.ensemble.pairwise_rmsd`, best alignment); no target and no forward model used;
 * :func:`composition_medoid_index` - the consensus of the consensus composition: the medoid among the
   samples of the most frequent O fraction (ninth session; docs/model.md);
+* :func:`confidence_of_k_index` (``confidence_of_k``) - the sample a learned confidence model scores
+  best (:mod:`s2s.selection`, docs/selection.md); :func:`select` and :func:`evaluate_best_of_k` add it
+  when given a ``selector``;
 * ``oracle_of_k`` - the sample with the smallest true 1st-shell RMSD to the target (paper
   alignment; ties and NaN by overall RMSD, then index): an upper bound of what any ranking of
   these K samples can reach.
@@ -37,6 +40,8 @@ import numpy as np
 from s2s.environment import Environment
 
 METHODS = ("single", "best_of_k", "medoid_of_k", "composition_medoid_of_k", "oracle_of_k")
+#: The learned pick (:func:`confidence_of_k_index`), evaluated when a selector is given.
+CONFIDENCE_METHOD = "confidence_of_k"
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,19 @@ def composition_medoid_index(samples: Sequence[Environment], distances: np.ndarr
     return best[1]
 
 
+def confidence_of_k_index(
+    samples: Sequence[Environment], selector, spectrum: np.ndarray, distances: np.ndarray | None = None
+) -> int:
+    """The sample a learned confidence model (:class:`s2s.selection.model.Selector`, issue 32) scores
+    closest to the truth (:func:`s2s.selection.confidence`; ``distances``: the (K, K) paper-aligned
+    RMSDs in Å, computed when not given).  Ties go to the lower index.  Target-free: a pure-model pick,
+    trained on fit-split sites only."""
+    from s2s.selection import confidence
+
+    scores, _ = confidence(selector, samples, spectrum, distances)
+    return int(np.argmax(scores))
+
+
 def screened_medoid_index(scores: np.ndarray, distances: np.ndarray, keep: float = 0.5) -> int:
     """The medoid among the samples the forward model likes: of K samples with forward scores
     ``scores`` (K,) (MSE of the predicted to the input spectrum, lower is better; NaN = worst), keep the
@@ -268,12 +286,15 @@ def select(
     forward,
     targets: Sequence[Environment] | None = None,
     medoid_alignment: str = "best",
+    selector=None,
 ) -> dict[str, Any]:
     """Indices of the picked sample per spectrum for each method of :data:`METHODS` (oracle only
     with ``targets``), plus per-sample ``scores`` (M, K) MSE of the forward spectrum to the input
     and, with targets, ``rows`` (M, K) of :func:`s2s.evaluation.metrics.evaluate_pair` dicts (paper alignment).
     ``medoid_alignment``: the alignment of the distances behind both medoids (:func:`medoid_of_distances`,
-    :func:`composition_medoid_index`; "best", or the 10x cheaper "paper")."""
+    :func:`composition_medoid_index`; "best", or the 10x cheaper "paper").  With a ``selector``
+    (:class:`s2s.selection.model.Selector`) also :data:`CONFIDENCE_METHOD` (:func:`confidence_of_k_index`)
+    and ``confidence`` (M, K), each sample's calibrated probability of a 1st shell within 0.3 Å."""
     from s2s.evaluation.ensemble import pairwise_rmsd
     from s2s.evaluation.metrics import evaluate_pair
     from s2s.forward.selfconsistent import score_candidates
@@ -299,6 +320,13 @@ def select(
         "scores": scores,
         "errors": errors,
     }
+    if selector is not None:
+        from s2s.selection import confidence
+
+        paper = dist if medoid_alignment == "paper" else [pairwise_rmsd(row, method="paper") for row in samples]
+        conf = [confidence(selector, row, spectra[i], paper[i]) for i, row in enumerate(samples)]
+        out[CONFIDENCE_METHOD] = np.array([int(np.argmax(c[0])) for c in conf], dtype=np.int64)
+        out["confidence"] = np.stack([c[1] for c in conf])
     if targets is not None:
         rows = [[evaluate_pair(t, g, method="paper") for g in row] for t, row in zip(targets, samples)]
         r1 = np.array([[r["rmsd_shell1"] for r in rr] for rr in rows], dtype=np.float64)
@@ -319,6 +347,7 @@ def evaluate_best_of_k(
     cache_dir: str | os.PathLike | None = None,
     progress: bool = False,
     digits: int | None = 4,
+    selector=None,
 ) -> dict[str, Any]:
     """The best-of-k evaluation on site records (``.environment``, ``.spectrum``, ``.structure_id``).
 
@@ -327,6 +356,7 @@ def evaluate_best_of_k(
     where each table is :func:`s2s.evaluation.evaluate.summary_table` (paper alignment) plus ``template_win_rate`` (SOAP
     similarity to the target above the template-matched environment's; template database = ``train_records``,
     same-structure sites excluded) and ``sim_mean`` (mean SOAP cosine similarity to the target).
+    With a ``selector`` (:class:`s2s.selection.model.Selector`) the table also has :data:`CONFIDENCE_METHOD`.
     """
     from s2s.evaluation.evaluate import summary_table
     from s2s.evaluation.template import compare_with_generation, template_match
@@ -339,7 +369,7 @@ def evaluate_best_of_k(
     counts = np.array([t.n_atoms for t in targets])
     samples, info = sample_k(model_path, spectra, counts, settings, cache_dir=cache_dir, progress=progress)
     t0 = time.process_time()
-    sel = select(samples, spectra, forward, targets)
+    sel = select(samples, spectra, forward, targets, selector=selector)
     tm = template_match(
         spectra,
         [r.structure_id for r in test_records],
@@ -348,7 +378,7 @@ def evaluate_best_of_k(
         [r.environment for r in train_records],
     )
     out: dict[str, Any] = {"settings": asdict(settings), "sampling": info, "picked": {}, "selection_mse_mean": {}}
-    for m in METHODS:
+    for m in METHODS + ((CONFIDENCE_METHOD,) if selector is not None else ()):
         pick = sel[m]
         rows = [{"index": i, "sample": int(j), "paper": sel["rows"][i][int(j)]} for i, j in enumerate(pick)]
         tab = summary_table(rows, "paper")
@@ -377,7 +407,9 @@ __all__ = [
     "medoid_of_distances",
     "composition_key",
     "composition_medoid_index",
+    "confidence_of_k_index",
     "consensus_average",
     "evaluate_best_of_k",
     "METHODS",
+    "CONFIDENCE_METHOD",
 ]

@@ -77,6 +77,38 @@ def build_table(
     return out
 
 
+def sample_table(
+    model_path,
+    records: Sequence,
+    idx: Sequence[int],
+    settings=None,
+    cache_dir=None,
+) -> dict[str, np.ndarray]:
+    """A table of the records ``records[i]`` for i in ``idx`` (``.spectrum``, ``.environment``,
+    ``.structure_id``): K samples each by :func:`s2s.evaluation.best_of_k.sample_k` (``settings``: a
+    :class:`~s2s.evaluation.best_of_k.BestOfKSettings`, default its defaults; the target's atom count;
+    cached under ``cache_dir``), labelled (:func:`build_table`); ``info`` adds the wall and CPU seconds."""
+    import time
+
+    from s2s.evaluation.best_of_k import BestOfKSettings, sample_k
+
+    settings = settings or BestOfKSettings()
+    recs = [records[i] for i in idx]
+    spectra = np.stack([r.spectrum for r in recs])
+    t0, c0 = time.time(), time.process_time()
+    samples, info = sample_k(model_path, spectra, [r.environment.n_atoms for r in recs], settings, cache_dir=cache_dir)
+    t1 = time.time()
+    table = build_table([r.environment for r in recs], samples, spectra, list(idx), [r.structure_id for r in recs])
+    info = {
+        **info,
+        "sampling_wall_s": round(t1 - t0, 1),
+        "labelling_wall_s": round(time.time() - t1, 1),
+        "cpu_s": round(time.process_time() - c0, 1),
+    }
+    table["info"] = np.array(json.dumps(info, sort_keys=True, default=str))
+    return table
+
+
 def concat_tables(tables: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """One table of several with the same K (sites in order; ``info`` of the first)."""
     if not tables:
@@ -119,4 +151,13 @@ def table_samples(table: dict[str, np.ndarray]) -> list[list[Environment]]:
     return [flat[i * k : (i + 1) * k] for i in range(m)]
 
 
-__all__ = ["LABELS", "label_samples", "build_table", "concat_tables", "save_table", "load_table", "table_samples"]
+__all__ = [
+    "LABELS",
+    "label_samples",
+    "build_table",
+    "sample_table",
+    "concat_tables",
+    "save_table",
+    "load_table",
+    "table_samples",
+]

@@ -243,6 +243,24 @@ def spectrum_features(spectrum: np.ndarray, bins: int = 20) -> np.ndarray:
     return s[: bins * (s.size // bins)].reshape(bins, -1).mean(axis=1) * 100.0
 
 
+#: Columns of :func:`candidate_features` that the compact input keeps beside the relative features.
+COMPACT_COLUMNS = ("n_atoms", "o_frac", "d_si_0", "d_si_1", "cn1", "cn2", "exc_siosi", "sio_bad", "min_any")
+FEATURE_SETS = ("all", "compact")
+
+
+def input_columns(feature_set: str = "all", spectrum: bool = False) -> np.ndarray:
+    """Indices into :func:`group_features`' columns (with the spectrum's 20 when ``spectrum``) of a feature
+    set: ``all`` (every column) or ``compact`` (the relative features and :data:`COMPACT_COLUMNS`)."""
+    if feature_set not in FEATURE_SETS:
+        raise ValueError(f"input_columns: feature set must be one of {FEATURE_SETS}, got {feature_set!r}")
+    names = feature_names()
+    n_f, n_r = len(names), len(relative_feature_names())
+    spec = np.arange(n_f + n_r, n_f + n_r + 20) if spectrum else np.zeros(0, dtype=int)
+    if feature_set == "all":
+        return np.r_[np.arange(n_f + n_r), spec].astype(int)
+    return np.r_[[names.index(c) for c in COMPACT_COLUMNS], np.arange(n_f, n_f + n_r), spec].astype(int)
+
+
 def group_features(
     samples: Sequence[Environment], distances: np.ndarray, spectrum: np.ndarray | None = None
 ) -> np.ndarray:
@@ -265,5 +283,8 @@ __all__ = [
     "relative_feature_names",
     "spectrum_features",
     "group_features",
+    "input_columns",
     "KEY_COLUMNS",
+    "COMPACT_COLUMNS",
+    "FEATURE_SETS",
 ]

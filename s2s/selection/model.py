@@ -36,7 +36,9 @@ class SelectorConfig:
     """Training settings: loss (:data:`LOSSES`), hidden width and depth, dropout, epochs, learning rate, weight
     decay, seed; the error's ``clip`` and ``penalty`` (Å, :func:`utility`), ``tau`` (Å, listwise), ``margin``
     (Å, pairwise), ``threshold`` (Å, what the calibrated probability is about), ``spectrum`` (whether the
-    spectrum's 20 bins enter the input)."""
+    spectrum's 20 bins enter the input), ``features`` (:data:`s2s.selection.features.FEATURE_SETS`: every
+    column, or the relative features and a few key ones), ``n_models`` (an ensemble of that many networks,
+    seeds ``seed``, ``seed`` + 1, ..., whose scores are averaged)."""
 
     loss: str = "listwise"
     hidden: int = 64
@@ -53,6 +55,8 @@ class SelectorConfig:
     margin: float = 0.05
     threshold: float = 0.3
     spectrum: bool = False
+    features: str = "all"
+    n_models: int = 1
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -145,13 +149,25 @@ class Selector:
     ``calibration`` maps a score to P(1st-shell RMSD <= ``config.threshold``)."""
 
     def __init__(self, config: SelectorConfig, n_in: int, mean: np.ndarray, std: np.ndarray, net=None):
+        import torch.nn as nn
+
+        from s2s.selection.features import input_columns
+
         self.config = config
-        self.n_in = int(n_in)
+        self.n_in = int(n_in)  # columns of the full input (group_features)
+        self.columns = input_columns(config.features, config.spectrum)
+        if self.columns.max() >= self.n_in:
+            raise ValueError(f"Selector: {self.n_in} input columns, feature set {config.features!r} needs more")
         self.mean = np.asarray(mean, dtype=np.float32)
         self.std = np.asarray(std, dtype=np.float32)
-        self.net = net if net is not None else _mlp(self.n_in, config)
+        self.net = (
+            net if net is not None else nn.ModuleList(_mlp(len(self.columns), config) for _ in range(config.n_models))
+        )
         self.calibration: Isotonic | None = None
         self.info: dict = {}
+
+    def _forward(self, z):
+        return sum(net(z).squeeze(-1) for net in self.net) / len(self.net)
 
     # ------------------------------------------------------------------ training
     @classmethod
@@ -163,28 +179,32 @@ class Selector:
         err = np.asarray(err, dtype=np.float32)
         if x.ndim != 3 or err.shape != x.shape[:2]:
             raise ValueError(f"Selector.train: x {x.shape} and err {err.shape} do not fit (G, K, F) / (G, K)")
-        flat = x.reshape(-1, x.shape[2])
+        from s2s.selection.features import input_columns
+
+        cols = input_columns(config.features, config.spectrum)
+        flat = x[..., cols].reshape(-1, len(cols))
         mean, std = flat.mean(axis=0), flat.std(axis=0) + 1e-6
         torch.manual_seed(config.seed)
-        rng = np.random.default_rng(config.seed)
         sel = cls(config, x.shape[2], mean, std)
-        xt = torch.as_tensor((x - mean) / std)
+        xt = torch.as_tensor((x[..., cols] - mean) / std)
         et = torch.as_tensor(err)
-        opt = torch.optim.AdamW(sel.net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        n_steps = config.epochs * max(1, math.ceil(len(x) / config.batch_groups))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=n_steps)
-        sel.net.train()
-        for _ in range(config.epochs):
-            order = rng.permutation(len(x))
-            for b in range(0, len(x), config.batch_groups):
-                idx = torch.as_tensor(order[b : b + config.batch_groups])
-                score = sel.net(xt[idx]).squeeze(-1)
-                loss = _loss(score, et[idx], config)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-        sel.net.eval()
+        for j, net in enumerate(sel.net):
+            torch.manual_seed(config.seed + j)
+            rng = np.random.default_rng(config.seed + j)
+            opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+            n_steps = config.epochs * max(1, math.ceil(len(x) / config.batch_groups))
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=n_steps)
+            net.train()
+            for _ in range(config.epochs):
+                order = rng.permutation(len(x))
+                for b in range(0, len(x), config.batch_groups):
+                    idx = torch.as_tensor(order[b : b + config.batch_groups])
+                    loss = _loss(net(xt[idx]).squeeze(-1), et[idx], config)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+            net.eval()
         return sel
 
     # ------------------------------------------------------------------ use
@@ -196,7 +216,8 @@ class Selector:
         if x.shape[-1] != self.n_in:
             raise ValueError(f"Selector: inputs have {x.shape[-1]} features, the model takes {self.n_in}")
         with torch.no_grad():
-            return self.net(torch.as_tensor((x - self.mean) / self.std)).squeeze(-1).numpy().astype(np.float64)
+            z = torch.as_tensor((x[..., self.columns] - self.mean) / self.std)
+            return self._forward(z).numpy().astype(np.float64)
 
     def calibrate(self, scores: np.ndarray, rmsd_shell1: np.ndarray) -> None:
         """Fit :attr:`calibration` on held-out scores and their true 1st-shell RMSDs (Å; NaN = not within)."""

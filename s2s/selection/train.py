@@ -15,18 +15,14 @@ import numpy as np
 from s2s.selection.model import Selector, SelectorConfig, utility
 
 
-def table_inputs(table: dict[str, np.ndarray], spectrum: bool = False) -> np.ndarray:
-    """(M, K, F) confidence-model inputs of every site of a table."""
+def table_inputs(table: dict[str, np.ndarray]) -> np.ndarray:
+    """(M, K, F) confidence-model inputs of every site of a table (:func:`s2s.selection.features.group_features`
+    with the spectrum; each model's feature set picks its columns)."""
     from s2s.selection.data import table_samples
     from s2s.selection.features import group_features
 
     samples = table_samples(table)
-    return np.stack(
-        [
-            group_features(row, table["distances"][i], table["spectrum"][i] if spectrum else None)
-            for i, row in enumerate(samples)
-        ]
-    )
+    return np.stack([group_features(row, table["distances"][i], table["spectrum"][i]) for i, row in enumerate(samples)])
 
 
 def table_errors(table: dict[str, np.ndarray], config: SelectorConfig) -> np.ndarray:
