@@ -1,6 +1,7 @@
 """O K-edge spectra of the amorphous cells with the training simulator.
 
-Three steps, used by ``scripts/build_amorphous.py spectra``:
+Three steps, used by ``scripts/build_amorphous.py spectra`` (the site selection is in
+:mod:`s2s.amorphous.sites`; its names are re-exported here):
 
 1. :func:`select_sites` picks, per composition x, the first ``target`` O sites
    of the cells in cell-id order: every O of cells 0, 1, ..., and the
@@ -28,123 +29,38 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
+
+from s2s.amorphous.sites import (
+    gated_selection,
+    o_sites,
+    round_robin,
+    select_sites,
+    shortfall,
+    spare_sites,
+    unusable_sites,
+)
+from s2s.dataset import SiteRecord
+from s2s.environment import EmptyFirstShellError, environment_from_structure
+from s2s.simulate.build import load_site, plan, read_site_record, site_path, write_settings, write_site
+from s2s.simulate.xtb import simulate_site
+
+__all__ = [
+    "SOURCE",
+    "collect",
+    "compute",
+    "failure_kind",
+    "gated_selection",
+    "o_sites",
+    "round_robin",
+    "select_sites",
+    "shortfall",
+    "spare_sites",
+    "status_table",
+    "unusable_sites",
+]
 
 SOURCE = "amorphous-meltquench-tersoff"
-
-
-def o_sites(structure) -> list[int]:
-    """Indices of every O site of a cell."""
-    return [i for i, s in enumerate(structure) if s.specie.symbol == "O"]
-
-
-def select_sites(
-    entries: Sequence[Mapping[str, Any]],
-    cells: Sequence,
-    targets: Mapping[float, int],
-    use: Collection[str] | None = None,
-    failed: Collection[tuple[str, int]] = (),
-    strict: bool = True,
-) -> dict[str, list[int]]:
-    """Sites to compute per cell name: the first ``targets[x]`` O sites of each composition.
-
-    entries : manifest cell entries (``name``, ``x``, ``cell_id``), parallel to ``cells``
-        (pymatgen Structures).  Cells are used in cell-id order; a cell whose x is
-        not in ``targets`` or that is not needed gets no sites (and no key).
-    use : only these cells (e.g. the cells that passed the SCF probe); default all.
-    failed : (cell, site) pairs known to have failed; they stay selected (so they are
-        reported) but do not count towards the target, so the next sites replace them.
-    strict : raise ValueError when a composition has fewer usable O sites than its
-        target (otherwise the selection is simply short; see :func:`shortfall`).
-    """
-    if len(entries) != len(cells):
-        raise ValueError(f"select_sites: {len(entries)} manifest entries but {len(cells)} cells")
-    allowed = None if use is None else set(use)
-    bad = set(failed)
-    by_x: dict[float, list[tuple[int, str, Any]]] = defaultdict(list)
-    for entry, cell in zip(entries, cells):
-        if allowed is None or entry["name"] in allowed:
-            by_x[float(entry["x"])].append((int(entry["cell_id"]), str(entry["name"]), cell))
-    selected: dict[str, list[int]] = {}
-    for x, target in targets.items():
-        left = int(target)
-        for _, name, cell in sorted(by_x.get(float(x), []), key=lambda t: t[0]):
-            if left <= 0:
-                break
-            sites: list[int] = []
-            for site in o_sites(cell):
-                if left <= 0:
-                    break
-                sites.append(site)
-                left -= (name, site) not in bad
-            selected[name] = sites
-        if left > 0 and strict:
-            raise ValueError(
-                f"select_sites: x={x} needs {target} O sites, the cells hold only "
-                f"{target - left}; build more cells (scripts/build_amorphous.py md)"
-            )
-    return selected
-
-
-def shortfall(
-    selected: Mapping[str, Sequence[int]],
-    x_of: Mapping[str, float],
-    targets: Mapping[float, int],
-    failed: Collection[tuple[str, int]] = (),
-) -> dict[str, int]:
-    """Per composition (``"0.50"``): how many usable sites the selection lacks for its target (>= 0)."""
-    have: dict[float, int] = defaultdict(int)
-    bad = set(failed)
-    for name, sites in selected.items():
-        have[float(x_of[name])] += sum((name, s) not in bad for s in sites)
-    return {f"{float(x):.2f}": max(0, int(n) - have[float(x)]) for x, n in sorted(targets.items())}
-
-
-def spare_sites(
-    entries: Sequence[Mapping[str, Any]],
-    cells: Sequence,
-    selected: Mapping[str, Sequence[int]],
-    n_extra: int,
-    xs: Sequence[float] | None = None,
-) -> dict[str, list[int]]:
-    """Every O site of the next ``n_extra`` cells (by cell id) of each x that ``selected`` does not use.
-
-    xs : only these compositions (default all).  Used to add the spare cells of
-    compositions whose selected cells fail in the simulator.
-    """
-    by_x: dict[float, list[tuple[int, str, Any]]] = defaultdict(list)
-    for entry, cell in zip(entries, cells):
-        if entry["name"] not in selected:
-            by_x[float(entry["x"])].append((int(entry["cell_id"]), str(entry["name"]), cell))
-    wanted = None if xs is None else {float(x) for x in xs}
-    out: dict[str, list[int]] = {}
-    for x, rows in by_x.items():
-        if wanted is not None and x not in wanted:
-            continue
-        for _, name, cell in sorted(rows, key=lambda t: t[0])[: max(0, int(n_extra))]:
-            out[name] = o_sites(cell)
-    return out
-
-
-def round_robin(
-    selected: Mapping[str, Sequence[int]], x_of: Mapping[str, float], cell_id_of: Mapping[str, int]
-) -> list[tuple[str, int]]:
-    """Order ``(cell name, site)`` so that every composition and every cell gets sites early.
-
-    Within a composition the cells take turns (1st site of each cell, then the
-    2nd, ...); the compositions take turns in increasing x.
-    """
-    per_x: dict[float, list[tuple[int, int, str, int]]] = defaultdict(list)
-    for name, sites in selected.items():
-        for rank, site in enumerate(sites):
-            per_x[float(x_of[name])].append((rank, int(cell_id_of[name]), name, int(site)))
-    queues = {x: [(name, site) for _, _, name, site in sorted(v)] for x, v in sorted(per_x.items())}
-    order: list[tuple[str, int]] = []
-    depth = max((len(q) for q in queues.values()), default=0)
-    for i in range(depth):
-        for q in queues.values():
-            if i < len(q):
-                order.append(q[i])
-    return order
 
 
 def compute(
@@ -181,11 +97,6 @@ def compute(
     :mod:`s2s.simulate.build`.  Returns counts, the postponed compositions and
     the mean seconds per computed site.
     """
-    from tqdm.auto import tqdm  # noqa: PLC0415
-
-    from s2s.simulate.build import plan, read_site_record, site_path, write_settings, write_site  # noqa: PLC0415
-    from s2s.simulate.xtb import simulate_site  # noqa: PLC0415
-
     simulate = simulate or simulate_site
     wanted: dict[str, list[int]] = defaultdict(list)
     for name, site in order:
@@ -196,18 +107,7 @@ def compute(
     )
     todo = {(sid, s) for sid, _, sites in units for s in sites}
     write_settings(cache_dir, settings)
-    attempts: dict[str, int] = defaultdict(int)
-    scf_failed: dict[str, int] = defaultdict(int)
-    queues: dict[float, list[tuple[str, int]]] = {}
-    for name, site in order:
-        x = float(x_of[name])
-        queues.setdefault(x, [])
-        if (name, site) in todo:
-            queues[x].append((name, site))
-            continue
-        d = read_site_record(site_path(cache_dir, settings, name, site)) or {}
-        attempts[name] += 1
-        scf_failed[name] += failure_kind(str(d.get("reason", ""))) == "scf" and not d.get("ok", False)
+    queues, attempts, scf_failed = _queues(order, todo, x_of, cache_dir, settings)
 
     def postponed(name: str) -> bool:
         return attempts[name] >= probe and scf_failed[name] >= max_fail_fraction * attempts[name]
@@ -271,6 +171,30 @@ def compute(
     }
 
 
+def _queues(
+    order: Sequence[tuple[str, int]],
+    todo: Collection[tuple[str, int]],
+    x_of: Mapping[str, float],
+    cache_dir: Path,
+    settings,
+) -> tuple[dict[float, list[tuple[str, int]]], dict[str, int], dict[str, int]]:
+    """Per x the sites of ``order`` still to do, in order; and per cell the sites attempted so far and those whose
+    SCF failed, counted from the cached records of the sites not in ``todo``."""
+    attempts: dict[str, int] = defaultdict(int)
+    scf_failed: dict[str, int] = defaultdict(int)
+    queues: dict[float, list[tuple[str, int]]] = {}
+    for name, site in order:
+        x = float(x_of[name])
+        queues.setdefault(x, [])
+        if (name, site) in todo:
+            queues[x].append((name, site))
+            continue
+        d = read_site_record(site_path(cache_dir, settings, name, site)) or {}
+        attempts[name] += 1
+        scf_failed[name] += failure_kind(str(d.get("reason", ""))) == "scf" and not d.get("ok", False)
+    return queues, attempts, scf_failed
+
+
 def failure_kind(reason: str) -> str:
     """Short class of a failure reason: ``scf``, ``gap`` or ``other``."""
     if reason.startswith("scf failed"):
@@ -315,10 +239,6 @@ def collect(
     source : ``SiteRecord.source`` of the records (the glass family).
     """
     extra = set(extra_cells)
-    from s2s.dataset import SiteRecord  # noqa: PLC0415
-    from s2s.environment import EmptyFirstShellError, environment_from_structure  # noqa: PLC0415
-    from s2s.simulate.build import load_site  # noqa: PLC0415
-
     records = []
     failures: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
@@ -374,67 +294,15 @@ def collect(
                 }
             )
             continue
-        try:
-            env = environment_from_structure(cell, site, structure_id=name)
-        except EmptyFirstShellError as err:
-            skipped.append({"cell": name, "site": site, "reason": str(err)})
-            continue
-        cell_row["ok"] += 1
-        cell_row["gap_below_min"] += not r.gap >= settings.min_gap
-        records.append(
-            SiteRecord(
-                spectrum=r.spectrum,
-                environment=env,
-                structure_id=name,
-                site_index=site,
-                multiplicity=1,
-                formula=cell.composition.reduced_formula,
-                x=float(entry["x"]),
-                source=source,
-                simulator=simulator,
-                settings=settings.to_dict(),
-                split="test",
-                meta={
-                    "cell_id": int(entry["cell_id"]),
-                    "seed": int(entry["seed"]),
-                    "composition_x": float(entry["x"]),
-                    "gap_eV": _f(r.gap),
-                    "n_atoms_cell": len(cell),
-                    "calc_key": settings.calc_key(),
-                    "seconds": round(float(r.seconds), 2),
-                    "gap_ok": bool(r.gap >= settings.min_gap),
-                    "min_gap_eV": settings.min_gap,
-                    "extra_cell": name in extra,
-                    "store": str(entry.get("store", "")),
-                },
-            )
-        )
-    n_sites: dict[str, int] = defaultdict(int)
-    n_gap_ok: dict[str, int] = defaultdict(int)
-    n_extra: dict[str, int] = defaultdict(int)
-    for rec in records:
-        n_extra[f"{rec.x:.2f}"] += rec.meta["extra_cell"]
-        n_sites[f"{rec.x:.2f}"] += 1
-        n_gap_ok[f"{rec.x:.2f}"] += rec.meta["gap_ok"]
-    keys = sorted(set(n_sel) | {f"{float(x):.2f}" for x in compositions}, key=float)
-    summary = {
-        "n_selected": {k: n_sel[k] for k in keys},
-        "n_sites": {k: n_sites.get(k, 0) for k in keys},
-        "n_sites_gap_ok": {k: n_gap_ok.get(k, 0) for k in keys},
-        "n_sites_extra_cells": {k: n_extra.get(k, 0) for k in keys},
-        "n_pending": {k: pending.get(k, 0) for k in keys},
-        "n_failed": {k: dict(fail_x[k]) for k in keys},
-        "n_computed": {k: n_sel[k] - pending.get(k, 0) for k in keys},
-        "scf_pass_rate": {k: _scf_rate(n_sel[k] - pending.get(k, 0), fail_x[k].get("scf", 0)) for k in keys},
-        "n_skipped_empty_first_shell": len(skipped),
-        "gap_eV": {k: _gap_stats(gaps[k], settings.min_gap) for k in keys},
-        "s_per_site_mean": {k: (round(float(np.mean(secs[k])), 2) if secs[k] else None) for k in keys},
-        "s_per_site_converged": {k: (round(float(np.mean(secs_conv[k])), 2) if secs_conv[k] else None) for k in keys},
-        "s_per_site_scf_failed": {k: (round(float(np.mean(secs_scf[k])), 2) if secs_scf[k] else None) for k in keys},
-        "per_cell": per_cell,
-        "failures": failures,
-        "skipped": skipped,
-    }
+        rec = _site_record(r, cell, name, site, entry, settings, simulator, source, name in extra, skipped)
+        if rec is not None:
+            cell_row["ok"] += 1
+            cell_row["gap_below_min"] += not r.gap >= settings.min_gap
+            records.append(rec)
+    summary = _summary(
+        records, n_sel, pending, fail_x, gaps, secs, secs_conv, secs_scf, compositions, settings.min_gap, len(skipped)
+    )
+    summary.update(per_cell=per_cell, failures=failures, skipped=skipped)
     return records, summary
 
 
@@ -461,99 +329,90 @@ def _gap_stats(gaps: list[float], min_gap: float) -> dict[str, Any]:
     }
 
 
-def unusable_sites(
-    cache_dir: Path, settings, structures: Mapping[str, Any], names: Collection[str], keep_small_gap: bool = True
-) -> set[tuple[str, int]]:
-    """(cell, O site) pairs whose cached result will not become a record.
-
-    That is an SCF (or other) failure, or with ``keep_small_gap=False`` also a
-    gap below ``settings.min_gap``.  Stale records (another structure under the
-    same name) are ignored.
-    """
-    from s2s.simulate.build import load_site  # noqa: PLC0415
-
-    st = settings.with_(min_gap=0.0) if keep_small_gap else settings
-    bad: set[tuple[str, int]] = set()
-    for name in names:
-        cell = structures[name]
-        for site in o_sites(cell):
-            r = load_site(cache_dir, st, name, site, cell)
-            if r is not None and not r.ok:
-                bad.add((name, site))
-    return bad
-
-
-def gated_selection(
-    entries: Sequence[Mapping[str, Any]],
-    cells: Sequence,
-    targets: Mapping[float, int],
-    probes_path: Path,
+def _site_record(
+    r,
+    cell,
+    name: str,
+    site: int,
+    entry: Mapping[str, Any],
     settings,
-    cache_dir: Path,
-    mode: str = "z+1",
-    max_iter: int = 60,
-    run: bool = True,
-    probe_all: bool = False,
-    keep_small_gap: bool = True,
-    simulate: Callable | None = None,
-    progress: bool = False,
-    log: Callable[[str], None] | None = None,
-) -> tuple[dict[str, list[int]], dict[str, Any]]:
-    """Select sites only from cells that pass the SCF probe (:mod:`s2s.amorphous.probe`).
+    simulator: str,
+    source: str,
+    extra_cell: bool,
+    skipped: list[dict[str, Any]],
+):
+    """The test :class:`s2s.dataset.SiteRecord` of a converged cached site ``r`` of ``cell``; None (and a row
+    appended to ``skipped``) when the site has no Si within the environment cutoff."""
+    try:
+        env = environment_from_structure(cell, site, structure_id=name)
+    except EmptyFirstShellError as err:
+        skipped.append({"cell": name, "site": site, "reason": str(err)})
+        return None
+    return SiteRecord(
+        spectrum=r.spectrum,
+        environment=env,
+        structure_id=name,
+        site_index=site,
+        multiplicity=1,
+        formula=cell.composition.reduced_formula,
+        x=float(entry["x"]),
+        source=source,
+        simulator=simulator,
+        settings=settings.to_dict(),
+        split="test",
+        meta={
+            "cell_id": int(entry["cell_id"]),
+            "seed": int(entry["seed"]),
+            "composition_x": float(entry["x"]),
+            "gap_eV": _f(r.gap),
+            "n_atoms_cell": len(cell),
+            "calc_key": settings.calc_key(),
+            "seconds": round(float(r.seconds), 2),
+            "gap_ok": bool(r.gap >= settings.min_gap),
+            "min_gap_eV": settings.min_gap,
+            "extra_cell": extra_cell,
+            "store": str(entry.get("store", "")),
+        },
+    )
 
-    Per composition the cells are taken in cell-id order; with ``run`` a cell
-    without a current probe record is probed when it is reached (``probe_all``:
-    every cell of the composition is probed, so the pass rate is known for all).
-    A cell that fails the probe gets no site.  Sites already known to fail in
-    the cache (:func:`unusable_sites`) stay selected but do not count towards
-    the target, so later sites replace them.  Without ``run`` only stored probe
-    records are used and unprobed cells are left out.
 
-    Returns ``(selected, info)``; info: ``probes`` (records of the cells of the
-    requested compositions), ``passed``, ``failed``, ``unprobed`` (sorted
-    names), ``unusable`` (list of [cell, site]) and ``shortfall`` per x.
-    """
-    from s2s.amorphous import probe as pr  # noqa: PLC0415
-
-    if len(entries) != len(cells):
-        raise ValueError(f"gated_selection: {len(entries)} manifest entries but {len(cells)} cells")
-    structures = {str(e["name"]): c for e, c in zip(entries, cells)}
-    x_of = {str(e["name"]): float(e["x"]) for e in entries}
-    wanted_x = {float(x) for x in targets}
-    by_x: dict[float, list[tuple[int, str]]] = defaultdict(list)
-    for e in entries:
-        if float(e["x"]) in wanted_x:
-            by_x[float(e["x"])].append((int(e["cell_id"]), str(e["name"])))
-    probes = pr.read_probes(probes_path)
-    unusable = unusable_sites(cache_dir, settings, structures, [n for v in by_x.values() for _, n in v], keep_small_gap)
-    for x, rows in sorted(by_x.items()):
-        capacity = 0
-        for _, name in sorted(rows):
-            cell = structures[name]
-            current = pr.is_current(probes.get(name), cell, settings, mode, max_iter)
-            if capacity >= targets[x] and not probe_all:
-                break
-            if not current:
-                if not run:
-                    continue
-                probes = pr.run_probes(
-                    {name: cell}, probes_path, settings, mode, max_iter, simulate=simulate, progress=False, log=log
-                )
-            if probes[name]["ok"]:
-                capacity += sum((name, s) not in unusable for s in o_sites(cell))
-    names = [n for v in by_x.values() for _, n in v]
-    passed, failed, unprobed = pr.passing_cells(probes, {n: structures[n] for n in names}, settings, mode, max_iter)
-    selected = select_sites(entries, cells, targets, use=passed, failed=unusable, strict=False)
-    info = {
-        "probes": {n: probes[n] for n in sorted(names) if n in probes and n not in unprobed},
-        "passed": sorted(passed),
-        "failed": sorted(failed),
-        "unprobed": sorted(unprobed),
-        "unusable": sorted([list(t) for t in unusable]),
-        "shortfall": shortfall(selected, x_of, targets, unusable),
-        "summary": pr.probe_summary({n: probes[n] for n in names if n not in unprobed}, x_of, names),
+def _summary(
+    records: list,
+    n_sel: Mapping[str, int],
+    pending: Mapping[str, int],
+    fail_x: Mapping[str, Mapping[str, int]],
+    gaps: Mapping[str, list[float]],
+    secs: Mapping[str, list[float]],
+    secs_conv: Mapping[str, list[float]],
+    secs_scf: Mapping[str, list[float]],
+    compositions: Sequence[float],
+    min_gap: float,
+    n_skipped: int = 0,
+) -> dict[str, Any]:
+    """The per-x counts of :func:`collect`'s summary (keys ``"%.2f"``; gaps in eV, times in s per site)."""
+    n_sites: dict[str, int] = defaultdict(int)
+    n_gap_ok: dict[str, int] = defaultdict(int)
+    n_extra: dict[str, int] = defaultdict(int)
+    for rec in records:
+        n_extra[f"{rec.x:.2f}"] += rec.meta["extra_cell"]
+        n_sites[f"{rec.x:.2f}"] += 1
+        n_gap_ok[f"{rec.x:.2f}"] += rec.meta["gap_ok"]
+    keys = sorted(set(n_sel) | {f"{float(x):.2f}" for x in compositions}, key=float)
+    return {
+        "n_selected": {k: n_sel[k] for k in keys},
+        "n_sites": {k: n_sites.get(k, 0) for k in keys},
+        "n_sites_gap_ok": {k: n_gap_ok.get(k, 0) for k in keys},
+        "n_sites_extra_cells": {k: n_extra.get(k, 0) for k in keys},
+        "n_pending": {k: pending.get(k, 0) for k in keys},
+        "n_failed": {k: dict(fail_x[k]) for k in keys},
+        "n_computed": {k: n_sel[k] - pending.get(k, 0) for k in keys},
+        "scf_pass_rate": {k: _scf_rate(n_sel[k] - pending.get(k, 0), fail_x[k].get("scf", 0)) for k in keys},
+        "n_skipped_empty_first_shell": n_skipped,
+        "gap_eV": {k: _gap_stats(gaps[k], min_gap) for k in keys},
+        "s_per_site_mean": {k: (round(float(np.mean(secs[k])), 2) if secs[k] else None) for k in keys},
+        "s_per_site_converged": {k: (round(float(np.mean(secs_conv[k])), 2) if secs_conv[k] else None) for k in keys},
+        "s_per_site_scf_failed": {k: (round(float(np.mean(secs_scf[k])), 2) if secs_scf[k] else None) for k in keys},
     }
-    return selected, info
 
 
 def status_table(summary: Mapping[str, Any]) -> str:
