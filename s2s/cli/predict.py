@@ -12,6 +12,7 @@ from s2s.predict import DEFAULT_DATA, DEFAULT_FORWARD, DEFAULT_MODEL, DEFAULT_N_
 
 DESCRIPTION = (
     "Candidate local structures for O K-edge spectra. Reads two-column text/CSV (eV), EELS .msa, CASTEP, GPAW JSON, "
+    "DigitalMicrograph .dm3/.dm4 and HyperSpy .hspy (spectra, line scans, spectrum images; needs s2s[eels]), "
     "s2s dataset .h5 (every entry), .npy arrays on the model grid ((200,), (n, 200) or a spectrum image (ny, nx, 200)) "
     "or .npz with 'energy' and 'spectra'; files and folders may be mixed. Per spectrum it writes OUT/NAME/ with "
     "candidates.xyz (excited O first, per-atom shell; first the consensus candidate, the medoid of the K of "
@@ -105,6 +106,20 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         action="store_true",
         help="skip the O K-edge plausibility checks (edge window 515-560 eV, flat or noise-like spectra)",
     )
+    sel = p.add_mutually_exclusive_group()
+    sel.add_argument(
+        "--pixel",
+        default=None,
+        metavar="X,Y",
+        help="spectrum images (.dm3/.dm4/.hspy, .npy/.npz (ny, nx, L)): only pixel X,Y (column, row from 0); "
+        "default every pixel, each its own output (resumable) and maps.npz",
+    )
+    sel.add_argument(
+        "--roi",
+        default=None,
+        metavar="X0:X1,Y0:Y1",
+        help="spectrum images: the sum of columns X0..X1-1 and rows Y0..Y1-1, predicted as one spectrum",
+    )
     p.add_argument("--no-resume", action="store_true", help="redo outputs that already exist")
     p.add_argument("--no-png", action="store_true", help="skip the PNG overview (faster)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -115,6 +130,7 @@ def cmd_predict(a) -> int:
     import torch
 
     from s2s.predict import PredictContext, collect_inputs, run_batch
+    from s2s.predict.prepare import parse_pixel, parse_roi
     from s2s.predict.report import check_out_dir
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
@@ -135,7 +151,9 @@ def cmd_predict(a) -> int:
             energy = np.asarray(energy, dtype=np.float64).reshape(-1)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"--energy-axis {a.energy_axis}: not a list of numbers ({exc})") from None
-    inputs, errors = collect_inputs(a.spectra, energy, a.energy_unit)
+    pixel = None if a.pixel is None else parse_pixel(a.pixel)
+    roi = None if a.roi is None else parse_roi(a.roi)
+    inputs, errors = collect_inputs(a.spectra, energy, a.energy_unit, pixel=pixel, roi=roi)
     ctx = rep = None
     if inputs:
         # checks before any work: the output folder, then the model and the forward model

@@ -16,7 +16,10 @@ Formats (one module each)
 * the GPAW reference JSON of this project (:func:`~s2s.io.gpaw.read_gpaw_json`);
 * an entry of an s2s dataset file (:func:`read_dataset_entry`);
 * NumPy arrays of spectra ``.npy`` / ``.npz`` (:func:`~s2s.io.arrays.read_array`; many spectra, so
-  not through :func:`read_spectrum`).
+  not through :func:`read_spectrum`);
+* Gatan DigitalMicrograph ``.dm3``/``.dm4`` and HyperSpy ``.hspy`` through rosettasciio (the optional
+  extra ``s2s[eels]``; :func:`~s2s.io.eels.read_eels_file` for spectrum images, :func:`read_eels_spectrum`
+  for one spectrum), energies from the file's calibration (eV; keV converted; other or no units refused).
 
 :func:`read_spectrum` dispatches by :data:`SUFFIXES` and content.  A bad file raises
 :class:`SpectrumFileError` (a ``ValueError``) whose message names the file and the problem.
@@ -36,6 +39,7 @@ from s2s.io.castep import (  # noqa: F401  (re-exported: s2s.io.readers is the r
     read_castep_eels_mat,
     read_castep_elnes,
 )
+from s2s.io.eels import RSCIIO_PLUGINS, read_eels_file
 from s2s.io.gpaw import read_gpaw_json
 from s2s.io.msa import read_msa
 from s2s.io.raw import MIN_POINTS, MIN_SPAN_EV, PathLike, RawSpectrum, SpectrumFileError, finish_spectrum  # noqa: F401
@@ -68,9 +72,23 @@ def read_dataset_entry(path: PathLike, index: int = 0) -> RawSpectrum:
     return finish_spectrum(GRID.copy(), r.spectrum.copy(), path, meta)
 
 
+# --------------------------------------------------------------------------- DM3/DM4/HSPY (rosettasciio)
+def read_eels_spectrum(path: PathLike) -> RawSpectrum:
+    """One spectrum of a ``.dm3``/``.dm4``/``.hspy`` file (:func:`s2s.io.eels.read_eels_file`); a line scan
+    or spectrum image is refused (``s2s predict`` reads those pixel by pixel, or ``--pixel``/``--roi``)."""
+    d = read_eels_file(path)
+    if d.data.ndim != 1:
+        raise SpectrumFileError(
+            path,
+            f"holds {d.data.shape[:-1]} spectra (a line scan or spectrum image), not one: read it with "
+            "s2s.io.eels.read_eels_file (s2s predict takes every pixel, or --pixel x,y / --roi x0:x1,y0:y1)",
+        )
+    return finish_spectrum(d.energy, d.data, path, dict(d.meta))
+
+
 # --------------------------------------------------------------------------- dispatcher
 #: ``format=`` values of :func:`read_spectrum`.
-FORMATS = ("auto", "text", "msa", "castep", "gpaw", "dataset")
+FORMATS = ("auto", "text", "msa", "castep", "gpaw", "dataset", "dm", "hspy")
 #: File suffix -> format: the one suffix table of s2s.  :func:`detect_format` trusts it except for
 #: "text" suffixes, whose content is checked (an EMSA file named ``.txt`` is read as EMSA);
 #: :func:`spectrum_files` takes a folder's files by it.  "array" files (NumPy) hold arrays of
@@ -91,7 +109,11 @@ SUFFIXES: dict[str, str] = {
     ".hdf5": "dataset",
     ".npy": "array",
     ".npz": "array",
+    ".dm3": "dm",
+    ".dm4": "dm",
+    ".hspy": "hspy",
 }
+assert set(RSCIIO_PLUGINS) <= set(SUFFIXES)
 #: CASTEP files that only complete a ``SEED.bands`` (read through it).
 _CASTEP_COMPANIONS = (".eels_mat", ".elnes_bin")
 
@@ -125,8 +147,8 @@ def read_spectrum(path: PathLike, format: str = "auto", **kwargs: Any) -> RawSpe
     """Read a spectrum in any supported format.
 
     ``format``: ``"auto"`` (by extension, then content), ``"text"``, ``"msa"``, ``"castep"``
-    (a seed, ``.bands`` or ``.eels_mat``), ``"gpaw"`` or ``"dataset"`` (``index=`` selects the
-    entry).  Keyword arguments go to the reader.
+    (a seed, ``.bands`` or ``.eels_mat``), ``"gpaw"``, ``"dataset"`` (``index=`` selects the
+    entry), ``"dm"`` or ``"hspy"`` (one spectrum; rosettasciio).  Keyword arguments go to the reader.
     """
     if format not in FORMATS:
         raise ValueError(f"read_spectrum: format must be one of {FORMATS}, got {format!r}")
@@ -144,6 +166,8 @@ def read_spectrum(path: PathLike, format: str = "auto", **kwargs: Any) -> RawSpe
         "castep": read_castep_elnes,
         "gpaw": read_gpaw_json,
         "dataset": read_dataset_entry,
+        "dm": read_eels_spectrum,
+        "hspy": read_eels_spectrum,
     }
     return readers[format](path, **kwargs)
 
@@ -180,6 +204,8 @@ __all__ = [
     "read_castep_eels_mat",
     "read_castep_elnes",
     "read_dataset_entry",
+    "read_eels_file",
+    "read_eels_spectrum",
     "read_gpaw_json",
     "read_msa",
     "read_spectrum",

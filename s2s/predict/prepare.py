@@ -113,15 +113,78 @@ def safe_name(name: str) -> str:
     return keep.strip("._") or "spectrum"
 
 
-def _array_inputs(path: Path, energy: np.ndarray | None, arr: np.ndarray) -> list[InputSpectrum]:
-    """One input per spectrum of an array (L,), (n, L) or (ny, nx, L) read by :func:`s2s.io.arrays.read_array`."""
+#: How a spectrum image's pixels become inputs (``summary.json`` ``preprocessing.si_selection``).
+SI_EVERY_PIXEL, SI_PIXEL, SI_ROI = "every pixel", "pixel", "roi (sum)"
+
+
+def parse_pixel(text: str) -> tuple[int, int]:
+    """``"x,y"`` (column, row of a spectrum image, from 0) -> (x, y); raises ``ValueError`` with one line."""
+    try:
+        x, y = (int(v) for v in str(text).split(","))
+    except ValueError:
+        raise ValueError(f"--pixel {text!r}: expected X,Y (column and row from 0, e.g. --pixel 12,3)") from None
+    if x < 0 or y < 0:
+        raise ValueError(f"--pixel {text!r}: X and Y count from 0")
+    return x, y
+
+
+def parse_roi(text: str) -> tuple[int, int, int, int]:
+    """``"x0:x1,y0:y1"`` (half-open, as Python slices: columns x0..x1-1, rows y0..y1-1) -> (x0, x1, y0, y1)."""
+    try:
+        xs, ys = str(text).split(",")
+        (x0, x1), (y0, y1) = ((int(a) for a in part.split(":")) for part in (xs, ys))
+    except ValueError:
+        raise ValueError(
+            f"--roi {text!r}: expected X0:X1,Y0:Y1 (columns X0..X1-1, rows Y0..Y1-1, from 0; e.g. --roi 0:4,2:6)"
+        ) from None
+    if not (0 <= x0 < x1 and 0 <= y0 < y1):
+        raise ValueError(f"--roi {text!r}: need 0 <= X0 < X1 and 0 <= Y0 < Y1 (an empty region sums nothing)")
+    return x0, x1, y0, y1
+
+
+def _array_inputs(
+    path: Path,
+    energy: np.ndarray | None,
+    arr: np.ndarray,
+    meta: dict | None = None,
+    pixel: tuple[int, int] | None = None,
+    roi: tuple[int, int, int, int] | None = None,
+    what: str = "array",
+) -> list[InputSpectrum]:
+    """One input per spectrum of an array (L,), (n, L) or (ny, nx, L) (:func:`s2s.io.arrays.read_array`,
+    :func:`s2s.io.eels.read_eels_file`).  A spectrum image (ny, nx, L) gives every pixel (outputs
+    ``STEM/y000_x000``..., and ``maps.npz``), or with ``pixel`` = (x, y) that pixel, or with ``roi`` =
+    (x0, x1, y0, y1) the sum of its pixels (one input); other shapes ignore ``pixel``/``roi``.  The choice
+    is recorded in the inputs' ``meta["si_selection"]`` (and ``si_pixel``/``si_roi``)."""
     stem = safe_name(path.stem)
+    base = {k: v for k, v in (meta or {}).items() if k != "path"}
+    base["array_shape"] = list(arr.shape)
+    if arr.ndim == 3 and (pixel is not None or roi is not None):
+        ny, nx = arr.shape[:2]
+        size = f"{nx} x {ny} pixels (x 0..{nx - 1}, y 0..{ny - 1})"
+        if pixel is not None:
+            x, y = pixel
+            if not (0 <= x < nx and 0 <= y < ny):
+                raise PredictInputError(path, f"--pixel {x},{y} is outside the spectrum image: {size}")
+            name, spec = f"{stem}/y{y:03d}_x{x:03d}", arr[y, x]
+            extra = {"si_selection": SI_PIXEL, "si_pixel": [x, y]}
+            where = f"{path}[y={y}, x={x}]"
+        else:
+            x0, x1, y0, y1 = roi
+            if x1 > nx or y1 > ny:
+                raise PredictInputError(path, f"--roi {x0}:{x1},{y0}:{y1} reaches outside the spectrum image: {size}")
+            name, spec = f"{stem}/roi_x{x0}-{x1}_y{y0}-{y1}", arr[y0:y1, x0:x1].sum(axis=(0, 1))
+            extra = {"si_selection": SI_ROI, "si_roi": [x0, x1, y0, y1], "si_roi_pixels": (x1 - x0) * (y1 - y0)}
+            where = f"{path}[y={y0}:{y1}, x={x0}:{x1}]"
+        label = f"measured spectrum {Path(where).name} ({what})"
+        return [InputSpectrum(name, where, energy, spec, {**base, **extra}, label)]
     if arr.ndim == 1:
         items = [((), stem)]
     elif arr.ndim == 2:
         items = [((i,), f"{stem}/i{i:04d}") for i in range(arr.shape[0])]
     else:
         items = [((iy, ix), f"{stem}/y{iy:03d}_x{ix:03d}") for iy in range(arr.shape[0]) for ix in range(arr.shape[1])]
+        base["si_selection"] = SI_EVERY_PIXEL
     out = []
     for idx, name in items:
         where = f"{path}[{', '.join(map(str, idx))}]" if idx else str(path)
@@ -131,17 +194,24 @@ def _array_inputs(path: Path, energy: np.ndarray | None, arr: np.ndarray) -> lis
                 where,
                 energy,
                 arr[idx],
-                {"index": list(idx), "array_shape": list(arr.shape)},
-                f"measured spectrum {Path(where).name} (array)",
+                {**base, "index": list(idx)},
+                f"measured spectrum {Path(where).name} ({what})",
             )
         )
     return out
 
 
 def load_inputs(
-    path: str | os.PathLike, energy_axis: np.ndarray | None = None, energy_unit: str = "eV"
+    path: str | os.PathLike,
+    energy_axis: np.ndarray | None = None,
+    energy_unit: str = "eV",
+    pixel: tuple[int, int] | None = None,
+    roi: tuple[int, int, int, int] | None = None,
 ) -> list[InputSpectrum]:
-    """All spectra in one file (several for .h5 datasets and arrays); raises naming the file.
+    """All spectra in one file (several for .h5 datasets, arrays, line scans and spectrum images); raises
+    naming the file.  ``pixel`` (x, y) / ``roi`` (x0, x1, y0, y1): which pixels of a spectrum image
+    (:func:`_array_inputs`; default every pixel).  ``.dm3``/``.dm4``/``.hspy`` are read through rosettasciio
+    (:func:`s2s.io.eels.read_eels_file`, the ``s2s[eels]`` extra), energies from their calibration.
 
     ``energy_axis`` (L,): the energies of a ``.npy`` not on the model grid.  ``energy_unit``: ``"eV"``
     or ``"keV"``, the unit of the energies of two-column text files and of ``energy_axis``/a ``.npz``'s
@@ -165,7 +235,13 @@ def load_inputs(
         if p.suffix.lower() == ".npz" and arr.energy is not None and scale != 1.0:
             arr = arr._replace(energy=arr.energy * scale)
             check_energy_range(arr.energy, p)
-        return _array_inputs(p, arr.energy, arr.spectra)
+        return _array_inputs(p, arr.energy, arr.spectra, pixel=pixel, roi=roi)
+    if fmt in ("dm", "hspy"):
+        from s2s.io.eels import read_eels_file
+
+        d = read_eels_file(p)
+        what = "DigitalMicrograph" if fmt == "dm" else "HyperSpy"
+        return _array_inputs(p, d.energy, d.data, d.meta, pixel=pixel, roi=roi, what=what)
     if fmt == "dataset" and p.suffix.lower() in (".h5", ".hdf5"):
         from s2s.dataset import Dataset
 
@@ -218,11 +294,15 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def collect_inputs(
-    paths: Iterable[str | os.PathLike], energy_axis: np.ndarray | None = None, energy_unit: str = "eV"
+    paths: Iterable[str | os.PathLike],
+    energy_axis: np.ndarray | None = None,
+    energy_unit: str = "eV",
+    pixel: tuple[int, int] | None = None,
+    roi: tuple[int, int, int, int] | None = None,
 ) -> tuple[list[InputSpectrum], list[InputError]]:
-    """Read every input (:func:`load_inputs`); unreadable ones become :class:`InputError` (message names
-    the file) and the others go on.  Output names are made unique (a clash gets the parent folder's
-    name prepended)."""
+    """Read every input (:func:`load_inputs`, ``pixel``/``roi`` for spectrum images); unreadable ones become
+    :class:`InputError` (message names the file) and the others go on.  Output names are made unique (a
+    clash gets the parent folder's name prepended)."""
     spectra: list[InputSpectrum] = []
     errors: list[InputError] = []
     files: list[Path] = []
@@ -233,7 +313,7 @@ def collect_inputs(
             errors.append(InputError(safe_name(q.name), str(q), with_file(str(exc), q)))
     for p in files:
         try:
-            spectra.extend(load_inputs(p, energy_axis, energy_unit))
+            spectra.extend(load_inputs(p, energy_axis, energy_unit, pixel, roi))
         except (ValueError, OSError) as exc:
             errors.append(InputError(safe_name(p.stem), str(p), with_file(str(exc), p)))
         except MemoryError:
@@ -537,6 +617,9 @@ __all__ = [
     "MAX_ROUGHNESS",
     "MIN_ABOVE_ONSET_EV",
     "MIN_CONTRAST",
+    "SI_EVERY_PIXEL",
+    "SI_PIXEL",
+    "SI_ROI",
     "O_K_WINDOW_EV",
     "ONSET_FRACTION",
     "UNIT_AREA_TOL",
@@ -549,6 +632,8 @@ __all__ = [
     "collect_inputs",
     "expand_paths",
     "load_inputs",
+    "parse_pixel",
+    "parse_roi",
     "prepare",
     "safe_name",
     "smooth",
