@@ -271,3 +271,65 @@ def test_missing_rosettasciio_is_one_line(tiny, tmp_path, monkeypatch, capsys):
     assert _predict(tiny, src, out=tmp_path / "out") == 2
     err = _error_lines(capsys.readouterr().err)
     assert len(err) == 1 and "needs rosettasciio" in err[0] and "s2s[eels]" in err[0], err
+
+
+# ----------------------------------------------------------------------------- predict_signal (part 2)
+class _Axis:
+    def __init__(self, axis, units="eV", name="Energy loss"):
+        self.axis, self.units, self.name = np.asarray(axis), units, name
+
+
+class _Signal:
+    """What predict_signal uses of a HyperSpy Signal1D: ``data`` (navigation axes first) and
+    ``axes_manager.signal_axes``."""
+
+    def __init__(self, data, axis, units="eV"):
+        self.data = data
+        self.axes_manager = type("AM", (), {"signal_axes": (_Axis(axis, units),)})()
+
+
+def test_predict_signal_returns_what_the_cli_writes(tiny, tmp_path):
+    from s2s.predict import PredictContext, predict_signal, read_prediction
+
+    data, model = tiny
+    y = _measured(1.0)
+    np.savez(tmp_path / "x.npz", energy=ENERGY, spectra=y)
+    assert _predict(tiny, tmp_path / "x.npz", out=tmp_path / "out", extra=("--seed", "3")) == 0
+    cands, summary = read_prediction(tmp_path / "out" / "x")
+    ctx = PredictContext.load(model, data, None)
+    kw = {"ctx": ctx, "n_samples": 2, "steps": 2, "seed": 3}
+    for pred in (predict_signal(_Signal(y, ENERGY), **kw), predict_signal(y, ENERGY, **kw)):
+        assert len(pred.candidates) == len(cands)
+        for a, b in zip(pred.candidates, cands):
+            assert list(a.species) == list(b.species)
+            np.testing.assert_allclose(a.coords, b.coords, atol=1e-4)
+        assert pred.summary["candidates"]["signatures"] == summary["candidates"]["signatures"]
+        assert pred.summary["preprocessing"]["onset_eV"] == pytest.approx(summary["preprocessing"]["onset_eV"])
+    # a spectrum image: one pixel (x, y) or the sum of a region
+    img = _image()
+    pred = predict_signal(_Signal(img, ENERGY), pixel=(2, 1), **kw)
+    assert pred.summary["preprocessing"]["si_pixel"] == [2, 1] and pred.name == "signal/y001_x002"
+    assert pred.summary["preprocessing"]["onset_eV"] == pytest.approx(onset_shift(ENERGY, img[1, 2], fraction=0.1))
+    pred = predict_signal(img, ENERGY, roi=(0, 3, 0, 2), **kw)
+    assert pred.summary["preprocessing"]["si_roi_pixels"] == 6
+
+
+def test_predict_signal_refuses_with_one_line(tiny):
+    from s2s.predict import PredictContext, predict_signal
+    from s2s.predict.prepare import PredictInputError
+
+    data, model = tiny
+    ctx = PredictContext.load(model, data, None)
+    y = _measured(1.0)
+    cases = [
+        (_Signal(y, ENERGY, units="nm"), {}, "is in 'nm', expected eV"),
+        (_Signal(y, np.arange(NE, dtype=float), units=""), {}, "has no calibration"),
+        (_Signal(_image(), ENERGY), {}, r"a spectrum image \(2, 3\): choose pixel"),
+        (y, {}, "without energy_eV"),
+        (y[:-1], {"energy_eV": ENERGY}, "energy_eV of shape"),
+        (_image(), {"energy_eV": ENERGY, "pixel": (5, 0)}, "outside the spectrum image"),
+    ]
+    for obj, kw, msg in cases:
+        with pytest.raises(PredictInputError, match=msg) as err:
+            predict_signal(obj, ctx=ctx, n_samples=2, steps=2, **kw)
+        assert "\n" not in str(err.value)

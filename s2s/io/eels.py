@@ -71,9 +71,10 @@ def _reader(path: Path):
         ) from None
 
 
-def _axis_energy(ax: dict, path: Path, where: str) -> tuple[np.ndarray, dict]:
-    """(energies in eV, calibration record) of one axis dictionary of rosettasciio; raises on a missing
-    or non-energy calibration."""
+def energy_from_axis(ax: dict, path: PathLike, where: str = "energy axis") -> tuple[np.ndarray, dict]:
+    """(energies in eV, calibration record) of one axis dictionary of rosettasciio (``units``, ``offset``,
+    ``scale``, ``size``, or an explicit ``axis``; ``name``); raises :class:`~s2s.io.raw.SpectrumFileError`
+    naming ``path`` on a missing or non-energy calibration."""
     units = str(ax.get("units") or "").strip()
     name = str(ax.get("name") or where)
     size = int(ax.get("size", 0) or 0)
@@ -163,7 +164,7 @@ def read_eels_file(path: PathLike) -> EelsData:
     if i is None:
         desc = ", ".join(f"{a.get('name') or '?'} [{a.get('units') or 'no units'}]" for a in axes)
         raise SpectrumFileError(p, f"no energy axis: none of the axes ({desc}) is calibrated in eV")
-    energy, cal = _axis_energy(axes[i], p, f"axis {i}")
+    energy, cal = energy_from_axis(axes[i], p, f"axis {i}")
     data = np.moveaxis(np.asarray(s["data"]), i, -1)
     if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
         raise SpectrumFileError(p, f"data of type {data.dtype}, expected real numbers")
@@ -188,4 +189,12 @@ def read_eels_file(path: PathLike) -> EelsData:
     return EelsData(energy, data, meta)
 
 
-__all__ = ["ENERGY_UNIT_FACTORS", "INSTALL_HINT", "RSCIIO_PLUGINS", "EelsData", "read_eels_file", "rsciio_available"]
+__all__ = [
+    "ENERGY_UNIT_FACTORS",
+    "INSTALL_HINT",
+    "RSCIIO_PLUGINS",
+    "EelsData",
+    "energy_from_axis",
+    "read_eels_file",
+    "rsciio_available",
+]

@@ -6,6 +6,8 @@
   :func:`run_batch`;
 * :mod:`~s2s.predict.report` - the output folder (XYZ, summary.json, overview figure, maps) and
   :func:`read_prediction`;
+* :mod:`~s2s.predict.signal` - :func:`predict_signal`: a HyperSpy signal or NumPy array in a notebook ->
+  the same :class:`Prediction`, no files;
 * :mod:`~s2s.predict.foreign` - notebook 07's helpers (reference environments, matching, ensemble stats).
 """
 
@@ -39,6 +41,7 @@ from s2s.predict.run import (
     rank_candidates,
     run_batch,
 )
+from s2s.predict.signal import load_context, predict_signal
 
 __all__ = [
     "DEFAULT_DATA",
@@ -58,9 +61,11 @@ __all__ = [
     "check_shape",
     "collect_inputs",
     "expand_paths",
+    "load_context",
     "load_inputs",
     "overview_figure",
     "predict_one",
+    "predict_signal",
     "prepare",
     "rank_candidates",
     "read_prediction",
