@@ -21,6 +21,12 @@ data/amorphous/cells).  Long steps: run under ``nice -n 15`` with OMP_NUM_THREAD
 process).  The protocol is :class:`s2s.amorphous.md.MeltQuench`; its fields can be set on
 the command line (``--melt-ps 20 --quench-ps 100 ...``) and are stored with every cell, so
 a changed protocol never silently mixes with stored cells.  See docs/amorphous.md.
+
+The tables of docs/amorphous.md (its ``<!-- NAME:begin/end -->`` blocks) are printed by the
+``network``, ``checks`` and ``spectra`` steps; ``--table-dir runs/amorphous_tables`` also writes each
+to ``NAME.md``.  No script edits the docs.  The library behind the spectra step (stores per x, the
+probe-gated selection rounds, the deadline, spectra.json and results entries) is
+:mod:`s2s.amorphous.testset`.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from s2s.amorphous import testset as ts  # noqa: E402
 from s2s.amorphous.md import (  # noqa: E402
     COMPOSITIONS,
     PAPER_N_SITES,
@@ -42,6 +49,7 @@ from s2s.amorphous.md import (  # noqa: E402
     cells_needed,
     compositions_for_size,
 )
+from s2s.amorphous.spectra import SOURCE  # noqa: E402
 from s2s.amorphous.store import atomic_write_text, load_cells, read_manifest  # noqa: E402
 
 DEFAULT_OUT = ROOT / "data" / "amorphous"
@@ -49,7 +57,6 @@ DEFAULT_FIGURE = ROOT / "figures" / "amorphous_checks.png"
 DEFAULT_CACHE = ROOT / "data" / "amorphous" / "cache" / "xtb"
 DEFAULT_RESULTS = ROOT / "figures" / "results.json"
 DATASET_NAME = "amorphous.h5"
-SOURCE = "amorphous-meltquench-tersoff"  # = s2s.amorphous.spectra.SOURCE
 NETWORK_OUT = ROOT / "data" / "amorphous" / "network"
 
 
@@ -228,8 +235,7 @@ def step_network(args: argparse.Namespace) -> None:
     retried = [e for e in man["cells"] if e.get("insert_try")]
     if retried:
         print("passed on a later insertion: " + ", ".join(f"{e['name']} (try {e['insert_try']})" for e in retried))
-    if args.doc:  # the per-x table between <!-- network_cells_<store>:begin/end --> of the document
-        _replace_doc_block(Path(args.doc), nw.cells_markdown(man), f"network_cells_{store_dir(args).name}")
+    _emit_table(args, f"network_cells_{store_dir(args).name}", nw.cells_markdown(man))
 
 
 def step_checks(args: argparse.Namespace) -> None:
@@ -260,9 +266,8 @@ def step_checks(args: argparse.Namespace) -> None:
             f"O-Si-O {v['o_si_o_mean']:.1f}, Si-Si frac {v['si_si_bond_fraction']:.3f} "
             f"(RBM {v['si_si_bond_fraction_rbm']:.3f})"
         )
-    if args.doc:  # the table between <!-- checks_<store>:begin/end --> of the document
-        block = f"checks_network_{store.name}" if args.family == "network" else f"checks_{store.name}"
-        _replace_doc_block(Path(args.doc), checks_markdown(table), block)
+    block = f"checks_network_{store.name}" if args.family == "network" else f"checks_{store.name}"
+    _emit_table(args, block, checks_markdown(table))
     if args.family == "network" and (store / "probes.json").is_file():  # probe verdict against Si(Si4) units
         from s2s.amorphous.probe import probe_by_si0, probe_by_si0_markdown, read_probes
 
@@ -272,94 +277,44 @@ def step_checks(args: argparse.Namespace) -> None:
             {e["name"]: c for e, c in zip(entries, cells)},
             {e["name"]: e["x"] for e in entries},
         )
-        print("probe passed/probed by Si(Si4) units per cell:\n" + probe_by_si0_markdown(by_si0))
-        if args.doc:
-            _replace_doc_block(Path(args.doc), probe_by_si0_markdown(by_si0), f"probe_si0_{store.name}")
-
-
-def _scf_failed(cache: Path, settings, name: str, site: int) -> bool:
-    from s2s.amorphous.spectra import failure_kind
-    from s2s.simulate.build import read_site_record, site_path
-
-    d = read_site_record(site_path(cache, settings, name, site))
-    return d is not None and not d.get("ok", False) and failure_kind(str(d.get("reason", ""))) == "scf"
+        print("probe passed/probed by Si(Si4) units per cell:")
+        _emit_table(args, f"probe_si0_{store.name}", probe_by_si0_markdown(by_si0))
 
 
 def _deadline(stop_at: str | None, now=None) -> float | None:
-    """Epoch seconds of the next ``HH:MM`` UTC (within 24 h, so 00:30 given at 22:40 is after midnight), or None."""
-    if not stop_at:
-        return None
-    import datetime as dt
-
+    """--stop-at as epoch seconds (:func:`s2s.amorphous.testset.deadline_utc`); a bad value stops the script."""
     try:
-        hh, mm = (int(v) for v in stop_at.split(":"))
-        now = now or dt.datetime.now(dt.timezone.utc)
-        when = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+        return ts.deadline_utc(stop_at, now)
     except ValueError as err:
-        raise SystemExit(f"--stop-at: expected HH:MM (UTC), got {stop_at!r} ({err})") from None
-    if when <= now:
-        when += dt.timedelta(days=1)
-    return when.timestamp()
+        raise SystemExit(f"--stop-at: {err}") from None
 
 
-STATUS_NOTE = (
-    "Rendered from `data/amorphous/spectra.json` by `python scripts/build_amorphous.py spectra {opts} --doc {doc}`\n"
-    'at {when} UTC (the same numbers as `figures/results.json` key `amorphous`). "cells built" and\n'
-    '"probed" count the cells of the store that serves x; "shortfall" = sites missing to the paper\'s\n'
-    "count that no passing cell can fill (pending sites count as usable); seconds are wall time on the\n"
-    "loaded 2-core machine (`nice -n 15`, one thread).\n\n"
-)
+def _emit_table(args: argparse.Namespace, name: str, text: str) -> None:
+    """Print the markdown table of the docs' block ``name``; with ``--table-dir DIR`` also write it to
+    ``DIR/<name>.md``.  No doc is edited: the table goes between ``<!-- name:begin/end -->`` by hand."""
+    print(f"\n<!-- {name} --> table:\n{text}\n")
+    if args.table_dir:
+        path = Path(args.table_dir) / f"{name}.md"
+        atomic_write_text(path, text + "\n")
+        print(f"{name} table -> {path}")
+    if args.doc:
+        print(f"--doc {args.doc}: not edited (no script edits docs); the {name} table is printed above")
 
 
-def _replace_doc_block(doc: Path, block: str, name: str) -> None:
-    """Rewrite what lies between ``<!-- name:begin/end -->`` in the markdown file ``doc`` (atomically)."""
-    from s2s.evaluation.results import replace_block
-
-    try:
-        text = replace_block(doc.read_text(), block, name=name)
-    except (OSError, ValueError) as err:
-        raise SystemExit(f"--doc {doc}: {err}") from None
-    atomic_write_text(doc, text)
-    print(f"{name} table -> {doc}")
-
-
-def _write_status(doc: Path, full: dict, args: argparse.Namespace) -> None:
-    """Replace the ``status`` block of ``doc`` with the table of :func:`s2s.amorphous.spectra.status_table`."""
-    from s2s.amorphous.spectra import status_table
-
-    opts = " ".join(
-        ["--atoms", str(args.atoms)] + [f"--store-for {v}" for v in args.store_for or []] + ["--no-compute"]
+def _spectra_options(args: argparse.Namespace) -> ts.SpectraOptions:
+    return ts.SpectraOptions(
+        probe_mode=args.probe_mode,
+        probe_max_iter=args.probe_max_iter,
+        probe_all=args.probe_all,
+        keep_small_gap=not args.drop_small_gap,
+        rounds=args.rounds,
+        retry_failed=args.retry_failed,
+        probe=args.probe,
+        extra_cells=args.extra_cells,
+        compute=not args.no_compute,
+        deadline=_deadline(args.stop_at),
+        progress=not args.quiet,
     )
-    shown = doc.resolve().relative_to(ROOT) if doc.resolve().is_relative_to(ROOT) else doc
-    block = "status"
-    if getattr(args, "family", "tersoff") == "network":  # its own block; never the Tersoff family's table
-        opts = "--family network " + opts
-        block = "status_network"
-    note = STATUS_NOTE.format(opts=opts, doc=shown, when=time.strftime("%Y-%m-%d %H:%M", time.gmtime()))
-    if block == "status_network":
-        note = (
-            note.replace("data/amorphous/spectra.json", "data/amorphous/network/spectra.json")
-            .replace(
-                "`figures/results.json` key `amorphous`",
-                "`data/amorphous/network/results.json` key `amorphous_network`",
-            )
-            .replace("`nice -n 15`", "`nice -n 19`")
-        )
-    _replace_doc_block(doc, note + status_table(full), block)
-
-
-def _probe_meta(args: argparse.Namespace, gate: dict | None) -> dict:
-    if gate is None:
-        return {"mode": "none"}
-    return {
-        "mode": args.probe_mode,
-        "max_iter": args.probe_max_iter,
-        "file": "probes.json (in the store)",
-        "rule": "a cell is used only if the SCF of its probe converges within max_iter cycles",
-        "per_x": gate["summary"],
-        "failed_cells": gate["failed"],
-        "unprobed_cells": gate["unprobed"],
-    }
 
 
 def step_spectra(args: argparse.Namespace) -> None:
@@ -378,123 +333,20 @@ def step_spectra(args: argparse.Namespace) -> None:
         settings = settings.with_(min_gap=args.min_gap)
     store = store_dir(args)
     manifest = read_manifest(store)
-    targets = {float(x): int(n) for x, n in manifest["paper_n_sites"].items()}
-    if args.x:
-        targets = {x: n for x, n in targets.items() if x in args.x}
-    if args.max_sites is not None:
-        targets = {x: min(n, args.max_sites) for x, n in targets.items()}
-    # one store (one MD protocol) per composition; cells of different stores never share an x
-    groups = []  # (store, manifest, entries, cells, targets of its x)
-    for path, xs in stores_by_x(args, list(targets)).items():
-        man = manifest if path == store else read_manifest(path)
-        ents, cls = [], []
-        for e, c in zip(man["cells"], load_cells(path)):
-            if float(e["x"]) in xs:
-                ents.append({**e, "store": path.name})
-                cls.append(c)
-        groups.append((path, man, ents, cls, {x: targets[x] for x in xs}))
-    entries = [e for g in groups for e in g[2]]
-    cells = [c for g in groups for c in g[3]]
-    by_name = {e["name"]: e for e in entries}
-    if len(by_name) != len(entries):
-        raise SystemExit("spectra: two stores hold cells of the same name; build variant stores with --tag")
-    structures = {e["name"]: c for e, c in zip(entries, cells)}
-    x_of = {n: by_name[n]["x"] for n in by_name}
-    protocol_by_x = {f"{x:.2f}": {"store": g[0].name, "protocol": g[1]["protocol"]} for g in groups for x in g[4]}
-    deadline = _deadline(args.stop_at)
-    gate = None
-
-    def gated(run: bool) -> tuple[dict, dict]:
-        selected: dict = {}
-        merged: dict = {
-            "probes": {},
-            "passed": [],
-            "failed": [],
-            "unprobed": [],
-            "unusable": [],
-            "shortfall": {},
-            "summary": {},
-        }
-        for path, _, ents, cls, tg in groups:
-            sel, info = sp.gated_selection(
-                ents,
-                cls,
-                tg,
-                path / "probes.json",
-                settings,
-                args.cache,
-                mode=args.probe_mode,
-                max_iter=args.probe_max_iter,
-                run=run,
-                probe_all=args.probe_all,
-                keep_small_gap=not args.drop_small_gap,
-                progress=not args.quiet,
-                log=print,
-            )
-            selected.update(sel)
-            for k, v in info.items():
-                merged[k] = {**merged[k], **v} if isinstance(v, dict) else merged[k] + v
-        merged["shortfall"] = {k: merged["shortfall"][k] for k in sorted(merged["shortfall"], key=float)}
-        merged["summary"] = {k: merged["summary"][k] for k in sorted(merged["summary"], key=float)}
-        return selected, merged
-
-    if args.probe_mode != "none":
-        # only cells whose short probe SCF converges get sites; failed sites are replaced by the next ones
-        extra: dict = {}
-        for _ in range(args.rounds):
-            if args.no_compute:
-                break
-            selected, gate = gated(run=True)
-            order = sp.round_robin(
-                selected, {n: x_of[n] for n in selected}, {n: by_name[n]["cell_id"] for n in selected}
-            )
-            done = sp.compute(
-                order,
-                structures,
-                settings,
-                args.cache,
-                {n: x_of[n] for n in selected},
-                progress=not args.quiet,
-                retry_failed=args.retry_failed,
-                probe=args.probe,
-                deadline=deadline,
-                log=print,
-            )
-            print("spectra compute:", done, "shortfall before:", gate["shortfall"])
-            if done["computed"] == 0 or done["failed_now"] == 0 or done["stopped_at_deadline"]:
-                break
-        selected, gate = gated(run=False)
-    else:
-        if len(groups) > 1:
-            raise SystemExit("spectra: --store-for needs the probe gate (--probe-mode z+1 or ground)")
-        selected = sp.select_sites(entries, cells, targets)
-        # spare cells for the compositions whose selected sites have SCF failures in the cache
-        failing = sorted(
-            {
-                float(by_name[n]["x"])
-                for n, sites in selected.items()
-                for k in sites
-                if _scf_failed(args.cache, settings, n, k)
-            }
-        )
-        extra = sp.spare_sites(entries, cells, selected, args.extra_cells, failing) if args.extra_cells else {}
-        selected = {**selected, **extra}
-    order = sp.round_robin(
-        selected, {n: by_name[n]["x"] for n in selected}, {n: by_name[n]["cell_id"] for n in selected}
-    )
-    if not args.no_compute and gate is None:
-        done = sp.compute(
-            order,
-            structures,
-            settings,
-            args.cache,
-            {n: by_name[n]["x"] for n in selected},
-            progress=not args.quiet,
-            retry_failed=args.retry_failed,
-            probe=args.probe,
-            deadline=deadline,
-        )
-        print("spectra compute:", done)
+    targets = ts.spectra_targets(manifest, args.x, args.max_sites)
+    opts = _spectra_options(args)
+    try:  # one store (one MD protocol) per composition; cells of different stores never share an x
+        groups = ts.store_groups(stores_by_x(args, list(targets)), store, manifest, targets)
+        sel = ts.select_and_compute(groups, settings, args.cache, opts, log=print)
+    except ValueError as err:
+        raise SystemExit(f"spectra: {err}") from None
+    by_name = {e["name"]: e for g in groups for e in g.entries}
+    structures = {e["name"]: c for g in groups for e, c in zip(g.entries, g.cells)}
+    protocol_by_x = {
+        f"{x:.2f}": {"store": g.path.name, "protocol": g.manifest["protocol"]} for g in groups for x in g.targets
+    }
+    x_of = {n: by_name[n]["x"] for n in sel.selected}
+    order = sp.round_robin(sel.selected, x_of, {n: by_name[n]["cell_id"] for n in sel.selected})
     simulator = f"xtb-{settings.method.lower()}-{settings.variant}"
     source = SOURCE
     if args.family == "network":
@@ -506,97 +358,27 @@ def step_spectra(args: argparse.Namespace) -> None:
         settings,
         args.cache,
         simulator,
-        keep_small_gap=not args.drop_small_gap,
-        extra_cells=sorted(extra),
+        keep_small_gap=opts.keep_small_gap,
+        extra_cells=sorted(sel.extra),
         compositions=sorted(targets),
         source=source,
     )
+    run = ts.SpectraRun(sel, summary, by_name, settings, simulator, manifest, protocol_by_x, opts)
     used = {r.structure_id for r in records}
-    sites_used = {n: ("all" if len(s) == by_name[n]["n_o"] else s) for n, s in selected.items()}
+    shown = str(store.relative_to(ROOT) if store.is_relative_to(ROOT) else store)
     ds = Dataset.from_records(
         records,
         structures={n: structures[n] for n in sorted(used)},
-        meta={
-            "description": "amorphous SiO_x O K-edge test set (never for training)",
-            "protocol": manifest["protocol"],
-            "protocol_by_x": protocol_by_x,
-            "simulator": simulator,
-            "settings": settings.to_dict(),
-            "calc_key": settings.calc_key(),
-            "store": str(store.relative_to(ROOT) if store.is_relative_to(ROOT) else store),
-            "sites_used": sites_used,
-            "extra_cells": sorted(extra),
-            "failures": summary["failures"],
-            "probe": _probe_meta(args, gate),
-            "skipped_empty_first_shell": summary["skipped"],
-        },
+        meta=run.dataset_meta(shown),
     )
     path = ds.save(args.out / DATASET_NAME)
-    cell_atoms = {  # sorted by x, whichever store serves it
-        f"{x:.2f}": int(by_name[n]["n_si"] + by_name[n]["n_o"])
-        for n in sorted(selected, key=lambda n: float(by_name[n]["x"]))
-        for x in [float(by_name[n]["x"])]
-    }
-    full = {
-        "dataset": str(args.out / DATASET_NAME),
-        "store": str(store),
-        "simulator": simulator,
-        "settings": settings.to_dict(),
-        "calc_key": settings.calc_key(),
-        "cells_used": {n: by_name[n]["x"] for n in selected},
-        "sites_used": sites_used,
-        "extra_cells": sorted(extra),
-        "cell_atoms": cell_atoms,
-        "paper_n_sites": manifest["paper_n_sites"],
-        "protocol_by_x": protocol_by_x,
-        "probe": {**_probe_meta(args, gate), **(gate or {})},
-        **summary,
-    }
+    full = run.spectra_json(args.out / DATASET_NAME, store)
     atomic_write_text(args.out / "spectra.json", json.dumps(full, indent=1) + "\n")
-    if args.doc:
-        _write_status(Path(args.doc), full, args)
-    result = {
-        k: summary[k]
-        for k in (
-            "n_sites",
-            "n_sites_gap_ok",
-            "n_sites_extra_cells",
-            "n_selected",
-            "n_pending",
-            "n_failed",
-            "s_per_site_mean",
-            "s_per_site_converged",
-            "s_per_site_scf_failed",
-        )
-    }
-    result.update(
-        {
-            "paper_n_sites": manifest["paper_n_sites"],
-            "cell_atoms": cell_atoms,
-            "n_cells": {k: sum(1 for n in selected if f"{by_name[n]['x']:.2f}" == k) for k in cell_atoms},
-            "gap_eV_median": {k: v.get("median") for k, v in summary["gap_eV"].items()},
-            "n_computed": summary["n_computed"],
-            "scf_pass_rate": summary["scf_pass_rate"],
-            "simulator": simulator,
-            "calc_key": settings.calc_key(),
-            "min_gap_eV": settings.min_gap,
-            "extra_cells": sorted(extra),
-            "probe": _probe_meta(args, gate),
-            "store_by_x": {k: protocol_by_x[k]["store"] for k in sorted(protocol_by_x, key=float)},
-        }
-    )
-    if gate is not None:
-        result.update(
-            {
-                "n_cells_probed": {k: v["probed"] for k, v in gate["summary"].items()},
-                "n_cells_probe_passed": {k: v["passed"] for k, v in gate["summary"].items()},
-                "s_probe_passed": {k: v["s_probe_passed"] for k, v in gate["summary"].items()},
-                "s_probe_failed": {k: v["s_probe_failed"] for k, v in gate["summary"].items()},
-                "shortfall": gate["shortfall"],
-            }
-        )
+    _emit_table(args, *ts.status_block(full, args.family, args.atoms, args.store_for or ()))
     if args.results is not None:
-        update_results("amorphous_network" if args.family == "network" else "amorphous", result, args.results)
+        update_results(
+            "amorphous_network" if args.family == "network" else "amorphous", run.results_entry(), args.results
+        )
     print(
         f"spectra: {len(records)} records -> {path}; per x {summary['n_sites']}; "
         f"pending {summary['n_pending']}; failed {summary['n_failed']}"
@@ -613,8 +395,8 @@ def _flag(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _cell_args(parser: argparse.ArgumentParser) -> None:
+    """The step, the glass family and where its cells are (store, composition, size, seeds)."""
     parser.add_argument("step", choices=("md", "checks", "spectra", "all", "network"))
     parser.add_argument(
         "--family",
@@ -679,6 +461,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--probe-max-iter; recorded in the store's probes.json) and count only the cells that converge",
     )
     parser.add_argument("--base-seed", type=int, default=20260101)
+
+
+def _spectra_args(parser: argparse.ArgumentParser) -> None:
+    """The spectra step: site selection, the probe gate, the simulator run and where results and tables go."""
     parser.add_argument(
         "--min-gap",
         type=float,
@@ -755,10 +541,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stop-at", default=None, help="spectra: start no new site after the next HH:MM UTC")
     parser.add_argument("--retry-failed", action="store_true", help="spectra: recompute cached failures")
     parser.add_argument(
+        "--table-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="network / checks / spectra: also write each printed markdown table (the docs' <!-- NAME --> "
+        "blocks) to DIR/NAME.md, e.g. runs/amorphous_tables; no doc is edited",
+    )
+    parser.add_argument(
         "--doc",
         default=None,
-        help="spectra / checks: also rewrite the <!-- status --> / <!-- checks_STORE --> table "
-        "of this markdown file (docs/amorphous.md)",
+        help="kept for old command lines: no doc is edited any more; the tables are printed (see --table-dir)",
     )
     parser.add_argument(
         "--no-compute",
@@ -771,6 +564,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_RESULTS,
         help="results JSON that gets the key 'amorphous' (default figures/results.json)",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _cell_args(parser)
+    _spectra_args(parser)
     parser.add_argument("--force", action="store_true", help="recompute cells stored with another protocol")
     parser.add_argument("--quiet", action="store_true")
     _protocol_args(parser)

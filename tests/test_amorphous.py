@@ -368,8 +368,9 @@ def _script():
     return script
 
 
-def test_status_table_and_doc_block(tmp_path):
-    """The status table of docs/amorphous.md: one row per x from spectra.json, a summed last row, block replaced."""
+def test_status_table_and_doc_block(tmp_path, capsys):
+    """The status table of docs/amorphous.md: one row per x from spectra.json, a summed last row; the block is
+    printed (and written under --table-dir), never written into the doc."""
     from s2s.amorphous.spectra import status_table
 
     summary = {
@@ -411,20 +412,21 @@ def test_status_table_and_doc_block(tmp_path):
     ]
     assert rows[4].split(" | ")[:10] == ["| all", "219", "", "9", "8", "3", "144", "140", "2", "1"]
 
+    from s2s.amorphous.testset import status_block
+
+    name, text = status_block(summary, "tersoff", 72, ["2.0=n72_m3500"])
+    assert name == "status" and text.endswith(status_table(summary))
+    assert "--atoms 72 --store-for 2.0=n72_m3500 --no-compute" in text and "| 2.00 | 144 |" in text
+    assert status_block(summary, "network", 72)[0] == "status_network"
     script = _script()
     doc = tmp_path / "a.md"
     doc.write_text("# A\n<!-- status:begin -->\nold\n<!-- status:end -->\ntail\n")
     import argparse
 
-    args = argparse.Namespace(atoms=72, store_for=["2.0=n72_m3500"])
-    script._write_status(doc, summary, args)
-    text = doc.read_text()
-    assert "old" not in text and text.endswith("<!-- status:end -->\ntail\n")
-    assert "--atoms 72 --store-for 2.0=n72_m3500 --no-compute" in text and "| 2.00 | 144 |" in text
-    plain = tmp_path / "plain.md"
-    plain.write_text("no block here\n")
-    with pytest.raises(SystemExit, match="no '<!-- status:begin -->'"):
-        script._write_status(plain, summary, args)
+    script._emit_table(argparse.Namespace(table_dir=tmp_path / "tables", doc=str(doc)), name, text)
+    assert "| 2.00 | 144 |" in capsys.readouterr().out
+    assert (tmp_path / "tables" / "status.md").read_text() == text + "\n"
+    assert "old" in doc.read_text()  # no script edits docs
 
 
 def test_checks_markdown_from_table_and_json(alpha_quartz):
