@@ -121,6 +121,12 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         help="spectrum images: the sum of columns X0..X1-1 and rows Y0..Y1-1, predicted as one spectrum",
     )
     p.add_argument("--no-resume", action="store_true", help="redo outputs that already exist")
+    p.add_argument(
+        "--html",
+        action="store_true",
+        help="also write overview.html: input vs forward-model spectra and every candidate rotatable in 3D "
+        "(consensus first, coloured by shell); self-contained, works offline",
+    )
     p.add_argument("--no-png", action="store_true", help="skip the PNG overview (faster)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -175,6 +181,7 @@ def cmd_predict(a) -> int:
             resume=not a.no_resume,
             progress=not a.quiet,
             png=not a.no_png,
+            html=a.html,
             n_samples=a.n_samples,
             steps=a.steps,
             sampler=a.sampler,

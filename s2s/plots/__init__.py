@@ -15,6 +15,8 @@ Modules (one figure family each):
   :mod:`~s2s.plots.spectra`       spectra and radial distributions
   :mod:`~s2s.plots.dataset`       composition histogram
   :mod:`~s2s.plots.training`      loss curves
+  :mod:`~s2s.plots.viewer3d`      rotatable 3-D views that work offline (notebooks, ``s2s predict --html``):
+                                  :func:`view_environments`, :func:`view_candidates`
 
 Paper figure -> function:
   Fig. 2a, 5a, Supp. 3a  :func:`plot_rmsd_sorted`
@@ -57,6 +59,7 @@ from s2s.plots.style import (
     style,
 )
 from s2s.plots.training import plot_loss_curve, plot_validation_curve, read_loss_csv
+from s2s.plots.viewer3d import view_candidates, view_environments
 
 __all__ = [
     "plot_families_by_composition",
@@ -86,4 +89,6 @@ __all__ = [
     "read_loss_csv",
     "save_figure",
     "style",
+    "view_candidates",
+    "view_environments",
 ]

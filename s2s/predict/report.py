@@ -223,9 +223,10 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
 
 
 def write_prediction(
-    out_dir: Path, pred: Prediction, ctx: PredictContext, png: bool = True, overwrite: bool = False
+    out_dir: Path, pred: Prediction, ctx: PredictContext, png: bool = True, overwrite: bool = False, html: bool = False
 ) -> Path:
-    """Write ``out_dir/<name>/`` (XYZ, JSON, PNG) atomically: built as a hidden temporary
+    """Write ``out_dir/<name>/`` (XYZ, JSON, PNG; with ``html`` also ``overview.html``, self-contained:
+    :mod:`s2s.predict.html`) atomically: built as a hidden temporary
     folder ``.NAME.partial-PID`` next to it and renamed into place; returns the final folder.
 
     Never deletes what s2s did not write: an existing ``out_dir/<name>`` that is not a finished
@@ -270,6 +271,10 @@ def write_prediction(
             fig = overview_figure(pred, ctx)
             fig.savefig(tmp / OVERVIEW, dpi=110)
             plt.close(fig)
+        if html:
+            from s2s.predict.html import OVERVIEW_HTML, overview_html
+
+            (tmp / OVERVIEW_HTML).write_text(overview_html(pred), encoding="utf-8")
         write_json(tmp / SUMMARY, {WRITTEN_BY_KEY: WRITTEN_BY, **pred.summary})
         if conflict() == "done":  # checked again: the folder may have changed while we worked
             os.rename(final, old)

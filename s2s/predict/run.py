@@ -419,6 +419,7 @@ def run_batch(
     resume: bool = True,
     progress: bool = True,
     png: bool = True,
+    html: bool = False,
     **predict_kwargs,
 ) -> BatchReport:
     """Predict for every input with a progress bar; bad inputs are reported (nothing written
@@ -482,7 +483,7 @@ def run_batch(
             pred = predict_one(
                 ctx, item.name, prep.spectrum, prep_info={**prep.info, **meta}, source=item.source, **predict_kwargs
             )
-            write_prediction(out_dir, pred, ctx, png=png, overwrite=not resume)
+            write_prediction(out_dir, pred, ctx, png=png, overwrite=not resume, html=html)
             rep.done.append(item.name)
         except OutputConflict as exc:
             rep.refused.append(InputError(item.name, item.source, f"{item.source}: skipped: {exc}"))
