@@ -169,6 +169,13 @@ def test_hspy_spectrum_image_every_pixel_is_resumable_and_mapped(tiny, tmp_path,
     assert on["y001_x002"] - on["y000_x000"] == pytest.approx(4.0, abs=0.3)
     with np.load(out / "map" / "maps.npz") as z:
         assert z["cn1_mean"].shape == (2, 3) and np.all(np.isfinite(z["cn1_mean"]))
+        cons = z["consensus_cn1"]
+    from s2s.io import read_extxyz
+
+    for y in range(2):
+        for x in range(3):  # the consensus CN map holds candidate 0's first-shell count of each pixel
+            first = read_extxyz(out / "map" / f"y{y:03d}_x{x:03d}" / "candidates.xyz")[0]
+            assert cons[y, x] == np.sum(first.shell == 1)
     capsys.readouterr()
     shutil.rmtree(out / "map" / "y000_x001")  # as if killed before this pixel: only it is redone
     assert _predict(tiny, src, out=out) == 0

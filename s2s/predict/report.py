@@ -297,9 +297,19 @@ def is_done(out_dir: Path, name: str) -> bool:
     return output_state(out_dir, name) == "done"
 
 
+def signature_cn(signature: str) -> list[int]:
+    """Per-shell coordination numbers of a shell signature (``"Si2|O6|Si6"`` -> [2, 6, 6]; ``-`` = 0), the
+    counts :func:`s2s.evaluation.ensemble.signature` writes."""
+    import re
+
+    return [sum(int(n) for n in re.findall(r"[A-Z][a-z]?(\d+)", part)) for part in signature.split("|")]
+
+
 def write_maps(out_dir: Path, inputs: Sequence[InputSpectrum]) -> None:
     """For spectrum images, once every pixel is done: ``<stem>/maps.npz`` with per-pixel CN1
-    mean/std, mean pairwise RMSD, OOD percentile and flag (NaN where a pixel failed)."""
+    mean/std over the candidates, the consensus candidate's first- and second-shell CN (``consensus_cn1``,
+    ``consensus_cn2``: candidate 0 of candidates.xyz), mean pairwise distance, OOD percentile and flag, the
+    most frequent composition's share (NaN where a pixel failed or is not done)."""
     import json
 
     images: dict[str, list[InputSpectrum]] = {}
@@ -318,6 +328,8 @@ def write_maps(out_dir: Path, inputs: Sequence[InputSpectrum]) -> None:
             "ood_percentile",
             "ood_flag",
             "top_frequency",
+            "consensus_cn1",
+            "consensus_cn2",
         )
         maps = {k: np.full((ny, nx), np.nan) for k in keys}
         for it in items:
@@ -335,6 +347,7 @@ def write_maps(out_dir: Path, inputs: Sequence[InputSpectrum]) -> None:
                 s["ood"]["percentile"],
                 float(s["ood"]["flag"]),
                 c["clusters"][0]["frequency"],
+                *signature_cn(c["signatures"][0])[:2],
             )
             for k, v in zip(keys, vals):
                 maps[k][iy, ix] = np.nan if v is None else v
@@ -355,6 +368,7 @@ __all__ = [
     "is_done",
     "overview_figure",
     "read_prediction",
+    "signature_cn",
     "write_maps",
     "write_prediction",
 ]
