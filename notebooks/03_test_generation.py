@@ -292,6 +292,7 @@ if not small:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+# REFERENCE_NUMBERS (nbval skips this cell for its CPU time; the numbers are compared with notebooks/references/)
 from s2s.evaluation.best_of_k import METHODS, BestOfKSettings, evaluate_best_of_k
 from s2s.forward.model import ForwardModel
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what it needs (into .venv), lints with ruff, then runs the unit tests and the
-# notebooks (small parameters, executed and checked by nbval) in one pytest run.
+# notebooks (small parameters, compared with committed references, re-executed by nbval) in one pytest run.
 # Everything a test run writes goes to ignored folders (runs/ci/ for the notebooks and their
 # figures); on a clean checkout the run checks that git status is still clean afterwards.
 set -euo pipefail
@@ -14,8 +14,15 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && [ -z "$(git status --p
 fi
 ruff check .                              # lint (pyproject.toml [tool.ruff]: line length 120, E/F/W/I)
 rm -rf runs/ci
-python scripts/run_notebooks.py --small   # papermill run into runs/ci/; nbval then re-runs and compares the checked cells
+# papermill run into runs/ci/, its checked numbers compared with the committed notebooks/references/ (docs/testing.md);
+# nbval then re-runs the notebooks and checks that the re-run reproduces the checked cells
+references=0
+python scripts/run_notebooks.py --small || references=$?
 python -m pytest -q -p no:cacheprovider tests runs/ci/notebooks/*.ipynb --nbval-lax "$@"
+if [ "$references" -ne 0 ]; then
+  echo "test.sh: the small notebooks differ from notebooks/references/ (or failed to run); see above" >&2
+  exit "$references"
+fi
 if [ -n "$clean_before" ] && [ -n "$(git status --porcelain)" ]; then
   echo "test.sh: the test run changed the working tree (it must write only to ignored folders):" >&2
   git status --porcelain >&2
