@@ -239,7 +239,8 @@ def step_network(args: argparse.Namespace) -> None:
 
 
 def step_checks(args: argparse.Namespace) -> None:
-    from s2s.amorphous.checks import checks_markdown, checks_table, plot_checks, plot_md_traces
+    from s2s.amorphous.checks import checks_markdown, checks_table
+    from s2s.plots.amorphous import plot_checks, plot_md_traces
 
     store = store_dir(args)
     figure = args.figure
@@ -290,8 +291,7 @@ def _deadline(stop_at: str | None, now=None) -> float | None:
 
 
 def _emit_table(args: argparse.Namespace, name: str, text: str) -> None:
-    """Print the markdown table of the docs' block ``name``; with ``--table-dir DIR`` also write it to
-    ``DIR/<name>.md``.  No doc is edited: the table goes between ``<!-- name:begin/end -->`` by hand."""
+    """Print the table of the docs' block ``name`` (and write DIR/<name>.md with --table-dir); edit no doc."""
     print(f"\n<!-- {name} --> table:\n{text}\n")
     if args.table_dir:
         path = Path(args.table_dir) / f"{name}.md"

@@ -262,7 +262,8 @@ def test_store_roundtrip_and_errors(tmp_path):
 
 
 def test_checks_table_and_figure_on_crystals(alpha_quartz, tmp_path, monkeypatch):
-    from s2s.amorphous.checks import angle_mode, checks_table, plot_checks
+    from s2s.amorphous.checks import angle_mode, checks_table
+    from s2s.plots.amorphous import plot_checks
 
     quartz = alpha_quartz.copy()
     quartz.properties = {"x": 2.0}
@@ -290,7 +291,7 @@ def test_checks_table_and_figure_on_crystals(alpha_quartz, tmp_path, monkeypatch
     assert "network" in titles[-1] and "Tersoff" not in titles[-1]
     with pytest.raises(ValueError, match="family"):
         plot_checks([quartz], tmp_path / "x.png", table, family="glass")
-    from s2s.amorphous.checks import plot_md_traces
+    from s2s.plots.amorphous import plot_md_traces
 
     quartz.properties["thermo"] = {
         "time_ps": [0, 2, 4],
