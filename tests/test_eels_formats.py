@@ -5,6 +5,7 @@ damaged file and a missing rosettasciio.  DM files are written by ``tests/dm_wri
 reads DM but does not write it), HSPY and EMSA files by rosettasciio itself."""
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -340,3 +341,42 @@ def test_predict_signal_refuses_with_one_line(tiny):
         with pytest.raises(PredictInputError, match=msg) as err:
             predict_signal(obj, ctx=ctx, n_samples=2, steps=2, **kw)
         assert "\n" not in str(err.value)
+
+
+# ----------------------------------------------------------------------------- damaged DM files
+def test_damaged_dm_files_give_the_input_error_or_a_valid_spectrum(tmp_path):
+    """Bytes of a valid DM4 spectrum image overwritten at random places (tag structure, calibration, data):
+    reading gives the project's input error (one line) or spectra with finite increasing energies, never
+    another exception (tests/test_input_fuzz.py sends random bytes under .dm3/.dm4/.hspy names)."""
+    pytest.importorskip("rsciio")
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from s2s.predict.prepare import load_inputs
+    from s2s.spectrum import SpectrumError
+
+    good = _write_dm_image(tmp_path / "good.dm4", _image(1, 2)).read_bytes()
+
+    @settings(
+        max_examples=int(os.environ.get("S2S_FUZZ_EXAMPLES", "40")),
+        deadline=None,
+        derandomize=not os.environ.get("S2S_FUZZ_EXAMPLES"),
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(edits=st.lists(st.tuples(st.integers(0, len(good) - 1), st.binary(min_size=1, max_size=8)), max_size=4))
+    def check(edits):
+        b = bytearray(good)
+        for at, new in edits:
+            b[at : at + len(new)] = new
+        p = tmp_path / "x.dm4"
+        p.write_bytes(bytes(b[: len(good)]))
+        try:
+            items = load_inputs(p)
+        except SpectrumError as exc:
+            assert "\n" not in str(exc) and str(p) in str(exc)
+            return
+        for it in items:
+            assert np.all(np.isfinite(it.energy)) and np.all(np.diff(it.energy) > 0)
+            assert it.intensity.shape == it.energy.shape
+
+    check()
