@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stride", type=int, default=2, help="every STRIDE-th validation site (default 2)")
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--model", default=None)
+    ap.add_argument("--forward", default=None, help="forward model (default: the shipped one)")
     ap.add_argument("--data", default=None)
     ap.add_argument("--tables", default="runs/selection")
     ap.add_argument("--cache-dir", default="runs/generated")
@@ -77,11 +78,15 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     from s2s.evaluation.bootstrap import describe, interval, resampled_means
+    from s2s.forward.model import ForwardModel
+    from s2s.resources import resolve
     from s2s.selection.model import Selector
     from s2s.selection.train import (
+        cached_forward_scores,
         composition_medoid,
         expected_calibration_error,
         oracle_index,
+        pick_in_commonest_composition,
         picked,
         reliability,
         table_inputs,
@@ -96,8 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     selectors = {
         Path(p).stem if Path(p).name != "selector.pt" else Path(p).parent.name: Selector.load(p) for p in a.selector
     }
+    forward = ForwardModel.load(resolve("forward", a.forward))
     inputs = {}
     for s in seeds:
+        name = f"val_s{s}_k{a.k}.npz" if a.stride == 1 else f"val_s{s}_k{a.k}_stride{a.stride}.npz"
+        cached_forward_scores(Path(a.tables) / name, tables[s], forward)
         inputs[s] = table_inputs(tables[s])
     picks: dict[str, dict[int, np.ndarray]] = {"first sample": {}, "composition medoid": {}}
     probs: dict[str, dict[int, np.ndarray]] = {}
@@ -107,9 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         picks["composition medoid"][s] = composition_medoid(t)
     for name, sel in selectors.items():
         picks[f"confidence ({name})"], probs[name] = {}, {}
+        picks[f"confidence ({name}), commonest comp."] = {}
         for s in seeds:
             sc = sel.scores(inputs[s])
             picks[f"confidence ({name})"][s] = np.argmax(sc, axis=1)
+            picks[f"confidence ({name}), commonest comp."][s] = pick_in_commonest_composition(sc, inputs[s])
             probs[name][s] = sel.probability(sc)
     picks["oracle of K"] = {s: oracle_index(tables[s]) for s in seeds}
 

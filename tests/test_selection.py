@@ -79,7 +79,8 @@ def test_group_features_invariant_per_candidate_and_equivariant_in_k():
     envs = [toy_env(s, n=8) for s in range(4)]
     spec = np.random.default_rng(0).random(200)
     ref = group_features(envs, pairwise_rmsd(envs, method="paper"), spec)
-    assert ref.shape == (4, len(feature_names()) + 22 + 20)
+    assert ref.shape == (4, len(feature_names()) + 22 + 20 + 3)
+    assert np.isnan(ref[:, -3:]).all()  # no forward-model scores given
     mirror = np.diag([1.0, 1.0, -1.0])
     moved = [
         rotate_permute(e, random_orthogonal(i) @ mirror, random_permutation(e.n_atoms, i)) for i, e in enumerate(envs)
@@ -89,6 +90,24 @@ def test_group_features_invariant_per_candidate_and_equivariant_in_k():
     order = [2, 0, 3, 1]
     re = [envs[i] for i in order]
     np.testing.assert_allclose(group_features(re, pairwise_rmsd(re, method="paper"), spec), ref[order], atol=1e-9)
+
+
+def test_forward_features_and_a_forward_selector():
+    from s2s.selection import confidence
+    from s2s.selection.features import forward_features
+
+    f = forward_features(np.array([1e-4, np.nan, 4e-4, 2e-4]), 4)
+    np.testing.assert_allclose(f[:, 0], np.log([1e-4, 4e-4, 4e-4, 2e-4]))  # unscorable = the group's worst
+    np.testing.assert_allclose(f[:, 2], [0, 2 / 3, 1, 1 / 3])
+    envs = [toy_env(400 + i, n=7) for i in range(4)]
+    spec = np.ones(200)
+    x = group_features(envs, pairwise_rmsd(envs, method="paper"), spec, [1e-4, 3e-4, 2e-4, 5e-4])[None]
+    sel = Selector.train(
+        np.repeat(x, 2, 0), np.tile([[0.1, 0.5, 0.9, 0.2]], (2, 1)), SelectorConfig(epochs=2, forward=True)
+    )
+    with pytest.raises(ValueError, match="forward"):
+        confidence(sel, envs, spec)
+    assert confidence(sel, envs, spec, forward_mse=[1e-4, 3e-4, 2e-4, 5e-4])[0].shape == (4,)
 
 
 def test_composition_medoid_flag_is_the_composition_medoid():
@@ -104,7 +123,7 @@ def test_composition_medoid_flag_is_the_composition_medoid():
 def synthetic(n_groups: int = 40, k: int = 6, seed: int = 0):
     """Inputs (the full width of group_features) whose first feature is the error plus noise: a model
     must learn to pick its minimum."""
-    f = len(feature_names()) + len(relative_feature_names()) + 20
+    f = len(feature_names()) + len(relative_feature_names()) + 20 + 3
     rng = np.random.default_rng(seed)
     err = rng.uniform(0.05, 1.0, size=(n_groups, k))
     x = rng.normal(size=(n_groups, k, f))

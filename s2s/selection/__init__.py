@@ -22,13 +22,19 @@ from s2s.environment import Environment
 
 
 def confidence(
-    selector, samples: Sequence[Environment], spectrum: np.ndarray, distances: np.ndarray | None = None
+    selector,
+    samples: Sequence[Environment],
+    spectrum: np.ndarray,
+    distances: np.ndarray | None = None,
+    forward_mse: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(scores (K,), probabilities (K,)) of the K candidates of one spectrum under a
     :class:`~s2s.selection.model.Selector`: higher score = closer to the truth; probability = the
     calibrated P(paper-aligned 1st-shell RMSD <= ``selector.config.threshold`` Å) (NaN without a
     calibration).  ``distances``: the candidates' (K, K) paper-aligned RMSDs (Å), computed when not
-    given (K(K-1)/2 alignments); ``spectrum``: the input spectrum (200,) on the grid."""
+    given (K(K-1)/2 alignments); ``spectrum``: the input spectrum (200,) on the grid; ``forward_mse``
+    (K,): the forward model's MSE of each candidate (:func:`s2s.forward.selfconsistent.score_candidates`),
+    needed when ``selector.config.forward``."""
     from s2s.evaluation.ensemble import pairwise_rmsd
     from s2s.selection.features import group_features
 
@@ -36,7 +42,9 @@ def confidence(
         raise ValueError("confidence: no samples")
     if distances is None:
         distances = pairwise_rmsd(samples, method="paper")
-    x = group_features(samples, distances, spectrum)
+    if selector.config.forward and forward_mse is None:
+        raise ValueError("confidence: this selector reads the forward model's scores; pass forward_mse")
+    x = group_features(samples, distances, spectrum, forward_mse)
     s = selector.scores(x)
     return s, selector.probability(s)
 

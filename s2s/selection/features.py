@@ -13,6 +13,8 @@ or reflection about the excited O and by any reordering of the other atoms (test
   mean, min and median aligned RMSD to them, the share of candidates with its composition, whether it
   is the composition medoid, and its deviation from the others' median in a few key numbers.
 * :func:`spectrum_features`: the spectrum averaged into 20 bins of 10 grid points.
+* :func:`forward_features`: the forward model's MSE of each candidate's spectrum to the input (log, relative
+  to the group, rank) - optional.
 """
 
 from __future__ import annotations
@@ -248,32 +250,61 @@ COMPACT_COLUMNS = ("n_atoms", "o_frac", "d_si_0", "d_si_1", "cn1", "cn2", "exc_s
 FEATURE_SETS = ("all", "compact")
 
 
-def input_columns(feature_set: str = "all", spectrum: bool = False) -> np.ndarray:
-    """Indices into :func:`group_features`' columns (with the spectrum's 20 when ``spectrum``) of a feature
-    set: ``all`` (every column) or ``compact`` (the relative features and :data:`COMPACT_COLUMNS`)."""
+N_SPECTRUM = 20  # spectrum_features' bins
+N_FORWARD = 3  # forward_features' columns
+
+
+def input_columns(feature_set: str = "all", spectrum: bool = False, forward: bool = False) -> np.ndarray:
+    """Indices into :func:`group_features`' columns of a feature set: ``all`` (every candidate and relative
+    column) or ``compact`` (the relative features and :data:`COMPACT_COLUMNS`), plus the spectrum's
+    20 bins when ``spectrum`` and the forward model's 3 columns when ``forward``."""
     if feature_set not in FEATURE_SETS:
         raise ValueError(f"input_columns: feature set must be one of {FEATURE_SETS}, got {feature_set!r}")
     names = feature_names()
     n_f, n_r = len(names), len(relative_feature_names())
-    spec = np.arange(n_f + n_r, n_f + n_r + 20) if spectrum else np.zeros(0, dtype=int)
+    extra = []
+    if spectrum:
+        extra.append(np.arange(n_f + n_r, n_f + n_r + N_SPECTRUM))
+    if forward:
+        extra.append(np.arange(n_f + n_r + N_SPECTRUM, n_f + n_r + N_SPECTRUM + N_FORWARD))
+    extra = np.concatenate(extra) if extra else np.zeros(0, dtype=int)
     if feature_set == "all":
-        return np.r_[np.arange(n_f + n_r), spec].astype(int)
-    return np.r_[[names.index(c) for c in COMPACT_COLUMNS], np.arange(n_f, n_f + n_r), spec].astype(int)
+        return np.r_[np.arange(n_f + n_r), extra].astype(int)
+    return np.r_[[names.index(c) for c in COMPACT_COLUMNS], np.arange(n_f, n_f + n_r), extra].astype(int)
+
+
+def forward_features(mse: np.ndarray | None, k: int) -> np.ndarray:
+    """(K, 3) the forward model's view of K candidates: log MSE of its spectrum to the input
+    (:func:`s2s.forward.selfconsistent.score_candidates`; unscorable = the worst of the group), that
+    minus the group's mean, and its rank / (K - 1).  NaN columns when ``mse`` is None."""
+    if mse is None:
+        return np.full((k, N_FORWARD), np.nan)
+    v = np.asarray(mse, dtype=np.float64).reshape(-1)
+    if v.size != k:
+        raise ValueError(f"forward_features: {v.size} scores for {k} candidates")
+    ok = np.isfinite(v) & (v > 0)
+    worst = v[ok].max() if ok.any() else 1.0
+    lv = np.log(np.where(ok, v, worst))
+    rank = np.argsort(np.argsort(lv, kind="stable"), kind="stable") / max(k - 1, 1)
+    return np.column_stack([lv, lv - lv.mean(), rank])
 
 
 def group_features(
-    samples: Sequence[Environment], distances: np.ndarray, spectrum: np.ndarray | None = None
+    samples: Sequence[Environment],
+    distances: np.ndarray,
+    spectrum: np.ndarray,
+    forward_mse: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(K, F + R [+ 20]) the full input of the confidence model for the K candidates of one spectrum:
-    :func:`candidate_features`, :func:`relative_features` and (with ``spectrum``) :func:`spectrum_features`."""
+    """(K, F + R + 20 + 3) the full input of the confidence model for the K candidates of one spectrum:
+    :func:`candidate_features`, :func:`relative_features`, :func:`spectrum_features` and
+    :func:`forward_features` (NaN without ``forward_mse``); each model reads the columns of its feature
+    set (:func:`input_columns`)."""
     from s2s.evaluation.best_of_k import composition_key
 
     x = np.stack([candidate_features(e) for e in samples])
     rel = relative_features(x, distances, [composition_key(e) for e in samples])
-    parts = [x, rel]
-    if spectrum is not None:
-        parts.append(np.repeat(spectrum_features(spectrum)[None, :], len(samples), axis=0))
-    return np.concatenate(parts, axis=1)
+    spec = np.repeat(spectrum_features(spectrum)[None, :], len(samples), axis=0)
+    return np.concatenate([x, rel, spec, forward_features(forward_mse, len(samples))], axis=1)
 
 
 __all__ = [
@@ -283,6 +314,7 @@ __all__ = [
     "relative_feature_names",
     "spectrum_features",
     "group_features",
+    "forward_features",
     "input_columns",
     "KEY_COLUMNS",
     "COMPACT_COLUMNS",

@@ -38,7 +38,8 @@ class SelectorConfig:
     (Å, pairwise), ``threshold`` (Å, what the calibrated probability is about), ``spectrum`` (whether the
     spectrum's 20 bins enter the input), ``features`` (:data:`s2s.selection.features.FEATURE_SETS`: every
     column, or the relative features and a few key ones), ``n_models`` (an ensemble of that many networks,
-    seeds ``seed``, ``seed`` + 1, ..., whose scores are averaged)."""
+    seeds ``seed``, ``seed`` + 1, ..., whose scores are averaged), ``forward`` (whether the forward model's
+    score of each candidate enters, :func:`s2s.selection.features.forward_features`)."""
 
     loss: str = "listwise"
     hidden: int = 64
@@ -57,6 +58,7 @@ class SelectorConfig:
     spectrum: bool = False
     features: str = "all"
     n_models: int = 1
+    forward: bool = False
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -155,7 +157,7 @@ class Selector:
 
         self.config = config
         self.n_in = int(n_in)  # columns of the full input (group_features)
-        self.columns = input_columns(config.features, config.spectrum)
+        self.columns = input_columns(config.features, config.spectrum, config.forward)
         if self.columns.max() >= self.n_in:
             raise ValueError(f"Selector: {self.n_in} input columns, feature set {config.features!r} needs more")
         self.mean = np.asarray(mean, dtype=np.float32)
@@ -181,7 +183,7 @@ class Selector:
             raise ValueError(f"Selector.train: x {x.shape} and err {err.shape} do not fit (G, K, F) / (G, K)")
         from s2s.selection.features import input_columns
 
-        cols = input_columns(config.features, config.spectrum)
+        cols = input_columns(config.features, config.spectrum, config.forward)
         flat = x[..., cols].reshape(-1, len(cols))
         mean, std = flat.mean(axis=0), flat.std(axis=0) + 1e-6
         torch.manual_seed(config.seed)
@@ -215,6 +217,8 @@ class Selector:
         x = np.asarray(x, dtype=np.float32)
         if x.shape[-1] != self.n_in:
             raise ValueError(f"Selector: inputs have {x.shape[-1]} features, the model takes {self.n_in}")
+        if not np.all(np.isfinite(x[..., self.columns])):
+            raise ValueError("Selector: inputs are not finite (a forward-model selector needs the forward scores)")
         with torch.no_grad():
             z = torch.as_tensor((x[..., self.columns] - self.mean) / self.std)
             return self._forward(z).numpy().astype(np.float64)

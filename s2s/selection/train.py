@@ -15,14 +15,58 @@ import numpy as np
 from s2s.selection.model import Selector, SelectorConfig, utility
 
 
-def table_inputs(table: dict[str, np.ndarray]) -> np.ndarray:
-    """(M, K, F) confidence-model inputs of every site of a table (:func:`s2s.selection.features.group_features`
-    with the spectrum; each model's feature set picks its columns)."""
+def table_inputs(table: dict[str, np.ndarray], forward=None) -> np.ndarray:
+    """(M, K, F) confidence-model inputs of every site of a table (:func:`s2s.selection.features.group_features`;
+    each model's feature set picks its columns).  The forward columns come from ``table["forward_mse"]``,
+    else from ``forward`` (a :class:`s2s.forward.model.ForwardModel`, scored here and stored in the table),
+    else stay NaN."""
     from s2s.selection.data import table_samples
     from s2s.selection.features import group_features
 
     samples = table_samples(table)
-    return np.stack([group_features(row, table["distances"][i], table["spectrum"][i]) for i, row in enumerate(samples)])
+    if "forward_mse" not in table and forward is not None:
+        table["forward_mse"] = forward_scores(table, forward, samples)
+    fwd = table.get("forward_mse")
+    return np.stack(
+        [
+            group_features(row, table["distances"][i], table["spectrum"][i], None if fwd is None else fwd[i])
+            for i, row in enumerate(samples)
+        ]
+    )
+
+
+def cached_forward_scores(table_path, table: dict[str, np.ndarray], forward) -> np.ndarray:
+    """:func:`forward_scores` of the table at ``table_path``, kept beside it (``<table>.forward.npz``, checked
+    against the table's sites and sample count) so that it is computed once; also set as
+    ``table["forward_mse"]``."""
+    from pathlib import Path
+
+    side = Path(str(table_path) + ".forward.npz")
+    if side.exists():
+        with np.load(side) as z:
+            if np.array_equal(z["site"], table["site"]) and z["forward_mse"].shape == table["rmsd_shell1"].shape:
+                table["forward_mse"] = z["forward_mse"]
+                return table["forward_mse"]
+    table["forward_mse"] = forward_scores(table, forward)
+    np.savez(side, site=table["site"], forward_mse=table["forward_mse"])
+    return table["forward_mse"]
+
+
+def forward_scores(table: dict[str, np.ndarray], forward, samples=None) -> np.ndarray:
+    """(M, K) the forward model's MSE of every sample's spectrum to its site's input spectrum
+    (:func:`s2s.forward.selfconsistent.score_candidates`; NaN = unscorable)."""
+    from s2s.forward.selfconsistent import score_candidates
+    from s2s.selection.data import table_samples
+
+    samples = samples if samples is not None else table_samples(table)
+    return np.stack(
+        [
+            score_candidates(
+                forward, table["spectrum"][i].astype(np.float64), row, [str(j) for j in range(len(row))]
+            ).scores
+            for i, row in enumerate(samples)
+        ]
+    )
 
 
 def table_errors(table: dict[str, np.ndarray], config: SelectorConfig) -> np.ndarray:
@@ -58,6 +102,17 @@ def cross_validate(x: np.ndarray, err: np.ndarray, folds: np.ndarray, config: Se
 def pick(scores: np.ndarray) -> np.ndarray:
     """(M,) index of the best-scored sample per site (ties: the lower index)."""
     return np.argmax(np.asarray(scores), axis=1)
+
+
+def pick_in_commonest_composition(scores: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+    """(M,) index of the best-scored sample per site among the samples of the commonest composition (the
+    ``comp_majority`` column of the (M, K, F) inputs): the composition medoid's composition, the learned
+    score choosing the sample within it."""
+    from s2s.selection.features import feature_names, relative_feature_names
+
+    col = len(feature_names()) + relative_feature_names().index("comp_majority")
+    masked = np.where(np.asarray(inputs)[..., col] > 0.5, np.asarray(scores, dtype=float), -np.inf)
+    return np.argmax(masked, axis=1)
 
 
 def picked(table: dict[str, np.ndarray], idx) -> dict[str, np.ndarray]:
@@ -121,10 +176,13 @@ def expected_calibration_error(prob: np.ndarray, outcome: np.ndarray, n_bins: in
 
 __all__ = [
     "table_inputs",
+    "forward_scores",
+    "cached_forward_scores",
     "table_errors",
     "group_folds",
     "cross_validate",
     "pick",
+    "pick_in_commonest_composition",
     "picked",
     "pick_table",
     "oracle_index",
