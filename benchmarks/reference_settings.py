@@ -42,6 +42,14 @@ VARIANTS: dict[str, dict] = {
     "szp": {"mpi_procs": 1, "basis": "szp(dzp)"},
     "scf1e-3_min8": {"mpi_procs": 1, "scf_density": 1e-3, "scf_energy": 5e-3, "min_image": 8.0},
     "scf1e-3_np2": {"mpi_procs": 2, "scf_density": 1e-3, "scf_energy": 5e-3},
+    # is 9 Å between core-hole images converged? (larger supercells than the reference's)
+    "scf1e-3_min10": {"mpi_procs": 1, "scf_density": 1e-3, "scf_energy": 5e-3, "min_image": 10.0},
+    "scf1e-3_min11": {"mpi_procs": 1, "scf_density": 1e-3, "scf_energy": 5e-3, "min_image": 11.0},
+    # the conduction band sampled beyond Gamma (non-self-consistent bands on a k-mesh at the SCF density)
+    "k20": {"mpi_procs": 1, "scf_density": 1e-3, "scf_energy": 5e-3, "xas_kpt_length": 20.0},
+    "k30": {"mpi_procs": 1, "scf_density": 1e-3, "scf_energy": 5e-3, "xas_kpt_length": 30.0},
+    "k20_min10": {"mpi_procs": 1, "scf_density": 1e-3, "scf_energy": 5e-3, "xas_kpt_length": 20.0, "min_image": 10.0},
+    "k20_min11": {"mpi_procs": 1, "scf_density": 1e-3, "scf_energy": 5e-3, "xas_kpt_length": 20.0, "min_image": 11.0},
 }
 
 #: the screening sites: every family of the reference set, cells of 40-84 atoms

@@ -59,6 +59,9 @@ class GPAWSettings:
     charge: float = 0.0  # extra charge on top of the setup's +0.5 (the excited electron is omitted)
     occupation_width: float = 0.0  # Fermi-Dirac width, eV (0 = integer occupations)
     min_image: float = 9.0  # shortest lattice vector of the supercell, Å
+    # k-mesh of the XAS bands (non-self-consistent, at the SCF's density): N_i = ceil(length x |b_i|) points
+    # along reciprocal vector b_i (1/Å, no 2 pi) of the supercell; 0 = the supercell's Gamma point only
+    xas_kpt_length: float = 0.0
     maxiter: int = 300
     scf_density: float = 1.0e-4  # SCF convergence: density change, electrons / electron (GPAW's default)
     scf_energy: float = 5.0e-4  # SCF convergence: energy change, eV / electron (GPAW's default)
@@ -239,6 +242,15 @@ def unique_o_sites(structure, symprec: float = 0.01) -> list[tuple[int, int]]:
 VALENCE = {"Si": 4, "O": 6}
 
 
+def kpoint_mesh(cell: np.ndarray, length: float) -> list[int]:
+    """Gamma-centred mesh with ``ceil(length / d_i)`` points along each reciprocal vector, ``d_i`` (Å) the
+    spacing of the lattice planes it is normal to (``length`` in Å, as VASP's automatic R_k); 0 -> [1, 1, 1]."""
+    if length < 0:
+        raise ValueError(f"kpoint_mesh: length must be >= 0 Å, got {length}")
+    plane_spacing = (np.linalg.inv(np.asarray(cell, float)) ** 2).sum(0) ** -0.5
+    return [max(1, int(np.ceil(length / d - 1e-9))) for d in plane_spacing]
+
+
 def grid_points(cell: np.ndarray, h: float, divisor: int = 4) -> list[int]:
     """Real-space grid points along each cell vector for spacing ``h`` (Å), each a multiple of ``divisor``.
 
@@ -304,6 +316,7 @@ def prepare_input(
         "h": settings.h,
         "gpts": grid_points(s.lattice.matrix, settings.h, settings.grid_divisor) if settings.mode == "lcao" else None,
         "convergence": {"density": settings.scf_density, "energy": settings.scf_energy},
+        "xas_kpts": kpoint_mesh(s.lattice.matrix, settings.xas_kpt_length),
         "ecut": settings.ecut,
         "nbands": nbands,
         "charge": settings.charge,
@@ -423,6 +436,15 @@ def build_record(
     p = parse_worker_output(xas_out)
     check = sanity_check(p["eigenvalues"], p["occupations"], p["n_valence"], settings.min_gap, settings.warn_gap)
     lumo = check["lumo_eV"]
+    sampled = any(int(n) > 1 for n in xas_out.get("xas_kpts", [1, 1, 1]))
+    if sampled and np.isfinite(lumo):
+        # with a k-mesh the lowest empty level is the lowest over the k-points: the first stick, which may lie
+        # below the Gamma-point LUMO; above it by more than 0.1 eV means the band bookkeeping went wrong
+        if p["stick_energies"][0] > lumo + 0.1 and check["passed"]:
+            check["passed"] = False
+            check["message"] = f"first stick {p['stick_energies'][0] - lumo:.3f} eV above the Gamma LUMO"
+        lumo = min(lumo, float(p["stick_energies"][0]))
+        check["lumo_eV"] = lumo
     rel = p["stick_energies"] - lumo
     if np.isfinite(lumo) and abs(rel[0]) > 1e-6 and check["passed"]:
         check["passed"] = False
@@ -449,6 +471,7 @@ def build_record(
             "supercell_matrix": inp["supercell_matrix"],
             "supercell_atoms": len(inp["symbols"]),
             "gpts": inp.get("gpts"),
+            "xas_kpts": xas_out.get("xas_kpts", [1, 1, 1]),
             "supercell_composition": n_sym,
             "min_image_A": inp["min_image_A"],
             "excited_index_in_supercell": inp["excited_index"],
