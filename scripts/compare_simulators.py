@@ -16,7 +16,8 @@ Lorentzian widths and onset definitions, and compared with the reference on the
 The cost per site is the SCF wall time (ground state: per structure divided by
 its number of unique O sites).  Prints a table, writes
 ``<figures>/simulator_comparison.json`` and the figures.
-The logic lives in :mod:`s2s.simulate.comparison` (tables, figures: :mod:`s2s.simulate.comparison_report`).
+The logic lives in :mod:`s2s.simulate.comparison` (tables: :mod:`s2s.simulate.comparison_report`; figures:
+:mod:`s2s.plots.simulators`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from s2s.simulate.comparison import VARIANTS, compare_environments, compare_with_reference
+from s2s.plots.simulators import plot_simulator_dev, plot_simulator_summary, plot_simulator_vs_reference
+from s2s.simulate.comparison import (
+    VARIANTS,
+    compare_environments,
+    compare_with_reference,
+    load_references,
+    reference_broadener,
+)
 from s2s.simulate.xtb import XtbSettings
 
 
@@ -51,9 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = ap.parse_args(argv)
     if args.dev:
-        compare_environments(args.variants, args.cache, args.structures, args.figures, args.workers, args.min_length)
+        spectra = compare_environments(args.variants, args.cache, args.structures, args.workers, args.min_length)
+        if args.figures:  # the sites come in the same order for every variant
+            plot_simulator_dev(spectra, list(next(iter(spectra.values()))), args.figures)
     else:
-        compare_with_reference(
+        out = compare_with_reference(
             args.reference,
             args.structures,
             args.cache,
@@ -63,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
             args.doc,
             args.ref_as_shipped,
         )
+        refs = load_references(args.reference, args.structures)
+        base = XtbSettings(min_length=args.min_length)
+        ref_grid = reference_broadener(args.ref_as_shipped)
+        plot_simulator_vs_reference(refs, out["at_default"], base, args.cache, args.figures, ref_grid)
+        plot_simulator_summary(out, args.figures)
     return 0
 
 

@@ -293,8 +293,9 @@ def compare_with_reference(
     doc: Path | None = None,
     ref_as_shipped: bool = False,
 ) -> dict:
-    """The whole comparison: sweep, tables on stdout, ``figures/simulator_comparison.json``, the
-    figures ``simulator_vs_gpaw.png`` / ``simulator_summary.png`` and the tables of ``doc``.
+    """The whole comparison: sweep, tables on stdout, ``figures/simulator_comparison.json`` and the
+    tables of ``doc``.  Its figures ``simulator_vs_gpaw.png`` / ``simulator_summary.png`` are drawn by
+    :mod:`s2s.plots.simulators` (``scripts/compare_simulators.py`` calls both).
 
     Returns the dict written to ``simulator_comparison.json``.
     """
@@ -364,8 +365,6 @@ def compare_with_reference(
     out["similarity"] = similarity_check(refs, base.with_(**VARIANTS[chosen]), cache)
     print(f"similarity check: {out['similarity']}")
     B.atomic_write_json(figures / "simulator_comparison.json", out)
-    rep.figure_reference(refs, at_default, base, cache, figures, ref_grid)
-    rep.figure_summary(refs, per_site, dkey, rows, figures)
     if doc is not None:
         rep.write_doc(doc, out, rows, refs)
     return out
@@ -375,13 +374,13 @@ def compare_environments(
     variants: list[str],
     cache: Path,
     structures: Path | None = None,
-    figures: Path | None = None,
     workers: int = 1,
     min_length: float = XtbSettings.min_length,
 ) -> dict[str, dict]:
     """No references: do clearly different environments (:func:`dev_structures`) give clearly
-    different spectra?  Prints cost / size / gap per site and the site-by-site Pearson matrices;
-    draws ``simulator_dev_environments.png`` into ``figures``.  Returns {variant: {(sid, site): SiteResult}}."""
+    different spectra?  Prints cost / size / gap per site and the site-by-site Pearson matrices.
+    Returns {variant: {(sid, site): SiteResult}}, the sites in the same order for every variant
+    (:func:`s2s.plots.simulators.plot_simulator_dev` draws them)."""
     from s2s.environment import unique_o_sites
     from s2s.simulate import comparison_report as rep
 
@@ -399,6 +398,4 @@ def compare_environments(
         print(f"{vname}: {time.perf_counter() - t0:.1f} s wall (cached items cost nothing)", file=sys.stderr)
     keys = [(sid, s) for sid, _ in items for s in sites_by_id[sid]]
     print(rep.format_dev(spectra, timing, keys, variants))
-    if figures:
-        rep.figure_dev(spectra, keys, figures)
     return spectra

@@ -1,22 +1,18 @@
-"""Tables, markdown and figures of the simulator comparison (:mod:`s2s.simulate.comparison`).
+"""Tables and markdown of the simulator comparison (:mod:`s2s.simulate.comparison`).
 
 Rows are the dicts of :func:`s2s.simulate.comparison.sweep` (variant, widths in eV, onset, mean /
-median / min Pearson r, mean cosine, failures, seconds per site).
+median / min Pearson r, mean cosine, failures, seconds per site).  The figures are drawn by
+:mod:`s2s.plots.simulators`.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from s2s.simulate import build as B
-from s2s.simulate.compare import pearson
-from s2s.simulate.comparison import GAUSS, LORENTZ, ONSETS, SLOPES, VARIANTS, PerSite
-from s2s.simulate.xtb import XtbSettings
-from s2s.spectrum import GRID
+from s2s.simulate.comparison import GAUSS, LORENTZ, ONSETS, SLOPES, VARIANTS
 
 DOC_BEGIN, DOC_END = "<!-- comparison:begin -->", "<!-- comparison:end -->"
 
@@ -213,98 +209,3 @@ def write_doc(doc: Path, out: dict, rows: list[dict], refs: list[dict]) -> None:
     tmp.write_text(head + DOC_BEGIN + "\n" + markdown(out, rows, refs) + "\n" + DOC_END + tail)
     tmp.replace(doc)
     print(f"updated {doc}", file=sys.stderr)
-
-
-def figure_summary(refs: list[dict], per_site: PerSite, dkey: tuple, rows: list[dict], figures: Path) -> None:
-    """``simulator_summary.png``: Pearson r per site at the defaults (bars) and vs the Gaussian FWHM."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(14, 4.5), gridspec_kw={"width_ratios": [2.2, 1]})
-    labels = [f"{r['structure_id']}:{r['site_index']}" for r in refs]
-    x = np.arange(len(refs))
-    wdt = 0.8 / len(VARIANTS)
-    for i, v in enumerate(VARIANTS):
-        a1.bar(x + i * wdt, per_site[(v, *dkey)][0], wdt, label=v)
-    a1.set_xticks(x + 0.4 - wdt / 2, labels, rotation=90, fontsize=7)
-    a1.set_ylabel("Pearson r vs GPAW (defaults)")
-    a1.set_ylim(min(0.0, np.nanmin([per_site[(v, *dkey)][0] for v in VARIANTS])), 1.0)
-    a1.legend(fontsize=7)
-    for v in VARIANTS:
-        ys = [
-            max(r["pearson_mean"] for r in rows if r["variant"] == v and r["onset"] == dkey[3] and r["gauss_fwhm"] == g)
-            for g in GAUSS
-        ]
-        a2.plot(GAUSS, ys, "o-", label=v)
-    a2.set_xlabel("Gaussian FWHM (eV)")
-    a2.set_ylabel(f"mean Pearson r (onset {dkey[3]})")
-    a2.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(figures / "simulator_summary.png", dpi=110)
-    plt.close(fig)
-
-
-def figure_reference(
-    refs: list[dict],
-    best: dict[str, dict],
-    base: XtbSettings,
-    cache: Path,
-    figures: Path,
-    ref_grid: Callable[[dict, float, float, float], np.ndarray],
-) -> None:
-    """``simulator_vs_gpaw.png``: up to 12 sites, GPAW and each variant at its row of ``best``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = min(len(refs), 12)
-    fig, axes = plt.subplots((n + 3) // 4, 4, figsize=(14, 3 * ((n + 3) // 4)), squeeze=False)
-    top = max(best.values(), key=lambda b: b["pearson_mean"])
-    step = max(1, len(refs) // n)
-    for ax, r in zip(axes.flat, refs[::step][:n]):
-        ax.plot(
-            GRID, ref_grid(r, top["gauss_fwhm"], top["lorentz_fwhm"], top["lorentz_slope"]), "k", lw=2, label="GPAW"
-        )
-        for vname, b in best.items():
-            st = base.with_(**VARIANTS[vname]).with_(
-                gauss_fwhm=b["gauss_fwhm"],
-                lorentz_fwhm=b["lorentz_fwhm"],
-                lorentz_slope=b["lorentz_slope"],
-                onset=b["onset"],
-            )
-            res = B.load_site(cache, st, r["structure_id"], r["site_index"])
-            if res is not None and res.ok:
-                ref = ref_grid(r, b["gauss_fwhm"], b["lorentz_fwhm"], b["lorentz_slope"])
-                ax.plot(GRID, res.spectrum, lw=1, label=f"{vname} r={pearson(res.spectrum, ref):.2f}")
-        ax.set_title(f"{r['structure_id']} O{r['site_index']}", fontsize=8)
-        ax.legend(fontsize=6)
-    for ax in axes.flat[n:]:
-        ax.axis("off")
-    fig.supxlabel("energy (eV)")
-    fig.tight_layout()
-    fig.savefig(figures / "simulator_vs_gpaw.png", dpi=110)
-    print(f"wrote {figures / 'simulator_vs_gpaw.png'}", file=sys.stderr)
-
-
-def figure_dev(spectra: dict[str, dict], keys: list[tuple[str, int]], figures: Path) -> None:
-    """``simulator_dev_environments.png``: every site's spectrum, one panel per variant."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figures.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, len(spectra), figsize=(5 * len(spectra), 4), squeeze=False)
-    for ax, (v, sp) in zip(axes[0], spectra.items()):
-        for k in keys:
-            if sp[k].ok:
-                ax.plot(GRID, sp[k].spectrum, lw=1, label=f"{k[0].replace('dev-', '')} O{k[1]}")
-        ax.set_title(v)
-        ax.set_xlabel("energy (eV, 0 = lowest empty level)")
-        ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(figures / "simulator_dev_environments.png", dpi=110)
-    print(f"wrote {figures / 'simulator_dev_environments.png'}", file=sys.stderr)
