@@ -222,6 +222,17 @@ for lab, i in cases.items():
 fig = plot_overlay_grid(panels, ncols=len(panels))
 save_figure(fig, FIG / "03_overlays", dpi=DPI)
 
+# %%
+# NBVAL_IGNORE_OUTPUT
+# The same cases in 3D, rotatable (drag) and offline (s2s.plots.view_environments: the viewer is inline, no CDN);
+# atoms coloured by shell. Output not compared (nbval, notebooks/references/): an interactive view.
+from s2s.plots import view_environments
+
+view_environments(
+    [e for _, t, g in panels for e in (t, g)],
+    titles=[f"{lab}: {w}" for lab, *_ in panels for w in ("target", "generated, aligned")],
+)
+
 # %% [markdown]
 # ## Fig. 3 — oxygen fraction, generated vs target
 

@@ -217,6 +217,19 @@ for name, s in stats.items():
         "1, ...)"
     )
 
+# %%
+# NBVAL_IGNORE_OUTPUT
+# The target and the first samples from the input spectrum in 3D, each rotated onto the target (paper alignment):
+# rotatable (drag) and offline (s2s.plots.view_environments: the viewer is inline, no CDN), coloured by shell.
+# Output not compared (nbval, notebooks/references/): an interactive view.
+from s2s.plots import view_environments
+
+shown = [align_for_plot(target, g) for g in generated["input"][:7]]
+view_environments(
+    [target] + shown,
+    titles=["target (alpha-quartz)"] + [f"sample {k}: RMSD {g.meta['rmsd']:.2f} Å" for k, g in enumerate(shown)],
+)
+
 # %% [markdown]
 # Does the output depend on the spectrum? Both ensembles start from the same noise (same seed and
 # atom count), so any difference between them comes from the conditioning spectrum alone.

@@ -76,7 +76,8 @@ def energy_from_axis(ax: dict, path: PathLike, where: str = "energy axis") -> tu
     ``scale``, ``size``, or an explicit ``axis``; ``name``); raises :class:`~s2s.io.raw.SpectrumFileError`
     naming ``path`` on a missing or non-energy calibration."""
     units = str(ax.get("units") or "").strip()
-    name = str(ax.get("name") or where)
+    name = str(ax.get("name") or "")
+    name = where if name in ("", "<undefined>", "Undefined") else name
     size = int(ax.get("size", 0) or 0)
     if "axis" in ax and ax["axis"] is not None:  # a non-uniform axis: explicit values
         values = np.asarray(ax["axis"], dtype=np.float64).reshape(-1)

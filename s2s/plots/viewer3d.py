@@ -105,6 +105,8 @@ def environment_json(env: Environment) -> dict:
     xyz = np.asarray(env.coords, dtype=float)
     sp = list(env.symbols()) if hasattr(env, "symbols") else [str(s) for s in env.species]
     shell = np.asarray(env.shell if env.shell is not None else np.full(len(sp), 4), dtype=int)
+    if len(xyz) and np.all(np.isfinite(xyz[0])):
+        xyz = xyz - xyz[0]  # the excited O at the centre of the view
     ok = np.all(np.isfinite(xyz), axis=1)
     atoms = [
         [round(float(x), 3), round(float(y), 3), round(float(z), 3), s, int(h)]
