@@ -5,7 +5,7 @@
 # figures); on a clean checkout the run checks that git status is still clean afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-S2S_EXTRAS=${S2S_EXTRAS:-notebooks,test} bash scripts/install.sh
+S2S_EXTRAS=${S2S_EXTRAS:-notebooks,test,eels} bash scripts/install.sh
 . "${S2S_VENV:-.venv}/bin/activate"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MPLBACKEND=Agg
 clean_before=""
