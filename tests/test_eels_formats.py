@@ -183,6 +183,14 @@ def test_hspy_spectrum_image_every_pixel_is_resumable_and_mapped(tiny, tmp_path,
     assert "1 written, 5 already done" in capsys.readouterr().out
 
 
+def test_hyperspy_file_saved_as_hdf5_is_read_as_hyperspy(tiny, tmp_path):
+    """.hdf5 is also an s2s dataset suffix: a HyperSpy file under it is recognised by its file_format."""
+    pytest.importorskip("rsciio")
+    src = _write_hspy(tmp_path / "old.hspy", _measured(1.0)).rename(tmp_path / "old.hdf5")
+    assert _predict(tiny, src, out=tmp_path / "out") == 0
+    assert _summary(tmp_path / "out" / "old")["preprocessing"]["format"] == "hspy"
+
+
 def test_dm_spectrum_image_pixel_and_roi(tiny, tmp_path, capsys):
     pytest.importorskip("rsciio")
     img = _image()

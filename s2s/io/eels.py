@@ -59,10 +59,22 @@ def rsciio_available() -> bool:
     return True
 
 
-def _reader(path: Path):
+def is_hyperspy_hdf5(path: PathLike) -> bool:
+    """Whether an HDF5 file (e.g. ``.hdf5``, the suffix of HyperSpy files before ``.hspy``) was written by
+    HyperSpy/rosettasciio (root attribute ``file_format`` = "HyperSpy")."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return str(f.attrs.get("file_format", "")).lower() == "hyperspy"
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _reader(path: Path, plugin: str | None = None):
     import importlib
 
-    plugin = RSCIIO_PLUGINS[path.suffix.lower()]
+    plugin = plugin or RSCIIO_PLUGINS[path.suffix.lower()]
     try:
         return importlib.import_module(f"rsciio.{plugin}").file_reader
     except ImportError:
@@ -125,15 +137,16 @@ def _signal_axis(axes: list[dict]) -> int | None:
     return None
 
 
-def read_eels_file(path: PathLike) -> EelsData:
+def read_eels_file(path: PathLike, plugin: str | None = None) -> EelsData:
     """Read a ``.dm3``/``.dm4``/``.hspy`` file through rosettasciio (module docstring).  Raises
     :class:`~s2s.io.raw.SpectrumFileError` (one line naming the file) when rosettasciio is missing, the
-    file cannot be read, it holds no spectrum, or the energy axis is not calibrated in eV."""
+    file cannot be read, it holds no spectrum, or the energy axis is not calibrated in eV.  ``plugin``: the
+    rosettasciio plugin (default by suffix, :data:`RSCIIO_PLUGINS`; ``"hspy"`` for a HyperSpy ``.hdf5``)."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file")
-    reader = _reader(p)
-    fmt = "dm" if p.suffix.lower() in (".dm3", ".dm4") else "hspy"
+    reader = _reader(p, plugin)
+    fmt = "hspy" if (plugin or RSCIIO_PLUGINS[p.suffix.lower()]) == "hspy" else "dm"
     try:
         signals = reader(str(p), lazy=False)
     except MemoryError:
@@ -196,6 +209,7 @@ __all__ = [
     "RSCIIO_PLUGINS",
     "EelsData",
     "energy_from_axis",
+    "is_hyperspy_hdf5",
     "read_eels_file",
     "rsciio_available",
 ]

@@ -248,6 +248,11 @@ def load_inputs(
         try:
             ds = Dataset.load(p)
         except (ValueError, OSError, KeyError, TypeError) as exc:  # not HDF5, not the s2s layout
+            from s2s.io.eels import is_hyperspy_hdf5, read_eels_file
+
+            if is_hyperspy_hdf5(p):  # a HyperSpy file saved as .hdf5 (HyperSpy < 1.2's suffix)
+                d = read_eels_file(p, plugin="hspy")
+                return _array_inputs(p, d.energy, d.data, d.meta, pixel=pixel, roi=roi, what="HyperSpy")
             raise PredictInputError(p, str(exc).replace(f"{p}: ", "")) from None
         if len(ds) == 0:
             raise PredictInputError(p, "the dataset has no entries")
