@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(groups)} validation sites of {n_struct} structures, K = {a.k}, seeds {seeds}; paper alignment")
     print(f"intervals: {describe(n_groups=n_struct)} (s2s.evaluation.bootstrap)\n")
     out: dict = {"sites": len(groups), "structures": n_struct, "k": a.k, "seeds": seeds, "picks": {}}
-    header = f"{'pick':34s}{'seed':>6s}" + "".join(f"{c:>22s}" for c in KEYS)
+    header = f"{'pick':42s}{'seed':>6s}" + "".join(f"{c:>22s}" for c in KEYS)
     print(header)
     for name, by_seed in picks.items():
         per_seed = {s: picked(tables[s], by_seed[s]) for s in seeds}
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             means = resampled_means(vals, groups)
             res[label] = {k: [float(np.nanmean(vals[:, j])), *interval(means[:, j])] for j, k in enumerate(KEYS)}
             print(
-                f"{name:34s}{label:>6s}"
+                f"{name:42s}{label:>6s}"
                 + "".join(f"{f'{v[0]:.3f} ({v[1]:.3f}-{v[2]:.3f})':>22s}" for v in res[label].values())
             )
         out["picks"][name] = res
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             diff = a_ - b_
             d.append([float(np.nanmean(diff)), *interval(resampled_means(diff, groups)[:, 0])])
         out["picks"][name]["difference_to_composition_medoid"] = dict(zip(KEYS, d))
-        print(f"{name:34s}" + "".join(f"{f'{v[0]:+.3f} ({v[1]:+.3f}..{v[2]:+.3f})':>26s}" for v in d))
+        print(f"{name:42s}" + "".join(f"{f'{v[0]:+.3f} ({v[1]:+.3f}..{v[2]:+.3f})':>26s}" for v in d))
 
     print("\ncalibration of P(1st-shell RMSD <= 0.3 A), all K candidates of every seed")
     out["calibration"] = {}

@@ -9,10 +9,12 @@ model's score of every sample (kept beside the table).  Each configuration of ``
 spectrum:forward``, :class:`s2s.selection.model.SelectorConfig`) is cross-validated over ``--folds`` folds of
 whole structures (:func:`s2s.selection.train.group_folds`); the table prints its out-of-fold pick (mean
 paper-aligned 1st-shell and all-atom RMSD, species accuracy, validity), alone and restricted to the commonest
-composition, beside the first sample, the composition medoid and the oracle of K.  The first configuration of
-the grid is then trained on all fit sites; its "within 0.3 Å" probability is an isotonic map
-(:class:`s2s.selection.model.Isotonic`) fitted on its out-of-fold scores (held-out structures, never
-validation), and the selector is saved to ``--out`` (a few hundred KB).  Deterministic for ``--seed``.
+composition, beside the first sample, the composition medoid and the oracle of K.  The configuration with the
+smallest out-of-fold 1st-shell RMSD whose species accuracy and validity are no worse than the composition
+medoid's is then trained on all fit sites (``--save-best-of-each DIR``: also the best of each loss); its
+"within 0.3 Å" probability is an isotonic map (:class:`s2s.selection.model.Isotonic`) fitted on its out-of-fold
+scores (held-out structures, never validation), and the selector is saved to ``--out`` (a few hundred KB).
+Deterministic for ``--seed``.
 """
 
 from __future__ import annotations
@@ -42,13 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table", default="runs/selection/fit_k8.npz")
     ap.add_argument("--forward", default=None, help="forward model (default: the shipped one)")
     ap.add_argument("--out", default="models/selector_v1/selector.pt")
-    ap.add_argument("--grid", default=DEFAULT_GRID, help="loss:features:spectrum:forward,... (the first is saved)")
+    ap.add_argument("--grid", default=DEFAULT_GRID, help="loss:features:spectrum:forward,...")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--n-models", type=int, default=3, help="ensemble size of every model")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--compare-only", action="store_true")
+    ap.add_argument("--save-best-of-each", default=None, metavar="DIR", help="also save the best model of each loss")
     ap.add_argument("--json", default=None, help="write the comparison here")
     a = ap.parse_args(argv)
 
@@ -110,29 +113,49 @@ def main(argv: list[str] | None = None) -> int:
     if a.compare_only:
         return 0
 
-    cfg, s_oof = grid[0], oof[0]
-    t0 = time.process_time()
-    sel = Selector.train(x, table_errors(table, cfg), cfg)
-    sel.calibrate(s_oof.ravel(), table["rmsd_shell1"].ravel())
-    r = table["rmsd_shell1"].ravel()
-    ece = expected_calibration_error(sel.probability(s_oof.ravel()), np.isfinite(r) & (r <= cfg.threshold))
-    sel.info = {
-        "table": str(a.table),
-        "table_sha256": file_sha256(a.table),
-        "n_sites": m,
-        "n_structures": n_struct,
-        "k": k,
-        "sampling": json.loads(str(table["info"])),
-        "cross_validation": {"folds": a.folds, "picks": rows},
-        "calibration": "isotonic on the out-of-fold scores of the fit sites (folds of whole structures)",
-        "ece_out_of_fold_in_sample": round(ece, 4),
-        "training_cpu_s": round(time.process_time() - t0, 1),
-        "config": asdict(cfg),
-    }
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    sel.save(a.out)
-    print(f"\nsaved {a.out} ({Path(a.out).stat().st_size / 1024:.0f} KB): {a.grid.split(',')[0]}")
-    print(f"calibration ECE on the out-of-fold scores it was fitted on: {ece:.3f}")
+    specs = a.grid.split(",")
+    medoid = rows["composition medoid"]
+    ok = [
+        i
+        for i, sp in enumerate(specs)
+        if rows[sp]["species_accuracy"] >= medoid["species_accuracy"] and rows[sp]["validity"] >= medoid["validity"]
+    ]
+    best = min(ok or range(len(specs)), key=lambda i: rows[specs[i]]["rmsd_shell1"])
+    print(
+        f"\nchosen by cross-validation: {specs[best]} (smallest out-of-fold 1st-shell RMSD among the configurations "
+        f"whose species accuracy and validity are no worse than the composition medoid's: {len(ok)} of {len(specs)})"
+    )
+    saves = {a.out: best}
+    if a.save_best_of_each:
+        for loss in dict.fromkeys(c.loss for c in grid):
+            i = min((j for j, c in enumerate(grid) if c.loss == loss), key=lambda j: rows[specs[j]]["rmsd_shell1"])
+            saves[str(Path(a.save_best_of_each) / f"{loss}.pt")] = i
+    for path, i in saves.items():
+        cfg, s_oof = grid[i], oof[i]
+        t0 = time.process_time()
+        sel = Selector.train(x, table_errors(table, cfg), cfg)
+        sel.calibrate(s_oof.ravel(), table["rmsd_shell1"].ravel())
+        r = table["rmsd_shell1"].ravel()
+        ece = expected_calibration_error(sel.probability(s_oof.ravel()), np.isfinite(r) & (r <= cfg.threshold))
+        sel.info = {
+            "name": specs[i],
+            "table": str(a.table),
+            "table_sha256": file_sha256(a.table),
+            "n_sites": m,
+            "n_structures": n_struct,
+            "k": k,
+            "sampling": json.loads(str(table["info"])),
+            "cross_validation": {"folds": a.folds, "picks": rows, "chosen": specs[best]},
+            "calibration": "isotonic on the out-of-fold scores of the fit sites (folds of whole structures)",
+            "ece_out_of_fold_in_sample": round(ece, 4),
+            "training_cpu_s": round(time.process_time() - t0, 1),
+            "config": asdict(cfg),
+        }
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        sel.save(path)
+        print(
+            f"saved {path} ({Path(path).stat().st_size / 1024:.0f} KB): {specs[i]}; calibration ECE in-sample {ece:.3f}"
+        )
     return 0
 
 
