@@ -36,19 +36,27 @@ def table_inputs(table: dict[str, np.ndarray], forward=None) -> np.ndarray:
 
 
 def cached_forward_scores(table_path, table: dict[str, np.ndarray], forward) -> np.ndarray:
-    """:func:`forward_scores` of the table at ``table_path``, kept beside it (``<table>.forward.npz``, checked
-    against the table's sites and sample count) so that it is computed once; also set as
-    ``table["forward_mse"]``."""
+    """:func:`forward_scores` of the table at ``table_path``, kept beside it (``<table>.forward.npz``, by site)
+    so that each site is scored once, also when the table grows; also set as ``table["forward_mse"]``."""
     from pathlib import Path
 
+    from s2s.selection.data import table_samples
+
     side = Path(str(table_path) + ".forward.npz")
+    known: dict[int, np.ndarray] = {}
     if side.exists():
         with np.load(side) as z:
-            if np.array_equal(z["site"], table["site"]) and z["forward_mse"].shape == table["rmsd_shell1"].shape:
-                table["forward_mse"] = z["forward_mse"]
-                return table["forward_mse"]
-    table["forward_mse"] = forward_scores(table, forward)
-    np.savez(side, site=table["site"], forward_mse=table["forward_mse"])
+            if z["forward_mse"].shape[1:] == table["rmsd_shell1"].shape[1:]:
+                known = {int(s): row for s, row in zip(z["site"], z["forward_mse"])}
+    todo = [i for i, s in enumerate(table["site"]) if int(s) not in known]
+    if todo:
+        samples = table_samples(table)
+        part = {k: np.asarray(table[k])[todo] for k in ("spectrum",)}
+        new = forward_scores(part, forward, [samples[i] for i in todo])
+        known.update({int(table["site"][i]): row for i, row in zip(todo, new)})
+        sites = np.array(sorted(known))
+        np.savez(side, site=sites, forward_mse=np.stack([known[int(s)] for s in sites]))
+    table["forward_mse"] = np.stack([known[int(s)] for s in table["site"]])
     return table["forward_mse"]
 
 
@@ -58,7 +66,7 @@ def forward_scores(table: dict[str, np.ndarray], forward, samples=None) -> np.nd
     from s2s.forward.selfconsistent import score_candidates
     from s2s.selection.data import table_samples
 
-    samples = samples if samples is not None else table_samples(table)
+    samples = samples if samples is not None else table_samples(table)  # spectra: table["spectrum"]
     return np.stack(
         [
             score_candidates(
