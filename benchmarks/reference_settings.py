@@ -46,6 +46,7 @@ VARIANTS: dict[str, dict] = {
     "scf1e-3_min10": {"mpi_procs": 1, "scf_density": 1e-3, "scf_energy": 5e-3, "min_image": 10.0},
     "scf1e-3_min11": {"mpi_procs": 1, "scf_density": 1e-3, "scf_energy": 5e-3, "min_image": 11.0},
     # the conduction band sampled beyond Gamma (non-self-consistent bands on a k-mesh at the SCF density)
+    "k15": {"mpi_procs": 1, "scf_density": 1e-3, "scf_energy": 5e-3, "xas_kpt_length": 15.0},
     "k20": {"mpi_procs": 1, "scf_density": 1e-3, "scf_energy": 5e-3, "xas_kpt_length": 20.0},
     "k30": {"mpi_procs": 1, "scf_density": 1e-3, "scf_energy": 5e-3, "xas_kpt_length": 30.0},
     "k20_min10": {"mpi_procs": 1, "scf_density": 1e-3, "scf_energy": 5e-3, "xas_kpt_length": 20.0, "min_image": 10.0},
@@ -164,6 +165,29 @@ def cmd_table(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(a: argparse.Namespace) -> int:
+    """Two variants against each other, site by site, at several broadenings (a convergence check)."""
+    out = Path(a.out)
+    fwhms = [float(f) for f in a.fwhm.split(",")]
+    print(f"| site | {a.a} vs {a.b}: " + " | ".join(f"r / RMS @ {f} eV" for f in fwhms) + " |")
+    print("|---|" + "---|" * len(fwhms))
+    for pa in sorted((out / a.a).glob("*__site*.json")):
+        pb = out / a.b / pa.name
+        if pa.name.endswith(".failed.json") or not pb.exists():
+            continue
+        ra, rb = json.loads(pa.read_text()), json.loads(pb.read_text())
+        cells = []
+        for f in fwhms:
+            ag = agreement(ra, rb, f)
+            cells.append(f"{ag['pearson']:.3f} / {ag['rms_eV^-1']:.4f}")
+        print(
+            f"| {pa.stem} ({ra['settings']['supercell_atoms']} vs {rb['settings']['supercell_atoms']} atoms) | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -175,8 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     for p in (r, sub.add_parser("table")):
         p.add_argument("--out", default="runs/reference_settings")
     sub.choices["table"].add_argument("--json", type=Path, default=None)
+    c = sub.add_parser("compare", help="variant A against variant B on their common sites")
+    c.add_argument("a")
+    c.add_argument("b")
+    c.add_argument("--fwhm", default="0.5,1.0,1.5")
+    c.add_argument("--out", default="runs/reference_settings")
     a = ap.parse_args(argv)
-    return {"run": cmd_run, "table": cmd_table}[a.cmd](a)
+    return {"run": cmd_run, "table": cmd_table, "compare": cmd_compare}[a.cmd](a)
 
 
 if __name__ == "__main__":
