@@ -80,6 +80,7 @@ def twin_pairs(
 
 def cmd_run(a: argparse.Namespace, ds: Dataset, store: ReferenceStore) -> int:
     pairs = twin_pairs(ds, a.pairs, a.max_atoms, a.min_shell1, a.seed)
+    pairs = sorted(pairs, key=lambda p: max(p["atoms"]))  # whole pairs early, cheapest first
     sites = []
     for p in pairs:
         for sid, k in (p["a"], p["b"]):
