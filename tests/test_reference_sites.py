@@ -256,3 +256,22 @@ def test_held_out_site_is_planned_with_the_tests_and_never_in_a_training_split(t
     ref = rs.with_reference(ds, store).fidelity("reference")
     assert len(ref) == 1 and ref[0].split == "" and "notebook 07" in ref[0].meta["held_out"]
     assert len(rs.with_reference(ds, store).fidelity("reference").train) == 0
+
+
+def _add_failures(root: str, tag: str, n: int) -> None:
+    store = rs.ReferenceStore(root)
+    for i in range(n):
+        store.add_failure(f"{tag}{i}", 1, "SCF did not converge", "key", 1.0)
+
+
+def test_two_builds_writing_one_store_lose_nothing(tmp_path):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_add_failures, args=(str(tmp_path), tag, 25)) for tag in ("a", "b")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert all(p.exitcode == 0 for p in procs)
+    assert len(rs.ReferenceStore(tmp_path).failures()) == 50

@@ -35,6 +35,7 @@ on any :class:`concurrent.futures.Executor` (a process pool by default; a Dask c
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import io
 import json
@@ -42,7 +43,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,9 +174,25 @@ class ReferenceStore:
         return json.loads(p.read_text()) if p.exists() else {}
 
     # ----------------------------------------------------------------- writing
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """An exclusive lock on the store (``.lock``), so that two builds writing one store lose nothing."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
     def add(self, site: ReferenceSite, settings: GPAWSettings) -> None:
         """Add (or replace) one site in its structure's file; record the settings under their key."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            self._add(site, settings)
+
+    def _add(self, site: ReferenceSite, settings: GPAWSettings) -> None:
         known = self.settings()
         if site.calc_key not in known:
             known[site.calc_key] = settings.calc_fields()
@@ -187,14 +204,14 @@ class ReferenceStore:
             self._write_failures(fails)
 
     def add_failure(self, structure_id: str, site_index: int, reason: str, calc_key: str, seconds: float) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        fails = self.failures()
-        fails[f"{structure_id}:{site_index}"] = {
-            "reason": reason[-2000:],
-            "calc_key": calc_key,
-            "seconds": round(float(seconds), 1),
-        }
-        self._write_failures(fails)
+        with self._locked():
+            fails = self.failures()
+            fails[f"{structure_id}:{site_index}"] = {
+                "reason": reason[-2000:],
+                "calc_key": calc_key,
+                "seconds": round(float(seconds), 1),
+            }
+            self._write_failures(fails)
 
     def _write_failures(self, fails: dict) -> None:
         atomic_write_text(self.root / "failures.json", json.dumps(fails, indent=1, sort_keys=True) + "\n")
