@@ -112,3 +112,16 @@ def test_bad_input_says_what_is_wrong():
     with pytest.raises(ValueError, match="group labels"):
         summary_intervals(rows, ["a"], keys=["rmsd_shell1"])
     assert "21 structures" in describe(n_groups=21) and "95%" in describe()
+
+
+def test_the_default_settings_are_those_the_recorded_intervals_were_made_with():
+    """figures/results.json states how its test intervals were made; the defaults must still make them so
+    (2,000 resamples, 95 %, seed 0 over the 21 test structures), else the recorded intervals are stale."""
+    from s2s.evaluation.results import read_results
+    from s2s.resources import resolve
+
+    recorded = read_results(resolve("results"))["test_generation"]["ci95_method"]
+    assert describe(n_groups=21) == recorded
+    assert describe(BootstrapSettings(n_resamples=2001), 21) != recorded
+    assert describe(BootstrapSettings(seed=1), 21) != recorded
+
