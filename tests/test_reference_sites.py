@@ -214,7 +214,10 @@ def test_with_reference_adds_a_reference_record_per_computed_site_and_round_trip
     store.add(rs.site_from_record(_record("a", 1, st), structure_hash(s)), st)
     store.add(rs.site_from_record(_record("b", 1, st), "another-structure"), st)  # stale: left out, named
     with pytest.warns(UserWarning, match="b site 1 was computed for another structure"):
-        both = rs.with_reference(ds, store)
+        both = rs.with_reference(ds, store, calc_key=None)
+    assert len(rs.with_reference(ds, store).fidelity("reference")) == 0  # default: the build's settings only
+    with pytest.warns(UserWarning, match="computed for another structure"):
+        assert len(rs.with_reference(ds, store, calc_key=st.calc_key()).fidelity("reference")) == 1
     assert [r.fidelity for r in both] == ["xtb", "xtb", "reference"]
     ref = both.fidelity("reference")
     assert len(ref) == 1 and ref[0].key == ("a", 1) and ref[0].split == "train"
@@ -253,9 +256,9 @@ def test_held_out_site_is_planned_with_the_tests_and_never_in_a_training_split(t
     st = GPAWSettings(mpi_procs=1)
     store = rs.ReferenceStore(tmp_path)
     store.add(rs.site_from_record(_record(sid, k, st), structure_hash(s)), st)
-    ref = rs.with_reference(ds, store).fidelity("reference")
+    ref = rs.with_reference(ds, store, calc_key=None).fidelity("reference")
     assert len(ref) == 1 and ref[0].split == "" and "notebook 07" in ref[0].meta["held_out"]
-    assert len(rs.with_reference(ds, store).fidelity("reference").train) == 0
+    assert len(rs.with_reference(ds, store, calc_key=None).fidelity("reference").train) == 0
 
 
 def _add_failures(root: str, tag: str, n: int) -> None:

@@ -274,17 +274,20 @@ HELD_OUT: dict[tuple[str, int], str] = {
 SIMULATOR = "gpaw-lcao-hch1s"
 
 
-def reference_records(dataset, store: ReferenceStore) -> list:
+def reference_records(dataset, store: ReferenceStore, calc_key: str | None = BUILD_SETTINGS.calc_key()) -> list:
     """The dataset's sites that have a reference spectrum, as :class:`s2s.dataset.SiteRecord` with that
     spectrum (``simulator`` :data:`SIMULATOR`, ``settings`` the GPAW settings of its key, everything else, the
     split included, as the xTB record; a :data:`HELD_OUT` site gets split "").  A stored spectrum whose
     structure hash differs from the dataset's structure is left out and named in a warning (it was computed
-    for another structure under that id)."""
+    for another structure under that id).  ``calc_key``: only spectra of these settings (default: the build's;
+    None: any)."""
     import warnings
 
     from s2s.simulate.xtb_settings import structure_hash
 
     sites, settings = store.sites(), store.settings()
+    if calc_key is not None:  # only spectra computed with these settings (others are being recomputed)
+        sites = {k: v for k, v in sites.items() if v.calc_key == calc_key}
     out, hashes = [], {}
     for r in dataset.records:
         site = sites.get(r.key)
@@ -316,13 +319,13 @@ def reference_records(dataset, store: ReferenceStore) -> list:
     return out
 
 
-def with_reference(dataset, store: ReferenceStore):
+def with_reference(dataset, store: ReferenceStore, calc_key: str | None = BUILD_SETTINGS.calc_key()):
     """``dataset`` plus a record for every site with a reference spectrum (both fidelities where both exist):
     select one with :meth:`s2s.dataset.Dataset.fidelity`."""
     from s2s.dataset import Dataset
 
     return Dataset(
-        list(dataset.records) + reference_records(dataset, store),
+        list(dataset.records) + reference_records(dataset, store, calc_key),
         dataset.structures,
         {**dataset.meta, "reference_sites": len(store.sites())},
     )
