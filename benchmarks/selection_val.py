@@ -60,7 +60,7 @@ def val_table(seed: int, stride: int, a) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--selector", nargs="+", default=["models/selector_v1/selector.pt"], help="selector file(s)")
+    ap.add_argument("--selector", nargs="+", default=["runs/selection/selector.pt"], help="selector file(s)")
     ap.add_argument("--seeds", default="0,1", help="sampling seeds (comma-separated)")
     ap.add_argument("--stride", type=int, default=2, help="every STRIDE-th validation site (default 2)")
     ap.add_argument("--k", type=int, default=8)

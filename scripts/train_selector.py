@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_GRID = (
+    "pointwise:all:0:1,pairwise:all:0:1,listwise:all:0:1,"
     "pointwise:compact:0:1,pairwise:compact:0:1,listwise:compact:0:1,"
-    "pointwise:compact:0:0,pairwise:compact:0:0,listwise:compact:0:0,"
-    "pointwise:all:0:1,pairwise:all:0:1,pointwise:compact:1:1"
+    "pointwise:all:0:0,pairwise:all:0:0,pointwise:all:1:1"
 )
 
 
@@ -46,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="models/selector_v1/selector.pt")
     ap.add_argument("--grid", default=DEFAULT_GRID, help="loss:features:spectrum:forward,...")
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="passes over the sites (default: 60 x min(1, 300 / sites), at least 15)",
+    )
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--n-models", type=int, default=3, help="ensemble size of every model")
     ap.add_argument("--seed", type=int, default=0)
@@ -85,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     x = table_inputs(table)
     print(f"{m} fit sites of {n_struct} structures, K = {k}: inputs {time.process_time() - t0:.0f} s CPU", flush=True)
     folds = group_folds(table["structure_id"], a.folds, seed=a.seed)
+    epochs = a.epochs or max(15, round(60 * min(1.0, 300 / m)))
     base = SelectorConfig(
-        epochs=a.epochs, seed=a.seed, hidden=a.hidden, dropout=0.2, weight_decay=1e-2, n_models=a.n_models
+        epochs=epochs, seed=a.seed, hidden=a.hidden, dropout=0.3, weight_decay=0.1, n_models=a.n_models
     )
     rows = {
         "first sample": pick_table(table, np.zeros(m, dtype=int)),
