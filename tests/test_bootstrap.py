@@ -125,3 +125,26 @@ def test_the_default_settings_are_those_the_recorded_intervals_were_made_with():
     assert describe(BootstrapSettings(n_resamples=2001), 21) != recorded
     assert describe(BootstrapSettings(seed=1), 21) != recorded
 
+
+def test_edges_of_the_settings_and_inputs():
+    """The boundaries: one resample is allowed, levels 0 and 1 are not; settings cannot be changed in place;
+    an all-NaN column gives a NaN interval, one value a point; one site is a valid input, none or 3-D is not."""
+    import dataclasses
+
+    assert BootstrapSettings(n_resamples=1).n_resamples == 1
+    for level in (0.0, 1.0):
+        with pytest.raises(ValueError, match="level"):
+            BootstrapSettings(level=level)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        BootstrapSettings().level = 0.9
+    lo, hi = interval([np.nan, np.nan])
+    assert np.isnan(lo) and np.isnan(hi)
+    assert interval([3.0]) == [3.0, 3.0]
+    assert resampled_means([2.5], ["a"], BootstrapSettings(n_resamples=3))[:, 0].tolist() == [2.5, 2.5, 2.5]
+    for bad in (np.zeros(0), np.zeros((2, 2, 2))):
+        with pytest.raises(ValueError, match="values must be"):
+            resampled_means(bad, ["a", "b"][: len(bad)])
+    rows = [_row(0, rmsd_shell1=0.1), _row(1, rmsd_shell1=0.2)]
+    with pytest.raises(ValueError, match="equal non-empty rows"):
+        difference_intervals(rows, rows[:1], ["a", "b"], keys=["rmsd_shell1"])
+
