@@ -48,8 +48,10 @@ def test_store_round_trip_keeps_spectra_and_sticks_below_40_eV(tmp_path):
     assert [s.site_index for s in back] == [3, 5]
     for s, r in zip(back, recs):
         np.testing.assert_allclose(s.grid_spectrum, r["grid_spectrum"], rtol=1e-6, atol=1e-7)
-        e = np.asarray(r["energies_eV"])
-        np.testing.assert_allclose(s.stick_energy, e[e <= rs.STICK_MAX_EV], rtol=1e-6)
+        e, w = np.asarray(r["energies_eV"]), np.asarray(r["intensity"])
+        me, mw = rs.merge_sticks(e[e <= rs.STICK_MAX_EV], w[e <= rs.STICK_MAX_EV])
+        np.testing.assert_allclose(s.stick_energy, me, rtol=1e-6)
+        np.testing.assert_allclose(s.stick_intensity, mw, rtol=1e-6)
         assert s.stick_intensity.shape == s.stick_energy.shape
         assert s.calc_key == st.calc_key() and s.structure_hash == "abc" and s.supercell_atoms == 48
     assert json.loads((tmp_path / "store" / "settings.json").read_text())[st.calc_key()]["h"] == st.h
@@ -278,3 +280,30 @@ def test_two_builds_writing_one_store_lose_nothing(tmp_path):
         p.join(60)
     assert all(p.exitcode == 0 for p in procs)
     assert len(rs.ReferenceStore(tmp_path).failures()) == 50
+
+
+def test_merge_sticks_keeps_total_intensity_first_moment_and_the_broadened_spectrum():
+    rng = np.random.default_rng(3)
+    e = np.sort(rng.uniform(0, 30, 5000))
+    w = rng.uniform(0, 1, 5000)
+    me, mw = rs.merge_sticks(e, w)
+    assert me.size <= 30 / rs.STICK_MERGE_EV + 1 and np.all(np.diff(me) > 0)
+    assert np.isclose(mw.sum(), w.sum()) and np.isclose((me * mw).sum(), (e * w).sum())
+    for fwhm in (0.5, 1.0):
+        a, b = broaden_to_grid(e, w, fwhm), broaden_to_grid(me, mw, fwhm)
+        assert np.max(np.abs(a - b)) < 1e-3 * np.max(a)
+    # two sticks 0.2 eV apart stay two; by hand: 1.00 and 1.02 merge to (1.00*1 + 1.02*3) / 4 = 1.015
+    me, mw = rs.merge_sticks(np.array([1.0, 1.02, 1.2]), np.array([1.0, 3.0, 2.0]))
+    np.testing.assert_allclose(me, [1.015, 1.2])
+    np.testing.assert_allclose(mw, [4.0, 2.0])
+
+
+def test_compact_rewrites_stored_sticks_merged(tmp_path):
+    st = GPAWSettings(mpi_procs=1)
+    store = rs.ReferenceStore(tmp_path)
+    site = rs.site_from_record(_record("q", 1, st), "h")
+    e = np.linspace(0, 30, 4000).astype(np.float32)
+    store.add(dataclasses.replace(site, stick_energy=e, stick_intensity=np.ones_like(e)), st)
+    assert store.compact() == 1
+    back = store.read_structure("q")[0]
+    assert back.stick_energy.size < 700 and np.isclose(back.stick_intensity.sum(), 4000, rtol=1e-5)

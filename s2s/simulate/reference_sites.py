@@ -17,7 +17,8 @@ Each ``.npz`` holds, for its ``n`` sites (row order = order of computation):
 ``grid_spectrum``      (n, 200) f4     sticks broadened (Gaussian, FWHM ``settings.fwhm`` eV) on
                                        :data:`s2s.spectrum.GRID`, unit area (eV^-1)
 ``stick_offsets``      (n+1,) int32    sticks of site i are rows offsets[i]..offsets[i+1]-1
-``stick_energy``       (S,) f4         eV above the lowest empty level (onset = 0), sticks <= 40 eV
+``stick_energy``       (S,) f4         eV above the lowest empty level (onset = 0), sticks <= 40 eV, merged
+                                       within 0.05 eV (:func:`merge_sticks`)
 ``stick_intensity``    (S,) f4         orientation-averaged squared dipole matrix element (GPAW units)
 ``gap_eV``             (n,) f4         HOMO-LUMO gap of the core-hole cell
 ``cpu_s``, ``wall_s``  (n,) f4         worker CPU seconds (user + system) and wall seconds
@@ -26,7 +27,7 @@ Each ``.npz`` holds, for its ``n`` sites (row order = order of computation):
 ``structure_hash``     (n,) str        :func:`s2s.simulate.xtb_settings.structure_hash` of the structure
 =====================  ==============  =========================================================
 
-About 2-4 KB per site.  :func:`build` computes the plan's sites not yet in the store (in plan order),
+About 3-8 KB per site.  :func:`build` computes the plan's sites not yet in the store (in plan order),
 on any :class:`concurrent.futures.Executor` (a process pool by default; a Dask cluster through
 :func:`s2s.simulate.build.dask_executor`), writes each result as it arrives and records failures
 (SCF not converged, failed sanity check, worker errors) by name: nothing is dropped silently.
@@ -63,6 +64,33 @@ from s2s.spectrum import GRID
 BUILD_SETTINGS = GPAWSettings(mpi_procs=1, nice=0, scf_density=1e-3, scf_energy=5e-3, xas_kpt_length=20.0, fwhm=1.0)
 #: sticks above this energy (eV over the onset) are not stored (the grid ends at 18.9 eV)
 STICK_MAX_EV = 40.0
+#: sticks closer than this (eV) are merged into one before storing (a k-mesh gives thousands of sticks)
+STICK_MERGE_EV = 0.05
+
+
+def merge_sticks(
+    energy: np.ndarray, intensity: np.ndarray, width: float = STICK_MERGE_EV
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sticks (eV, any units) merged within bins of ``width`` eV starting at the lowest: one stick per
+    occupied bin at the intensity-weighted mean energy with the summed intensity, so the total intensity
+    and its first moment are kept exactly; broadening with FWHM >= 10 x ``width`` cannot tell the difference.
+    Returns float64 arrays sorted by energy."""
+    e = np.asarray(energy, float)
+    w = np.asarray(intensity, float)
+    if e.shape != w.shape or e.ndim != 1:
+        raise ValueError(f"merge_sticks: energy {e.shape} and intensity {w.shape} differ")
+    if e.size == 0:
+        return e, w
+    b = np.floor((e - e.min()) / width).astype(np.int64)
+    uniq, inv = np.unique(b, return_inverse=True)
+    wsum = np.bincount(inv, weights=w, minlength=uniq.size)
+    esum = np.bincount(inv, weights=w * e, minlength=uniq.size)
+    emean = np.bincount(inv, weights=e, minlength=uniq.size) / np.bincount(inv, minlength=uniq.size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ew = np.where(wsum > 0, esum / np.where(wsum > 0, wsum, 1.0), emean)
+    return ew, wsum
+
+
 STORE_FILES = ("settings.json", "failures.json")
 
 
@@ -203,6 +231,22 @@ class ReferenceStore:
         if fails.pop(f"{site.structure_id}:{site.site_index}", None) is not None:
             self._write_failures(fails)
 
+    def compact(self) -> int:
+        """Merge the stored sticks of every site (:func:`merge_sticks`); returns the sites rewritten."""
+        n = 0
+        with self._locked():
+            for sid in self.structure_ids():
+                rows = self.read_structure(sid)
+                new = []
+                for r in rows:
+                    e, w = merge_sticks(r.stick_energy, r.stick_intensity)
+                    n += e.size < r.stick_energy.size
+                    new.append(
+                        dataclasses.replace(r, stick_energy=e.astype(np.float32), stick_intensity=w.astype(np.float32))
+                    )
+                self._write_structure(sid, new)
+        return n
+
     def add_failure(self, structure_id: str, site_index: int, reason: str, calc_key: str, seconds: float) -> None:
         with self._locked():
             fails = self.failures()
@@ -248,12 +292,13 @@ def site_from_record(rec: dict[str, Any], structure_hash: str) -> ReferenceSite:
     e = np.asarray(rec["energies_eV"], float)
     w = np.asarray(rec["intensity"], float)
     keep = e <= STICK_MAX_EV
+    e, w = merge_sticks(e[keep], w[keep])
     return ReferenceSite(
         structure_id=rec["structure_id"],
         site_index=int(rec["site_index"]),
         grid_spectrum=np.asarray(rec["grid_spectrum"], np.float32),
-        stick_energy=e[keep].astype(np.float32),
-        stick_intensity=w[keep].astype(np.float32),
+        stick_energy=e.astype(np.float32),
+        stick_intensity=w.astype(np.float32),
         gap_eV=float(rec["sanity"]["gap_eV"]),
         cpu_s=float(rec.get("cpu_time_s", float("nan"))),
         wall_s=float(rec["wall_time_s"]["total"]),
@@ -541,6 +586,7 @@ __all__ = [
     "dataset_plan",
     "supercell_atoms",
     "site_from_record",
+    "merge_sticks",
     "SIMULATOR",
     "HELD_OUT",
     "reference_records",
