@@ -30,6 +30,7 @@ from pathlib import Path
 
 from s2s.evaluation import ablation as A
 from s2s.model.diffusion import SAMPLERS
+from s2s.resources import default_path
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -102,7 +103,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="data/s2s_open_v1.h5")
+    ap.add_argument("--data", default=str(default_path("data")))
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
     t.add_argument("variant", choices=sorted(A.variants()))

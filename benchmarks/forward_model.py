@@ -36,6 +36,7 @@ from s2s.dataset import Dataset  # noqa: E402
 from s2s.forward.baselines import baselines, format_table, score  # noqa: E402
 from s2s.forward.model import ForwardModel, validation_mask  # noqa: E402
 from s2s.forward.train import train_forward  # noqa: E402
+from s2s.resources import default_path  # noqa: E402
 
 
 def print_table(rows: dict[str, dict[str, float]], title: str) -> None:
@@ -45,7 +46,7 @@ def print_table(rows: dict[str, dict[str, float]], title: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=ROOT / "data" / "s2s_open_v1.h5")
+    ap.add_argument("--data", type=Path, default=default_path("data"))
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "forward_v1" / "model.pt")
     ap.add_argument(
         "--compare", action="store_true", help="train both designs at equal CPU time and compare on validation"

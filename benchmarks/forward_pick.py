@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", nargs="+", default=["base", "sigma=0.03,copies=4,max_steps=6000"])
     ap.add_argument("--model", default=str(default_path("model")))
     ap.add_argument("--forward-config", default=str(default_path("forward").parent / "run.json"))
-    ap.add_argument("--data", default="data/s2s_open_v1.h5")
+    ap.add_argument("--data", default=str(default_path("data")))
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--cache-dir", default="runs/generated")
     ap.add_argument("--json", type=Path, default=None)

@@ -30,11 +30,12 @@ from pathlib import Path
 from s2s.dataset import Dataset
 from s2s.evaluation.ablation import load_split
 from s2s.evaluation.identifiability import DEFAULT_RMS_EDGES, retrieval_oracle, twin_discrimination, twin_table
+from s2s.resources import default_path
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="data/s2s_open_v1.h5")
+    ap.add_argument("--data", default=str(default_path("data")))
     ap.add_argument("--n-per-bin", type=int, default=300, help="pairs scored per spectral bin (default 300)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(

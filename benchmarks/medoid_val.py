@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(default_path("model")))
     ap.add_argument("--forward", default=str(default_path("forward")))
-    ap.add_argument("--data", default="data/s2s_open_v1.h5")
+    ap.add_argument("--data", default=str(default_path("data")))
     ap.add_argument("--stride", type=int, default=2, help="every STRIDE-th validation site (default 2)")
     ap.add_argument("--offset", type=int, default=0, help="first validation site (default 0; 1 = the other half)")
     ap.add_argument("--k", type=int, default=8)

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from s2s.evaluation.results import update_results  # noqa: E402
+from s2s.resources import default_path  # noqa: E402
 from s2s.simulate.assemble import assemble, data_figures, xtb_cache_source  # noqa: E402
 from s2s.simulate.build import build  # noqa: E402
 from s2s.simulate.xtb import XtbSettings  # noqa: E402
@@ -30,7 +31,7 @@ from s2s.structures import load_records  # noqa: E402
 
 STRUCTURES = ROOT / "data" / "structures"
 CACHE = ROOT / "data" / "cache" / "xtb"
-DATASET = ROOT / "data" / "s2s_open_v1.h5"
+DATASET = default_path("data")
 SIMULATOR = "xtb-gfn1"
 
 

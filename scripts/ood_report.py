@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from s2s.resources import default_path
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -39,7 +41,7 @@ def _row(name: str, s: dict, ref: np.ndarray | None = None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=ROOT / "data/s2s_open_v1.h5")
+    ap.add_argument("--data", type=Path, default=default_path("data"))
     ap.add_argument("--amorphous", type=Path, default=ROOT / "data/amorphous/amorphous.h5")
     ap.add_argument("--gpaw", default=str(ROOT / "data/reference/gpaw/*.json"))
     ap.add_argument("--k", type=int, default=5)
