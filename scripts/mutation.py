@@ -308,6 +308,8 @@ def shadow(tmp: Path) -> Path:
 def run_target(t: Target, out_dir: Path, show: str | None = None) -> dict:
     source = (ROOT / t.path).read_text()
     ms = mutants(source, t.functions)
+    if not ms:
+        raise SystemExit(f"{t.name}: no mutants in {t.path} {list(t.functions)}")
     if show is not None:
         for desc, src in ms:
             if show in desc:
@@ -326,29 +328,28 @@ def run_target(t: Target, out_dir: Path, show: str | None = None) -> dict:
             f"{t.name}: {len(ms)} mutants of {t.path}; tests {' '.join(t.tests)} ({base_s:.0f} s unmutated)", flush=True
         )
         killed, survived, timeouts = 0, [], 0
+        out_dir.mkdir(parents=True, exist_ok=True)
         for k, (desc, src) in enumerate(ms, 1):
             r = run_child(where, module_file, src, t.tests, timeout)
             if r == "passed":
                 survived.append(desc)
-                print(f"  [{k}/{len(ms)}] survived: {desc}", flush=True)
             else:
                 killed += 1
                 timeouts += r == "timeout"
-            if k % 25 == 0:
-                print(f"  [{k}/{len(ms)}] killed {killed}", flush=True)
-    res = {
-        "module": t.path,
-        "functions": list(t.functions),
-        "tests": list(t.tests),
-        "mutants": len(ms),
-        "killed": killed,
-        "timeouts": timeouts,
-        "score": round(killed / len(ms), 4) if ms else None,
-        "survived": survived,
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{t.name}.json").write_text(json.dumps(res, indent=1) + "\n")
+            print(f"  [{k}/{len(ms)}] {'survived' if r == 'passed' else r}: {desc}", flush=True)
+            res = {  # written after every mutant, so that an interrupted run leaves its partial figures
+                "module": t.path,
+                "functions": list(t.functions),
+                "tests": list(t.tests),
+                "mutants": len(ms),
+                "done": k,
+                "killed": killed,
+                "timeouts": timeouts,
+                "score": round(killed / k, 4),
+                "survived": survived,
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+            (out_dir / f"{t.name}.json").write_text(json.dumps(res, indent=1) + "\n")
     print(f"{t.name}: killed {killed} of {len(ms)} ({100 * killed / max(1, len(ms)):.1f} %), {res['seconds']:.0f} s")
     return res
 
