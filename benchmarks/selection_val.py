@@ -98,9 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     if any(sites[s] != sites[seeds[0]] for s in seeds):
         raise SystemExit("the seeds' tables hold different validation sites")
     groups = tables[seeds[0]]["structure_id"].tolist()
-    selectors = {
-        Path(p).stem if Path(p).name != "selector.pt" else Path(p).parent.name: Selector.load(p) for p in a.selector
-    }
+    selectors = {}
+    for p in a.selector:
+        sel = Selector.load(p)
+        name = sel.info.get("name", Path(p).stem)  # loss:features:spectrum:forward
+        if sel.info.get("cross_validation", {}).get("chosen") == name:
+            name += " [CV choice]"
+        selectors.setdefault(name, sel)
     forward = ForwardModel.load(resolve("forward", a.forward))
     inputs = {}
     for s in seeds:
@@ -139,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             means = resampled_means(vals, groups)
             res[label] = {k: [float(np.nanmean(vals[:, j])), *interval(means[:, j])] for j, k in enumerate(KEYS)}
             print(
-                f"{name:42s}{label:>6s}"
+                f"{name:48s}{label:>6s}"
                 + "".join(f"{f'{v[0]:.3f} ({v[1]:.3f}-{v[2]:.3f})':>22s}" for v in res[label].values())
             )
         out["picks"][name] = res
@@ -155,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             diff = a_ - b_
             d.append([float(np.nanmean(diff)), *interval(resampled_means(diff, groups)[:, 0])])
         out["picks"][name]["difference_to_composition_medoid"] = dict(zip(KEYS, d))
-        print(f"{name:42s}" + "".join(f"{f'{v[0]:+.3f} ({v[1]:+.3f}..{v[2]:+.3f})':>26s}" for v in d))
+        print(f"{name:48s}" + "".join(f"{f'{v[0]:+.3f} ({v[1]:+.3f}..{v[2]:+.3f})':>26s}" for v in d))
 
     print("\ncalibration of P(1st-shell RMSD <= 0.3 A), all K candidates of every seed")
     out["calibration"] = {}
@@ -178,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         c = out["calibration"][name]
         print(
-            f"{name:20s} ECE {c['ece_all_candidates']:.3f} (all {len(p)} candidates: "
+            f"{name:30s} ECE {c['ece_all_candidates']:.3f} (all {len(p)} candidates: "
             f"mean p {c['mean_probability']:.3f}, observed {c['observed_frequency']:.3f}); "
             f"picked: ECE {c['ece_picked']:.3f}, mean p "
             f"{c['mean_probability_picked']:.3f}, observed {c['observed_frequency_picked']:.3f}"
