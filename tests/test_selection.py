@@ -205,3 +205,23 @@ def test_confidence_of_k_index_is_the_best_scored_sample():
     assert i == int(np.argmax(scores))
     moved = [rotate_permute(e, random_orthogonal(7), random_permutation(e.n_atoms, 7)) for e in envs]
     np.testing.assert_allclose(confidence(sel, moved, spec)[0], scores, atol=1e-5)
+
+
+def test_select_reports_the_confidence_pick_and_probabilities():
+    from pathlib import Path
+
+    from s2s.evaluation.best_of_k import CONFIDENCE_METHOD, select
+    from s2s.forward.model import ForwardModel
+
+    path = Path(__file__).resolve().parents[1] / "models" / "forward_v1" / "model.pt"
+    if not path.exists():
+        pytest.skip("models/forward_v1 not present")
+    envs = [toy_env(500 + i, n=7) for i in range(3)]
+    spec = np.full(200, 1.0 / 200)
+    x = group_features(envs, pairwise_rmsd(envs, method="paper"), spec)[None]
+    sel = Selector.train(np.repeat(x, 2, 0), np.tile([[0.9, 0.1, 0.5]], (2, 1)), SelectorConfig(epochs=3))
+    sel.calibrate(sel.scores(x).ravel(), [0.9, 0.1, 0.5])
+    out = select([envs], spec[None], ForwardModel.load(path), targets=[envs[1]], selector=sel)
+    assert out[CONFIDENCE_METHOD].tolist() == [int(np.argmax(sel.scores(x)[0]))]
+    assert out["confidence"].shape == (1, 3) and np.all((out["confidence"] >= 0) & (out["confidence"] <= 1))
+    assert "confidence_of_k" not in select([envs], spec[None], ForwardModel.load(path))  # no selector, no pick
