@@ -123,6 +123,8 @@ class _FakeGPAW:
         self.calls.append((sid, k))
         if sid == "boom":
             raise RuntimeError("GPAW worker failed (rc=1): SCF did not converge in 300 iterations")
+        if sid == "killed":
+            raise rs.WorkerInterrupted("GPAW worker stopped by signal 15")
         return _record(sid, k, settings, passed=(k != 7), seed=k)
 
 
@@ -307,3 +309,24 @@ def test_compact_rewrites_stored_sticks_merged(tmp_path):
     assert store.compact() == 1
     back = store.read_structure("q")[0]
     assert back.stick_energy.size < 700 and np.isclose(back.stick_intensity.sum(), 4000, rtol=1e-5)
+
+
+def test_a_worker_killed_by_a_signal_is_not_a_failure_and_runs_again(tmp_path, monkeypatch):
+    fake = _FakeGPAW()
+    monkeypatch.setattr(rs, "run_site", fake)
+    plan = [rs.PlannedSite("killed", 1, "test", 3)]
+    store = rs.ReferenceStore(tmp_path)
+    rep = rs.build(plan, lambda sid: _structure(), store, GPAWSettings(mpi_procs=1), progress=False)
+    assert (rep.interrupted, rep.failed, store.failures()) == (1, 0, {})
+    rs.build(plan, lambda sid: _structure(), store, GPAWSettings(mpi_procs=1), progress=False)
+    assert fake.calls == [("killed", 1), ("killed", 1)]
+
+
+def test_the_driver_tells_a_signal_from_a_failing_worker(tmp_path):
+    from s2s.simulate import gpaw_ref
+
+    with pytest.raises(gpaw_ref.WorkerInterrupted, match="signal 15"):
+        gpaw_ref._run(["sh", "-c", "kill -TERM $$"], tmp_path / "log", tmp_path)
+    with pytest.raises(RuntimeError, match="rc=3") as e:
+        gpaw_ref._run(["sh", "-c", "exit 3"], tmp_path / "log", tmp_path)
+    assert not isinstance(e.value, gpaw_ref.WorkerInterrupted)

@@ -43,6 +43,10 @@ BASIS_DIRS = ("/usr/share/gpaw-setups",)
 RECORD_VERSION = 1
 
 
+class WorkerInterrupted(RuntimeError):
+    """The GPAW worker was killed by a signal: the run was interrupted, the site did not fail."""
+
+
 @dataclasses.dataclass(frozen=True)
 class GPAWSettings:
     """Everything that defines a reference calculation (recorded with every site)."""
@@ -560,6 +564,8 @@ def _run(cmd: list[str], log: Path, cwd: Path) -> float:
         fh.write(("$ " + " ".join(cmd) + "\n").encode())
         fh.flush()
         r = subprocess.run(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env=_worker_env())
+    if r.returncode < 0:  # killed by a signal (the session ended, a user stopped it): not the site's fault
+        raise WorkerInterrupted(f"GPAW worker stopped by signal {-r.returncode}: {' '.join(cmd)}")
     if r.returncode != 0:
         tail = log.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"GPAW worker failed (rc={r.returncode}): {' '.join(cmd)}\n{tail}")

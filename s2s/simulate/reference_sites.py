@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from s2s.files import atomic_write_text
-from s2s.simulate.gpaw_ref import GPAWSettings, run_site
+from s2s.simulate.gpaw_ref import GPAWSettings, WorkerInterrupted, run_site
 from s2s.spectrum import GRID
 
 #: The settings of the dataset build (benchmarks/reference_settings.py, docs/reference.md "Settings"): the
@@ -450,13 +450,15 @@ class BuildReport:
     failed_before: int = 0  # recorded failures skipped (retry with retry_failed)
     computed: int = 0
     failed: int = 0
+    interrupted: int = 0  # workers killed by a signal: not failures, computed again by the next run
     cpu_s: float = 0.0
     failures: list[tuple[str, int, str]] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
             f"{self.planned} planned: {self.stored} in the store, {self.failed_before} failed before (skipped), "
-            f"{self.computed} computed, {self.failed} failed now; {self.cpu_s / 3600:.2f} CPU h this run"
+            f"{self.computed} computed, {self.failed} failed now, {self.interrupted} interrupted; "
+            f"{self.cpu_s / 3600:.2f} CPU h this run"
         )
 
 
@@ -466,6 +468,8 @@ def _unit(structure, structure_id: str, site_index: int, settings: dict, workdir
     try:
         rec = run_site(structure, structure_id, site_index, GPAWSettings(**settings), workdir=workdir)
         return {"ok": True, "record": rec}
+    except WorkerInterrupted as exc:  # not a failure of the site: it is computed again next time
+        return {"ok": False, "interrupted": True, "reason": str(exc), "seconds": time.time() - t0}
     except Exception as exc:
         return {
             "ok": False,
@@ -525,6 +529,11 @@ def build(
     )
 
     def record(res: dict, p: PlannedSite) -> None:
+        if res.get("interrupted"):
+            report.interrupted += 1
+            print(f"INTERRUPTED {p.structure_id} site {p.site_index} (not recorded as a failure)", file=sys.stderr)
+            bar.update(1)
+            return
         if res["ok"]:
             rec = res["record"]
             try:
