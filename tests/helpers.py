@@ -70,3 +70,38 @@ def assert_equivariant(
     v2, s2 = fn(x2, h2)
     assert torch.allclose(v2[0, :n_real], v[0, perm], atol=atol), "vector output not permutation-equivariant"
     assert torch.allclose(s2[0, :n_real], s[0, perm], atol=atol), "scalar output not permutation-equivariant"
+
+
+def toy_spectrum(k: float) -> np.ndarray:
+    """A smooth O K-edge-like unit-area spectrum on the grid; ``k`` moves its two peaks (the toy datasets' label)."""
+    from s2s.spectrum import GRID, normalize
+
+    y = np.exp(-0.5 * ((GRID - 2.5 - 0.4 * k) / 1.0) ** 2) + 0.6 * np.exp(-0.5 * ((GRID - 9 - k) / 2.0) ** 2)
+    return normalize(y * (1 / (1 + np.exp(-(GRID + 0.3) / 0.15))))
+
+
+def toy_dataset_and_model(root, **record_fields):
+    """(dataset path, model.pt) under ``root``: 7 strained alpha-quartz copies (one site each, spectra
+    :func:`toy_spectrum`), split 0.15 / seed 0, and the tiny preset trained 3 steps through the CLI.
+    ``record_fields``: extra :class:`s2s.dataset.SiteRecord` fields (default ``source="t"``)."""
+    from s2s.cli import main
+    from s2s.dataset import Dataset, SiteRecord, make_split
+    from s2s.environment import environments_from_structure
+    from tests.conftest import make_alpha_quartz
+
+    fields = {"source": "t", **record_fields}
+    q = make_alpha_quartz()
+    recs, structs = [], {}
+    for k, scale in enumerate([1.0, 1.02, 0.98, 1.04, 0.96, 1.01, 0.99]):
+        s = q.copy()
+        s.scale_lattice(s.volume * scale**3)
+        sid = f"quartz-{k}"
+        env = environments_from_structure(s, structure_id=sid).environments[0]
+        recs.append(SiteRecord(toy_spectrum(k), env, sid, env.meta["site_index"], formula="SiO2", **fields))
+        structs[sid] = s
+    data = root / "toy.h5"
+    make_split(Dataset.from_records(recs, structs), test_fraction=0.15, seed=0).save(data)
+    run = root / "run"
+    argv = ["train", "--data", str(data), "--out", str(run), "--preset", "tiny", "--max-steps", "3", "--quiet"]
+    assert main(argv) == 0
+    return data, run / "model.pt"

@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import toy_dataset_and_model, toy_spectrum
 
 from s2s.cli import main
-from s2s.dataset import Dataset, SiteRecord, make_split
-from s2s.environment import environments_from_structure
 from s2s.io.raw import SpectrumFileError
-from s2s.spectrum import GRID, normalize, onset_shift
+from s2s.spectrum import GRID, onset_shift
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dm_writer import write_dm
@@ -29,14 +28,9 @@ E0, DE, NE = 520.0, 0.25, 160
 ENERGY = E0 + DE * np.arange(NE)
 
 
-def _toy_spectrum(k: float) -> np.ndarray:
-    y = np.exp(-0.5 * ((GRID - 2.5 - 0.4 * k) / 1.0) ** 2) + 0.6 * np.exp(-0.5 * ((GRID - 9 - k) / 2.0) ** 2)
-    return normalize(y * (1 / (1 + np.exp(-(GRID + 0.3) / 0.15))))
-
-
 def _measured(k: float, onset: float = 532.0) -> np.ndarray:
     """A toy O K-edge on :data:`ENERGY` (absolute energy loss), onset near ``onset`` eV, counts-like scale."""
-    s = _toy_spectrum(k)
+    s = toy_spectrum(k)
     return 1000.0 * np.interp(ENERGY - onset, GRID, s, left=0.0, right=s[-1]) + 5.0
 
 
@@ -48,25 +42,7 @@ def _image(ny: int = 2, nx: int = 3) -> np.ndarray:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """(dataset, model.pt): a toy dataset and a tiny model trained 3 steps."""
-    from tests.conftest import make_alpha_quartz
-
-    root = tmp_path_factory.mktemp("eels")
-    q = make_alpha_quartz()
-    recs, structs = [], {}
-    for k, scale in enumerate([1.0, 1.02, 0.98, 1.04, 0.96, 1.01, 0.99]):
-        s = q.copy()
-        s.scale_lattice(s.volume * scale**3)
-        sid = f"quartz-{k}"
-        env = environments_from_structure(s, structure_id=sid).environments[0]
-        recs.append(SiteRecord(_toy_spectrum(k), env, sid, env.meta["site_index"], formula="SiO2", source="t"))
-        structs[sid] = s
-    data = root / "toy.h5"
-    make_split(Dataset.from_records(recs, structs), test_fraction=0.15, seed=0).save(data)
-    run = root / "run"
-    assert (
-        main(["train", "--data", str(data), "--out", str(run), "--preset", "tiny", "--max-steps", "3", "--quiet"]) == 0
-    )
-    return data, run / "model.pt"
+    return toy_dataset_and_model(tmp_path_factory.mktemp("eels"))
 
 
 def _predict(tiny, *inputs, out, extra=()):

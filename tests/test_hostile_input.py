@@ -13,25 +13,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import toy_dataset_and_model, toy_spectrum
 
 from s2s.cli import main
-from s2s.dataset import Dataset, SiteRecord, make_split
 from s2s.environment import environments_from_structure
 from s2s.files import FileLock, atomic_write_text, clean_stale
-from s2s.spectrum import GRID, normalize
+from s2s.spectrum import GRID
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _toy_spectrum(k: float) -> np.ndarray:
-    y = np.exp(-0.5 * ((GRID - 2.5 - 0.4 * k) / 1.0) ** 2) + 0.6 * np.exp(-0.5 * ((GRID - 9 - k) / 2.0) ** 2)
-    return normalize(y * (1 / (1 + np.exp(-(GRID + 0.3) / 0.15))))
-
-
 def _msa(path: Path, k: float = 1.5) -> Path:
     """A relative-energy EMSA spectrum (a valid input)."""
-    s = _toy_spectrum(k)
+    s = toy_spectrum(k)
     e = np.linspace(-2, 25, 300)
     lines = ["#FORMAT : EMSA/MAS Spectral Data File", "#VERSION : 1.0", "#XUNITS : eV", "#DATATYPE : XY"]
     lines += ["#SPECTRUM : start"] + [f"{a:.4f}, {b:.6f}" for a, b in zip(e, np.interp(e, GRID, s, right=s[-1]))]
@@ -43,25 +38,7 @@ def _msa(path: Path, k: float = 1.5) -> Path:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """(dataset, model.pt): a toy dataset and a tiny model trained 3 steps."""
-    from tests.conftest import make_alpha_quartz
-
-    root = tmp_path_factory.mktemp("hostile")
-    q = make_alpha_quartz()
-    recs, structs = [], {}
-    for k, scale in enumerate([1.0, 1.02, 0.98, 1.04, 0.96, 1.01, 0.99]):
-        s = q.copy()
-        s.scale_lattice(s.volume * scale**3)
-        sid = f"quartz-{k}"
-        env = environments_from_structure(s, structure_id=sid).environments[0]
-        recs.append(SiteRecord(_toy_spectrum(k), env, sid, env.meta["site_index"], formula="SiO2", source="t"))
-        structs[sid] = s
-    data = root / "toy.h5"
-    make_split(Dataset.from_records(recs, structs), test_fraction=0.15, seed=0).save(data)
-    run = root / "run"
-    assert (
-        main(["train", "--data", str(data), "--out", str(run), "--preset", "tiny", "--max-steps", "3", "--quiet"]) == 0
-    )
-    return data, run / "model.pt"
+    return toy_dataset_and_model(tmp_path_factory.mktemp("hostile"))
 
 
 def _predict(tiny, *inputs, out, extra=()):
@@ -258,7 +235,7 @@ def test_training_cleans_its_dead_temporaries(tmp_path, alpha_quartz):
     stale = out / f".checkpoint.pt.{_dead_pid()}.0badc0de.tmp"
     stale.write_bytes(b"half a checkpoint")
     envs = environments_from_structure(alpha_quartz).environments[:1]
-    train(get_preset("tiny"), envs, np.stack([_toy_spectrum(0)]), out, max_steps=1, progress=False)
+    train(get_preset("tiny"), envs, np.stack([toy_spectrum(0)]), out, max_steps=1, progress=False)
     assert not stale.exists() and (out / "model.pt").exists()
 
 
@@ -379,7 +356,7 @@ def test_failed_array_inputs_leave_no_empty_folder(tiny, tmp_path, capsys):
     np.save(tmp_path / "flat.npy", np.ones((2, 200)))  # two flat spectra: both refused
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "image").write_text("a user's file where an array's folder would go")
-    np.save(tmp_path / "image.npy", np.stack([_toy_spectrum(0.5), _toy_spectrum(2.5)]))
+    np.save(tmp_path / "image.npy", np.stack([toy_spectrum(0.5), toy_spectrum(2.5)]))
     assert _predict(tiny, tmp_path / "flat.npy", tmp_path / "image.npy", out=tmp_path / "out") == 2
     cap = capsys.readouterr()
     assert sorted(os.listdir(tmp_path / "out")) == ["image"] and "4 failed" in cap.out

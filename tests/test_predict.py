@@ -7,10 +7,9 @@ import os
 import numpy as np
 import pytest
 import torch
-from helpers import random_orthogonal, rotate_permute
+from helpers import random_orthogonal, rotate_permute, toy_dataset_and_model, toy_spectrum
 
 from s2s.cli import main
-from s2s.dataset import Dataset, SiteRecord, make_split
 from s2s.environment import Environment, environments_from_structure
 from s2s.evaluation.ensemble import cluster, geometry, signature, summarize_ensemble
 from s2s.io import read_extxyz
@@ -20,42 +19,15 @@ from s2s.spectrum import GRID, normalize, onset_shift
 torch.set_num_threads(1)
 
 
-def _toy_spectrum(k: float) -> np.ndarray:
-    y = np.exp(-0.5 * ((GRID - 2.5 - 0.4 * k) / 1.0) ** 2) + 0.6 * np.exp(-0.5 * ((GRID - 9 - k) / 2.0) ** 2)
-    return normalize(y * (1 / (1 + np.exp(-(GRID + 0.3) / 0.15))))
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """A toy dataset (7 strained quartz copies, 1 site each) and a tiny model trained 3 steps."""
-    from tests.conftest import make_alpha_quartz
-
-    root = tmp_path_factory.mktemp("predict")
-    q = make_alpha_quartz()
-    recs, structs = [], {}
-    for k, scale in enumerate([1.0, 1.02, 0.98, 1.04, 0.96, 1.01, 0.99]):
-        s = q.copy()
-        s.scale_lattice(s.volume * scale**3)
-        sid = f"quartz-{k}"
-        env = environments_from_structure(s, structure_id=sid).environments[0]
-        recs.append(
-            SiteRecord(
-                _toy_spectrum(k), env, sid, env.meta["site_index"], formula="SiO2", source="test", simulator="toy"
-            )
-        )
-        structs[sid] = s
-    data = root / "toy.h5"
-    make_split(Dataset.from_records(recs, structs), test_fraction=0.15, seed=0).save(data)
-    run = root / "run"
-    assert (
-        main(["train", "--data", str(data), "--out", str(run), "--preset", "tiny", "--max-steps", "3", "--quiet"]) == 0
-    )
-    return data, run / "model.pt"
+    return toy_dataset_and_model(tmp_path_factory.mktemp("predict"), source="test", simulator="toy")
 
 
 def _write_inputs(d):
     d.mkdir()
-    s = _toy_spectrum(1.5)
+    s = toy_spectrum(1.5)
     e_abs = np.arange(505.0, 560.0, 0.05)
     # measured-like: the grid spectrum placed at a 532 eV onset, a power-law background, noise
     y = np.interp(e_abs - 532.0, GRID, s, left=0.0, right=s[-1]) * 100 + 4e7 * e_abs**-3.0
@@ -71,7 +43,7 @@ def _write_inputs(d):
     ]
     msa += [f"{a:.4f}, {b:.6f}" for a, b in zip(e_rel, np.interp(e_rel, GRID, s, left=0.0, right=s[-1]))]
     (d / "sim.msa").write_text("\n".join(msa + ["#ENDOFDATA : end"]) + "\n")
-    np.save(d / "image.npy", np.stack([[_toy_spectrum(0.5), _toy_spectrum(2.5)]]))  # (1, 2, 200)
+    np.save(d / "image.npy", np.stack([[toy_spectrum(0.5), toy_spectrum(2.5)]]))  # (1, 2, 200)
     # bad inputs
     (d / "empty.txt").write_text("")
     np.savetxt(d / "kev.csv", np.c_[e_abs / 1000, y], delimiter=",")
@@ -160,7 +132,7 @@ def test_predict_batch_end_to_end_and_resume(setup, tmp_path, capsys):
 def test_predict_png_and_fixed_atom_count(setup, tmp_path):
     data, model = setup
     f = tmp_path / "one.npy"
-    np.save(f, _toy_spectrum(1.0))
+    np.save(f, toy_spectrum(1.0))
     out = tmp_path / "o"
     assert (
         main(
@@ -198,7 +170,7 @@ def test_generate_in_size_buckets_keeps_order_and_counts(setup):
 
     data, model_path = setup
     model = load_model(model_path)
-    spectra = np.stack([_toy_spectrum(0), _toy_spectrum(2), _toy_spectrum(4)])
+    spectra = np.stack([toy_spectrum(0), toy_spectrum(2), toy_spectrum(4)])
     out = generate(model, spectra, [5, 9, 5], n_samples=2, seed=1, n_steps=2, buckets=True)
     assert [[e.n_atoms for e in row] for row in out] == [[5, 5], [9, 9], [5, 5]]
     again = generate(model, spectra, [5, 9, 5], n_samples=2, seed=1, n_steps=2, buckets=True)
@@ -212,7 +184,7 @@ def test_failed_write_leaves_nothing(setup, tmp_path, monkeypatch, capsys):
 
     data, model = setup
     f = tmp_path / "one.npy"
-    np.save(f, _toy_spectrum(1.0))
+    np.save(f, toy_spectrum(1.0))
 
     def boom(*a, **k):
         raise OSError("disk full")
@@ -245,7 +217,7 @@ def test_failed_write_leaves_nothing(setup, tmp_path, monkeypatch, capsys):
 
 
 def test_onset_alignment_recovers_the_grid_spectrum():
-    s = _toy_spectrum(2.0)
+    s = toy_spectrum(2.0)
     o = onset_shift(GRID, s)
     item = InputSpectrum("x", "x.txt", GRID + 531.7, s * 1000.0)
     p = prepare(item, train_onset=o)
@@ -269,7 +241,7 @@ def test_onset_alignment_recovers_the_grid_spectrum():
 def test_prepare_renormalize_false_keeps_a_recorded_grid_spectrum(tmp_path):
     from s2s.predict.foreign import load_input_spectrum
 
-    s = np.round(_toy_spectrum(1.0), 6)  # recorded with 6 digits: unit area only to ~1e-6
+    s = np.round(toy_spectrum(1.0), 6)  # recorded with 6 digits: unit area only to ~1e-6
     item = InputSpectrum("g", "g.npy", None, s)
     assert np.array_equal(prepare(item, -0.5, renormalize=False).spectrum, s)
     assert np.array_equal(prepare(item, -0.5).spectrum, normalize(s))  # the default: scaled to unit area
@@ -288,8 +260,8 @@ def test_prepare_renormalize_false_keeps_a_recorded_grid_spectrum(tmp_path):
     "energy,intensity,match",
     [
         (GRID + 531.0, np.where(GRID > 0, 1.0, 0.0) * np.nan, "NaN"),
-        (GRID / 1000 + 0.53, _toy_spectrum(1), "keV"),
-        (GRID + 282.0, _toy_spectrum(1), "not an O K-edge"),
+        (GRID / 1000 + 0.53, toy_spectrum(1), "keV"),
+        (GRID + 282.0, toy_spectrum(1), "not an O K-edge"),
         (
             np.linspace(520, 535, 100),
             1 / (1 + np.exp(-(np.linspace(520, 535, 100) - 531) / 0.3)),
@@ -307,8 +279,8 @@ def test_prepare_refuses_bad_spectra(energy, intensity, match):
 def test_collect_inputs_names_and_errors(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
-    np.save(a / "s.npy", _toy_spectrum(0))
-    np.save(b / "s.npy", _toy_spectrum(1))
+    np.save(a / "s.npy", toy_spectrum(0))
+    np.save(b / "s.npy", toy_spectrum(1))
     np.save(b / "wrong.npy", np.ones((3, 150)))
     items, errors = collect_inputs([a, b])
     assert sorted(i.name for i in items) == ["b__s", "s"]
@@ -363,7 +335,7 @@ def test_predict_help_lists_every_option(capsys):
 def test_predict_refuses_guidance_with_a_model_without_spectrum_dropout(setup, tmp_path, capsys):
     data, model = setup
     spec = tmp_path / "s.npy"
-    np.save(spec, _toy_spectrum(1.0))
+    np.save(spec, toy_spectrum(1.0))
     args = ["predict", str(spec), "--model", str(model), "--data", str(data), "--guidance", "1", "--out", str(tmp_path)]
     assert main(args) == 2
     err = capsys.readouterr().err
