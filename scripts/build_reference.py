@@ -14,8 +14,9 @@ failures go to <id>__site<k>.failed.json (retried with --retry-failed).
     python scripts/build_reference.py list          # the site plan and what is done
 
 Step 3 (``sites``): GPAW spectra of the *dataset's* sites (data/s2s_open_v1.h5) into the compact store
-data/reference_sites/ (:mod:`s2s.simulate.reference_sites`): test sites first, then validation, then
-training (SiO2 and suboxides first; smallest supercells first in each group).  Resumable; failures
+data/reference_sites/ (:mod:`s2s.simulate.reference_sites`): test, validation and training sites (SiO2
+and suboxides first) interleaved so that they share the CPU 1:1:3 (``--order strict``: every test site,
+then validation, then training); smallest supercells first in each group.  Resumable; failures
 are recorded by name in failures.json; ``--commit-every N`` commits the store to git every N sites.
 
     nohup python scripts/build_reference.py sites --hours 2.5 --commit-every 10 > logs/ref_sites.log 2>&1 &
@@ -68,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-subdir", default="", help="records folder under data/reference")
     g = ap.add_argument_group("sites (dataset sites into data/reference_sites)")
     g.add_argument("--groups", default="test,validation,train", help="which splits, in this order")
+    g.add_argument(
+        "--order",
+        choices=["interleaved", "strict"],
+        default="interleaved",
+        help="interleaved (default): test, validation and O/Si<=2 training sites share the CPU 1:1:3, "
+        "smallest cells first in each; strict: every test site, then validation, then training",
+    )
     g.add_argument("--hours", type=float, default=0.0, help="start no new site after this many hours (0 = no limit)")
     g.add_argument("--workers", type=int, default=1, help="sites in parallel (one core each); 1 = in this process")
     g.add_argument("--dask", default="", help="'local' or a scheduler address: run the sites on Dask workers")
@@ -148,7 +156,7 @@ def run_dataset_sites(args: argparse.Namespace) -> int:
 
     ds = Dataset.load(resolve("data"))
     store = ReferenceStore(resolve("reference_sites", must_exist=False))
-    plan = dataset_plan(ds, [x for x in args.groups.split(",") if x])
+    plan = dataset_plan(ds, [x for x in args.groups.split(",") if x], order=args.order)
     deadline = time.time() + 3600 * args.hours if args.hours else None
     root = home()
 

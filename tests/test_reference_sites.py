@@ -330,3 +330,38 @@ def test_the_driver_tells_a_signal_from_a_failing_worker(tmp_path):
     with pytest.raises(RuntimeError, match="rc=3") as e:
         gpaw_ref._run(["sh", "-c", "exit 3"], tmp_path / "log", tmp_path)
     assert not isinstance(e.value, gpaw_ref.WorkerInterrupted)
+
+
+def test_interleave_shares_cpu_between_groups_and_keeps_each_groups_order():
+    P = rs.PlannedSite
+    plan = (
+        [P(f"t{i}", 0, "test", 10) for i in range(4)]
+        + [P(f"v{i}", 0, "validation", 10) for i in range(4)]
+        + [P(f"s{i}", 0, "train-SiOx<=2", 10 + i) for i in range(12)]
+        + [P("o0", 0, "train-other", 5)]
+    )
+    out = rs.interleave(plan, {"test": 1, "validation": 1, "train-SiOx<=2": 3, "train-other": 0}, cost=lambda n: 1.0)
+    assert sorted(out, key=repr) == sorted(plan, key=repr)  # nothing lost or doubled
+    # equal unit costs: per 5 sites one test, one validation, three training, while all three last
+    first10 = [p.group for p in out[:10]]
+    assert first10.count("test") == 2 and first10.count("validation") == 2 and first10.count("train-SiOx<=2") == 6
+    for g in ("test", "validation", "train-SiOx<=2"):  # each group keeps its own order
+        assert [p for p in out if p.group == g] == [p for p in plan if p.group == g]
+    assert out[-1].structure_id == "o0"  # share 0: only after the rest
+    # costs count, not site numbers: one expensive test site buys several cheap training sites
+    plan2 = [P("T", 0, "test", 100), P("t", 0, "test", 100)] + [P(f"s{i}", 0, "train-SiOx<=2", 1) for i in range(5)]
+    out2 = rs.interleave(plan2, {"test": 1, "train-SiOx<=2": 1}, cost=float)
+    assert [p.structure_id for p in out2] == ["T", "s0", "s1", "s2", "s3", "s4", "t"]
+    with pytest.raises(ValueError, match="no share for group"):
+        rs.interleave(plan, {"test": 1})
+
+
+def test_dataset_plan_orders(monkeypatch):
+    R = types.SimpleNamespace
+    recs = [R(structure_id=f"a{i}", site_index=0, x=2.0) for i in range(6)]
+    strict = rs.plan_order(recs, ["test", "test", "test", "train", "train", "train"], lambda s: 10)
+    assert [p.group for p in strict] == ["test"] * 3 + ["train-SiOx<=2"] * 3
+    mixed = rs.interleave(strict)
+    assert [p.group for p in mixed[:4]] == ["test", "train-SiOx<=2", "train-SiOx<=2", "train-SiOx<=2"]
+    with pytest.raises(ValueError, match="order must be"):
+        rs.dataset_plan(None, order="random")

@@ -44,7 +44,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -387,14 +387,30 @@ class PlannedSite:
     supercell_atoms: int
 
 
+GROUP_RANK = {"test": 0, "validation": 1, "train-SiOx<=2": 2, "train-other": 3}
+
+#: CPU shares of the interleaved build order (:func:`interleave`): per unit of CPU, one to the test
+#: split, one to validation, three to training sites with O/Si <= 2; the other training sites only once
+#: those are done.  Interleaving lets training and model choice start before every test and validation
+#: site is computed (all of them are, in the end).
+INTERLEAVE_SHARES = {"test": 1.0, "validation": 1.0, "train-SiOx<=2": 3.0, "train-other": 0.0}
+
+
+def estimated_cpu_s(supercell_atoms: int) -> float:
+    """Rough CPU seconds of one site under :data:`BUILD_SETTINGS` on one core: 0.035 * N^2 for an N-atom
+    supercell (measured 36 atoms ~45 s, 48 ~80 s, 72 ~150 s, 96 ~340 s; docs/reference.md).  Used only to
+    balance the interleaved order, never recorded."""
+    return 0.035 * float(supercell_atoms) ** 2
+
+
 def plan_order(records: Sequence, groups: Sequence[str], supercell_atoms: Callable[[str], int]) -> list[PlannedSite]:
-    """The build order: test sites, then validation sites, then training sites with O/Si <= 2 (SiO2 and
-    suboxides), then the other training sites; within each group the smallest supercells first.
+    """The strict build order: test sites, then validation sites, then training sites with O/Si <= 2
+    (SiO2 and suboxides), then the other training sites; within each group the smallest supercells first.
 
     records: :class:`s2s.dataset.SiteRecord` (``structure_id``, ``site_index``, ``x``);
     groups: 'test', 'validation' or 'train' per record; supercell_atoms: structure id -> atoms computed.
     """
-    rank = {"test": 0, "validation": 1, "train-SiOx<=2": 2, "train-other": 3}
+    rank = GROUP_RANK
     out = []
     for r, g in zip(records, groups):
         if (r.structure_id, int(r.site_index)) in HELD_OUT:
@@ -410,6 +426,44 @@ def plan_order(records: Sequence, groups: Sequence[str], supercell_atoms: Callab
     return sorted(out, key=lambda p: (rank[p.group], p.supercell_atoms, p.structure_id, p.site_index))
 
 
+def interleave(
+    plan: Sequence[PlannedSite],
+    shares: Mapping[str, float] = INTERLEAVE_SHARES,
+    cost: Callable[[int], float] = estimated_cpu_s,
+) -> list[PlannedSite]:
+    """Reorder a :func:`plan_order` plan so that the groups share the CPU in proportion to ``shares``.
+
+    Each group keeps its own order (smallest supercells first).  The next site comes from the group whose
+    estimated CPU spent so far (``cost`` of each chosen site's ``supercell_atoms``), divided by its share,
+    is smallest (ties: the strict group order).  Groups with share 0 follow, in the strict order, once
+    every group with a positive share is exhausted.  Unknown groups raise.
+    """
+    unknown = {p.group for p in plan} - set(shares)
+    if unknown:
+        raise ValueError(f"interleave: no share for group(s) {sorted(unknown)}; shares: {dict(shares)}")
+    if any(v < 0 for v in shares.values()):
+        raise ValueError(f"interleave: shares must be >= 0, got {dict(shares)}")
+    queues: dict[str, list[PlannedSite]] = {}
+    for p in plan:
+        queues.setdefault(p.group, []).append(p)
+    positive = sorted((g for g in queues if shares[g] > 0), key=GROUP_RANK.get)
+    spent = {g: 0.0 for g in positive}
+    heads = {g: 0 for g in queues}
+    out: list[PlannedSite] = []
+    while True:
+        open_ = [g for g in positive if heads[g] < len(queues[g])]
+        if not open_:
+            break
+        g = min(open_, key=lambda x: (spent[x] / shares[x], GROUP_RANK[x]))
+        p = queues[g][heads[g]]
+        heads[g] += 1
+        spent[g] += cost(p.supercell_atoms)
+        out.append(p)
+    for g in sorted((g for g in queues if shares[g] == 0), key=GROUP_RANK.get):
+        out.extend(queues[g])
+    return out
+
+
 def supercell_atoms(structure, min_image: float = BUILD_SETTINGS.min_image) -> int:
     """Atoms of the periodic supercell GPAW computes for ``structure`` (:func:`find_supercell`)."""
     from s2s.simulate.gpaw_ref import find_supercell
@@ -418,9 +472,19 @@ def supercell_atoms(structure, min_image: float = BUILD_SETTINGS.min_image) -> i
     return int(round(abs(np.linalg.det(P)))) * len(structure)
 
 
-def dataset_plan(dataset, groups: Sequence[str] = ("test", "validation", "train")) -> list[PlannedSite]:
-    """:func:`plan_order` of a :class:`s2s.dataset.Dataset`'s sites in ``groups`` ('test'; 'validation' and
-    'train' are the fit / validation halves of the training split, :func:`s2s.splits.validation_split`)."""
+def dataset_plan(
+    dataset,
+    groups: Sequence[str] = ("test", "validation", "train"),
+    order: str = "interleaved",
+    shares: Mapping[str, float] = INTERLEAVE_SHARES,
+) -> list[PlannedSite]:
+    """The build plan of a :class:`s2s.dataset.Dataset`'s sites in ``groups`` ('test'; 'validation' and
+    'train' are the fit / validation halves of the training split, :func:`s2s.splits.validation_split`).
+
+    order: 'strict' (:func:`plan_order`: every test site, then validation, then training) or
+    'interleaved' (:func:`interleave` of it with ``shares``, the default)."""
+    if order not in ("strict", "interleaved"):
+        raise ValueError(f"dataset_plan: order must be 'strict' or 'interleaved', got {order!r}")
     from s2s.splits import validation_split
 
     unknown = set(groups) - {"test", "validation", "train"}
@@ -437,7 +501,8 @@ def dataset_plan(dataset, groups: Sequence[str] = ("test", "validation", "train"
             atoms[sid] = supercell_atoms(dataset.structure(sid))
         return atoms[sid]
 
-    return plan_order([r for r, _ in labelled], [g for _, g in labelled], n_atoms)
+    plan = plan_order([r for r, _ in labelled], [g for _, g in labelled], n_atoms)
+    return interleave(plan, shares) if order == "interleaved" else plan
 
 
 # --------------------------------------------------------------------------- the build
