@@ -8,6 +8,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from s2s.cli.data import add_fidelity_options, load_dataset
 from s2s.resources import default_path
 
 #: The designs of :mod:`s2s.forward.model` (kept here so that building the parser does not import torch).
@@ -29,6 +30,7 @@ def add_train_forward_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument("--data", required=True, type=Path, help="dataset file (HDF5, s2s format)")
     p.add_argument("--out", required=True, type=Path, help="run folder (e.g. models/forward_v1)")
+    add_fidelity_options(p)
     p.add_argument(
         "--kind", default="soap", choices=list(KINDS), help="design: SOAP + MLP (default) or the distance network"
     )
@@ -60,7 +62,6 @@ def default_config(kind: str):
 def cmd_train_forward(a) -> int:
     import torch
 
-    from s2s.dataset import Dataset
     from s2s.forward.train import train_forward
 
     torch.set_num_threads(max(1, int(a.threads)))
@@ -70,15 +71,14 @@ def cmd_train_forward(a) -> int:
     }
     if over:
         cfg = replace(cfg, **over)
-    if not Path(a.data).exists():
-        raise FileNotFoundError(f"{a.data}: dataset file not found")
-    train = Dataset.load(a.data).train
+    train = load_dataset(a.data, a.fidelity, a.reference_store).train
     if len(train) == 0:
-        raise ValueError(f"{a.data}: no training records")
+        raise ValueError(f"{a.data}: no training records (fidelity {a.fidelity})")
     info = {
         "dataset": str(a.data),
         "dataset_sha256": hashlib.sha256(Path(a.data).read_bytes()).hexdigest(),
         "split": "train",
+        "fidelity": a.fidelity,
         "command": "s2s train-forward "
         + " ".join(
             f"--{k.replace('_', '-')} {v}"
@@ -86,7 +86,10 @@ def cmd_train_forward(a) -> int:
             if k not in ("func", "command") and v not in (None, False)
         ),
     }
-    print(f"train-forward: {len(train)} training sites from {a.data}, kind {cfg.kind}, out {a.out}")
+    print(
+        f"train-forward: {len(train)} training sites from {a.data} (fidelity {a.fidelity}), kind {cfg.kind}, "
+        f"out {a.out}"
+    )
     t0 = time.process_time()
     res = train_forward(
         cfg,
@@ -133,7 +136,6 @@ def add_best_of_options(e: argparse.ArgumentParser) -> None:
 def cmd_evaluate_best_of(a) -> int:
     import torch
 
-    from s2s.dataset import Dataset
     from s2s.evaluation.best_of_k import METHODS, BestOfKSettings, evaluate_best_of_k
     from s2s.files import write_json
     from s2s.forward.model import ForwardModel
@@ -144,7 +146,7 @@ def cmd_evaluate_best_of(a) -> int:
     if a.n_atoms != "target":
         raise ValueError("--best-of uses the targets' atom counts (the paper's protocol); drop --n-atoms")
     forward = ForwardModel.load(a.forward_model)
-    ds = Dataset.load(a.data)
+    ds = load_dataset(a.data, a.fidelity, a.reference_store)  # the template library reads the same fidelity
     test = list(ds if a.split == "all" else ds.split(a.split))[: a.limit]
     if not test:
         raise ValueError(f"{a.data}: no records in split {a.split!r}")
@@ -152,7 +154,15 @@ def cmd_evaluate_best_of(a) -> int:
         k=a.best_of, sampler="ddim", n_steps=50 if a.steps is None else a.steps, seed=a.seed, batch_size=a.batch_size
     )
     res = evaluate_best_of_k(a.model, forward, test, list(ds.train), settings, progress=True, cache_dir=a.cache_dir)
-    res.update({"model": str(a.model), "forward_model": str(a.forward_model), "data": str(a.data), "split": a.split})
+    res.update(
+        {
+            "model": str(a.model),
+            "forward_model": str(a.forward_model),
+            "data": str(a.data),
+            "split": a.split,
+            "fidelity": a.fidelity,
+        }
+    )
     write_json(Path(a.out) / "best_of_k.json", res)
     keys = ("rmsd_shell1", "rmsd_all", "cn_error_shell1_pct", "species_accuracy", "validity", "template_win_rate")
     print(f"{'':14s}" + "".join(f"{k:>21s}" for k in keys))

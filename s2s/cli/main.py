@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from s2s.cli.data import add_fidelity_options, load_dataset
+
 PRESET_HELP = (
     "model/training preset: 'cpu_v3' (the CPU recipe that reads the spectrum: hidden 128, message 64, 4 layers, "
     "batch 64, FiLM spectrum encoder, x0 prediction; docs/model.md), 'cpu' (the same network with the paper's "
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="which split to train on (default train; 'all' for every record; 'fit' "
         "for train minus the validation structures, 'val' for those, s2s.dataset.validation_split)",
     )
+    add_fidelity_options(t)
     t.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps in total")
     t.add_argument("--epochs", type=int, default=None, help="override the preset's number of epochs")
     t.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size (graphs per step)")
@@ -128,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--split", default="test", help="dataset split to take spectra from (default test; 'all' for every record)"
     )
     s.add_argument("--limit", type=int, default=None, help="only the first LIMIT spectra of the split")
+    add_fidelity_options(s)
     s.add_argument(
         "--shift",
         default="0",
@@ -151,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True, type=Path, help="dataset file")
     e.add_argument("--split", default="test", help="split to evaluate (default test)")
     e.add_argument("--limit", type=int, default=None, help="only the first LIMIT records")
+    add_fidelity_options(e)
     e.add_argument(
         "--method",
         default="both",
@@ -172,10 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _records(path: Path, split: str, limit: int | None):
-    from s2s.dataset import Dataset
-
-    ds = Dataset.load(path)
+def _records(path: Path, split: str, limit: int | None, fidelity: str = "xtb", reference_store: Path | None = None):
+    """The records of ``split`` of the dataset file ``path`` in ``fidelity`` (xtb, reference, both)."""
+    ds = load_dataset(path, fidelity, reference_store)
     if split in ("fit", "val"):
         from s2s.dataset import validation_split
 
@@ -184,7 +188,7 @@ def _records(path: Path, split: str, limit: int | None):
         part = ds if split == "all" else ds.split(split)
     recs = list(part)[: limit if limit is not None else None]
     if not recs:
-        raise SystemExit(f"s2s: {path}: no records in split {split!r}")
+        raise SystemExit(f"s2s: {path}: no records in split {split!r} (fidelity {fidelity})")
     return recs
 
 
@@ -231,10 +235,13 @@ def cmd_train(a) -> int:
         over.update(lr_decay_start=start, lr_decay_steps=a.lr_decay_steps, lr_min_factor=a.lr_min_factor)
     if over:
         cfg = replace(cfg, train=replace(cfg.train, **over))
-    recs = _records(a.data, a.split, None)
+    recs = _records(a.data, a.split, None, a.fidelity, a.reference_store)
     envs = [r.environment for r in recs]
     spectra = np.stack([r.spectrum for r in recs])
-    print(f"training on {len(recs)} sites from {a.data} (split {a.split}), preset {a.preset}, out {a.out}")
+    print(
+        f"training on {len(recs)} sites from {a.data} (split {a.split}, fidelity {a.fidelity}), "
+        f"preset {a.preset}, out {a.out}"
+    )
     t0 = time.perf_counter()
     import hashlib
 
@@ -242,6 +249,8 @@ def cmd_train(a) -> int:
         "dataset": str(a.data),
         "dataset_sha256": hashlib.sha256(Path(a.data).read_bytes()).hexdigest(),
         "split": a.split,
+        "fidelity": a.fidelity,
+        "n_reference_records": sum(r.fidelity == "reference" for r in recs),
         "preset": a.preset,
         "args": {k: str(v) for k, v in vars(a).items() if not callable(v)},
     }
@@ -285,7 +294,7 @@ def cmd_sample(a) -> int:
         n_arg = "predict" if a.n_atoms == "target" else a.n_atoms
         counts, mode = _counts(n_arg, None)
     else:
-        recs = _records(a.data, a.split, a.limit)
+        recs = _records(a.data, a.split, a.limit, a.fidelity, a.reference_store)
         spectra = np.stack([r.spectrum for r in recs])
         names = [f"{r.structure_id}__site{r.site_index}" for r in recs]
         counts, mode = _counts(a.n_atoms, recs)
@@ -326,7 +335,7 @@ def cmd_evaluate(a) -> int:
         return cmd_evaluate_best_of(a)
     model = load_model(a.model)
     check_out_dir(a.out)  # before any generation
-    recs = _records(a.data, a.split, a.limit)
+    recs = _records(a.data, a.split, a.limit, a.fidelity, a.reference_store)
     counts, mode = _counts(a.n_atoms, recs)
     if isinstance(counts, int):
         counts = [counts] * len(recs)
@@ -357,6 +366,7 @@ def cmd_evaluate(a) -> int:
             "model": str(a.model),
             "data": str(a.data),
             "split": a.split,
+            "fidelity": a.fidelity,
             "seed": a.seed,
             "steps": a.steps,
             "summary": summary,

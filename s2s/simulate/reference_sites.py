@@ -376,6 +376,40 @@ def with_reference(dataset, store: ReferenceStore, calc_key: str | None = BUILD_
     )
 
 
+#: what a run reads: the xTB spectra, the reference spectra, or both (two records per site where both exist)
+FIDELITY_CHOICES = ("xtb", "reference", "both")
+
+
+def dataset_of_fidelity(
+    dataset, fidelity: str, store: ReferenceStore | None = None, calc_key: str | None = BUILD_SETTINGS.calc_key()
+):
+    """The records of ``dataset`` a run of fidelity ``fidelity`` reads (:data:`FIDELITY_CHOICES`).
+
+    'xtb': the records that are not of reference fidelity (the open dataset's xTB spectra; a file of a
+    simulator s2s does not know stays whole); 'reference': the sites with a reference spectrum in ``store`` (settings
+    ``calc_key``), as :func:`reference_records` (splits as their xTB records, :data:`HELD_OUT` sites in no
+    split); 'both': the two together (:func:`with_reference`).  Splits and validation carves are by
+    structure, so a site's two records are always on the same side.  Raises ``ValueError`` naming the store
+    when 'reference' finds no site in it."""
+    if fidelity not in FIDELITY_CHOICES:
+        raise ValueError(f"fidelity must be one of {', '.join(FIDELITY_CHOICES)}, got {fidelity!r}")
+    xtb = dataset.filter(lambda r: r.fidelity != "reference")
+    if fidelity == "xtb":
+        return xtb
+    if store is None:
+        raise ValueError(f"fidelity {fidelity!r} needs a reference store (data/reference_sites)")
+    both = with_reference(xtb, store, calc_key)
+    if fidelity == "both":
+        return both
+    ref = both.fidelity("reference")
+    if len(ref) == 0:
+        raise ValueError(
+            f"reference store {store.root}: no site of this dataset with settings {calc_key} "
+            "(build them with scripts/build_reference.py sites)"
+        )
+    return ref
+
+
 # --------------------------------------------------------------------------- the plan
 
 

@@ -1,0 +1,96 @@
+"""``--fidelity`` routes the CLI to the right spectra: xTB records, the reference store's, or both."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from s2s.cli import main
+from s2s.cli.data import load_dataset
+from s2s.dataset import Dataset
+from s2s.simulate import reference_sites as rs
+from s2s.simulate.gpaw_ref import broaden_to_grid
+from s2s.simulate.xtb_settings import structure_hash
+from tests.helpers import toy_dataset_and_model
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """(dataset path, model path, store folder, the reference spectra by site key): of 7 sites,
+    three training sites and the test site get a reference spectrum that is not their xTB spectrum (a peak at 12 eV)."""
+    root = tmp_path_factory.mktemp("fid")
+    data, model = toy_dataset_and_model(root, simulator="xtb-gfn1")
+    ds = Dataset.load(data)
+    st = rs.BUILD_SETTINGS
+    store = rs.ReferenceStore(root / "store")
+    chosen = list(ds.train)[:3] + list(ds.test)[:1]
+    spectra = {}
+    for i, r in enumerate(chosen):
+        e = np.array([0.0, 3.0 + 0.5 * i, 12.0])
+        w = np.array([0.2, 1.0, 2.0])
+        rec = {
+            "structure_id": r.structure_id,
+            "site_index": r.site_index,
+            "energies_eV": e.tolist(),
+            "intensity": w.tolist(),
+            "grid_spectrum": broaden_to_grid(e, w, st.fwhm).tolist(),
+            "sanity": {"passed": True, "gap_eV": 5.0, "message": "ok"},
+            "settings": {"supercell_atoms": 72, "calc_key": st.calc_key()},
+            "wall_time_s": {"total": 1.0},
+            "cpu_time_s": 1.0,
+        }
+        site = rs.site_from_record(rec, structure_hash(ds.structure(r.structure_id)))
+        store.add(site, st)
+        spectra[r.key] = site.grid_spectrum
+    return data, model, root / "store", spectra
+
+
+def test_load_dataset_gives_each_fidelity_its_own_spectra_on_the_same_splits(toy):
+    data, _, store, spectra = toy
+    xtb = load_dataset(data, "xtb")
+    ref = load_dataset(data, "reference", store)
+    both = load_dataset(data, "both", store)
+    assert {r.fidelity for r in xtb} == {"xtb"} and {r.fidelity for r in ref} == {"reference"}
+    assert len(ref) == len(spectra) and len(both) == len(xtb) + len(ref)
+    by_key = {r.key: r for r in xtb}
+    for r in ref:  # the store's spectrum, everything else (split, environment) from the xTB record
+        np.testing.assert_allclose(r.spectrum, spectra[r.key], rtol=1e-6)
+        assert r.split == by_key[r.key].split
+        np.testing.assert_array_equal(r.environment.coords, by_key[r.key].environment.coords)
+        assert not np.allclose(r.spectrum, by_key[r.key].spectrum)
+    assert len(ref.test) == 1 and len(ref.train) == 3 < len(xtb.train)
+
+
+def test_load_dataset_errors_name_the_store_or_file(toy, tmp_path):
+    data, _, _, _ = toy
+    with pytest.raises(SystemExit, match="is not a folder"):
+        load_dataset(data, "reference", tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="no site of this dataset"):
+        load_dataset(data, "reference", tmp_path / "empty")
+    with pytest.raises(SystemExit, match="dataset file not found"):
+        load_dataset(tmp_path / "missing.h5", "xtb")
+    with pytest.raises(ValueError, match="fidelity must be one of"):
+        rs.dataset_of_fidelity(Dataset.load(data), "castep", None)
+
+
+def test_train_and_sample_read_the_fidelity_they_are_given(toy, tmp_path):
+    data, model, store, spectra = toy
+    run = tmp_path / "ref_run"
+    argv = ["train", "--data", str(data), "--out", str(run), "--preset", "tiny", "--max-steps", "2", "--quiet"]
+    assert main(argv + ["--fidelity", "reference", "--reference-store", str(store)]) == 0
+    info = json.loads((run / "run.json").read_text())
+    assert info["fidelity"] == "reference"
+    assert info["n_reference_records"] == len(spectra) - 1  # the training sites, not the test one
+    out = tmp_path / "samples"
+    argv = ["sample", "--model", str(model), "--data", str(data), "--out", str(out), "--split", "all"]
+    assert main(argv + ["--fidelity", "reference", "--reference-store", str(store), "--steps", "2"]) == 0
+    assert sorted(p.stem for p in out.glob("*.xyz")) == sorted(f"{s}__site{k}" for s, k in spectra)
+    ev = tmp_path / "ev"
+    argv = ["evaluate", "--model", str(model), "--data", str(data), "--out", str(ev), "--steps", "2"]
+    assert main(argv + ["--fidelity", "both", "--reference-store", str(store)]) == 0
+    m = json.loads((ev / "metrics.json").read_text())
+    n_test_xtb = len(Dataset.load(data).test)
+    assert m["fidelity"] == "both" and m["summary"]["paper"]["n"] == n_test_xtb + 1
