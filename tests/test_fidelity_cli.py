@@ -94,3 +94,39 @@ def test_train_and_sample_read_the_fidelity_they_are_given(toy, tmp_path):
     m = json.loads((ev / "metrics.json").read_text())
     n_test_xtb = len(Dataset.load(data).test)
     assert m["fidelity"] == "both" and m["summary"]["paper"]["n"] == n_test_xtb + 1
+
+
+def test_fidelity_recipes_benchmark_trains_evaluates_and_reports_on_a_toy(toy, tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("fidelity_recipes", Path("benchmarks/fidelity_recipes.py"))
+    fr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fr)
+    data, model, store, spectra = toy
+    common = ["--data", str(data), "--reference-store", str(store)]
+    run = tmp_path / "joint"
+    argv = [
+        "train",
+        "joint",
+        "--cpu-minutes",
+        "0.02",
+        "--preset",
+        "tiny",
+        "--init-from",
+        str(model.parent / "checkpoint.pt"),
+    ]
+    assert fr.main(argv + ["--out", str(run)] + common) == 0
+    info = json.loads((run / "run.json").read_text())
+    assert info["fidelity"] == "both" and info["n_reference_records"] >= 1
+    assert fr.main(["evaluate", str(run), "--fidelity", "reference", "--seeds", "0", "1"] + common) == 0
+    evals = sorted(run.glob("eval_reference_s*.json"))
+    assert [p.name for p in evals] == ["eval_reference_s0.json", "eval_reference_s1.json"]
+    e0 = json.loads(evals[0].read_text())
+    val_keys = {s for s in e0["sites"]}
+    assert val_keys <= {f"{s}:{k}" for s, k in spectra}  # only sites with a reference spectrum
+    assert e0["fidelity"] == "reference" and 0.0 <= e0["validity"] <= 1.0 and e0["rmsd_shell1"] > 0
+    capsys.readouterr()
+    assert fr.main(["report", str(run)]) == 0
+    table = capsys.readouterr().out
+    assert f" | reference | {e0['n']} | 2 |" in table and table.startswith("| run | extra CPU")

@@ -1,0 +1,213 @@
+"""Models that read reference-fidelity (first-principles) spectra: recipes compared at equal CPU time on the
+validation split (issue 29, item 4).
+
+    python benchmarks/fidelity_recipes.py train finetune --cpu-minutes 30 --seed 0     # -> runs/fidelity/finetune_s0
+    python benchmarks/fidelity_recipes.py train joint --cpu-minutes 30 --seed 0        # -> runs/fidelity/joint_s0
+    python benchmarks/fidelity_recipes.py evaluate runs/fidelity/finetune_s0 v6 --fidelity reference --seeds 0 1
+    python benchmarks/fidelity_recipes.py evaluate runs/fidelity/* v6 --fidelity xtb --seeds 0 1
+    python benchmarks/fidelity_recipes.py report runs/fidelity/* v6
+
+Recipes (each continues the shipped model, ``models/s2s_open_v6/checkpoint.pt``, preset cpu_v3, on the fit
+split: the training split minus the validation structures; one thread; ``--cpu-minutes`` of *additional*
+process CPU time, so recipes compare at equal CPU):
+
+- ``finetune`` (a): only the reference spectra of the fit sites (``s2s train --fidelity reference``);
+- ``joint`` (c): both fidelities, two records per site that has both (``--fidelity both``); the model is
+  told nothing about the fidelity and has to read it from the spectrum;
+- ``xtb``: the xTB spectra only, the control (what the same CPU buys without any reference spectrum).
+
+``evaluate`` generates one sample per validation site (DDIM-50, the target's atom count, paper alignment)
+from the chosen fidelity's spectra for every sampling seed and writes ``eval_<fidelity>_s<seed>.json`` into the
+run (``v6`` names the shipped model; its evaluations go to runs/fidelity/v6).  ``report`` prints the table:
+per run and fidelity the mean over seeds of 1st-shell RMSD, all-atom RMSD, CN1 error, species, validity,
+and the 95 % interval over validation structures of the first seed (:mod:`s2s.evaluation.bootstrap`).
+The test split is never read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from s2s.cli import main as s2s_main
+from s2s.cli.data import load_dataset
+from s2s.files import atomic_write_text
+from s2s.resources import default_path, resolve
+
+RECIPES = {"finetune": "reference", "joint": "both", "xtb": "xtb"}
+BASELINE = "v6"
+RUNS = Path("runs/fidelity")
+KEYS = ("rmsd_shell1", "rmsd_all", "cn_error_shell1_pct", "species_accuracy", "validity")
+
+
+def shipped_checkpoint() -> Path:
+    return Path(default_path("model")).parent / "checkpoint.pt"
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    out = Path(a.out or RUNS / f"{a.recipe}_s{a.seed}")
+    argv = ["train", "--data", str(a.data), "--split", "fit", "--preset", a.preset, "--out", str(out)]
+    argv += ["--fidelity", RECIPES[a.recipe], "--init-from", str(a.init_from or shipped_checkpoint())]
+    argv += ["--cpu-minutes", str(a.cpu_minutes), "--threads", "1", "--seed", str(a.seed), "--quiet"]
+    if a.reference_store:
+        argv += ["--reference-store", str(a.reference_store)]
+    if a.lr:
+        argv += ["--lr", str(a.lr)]
+    print("s2s " + " ".join(argv))
+    return s2s_main(argv)
+
+
+def _model_path(run: str, runs_dir: Path = RUNS) -> tuple[Path, Path]:
+    """(model.pt, folder for the evaluations) of a run folder or of ``v6`` (the shipped model)."""
+    if run == BASELINE:
+        return Path(default_path("model")), Path(runs_dir) / BASELINE
+    return Path(run) / "model.pt", Path(run)
+
+
+def evaluate_model(model_path: Path, records: list, seed: int) -> dict:
+    """One DDIM-50 sample per record (the target's atom count), paper alignment: the summary table, validity
+    and the 95 % intervals over structures; per-site rows kept for paired comparisons."""
+    import torch
+
+    from s2s.evaluation.bootstrap import summary_intervals
+    from s2s.evaluation.evaluate import evaluate_generation, generation_inputs, summary_table
+    from s2s.model.sample import generate
+    from s2s.model.train import load_model
+
+    torch.set_num_threads(1)
+    model = load_model(model_path)
+    spectra, n_atoms = generation_inputs(records)
+    t0 = time.process_time()
+    gen = generate(model, spectra, n_atoms, seed=seed, sampler="ddim", n_steps=50, buckets=True)
+    rows = evaluate_generation([r.environment for r in records], gen, methods=("paper",))
+    table = summary_table(rows, "paper")
+    groups = [r.structure_id for r in records]
+    return {
+        **{k: table[k] for k in KEYS if k in table},
+        "n": len(records),
+        "n_structures": len(set(groups)),
+        "ci95": summary_intervals(rows, groups, "paper", keys=("rmsd_shell1", "species_accuracy", "validity")),
+        "generation_cpu_s": round(time.process_time() - t0, 1),
+        "sites": [f"{r.structure_id}:{r.site_index}" for r in records],
+        "rmsd_shell1_per_site": [float(r["paper"]["rmsd_shell1"]) for r in rows],
+    }
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from s2s.splits import validation_split
+
+    ds = load_dataset(a.data, a.fidelity, a.reference_store)
+    _, val = validation_split(ds)
+    records = list(val)
+    print(f"validation at fidelity {a.fidelity}: {len(records)} sites of {len(val.structure_ids())} structures")
+    for run in a.runs:
+        model_path, folder = _model_path(run, a.runs_dir)
+        for seed in a.seeds:
+            res = evaluate_model(model_path, records, seed)
+            res.update({"model": str(model_path), "fidelity": a.fidelity, "seed": seed, "data": str(a.data)})
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(folder / f"eval_{a.fidelity}_s{seed}.json", json.dumps(res, indent=1))
+            print(f"{run} seed {seed}: " + "  ".join(f"{k} {res[k]:.3f}" for k in KEYS if k in res))
+    return 0
+
+
+def extra_cpu(folder: Path) -> tuple[float, int]:
+    """(CPU minutes, optimiser steps) of a run's last stage (its continuation of the shipped model), from
+    loss.csv; (0, 0) without one (the shipped model itself)."""
+    import csv
+
+    path = Path(folder) / "loss.csv"
+    if not path.exists():
+        return 0.0, 0
+    rows = list(csv.DictReader(path.read_text().splitlines()))
+    stage = max(int(r.get("stage") or 0) for r in rows)
+    mine = [r for r in rows if int(r.get("stage") or 0) == stage and r.get("cpu_seconds")]
+    if not mine:
+        return 0.0, 0
+    before = [int(r["step"]) for r in rows if int(r.get("stage") or 0) < stage]
+    return round(float(mine[-1]["cpu_seconds"]) / 60.0, 1), int(mine[-1]["step"]) - (max(before) if before else 0)
+
+
+def collect(runs: list[str], runs_dir: Path = RUNS) -> list[dict]:
+    """One row per (run, fidelity): the mean over seeds of each key, and the first seed's intervals."""
+    out = []
+    for run in runs:
+        _, folder = _model_path(run, runs_dir)
+        by_fid: dict[str, list[dict]] = {}
+        for f in sorted(folder.glob("eval_*_s*.json")):
+            d = json.loads(f.read_text())
+            by_fid.setdefault(d["fidelity"], []).append(d)
+        for fid, evals in sorted(by_fid.items()):
+            evals.sort(key=lambda d: d["seed"])
+            row = {"run": run, "fidelity": fid, "seeds": [d["seed"] for d in evals], "n": evals[0]["n"]}
+            row["extra_cpu_min"], row["extra_steps"] = extra_cpu(folder)
+            for k in KEYS:
+                vals = [d[k] for d in evals if k in d]
+                row[k] = float(np.mean(vals)) if vals else float("nan")
+                row[f"{k}_seed_spread"] = float(np.ptp(vals)) if vals else float("nan")
+            row["ci95"] = evals[0]["ci95"]
+            out.append(row)
+    return out
+
+
+def table_markdown(rows: list[dict]) -> str:
+    head = (
+        "| run | extra CPU min (steps) | input fidelity | val sites | seeds | 1st shell (Å) [95 % CI] "
+        "| all (Å) | CN1 err (%) | species | validity |"
+    )
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        ci = r["ci95"].get("rmsd_shell1", [float("nan")] * 2)
+        lines.append(
+            f"| {r['run']} | {r['extra_cpu_min']} ({r['extra_steps']}) | {r['fidelity']} | {r['n']} "
+            f"| {len(r['seeds'])} | {r['rmsd_shell1']:.3f} "
+            f"[{ci[0]:.2f}, {ci[1]:.2f}] | {r['rmsd_all']:.3f} | {r['cn_error_shell1_pct']:.1f} | "
+            f"{r['species_accuracy']:.3f} | {r['validity']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    print(table_markdown(collect(a.runs, a.runs_dir)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("recipe", choices=list(RECIPES))
+    t.add_argument("--cpu-minutes", type=float, required=True)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--preset", default="cpu_v3", help="the preset of the --init-from run (default cpu_v3, v6's)")
+    t.add_argument("--out", type=Path, default=None)
+    t.add_argument("--init-from", type=Path, default=None, help="default: the shipped model's checkpoint.pt")
+    e = sub.add_parser("evaluate")
+    e.add_argument("runs", nargs="+", help=f"run folders, or {BASELINE!r} for the shipped model")
+    e.add_argument("--fidelity", choices=["reference", "xtb"], default="reference")
+    e.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    e.add_argument("--runs-dir", type=Path, default=RUNS, help=f"where {BASELINE!r}'s evaluations go")
+    r = sub.add_parser("report")
+    r.add_argument("runs", nargs="+")
+    r.add_argument("--runs-dir", type=Path, default=RUNS)
+    for p in (t, e):
+        p.add_argument("--data", type=Path, default=None, help="dataset file (default: the shipped one)")
+        p.add_argument("--reference-store", type=Path, default=None)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    if getattr(a, "data", "unset") is None:
+        a.data = resolve("data")
+    return {"train": cmd_train, "evaluate": cmd_evaluate, "report": cmd_report}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
