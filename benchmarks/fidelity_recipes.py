@@ -3,6 +3,9 @@ validation split (issue 29, item 4).
 
     python benchmarks/fidelity_recipes.py train finetune --cpu-minutes 30 --seed 0     # -> runs/fidelity/finetune_s0
     python benchmarks/fidelity_recipes.py train joint --cpu-minutes 30 --seed 0        # -> runs/fidelity/joint_s0
+    python benchmarks/fidelity_recipes.py translator --cpu-seconds 300                 # -> runs/fidelity/translator
+    python benchmarks/fidelity_recipes.py translate                                    # -> runs/fidelity/translated.h5
+    python benchmarks/fidelity_recipes.py train translated --cpu-minutes 25 --seed 0   # -> runs/fidelity/translated_s0
     python benchmarks/fidelity_recipes.py evaluate runs/fidelity/finetune_s0 v6 --fidelity reference --seeds 0 1
     python benchmarks/fidelity_recipes.py evaluate runs/fidelity/* v6 --fidelity xtb --seeds 0 1
     python benchmarks/fidelity_recipes.py report runs/fidelity/* v6
@@ -14,6 +17,11 @@ process CPU time, so recipes compare at equal CPU):
 - ``finetune`` (a): only the reference spectra of the fit sites (``s2s train --fidelity reference``);
 - ``joint`` (c): both fidelities, two records per site that has both (``--fidelity both``); the model is
   told nothing about the fidelity and has to read it from the spectrum;
+- ``translated`` (b): the translator (:mod:`s2s.forward.translate`: SOAP + the site's xTB spectrum -> its
+  reference spectrum, trained on the fit sites that have both; ``translator``) relabels every training site
+  (``translate`` writes runs/fidelity/translated.h5); the model then reads the reference spectrum where one
+  exists and the translation elsewhere (``--fidelity translated``).  The translator's CPU counts against this
+  recipe's budget: give it ``--cpu-minutes`` minus the translator's minutes;
 - ``xtb``: the xTB spectra only, the control (what the same CPU buys without any reference spectrum).
 
 ``evaluate`` generates one sample per validation site (DDIM-50, the target's atom count, paper alignment)
@@ -39,7 +47,7 @@ from s2s.cli.data import load_dataset
 from s2s.files import atomic_write_text
 from s2s.resources import default_path, resolve
 
-RECIPES = {"finetune": "reference", "joint": "both", "xtb": "xtb"}
+RECIPES = {"finetune": "reference", "joint": "both", "translated": "translated", "xtb": "xtb"}
 BASELINE = "v6"
 RUNS = Path("runs/fidelity")
 KEYS = ("rmsd_shell1", "rmsd_all", "cn_error_shell1_pct", "species_accuracy", "validity")
@@ -49,9 +57,36 @@ def shipped_checkpoint() -> Path:
     return Path(default_path("model")).parent / "checkpoint.pt"
 
 
+def translated_data(runs_dir: Path = RUNS) -> Path:
+    return Path(runs_dir) / "translated.h5"
+
+
+def cmd_translator(a: argparse.Namespace) -> int:
+    argv = ["train-forward", "--translator", "--data", str(a.data), "--out", str(Path(a.runs_dir) / "translator")]
+    argv += ["--cpu-seconds", str(a.cpu_seconds), "--threads", "1", "--quiet"]
+    if a.reference_store:
+        argv += ["--reference-store", str(a.reference_store)]
+    print("s2s " + " ".join(argv))
+    return s2s_main(argv)
+
+
+def cmd_translate(a: argparse.Namespace) -> int:
+    from s2s.dataset import Dataset
+    from s2s.forward.model import ForwardModel
+    from s2s.forward.translate import translate
+
+    translator = ForwardModel.load(Path(a.runs_dir) / "translator")
+    out = translate(Dataset.load(a.data), translator)
+    path = translated_data(a.runs_dir)
+    out.save(path)
+    print(f"{out.meta['translated_sites']} training sites translated into {path}")
+    return 0
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     out = Path(a.out or RUNS / f"{a.recipe}_s{a.seed}")
-    argv = ["train", "--data", str(a.data), "--split", "fit", "--preset", a.preset, "--out", str(out)]
+    data = translated_data(a.runs_dir) if a.recipe == "translated" else a.data
+    argv = ["train", "--data", str(data), "--split", "fit", "--preset", a.preset, "--out", str(out)]
     argv += ["--fidelity", RECIPES[a.recipe], "--init-from", str(a.init_from or shipped_checkpoint())]
     argv += ["--cpu-minutes", str(a.cpu_minutes), "--threads", "1", "--seed", str(a.seed), "--quiet"]
     if a.reference_store:
@@ -188,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", default="cpu_v3", help="the preset of the --init-from run (default cpu_v3, v6's)")
     t.add_argument("--out", type=Path, default=None)
     t.add_argument("--init-from", type=Path, default=None, help="default: the shipped model's checkpoint.pt")
+    t.add_argument("--runs-dir", type=Path, default=RUNS, help="where the translated dataset is (recipe translated)")
+    tr = sub.add_parser("translator")
+    tr.add_argument("--cpu-seconds", type=float, default=300.0)
+    tr.add_argument("--runs-dir", type=Path, default=RUNS)
+    tl = sub.add_parser("translate")
+    tl.add_argument("--runs-dir", type=Path, default=RUNS)
     e = sub.add_parser("evaluate")
     e.add_argument("runs", nargs="+", help=f"run folders, or {BASELINE!r} for the shipped model")
     e.add_argument("--fidelity", choices=["reference", "xtb"], default="reference")
@@ -196,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report")
     r.add_argument("runs", nargs="+")
     r.add_argument("--runs-dir", type=Path, default=RUNS)
-    for p in (t, e):
+    for p in (t, e, tr, tl):
         p.add_argument("--data", type=Path, default=None, help="dataset file (default: the shipped one)")
         p.add_argument("--reference-store", type=Path, default=None)
     return ap
@@ -206,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     if getattr(a, "data", "unset") is None:
         a.data = resolve("data")
-    return {"train": cmd_train, "evaluate": cmd_evaluate, "report": cmd_report}[a.cmd](a)
+    cmds = {"train": cmd_train, "translator": cmd_translator, "translate": cmd_translate}
+    return {**cmds, "evaluate": cmd_evaluate, "report": cmd_report}[a.cmd](a)
 
 
 if __name__ == "__main__":

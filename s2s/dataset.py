@@ -62,9 +62,15 @@ FORMAT_VERSION = 1
 SPLITS: tuple[str, ...] = ("train", "test", "")
 #: Spectrum fidelities: the fast semi-empirical simulator the open dataset was built with, and
 #: first-principles core-hole methods (what users' spectra are compared with).
-FIDELITIES: tuple[str, ...] = ("xtb", "reference")
+FIDELITIES: tuple[str, ...] = ("xtb", "reference", "translated")
 #: simulator name prefix -> fidelity (:attr:`SiteRecord.fidelity`)
-SIMULATOR_FIDELITY: dict[str, str] = {"xtb": "xtb", "gpaw": "reference", "castep": "reference", "vasp": "reference"}
+SIMULATOR_FIDELITY: dict[str, str] = {
+    "xtb": "xtb",
+    "gpaw": "reference",
+    "castep": "reference",
+    "vasp": "reference",
+    "translated": "translated",  # xTB spectra relabelled by the translator (s2s.forward.translate)
+}
 
 _STR = h5py.string_dtype(encoding="utf-8")
 
@@ -183,7 +189,8 @@ class SiteRecord:
 
     @property
     def fidelity(self) -> str:
-        """``"xtb"`` or ``"reference"`` (first principles), from :attr:`simulator`; ``""`` if unknown."""
+        """``"xtb"``, ``"reference"`` (first principles) or ``"translated"`` (an xTB spectrum relabelled by the
+        translator, :mod:`s2s.forward.translate`), from :attr:`simulator`; ``""`` if unknown."""
         low = self.simulator.lower()
         return next((f for prefix, f in SIMULATOR_FIDELITY.items() if low.startswith(prefix)), "")
 

@@ -130,3 +130,53 @@ def test_fidelity_recipes_benchmark_trains_evaluates_and_reports_on_a_toy(toy, t
     assert fr.main(["report", str(run)]) == 0
     table = capsys.readouterr().out
     assert f" | reference | {e0['n']} | 2 |" in table and table.startswith("| run | extra CPU")
+
+
+def test_translated_fidelity_takes_the_reference_spectrum_where_one_exists_and_the_translation_elsewhere(toy, tmp_path):
+    from s2s.forward.model import ForwardConfig, ForwardModel, build_net
+    from s2s.forward.translate import translate
+
+    data, _, store, spectra = toy
+    cfg = ForwardConfig(kind="soap", hidden=8, input_spectrum=True)
+    translator = ForwardModel(cfg, build_net(cfg))  # untrained: this test is about which record goes where
+    path = tmp_path / "translated.h5"
+    translate(Dataset.load(data), translator).save(path)
+    mixed = load_dataset(path, "translated", store)
+    xtb = load_dataset(path, "xtb")
+    assert {r.fidelity for r in xtb} == {"xtb"}  # translated records are not read as xTB ones
+    train = mixed.train
+    assert len(train) == len(xtb.train)  # one record per training site
+    for r in train:
+        if r.key in spectra:
+            assert r.fidelity == "reference" and np.allclose(r.spectrum, spectra[r.key], rtol=1e-6)
+        else:
+            assert r.fidelity == "translated"
+    assert {r.fidelity for r in mixed.test} == {"reference"}  # test sites are never translated
+    with pytest.raises(SystemExit, match="no translated records"):
+        load_dataset(data, "translated", store)
+
+
+def test_fidelity_recipes_translated_recipe_runs_on_a_toy(toy, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+
+    from s2s.forward.model import ForwardConfig, ForwardModel, build_net
+
+    spec = importlib.util.spec_from_file_location("fidelity_recipes", Path("benchmarks/fidelity_recipes.py"))
+    fr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fr)
+    data, model, store, spectra = toy
+    cfg = ForwardConfig(kind="soap", hidden=8, input_spectrum=True)
+    (tmp_path / "translator").mkdir()
+    torch.save(ForwardModel(cfg, build_net(cfg)).state(), tmp_path / "translator" / "model.pt")
+    common = ["--data", str(data), "--reference-store", str(store), "--runs-dir", str(tmp_path)]
+    assert fr.main(["translate"] + common) == 0
+    assert (tmp_path / "translated.h5").exists()
+    run = tmp_path / "tr_run"
+    argv = ["train", "translated", "--cpu-minutes", "0.02", "--preset", "tiny", "--out", str(run)]
+    assert fr.main(argv + ["--init-from", str(model.parent / "checkpoint.pt")] + common) == 0
+    info = json.loads((run / "run.json").read_text())
+    assert info["fidelity"] == "translated" and info["dataset"].endswith("translated.h5")
+    assert info["n_reference_records"] == len(spectra) - 1  # the real ones kept beside the translations

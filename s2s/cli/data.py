@@ -7,13 +7,14 @@ from pathlib import Path
 
 FIDELITY_HELP = (
     "which spectra of the dataset: xtb (default), reference (the first-principles GPAW spectra of "
-    "--reference-store, for the sites that have one) or both (two records per such site)"
+    "--reference-store, for the sites that have one), both (two records per such site) or translated (the "
+    "reference spectrum where one exists, the file's translated spectrum elsewhere; s2s.forward.translate)"
 )
 
 
 def add_fidelity_options(p: argparse.ArgumentParser) -> None:
     """``--fidelity {xtb,reference,both}`` and ``--reference-store DIR``."""
-    p.add_argument("--fidelity", default="xtb", choices=["xtb", "reference", "both"], help=FIDELITY_HELP)
+    p.add_argument("--fidelity", default="xtb", choices=["xtb", "reference", "both", "translated"], help=FIDELITY_HELP)
     p.add_argument(
         "--reference-store",
         type=Path,

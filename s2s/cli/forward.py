@@ -41,6 +41,12 @@ def add_train_forward_parser(sub) -> argparse.ArgumentParser:
         default=None,
         help="stop after this much process CPU time in training (summed over resumes)",
     )
+    p.add_argument(
+        "--translator",
+        action="store_true",
+        help="train the translator instead (issue 29, recipe b): SOAP + the site's xTB spectrum -> its reference "
+        "spectrum, on the training sites that have both (needs the reference store; s2s.forward.translate)",
+    )
     p.add_argument("--hidden", type=int, default=None, help="MLP width")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate")
     p.add_argument("--seed", type=int, default=None, help="seed (default 0)")
@@ -69,11 +75,22 @@ def cmd_train_forward(a) -> int:
     over = {
         k: v for k, v in dict(hidden=a.hidden, lr=a.lr, seed=a.seed, max_steps=a.max_steps).items() if v is not None
     }
+    if a.translator:
+        if a.kind != "soap":
+            raise SystemExit("s2s train-forward: --translator needs --kind soap")
+        over["input_spectrum"] = True
+        a.fidelity = "both"  # the pairs: the xTB and the reference record of each site
     if over:
         cfg = replace(cfg, **over)
     train = load_dataset(a.data, a.fidelity, a.reference_store).train
     if len(train) == 0:
         raise ValueError(f"{a.data}: no training records (fidelity {a.fidelity})")
+    if a.translator:
+        from s2s.forward.translate import translation_pairs
+
+        envs, inputs, targets, ids = translation_pairs(train)
+    else:
+        envs, inputs, targets, ids = train.environments(), None, train.spectra(), [r.structure_id for r in train]
     info = {
         "dataset": str(a.data),
         "dataset_sha256": hashlib.sha256(Path(a.data).read_bytes()).hexdigest(),
@@ -86,21 +103,20 @@ def cmd_train_forward(a) -> int:
             if k not in ("func", "command") and v not in (None, False)
         ),
     }
-    print(
-        f"train-forward: {len(train)} training sites from {a.data} (fidelity {a.fidelity}), kind {cfg.kind}, "
-        f"out {a.out}"
-    )
+    what = "translator (xTB -> reference) pairs" if a.translator else f"training sites (fidelity {a.fidelity})"
+    print(f"train-forward: {len(envs)} {what} from {a.data}, kind {cfg.kind}, out {a.out}")
     t0 = time.process_time()
     res = train_forward(
         cfg,
-        train.environments(),
-        train.spectra(),
-        [r.structure_id for r in train],
+        envs,
+        targets,
+        ids,
         a.out,
         resume=not a.no_resume,
         cpu_seconds=a.cpu_seconds,
         progress=not a.quiet,
         info=info,
+        input_spectra=inputs,
     )
     print(
         f"done: {res.step} steps, best validation MSE {res.best_val_mse:.3e} at step {res.best_step}; "

@@ -68,7 +68,10 @@ class ForwardConfig:
     are log(training mean spectrum) + the network's output, so the network learns the deviation
     from the mean spectrum.  SOAP: soap_r_cut, soap_n_max, soap_l_max, soap_sigma (the template-matching
     settings).  Distance network: n_rbf Gaussians on [0.5, rbf_max] Å, pair envelope cutoff
-    pair_cutoff.  Training: AdamW (lr, weight_decay), cosine decay to lr_min_factor x lr over
+    pair_cutoff.  input_spectrum: the *translator* (issue 29, recipe b): the SOAP design with the site's
+    spectrum at another fidelity (the xTB spectrum, 200 grid values) appended to its SOAP vector, so it maps
+    (environment, xTB spectrum) -> reference spectrum; :meth:`ForwardModel.predict` then needs ``spectra``.
+    Training: AdamW (lr, weight_decay), cosine decay to lr_min_factor x lr over
     max_steps, batch_size environments per step, validation every eval_every steps; the validation
     structures are those with hash(val_seed, id) < val_fraction.
     """
@@ -86,6 +89,7 @@ class ForwardConfig:
     n_rbf: int = 32
     rbf_max: float = 6.5
     pair_cutoff: float = 6.5
+    input_spectrum: bool = False
     lr: float = 1e-3
     lr_min_factor: float = 0.05
     weight_decay: float = 1e-4
@@ -104,6 +108,8 @@ class ForwardConfig:
                 raise ValueError(f"ForwardConfig.{name} must be >= 1, got {getattr(self, name)!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"ForwardConfig.val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.input_spectrum and self.kind != "soap":
+            raise ValueError("ForwardConfig.input_spectrum (the translator) needs kind 'soap'")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -155,6 +161,22 @@ def validation_mask(structure_ids: Sequence[str], fraction: float = 0.1, seed: i
     ids = [str(s) for s in structure_ids]
     val = hash_pick(sorted(set(ids)), fraction, seed)
     return np.array([k in val for k in ids], dtype=bool)
+
+
+def with_input_spectra(cfg: ForwardConfig, soap: torch.Tensor, spectra: np.ndarray | None) -> torch.Tensor:
+    """The network input of ``cfg``: the SOAP vectors (n, F), followed by the input-fidelity spectra (n, 200) for
+    a translator (``cfg.input_spectrum``); raises ``ValueError`` when a translator gets no or misshapen spectra,
+    or a plain forward model gets some."""
+    if not cfg.input_spectrum:
+        if spectra is not None:
+            raise ValueError("this forward model reads environments only; it takes no input spectra")
+        return soap
+    if spectra is None:
+        raise ValueError("this forward model is a translator (input_spectrum): give the sites' input spectra")
+    sp = np.asarray(spectra, dtype=np.float32)
+    if sp.shape != (soap.shape[0], N_GRID):
+        raise ValueError(f"translator input spectra: expected shape ({soap.shape[0]}, {N_GRID}), got {sp.shape}")
+    return torch.cat([soap, torch.as_tensor(sp)], dim=1)
 
 
 def unit_area_softmax(logits: torch.Tensor) -> torch.Tensor:
@@ -288,11 +310,12 @@ class ForwardModel:
         self.path = path
 
     # -- features
-    def _inputs(self, envs: Sequence[Environment]):
+    def _inputs(self, envs: Sequence[Environment], spectra: np.ndarray | None = None):
         if self.cfg.kind == "soap":
             from s2s.evaluation.template import soap_vectors
 
-            return torch.as_tensor(soap_vectors(list(envs), self.cfg.soap_settings()), dtype=torch.float32)
+            x = torch.as_tensor(soap_vectors(list(envs), self.cfg.soap_settings()), dtype=torch.float32)
+            return with_input_spectra(self.cfg, x, spectra)
         return distance_batch(envs)
 
     def spectra_tensor(self, inputs) -> torch.Tensor:
@@ -301,25 +324,36 @@ class ForwardModel:
 
     @torch.no_grad()
     def predict(
-        self, envs: Environment | Sequence[Environment], names: Sequence[str] | None = None, batch_size: int = 256
+        self,
+        envs: Environment | Sequence[Environment],
+        names: Sequence[str] | None = None,
+        batch_size: int = 256,
+        spectra: np.ndarray | None = None,
     ) -> np.ndarray:
         """(n, 200) predicted spectra (unit area on GRID) of the environments, float64.
 
         Every environment is checked first (:func:`check_environment`); a bad one raises
-        :class:`ForwardInputError` naming it (``names[i]``, default ``environment i``).
+        :class:`ForwardInputError` naming it (``names[i]``, default ``environment i``).  ``spectra`` (n, 200):
+        the sites' spectra at the input fidelity, for a translator (``cfg.input_spectrum``) only.
         """
         if isinstance(envs, Environment):
             envs = [envs]
+            spectra = None if spectra is None else np.atleast_2d(spectra)
         envs = list(envs)
         names = list(names) if names is not None else [f"environment {i}" for i in range(len(envs))]
         if len(names) != len(envs):
             raise ValueError(f"ForwardModel.predict: {len(envs)} environments but {len(names)} names")
         for e, n in zip(envs, names):
             check_environment(e, n)
+        if spectra is not None and np.shape(spectra) != (len(envs), N_GRID):
+            raise ValueError(
+                f"translator input spectra: expected shape ({len(envs)}, {N_GRID}), got {np.shape(spectra)}"
+            )
         out = np.empty((len(envs), N_GRID), dtype=np.float64)
         for s in range(0, len(envs), batch_size):
             part = envs[s : s + batch_size]
-            out[s : s + len(part)] = self.spectra_tensor(self._inputs(part)).double().numpy()
+            sp = None if spectra is None else np.asarray(spectra)[s : s + len(part)]
+            out[s : s + len(part)] = self.spectra_tensor(self._inputs(part, sp)).double().numpy()
         return out
 
     # -- persistence
@@ -379,7 +413,7 @@ def build_net(cfg: ForwardConfig, n_features: int | None = None) -> nn.Module:
         if n_features is None:
             from s2s.evaluation.template import _soap
 
-            n_features = _soap(cfg.soap_settings()).get_number_of_features()
+            n_features = _soap(cfg.soap_settings()).get_number_of_features() + (N_GRID if cfg.input_spectrum else 0)
         return SoapNet(cfg, int(n_features))
     return DistanceNet(cfg)
 
@@ -407,6 +441,7 @@ __all__ = [
     "spectrum_mse",
     "cosine",
     "unit_area_softmax",
+    "with_input_spectra",
     "distance_batch",
     "KINDS",
 ]

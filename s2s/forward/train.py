@@ -39,6 +39,7 @@ from s2s.forward.model import (
     distance_batch,
     unit_area_softmax,
     validation_mask,
+    with_input_spectra,
 )
 from s2s.spectrum import N_GRID
 
@@ -64,12 +65,14 @@ def _atomic_text(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
-def _prepare_inputs(cfg: ForwardConfig, envs: list[Environment], progress: bool):
-    """Per-environment inputs: a (n, F) SOAP tensor, or the environments themselves."""
+def _prepare_inputs(cfg: ForwardConfig, envs: list[Environment], progress: bool, input_spectra=None):
+    """Per-environment inputs: a (n, F) SOAP tensor (with the input spectra appended for a translator), or the
+    environments themselves."""
     if cfg.kind == "soap":
         from s2s.evaluation.template import soap_vectors
 
-        return torch.as_tensor(soap_vectors(envs, cfg.soap_settings(), progress=progress), dtype=torch.float32)
+        x = torch.as_tensor(soap_vectors(envs, cfg.soap_settings(), progress=progress), dtype=torch.float32)
+        return with_input_spectra(cfg, x, input_spectra)
     return envs
 
 
@@ -103,6 +106,7 @@ def train_forward(
     cpu_seconds: float | None = None,
     progress: bool = True,
     info: dict | None = None,
+    input_spectra: np.ndarray | None = None,
 ) -> ForwardTrainResult:
     """Train a forward model on ``envs`` -> ``spectra`` (n, 200), holding out the validation
     structures (:func:`validation_mask` of ``structure_ids``) to choose the weights kept.
@@ -114,7 +118,8 @@ def train_forward(
     CPU time, best weights; resumed when present and ``resume``), ``model.pt`` (best validation
     weights with config and meta), ``loss.csv`` (step, train_mse, val_mse, lr, cpu_seconds) and
     ``run.json``, each written to a temporary file and renamed.  Batches of step k come from
-    ``default_rng([seed, k])``, so a resumed run follows the same data order.
+    ``default_rng([seed, k])``, so a resumed run follows the same data order.  ``input_spectra`` (n, 200): for a
+    translator (``cfg.input_spectrum``), each site's spectrum at the input fidelity.
     """
     envs = list(envs)
     y = np.asarray(spectra, dtype=np.float32)
@@ -137,7 +142,7 @@ def train_forward(
         clean_stale(out)  # temporaries of killed runs (their PID no longer runs)
 
     torch.manual_seed(cfg.seed)
-    inputs_all = _prepare_inputs(cfg, envs, progress)
+    inputs_all = _prepare_inputs(cfg, envs, progress, input_spectra)
     if cfg.kind == "soap":
         tr_in, va_in = inputs_all[torch.as_tensor(tr_idx)], inputs_all[torch.as_tensor(va_idx)]
     else:

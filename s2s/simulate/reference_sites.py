@@ -376,8 +376,9 @@ def with_reference(dataset, store: ReferenceStore, calc_key: str | None = BUILD_
     )
 
 
-#: what a run reads: the xTB spectra, the reference spectra, or both (two records per site where both exist)
-FIDELITY_CHOICES = ("xtb", "reference", "both")
+#: what a run reads: the xTB spectra, the reference spectra, both (two records per site where both exist), or
+#: "translated": the reference spectrum where one exists and the translator's (s2s.forward.translate) elsewhere
+FIDELITY_CHOICES = ("xtb", "reference", "both", "translated")
 
 
 def dataset_of_fidelity(
@@ -385,15 +386,17 @@ def dataset_of_fidelity(
 ):
     """The records of ``dataset`` a run of fidelity ``fidelity`` reads (:data:`FIDELITY_CHOICES`).
 
-    'xtb': the records that are not of reference fidelity (the open dataset's xTB spectra; a file of a
-    simulator s2s does not know stays whole); 'reference': the sites with a reference spectrum in ``store`` (settings
-    ``calc_key``), as :func:`reference_records` (splits as their xTB records, :data:`HELD_OUT` sites in no
-    split); 'both': the two together (:func:`with_reference`).  Splits and validation carves are by
-    structure, so a site's two records are always on the same side.  Raises ``ValueError`` naming the store
-    when 'reference' finds no site in it."""
+    'xtb': the records that are neither of reference nor of translated fidelity (the open dataset's xTB
+    spectra; a file of a simulator s2s does not know stays whole); 'reference': the sites with a reference
+    spectrum in ``store`` (settings ``calc_key``), as :func:`reference_records` (splits as their xTB records,
+    :data:`HELD_OUT` sites in no split); 'both': the two together (:func:`with_reference`); 'translated': the
+    reference records and, for every other site, its translated record (the file must hold them,
+    :func:`s2s.forward.translate.translate`).  Splits and validation carves are by structure, so a site's two
+    records are always on the same side.  Raises ``ValueError`` naming the store when 'reference' finds no
+    site in it."""
     if fidelity not in FIDELITY_CHOICES:
         raise ValueError(f"fidelity must be one of {', '.join(FIDELITY_CHOICES)}, got {fidelity!r}")
-    xtb = dataset.filter(lambda r: r.fidelity != "reference")
+    xtb = dataset.filter(lambda r: r.fidelity not in ("reference", "translated"))
     if fidelity == "xtb":
         return xtb
     if store is None:
@@ -402,6 +405,14 @@ def dataset_of_fidelity(
     if fidelity == "both":
         return both
     ref = both.fidelity("reference")
+    if fidelity == "translated":
+        have = {r.key for r in ref}
+        moved = [r for r in dataset.fidelity("translated") if r.key not in have]
+        if not moved:
+            raise ValueError("fidelity 'translated': the dataset file holds no translated records")
+        from s2s.dataset import Dataset
+
+        return Dataset(list(ref.records) + moved, dataset.structures, dict(dataset.meta))
     if len(ref) == 0:
         raise ValueError(
             f"reference store {store.root}: no site of this dataset with settings {calc_key} "
