@@ -196,3 +196,25 @@ def test_continue_from_another_run_on_a_new_training_set(tmp_path):
         train(cfg, envs, spectra, None, max_steps=12, progress=False, init_from=tmp_path / "a" / FINAL)
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         train(cfg, envs, spectra, None, max_steps=12, progress=False, init_from=tmp_path / "nope.pt")
+
+
+def test_a_continuation_counts_its_epochs_from_its_own_first_step(tmp_path):
+    """A continuation on a small set (one step per epoch) trains its epochs, also when interrupted and resumed;
+    counting epochs from step 0 made it end at once, silently, once the earlier run was past them."""
+    torch.set_num_threads(1)
+    envs, spectra = _toy_data()
+    cfg = S2SConfig(
+        model=ModelConfig(n_layers=2, hidden_dim=16, message_dim=8),
+        train=TrainConfig(lr=1e-3, batch_size=4, epochs=100, checkpoint_every=5, log_every=5, seed=3),
+    )
+    train(cfg, envs, spectra, tmp_path / "a", max_steps=12, progress=False)
+    few = S2SConfig(model=cfg.model, train=TrainConfig(lr=1e-3, batch_size=4, epochs=3, checkpoint_every=1, seed=3))
+    init = tmp_path / "a" / CHECKPOINT
+    done = train(few, envs[:4], spectra[:4], tmp_path / "b", progress=False, init_from=init)  # 1 step per epoch
+    assert done.step == 12 + 3
+    part = train(few, envs[:4], spectra[:4], tmp_path / "c", progress=False, init_from=init, stop_after=1)
+    assert part.step == 13
+    resumed = train(few, envs[:4], spectra[:4], tmp_path / "c", progress=False, init_from=init)
+    assert resumed.step == 15
+    for (k, a), (_, b) in zip(done.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), k

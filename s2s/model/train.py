@@ -205,10 +205,6 @@ def train(
         n_max = init_state["n_max"]
     bs = min(tc.batch_size, n)
     steps_per_epoch = math.ceil(n / bs)
-    total = tc.epochs * steps_per_epoch
-    for cap in (tc.max_steps, max_steps):
-        if cap is not None:
-            total = min(total, cap)
 
     model = make_model(cfg, n_max, tc.seed)
     model.set_spectrum_statistics(spectra)
@@ -217,6 +213,7 @@ def train(
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     sizes = np.array([e.n_atoms for e in environments])
     step, history, running = 0, [], []
+    resumed_stage_start = None
     if init_state is not None:
         model.load_state_dict(init_state["model"])
         ema.load_state_dict(init_state["ema"])
@@ -243,6 +240,7 @@ def train(
             step, history = state["step"], state["history"]
             running = state.get("running", [])
             n_max = state["n_max"]
+            resumed_stage_start = state.get("stage_start")
             if state.get("continued_from"):
                 info = {**(info or {}), "continued_from": state["continued_from"]}
 
@@ -260,6 +258,7 @@ def train(
             "ema": ema.state_dict(),
             "optimizer": opt.state_dict(),
             "continued_from": (info or {}).get("continued_from"),
+            "stage_start": stage_start,
         }
         atomic_torch_save(state, out / CHECKPOINT)
         atomic_write_text(out / LOSS_CSV, _history_csv(history))
@@ -279,13 +278,26 @@ def train(
             }
             atomic_write_text(out / "run.json", json.dumps(summary, indent=1))
 
+    # stage: 0 for a fresh run, +1 for each continuation (init_from) on another training set.  The config's
+    # epochs count from the stage's first step: a continuation on a small set (e.g. 33 reference spectra, one
+    # step per epoch) would otherwise be past its epochs at its first step and end without training.
+    stage = (history[-1].get("stage", 0) if history else 0) + (init_state is not None)
+    if init_state is not None:
+        stage_start = int(init_state["step"])
+    elif resumed_stage_start is not None:
+        stage_start = int(resumed_stage_start)
+    else:  # a fresh run, or a checkpoint written before stage_start was saved: the last step of earlier stages
+        stage_start = max((int(r["step"]) for r in history if int(r.get("stage", 0)) < stage), default=0)
+    total = stage_start + tc.epochs * steps_per_epoch
+    for cap in (tc.max_steps, max_steps):
+        if cap is not None:
+            total = min(total, cap)
+
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, initial=step, desc="training", unit="step")
-    # stage: 0 for a fresh run, +1 for each continuation (init_from) on another training set
-    stage = (history[-1].get("stage", 0) if history else 0) + (init_state is not None)
     model.train()
     t0 = time.perf_counter()
     c0 = time.process_time()
