@@ -67,6 +67,8 @@ TARGETS = (
         "s2s/evaluation/metrics.py",
         (  # test_evaluate.py's tests of the generation cache build a model (5 s) and never reach metrics.py
             "tests/test_metrics.py",
+            "tests/test_metrics_edges.py",
+            "tests/test_recipe.py::test_validity_accepts_chemistry_and_rejects_each_kind_of_failure",
             "tests/test_evaluate.py::test_self_evaluation_is_perfect",
             "tests/test_evaluate.py::test_evaluation_detects_errors",
             "tests/test_evaluate.py::test_first_shell_table_separates_the_first_shell_from_its_orientation",
@@ -88,6 +90,7 @@ TARGETS = (
         "preparation",
         "s2s/predict/prepare.py",
         (
+            "tests/test_prepare_edges.py",
             "tests/test_missed_bugs.py::test_steepest_rise_finds_the_edge_not_a_bigger_peak_after_it",
             "tests/test_missed_bugs.py::test_a_descending_energy_axis_equals_its_ascending_twin",
             "tests/test_predict.py::test_onset_alignment_recovers_the_grid_spectrum",
