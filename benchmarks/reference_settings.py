@@ -51,6 +51,14 @@ VARIANTS: dict[str, dict] = {
     "k30": {"mpi_procs": 1, "scf_density": 1e-3, "scf_energy": 5e-3, "xas_kpt_length": 30.0},
     "k20_min10": {"mpi_procs": 1, "scf_density": 1e-3, "scf_energy": 5e-3, "xas_kpt_length": 20.0, "min_image": 10.0},
     "k20_min11": {"mpi_procs": 1, "scf_density": 1e-3, "scf_energy": 5e-3, "xas_kpt_length": 20.0, "min_image": 11.0},
+    # the same k-mesh reduced by time reversal (k and -k give the same sticks): should equal k20 at half the bands
+    "k20_tr": {
+        "mpi_procs": 1,
+        "scf_density": 1e-3,
+        "scf_energy": 5e-3,
+        "xas_kpt_length": 20.0,
+        "xas_time_reversal": True,
+    },
 }
 
 #: the screening sites: every family of the reference set, cells of 40-84 atoms

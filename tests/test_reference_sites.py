@@ -365,3 +365,15 @@ def test_dataset_plan_orders(monkeypatch):
     assert [p.group for p in mixed[:4]] == ["test", "train-SiOx<=2", "train-SiOx<=2", "train-SiOx<=2"]
     with pytest.raises(ValueError, match="order must be"):
         rs.dataset_plan(None, order="random")
+
+
+def test_time_reversal_is_a_run_only_setting_and_reaches_the_worker():
+    from s2s.simulate.gpaw_ref import prepare_input
+
+    base = dataclasses.replace(rs.BUILD_SETTINGS, xas_time_reversal=False)
+    assert rs.BUILD_SETTINGS.xas_time_reversal
+    assert base.calc_key() == rs.BUILD_SETTINGS.calc_key() == "0f03684d34d8"  # the store's records stay valid
+    assert "xas_time_reversal" in rs.BUILD_SETTINGS.as_dict()  # but every record names it
+    s = _structure()
+    assert prepare_input(s, 1, rs.BUILD_SETTINGS, "/tmp", "x.txt")["xas_time_reversal"] is True
+    assert prepare_input(s, 1, base, "/tmp", "x.txt")["xas_time_reversal"] is False

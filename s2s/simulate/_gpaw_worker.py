@@ -150,7 +150,9 @@ def _xas(inp: dict, calc, out_json: str) -> None:
     mesh = [int(n) for n in (inp.get("xas_kpts") or (1, 1, 1))]
     band_calc = calc
     if any(n > 1 for n in mesh):
-        band_calc = calc.fixed_density(kpts={"size": mesh, "gamma": True}, symmetry="off", txt=inp["txt"] + ".bands")
+        # time reversal only (no point group: the core hole breaks it): k and -k give the same sticks
+        sym = {"point_group": False, "time_reversal": True} if inp.get("xas_time_reversal") else "off"
+        band_calc = calc.fixed_density(kpts={"size": mesh, "gamma": True}, symmetry=sym, txt=inp["txt"] + ".bands")
     xas = XAS(band_calc, mode="xas", center=int(inp["excited_index"]))
     e_stick, a_stick = xas.get_spectra(stick=True)
     e_stick = np.asarray(e_stick, float)
@@ -168,6 +170,7 @@ def _xas(inp: dict, calc, out_json: str) -> None:
             "n_valence_electrons": float(calc.wfs.nvalence),
             "fermi_level_eV": float(calc.get_fermi_level()),
             "xas_kpts": mesh,
+            "xas_n_kpoints": int(len(band_calc.wfs.kd.ibzk_kc)),
             "wall_s": time.time() - t0,
         },
     )

@@ -66,6 +66,9 @@ class GPAWSettings:
     # k-mesh of the XAS bands (non-self-consistent, at the SCF's density): N_i = ceil(length x |b_i|) points
     # along reciprocal vector b_i (1/Å, no 2 pi) of the supercell; 0 = the supercell's Gamma point only
     xas_kpt_length: float = 0.0
+    # the k-mesh of the XAS bands reduced by time reversal (k and -k give the same sticks: the O 1s orbital and
+    # r are real, so the dipole elements of psi_-k = psi_k* are complex conjugates); half the k-points
+    xas_time_reversal: bool = False
     maxiter: int = 300
     scf_density: float = 1.0e-4  # SCF convergence: density change, electrons / electron (GPAW's default)
     scf_energy: float = 5.0e-4  # SCF convergence: energy change, eV / electron (GPAW's default)
@@ -94,8 +97,10 @@ class GPAWSettings:
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    #: fields that do not change the stick spectrum (how it runs, how it is broadened or checked)
-    RUN_ONLY = ("mpi_procs", "nice", "fwhm", "min_gap", "warn_gap")
+    #: fields that do not change the spectrum (how it runs, how it is broadened or checked).  xas_time_reversal
+    #: pairs the sticks of k and -k into one of twice the weight: the broadened spectra agree to 6e-7 of their
+    #: maximum (benchmarks/reference_settings.py compare k20 k20_tr; docs/reference.md)
+    RUN_ONLY = ("mpi_procs", "nice", "fwhm", "min_gap", "warn_gap", "xas_time_reversal")
 
     def calc_fields(self) -> dict[str, Any]:
         """The fields that define the calculation (every field but :attr:`RUN_ONLY`)."""
@@ -321,6 +326,7 @@ def prepare_input(
         "gpts": grid_points(s.lattice.matrix, settings.h, settings.grid_divisor) if settings.mode == "lcao" else None,
         "convergence": {"density": settings.scf_density, "energy": settings.scf_energy},
         "xas_kpts": kpoint_mesh(s.lattice.matrix, settings.xas_kpt_length),
+        "xas_time_reversal": bool(settings.xas_time_reversal),
         "ecut": settings.ecut,
         "nbands": nbands,
         "charge": settings.charge,

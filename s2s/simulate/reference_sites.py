@@ -60,8 +60,17 @@ from s2s.spectrum import GRID
 #: of 1e-3 and the XAS bands sampled on a k-mesh (R_k = 20 Å, e.g. 3x3x3 for a 48-atom cell).  The Gamma-only
 #: spectra of the reference set are not converged in supercell size (9 -> 10-11 Å: Pearson r 0.62-0.94 at
 #: FWHM 1 eV); with the k-mesh the same step changes them by r 0.975-0.993.  Grid spectra at FWHM 1.0 eV
-#: (the raw sticks up to 40 eV are stored).  One site per core (no MPI, no restart file).
-BUILD_SETTINGS = GPAWSettings(mpi_procs=1, nice=0, scf_density=1e-3, scf_energy=5e-3, xas_kpt_length=20.0, fwhm=1.0)
+#: (the raw sticks up to 40 eV are stored).  One site per core (no MPI, no restart file); the k-mesh reduced by
+#: time reversal (same spectra, 0.55-0.65 x the CPU; a run-only setting, so the key is unchanged).
+BUILD_SETTINGS = GPAWSettings(
+    mpi_procs=1,
+    nice=0,
+    scf_density=1e-3,
+    scf_energy=5e-3,
+    xas_kpt_length=20.0,
+    xas_time_reversal=True,
+    fwhm=1.0,
+)
 #: sticks above this energy (eV over the onset) are not stored (the grid ends at 18.9 eV)
 STICK_MAX_EV = 40.0
 #: sticks closer than this (eV) are merged into one before storing (a k-mesh gives thousands of sticks)
