@@ -180,3 +180,27 @@ def test_fidelity_recipes_translated_recipe_runs_on_a_toy(toy, tmp_path):
     info = json.loads((run / "run.json").read_text())
     assert info["fidelity"] == "translated" and info["dataset"].endswith("translated.h5")
     assert info["n_reference_records"] == len(spectra) - 1  # the real ones kept beside the translations
+
+
+def test_predict_reference_fidelity_uses_the_reference_training_spectra_as_its_reference(toy, tmp_path):
+    from s2s.predict import PredictContext
+    from tests.helpers import toy_spectrum
+
+    data, model, store, spectra = toy
+    xtb = PredictContext.load(model, data, None)
+    ref = PredictContext.load(model, data, None, "reference", store)
+    train_ref = {k: v for k, v in spectra.items() if k in {r.key for r in Dataset.load(data).train}}
+    assert ref.fidelity == "reference" and len(ref.train_spectra) == len(train_ref) == 3
+    for got in ref.train_spectra:  # the template, OOD and onset reference: the reference spectra, each once
+        assert sum(np.allclose(got, v, rtol=1e-5, atol=1e-9) for v in train_ref.values()) == 1
+    assert len(xtb.train_spectra) == len(Dataset.load(data).train) and xtb.fidelity == "xtb"
+    spec = tmp_path / "s.npy"
+    np.save(spec, toy_spectrum(1.0))
+    out = tmp_path / "out"
+    args = ["predict", str(spec), "--model", str(model), "--data", str(data), "--no-rank", "--no-png"]
+    args += ["--n-samples", "2", "--steps", "2", "--out", str(out), "--quiet"]
+    assert main(args + ["--fidelity", "reference", "--reference-store", str(store)]) == 0
+    summary = json.loads(next(out.glob("*/summary.json")).read_text())
+    assert summary["sampling"]["reference_fidelity"] == "reference"
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        PredictContext.load(model, data, None, "reference", tmp_path / "nowhere")

@@ -45,6 +45,20 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument("--no-rank", action="store_true", help="do not rank the candidates (no forward model)")
     p.add_argument(
+        "--fidelity",
+        default="xtb",
+        choices=["xtb", "reference", "both"],
+        help="which training spectra are the reference of template matching, the OOD score and the onset "
+        "convention: xtb (default, what the shipped model read), reference (the first-principles spectra of "
+        "--reference-store) or both; use the fidelity the --model was trained on (docs/fidelity.md)",
+    )
+    p.add_argument(
+        "--reference-store",
+        type=Path,
+        default=None,
+        help="folder of the reference spectra (default: the shipped data/reference_sites)",
+    )
+    p.add_argument(
         "--n-samples",
         type=int,
         default=DEFAULT_N_SAMPLES,
@@ -164,7 +178,9 @@ def cmd_predict(a) -> int:
     if inputs:
         # checks before any work: the output folder, then the model and the forward model
         check_out_dir(a.out)
-        ctx = PredictContext.load(a.model, a.data, None if a.no_rank else a.forward_model)
+        ctx = PredictContext.load(
+            a.model, a.data, None if a.no_rank else a.forward_model, a.fidelity, a.reference_store
+        )
         if a.guidance and not ctx.model.cfg.diffusion.cond_drop:
             raise ValueError(
                 f"--guidance {a.guidance:g}: {a.model} was trained without spectrum dropout (cond_drop = 0), "

@@ -63,6 +63,7 @@ class PredictContext:
     forward: Any = None  # s2s.forward.model.ForwardModel ranking the candidates, or None (no ranking)
     forward_path: Path | None = None
     forward_sha256: str | None = None
+    fidelity: str = "xtb"  # the spectra of the training reference (s2s.simulate.reference_sites.FIDELITY_CHOICES)
 
     @classmethod
     def load(
@@ -70,13 +71,20 @@ class PredictContext:
         model_path: str | os.PathLike = DEFAULT_MODEL,
         data_path: str | os.PathLike = DEFAULT_DATA,
         forward_path: str | os.PathLike | None = DEFAULT_FORWARD,
+        fidelity: str = "xtb",
+        reference_store: str | os.PathLike | None = None,
     ) -> "PredictContext":
         """Load the generator, the training reference and (unless ``forward_path`` is None) the
-        forward model that ranks the candidates; a missing forward model file is an error naming it."""
+        forward model that ranks the candidates; a missing forward model file is an error naming it.
+        ``fidelity``: which training spectra are the reference of template matching, the OOD score and the
+        onset convention ('xtb', 'reference' = the first-principles spectra of ``reference_store``, default
+        data/reference_sites, or 'both'); it should be what the model was trained on."""
         from s2s.dataset import Dataset
         from s2s.evaluation.ood import OODScorer
         from s2s.files import file_sha256
         from s2s.model.train import load_model
+        from s2s.resources import resolve
+        from s2s.simulate.reference_sites import ReferenceStore, dataset_of_fidelity
 
         model_path, data_path = Path(model_path), Path(data_path)
         model = load_model(model_path)
@@ -85,9 +93,15 @@ class PredictContext:
                 f"{data_path}: training dataset not found (needed for template matching, the OOD "
                 "score and the onset convention); pass --data"
             )
-        train = Dataset.load(data_path).train
+        store = None
+        if fidelity != "xtb":
+            root = resolve("reference_sites", reference_store, must_exist=False)
+            if not Path(root).is_dir():
+                raise FileNotFoundError(f"--fidelity {fidelity}: reference store {root} is not a folder")
+            store = ReferenceStore(root)
+        train = dataset_of_fidelity(Dataset.load(data_path), fidelity, store).train
         if len(train) == 0:
-            raise ValueError(f"{data_path}: no training records")
+            raise ValueError(f"{data_path}: no training records (fidelity {fidelity})")
         spectra = train.spectra()
         groups = [r.structure_id for r in train]
         k = min(5, len(set(groups)) - 1)
@@ -116,6 +130,7 @@ class PredictContext:
             forward=forward,
             forward_path=forward_path,
             forward_sha256=None if forward is None else file_sha256(forward_path),
+            fidelity=fidelity,
         )
 
 
@@ -242,6 +257,7 @@ def predict_one(
         "sampling": {
             "model": str(ctx.model_path),
             "model_sha256": ctx.model_sha256,
+            "reference_fidelity": ctx.fidelity,
             "sampler": sampler,
             "eta": eta,
             "guidance": guidance,
