@@ -116,6 +116,7 @@ TARGETS = (
         "onset",
         "s2s/spectrum.py",
         (
+            "tests/test_onset_edges.py",
             "tests/test_spectrum.py",
             "tests/test_missed_bugs.py::test_a_descending_energy_axis_equals_its_ascending_twin",
         ),

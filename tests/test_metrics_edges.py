@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from s2s.environment import SI, Environment, O
+from s2s.environment import DEFAULT_CUTOFF, SI, Environment, O
 from s2s.evaluation import metrics as M
 
 
@@ -37,9 +37,12 @@ def test_si_o_bond_range_is_inclusive_and_pairs_at_the_cutoff_are_not_bonds():
         assert M.bond_sanity(one_bond(r))["si_o"]
     assert not M.bond_sanity(one_bond(1.44))["si_o"]
     assert not M.bond_sanity(one_bond(1.86))["si_o"]
-    # at 2.0 Å (BOND_CUTOFF, exclusive) the pair is no bond, so it is not checked against the range
-    assert M.bond_sanity(one_bond(M.BOND_CUTOFF))["si_o"]
-    assert not M.bond_sanity(one_bond(M.BOND_CUTOFF - 0.01))["si_o"]
+    # at 2.0 Å (BOND_CUTOFF, exclusive: the environments' own cutoff) the pair is no bond, so it is not
+    # checked against the range; farther pairs neither
+    assert M.BOND_CUTOFF == DEFAULT_CUTOFF == 2.0
+    assert M.bond_sanity(one_bond(2.0))["si_o"]
+    assert M.bond_sanity(one_bond(2.5))["si_o"]
+    assert not M.bond_sanity(one_bond(1.99))["si_o"]
     # the Si-O check sees pairs in both orders (Si before O in the list)
     assert not M.bond_sanity(_env([O, O, SI], [[0, 0, 0], [5, 0, 0], [5, 1.9, 0]]))["si_o"]
     assert not M.bond_sanity(_env([O, SI, O], [[0, 0, 0], [5, 0, 0], [5, 1.9, 0]]))["si_o"]
@@ -49,7 +52,8 @@ def test_o_o_minimum_is_exclusive_and_only_o_o_pairs_count():
     def pair(a, b, r):
         return _env([O, a, b], [[0, 0, 0], [5, 0, 0], [5, r, 0]])
 
-    assert M.bond_sanity(pair(O, O, M.O_O_MIN))["o_o"]  # exactly 2.0 Å: allowed
+    assert M.bond_sanity(pair(O, O, 2.0))["o_o"]  # exactly 2.0 Å (the documented minimum): allowed
+    assert M.bond_sanity(pair(O, O, 2.5))["o_o"]
     assert not M.bond_sanity(pair(O, O, 1.99))["o_o"]
     assert M.bond_sanity(pair(SI, SI, 1.0))["o_o"]  # a short Si-Si pair is not an O-O pair
     out = M.bond_sanity(pair(O, O, 1.2))
@@ -95,7 +99,7 @@ def test_first_shell_errors_size_limits_and_angle_only_for_two_neighbours():
         e = M.first_shell_errors(t, g)
         assert e["rmsd_shell1_radial"] == pytest.approx(0.1)
         assert math.isnan(e["angle_shell1_error_deg"])
-        if n1 <= M.LOCAL_MAX_ATOMS:
+        if n1 <= 6:  # the documented limit: 6! = 720 pairings
             assert e["rmsd_shell1_local"] == pytest.approx(0.1)  # a uniform stretch: nothing to rotate away
         else:
             assert math.isnan(e["rmsd_shell1_local"])
@@ -105,6 +109,17 @@ def test_first_shell_errors_size_limits_and_angle_only_for_two_neighbours():
     t1 = _env([O, SI], [[0, 0, 0], [1.6, 0, 0]], [0, 1])
     nan = _env([O, SI], [[0, 0, 0], [np.nan, 0, 0]])
     assert all(math.isnan(v) for v in M.first_shell_errors(t1, nan).values())
+
+
+def test_first_shell_errors_are_taken_about_each_excited_o():
+    # the same bridge, target and generated each moved away from the origin: no error at all
+    c = np.array([[0, 0, 0], [1.6, 0, 0], [-1.3, 0.93, 0]])
+    t = _env([O, SI, SI], c + [3.0, -2.0, 1.0], [0, 1, 1])
+    g = _env([O, SI, SI], c + [-5.0, 4.0, 2.0])
+    e = M.first_shell_errors(t, g)
+    assert e["rmsd_shell1_radial"] == pytest.approx(0.0, abs=1e-12)
+    assert e["rmsd_shell1_local"] == pytest.approx(0.0, abs=1e-7)
+    assert e["angle_shell1_error_deg"] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_angles_deg_by_hand():
