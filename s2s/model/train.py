@@ -153,6 +153,177 @@ def _history_csv(history: list[dict]) -> str:
     return buf.getvalue()
 
 
+@dataclass
+class _Run:
+    """What a training run carries from step to step and across resumed calls (``checkpoint.pt``)."""
+
+    model: S2SModel
+    ema: AveragedModel
+    opt: torch.optim.Optimizer
+    n_max: int
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+    running: list[dict] = field(default_factory=list)  # loss parts of the steps since the last logged row
+    info: dict | None = None
+    stage: int = 0  # 0 for a fresh run, +1 for each continuation (init_from) on another training set
+    stage_start: int = 0  # the stage's first step: the config's epochs count from it
+
+    def checkpoint(self, cfg: S2SConfig, n_train: int) -> dict:
+        return {
+            "config": cfg.to_dict(),
+            "n_max": self.n_max,
+            "n_train": n_train,
+            "step": self.step,
+            "history": self.history,
+            "running": self.running,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "continued_from": (self.info or {}).get("continued_from"),
+            "stage_start": self.stage_start,
+        }
+
+    def log(self, epoch: int, seconds: float, cpu_seconds: float) -> dict:
+        """Append a loss row (means over the steps since the last row; NaN without any) and return it."""
+
+        def mean(key: str) -> float:
+            return float(np.mean([r[key] for r in self.running])) if self.running else float("nan")
+
+        row = {
+            "step": self.step,
+            "epoch": epoch,
+            "loss": mean("loss"),
+            "natoms_ce": mean("natoms_ce"),
+            "seconds": round(seconds, 3),
+            "cpu_seconds": round(cpu_seconds, 3),
+            "stage": self.stage,
+        }
+        self.history.append(row)
+        self.running = []
+        return row
+
+
+def _start(
+    cfg: S2SConfig,
+    environments: Sequence[Environment],
+    spectra: np.ndarray,
+    out: Path | None,
+    resume: bool,
+    init_from: str | Path | None,
+    info: dict | None,
+    device: str | torch.device,
+) -> _Run:
+    """A fresh run, a continuation of ``init_from``, or this run resumed from ``out/checkpoint.pt``."""
+    tc = cfg.train
+    n = len(environments)
+    n_max = max(64, max(e.n_atoms for e in environments) + 16)
+    init_state, init_info = None, None
+    if init_from is not None and not (resume and out is not None and (out / CHECKPOINT).exists()):
+        init_state, init_info = _load_init(Path(init_from), cfg, environments)
+        n_max = init_state["n_max"]
+    model = make_model(cfg, n_max, tc.seed)
+    model.set_spectrum_statistics(spectra)
+    model.to(device)
+    ema = make_ema(model, tc.ema_beta, tc.ema_warmup)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    run = _Run(model=model, ema=ema, opt=opt, n_max=n_max, info=info)
+    resumed_stage_start = None
+    if init_state is not None:
+        model.load_state_dict(init_state["model"])
+        ema.load_state_dict(init_state["ema"])
+        opt.load_state_dict(init_state["optimizer"])
+        for group in opt.param_groups:  # this run's optimiser settings apply (e.g. a lower lr to fine-tune)
+            group["lr"], group["weight_decay"] = tc.lr, tc.weight_decay
+        run.step, run.history = init_state["step"], list(init_state["history"])
+        run.info = {**(info or {}), "continued_from": init_info}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        clean_stale(out)  # temporaries of killed runs (their PID no longer runs)
+        ck = out / CHECKPOINT
+        if resume and ck.exists():
+            state = load_checkpoint(ck, TRAINING_CHECKPOINT)
+            require_keys(state, ck, ("config", "n_train", "model", "ema", "optimizer", "step", "history", "n_max"))
+            if not configs_equal(state["config"], cfg.to_dict()):
+                raise ValueError(f"{ck}: saved with a different configuration; use another out_dir or resume=False")
+            if state["n_train"] != n:
+                raise ValueError(f"{ck}: saved for {state['n_train']} training items, got {n}")
+            model.load_state_dict(state["model"])
+            ema.load_state_dict(state["ema"])
+            opt.load_state_dict(state["optimizer"])
+            run.step, run.history = state["step"], state["history"]
+            run.running = state.get("running", [])
+            run.n_max = state["n_max"]
+            resumed_stage_start = state.get("stage_start")
+            if state.get("continued_from"):
+                run.info = {**(run.info or {}), "continued_from": state["continued_from"]}
+    # The config's epochs count from the stage's first step: a continuation on a small set (e.g. 33 reference
+    # spectra, one step per epoch) would otherwise be past its epochs at its first step and end without training.
+    run.stage = (run.history[-1].get("stage", 0) if run.history else 0) + (init_state is not None)
+    if init_state is not None:
+        run.stage_start = int(init_state["step"])
+    elif resumed_stage_start is not None:
+        run.stage_start = int(resumed_stage_start)
+    else:  # a fresh run, or a checkpoint written before stage_start was saved: the last step of earlier stages
+        run.stage_start = max((int(r["step"]) for r in run.history if int(r.get("stage", 0)) < run.stage), default=0)
+    return run
+
+
+def _save(run: _Run, cfg: S2SConfig, out: Path | None, n: int, steps_per_epoch: int, t0: float, final: bool) -> None:
+    """``checkpoint.pt`` and ``loss.csv``; when ``final``, also ``model.pt`` (EMA weights) and ``run.json``."""
+    if out is None:
+        return
+    atomic_torch_save(run.checkpoint(cfg, n), out / CHECKPOINT)
+    atomic_write_text(out / LOSS_CSV, _history_csv(run.history))
+    if final:
+        save_inference_model(run.ema.module, cfg, run.n_max, out / FINAL, step=run.step)
+        summary = {
+            **(run.info or {}),
+            "n_train": n,
+            "n_max": run.n_max,
+            "steps": run.step,
+            "steps_per_epoch": steps_per_epoch,
+            "epochs": run.step / steps_per_epoch,
+            "seconds_this_call": round(time.perf_counter() - t0, 1),
+            "seconds_total": round(sum_seconds(run.history), 1),
+            "cpu_seconds_total": round(sum_cpu_seconds(run.history), 1),
+            "config": cfg.to_dict(),
+        }
+        atomic_write_text(out / "run.json", json.dumps(summary, indent=1))
+
+
+def _snapshot(run: _Run, cfg: S2SConfig, snap_dir: Path, cpu_seconds: float) -> None:
+    """Raw and EMA weights at this step (validation curves): ``snapshots/step_<step>.pt``."""
+    snap_dir.mkdir(exist_ok=True)
+    atomic_torch_save(
+        {
+            "step": run.step,
+            "cpu_seconds": cpu_seconds,
+            "model": run.model.state_dict(),
+            "ema": run.ema.module.state_dict(),
+            "config": cfg.to_dict(),
+            "n_max": run.n_max,
+        },
+        snap_dir / f"step_{run.step:07d}.pt",
+    )
+
+
+def _optimiser_step(run: _Run, tc: TrainConfig, batch, generator: torch.Generator) -> dict[str, float]:
+    """One AdamW step on ``batch`` (learning-rate schedule, gradient clipping, EMA update); the loss parts."""
+    if tc.warmup_steps or tc.lr_decay_start is not None:
+        for group in run.opt.param_groups:
+            group["lr"] = lr_at(tc, run.step)
+    loss, parts = run.model.loss(batch, generator)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if tc.grad_clip:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), tc.grad_clip)
+    run.opt.step()
+    run.ema.update_parameters(run.model)
+    run.step += 1
+    run.running.append(parts)
+    return parts
+
+
 def train(
     cfg: S2SConfig,
     environments: Sequence[Environment],
@@ -171,23 +342,18 @@ def train(
 ) -> TrainResult:
     """Train on (environment, spectrum) pairs; returns the EMA model.
 
-    out_dir: where ``checkpoint.pt`` (full state), ``model.pt`` (EMA weights + config) and
-    ``loss.csv`` go; ``None`` keeps everything in memory.  ``max_steps`` caps the optimiser
-    steps (default: ``cfg.train.max_steps`` or epochs x steps per epoch).  ``stop_after``
-    stops the process after that many steps of this call, as an interruption would (tests).
-    ``info``: provenance (e.g. dataset file and hash) written with the run summary to
-    ``run.json`` in ``out_dir`` when training finishes.  ``init_from``: a ``checkpoint.pt`` of
-    another run (same model and diffusion configuration) to continue from on this training set,
-    with this run's learning rate and weight decay; ``max_steps`` then counts its steps too.  A checkpoint of this run
-    in ``out_dir`` (resume)
-    takes precedence over ``init_from``.  ``cpu_budget`` (s): stop (with a checkpoint, as an
-    interruption, but writing ``model.pt`` and ``run.json`` as a finished run does) once the run's
-    process CPU time, summed over resumed calls, reaches it; recipes are compared at equal CPU time.
-    ``snapshot_every``: also keep the raw and EMA weights every that
-    many steps in ``out_dir/snapshots/`` (for validation curves), and at the step where
-    ``cpu_budget`` ends the run.  ``device``: where the model and
-    batches live ("cpu", "cuda"); the random numbers are drawn on the CPU, so a seed gives the same
-    data order and noise on every device.
+    out_dir: where ``checkpoint.pt`` (full state), ``model.pt`` (EMA weights + config), ``loss.csv`` and
+    ``run.json`` (with ``info``, e.g. the dataset and its hash) go; ``None`` keeps everything in memory.
+    ``max_steps`` caps the optimiser steps (default: ``cfg.train.max_steps`` or epochs x steps per epoch, the
+    epochs counted from the start of this stage).  ``stop_after``: stop after that many steps of this call,
+    as an interruption would (tests).  ``init_from``: a ``checkpoint.pt`` of another run (same model and
+    diffusion configuration) to continue from on this training set with this run's learning rate and weight
+    decay; ``max_steps`` then counts its steps too; a checkpoint of this run in ``out_dir`` takes precedence.
+    ``cpu_budget`` (s): stop once the stage's process CPU time, summed over resumed calls, reaches it, writing
+    ``model.pt`` and ``run.json`` as a finished run does (recipes are compared at equal CPU time).
+    ``snapshot_every``: also keep the raw and EMA weights every that many steps, and where ``cpu_budget``
+    ends the run, in ``out_dir/snapshots/``.  ``device``: where the model and batches live ("cpu", "cuda");
+    random numbers are drawn on the CPU, so a seed gives the same data order and noise on every device.
     """
     tc = cfg.train
     spectra = np.asarray(spectra, dtype=np.float64)
@@ -198,112 +364,26 @@ def train(
         raise ValueError(f"train: spectra must have shape ({n}, {cfg.model.spectrum_dim}), got {spectra.shape}")
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)
-    n_max = max(64, max(e.n_atoms for e in environments) + 16)
-    init_state, init_info = None, None
-    if init_from is not None and not (resume and out_dir is not None and (Path(out_dir) / CHECKPOINT).exists()):
-        init_state, init_info = _load_init(Path(init_from), cfg, environments)
-        n_max = init_state["n_max"]
+    out = Path(out_dir) if out_dir is not None else None
+    run = _start(cfg, environments, spectra, out, resume, init_from, info, device)
     bs = min(tc.batch_size, n)
     steps_per_epoch = math.ceil(n / bs)
-
-    model = make_model(cfg, n_max, tc.seed)
-    model.set_spectrum_statistics(spectra)
-    model.to(device)
-    ema = make_ema(model, tc.ema_beta, tc.ema_warmup)
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    sizes = np.array([e.n_atoms for e in environments])
-    step, history, running = 0, [], []
-    resumed_stage_start = None
-    if init_state is not None:
-        model.load_state_dict(init_state["model"])
-        ema.load_state_dict(init_state["ema"])
-        opt.load_state_dict(init_state["optimizer"])
-        for group in opt.param_groups:  # this run's optimiser settings apply (e.g. a lower lr to fine-tune)
-            group["lr"], group["weight_decay"] = tc.lr, tc.weight_decay
-        step, history = init_state["step"], list(init_state["history"])
-        info = {**(info or {}), "continued_from": init_info}
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        clean_stale(out)  # temporaries of killed runs (their PID no longer runs)
-        ck = out / CHECKPOINT
-        if resume and ck.exists():
-            state = load_checkpoint(ck, TRAINING_CHECKPOINT)
-            require_keys(state, ck, ("config", "n_train", "model", "ema", "optimizer", "step", "history", "n_max"))
-            if not configs_equal(state["config"], cfg.to_dict()):
-                raise ValueError(f"{ck}: saved with a different configuration; use another out_dir or resume=False")
-            if state["n_train"] != n:
-                raise ValueError(f"{ck}: saved for {state['n_train']} training items, got {n}")
-            model.load_state_dict(state["model"])
-            ema.load_state_dict(state["ema"])
-            opt.load_state_dict(state["optimizer"])
-            step, history = state["step"], state["history"]
-            running = state.get("running", [])
-            n_max = state["n_max"]
-            resumed_stage_start = state.get("stage_start")
-            if state.get("continued_from"):
-                info = {**(info or {}), "continued_from": state["continued_from"]}
-
-    def save(final: bool = False) -> None:
-        if out is None:
-            return
-        state = {
-            "config": cfg.to_dict(),
-            "n_max": n_max,
-            "n_train": n,
-            "step": step,
-            "history": history,
-            "running": running,
-            "model": model.state_dict(),
-            "ema": ema.state_dict(),
-            "optimizer": opt.state_dict(),
-            "continued_from": (info or {}).get("continued_from"),
-            "stage_start": stage_start,
-        }
-        atomic_torch_save(state, out / CHECKPOINT)
-        atomic_write_text(out / LOSS_CSV, _history_csv(history))
-        if final:
-            save_inference_model(ema.module, cfg, n_max, out / FINAL, step=step)
-            summary = {
-                **(info or {}),
-                "n_train": n,
-                "n_max": n_max,
-                "steps": step,
-                "steps_per_epoch": steps_per_epoch,
-                "epochs": step / steps_per_epoch,
-                "seconds_this_call": round(time.perf_counter() - t0, 1),
-                "seconds_total": round(sum_seconds(history), 1),
-                "cpu_seconds_total": round(sum_cpu_seconds(history), 1),
-                "config": cfg.to_dict(),
-            }
-            atomic_write_text(out / "run.json", json.dumps(summary, indent=1))
-
-    # stage: 0 for a fresh run, +1 for each continuation (init_from) on another training set.  The config's
-    # epochs count from the stage's first step: a continuation on a small set (e.g. 33 reference spectra, one
-    # step per epoch) would otherwise be past its epochs at its first step and end without training.
-    stage = (history[-1].get("stage", 0) if history else 0) + (init_state is not None)
-    if init_state is not None:
-        stage_start = int(init_state["step"])
-    elif resumed_stage_start is not None:
-        stage_start = int(resumed_stage_start)
-    else:  # a fresh run, or a checkpoint written before stage_start was saved: the last step of earlier stages
-        stage_start = max((int(r["step"]) for r in history if int(r.get("stage", 0)) < stage), default=0)
-    total = stage_start + tc.epochs * steps_per_epoch
+    total = run.stage_start + tc.epochs * steps_per_epoch
     for cap in (tc.max_steps, max_steps):
         if cap is not None:
             total = min(total, cap)
+    sizes = np.array([e.n_atoms for e in environments])
 
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, initial=step, desc="training", unit="step")
-    model.train()
+        bar = tqdm(total=total, initial=run.step, desc="training", unit="step")
+    run.model.train()
     t0 = time.perf_counter()
     c0 = time.process_time()
-    cpu_before = (
-        float(history[-1].get("cpu_seconds") or 0.0) if history and history[-1].get("stage", 0) == stage else 0.0
-    )
+    last = run.history[-1] if run.history else {}
+    cpu_before = float(last.get("cpu_seconds") or 0.0) if last.get("stage", 0) == run.stage and last else 0.0
     done_here = 0
     order, order_epoch = None, -1
     snap_dir = out / "snapshots" if (out is not None and snapshot_every) else None
@@ -311,23 +391,16 @@ def train(
     def cpu_now() -> float:
         return cpu_before + time.process_time() - c0
 
-    def snapshot(step: int) -> None:  # raw and EMA weights at this step, for validation curves
-        snap_dir.mkdir(exist_ok=True)
-        atomic_torch_save(
-            {
-                "step": step,
-                "cpu_seconds": cpu_now(),
-                "model": model.state_dict(),
-                "ema": ema.module.state_dict(),
-                "config": cfg.to_dict(),
-                "n_max": n_max,
-            },
-            snap_dir / f"step_{step:07d}.pt",
-        )
+    def save(final: bool = False) -> None:
+        _save(run, cfg, out, n, steps_per_epoch, t0, final)
+
+    def finished() -> TrainResult:
+        run.ema.module.eval()
+        return TrainResult(model=run.ema.module, step=run.step, history=run.history, out_dir=out)
 
     try:
-        while step < total:
-            epoch, pos = divmod(step, steps_per_epoch)
+        while run.step < total:
+            epoch, pos = divmod(run.step, steps_per_epoch)
             if epoch != order_epoch:
                 order = (
                     size_bucketed_order(tc.seed, epoch, sizes, bs)
@@ -336,66 +409,32 @@ def train(
                 )
                 order_epoch = epoch
             idx = order[pos * bs : (pos + 1) * bs]
-            if tc.warmup_steps or tc.lr_decay_start is not None:
-                for group in opt.param_groups:
-                    group["lr"] = lr_at(tc, step)
             batch = collate([environments[i] for i in idx], spectra[idx]).to(device)
-            loss, parts = model.loss(batch, _step_generator(tc.seed, step))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if tc.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            opt.step()
-            ema.update_parameters(model)
-            step += 1
+            _optimiser_step(run, tc, batch, _step_generator(tc.seed, run.step))
             done_here += 1
-            running.append(parts)
-            if step % tc.log_every == 0 or step == total:
-                row = {
-                    "step": step,
-                    "epoch": epoch,
-                    "loss": float(np.mean([r["loss"] for r in running])),
-                    "natoms_ce": float(np.mean([r["natoms_ce"] for r in running])),
-                    "seconds": round(time.perf_counter() - t0, 3),
-                    "cpu_seconds": round(cpu_now(), 3),
-                    "stage": stage,
-                }
-                history.append(row)
-                running = []
+            if run.step % tc.log_every == 0 or run.step == total:
+                row = run.log(epoch, time.perf_counter() - t0, cpu_now())
                 if bar is not None:
                     bar.set_postfix(loss=f"{row['loss']:.4f}")
             if bar is not None:
                 bar.update(1)
-            if snap_dir is not None and step % snapshot_every == 0:
-                snapshot(step)
-            if step % tc.checkpoint_every == 0 and step < total:
+            if snap_dir is not None and run.step % snapshot_every == 0:
+                _snapshot(run, cfg, snap_dir, cpu_now())
+            if run.step % tc.checkpoint_every == 0 and run.step < total:
                 save()
             cpu_check = cpu_now()  # one reading: the budget is judged and logged at the same CPU time
-            budget_hit = cpu_budget is not None and cpu_check >= cpu_budget
-            if budget_hit and step < total:
-                if snap_dir is not None and step % snapshot_every:  # the budget's end is evaluable at its CPU time
-                    snapshot(step)
-                if not history or history[-1]["step"] != step:
-                    history.append(
-                        {
-                            "step": step,
-                            "epoch": epoch,
-                            "loss": float(np.mean([r["loss"] for r in running])) if running else float("nan"),
-                            "natoms_ce": float(np.mean([r["natoms_ce"] for r in running])) if running else float("nan"),
-                            "seconds": round(time.perf_counter() - t0, 3),
-                            "cpu_seconds": round(cpu_check, 3),
-                            "stage": stage,
-                        }
-                    )
-                    running = []
+            if cpu_budget is not None and cpu_check >= cpu_budget and run.step < total:
+                if snap_dir is not None and run.step % snapshot_every:  # the budget's end is evaluable at its CPU
+                    _snapshot(run, cfg, snap_dir, cpu_check)
+                if not run.history or run.history[-1]["step"] != run.step:
+                    run.log(epoch, time.perf_counter() - t0, cpu_check)
                 else:  # this step's row was logged before the check, at a lower CPU time
-                    history[-1]["cpu_seconds"] = round(cpu_check, 3)
+                    run.history[-1]["cpu_seconds"] = round(cpu_check, 3)
                 save(final=True)  # a budget is a clean end: model.pt and run.json too; a larger budget resumes
-                ema.module.eval()
-                return TrainResult(model=ema.module, step=step, history=history, out_dir=out)
-            if stop_after is not None and done_here >= stop_after and step < total:
+                return finished()
+            if stop_after is not None and done_here >= stop_after and run.step < total:
                 save()
-                return TrainResult(model=ema.module, step=step, history=history, out_dir=out)
+                return TrainResult(model=run.ema.module, step=run.step, history=run.history, out_dir=out)
     except KeyboardInterrupt:
         save()
         raise
@@ -403,8 +442,7 @@ def train(
         if bar is not None:
             bar.close()
     save(final=True)
-    ema.module.eval()
-    return TrainResult(model=ema.module, step=step, history=history, out_dir=out)
+    return finished()
 
 
 #: Diffusion settings that shape only the training (which noise pairs with which environment, which steps
