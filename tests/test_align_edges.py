@@ -236,3 +236,13 @@ def test_best_small_mirror_image_recovers_every_pair():
     assert a.n_matched == t.n_atoms
     np.testing.assert_array_equal(p[a.perm], np.arange(t.n_atoms))
     np.testing.assert_allclose(a.aligned, t.coords, atol=1e-6)
+
+
+def test_computed_proper_rotations_are_never_called_reflections():
+    # det of a computed rotation is 1 up to rounding (either side of 1): is_reflection asks det < 0
+    rng = np.random.default_rng(12)
+    t = _random_env(rng, 6)
+    for _ in range(24):
+        g, _, _ = _mirror(t, rng, reflect=False)
+        a = A.align_paper(t, g)
+        assert a.rmsd < 1e-6 and not a.is_reflection

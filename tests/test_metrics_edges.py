@@ -139,3 +139,15 @@ def test_summarize_adds_validity_and_first_shell_means_only_when_every_row_has_t
     assert s["rmsd_shell1_radial"] == pytest.approx(0.1)  # the NaN row skipped
     assert s["n"] == 2 and s["species_accuracy"] == 0.5
     assert math.isnan(M.summarize([dict(base, species_match=True, rmsd_all=math.nan)])["rmsd_all"])
+
+
+def test_evaluate_pair_takes_the_target_about_its_own_excited_o():
+    # a target stored away from the origin scores exactly as the same target at the origin
+    c = np.array([[0, 0, 0], [1.6, 0, 0], [-1.3, 0.93, 0], [2.2, 1.4, 0.3]])
+    t0 = _env([O, SI, SI, O], c, [0, 1, 1, 2])
+    t = _env([O, SI, SI, O], c + [4.0, -1.0, 2.5], [0, 1, 1, 2])
+    g = _env([O, SI, SI, O], c * 1.05)
+    r0, r = M.evaluate_pair(t0, g), M.evaluate_pair(t, g)
+    assert r0["rmsd_shell1"] > 0.01
+    for k in ("rmsd_all", "rmsd_neighbours", "rmsd_shell1", "rmsd_shell2"):
+        assert r[k] == pytest.approx(r0[k], abs=1e-9)
