@@ -28,7 +28,8 @@ from s2s.dataset import Dataset
 from s2s.evaluation.identifiability import pair_rms
 from s2s.evaluation.metrics import evaluate_pair
 from s2s.resources import resolve
-from s2s.simulate.reference_sites import BUILD_SETTINGS, PlannedSite, ReferenceStore, build, supercell_atoms
+from s2s.simulate.reference_build import PlannedSite, build, supercell_atoms
+from s2s.simulate.reference_sites import BUILD_SETTINGS, ReferenceStore
 from s2s.splits import validation_split
 
 BINS = ((0.001, 0.002), (0.002, 0.004))

@@ -152,7 +152,8 @@ def run_dataset_sites(args: argparse.Namespace) -> int:
 
     from s2s.dataset import Dataset
     from s2s.simulate.build import dask_executor
-    from s2s.simulate.reference_sites import BUILD_SETTINGS, ReferenceStore, build, dataset_plan
+    from s2s.simulate.reference_build import build, dataset_plan
+    from s2s.simulate.reference_sites import BUILD_SETTINGS, ReferenceStore
 
     ds = Dataset.load(resolve("data"))
     store = ReferenceStore(resolve("reference_sites", must_exist=False))

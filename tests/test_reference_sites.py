@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from s2s.simulate import reference_build as rb
 from s2s.simulate import reference_sites as rs
 from s2s.simulate.gpaw_ref import GPAWSettings, broaden_to_grid, grid_points
 from s2s.spectrum import GRID
@@ -101,7 +102,7 @@ def test_plan_order_test_then_validation_then_silica_then_rest_small_cells_first
         R(structure_id="v", site_index=4, x=1.5),
     ]
     atoms = {"big_sio2": 144, "small_sio3": 30, "small_sio2": 40, "t": 200, "v": 90}
-    plan = rs.plan_order(recs, ["train", "train", "train", "test", "validation"], atoms.__getitem__)
+    plan = rb.plan_order(recs, ["train", "train", "train", "test", "validation"], atoms.__getitem__)
     assert [(p.structure_id, p.group) for p in plan] == [
         ("t", "test"),
         ("v", "validation"),
@@ -110,7 +111,7 @@ def test_plan_order_test_then_validation_then_silica_then_rest_small_cells_first
         ("small_sio3", "train-other"),
     ]
     with pytest.raises(ValueError, match="group 'fit'"):
-        rs.plan_order(recs[:1], ["fit"], atoms.__getitem__)
+        rb.plan_order(recs[:1], ["fit"], atoms.__getitem__)
 
 
 class _FakeGPAW:
@@ -124,27 +125,27 @@ class _FakeGPAW:
         if sid == "boom":
             raise RuntimeError("GPAW worker failed (rc=1): SCF did not converge in 300 iterations")
         if sid == "killed":
-            raise rs.WorkerInterrupted("GPAW worker stopped by signal 15")
+            raise rb.WorkerInterrupted("GPAW worker stopped by signal 15")
         return _record(sid, k, settings, passed=(k != 7), seed=k)
 
 
 @pytest.mark.parametrize("use_executor", [False, True])
 def test_build_is_resumable_and_names_every_failure(tmp_path, monkeypatch, use_executor):
     fake = _FakeGPAW()
-    monkeypatch.setattr(rs, "run_site", fake)
+    monkeypatch.setattr(rb, "run_site", fake)
     structures = {"a": _structure(5.0), "boom": _structure(5.1), "c": _structure(5.2)}
     plan = [
-        rs.PlannedSite("a", 1, "test", 3),
-        rs.PlannedSite("a", 7, "test", 3),
-        rs.PlannedSite("boom", 1, "validation", 3),
-        rs.PlannedSite("c", 2, "train-other", 3),
+        rb.PlannedSite("a", 1, "test", 3),
+        rb.PlannedSite("a", 7, "test", 3),
+        rb.PlannedSite("boom", 1, "validation", 3),
+        rb.PlannedSite("c", 2, "train-other", 3),
     ]
     store = rs.ReferenceStore(tmp_path)
     st = GPAWSettings(mpi_procs=1)
     seen = []
     ex = cf.ThreadPoolExecutor(1) if use_executor else None
     try:
-        rep = rs.build(
+        rep = rb.build(
             plan[:3],
             structures.__getitem__,
             store,
@@ -162,25 +163,25 @@ def test_build_is_resumable_and_names_every_failure(tmp_path, monkeypatch, use_e
     assert "sanity check failed" in fails["a:7"]["reason"] and "SCF did not converge" in fails["boom:1"]["reason"]
     # resume: done and failed sites are skipped, the new one is computed
     fake.calls.clear()
-    rep2 = rs.build(plan, structures.__getitem__, store, st, progress=False)
+    rep2 = rb.build(plan, structures.__getitem__, store, st, progress=False)
     assert fake.calls == [("c", 2)]
     assert (rep2.stored, rep2.failed_before, rep2.computed) == (1, 2, 1)
     # retry_failed recomputes only the failures
     fake.calls.clear()
-    rs.build(plan, structures.__getitem__, store, st, progress=False, retry_failed=True)
+    rb.build(plan, structures.__getitem__, store, st, progress=False, retry_failed=True)
     assert sorted(fake.calls) == [("a", 7), ("boom", 1)]
     # other settings: every site is computed again (the store keeps one spectrum per site)
     fake.calls.clear()
-    rs.build(plan[:1], structures.__getitem__, store, dataclasses.replace(st, h=0.25), progress=False)
+    rb.build(plan[:1], structures.__getitem__, store, dataclasses.replace(st, h=0.25), progress=False)
     assert fake.calls == [("a", 1)]
     assert set(store.settings()) == {st.calc_key(), dataclasses.replace(st, h=0.25).calc_key()}
 
 
 def test_build_stops_starting_sites_after_the_deadline(tmp_path, monkeypatch):
     fake = _FakeGPAW()
-    monkeypatch.setattr(rs, "run_site", fake)
-    plan = [rs.PlannedSite("a", k, "test", 3) for k in (1, 2)]
-    rep = rs.build(
+    monkeypatch.setattr(rb, "run_site", fake)
+    plan = [rb.PlannedSite("a", k, "test", 3) for k in (1, 2)]
+    rep = rb.build(
         plan,
         lambda sid: _structure(),
         rs.ReferenceStore(tmp_path),
@@ -240,7 +241,7 @@ def test_held_out_site_is_planned_with_the_tests_and_never_in_a_training_split(t
 
     (sid, k), _ = next(iter(rs.HELD_OUT.items()))
     R = types.SimpleNamespace
-    plan = rs.plan_order(
+    plan = rb.plan_order(
         [R(structure_id="z", site_index=0, x=2.0), R(structure_id=sid, site_index=k, x=2.0)],
         ["test", "train"],
         lambda s: 10,
@@ -313,12 +314,12 @@ def test_compact_rewrites_stored_sticks_merged(tmp_path):
 
 def test_a_worker_killed_by_a_signal_is_not_a_failure_and_runs_again(tmp_path, monkeypatch):
     fake = _FakeGPAW()
-    monkeypatch.setattr(rs, "run_site", fake)
-    plan = [rs.PlannedSite("killed", 1, "test", 3)]
+    monkeypatch.setattr(rb, "run_site", fake)
+    plan = [rb.PlannedSite("killed", 1, "test", 3)]
     store = rs.ReferenceStore(tmp_path)
-    rep = rs.build(plan, lambda sid: _structure(), store, GPAWSettings(mpi_procs=1), progress=False)
+    rep = rb.build(plan, lambda sid: _structure(), store, GPAWSettings(mpi_procs=1), progress=False)
     assert (rep.interrupted, rep.failed, store.failures()) == (1, 0, {})
-    rs.build(plan, lambda sid: _structure(), store, GPAWSettings(mpi_procs=1), progress=False)
+    rb.build(plan, lambda sid: _structure(), store, GPAWSettings(mpi_procs=1), progress=False)
     assert fake.calls == [("killed", 1), ("killed", 1)]
 
 
@@ -333,14 +334,14 @@ def test_the_driver_tells_a_signal_from_a_failing_worker(tmp_path):
 
 
 def test_interleave_shares_cpu_between_groups_and_keeps_each_groups_order():
-    P = rs.PlannedSite
+    P = rb.PlannedSite
     plan = (
         [P(f"t{i}", 0, "test", 10) for i in range(4)]
         + [P(f"v{i}", 0, "validation", 10) for i in range(4)]
         + [P(f"s{i}", 0, "train-SiOx<=2", 10 + i) for i in range(12)]
         + [P("o0", 0, "train-other", 5)]
     )
-    out = rs.interleave(plan, {"test": 1, "validation": 1, "train-SiOx<=2": 3, "train-other": 0}, cost=lambda n: 1.0)
+    out = rb.interleave(plan, {"test": 1, "validation": 1, "train-SiOx<=2": 3, "train-other": 0}, cost=lambda n: 1.0)
     assert sorted(out, key=repr) == sorted(plan, key=repr)  # nothing lost or doubled
     # equal unit costs: per 5 sites one test, one validation, three training, while all three last
     first10 = [p.group for p in out[:10]]
@@ -350,21 +351,21 @@ def test_interleave_shares_cpu_between_groups_and_keeps_each_groups_order():
     assert out[-1].structure_id == "o0"  # share 0: only after the rest
     # costs count, not site numbers: one expensive test site buys several cheap training sites
     plan2 = [P("T", 0, "test", 100), P("t", 0, "test", 100)] + [P(f"s{i}", 0, "train-SiOx<=2", 1) for i in range(5)]
-    out2 = rs.interleave(plan2, {"test": 1, "train-SiOx<=2": 1}, cost=float)
+    out2 = rb.interleave(plan2, {"test": 1, "train-SiOx<=2": 1}, cost=float)
     assert [p.structure_id for p in out2] == ["T", "s0", "s1", "s2", "s3", "s4", "t"]
     with pytest.raises(ValueError, match="no share for group"):
-        rs.interleave(plan, {"test": 1})
+        rb.interleave(plan, {"test": 1})
 
 
 def test_dataset_plan_orders(monkeypatch):
     R = types.SimpleNamespace
     recs = [R(structure_id=f"a{i}", site_index=0, x=2.0) for i in range(6)]
-    strict = rs.plan_order(recs, ["test", "test", "test", "train", "train", "train"], lambda s: 10)
+    strict = rb.plan_order(recs, ["test", "test", "test", "train", "train", "train"], lambda s: 10)
     assert [p.group for p in strict] == ["test"] * 3 + ["train-SiOx<=2"] * 3
-    mixed = rs.interleave(strict)
+    mixed = rb.interleave(strict)
     assert [p.group for p in mixed[:4]] == ["test", "train-SiOx<=2", "train-SiOx<=2", "train-SiOx<=2"]
     with pytest.raises(ValueError, match="order must be"):
-        rs.dataset_plan(None, order="random")
+        rb.dataset_plan(None, order="random")
 
 
 def test_time_reversal_is_a_run_only_setting_and_reaches_the_worker():
