@@ -461,8 +461,13 @@ def main(argv: list[str] | None = None) -> int:
     import numpy  # noqa: F401
     import pymatgen.core  # noqa: F401
     import pytest  # noqa: F401
+    import scipy.interpolate  # noqa: F401
+    import scipy.ndimage  # noqa: F401
     import scipy.optimize  # noqa: F401
     import scipy.spatial  # noqa: F401
+    import scipy.spatial.distance  # noqa: F401
+    import scipy.special  # noqa: F401
+    import scipy.stats  # noqa: F401  (tests/helpers.py: special_ortho_group; slow to import in every child)
     import torch
 
     torch.set_num_threads(1)

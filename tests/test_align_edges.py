@@ -246,3 +246,18 @@ def test_computed_proper_rotations_are_never_called_reflections():
         g, _, _ = _mirror(t, rng, reflect=False)
         a = A.align_paper(t, g)
         assert a.rmsd < 1e-6 and not a.is_reflection
+
+
+def test_best_finds_a_one_neighbour_target_among_atoms_the_paper_subset_leaves_out():
+    # target: O* and one Si at 1.6 Å.  Generated: seven atoms at 1.0-1.2 Å (the paper's subset of seven
+    # nearest), the only atom at 1.6 Å eighth nearest, opposite the 1.2 Å atom, and four far atoms.
+    # The paper pairs the Si with the 1.2 Å atom (RMSD 0.4 / sqrt 2 over O* and one pair); align_best's
+    # subset widened by one atom holds the 1.6 Å atom, which fits exactly.
+    t = _env([[0, 0, 0], [1.6, 0, 0]])
+    near = [[1.2, 0, 0], [0, 1.0, 0], [0, 0, 1.05], [0, -1.1, 0], [0, 0, -1.12], [0.7, 0.72, 0.1], [0.1, -0.75, 0.75]]
+    far = [[3.5, 1, 0], [1, 3.6, 0], [0, 1, 3.7], [-1, -1, -3.8]]
+    g = _env([[0, 0, 0], *near, [-1.6, 0, 0], *far])
+    assert A.align_paper(t, g).rmsd == pytest.approx(0.4 / np.sqrt(2), abs=1e-9)
+    a = A.align_best(t, g)
+    assert a.rmsd < 1e-9
+    assert a.perm[1] == 8
