@@ -15,6 +15,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from s2s.simulate import gpaw_ref as G
+from s2s.simulate import supercell as SC
 from s2s.spectrum import GRID
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,40 +60,40 @@ def fake_worker_output(n_occ: int = 4, n_empty: int = 6, spurious: bool = False)
 
 def test_find_supercell_reaches_min_image_with_few_cells():
     s = quartz()
-    P = G.find_supercell(s.lattice.matrix, 9.0)
-    assert G.shortest_lattice_vector(P @ s.lattice.matrix) >= 9.0
+    P = SC.find_supercell(s.lattice.matrix, 9.0)
+    assert SC.shortest_lattice_vector(P @ s.lattice.matrix) >= 9.0
     assert round(abs(np.linalg.det(P))) == 8  # 2x2x2 (72 atoms) is the smallest
     assert np.linalg.det(P) > 0
     # a cubic 5 Å cell needs 2x2x2; a large cell needs nothing
-    assert round(abs(np.linalg.det(G.find_supercell(np.eye(3) * 5.0, 9.0)))) == 8
-    assert np.array_equal(G.find_supercell(np.eye(3) * 12.0, 9.0), np.eye(3, dtype=int))
+    assert round(abs(np.linalg.det(SC.find_supercell(np.eye(3) * 5.0, 9.0)))) == 8
+    assert np.array_equal(SC.find_supercell(np.eye(3) * 12.0, 9.0), np.eye(3, dtype=int))
 
 
 def test_find_supercell_beats_diagonal_for_tetragonal_rutile_cell():
     # stishovite-like a=4.18, c=2.67 Å: the diagonal answer 3x3x4 has 36 cells
     cell = np.diag([4.1773, 4.1773, 2.6655])
-    P = G.find_supercell(cell, 9.0)
-    assert G.shortest_lattice_vector(P @ cell) >= 9.0
+    P = SC.find_supercell(cell, 9.0)
+    assert SC.shortest_lattice_vector(P @ cell) >= 9.0
     assert round(abs(np.linalg.det(P))) < 36
 
 
 def test_find_supercell_rejects_singular_cell():
     with pytest.raises(ValueError, match="non-singular"):
-        G.find_supercell(np.zeros((3, 3)), 9.0)
+        SC.find_supercell(np.zeros((3, 3)), 9.0)
 
 
 def test_unique_o_sites_quartz_and_stishovite():
-    assert [m for _, m in G.unique_o_sites(quartz())] == [6]
+    assert [m for _, m in SC.unique_o_sites(quartz())] == [6]
     sti = Structure.from_spacegroup(
         "P4_2/mnm", Lattice.tetragonal(4.1773, 2.6655), ["Si", "O"], [[0, 0, 0], [0.3062, 0.3062, 0]]
     )
-    sites = G.unique_o_sites(sti)
+    sites = SC.unique_o_sites(sti)
     assert len(sites) == 1 and sites[0][1] == 4 and sti[sites[0][0]].specie.symbol == "O"
 
 
 def test_prepare_input_places_excited_o_on_its_parent(tmp_path):
     s = quartz()
-    k = G.unique_o_sites(s)[0][0]
+    k = SC.unique_o_sites(s)[0][0]
     inp = G.prepare_input(s, k, G.GPAWSettings(), tmp_path, txt="x.txt")
     assert len(inp["symbols"]) == 8 * len(s)
     assert inp["symbols"].count("O") == 48 and inp["symbols"].count("Si") == 24
@@ -123,13 +124,13 @@ def test_pw_settings_require_complex_dtype():
 
 
 def test_pw_band_count_scales_with_volume_and_energy(tmp_path):
-    nb, cb = G.pw_band_count(["Si"] * 24 + ["O"] * 48, 905.0)
+    nb, cb = SC.pw_band_count(["Si"] * 24 + ["O"] * 48, 905.0)
     assert nb > 192 and -(nb - 192) < cb < 0  # occupied + empty; part of the empty converged
-    nb2, _ = G.pw_band_count(["Si"] * 24 + ["O"] * 48, 2 * 905.0)
-    nb3, _ = G.pw_band_count(["Si"] * 24 + ["O"] * 48, 905.0, e_max=40.0)
+    nb2, _ = SC.pw_band_count(["Si"] * 24 + ["O"] * 48, 2 * 905.0)
+    nb3, _ = SC.pw_band_count(["Si"] * 24 + ["O"] * 48, 905.0, e_max=40.0)
     assert nb2 - 192 == pytest.approx(2 * (nb - 192), abs=1) and nb3 > nb
     st = G.GPAWSettings(mode="pw", force_complex_dtype=True, nbands="auto", converge_bands="auto")
-    inp = G.prepare_input(quartz(), G.unique_o_sites(quartz())[0][0], st, tmp_path, "x")
+    inp = G.prepare_input(quartz(), SC.unique_o_sites(quartz())[0][0], st, tmp_path, "x")
     assert isinstance(inp["nbands"], int) and inp["nbands"] > 192 and inp["converge_bands"] < 0
 
 
@@ -184,7 +185,7 @@ def test_broaden_to_grid_unit_area_and_peak_position():
 
 
 def _inp(tmp_path) -> dict:
-    return G.prepare_input(quartz(), G.unique_o_sites(quartz())[0][0], G.GPAWSettings(), tmp_path, "x")
+    return G.prepare_input(quartz(), SC.unique_o_sites(quartz())[0][0], G.GPAWSettings(), tmp_path, "x")
 
 
 def test_build_record_relative_energies_and_grid(tmp_path):
@@ -273,7 +274,7 @@ def test_real_gpaw_run_small_cell(tmp_path):
     s = Structure.from_spacegroup(
         "Fd-3m", Lattice.cubic(7.16), ["Si", "O"], [[0.125, 0.125, 0.125], [0, 0, 0]]
     ).get_primitive_structure()
-    k = G.unique_o_sites(s)[0][0]
+    k = SC.unique_o_sites(s)[0][0]
     settings = G.GPAWSettings(min_image=9.0, h=0.25)
     rec = G.run_site(s, "test_bcrist", k, settings, workdir=tmp_path, setup_dir=tmp_path / "setups")
     assert rec["sanity"]["passed"], rec["sanity"]

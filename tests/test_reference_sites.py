@@ -13,7 +13,8 @@ from pymatgen.core import Lattice, Structure
 
 from s2s.simulate import reference_build as rb
 from s2s.simulate import reference_sites as rs
-from s2s.simulate.gpaw_ref import GPAWSettings, broaden_to_grid, grid_points
+from s2s.simulate.gpaw_ref import GPAWSettings, broaden_to_grid
+from s2s.simulate.supercell import grid_points
 from s2s.spectrum import GRID
 
 

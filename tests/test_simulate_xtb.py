@@ -87,7 +87,7 @@ def test_supercell_multiples_and_order(alpha_quartz):
 
 
 def test_min_image_supercell(alpha_quartz):
-    from s2s.simulate.gpaw_ref import shortest_lattice_vector
+    from s2s.simulate.supercell import shortest_lattice_vector
     from s2s.simulate.xtb import supercell_matrix
 
     st = XtbSettings(min_length=10.0)

@@ -32,9 +32,9 @@ from s2s.simulate.gpaw_ref import (
     load_record,
     record_path,
     run_site,
-    unique_o_sites,
     write_json_atomic,
 )
+from s2s.simulate.supercell import unique_o_sites
 from s2s.structures.literature import stishovite
 from s2s.structures.prototypes import aflow_entry, aflow_original_citation, aflow_structure
 from s2s.structures.reference import (

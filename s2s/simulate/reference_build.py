@@ -114,7 +114,7 @@ def interleave(
 
 def supercell_atoms(structure, min_image: float = BUILD_SETTINGS.min_image) -> int:
     """Atoms of the periodic supercell GPAW computes for ``structure`` (:func:`find_supercell`)."""
-    from s2s.simulate.gpaw_ref import find_supercell
+    from s2s.simulate.supercell import find_supercell
 
     P = find_supercell(structure.lattice.matrix, min_image)
     return int(round(abs(np.linalg.det(P)))) * len(structure)

@@ -6,7 +6,7 @@ Recipe (see docs/simulator.md for the measurements behind the defaults):
    the integer supercell with the fewest cells whose *shortest* lattice vector
    (the distance between a site and its nearest periodic image) is >=
    ``XtbSettings.min_length`` Å (possibly non-diagonal; search from
-   :func:`s2s.simulate.gpaw_ref.find_supercell`, the one the GPAW reference
+   :func:`s2s.simulate.supercell.find_supercell`, the one the GPAW reference
    uses); ``supercell="diagonal"``: the smallest multiples ``(n1, n2, n3)`` of
    the input cell with every lattice vector >= ``min_length``;
 2. one self-consistent GFN-xTB calculation:
@@ -98,7 +98,7 @@ def supercell_matrix(structure: Structure, settings: XtbSettings) -> np.ndarray:
     lat = structure.lattice.matrix
     if settings.supercell == "diagonal":
         return np.diag(supercell_multiples(structure.lattice.abc, settings.min_length))
-    from s2s.simulate.gpaw_ref import find_supercell
+    from s2s.simulate.supercell import find_supercell
 
     return np.asarray(find_supercell(lat, settings.min_length), dtype=int)
 
