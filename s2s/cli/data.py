@@ -25,22 +25,11 @@ def add_fidelity_options(p: argparse.ArgumentParser) -> None:
 
 def load_dataset(path: Path, fidelity: str = "xtb", reference_store: Path | None = None):
     """The dataset file ``path`` as the :class:`s2s.dataset.Dataset` of ``fidelity``
-    (:func:`s2s.simulate.reference_sites.dataset_of_fidelity`); a missing file or store, or a store without
-    any site of this dataset, exits with one line naming it."""
-    from s2s.dataset import Dataset
-    from s2s.resources import resolve
-    from s2s.simulate.reference_sites import ReferenceStore, dataset_of_fidelity
+    (:func:`s2s.simulate.reference_sites.load_fidelity`); a missing file or store, or a store without any
+    site of this dataset, exits with one line naming it."""
+    from s2s.simulate.reference_sites import load_fidelity
 
-    if not Path(path).exists():
-        raise SystemExit(f"s2s: {path}: dataset file not found")
-    ds = Dataset.load(path)
-    store = None
-    if fidelity != "xtb":
-        root = resolve("reference_sites", reference_store, must_exist=False)
-        if not Path(root).is_dir():
-            raise SystemExit(f"s2s: --fidelity {fidelity}: reference store {root} is not a folder")
-        store = ReferenceStore(root)
     try:
-        return dataset_of_fidelity(ds, fidelity, store)
-    except ValueError as err:
-        raise SystemExit(f"s2s: {path}: {err}") from None
+        return load_fidelity(path, fidelity, reference_store)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"s2s: {err}") from None

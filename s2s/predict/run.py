@@ -79,12 +79,10 @@ class PredictContext:
         ``fidelity``: which training spectra are the reference of template matching, the OOD score and the
         onset convention ('xtb', 'reference' = the first-principles spectra of ``reference_store``, default
         data/reference_sites, or 'both'); it should be what the model was trained on."""
-        from s2s.dataset import Dataset
         from s2s.evaluation.ood import OODScorer
         from s2s.files import file_sha256
         from s2s.model.train import load_model
-        from s2s.resources import resolve
-        from s2s.simulate.reference_sites import ReferenceStore, dataset_of_fidelity
+        from s2s.simulate.reference_sites import load_fidelity
 
         model_path, data_path = Path(model_path), Path(data_path)
         model = load_model(model_path)
@@ -93,13 +91,7 @@ class PredictContext:
                 f"{data_path}: training dataset not found (needed for template matching, the OOD "
                 "score and the onset convention); pass --data"
             )
-        store = None
-        if fidelity != "xtb":
-            root = resolve("reference_sites", reference_store, must_exist=False)
-            if not Path(root).is_dir():
-                raise FileNotFoundError(f"--fidelity {fidelity}: reference store {root} is not a folder")
-            store = ReferenceStore(root)
-        train = dataset_of_fidelity(Dataset.load(data_path), fidelity, store).train
+        train = load_fidelity(data_path, fidelity, reference_store).train
         if len(train) == 0:
             raise ValueError(f"{data_path}: no training records (fidelity {fidelity})")
         spectra = train.spectra()

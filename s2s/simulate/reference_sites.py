@@ -423,6 +423,24 @@ def dataset_of_fidelity(
     return ref
 
 
+def load_fidelity(path: str | os.PathLike, fidelity: str = "xtb", reference_store: str | os.PathLike | None = None):
+    """The dataset file ``path`` as :func:`dataset_of_fidelity` gives it for ``fidelity``, the reference store
+    being ``reference_store`` (default: the resource ``reference_sites``, data/reference_sites).  Raises
+    ``FileNotFoundError`` naming a missing file or store, ``ValueError`` when the store has no site of it."""
+    from s2s.dataset import Dataset
+    from s2s.resources import resolve
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: dataset file not found")
+    store = None
+    if fidelity != "xtb":
+        root = resolve("reference_sites", reference_store, must_exist=False)
+        if not Path(root).is_dir():
+            raise FileNotFoundError(f"--fidelity {fidelity}: reference store {root} is not a folder")
+        store = ReferenceStore(root)
+    return dataset_of_fidelity(Dataset.load(path), fidelity, store)
+
+
 __all__ = [
     "BUILD_SETTINGS",
     "FIDELITY_CHOICES",
@@ -436,4 +454,5 @@ __all__ = [
     "reference_records",
     "with_reference",
     "dataset_of_fidelity",
+    "load_fidelity",
 ]
