@@ -92,7 +92,7 @@ def test_first_shell_errors_size_limits_and_angle_only_for_two_neighbours():
     # n1 = 3 (no angle), n1 = 7 (> LOCAL_MAX_ATOMS: no local RMSD), the radial RMSD in both
     dirs = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [-1, 0, 0], [0, -1, 0], [0, 0, -1], [1, 1, 1]], float)
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-    for n1 in (3, 6, 7):
+    for n1 in (1, 3, 6, 7):
         c = np.vstack([[0, 0, 0], 1.6 * dirs[:n1]])
         t = _env([O] + [SI] * n1, c, [0] + [1] * n1)
         g = _env([O] + [SI] * n1, np.vstack([[0, 0, 0], 1.7 * dirs[:n1]]))
@@ -151,3 +151,49 @@ def test_evaluate_pair_takes_the_target_about_its_own_excited_o():
     assert r0["rmsd_shell1"] > 0.01
     for k in ("rmsd_all", "rmsd_neighbours", "rmsd_shell1", "rmsd_shell2"):
         assert r[k] == pytest.approx(r0[k], abs=1e-9)
+
+
+def test_angles_of_collinear_vectors_are_exactly_0_and_180_degrees():
+    # unit vectors of parallel or opposite directions: their dot product rounds past +-1 in ~12 % of cases
+    rng = np.random.default_rng(3)
+    for _ in range(60):
+        v = rng.normal(size=3)
+        s = rng.uniform(0.5, 3.0)
+        assert M.angles_deg(np.zeros(3), np.array([v, s * v]))[0] == pytest.approx(0.0, abs=1e-5)
+        assert M.angles_deg(np.zeros(3), np.array([v, -s * v]))[0] == pytest.approx(180.0, abs=1e-5)
+
+
+def test_first_shell_local_rmsd_counts_a_mirror_image_equal():
+    # three neighbours at different distances (a chiral set with O*); the generated set is its mirror image
+    c = np.array([[0, 0, 0], [1.6, 0, 0], [0.2, 1.7, 0], [0.3, 0.4, 1.8]])
+    t = _env([O, SI, SI, SI], c, [0, 1, 1, 1])
+    g = _env([O, SI, SI, SI], c * [1.0, 1.0, -1.0])
+    assert M.first_shell_errors(t, g)["rmsd_shell1_local"] == pytest.approx(0.0, abs=1e-7)
+
+
+def test_validity_of_a_lone_excited_o_and_an_o_o_pair_at_exactly_the_minimum_in_the_target():
+    lone = _env([O], [[0, 0, 0]], [0])
+    assert M.validity(lone, _env([O], [[1.0, 2.0, 3.0]]))["valid"]  # nothing within reach in either
+    # a target O-O pair at exactly 2.0 Å is not short, so a generated 1.5 Å pair is not excused
+    t = _env([O, SI, O, O], [[0, 0, 0], [1.6, 0, 0], [6, 0, 0], [6, 2.0, 0]], [0, 1, 4, 4])
+    g = _env([O, SI, O, O], [[0, 0, 0], [0, 1.6, 0], [0, 6, 0], [1.5, 6, 0]])
+    assert not M.validity(t, g)["o_o"]
+
+
+def test_evaluate_pair_keys_are_the_documented_ones_and_a_moved_generated_set_changes_nothing():
+    c = np.array([[0, 0, 0], [1.6, 0, 0], [-1.3, 0.93, 0], [2.2, 1.4, 0.3]])
+    t = _env([O, SI, SI, O], c, [0, 1, 1, 2])
+    g = _env([O, SI, SI, O], c * 1.05)
+    r = M.evaluate_pair(t, g)
+    keys = {"rmsd_all", "rmsd_neighbours", "species_match", "valid", "method"}
+    keys |= {f"rmsd_shell{k}" for k in (1, 2, 3)}
+    keys |= {
+        f"{p}_shell{k}{s}" for k in (1, 2, 3) for p, s in (("cn_target", ""), ("cn_gen", ""), ("cn_error", "_pct"))
+    }
+    keys |= {"rmsd_shell1_radial", "rmsd_shell1_local", "angle_shell1_error_deg"}
+    keys |= {"o_frac_target", "o_frac_gen", "n_target", "n_generated", "n_matched"}
+    assert set(r) == keys
+    assert (r["cn_gen_shell1"], r["cn_gen_shell2"], r["cn_gen_shell3"]) == (2, 1, 0)
+    moved = M.evaluate_pair(t, _env(g.species, g.coords + [7.0, -3.0, 1.0]))
+    for k in keys - {"method"}:
+        assert moved[k] == pytest.approx(r[k], abs=1e-9, nan_ok=True), k
