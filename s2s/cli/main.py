@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from s2s.cli.data import add_fidelity_options, load_dataset
+from s2s.cli.forward import add_best_of_options, add_train_forward_parser
+from s2s.cli.predict import add_predict_parser
 
 PRESET_HELP = (
     "model/training preset: 'cpu_v3' (the CPU recipe that reads the spectrum: hidden 128, message 64, 4 layers, "
@@ -46,12 +48,8 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="s2s", description="Spectrum-to-structure: 3D local environments from O K-edge spectra."
-    )
-    sub = ap.add_subparsers(dest="command", required=True)
-
+def add_train_parser(sub) -> argparse.ArgumentParser:
+    """``s2s train``: the diffusion model on a dataset file."""
     t = sub.add_parser(
         "train",
         help="train the diffusion model on a dataset file",
@@ -110,7 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="also keep the raw and EMA weights every N steps in OUT/snapshots/ (learning curves)",
     )
+    return t
 
+
+def add_sample_parser(sub) -> argparse.ArgumentParser:
+    """``s2s sample``: environments for the spectra of a dataset split or a spectrum file."""
     s = sub.add_parser(
         "sample",
         help="generate environments for spectra",
@@ -142,7 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--out", required=True, type=Path, help="output directory (one .xyz per spectrum)")
     _add_sampling_options(s)
+    return s
 
+
+def add_evaluate_parser(sub) -> argparse.ArgumentParser:
+    """``s2s evaluate``: generate for a dataset split and score against the targets."""
     e = sub.add_parser(
         "evaluate",
         help="generate for a dataset split and score against the targets",
@@ -166,12 +172,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", required=True, type=Path, help="output directory: metrics.json (summary), per_site.csv, generated.xyz"
     )
     _add_sampling_options(e)
-    from s2s.cli.forward import add_best_of_options, add_train_forward_parser
-
     add_best_of_options(e)
+    return e
 
-    from s2s.cli.predict import add_predict_parser
 
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="s2s", description="Spectrum-to-structure: 3D local environments from O K-edge spectra."
+    )
+    sub = ap.add_subparsers(dest="command", required=True)
+    add_train_parser(sub)
+    add_sample_parser(sub)
+    add_evaluate_parser(sub)
     add_predict_parser(sub)
     add_train_forward_parser(sub)
     return ap
