@@ -14,6 +14,10 @@ also re-runs the recorded survivors (a killed mutant stays killed: tests are onl
 module's source unchanged since the recorded run (else the mutants differ and the run starts afresh).
 ``--match TEXT`` limits a run to the mutants whose description contains TEXT; the others keep their
 recorded outcome (or count as not run).
+``--recorded-only`` (with ``--only-survivors``) skips the mutants never run.  ``--tests T ...`` replaces the
+module's test selection for this run: with ``--only-survivors --recorded-only`` and T the new test files, a
+re-check is exact (a recorded survivor passed all the old tests, so it is killed by the full selection iff it
+is killed by T) and costs only T.
 
 A small AST mutator (the same operators as mutmut's core ones): arithmetic (+ -, * /, // /, ** *, % /),
 comparisons (< <=, > >=, == !=, in / not in, is / is not), and/or, ``not x`` -> ``x``, ``-x`` -> ``x``,
@@ -364,6 +368,8 @@ def run_target(
     resume: bool = False,
     only_survivors: bool = False,
     match: str | None = None,
+    recorded_only: bool = False,
+    tests: tuple[str, ...] | None = None,
 ) -> dict:
     source = (ROOT / t.path).read_text()
     sha = hashlib.sha256(source.encode()).hexdigest()[:16]
@@ -383,7 +389,8 @@ def run_target(
     todo = [
         k
         for k, (desc, _) in enumerate(ms)
-        if (outcomes[k] is None or (only_survivors and outcomes[k] == "survived")) and (match is None or match in desc)
+        if ((outcomes[k] is None and not recorded_only) or (only_survivors and outcomes[k] == "survived"))
+        and (match is None or match in desc)
     ]
     if not resume and not only_survivors and match is None:
         todo = list(range(len(ms)))
@@ -412,20 +419,21 @@ def run_target(
         where = shadow(Path(tmp))
         module_file = where / t.path
         t0 = time.perf_counter()
-        base = run_child(where, module_file, ast.unparse(ast.parse(source)), t.tests, timeout=900)
+        run_tests = tuple(tests) if tests else t.tests
+        base = run_child(where, module_file, ast.unparse(ast.parse(source)), run_tests, timeout=900)
         base_s = time.perf_counter() - t0
         if base != "passed":
             raise SystemExit(f"{t.name}: the unmutated module does not pass its tests ({base})")
         timeout = min(max(60.0, 4 * base_s), 900.0)
         print(
-            f"{t.name}: {len(ms)} mutants of {t.path}, {len(todo)} to run; tests {' '.join(t.tests)}"
+            f"{t.name}: {len(ms)} mutants of {t.path}, {len(todo)} to run; tests {' '.join(run_tests)}"
             f" ({base_s:.0f} s unmutated)",
             flush=True,
         )
         res = record(time.perf_counter() - t0)
         for n, k in enumerate(todo, 1):
             desc, src = ms[k]
-            r = run_child(where, module_file, src, t.tests, timeout)
+            r = run_child(where, module_file, src, run_tests, timeout)
             outcomes[k] = "survived" if r == "passed" else r
             print(f"  [{n}/{len(todo)}] (#{k + 1}) {outcomes[k]}: {desc}", flush=True)
             res = record(time.perf_counter() - t0)
@@ -445,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true", help="run only the mutants without a recorded outcome")
     ap.add_argument("--only-survivors", action="store_true", help="re-run the recorded survivors (and unrun ones)")
     ap.add_argument("--match", default=None, help="run only the mutants whose description contains this text")
+    ap.add_argument("--recorded-only", action="store_true", help="with --only-survivors: skip mutants never run")
+    ap.add_argument("--tests", nargs="+", default=None, help="test selection for this run (default: the module's)")
     a = ap.parse_args(argv)
     if a.list:
         for t in TARGETS:
@@ -476,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     for t in chosen:  # in the order given
         if a.show is None:
             os.environ["S2S_HOME"] = str(ROOT)
-        results.append(run_target(t, a.out, a.show, a.resume, a.only_survivors, a.match))
+        results.append(run_target(t, a.out, a.show, a.resume, a.only_survivors, a.match, a.recorded_only, a.tests))
     if a.show is None:
         print(f"\n{'module':18s} {'killed':>7s} {'run':>5s} {'of':>5s} {'score':>7s}")
         for t, r in zip(chosen, results):
