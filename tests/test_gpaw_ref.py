@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from s2s.environment import unique_o_site_groups
 from s2s.simulate import gpaw_ref as G
 from s2s.simulate import supercell as SC
 from s2s.spectrum import GRID
@@ -82,18 +83,18 @@ def test_find_supercell_rejects_singular_cell():
         SC.find_supercell(np.zeros((3, 3)), 9.0)
 
 
-def test_unique_o_sites_quartz_and_stishovite():
-    assert [m for _, m in SC.unique_o_sites(quartz())] == [6]
+def test_unique_o_site_groups_quartz_and_stishovite():
+    assert [m for _, m in unique_o_site_groups(quartz())] == [6]
     sti = Structure.from_spacegroup(
         "P4_2/mnm", Lattice.tetragonal(4.1773, 2.6655), ["Si", "O"], [[0, 0, 0], [0.3062, 0.3062, 0]]
     )
-    sites = SC.unique_o_sites(sti)
+    sites = unique_o_site_groups(sti)
     assert len(sites) == 1 and sites[0][1] == 4 and sti[sites[0][0]].specie.symbol == "O"
 
 
 def test_prepare_input_places_excited_o_on_its_parent(tmp_path):
     s = quartz()
-    k = SC.unique_o_sites(s)[0][0]
+    k = unique_o_site_groups(s)[0][0]
     inp = G.prepare_input(s, k, G.GPAWSettings(), tmp_path, txt="x.txt")
     assert len(inp["symbols"]) == 8 * len(s)
     assert inp["symbols"].count("O") == 48 and inp["symbols"].count("Si") == 24
@@ -130,7 +131,7 @@ def test_pw_band_count_scales_with_volume_and_energy(tmp_path):
     nb3, _ = SC.pw_band_count(["Si"] * 24 + ["O"] * 48, 905.0, e_max=40.0)
     assert nb2 - 192 == pytest.approx(2 * (nb - 192), abs=1) and nb3 > nb
     st = G.GPAWSettings(mode="pw", force_complex_dtype=True, nbands="auto", converge_bands="auto")
-    inp = G.prepare_input(quartz(), SC.unique_o_sites(quartz())[0][0], st, tmp_path, "x")
+    inp = G.prepare_input(quartz(), unique_o_site_groups(quartz())[0][0], st, tmp_path, "x")
     assert isinstance(inp["nbands"], int) and inp["nbands"] > 192 and inp["converge_bands"] < 0
 
 
@@ -185,7 +186,7 @@ def test_broaden_to_grid_unit_area_and_peak_position():
 
 
 def _inp(tmp_path) -> dict:
-    return G.prepare_input(quartz(), SC.unique_o_sites(quartz())[0][0], G.GPAWSettings(), tmp_path, "x")
+    return G.prepare_input(quartz(), unique_o_site_groups(quartz())[0][0], G.GPAWSettings(), tmp_path, "x")
 
 
 def test_build_record_relative_energies_and_grid(tmp_path):
@@ -274,7 +275,7 @@ def test_real_gpaw_run_small_cell(tmp_path):
     s = Structure.from_spacegroup(
         "Fd-3m", Lattice.cubic(7.16), ["Si", "O"], [[0.125, 0.125, 0.125], [0, 0, 0]]
     ).get_primitive_structure()
-    k = SC.unique_o_sites(s)[0][0]
+    k = unique_o_site_groups(s)[0][0]
     settings = G.GPAWSettings(min_image=9.0, h=0.25)
     rec = G.run_site(s, "test_bcrist", k, settings, workdir=tmp_path, setup_dir=tmp_path / "setups")
     assert rec["sanity"]["passed"], rec["sanity"]

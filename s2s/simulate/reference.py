@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Structure
 
+from s2s.environment import unique_o_site_groups
 from s2s.simulate.gpaw_ref import (
     GRID,
     GPAWSettings,
@@ -34,7 +35,6 @@ from s2s.simulate.gpaw_ref import (
     run_site,
     write_json_atomic,
 )
-from s2s.simulate.supercell import unique_o_sites
 from s2s.structures.literature import stishovite
 from s2s.structures.prototypes import aflow_entry, aflow_original_citation, aflow_structure
 from s2s.structures.reference import (
@@ -153,7 +153,7 @@ def load_or_build(sid: str, ref_dir: Path, structures: dict[str, dict]) -> Struc
 def site_plan(sid: str, s: Structure, structures: dict[str, dict]) -> list[tuple[int, int]]:
     """(site index, multiplicity) of the O sites to compute for structure ``sid``."""
     chooser: Callable[[Structure], list[tuple[int, int]]] | None = structures[sid].get("sites")
-    return chooser(s) if chooser else unique_o_sites(s, structures[sid].get("symprec", 0.01))
+    return chooser(s) if chooser else unique_o_site_groups(s, structures[sid].get("symprec", 0.01), sid)
 
 
 def make_plan(ids: list[str], ref_dir: Path, structures: dict[str, dict]) -> Plan:

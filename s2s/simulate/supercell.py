@@ -1,5 +1,7 @@
 """Periodic cells for core-hole calculations: supercells far enough from their images, k-meshes, grids.
 
+(Which O sites to compute: :func:`s2s.environment.unique_o_site_groups`, the one rule of the dataset.)
+
 Pure geometry on (3, 3) cells (rows = lattice vectors, Å) and pymatgen structures, used by the GPAW reference
 (:mod:`s2s.simulate.gpaw_ref`) and the xTB simulator (:mod:`s2s.simulate.xtb`), which share one supercell rule.
 """
@@ -64,18 +66,6 @@ def find_supercell(cell: np.ndarray, min_image: float, max_coeff: int = 4) -> np
     return diag.astype(int)
 
 
-def unique_o_sites(structure, symprec: float = 0.01) -> list[tuple[int, int]]:
-    """Symmetrically unique O sites: (index in ``structure``, multiplicity), in index order."""
-    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
-
-    sym = SpacegroupAnalyzer(structure, symprec=symprec).get_symmetrized_structure()
-    out = []
-    for group in sym.equivalent_indices:
-        if structure[group[0]].specie.symbol == "O":
-            out.append((int(min(group)), len(group)))
-    return sorted(out)
-
-
 VALENCE = {"Si": 4, "O": 6}
 
 
@@ -112,4 +102,4 @@ def pw_band_count(symbols: list[str], volume: float, e_max: float = 30.0, factor
     return n_occ + n_empty, -max(1, n_empty // 5)
 
 
-__all__ = ["shortest_lattice_vector", "find_supercell", "unique_o_sites", "kpoint_mesh", "grid_points", "pw_band_count"]
+__all__ = ["shortest_lattice_vector", "find_supercell", "kpoint_mesh", "grid_points", "pw_band_count"]
