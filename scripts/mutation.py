@@ -12,7 +12,7 @@ Every mutant's outcome is kept in runs/mutation/<module>.json (``outcomes``, in 
 the module's source).  ``--resume`` runs only the mutants without a recorded outcome; ``--only-survivors``
 also re-runs the recorded survivors (a killed mutant stays killed: tests are only added).  Both need the
 module's source unchanged since the recorded run (else the mutants differ and the run starts afresh).
-``--match TEXT`` limits a run to the mutants whose description contains TEXT; the others keep their
+``--match TEXT ...`` limits a run to the mutants whose description contains one of the TEXTs; the others keep their
 recorded outcome (or count as not run).
 ``--recorded-only`` (with ``--only-survivors``) skips the mutants never run.  ``--tests T ...`` replaces the
 module's test selection for this run: with ``--only-survivors --recorded-only`` and T the new test files, a
@@ -367,7 +367,7 @@ def run_target(
     show: str | None = None,
     resume: bool = False,
     only_survivors: bool = False,
-    match: str | None = None,
+    match: list[str] | None = None,
     recorded_only: bool = False,
     tests: tuple[str, ...] | None = None,
 ) -> dict:
@@ -390,7 +390,7 @@ def run_target(
         k
         for k, (desc, _) in enumerate(ms)
         if ((outcomes[k] is None and not recorded_only) or (only_survivors and outcomes[k] == "survived"))
-        and (match is None or match in desc)
+        and (match is None or any(m in desc for m in match))
     ]
     if not resume and not only_survivors and match is None:
         todo = list(range(len(ms)))
@@ -452,7 +452,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "mutation")
     ap.add_argument("--resume", action="store_true", help="run only the mutants without a recorded outcome")
     ap.add_argument("--only-survivors", action="store_true", help="re-run the recorded survivors (and unrun ones)")
-    ap.add_argument("--match", default=None, help="run only the mutants whose description contains this text")
+    ap.add_argument(
+        "--match", nargs="+", default=None, help="run only the mutants whose description contains one of these texts"
+    )
     ap.add_argument("--recorded-only", action="store_true", help="with --only-survivors: skip mutants never run")
     ap.add_argument("--tests", nargs="+", default=None, help="test selection for this run (default: the module's)")
     a = ap.parse_args(argv)
