@@ -310,3 +310,27 @@ def test_reference_plan_matches_shipped_records():
     assert [k for sid, _, k, _ in plan if sid == "peroxy_quartz"] and all(
         site_state(ref / "gpaw", sid, k) == "done" for sid, _, k, _ in plan
     )
+
+
+def test_reduce_cell_describes_the_same_supercell_on_reduced_vectors(tmp_path):
+    """GPAW refuses some skewed supercells ('weird unit cell'); the retry's cell is the same crystal."""
+    skew = Structure(
+        Lattice.from_parameters(5.0, 5.2, 9.5, 90, 90, 25),  # a strongly sheared cell
+        ["Si", "O", "O"],
+        [[0, 0, 0], [0.31, 0.12, 0.2], [0.6, 0.5, 0.7]],
+    )
+    st = G.GPAWSettings()
+    a = G.prepare_input(skew, 1, st, tmp_path, "x.txt")
+    b = G.prepare_input(skew, 1, st, tmp_path, "x.txt", reduce_cell=True)
+    assert not a["cell_reduced"] and b["cell_reduced"]
+    ca, cb = np.array(a["cell"]), np.array(b["cell"])
+    assert abs(np.linalg.det(ca)) == pytest.approx(abs(np.linalg.det(cb)))  # same volume
+    assert not np.allclose(ca, cb)  # other vectors
+    red = Lattice(cb).get_niggli_reduced_lattice().matrix
+    np.testing.assert_allclose(np.sort(np.linalg.norm(red, axis=1)), np.sort(np.linalg.norm(cb, axis=1)), atol=1e-6)
+    assert a["symbols"] == b["symbols"]
+    # every atom at the same place of the crystal: b's positions are a's plus a lattice vector of a's cell
+    frac = np.linalg.solve(ca.T, (np.array(b["positions"]) - np.array(a["positions"])).T).T
+    np.testing.assert_allclose(frac, np.round(frac), atol=1e-6)
+    assert a["excited_index"] == b["excited_index"]
+    assert b["min_image_A"] == pytest.approx(a["min_image_A"])

@@ -183,12 +183,14 @@ def ensure_core_hole_setup(
 
 
 def prepare_input(
-    structure, site_index: int, settings: GPAWSettings, setup_dir: Path | str, txt: str
+    structure, site_index: int, settings: GPAWSettings, setup_dir: Path | str, txt: str, reduce_cell: bool = False
 ) -> dict[str, Any]:
     """Worker input for exciting O ``site_index`` of a pymatgen ``structure``.
 
     Builds the supercell from :func:`find_supercell`; the excited atom is the image of
-    ``site_index`` in the home cell.  Returns a JSON-serialisable dict.
+    ``site_index`` in the home cell.  ``reduce_cell``: describe the same periodic supercell by its Niggli-reduced
+    vectors (same atoms, same Cartesian positions wrapped into it; GPAW's finite-difference stencils refuse some
+    skewed cells, "You have a weird unit cell").  Returns a JSON-serialisable dict.
     """
     if not 0 <= site_index < len(structure):
         raise ValueError(f"prepare_input: site_index {site_index} out of range 0..{len(structure) - 1}")
@@ -198,6 +200,17 @@ def prepare_input(
     s = structure.copy()
     s.add_site_property("s2s_parent", list(range(len(s))))
     s.make_supercell(P)
+    if reduce_cell:
+        from pymatgen.core import Structure
+
+        s = Structure(
+            s.lattice.get_niggli_reduced_lattice(),
+            s.species,
+            s.cart_coords,
+            coords_are_cartesian=True,
+            to_unit_cell=True,
+            site_properties=s.site_properties,
+        )
     parents = np.asarray(s.site_properties["s2s_parent"])
     cand = np.flatnonzero(parents == site_index)
     # the image closest to the parent's Cartesian position (any image is equivalent)
@@ -214,6 +227,7 @@ def prepare_input(
         "cell": s.lattice.matrix.tolist(),
         "excited_index": excited,
         "supercell_matrix": P.tolist(),
+        "cell_reduced": bool(reduce_cell),
         "min_image_A": shortest_lattice_vector(s.lattice.matrix),
         "setup_dir": str(setup_dir),
         "setup_name": settings.setup_name,
@@ -377,6 +391,7 @@ def build_record(
             "nbands": inp["nbands"],  # as used ('auto' resolved)
             "converge_bands": inp["converge_bands"],
             "supercell_matrix": inp["supercell_matrix"],
+            "cell_reduced": inp.get("cell_reduced", False),
             "supercell_atoms": len(inp["symbols"]),
             "gpts": inp.get("gpts"),
             "xas_kpts": xas_out.get("xas_kpts", [1, 1, 1]),
@@ -488,12 +503,30 @@ def run_site(
 ) -> dict[str, Any]:
     """Run GPAW on one O site (SCF under MPI, then XAS serially); return the record dict.
 
-    Nothing is written to the reference folder here: see :func:`write_json_atomic`.
+    A supercell GPAW refuses as too skewed (:data:`WEIRD_CELL`) is run again on its Niggli-reduced vectors
+    (``settings.cell_reduced`` in the record).  Nothing is written to the reference folder here: see
+    :func:`write_json_atomic`.
     """
+    try:
+        return _run_site(structure, structure_id, site_index, settings, workdir, setup_dir, keep_files, extra, False)
+    except RuntimeError as err:
+        if WEIRD_CELL not in str(err):
+            raise
+        # the same supercell on its Niggli-reduced vectors: same crystal, a cell GPAW's stencils accept
+        return _run_site(structure, structure_id, site_index, settings, workdir, setup_dir, keep_files, extra, True)
+
+
+#: GPAW's refusal of a skewed cell (fd_operators.GUCLaplace); :func:`run_site` then retries on the reduced cell
+WEIRD_CELL = "You have a weird unit cell"
+
+
+def _run_site(structure, structure_id, site_index, settings, workdir, setup_dir, keep_files, extra, reduce_cell):
     setup_dir = ensure_core_hole_setup(setup_dir, settings)
     wd = Path(tempfile.mkdtemp(prefix=f"gpaw_{structure_id}_{site_index}_", dir=workdir))
     try:
-        inp = prepare_input(structure, site_index, settings, setup_dir, txt=str(wd / "gpaw.txt"))
+        inp = prepare_input(
+            structure, site_index, settings, setup_dir, txt=str(wd / "gpaw.txt"), reduce_cell=reduce_cell
+        )
         write_json_atomic(wd / "in.json", inp)
         nice = ["nice", "-n", str(settings.nice)] if settings.nice else []
         py = [SYSTEM_PYTHON, str(WORKER)]
