@@ -177,3 +177,12 @@ def test_prepare_input_checks():
     bumpy[300] = bumpy[299]
     with pytest.raises(PredictInputError, match="not strictly increasing .data point 301"):
         prepare(InputSpectrum("n", "n.txt", bumpy, y), -0.5)
+
+
+def test_prepare_smooths_when_asked_even_below_one_ev():
+    e = np.arange(505.0, 575.0, 0.1)
+    noisy = _edge(e, 532.0) * 1e3 * (1 + 0.05 * np.random.default_rng(0).standard_normal(len(e)))
+    raw = prepare(InputSpectrum("s", "s.txt", e, noisy), -0.5, force=True).spectrum
+    sm = prepare(InputSpectrum("s", "s.txt", e, noisy), -0.5, smooth_eV=0.5, force=True).spectrum
+    # a 0.5 eV Gaussian removes most of the point-to-point noise: the second differences shrink
+    assert np.abs(np.diff(sm, 2)).sum() < 0.5 * np.abs(np.diff(raw, 2)).sum()
