@@ -9,7 +9,7 @@
     python benchmarks/ablation.py refine runs/ablation/cpu_v3 --t0 50 100 200 300     # SDEdit from templates
 
 ``train`` fits a recipe (a preset of :mod:`s2s.config`, or a named variant below) on the training
-split minus the validation structures (:func:`s2s.dataset.validation_split`, 10 % of the training
+split minus the validation structures (:func:`s2s.splits.validation_split`, 10 % of the training
 structures by hash, seed 1), one thread, until its process CPU time reaches the budget, keeping
 the raw and EMA weights every ``--snapshot-every`` steps (resumable: rerun with a larger budget).
 ``evaluate`` takes the snapshot nearest below a CPU time (default: the last) and measures it on the
@@ -18,7 +18,7 @@ validity, paper alignment) and the denoising probe's conditioning gap (:mod:`s2s
 ``report`` prints the table (variant, CPU minutes, steps, metrics) and can write it into a doc.
 ``curve`` prints, for several runs in one go, training steps per CPU second and the validation
 metrics of the snapshots at the given CPU minutes (the learning curve against CPU time).
-The test split is never touched here.  The logic lives in :mod:`s2s.evaluation.ablation`.
+The test split is never touched here.  The logic lives in :mod:`s2s.studies.ablation`.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ import json
 import sys
 from pathlib import Path
 
-from s2s.evaluation import ablation as A
 from s2s.model.diffusion import SAMPLERS
 from s2s.resources import default_path
+from s2s.studies import ablation as A
 
 
 def cmd_train(a: argparse.Namespace) -> int:

@@ -123,8 +123,8 @@ assert max(diffs) < 1e-6, "the live rebuild does not reproduce the shipped spect
 # the reference sites come from the shipped cache (computed if missing, except in CI).
 
 # %%
-from s2s.evaluation.results import read_results, update_results
 from s2s.simulate.compare import agreement, load_reference_sites, simulate_reference_sites
+from s2s.studies.results import read_results, update_results
 
 refs = load_reference_sites("../data/reference")
 sim = simulate_reference_sites(refs, settings, "../data/cache/xtb", compute=not small)

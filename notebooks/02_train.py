@@ -137,7 +137,7 @@ print(f"loss: first {hist['loss'][:k].mean():.3f} -> last {hist['loss'][-k:].mea
 
 # %%
 if not small:
-    from s2s.evaluation.results import update_results
+    from s2s.studies.results import update_results
 
     update_results(
         "train",

@@ -48,16 +48,6 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluation.by_composition import evaluate_family, family_result
-from s2s.evaluation.evaluate import (
-    composition_keys,
-    generation_inputs,
-    group_indices,
-    metric_array,
-    pick_cases,
-    subsample_groups,
-)
-from s2s.evaluation.results import read_results, update_results
 from s2s.model.cache import cache_info, generate_cached, generation_cache_path
 from s2s.plots import (
     align_for_plot,
@@ -70,6 +60,16 @@ from s2s.plots import (
     plot_species_accuracy_by_composition,
     save_figure,
 )
+from s2s.studies.by_composition import evaluate_family, family_result
+from s2s.studies.evaluate import (
+    composition_keys,
+    generation_inputs,
+    group_indices,
+    metric_array,
+    pick_cases,
+    subsample_groups,
+)
+from s2s.studies.results import read_results, update_results
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 torch.set_num_threads(1)
@@ -137,7 +137,7 @@ for k in row_groups:
 # ## The first shell on its own, per composition
 # As in notebook 03: the first shell aligned on itself, its radial error (sorted O*-neighbour
 # distances) and the neighbour-O-neighbour angle, on the sites whose first-shell count is right
-# (`s2s.evaluation.metrics.first_shell_errors`); the paper-aligned 1st-shell RMSD above adds how the
+# (`s2s.geometry.metrics.first_shell_errors`); the paper-aligned 1st-shell RMSD above adds how the
 # outer shells turn the environment under the whole-environment alignment.
 
 # %%

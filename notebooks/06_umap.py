@@ -17,7 +17,7 @@
 # with the amorphous SiO_x spectra, coloured by composition. How far each composition lies
 # from the training data is measured twice: in the 2-D embedding (distance to the nearest
 # training point, against the spread of the training points themselves) and, independent of
-# UMAP, in the 200-point spectra (the k-NN percentile score of `s2s.evaluation.ood`).
+# UMAP, in the 200-point spectra (the k-NN percentile score of `s2s.retrieval.ood`).
 #
 # (b, c) Template matching (the MSE-nearest training spectrum's environment) against the
 # model's generated environment, by SOAP cosine similarity to the target, for amorphous SiO2
@@ -50,14 +50,14 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluation.evaluate import generation_inputs, subsample_groups
-from s2s.evaluation.manifold import UNKNOWN, composition_labels, distance_to_training, umap_embedding
-from s2s.evaluation.ood import OODScorer
-from s2s.evaluation.results import round_floats, update_results
-from s2s.evaluation.template import compare_with_generation, template_match
 from s2s.model.cache import generate_cached, generation_cache_path
 from s2s.model.train import load_model
 from s2s.plots import plot_similarity_gap, plot_umap, save_figure
+from s2s.retrieval.ood import OODScorer
+from s2s.retrieval.template import compare_with_generation, template_match
+from s2s.studies.evaluate import generation_inputs, subsample_groups
+from s2s.studies.manifold import UNKNOWN, composition_labels, distance_to_training, umap_embedding
+from s2s.studies.results import round_floats, update_results
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 torch.set_num_threads(1)

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from s2s.studies.results import read_results, update_results
+
 
 def _root(root: Path | None) -> Path:
     """The checkout holding notebooks/ (``root``, else :func:`s2s.resources.home`)."""
@@ -181,7 +183,6 @@ def record_timing(times: dict[str, float], path: Path | None = None) -> None:
     the ``results`` resource, figures/results.json of the checkout)."""
     import datetime
 
-    from s2s.evaluation.results import read_results, update_results
     from s2s.resources import resolve
 
     path = resolve("results", path, must_exist=False)

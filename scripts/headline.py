@@ -16,8 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from s2s.evaluation.results import families_table, headline_table, read_results, replace_block  # noqa: E402
 from s2s.files import atomic_write_text  # noqa: E402
+from s2s.studies.results import families_table, headline_table, read_results, replace_block  # noqa: E402
 
 
 def main() -> int:

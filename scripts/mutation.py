@@ -50,11 +50,11 @@ class Target:
 
 
 TARGETS = (
-    Target("alignment", "s2s/evaluation/align.py", ("tests/test_align.py",), priority=True),
-    Target("metrics", "s2s/evaluation/metrics.py", ("tests/test_metrics.py", "tests/test_evaluate.py"), priority=True),
+    Target("alignment", "s2s/geometry/align.py", ("tests/test_align.py",), priority=True),
+    Target("metrics", "s2s/geometry/metrics.py", ("tests/test_metrics.py", "tests/test_evaluate.py"), priority=True),
     Target(
         "bootstrap",
-        "s2s/evaluation/bootstrap.py",
+        "s2s/studies/bootstrap.py",
         (
             "tests/test_missed_bugs.py::test_interval_level_is_exact_on_a_uniform_distribution",
             "tests/test_missed_bugs.py::test_default_interval_holds_the_labelled_share_of_the_resampled_means",
@@ -102,7 +102,7 @@ TARGETS = (
     ),
     Target(
         "evaluation_inputs",
-        "s2s/evaluation/evaluate.py",
+        "s2s/studies/evaluate.py",
         (
             "tests/test_missed_bugs.py::test_generation_inputs_pair_each_spectrum_with_its_own_sites_atom_count",
             "tests/test_evaluate.py",

@@ -1,4 +1,4 @@
-"""OOD score (s2s.evaluation.ood) of held-out crystalline test spectra vs amorphous spectra.
+"""OOD score (s2s.retrieval.ood) of held-out crystalline test spectra vs amorphous spectra.
 
     python scripts/ood_report.py                    # prints the table
     python scripts/ood_report.py --write-results    # + figures/results.json predict.ood
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     from s2s.dataset import Dataset
-    from s2s.evaluation.ood import OODScorer
+    from s2s.retrieval.ood import OODScorer
 
     ds = Dataset.load(a.data)
     tr = ds.train
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:<42}{r['n']:>5}{r['median_percentile']:>12.1f}{r['flagged']:>9.2f}{r['median_ratio']:>14.2f}{auc}"
         )
     if a.write_results:
-        from s2s.evaluation.results import read_results, update_results
+        from s2s.studies.results import read_results, update_results
 
         pred = dict(read_results(a.results).get("predict", {}))
         pred["ood"] = {

@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--split",
         default="train",
         help="which split to train on (default train; 'all' for every record; 'fit' "
-        "for train minus the validation structures, 'val' for those, s2s.dataset.validation_split)",
+        "for train minus the validation structures, 'val' for those, s2s.splits.validation_split)",
     )
     t.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps in total")
     t.add_argument("--epochs", type=int, default=None, help="override the preset's number of epochs")
@@ -177,7 +177,7 @@ def _records(path: Path, split: str, limit: int | None):
 
     ds = Dataset.load(path)
     if split in ("fit", "val"):
-        from s2s.dataset import validation_split
+        from s2s.splits import validation_split
 
         part = validation_split(ds)[0 if split == "fit" else 1]
     else:
@@ -313,8 +313,8 @@ def cmd_evaluate(a) -> int:
     import csv
     import io as _io
 
-    from s2s.evaluation.metrics import evaluate_pair, summarize
     from s2s.files import atomic_write_text, write_json
+    from s2s.geometry.metrics import evaluate_pair, summarize
     from s2s.io import write_extxyz
     from s2s.model.sample import generate
     from s2s.model.train import load_model

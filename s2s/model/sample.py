@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from s2s.environment import Environment
+from s2s.geometry.shells import assign_shells
 from s2s.model import S2SModel
 from s2s.model.diffusion import SAMPLERS, sample_ddim
 from s2s.model.diffusion import sample as ancestral_sample
@@ -66,12 +67,6 @@ def chunk_seed(seed: int, k: int) -> int:
 def _chunk_generator(seed: int, k: int, n_chunks: int) -> torch.Generator:
     """CPU generator of chunk ``k`` of ``n_chunks``: ``seed`` itself for a single chunk, else :func:`chunk_seed`."""
     return torch.Generator().manual_seed(int(seed) if n_chunks == 1 else chunk_seed(int(seed), k))
-
-
-def _assign_shells(coords: np.ndarray) -> np.ndarray:
-    from s2s.evaluation.metrics import assign_shells
-
-    return assign_shells(coords)
 
 
 def _sample_batches(
@@ -234,7 +229,7 @@ def generate(
             for j, g in enumerate(_sample_batches(model, spec_all[sel], per_graph[sel], g_k, progress=False, **opts)):
                 graphs[int(idx[j])] = g
     flat = [
-        Environment(sp, x, _assign_shells(x), meta={"spectrum_index": i // n_samples, "sample": i % n_samples})
+        Environment(sp, x, assign_shells(x), meta={"spectrum_index": i // n_samples, "sample": i % n_samples})
         for i, (x, sp) in enumerate(graphs)
     ]
     return [flat[i * n_samples : (i + 1) * n_samples] for i in range(m)]

@@ -26,7 +26,7 @@ Paper figure -> function:
   Fig. 4, 6b-c           :func:`plot_similarity_gap`
   Fig. 5 (summary)       :func:`plot_rmsd_by_composition`
   Fig. 6a                :func:`plot_umap` (takes a precomputed 2-D embedding)
-  Fig. 7a, 7b            :func:`plot_spectra`, :func:`plot_rdf` (with :mod:`s2s.evaluation.rdf`)
+  Fig. 7a, 7b            :func:`plot_spectra`, :func:`plot_rdf` (with :mod:`s2s.descriptors.rdf`)
   Supp. Fig. 1           :func:`plot_composition_histogram`
 """
 

@@ -4,7 +4,7 @@ to the model and compared with a reference environment.
 The spectrum reaches the grid on the one road of :mod:`s2s.predict.prepare`; here:
 
 * :func:`load_input_spectrum` - a file through that road with the notebook's policy (measured
-  spectra onset-aligned, calculated ones as recorded), also used by :mod:`s2s.evaluation.transfer`;
+  spectra onset-aligned, calculated ones as recorded), also used by :mod:`s2s.studies.transfer`;
 * :func:`reference_environment` - the environment of a reference-set site
   (``data/reference``), the target of a reference spectrum;
 * :func:`matching_environments` - training environments geometrically equal to a target

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from s2s.ensembles.describe import geometry, shells
 from s2s.environment import Environment
 from s2s.files import atomic_path
+from s2s.geometry.shells import coordination_numbers
 from s2s.predict.prepare import InputSpectrum, safe_name
 from s2s.spectrum import GRID
 
@@ -61,8 +63,6 @@ def overview_figure(pred: Prediction, ctx: PredictContext):
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from s2s.evaluation.ensemble import geometry, shells
-    from s2s.evaluation.metrics import coordination_numbers
     from s2s.plots import plot_environment, style
 
     s = pred.summary
@@ -299,7 +299,7 @@ def is_done(out_dir: Path, name: str) -> bool:
 
 def signature_cn(signature: str) -> list[int]:
     """Per-shell coordination numbers of a shell signature (``"Si2|O6|Si6"`` -> [2, 6, 6]; ``-`` = 0), the
-    counts :func:`s2s.evaluation.ensemble.signature` writes."""
+    counts :func:`s2s.ensembles.describe.signature` writes."""
     import re
 
     return [sum(int(n) for n in re.findall(r"[A-Z][a-z]?(\d+)", part)) for part in signature.split("|")]

@@ -10,10 +10,10 @@ For each prepared spectrum (:mod:`s2s.predict.prepare`, (200,) on :data:`s2s.spe
    spectrum (the template-matching metric) scores it, and the candidates are ranked best first
    (written in that order).  A candidate that cannot be scored (no atom besides the excited O, a
    non-finite coordinate) is reported by name in the warnings and left out; the others go on.
-5. **Summarise** (:func:`s2s.evaluation.ensemble.summarize_ensemble`): distinct candidates clustered
+5. **Summarise** (:func:`s2s.ensembles.describe.summarize_ensemble`): distinct candidates clustered
    by shell composition with frequencies, CN per shell mean/std, Si-O distances (Å) and angles
    (degrees) mean/std, ensemble spread; the nearest training environments (template matching,
-   :func:`s2s.evaluation.template.nearest_by_mse`); the OOD score (:mod:`s2s.evaluation.ood`).
+   :func:`s2s.retrieval.neighbours.nearest_by_mse`); the OOD score (:mod:`s2s.retrieval.ood`).
 
 :func:`run_batch` does 2-6 for many inputs (step 6, the writing, is :mod:`s2s.predict.report`):
 bad inputs are reported and the others go on; finished outputs are skipped (resume).
@@ -31,10 +31,23 @@ from typing import Any
 
 import numpy as np
 
+from s2s.ensembles.describe import (
+    MIRROR_MARGIN,
+    closer_as_mirror_images,
+    pairwise_rmsd,
+    shells,
+    signature,
+    summarize_ensemble,
+)
+from s2s.ensembles.pick import composition_key, composition_medoid_index
 from s2s.environment import Environment
+from s2s.geometry.align import align
+from s2s.geometry.shells import coordination_numbers
 from s2s.predict.prepare import InputError, InputSpectrum, prepare, training_onset, with_file
 from s2s.predict.report import check_out_dir, write_maps, write_prediction
 from s2s.resources import default_path
+from s2s.retrieval.neighbours import nearest_by_mse
+from s2s.retrieval.ood import OODScorer
 from s2s.spectrum import GRID, GRID_STEP, N_GRID, SpectrumError
 
 DEFAULT_MODEL = default_path("model")
@@ -74,7 +87,6 @@ class PredictContext:
         """Load the generator, the training reference and (unless ``forward_path`` is None) the
         forward model that ranks the candidates; a missing forward model file is an error naming it."""
         from s2s.dataset import Dataset
-        from s2s.evaluation.ood import OODScorer
         from s2s.files import file_sha256
         from s2s.model.train import load_model
 
@@ -148,11 +160,6 @@ def _jsonable(o):
 def nearest_training(ctx: PredictContext, spectrum: np.ndarray, representative: Environment, k: int = 3) -> list[dict]:
     """The ``k`` training sites with the closest spectra (MSE), what template matching answers,
     with their first-shell label, CN and the aligned RMSD (Å) of ``representative`` to them."""
-    from s2s.evaluation.align import align
-    from s2s.evaluation.ensemble import shells, signature
-    from s2s.evaluation.metrics import coordination_numbers
-    from s2s.evaluation.template import nearest_by_mse
-
     k = min(k, len(ctx.train_spectra))
     idx, mse = nearest_by_mse(spectrum[None, :], ctx.train_spectra, k=k)
     idx, mse = np.atleast_1d(np.asarray(idx).reshape(-1)), np.atleast_1d(np.asarray(mse).reshape(-1))
@@ -195,9 +202,6 @@ def predict_one(
     validation w = 1 gives 0.03 Å closer first shells and +0.03 species accuracy but 4.5 % fewer
     chemically valid environments, docs/model.md)."""
     import torch
-
-    from s2s.evaluation.align import align
-    from s2s.evaluation.ensemble import MIRROR_MARGIN, closer_as_mirror_images, summarize_ensemble
 
     spec = np.asarray(spectrum, dtype=np.float64)
     counts = None if n_atoms is None else [int(n_atoms)]
@@ -295,15 +299,12 @@ def consensus_first(
     envs: list[Environment], ranking: dict | None, predicted: np.ndarray | None
 ) -> tuple[list[Environment], dict | None, np.ndarray | None, dict]:
     """Put the consensus candidate first: the medoid of the candidates that share the most frequent
-    composition (:func:`s2s.evaluation.best_of_k.composition_medoid_index`, best alignment; K(K - 1)/2
+    composition (:func:`s2s.ensembles.pick.composition_medoid_index`, best alignment; K(K - 1)/2
     alignments, ~50 ms each), the pick closest to the truth on validation.  The others keep their
     order (forward-model rank).  Ranking entries get ``rank`` = written position and keep the forward
     model's order as ``forward_rank``; returns (candidates, ranking, predicted spectra, consensus dict
     for summary.json).
     """
-    from s2s.evaluation.best_of_k import composition_key, composition_medoid_index
-    from s2s.evaluation.ensemble import pairwise_rmsd
-
     d = pairwise_rmsd(envs, method="best")
     m = composition_medoid_index(envs, d)
     same = [i for i, e in enumerate(envs) if composition_key(e) == composition_key(envs[m])]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from s2s.ensembles.pick import composition_medoid_index
 from s2s.selection.model import Selector, SelectorConfig, utility
 
 
@@ -144,7 +145,7 @@ def pick_table(table: dict[str, np.ndarray], idx) -> dict[str, float]:
 
 def oracle_index(table: dict[str, np.ndarray]) -> np.ndarray:
     """The oracle of K: smallest true 1st-shell RMSD (ties and NaN by overall RMSD, then index), as
-    :func:`s2s.evaluation.best_of_k.select`."""
+    :func:`s2s.studies.best_of_k.select`."""
     r1 = np.where(np.isfinite(table["rmsd_shell1"]), table["rmsd_shell1"], np.inf)
     ra = np.where(np.isfinite(table["rmsd_all"]), table["rmsd_all"], np.inf)
     k = r1.shape[1]
@@ -152,9 +153,8 @@ def oracle_index(table: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def composition_medoid(table: dict[str, np.ndarray]) -> np.ndarray:
-    """(M,) the composition medoid per site (:func:`s2s.evaluation.best_of_k.composition_medoid_index`)
+    """(M,) the composition medoid per site (:func:`s2s.ensembles.pick.composition_medoid_index`)
     under the table's paper-aligned distances."""
-    from s2s.evaluation.best_of_k import composition_medoid_index
     from s2s.selection.data import table_samples
 
     return np.array(
