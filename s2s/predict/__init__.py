@@ -2,8 +2,8 @@
 
 * :mod:`~s2s.predict.prepare` - files -> :class:`InputSpectrum` -> :func:`prepare` -> the model's
   (200,) input (checks, background, onset alignment): the one road for foreign spectra;
-* :mod:`~s2s.predict.run` - :class:`PredictContext`, :func:`predict_one` (generate, rank, summarise),
-  :func:`run_batch`;
+* :mod:`~s2s.predict.context` - the defaults, :class:`PredictContext` (loaded once) and :class:`Prediction`;
+* :mod:`~s2s.predict.run` - :func:`predict_one` (generate, rank, summarise), :func:`run_batch`;
 * :mod:`~s2s.predict.report` - the output folder (XYZ, summary.json, overview figure, maps) and
   :func:`read_prediction`;
 * :mod:`~s2s.predict.signal` - :func:`predict_signal`: a HyperSpy signal or NumPy array in a notebook ->
@@ -11,6 +11,16 @@
 * :mod:`~s2s.predict.foreign` - notebook 07's helpers (reference environments, matching, ensemble stats).
 """
 
+from s2s.predict.context import (
+    DEFAULT_DATA,
+    DEFAULT_FORWARD,
+    DEFAULT_MODEL,
+    DEFAULT_N_SAMPLES,
+    DEFAULT_SAMPLER,
+    DEFAULT_STEPS,
+    PredictContext,
+    Prediction,
+)
 from s2s.predict.prepare import (
     InputError,
     InputSpectrum,
@@ -27,20 +37,7 @@ from s2s.predict.prepare import (
     training_onset,
 )
 from s2s.predict.report import overview_figure, read_prediction, write_prediction
-from s2s.predict.run import (
-    DEFAULT_DATA,
-    DEFAULT_FORWARD,
-    DEFAULT_MODEL,
-    DEFAULT_N_SAMPLES,
-    DEFAULT_SAMPLER,
-    DEFAULT_STEPS,
-    BatchReport,
-    PredictContext,
-    Prediction,
-    predict_one,
-    rank_candidates,
-    run_batch,
-)
+from s2s.predict.run import BatchReport, predict_one, rank_candidates, run_batch
 from s2s.predict.signal import load_context, predict_signal
 
 __all__ = [

@@ -13,7 +13,6 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,11 +20,10 @@ from s2s.ensembles.describe import geometry, shells
 from s2s.environment import Environment
 from s2s.files import atomic_path
 from s2s.geometry.shells import coordination_numbers
+from s2s.predict.context import PredictContext, Prediction
+from s2s.predict.html import OVERVIEW_HTML, overview_html
 from s2s.predict.prepare import InputSpectrum, safe_name
 from s2s.spectrum import GRID
-
-if TYPE_CHECKING:
-    from s2s.predict.run import PredictContext, Prediction
 
 #: Predicted spectra of this many top-ranked candidates are drawn in the overview.
 N_OVERLAY = 3
@@ -272,8 +270,6 @@ def write_prediction(
             fig.savefig(tmp / OVERVIEW, dpi=110)
             plt.close(fig)
         if html:
-            from s2s.predict.html import OVERVIEW_HTML, overview_html
-
             (tmp / OVERVIEW_HTML).write_text(overview_html(pred), encoding="utf-8")
         write_json(tmp / SUMMARY, {WRITTEN_BY_KEY: WRITTEN_BY, **pred.summary})
         if conflict() == "done":  # checked again: the folder may have changed while we worked

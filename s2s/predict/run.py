@@ -22,12 +22,10 @@ bad inputs are reported and the others go on; finished outputs are skipped (resu
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -43,102 +41,13 @@ from s2s.ensembles.pick import composition_key, composition_medoid_index
 from s2s.environment import Environment
 from s2s.geometry.align import align
 from s2s.geometry.shells import coordination_numbers
-from s2s.predict.prepare import InputError, InputSpectrum, prepare, training_onset, with_file
-from s2s.predict.report import check_out_dir, write_maps, write_prediction
-from s2s.resources import default_path
+from s2s.predict.context import DEFAULT_N_SAMPLES, DEFAULT_SAMPLER, DEFAULT_STEPS, PredictContext, Prediction
+from s2s.predict.prepare import InputError, InputSpectrum, prepare, with_file
+from s2s.predict.report import OutputConflict, check_out_dir, output_state, write_maps, write_prediction
 from s2s.retrieval.neighbours import nearest_by_mse
-from s2s.retrieval.ood import OODScorer
 from s2s.spectrum import GRID, GRID_STEP, N_GRID, SpectrumError
 
-DEFAULT_MODEL = default_path("model")
-DEFAULT_DATA = default_path("data")
-#: The forward model (environment -> spectrum) that ranks the candidates (docs/forward_model.md).
-DEFAULT_FORWARD = default_path("forward")
-#: Sampler and step count for predict, chosen from benchmarks/bench_steps.py (docs/predict.md).
-DEFAULT_SAMPLER = "ddim"
-DEFAULT_STEPS = 100
-DEFAULT_N_SAMPLES = 16
-
-
-# ----------------------------------------------------------------------------- context
-@dataclass
-class PredictContext:
-    """Everything loaded once: the model and the training reference (template matching, OOD, onset)."""
-
-    model: Any
-    model_path: Path
-    model_sha256: str
-    train_spectra: np.ndarray
-    train_envs: list[Environment]
-    train_meta: list[dict]
-    ood: Any
-    train_onset: float
-    forward: Any = None  # s2s.forward.model.ForwardModel ranking the candidates, or None (no ranking)
-    forward_path: Path | None = None
-    forward_sha256: str | None = None
-
-    @classmethod
-    def load(
-        cls,
-        model_path: str | os.PathLike = DEFAULT_MODEL,
-        data_path: str | os.PathLike = DEFAULT_DATA,
-        forward_path: str | os.PathLike | None = DEFAULT_FORWARD,
-    ) -> "PredictContext":
-        """Load the generator, the training reference and (unless ``forward_path`` is None) the
-        forward model that ranks the candidates; a missing forward model file is an error naming it."""
-        from s2s.dataset import Dataset
-        from s2s.files import file_sha256
-        from s2s.model.train import load_model
-
-        model_path, data_path = Path(model_path), Path(data_path)
-        model = load_model(model_path)
-        if not data_path.exists():
-            raise FileNotFoundError(
-                f"{data_path}: training dataset not found (needed for template matching, the OOD "
-                "score and the onset convention); pass --data"
-            )
-        train = Dataset.load(data_path).train
-        if len(train) == 0:
-            raise ValueError(f"{data_path}: no training records")
-        spectra = train.spectra()
-        groups = [r.structure_id for r in train]
-        k = min(5, len(set(groups)) - 1)
-        forward = None
-        if forward_path is not None:
-            from s2s.forward.model import ForwardModel
-
-            forward_path = Path(forward_path)
-            if not forward_path.exists():
-                raise FileNotFoundError(
-                    f"{forward_path}: forward model not found (ranks the candidates); train one "
-                    "with 's2s train-forward' or pass --no-rank"
-                )
-            forward = ForwardModel.load(forward_path)
-        return cls(
-            model=model,
-            model_path=model_path,
-            model_sha256=file_sha256(model_path),
-            train_spectra=spectra,
-            train_envs=train.environments(),
-            train_meta=[
-                {"structure_id": r.structure_id, "site_index": r.site_index, "formula": r.formula} for r in train
-            ],
-            ood=OODScorer.fit(spectra, groups, k=k),
-            train_onset=training_onset(spectra),
-            forward=forward,
-            forward_path=forward_path,
-            forward_sha256=None if forward is None else file_sha256(forward_path),
-        )
-
-
 # ----------------------------------------------------------------------------- one spectrum
-@dataclass
-class Prediction:
-    name: str
-    spectrum: np.ndarray
-    candidates: list[Environment]
-    summary: dict
-    predicted: np.ndarray | None = None  # (K, 200) forward-model spectra of the candidates (ranked order), or None
 
 
 def _jsonable(o):
@@ -434,7 +343,6 @@ def run_batch(
     from tqdm.auto import tqdm
 
     from s2s.files import FileLock, clean_stale
-    from s2s.predict.report import OutputConflict, output_state
 
     out_dir = check_out_dir(out_dir)
     rep = BatchReport()
@@ -504,15 +412,7 @@ def run_batch(
 
 
 __all__ = [
-    "DEFAULT_DATA",
-    "DEFAULT_FORWARD",
-    "DEFAULT_MODEL",
-    "DEFAULT_N_SAMPLES",
-    "DEFAULT_SAMPLER",
-    "DEFAULT_STEPS",
     "BatchReport",
-    "PredictContext",
-    "Prediction",
     "nearest_training",
     "predict_one",
     "rank_candidates",

@@ -1,6 +1,6 @@
 """``s2s predict`` from a notebook, no files: :func:`predict_signal` takes a HyperSpy ``Signal1D`` (or anything
 with the same ``axes_manager``/``data``, e.g. an exspy ``EELSSpectrum``) or a NumPy array with its energy axis,
-and returns the :class:`~s2s.predict.run.Prediction` that ``s2s predict`` writes (same preparation, sampling,
+and returns the :class:`~s2s.predict.context.Prediction` that ``s2s predict`` writes (same preparation, sampling,
 ranking and summary; ``s2s.predict.write_prediction`` writes it as the CLI does).
 
 >>> from s2s.predict import predict_signal
@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from s2s.io.raw import SpectrumFileError
+from s2s.predict.context import DEFAULT_DATA, DEFAULT_FORWARD, DEFAULT_MODEL, PredictContext, Prediction
 from s2s.predict.prepare import ENERGY_UNITS, PredictInputError, _array_inputs, prepare
-from s2s.predict.run import DEFAULT_DATA, DEFAULT_FORWARD, DEFAULT_MODEL, PredictContext, Prediction, predict_one
+from s2s.predict.run import predict_one
 
 _CONTEXTS: dict[tuple, PredictContext] = {}
 
