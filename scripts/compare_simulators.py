@@ -16,7 +16,8 @@ Lorentzian widths and onset definitions, and compared with the reference on the
 The cost per site is the SCF wall time (ground state: per structure divided by
 its number of unique O sites).  Prints a table, writes
 ``<figures>/simulator_comparison.json`` and the figures.
-The logic lives in :mod:`s2s.simulate.comparison` (tables: :mod:`s2s.simulate.comparison_report`; figures:
+The logic lives in :mod:`s2s.simulate.comparison` (the run and its tables:
+:mod:`s2s.simulate.comparison_report`; figures:
 :mod:`s2s.plots.simulators`).
 """
 
@@ -26,13 +27,8 @@ import argparse
 from pathlib import Path
 
 from s2s.plots.simulators import plot_simulator_dev, plot_simulator_summary, plot_simulator_vs_reference
-from s2s.simulate.comparison import (
-    VARIANTS,
-    compare_environments,
-    compare_with_reference,
-    load_references,
-    reference_broadener,
-)
+from s2s.simulate.comparison import VARIANTS, load_references, reference_broadener
+from s2s.simulate.comparison_report import compare_environments, compare_with_reference
 from s2s.simulate.xtb import XtbSettings
 
 

@@ -55,6 +55,7 @@ from s2s.simulate.xtb import (
     SiteResult,
     XtbSettings,
     check_si_o,
+    finalize,
     simulate_site,
     simulate_structure_ground_state,
     structure_hash,
@@ -123,7 +124,7 @@ def load_site(
     d = read_site_record(site_path(cache_dir, settings, structure_id, site))
     if d is None or (structure is not None and _is_stale(d, structure_hash(structure))):
         return None
-    return SiteResult.from_json_dict(d, settings)
+    return finalize(SiteResult.from_json_dict(d), settings)
 
 
 def _is_stale(record: dict, shash: str) -> bool:
