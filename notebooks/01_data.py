@@ -20,9 +20,11 @@
 # pipeline live on a few small crystals, to show that the shipped file is what the code makes.
 
 # %% tags=["parameters"]
+from s2s.resources import default_path  # the shipped model and dataset (S2S_MODEL, S2S_DATA, S2S_HOME)
+
 small = False  # CI: fewer structures in the live rebuild
 figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
-dataset_path = "../data/s2s_open_v1.h5"
+dataset_path = str(default_path("data"))
 n_live = 4  # structures simulated live (smallest cells first)
 
 # %%

@@ -22,10 +22,12 @@
 # so notebook 04 re-uses them.
 
 # %% tags=["parameters"]
+from s2s.resources import default_path  # the shipped model and dataset (S2S_MODEL, S2S_DATA, S2S_HOME)
+
 small = False  # CI: a few test sites, few sampling steps
 figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
-dataset_path = "../data/s2s_open_v1.h5"
-model_path = "../models/s2s_open_v6/model.pt"
+dataset_path = str(default_path("data"))
+model_path = str(default_path("model"))
 n_steps = None  # reverse-diffusion steps (None: all T of the model, 1000)
 n_samples = 1  # environments per spectrum (the paper: 1)
 n_test_max = None  # test sites used, spread over the split (None: all)
@@ -308,7 +310,7 @@ from s2s.forward.model import ForwardModel
 from s2s.model.cache import BestOfKSettings
 from s2s.studies.best_of_k import METHODS, evaluate_best_of_k
 
-forward_model_path = "../models/forward_v1/model.pt"
+forward_model_path = default_path("forward")
 bok_settings = BestOfKSettings(k=2 if small else 8, n_steps=5 if small else 50, seed=seed)
 bok = evaluate_best_of_k(
     model_path, ForwardModel.load(forward_model_path), records, list(ds.train), bok_settings, cache_dir=cache_dir

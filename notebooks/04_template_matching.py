@@ -23,10 +23,12 @@
 # case when the gap is > 1e-9 (ties, e.g. identical environments, are not wins).
 
 # %% tags=["parameters"]
+from s2s.resources import default_path  # the shipped model and dataset (S2S_MODEL, S2S_DATA, S2S_HOME)
+
 small = False  # CI: a few test sites, few sampling steps
 figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
-dataset_path = "../data/s2s_open_v1.h5"
-model_path = "../models/s2s_open_v6/model.pt"
+dataset_path = str(default_path("data"))
+model_path = str(default_path("model"))
 n_steps = None  # reverse-diffusion steps (None: all T of the model, 1000); keep as in 03
 n_samples = 1  # environments per spectrum; the first one is compared (keep as in 03)
 n_test_max = None  # test sites used, spread over the split (None: all); keep as in 03

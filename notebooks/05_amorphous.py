@@ -23,13 +23,15 @@
 # as in notebook 04).  The generated environments are cached for notebook 06.
 
 # %% tags=["parameters"]
+from s2s.resources import default_path  # the shipped model and dataset (S2S_MODEL, S2S_DATA, S2S_HOME)
+
 small = False  # CI: a few sites per composition, few sampling steps
 figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
-dataset_path = "../data/s2s_open_v1.h5"  # crystalline set: its training split is the template database
+dataset_path = str(default_path("data"))  # crystalline set: its training split is the template database
 amorphous_path = "../data/amorphous/amorphous.h5"
 network_path = "../data/amorphous/network/amorphous.h5"  # the four-fold `network` family (issue 18)
 network_summary_path = "../data/amorphous/network/results.json"  # its build summary (key amorphous_network)
-model_path = "../models/s2s_open_v6/model.pt"
+model_path = str(default_path("model"))
 n_steps = None  # reverse-diffusion steps (None: all T of the model, 1000)
 n_samples = 1  # environments per spectrum (the paper: 1)
 n_per_composition = None  # sites per composition, spread over its sites (None: all)

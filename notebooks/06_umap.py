@@ -24,12 +24,14 @@
 # and for the most Si-rich composition present (the paper: SiO0.25).
 
 # %% tags=["parameters"]
+from s2s.resources import default_path  # the shipped model and dataset (S2S_MODEL, S2S_DATA, S2S_HOME)
+
 small = False  # CI: subsampled UMAP, a few sites per composition, few sampling steps
 figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
-dataset_path = "../data/s2s_open_v1.h5"
+dataset_path = str(default_path("data"))
 amorphous_path = "../data/amorphous/amorphous.h5"
 network_path = "../data/amorphous/network/amorphous.h5"  # the four-fold `network` family (issue 18)
-model_path = "../models/s2s_open_v6/model.pt"
+model_path = str(default_path("model"))
 n_steps = None  # reverse-diffusion steps (None: all T of the model, 1000)
 n_sites_max = None  # sites per composition, spread over its sites, as 05's n_per_composition (None: all)
 cell_ids = None  # amorphous cells used, e.g. [0] for the paper's site counts (None: all cells)

@@ -29,10 +29,12 @@
 # the target's atom count (the paper's protocol) and report its median and its best member.
 
 # %% tags=["parameters"]
+from s2s.resources import default_path  # the shipped model and dataset (S2S_MODEL, S2S_DATA, S2S_HOME)
+
 small = False  # CI: few samples, few sampling steps
 figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
-dataset_path = "../data/s2s_open_v1.h5"
-model_path = "../models/s2s_open_v6/model.pt"
+dataset_path = str(default_path("data"))
+model_path = str(default_path("model"))
 reference_dir = "../data/reference"
 structure_id = "alpha_quartz"  # reference-set structure that gives the target (and the default input)
 site_index = None  # its O site (None: the first computed one)
