@@ -283,7 +283,7 @@ print({k: v for k, v in result.items() if k in ("rmsd_shell1", "species_accuracy
 # simulator's SCF does not converge beside isolated Si(Si4) islands (docs/amorphous.md, fifth
 # session). Same model, same protocol, same template database; written as
 # `amorphous_generation.network`, and its build summary (sites, SCF pass rate, gaps per x) as
-# `amorphous.network`.
+# `amorphous_network`.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -317,7 +317,5 @@ if not small:
     net_result = family_result(net_fam, **sampling)
     update_results("amorphous_generation", {**result, "network": net_result}, FIG / "results.json")
     summary = json.loads(Path(network_summary_path).read_text())["amorphous_network"]
-    update_results(
-        "amorphous", {**read_results(FIG / "results.json")["amorphous"], "network": summary}, FIG / "results.json"
-    )
+    update_results("amorphous_network", summary, FIG / "results.json")
     print({k: v for k, v in net_result.items() if k in ("rmsd_shell1", "species_accuracy", "n")})

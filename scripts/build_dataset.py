@@ -70,12 +70,7 @@ def cmd_assemble(a) -> None:
     print(rep.summary())
     print(f"wrote {a.out} ({a.out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s: {fig}")
     if not a.no_results:
-        from s2s.studies.results import read_results
-
-        old = read_results().get("data", {})
-        # keep numbers that other builds (the reference set) own
-        keep = {k: v for k, v in old.items() if k not in fig}
-        update_results("data", {**keep, **fig})
+        update_results("data", fig)
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
     python scripts/calibration.py                         # shipped model, test split, K = 8
     python scripts/calibration.py --limit 10 --k 4        # quick look
-    python scripts/calibration.py --write-results         # + figures/results.json predict.* and a figure
+    python scripts/calibration.py --write-results         # + figures/results.json predict_calibration and a figure
 
 For every test spectrum, K candidates are generated as ``s2s predict`` does (its default
 sampler and steps, atom counts drawn from p(N | spectrum); ``--natoms target`` uses the
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--write-results",
         action="store_true",
-        help="merge into figures/results.json 'predict' and write figures/predict_calibration.png/.svg",
+        help="write figures/results.json 'predict_calibration' and figures/predict_calibration.png/.svg",
     )
     ap.add_argument("--results", type=Path, default=ROOT / "figures/results.json")
     a = ap.parse_args(argv)
@@ -131,11 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if a.write_results:
         from s2s.plots import save_figure, style
-        from s2s.studies.results import read_results, update_results
+        from s2s.studies.results import update_results
 
-        pred = dict(read_results(a.results).get("predict", {}))
-        pred["calibration_spearman"] = head
-        pred["cn_coverage"] = cov["cn1_covered"]
+        pred = {"calibration_spearman": head, "cn_coverage": cov["cn1_covered"]}
         pred["calibration"] = {
             "n": len(rows),
             "K": a.k,
@@ -161,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             "mean_rmsd_all": float(np.nanmean(col["err_rmsd_all"])),
             "best_of_k_rmsd_all": float(np.nanmean(col["best_rmsd_all"])),
         }
-        update_results("predict", pred, a.results)
+        update_results("predict_calibration", pred, a.results)
         import matplotlib.pyplot as plt
 
         with style():
@@ -184,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             fig.tight_layout()
             save_figure(fig, ROOT / "figures" / "predict_calibration", close=True)
         print(
-            f"wrote predict.calibration_spearman, predict.cn_coverage to {a.results} and "
+            f"wrote predict_calibration (calibration_spearman, cn_coverage) to {a.results} and "
             "figures/predict_calibration.png"
         )
     return 0
