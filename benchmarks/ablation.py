@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--weights", choices=("ema", "raw"), default="ema")
     e.add_argument("--guidance", type=float, default=0.0)
     e.add_argument("--n", type=int, default=None, help="validation sites (default: all)")
-    e.add_argument("--sampler", choices=SAMPLERS, default="ddim")
+    e.add_argument("--sampler", choices=list(SAMPLERS), default="ddim")
     e.add_argument("--n-steps", type=int, default=50)
     e.add_argument("--noise-scale", type=float, default=1.0, help="ancestral only: per-step noise factor (< 1: cooler)")
     w = sub.add_parser("sampling", help="sampler settings of one snapshot over several seeds (validation)")

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from s2s.model.diffusion import SAMPLERS
 from s2s.resources import default_path
 from s2s.studies.sampling_steps import choose_default, default_rule, format_curve, predict_entry, steps_curve
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         help="every STRIDE-th record of the split (a subset spread over all structures; default 1)",
     )
     ap.add_argument("--steps", type=int, nargs="+", default=[1000, 250, 100, 50, 20])
-    ap.add_argument("--samplers", nargs="+", default=["ancestral", "ddim"], choices=["ancestral", "ddim"])
+    ap.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS))
     ap.add_argument("--n-samples", type=int, default=4, help="environments per test spectrum (default 4)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=64)

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from s2s.model.diffusion import SAMPLERS
 from s2s.resources import default_path
 from s2s.studies.calibration import bootstrap_ci, case_stats, spearman_table
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--k", type=int, default=8, help="candidates per spectrum (default 8)")
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    ap.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=["ddim", "ancestral"])
+    ap.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=list(SAMPLERS))
     ap.add_argument(
         "--natoms",
         default="predict",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from s2s.model.diffusion import SAMPLERS
 from s2s.predict import DEFAULT_DATA, DEFAULT_FORWARD, DEFAULT_MODEL, DEFAULT_N_SAMPLES, DEFAULT_SAMPLER, DEFAULT_STEPS
 
 DESCRIPTION = (
@@ -62,7 +63,7 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "--sampler",
         default=DEFAULT_SAMPLER,
-        choices=["ddim", "ancestral"],
+        choices=list(SAMPLERS),
         help=f"reverse-diffusion sampler (default {DEFAULT_SAMPLER})",
     )
     p.add_argument("--eta", type=float, default=0.0, help="DDIM noise level: 0 deterministic (default), 1 = ancestral")

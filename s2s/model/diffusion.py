@@ -29,6 +29,7 @@ so a radius of 6 Å removes nothing physical; it is a rotation-equivariant opera
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -525,8 +526,22 @@ def sample_ddim(
     return _decode_z0(model, schedule, z_x, z_h, spectrum, node_mask, mm, clip_radius, guidance, sc)
 
 
-#: Samplers by name, for :func:`s2s.model.sample.generate` and the command line.
-SAMPLERS = ("ancestral", "ddim")
+def _draw_ancestral(denoiser, spectrum, n_atoms, schedule, generator, *, n_steps, eta, guidance, noise_scale):
+    return sample(
+        denoiser, spectrum, n_atoms, schedule, generator, n_steps=n_steps, guidance=guidance, noise_scale=noise_scale
+    )
+
+
+def _draw_ddim(denoiser, spectrum, n_atoms, schedule, generator, *, n_steps, eta, guidance, noise_scale):
+    return sample_ddim(denoiser, spectrum, n_atoms, schedule, generator, n_steps=n_steps, eta=eta, guidance=guidance)
+
+
+#: The samplers by name: the one registry that :func:`s2s.model.sample.generate`, the command line and the
+#: benchmarks read their choices from.  Each draws one batch: ``f(denoiser, spectrum (B, L), n_atoms (B,),
+#: schedule, generator, *, n_steps, eta, guidance, noise_scale) -> SampleOutput`` (``eta``: DDIM noise;
+#: ``noise_scale``: the ancestral sampler's; each ignores the other's).  A new sampler is its function and
+#: one entry here.
+SAMPLERS: dict[str, Callable[..., SampleOutput]] = {"ancestral": _draw_ancestral, "ddim": _draw_ddim}
 
 
 def n_parameters(model: torch.nn.Module) -> int:
