@@ -41,10 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--min-length", type=float, default=XtbSettings.min_length)
     ap.add_argument(
-        "--doc",
+        "--table-dir",
         type=Path,
         default=None,
-        help="markdown file whose comparison section (between markers) is rewritten, e.g. docs/simulator.md",
+        help="also write the markdown tables to DIR/simulator_comparison.md (e.g. runs/; no doc is edited)",
     )
     ap.add_argument(
         "--ref-as-shipped",
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             args.figures,
             args.workers,
             args.min_length,
-            args.doc,
+            args.table_dir,
             args.ref_as_shipped,
         )
         refs = load_references(args.reference, args.structures)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from s2s.environment import unique_o_sites
+from s2s.files import atomic_write_text
 from s2s.simulate import build as B
 from s2s.simulate.comparison import (
     GAUSS,
@@ -217,18 +218,13 @@ def markdown(out: dict, rows: list[dict], refs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_doc(doc: Path, out: dict, rows: list[dict], refs: list[dict]) -> None:
-    """Replace the text between the comparison markers of ``doc`` with :func:`markdown`."""
-    text = doc.read_text()
-    if DOC_BEGIN not in text or DOC_END not in text:
-        raise SystemExit(f"{doc}: markers {DOC_BEGIN} / {DOC_END} not found")
-    head, rest = text.split(DOC_BEGIN, 1)
-    _, tail = rest.split(DOC_END, 1)
-
-    tmp = doc.with_name(f".{doc.name}.tmp")
-    tmp.write_text(head + DOC_BEGIN + "\n" + markdown(out, rows, refs) + "\n" + DOC_END + tail)
-    tmp.replace(doc)
-    print(f"updated {doc}", file=sys.stderr)
+def write_tables(table_dir: Path, out: dict, rows: list[dict], refs: list[dict]) -> Path:
+    """Write :func:`markdown` to ``table_dir``/simulator_comparison.md (no doc is edited: docs/simulator.md's
+    block between :data:`DOC_BEGIN` and :data:`DOC_END` is pasted from it)."""
+    path = Path(table_dir) / "simulator_comparison.md"
+    atomic_write_text(path, markdown(out, rows, refs) + "\n")
+    print(f"comparison tables -> {path}", file=sys.stderr)
+    return path
 
 
 def compare_with_reference(
@@ -238,12 +234,13 @@ def compare_with_reference(
     figures: Path,
     workers: int = 1,
     min_length: float = XtbSettings.min_length,
-    doc: Path | None = None,
+    table_dir: Path | None = None,
     ref_as_shipped: bool = False,
 ) -> dict:
-    """The whole comparison: sweep, tables on stdout, ``figures/simulator_comparison.json`` and the
-    tables of ``doc``.  Its figures ``simulator_vs_gpaw.png`` / ``simulator_summary.png`` are drawn by
-    :mod:`s2s.plots.simulators` (``scripts/compare_simulators.py`` calls both).
+    """The whole comparison: sweep, tables on stdout, ``figures/simulator_comparison.json`` and, with
+    ``table_dir``, the markdown tables in ``table_dir``/simulator_comparison.md (:func:`write_tables`).  Its
+    figures ``simulator_vs_gpaw.png`` / ``simulator_summary.png`` are drawn by :mod:`s2s.plots.simulators`
+    (``scripts/compare_simulators.py`` calls both).
 
     Returns the dict written to ``simulator_comparison.json``.
     """
@@ -311,8 +308,8 @@ def compare_with_reference(
     out["similarity"] = similarity_check(refs, base.with_(**VARIANTS[chosen]), cache)
     print(f"similarity check: {out['similarity']}")
     B.atomic_write_json(figures / "simulator_comparison.json", out)
-    if doc is not None:
-        write_doc(doc, out, rows, refs)
+    if table_dir is not None:
+        write_tables(table_dir, out, rows, refs)
     return out
 
 

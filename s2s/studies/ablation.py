@@ -51,7 +51,6 @@ COLUMNS = (
     "probe_gap_t200",
     "probe_gap_t500",
 )
-DOC_BEGIN, DOC_END = "<!-- ablation:begin -->", "<!-- ablation:end -->"
 
 
 def variants() -> dict[str, S2SConfig]:
@@ -298,16 +297,6 @@ def table_markdown(rows: list[dict]) -> str:
         return f"{v:.3f}" if isinstance(v, float) and not float(v).is_integer() else str(v)
 
     return head + "".join("| " + " | ".join(fmt(r.get(c, "")) for c in COLUMNS) + " |\n" for r in rows)
-
-
-def write_doc_block(doc: Path, md: str) -> None:
-    """Replace the text between ``<!-- ablation:begin -->`` and ``<!-- ablation:end -->`` of ``doc``."""
-    doc = Path(doc)
-    text = doc.read_text()
-    if DOC_BEGIN not in text or DOC_END not in text:
-        raise SystemExit(f"{doc}: no {DOC_BEGIN} ... {DOC_END} block to fill")
-    new = text.split(DOC_BEGIN)[0] + DOC_BEGIN + "\n" + md + DOC_END + text.split(DOC_END, 1)[1]
-    atomic_write_text(doc, new)
 
 
 #: The metrics :func:`sampler_sweep` averages over seeds.
