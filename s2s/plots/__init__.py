@@ -15,6 +15,7 @@ Modules (one figure family each):
   :mod:`~s2s.plots.spectra`       spectra and radial distributions
   :mod:`~s2s.plots.dataset`       composition histogram
   :mod:`~s2s.plots.training`      loss curves
+  :mod:`~s2s.plots.predict`       the overview figure of one ``s2s predict`` output
   :mod:`~s2s.plots.viewer3d`      rotatable 3-D views that work offline (notebooks, ``s2s predict --html``):
                                   :func:`view_environments`, :func:`view_candidates`
 

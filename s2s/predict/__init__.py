@@ -36,7 +36,7 @@ from s2s.predict.prepare import (
     subtract_background,
     training_onset,
 )
-from s2s.predict.report import overview_figure, read_prediction, write_prediction
+from s2s.predict.report import read_prediction, write_prediction
 from s2s.predict.run import BatchReport, predict_one, rank_candidates, run_batch
 from s2s.predict.signal import load_context, predict_signal
 
@@ -60,7 +60,6 @@ __all__ = [
     "expand_paths",
     "load_context",
     "load_inputs",
-    "overview_figure",
     "predict_one",
     "predict_signal",
     "prepare",
