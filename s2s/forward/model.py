@@ -41,6 +41,7 @@ from s2s.checkpoint_io import CheckpointError, load_checkpoint
 from s2s.descriptors.soap import SoapSettings, soap, soap_vectors
 from s2s.environment import SPECIES, Environment
 from s2s.spectrum import GRID_STEP, N_GRID
+from s2s.splits import hash_pick
 
 KINDS = ("soap", "distance")
 CHECKPOINT, FINAL, LOSS_CSV, RUN_JSON = "checkpoint.pt", "model.pt", "loss.csv", "run.json"
@@ -149,8 +150,6 @@ def validation_mask(structure_ids: Sequence[str], fraction: float = 0.1, seed: i
     sides and the choice is stable as the set grows.  The default seed (1) differs from the test
     split's (0).
     """
-    from s2s.splits import hash_pick
-
     ids = [str(s) for s in structure_ids]
     val = hash_pick(sorted(set(ids)), fraction, seed)
     return np.array([k in val for k in ids], dtype=bool)

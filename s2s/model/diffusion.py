@@ -37,6 +37,7 @@ import torch
 
 from s2s.config import DiffusionConfig
 from s2s.environment import O
+from s2s.model.coupling import ot_couple
 from s2s.model.graph import GraphBatch
 
 
@@ -165,8 +166,6 @@ def q_sample(x0, h0, t, schedule: Schedule, node_mask, generator=None, coupling:
     eps_x = randn_like_on(x0.shape, generator, x0) * mm
     eps_h = randn_like_on(h0.shape, generator, h0) * mm
     if coupling == "ot":
-        from s2s.model.coupling import ot_couple
-
         eps_x, eps_h = ot_couple(eps_x, eps_h, x0, mm[..., 0])
     elif coupling != "independent":
         raise ValueError(f"q_sample: coupling must be 'independent' or 'ot', got {coupling!r}")

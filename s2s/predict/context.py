@@ -13,7 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from s2s.dataset import Dataset
 from s2s.environment import Environment
+from s2s.files import file_sha256
+from s2s.forward.model import ForwardModel
+from s2s.model.train import load_model
 from s2s.predict.prepare import training_onset
 from s2s.resources import default_path
 from s2s.retrieval.ood import OODScorer
@@ -63,10 +67,6 @@ class PredictContext:
     ) -> "PredictContext":
         """Load the generator, the training reference and (unless ``forward_path`` is None) the
         forward model that ranks the candidates; a missing forward model file is an error naming it."""
-        from s2s.dataset import Dataset
-        from s2s.files import file_sha256
-        from s2s.model.train import load_model
-
         model_path, data_path = Path(model_path), Path(data_path)
         model = load_model(model_path)
         if not data_path.exists():
@@ -82,8 +82,6 @@ class PredictContext:
         k = min(5, len(set(groups)) - 1)
         forward = None
         if forward_path is not None:
-            from s2s.forward.model import ForwardModel
-
             forward_path = Path(forward_path)
             if not forward_path.exists():
                 raise FileNotFoundError(

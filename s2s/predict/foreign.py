@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from s2s.environment import Environment
+from s2s.environment import Environment, environment_from_structure
 from s2s.predict.prepare import PredictInputError, Prepared, load_inputs, prepare
 
 
@@ -67,8 +67,6 @@ def reference_environment(
     import json
 
     from pymatgen.core import Structure
-
-    from s2s.environment import environment_from_structure
 
     ref_dir = Path(ref_dir)
     files = sorted((ref_dir / "gpaw").glob(f"{structure_id}__site*.json"))

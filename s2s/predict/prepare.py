@@ -36,7 +36,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.ndimage import gaussian_filter1d
 
+from s2s.dataset import Dataset
+from s2s.io.arrays import read_array
+from s2s.io.eels import is_hyperspy_hdf5, read_eels_file
 from s2s.io.raw import MIN_POINTS, SpectrumFileError, check_energy_range
+from s2s.io.readers import detect_format, read_spectrum, spectrum_files
 from s2s.spectrum import GRID, GRID_STEP, N_GRID, SpectrumError, normalize, onset_shift, spectrum_on_grid
 
 #: Absolute energies: an O K-edge onset must lie in this window (eV); O K is at ~532 eV.
@@ -218,9 +222,6 @@ def load_inputs(
     ``energy`` (EMSA files state theirs; CASTEP, GPAW and datasets are in eV).  A GPAW JSON gives
     its ``grid_spectrum`` (the sticks broadened as recorded), on the grid.
     """
-    from s2s.io.arrays import read_array
-    from s2s.io.readers import detect_format, read_spectrum
-
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file")
@@ -237,19 +238,13 @@ def load_inputs(
             check_energy_range(arr.energy, p)
         return _array_inputs(p, arr.energy, arr.spectra, pixel=pixel, roi=roi)
     if fmt in ("dm", "hspy"):
-        from s2s.io.eels import read_eels_file
-
         d = read_eels_file(p)
         what = "DigitalMicrograph" if fmt == "dm" else "HyperSpy"
         return _array_inputs(p, d.energy, d.data, d.meta, pixel=pixel, roi=roi, what=what)
     if fmt == "dataset" and p.suffix.lower() in (".h5", ".hdf5"):
-        from s2s.dataset import Dataset
-
         try:
             ds = Dataset.load(p)
         except (ValueError, OSError, KeyError, TypeError) as exc:  # not HDF5, not the s2s layout
-            from s2s.io.eels import is_hyperspy_hdf5, read_eels_file
-
             if is_hyperspy_hdf5(p):  # a HyperSpy file saved as .hdf5 (HyperSpy < 1.2's suffix)
                 d = read_eels_file(p, plugin="hspy")
                 return _array_inputs(p, d.energy, d.data, d.meta, pixel=pixel, roi=roi, what="HyperSpy")
@@ -290,8 +285,6 @@ def load_inputs(
 
 def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Files as given, folders replaced by their spectrum files (:func:`s2s.io.readers.spectrum_files`)."""
-    from s2s.io.readers import spectrum_files
-
     out: list[Path] = []
     for q in map(Path, paths):
         out.extend(spectrum_files(q) if q.is_dir() else [q])

@@ -39,8 +39,11 @@ from s2s.ensembles.describe import (
 )
 from s2s.ensembles.pick import composition_key, composition_medoid_index
 from s2s.environment import Environment
+from s2s.files import FileLock, clean_stale
+from s2s.forward.selfconsistent import score_candidates
 from s2s.geometry.align import align
 from s2s.geometry.shells import coordination_numbers
+from s2s.model import sample
 from s2s.predict.context import DEFAULT_N_SAMPLES, DEFAULT_SAMPLER, DEFAULT_STEPS, PredictContext, Prediction
 from s2s.predict.prepare import InputError, InputSpectrum, prepare, with_file
 from s2s.predict.report import OutputConflict, check_out_dir, output_state, write_maps, write_prediction
@@ -114,7 +117,6 @@ def predict_one(
 
     spec = np.asarray(spectrum, dtype=np.float64)
     counts = None if n_atoms is None else [int(n_atoms)]
-    from s2s.model import sample
 
     envs = sample.generate(
         ctx.model,
@@ -247,8 +249,6 @@ def rank_candidates(
     that cannot be scored are left out and listed under ``ranking["errors"]`` with a message
     naming them (``<name>: candidate <draw>``).
     """
-    from s2s.forward.selfconsistent import score_candidates
-
     for i, e in enumerate(envs):
         e.meta["draw"] = i
     if ctx.forward is None:
@@ -341,8 +341,6 @@ def run_batch(
     run holds as ``busy``; an existing ``OUT/NAME`` that s2s did not write (or that holds an input
     file) is never touched (``refused``)."""
     from tqdm.auto import tqdm
-
-    from s2s.files import FileLock, clean_stale
 
     out_dir = check_out_dir(out_dir)
     rep = BatchReport()

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from s2s.io.eels import energy_from_axis
 from s2s.io.raw import SpectrumFileError
 from s2s.predict.context import DEFAULT_DATA, DEFAULT_FORWARD, DEFAULT_MODEL, PredictContext, Prediction
 from s2s.predict.prepare import ENERGY_UNITS, PredictInputError, _array_inputs, prepare
@@ -44,8 +45,6 @@ def load_context(
 
 def _from_signal(signal: Any, name: str) -> tuple[np.ndarray, np.ndarray, dict]:
     """(energies in eV, data with the energy axis last, meta) of a HyperSpy-like signal."""
-    from s2s.io.eels import energy_from_axis
-
     am = signal.axes_manager
     sig_axes = list(getattr(am, "signal_axes", ()))
     if len(sig_axes) != 1:

@@ -20,6 +20,7 @@ import numpy as np
 
 from s2s.ensembles.describe import pairwise_rmsd
 from s2s.environment import Environment
+from s2s.selection.features import group_features
 
 
 def confidence(
@@ -36,8 +37,6 @@ def confidence(
     given (K(K-1)/2 alignments); ``spectrum``: the input spectrum (200,) on the grid; ``forward_mse``
     (K,): the forward model's MSE of each candidate (:func:`s2s.forward.selfconsistent.score_candidates`),
     needed when ``selector.config.forward``."""
-    from s2s.selection.features import group_features
-
     if len(samples) == 0:
         raise ValueError("confidence: no samples")
     if distances is None:

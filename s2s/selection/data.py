@@ -23,8 +23,10 @@ import numpy as np
 
 from s2s.ensembles.describe import pairwise_rmsd
 from s2s.environment import Environment
+from s2s.files import atomic_path
 from s2s.geometry.metrics import evaluate_pair
 from s2s.geometry.shells import assign_shells
+from s2s.model.cache import BestOfKSettings, sample_k
 
 #: The per-sample labels of a table, (M, K) each.
 LABELS = ("rmsd_shell1", "rmsd_all", "species_match", "valid")
@@ -89,8 +91,6 @@ def sample_table(
     cached under ``cache_dir``), labelled (:func:`build_table`); ``info`` adds the wall and CPU seconds."""
     import time
 
-    from s2s.model.cache import BestOfKSettings, sample_k
-
     settings = settings or BestOfKSettings()
     recs = [records[i] for i in idx]
     spectra = np.stack([r.spectrum for r in recs])
@@ -123,8 +123,6 @@ def concat_tables(tables: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarr
 
 def save_table(path: str | os.PathLike, table: dict[str, np.ndarray]) -> None:
     """Write a table atomically (:mod:`s2s.files`)."""
-    from s2s.files import atomic_path
-
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **table)

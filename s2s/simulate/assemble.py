@@ -15,6 +15,7 @@ import numpy as np
 
 from s2s.dataset import Dataset, SiteRecord
 from s2s.environment import EnvironmentExtractionError, environment_from_structure, unique_o_site_groups
+from s2s.simulate.build import load_site
 from s2s.splits import make_split
 
 #: get_spectrum(structure_id, site_index) -> (spectrum (200,) or None, reason if None)
@@ -38,7 +39,6 @@ class AssemblyReport:
 
 def xtb_cache_source(cache_dir, settings) -> SpectrumSource:
     """Spectra from the xTB build cache (``s2s.simulate.build``), broadened with ``settings``."""
-    from s2s.simulate.build import load_site
 
     def get(structure_id: str, site: int):
         res = load_site(cache_dir, settings, structure_id, site)

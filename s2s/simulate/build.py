@@ -50,6 +50,7 @@ from typing import Any
 
 from pymatgen.core import Structure
 
+from s2s.environment import unique_o_sites
 from s2s.files import atomic_write_text
 from s2s.simulate.xtb import (
     SiteResult,
@@ -280,8 +281,6 @@ class BuildReport:
 
 def default_sites(structure: Structure, structure_id: str) -> list[int]:
     """Symmetrically unique O sites (:func:`s2s.environment.unique_o_sites`)."""
-    from s2s.environment import unique_o_sites
-
     return unique_o_sites(structure, structure_id=structure_id)
 
 

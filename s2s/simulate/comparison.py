@@ -24,10 +24,13 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Structure
 
+from s2s.resources import default_path
 from s2s.simulate import build as B
 from s2s.simulate.compare import cosine, pearson
 from s2s.simulate.xtb import SiteResult, XtbSettings, broaden, finalize
-from s2s.spectrum import GRID, normalize
+from s2s.spectrum import GRID, normalize, spectrum_on_grid
+from s2s.structures.literature import stishovite
+from s2s.structures.prototypes import aflow_structure
 
 #: name -> XtbSettings overrides of each simulator variant.
 VARIANTS: dict[str, dict] = {
@@ -54,12 +57,7 @@ def dev_structures(
     """Clearly different environments: quartz, cristobalite, stishovite (O 3-fold), keatite,
     the Si-rich Si2O and SiO suboxides (Si-Si bonds) when their CIFs are in ``reference_structures``
     (default: the reference set's ``structures/`` folder, :mod:`s2s.resources`) (+ files in extra_dir)."""
-    from s2s.structures.literature import stishovite
-    from s2s.structures.prototypes import aflow_structure
-
     if reference_structures is None:
-        from s2s.resources import default_path
-
         ref = default_path("reference")
         reference_structures = None if ref is None else ref / "structures"
     items = [
@@ -117,8 +115,6 @@ def load_references(ref_dir: Path, structures_dir: Path | None) -> list[dict]:
             continue
         grid = d.get("grid_spectrum")
         if grid is None:
-            from s2s.spectrum import spectrum_on_grid
-
             grid = spectrum_on_grid(d["energies_eV"], d["intensity"], source=str(p))
         refs.append(
             dict(structure_id=sid, site_index=site, structure=st, grid=np.asarray(grid, float), raw=d, path=str(p))

@@ -51,9 +51,12 @@ from typing import Any
 
 import numpy as np
 
+from s2s.dataset import Dataset
 from s2s.files import atomic_write_text
-from s2s.simulate.gpaw_ref import GPAWSettings, WorkerInterrupted, run_site
+from s2s.simulate.gpaw_ref import GPAWSettings, WorkerInterrupted, find_supercell, run_site
+from s2s.simulate.xtb_settings import structure_hash
 from s2s.spectrum import GRID
+from s2s.splits import validation_split
 
 #: The settings of the dataset build (benchmarks/reference_settings.py, docs/reference.md "Settings"): the
 #: reference set's (LCAO dzp, h = 0.2 Å, 9 Å between core-hole images) with the SCF stopped at a density change
@@ -328,8 +331,6 @@ def reference_records(dataset, store: ReferenceStore, calc_key: str | None = BUI
     None: any)."""
     import warnings
 
-    from s2s.simulate.xtb_settings import structure_hash
-
     sites, settings = store.sites(), store.settings()
     if calc_key is not None:  # only spectra computed with these settings (others are being recomputed)
         sites = {k: v for k, v in sites.items() if v.calc_key == calc_key}
@@ -367,8 +368,6 @@ def reference_records(dataset, store: ReferenceStore, calc_key: str | None = BUI
 def with_reference(dataset, store: ReferenceStore, calc_key: str | None = BUILD_SETTINGS.calc_key()):
     """``dataset`` plus a record for every site with a reference spectrum (both fidelities where both exist):
     select one with :meth:`s2s.dataset.Dataset.fidelity`."""
-    from s2s.dataset import Dataset
-
     return Dataset(
         list(dataset.records) + reference_records(dataset, store, calc_key),
         dataset.structures,
@@ -412,8 +411,6 @@ def plan_order(records: Sequence, groups: Sequence[str], supercell_atoms: Callab
 
 def supercell_atoms(structure, min_image: float = BUILD_SETTINGS.min_image) -> int:
     """Atoms of the periodic supercell GPAW computes for ``structure`` (:func:`find_supercell`)."""
-    from s2s.simulate.gpaw_ref import find_supercell
-
     P = find_supercell(structure.lattice.matrix, min_image)
     return int(round(abs(np.linalg.det(P)))) * len(structure)
 
@@ -421,8 +418,6 @@ def supercell_atoms(structure, min_image: float = BUILD_SETTINGS.min_image) -> i
 def dataset_plan(dataset, groups: Sequence[str] = ("test", "validation", "train")) -> list[PlannedSite]:
     """:func:`plan_order` of a :class:`s2s.dataset.Dataset`'s sites in ``groups`` ('test'; 'validation' and
     'train' are the fit / validation halves of the training split, :func:`s2s.splits.validation_split`)."""
-    from s2s.splits import validation_split
-
     unknown = set(groups) - {"test", "validation", "train"}
     if unknown:
         raise ValueError(f"dataset_plan: unknown group(s) {sorted(unknown)}; expected test, validation, train")
@@ -501,8 +496,6 @@ def build(
     site starts after it. ``on_result`` is called after every finished site (e.g. to commit a batch).
     """
     from tqdm.auto import tqdm
-
-    from s2s.simulate.xtb_settings import structure_hash
 
     report = BuildReport(planned=len(plan))
     key = settings.calc_key()
