@@ -52,6 +52,8 @@ class Target:
 TARGETS = (
     Target("alignment", "s2s/geometry/align.py", ("tests/test_align.py",), priority=True),
     Target("metrics", "s2s/geometry/metrics.py", ("tests/test_metrics.py", "tests/test_evaluate.py"), priority=True),
+    # the shells were part of the metrics module until the evaluation split: same tests, same group
+    Target("shells", "s2s/geometry/shells.py", ("tests/test_metrics.py", "tests/test_evaluate.py"), priority=True),
     Target(
         "bootstrap",
         "s2s/studies/bootstrap.py",
