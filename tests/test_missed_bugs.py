@@ -19,7 +19,8 @@ import pytest
 import torch
 
 from s2s.environment import SI, Environment, O
-from s2s.predict.prepare import InputSpectrum, prepare, steepest_rise
+from s2s.predict.inputs import InputSpectrum
+from s2s.predict.prepare import prepare, steepest_rise
 from s2s.spectrum import GRID, normalize
 from s2s.studies.bootstrap import (
     DEFAULT_BOOTSTRAP,

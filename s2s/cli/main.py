@@ -275,7 +275,8 @@ def cmd_sample(a) -> int:
     model = load_model(a.model)
     check_out_dir(a.out)  # before any generation: a file or an unwritable folder is one line now, not later
     if a.spectrum is not None:
-        from s2s.predict.prepare import load_inputs, prepare
+        from s2s.predict.inputs import load_inputs
+        from s2s.predict.prepare import prepare
 
         # the one road of s2s predict (checks, onset alignment); 'onset' puts the edge onset at 0 eV
         shift = a.shift if a.shift in ("auto", "onset") else float(a.shift)

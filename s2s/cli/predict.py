@@ -137,7 +137,7 @@ def cmd_predict(a) -> int:
     import torch
 
     from s2s.predict import PredictContext, collect_inputs, run_batch
-    from s2s.predict.prepare import parse_pixel, parse_roi
+    from s2s.predict.inputs import parse_pixel, parse_roi
     from s2s.predict.report import check_out_dir
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))

@@ -1,7 +1,9 @@
 """``s2s predict``: a measured spectrum file -> prepared spectrum -> candidates -> report.
 
-* :mod:`~s2s.predict.prepare` - files -> :class:`InputSpectrum` -> :func:`prepare` -> the model's
-  (200,) input (checks, background, onset alignment): the one road for foreign spectra;
+* :mod:`~s2s.predict.inputs` - files and arrays -> :class:`InputSpectrum` (:func:`load_inputs`,
+  :func:`collect_inputs`);
+* :mod:`~s2s.predict.prepare` - :class:`InputSpectrum` -> :func:`prepare` -> the model's (200,) input
+  (checks, background, onset alignment): with inputs, the one road for foreign spectra;
 * :mod:`~s2s.predict.context` - the defaults, :class:`PredictContext` (loaded once) and :class:`Prediction`;
 * :mod:`~s2s.predict.run` - :func:`predict_one` (generate, rank, summarise), :func:`run_batch`;
 * :mod:`~s2s.predict.report` - the output folder (XYZ, summary.json, overview figure, maps) and
@@ -21,21 +23,8 @@ from s2s.predict.context import (
     PredictContext,
     Prediction,
 )
-from s2s.predict.prepare import (
-    InputError,
-    InputSpectrum,
-    PredictInputError,
-    Prepared,
-    broaden,
-    check_shape,
-    collect_inputs,
-    expand_paths,
-    load_inputs,
-    prepare,
-    smooth,
-    subtract_background,
-    training_onset,
-)
+from s2s.predict.inputs import InputError, InputSpectrum, PredictInputError, collect_inputs, expand_paths, load_inputs
+from s2s.predict.prepare import Prepared, broaden, check_shape, prepare, smooth, subtract_background, training_onset
 from s2s.predict.report import read_prediction, write_prediction
 from s2s.predict.run import BatchReport, predict_one, rank_candidates, run_batch
 from s2s.predict.signal import load_context, predict_signal

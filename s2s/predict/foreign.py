@@ -26,13 +26,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from s2s.environment import Environment, environment_from_structure
-from s2s.predict.prepare import PredictInputError, Prepared, load_inputs, prepare
+from s2s.predict.inputs import PredictInputError, load_inputs
+from s2s.predict.prepare import Prepared, prepare
 
 
 def load_input_spectrum(path: str | os.PathLike, onset_at_eV: float = 0.0) -> Prepared:
     """A file holding one spectrum, on the model grid, as notebook 07 and the transfer study take it.
 
-    The road of ``s2s predict`` (:func:`s2s.predict.prepare.load_inputs` +
+    The road of ``s2s predict`` (:func:`s2s.predict.inputs.load_inputs` +
     :func:`~s2s.predict.prepare.prepare`: O K-edge checks, onset alignment) with this policy:
     a **measured** spectrum (text/CSV, EMSA, array) has its edge onset put at ``onset_at_eV``
     (``shift="onset"``; 0: the readers' convention, :func:`s2s.predict.prepare.training_onset`:
@@ -50,7 +51,7 @@ def load_input_spectrum(path: str | os.PathLike, onset_at_eV: float = 0.0) -> Pr
         raise PredictInputError(
             path,
             f"holds {len(items)} spectra, expected one (a dataset or an array of spectra: "
-            "use s2s.predict.prepare.load_inputs and prepare each)",
+            "use s2s.predict.inputs.load_inputs and prepare each)",
         )
     item = items[0]
     return prepare(item, onset_at_eV, shift="onset" if item.kind == "measured" else "auto", renormalize=False)

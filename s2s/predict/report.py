@@ -22,7 +22,7 @@ from s2s.files import atomic_path
 from s2s.plots.predict import plot_prediction_overview
 from s2s.predict.context import PredictContext, Prediction
 from s2s.predict.html import OVERVIEW_HTML, overview_html
-from s2s.predict.prepare import InputSpectrum, safe_name
+from s2s.predict.inputs import InputSpectrum, safe_name
 
 #: Files written per spectrum.
 XYZ, SUMMARY, OVERVIEW = "candidates.xyz", "summary.json", "overview.png"

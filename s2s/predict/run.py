@@ -45,7 +45,8 @@ from s2s.geometry.align import align
 from s2s.geometry.shells import coordination_numbers
 from s2s.model import sample
 from s2s.predict.context import DEFAULT_N_SAMPLES, DEFAULT_SAMPLER, DEFAULT_STEPS, PredictContext, Prediction
-from s2s.predict.prepare import InputError, InputSpectrum, prepare, with_file
+from s2s.predict.inputs import InputError, InputSpectrum, with_file
+from s2s.predict.prepare import prepare
 from s2s.predict.report import OutputConflict, check_out_dir, output_state, write_maps, write_prediction
 from s2s.retrieval.neighbours import nearest_by_mse
 from s2s.spectrum import GRID, GRID_STEP, N_GRID, SpectrumError
