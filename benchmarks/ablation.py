@@ -4,21 +4,22 @@
     python benchmarks/ablation.py evaluate runs/ablation/cpu_v3 [--cpu-minutes 35] [--weights ema|raw]
     python benchmarks/ablation.py evaluate runs/ablation/cpu_v3 --sampler ancestral --n-steps 50 --noise-scale 0.5
     python benchmarks/ablation.py sampling runs/ablation/cpu_v3 --settings ddim-50 ancestral-50@0.7 --seeds 0 1 2
-    python benchmarks/ablation.py report runs/ablation/* [--doc docs/model.md] [--figure docs/figures/validation_curve]
+    python benchmarks/ablation.py report runs/ablation/* [--table-dir DIR] [--figure docs/figures/validation_curve]
     python benchmarks/ablation.py curve runs/ablation/cpu runs/ablation/cpu_v3 --minutes 10 20 40 --n 96
     python benchmarks/ablation.py refine runs/ablation/cpu_v3 --t0 50 100 200 300     # SDEdit from templates
 
 ``train`` fits a recipe (a preset of :mod:`s2s.config`, or a named variant below) on the training
-split minus the validation structures (:func:`s2s.dataset.validation_split`, 10 % of the training
+split minus the validation structures (:func:`s2s.splits.validation_split`, 10 % of the training
 structures by hash, seed 1), one thread, until its process CPU time reaches the budget, keeping
 the raw and EMA weights every ``--snapshot-every`` steps (resumable: rerun with a larger budget).
 ``evaluate`` takes the snapshot nearest below a CPU time (default: the last) and measures it on the
 validation split: DDIM-50 generation with the target's atom count (1st-shell RMSD, species accuracy,
 validity, paper alignment) and the denoising probe's conditioning gap (:mod:`s2s.model.probe`).
-``report`` prints the table (variant, CPU minutes, steps, metrics) and can write it into a doc.
+``report`` prints the table (variant, CPU minutes, steps, metrics) and can write it to ``DIR/ablation.md``
+(no doc is edited).
 ``curve`` prints, for several runs in one go, training steps per CPU second and the validation
 metrics of the snapshots at the given CPU minutes (the learning curve against CPU time).
-The test split is never touched here.  The logic lives in :mod:`s2s.evaluation.ablation`.
+The test split is never touched here.  The logic lives in :mod:`s2s.studies.ablation`.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ import json
 import sys
 from pathlib import Path
 
-from s2s.evaluation import ablation as A
+from s2s.files import atomic_write_text
 from s2s.model.diffusion import SAMPLERS
 from s2s.resources import default_path
+from s2s.studies import ablation as A
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -91,8 +93,10 @@ def cmd_report(a: argparse.Namespace) -> int:
     rows = A.collect_evaluations(a.runs)
     md = A.table_markdown(rows)
     print(md)
-    if a.doc:
-        A.write_doc_block(Path(a.doc), md)
+    if a.table_dir:  # no doc is edited: the table is printed, and written to DIR/ablation.md for pasting
+        path = Path(a.table_dir) / "ablation.md"
+        atomic_write_text(path, md)
+        print(f"ablation table -> {path}")
     if a.figure:
         from s2s.plots import plot_validation_curve, save_figure
 
@@ -120,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--weights", choices=("ema", "raw"), default="ema")
     e.add_argument("--guidance", type=float, default=0.0)
     e.add_argument("--n", type=int, default=None, help="validation sites (default: all)")
-    e.add_argument("--sampler", choices=SAMPLERS, default="ddim")
+    e.add_argument("--sampler", choices=list(SAMPLERS), default="ddim")
     e.add_argument("--n-steps", type=int, default=50)
     e.add_argument("--noise-scale", type=float, default=1.0, help="ancestral only: per-step noise factor (< 1: cooler)")
     w = sub.add_parser("sampling", help="sampler settings of one snapshot over several seeds (validation)")
@@ -141,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--t0", type=int, nargs="+", default=[50, 100, 200, 300])
     r = sub.add_parser("report")
     r.add_argument("runs", nargs="+")
-    r.add_argument("--doc", default=None)
+    r.add_argument("--table-dir", default=None, help="also write the table to DIR/ablation.md (no doc is edited)")
     r.add_argument("--figure", default=None, help="also draw the validation curves (EMA) to this path (.png + .svg)")
     a = ap.parse_args(argv)
     res = {

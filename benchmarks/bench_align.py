@@ -23,7 +23,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from s2s.environment import SI, Environment, O
-from s2s.evaluation.align import align_best, align_paper
+from s2s.geometry.align import align_best, align_paper
 
 DENSITY = 0.066  # atoms / Å^3, roughly amorphous/quartz SiO2
 

@@ -6,8 +6,8 @@
 
 For every (sampler, steps) point: ``--n-samples`` environments per test spectrum with the
 target's atom count (the paper's protocol), the same seed for every point; metrics from
-:func:`s2s.evaluation.metrics.evaluate_pair` (``--method`` alignment, default the paper's) averaged by
-:func:`s2s.evaluation.metrics.summarize` over all generated environments: 1st/2nd-shell RMSD (Å),
+:func:`s2s.geometry.metrics.evaluate_pair` (``--method`` alignment, default the paper's) averaged by
+:func:`s2s.geometry.metrics.summarize` over all generated environments: 1st/2nd-shell RMSD (Å),
 CN error (%), species accuracy; and the wall time of generation per structure (s, batched
 ``--batch-size`` graphs of similar atom count at a time (:func:`s2s.model.sample.generate`, ``buckets=True``),
 ``torch.set_num_threads(--threads)``).
@@ -15,7 +15,7 @@ CN error (%), species accuracy; and the wall time of generation per structure (s
 Writes (with ``--write-results``) ``predict.steps_curve`` = {steps: metrics of the default
 sampler}, ``predict.steps_curve_by_sampler`` = {sampler: {steps: metrics}} and the chosen
 ``predict.default_sampler`` / ``default_steps``; other ``predict`` keys are kept.
-The choice rule (:func:`s2s.evaluation.sampling_steps.choose_default`): the cheapest point whose 1st-shell RMSD is
+The choice rule (:func:`s2s.studies.sampling_steps.choose_default`): the cheapest point whose 1st-shell RMSD is
 within
 ``--rmsd-tol`` (relative) of the best point's, whose species accuracy is within ``--acc-tol``
 and whose 1st-shell CN error is within ``--cn-tol`` percentage points of the best.
@@ -29,8 +29,9 @@ from pathlib import Path
 
 import torch
 
-from s2s.evaluation.sampling_steps import choose_default, default_rule, format_curve, predict_entry, steps_curve
+from s2s.model.diffusion import SAMPLERS
 from s2s.resources import default_path
+from s2s.studies.sampling_steps import choose_default, default_rule, format_curve, predict_entry, steps_curve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         help="every STRIDE-th record of the split (a subset spread over all structures; default 1)",
     )
     ap.add_argument("--steps", type=int, nargs="+", default=[1000, 250, 100, 50, 20])
-    ap.add_argument("--samplers", nargs="+", default=["ancestral", "ddim"], choices=["ancestral", "ddim"])
+    ap.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS))
     ap.add_argument("--n-samples", type=int, default=4, help="environments per test spectrum (default 4)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=64)
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
         write_json(a.json, {"info": info, "curve": by_sampler, "default": [sampler, steps]})
     if a.write_results:
-        from s2s.evaluation.results import read_results, update_results
+        from s2s.studies.results import read_results, update_results
 
         rule = default_rule(a.min_steps, a.rmsd_tol, a.acc_tol, a.cn_tol)
         pred = predict_entry(read_results(a.results).get("predict", {}), curve, sampler, steps, info, rule)

@@ -17,8 +17,9 @@ import time
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
+from s2s.descriptors.soap import soap_vectors
 from s2s.environment import environment_from_structure
-from s2s.evaluation.template import nearest_by_mse, soap_vectors
+from s2s.retrieval.neighbours import nearest_by_mse
 
 
 def random_spectra(rng: np.random.Generator, n: int) -> np.ndarray:

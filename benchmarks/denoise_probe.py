@@ -6,7 +6,7 @@ Noises each target environment to step t, asks the network for the clean coordin
 site's own spectrum and with another site's (:mod:`s2s.model.probe`), and prints the RMSE (Å) of both
 and their gap.  A gap near zero at the noise levels where the structure is decided (t ~ 200-500)
 means the network ignores the spectrum there.  ``--split val`` (default) uses the validation carve
-of the training structures (:func:`s2s.dataset.validation_split`); ``test`` the test split.
+of the training structures (:func:`s2s.splits.validation_split`); ``test`` the test split.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ import argparse
 import numpy as np
 import torch
 
-from s2s.dataset import Dataset, validation_split
+from s2s.dataset import Dataset
 from s2s.model.probe import probe_table
 from s2s.model.train import load_model
 from s2s.resources import default_path
+from s2s.splits import validation_split
 
 
 def main() -> int:

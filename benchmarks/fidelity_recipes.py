@@ -28,7 +28,7 @@ process CPU time, so recipes compare at equal CPU):
 from the chosen fidelity's spectra for every sampling seed and writes ``eval_<fidelity>_s<seed>.json`` into the
 run (``v6`` names the shipped model; its evaluations go to runs/fidelity/v6).  ``report`` prints the table:
 per run and fidelity the mean over seeds of 1st-shell RMSD, all-atom RMSD, CN1 error, species, validity,
-and the 95 % interval over validation structures of the first seed (:mod:`s2s.evaluation.bootstrap`).
+and the 95 % interval over validation structures of the first seed (:mod:`s2s.studies.bootstrap`).
 The test split is never read here.
 """
 
@@ -109,10 +109,10 @@ def evaluate_model(model_path: Path, records: list, seed: int) -> dict:
     and the 95 % intervals over structures; per-site rows kept for paired comparisons."""
     import torch
 
-    from s2s.evaluation.bootstrap import summary_intervals
-    from s2s.evaluation.evaluate import evaluate_generation, generation_inputs, summary_table
     from s2s.model.sample import generate
     from s2s.model.train import load_model
+    from s2s.studies.bootstrap import summary_intervals
+    from s2s.studies.evaluate import evaluate_generation, generation_inputs, summary_table
 
     torch.set_num_threads(1)
     model = load_model(model_path)

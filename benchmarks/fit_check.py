@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluation.metrics import evaluate_pair, summarize
+from s2s.geometry.metrics import evaluate_pair, summarize
 from s2s.model.sample import generate
 from s2s.model.train import load_model
 from s2s.resources import default_path

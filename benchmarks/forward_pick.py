@@ -12,7 +12,7 @@ copies of the fit-split environments with every atom but the excited O moved by 
 training split (validation structures choose the weights kept, as ``s2s train-forward``), then
 
 * its validation MSE (clean validation environments);
-* its twin discrimination (:func:`s2s.evaluation.identifiability.twin_discrimination`: a validation
+* its twin discrimination (:func:`s2s.studies.identifiability.twin_discrimination`: a validation
   site against fit-split twins 0.001-0.002 / 0.002-0.004 / 0.004-0.008 eV^-1 apart; 0.5 is chance);
 * its pick among the K cached DDIM-50 samples of each validation site (``--model``): the plausible
   sample whose predicted spectrum is closest to the input
@@ -36,14 +36,14 @@ import torch
 
 from s2s.dataset import Dataset
 from s2s.environment import Environment
-from s2s.evaluation.ablation import load_split
-from s2s.evaluation.best_of_k import BestOfKSettings, sample_k
-from s2s.evaluation.identifiability import twin_discrimination
-from s2s.evaluation.metrics import evaluate_pair
 from s2s.forward.model import ForwardConfig, validation_mask
 from s2s.forward.selfconsistent import score_candidates
 from s2s.forward.train import train_forward
+from s2s.geometry.metrics import evaluate_pair
+from s2s.model.cache import BestOfKSettings, sample_k
 from s2s.resources import default_path
+from s2s.studies.ablation import load_split
+from s2s.studies.identifiability import twin_discrimination
 
 TWIN_EDGES = (0.001, 0.002, 0.004, 0.008)
 

@@ -6,13 +6,13 @@
 
 Prints two markdown tables (docs/model.md, "How far does the spectrum determine the environment?"):
 
-* spectral twins (:func:`s2s.evaluation.identifiability.twin_table`): pairs of training-split sites
+* spectral twins (:func:`s2s.studies.identifiability.twin_table`): pairs of training-split sites
   from different structures, binned by the RMS difference of their spectra (eV^-1), and how far
   their environments are apart (paper alignment, one site as target);
-* the retrieval oracle (:func:`s2s.evaluation.identifiability.retrieval_oracle`): validation sites
+* the retrieval oracle (:func:`s2s.studies.identifiability.retrieval_oracle`): validation sites
   against the fit-split templates, the best 1st-shell RMSD among the top k spectral matches;
 * with ``--forward PATH``: how often that forward model tells a validation site from a fit-split
-  twin (:func:`s2s.evaluation.identifiability.twin_discrimination`), the choice a forward-model pick
+  twin (:func:`s2s.studies.identifiability.twin_discrimination`), the choice a forward-model pick
   among candidates has to make (the shipped forward model was trained on the fit split, so it
   predicts the decoys in-sample: a hard test for it).
 
@@ -28,9 +28,9 @@ import warnings
 from pathlib import Path
 
 from s2s.dataset import Dataset
-from s2s.evaluation.ablation import load_split
-from s2s.evaluation.identifiability import DEFAULT_RMS_EDGES, retrieval_oracle, twin_discrimination, twin_table
 from s2s.resources import default_path
+from s2s.studies.ablation import load_split
+from s2s.studies.identifiability import DEFAULT_RMS_EDGES, retrieval_oracle, twin_discrimination, twin_table
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,13 +6,13 @@
     python benchmarks/medoid_val.py --stride 1 --alignments best,paper --seed 1   # another draw of the K samples
 
 K DDIM-50 samples per validation site with the target's atom count (cached in runs/generated), picked by
-:func:`s2s.evaluation.best_of_k.select` (first sample, forward-model pick, oracle) and by the medoid
-(:func:`s2s.evaluation.best_of_k.medoid_index`) and the composition medoid
-(:func:`s2s.evaluation.best_of_k.composition_medoid_index`) under each alignment of ``--alignments``; every pick
-scored with the paper alignment (:func:`s2s.evaluation.evaluate.summary_table`) and printed with
+:func:`s2s.studies.best_of_k.select` (first sample, forward-model pick, oracle) and by the medoid
+(:func:`s2s.ensembles.pick.medoid_index`) and the composition medoid
+(:func:`s2s.ensembles.pick.composition_medoid_index`) under each alignment of ``--alignments``; every pick
+scored with the paper alignment (:func:`s2s.studies.evaluate.summary_table`) and printed with
 template matching (fit-split templates) on the same sites, then the first shell on its own
-(:func:`s2s.evaluation.evaluate.first_shell_table`) for every pick, and 95 % intervals resampling the
-validation structures (:mod:`s2s.evaluation.bootstrap`).  The validation split is the one of
+(:func:`s2s.studies.evaluate.first_shell_table`) for every pick, and 95 % intervals resampling the
+validation structures (:mod:`s2s.studies.bootstrap`).  The validation split is the one of
 :func:`s2s.splits.validation_split` (never the test split).
 """
 
@@ -24,21 +24,16 @@ import warnings
 
 import numpy as np
 
-from s2s.evaluation.ablation import load_split
-from s2s.evaluation.best_of_k import (
-    BestOfKSettings,
-    composition_medoid_index,
-    consensus_average,
-    medoid_of_distances,
-    sample_k,
-    select,
-)
-from s2s.evaluation.bootstrap import describe, summary_intervals
-from s2s.evaluation.evaluate import FIRST_SHELL_KEYS, first_shell_table, summary_table
-from s2s.evaluation.metrics import evaluate_pair
-from s2s.evaluation.template import template_match
+from s2s.ensembles.pick import composition_medoid_index, consensus_average, medoid_of_distances
 from s2s.forward.model import ForwardModel
+from s2s.geometry.metrics import evaluate_pair
+from s2s.model.cache import BestOfKSettings, sample_k
 from s2s.resources import default_path
+from s2s.retrieval.template import template_match
+from s2s.studies.ablation import load_split
+from s2s.studies.best_of_k import select
+from s2s.studies.bootstrap import describe, summary_intervals
+from s2s.studies.evaluate import FIRST_SHELL_KEYS, first_shell_table, summary_table
 
 KEYS = ("rmsd_shell1", "rmsd_all", "cn_error_shell1_pct", "species_accuracy", "validity")
 
@@ -100,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(recs)} validation sites, K = {a.k}: sampling {time.process_time() - t0:.0f} s CPU", flush=True)
     sel = select(samples, spectra, ForwardModel.load(a.forward), targets, medoid_alignment="paper")
     picks = {"first sample": sel["single"], "forward-model pick": sel["best_of_k"]}
-    from s2s.evaluation.ensemble import pairwise_rmsd
+    from s2s.ensembles.describe import pairwise_rmsd
 
     dist: dict[str, list[np.ndarray]] = {}  # (K, K) aligned RMSDs per site, computed once per alignment
 
@@ -117,17 +112,17 @@ def main(argv: list[str] | None = None) -> int:
             [composition_medoid_index(row, d) for row, d in zip(samples, distances(meth))]
         )
     if a.variants:  # target-free selectors built on the medoid (the best-alignment distance matrices)
-        from s2s.evaluation.metrics import bond_sanity
+        from s2s.geometry.metrics import bond_sanity
 
         picks.update(medoid_variants(samples, distances("best"), bond_sanity))
     if a.cluster:  # the largest signature cluster's medoid, as s2s predict reported its top candidate
-        from s2s.evaluation.ensemble import cluster
+        from s2s.ensembles.describe import cluster
 
         picks["largest-cluster medoid"] = np.array(
             [cluster(row, d, split_distance=None)[0]["representative"] for row, d in zip(samples, distances("best"))]
         )
     if a.screened:  # the medoid among the samples with the best forward-model scores
-        from s2s.evaluation.best_of_k import screened_medoid_index
+        from s2s.ensembles.pick import screened_medoid_index
 
         for keep in a.screened:
             picks[f"medoid of fwd top {keep:g}"] = np.array(
@@ -160,14 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, rr in rows.items():
         tab = summary_table([{"index": i, "sample": 0, "paper": r} for i, r in enumerate(rr)], "paper")
         print(f"{name:22s}" + "".join(f"{tab[k]:21.3f}" for k in KEYS))
-    print("\nthe first shell on its own (s2s.evaluation.metrics.first_shell_errors; Å, the angle in degrees)")
+    print("\nthe first shell on its own (s2s.geometry.metrics.first_shell_errors; Å, the angle in degrees)")
     cols = FIRST_SHELL_KEYS + ("same_shell1_count",)
     print(f"{'pick':22s}" + "".join(f"{k:>24s}" for k in cols))
     for name, rr in rows.items():
         tab = first_shell_table([{"paper": r} for r in rr], "paper")
         print(f"{name:22s}" + "".join(f"{tab[k]:24.3f}" for k in cols))
     groups = [r.structure_id for r in recs]
-    print(f"\n{describe(n_groups=len(set(groups)))} (s2s.evaluation.bootstrap)")
+    print(f"\n{describe(n_groups=len(set(groups)))} (s2s.studies.bootstrap)")
     ci_keys = ("rmsd_shell1", "species_accuracy", "validity")
     print(f"{'pick':22s}" + "".join(f"{k:>21s}" for k in ci_keys))
     for name, rr in rows.items():
@@ -178,12 +173,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def template_medoids(samples, spectra, recs, targets, fit, ms, distances) -> dict[str, list[dict]]:
     """Rows of two retrieval-consensus methods per M in ``ms`` (best alignment for the medoid, paper
-    alignment for the scores): :func:`s2s.evaluation.template.template_consensus` (the medoid of the
+    alignment for the scores): :func:`s2s.retrieval.template.template_consensus` (the medoid of the
     top-M spectral matches in the fit split, other structures only), and the medoid of the K samples
     together with those M.  The samples' own (K, K) ``distances`` are reused; only the pairs with a
     template are aligned."""
-    from s2s.evaluation.align import align
-    from s2s.evaluation.template import nearest_by_mse, template_consensus
+    from s2s.geometry.align import align
+    from s2s.retrieval.neighbours import nearest_by_mse
+    from s2s.retrieval.template import template_consensus
 
     envs = fit.environments()
     q_groups, r_groups = [r.structure_id for r in recs], [r.structure_id for r in fit.records]
@@ -210,11 +206,11 @@ def template_medoids(samples, spectra, recs, targets, fit, ms, distances) -> dic
 
 
 def anchored_picks(samples, spectra, recs, fit, ms, distances) -> dict[str, np.ndarray]:
-    """Retrieval-anchored picks (:func:`s2s.evaluation.best_of_k.anchored_index`) for each M in ``ms``:
+    """Retrieval-anchored picks (:func:`s2s.ensembles.pick.anchored_index`) for each M in ``ms``:
     anchors = the M fit-split environments with the nearest spectra (other structures only), alone
     (weight 0) and with the medoid score added (weight 1)."""
-    from s2s.evaluation.best_of_k import anchor_distances, anchored_index
-    from s2s.evaluation.template import nearest_by_mse
+    from s2s.ensembles.pick import anchor_distances, anchored_index
+    from s2s.retrieval.neighbours import nearest_by_mse
 
     envs = fit.environments()
     t0 = time.process_time()
@@ -236,7 +232,7 @@ def anchored_picks(samples, spectra, recs, fit, ms, distances) -> dict[str, np.n
 
 def medoid_variants(samples, distances, sanity, radius: float = 0.3) -> dict[str, np.ndarray]:
     """Picks per site of target-free variants of the medoid, from each site's (K, K) distance matrix
-    (``distances[i]``, Å) and ``sanity(env)["sane"]`` (:func:`s2s.evaluation.metrics.bond_sanity`):
+    (``distances[i]``, Å) and ``sanity(env)["sane"]`` (:func:`s2s.geometry.metrics.bond_sanity`):
     the medoid by median distance; the medoid among the bond-sane samples (all when none is sane);
     the densest sample (most others within ``radius`` Å, ties by mean distance)."""
     out: dict[str, list[int]] = {"medoid, median distance": [], "medoid of bond-sane samples": [], "densest": []}

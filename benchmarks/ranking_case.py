@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from s2s.dataset import Dataset  # noqa: E402
+from s2s.ensembles.describe import signature  # noqa: E402
 from s2s.environment import Environment  # noqa: E402
-from s2s.evaluation.ensemble import signature  # noqa: E402
 from s2s.forward.model import ForwardModel  # noqa: E402
 from s2s.forward.selfconsistent import physical_problems, score_candidates  # noqa: E402
 from s2s.resources import default_path

@@ -2,7 +2,7 @@
 
 For every test-split site of ``data/reference_sites`` computed with the build settings (XAS bands on a k-mesh,
 FWHM 1.0 eV; docs/reference.md), one DDIM sample per seed from each input, scored against the site's own
-environment with :func:`s2s.evaluation.transfer.transfer_metrics` (paper alignment; means over sites and seeds).
+environment with :func:`s2s.studies.transfer.transfer_metrics` (paper alignment; means over sites and seeds).
 An early look while the reference build runs; notebook 03 will report the full test split.
 
     python benchmarks/reference_input.py [--seeds 0,1,2] [--steps 50] [--json out.json]
@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluation.transfer import TransferSite, transfer_metrics
 from s2s.model.sample import generate
 from s2s.model.train import load_model
 from s2s.resources import default_path, resolve
 from s2s.simulate.reference_sites import ReferenceStore, reference_records
+from s2s.studies.transfer import TransferSite, transfer_metrics
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     if a.gamma_records:
-        from s2s.evaluation.transfer import transfer_sites
         from s2s.simulate.gpaw_ref import broaden_to_grid, load_record, record_path
+        from s2s.studies.transfer import transfer_sites
 
         sites = []
         for s in transfer_sites(resolve("reference"), resolve("xtb_cache")):

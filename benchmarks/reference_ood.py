@@ -3,7 +3,7 @@
     python benchmarks/reference_ood.py                # every library fidelity against xTB and reference test inputs
     python benchmarks/reference_ood.py --split val    # the validation sites instead (fit-split library)
 
-The OOD score (:class:`s2s.evaluation.ood.OODScorer`, what ``s2s predict`` reports) is fitted, as in
+The OOD score (:class:`s2s.retrieval.ood.OODScorer`, what ``s2s predict`` reports) is fitted, as in
 ``PredictContext.load``, on the training spectra of one fidelity (``--fidelity`` of ``s2s predict``: xtb,
 reference or both; docs/fidelity.md) and scores the test sites' spectra of each fidelity.  Printed per
 (library, input): sites, the share flagged (percentile > 95), and the median percentile.  Issue 29's target:
@@ -18,8 +18,8 @@ import sys
 import numpy as np
 
 from s2s.cli.data import load_dataset
-from s2s.evaluation.ood import OODScorer
 from s2s.resources import resolve
+from s2s.retrieval.ood import OODScorer
 from s2s.splits import validation_split
 
 

@@ -1,6 +1,6 @@
 """Do first-principles spectra separate xTB's spectral twins?
 
-Spectral twins (:mod:`s2s.evaluation.identifiability`) are sites of different training structures whose
+Spectral twins (:mod:`s2s.studies.identifiability`) are sites of different training structures whose
 xTB spectra differ by only 0.001-0.004 eV^-1 (RMS, unit-area spectra) although their environments do
 not match (paper-aligned 1st-shell RMSD >= 0.15 Å).  This script draws such pairs (seeded, cells of at
 most ``--max-atoms`` atoms in the GPAW supercell so that the test stays cheap), computes both sites'
@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from s2s.dataset import Dataset
-from s2s.evaluation.identifiability import pair_rms
-from s2s.evaluation.metrics import evaluate_pair
+from s2s.geometry.metrics import evaluate_pair
 from s2s.resources import resolve
 from s2s.simulate.reference_build import PlannedSite, build, supercell_atoms
 from s2s.simulate.reference_sites import BUILD_SETTINGS, ReferenceStore
 from s2s.splits import validation_split
+from s2s.studies.identifiability import pair_rms
 
 BINS = ((0.001, 0.002), (0.002, 0.004))
 

@@ -1,6 +1,6 @@
 """How far is a site's first-principles spectrum from its xTB spectrum, per reference flavour?
 
-Three sets of (xTB, GPAW) spectra of the same sites, compared like :func:`s2s.evaluation.transfer.spectral_gap`
+Three sets of (xTB, GPAW) spectra of the same sites, compared like :func:`s2s.studies.transfer.spectral_gap`
 (unit-area grid spectra, RMS over the 200 points in eV^-1; Pearson r per site):
 
 * ``gamma@0.5``: the reference set's 32 records (Gamma only, FWHM 0.5 eV: what ``transfer`` and notebook 07 use);
@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from s2s.dataset import Dataset
-from s2s.evaluation.identifiability import pair_rms
-from s2s.evaluation.transfer import spectral_gap, transfer_sites
 from s2s.resources import resolve
 from s2s.simulate.gpaw_ref import broaden_to_grid, load_record, record_path
 from s2s.simulate.reference_sites import ReferenceStore, reference_records
+from s2s.studies.identifiability import pair_rms
+from s2s.studies.transfer import spectral_gap, transfer_sites
 
 
 def summary(xtb: np.ndarray, gpaw: np.ndarray, all_xtb: np.ndarray) -> dict:

@@ -5,13 +5,13 @@ confidence pick(s) (issue 32, :mod:`s2s.selection`), oracle of K - over two samp
     python benchmarks/selection_val.py --selector models/selector_v1/selector.pt runs/selection/pointwise.pt
     python benchmarks/selection_val.py --stride 1 --figure docs/figures/selection_reliability.png
 
-K = 8 DDIM-50 samples per validation site with the target's atom count (:class:`s2s.evaluation.best_of_k.
+K = 8 DDIM-50 samples per validation site with the target's atom count (:class:`s2s.studies.best_of_k.
 BestOfKSettings`, the cache entries of ``benchmarks/medoid_val.py --stride S --seed SEED``), labelled with their
 paper-aligned errors (:mod:`s2s.selection.data`); the tables are read from ``runs/selection/`` when
 ``scripts/selection_data.py val`` made them, else sampled and labelled here.  Every pick is scored with the
 paper alignment: mean 1st-shell and all-atom RMSD (Å, NaN-skipping), species accuracy, validity, per seed and
 pooled (each site's mean over the seeds), with 95 % intervals resampling the validation structures
-(:mod:`s2s.evaluation.bootstrap`) and the paired difference of each confidence pick to the composition medoid.
+(:mod:`s2s.studies.bootstrap`) and the paired difference of each confidence pick to the composition medoid.
 Then the calibration of each selector's "1st shell within 0.3 Å" probability over all K candidates of both
 seeds: expected calibration error (10 bins) and a reliability diagram (``--figure``).  The validation split is
 the one of :func:`s2s.splits.validation_split` (never the test split); the selectors never saw it.
@@ -36,10 +36,10 @@ LABEL_OF = {
 
 
 def val_table(seed: int, stride: int, a) -> dict:
-    from s2s.evaluation.ablation import load_split
-    from s2s.evaluation.best_of_k import BestOfKSettings
+    from s2s.model.cache import BestOfKSettings
     from s2s.resources import resolve
     from s2s.selection.data import load_table, sample_table, save_table
+    from s2s.studies.ablation import load_split
 
     name = f"val_s{seed}_k{a.k}.npz" if stride == 1 else f"val_s{seed}_k{a.k}_stride{stride}.npz"
     path = Path(a.tables) / name
@@ -77,7 +77,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from s2s.evaluation.bootstrap import describe, interval, resampled_means
     from s2s.forward.model import ForwardModel
     from s2s.resources import resolve
     from s2s.selection.model import Selector
@@ -91,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         reliability,
         table_inputs,
     )
+    from s2s.studies.bootstrap import describe, interval, resampled_means
 
     seeds = [int(s) for s in a.seeds.split(",")]
     tables = {s: val_table(s, a.stride, a) for s in seeds}
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
     n_struct = len(set(groups))
     print(f"{len(groups)} validation sites of {n_struct} structures, K = {a.k}, seeds {seeds}; paper alignment")
-    print(f"intervals: {describe(n_groups=n_struct)} (s2s.evaluation.bootstrap)\n")
+    print(f"intervals: {describe(n_groups=n_struct)} (s2s.studies.bootstrap)\n")
     out: dict = {"sites": len(groups), "structures": n_struct, "k": a.k, "seeds": seeds, "picks": {}}
     header = f"{'pick':42s}{'seed':>6s}" + "".join(f"{c:>22s}" for c in KEYS)
     print(header)

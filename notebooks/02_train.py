@@ -28,10 +28,12 @@
 # steps into a scratch folder, to exercise the code path.
 
 # %% tags=["parameters"]
+from s2s.resources import default_path  # the shipped model and dataset (S2S_MODEL, S2S_DATA, S2S_HOME)
+
 small = False  # CI: tiny model, a few steps, scratch folder
 figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
-dataset_path = "../data/s2s_open_v1.h5"
-model_dir = "../models/s2s_open_v6"
+dataset_path = str(default_path("data"))
+model_dir = str(default_path("model").parent)
 retrain = False  # True: train from scratch (or resume) into model_dir
 preset = "cpu_v3"  # "cpu_v3" | "cpu" | "paper" | "tiny"
 epochs = None  # None: the preset's (cpu: 300)
@@ -137,7 +139,7 @@ print(f"loss: first {hist['loss'][:k].mean():.3f} -> last {hist['loss'][-k:].mea
 
 # %%
 if not small:
-    from s2s.evaluation.results import update_results
+    from s2s.studies.results import update_results
 
     update_results(
         "train",

@@ -16,16 +16,18 @@
 # For every test spectrum the model generates one environment with the target's atom
 # count (the paper's protocol), by the full reverse diffusion (T = 1000 steps unless
 # `n_steps` says otherwise).  Generated and target environments are aligned (the paper's
-# procedure, `s2s.evaluation.align.align_paper`, and our `align_best`, which is never worse) and
+# procedure, `s2s.geometry.align.align_paper`, and our `align_best`, which is never worse) and
 # compared shell by shell: RMSD (Å), coordination number per shell, and species (O
 # fraction).  The generated environments are cached (`s2s.model.cache.generate_cached`),
 # so notebook 04 re-uses them.
 
 # %% tags=["parameters"]
+from s2s.resources import default_path  # the shipped model and dataset (S2S_MODEL, S2S_DATA, S2S_HOME)
+
 small = False  # CI: a few test sites, few sampling steps
 figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
-dataset_path = "../data/s2s_open_v1.h5"
-model_path = "../models/s2s_open_v6/model.pt"
+dataset_path = str(default_path("data"))
+model_path = str(default_path("model"))
 n_steps = None  # reverse-diffusion steps (None: all T of the model, 1000)
 n_samples = 1  # environments per spectrum (the paper: 1)
 n_test_max = None  # test sites used, spread over the split (None: all)
@@ -40,8 +42,12 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluation.bootstrap import DEFAULT_BOOTSTRAP, describe, summary_intervals
-from s2s.evaluation.evaluate import (
+from s2s.files import file_sha256
+from s2s.model.cache import cache_info, generate_cached, generation_cache_path
+from s2s.model.train import load_model
+from s2s.plots import align_for_plot, plot_overlay_grid, plot_oxygen_fraction, plot_rmsd_sorted, save_figure
+from s2s.studies.bootstrap import DEFAULT_BOOTSTRAP, describe, summary_intervals
+from s2s.studies.evaluate import (
     evaluate_generation,
     first_shell_table,
     generation_inputs,
@@ -50,11 +56,7 @@ from s2s.evaluation.evaluate import (
     spread_indices,
     summary_table,
 )
-from s2s.evaluation.results import update_results
-from s2s.files import file_sha256
-from s2s.model.cache import cache_info, generate_cached, generation_cache_path
-from s2s.model.train import load_model
-from s2s.plots import align_for_plot, plot_overlay_grid, plot_oxygen_fraction, plot_rmsd_sorted, save_figure
+from s2s.studies.results import update_results
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 torch.set_num_threads(1)
@@ -123,7 +125,7 @@ for k, name in labels.items():
 # ## Subsets: SiO2 sites and sites from non-generated crystals
 # The test split is mostly generated crystals (unlike the paper's, ~90 % SiO2); the headline is
 # read beside these subsets.  Validity: first-shell count as the target's, Si-O bonds at
-# 1.45-1.85 Å, no O-O closer than 2.0 Å unless the target has one (`s2s.evaluation.metrics.validity`).
+# 1.45-1.85 Å, no O-O closer than 2.0 Å unless the target has one (`s2s.geometry.metrics.validity`).
 
 # %%
 subsets = {
@@ -144,7 +146,7 @@ for name, idx in subsets.items():
 # ## How sure: 95 % intervals over the test structures
 # The test sites are not independent cases: a crystal's sites share its framework and composition,
 # and the split holds few crystals (a third of its sites come from six Si2O5 structures).  Resampling
-# whole structures with replacement (`s2s.evaluation.bootstrap`) says how far the means could move had
+# whole structures with replacement (`s2s.studies.bootstrap`) says how far the means could move had
 # other structures landed in the test split; differences smaller than these intervals are not
 # measured by this split.
 
@@ -176,7 +178,7 @@ for k in ("rmsd_shell1", "rmsd_shell2", "rmsd_shell3", "rmsd_all"):
 # The paper-aligned 1st-shell RMSD is measured after aligning *all* atoms, so it also carries the
 # orientation of the first shell relative to the outer shells.  Without that alignment: the radial
 # error (sorted O*-neighbour distances, what EXAFS fits), the first shell aligned on itself, and the
-# Si-O-Si angle of bridging O (`s2s.evaluation.metrics.first_shell_errors`; cases with the right
+# Si-O-Si angle of bridging O (`s2s.geometry.metrics.first_shell_errors`; cases with the right
 # first-shell count).  docs/model.md ("How far does the spectrum determine the environment?") shows
 # that sites with near-identical spectra differ as much in the paper-aligned number.
 
@@ -304,10 +306,11 @@ if not small:
 # %%
 # NBVAL_IGNORE_OUTPUT
 # REFERENCE_NUMBERS (nbval skips this cell for its CPU time; the numbers are compared with notebooks/references/)
-from s2s.evaluation.best_of_k import METHODS, BestOfKSettings, evaluate_best_of_k
 from s2s.forward.model import ForwardModel
+from s2s.model.cache import BestOfKSettings
+from s2s.studies.best_of_k import METHODS, evaluate_best_of_k
 
-forward_model_path = "../models/forward_v1/model.pt"
+forward_model_path = default_path("forward")
 bok_settings = BestOfKSettings(k=2 if small else 8, n_steps=5 if small else 50, seed=seed)
 bok = evaluate_best_of_k(
     model_path, ForwardModel.load(forward_model_path), records, list(ds.train), bok_settings, cache_dir=cache_dir
@@ -330,7 +333,7 @@ for k, name in bok_keys.items():
 
 # %%
 if not small:
-    from s2s.evaluation.results import read_results
+    from s2s.studies.results import read_results
 
     tg = read_results(FIG / "results.json").get("test_generation", {})
     extra = {

@@ -23,10 +23,12 @@
 # case when the gap is > 1e-9 (ties, e.g. identical environments, are not wins).
 
 # %% tags=["parameters"]
+from s2s.resources import default_path  # the shipped model and dataset (S2S_MODEL, S2S_DATA, S2S_HOME)
+
 small = False  # CI: a few test sites, few sampling steps
 figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
-dataset_path = "../data/s2s_open_v1.h5"
-model_path = "../models/s2s_open_v6/model.pt"
+dataset_path = str(default_path("data"))
+model_path = str(default_path("model"))
 n_steps = None  # reverse-diffusion steps (None: all T of the model, 1000); keep as in 03
 n_samples = 1  # environments per spectrum; the first one is compared (keep as in 03)
 n_test_max = None  # test sites used, spread over the split (None: all); keep as in 03
@@ -42,8 +44,16 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluation.bootstrap import DEFAULT_BOOTSTRAP, describe, difference_intervals, interval, resampled_means
-from s2s.evaluation.evaluate import (
+from s2s.model.cache import generate_cached, generation_cache_path
+from s2s.plots import align_for_plot, plot_overlay_grid, plot_similarity_gap, save_figure
+from s2s.retrieval.template import (
+    compare_with_generation,
+    template_consensus,
+    template_match,
+    wins_by_template_similarity,
+)
+from s2s.studies.bootstrap import DEFAULT_BOOTSTRAP, describe, difference_intervals, interval, resampled_means
+from s2s.studies.evaluate import (
     FIRST_SHELL_KEYS,
     SUMMARY_KEYS,
     evaluate_generation,
@@ -52,15 +62,7 @@ from s2s.evaluation.evaluate import (
     spread_indices,
     summary_table,
 )
-from s2s.evaluation.results import update_results
-from s2s.evaluation.template import (
-    compare_with_generation,
-    template_consensus,
-    template_match,
-    wins_by_template_similarity,
-)
-from s2s.model.cache import generate_cached, generation_cache_path
-from s2s.plots import align_for_plot, plot_overlay_grid, plot_similarity_gap, save_figure
+from s2s.studies.results import update_results
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 torch.set_num_threads(1)
@@ -122,7 +124,7 @@ print(
 
 # %% [markdown]
 # ## How sure, and where the model can win
-# The win rate's 95 % interval resamples whole test structures (`s2s.evaluation.bootstrap`; a
+# The win rate's 95 % interval resamples whole test structures (`s2s.studies.bootstrap`; a
 # crystal's sites are not independent cases).  Where the training split holds a near-copy of the
 # target (template SOAP similarity >= 0.995) a generated environment has to be nearer still to win;
 # elsewhere both start level.
@@ -209,7 +211,7 @@ print(f"refined beats its own template (SOAP) in {cmp_ref['model_win_rate']:.3f}
 # ## A candidate baseline: the consensus of the three nearest templates
 # Spectra fix the first shell but only weakly the outer shells (docs/model.md, "How far does the
 # spectrum determine the environment?"), so the medoid of the top-3 spectral matches
-# (`s2s.evaluation.template.template_consensus`, k = 3) could be a better estimate than the single
+# (`s2s.retrieval.template.template_consensus`, k = 3) could be a better estimate than the single
 # nearest template; on validation it was (0.506 against 0.550 Å).  Its own row, like refinement; the
 # win rate and the headline stay with the paper's template matching.
 

@@ -23,13 +23,15 @@
 # as in notebook 04).  The generated environments are cached for notebook 06.
 
 # %% tags=["parameters"]
+from s2s.resources import default_path  # the shipped model and dataset (S2S_MODEL, S2S_DATA, S2S_HOME)
+
 small = False  # CI: a few sites per composition, few sampling steps
 figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
-dataset_path = "../data/s2s_open_v1.h5"  # crystalline set: its training split is the template database
+dataset_path = str(default_path("data"))  # crystalline set: its training split is the template database
 amorphous_path = "../data/amorphous/amorphous.h5"
 network_path = "../data/amorphous/network/amorphous.h5"  # the four-fold `network` family (issue 18)
 network_summary_path = "../data/amorphous/network/results.json"  # its build summary (key amorphous_network)
-model_path = "../models/s2s_open_v6/model.pt"
+model_path = str(default_path("model"))
 n_steps = None  # reverse-diffusion steps (None: all T of the model, 1000)
 n_samples = 1  # environments per spectrum (the paper: 1)
 n_per_composition = None  # sites per composition, spread over its sites (None: all)
@@ -48,16 +50,6 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluation.by_composition import evaluate_family, family_result
-from s2s.evaluation.evaluate import (
-    composition_keys,
-    generation_inputs,
-    group_indices,
-    metric_array,
-    pick_cases,
-    subsample_groups,
-)
-from s2s.evaluation.results import read_results, update_results
 from s2s.model.cache import cache_info, generate_cached, generation_cache_path
 from s2s.plots import (
     align_for_plot,
@@ -70,6 +62,16 @@ from s2s.plots import (
     plot_species_accuracy_by_composition,
     save_figure,
 )
+from s2s.studies.by_composition import evaluate_family, family_result
+from s2s.studies.evaluate import (
+    composition_keys,
+    generation_inputs,
+    group_indices,
+    metric_array,
+    pick_cases,
+    subsample_groups,
+)
+from s2s.studies.results import read_results, update_results
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 torch.set_num_threads(1)
@@ -137,7 +139,7 @@ for k in row_groups:
 # ## The first shell on its own, per composition
 # As in notebook 03: the first shell aligned on itself, its radial error (sorted O*-neighbour
 # distances) and the neighbour-O-neighbour angle, on the sites whose first-shell count is right
-# (`s2s.evaluation.metrics.first_shell_errors`); the paper-aligned 1st-shell RMSD above adds how the
+# (`s2s.geometry.metrics.first_shell_errors`); the paper-aligned 1st-shell RMSD above adds how the
 # outer shells turn the environment under the whole-environment alignment.
 
 # %%
@@ -281,7 +283,7 @@ print({k: v for k, v in result.items() if k in ("rmsd_shell1", "species_accuracy
 # simulator's SCF does not converge beside isolated Si(Si4) islands (docs/amorphous.md, fifth
 # session). Same model, same protocol, same template database; written as
 # `amorphous_generation.network`, and its build summary (sites, SCF pass rate, gaps per x) as
-# `amorphous.network`.
+# `amorphous_network`.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -315,7 +317,5 @@ if not small:
     net_result = family_result(net_fam, **sampling)
     update_results("amorphous_generation", {**result, "network": net_result}, FIG / "results.json")
     summary = json.loads(Path(network_summary_path).read_text())["amorphous_network"]
-    update_results(
-        "amorphous", {**read_results(FIG / "results.json")["amorphous"], "network": summary}, FIG / "results.json"
-    )
+    update_results("amorphous_network", summary, FIG / "results.json")
     print({k: v for k, v in net_result.items() if k in ("rmsd_shell1", "species_accuracy", "n")})

@@ -17,19 +17,21 @@
 # with the amorphous SiO_x spectra, coloured by composition. How far each composition lies
 # from the training data is measured twice: in the 2-D embedding (distance to the nearest
 # training point, against the spread of the training points themselves) and, independent of
-# UMAP, in the 200-point spectra (the k-NN percentile score of `s2s.evaluation.ood`).
+# UMAP, in the 200-point spectra (the k-NN percentile score of `s2s.retrieval.ood`).
 #
 # (b, c) Template matching (the MSE-nearest training spectrum's environment) against the
 # model's generated environment, by SOAP cosine similarity to the target, for amorphous SiO2
 # and for the most Si-rich composition present (the paper: SiO0.25).
 
 # %% tags=["parameters"]
+from s2s.resources import default_path  # the shipped model and dataset (S2S_MODEL, S2S_DATA, S2S_HOME)
+
 small = False  # CI: subsampled UMAP, a few sites per composition, few sampling steps
 figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
-dataset_path = "../data/s2s_open_v1.h5"
+dataset_path = str(default_path("data"))
 amorphous_path = "../data/amorphous/amorphous.h5"
 network_path = "../data/amorphous/network/amorphous.h5"  # the four-fold `network` family (issue 18)
-model_path = "../models/s2s_open_v6/model.pt"
+model_path = str(default_path("model"))
 n_steps = None  # reverse-diffusion steps (None: all T of the model, 1000)
 n_sites_max = None  # sites per composition, spread over its sites, as 05's n_per_composition (None: all)
 cell_ids = None  # amorphous cells used, e.g. [0] for the paper's site counts (None: all cells)
@@ -50,14 +52,14 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluation.evaluate import generation_inputs, subsample_groups
-from s2s.evaluation.manifold import UNKNOWN, composition_labels, distance_to_training, umap_embedding
-from s2s.evaluation.ood import OODScorer
-from s2s.evaluation.results import round_floats, update_results
-from s2s.evaluation.template import compare_with_generation, template_match
 from s2s.model.cache import generate_cached, generation_cache_path
 from s2s.model.train import load_model
 from s2s.plots import plot_similarity_gap, plot_umap, save_figure
+from s2s.retrieval.ood import OODScorer
+from s2s.retrieval.template import compare_with_generation, template_match
+from s2s.studies.evaluate import generation_inputs, subsample_groups
+from s2s.studies.manifold import UNKNOWN, composition_labels, distance_to_training, umap_embedding
+from s2s.studies.results import round_floats, update_results
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 torch.set_num_threads(1)

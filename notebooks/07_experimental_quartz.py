@@ -29,10 +29,12 @@
 # the target's atom count (the paper's protocol) and report its median and its best member.
 
 # %% tags=["parameters"]
+from s2s.resources import default_path  # the shipped model and dataset (S2S_MODEL, S2S_DATA, S2S_HOME)
+
 small = False  # CI: few samples, few sampling steps
 figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
-dataset_path = "../data/s2s_open_v1.h5"
-model_path = "../models/s2s_open_v6/model.pt"
+dataset_path = str(default_path("data"))
+model_path = str(default_path("model"))
 reference_dir = "../data/reference"
 structure_id = "alpha_quartz"  # reference-set structure that gives the target (and the default input)
 site_index = None  # its O site (None: the first computed one)
@@ -56,16 +58,16 @@ import numpy as np
 import torch
 
 from s2s.dataset import Dataset
-from s2s.evaluation.evaluate import evaluate_generation, metric_array
-from s2s.evaluation.rdf import ensemble_rdf, radial_distribution, rdf_peaks
-from s2s.evaluation.results import round_floats, update_results
-from s2s.evaluation.template import nearest_by_mse
+from s2s.descriptors.rdf import ensemble_rdf, radial_distribution, rdf_peaks
 from s2s.model.cache import generate_cached
 from s2s.model.train import load_model
 from s2s.plots import align_for_plot, plot_environment_overlay, plot_overlay_panel, plot_rdf, plot_spectra, save_figure
 from s2s.predict.foreign import ensemble_stats, load_input_spectrum, matching_environments, reference_environment
 from s2s.predict.prepare import broaden, training_onset
+from s2s.retrieval.neighbours import nearest_by_mse
 from s2s.spectrum import GRID
+from s2s.studies.evaluate import evaluate_generation, metric_array
+from s2s.studies.results import round_floats, update_results
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 warnings.filterwarnings("ignore", message="Issues encountered while parsing CIF")
@@ -352,7 +354,7 @@ print({k: v for k, v in out.items() if k.startswith(("rmsd", "n_", "target"))})
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from s2s.evaluation.transfer import in_training, spectral_gap, template_environments, transfer_report, transfer_sites
+from s2s.studies.transfer import in_training, spectral_gap, template_environments, transfer_report, transfer_sites
 
 tsites = transfer_sites(reference_dir, Path(reference_dir).parent / "cache" / "xtb")
 if small:

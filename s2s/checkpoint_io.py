@@ -26,7 +26,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from s2s.files import file_sha256
+from s2s.files import atomic_write_text, file_sha256
 
 PathLike = str | os.PathLike
 
@@ -74,8 +74,6 @@ def read_sums(folder: PathLike) -> dict[str, str]:
 
 def write_sums(folder: PathLike, names: list[str]) -> Path:
     """Write ``folder/SHA256SUMS`` for the files ``names`` of ``folder`` (atomically); returns its path."""
-    from s2s.files import atomic_write_text
-
     folder = Path(folder)
     lines = [f"{file_sha256(folder / n)}  {n}" for n in sorted(names)]
     return atomic_write_text(folder / SUMS_FILE, "\n".join(lines) + "\n")

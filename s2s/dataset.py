@@ -31,8 +31,8 @@ File layout (format version 1; see ``docs/dataset_format.md``)::
     /structures/json        (S,) str           pymatgen ``Structure.as_dict()`` as JSON
 
 Everything is written to a temporary file first and ``os.replace``'d into place.
-The train/test and validation splits (:func:`make_split`, :func:`validation_split`) live in
-:mod:`s2s.splits` and are re-exported here.
+The train/test and validation splits (:func:`~s2s.splits.make_split`, :func:`~s2s.splits.validation_split`)
+live in :mod:`s2s.splits`.
 """
 
 from __future__ import annotations
@@ -602,8 +602,3 @@ def _read(f: h5py.File, path: Path) -> Dataset:
         records.append(rec)
     structures = dict(zip(st_ids, st_json))
     return Dataset(records, structures, meta)
-
-
-# --------------------------------------------------------------------------- split
-# Splits by structure live in s2s.splits; re-exported here (the public path of make_split and validation_split).
-from s2s.splits import _balanced_test_ids, _hash_pick, _hash_unit, make_split, validation_split  # noqa: E402,F401

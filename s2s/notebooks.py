@@ -19,12 +19,14 @@ import sys
 import time
 from pathlib import Path
 
+from s2s.resources import HOME_VARIABLE, home, resolve
+from s2s.studies.results import read_results, update_results
+
 
 def _root(root: Path | None) -> Path:
     """The checkout holding notebooks/ (``root``, else :func:`s2s.resources.home`)."""
     if root is not None:
         return Path(root)
-    from s2s.resources import HOME_VARIABLE, home
 
     h = home()
     if h is None:
@@ -180,9 +182,6 @@ def record_timing(times: dict[str, float], path: Path | None = None) -> None:
     """Full-size wall times per notebook (s) -> key ``timing`` of results.json (merged; default:
     the ``results`` resource, figures/results.json of the checkout)."""
     import datetime
-
-    from s2s.evaluation.results import read_results, update_results
-    from s2s.resources import resolve
 
     path = resolve("results", path, must_exist=False)
     timing = read_results(path).get("timing", {})

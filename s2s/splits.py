@@ -3,7 +3,7 @@
 No structure is on both sides of a split.  ``hash`` splits (:func:`hash_unit`: SHA-256 of
 ``(seed, structure id)`` read as a number in [0, 1)) keep a structure's side fixed as the dataset
 grows; ``balanced`` splits match the test fraction in *sites*.  :func:`make_split` and
-:func:`validation_split` are re-exported by :mod:`s2s.dataset`.
+:func:`validation_split` take a :class:`~s2s.dataset.Dataset` and return new ones.
 """
 
 from __future__ import annotations
@@ -110,8 +110,3 @@ def _balanced_test_ids(dataset: Dataset, ids: list[str], test_fraction: float, s
     if len(test) == len(ids) and len(ids) >= 2:  # cannot happen for fraction < 1, kept as a guard
         test.discard(ids[order[-1]])
     return test
-
-
-# the names under which s2s.dataset has always had them
-_hash_unit = hash_unit
-_hash_pick = hash_pick

@@ -325,7 +325,7 @@ def step_spectra(args: argparse.Namespace) -> None:
         raise SystemExit(f"spectra: the simulator (s2s.simulate) is not available: {err}") from err
     from s2s.amorphous import spectra as sp
     from s2s.dataset import Dataset
-    from s2s.evaluation.results import update_results
+    from s2s.studies.results import update_results
 
     # exactly the training simulator unless a settings file says otherwise (tests)
     settings = spectra_settings(args)

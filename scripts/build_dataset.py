@@ -22,12 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from s2s.evaluation.results import update_results  # noqa: E402
 from s2s.resources import default_path  # noqa: E402
 from s2s.simulate.assemble import assemble, data_figures, xtb_cache_source  # noqa: E402
 from s2s.simulate.build import build  # noqa: E402
 from s2s.simulate.xtb import XtbSettings  # noqa: E402
 from s2s.structures import load_records  # noqa: E402
+from s2s.studies.results import update_results  # noqa: E402
 
 STRUCTURES = ROOT / "data" / "structures"
 CACHE = ROOT / "data" / "cache" / "xtb"
@@ -70,12 +70,7 @@ def cmd_assemble(a) -> None:
     print(rep.summary())
     print(f"wrote {a.out} ({a.out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s: {fig}")
     if not a.no_results:
-        from s2s.evaluation.results import read_results
-
-        old = read_results().get("data", {})
-        # keep numbers that other builds (the reference set) own
-        keep = {k: v for k, v in old.items() if k not in fig}
-        update_results("data", {**keep, **fig})
+        update_results("data", fig)
 
 
 def main() -> None:

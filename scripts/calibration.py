@@ -2,19 +2,19 @@
 
     python scripts/calibration.py                         # shipped model, test split, K = 8
     python scripts/calibration.py --limit 10 --k 4        # quick look
-    python scripts/calibration.py --write-results         # + figures/results.json predict.* and a figure
+    python scripts/calibration.py --write-results         # + figures/results.json predict_calibration and a figure
 
 For every test spectrum, K candidates are generated as ``s2s predict`` does (its default
 sampler and steps, atom counts drawn from p(N | spectrum); ``--natoms target`` uses the
 target's count instead), batched by atom count (:func:`s2s.model.sample.generate`, ``buckets=True``).  Per case:
 
 * spread (no target needed): mean pairwise distance of the K candidates (the rotation-free
-  radial distance of :func:`s2s.evaluation.ensemble.pairwise_radial`, what predict reports), the std
+  radial distance of :func:`s2s.ensembles.describe.pairwise_radial`, what predict reports), the std
   of their first-shell CN and of their mean first-shell Si-O distance; with ``--aligned``
   also the mean pairwise aligned RMSD (slow: K(K-1)/2 alignments per case); and, as a
-  non-ensemble comparison, the OOD percentile of the spectrum (:mod:`s2s.evaluation.ood`);
+  non-ensemble comparison, the OOD percentile of the spectrum (:mod:`s2s.retrieval.ood`);
 * error (against the target): the mean over the K candidates of the aligned RMSD
-  (:func:`s2s.evaluation.metrics.evaluate_pair`, paper alignment) over all atoms and over the first
+  (:func:`s2s.geometry.metrics.evaluate_pair`, paper alignment) over all atoms and over the first
   shell, and of the first-shell CN error.
 
 Reported: Spearman rank correlations spread vs error over the test cases (headline
@@ -23,7 +23,7 @@ distance) vs mean RMSD over all atoms, with a bootstrap 95 % interval), and ``cn
 whose target
 first-shell CN is among the K candidates' first-shell CNs (also for shell 2 and for the
 first-shell composition).  Numbers depend on the model and on K; the command prints them.
-The statistics live in :mod:`s2s.evaluation.calibration`.
+The statistics live in :mod:`s2s.studies.calibration`.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from s2s.evaluation.calibration import bootstrap_ci, case_stats, spearman_table
+from s2s.model.diffusion import SAMPLERS
 from s2s.resources import default_path
+from s2s.studies.calibration import bootstrap_ci, case_stats, spearman_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--k", type=int, default=8, help="candidates per spectrum (default 8)")
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    ap.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=["ddim", "ancestral"])
+    ap.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=list(SAMPLERS))
     ap.add_argument(
         "--natoms",
         default="predict",
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--write-results",
         action="store_true",
-        help="merge into figures/results.json 'predict' and write figures/predict_calibration.png/.svg",
+        help="write figures/results.json 'predict_calibration' and figures/predict_calibration.png/.svg",
     )
     ap.add_argument("--results", type=Path, default=ROOT / "figures/results.json")
     a = ap.parse_args(argv)
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     col = {k: np.array([r[k] for r in rows], dtype=float) for k in rows[0]}
     # does the OOD percentile (predict's warning) also rank the errors?
-    from s2s.evaluation.ood import OODScorer
+    from s2s.retrieval.ood import OODScorer
 
     tr = Dataset.load(a.data).train
     col["spread_ood_percentile"] = OODScorer.fit(tr.spectra(), [r.structure_id for r in tr]).score(spectra)[
@@ -130,12 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         f"generation {t_gen / (len(recs) * a.k):.3f} s/structure"
     )
     if a.write_results:
-        from s2s.evaluation.results import read_results, update_results
         from s2s.plots import save_figure, style
+        from s2s.studies.results import update_results
 
-        pred = dict(read_results(a.results).get("predict", {}))
-        pred["calibration_spearman"] = head
-        pred["cn_coverage"] = cov["cn1_covered"]
+        pred = {"calibration_spearman": head, "cn_coverage": cov["cn1_covered"]}
         pred["calibration"] = {
             "n": len(rows),
             "K": a.k,
@@ -152,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 "mean pairwise aligned RMSD of the K candidates (paper alignment; "
                 "predict's spread.mean_pairwise_rmsd_aligned), Å"
                 if a.aligned
-                else "mean pairwise radial distance (s2s.evaluation.ensemble.pairwise_radial), Å"
+                else "mean pairwise radial distance (s2s.ensembles.describe.pairwise_radial), Å"
             ),
             "error": "mean over the K candidates of the aligned RMSD over all atoms (paper alignment), Å",
             "calibration_spearman_ci95": [lo, hi],
@@ -161,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             "mean_rmsd_all": float(np.nanmean(col["err_rmsd_all"])),
             "best_of_k_rmsd_all": float(np.nanmean(col["best_rmsd_all"])),
         }
-        update_results("predict", pred, a.results)
+        update_results("predict_calibration", pred, a.results)
         import matplotlib.pyplot as plt
 
         with style():
@@ -184,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             fig.tight_layout()
             save_figure(fig, ROOT / "figures" / "predict_calibration", close=True)
         print(
-            f"wrote predict.calibration_spearman, predict.cn_coverage to {a.results} and "
+            f"wrote predict_calibration (calibration_spearman, cn_coverage) to {a.results} and "
             "figures/predict_calibration.png"
         )
     return 0

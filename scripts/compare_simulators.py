@@ -16,7 +16,8 @@ Lorentzian widths and onset definitions, and compared with the reference on the
 The cost per site is the SCF wall time (ground state: per structure divided by
 its number of unique O sites).  Prints a table, writes
 ``<figures>/simulator_comparison.json`` and the figures.
-The logic lives in :mod:`s2s.simulate.comparison` (tables: :mod:`s2s.simulate.comparison_report`; figures:
+The logic lives in :mod:`s2s.simulate.comparison` (the run and its tables:
+:mod:`s2s.simulate.comparison_report`; figures:
 :mod:`s2s.plots.simulators`).
 """
 
@@ -26,13 +27,8 @@ import argparse
 from pathlib import Path
 
 from s2s.plots.simulators import plot_simulator_dev, plot_simulator_summary, plot_simulator_vs_reference
-from s2s.simulate.comparison import (
-    VARIANTS,
-    compare_environments,
-    compare_with_reference,
-    load_references,
-    reference_broadener,
-)
+from s2s.simulate.comparison import VARIANTS, load_references, reference_broadener
+from s2s.simulate.comparison_report import compare_environments, compare_with_reference
 from s2s.simulate.xtb import XtbSettings
 
 
@@ -45,10 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--min-length", type=float, default=XtbSettings.min_length)
     ap.add_argument(
-        "--doc",
+        "--table-dir",
         type=Path,
         default=None,
-        help="markdown file whose comparison section (between markers) is rewritten, e.g. docs/simulator.md",
+        help="also write the markdown tables to DIR/simulator_comparison.md (e.g. runs/; no doc is edited)",
     )
     ap.add_argument(
         "--ref-as-shipped",
@@ -70,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             args.figures,
             args.workers,
             args.min_length,
-            args.doc,
+            args.table_dir,
             args.ref_as_shipped,
         )
         refs = load_references(args.reference, args.structures)

@@ -65,18 +65,20 @@ class Target:
 
 
 TARGETS = (
-    Target("alignment", "s2s/evaluation/align.py", ("tests/test_align_edges.py", "tests/test_align.py"), priority=True),
+    Target("alignment", "s2s/geometry/align.py", ("tests/test_align_edges.py", "tests/test_align.py"), priority=True),
     Target(
         "metrics",
-        "s2s/evaluation/metrics.py",
+        "s2s/geometry/metrics.py",
         # the tests in test_evaluate.py / test_recipe.py that also reach metrics.py import the model stack
         # (each forked child imports s2s afresh): too slow per mutant on a shared 2-core machine
         ("tests/test_metrics_edges.py", "tests/test_metrics.py"),
         priority=True,
     ),
+    # the shells were part of the metrics module until the evaluation split: same tests, same group
+    Target("shells", "s2s/geometry/shells.py", ("tests/test_metrics_edges.py", "tests/test_metrics.py"), priority=True),
     Target(
         "bootstrap",
-        "s2s/evaluation/bootstrap.py",
+        "s2s/studies/bootstrap.py",
         (
             "tests/test_missed_bugs.py::test_interval_level_is_exact_on_a_uniform_distribution",
             "tests/test_missed_bugs.py::test_default_interval_holds_the_labelled_share_of_the_resampled_means",
@@ -129,7 +131,7 @@ TARGETS = (
     ),
     Target(
         "evaluation_inputs",
-        "s2s/evaluation/evaluate.py",
+        "s2s/studies/evaluate.py",
         (
             "tests/test_missed_bugs.py::test_generation_inputs_pair_each_spectrum_with_its_own_sites_atom_count",
             "tests/test_evaluate.py",

@@ -1,7 +1,7 @@
-"""OOD score (s2s.evaluation.ood) of held-out crystalline test spectra vs amorphous spectra.
+"""OOD score (s2s.retrieval.ood) of held-out crystalline test spectra vs amorphous spectra.
 
     python scripts/ood_report.py                    # prints the table
-    python scripts/ood_report.py --write-results    # + figures/results.json predict.ood
+    python scripts/ood_report.py --write-results    # + figures/results.json predict_ood
 
 The scorer is fitted on the training split (k = 5 nearest training spectra, leave-one-
 structure-out reference distribution, flag above the 95th percentile) exactly as
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     from s2s.dataset import Dataset
-    from s2s.evaluation.ood import OODScorer
+    from s2s.retrieval.ood import OODScorer
 
     ds = Dataset.load(a.data)
     tr = ds.train
@@ -90,18 +90,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:<42}{r['n']:>5}{r['median_percentile']:>12.1f}{r['flagged']:>9.2f}{r['median_ratio']:>14.2f}{auc}"
         )
     if a.write_results:
-        from s2s.evaluation.results import read_results, update_results
+        from s2s.studies.results import update_results
 
-        pred = dict(read_results(a.results).get("predict", {}))
-        pred["ood"] = {
+        ood = {
             "k": a.k,
             "threshold_percentile": a.threshold,
             "n_train": len(tr),
             "edge_rms_per_eV": sc.edge,
             "sets": rows,
         }
-        update_results("predict", pred, a.results)
-        print(f"wrote predict.ood to {a.results}")
+        update_results("predict_ood", ood, a.results)
+        print(f"wrote predict_ood to {a.results}")
     return 0
 
 

@@ -39,7 +39,7 @@ class Bug:
 BUGS = (
     Bug(
         "pairing",
-        "s2s/evaluation/evaluate.py",
+        "s2s/studies/evaluate.py",
         (
             (
                 "spectra = np.stack([np.asarray(r.spectrum, dtype=np.float64) for r in records])",
@@ -54,7 +54,7 @@ BUGS = (
     ),
     Bug(
         "interval-90",
-        "s2s/evaluation/bootstrap.py",
+        "s2s/studies/bootstrap.py",
         (("a = (1.0 - settings.level) / 2.0", "a = 1.0 - settings.level"),),
         (
             "tests/test_missed_bugs.py::test_interval_level_is_exact_on_a_uniform_distribution",
@@ -65,7 +65,7 @@ BUGS = (
     ),
     Bug(
         "default-level-90",
-        "s2s/evaluation/bootstrap.py",
+        "s2s/studies/bootstrap.py",
         (
             ("level: float = 0.95", "level: float = 0.90"),
             ('f"{settings.level:.0%} percentile interval', 'f"95% percentile interval'),

@@ -4,7 +4,7 @@
     OMP_NUM_THREADS=1 nice -n 10 python scripts/selection_data.py val --seed 0
     OMP_NUM_THREADS=1 nice -n 10 python scripts/selection_data.py val --seed 1
 
-K samples per site with the sampler of the best-of-k evaluation (:class:`s2s.evaluation.best_of_k.BestOfKSettings`:
+K samples per site with the sampler of the best-of-k evaluation (:class:`s2s.model.cache.BestOfKSettings`:
 DDIM 50 steps, eta 0, the target's atom count), labelled with their true errors (:func:`s2s.selection.data.
 label_samples`: paper-aligned 1st-shell and all-atom RMSD, species match, validity) and their pairwise
 paper-aligned RMSDs.
@@ -15,7 +15,7 @@ order).  Sites go in chunks of ``--chunk``; each chunk is sampled (cached under 
 written to ``runs/selection/fit_chunks/``, so a killed run resumes where it stopped; after each chunk the
 chunks are joined into ``runs/selection/fit_k8.npz``.  ``--until HH:MM`` (UTC) starts no chunk after that time.
 
-``val``: all validation sites (every ``--stride``-th) in one call of :func:`s2s.evaluation.best_of_k.sample_k`
+``val``: all validation sites (every ``--stride``-th) in one call of :func:`s2s.model.cache.sample_k`
 (the cache entry ``benchmarks/medoid_val.py --stride STRIDE --seed S`` uses), labelled into
 ``runs/selection/val_s{S}_k8[_strideSTRIDE].npz``.
 """
@@ -76,10 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from s2s.evaluation.ablation import load_split
-    from s2s.evaluation.best_of_k import BestOfKSettings
+    from s2s.model.cache import BestOfKSettings
     from s2s.resources import resolve
     from s2s.selection.data import concat_tables, load_table, sample_table, save_table
+    from s2s.studies.ablation import load_split
 
     model = resolve("model", a.model)
     fit, val = load_split(resolve("data", a.data))

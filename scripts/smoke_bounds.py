@@ -3,7 +3,7 @@
     python scripts/smoke_bounds.py                 # 10 seeds -> tests/smoke_bounds.json
     python scripts/smoke_bounds.py --seeds 5 --out /tmp/b.json
 
-The smoke test (tests/test_science_smoke.py, :mod:`s2s.evaluation.smoke`) runs the shipped models on a
+The smoke test (tests/test_science_smoke.py, :mod:`s2s.studies.smoke`) runs the shipped models on a
 few sites of every test structure.  This script runs the same configuration with seeds 0..n-1 (the
 test uses seed 0) and derives, for each number, two-sided bounds:
 
@@ -47,14 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from s2s.dataset import Dataset
-    from s2s.evaluation import smoke
-    from s2s.evaluation.evaluate import evaluate_generation
-    from s2s.evaluation.results import read_results
-    from s2s.evaluation.template import template_match
     from s2s.files import file_sha256
     from s2s.forward.model import ForwardModel, cosine
     from s2s.model.train import load_model
     from s2s.resources import resolve
+    from s2s.retrieval.template import template_match
+    from s2s.studies import smoke
+    from s2s.studies.evaluate import evaluate_generation
+    from s2s.studies.results import read_results
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=10, help="seeds 0..n-1 (default 10)")

@@ -85,8 +85,9 @@ def toy_dataset_and_model(root, **record_fields):
     :func:`toy_spectrum`), split 0.15 / seed 0, and the tiny preset trained 3 steps through the CLI.
     ``record_fields``: extra :class:`s2s.dataset.SiteRecord` fields (default ``source="t"``)."""
     from s2s.cli import main
-    from s2s.dataset import Dataset, SiteRecord, make_split
+    from s2s.dataset import Dataset, SiteRecord
     from s2s.environment import environments_from_structure
+    from s2s.splits import make_split
     from tests.conftest import make_alpha_quartz
 
     fields = {"source": "t", **record_fields}

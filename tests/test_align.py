@@ -1,4 +1,4 @@
-"""Tests for s2s.evaluation.align: Kabsch, the paper's alignment and the never-worse alignment."""
+"""Tests for s2s.geometry.align: Kabsch, the paper's alignment and the never-worse alignment."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from helpers import random_orthogonal, random_permutation, rotate_permute
 from scipy.spatial.transform import Rotation
 
 from s2s.environment import SI, Environment, O
-from s2s.evaluation.align import Alignment, align, align_best, align_paper, kabsch, kabsch_batched
+from s2s.geometry.align import Alignment, align, align_best, align_paper, kabsch, kabsch_batched
 
 SIO = 1.61  # Å
 TETRA = np.degrees(np.arccos(-1.0 / 3.0))  # O-Si-O angle
@@ -337,7 +337,7 @@ def test_best_recovers_exact_match_and_mirror_image():
 
 
 def test_closed_form_ranking_trace_matches_svd():
-    from s2s.evaluation.align import _fast_trace, _rotation_from_h
+    from s2s.geometry.align import _fast_trace, _rotation_from_h
 
     rng = np.random.default_rng(80)
     h = rng.normal(size=(2000, 3, 3)) * rng.uniform(0.01, 30, size=(2000, 1, 1))
@@ -369,7 +369,7 @@ def test_subset_search_equals_brute_force_loop():
     # as a plain loop over all pairings with scalar Kabsch
     import itertools
 
-    from s2s.evaluation.align import _search_pairings
+    from s2s.geometry.align import _search_pairings
 
     rng = np.random.default_rng(100)
     for n, m in [(7, 7), (6, 8), (8, 6)]:

@@ -1,4 +1,4 @@
-"""Edge cases of s2s.evaluation.align that the mutation run (docs/testing.md section 4) showed untested.
+"""Edge cases of s2s.geometry.align that the mutation run (docs/testing.md section 4) showed untested.
 
 Each test states an independent expectation: a hand-built geometry, a brute-force loop or a documented
 default (no numbers copied from the module's own output).
@@ -16,7 +16,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.transform import Rotation
 
 from s2s.environment import SI, Environment, O
-from s2s.evaluation import align as A
+from s2s.geometry import align as A
 
 
 def _env(coords, species=None) -> Environment:

@@ -462,7 +462,7 @@ def test_whole_path_tiny_cell_z_plus_1(tmp_path):
     """--atoms 12: MD cell of 12 atoms -> Z+1 spectra of 6 selected O sites -> test dataset + results, resumable."""
     pytest.importorskip("tblite", reason="tblite (the xTB simulator) not installed")
     from s2s.dataset import Dataset
-    from s2s.evaluation.results import read_results
+    from s2s.studies.results import read_results
 
     script = _script()
     out = tmp_path / "amorphous"

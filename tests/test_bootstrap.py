@@ -1,9 +1,9 @@
-"""The bootstrap over structures (s2s.evaluation.bootstrap): exact small cases, pairing, NaN, coverage."""
+"""The bootstrap over structures (s2s.studies.bootstrap): exact small cases, pairing, NaN, coverage."""
 
 import numpy as np
 import pytest
 
-from s2s.evaluation.bootstrap import (
+from s2s.studies.bootstrap import (
     BootstrapSettings,
     describe,
     difference_intervals,
@@ -117,8 +117,8 @@ def test_bad_input_says_what_is_wrong():
 def test_the_default_settings_are_those_the_recorded_intervals_were_made_with():
     """figures/results.json states how its test intervals were made; the defaults must still make them so
     (2,000 resamples, 95 %, seed 0 over the 21 test structures), else the recorded intervals are stale."""
-    from s2s.evaluation.results import read_results
     from s2s.resources import resolve
+    from s2s.studies.results import read_results
 
     recorded = read_results(resolve("results"))["test_generation"]["ci95_method"]
     assert describe(n_groups=21) == recorded
@@ -147,4 +147,3 @@ def test_edges_of_the_settings_and_inputs():
     rows = [_row(0, rmsd_shell1=0.1), _row(1, rmsd_shell1=0.2)]
     with pytest.raises(ValueError, match="equal non-empty rows"):
         difference_intervals(rows, rows[:1], ["a", "b"], keys=["rmsd_shell1"])
-

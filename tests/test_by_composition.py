@@ -5,8 +5,8 @@ import pytest
 
 from s2s import plots
 from s2s.environment import Environment
-from s2s.evaluation.by_composition import evaluate_family, family_result
 from s2s.spectrum import GRID, normalize
+from s2s.studies.by_composition import evaluate_family, family_result
 
 
 def _env(d_sio: float, n_si: int = 2) -> Environment:

@@ -68,10 +68,10 @@ def test_the_loader_refuses_a_payload_and_names_the_file(evil):
 def test_every_entry_point_goes_through_the_loader(evil, tmp_path, alpha_quartz):
     from s2s.config import get_preset
     from s2s.environment import environments_from_structure
-    from s2s.evaluation.ablation import load_snapshot, pick_snapshot
     from s2s.forward.model import ForwardModel
     from s2s.model.train import CHECKPOINT, load_model, train
     from s2s.predict import PredictContext
+    from s2s.studies.ablation import load_snapshot, pick_snapshot
 
     path, marker = evil
     envs = environments_from_structure(alpha_quartz).environments[:2]
@@ -234,8 +234,9 @@ def test_plain_data_and_tensors_load(tmp_path):
 def test_s2s_train_init_from_and_resume_refuse_a_payload(evil, tmp_path, alpha_quartz):
     """The CLI train paths on a real dataset: ``--init-from evil.pt`` and a resumed run whose
     ``checkpoint.pt`` is hostile stop with one line naming the file; the payload never runs."""
-    from s2s.dataset import Dataset, SiteRecord, make_split
+    from s2s.dataset import Dataset, SiteRecord
     from s2s.environment import environments_from_structure
+    from s2s.splits import make_split
 
     path, marker = evil
     recs, structs = [], {}

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from s2s.cli import build_parser, main
-from s2s.dataset import Dataset, SiteRecord, make_split
+from s2s.dataset import Dataset, SiteRecord
 from s2s.environment import environments_from_structure
 from s2s.io import read_extxyz
+from s2s.splits import make_split
 
 torch.set_num_threads(1)
 GRID = -1.0 + 0.1 * np.arange(200)

@@ -9,15 +9,10 @@ import h5py
 import numpy as np
 import pytest
 
-from s2s.dataset import (
-    FORMAT_VERSION,
-    Dataset,
-    DatasetFormatError,
-    SiteRecord,
-    make_split,
-)
+from s2s.dataset import FORMAT_VERSION, Dataset, DatasetFormatError, SiteRecord
 from s2s.environment import Environment
 from s2s.spectrum import GRID
+from s2s.splits import make_split
 
 
 def _env(rng: np.random.Generator, n: int) -> Environment:

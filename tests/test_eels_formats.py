@@ -308,7 +308,7 @@ def test_predict_signal_returns_what_the_cli_writes(tiny, tmp_path):
 
 def test_predict_signal_refuses_with_one_line(tiny):
     from s2s.predict import PredictContext, predict_signal
-    from s2s.predict.prepare import PredictInputError
+    from s2s.predict.inputs import PredictInputError
 
     data, model = tiny
     ctx = PredictContext.load(model, data, None)
@@ -336,7 +336,7 @@ def test_damaged_dm_files_give_the_input_error_or_a_valid_spectrum(tmp_path):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from s2s.predict.prepare import load_inputs
+    from s2s.predict.inputs import load_inputs
     from s2s.spectrum import SpectrumError
 
     good = _write_dm_image(tmp_path / "good.dm4", _image(1, 2)).read_bytes()

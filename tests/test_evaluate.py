@@ -1,4 +1,4 @@
-"""Cached generation and per-site evaluation (s2s.evaluation.evaluate)."""
+"""Cached generation and per-site evaluation (s2s.studies.evaluate)."""
 
 import math
 
@@ -8,7 +8,9 @@ import torch
 
 from s2s.config import tiny_preset
 from s2s.environment import SI, Environment, O
-from s2s.evaluation.evaluate import (
+from s2s.model.cache import cache_path, generate_cached
+from s2s.model.train import FINAL, train
+from s2s.studies.evaluate import (
     METHODS,
     composition_key,
     evaluate_generation,
@@ -17,8 +19,6 @@ from s2s.evaluation.evaluate import (
     pick_cases,
     summary_table,
 )
-from s2s.model.cache import cache_path, generate_cached
-from s2s.model.train import FINAL, train
 
 torch.set_num_threads(1)
 GRID = -1.0 + 0.1 * np.arange(200)
@@ -313,7 +313,7 @@ def test_cache_path_layout(tmp_path):
 
 
 def test_spread_and_subsample():
-    from s2s.evaluation.evaluate import spread_indices, subsample_groups
+    from s2s.studies.evaluate import spread_indices, subsample_groups
 
     assert spread_indices(5, None).tolist() == [0, 1, 2, 3, 4]
     assert spread_indices(5, 9).tolist() == [0, 1, 2, 3, 4]
@@ -330,7 +330,7 @@ def test_spread_and_subsample():
 def test_composition_keys_and_inputs():
     from types import SimpleNamespace
 
-    from s2s.evaluation.evaluate import composition_keys, generation_inputs
+    from s2s.studies.evaluate import composition_keys, generation_inputs
 
     recs = [
         SimpleNamespace(meta={"composition_x": 0.25}, x=0.3, spectrum=spectrum(3.0), environment=silica_like()),
@@ -352,7 +352,7 @@ def test_composition_keys_and_inputs():
 
 def test_first_shell_table_separates_the_first_shell_from_its_orientation():
     """Two bridges whose outer O differ: the paper-aligned 1st-shell RMSD is off, the first shell itself is not."""
-    from s2s.evaluation.evaluate import FIRST_SHELL_KEYS, evaluate_generation, first_shell_table
+    from s2s.studies.evaluate import FIRST_SHELL_KEYS, evaluate_generation, first_shell_table
 
     def env(outer):
         c = [[0, 0, 0], [1.52, 0.49, 0], [-1.52, 0.49, 0], *outer]

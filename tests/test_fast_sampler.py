@@ -152,7 +152,7 @@ def test_generate_sampler_option(tmp_path):
 
 
 def test_bench_choose_default():
-    from s2s.evaluation.sampling_steps import choose_default as choose
+    from s2s.studies.sampling_steps import choose_default as choose
 
     pt = lambda r, acc, t: {"rmsd_shell1": r, "species_accuracy": acc, "s_per_structure": t}  # noqa: E731
     curve = {
@@ -171,8 +171,8 @@ def test_bench_steps_writes_results(tmp_path, alpha_quartz):
 
     from s2s.dataset import Dataset, SiteRecord
     from s2s.environment import environments_from_structure
-    from s2s.evaluation.results import update_results
     from s2s.model.train import save_inference_model
+    from s2s.studies.results import update_results
 
     env = environments_from_structure(alpha_quartz, structure_id="q").environments[0]
     recs = [

@@ -213,7 +213,7 @@ def test_shipped_forward_model_loads_and_predicts(quartz_env):
 
 
 def test_best_of_k_select_picks_by_forward_and_oracle(quartz_env):
-    from s2s.evaluation.best_of_k import select
+    from s2s.studies.best_of_k import select
 
     fm = _random_model("soap")
     tr = _transforms(quartz_env)
@@ -234,7 +234,7 @@ def test_best_of_k_select_picks_by_forward_and_oracle(quartz_env):
 
 
 def test_medoid_is_the_consensus_and_ignores_order(quartz_env):
-    from s2s.evaluation.best_of_k import medoid_index
+    from s2s.ensembles.pick import medoid_index
 
     scaled = [
         Environment(quartz_env.species, quartz_env.coords * f, quartz_env.shell) for f in (1.3, 1.0, 0.9, 1.05, 0.8)
@@ -244,7 +244,7 @@ def test_medoid_is_the_consensus_and_ignores_order(quartz_env):
     assert medoid_index(scaled[:1]) == 0
     with pytest.raises(ValueError, match="no samples"):
         medoid_index([])
-    from s2s.evaluation.best_of_k import medoid_of_distances
+    from s2s.ensembles.pick import medoid_of_distances
 
     d = np.array([[0.0, 1.0, np.nan], [1.0, 0.0, 2.0], [np.nan, 2.0, 0.0]])  # NaN: a pair that cannot be aligned
     assert medoid_of_distances(d) == (1, 1.5) and medoid_of_distances(np.zeros((1, 1))) == (0, 0.0)
@@ -252,8 +252,8 @@ def test_medoid_is_the_consensus_and_ignores_order(quartz_env):
 
 def test_mean_about_the_medoid_is_closer_than_the_samples_and_keeps_the_species(quartz_env):
     """consensus_average: noisy, rotated, permuted copies average back towards the clean environment."""
-    from s2s.evaluation.align import align
-    from s2s.evaluation.best_of_k import consensus_average, medoid_index
+    from s2s.ensembles.pick import consensus_average, medoid_index
+    from s2s.geometry.align import align
 
     rng = np.random.default_rng(3)
     samples = []
@@ -274,8 +274,8 @@ def test_mean_about_the_medoid_is_closer_than_the_samples_and_keeps_the_species(
 
 
 def test_anchored_pick_is_the_sample_nearest_the_anchors_and_the_weight_moves_it_to_the_medoid(quartz_env):
-    from s2s.evaluation.best_of_k import anchored_index, anchored_scores, medoid_of_distances
-    from s2s.evaluation.ensemble import pairwise_rmsd
+    from s2s.ensembles.describe import pairwise_rmsd
+    from s2s.ensembles.pick import anchored_index, anchored_scores, medoid_of_distances
 
     scaled = [
         Environment(quartz_env.species, quartz_env.coords * f, quartz_env.shell) for f in (1.3, 1.0, 0.9, 1.05, 0.8)
@@ -313,10 +313,7 @@ def test_implausible_candidates_rank_after_plausible_ones(quartz_env):
 
 
 def test_validation_mask_matches_dataset_validation_split():
-    from s2s import dataset as D
-
-    if not hasattr(D, "validation_split"):
-        pytest.skip("s2s.dataset.validation_split not present")
+    from s2s import splits as D
     from s2s.dataset import Dataset, SiteRecord
 
     env = Environment([1, 0], [[0, 0, 0], [1.6, 0, 0]], [0, 1])
@@ -332,7 +329,7 @@ def test_validation_mask_matches_dataset_validation_split():
 
 def test_screened_medoid_between_forward_pick_and_medoid():
     """keep = 1 is the medoid, keep = 1/K the forward pick; in between, the medoid of the kept samples."""
-    from s2s.evaluation.best_of_k import medoid_of_distances, screened_medoid_index
+    from s2s.ensembles.pick import medoid_of_distances, screened_medoid_index
 
     x = np.array([0.0, 0.1, 0.2, 3.0, 3.1])  # samples 0-2 agree, 3-4 agree with each other
     d = np.abs(x[:, None] - x[None, :])
@@ -353,8 +350,8 @@ def test_screened_medoid_between_forward_pick_and_medoid():
 
 def test_composition_medoid_takes_the_commonest_o_fraction_then_its_centre():
     """The plain medoid sits on a minority composition; the pick keeps the composition most samples share."""
+    from s2s.ensembles.pick import composition_key, composition_medoid_index, medoid_of_distances
     from s2s.environment import SI, Environment, O
-    from s2s.evaluation.best_of_k import composition_key, composition_medoid_index, medoid_of_distances
 
     def env(n_o, n=6):  # O* + (n - 1) atoms, n_o of them O (the excited O counted)
         sp = [O] + [O] * (n_o - 1) + [SI] * (n - n_o)

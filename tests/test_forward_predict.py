@@ -73,7 +73,7 @@ def test_ranking_is_written_and_deterministic_for_a_seed(ctx, tmp_path):
 def test_consensus_candidate_is_the_medoid_of_the_commonest_composition():
     """consensus_first: the medoid (best alignment) of the commonest O fraction goes first, the others keep
     the forward model's order."""
-    from s2s.evaluation.best_of_k import medoid
+    from s2s.ensembles.pick import medoid
     from s2s.predict.run import consensus_first
 
     rng = np.random.default_rng(0)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from s2s.predict.run import DEFAULT_FORWARD
+from s2s.predict.context import DEFAULT_FORWARD
 from tests.test_eels_formats import _image, _write_hspy, tiny  # noqa: F401  (tiny: the fixture)
 
 CHROMIUM = next((shutil.which(c) for c in ("chromium", "chromium-browser", "google-chrome") if shutil.which(c)), None)

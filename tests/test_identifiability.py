@@ -1,4 +1,4 @@
-"""Tests for s2s.evaluation.identifiability: spectral twins and the retrieval oracle."""
+"""Tests for s2s.studies.identifiability: spectral twins and the retrieval oracle."""
 
 from __future__ import annotations
 
@@ -8,13 +8,7 @@ import numpy as np
 import pytest
 
 from s2s.environment import SI, Environment, O
-from s2s.evaluation.identifiability import (
-    pair_rms,
-    retrieval_oracle,
-    spectral_twins,
-    twin_discrimination,
-    twin_table,
-)
+from s2s.studies.identifiability import pair_rms, retrieval_oracle, spectral_twins, twin_discrimination, twin_table
 
 
 def _bridge(angle_deg: float, outer_turn_deg: float = 0.0) -> Environment:

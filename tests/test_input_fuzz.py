@@ -2,7 +2,7 @@
 
 Hypothesis throws generated junk (random bytes, random text) and near-valid files (a good O K-edge
 spectrum written with mutations: other delimiters, decimal commas, other units, NaN, repeated or
-reversed energies, missing columns, broken headers) at :func:`s2s.predict.prepare.load_inputs` (which
+reversed energies, missing columns, broken headers) at :func:`s2s.predict.inputs.load_inputs` (which
 dispatches to every reader: text/CSV, EMSA, GPAW JSON, CASTEP, NumPy, s2s datasets) and at
 :func:`s2s.predict.prepare.prepare`.  Each either returns a valid result - a reader: finite, strictly
 increasing energies (eV) within :data:`s2s.io.raw.ENERGY_RANGE_EV` and finite intensities; ``prepare``:
@@ -26,7 +26,8 @@ from hypothesis.extra import numpy as hnp  # noqa: E402
 
 from s2s.io.raw import ENERGY_RANGE_EV  # noqa: E402
 from s2s.io.readers import SUFFIXES  # noqa: E402
-from s2s.predict.prepare import InputSpectrum, load_inputs, prepare  # noqa: E402
+from s2s.predict.inputs import InputSpectrum, load_inputs
+from s2s.predict.prepare import prepare  # noqa: E402
 from s2s.spectrum import GRID, N_GRID, SpectrumError  # noqa: E402
 
 FAST = settings(

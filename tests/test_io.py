@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from s2s.environment import Environment
-from s2s.evaluation.results import read_results, update_results
 from s2s.files import write_json
 from s2s.io import environments_to_extxyz, read_extxyz, write_extxyz
+from s2s.studies.results import read_results, update_results
 
 
 def test_extxyz_round_trip(tmp_path):

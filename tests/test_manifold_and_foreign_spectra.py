@@ -1,4 +1,4 @@
-"""Tests of s2s.evaluation.manifold (spectral-manifold distances, Fig. 6a) and of foreign input spectra
+"""Tests of s2s.studies.manifold (spectral-manifold distances, Fig. 6a) and of foreign input spectra
 (s2s.predict.foreign, s2s.predict.prepare; Fig. 7)."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import pytest
 from helpers import random_orthogonal, random_permutation, rotate_permute
 
 from s2s.environment import Environment
-from s2s.evaluation.manifold import composition_labels, distance_to_training, nearest_distance, umap_embedding
-from s2s.evaluation.results import round_floats
 from s2s.predict.foreign import ensemble_stats, load_input_spectrum, matching_environments, reference_environment
 from s2s.predict.prepare import broaden, training_onset
 from s2s.spectrum import GRID, normalize, onset_shift
+from s2s.studies.manifold import composition_labels, distance_to_training, nearest_distance, umap_embedding
+from s2s.studies.results import round_floats
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = ROOT / "data" / "reference"

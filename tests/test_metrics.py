@@ -1,4 +1,4 @@
-"""Tests for s2s.evaluation.metrics: graph-hop shells, per-shell RMSD, CN error, species accuracy."""
+"""Tests for s2s.geometry.metrics: graph-hop shells, per-shell RMSD, CN error, species accuracy."""
 
 from __future__ import annotations
 
@@ -10,15 +10,8 @@ import pytest
 from helpers import random_orthogonal, random_permutation, rotate_permute
 
 from s2s.environment import SI, Environment, O
-from s2s.evaluation.metrics import (
-    assign_shells,
-    cn_relative_error_pct,
-    coordination_numbers,
-    evaluate_pair,
-    first_shell_errors,
-    species_match,
-    summarize,
-)
+from s2s.geometry.metrics import cn_relative_error_pct, evaluate_pair, first_shell_errors, species_match, summarize
+from s2s.geometry.shells import assign_shells, coordination_numbers
 
 
 def test_assign_shells_hand_built_chain():

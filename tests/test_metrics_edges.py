@@ -1,4 +1,4 @@
-"""Edge cases of s2s.evaluation.metrics that the mutation run (docs/testing.md section 4) showed untested:
+"""Edge cases of s2s.geometry.metrics that the mutation run (docs/testing.md section 4) showed untested:
 bond-length boundaries of validity / bond_sanity, the O-O exemption, the first-shell size limits and the
 summary's optional keys.  Every expected value is set by hand from the documented rule."""
 
@@ -11,7 +11,7 @@ import pytest
 from scipy.spatial.distance import cdist
 
 from s2s.environment import DEFAULT_CUTOFF, SI, Environment, O
-from s2s.evaluation import metrics as M
+from s2s.geometry import metrics as M
 
 
 def _env(species, coords, shell=None) -> Environment:

@@ -19,7 +19,10 @@ import pytest
 import torch
 
 from s2s.environment import SI, Environment, O
-from s2s.evaluation.bootstrap import (
+from s2s.predict.inputs import InputSpectrum
+from s2s.predict.prepare import prepare, steepest_rise
+from s2s.spectrum import GRID, normalize
+from s2s.studies.bootstrap import (
     DEFAULT_BOOTSTRAP,
     BootstrapSettings,
     describe,
@@ -27,9 +30,7 @@ from s2s.evaluation.bootstrap import (
     resampled_means,
     summary_intervals,
 )
-from s2s.evaluation.evaluate import generation_inputs
-from s2s.predict.prepare import InputSpectrum, prepare, steepest_rise
-from s2s.spectrum import GRID, normalize
+from s2s.studies.evaluate import generation_inputs
 
 torch.set_num_threads(1)
 

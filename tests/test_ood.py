@@ -1,10 +1,10 @@
-"""OOD score (s2s.evaluation.ood): k-NN spectral distance as a percentile of the training set's
+"""OOD score (s2s.retrieval.ood): k-NN spectral distance as a percentile of the training set's
 leave-one-structure-out distribution."""
 
 import numpy as np
 import pytest
 
-from s2s.evaluation.ood import OODScorer, knn_distance
+from s2s.retrieval.ood import OODScorer, knn_distance
 from s2s.spectrum import GRID, normalize
 
 
@@ -82,9 +82,9 @@ def test_bad_input():
 
 def test_neighbours_shared_by_ood_and_manifold():
     """One k-NN implementation: OOD (rms) and manifold (euclidean = sqrt(D) x rms) agree."""
-    from s2s.evaluation.manifold import nearest_distance
-    from s2s.evaluation.neighbours import knn_distance as knn
-    from s2s.evaluation.neighbours import loso_distance, nearest
+    from s2s.retrieval.neighbours import knn_distance as knn
+    from s2s.retrieval.neighbours import loso_distance, nearest
+    from s2s.studies.manifold import nearest_distance
 
     rng = np.random.default_rng(3)
     train, groups = _silica_like(rng, 8, sites=2)

@@ -1,4 +1,4 @@
-"""Tests for s2s.plots (figures, headless) and s2s.evaluation.rdf (radial distribution around the excited O)."""
+"""Tests for s2s.plots (figures, headless) and s2s.descriptors.rdf (radial distribution around the excited O)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from scipy.spatial.distance import pdist  # noqa: E402
 
 from s2s import plots  # noqa: E402
+from s2s.descriptors import rdf  # noqa: E402
 from s2s.environment import SI, Environment, O, environment_from_structure  # noqa: E402
-from s2s.evaluation import rdf  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,8 @@ import torch
 from helpers import random_orthogonal, rotate_permute, toy_dataset_and_model, toy_spectrum
 
 from s2s.cli import main
+from s2s.ensembles.describe import cluster, geometry, signature, summarize_ensemble
 from s2s.environment import Environment, environments_from_structure
-from s2s.evaluation.ensemble import cluster, geometry, signature, summarize_ensemble
 from s2s.io import read_extxyz
 from s2s.predict import DEFAULT_SAMPLER, InputSpectrum, PredictInputError, collect_inputs, prepare, training_onset
 from s2s.spectrum import GRID, normalize, onset_shift
@@ -309,7 +309,7 @@ def test_ensemble_summary_on_quartz(alpha_quartz):
     assert s["cn"]["shell1"]["mean"] == 2.0 and s["cn"]["shell1"]["std"] == 0.0
     assert len(cluster(copies)) == 1
     # equal composition, different geometry: split by the distance cut
-    from s2s.evaluation.ensemble import pairwise_radial
+    from s2s.ensembles.describe import pairwise_radial
 
     stretched = Environment(env.species, env.coords * 1.1, env.shell)
     assert signature(stretched) == signature(env)
@@ -344,8 +344,8 @@ def test_predict_refuses_guidance_with_a_model_without_spectrum_dropout(setup, t
 
 def test_the_other_hand_of_a_chiral_environment_is_recognised():
     """A chiral bridge, a rotated copy and a rotated mirror image: only the mirror image is listed."""
+    from s2s.ensembles.describe import closer_as_mirror_images
     from s2s.environment import SI, Environment, O
-    from s2s.evaluation.ensemble import closer_as_mirror_images
 
     c = np.array([[0, 0, 0], [1.52, 0.49, 0], [-1.52, 0.49, 0], [2.5, 2.6, 1.0], [-2.3, 2.2, -1.4], [0.3, 3.2, 2.2]])
     ref = Environment(species=[O, SI, SI, O, O, O], coords=c, shell=[0, 1, 1, 2, 2, 2])

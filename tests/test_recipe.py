@@ -7,15 +7,16 @@ import torch
 from helpers import assert_equivariant
 
 from s2s.config import DiffusionConfig, ModelConfig, S2SConfig, TrainConfig, get_preset, replace
-from s2s.dataset import Dataset, SiteRecord, make_split, validation_split
+from s2s.dataset import Dataset, SiteRecord
 from s2s.environment import SI, Environment, O
-from s2s.evaluation.metrics import bond_sanity, evaluate_pair, summarize, validity
+from s2s.geometry.metrics import bond_sanity, evaluate_pair, summarize, validity
 from s2s.model import S2SModel
 from s2s.model.diffusion import Schedule, encode_species, model_predictions, q_sample, sample_ddim, sample_t, snr_weight
 from s2s.model.egnn import EGNNDenoiser
 from s2s.model.graph import collate
 from s2s.model.probe import conditioning_gap, probe_table
 from s2s.model.train import CHECKPOINT, size_bucketed_order, train
+from s2s.splits import make_split, validation_split
 
 torch.set_num_threads(1)
 
@@ -356,7 +357,7 @@ def test_ablation_variants_change_one_factor_of_cpu_v3():
     """Every single-factor variant of benchmarks/ablation.py differs from cpu_v3 in the named field only."""
     from dataclasses import asdict
 
-    from s2s.evaluation.ablation import variants
+    from s2s.studies.ablation import variants
 
     v = variants()
     base = asdict(v["cpu_v3"])
@@ -392,7 +393,7 @@ def test_parse_sampler_and_report_rows(tmp_path):
     """Sampler settings parse with clear errors, and the ablation table keeps one sampler (DDIM-50, full validation)."""
     import json
 
-    from s2s.evaluation.ablation import collect_evaluations, parse_sampler
+    from s2s.studies.ablation import collect_evaluations, parse_sampler
 
     assert parse_sampler("ddim-50") == ("ddim", 50, 1.0)
     assert parse_sampler("ancestral-1000@0.7") == ("ancestral", 1000, 0.7)
@@ -414,7 +415,7 @@ def test_parse_sampler_and_report_rows(tmp_path):
 
 
 def test_sampler_sweeps_of_one_snapshot_merge_by_setting():
-    from s2s.evaluation.ablation import merge_sweeps
+    from s2s.studies.ablation import merge_sweeps
 
     def sweep(settings, seeds=(0, 1), snapshot="step_1.pt", value=0.5):
         rows = [{"setting": k, "mean": {"rmsd_shell1": value}} for k in settings]

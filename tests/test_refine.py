@@ -6,7 +6,7 @@ import torch
 
 from s2s.config import get_preset
 from s2s.environment import SI, Environment, O
-from s2s.evaluation.metrics import evaluate_pair
+from s2s.geometry.metrics import evaluate_pair
 from s2s.model import S2SModel
 from s2s.model.refine import refine_templates
 

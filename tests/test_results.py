@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from s2s.evaluation.results import PAPER, headline_table, read_results, replace_block, update_results
+from s2s.studies.results import PAPER, headline_table, read_results, replace_block, update_results
 
 
 def test_update_keeps_other_keys_and_writes_strict_json(tmp_path):
@@ -59,7 +59,7 @@ def test_headline_table_and_block(tmp_path):
 
 def test_families_table_per_composition():
     """Both glass families per x from notebook 05's keys; an x a family lacks reads '—'; no data is an error."""
-    from s2s.evaluation.results import families_table
+    from s2s.studies.results import families_table
 
     res = {
         "amorphous_generation": {

@@ -37,7 +37,7 @@ import numpy as np
 import pytest
 import torch
 
-from s2s.evaluation import smoke
+from s2s.studies import smoke
 
 torch.set_num_threads(1)
 BOUNDS_FILE = Path(__file__).with_name("smoke_bounds.json")

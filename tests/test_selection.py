@@ -8,9 +8,9 @@ import pytest
 import torch
 from helpers import assert_equivariant, random_orthogonal, random_permutation, rotate_permute
 
+from s2s.ensembles.describe import pairwise_rmsd
+from s2s.ensembles.pick import composition_key, composition_medoid_index
 from s2s.environment import Environment
-from s2s.evaluation.best_of_k import composition_key, composition_medoid_index
-from s2s.evaluation.ensemble import pairwise_rmsd
 from s2s.selection.data import build_table, concat_tables, label_samples, load_table, save_table, table_samples
 from s2s.selection.features import (
     candidate_features,
@@ -192,8 +192,8 @@ def test_table_round_trip_and_picks(tmp_path):
 
 
 def test_confidence_of_k_index_is_the_best_scored_sample():
-    from s2s.evaluation.best_of_k import confidence_of_k_index
     from s2s.selection import confidence
+    from s2s.studies.best_of_k import confidence_of_k_index
 
     envs = [toy_env(300 + i, n=7) for i in range(4)]
     spec = np.random.default_rng(1).random(200)
@@ -210,8 +210,8 @@ def test_confidence_of_k_index_is_the_best_scored_sample():
 def test_select_reports_the_confidence_pick_and_probabilities():
     from pathlib import Path
 
-    from s2s.evaluation.best_of_k import CONFIDENCE_METHOD, select
     from s2s.forward.model import ForwardModel
+    from s2s.studies.best_of_k import CONFIDENCE_METHOD, select
 
     path = Path(__file__).resolve().parents[1] / "models" / "forward_v1" / "model.pt"
     if not path.exists():

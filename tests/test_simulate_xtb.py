@@ -165,7 +165,7 @@ def test_z_plus_1_quartz_site(alpha_quartz):
     assert q0.sticks_e[0] == pytest.approx(0.0, abs=1e-9)
     assert not np.allclose(q0.spectrum, r.spectrum)
     # JSON round trip keeps the sticks; re-broadening gives the same spectrum
-    back = SiteResult.from_json_dict(json.loads(json.dumps(r.to_json_dict())), st)
+    back = finalize(SiteResult.from_json_dict(json.loads(json.dumps(r.to_json_dict()))), st)
     np.testing.assert_allclose(back.spectrum, r.spectrum, atol=1e-4 * r.spectrum.max())
 
 

@@ -7,17 +7,10 @@ import pytest
 from helpers import random_orthogonal, random_permutation, rotate_permute
 from pymatgen.core import Lattice, Structure
 
+from s2s.descriptors.soap import soap_cosine, soap_similarity_to_target, soap_vectors
 from s2s.environment import SI, Environment, environment_from_structure
-from s2s.evaluation.template import (
-    TIE_TOL,
-    compare_with_generation,
-    nearest_by_mse,
-    soap_cosine,
-    soap_similarity_to_target,
-    soap_vectors,
-    summarize_gaps,
-    template_match,
-)
+from s2s.retrieval.neighbours import nearest_by_mse
+from s2s.retrieval.template import TIE_TOL, compare_with_generation, summarize_gaps, template_match
 
 
 def _first_o(structure: Structure) -> int:
@@ -202,7 +195,7 @@ def test_win_rate_toy_case():
 
 
 def test_wins_split_by_how_close_the_template_is():
-    from s2s.evaluation.template import NEAR_COPY_SIM, wins_by_template_similarity
+    from s2s.retrieval.template import NEAR_COPY_SIM, wins_by_template_similarity
 
     sg = [0.999, 0.998, 0.97, 0.90, 0.98, 0.95]
     sm = [0.9995, 0.996, 0.96, 0.80, 0.99, 0.995]  # near-copies: cases 0, 1 and 5 (>= 0.995)
@@ -238,7 +231,7 @@ def test_template_match_pipeline(quartz_env: Environment, stishovite_env: Enviro
 def test_template_consensus_keeps_the_central_one_of_the_nearest(quartz_env: Environment, stishovite_env: Environment):
     """The nearest spectrum belongs to stishovite, the next two to quartz copies: the consensus of
     three is a quartz one (the medoid); of one it is template matching."""
-    from s2s.evaluation.template import template_consensus
+    from s2s.retrieval.template import template_consensus
 
     q2 = Environment(species=quartz_env.species, coords=quartz_env.coords * 1.01, shell=quartz_env.shell)
     envs = [stishovite_env, quartz_env, q2, stishovite_env]

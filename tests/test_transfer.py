@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from s2s.evaluation.transfer import transfer_metrics, transfer_sites
+from s2s.studies.transfer import transfer_metrics, transfer_sites
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +38,7 @@ def _peak(center_eV: float, width_eV: float = 0.8) -> np.ndarray:
 
 def _sites(centres, shift_eV=0.0):
     from s2s.environment import Environment
-    from s2s.evaluation.transfer import TransferSite
+    from s2s.studies.transfer import TransferSite
 
     env = Environment(  # a bridging O: the excited O and two Si at 1.6 Å (SPECIES = ("Si", "O"))
         species=np.array([1, 0, 0]),
@@ -49,7 +49,7 @@ def _sites(centres, shift_eV=0.0):
 
 
 def test_spectral_gap_recovers_a_rigid_shift_and_retrieval():
-    from s2s.evaluation.transfer import spectral_gap
+    from s2s.studies.transfer import spectral_gap
 
     sites = _sites([3.0, 6.0, 9.0, 12.0], shift_eV=0.5)
     gap = spectral_gap(sites)
@@ -65,7 +65,7 @@ def test_spectral_gap_recovers_a_rigid_shift_and_retrieval():
 
 
 def test_in_training_and_the_unseen_subset():
-    from s2s.evaluation.transfer import in_training, template_environments, transfer_report
+    from s2s.studies.transfer import in_training, template_environments, transfer_report
 
     sites = _sites([3.0, 6.0, 9.0], shift_eV=0.3)
     train = np.stack([sites[0].xtb, _peak(15.0)])

@@ -152,9 +152,10 @@ def add_best_of_options(e: argparse.ArgumentParser) -> None:
 def cmd_evaluate_best_of(a) -> int:
     import torch
 
-    from s2s.evaluation.best_of_k import METHODS, BestOfKSettings, evaluate_best_of_k
     from s2s.files import write_json
     from s2s.forward.model import ForwardModel
+    from s2s.model.cache import BestOfKSettings
+    from s2s.studies.best_of_k import METHODS, evaluate_best_of_k
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
     if a.best_of < 1:

@@ -66,7 +66,7 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
         "--split",
         default="train",
         help="which split to train on (default train; 'all' for every record; 'fit' "
-        "for train minus the validation structures, 'val' for those, s2s.dataset.validation_split)",
+        "for train minus the validation structures, 'val' for those, s2s.splits.validation_split)",
     )
     add_fidelity_options(t)
     t.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps in total")
@@ -193,7 +193,7 @@ def _records(path: Path, split: str, limit: int | None, fidelity: str = "xtb", r
     """The records of ``split`` of the dataset file ``path`` in ``fidelity`` (xtb, reference, both)."""
     ds = load_dataset(path, fidelity, reference_store)
     if split in ("fit", "val"):
-        from s2s.dataset import validation_split
+        from s2s.splits import validation_split
 
         part = validation_split(ds)[0 if split == "fit" else 1]
     else:
@@ -296,7 +296,8 @@ def cmd_sample(a) -> int:
     model = load_model(a.model)
     check_out_dir(a.out)  # before any generation: a file or an unwritable folder is one line now, not later
     if a.spectrum is not None:
-        from s2s.predict.prepare import load_inputs, prepare
+        from s2s.predict.inputs import load_inputs
+        from s2s.predict.prepare import prepare
 
         # the one road of s2s predict (checks, onset alignment); 'onset' puts the edge onset at 0 eV
         shift = a.shift if a.shift in ("auto", "onset") else float(a.shift)
@@ -334,8 +335,8 @@ def cmd_evaluate(a) -> int:
     import csv
     import io as _io
 
-    from s2s.evaluation.metrics import evaluate_pair, summarize
     from s2s.files import atomic_write_text, write_json
+    from s2s.geometry.metrics import evaluate_pair, summarize
     from s2s.io import write_extxyz
     from s2s.model.sample import generate
     from s2s.model.train import load_model

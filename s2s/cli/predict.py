@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from s2s.model.diffusion import SAMPLERS
 from s2s.predict import DEFAULT_DATA, DEFAULT_FORWARD, DEFAULT_MODEL, DEFAULT_N_SAMPLES, DEFAULT_SAMPLER, DEFAULT_STEPS
 
 DESCRIPTION = (
@@ -76,7 +77,7 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "--sampler",
         default=DEFAULT_SAMPLER,
-        choices=["ddim", "ancestral"],
+        choices=list(SAMPLERS),
         help=f"reverse-diffusion sampler (default {DEFAULT_SAMPLER})",
     )
     p.add_argument("--eta", type=float, default=0.0, help="DDIM noise level: 0 deterministic (default), 1 = ancestral")
@@ -150,7 +151,7 @@ def cmd_predict(a) -> int:
     import torch
 
     from s2s.predict import PredictContext, collect_inputs, run_batch
-    from s2s.predict.prepare import parse_pixel, parse_roi
+    from s2s.predict.inputs import parse_pixel, parse_roi
     from s2s.predict.report import check_out_dir
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))

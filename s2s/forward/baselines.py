@@ -3,7 +3,7 @@
 Scores: mean cosine similarity and mean MSE (unit-area intensity squared over the 200-point grid)
 of predicted to true spectra.  Baselines: the training mean spectrum (the same prediction for every
 site) and the spectrum of the nearest training environment by SOAP (Euclidean distance of
-L2-normalised SOAP vectors, :func:`s2s.evaluation.template.soap_vectors`; i.e. the largest SOAP
+L2-normalised SOAP vectors, :func:`s2s.descriptors.soap.soap_vectors`; i.e. the largest SOAP
 cosine).  ``benchmarks/forward_model.py`` is the command line.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from s2s.descriptors.soap import soap_vectors
 from s2s.forward.model import cosine
 
 
@@ -20,8 +21,6 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def baselines(train_envs: list, train_spectra: np.ndarray, query_envs: list) -> dict[str, np.ndarray]:
     """Predictions (n_query, 200) of the two baselines, from (n_train, 200) training spectra."""
-    from s2s.evaluation.template import soap_vectors
-
     mean = np.tile(train_spectra.mean(axis=0), (len(query_envs), 1))
     a, b = _unit(soap_vectors(query_envs)), _unit(soap_vectors(train_envs))
     nearest = np.argmax(a @ b.T, axis=1)  # min Euclidean distance of unit vectors = max cosine

@@ -10,7 +10,7 @@ Two E(3)-invariant designs (``ForwardConfig.kind``), both ending in a softmax ov
 points divided by its trapezoid area, so every prediction is non-negative with unit area:
 
 * ``"soap"`` - the SOAP power spectrum (dscribe, centred on the excited O, the settings of
-  :class:`s2s.evaluation.template.SoapSettings`: r_cut 6 Å, n_max 8, l_max 6, sigma 0.5 Å; 952 features),
+  :class:`s2s.descriptors.soap.SoapSettings`: r_cut 6 Å, n_max 8, l_max 6, sigma 0.5 Å; 952 features),
   standardised, then an MLP.  Invariant to rotation, reflection and permutation because SOAP is.
 * ``"distance"`` - a small invariant network over interatomic distances: each non-central atom j
   contributes phi(rbf(|r_j - r_0|) x species_j), each pair (j, k) of non-central atoms contributes
@@ -19,7 +19,7 @@ points divided by its trapezoid area, so every prediction is non-negative with u
 
 Which design ships is decided on a validation split carved from the *training* structures
 (:func:`validation_mask`: SHA-256 of ``(seed=1, structure id)`` below 0.1, as
-:func:`s2s.dataset.make_split` does for the test split), at equal CPU time
+:func:`s2s.splits.make_split` does for the test split), at equal CPU time
 (``benchmarks/forward_model.py --compare``).  Training (:func:`s2s.forward.train.train_forward`, ``s2s
 train-forward``) is resumable and writes ``checkpoint.pt``, ``model.pt`` (the weights with the
 best validation MSE), ``loss.csv`` and ``run.json`` atomically.
@@ -38,8 +38,10 @@ import torch
 from torch import nn
 
 from s2s.checkpoint_io import CheckpointError, load_checkpoint
+from s2s.descriptors.soap import SoapSettings, soap, soap_vectors
 from s2s.environment import SPECIES, Environment
 from s2s.spectrum import GRID_STEP, N_GRID
+from s2s.splits import hash_pick
 
 KINDS = ("soap", "distance")
 CHECKPOINT, FINAL, LOSS_CSV, RUN_JSON = "checkpoint.pt", "model.pt", "loss.csv", "run.json"
@@ -123,8 +125,6 @@ class ForwardConfig:
         return cls(**d)
 
     def soap_settings(self):
-        from s2s.evaluation.template import SoapSettings
-
         return SoapSettings(r_cut=self.soap_r_cut, n_max=self.soap_n_max, l_max=self.soap_l_max, sigma=self.soap_sigma)
 
 
@@ -150,14 +150,12 @@ def check_environment(env: Environment, name: str = "environment") -> None:
 def validation_mask(structure_ids: Sequence[str], fraction: float = 0.1, seed: int = 1) -> np.ndarray:
     """(n,) bool: records whose structure is in the validation part of the training split.
 
-    The rule of :func:`s2s.dataset.validation_split` (which takes a Dataset), on bare structure ids:
+    The rule of :func:`s2s.splits.validation_split` (which takes a Dataset), on bare structure ids:
     a structure is a validation structure when SHA-256 of ``(seed, structure id)``, read as a number
     in [0, 1) (:func:`s2s.splits.hash_unit`), is below ``fraction``, so no structure is on both
     sides and the choice is stable as the set grows.  The default seed (1) differs from the test
     split's (0).
     """
-    from s2s.splits import hash_pick
-
     ids = [str(s) for s in structure_ids]
     val = hash_pick(sorted(set(ids)), fraction, seed)
     return np.array([k in val for k in ids], dtype=bool)
@@ -312,8 +310,6 @@ class ForwardModel:
     # -- features
     def _inputs(self, envs: Sequence[Environment], spectra: np.ndarray | None = None):
         if self.cfg.kind == "soap":
-            from s2s.evaluation.template import soap_vectors
-
             x = torch.as_tensor(soap_vectors(list(envs), self.cfg.soap_settings()), dtype=torch.float32)
             return with_input_spectra(self.cfg, x, spectra)
         return distance_batch(envs)
@@ -411,16 +407,14 @@ def _n_features(net: nn.Module) -> int | None:
 def build_net(cfg: ForwardConfig, n_features: int | None = None) -> nn.Module:
     if cfg.kind == "soap":
         if n_features is None:
-            from s2s.evaluation.template import _soap
-
-            n_features = _soap(cfg.soap_settings()).get_number_of_features() + (N_GRID if cfg.input_spectrum else 0)
+            n_features = soap(cfg.soap_settings()).get_number_of_features() + (N_GRID if cfg.input_spectrum else 0)
         return SoapNet(cfg, int(n_features))
     return DistanceNet(cfg)
 
 
 def spectrum_mse(predicted: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Mean squared difference over the grid (unit-area intensity^2): the template-matching
-    metric (:func:`s2s.evaluation.template.nearest_by_mse`).  (n, 200) x (200,) or (n, 200) -> (n,)."""
+    metric (:func:`s2s.retrieval.neighbours.nearest_by_mse`).  (n, 200) x (200,) or (n, 200) -> (n,)."""
     p = np.atleast_2d(np.asarray(predicted, dtype=np.float64))
     return np.mean((p - np.asarray(target, dtype=np.float64)) ** 2, axis=-1)
 

@@ -2,7 +2,7 @@
 
 * :func:`score_candidates` - predict each candidate's spectrum with the forward model
   (:mod:`s2s.forward.model`) and score it by the MSE to the input spectrum over the 200-point grid (the
-  template-matching metric, :func:`s2s.evaluation.template.nearest_by_mse`; unit-area intensity^2); rank
+  template-matching metric, :func:`s2s.retrieval.neighbours.nearest_by_mse`; unit-area intensity^2); rank
   the candidates by it.  A candidate that cannot be scored (no atom besides the excited O, a
   non-finite coordinate) gets a clear error naming it, score NaN, and is ranked last; the others
   are still scored and ranked.  A candidate that fails the geometric check below is ranked after

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from s2s.checkpoint_io import load_checkpoint
+from s2s.descriptors.soap import soap_vectors
 from s2s.environment import Environment
 from s2s.files import atomic_path, atomic_write_text, clean_stale
 from s2s.forward.model import (
@@ -69,8 +70,6 @@ def _prepare_inputs(cfg: ForwardConfig, envs: list[Environment], progress: bool,
     """Per-environment inputs: a (n, F) SOAP tensor (with the input spectra appended for a translator), or the
     environments themselves."""
     if cfg.kind == "soap":
-        from s2s.evaluation.template import soap_vectors
-
         x = torch.as_tensor(soap_vectors(envs, cfg.soap_settings(), progress=progress), dtype=torch.float32)
         return with_input_spectra(cfg, x, input_spectra)
     return envs

@@ -30,6 +30,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from s2s.dataset import Dataset
 from s2s.io.castep import (  # noqa: F401  (re-exported: s2s.io.readers is the readers' one import)
     HARTREE_EV,
     CastepBands,
@@ -44,14 +45,12 @@ from s2s.io.gpaw import read_gpaw_json
 from s2s.io.msa import read_msa
 from s2s.io.raw import MIN_POINTS, MIN_SPAN_EV, PathLike, RawSpectrum, SpectrumFileError, finish_spectrum  # noqa: F401
 from s2s.io.text import read_text
+from s2s.spectrum import GRID
 
 
 # --------------------------------------------------------------------------- dataset entries
 def read_dataset_entry(path: PathLike, index: int = 0) -> RawSpectrum:
     """Spectrum ``index`` of an s2s dataset file, on the grid (energies = the grid, eV)."""
-    from s2s.dataset import Dataset
-    from s2s.spectrum import GRID
-
     try:
         ds = Dataset.load(path)
     except FileNotFoundError:

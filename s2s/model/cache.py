@@ -7,6 +7,9 @@ spectra, the atom counts and the sampling settings, so a different model, spectr
 step count never hits a stale entry.  Entries are ``<cache_dir>/<key[:2]>/<key>.npz``, written
 atomically (:mod:`s2s.files`); coordinates are stored as float64, so a hit returns identical
 environments.
+
+:func:`sample_k` (:class:`BestOfKSettings`) draws K environments per spectrum this way: the samples
+that best-of-k, the medoid picks (:mod:`s2s.ensembles.pick`) and the learned selector choose among.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -257,7 +261,65 @@ def generate_cached(
     return (out, info) if return_info else out
 
 
+@dataclass(frozen=True)
+class BestOfKSettings:
+    """k samples per spectrum; sampler ("ddim" or "ancestral"), n_steps, eta (DDIM noise), seed,
+    batch_size (graphs per sampling call)."""
+
+    k: int = 8
+    sampler: str = "ddim"
+    n_steps: int | None = 50
+    eta: float = 0.0
+    seed: int = 0
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if int(self.k) < 1:
+            raise ValueError(f"best-of-k: k must be >= 1, got {self.k}")
+        if self.n_steps is not None and int(self.n_steps) < 1:
+            raise ValueError(f"best-of-k: n_steps must be >= 1 or None, got {self.n_steps}")
+
+
+def sample_k(
+    model_path: str | os.PathLike,
+    spectra: np.ndarray,
+    n_atoms: Sequence[int],
+    settings: BestOfKSettings = BestOfKSettings(),
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> tuple[list[list[Environment]], dict]:
+    """K environments per spectrum (M, 200) with the given atom counts (M,): a list per spectrum of
+    K Environments (Å, excited O first), and an info dict (seconds, settings, model SHA-256).
+    :func:`s2s.model.cache.generate_cached` with ``n_samples = k`` and the settings' sampler: spectra
+    sampled in chunks of similar atom count, chunk j seeded from (seed, j).  Deterministic for the
+    settings; cached under ``cache_dir`` (default: :mod:`s2s.resources` ``generated_cache``)."""
+    counts = np.asarray(n_atoms, dtype=np.int64).reshape(-1)
+    spec = np.atleast_2d(np.asarray(spectra, dtype=np.float32))
+    if counts.shape != (spec.shape[0],):
+        raise ValueError(f"sample_k: {spec.shape[0]} spectra but {counts.size} atom counts")
+    if not Path(model_path).is_file():
+        raise FileNotFoundError(f"{model_path}: generator model file not found")
+    out, info = generate_cached(
+        model_path,
+        spec,
+        counts,
+        n_samples=settings.k,
+        n_steps=settings.n_steps,
+        seed=settings.seed,
+        batch_size=settings.batch_size,
+        sampler=settings.sampler,
+        eta=settings.eta,
+        cache_dir=cache_dir,
+        progress=progress,
+        return_info=True,
+    )
+    return out, {**info, **asdict(settings)}
+
+
 __all__ = [
+    "BestOfKSettings",
+    "sample_k",
     "CACHE_VERSION",
     "cache_key",
     "cache_path",

@@ -29,6 +29,7 @@ so a radius of 6 Å removes nothing physical; it is a rotation-equivariant opera
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,7 @@ import torch
 
 from s2s.config import DiffusionConfig
 from s2s.environment import O
+from s2s.model.coupling import ot_couple
 from s2s.model.graph import GraphBatch
 
 
@@ -164,8 +166,6 @@ def q_sample(x0, h0, t, schedule: Schedule, node_mask, generator=None, coupling:
     eps_x = randn_like_on(x0.shape, generator, x0) * mm
     eps_h = randn_like_on(h0.shape, generator, h0) * mm
     if coupling == "ot":
-        from s2s.model.coupling import ot_couple
-
         eps_x, eps_h = ot_couple(eps_x, eps_h, x0, mm[..., 0])
     elif coupling != "independent":
         raise ValueError(f"q_sample: coupling must be 'independent' or 'ot', got {coupling!r}")
@@ -525,8 +525,22 @@ def sample_ddim(
     return _decode_z0(model, schedule, z_x, z_h, spectrum, node_mask, mm, clip_radius, guidance, sc)
 
 
-#: Samplers by name, for :func:`s2s.model.sample.generate` and the command line.
-SAMPLERS = ("ancestral", "ddim")
+def _draw_ancestral(denoiser, spectrum, n_atoms, schedule, generator, *, n_steps, eta, guidance, noise_scale):
+    return sample(
+        denoiser, spectrum, n_atoms, schedule, generator, n_steps=n_steps, guidance=guidance, noise_scale=noise_scale
+    )
+
+
+def _draw_ddim(denoiser, spectrum, n_atoms, schedule, generator, *, n_steps, eta, guidance, noise_scale):
+    return sample_ddim(denoiser, spectrum, n_atoms, schedule, generator, n_steps=n_steps, eta=eta, guidance=guidance)
+
+
+#: The samplers by name: the one registry that :func:`s2s.model.sample.generate`, the command line and the
+#: benchmarks read their choices from.  Each draws one batch: ``f(denoiser, spectrum (B, L), n_atoms (B,),
+#: schedule, generator, *, n_steps, eta, guidance, noise_scale) -> SampleOutput`` (``eta``: DDIM noise;
+#: ``noise_scale``: the ancestral sampler's; each ignores the other's).  A new sampler is its function and
+#: one entry here.
+SAMPLERS: dict[str, Callable[..., SampleOutput]] = {"ancestral": _draw_ancestral, "ddim": _draw_ddim}
 
 
 def n_parameters(model: torch.nn.Module) -> int:

@@ -2,7 +2,7 @@
 
 A method of its own beside the pure generator (never in its place): for each input spectrum take
 the training environment whose spectrum is closest (min MSE, the paper's template matching,
-:func:`s2s.evaluation.template.nearest_by_mse`), noise it to step t0 of the forward process
+:func:`s2s.retrieval.neighbours.nearest_by_mse`), noise it to step t0 of the forward process
 (:func:`s2s.model.diffusion.q_sample`) and denoise it conditioned on the *input* spectrum
 (:func:`s2s.model.diffusion.sample_ddim` from t0).  Small t0 keeps the template, t0 = T is the pure model;
 t0 is chosen on the validation split.  The atom count is the template's.
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from s2s.environment import Environment
-from s2s.evaluation.metrics import assign_shells
+from s2s.geometry.shells import assign_shells
 from s2s.model.diffusion import encode_species, q_sample, sample_ddim
 from s2s.model.graph import collate, uncollate
 

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from s2s.environment import Environment
+from s2s.geometry.shells import assign_shells
 from s2s.model import S2SModel
-from s2s.model.diffusion import SAMPLERS, sample_ddim
-from s2s.model.diffusion import sample as ancestral_sample
+from s2s.model.diffusion import SAMPLERS
 from s2s.model.graph import uncollate
 
 #: Fixed cost of one batched sampling call per step, in units of one padded graph's N^2 (atoms^2).
@@ -68,12 +68,6 @@ def _chunk_generator(seed: int, k: int, n_chunks: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed) if n_chunks == 1 else chunk_seed(int(seed), k))
 
 
-def _assign_shells(coords: np.ndarray) -> np.ndarray:
-    from s2s.evaluation.metrics import assign_shells
-
-    return assign_shells(coords)
-
-
 def _sample_batches(
     model: S2SModel,
     spec_t: torch.Tensor,
@@ -98,21 +92,17 @@ def _sample_batches(
         starts = tqdm(starts, desc="generating", unit="batch")
     for start in starts:
         sl = slice(start, start + batch_size)
-        if sampler == "ddim":
-            res = sample_ddim(
-                model.denoiser, spec_t[sl], counts[sl], model.schedule, gen, n_steps=n_steps, eta=eta, guidance=guidance
-            )
-        else:
-            res = ancestral_sample(
-                model.denoiser,
-                spec_t[sl],
-                counts[sl],
-                model.schedule,
-                gen,
-                n_steps=n_steps,
-                guidance=guidance,
-                noise_scale=noise_scale,
-            )
+        res = SAMPLERS[sampler](
+            model.denoiser,
+            spec_t[sl],
+            counts[sl],
+            model.schedule,
+            gen,
+            n_steps=n_steps,
+            eta=eta,
+            guidance=guidance,
+            noise_scale=noise_scale,
+        )
         out.extend(uncollate(res.x, res.species, res.node_mask))
     return out
 
@@ -163,7 +153,7 @@ def generate(
     generator.  The two give different (equally valid) random streams.
     """
     if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        raise ValueError(f"sampler must be one of {tuple(SAMPLERS)}, got {sampler!r}")
     coupling = getattr(getattr(getattr(model, "cfg", None), "diffusion", None), "coupling", "independent")
     if coupling != "independent" and (sampler != "ddim" or eta != 0.0):
         raise ValueError(
@@ -234,7 +224,7 @@ def generate(
             for j, g in enumerate(_sample_batches(model, spec_all[sel], per_graph[sel], g_k, progress=False, **opts)):
                 graphs[int(idx[j])] = g
     flat = [
-        Environment(sp, x, _assign_shells(x), meta={"spectrum_index": i // n_samples, "sample": i % n_samples})
+        Environment(sp, x, assign_shells(x), meta={"spectrum_index": i // n_samples, "sample": i % n_samples})
         for i, (x, sp) in enumerate(graphs)
     ]
     return [flat[i * n_samples : (i + 1) * n_samples] for i in range(m)]

@@ -15,6 +15,7 @@ Modules (one figure family each):
   :mod:`~s2s.plots.spectra`       spectra and radial distributions
   :mod:`~s2s.plots.dataset`       composition histogram
   :mod:`~s2s.plots.training`      loss curves
+  :mod:`~s2s.plots.predict`       the overview figure of one ``s2s predict`` output
   :mod:`~s2s.plots.viewer3d`      rotatable 3-D views that work offline (notebooks, ``s2s predict --html``):
                                   :func:`view_environments`, :func:`view_candidates`
 
@@ -26,7 +27,7 @@ Paper figure -> function:
   Fig. 4, 6b-c           :func:`plot_similarity_gap`
   Fig. 5 (summary)       :func:`plot_rmsd_by_composition`
   Fig. 6a                :func:`plot_umap` (takes a precomputed 2-D embedding)
-  Fig. 7a, 7b            :func:`plot_spectra`, :func:`plot_rdf` (with :mod:`s2s.evaluation.rdf`)
+  Fig. 7a, 7b            :func:`plot_spectra`, :func:`plot_rdf` (with :mod:`s2s.descriptors.rdf`)
   Supp. Fig. 1           :func:`plot_composition_histogram`
 """
 

@@ -19,18 +19,17 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from s2s.environment import SPECIES, Environment
+from s2s.geometry.align import align
 from s2s.plots.style import BALL_RADIUS, BOND_CUTOFF, COLORS, _new_ax, _styled
 
 # ----------------------------------------------------------------------------- 3-D structures
 
 
 def align_for_plot(target: Environment, generated: Environment, method: str = "paper", **kwargs) -> Environment:
-    """``generated`` rotated onto ``target`` (:func:`s2s.evaluation.align.align`), ready for an overlay.
+    """``generated`` rotated onto ``target`` (:func:`s2s.geometry.align.align`), ready for an overlay.
 
     Coordinates are relative to the excited O (Å); ``meta['rmsd']`` holds the alignment RMSD (Å).
     """
-    from s2s.evaluation.align import align
-
     a = align(target, generated, method=method, **kwargs)
     meta = {**generated.meta, "rmsd": a.rmsd, "alignment": a.method}
     return Environment(generated.species, a.generated_rotated + target.coords[0], generated.shell, meta)

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
 from s2s.plots.style import COLORS, CYCLE, _as_1d, _new_ax, _styled, composition_color
+from s2s.retrieval.template import TIE_TOL
 
 # ----------------------------------------------------------------------------- template matching
 
@@ -37,13 +38,11 @@ def plot_similarity_gap(
     green: template matching is better (``gap < -tie_tol``); grey: ties.  The right
     panel is the histogram of the gap.  The title gives the win rate = wins / all
     cases (ties are not wins; same rule and default ``tie_tol`` as
-    :func:`s2s.evaluation.template.summarize_gaps`).  MSE is between unit-area spectra on the
+    :func:`s2s.retrieval.template.summarize_gaps`).  MSE is between unit-area spectra on the
     eV grid, hence eV^-2.  ``log_mse`` (default: when the positive MSEs span > 2 decades).
     ``fig``: a Figure or SubFigure to draw into (e.g. Fig. 6b and 6c side by side from
     ``plt.figure(layout="constrained").subfigures(1, 2)``); returns the figure drawn into.
     """
-    from s2s.evaluation.template import TIE_TOL
-
     tie_tol = TIE_TOL if tie_tol is None else float(tie_tol)
     m = _as_1d(mse, "mse")
     g = _as_1d(gap, "gap")

@@ -223,7 +223,7 @@ def plot_oxygen_fraction(
     Marker area and colour give the number of cases at each (target, generated)
     pair; the diagonal is an exact match.  Accuracy (in the title) = fraction of cases
     whose fractions are equal (``|diff| <= atol``, or ``match`` if given, e.g. the
-    integer comparison of :func:`s2s.evaluation.metrics.species_match`).  Axes span the data
+    integer comparison of :func:`s2s.geometry.metrics.species_match`).  Axes span the data
     (equal aspect), or 0..1 with ``full_range``.
     """
     t = _as_1d(target_frac, "target_frac")
@@ -365,7 +365,7 @@ def plot_families_by_composition(results: Mapping[str, Mapping], title: str | No
     """Glass families side by side against x of SiO_x: 1st-shell RMSD, species accuracy (model solid,
     template matching dashed) and the model's win rate over template matching.
 
-    ``results``: family name -> the block of :func:`s2s.evaluation.by_composition.family_result`
+    ``results``: family name -> the block of :func:`s2s.studies.by_composition.family_result`
     (maps x -> value, null where undefined).  One colour per family.
     """
     if not results:

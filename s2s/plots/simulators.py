@@ -22,7 +22,7 @@ from s2s.spectrum import GRID
 
 def plot_simulator_summary(out: Mapping[str, Any], figures: Path) -> None:
     """``simulator_summary.png`` from the comparison record ``out`` (``simulator_comparison.json`` of
-    :func:`s2s.simulate.comparison.compare_with_reference`): Pearson r per reference site at the default
+    :func:`s2s.simulate.comparison_report.compare_with_reference`): Pearson r per reference site at the default
     broadening and onset (bars), and the best mean Pearson r against the Gaussian FWHM (eV)."""
     import matplotlib
 

@@ -1,5 +1,5 @@
 """Curves on a grid: O K-edge spectra (eV relative to the edge onset; Fig. 7a) and the radial
-distribution n(r) around the excited O (Å; Fig. 7b, with :mod:`s2s.evaluation.rdf`)."""
+distribution n(r) around the excited O (Å; Fig. 7b, with :mod:`s2s.descriptors.rdf`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
+from s2s.descriptors.rdf import RDFEnsemble
 from s2s.plots.style import COLORS, CYCLE, _as_1d, _new_ax, _styled
 
 # ----------------------------------------------------------------------------- spectra, RDF
@@ -75,13 +76,11 @@ def plot_rdf(
 ) -> Figure:
     """Paper Fig. 7b: radial distribution around the excited O, target vs generated ensemble.
 
-    ``g_generated_mean`` is an array, or an :class:`s2s.evaluation.rdf.RDFEnsemble` (then its
+    ``g_generated_mean`` is an array, or an :class:`s2s.descriptors.rdf.RDFEnsemble` (then its
     mean and quantile band are used).  ``g_generated_spread``: None, an array s
     (shaded mean ± s, e.g. the ensemble s.d.) or a (low, high) pair of arrays.  Curves
-    are n(r) from :func:`s2s.evaluation.rdf.radial_distribution` (atoms per Å).
+    are n(r) from :func:`s2s.descriptors.rdf.radial_distribution` (atoms per Å).
     """
-    from s2s.evaluation.rdf import RDFEnsemble
-
     r = _as_1d(r, "r")
     if isinstance(g_generated_mean, RDFEnsemble):
         ens = g_generated_mean

@@ -88,7 +88,7 @@ def plot_validation_curve(
 ) -> Figure:
     """Validation metrics against training CPU time, one line per recipe.
 
-    ``rows``: evaluation records of :func:`s2s.evaluation.ablation.evaluate_run` (keys ``variant``,
+    ``rows``: evaluation records of :func:`s2s.studies.ablation.evaluate_run` (keys ``variant``,
     ``weights``, ``guidance``, ``cpu_minutes`` and the metrics of :data:`VALIDATION_PANELS`); only
     the ``weights`` ones without guidance are drawn, one panel per metric, x = CPU minutes of one core.
     """

@@ -211,7 +211,7 @@ def candidate_titles(pred_summary: dict, n: int) -> list[str]:
 
 
 def view_candidates(pred, n: int = 8, size: int = 240) -> HTMLView:
-    """The first ``n`` candidates of a :class:`s2s.predict.run.Prediction` (or ``(candidates, summary)`` as
+    """The first ``n`` candidates of a :class:`s2s.predict.context.Prediction` (or ``(candidates, summary)`` as
     :func:`s2s.predict.read_prediction` returns), the consensus first, rotatable, coloured by shell."""
     cands, summary = (pred.candidates, pred.summary) if hasattr(pred, "candidates") else pred
     n = min(n, len(cands))

@@ -4,7 +4,7 @@ to the model and compared with a reference environment.
 The spectrum reaches the grid on the one road of :mod:`s2s.predict.prepare`; here:
 
 * :func:`load_input_spectrum` - a file through that road with the notebook's policy (measured
-  spectra onset-aligned, calculated ones as recorded), also used by :mod:`s2s.evaluation.transfer`;
+  spectra onset-aligned, calculated ones as recorded), also used by :mod:`s2s.studies.transfer`;
 * :func:`reference_environment` - the environment of a reference-set site
   (``data/reference``), the target of a reference spectrum;
 * :func:`matching_environments` - training environments geometrically equal to a target
@@ -25,14 +25,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from s2s.environment import Environment
-from s2s.predict.prepare import PredictInputError, Prepared, load_inputs, prepare
+from s2s.environment import Environment, environment_from_structure
+from s2s.predict.inputs import PredictInputError, load_inputs
+from s2s.predict.prepare import Prepared, prepare
 
 
 def load_input_spectrum(path: str | os.PathLike, onset_at_eV: float = 0.0) -> Prepared:
     """A file holding one spectrum, on the model grid, as notebook 07 and the transfer study take it.
 
-    The road of ``s2s predict`` (:func:`s2s.predict.prepare.load_inputs` +
+    The road of ``s2s predict`` (:func:`s2s.predict.inputs.load_inputs` +
     :func:`~s2s.predict.prepare.prepare`: O K-edge checks, onset alignment) with this policy:
     a **measured** spectrum (text/CSV, EMSA, array) has its edge onset put at ``onset_at_eV``
     (``shift="onset"``; 0: the readers' convention, :func:`s2s.predict.prepare.training_onset`:
@@ -50,7 +51,7 @@ def load_input_spectrum(path: str | os.PathLike, onset_at_eV: float = 0.0) -> Pr
         raise PredictInputError(
             path,
             f"holds {len(items)} spectra, expected one (a dataset or an array of spectra: "
-            "use s2s.predict.prepare.load_inputs and prepare each)",
+            "use s2s.predict.inputs.load_inputs and prepare each)",
         )
     item = items[0]
     return prepare(item, onset_at_eV, shift="onset" if item.kind == "measured" else "auto", renormalize=False)
@@ -67,8 +68,6 @@ def reference_environment(
     import json
 
     from pymatgen.core import Structure
-
-    from s2s.environment import environment_from_structure
 
     ref_dir = Path(ref_dir)
     files = sorted((ref_dir / "gpaw").glob(f"{structure_id}__site*.json"))

@@ -9,15 +9,12 @@ first**, then the forward model's order; the distinct candidates (clusters) with
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from s2s.plots.viewer3d import candidate_titles, candidates_html, page
+from s2s.predict.context import Prediction
 from s2s.spectrum import GRID
-
-if TYPE_CHECKING:
-    from s2s.predict.run import Prediction
 
 #: File name in each output folder.
 OVERVIEW_HTML = "overview.html"
@@ -73,7 +70,7 @@ def spectra_svg(
 
 
 def overview_html(pred: Prediction, n_lines: int = 4) -> str:
-    """The page (module docstring) for one :class:`~s2s.predict.run.Prediction`."""
+    """The page (module docstring) for one :class:`~s2s.predict.context.Prediction`."""
     s = pred.summary
     rk = s.get("ranking")
     lines = [(pred.spectrum, "input (aligned)", "#000000", 2.2)]

@@ -1,8 +1,9 @@
 """Writing ``s2s predict``'s results: one folder per input spectrum, and reading it back.
 
 * :func:`write_prediction` - ``candidates.xyz`` (extended XYZ, excited O first, per-atom ``shell``,
-  best-ranked first), ``summary.json``, ``overview.png`` (:func:`overview_figure`); the folder is
-  built under a temporary name and renamed when complete, so it exists only when done.
+  best-ranked first), ``summary.json``, ``overview.png``
+  (:func:`s2s.plots.predict.plot_prediction_overview`); the folder is built under a temporary name and
+  renamed when complete, so it exists only when done.
 * :func:`read_prediction` - an output folder back into (candidates, summary).
 * :func:`write_maps` - for spectrum images, per-pixel maps ``<stem>/maps.npz``.
 """
@@ -13,20 +14,16 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from s2s.environment import Environment
 from s2s.files import atomic_path
-from s2s.predict.prepare import InputSpectrum, safe_name
-from s2s.spectrum import GRID
+from s2s.plots.predict import plot_prediction_overview
+from s2s.predict.context import PredictContext, Prediction
+from s2s.predict.html import OVERVIEW_HTML, overview_html
+from s2s.predict.inputs import InputSpectrum, safe_name
 
-if TYPE_CHECKING:
-    from s2s.predict.run import PredictContext, Prediction
-
-#: Predicted spectra of this many top-ranked candidates are drawn in the overview.
-N_OVERLAY = 3
 #: Files written per spectrum.
 XYZ, SUMMARY, OVERVIEW = "candidates.xyz", "summary.json", "overview.png"
 
@@ -52,129 +49,6 @@ def read_prediction(folder: str | os.PathLike) -> tuple[list[Environment], dict]
 
 
 # ----------------------------------------------------------------------------- writing
-def overview_figure(pred: Prediction, ctx: PredictContext):
-    """A 2x4 PNG overview: spectrum with its nearest training spectra, the top candidate in 3-D,
-    the input spectrum with the forward-model spectra of the top-ranked candidates (legend: MSE),
-    CN per shell, Si-O distances, angles, cluster frequencies, the best-ranked candidate in 3-D."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from s2s.evaluation.ensemble import geometry, shells
-    from s2s.evaluation.metrics import coordination_numbers
-    from s2s.plots import plot_environment, style
-
-    s = pred.summary
-    with style():
-        fig = plt.figure(figsize=(18.0, 8.0))
-        ax = fig.add_subplot(2, 4, 1)
-        ax.plot(GRID, pred.spectrum, color="k", lw=1.6, label="input (aligned)")
-        for j, nt in enumerate(s["nearest_training"]):
-            ax.plot(
-                GRID,
-                ctx.train_spectra[nt["train_index"]],
-                lw=0.9,
-                ls="--",
-                label=f"{nt['structure_id']} site {nt['site_index']} ({nt['signature']})",
-            )
-        o = s["ood"]
-        ax.set_title(f"OOD percentile {o['percentile']:.0f}" + ("  [FLAGGED]" if o["flag"] else ""), fontsize=9)
-        ax.set_xlabel("Energy relative to onset convention (eV)")
-        ax.set_ylabel("Intensity (unit area)")
-        ax.legend(fontsize=6)
-        top = s["candidates"]["clusters"][0]
-        ax3 = fig.add_subplot(2, 4, 2, projection="3d")
-        plot_environment(
-            pred.candidates[0],
-            ax=ax3,
-            title=f"consensus candidate (medoid): {s['candidates']['signatures'][0]}\n"
-            f"most frequent: {top['label']} ({top['frequency']:.0%})",
-        )
-        ax = fig.add_subplot(2, 4, 3)
-        rk = s.get("ranking")
-        ax.plot(GRID, pred.spectrum, color="k", lw=1.8, label="input (aligned)")
-        if rk and pred.predicted is not None:
-            for j in range(min(N_OVERLAY, len(pred.candidates))):
-                c = rk["candidates"][j]
-                ax.plot(
-                    GRID, pred.predicted[j], lw=1.0, label=f"#{j + 1} {c['signature']}: MSE {c['spectrum_mse']:.2e}"
-                )
-            worst = rk["candidates"][-1]
-            ax.set_title(
-                f"self-consistency: forward model of the top {min(N_OVERLAY, len(pred.candidates))} "
-                f"(worst #{len(rk['candidates'])}: {worst['spectrum_mse']:.2e})",
-                fontsize=8,
-            )
-        else:
-            ax.set_title("self-consistency: no forward model (ranking off)", fontsize=8)
-        ax.set_xlabel("Energy relative to onset convention (eV)")
-        ax.set_ylabel("Intensity (unit area)")
-        ax.legend(fontsize=6)
-        ax = fig.add_subplot(2, 4, 4)
-        cns = np.array([coordination_numbers(shells(e)) for e in pred.candidates])
-        width = 0.27
-        allv = np.unique(cns)
-        for k in range(cns.shape[1]):
-            cnt = np.array([np.sum(cns[:, k] == v) for v in allv]) / len(cns)
-            ax.bar(np.arange(len(allv)) + (k - 1) * width, cnt, width, label=f"shell {k + 1}")
-        ax.set_xticks(np.arange(len(allv)), [str(v) for v in allv])
-        ax.set_xlabel("coordination number")
-        ax.set_ylabel("share of candidates")
-        ax.legend(fontsize=7)
-        geo = [geometry(e) for e in pred.candidates]
-        ax = fig.add_subplot(2, 4, 5)
-        for key, lab in (("d_sio", "all Si-O bonds"), ("d_sio_first", "Si-O* (first shell)")):
-            v = np.concatenate([g[key] for g in geo])
-            if v.size:
-                ax.hist(v, bins=np.linspace(1.3, 2.0, 36), alpha=0.6, label=f"{lab}: {v.mean():.3f}±{v.std():.3f} Å")
-        ax.set_xlabel("distance (Å)")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-        else:
-            ax.text(0.5, 0.5, "no Si-O bonds (<= 2.0 Å)", ha="center", transform=ax.transAxes)
-        ax = fig.add_subplot(2, 4, 6)
-        for key, lab in (("a_osio", "O-Si-O"), ("a_siosi", "Si-O-Si")):
-            v = np.concatenate([g[key] for g in geo])
-            if v.size:
-                ax.hist(v, bins=np.linspace(60, 180, 41), alpha=0.6, label=f"{lab}: {v.mean():.1f}±{v.std():.1f}°")
-        ax.set_xlabel("angle (degrees)")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-        else:
-            ax.text(0.5, 0.5, "no bond angles", ha="center", transform=ax.transAxes)
-        ax = fig.add_subplot(2, 4, 7)
-        cl = s["candidates"]["clusters"][:8]
-        ax.barh(np.arange(len(cl))[::-1], [c["frequency"] for c in cl], color="0.5")
-        ax.set_yticks(
-            np.arange(len(cl))[::-1],
-            [
-                c["label"] + (f"  (best MSE {c['spectrum_mse_best']:.1e})" if "spectrum_mse_best" in c else "")
-                for c in cl
-            ],
-            fontsize=7,
-        )
-        ax.set_xlabel("frequency (shell composition 1|2|3)")
-        ax3 = fig.add_subplot(2, 4, 8, projection="3d")
-        if rk:
-            best = min(range(len(rk["candidates"])), key=lambda i: rk["candidates"][i].get("forward_rank", i))
-            plot_environment(
-                pred.candidates[best],
-                ax=ax3,
-                title=f"best forward-model rank: {rk['candidates'][best]['signature']}\n"
-                f"MSE {rk['candidates'][best]['spectrum_mse']:.2e}",
-            )
-        else:
-            ax3.set_axis_off()
-        fig.suptitle(
-            f"{pred.name}: {s['candidates']['n_samples']} candidates, {s['sampling']['sampler']} "
-            f"{s['sampling']['steps']} steps",
-            fontsize=10,
-        )
-        fig.tight_layout()
-    return fig
-
-
 #: summary.json key that marks a folder as written by ``s2s predict`` (with :data:`WRITTEN_BY` as value).
 WRITTEN_BY_KEY, WRITTEN_BY = "written_by", "s2s predict"
 #: summary.json keys every ``s2s predict`` output has had (outputs written before :data:`WRITTEN_BY_KEY`).
@@ -268,12 +142,10 @@ def write_prediction(
         ]
         write_extxyz(tmp / XYZ, pred.candidates, comments)
         if png:
-            fig = overview_figure(pred, ctx)
+            fig = plot_prediction_overview(pred, ctx.train_spectra)
             fig.savefig(tmp / OVERVIEW, dpi=110)
             plt.close(fig)
         if html:
-            from s2s.predict.html import OVERVIEW_HTML, overview_html
-
             (tmp / OVERVIEW_HTML).write_text(overview_html(pred), encoding="utf-8")
         write_json(tmp / SUMMARY, {WRITTEN_BY_KEY: WRITTEN_BY, **pred.summary})
         if conflict() == "done":  # checked again: the folder may have changed while we worked
@@ -299,7 +171,7 @@ def is_done(out_dir: Path, name: str) -> bool:
 
 def signature_cn(signature: str) -> list[int]:
     """Per-shell coordination numbers of a shell signature (``"Si2|O6|Si6"`` -> [2, 6, 6]; ``-`` = 0), the
-    counts :func:`s2s.evaluation.ensemble.signature` writes."""
+    counts :func:`s2s.ensembles.describe.signature` writes."""
     import re
 
     return [sum(int(n) for n in re.findall(r"[A-Z][a-z]?(\d+)", part)) for part in signature.split("|")]
@@ -356,7 +228,6 @@ def write_maps(out_dir: Path, inputs: Sequence[InputSpectrum]) -> None:
 
 
 __all__ = [
-    "N_OVERLAY",
     "WRITTEN_BY",
     "WRITTEN_BY_KEY",
     "OutputConflict",
@@ -366,7 +237,6 @@ __all__ = [
     "SUMMARY",
     "XYZ",
     "is_done",
-    "overview_figure",
     "read_prediction",
     "signature_cn",
     "write_maps",

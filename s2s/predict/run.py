@@ -10,10 +10,10 @@ For each prepared spectrum (:mod:`s2s.predict.prepare`, (200,) on :data:`s2s.spe
    spectrum (the template-matching metric) scores it, and the candidates are ranked best first
    (written in that order).  A candidate that cannot be scored (no atom besides the excited O, a
    non-finite coordinate) is reported by name in the warnings and left out; the others go on.
-5. **Summarise** (:func:`s2s.evaluation.ensemble.summarize_ensemble`): distinct candidates clustered
+5. **Summarise** (:func:`s2s.ensembles.describe.summarize_ensemble`): distinct candidates clustered
    by shell composition with frequencies, CN per shell mean/std, Si-O distances (Å) and angles
    (degrees) mean/std, ensemble spread; the nearest training environments (template matching,
-   :func:`s2s.evaluation.template.nearest_by_mse`); the OOD score (:mod:`s2s.evaluation.ood`).
+   :func:`s2s.retrieval.neighbours.nearest_by_mse`); the OOD score (:mod:`s2s.retrieval.ood`).
 
 :func:`run_batch` does 2-6 for many inputs (step 6, the writing, is :mod:`s2s.predict.report`):
 bad inputs are reported and the others go on; finished outputs are skipped (resume).
@@ -22,118 +22,36 @@ bad inputs are reported and the others go on; finished outputs are skipped (resu
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from s2s.ensembles.describe import (
+    MIRROR_MARGIN,
+    closer_as_mirror_images,
+    pairwise_rmsd,
+    shells,
+    signature,
+    summarize_ensemble,
+)
+from s2s.ensembles.pick import composition_key, composition_medoid_index
 from s2s.environment import Environment
-from s2s.predict.prepare import InputError, InputSpectrum, prepare, training_onset, with_file
-from s2s.predict.report import check_out_dir, write_maps, write_prediction
-from s2s.resources import default_path
+from s2s.files import FileLock, clean_stale
+from s2s.forward.selfconsistent import score_candidates
+from s2s.geometry.align import align
+from s2s.geometry.shells import coordination_numbers
+from s2s.model import sample
+from s2s.predict.context import DEFAULT_N_SAMPLES, DEFAULT_SAMPLER, DEFAULT_STEPS, PredictContext, Prediction
+from s2s.predict.inputs import InputError, InputSpectrum, with_file
+from s2s.predict.prepare import prepare
+from s2s.predict.report import OutputConflict, check_out_dir, output_state, write_maps, write_prediction
+from s2s.retrieval.neighbours import nearest_by_mse
 from s2s.spectrum import GRID, GRID_STEP, N_GRID, SpectrumError
 
-DEFAULT_MODEL = default_path("model")
-DEFAULT_DATA = default_path("data")
-#: The forward model (environment -> spectrum) that ranks the candidates (docs/forward_model.md).
-DEFAULT_FORWARD = default_path("forward")
-#: Sampler and step count for predict, chosen from benchmarks/bench_steps.py (docs/predict.md).
-DEFAULT_SAMPLER = "ddim"
-DEFAULT_STEPS = 100
-DEFAULT_N_SAMPLES = 16
-
-
-# ----------------------------------------------------------------------------- context
-@dataclass
-class PredictContext:
-    """Everything loaded once: the model and the training reference (template matching, OOD, onset)."""
-
-    model: Any
-    model_path: Path
-    model_sha256: str
-    train_spectra: np.ndarray
-    train_envs: list[Environment]
-    train_meta: list[dict]
-    ood: Any
-    train_onset: float
-    forward: Any = None  # s2s.forward.model.ForwardModel ranking the candidates, or None (no ranking)
-    forward_path: Path | None = None
-    forward_sha256: str | None = None
-    fidelity: str = "xtb"  # the spectra of the training reference (s2s.simulate.reference_sites.FIDELITY_CHOICES)
-
-    @classmethod
-    def load(
-        cls,
-        model_path: str | os.PathLike = DEFAULT_MODEL,
-        data_path: str | os.PathLike = DEFAULT_DATA,
-        forward_path: str | os.PathLike | None = DEFAULT_FORWARD,
-        fidelity: str = "xtb",
-        reference_store: str | os.PathLike | None = None,
-    ) -> "PredictContext":
-        """Load the generator, the training reference and (unless ``forward_path`` is None) the
-        forward model that ranks the candidates; a missing forward model file is an error naming it.
-        ``fidelity``: which training spectra are the reference of template matching, the OOD score and the
-        onset convention ('xtb', 'reference' = the first-principles spectra of ``reference_store``, default
-        data/reference_sites, or 'both'); it should be what the model was trained on."""
-        from s2s.evaluation.ood import OODScorer
-        from s2s.files import file_sha256
-        from s2s.model.train import load_model
-        from s2s.simulate.reference_sites import load_fidelity
-
-        model_path, data_path = Path(model_path), Path(data_path)
-        model = load_model(model_path)
-        if not data_path.exists():
-            raise FileNotFoundError(
-                f"{data_path}: training dataset not found (needed for template matching, the OOD "
-                "score and the onset convention); pass --data"
-            )
-        train = load_fidelity(data_path, fidelity, reference_store).train
-        if len(train) == 0:
-            raise ValueError(f"{data_path}: no training records (fidelity {fidelity})")
-        spectra = train.spectra()
-        groups = [r.structure_id for r in train]
-        k = min(5, len(set(groups)) - 1)
-        forward = None
-        if forward_path is not None:
-            from s2s.forward.model import ForwardModel
-
-            forward_path = Path(forward_path)
-            if not forward_path.exists():
-                raise FileNotFoundError(
-                    f"{forward_path}: forward model not found (ranks the candidates); train one "
-                    "with 's2s train-forward' or pass --no-rank"
-                )
-            forward = ForwardModel.load(forward_path)
-        return cls(
-            model=model,
-            model_path=model_path,
-            model_sha256=file_sha256(model_path),
-            train_spectra=spectra,
-            train_envs=train.environments(),
-            train_meta=[
-                {"structure_id": r.structure_id, "site_index": r.site_index, "formula": r.formula} for r in train
-            ],
-            ood=OODScorer.fit(spectra, groups, k=k),
-            train_onset=training_onset(spectra),
-            forward=forward,
-            forward_path=forward_path,
-            forward_sha256=None if forward is None else file_sha256(forward_path),
-            fidelity=fidelity,
-        )
-
-
 # ----------------------------------------------------------------------------- one spectrum
-@dataclass
-class Prediction:
-    name: str
-    spectrum: np.ndarray
-    candidates: list[Environment]
-    summary: dict
-    predicted: np.ndarray | None = None  # (K, 200) forward-model spectra of the candidates (ranked order), or None
 
 
 def _jsonable(o):
@@ -155,11 +73,6 @@ def _jsonable(o):
 def nearest_training(ctx: PredictContext, spectrum: np.ndarray, representative: Environment, k: int = 3) -> list[dict]:
     """The ``k`` training sites with the closest spectra (MSE), what template matching answers,
     with their first-shell label, CN and the aligned RMSD (Å) of ``representative`` to them."""
-    from s2s.evaluation.align import align
-    from s2s.evaluation.ensemble import shells, signature
-    from s2s.evaluation.metrics import coordination_numbers
-    from s2s.evaluation.template import nearest_by_mse
-
     k = min(k, len(ctx.train_spectra))
     idx, mse = nearest_by_mse(spectrum[None, :], ctx.train_spectra, k=k)
     idx, mse = np.atleast_1d(np.asarray(idx).reshape(-1)), np.atleast_1d(np.asarray(mse).reshape(-1))
@@ -203,12 +116,8 @@ def predict_one(
     chemically valid environments, docs/model.md)."""
     import torch
 
-    from s2s.evaluation.align import align
-    from s2s.evaluation.ensemble import MIRROR_MARGIN, closer_as_mirror_images, summarize_ensemble
-
     spec = np.asarray(spectrum, dtype=np.float64)
     counts = None if n_atoms is None else [int(n_atoms)]
-    from s2s.model import sample
 
     envs = sample.generate(
         ctx.model,
@@ -303,15 +212,12 @@ def consensus_first(
     envs: list[Environment], ranking: dict | None, predicted: np.ndarray | None
 ) -> tuple[list[Environment], dict | None, np.ndarray | None, dict]:
     """Put the consensus candidate first: the medoid of the candidates that share the most frequent
-    composition (:func:`s2s.evaluation.best_of_k.composition_medoid_index`, best alignment; K(K - 1)/2
+    composition (:func:`s2s.ensembles.pick.composition_medoid_index`, best alignment; K(K - 1)/2
     alignments, ~50 ms each), the pick closest to the truth on validation.  The others keep their
     order (forward-model rank).  Ranking entries get ``rank`` = written position and keep the forward
     model's order as ``forward_rank``; returns (candidates, ranking, predicted spectra, consensus dict
     for summary.json).
     """
-    from s2s.evaluation.best_of_k import composition_key, composition_medoid_index
-    from s2s.evaluation.ensemble import pairwise_rmsd
-
     d = pairwise_rmsd(envs, method="best")
     m = composition_medoid_index(envs, d)
     same = [i for i, e in enumerate(envs) if composition_key(e) == composition_key(envs[m])]
@@ -345,8 +251,6 @@ def rank_candidates(
     that cannot be scored are left out and listed under ``ranking["errors"]`` with a message
     naming them (``<name>: candidate <draw>``).
     """
-    from s2s.forward.selfconsistent import score_candidates
-
     for i, e in enumerate(envs):
         e.meta["draw"] = i
     if ctx.forward is None:
@@ -440,9 +344,6 @@ def run_batch(
     file) is never touched (``refused``)."""
     from tqdm.auto import tqdm
 
-    from s2s.files import FileLock, clean_stale
-    from s2s.predict.report import OutputConflict, output_state
-
     out_dir = check_out_dir(out_dir)
     rep = BatchReport()
     parents = {out_dir} | {(out_dir / it.name).parent for it in inputs}
@@ -511,15 +412,7 @@ def run_batch(
 
 
 __all__ = [
-    "DEFAULT_DATA",
-    "DEFAULT_FORWARD",
-    "DEFAULT_MODEL",
-    "DEFAULT_N_SAMPLES",
-    "DEFAULT_SAMPLER",
-    "DEFAULT_STEPS",
     "BatchReport",
-    "PredictContext",
-    "Prediction",
     "nearest_training",
     "predict_one",
     "rank_candidates",

@@ -1,6 +1,6 @@
 """``s2s predict`` from a notebook, no files: :func:`predict_signal` takes a HyperSpy ``Signal1D`` (or anything
 with the same ``axes_manager``/``data``, e.g. an exspy ``EELSSpectrum``) or a NumPy array with its energy axis,
-and returns the :class:`~s2s.predict.run.Prediction` that ``s2s predict`` writes (same preparation, sampling,
+and returns the :class:`~s2s.predict.context.Prediction` that ``s2s predict`` writes (same preparation, sampling,
 ranking and summary; ``s2s.predict.write_prediction`` writes it as the CLI does).
 
 >>> from s2s.predict import predict_signal
@@ -21,9 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from s2s.io.eels import energy_from_axis
 from s2s.io.raw import SpectrumFileError
-from s2s.predict.prepare import ENERGY_UNITS, PredictInputError, _array_inputs, prepare
-from s2s.predict.run import DEFAULT_DATA, DEFAULT_FORWARD, DEFAULT_MODEL, PredictContext, Prediction, predict_one
+from s2s.predict.context import DEFAULT_DATA, DEFAULT_FORWARD, DEFAULT_MODEL, PredictContext, Prediction
+from s2s.predict.inputs import ENERGY_UNITS, PredictInputError, array_inputs
+from s2s.predict.prepare import prepare
+from s2s.predict.run import predict_one
 
 _CONTEXTS: dict[tuple, PredictContext] = {}
 
@@ -43,8 +46,6 @@ def load_context(
 
 def _from_signal(signal: Any, name: str) -> tuple[np.ndarray, np.ndarray, dict]:
     """(energies in eV, data with the energy axis last, meta) of a HyperSpy-like signal."""
-    from s2s.io.eels import energy_from_axis
-
     am = signal.axes_manager
     sig_axes = list(getattr(am, "signal_axes", ()))
     if len(sig_axes) != 1:
@@ -103,7 +104,7 @@ def predict_signal(
     sample_kwargs : ``n_samples``, ``steps``, ``sampler``, ``eta``, ``guidance``, ``seed``, ``n_atoms`` of
         :func:`s2s.predict.run.predict_one` (defaults as ``s2s predict``).
 
-    Raises :class:`~s2s.predict.prepare.PredictInputError` (a ``ValueError``) with one line for an input
+    Raises :class:`~s2s.predict.inputs.PredictInputError` (a ``ValueError``) with one line for an input
     that ``s2s predict`` refuses.
     """
     if hasattr(signal_or_array, "axes_manager"):
@@ -135,7 +136,7 @@ def predict_signal(
             f"a spectrum image {arr.shape[:2]}: choose pixel=(x, y) or roi=(x0, x1, y0, y1) "
             "(every pixel: s2s predict on the file, or loop over pixels)",
         )
-    (item,) = _array_inputs(Path(name), energy, arr, meta, pixel=pixel, roi=roi, what=meta["format"])
+    (item,) = array_inputs(Path(name), energy, arr, meta, pixel=pixel, roi=roi, what=meta["format"])
     item.source = name if arr.ndim == 1 else item.source
     ctx = ctx if ctx is not None else load_context(model, data, forward_model)
     prep = prepare(item, ctx.train_onset, shift=shift, background=background, smooth_eV=smooth_eV, force=force)

@@ -8,7 +8,7 @@ and an isotonic map turns the score into the probability that the candidate's pa
 RMSD is within 0.3 Å (:mod:`s2s.selection.train`, ``scripts/train_selector.py``).  docs/selection.md has
 the recipe, the cost and the validation numbers.
 
-:func:`confidence` scores the K candidates of one spectrum; :func:`s2s.evaluation.best_of_k.
+:func:`confidence` scores the K candidates of one spectrum; :func:`s2s.studies.best_of_k.
 confidence_of_k_index` is the pick.
 """
 
@@ -18,7 +18,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from s2s.ensembles.describe import pairwise_rmsd
 from s2s.environment import Environment
+from s2s.selection.features import group_features
 
 
 def confidence(
@@ -35,9 +37,6 @@ def confidence(
     given (K(K-1)/2 alignments); ``spectrum``: the input spectrum (200,) on the grid; ``forward_mse``
     (K,): the forward model's MSE of each candidate (:func:`s2s.forward.selfconsistent.score_candidates`),
     needed when ``selector.config.forward``."""
-    from s2s.evaluation.ensemble import pairwise_rmsd
-    from s2s.selection.features import group_features
-
     if len(samples) == 0:
         raise ValueError("confidence: no samples")
     if distances is None:

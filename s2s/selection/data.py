@@ -6,7 +6,7 @@ A table is one npz (:func:`save_table` / :func:`load_table`) with, for M sites a
 * ``site`` (M,) index of the site in its split (fit or validation records), ``structure_id`` (M,),
   ``spectrum`` (M, 200), ``n_atoms`` (M,) the target's atom count;
 * the labels (M, K) of :func:`label_samples`: ``rmsd_shell1``, ``rmsd_all`` (Å, paper alignment,
-  :func:`s2s.evaluation.metrics.evaluate_pair`), ``species_match``, ``valid`` (bool);
+  :func:`s2s.geometry.metrics.evaluate_pair`), ``species_match``, ``valid`` (bool);
 * ``distances`` (M, K, K): the samples' pairwise aligned RMSD (Å, paper alignment), which the
   composition medoid and the relative features read;
 * the samples themselves, flat as in :func:`s2s.model.cache.save_environments_npz` (``n_per``,
@@ -21,7 +21,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from s2s.ensembles.describe import pairwise_rmsd
 from s2s.environment import Environment
+from s2s.files import atomic_path
+from s2s.geometry.metrics import evaluate_pair
+from s2s.geometry.shells import assign_shells
+from s2s.model.cache import BestOfKSettings, sample_k
 
 #: The per-sample labels of a table, (M, K) each.
 LABELS = ("rmsd_shell1", "rmsd_all", "species_match", "valid")
@@ -30,9 +35,7 @@ LABELS = ("rmsd_shell1", "rmsd_all", "species_match", "valid")
 def label_samples(target: Environment, samples: Sequence[Environment]) -> dict[str, np.ndarray]:
     """The true errors of K samples against the site's environment: ``rmsd_shell1`` and ``rmsd_all``
     (Å, paper alignment; NaN where the alignment leaves none), ``species_match`` and ``valid``
-    (bool), each (K,) - the paper-aligned numbers of :func:`s2s.evaluation.metrics.evaluate_pair`."""
-    from s2s.evaluation.metrics import evaluate_pair
-
+    (bool), each (K,) - the paper-aligned numbers of :func:`s2s.geometry.metrics.evaluate_pair`."""
     rows = [evaluate_pair(target, g, method="paper") for g in samples]
     return {
         "rmsd_shell1": np.array([r["rmsd_shell1"] for r in rows], dtype=np.float64),
@@ -51,8 +54,6 @@ def build_table(
     info: dict | None = None,
 ) -> dict[str, np.ndarray]:
     """A table (module docstring) from M targets, their K samples each and the spectra (M, 200)."""
-    from s2s.evaluation.ensemble import pairwise_rmsd
-
     m = len(samples)
     k = len(samples[0]) if m else 0
     if not (len(targets) == m == len(site) == len(structure_id) == np.asarray(spectra).shape[0]):
@@ -85,12 +86,10 @@ def sample_table(
     cache_dir=None,
 ) -> dict[str, np.ndarray]:
     """A table of the records ``records[i]`` for i in ``idx`` (``.spectrum``, ``.environment``,
-    ``.structure_id``): K samples each by :func:`s2s.evaluation.best_of_k.sample_k` (``settings``: a
-    :class:`~s2s.evaluation.best_of_k.BestOfKSettings`, default its defaults; the target's atom count;
+    ``.structure_id``): K samples each by :func:`s2s.model.cache.sample_k` (``settings``: a
+    :class:`~s2s.model.cache.BestOfKSettings`, default its defaults; the target's atom count;
     cached under ``cache_dir``), labelled (:func:`build_table`); ``info`` adds the wall and CPU seconds."""
     import time
-
-    from s2s.evaluation.best_of_k import BestOfKSettings, sample_k
 
     settings = settings or BestOfKSettings()
     recs = [records[i] for i in idx]
@@ -124,8 +123,6 @@ def concat_tables(tables: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarr
 
 def save_table(path: str | os.PathLike, table: dict[str, np.ndarray]) -> None:
     """Write a table atomically (:mod:`s2s.files`)."""
-    from s2s.files import atomic_path
-
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **table)
@@ -139,8 +136,6 @@ def load_table(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 def table_samples(table: dict[str, np.ndarray]) -> list[list[Environment]]:
     """The M x K sample environments of a table (shells re-assigned from the coordinates)."""
-    from s2s.evaluation.metrics import assign_shells
-
     m, k = (int(v) for v in table["shape"])
     ends = np.cumsum(table["n_per"])
     starts = ends - table["n_per"]

@@ -6,7 +6,7 @@ or reflection about the excited O and by any reordering of the other atoms (test
 
 * :func:`candidate_features` (one environment): composition; the sorted Si and O distances from the
   excited O; Gaussian-smeared radial distribution functions from the excited O per species and over all
-  pairs per pair type; shell coordination numbers (:func:`s2s.evaluation.metrics.assign_shells`); bond
+  pairs per pair type; shell coordination numbers (:func:`s2s.geometry.shells.assign_shells`); bond
   statistics (Si-O bonds < 2.0 Å: lengths, Si and O coordination, out-of-range bonds, shortest O-O and
   Si-Si distances); Si-O-Si and O-Si-O angle histograms and the excited O's own Si-O-Si angle.
 * :func:`relative_features` (K candidates of one spectrum): how a candidate sits among the others - its
@@ -24,7 +24,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.spatial.distance import cdist
 
+from s2s.ensembles.pick import composition_key
 from s2s.environment import SI, Environment, O
+from s2s.geometry.shells import assign_shells
 
 BOND = 2.0  # Å, the environment's bond cutoff
 PAD = 6.0  # Å, distance written for an absent neighbour
@@ -93,8 +95,6 @@ def feature_names() -> list[str]:
 
 def candidate_features(env: Environment) -> np.ndarray:
     """(F,) invariant encoding of one environment (module docstring; :func:`feature_names`)."""
-    from s2s.evaluation.metrics import assign_shells
-
     c = np.asarray(env.coords, dtype=np.float64)
     c = c - c[0]
     sp = np.asarray(env.species)
@@ -173,7 +173,7 @@ def relative_features(features: np.ndarray, distances: np.ndarray, comp_keys: Se
 
     ``features`` (K, F) of :func:`candidate_features`, ``distances`` (K, K) their pairwise aligned RMSDs
     (Å; non-finite = 10^3 Å, clipped at 3 Å here), ``comp_keys`` their compositions
-    (:func:`s2s.evaluation.best_of_k.composition_key`).  Invariant like the features, and equivariant
+    (:func:`s2s.ensembles.pick.composition_key`).  Invariant like the features, and equivariant
     under reordering the K candidates."""
     x = np.asarray(features, dtype=np.float64)
     k = x.shape[0]
@@ -220,7 +220,7 @@ def relative_features(features: np.ndarray, distances: np.ndarray, comp_keys: Se
 
 
 def _composition_medoid_flags(keys: list, d: np.ndarray) -> np.ndarray:
-    """1 for the composition medoid (:func:`s2s.evaluation.best_of_k.composition_medoid_index`'s rule on
+    """1 for the composition medoid (:func:`s2s.ensembles.pick.composition_medoid_index`'s rule on
     precomputed composition keys), 0 elsewhere."""
     k = len(keys)
     groups: dict = {}
@@ -299,8 +299,6 @@ def group_features(
     :func:`candidate_features`, :func:`relative_features`, :func:`spectrum_features` and
     :func:`forward_features` (NaN without ``forward_mse``); each model reads the columns of its feature
     set (:func:`input_columns`)."""
-    from s2s.evaluation.best_of_k import composition_key
-
     x = np.stack([candidate_features(e) for e in samples])
     rel = relative_features(x, distances, [composition_key(e) for e in samples])
     spec = np.repeat(spectrum_features(spectrum)[None, :], len(samples), axis=0)

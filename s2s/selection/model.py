@@ -28,6 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from s2s.files import atomic_path
+from s2s.selection.features import input_columns
+
 LOSSES = ("pointwise", "pairwise", "listwise")
 
 
@@ -153,8 +156,6 @@ class Selector:
     def __init__(self, config: SelectorConfig, n_in: int, mean: np.ndarray, std: np.ndarray, net=None):
         import torch.nn as nn
 
-        from s2s.selection.features import input_columns
-
         self.config = config
         self.n_in = int(n_in)  # columns of the full input (group_features)
         self.columns = input_columns(config.features, config.spectrum, config.forward)
@@ -181,7 +182,6 @@ class Selector:
         err = np.asarray(err, dtype=np.float32)
         if x.ndim != 3 or err.shape != x.shape[:2]:
             raise ValueError(f"Selector.train: x {x.shape} and err {err.shape} do not fit (G, K, F) / (G, K)")
-        from s2s.selection.features import input_columns
 
         cols = input_columns(config.features, config.spectrum, config.forward)
         flat = x[..., cols].reshape(-1, len(cols))
@@ -237,8 +237,6 @@ class Selector:
     def save(self, path: str | os.PathLike) -> None:
         """One ``.pt``: state dict, scaling, config, calibration and info (tensors and a JSON string)."""
         import torch
-
-        from s2s.files import atomic_path
 
         meta = {
             "config": asdict(self.config),

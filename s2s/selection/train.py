@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from s2s.ensembles.pick import composition_medoid_index
+from s2s.forward.selfconsistent import score_candidates
+from s2s.selection.data import table_samples
+from s2s.selection.features import feature_names, group_features, relative_feature_names
 from s2s.selection.model import Selector, SelectorConfig, utility
 
 
@@ -20,9 +24,6 @@ def table_inputs(table: dict[str, np.ndarray], forward=None) -> np.ndarray:
     each model's feature set picks its columns).  The forward columns come from ``table["forward_mse"]``,
     else from ``forward`` (a :class:`s2s.forward.model.ForwardModel`, scored here and stored in the table),
     else stay NaN."""
-    from s2s.selection.data import table_samples
-    from s2s.selection.features import group_features
-
     samples = table_samples(table)
     if "forward_mse" not in table and forward is not None:
         table["forward_mse"] = forward_scores(table, forward, samples)
@@ -39,8 +40,6 @@ def cached_forward_scores(table_path, table: dict[str, np.ndarray], forward) -> 
     """:func:`forward_scores` of the table at ``table_path``, kept beside it (``<table>.forward.npz``, by site)
     so that each site is scored once, also when the table grows; also set as ``table["forward_mse"]``."""
     from pathlib import Path
-
-    from s2s.selection.data import table_samples
 
     side = Path(str(table_path) + ".forward.npz")
     known: dict[int, np.ndarray] = {}
@@ -63,9 +62,6 @@ def cached_forward_scores(table_path, table: dict[str, np.ndarray], forward) -> 
 def forward_scores(table: dict[str, np.ndarray], forward, samples=None) -> np.ndarray:
     """(M, K) the forward model's MSE of every sample's spectrum to its site's input spectrum
     (:func:`s2s.forward.selfconsistent.score_candidates`; NaN = unscorable)."""
-    from s2s.forward.selfconsistent import score_candidates
-    from s2s.selection.data import table_samples
-
     samples = samples if samples is not None else table_samples(table)  # spectra: table["spectrum"]
     return np.stack(
         [
@@ -116,8 +112,6 @@ def pick_in_commonest_composition(scores: np.ndarray, inputs: np.ndarray) -> np.
     """(M,) index of the best-scored sample per site among the samples of the commonest composition (the
     ``comp_majority`` column of the (M, K, F) inputs): the composition medoid's composition, the learned
     score choosing the sample within it."""
-    from s2s.selection.features import feature_names, relative_feature_names
-
     col = len(feature_names()) + relative_feature_names().index("comp_majority")
     masked = np.where(np.asarray(inputs)[..., col] > 0.5, np.asarray(scores, dtype=float), -np.inf)
     return np.argmax(masked, axis=1)
@@ -144,7 +138,7 @@ def pick_table(table: dict[str, np.ndarray], idx) -> dict[str, float]:
 
 def oracle_index(table: dict[str, np.ndarray]) -> np.ndarray:
     """The oracle of K: smallest true 1st-shell RMSD (ties and NaN by overall RMSD, then index), as
-    :func:`s2s.evaluation.best_of_k.select`."""
+    :func:`s2s.studies.best_of_k.select`."""
     r1 = np.where(np.isfinite(table["rmsd_shell1"]), table["rmsd_shell1"], np.inf)
     ra = np.where(np.isfinite(table["rmsd_all"]), table["rmsd_all"], np.inf)
     k = r1.shape[1]
@@ -152,11 +146,8 @@ def oracle_index(table: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def composition_medoid(table: dict[str, np.ndarray]) -> np.ndarray:
-    """(M,) the composition medoid per site (:func:`s2s.evaluation.best_of_k.composition_medoid_index`)
+    """(M,) the composition medoid per site (:func:`s2s.ensembles.pick.composition_medoid_index`)
     under the table's paper-aligned distances."""
-    from s2s.evaluation.best_of_k import composition_medoid_index
-    from s2s.selection.data import table_samples
-
     return np.array(
         [composition_medoid_index(row, table["distances"][i]) for i, row in enumerate(table_samples(table))]
     )

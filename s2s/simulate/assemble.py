@@ -13,8 +13,10 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from s2s.dataset import Dataset, SiteRecord, make_split
+from s2s.dataset import Dataset, SiteRecord
 from s2s.environment import EnvironmentExtractionError, environment_from_structure, unique_o_site_groups
+from s2s.simulate.build import load_site
+from s2s.splits import make_split
 
 #: get_spectrum(structure_id, site_index) -> (spectrum (200,) or None, reason if None)
 SpectrumSource = Callable[[str, int], "tuple[np.ndarray | None, str]"]
@@ -37,7 +39,6 @@ class AssemblyReport:
 
 def xtb_cache_source(cache_dir, settings) -> SpectrumSource:
     """Spectra from the xTB build cache (``s2s.simulate.build``), broadened with ``settings``."""
-    from s2s.simulate.build import load_site
 
     def get(structure_id: str, site: int):
         res = load_site(cache_dir, settings, structure_id, site)
@@ -64,7 +65,7 @@ def assemble(
     """Dataset of every usable unique O site of ``structures`` (StructureRecords), split by structure.
 
     The default ``split_method="hash"`` keeps every structure on its side of the split as the
-    structure set grows (see :func:`s2s.dataset.make_split`).
+    structure set grows (see :func:`s2s.splits.make_split`).
     """
     report = AssemblyReport()
     records, structs = [], {}

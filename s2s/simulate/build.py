@@ -50,11 +50,13 @@ from typing import Any
 
 from pymatgen.core import Structure
 
+from s2s.environment import unique_o_sites
 from s2s.files import atomic_write_text
 from s2s.simulate.xtb import (
     SiteResult,
     XtbSettings,
     check_si_o,
+    finalize,
     simulate_site,
     simulate_structure_ground_state,
     structure_hash,
@@ -123,7 +125,7 @@ def load_site(
     d = read_site_record(site_path(cache_dir, settings, structure_id, site))
     if d is None or (structure is not None and _is_stale(d, structure_hash(structure))):
         return None
-    return SiteResult.from_json_dict(d, settings)
+    return finalize(SiteResult.from_json_dict(d), settings)
 
 
 def _is_stale(record: dict, shash: str) -> bool:
@@ -279,8 +281,6 @@ class BuildReport:
 
 def default_sites(structure: Structure, structure_id: str) -> list[int]:
     """Symmetrically unique O sites (:func:`s2s.environment.unique_o_sites`)."""
-    from s2s.environment import unique_o_sites
-
     return unique_o_sites(structure, structure_id=structure_id)
 
 

@@ -8,8 +8,8 @@ cosine per site; mean over sites).  The cost per site is the SCF wall time (grou
 structure divided by its number of unique O sites).  Without references (``dev`` mode) it asks
 whether clearly different environments give clearly different spectra.
 
-:func:`compare_with_reference` writes ``<figures>/simulator_comparison.json``, the figures and
-(optionally) the tables of a markdown document (:mod:`s2s.simulate.comparison_report`);
+:func:`s2s.simulate.comparison_report.compare_with_reference` runs the sweep and writes
+``<figures>/simulator_comparison.json`` and (optionally) the tables of a markdown document;
 ``scripts/compare_simulators.py`` is its command line.
 """
 
@@ -18,17 +18,19 @@ from __future__ import annotations
 import itertools
 import json
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from pymatgen.core import Structure
 
+from s2s.resources import default_path
 from s2s.simulate import build as B
 from s2s.simulate.compare import cosine, pearson
 from s2s.simulate.xtb import SiteResult, XtbSettings, broaden, finalize
-from s2s.spectrum import GRID, normalize
+from s2s.spectrum import GRID, normalize, spectrum_on_grid
+from s2s.structures.literature import stishovite
+from s2s.structures.prototypes import aflow_structure
 
 #: name -> XtbSettings overrides of each simulator variant.
 VARIANTS: dict[str, dict] = {
@@ -55,12 +57,7 @@ def dev_structures(
     """Clearly different environments: quartz, cristobalite, stishovite (O 3-fold), keatite,
     the Si-rich Si2O and SiO suboxides (Si-Si bonds) when their CIFs are in ``reference_structures``
     (default: the reference set's ``structures/`` folder, :mod:`s2s.resources`) (+ files in extra_dir)."""
-    from s2s.structures.literature import stishovite
-    from s2s.structures.prototypes import aflow_structure
-
     if reference_structures is None:
-        from s2s.resources import default_path
-
         ref = default_path("reference")
         reference_structures = None if ref is None else ref / "structures"
     items = [
@@ -118,8 +115,6 @@ def load_references(ref_dir: Path, structures_dir: Path | None) -> list[dict]:
             continue
         grid = d.get("grid_spectrum")
         if grid is None:
-            from s2s.spectrum import spectrum_on_grid
-
             grid = spectrum_on_grid(d["energies_eV"], d["intensity"], source=str(p))
         refs.append(
             dict(structure_id=sid, site_index=site, structure=st, grid=np.asarray(grid, float), raw=d, path=str(p))
@@ -281,121 +276,3 @@ def similarity_check(refs: list[dict], settings: XtbSettings, cache: Path) -> di
         retrieval_structure_top1=float(np.mean(sid[best] == sid)),
         n_structures=int(len(set(sid))),
     )
-
-
-def compare_with_reference(
-    reference: Path,
-    structures: Path | None,
-    cache: Path,
-    figures: Path,
-    workers: int = 1,
-    min_length: float = XtbSettings.min_length,
-    doc: Path | None = None,
-    ref_as_shipped: bool = False,
-) -> dict:
-    """The whole comparison: sweep, tables on stdout, ``figures/simulator_comparison.json`` and the
-    tables of ``doc``.  Its figures ``simulator_vs_gpaw.png`` / ``simulator_summary.png`` are drawn by
-    :mod:`s2s.plots.simulators` (``scripts/compare_simulators.py`` calls both).
-
-    Returns the dict written to ``simulator_comparison.json``.
-    """
-    from s2s.simulate import comparison_report as rep
-
-    refs = load_references(reference, structures)
-    if not refs:
-        raise SystemExit(f"no reference sites with structures under {reference}")
-    base = XtbSettings(min_length=min_length)
-    ref_grid = reference_broadener(ref_as_shipped)
-    rows, per_site = sweep(refs, base, cache, workers, ref_grid)
-    print(rep.format_table(rows))
-    best = {}
-    for vname in VARIANTS:
-        best[vname] = max((r for r in rows if r["variant"] == vname), key=lambda r: r["pearson_mean"])
-    best_shipped = {
-        v: max((r for r in rows if r["variant"] == v), key=lambda r: r["pearson_shipped_mean"]) for v in VARIANTS
-    }
-    print(rep.format_pivot(rows))
-    print("\nbest per variant:")
-    print(rep.format_table(list(best.values())))
-    figures.mkdir(parents=True, exist_ok=True)
-    d0 = XtbSettings()
-    dkey = (d0.gauss_fwhm, d0.lorentz_fwhm, d0.lorentz_slope, d0.onset)
-    at_default = {
-        v: next(
-            r
-            for r in rows
-            if r["variant"] == v and (r["gauss_fwhm"], r["lorentz_fwhm"], r["lorentz_slope"], r["onset"]) == dkey
-        )
-        for v in VARIANTS
-    }
-    print("\nat the default broadening/onset:")
-    print(rep.format_table(list(at_default.values())))
-    labels = [f"{r['structure_id']}:{r['site_index']}" for r in refs]
-    out = dict(
-        n_reference_sites=len(refs),
-        reference=labels,
-        rows=rows,
-        best=best,
-        best_vs_shipped=best_shipped,
-        at_default=at_default,
-        default_settings=d0.to_dict(),
-        min_length=min_length,
-        per_site_default={
-            v: {
-                "pearson": dict(zip(labels, map(float, per_site[(v, *dkey)][0]))),
-                "cosine": dict(zip(labels, map(float, per_site[(v, *dkey)][1]))),
-            }
-            for v in VARIANTS
-        },
-        per_site_best={
-            v: dict(
-                zip(
-                    labels,
-                    map(float, per_site[(v, b["gauss_fwhm"], b["lorentz_fwhm"], b["lorentz_slope"], b["onset"])][0]),
-                )
-            )
-            for v, b in best.items()
-        },
-    )
-    # the figure of record for the chosen default variant
-    chosen = next(v for v, kw in VARIANTS.items() if XtbSettings().with_(**kw).calc_key() == XtbSettings().calc_key())
-    out["chosen_variant"] = chosen
-    out["simulator_vs_dft_pearson_mean"] = at_default[chosen]["pearson_mean"]
-    out["simulator_vs_dft_cosine_mean"] = at_default[chosen]["cosine_mean"]
-    out["similarity"] = similarity_check(refs, base.with_(**VARIANTS[chosen]), cache)
-    print(f"similarity check: {out['similarity']}")
-    B.atomic_write_json(figures / "simulator_comparison.json", out)
-    if doc is not None:
-        rep.write_doc(doc, out, rows, refs)
-    return out
-
-
-def compare_environments(
-    variants: list[str],
-    cache: Path,
-    structures: Path | None = None,
-    workers: int = 1,
-    min_length: float = XtbSettings.min_length,
-) -> dict[str, dict]:
-    """No references: do clearly different environments (:func:`dev_structures`) give clearly
-    different spectra?  Prints cost / size / gap per site and the site-by-site Pearson matrices.
-    Returns {variant: {(sid, site): SiteResult}}, the sites in the same order for every variant
-    (:func:`s2s.plots.simulators.plot_simulator_dev` draws them)."""
-    from s2s.environment import unique_o_sites
-    from s2s.simulate import comparison_report as rep
-
-    items = dev_structures(structures)
-    sites_by_id = {sid: unique_o_sites(s, structure_id=sid) for sid, s in items}
-    base = XtbSettings(min_length=min_length)
-    spectra: dict[str, dict] = {}
-    timing = {}
-    for vname in variants:
-        st = base.with_(**VARIANTS[vname])
-        t0 = time.perf_counter()
-        raw = compute_variant(items, sites_by_id, st, cache, workers)
-        spectra[vname] = {k: finalize(v, st) for k, v in raw.items()}
-        timing[vname] = {k: (site_cost(v), v.n_atoms, v.gap) for k, v in raw.items()}
-        print(f"{vname}: {time.perf_counter() - t0:.1f} s wall (cached items cost nothing)", file=sys.stderr)
-    keys = [(sid, s) for sid, _ in items for s in sites_by_id[sid]]
-    print(rep.format_dev(spectra, timing, keys, variants))
-    return spectra

@@ -1,4 +1,7 @@
-"""Tables and markdown of the simulator comparison (:mod:`s2s.simulate.comparison`).
+"""The simulator comparison run and its report: :func:`compare_with_reference` (the sweep of
+:mod:`s2s.simulate.comparison` against the GPAW references, tables on stdout,
+``simulator_comparison.json``, optionally the tables of a markdown document) and
+:func:`compare_environments` (no references), with their tables and markdown.
 
 Rows are the dicts of :func:`s2s.simulate.comparison.sweep` (variant, widths in eV, onset, mean /
 median / min Pearson r, mean cosine, failures, seconds per site).  The figures are drawn by
@@ -8,11 +11,29 @@ median / min Pearson r, mean cosine, failures, seconds per site).  The figures a
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
-from s2s.simulate.comparison import GAUSS, LORENTZ, ONSETS, SLOPES, VARIANTS
+from s2s.environment import unique_o_sites
+from s2s.files import atomic_write_text
+from s2s.simulate import build as B
+from s2s.simulate.comparison import (
+    GAUSS,
+    LORENTZ,
+    ONSETS,
+    SLOPES,
+    VARIANTS,
+    compute_variant,
+    dev_structures,
+    load_references,
+    reference_broadener,
+    similarity_check,
+    site_cost,
+    sweep,
+)
+from s2s.simulate.xtb import XtbSettings, finalize
 
 DOC_BEGIN, DOC_END = "<!-- comparison:begin -->", "<!-- comparison:end -->"
 
@@ -197,15 +218,124 @@ def markdown(out: dict, rows: list[dict], refs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_doc(doc: Path, out: dict, rows: list[dict], refs: list[dict]) -> None:
-    """Replace the text between the comparison markers of ``doc`` with :func:`markdown`."""
-    text = doc.read_text()
-    if DOC_BEGIN not in text or DOC_END not in text:
-        raise SystemExit(f"{doc}: markers {DOC_BEGIN} / {DOC_END} not found")
-    head, rest = text.split(DOC_BEGIN, 1)
-    _, tail = rest.split(DOC_END, 1)
+def write_tables(table_dir: Path, out: dict, rows: list[dict], refs: list[dict]) -> Path:
+    """Write :func:`markdown` to ``table_dir``/simulator_comparison.md (no doc is edited: docs/simulator.md's
+    block between :data:`DOC_BEGIN` and :data:`DOC_END` is pasted from it)."""
+    path = Path(table_dir) / "simulator_comparison.md"
+    atomic_write_text(path, markdown(out, rows, refs) + "\n")
+    print(f"comparison tables -> {path}", file=sys.stderr)
+    return path
 
-    tmp = doc.with_name(f".{doc.name}.tmp")
-    tmp.write_text(head + DOC_BEGIN + "\n" + markdown(out, rows, refs) + "\n" + DOC_END + tail)
-    tmp.replace(doc)
-    print(f"updated {doc}", file=sys.stderr)
+
+def compare_with_reference(
+    reference: Path,
+    structures: Path | None,
+    cache: Path,
+    figures: Path,
+    workers: int = 1,
+    min_length: float = XtbSettings.min_length,
+    table_dir: Path | None = None,
+    ref_as_shipped: bool = False,
+) -> dict:
+    """The whole comparison: sweep, tables on stdout, ``figures/simulator_comparison.json`` and, with
+    ``table_dir``, the markdown tables in ``table_dir``/simulator_comparison.md (:func:`write_tables`).  Its
+    figures ``simulator_vs_gpaw.png`` / ``simulator_summary.png`` are drawn by :mod:`s2s.plots.simulators`
+    (``scripts/compare_simulators.py`` calls both).
+
+    Returns the dict written to ``simulator_comparison.json``.
+    """
+    refs = load_references(reference, structures)
+    if not refs:
+        raise SystemExit(f"no reference sites with structures under {reference}")
+    base = XtbSettings(min_length=min_length)
+    ref_grid = reference_broadener(ref_as_shipped)
+    rows, per_site = sweep(refs, base, cache, workers, ref_grid)
+    print(format_table(rows))
+    best = {}
+    for vname in VARIANTS:
+        best[vname] = max((r for r in rows if r["variant"] == vname), key=lambda r: r["pearson_mean"])
+    best_shipped = {
+        v: max((r for r in rows if r["variant"] == v), key=lambda r: r["pearson_shipped_mean"]) for v in VARIANTS
+    }
+    print(format_pivot(rows))
+    print("\nbest per variant:")
+    print(format_table(list(best.values())))
+    figures.mkdir(parents=True, exist_ok=True)
+    d0 = XtbSettings()
+    dkey = (d0.gauss_fwhm, d0.lorentz_fwhm, d0.lorentz_slope, d0.onset)
+    at_default = {
+        v: next(
+            r
+            for r in rows
+            if r["variant"] == v and (r["gauss_fwhm"], r["lorentz_fwhm"], r["lorentz_slope"], r["onset"]) == dkey
+        )
+        for v in VARIANTS
+    }
+    print("\nat the default broadening/onset:")
+    print(format_table(list(at_default.values())))
+    labels = [f"{r['structure_id']}:{r['site_index']}" for r in refs]
+    out = dict(
+        n_reference_sites=len(refs),
+        reference=labels,
+        rows=rows,
+        best=best,
+        best_vs_shipped=best_shipped,
+        at_default=at_default,
+        default_settings=d0.to_dict(),
+        min_length=min_length,
+        per_site_default={
+            v: {
+                "pearson": dict(zip(labels, map(float, per_site[(v, *dkey)][0]))),
+                "cosine": dict(zip(labels, map(float, per_site[(v, *dkey)][1]))),
+            }
+            for v in VARIANTS
+        },
+        per_site_best={
+            v: dict(
+                zip(
+                    labels,
+                    map(float, per_site[(v, b["gauss_fwhm"], b["lorentz_fwhm"], b["lorentz_slope"], b["onset"])][0]),
+                )
+            )
+            for v, b in best.items()
+        },
+    )
+    # the figure of record for the chosen default variant
+    chosen = next(v for v, kw in VARIANTS.items() if XtbSettings().with_(**kw).calc_key() == XtbSettings().calc_key())
+    out["chosen_variant"] = chosen
+    out["simulator_vs_dft_pearson_mean"] = at_default[chosen]["pearson_mean"]
+    out["simulator_vs_dft_cosine_mean"] = at_default[chosen]["cosine_mean"]
+    out["similarity"] = similarity_check(refs, base.with_(**VARIANTS[chosen]), cache)
+    print(f"similarity check: {out['similarity']}")
+    B.atomic_write_json(figures / "simulator_comparison.json", out)
+    if table_dir is not None:
+        write_tables(table_dir, out, rows, refs)
+    return out
+
+
+def compare_environments(
+    variants: list[str],
+    cache: Path,
+    structures: Path | None = None,
+    workers: int = 1,
+    min_length: float = XtbSettings.min_length,
+) -> dict[str, dict]:
+    """No references: do clearly different environments (:func:`dev_structures`) give clearly
+    different spectra?  Prints cost / size / gap per site and the site-by-site Pearson matrices.
+    Returns {variant: {(sid, site): SiteResult}}, the sites in the same order for every variant
+    (:func:`s2s.plots.simulators.plot_simulator_dev` draws them)."""
+    items = dev_structures(structures)
+    sites_by_id = {sid: unique_o_sites(s, structure_id=sid) for sid, s in items}
+    base = XtbSettings(min_length=min_length)
+    spectra: dict[str, dict] = {}
+    timing = {}
+    for vname in variants:
+        st = base.with_(**VARIANTS[vname])
+        t0 = time.perf_counter()
+        raw = compute_variant(items, sites_by_id, st, cache, workers)
+        spectra[vname] = {k: finalize(v, st) for k, v in raw.items()}
+        timing[vname] = {k: (site_cost(v), v.n_atoms, v.gap) for k, v in raw.items()}
+        print(f"{vname}: {time.perf_counter() - t0:.1f} s wall (cached items cost nothing)", file=sys.stderr)
+    keys = [(sid, s) for sid, _ in items for s in sites_by_id[sid]]
+    print(format_dev(spectra, timing, keys, variants))
+    return spectra

@@ -49,6 +49,7 @@ import numpy as np
 from pymatgen.core import Structure
 from scipy.special import voigt_profile
 
+from s2s.simulate.supercell import find_supercell
 from s2s.simulate.xtb_settings import (  # noqa: F401 - re-exported: s2s.simulate.xtb is the public path
     ALLOWED_ELEMENTS,
     BOHR_ANGSTROM,
@@ -70,6 +71,7 @@ from s2s.simulate.xtb_settings import (  # noqa: F401 - re-exported: s2s.simulat
     structure_hash,
 )
 from s2s.spectrum import GRID, normalize
+from s2s.spectrum import onset_shift as _edge
 
 # ---------------------------------------------------------------------------
 # structure handling
@@ -98,7 +100,6 @@ def supercell_matrix(structure: Structure, settings: XtbSettings) -> np.ndarray:
     lat = structure.lattice.matrix
     if settings.supercell == "diagonal":
         return np.diag(supercell_multiples(structure.lattice.abc, settings.min_length))
-    from s2s.simulate.supercell import find_supercell
 
     return np.asarray(find_supercell(lat, settings.min_length), dtype=int)
 
@@ -364,7 +365,6 @@ def onset_shift(result: SiteResult, onset: str, settings: XtbSettings | None = N
     if onset == "edge":
         if settings is None:
             raise ValueError("onset_shift: onset='edge' needs the broadening settings")
-        from s2s.spectrum import onset_shift as _edge
 
         x = np.arange(-3.0, 20.0, 0.02)
         near = result.sticks_e < 25.0  # sticks far above the window only add a smooth tail

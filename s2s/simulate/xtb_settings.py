@@ -216,8 +216,9 @@ class SiteResult:
         }
 
     @classmethod
-    def from_json_dict(cls, d: dict[str, Any], settings: XtbSettings | None = None) -> "SiteResult":
-        """Inverse of :meth:`to_json_dict`; broadens with ``settings`` when given."""
+    def from_json_dict(cls, d: dict[str, Any]) -> "SiteResult":
+        """Inverse of :meth:`to_json_dict`: the sticks, no spectrum (:func:`s2s.simulate.xtb.finalize`
+        broadens them under a settings)."""
         try:
             r = cls(
                 structure_id=str(d["structure_id"]),
@@ -237,10 +238,6 @@ class SiteResult:
             )
         except KeyError as e:
             raise ValueError(f"SiteResult: missing field {e} in cached site record") from e
-        if settings is not None:
-            from s2s.simulate.xtb import finalize
-
-            r = finalize(r, settings)
         return r
 
 

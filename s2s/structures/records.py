@@ -16,6 +16,7 @@ from typing import Any
 
 from pymatgen.core import Structure
 
+from s2s.environment import unique_o_sites as _unique
 from s2s.files import atomic_write_text
 
 #: Allowed values of :attr:`StructureRecord.source`.
@@ -168,8 +169,6 @@ def unique_o_sites(structure: Structure, symprec: float = 0.01) -> int:
     Delegates to :func:`s2s.environment.unique_o_sites`, so that the count is the one the
     spectrum simulator and the dataset use.
     """
-    from s2s.environment import unique_o_sites as _unique
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return len(_unique(structure, symprec=symprec))

@@ -22,6 +22,7 @@ from typing import Any, Iterable
 
 from pymatgen.core import Structure
 
+from s2s.files import atomic_write_text
 from s2s.structures.records import StructureRecord
 
 STRUCTURE_PATTERNS = ("*.cif", "*.CIF", "POSCAR*", "CONTCAR*", "*.vasp", "*.poscar")
@@ -133,8 +134,6 @@ def materials_project_records(
         for d in docs
     ]
     if save_response is not None:
-        from s2s.files import atomic_write_text
-
         atomic_write_text(save_response, json.dumps(dicts))
     return records_from_mp_docs(dicts)
 

@@ -16,6 +16,10 @@ import math
 import numpy as np
 from scipy.stats import spearmanr
 
+from s2s.ensembles.describe import geometry, mean_offdiag, pairwise_radial, pairwise_rmsd, shells, signature
+from s2s.geometry.metrics import evaluate_pair
+from s2s.geometry.shells import coordination_numbers
+
 
 def finite_spearman(x, y) -> tuple[float, int]:
     """(Spearman rho, n) over the pairs where both are finite; NaN with fewer than 3 or a constant side."""
@@ -44,9 +48,6 @@ def bootstrap_ci(x, y, n: int = 1000, seed: int = 0) -> tuple[float, float]:
 def case_stats(target, envs: list, aligned: bool) -> dict:
     """Spreads (``spread_*``, Å or counts), errors (``err_*``: RMSD in Å, CN error in %), best-of-K RMSD,
     coverage flags and the species-match share of one target Environment and its candidates ``envs``."""
-    from s2s.evaluation.ensemble import geometry, mean_offdiag, pairwise_radial, pairwise_rmsd, shells, signature
-    from s2s.evaluation.metrics import coordination_numbers, evaluate_pair
-
     ev = [evaluate_pair(target, g, method="paper") for g in envs]
     cns = np.array([coordination_numbers(shells(g)) for g in envs])
     d1 = [geometry(g)["d_sio_first"] for g in envs]

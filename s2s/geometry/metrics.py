@@ -2,14 +2,14 @@
 
 Per target/generated pair (:func:`evaluate_pair`):
 
-* RMSD (Å) after alignment (:mod:`s2s.evaluation.align`), per shell k = 1, 2, 3 over the
+* RMSD (Å) after alignment (:mod:`s2s.geometry.align`), per shell k = 1, 2, 3 over the
   matched atoms whose **target** shell label is k, and overall.  ``rmsd_all`` is
   :attr:`Alignment.rmsd` (all matched pairs, the excited O included, which
   contributes distance 0); ``rmsd_neighbours`` excludes the excited O.  NaN when
   the target has no (matched) atom in that shell.  With unequal atom counts only
   the min(N, M) matched pairs enter the RMSD.
 * Coordination number per shell: target CN_k = number of target atoms with shell
-  label k; generated CN_k = number of generated atoms that :func:`assign_shells`
+  label k; generated CN_k = number of generated atoms that :func:`~s2s.geometry.shells.assign_shells`
   (the same graph-hop rule as the environment builder, 2.0 Å cutoff from the
   excited O at index 0) puts in shell k.  Per-case relative error in %:
   ``|CN_gen - CN_target| / CN_target * 100`` (NaN when CN_target = 0).
@@ -41,47 +41,8 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 from s2s.environment import DEFAULT_CUTOFF, SI, Environment, O
-from s2s.evaluation.align import _injections, align, kabsch_batched
-
-N_SHELLS = 3
-
-
-def assign_shells(coords: np.ndarray, cutoff: float = DEFAULT_CUTOFF, n_shells: int = N_SHELLS) -> np.ndarray:
-    """Shell index of every atom by graph hops from atom 0 (the excited O).
-
-    coords: (N, 3) in Å.  Two atoms are bonded when their distance is <= ``cutoff``
-    (Å).  Atom 0 gets 0; an atom first reached after k hops gets k for
-    k <= n_shells; atoms farther away or not connected get ``n_shells + 1``
-    (unassigned).  For a target built by the environment builder this reproduces
-    its shell labels.
-    """
-    c = np.asarray(coords, dtype=np.float64)
-    if c.ndim != 2 or c.shape[1] != 3 or c.shape[0] == 0:
-        raise ValueError(f"assign_shells: coords must have shape (N, 3) with N >= 1, got {c.shape}")
-    if not np.all(np.isfinite(c)):
-        raise ValueError("assign_shells: coords contains NaN/inf")
-    adj = cdist(c, c) <= cutoff
-    np.fill_diagonal(adj, False)
-    n = c.shape[0]
-    shell = np.full(n, n_shells + 1, dtype=np.int64)
-    shell[0] = 0
-    frontier = np.zeros(n, dtype=bool)
-    frontier[0] = True
-    seen = frontier.copy()
-    for k in range(1, n_shells + 1):
-        new = adj[frontier].any(axis=0) & ~seen
-        if not new.any():
-            break
-        shell[new] = k
-        seen |= new
-        frontier = new
-    return shell
-
-
-def coordination_numbers(shell: np.ndarray, n_shells: int = N_SHELLS) -> np.ndarray:
-    """(n_shells,) counts of atoms in shells 1..n_shells."""
-    shell = np.asarray(shell)
-    return np.array([int(np.sum(shell == k)) for k in range(1, n_shells + 1)], dtype=np.int64)
+from s2s.geometry.align import _injections, align, kabsch_batched
+from s2s.geometry.shells import N_SHELLS, angles_deg, assign_shells, coordination_numbers
 
 
 def cn_relative_error_pct(cn_gen: float, cn_target: float) -> float:
@@ -165,19 +126,11 @@ def _first_shell(env: Environment, shell: np.ndarray) -> np.ndarray:
     return c[np.asarray(shell) == 1]
 
 
-def angles_deg(center: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Angles (degrees) at ``center`` (3,) between every pair of vectors to ``ends`` (n, 3), pairs i < j."""
-    v = ends - center
-    v = v / np.linalg.norm(v, axis=1, keepdims=True)
-    i, j = np.triu_indices(len(v), 1)
-    return np.degrees(np.arccos(np.clip(np.sum(v[i] * v[j], axis=1), -1.0, 1.0)))
-
-
 def first_shell_errors(target: Environment, generated: Environment, cutoff: float = DEFAULT_CUTOFF) -> dict:
     """Errors of the first shell's own geometry, without the whole-environment alignment.
 
     The target's first shell is its shell label 1; the generated one is what
-    :func:`assign_shells` (``cutoff`` in Å) puts in shell 1, as for the CN metric.  With equal
+    :func:`~s2s.geometry.shells.assign_shells` (``cutoff`` in Å) puts in shell 1, as for the CN metric.  With equal
     first-shell counts n1 (else all NaN):
 
     * ``rmsd_shell1_radial`` (Å): RMS difference of the sorted excited-O-to-neighbour distances,
@@ -223,7 +176,7 @@ def evaluate_pair(
     """All metrics for one target/generated pair; see the module docstring.
 
     ``method`` is the alignment, "paper" or "best"; ``cutoff`` (Å) is the bond
-    cutoff for :func:`assign_shells` on the generated atoms.  Keys:
+    cutoff for :func:`~s2s.geometry.shells.assign_shells` on the generated atoms.  Keys:
     rmsd_all, rmsd_neighbours, rmsd_shell{1,2,3} (Å); cn_target_shell{k},
     cn_gen_shell{k}, cn_error_shell{k}_pct; species_match (bool), valid (bool);
     rmsd_shell1_radial, rmsd_shell1_local (Å), angle_shell1_error_deg (:func:`first_shell_errors`);

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from s2s.environment import Environment
-from s2s.evaluation.evaluate import evaluate_generation, first_shell_table, group_indices, summary_table
-from s2s.evaluation.template import TemplateMatch, compare_with_generation, template_match
+from s2s.retrieval.template import TemplateMatch, compare_with_generation, template_match
+from s2s.studies.evaluate import evaluate_generation, first_shell_table, group_indices, summary_table
 
 
 @dataclass
 class FamilyEvaluation:
-    """Per-site rows (:func:`s2s.evaluation.evaluate.evaluate_generation`), their composition keys, the
+    """Per-site rows (:func:`s2s.studies.evaluate.evaluate_generation`), their composition keys, the
     per-x summary tables {"paper"|"best": {x: table}}, the template match and its comparison with the
     first sample (``cmp``: ``win``, ``gap`` per site), the model's win rate per x, and the per-x
     summary of the template environments themselves (paper alignment)."""
@@ -80,7 +80,7 @@ def family_result(ev: FamilyEvaluation, **extra) -> dict:
     rmsd_shell1, rmsd_all, species_accuracy, model_win_rate, n, best_alignment {rmsd_shell1,
     rmsd_all}, template {rmsd_shell1, species_accuracy} and first_shell {rmsd_shell1_local,
     rmsd_shell1_radial (Å), angle_shell1_error_deg, same_shell1_count} (the first shell on its own,
-    :func:`s2s.evaluation.evaluate.first_shell_table`); ``extra`` (sampling settings) appended."""
+    :func:`s2s.studies.evaluate.first_shell_table`); ``extra`` (sampling settings) appended."""
     p, b = ev.per_comp["paper"], ev.per_comp["best"]
     fs = {k: first_shell_table([ev.rows[i] for i in idx], "paper") for k, idx in ev.row_groups.items()}
     return {

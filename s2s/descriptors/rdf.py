@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.signal import find_peaks
 
 from s2s.environment import SPECIES, Environment
 
@@ -158,8 +159,6 @@ def rdf_peaks(r: ArrayLike, g: ArrayLike, min_height: float = 0.05, min_separati
     Peaks lower than ``min_height`` times the global maximum, or closer than
     ``min_separation`` Å to a higher peak, are dropped.
     """
-    from scipy.signal import find_peaks
-
     r = _grid(r)
     g = np.asarray(g, dtype=np.float64)
     if g.shape != r.shape:

@@ -2,12 +2,12 @@
 
 Generation itself (cached) is :func:`s2s.model.cache.generate_cached`.
 
-* :func:`evaluate_generation` - per-site metrics (:func:`s2s.evaluation.metrics.evaluate_pair`) for
+* :func:`evaluate_generation` - per-site metrics (:func:`s2s.geometry.metrics.evaluate_pair`) for
   each alignment method ("paper" and our "best").
 * :func:`summary_table` - the issue's ``test_generation`` numbers from those rows
-  (:func:`s2s.evaluation.metrics.summarize`).
+  (:func:`s2s.geometry.metrics.summarize`).
 * :func:`first_shell_table` - the paper-aligned 1st-shell RMSD beside the first shell's own
-  geometry errors (:func:`s2s.evaluation.metrics.first_shell_errors`).
+  geometry errors (:func:`s2s.geometry.metrics.first_shell_errors`).
 * :func:`pick_cases`, :func:`composition_key`, :func:`group_indices` - small helpers for
   the figures (best / middle / worst case; per-composition grouping).
 """
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from s2s.environment import Environment
-from s2s.evaluation.metrics import evaluate_pair, summarize
+from s2s.geometry.metrics import evaluate_pair, summarize
 
 METHODS = ("paper", "best")
 #: The numbers of :func:`summary_table` (besides ``n_test``), in the order the notebooks print them.
@@ -68,7 +68,7 @@ def evaluate_generation(
     ``generated[i]`` is one Environment or a list of samples for ``targets[i]`` (as
     returned by :func:`s2s.model.cache.generate_cached`); every sample gives one row.  Row keys:
     ``index`` (target index), ``sample``, and for each method in ``methods`` (``"paper"``,
-    ``"best"``) the :func:`s2s.evaluation.metrics.evaluate_pair` dict under that name (RMSD per
+    ``"best"``) the :func:`s2s.geometry.metrics.evaluate_pair` dict under that name (RMSD per
     shell and overall in Å, CN per shell target/generated and % error, species match,
     O fractions).  ``allow_reflection``: the alignments may also mirror (an environment and its
     mirror image have the same spectrum, and an E(3)-equivariant model draws both equally often).
@@ -108,8 +108,8 @@ def summary_table(rows: Sequence[Mapping], method: str = "paper", digits: int | 
     Keys: rmsd_shell1, rmsd_shell2, rmsd_shell3, rmsd_all (Å, NaN-skipping means over
     cases), cn_error_shell1_pct, cn_error_shell2_pct (mean per-case relative CN error,
     %), species_accuracy (fraction of cases whose O fraction matches exactly), validity
-    (fraction of chemically sane environments, :func:`s2s.evaluation.metrics.validity`), n_test (number of cases).
-    From :func:`s2s.evaluation.metrics.summarize`; ``digits`` rounds the floats.
+    (fraction of chemically sane environments, :func:`s2s.geometry.metrics.validity`), n_test (number of cases).
+    From :func:`s2s.geometry.metrics.summarize`; ``digits`` rounds the floats.
     """
     rows = list(rows)
     if not rows:
@@ -131,7 +131,7 @@ def first_shell_table(rows: Sequence[Mapping], method: str = "paper", digits: in
 
     ``rmsd_shell1`` (Å) is the paper's number (whole-environment alignment); ``rmsd_shell1_local``,
     ``rmsd_shell1_radial`` (Å) and ``angle_shell1_error_deg`` are the first shell's own geometry
-    (:func:`s2s.evaluation.metrics.first_shell_errors`), defined on the cases whose first-shell
+    (:func:`s2s.geometry.metrics.first_shell_errors`), defined on the cases whose first-shell
     count is right, whose share is ``same_shell1_count``; ``n_test`` counts all cases.
     """
     rows = list(rows)
@@ -211,7 +211,7 @@ def subsample_groups(keys: Sequence[Any], n_per_group: int | None) -> np.ndarray
 def composition_keys(records: Sequence[Any]) -> list[str]:
     """:func:`composition_key` of each site record: ``meta["composition_x"]`` when present and
     finite (the amorphous set: the cell's nominal x), else the record's ``x`` (the same rule as
-    :func:`s2s.evaluation.manifold.composition_labels`).  Raises ValueError naming the record when
+    :func:`s2s.studies.manifold.composition_labels`).  Raises ValueError naming the record when
     neither is a finite number."""
     out = []
     for i, r in enumerate(records):

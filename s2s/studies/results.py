@@ -110,7 +110,7 @@ def _interval(results: dict, *keys: str) -> tuple[float, float] | None:
 def headline_rows(results: dict) -> list[tuple[str, Any, Any, str, tuple[float, float] | None]]:
     """(quantity, paper value, ours, format, our 95 % interval over the test structures or None) for
     the README's headline table; the intervals are notebook 03's ``test_generation.ci95`` and notebook
-    04's ``template_matching.model_win_rate_ci95`` (:mod:`s2s.evaluation.bootstrap`)."""
+    04's ``template_matching.model_win_rate_ci95`` (:mod:`s2s.studies.bootstrap`)."""
     tg = results.get("test_generation", {})
     am = results.get("amorphous_generation", {})
 

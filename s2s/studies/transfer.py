@@ -15,9 +15,16 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
 from s2s.environment import Environment
-from s2s.evaluation.metrics import evaluate_pair, summarize
+from s2s.geometry.metrics import evaluate_pair, summarize
+from s2s.predict.foreign import load_input_spectrum, reference_environment
+from s2s.retrieval.neighbours import nearest_by_mse
+from s2s.retrieval.template import template_match
+from s2s.simulate.build import load_site
+from s2s.simulate.xtb import XtbSettings
+from s2s.spectrum import GRID, GRID_STEP, normalize
 
 
 @dataclass(frozen=True)
@@ -37,10 +44,6 @@ def transfer_sites(reference_dir: str | os.PathLike, cache_dir: str | os.PathLik
     ``reference_dir``: the folder holding ``gpaw/*.json`` and the structures; ``cache_dir``: the xTB
     build cache (``data/cache/xtb``).  Sites without a cached xTB spectrum are skipped.
     """
-    from s2s.predict.foreign import load_input_spectrum, reference_environment
-    from s2s.simulate.build import load_site
-    from s2s.simulate.xtb import XtbSettings
-
     settings = settings or XtbSettings()
     ref = Path(reference_dir)
     files = sorted((ref / "gpaw").glob("*__site*.json"))
@@ -61,7 +64,7 @@ def transfer_sites(reference_dir: str | os.PathLike, cache_dir: str | os.PathLik
 def transfer_metrics(sites: Sequence[TransferSite], generated: dict[str, Sequence[Environment]]) -> dict:
     """``{"n", "xtb": {...}, "gpaw": {...}}`` with rmsd_shell1, rmsd_all (Å), species_accuracy, validity and
     the first shell on its own (rmsd_shell1_radial, rmsd_shell1_local in Å, angle_shell1_error_deg;
-    :func:`s2s.evaluation.metrics.first_shell_errors`) per input.
+    :func:`s2s.geometry.metrics.first_shell_errors`) per input.
 
     ``generated[kind][i]``: the environment generated from ``sites[i]``'s spectrum of that kind.
     """
@@ -87,8 +90,6 @@ def in_training(sites: Sequence[TransferSite], train_spectra: np.ndarray, tol: f
     On such a site generation from the xTB spectrum can be recall rather than inference; the GPAW
     spectrum of it is still new to the model.
     """
-    from s2s.evaluation.template import nearest_by_mse
-
     if not sites:
         return np.zeros(0, bool)
     _, mse = nearest_by_mse(np.stack([s.xtb for s in sites]), np.asarray(train_spectra, float), k=1)
@@ -100,8 +101,6 @@ def template_environments(
 ) -> list[Environment]:
     """The paper's template matching from each site's ``kind`` ("xtb" or "gpaw") spectrum: the
     training environment whose spectrum has the smallest MSE (no exclusion: the sites are foreign)."""
-    from s2s.evaluation.template import template_match
-
     spec = np.stack([getattr(s, kind) for s in sites])
     return template_match(spec, None, train_spectra, None, train_envs).environments
 
@@ -114,10 +113,6 @@ def _match_shift_broadening(
 ) -> tuple[float, float, float]:
     """(rms, shift (eV), sigma (eV)) of the shifted, Gaussian-broadened, re-normalised ``source``
     closest (RMS over the grid) to ``target``; both (200,) unit-area spectra on :data:`GRID`."""
-    from scipy.ndimage import gaussian_filter1d
-
-    from s2s.spectrum import GRID, GRID_STEP, normalize
-
     best = (np.inf, 0.0, 0.0)
     for sh in shifts_eV:
         y0 = np.interp(GRID - sh, GRID, source, left=0.0, right=0.0)

@@ -2,7 +2,7 @@
 
 Distance: the RMS difference of two unit-area grid spectra, ``sqrt(mean((a - b)^2))``
 (intensity units of 1/eV).  The *k-NN distance* of a spectrum is the mean of these distances to
-its ``k`` nearest training spectra (:func:`s2s.evaluation.neighbours.knn_distance`, ``metric="rms"``;
+its ``k`` nearest training spectra (:func:`s2s.retrieval.neighbours.knn_distance`, ``metric="rms"``;
 the same module gives the manifold's distances).
 
 Calibration: a leave-one-structure-out (LOSO) reference distribution.  For every training
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from s2s.evaluation.neighbours import knn_distance, loso_distance
+from s2s.retrieval.neighbours import knn_distance, loso_distance
 
 #: Default number of neighbours and flag threshold (percentile of the LOSO distribution).
 DEFAULT_K = 5

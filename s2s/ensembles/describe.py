@@ -3,7 +3,7 @@
 * :func:`signature` - the shell-by-shell composition of a candidate ("Si2|O6|Si6"), the key
   by which :func:`cluster` groups distinct candidates;
 * :func:`pairwise_rmsd` - aligned RMSD (Å) between every pair of candidates
-  (:func:`s2s.evaluation.align.align`, rotations about the excited O, atoms re-paired; ~0.1 s a pair);
+  (:func:`s2s.geometry.align.align`, rotations about the excited O, atoms re-paired; ~0.1 s a pair);
 * :func:`pairwise_radial` - the cheap rotation-free stand-in used by default: the RMS
   difference of the sorted distances from the excited O, species by species (a lower bound
   of the species-respecting aligned RMSD, since | |x| - |y| | <= |x - y|);
@@ -26,11 +26,12 @@ from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.spatial.distance import cdist
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import cdist, squareform
 
 from s2s.environment import DEFAULT_CUTOFF, SI, SPECIES, Environment, O
-from s2s.evaluation.align import align
-from s2s.evaluation.metrics import N_SHELLS, angles_deg, assign_shells, coordination_numbers
+from s2s.geometry.align import align
+from s2s.geometry.shells import N_SHELLS, angles_deg, assign_shells, coordination_numbers
 
 
 def shells(env: Environment, cutoff: float = DEFAULT_CUTOFF) -> np.ndarray:
@@ -106,9 +107,6 @@ def cluster(
     member with the smallest mean distance to the other members; the first member without
     ``d``), ``distance_within`` (mean pairwise distance inside the group, Å; NaN for one member).
     """
-    from scipy.cluster.hierarchy import fcluster, linkage
-    from scipy.spatial.distance import squareform
-
     sigs = [signature(e) for e in envs]
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(sigs):
@@ -249,7 +247,7 @@ def closer_as_mirror_images(
 ) -> list[int]:
     """Indices of the candidates that are closer to ``reference`` as mirror images than as they are.
 
-    Both alignments are the paper's (:func:`s2s.evaluation.align.align_paper`), about the excited O;
+    Both alignments are the paper's (:func:`s2s.geometry.align.align_paper`), about the excited O;
     a candidate is listed when the reflection-allowed RMSD is below the rotations-only RMSD by more
     than ``margin`` Å.  An environment and its mirror image have the same spectrum, and an
     E(3)-equivariant model draws both hands equally often, so such candidates describe the

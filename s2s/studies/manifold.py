@@ -10,10 +10,10 @@
   the training set than ``quantile`` (95 %) of the training points are from *other*
   training structures (leave-one-structure-out).  Works in any space: the 2-D embedding
   (arbitrary units) or the 200-point spectra themselves (``scale=1/sqrt(200)`` gives the
-  RMS intensity difference of unit-area spectra; :mod:`s2s.evaluation.ood` has the k-NN
+  RMS intensity difference of unit-area spectra; :mod:`s2s.retrieval.ood` has the k-NN
   percentile score that ``s2s predict`` uses).
 
-Both distances come from :mod:`s2s.evaluation.neighbours` (``metric="euclidean"``, k = 1), the
+Both distances come from :mod:`s2s.retrieval.neighbours` (``metric="euclidean"``, k = 1), the
 k-NN search shared with the OOD score.
 
 All distances in Å (or the units of the space given).
@@ -22,6 +22,7 @@ All distances in Å (or the units of the space given).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from s2s.evaluation.neighbours import loso_distance, nearest
+from s2s.retrieval.neighbours import loso_distance, nearest
 
 UNKNOWN = "unknown"
 
@@ -67,8 +68,6 @@ def umap_embedding(
     threaded); coordinates can still differ across machines/library versions.
     ``n_neighbors`` is capped at N - 1.
     """
-    import warnings
-
     x = np.asarray(points, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 3:
         raise ValueError(f"umap_embedding: need a 2-D array with at least 3 rows, got shape {x.shape}")
@@ -98,7 +97,7 @@ def nearest_distance(
 
     ``reference`` (R, D), ``query`` (M, D); returns (M,) distances (units of the points) and (M,)
     indices into ``reference``.  With groups given (both or neither), a reference of the query's
-    own group is skipped (leave-one-structure-out).  :func:`s2s.evaluation.neighbours.nearest`
+    own group is skipped (leave-one-structure-out).  :func:`s2s.retrieval.neighbours.nearest`
     with ``metric="euclidean"``: distance = sqrt(D * MSE), exact re-scoring.
     """
     d, idx = nearest(query, reference, 1, query_groups, reference_groups, metric="euclidean")

@@ -3,7 +3,7 @@
 A *run* folder holds a training run (``checkpoint.pt``, ``snapshots/step_*.pt`` with the raw and
 EMA weights and the process CPU seconds at each snapshot) and its evaluations
 (``eval_<snapshot>_<weights>[_w<guidance>][_n<K>].json``).  The validation split is
-:func:`s2s.dataset.validation_split` (10 % of the training structures by hash, seed 1); the
+:func:`s2s.splits.validation_split` (10 % of the training structures by hash, seed 1); the
 fit split is the rest; the test split is never touched.  ``benchmarks/ablation.py`` is the
 command line.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +21,18 @@ import torch
 
 from s2s.checkpoint_io import load_checkpoint, require_keys
 from s2s.config import S2SConfig, get_preset, replace
-from s2s.dataset import Dataset, validation_split
-from s2s.evaluation.evaluate import summary_table
-from s2s.evaluation.metrics import evaluate_pair
+from s2s.dataset import Dataset
 from s2s.files import atomic_write_text
+from s2s.geometry.metrics import evaluate_pair
 from s2s.model import S2SModel
 from s2s.model.diffusion import SAMPLERS
+from s2s.model.probe import conditioning_gap
+from s2s.model.refine import refine_templates
+from s2s.model.sample import generate
+from s2s.model.train import train
+from s2s.retrieval.neighbours import nearest_by_mse
+from s2s.splits import validation_split
+from s2s.studies.evaluate import summary_table
 
 #: The columns of the report table, in order.
 #: What a training snapshot is, for messages.
@@ -44,7 +51,6 @@ COLUMNS = (
     "probe_gap_t200",
     "probe_gap_t500",
 )
-DOC_BEGIN, DOC_END = "<!-- ablation:begin -->", "<!-- ablation:end -->"
 
 
 def variants() -> dict[str, S2SConfig]:
@@ -94,8 +100,6 @@ def train_variant(
 
     Returns the :func:`s2s.model.train.train` result (``step``, ``history`` with ``cpu_seconds``).
     """
-    from s2s.model.train import train
-
     cfg = variants()[variant]
     cfg = replace(cfg, train=replace(cfg.train, num_threads=1, epochs=10**6))
     fit, _ = load_split(data)
@@ -156,8 +160,6 @@ def _validation_inputs(run: Path, data: str | Path, cpu_minutes: float | None, w
 def _score_one_sample(model, targets, spectra, seed: int = 0, **sampling) -> dict:
     """One sample per validation site (the target's atom count; ``sampling``: the options of
     :func:`s2s.model.sample.generate`), paper alignment: the :func:`summary_table` metrics plus ``validity``."""
-    from s2s.model.sample import generate
-
     gen = generate(model, spectra, [e.n_atoms for e in targets], seed=seed, **sampling)
     rows = [{"paper": evaluate_pair(t, g[0])} for t, g in zip(targets, gen)]
     table = summary_table(rows, "paper")
@@ -183,10 +185,6 @@ def evaluate_run(
     gap at t = 200 and 500 (:func:`s2s.model.probe.conditioning_gap`); generation CPU seconds.
     ``n``: a seeded random subset of that many validation sites (the file name gets ``_n<K>``).
     """
-    import time
-
-    from s2s.model.probe import conditioning_gap
-
     run = Path(run)
     snap, model, state, recs, targets, spectra = _validation_inputs(run, data, cpu_minutes, weights, n)
     t0 = time.process_time()
@@ -230,9 +228,6 @@ def refine_table(
 
     Returns (a one-line description of the run, {method: summary table (paper alignment)}).
     """
-    from s2s.evaluation.template import nearest_by_mse
-    from s2s.model.refine import refine_templates
-
     torch.set_num_threads(1)
     model, state = load_snapshot(pick_snapshot(Path(run), cpu_minutes), weights)
     fit, val = load_split(data)
@@ -302,16 +297,6 @@ def table_markdown(rows: list[dict]) -> str:
         return f"{v:.3f}" if isinstance(v, float) and not float(v).is_integer() else str(v)
 
     return head + "".join("| " + " | ".join(fmt(r.get(c, "")) for c in COLUMNS) + " |\n" for r in rows)
-
-
-def write_doc_block(doc: Path, md: str) -> None:
-    """Replace the text between ``<!-- ablation:begin -->`` and ``<!-- ablation:end -->`` of ``doc``."""
-    doc = Path(doc)
-    text = doc.read_text()
-    if DOC_BEGIN not in text or DOC_END not in text:
-        raise SystemExit(f"{doc}: no {DOC_BEGIN} ... {DOC_END} block to fill")
-    new = text.split(DOC_BEGIN)[0] + DOC_BEGIN + "\n" + md + DOC_END + text.split(DOC_END, 1)[1]
-    atomic_write_text(doc, new)
 
 
 #: The metrics :func:`sampler_sweep` averages over seeds.

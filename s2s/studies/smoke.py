@@ -4,7 +4,7 @@ The unit tests check the building blocks; this checks that the pieces still add 
 science (``figures/results.json``): the generative model (few DDIM steps), the forward model (cosine of
 its predicted spectrum to the true one) and template matching, each on the same few sites of every
 test-split structure (:func:`smoke_sites`), scored as notebook 03/04 score them (paper alignment,
-:func:`s2s.evaluation.evaluate.summary_table`).
+:func:`s2s.studies.evaluate.summary_table`).
 
 * :func:`smoke_sites` - the fixed sites (a few of every test structure); :func:`generation_numbers`,
   :func:`forward_numbers`, :func:`template_numbers` - their numbers; :func:`smoke_numbers` - all three.
@@ -24,6 +24,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import torch
+
+from s2s.forward.model import cosine
+from s2s.model.sample import generate
+from s2s.retrieval.template import template_match
+from s2s.studies.evaluate import evaluate_generation, generation_inputs, group_indices, spread_indices, summary_table
 
 #: The generation numbers the smoke test bounds (paper alignment, :func:`summary_table` keys).
 GENERATION_KEYS = ("rmsd_shell1", "rmsd_all", "species_accuracy", "validity", "cn_error_shell1_pct")
@@ -49,8 +55,6 @@ def smoke_sites(dataset, per_structure: int) -> list:
     """Up to ``per_structure`` records of each test-split structure (spread evenly over its sites), in
     round-robin order over the structures (sorted by id): neighbours in the list always come from
     different structures, so a list rolled by one pairs every spectrum with another crystal's site."""
-    from s2s.evaluation.evaluate import group_indices, spread_indices
-
     test = list(dataset.test)
     groups = group_indices([r.structure_id for r in test])
     picked = [g[spread_indices(len(g), per_structure)] for g in groups.values()]
@@ -75,12 +79,7 @@ def generation_numbers(
     """The :data:`GENERATION_KEYS` of one sample per site (the target's atom count), paper alignment.
 
     ``model``: an :class:`s2s.model.S2SModel`; ``spectra``: the conditioning spectra (default: the
-    sites' own, :func:`s2s.evaluation.evaluate.generation_inputs`); ``seed`` overrides ``settings.seed``."""
-    import torch
-
-    from s2s.evaluation.evaluate import evaluate_generation, generation_inputs, summary_table
-    from s2s.model.sample import generate
-
+    sites' own, :func:`s2s.studies.evaluate.generation_inputs`); ``seed`` overrides ``settings.seed``."""
     own, n_atoms = generation_inputs(records)
     spectra = own if spectra is None else np.asarray(spectra, dtype=np.float64)
     with torch.no_grad():
@@ -102,8 +101,6 @@ def generation_numbers(
 def forward_numbers(forward_model, records: Sequence, *, spectra: np.ndarray | None = None) -> dict:
     """``cosine``: the mean cosine of the forward model's spectrum of each site's true environment to the
     site's spectrum (``spectra``: other spectra to compare with, default the sites' own)."""
-    from s2s.forward.model import cosine
-
     pred = forward_model.predict([r.environment for r in records])
     true = np.stack([r.spectrum for r in records]) if spectra is None else np.asarray(spectra, dtype=np.float64)
     return _rounded({"cosine": float(np.mean(cosine(pred, true)))})
@@ -111,10 +108,7 @@ def forward_numbers(forward_model, records: Sequence, *, spectra: np.ndarray | N
 
 def template_numbers(train_records: Sequence, records: Sequence, *, spectra: np.ndarray | None = None) -> dict:
     """The :data:`TEMPLATE_KEYS` of template matching (the environment of the training spectrum nearest in
-    MSE, sites of the same structure excluded; :func:`s2s.evaluation.template.template_match`)."""
-    from s2s.evaluation.evaluate import evaluate_generation, summary_table
-    from s2s.evaluation.template import template_match
-
+    MSE, sites of the same structure excluded; :func:`s2s.retrieval.template.template_match`)."""
     query = np.stack([r.spectrum for r in records]) if spectra is None else np.asarray(spectra, dtype=np.float64)
     tm = template_match(
         query,

@@ -5,8 +5,8 @@ pins it down.  Two measurements on a dataset say how precisely that is, without 
 
 * **Spectral twins** (:func:`twin_table`): pairs of sites from *different* structures, binned by
   the RMS difference of their spectra (eV^-1, unit-area spectra on the 200-point grid, as
-  :func:`s2s.evaluation.transfer.spectral_gap`), and for each bin how far their environments are
-  apart, with the metrics of :func:`s2s.evaluation.metrics.evaluate_pair` (one site as target, the
+  :func:`s2s.studies.transfer.spectral_gap`), and for each bin how far their environments are
+  apart, with the metrics of :func:`s2s.geometry.metrics.evaluate_pair` (one site as target, the
   other as "generated", paper alignment).  If sites whose spectra differ by far less than any
   realistic error still differ by d Å, a reader given one of them can be expected to be off by a
   sizeable fraction of d (it cannot tell which of the two it is reading).
@@ -26,7 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from s2s.environment import Environment
-from s2s.evaluation.metrics import evaluate_pair
+from s2s.geometry.metrics import evaluate_pair
+from s2s.retrieval.neighbours import nearest_by_mse
 
 #: Bin edges of the RMS spectral difference, eV^-1.  For scale on the open dataset: the median
 #: nearest other site is ~0.006, the median xTB-GPAW difference of one site 0.036
@@ -151,13 +152,11 @@ def retrieval_oracle(
 ) -> dict:
     """Mean over queries of the best paper-aligned 1st-shell RMSD (Å) among the top-k spectral matches.
 
-    The matches are :func:`s2s.evaluation.template.nearest_by_mse`'s (other structures only), so
+    The matches are :func:`s2s.retrieval.neighbours.nearest_by_mse`'s (other structures only), so
     k = 1 is template matching.  Returns ``{"n": M, "k": {k: mean}, "median_top1": ...}``; the
     oracle knows the target, so it is a bound on choosing among near-spectrum candidates, not a method.
     ``allow_reflection``: the alignment may also mirror.
     """
-    from s2s.evaluation.template import nearest_by_mse
-
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
         raise ValueError(f"retrieval_oracle: ks must be positive integers, got {ks}")

@@ -11,8 +11,8 @@ Davison & Hinkley 1997, section 3.8) and reports percentile intervals:
   shape ``(n_resamples, n_columns)``; every column sees the same resamples, so a difference of two
   columns (model minus template on the same sites) gets its paired interval.
 * :func:`interval` - ``[lo, hi]`` of one column of resampled means.
-* :func:`summary_intervals` - intervals of :func:`s2s.evaluation.evaluate.summary_table`'s numbers
-  (and the first shell's own), from per-site rows of :func:`s2s.evaluation.evaluate.evaluate_generation`.
+* :func:`summary_intervals` - intervals of :func:`s2s.studies.evaluate.summary_table`'s numbers
+  (and the first shell's own), from per-site rows of :func:`s2s.studies.evaluate.evaluate_generation`.
 * :func:`difference_intervals` - paired intervals of ``a - b`` for two methods on the same sites.
 
 Settings are a frozen :class:`BootstrapSettings` (2,000 resamples, 95 %, seed 0), so a rerun gives
@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+from s2s.studies.evaluate import metric_array
 
 #: ``summary_table`` / ``first_shell_table`` key -> the per-site key of an ``evaluate_pair`` row.
 ROW_KEYS = {
@@ -119,8 +121,6 @@ def interval(means: ArrayLike, settings: BootstrapSettings = DEFAULT_BOOTSTRAP) 
 
 def _site_values(rows: Sequence[Mapping], method: str, key: str) -> np.ndarray:
     """A table key's per-site values (:data:`ROW_KEYS` maps it to the row's key)."""
-    from s2s.evaluation.evaluate import metric_array
-
     return metric_array(rows, method, ROW_KEYS.get(key, key))
 
 
@@ -140,10 +140,10 @@ def summary_intervals(
     settings: BootstrapSettings = DEFAULT_BOOTSTRAP,
     digits: int | None = None,
 ) -> dict[str, list[float]]:
-    """``{key: [lo, hi]}`` for the means of :func:`s2s.evaluation.evaluate.summary_table` (and the
+    """``{key: [lo, hi]}`` for the means of :func:`s2s.studies.evaluate.summary_table` (and the
     first shell's own numbers), resampling structures.
 
-    ``rows``: per-site rows of :func:`~s2s.evaluation.evaluate.evaluate_generation` (every sample
+    ``rows``: per-site rows of :func:`~s2s.studies.evaluate.evaluate_generation` (every sample
     counts as a site of its target's structure); ``groups[i]``: the structure of target ``i``;
     ``keys``: the table's keys (default: those of :data:`ROW_KEYS` that every row has).  Units are the
     table's (Å, %, fractions, degrees).

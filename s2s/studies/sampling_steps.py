@@ -2,7 +2,7 @@
 
 For every (sampler, steps) point: ``n_samples`` environments per spectrum with the target's atom
 count (the paper's protocol), the same seed for every point; metrics from
-:func:`s2s.evaluation.metrics.evaluate_pair` averaged by :func:`s2s.evaluation.metrics.summarize`:
+:func:`s2s.geometry.metrics.evaluate_pair` averaged by :func:`s2s.geometry.metrics.summarize`:
 1st/2nd-shell RMSD (Å), CN error (%), species accuracy; and the generation wall time per
 structure (s).  ``benchmarks/bench_steps.py`` is the command line.
 """
@@ -13,6 +13,9 @@ import math
 import time
 
 import numpy as np
+
+from s2s.geometry.metrics import evaluate_pair, summarize
+from s2s.model.sample import generate
 
 METRICS = ("rmsd_shell1", "rmsd_shell2", "rmsd_all", "cn_error_shell1_pct", "cn_error_shell2_pct", "species_accuracy")
 
@@ -28,9 +31,6 @@ def run_point(
     Returns METRICS plus ``cn_shell1_exact`` (share of exact 1st-shell CN), ``s_per_structure`` (s)
     and ``n_structures``.
     """
-    from s2s.evaluation.metrics import evaluate_pair, summarize
-    from s2s.model.sample import generate
-
     spectra = np.stack([r.spectrum for r in recs])
     counts = [r.environment.n_atoms for r in recs]
     t0 = time.perf_counter()

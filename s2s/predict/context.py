@@ -1,0 +1,122 @@
+"""What ``s2s predict`` holds while it runs: the defaults, :class:`PredictContext` (everything loaded
+once: the generator, the training reference, the forward model) and :class:`Prediction` (one
+spectrum's candidates and summary), shared by :mod:`~s2s.predict.run`, :mod:`~s2s.predict.report`,
+:mod:`~s2s.predict.html` and :mod:`~s2s.predict.signal`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from s2s.environment import Environment
+from s2s.files import file_sha256
+from s2s.forward.model import ForwardModel
+from s2s.model.train import load_model
+from s2s.predict.prepare import training_onset
+from s2s.resources import default_path
+from s2s.retrieval.ood import OODScorer
+from s2s.simulate.reference_sites import load_fidelity
+
+DEFAULT_MODEL = default_path("model")
+
+
+DEFAULT_DATA = default_path("data")
+
+
+#: The forward model (environment -> spectrum) that ranks the candidates (docs/forward_model.md).
+DEFAULT_FORWARD = default_path("forward")
+
+
+#: Sampler and step count for predict, chosen from benchmarks/bench_steps.py (docs/predict.md).
+DEFAULT_SAMPLER = "ddim"
+
+
+DEFAULT_STEPS = 100
+
+
+DEFAULT_N_SAMPLES = 16
+
+
+@dataclass
+class PredictContext:
+    """Everything loaded once: the model and the training reference (template matching, OOD, onset)."""
+
+    model: Any
+    model_path: Path
+    model_sha256: str
+    train_spectra: np.ndarray
+    train_envs: list[Environment]
+    train_meta: list[dict]
+    ood: Any
+    train_onset: float
+    forward: Any = None  # s2s.forward.model.ForwardModel ranking the candidates, or None (no ranking)
+    forward_path: Path | None = None
+    forward_sha256: str | None = None
+    fidelity: str = "xtb"  # the spectra of the training reference (s2s.simulate.reference_sites.FIDELITY_CHOICES)
+
+    @classmethod
+    def load(
+        cls,
+        model_path: str | os.PathLike = DEFAULT_MODEL,
+        data_path: str | os.PathLike = DEFAULT_DATA,
+        forward_path: str | os.PathLike | None = DEFAULT_FORWARD,
+        fidelity: str = "xtb",
+        reference_store: str | os.PathLike | None = None,
+    ) -> "PredictContext":
+        """Load the generator, the training reference and (unless ``forward_path`` is None) the
+        forward model that ranks the candidates; a missing forward model file is an error naming it.
+        ``fidelity``: which training spectra are the reference of template matching, the OOD score and the
+        onset convention ('xtb', 'reference' = the first-principles spectra of ``reference_store``, default
+        data/reference_sites, or 'both'); it should be what the model was trained on."""
+        model_path, data_path = Path(model_path), Path(data_path)
+        model = load_model(model_path)
+        if not data_path.exists():
+            raise FileNotFoundError(
+                f"{data_path}: training dataset not found (needed for template matching, the OOD "
+                "score and the onset convention); pass --data"
+            )
+        train = load_fidelity(data_path, fidelity, reference_store).train
+        if len(train) == 0:
+            raise ValueError(f"{data_path}: no training records (fidelity {fidelity})")
+        spectra = train.spectra()
+        groups = [r.structure_id for r in train]
+        k = min(5, len(set(groups)) - 1)
+        forward = None
+        if forward_path is not None:
+            forward_path = Path(forward_path)
+            if not forward_path.exists():
+                raise FileNotFoundError(
+                    f"{forward_path}: forward model not found (ranks the candidates); train one "
+                    "with 's2s train-forward' or pass --no-rank"
+                )
+            forward = ForwardModel.load(forward_path)
+        return cls(
+            model=model,
+            model_path=model_path,
+            model_sha256=file_sha256(model_path),
+            train_spectra=spectra,
+            train_envs=train.environments(),
+            train_meta=[
+                {"structure_id": r.structure_id, "site_index": r.site_index, "formula": r.formula} for r in train
+            ],
+            ood=OODScorer.fit(spectra, groups, k=k),
+            train_onset=training_onset(spectra),
+            forward=forward,
+            forward_path=forward_path,
+            forward_sha256=None if forward is None else file_sha256(forward_path),
+            fidelity=fidelity,
+        )
+
+
+@dataclass
+class Prediction:
+    name: str
+    spectrum: np.ndarray
+    candidates: list[Environment]
+    summary: dict
+    predicted: np.ndarray | None = None  # (K, 200) forward-model spectra of the candidates (ranked order), or None
