@@ -21,6 +21,7 @@ are recorded by name in failures.json; ``--commit-every N`` commits the store to
 
     nohup python scripts/build_reference.py sites --hours 2.5 --commit-every 10 > logs/ref_sites.log 2>&1 &
     python scripts/build_reference.py sites --dask local --workers 8      # scale out (Dask)
+    python scripts/build_reference.py coverage [--write-results]          # sites per split with a spectrum
 
 The logic lives in :mod:`s2s.simulate.reference` (structures: :mod:`s2s.structures.reference`).
 """
@@ -46,7 +47,7 @@ from s2s.simulate.reference import (
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=["structures", "run", "list", "summary", "regrid", "compare-pw", "sites"])
+    ap.add_argument("step", choices=["structures", "run", "list", "summary", "regrid", "compare-pw", "sites", "coverage"])
     ap.add_argument("--only", default="", help="comma-separated structure ids (default: all, in order)")
     ap.add_argument("--max-sites", type=int, default=0, help="stop after N new sites (0 = no limit)")
     ap.add_argument(
@@ -80,9 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--workers", type=int, default=1, help="sites in parallel (one core each); 1 = in this process")
     g.add_argument("--dask", default="", help="'local' or a scheduler address: run the sites on Dask workers")
     g.add_argument("--commit-every", type=int, default=0, help="git commit the store every N finished sites")
+    c = ap.add_argument_group("coverage (how many dataset sites have a reference spectrum)")
+    c.add_argument("--write-results", action="store_true", help="keep it in figures/results.json (reference_data)")
+    c.add_argument("--json", action="store_true", help="print it as JSON")
     args = ap.parse_args(argv)
     if args.step == "sites":
         return run_dataset_sites(args)
+    if args.step == "coverage":
+        return dataset_coverage(args)
     ref = resolve("reference", must_exist=False)
     gpaw_dir = ref / (args.out_subdir or ("gpaw" if args.mode == "lcao" else "gpaw_pw"))
     structures = reference_structures()
@@ -140,6 +146,34 @@ def main(argv: list[str] | None = None) -> int:
     todo = sites_to_run(plan, gpaw_dir, args.retry_failed, args.max_sites)
     print(f"{len(plan)} sites planned, {len(todo)} to run", flush=True)
     run_sites(todo, gpaw_dir, settings, workdir=args.workdir)
+    return 0
+
+
+def dataset_coverage(args: argparse.Namespace) -> int:
+    """Step ``coverage``: how many of the dataset's sites per split have a reference spectrum at the build's
+    settings (:func:`s2s.simulate.reference_build.coverage`); ``--write-results`` keeps it in
+    figures/results.json under ``reference_data`` (this step is that key's one writer)."""
+    import json
+
+    from s2s.dataset import Dataset
+    from s2s.simulate.reference_build import coverage
+    from s2s.simulate.reference_sites import ReferenceStore
+    from s2s.studies.results import update_results
+
+    cov = coverage(Dataset.load(resolve("data")), ReferenceStore(resolve("reference_sites", must_exist=False)))
+    print(f"{'split':10s} {'sites':>6s} {'with ref':>9s} {'structures':>11s} {'with ref':>9s}")
+    for name, row in cov["by_split"].items():
+        print(
+            f"{name:10s} {row['sites']:6d} {row['with_reference']:9d} {row['structures']:11d} "
+            f"{row['structures_with_reference']:9d}"
+        )
+    print(f"{cov['n_reference_sites']} sites with a reference spectrum at {cov['calc_key']}, "
+          f"{cov['cpu_hours']} CPU h; failures: {', '.join(cov['failures']) or 'none'}")
+    if args.write_results:
+        update_results("reference_data", cov, resolve("results", must_exist=False))
+        print("figures/results.json: reference_data written")
+    elif args.json:
+        print(json.dumps(cov, indent=1))
     return 0
 
 

@@ -119,6 +119,7 @@ def test_fidelity_recipes_benchmark_trains_evaluates_and_reports_on_a_toy(toy, t
     assert fr.main(argv + ["--out", str(run)] + common) == 0
     info = json.loads((run / "run.json").read_text())
     assert info["fidelity"] == "both" and info["n_reference_records"] >= 1
+    assert info["config"]["train"]["epochs"] == fr.UNBOUNDED_EPOCHS  # the CPU budget, not the epochs, ends it
     assert fr.main(["evaluate", str(run), "--fidelity", "reference", "--seeds", "0", "1"] + common) == 0
     evals = sorted(run.glob("eval_reference_s*.json"))
     assert [p.name for p in evals] == ["eval_reference_s0.json", "eval_reference_s1.json"]

@@ -379,3 +379,44 @@ def test_time_reversal_is_a_run_only_setting_and_reaches_the_worker():
     s = _structure()
     assert prepare_input(s, 1, rs.BUILD_SETTINGS, "/tmp", "x.txt")["xas_time_reversal"] is True
     assert prepare_input(s, 1, base, "/tmp", "x.txt")["xas_time_reversal"] is False
+
+
+def test_coverage_counts_sites_per_split_at_the_builds_settings_only(tmp_path):
+    from s2s.dataset import Dataset, SiteRecord
+    from s2s.environment import Environment
+    from s2s.simulate.xtb_settings import structure_hash
+    from s2s.splits import validation_split
+
+    s = _structure()
+    env = Environment(species=np.array([1, 0]), coords=np.array([[0, 0, 0], [1.6, 0, 0]]), shell=np.array([0, 1]))
+    spec = np.ones(GRID.size) / np.trapezoid(np.ones(GRID.size), GRID)
+    ids = [f"t{i:02d}" for i in range(30)]
+    recs = [
+        SiteRecord(spectrum=spec, environment=env, structure_id=sid, site_index=k, formula="SiO2",
+                   simulator="xtb-gfn1", split="test" if sid in ("t00", "t01") else "train")
+        for sid in ids
+        for k in (1, 2)
+    ]
+    ds = Dataset.from_records(recs, {sid: s for sid in ids})
+    fit, val = validation_split(ds.train)
+    assert len(val) and len(fit)  # the toy has all three parts
+    st, other = GPAWSettings(mpi_procs=1), GPAWSettings(mpi_procs=1, h=0.25)
+    store = rs.ReferenceStore(tmp_path / "store")
+    h = structure_hash(s)
+    v0 = val.records[0].structure_id
+    f0, f1 = fit.records[0].structure_id, fit.records[-1].structure_id
+    for sid, k in (("t00", 1), ("t00", 2), ("t01", 1), (v0, 2), (f0, 1), (f1, 1), (f1, 2)):
+        store.add(rs.site_from_record(_record(sid, k, st), h), st)
+    store.add(rs.site_from_record(_record(f0, 2, other), h), other)  # other settings: not counted
+    store.add_failure(v0, 1, "SCF", st.calc_key(), 3.0)
+    store.add_failure(f0, 2, "SCF", other.calc_key(), 3.0)
+    cov = rb.coverage(ds, store, st)
+    split = cov["by_split"]
+    assert {k: v["sites"] for k, v in split.items()} == {"test": 4, "validation": len(val), "fit": len(fit)}
+    assert [split[k]["with_reference"] for k in ("test", "validation", "fit")] == [3, 1, 3]
+    assert [split[k]["structures_with_reference"] for k in ("test", "validation", "fit")] == [2, 1, 2]
+    assert cov["n_reference_sites"] == 7 and cov["not_in_dataset"] == 0
+    assert cov["failures"] == [f"{v0}:1"]
+    assert cov["calc_key"] == st.calc_key() and cov["reference_settings"]["h"] == st.h
+    assert cov["cpu_hours"] == pytest.approx(7 * 11.0 / 3600, abs=0.01)
+    assert rb.coverage(ds, store, other)["n_reference_sites"] == 1

@@ -310,3 +310,40 @@ __all__ = [
     "build",
     "BuildReport",
 ]
+
+
+# --------------------------------------------------------------------------- coverage
+
+
+def coverage(dataset, store: ReferenceStore, settings: GPAWSettings = BUILD_SETTINGS) -> dict[str, Any]:
+    """How far the build has come: per split of ``dataset`` ('test'; 'validation' and 'fit', the halves of
+    the training split by :func:`s2s.splits.validation_split`) the number of sites and structures, and how
+    many of them have a reference spectrum of ``settings`` (a :data:`HELD_OUT` site counts under the split it
+    is held out of).  Also the failures recorded at these settings (by name), the CPU hours in the store and
+    the settings themselves (their hash ``calc_key`` included): what ``figures/results.json`` keeps under
+    ``reference_data``."""
+    from s2s.splits import validation_split
+
+    key = settings.calc_key()
+    sites = {k: s for k, s in store.sites().items() if s.calc_key == key}
+    fit, val = validation_split(dataset.train)
+    by_split = {}
+    for name, part in (("test", dataset.test), ("validation", val), ("fit", fit)):
+        done = [r for r in part.records if r.key in sites]
+        by_split[name] = {
+            "sites": len(part.records),
+            "structures": len(part.structure_ids()),
+            "with_reference": len(done),
+            "structures_with_reference": len({r.structure_id for r in done}),
+        }
+    known = {r.key for r in dataset.records}
+    failures = sorted(k for k, f in store.failures().items() if f.get("calc_key") == key)
+    return {
+        "n_reference_sites": sum(s["with_reference"] for s in by_split.values()),
+        "by_split": by_split,
+        "not_in_dataset": sum(1 for k in sites if k not in known),
+        "failures": failures,
+        "cpu_hours": round(sum(float(s.cpu_s) for s in sites.values()) / 3600.0, 2),
+        "calc_key": key,
+        "reference_settings": {k: v for k, v in settings.as_dict().items() if k not in ("nice",)},
+    }
