@@ -43,6 +43,7 @@ from s2s.geometry.metrics import evaluate_pair
 from s2s.model.cache import BestOfKSettings, sample_k
 from s2s.retrieval.template import compare_with_generation, template_match
 from s2s.selection import confidence
+from s2s.studies.bootstrap import summary_intervals
 from s2s.studies.evaluate import summary_table
 
 METHODS = ("single", "best_of_k", "medoid_of_k", "composition_medoid_of_k", "oracle_of_k")
@@ -123,6 +124,7 @@ def evaluate_best_of_k(
     progress: bool = False,
     digits: int | None = 4,
     selector=None,
+    intervals: bool = False,
 ) -> dict[str, Any]:
     """The best-of-k evaluation on site records (``.environment``, ``.spectrum``, ``.structure_id``).
 
@@ -132,6 +134,8 @@ def evaluate_best_of_k(
     similarity to the target above the template-matched environment's; template database = ``train_records``,
     same-structure sites excluded) and ``sim_mean`` (mean SOAP cosine similarity to the target).
     With a ``selector`` (:class:`s2s.selection.model.Selector`) the table also has :data:`CONFIDENCE_METHOD`.
+    ``intervals``: each table also gets ``ci95``, the 95 % intervals of its means over the test structures
+    (:func:`s2s.studies.bootstrap.summary_intervals`, resampling ``.structure_id``).
     """
     test_records, train_records = list(test_records), list(train_records)
     if not test_records:
@@ -161,6 +165,8 @@ def evaluate_best_of_k(
         tab["sim_mean"] = float(np.mean(cmp["sim_generated"]))
         if digits is not None:
             tab = {k: (round(v, digits) if isinstance(v, float) and math.isfinite(v) else v) for k, v in tab.items()}
+        if intervals:
+            tab["ci95"] = summary_intervals(rows, [r.structure_id for r in test_records], "paper", digits=digits)
         out[m] = tab
         out["picked"][m] = [int(j) for j in pick]
         mse = sel["scores"][np.arange(len(pick)), pick]

@@ -1,0 +1,59 @@
+"""The test split read from reference-method spectra (s2s.studies.reference_input) on a toy."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from s2s.cli.data import load_dataset
+from s2s.forward.model import ForwardConfig, ForwardModel, build_net
+from s2s.model.cache import BestOfKSettings
+from s2s.studies.reference_input import evaluate_reference_input, paired_by_site, single_sample_table
+from tests.test_fidelity_cli import toy  # noqa: F401  (the module-scoped toy dataset, model and store)
+
+
+def _forward() -> ForwardModel:
+    cfg = ForwardConfig(kind="soap", hidden=16, dropout=0.0)
+    torch.manual_seed(0)
+    return ForwardModel(cfg, build_net(cfg))
+
+
+def test_paired_by_site_keeps_the_reference_order_and_only_shared_sites(toy):  # noqa: F811
+    data, _, store, spectra = toy
+    ref = list(load_dataset(data, "reference", store))
+    xtb = list(load_dataset(data, "xtb"))[::-1]  # another order, and sites without a reference spectrum
+    r, x = paired_by_site(ref, xtb)
+    assert [a.key for a in r] == [a.key for a in ref] == [b.key for b in x]
+    assert {a.fidelity for a in r} == {"reference"} and {b.fidelity for b in x} == {"xtb"}
+    with pytest.raises(ValueError, match="no site has both"):
+        paired_by_site(ref, [b for b in xtb if b.key not in spectra])
+
+
+def test_reference_input_scores_the_same_sites_from_both_fidelities_and_a_reference_library(toy, tmp_path):  # noqa: F811
+    data, model, store, spectra = toy
+    ref = load_dataset(data, "reference", store)
+    xtb = load_dataset(data, "xtb")
+    out = evaluate_reference_input(
+        model,
+        _forward(),
+        list(ref.test),
+        list(xtb.test),
+        list(ref.train),
+        n_steps=2,
+        consensus=BestOfKSettings(k=2, n_steps=2),
+        cache_dir=tmp_path / "cache",
+    )
+    test_keys = [f"{r.structure_id}:{r.site_index}" for r in ref.test]
+    assert out["sites"] == test_keys and out["n_test"] == len(test_keys) == 1
+    assert out["xtb_input"]["n_test"] == out["n_test"]
+    assert out["template"]["library_size"] == len(ref.train) == 3  # the reference-fidelity library
+    for table in (out, out["xtb_input"], out["composition_medoid_of_k"], out["template"]):
+        lo, hi = table["ci95"]["rmsd_shell1"]
+        assert lo <= table["rmsd_shell1"] <= hi
+        assert 0.0 <= table["validity"] <= 1.0
+    assert "template_win_rate" in out["composition_medoid_of_k"] and "first_shell" in out
+    # same sites, same seed: the single-sample row of the xTB input is the one single_sample_table gives it
+    again = single_sample_table(model, list(xtb.test), n_steps=2, cache_dir=tmp_path / "cache")
+    assert again["rmsd_shell1"] == out["xtb_input"]["rmsd_shell1"]
+    with pytest.raises(ValueError, match="empty template library"):
+        evaluate_reference_input(model, _forward(), list(ref.test), list(xtb.test), [], n_steps=2)
