@@ -365,21 +365,15 @@ if not small:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from s2s.simulate.reference_sites import BUILD_SETTINGS, load_fidelity
-from s2s.studies.reference_input import evaluate_reference_input
+from s2s.simulate.reference_sites import BUILD_SETTINGS
+from s2s.studies.reference_input import evaluate_reference_input, reference_test_inputs
 
-ref_ds = load_fidelity(dataset_path, "reference")
-ref_test, ref_library = list(ref_ds.test), list(ref_ds.train)
-if small:  # fixed sites: the store grows with the build, the small run's committed reference must not
-    small_test = {"gen-000061:4", "gen-000214:7", "gen-000438:11", "gen-000711:11"}
-    small_library = {"gen-000018": (4, 5, 6), "gen-000024": (4, 5, 6, 7, 8, 9), "gen-000033": (4, 5, 6, 7, 8, 9)}
-    ref_test = [r for r in ref_test if f"{r.structure_id}:{r.site_index}" in small_test]
-    ref_library = [r for r in ref_library if r.site_index in small_library.get(r.structure_id, ())]
+ref_test, xtb_test, ref_library = reference_test_inputs(dataset_path, small=small)  # small: a fixed few
 ref_in = evaluate_reference_input(
     model_path,
     ForwardModel.load(forward_model_path),
     ref_test,
-    list(test),
+    xtb_test,
     ref_library,
     n_steps=n_steps,
     seed=seed,

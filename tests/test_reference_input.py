@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from s2s.cli.data import load_dataset
 from s2s.forward.model import ForwardConfig, ForwardModel, build_net
 from s2s.model.cache import BestOfKSettings
-from s2s.studies.reference_input import evaluate_reference_input, paired_by_site, single_sample_table
+from s2s.studies.reference_input import (
+    evaluate_reference_input,
+    paired_by_site,
+    single_sample_table,
+    template_comparison,
+)
 from tests.test_fidelity_cli import toy  # noqa: F401  (the module-scoped toy dataset, model and store)
 
 
@@ -52,8 +58,31 @@ def test_reference_input_scores_the_same_sites_from_both_fidelities_and_a_refere
         assert lo <= table["rmsd_shell1"] <= hi
         assert 0.0 <= table["validity"] <= 1.0
     assert "template_win_rate" in out["composition_medoid_of_k"] and "first_shell" in out
+    win, (wlo, whi) = out["template"]["model_win_rate"], out["template"]["model_win_rate_ci95"]
+    assert 0.0 <= wlo <= win <= whi <= 1.0
     # same sites, same seed: the single-sample row of the xTB input is the one single_sample_table gives it
     again = single_sample_table(model, list(xtb.test), n_steps=2, cache_dir=tmp_path / "cache")
     assert again["rmsd_shell1"] == out["xtb_input"]["rmsd_shell1"]
     with pytest.raises(ValueError, match="empty template library"):
         evaluate_reference_input(model, _forward(), list(ref.test), list(xtb.test), [], n_steps=2)
+
+
+def test_template_comparison_scores_the_template_and_counts_the_samples_that_beat_it(toy):  # noqa: F811
+    from s2s.retrieval.template import template_match
+
+    data, _, store, _ = toy
+    xtb = load_dataset(data, "xtb")
+    records, library = list(xtb.test), list(xtb.train)
+    tm = template_match(
+        np.stack([r.spectrum for r in records]),
+        [r.structure_id for r in records],
+        np.stack([r.spectrum for r in library]),
+        [r.structure_id for r in library],
+        [r.environment for r in library],
+    )
+    exact = template_comparison(records, [r.environment for r in records], library)  # the targets themselves
+    assert exact["model_win_rate"] == 1.0 or exact["n_ties"] > 0  # nothing is nearer than the target itself
+    assert exact["library_size"] == len(library) and exact["n_test"] == len(records)
+    same = template_comparison(records, tm.environments, library)  # the template against itself: all ties
+    assert same["n_wins"] == 0 and same["model_win_rate"] == 0.0 and same["n_ties"] == len(records)
+    assert same["rmsd_shell1"] == exact["rmsd_shell1"]  # the template's own row does not depend on the samples

@@ -14,7 +14,7 @@ it draws the way notebook 03 scores the xTB input, on the *same sites*:
   ``s2s predict`` writes first) with its win rate over template matching;
 * ``template``: template matching (:func:`s2s.retrieval.template.template_match`) of the reference spectrum
   in a *reference-fidelity* library (``library_records``: the training sites with a reference spectrum),
-  scored like the samples.
+  scored like the samples, and the single sample's win rate over it (notebook 04's rule).
 
 The test split is for reporting only: nothing here is used to choose a model or a recipe.
 """
@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from s2s.model.cache import BestOfKSettings, generate_cached
-from s2s.retrieval.template import template_match
+from s2s.retrieval.template import compare_with_generation, template_match
 from s2s.studies.best_of_k import evaluate_best_of_k
-from s2s.studies.bootstrap import DEFAULT_BOOTSTRAP, describe, summary_intervals
+from s2s.studies.bootstrap import DEFAULT_BOOTSTRAP, describe, interval, resampled_means, summary_intervals
 from s2s.studies.evaluate import evaluate_generation, first_shell_table, generation_inputs, summary_table
 
 
@@ -49,6 +49,55 @@ def _rounded(table: dict[str, Any], digits: int) -> dict[str, Any]:
     return {k: (round(v, digits) if isinstance(v, float) else v) for k, v in table.items()}
 
 
+#: The sites of the small (CI) runs of notebooks 03 and 04: fixed, because the store grows with the build and the
+#: small runs' committed references (notebooks/references/) must not.  Test sites, and the template library's
+#: training sites by structure.
+SMALL_TEST_SITES = (("gen-000061", 4), ("gen-000214", 7), ("gen-000438", 11), ("gen-000711", 11))
+SMALL_LIBRARY_SITES = {"gen-000018": (4, 5, 6), "gen-000024": (4, 5, 6, 7, 8, 9), "gen-000033": (4, 5, 6, 7, 8, 9)}
+
+
+def reference_test_inputs(
+    dataset_path: str | os.PathLike, reference_store: str | os.PathLike | None = None, small: bool = False
+) -> tuple[list[Any], list[Any], list[Any]]:
+    """``(reference test records, xTB test records, reference training records)`` of the dataset file and the
+    reference store (default: the resource ``reference_sites``), for :func:`evaluate_reference_input`;
+    ``small``: only :data:`SMALL_TEST_SITES` and :data:`SMALL_LIBRARY_SITES`."""
+    from s2s.simulate.reference_sites import load_fidelity
+
+    ref = load_fidelity(dataset_path, "reference", reference_store)
+    xtb = load_fidelity(dataset_path, "xtb")
+    test, library = list(ref.test), list(ref.train)
+    if small:
+        test = [r for r in test if r.key in set(SMALL_TEST_SITES)]
+        library = [r for r in library if r.site_index in SMALL_LIBRARY_SITES.get(r.structure_id, ())]
+    return test, list(xtb.test), library
+
+
+def single_samples(
+    model_path: str | os.PathLike,
+    records: Sequence[Any],
+    n_steps: int | None = None,
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+) -> list:
+    """One environment per record, drawn from its spectrum with the target's atom count (ancestral sampler,
+    ``n_steps`` of T; None: all), cached (:func:`s2s.model.cache.generate_cached`)."""
+    spectra, n_atoms = generation_inputs(records)
+    generated = generate_cached(
+        model_path, spectra, n_atoms, n_samples=1, n_steps=n_steps, seed=seed, cache_dir=cache_dir, progress=False
+    )
+    return [g[0] for g in generated]
+
+
+def _scored(targets: Sequence[Any], envs: Sequence[Any], groups: Sequence[str], digits: int) -> dict[str, Any]:
+    rows = evaluate_generation(list(targets), [[e] for e in envs], methods=("paper",))
+    out = _rounded(summary_table(rows, "paper"), digits)
+    out["first_shell"] = first_shell_table(rows, "paper", digits=digits)
+    out["ci95"] = summary_intervals(rows, list(groups), "paper", digits=digits)
+    out["n_structures"] = len(set(groups))
+    return out
+
+
 def single_sample_table(
     model_path: str | os.PathLike,
     records: Sequence[Any],
@@ -60,33 +109,32 @@ def single_sample_table(
 ) -> dict[str, Any]:
     """One sample per record's spectrum (ancestral sampler, ``n_steps`` of T; None: all), scored against the
     record's environment: the summary table, ``first_shell`` and ``ci95`` over ``.structure_id``."""
-    spectra, n_atoms = generation_inputs(records)
-    generated = generate_cached(
-        model_path, spectra, n_atoms, n_samples=1, n_steps=n_steps, seed=seed, cache_dir=cache_dir, progress=False
-    )
-    rows = evaluate_generation([r.environment for r in records], generated, methods=("paper",))
-    groups = [r.structure_id for r in records]
-    out = _rounded(summary_table(rows, "paper"), digits)
-    out["first_shell"] = first_shell_table(rows, "paper", digits=digits)
-    out["ci95"] = summary_intervals(rows, groups, "paper", digits=digits)
-    out["n_structures"] = len(set(groups))
-    return out
+    envs = single_samples(model_path, records, n_steps, seed, cache_dir)
+    return _scored([r.environment for r in records], envs, [r.structure_id for r in records], digits)
 
 
-def template_table(records: Sequence[Any], library: Sequence[Any], digits: int = 4) -> dict[str, Any]:
+def template_comparison(
+    records: Sequence[Any], generated: Sequence[Any], library: Sequence[Any], digits: int = 4
+) -> dict[str, Any]:
     """Template matching of each record's spectrum in ``library`` (same-structure entries excluded), the
-    matched environments scored like samples: summary table and ``ci95`` over ``.structure_id``."""
+    matched environments scored like samples (summary table, ``first_shell``, ``ci95`` over
+    ``.structure_id``), and ``model_win_rate``: the share of records whose ``generated[i]`` (one
+    environment each) is more SOAP-similar to the target than its template
+    (:func:`s2s.retrieval.template.compare_with_generation`), with ``model_win_rate_ci95``."""
+    targets, groups = [r.environment for r in records], [r.structure_id for r in records]
     tm = template_match(
         np.stack([np.asarray(r.spectrum, np.float64) for r in records]),
-        [r.structure_id for r in records],
+        groups,
         np.stack([np.asarray(r.spectrum, np.float64) for r in library]),
         [r.structure_id for r in library],
         [r.environment for r in library],
     )
-    rows = evaluate_generation([r.environment for r in records], tm.environments, methods=("paper",))
-    out = _rounded(summary_table(rows, "paper"), digits)
-    out["ci95"] = summary_intervals(rows, [r.structure_id for r in records], "paper", digits=digits)
+    cmp = compare_with_generation(targets, list(generated), tm.environments, tm.mse)
+    out = _scored(targets, tm.environments, groups, digits)
     out["library_size"] = len(library)
+    out["model_win_rate"] = round(float(cmp["model_win_rate"]), digits)
+    out["model_win_rate_ci95"] = [round(float(v), digits) for v in interval(resampled_means(cmp["win"], groups)[:, 0])]
+    out["n_wins"], out["n_ties"] = int(cmp["n_wins"]), int(cmp["n_ties"])
     return out
 
 
@@ -112,7 +160,8 @@ def evaluate_reference_input(
     ref, xtb = paired_by_site(reference_records, xtb_records)
     if not library_records:
         raise ValueError("evaluate_reference_input: empty template library")
-    single = single_sample_table(model_path, ref, n_steps=n_steps, seed=seed, cache_dir=cache_dir, digits=digits)
+    envs = single_samples(model_path, ref, n_steps, seed, cache_dir)
+    single = _scored([r.environment for r in ref], envs, [r.structure_id for r in ref], digits)
     paired = single_sample_table(model_path, xtb, n_steps=n_steps, seed=seed, cache_dir=cache_dir, digits=digits)
     bok = evaluate_best_of_k(
         model_path, forward, ref, list(library_records), consensus, cache_dir=cache_dir, digits=digits, intervals=True
@@ -127,7 +176,7 @@ def evaluate_reference_input(
             "sampler": consensus.sampler,
             "n_steps": consensus.n_steps,
         },
-        "template": template_table(ref, library_records, digits),
+        "template": template_comparison(ref, envs, library_records, digits),
         "sites": [f"{r.structure_id}:{r.site_index}" for r in ref],
         "ci95_method": describe(DEFAULT_BOOTSTRAP, n_structures),
         "n_steps": n_steps,
@@ -135,4 +184,13 @@ def evaluate_reference_input(
     }
 
 
-__all__ = ["paired_by_site", "single_sample_table", "template_table", "evaluate_reference_input"]
+__all__ = [
+    "SMALL_TEST_SITES",
+    "SMALL_LIBRARY_SITES",
+    "reference_test_inputs",
+    "paired_by_site",
+    "single_samples",
+    "single_sample_table",
+    "template_comparison",
+    "evaluate_reference_input",
+]
