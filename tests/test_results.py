@@ -28,25 +28,47 @@ def test_headline_table_and_block(tmp_path):
             "first_shell": {"rmsd_shell1_radial": 0.0281, "angle_shell1_error_deg": 8.42},
             "ci95": {"rmsd_shell1": [0.1, 0.15], "species_accuracy": [0.8, 0.95], "rmsd_all": "broken"},
             "mirror_images_equal": {"rmsd_shell1": 0.101, "ci95": {"rmsd_shell1": [0.08, 0.12]}},
+            "reference_input": {
+                "rmsd_shell1": 0.61,
+                "validity": 0.9,
+                "n_test": 41,
+                "n_structures": 4,
+                "ci95": {"rmsd_shell1": [0.5, 0.7]},
+                "xtb_input": {"rmsd_shell1": 0.52, "ci95": {"rmsd_shell1": [0.4, 0.6]}},
+            },
         },
-        "template_matching": {"model_win_rate": 0.4, "model_win_rate_ci95": [0.3, 0.5]},
+        "template_matching": {
+            "model_win_rate": 0.4,
+            "model_win_rate_ci95": [0.3, 0.5],
+            "reference_input": {"model_win_rate": 0.25, "model_win_rate_ci95": [0.1, 0.4]},
+        },
         "amorphous_generation": {"rmsd_shell1": {"0.25": 0.9, "2.0": 0.2}, "network": {"rmsd_shell1": {"2.00": 0.31}}},
     }
     table = headline_table(res)
     assert "905 sites, 53 test" in table
     row = next(line for line in table.splitlines() if line.startswith("| 1st-shell RMSD"))
-    assert row == f"| 1st-shell RMSD, test crystals (Å) | {PAPER['rmsd_shell1']:.3f} | 0.123 | 0.100-0.150 |"
-    assert "| 1st-shell RMSD, mirror images counted equal (Å) | — | 0.101 | 0.080-0.120 |" in table
-    assert "| species accuracy (O fraction exact) | 0.949 | 0.900 | 0.800-0.950 |" in table
-    assert "| wins over template matching (SOAP) | 0.521 | 0.400 | 0.300-0.500 |" in table
-    assert "| RMSD, all atoms to the 3rd shell (Å) | 0.804 | — | — |" in table  # a malformed interval is left out
-    assert "| CN error, 1st shell (%) | 1.86 | — | — |" in table  # missing -> dash, never a made-up number
-    assert "| amorphous SiO0.25: 1st-shell RMSD (Å) | 0.778 | 0.900 | — |" in table
-    assert "| amorphous SiO2, network glasses: 1st-shell RMSD (Å) | — | 0.310 | — |" in table
-    assert "| consensus of 8 samples (what s2s predict writes first): species accuracy | — | — | — |" in table
-    assert "| 1st shell on its own: radial RMSD, as EXAFS fits (Å) | — | 0.028 | — |" in table
-    assert "| 1st shell on its own: Si-O-Si angle error (°) | — | 8.4 | — |" in table
-    assert "| 1st shell on its own: RMSD aligned on itself (Å) | — | — | — |" in table
+    assert row == f"| 1st-shell RMSD, test crystals (Å) | xTB | {PAPER['rmsd_shell1']:.3f} | 0.123 | 0.100-0.150 |"
+    assert "| 1st-shell RMSD, mirror images counted equal (Å) | xTB | — | 0.101 | 0.080-0.120 |" in table
+    assert "| species accuracy (O fraction exact) | xTB | 0.949 | 0.900 | 0.800-0.950 |" in table
+    assert "| wins over template matching (SOAP) | xTB | 0.521 | 0.400 | 0.300-0.500 |" in table
+    assert "| RMSD, all atoms to the 3rd shell (Å) | xTB | 0.804 | — | — |" in table  # a malformed interval is left out
+    assert "| CN error, 1st shell (%) | xTB | 1.86 | — | — |" in table  # missing -> dash, never a made-up number
+    assert "| amorphous SiO0.25: 1st-shell RMSD (Å) | xTB | 0.778 | 0.900 | — |" in table
+    assert "| amorphous SiO2, network glasses: 1st-shell RMSD (Å) | xTB | — | 0.310 | — |" in table
+    assert "| consensus of 8 samples (what s2s predict writes first): species accuracy | xTB | — | — | — |" in table
+    assert "| 1st shell on its own: radial RMSD, as EXAFS fits (Å) | xTB | — | 0.028 | — |" in table
+    assert "| 1st shell on its own: Si-O-Si angle error (°) | xTB | — | 8.4 | — |" in table
+    assert "| 1st shell on its own: RMSD aligned on itself (Å) | xTB | — | — | — |" in table
+    # the rows that read first-principles spectra say so, beside the same sites read from xTB spectra
+    assert (
+        "| 1st-shell RMSD, the 41 test sites of 4 structures with a GPAW spectrum (Å) | GPAW | — | 0.610 "
+        "| 0.500-0.700 |" in table
+    )
+    assert "| 1st-shell RMSD, the same sites from their xTB spectra (Å) | xTB | — | 0.520 | 0.400-0.600 |" in table
+    assert "| validity, the same sites | GPAW | — | 0.900 | — |" in table
+    assert "| wins over template matching in a GPAW library, the same sites | GPAW | — | 0.250 | 0.100-0.400 |" in table
+    assert "| GPAW alpha-quartz spectrum: RMSD all (Å) | GPAW | — | — | — |" in table
+    assert table.splitlines()[0].startswith("| quantity | input spectra | paper")
     text = "intro\n<!-- headline:begin -->\nold\n<!-- headline:end -->\nrest\n"
     new = replace_block(text, table)
     assert new.startswith("intro\n<!-- headline:begin -->\n| quantity") and new.endswith(
