@@ -75,3 +75,21 @@ def test_spectrum_on_grid_subtracts_the_shift():
     np.testing.assert_allclose(spectrum_on_grid(e + 531.0, y, shift_eV=531.0), plain, atol=1e-9)
     moved = spectrum_on_grid(e, y, shift_eV=2.0)  # the peak moves down by 2 eV
     assert GRID[np.argmax(moved)] == pytest.approx(2.0, abs=0.051)
+
+
+def test_normalize_accepts_any_positive_area_small_or_large():
+    # a spectrum of area 0.02 (well below 1) and one of area 500: both come out with unit area, same shape
+    y = np.exp(-0.5 * ((GRID - 5.0) / 1.0) ** 2)
+    area = np.sqrt(2 * np.pi)  # of the unit Gaussian, the grid covers it to well under 1e-6
+    for scale in (0.02 / area, 500.0 / area):
+        n = normalize(scale * y)
+        assert np.sum(0.5 * (n[1:] + n[:-1]) * np.diff(GRID)) == pytest.approx(1.0, abs=1e-12)
+        np.testing.assert_allclose(n, y / area, rtol=1e-5)
+
+
+def test_onset_is_where_the_level_is_reached_not_first_exceeded():
+    # rises to exactly 10 % of its maximum at 1 eV, stays there (a shoulder) until 4 eV, then climbs to the
+    # maximum: the onset is where the 10 % level is reached (1 eV), not where the spectrum first exceeds it
+    e = np.arange(0.0, 9.0)
+    y = np.array([0.0, 0.1, 0.1, 0.1, 0.1, 1.0, 1.0, 1.0, 0.0])
+    assert onset_shift(e, y, fraction=0.1, smooth_eV=0.0) == pytest.approx(1.0, abs=1e-9)
