@@ -205,3 +205,22 @@ def test_predict_reference_fidelity_uses_the_reference_training_spectra_as_its_r
     assert summary["sampling"]["reference_fidelity"] == "reference"
     with pytest.raises(FileNotFoundError, match="is not a folder"):
         PredictContext.load(model, data, None, "reference", tmp_path / "nowhere")
+
+
+def test_fidelity_gap_benchmark_measures_each_site_against_its_own_other_fidelity(toy):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("fidelity_gap", Path("benchmarks/fidelity_gap.py"))
+    fg = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fg)
+    data, _, store, spectra = toy
+    both = load_dataset(data, "both", store)
+    g = fg.fidelity_gap(both, n_pairs=200)
+    assert g["n_sites"] == len(spectra)
+    xtb = {r.key: r.spectrum for r in both if r.fidelity == "xtb"}
+    want = sorted(float(fg.rms(xtb[k], spectra[k])) for k in spectra)
+    assert g["rms_same_site_q10_median_q90"][1] == pytest.approx(float(np.quantile(want, 0.5)), rel=1e-5)
+    lo, mid, hi = g["pearson_q10_median_q90"]
+    assert -1.0 <= lo <= mid <= hi <= 1.0
+    assert g["ratio_same_site_to_typical_median"] > 0
