@@ -197,3 +197,33 @@ def test_evaluate_pair_keys_are_the_documented_ones_and_a_moved_generated_set_ch
     moved = M.evaluate_pair(t, _env(g.species, g.coords + [7.0, -3.0, 1.0]))
     for k in keys - {"method"}:
         assert moved[k] == pytest.approx(r[k], abs=1e-9, nan_ok=True), k
+
+
+def _shells_2_3_1():
+    """O* with two Si (shell 1), three O on them (shell 2) and one Si beyond (shell 3): CN (2, 3, 1)."""
+    c = [[0, 0, 0], [1.6, 0, 0], [-1.6, 0.2, 0], [2.2, 1.4, 0], [-2.2, 1.5, 0], [2.3, -1.5, 0.2], [3.0, 2.9, 0.5]]
+    return _env([O, SI, SI, O, O, O, SI], c, [0, 1, 1, 2, 2, 2, 3])
+
+
+def test_evaluate_pair_reports_each_shells_own_coordination_numbers():
+    t = _shells_2_3_1()
+    assert M.assign_shells(t.coords).tolist() == t.shell.tolist()  # the labels follow the 2.0 Å rule
+    g = _env(t.species[:6], t.coords[:6])  # the shell-3 Si left out: CN (2, 3, 0)
+    r = M.evaluate_pair(t, g)
+    assert [r[f"cn_target_shell{k}"] for k in (1, 2, 3)] == [2, 3, 1]
+    assert [r[f"cn_gen_shell{k}"] for k in (1, 2, 3)] == [2, 3, 0]
+    assert [r[f"cn_error_shell{k}_pct"] for k in (1, 2, 3)] == [0.0, 0.0, 100.0]
+
+
+def test_evaluate_pair_scores_a_lone_excited_o_as_an_empty_environment():
+    # a generated set of the excited O alone: nothing in any shell, no first-shell geometry; the one matched
+    # pair (the excited O with itself) is at distance 0
+    t = _shells_2_3_1()
+    r = M.evaluate_pair(t, _env([O], [[0.3, -0.2, 0.1]]))
+    assert [r[f"cn_gen_shell{k}"] for k in (1, 2, 3)] == [0, 0, 0]
+    assert [r[f"cn_error_shell{k}_pct"] for k in (1, 2, 3)] == [100.0, 100.0, 100.0]
+    assert r["n_matched"] == 1 and r["rmsd_all"] == pytest.approx(0.0, abs=1e-12)
+    assert math.isnan(r["rmsd_shell1_radial"]) and math.isnan(r["rmsd_shell1_local"])
+    assert math.isnan(r["angle_shell1_error_deg"]) and not r["valid"]
+    f = M.first_shell_errors(t, _env([O], [[1.0, 2.0, 3.0]]))
+    assert all(math.isnan(v) for v in f.values())
