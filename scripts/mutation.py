@@ -133,6 +133,7 @@ TARGETS = (
         "evaluation_inputs",
         "s2s/studies/evaluate.py",
         (
+            "tests/test_evaluate_edges.py",
             "tests/test_missed_bugs.py::test_generation_inputs_pair_each_spectrum_with_its_own_sites_atom_count",
             "tests/test_evaluate.py",
         ),
