@@ -44,7 +44,6 @@ import os
 import platform
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,177 +51,25 @@ import h5py
 import numpy as np
 
 from s2s.environment import Environment
+from s2s.site_record import (  # SiteRecord and its labels: re-exported (__all__)
+    FIDELITIES,
+    SIMULATOR_FIDELITY,
+    SPLITS,
+    SiteRecord,
+    canonical_json,
+    x_from_formula,
+)
 from s2s.spectrum import GRID_START, GRID_STEP, N_GRID  # the grid of every record (eV)
 
 #: Name written in the file's ``format`` attribute.
 FORMAT_NAME = "s2s-dataset"
 #: Current on-disk format version; files with a larger number are refused.
 FORMAT_VERSION = 1
-#: Allowed split labels ("" = not assigned to a split).
-SPLITS: tuple[str, ...] = ("train", "test", "")
-#: Spectrum fidelities: the fast semi-empirical simulator the open dataset was built with, and
-#: first-principles core-hole methods (what users' spectra are compared with).
-FIDELITIES: tuple[str, ...] = ("xtb", "reference", "translated")
-#: simulator name prefix -> fidelity (:attr:`SiteRecord.fidelity`)
-SIMULATOR_FIDELITY: dict[str, str] = {
-    "xtb": "xtb",
-    "gpaw": "reference",
-    "castep": "reference",
-    "vasp": "reference",
-    "translated": "translated",  # xTB spectra relabelled by the translator (s2s.forward.translate)
-}
-
 _STR = h5py.string_dtype(encoding="utf-8")
 
 
 class DatasetFormatError(ValueError):
     """A dataset file is not what this version of s2s can read (names the file and field)."""
-
-
-# --------------------------------------------------------------------------- records
-def _json_default(obj: Any) -> Any:
-    """JSON encoder for numpy scalars/arrays and tuples found in metadata."""
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
-    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
-
-
-def _dumps(obj: Any, what: str) -> str:
-    try:
-        return json.dumps(obj, default=_json_default, sort_keys=True, allow_nan=True)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} must be JSON-serialisable: {exc}") from None
-
-
-def x_from_formula(formula: str) -> float:
-    """Composition x = n(O)/n(Si) of a formula (``inf`` without Si, ``nan`` if unparsable)."""
-    from pymatgen.core import Composition
-
-    try:
-        comp = Composition(formula)
-    except Exception:  # noqa: BLE001 - pymatgen raises several types
-        return math.nan
-    n_si, n_o = comp["Si"], comp["O"]
-    return float(n_o / n_si) if n_si > 0 else math.inf
-
-
-@dataclass(eq=False)
-class SiteRecord:
-    """One excited O site: its spectrum, environment and provenance.
-
-    Attributes
-    ----------
-    spectrum : (200,) float array on :data:`GRID` (eV), unit area.
-    environment : the local environment (excited O first, at the origin, Å).
-    structure_id : id of the crystal structure (key of ``Dataset.structures``).
-    site_index : index of the excited O in that structure.
-    multiplicity : number of symmetry-equivalent O sites this record stands for.
-    formula : reduced formula of the structure, e.g. ``"SiO2"``.
-    x : composition x in SiO_x (O/Si ratio); computed from ``formula`` if not given.
-    source : where the structure came from (e.g. ``"aflow-prototype"``, ``"pyxtal+chgnet"``).
-    simulator : name of the spectrum simulator (e.g. ``"xtb-gfn1"``, ``"castep"``).
-    settings : simulator settings (JSON-serialisable dict).
-    split : ``"train"``, ``"test"`` or ``""``.
-    meta : free-form JSON-serialisable extras.
-    """
-
-    spectrum: np.ndarray
-    environment: Environment
-    structure_id: str
-    site_index: int
-    multiplicity: int = 1
-    formula: str = ""
-    x: float = math.nan
-    source: str = ""
-    simulator: str = ""
-    settings: dict = field(default_factory=dict)
-    split: str = ""
-    meta: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        spec = np.asarray(self.spectrum, dtype=np.float64)
-        if spec.shape != (N_GRID,):
-            raise ValueError(
-                f"SiteRecord {self.structure_id}:{self.site_index}: spectrum must have shape "
-                f"({N_GRID},) on the grid, got {spec.shape}"
-            )
-        if not np.all(np.isfinite(spec)):
-            raise ValueError(f"SiteRecord {self.structure_id}:{self.site_index}: spectrum has NaN/inf")
-        self.spectrum = spec
-        if not isinstance(self.environment, Environment):
-            raise TypeError(
-                f"SiteRecord {self.structure_id}:{self.site_index}: environment must be an "
-                f"s2s.environment.Environment, got {type(self.environment).__name__}"
-            )
-        self.structure_id = str(self.structure_id)
-        if not self.structure_id:
-            raise ValueError("SiteRecord: structure_id must be a non-empty string")
-        self.site_index = int(self.site_index)
-        self.multiplicity = int(self.multiplicity)
-        if self.site_index < 0 or self.multiplicity < 1:
-            raise ValueError(
-                f"SiteRecord {self.structure_id}: site_index must be >= 0 and multiplicity >= 1, "
-                f"got {self.site_index}, {self.multiplicity}"
-            )
-        if self.split not in SPLITS:
-            raise ValueError(f"SiteRecord {self.structure_id}:{self.site_index}: split must be one of {SPLITS}")
-        self.x = float(self.x)
-        if math.isnan(self.x) and self.formula:
-            self.x = x_from_formula(self.formula)
-        self.settings = dict(self.settings)
-        self.meta = dict(self.meta)
-        _dumps(self.settings, "SiteRecord.settings")
-        _dumps(self.meta, "SiteRecord.meta")
-
-    @property
-    def composition(self) -> dict[str, Any]:
-        """``{"formula": ..., "x": O/Si}``."""
-        return {"formula": self.formula, "x": self.x}
-
-    @property
-    def fidelity(self) -> str:
-        """``"xtb"``, ``"reference"`` (first principles) or ``"translated"`` (an xTB spectrum relabelled by the
-        translator, :mod:`s2s.forward.translate`), from :attr:`simulator`; ``""`` if unknown."""
-        low = self.simulator.lower()
-        return next((f for prefix, f in SIMULATOR_FIDELITY.items() if low.startswith(prefix)), "")
-
-    @property
-    def key(self) -> tuple[str, int]:
-        """(structure_id, site_index): unique within a dataset built by one simulator."""
-        return (self.structure_id, self.site_index)
-
-    def __eq__(self, other: object) -> bool:
-        """Exact equality of every field (arrays element-wise, NaN equal to NaN)."""
-        if not isinstance(other, SiteRecord):
-            return NotImplemented
-        e1, e2 = self.environment, other.environment
-        return (
-            np.array_equal(self.spectrum, other.spectrum)
-            and np.array_equal(e1.species, e2.species)
-            and np.array_equal(e1.coords, e2.coords)
-            and np.array_equal(e1.shell, e2.shell)
-            and _dumps(e1.meta, "meta") == _dumps(e2.meta, "meta")
-            and self.structure_id == other.structure_id
-            and self.site_index == other.site_index
-            and self.multiplicity == other.multiplicity
-            and self.formula == other.formula
-            and (self.x == other.x or (math.isnan(self.x) and math.isnan(other.x)))
-            and self.source == other.source
-            and self.simulator == other.simulator
-            and _dumps(self.settings, "s") == _dumps(other.settings, "s")
-            and self.split == other.split
-            and _dumps(self.meta, "m") == _dumps(other.meta, "m")
-        )
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
 
 
 # --------------------------------------------------------------------------- dataset
@@ -235,9 +82,9 @@ def _structure_json(s: Any, sid: str) -> str:
             raise ValueError(f"structure {sid!r}: not valid JSON ({exc})") from None
         return s
     if isinstance(s, Mapping):
-        return _dumps(dict(s), f"structure {sid!r}")
+        return canonical_json(dict(s), f"structure {sid!r}")
     if hasattr(s, "as_dict"):
-        return _dumps(s.as_dict(), f"structure {sid!r}")
+        return canonical_json(s.as_dict(), f"structure {sid!r}")
     raise TypeError(f"structure {sid!r}: expected a pymatgen Structure, dict or JSON string, got {type(s).__name__}")
 
 
@@ -275,7 +122,7 @@ class Dataset(Sequence):
                 raise TypeError(f"Dataset: item {i} is a {type(r).__name__}, expected SiteRecord")
         self.structures: dict[str, str] = {str(k): _structure_json(v, str(k)) for k, v in (structures or {}).items()}
         self.meta: dict[str, Any] = dict(meta or {})
-        _dumps(self.meta, "Dataset.meta")
+        canonical_json(self.meta, "Dataset.meta")
 
     @classmethod
     def from_records(
@@ -444,11 +291,11 @@ def _write(f: h5py.File, ds: Dataset) -> None:
     f.attrs["grid_step_eV"] = float(GRID_STEP)
     f.attrs["grid_n"] = N_GRID
     f.attrs["created_utc"] = str(meta["created_utc"])
-    f.attrs["software"] = _dumps(meta["software"], "meta['software']")
+    f.attrs["software"] = canonical_json(meta["software"], "meta['software']")
     f.attrs["split_seed"] = -1 if meta.get("split_seed") is None else int(meta["split_seed"])
     f.attrs["split_test_fraction"] = float(meta.get("split_test_fraction", math.nan))
     f.attrs["structures_missing"] = len(missing)
-    f.attrs["meta"] = _dumps(meta, "Dataset.meta")
+    f.attrs["meta"] = canonical_json(meta, "Dataset.meta")
 
     sites = f.create_group("sites")
     _put(sites, "spectrum", np.stack([r.spectrum for r in recs]) if m else np.zeros((0, N_GRID)), np.float64)
@@ -459,13 +306,13 @@ def _write(f: h5py.File, ds: Dataset) -> None:
     _put(sites, "x", [r.x for r in recs], np.float64)
     _put_str(sites, "source", [r.source for r in recs])
     _put_str(sites, "simulator", [r.simulator for r in recs])
-    settings_json = [_dumps(r.settings, "settings") for r in recs]
+    settings_json = [canonical_json(r.settings, "settings") for r in recs]
     table = sorted(set(settings_json))
     row = {s: i for i, s in enumerate(table)}
     _put(sites, "settings_index", [row[s] for s in settings_json], np.int64)
     _put_str(sites, "split", [r.split for r in recs])
-    _put_str(sites, "meta", [_dumps(r.meta, "meta") for r in recs])
-    _put_str(sites, "env_meta", [_dumps(r.environment.meta, "Environment.meta") for r in recs])
+    _put_str(sites, "meta", [canonical_json(r.meta, "meta") for r in recs])
+    _put_str(sites, "env_meta", [canonical_json(r.environment.meta, "Environment.meta") for r in recs])
     counts = [r.environment.n_atoms for r in recs]
     _put(sites, "env_offsets", np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]), np.int64)
 
@@ -602,3 +449,16 @@ def _read(f: h5py.File, path: Path) -> Dataset:
         records.append(rec)
     structures = dict(zip(st_ids, st_json))
     return Dataset(records, structures, meta)
+
+
+__all__ = [
+    "FIDELITIES",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "SIMULATOR_FIDELITY",
+    "SPLITS",
+    "Dataset",
+    "DatasetFormatError",
+    "SiteRecord",
+    "x_from_formula",
+]

@@ -90,7 +90,7 @@ BUGS = (
     Bug(
         "no-optimiser-step",
         "s2s/forward/train.py",
-        (("        opt.step()\n        step += 1", "        step += 1"),),
+        (("    opt.step()\n    run.step += 1", "    run.step += 1"),),
         ("tests/test_missed_bugs.py::test_forward_training_cuts_the_validation_error_well_below_its_first_evaluation",),
         "the forward model's optimiser step removed",
     ),

@@ -246,15 +246,10 @@ def find_potential() -> Path:
     )
 
 
-def _setup(lmp, atoms: Atoms, potential: Path) -> Prism:
-    """Create box, atoms and the Tersoff potential in a fresh LAMMPS instance."""
-    symbols = atoms.get_chemical_symbols()
-    bad = sorted(set(symbols) - set(TYPES))
-    if bad:
-        raise ValueError(f"atoms: only Si and O are supported, got {bad}")
-    if not all(atoms.pbc):
-        raise ValueError("atoms: a periodic cell (pbc on all axes) is required")
-    prism = Prism(np.asarray(atoms.cell))
+def _create_box(lmp, cell: np.ndarray, n_types: int) -> Prism:
+    """Metal units, atomic style and a periodic triclinic box of ``cell`` (3, 3) Å with ``n_types`` atom types
+    in a fresh LAMMPS instance; the Prism that maps ASE positions into that box."""
+    prism = Prism(cell)
     xhi, yhi, zhi, xy, xz, yz = prism.get_lammps_prism()
     lmp.commands_list(
         [
@@ -264,9 +259,21 @@ def _setup(lmp, atoms: Atoms, potential: Path) -> Prism:
             "boundary p p p",
             f"region box prism 0 {float(xhi)!r} 0 {float(yhi)!r} 0 {float(zhi)!r} "
             f"{float(xy)!r} {float(xz)!r} {float(yz)!r}",
-            f"create_box {len(TYPES)} box",
+            f"create_box {n_types} box",
         ]
     )
+    return prism
+
+
+def _setup(lmp, atoms: Atoms, potential: Path) -> Prism:
+    """Create box, atoms and the Tersoff potential in a fresh LAMMPS instance."""
+    symbols = atoms.get_chemical_symbols()
+    bad = sorted(set(symbols) - set(TYPES))
+    if bad:
+        raise ValueError(f"atoms: only Si and O are supported, got {bad}")
+    if not all(atoms.pbc):
+        raise ValueError("atoms: a periodic cell (pbc on all axes) is required")
+    prism = _create_box(lmp, np.asarray(atoms.cell), len(TYPES))
     for t, sym in enumerate(TYPES, start=1):
         lmp.command(f"mass {t} {float(atomic_masses[atomic_numbers[sym]])!r}")
     n = len(atoms)

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.lammps.coordinatetransform import Prism
 from ase.neighborlist import neighbor_list
 
 from s2s.amorphous import analysis as an
@@ -109,20 +108,8 @@ def asi_parent(n_si: int, seed: int, protocol: NetworkProtocol | None = None) ->
     try:
         with tempfile.TemporaryDirectory() as tmp:
             pot = sw_file(p.potential, Path(tmp))
-            prism = Prism(np.asarray(start.cell))
-            xhi, yhi, zhi, xy, xz, yz = prism.get_lammps_prism()
-            lmp.commands_list(
-                [
-                    "units metal",
-                    "atom_style atomic",
-                    "atom_modify map array sort 0 0.0",
-                    "boundary p p p",
-                    f"region box prism 0 {float(xhi)!r} 0 {float(yhi)!r} 0 {float(zhi)!r} {float(xy)!r} "
-                    f"{float(xz)!r} {float(yz)!r}",
-                    "create_box 1 box",
-                    "mass 1 28.0855",
-                ]
-            )
+            prism = md._create_box(lmp, np.asarray(start.cell), 1)
+            lmp.command("mass 1 28.0855")
             pos = prism.vector_to_lammps(start.get_positions(), wrap=True)
             lmp.create_atoms(len(start), list(range(1, len(start) + 1)), [1] * len(start), pos.ravel().tolist())
             lmp.commands_list(

@@ -223,6 +223,28 @@ def _counts(arg: str, recs):
     return n, "sample"
 
 
+def _generate(
+    a: argparse.Namespace, model, spectra: np.ndarray, counts, mode: str, n_samples: int, buckets: bool = False
+) -> list:
+    """:func:`s2s.model.sample.generate` with the sampling options of ``a`` (seed, steps, batch size, device;
+    ``_add_sampling_options``): ``n_samples`` environments per spectrum (M, 200) of ``counts`` atoms."""
+    from s2s.model.sample import generate
+
+    return generate(
+        model,
+        spectra,
+        counts,
+        n_samples=n_samples,
+        seed=a.seed,
+        n_steps=a.steps,
+        batch_size=a.batch_size,
+        natoms_mode=mode,
+        progress=True,
+        device=a.device,
+        buckets=buckets,
+    )
+
+
 def cmd_train(a) -> int:
     from dataclasses import replace
 
@@ -289,7 +311,6 @@ def cmd_train(a) -> int:
 
 def cmd_sample(a) -> int:
     from s2s.io import write_extxyz
-    from s2s.model.sample import generate
     from s2s.model.train import load_model
     from s2s.predict.report import check_out_dir
 
@@ -313,18 +334,7 @@ def cmd_sample(a) -> int:
         counts, mode = _counts(a.n_atoms, recs)
     if isinstance(counts, int):
         counts = [counts] * len(spectra)
-    out = generate(
-        model,
-        spectra,
-        counts,
-        n_samples=a.n_samples,
-        seed=a.seed,
-        n_steps=a.steps,
-        batch_size=a.batch_size,
-        natoms_mode=mode,
-        progress=True,
-        device=a.device,
-    )
+    out = _generate(a, model, spectra, counts, mode, a.n_samples)
     for name, envs in zip(names, out):
         write_extxyz(a.out / f"{name}.xyz", envs, [f"sample={k} source={name}" for k in range(len(envs))])
     print(f"wrote {len(names)} file(s) with {a.n_samples} sample(s) each to {a.out}")
@@ -338,7 +348,6 @@ def cmd_evaluate(a) -> int:
     from s2s.files import atomic_write_text, write_json
     from s2s.geometry.metrics import evaluate_pair, summarize
     from s2s.io import write_extxyz
-    from s2s.model.sample import generate
     from s2s.model.train import load_model
     from s2s.predict.report import check_out_dir
 
@@ -353,19 +362,7 @@ def cmd_evaluate(a) -> int:
     if isinstance(counts, int):
         counts = [counts] * len(recs)
     spectra = np.stack([r.spectrum for r in recs])
-    gen = generate(
-        model,
-        spectra,
-        counts,
-        n_samples=1,
-        seed=a.seed,
-        n_steps=a.steps,
-        batch_size=a.batch_size,
-        natoms_mode=mode,
-        progress=True,
-        device=a.device,
-        buckets=True,
-    )
+    gen = _generate(a, model, spectra, counts, mode, 1, buckets=True)
     methods = ["paper", "best"] if a.method == "both" else [a.method]
     rows, summary = [], {}
     for m in methods:

@@ -24,10 +24,8 @@ DESCRIPTION = (
 )
 
 
-def add_predict_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "predict", help="candidate structures, uncertainty and OOD warning for spectrum files", description=DESCRIPTION
-    )
+def _add_input_and_model_options(p: argparse.ArgumentParser) -> None:
+    """Spectrum files, the output folder, the model, its training data and the forward model that ranks."""
     p.add_argument("spectra", nargs="+", type=Path, help="spectrum files and/or folders of them")
     p.add_argument("--out", type=Path, default=Path("predictions"), help="output folder (default ./predictions)")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"model file (default {DEFAULT_MODEL})")
@@ -59,6 +57,10 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         default=None,
         help="folder of the reference spectra (default: the shipped data/reference_sites)",
     )
+
+
+def _add_candidate_options(p: argparse.ArgumentParser) -> None:
+    """How many candidates, of how many atoms, drawn with which sampler, steps, guidance and seed."""
     p.add_argument(
         "--n-samples",
         type=int,
@@ -88,6 +90,10 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         help="classifier-free guidance weight w (default 0; w > 0 trades validity for geometry, docs/model.md)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def _add_preparation_options(p: argparse.ArgumentParser) -> None:
+    """How a spectrum is prepared (:func:`s2s.predict.prepare.prepare`): alignment, background, smoothing, units."""
     p.add_argument(
         "--shift",
         default="auto",
@@ -121,6 +127,10 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         action="store_true",
         help="skip the O K-edge plausibility checks (edge window 515-560 eV, flat or noise-like spectra)",
     )
+
+
+def _add_image_and_output_options(p: argparse.ArgumentParser) -> None:
+    """Which pixels of a spectrum image, and what is (re)written."""
     sel = p.add_mutually_exclusive_group()
     sel.add_argument(
         "--pixel",
@@ -144,6 +154,17 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument("--no-png", action="store_true", help="skip the PNG overview (faster)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_predict_parser(sub) -> argparse.ArgumentParser:
+    """``s2s predict``: candidate structures for spectrum files (:mod:`s2s.predict`)."""
+    p = sub.add_parser(
+        "predict", help="candidate structures, uncertainty and OOD warning for spectrum files", description=DESCRIPTION
+    )
+    _add_input_and_model_options(p)
+    _add_candidate_options(p)
+    _add_preparation_options(p)
+    _add_image_and_output_options(p)
     return p
 
 

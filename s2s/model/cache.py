@@ -15,12 +15,14 @@ that best-of-k, the medoid picks (:mod:`s2s.ensembles.pick`) and the learned sel
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -150,32 +152,13 @@ def generation_cache_path(
     spectra: np.ndarray,
     n_atoms: Sequence[int] | np.ndarray | None,
     *,
-    n_samples: int = 1,
-    n_steps: int | None = None,
-    seed: int = 0,
     cache_dir: str | os.PathLike | None = None,
-    batch_size: int = 64,
-    natoms_mode: str = "sample",
-    sampler: str = "ancestral",
-    eta: float = 0.0,
-    guidance: float = 0.0,
+    **settings: Any,
 ) -> Path:
     """The cache file :func:`generate_cached` reads or writes for these arguments (it exists
-    when the call would be a hit)."""
-    return _resolve(
-        model_path,
-        spectra,
-        n_atoms,
-        cache_dir,
-        n_samples=n_samples,
-        n_steps=n_steps,
-        seed=seed,
-        batch_size=batch_size,
-        natoms_mode=natoms_mode,
-        sampler=sampler,
-        eta=eta,
-        guidance=guidance,
-    )[0]
+    when the call would be a hit).  ``settings``: the sampling keywords of :func:`generate_cached`
+    (:data:`SAMPLING_SETTINGS`), with its defaults; any other keyword is a ``TypeError``."""
+    return _resolve(model_path, spectra, n_atoms, cache_dir, **_sampling_settings(settings))[0]
 
 
 def generate_cached(
@@ -261,6 +244,20 @@ def generate_cached(
     return (out, info) if return_info else out
 
 
+#: The keywords of :func:`generate_cached` that choose what is sampled (and so its cache entry).
+SAMPLING_SETTINGS = ("n_samples", "n_steps", "seed", "batch_size", "natoms_mode", "sampler", "eta", "guidance")
+
+
+def _sampling_settings(given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` sampling keywords completed with :func:`generate_cached`'s defaults (one list of defaults for
+    both the generation and the path of its entry); ``TypeError`` for a keyword that is not one of them."""
+    unknown = sorted(set(given) - set(SAMPLING_SETTINGS))
+    if unknown:
+        raise TypeError(f"generation_cache_path() got an unexpected keyword argument {unknown[0]!r}")
+    defaults = inspect.signature(generate_cached).parameters
+    return {k: given[k] if k in given else defaults[k].default for k in SAMPLING_SETTINGS}
+
+
 @dataclass(frozen=True)
 class BestOfKSettings:
     """k samples per spectrum; sampler ("ddim" or "ancestral"), n_steps, eta (DDIM noise), seed,
@@ -326,6 +323,7 @@ __all__ = [
     "cache_info",
     "generate_cached",
     "generation_cache_path",
+    "SAMPLING_SETTINGS",
     "save_environments_npz",
     "load_environments_npz",
 ]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -360,6 +361,66 @@ def _self_cond(model, x_hat, h_hat):
     return (x_hat, h_hat) if getattr(getattr(model, "cfg", None), "self_condition", False) else None
 
 
+class _Batch(NamedTuple):
+    """What every sampler sets up from its inputs: the model's device, the spectra (B, L) float32 there, the
+    node mask (B, N), the movable-atom mask (B, N, 1), and B, N and K (species channels)."""
+
+    device: torch.device
+    spectrum: torch.Tensor
+    node_mask: torch.Tensor
+    mm: torch.Tensor
+    b: int
+    n: int
+    k: int
+
+
+def _batch(model, spectrum: torch.Tensor, n_atoms: torch.Tensor) -> _Batch:
+    """The spectra (B, L) and atom counts (B,) of one sampling call as a :class:`_Batch`."""
+    dev = device_of(model, spectrum)
+    spectrum = torch.as_tensor(spectrum, dtype=torch.float32).to(dev)
+    node_mask = node_mask_from_counts(n_atoms, dev)
+    b, n = node_mask.shape
+    return _Batch(dev, spectrum, node_mask, movable_mask(node_mask)[..., None], b, n, model.cfg.n_species)
+
+
+def _start_state(
+    z_x: torch.Tensor, z_h: torch.Tensor, bt: _Batch, cfg: DiffusionConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Initial noise (B,N,3), (B,N,K) masked to the movable atoms, with the excited O's fixed species added:
+    (z_x, z_h, fixed_h), fixed_h being what every step adds back to z_h."""
+    z_x = z_x * bt.mm
+    z_h = z_h * bt.mm + excited_species(bt.b, bt.n, bt.k, cfg, z_x)
+    return z_x, z_h, excited_species(bt.b, bt.n, bt.k, cfg, z_x)
+
+
+def _steps(grid: list[int], progress: bool, desc: str):
+    """The (t, s) pairs of consecutive times of ``grid``, behind a progress bar when ``progress``."""
+    pairs = list(zip(grid[:-1], grid[1:]))
+    if not progress:
+        return pairs
+    from tqdm.auto import tqdm
+
+    return tqdm(pairs, desc=desc, unit="step")
+
+
+def _times(schedule: Schedule, t_int: int, s_int: int, bt: _Batch):
+    """Step t -> s of a batch: t (B,) and alpha_t, sigma_t, alpha_s, sigma_s, each (B,)."""
+    t = torch.full((bt.b,), t_int, device=bt.device)
+    s = torch.full((bt.b,), s_int, device=bt.device)
+    a_t, sg_t = schedule(t)
+    a_s, sg_s = schedule(s)
+    return t, a_t, sg_t, a_s, sg_s
+
+
+def _estimate_x0(model, schedule: Schedule, z_x, z_h, t, bt: _Batch, clip_radius, guidance, sc):
+    """The clipped x_0 estimate at time t, x_hat (B,N,3) Å and h_hat (B,N,K) (h clamped to [0, species_scale]
+    while ``clip_radius`` is set), and the self-conditioning input it gives the next step."""
+    x_raw, h_raw, _, _ = guided_predictions(model, z_x, z_h, t, bt.spectrum, bt.node_mask, schedule, guidance, sc)
+    x_hat = clip_x0(x_raw, clip_radius)
+    h_hat = clip_h0(h_raw, schedule.cfg.species_scale if clip_radius else None)
+    return x_hat, h_hat, _self_cond(model, x_hat, h_hat)
+
+
 @torch.no_grad()
 def sample(
     model,
@@ -386,35 +447,18 @@ def sample(
     if not noise_scale >= 0.0:
         raise ValueError(f"noise_scale must be >= 0, got {noise_scale!r}")
     cfg = schedule.cfg
-    dev = device_of(model, spectrum)
-    spectrum = torch.as_tensor(spectrum, dtype=torch.float32).to(dev)
-    node_mask = node_mask_from_counts(n_atoms, dev)
-    b, n = node_mask.shape
-    mm = movable_mask(node_mask)[..., None]
-    k = model.cfg.n_species
-    z_x = randn_like_on((b, n, 3), generator, mm) * mm
-    z_h = randn_like_on((b, n, k), generator, mm) * mm + excited_species(b, n, k, cfg, z_x)
-    grid = timesteps(cfg.T, n_steps)
-    pairs = list(zip(grid[:-1], grid[1:]))
-    it = pairs
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(pairs, desc="sampling", unit="step")
-    fixed_h = excited_species(b, n, k, cfg, z_x)
+    bt = _batch(model, spectrum, n_atoms)
+    b, n, k, mm = bt.b, bt.n, bt.k, bt.mm
+    z_x, z_h, fixed_h = _start_state(
+        randn_like_on((b, n, 3), generator, mm), randn_like_on((b, n, k), generator, mm), bt, cfg
+    )
     sc = None
-    for t_int, s_int in it:
-        t = torch.full((b,), t_int, device=dev)
-        s = torch.full((b,), s_int, device=dev)
-        a_t, sg_t = schedule(t)
-        a_s, sg_s = schedule(s)
+    for t_int, s_int in _steps(timesteps(cfg.T, n_steps), progress, "sampling"):
+        t, a_t, sg_t, a_s, sg_s = _times(schedule, t_int, s_int, bt)
         a_ts = (a_t / a_s)[:, None, None]
         sg_t, sg_s = sg_t[:, None, None], sg_s[:, None, None]
         sg2_ts = transition_variance(a_ts, sg_t, sg_s, schedule.variance_preserving)
-        x_raw, h_raw, _, _ = guided_predictions(model, z_x, z_h, t, spectrum, node_mask, schedule, guidance, sc)
-        x_hat = clip_x0(x_raw, clip_radius)
-        h_hat = clip_h0(h_raw, cfg.species_scale if clip_radius else None)
-        sc = _self_cond(model, x_hat, h_hat)
+        x_hat, h_hat, sc = _estimate_x0(model, schedule, z_x, z_h, t, bt, clip_radius, guidance, sc)
         c_x0 = a_s[:, None, None] * sg2_ts / sg_t**2
         c_zt = a_ts * sg_s**2 / sg_t**2
         mu_x = c_x0 * x_hat + c_zt * z_x
@@ -423,7 +467,7 @@ def sample(
         z_x = (mu_x + std * randn_like_on(z_x.shape, generator, z_x)) * mm
         z_h = (mu_h + std * randn_like_on(z_h.shape, generator, z_h)) * mm + fixed_h
     # x_0 from z_0: x = (z_0 - sigma_0 eps_hat) / alpha_0
-    return _decode_z0(model, schedule, z_x, z_h, spectrum, node_mask, mm, clip_radius, guidance, sc)
+    return _decode_z0(model, schedule, z_x, z_h, bt.spectrum, bt.node_mask, mm, clip_radius, guidance, sc)
 
 
 @torch.no_grad()
@@ -467,24 +511,18 @@ def sample_ddim(
     if not eta >= 0.0:
         raise ValueError(f"eta must be >= 0, got {eta!r}")
     cfg = schedule.cfg
-    dev = device_of(model, spectrum)
-    spectrum = torch.as_tensor(spectrum, dtype=torch.float32).to(dev)
-    node_mask = node_mask_from_counts(n_atoms, dev)
-    b, n = node_mask.shape
-    mm = movable_mask(node_mask)[..., None]
-    k = model.cfg.n_species
+    bt = _batch(model, spectrum, n_atoms)
+    b, n, k, mm = bt.b, bt.n, bt.k, bt.mm
     if noise is None:
         z_x = randn_like_on((b, n, 3), generator, mm)
         z_h = randn_like_on((b, n, k), generator, mm)
     else:
-        z_x, z_h = (torch.as_tensor(v, dtype=torch.float32).to(dev) for v in noise)
+        z_x, z_h = (torch.as_tensor(v, dtype=torch.float32).to(bt.device) for v in noise)
         if z_x.shape != (b, n, 3) or z_h.shape != (b, n, k):
             raise ValueError(
                 f"noise must have shapes {(b, n, 3)} and {(b, n, k)}, got {tuple(z_x.shape)} and {tuple(z_h.shape)}"
             )
-    z_x = z_x * mm
-    z_h = z_h * mm + excited_species(b, n, k, cfg, z_x)
-    fixed_h = excited_species(b, n, k, cfg, z_x)
+    z_x, z_h, fixed_h = _start_state(z_x, z_h, bt, cfg)
     if t_start is None or t_start >= cfg.T:
         grid = timesteps(cfg.T, n_steps)
     else:
@@ -492,24 +530,12 @@ def sample_ddim(
             raise ValueError("t_start < T needs the state z_{t_start} as noise= and t_start >= 1")
         k_steps = max(1, int(np.ceil((n_steps or cfg.T) * t_start / cfg.T)))
         grid = [int(v) for v in np.unique(np.round(np.linspace(0, t_start, k_steps + 1)).astype(int))[::-1]]
-    pairs = list(zip(grid[:-1], grid[1:]))
-    it = pairs
     sc = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(pairs, desc="sampling (DDIM)", unit="step")
-    for t_int, s_int in it:
-        t = torch.full((b,), t_int, device=dev)
-        s = torch.full((b,), s_int, device=dev)
-        a_t, sg_t = schedule(t)
-        a_s, sg_s = schedule(s)
+    for t_int, s_int in _steps(grid, progress, "sampling (DDIM)"):
+        t, a_t, sg_t, a_s, sg_s = _times(schedule, t_int, s_int, bt)
         a_t, sg_t = a_t[:, None, None], sg_t[:, None, None]
         a_s, sg_s = a_s[:, None, None], sg_s[:, None, None]
-        x_raw, h_raw, _, _ = guided_predictions(model, z_x, z_h, t, spectrum, node_mask, schedule, guidance, sc)
-        x_hat = clip_x0(x_raw, clip_radius)
-        h_hat = clip_h0(h_raw, cfg.species_scale if clip_radius else None)
-        sc = _self_cond(model, x_hat, h_hat)
+        x_hat, h_hat, sc = _estimate_x0(model, schedule, z_x, z_h, t, bt, clip_radius, guidance, sc)
         e_x = (z_x - a_t * x_hat) / sg_t
         e_h = (z_h - a_t * h_hat) / sg_t
         sg2_ts = transition_variance(a_t / a_s, sg_t, sg_s, schedule.variance_preserving)
@@ -522,7 +548,7 @@ def sample_ddim(
             z_h = z_h + c * randn_like_on(z_h.shape, generator, z_h)
         z_x = z_x * mm
         z_h = z_h * mm + fixed_h
-    return _decode_z0(model, schedule, z_x, z_h, spectrum, node_mask, mm, clip_radius, guidance, sc)
+    return _decode_z0(model, schedule, z_x, z_h, bt.spectrum, bt.node_mask, mm, clip_radius, guidance, sc)
 
 
 def _draw_ancestral(denoiser, spectrum, n_atoms, schedule, generator, *, n_steps, eta, guidance, noise_scale):

@@ -186,34 +186,13 @@ def check_shape(spectrum: np.ndarray, source: str) -> dict:
     return {"contrast": contrast, "roughness": rough}
 
 
-def prepare(
-    item: InputSpectrum,
-    train_onset: float,
-    shift: str | float = "auto",
-    background: bool = False,
-    smooth_eV: float = 0.0,
-    force: bool = False,
-    renormalize: bool = True,
-) -> Prepared:
-    """Check, clean and align one input onto the model grid (module docstring); raises
-    :class:`PredictInputError` naming the source and the problem.
+def _checked_axis(item: InputSpectrum, info: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The input's (energy eV, intensity), both (n,), ascending; the grid's energies for a grid input (200,).
 
-    train_onset : eV, where the input's edge onset is put (:func:`training_onset`; 0 puts it at
-        the grid's 0 eV, the readers' convention).
-    shift : ``"auto"``, ``"onset"`` or a number of eV (module docstring).
-    background, smooth_eV : pre-edge background subtraction; Gaussian smoothing (sigma, eV).
-    force : skip the O K-edge plausibility checks (onset window, flat/noise-like shape).
-    renormalize : False uses a grid input with nothing to do (no shift, smoothing or background)
-        exactly as given when it is non-negative and of unit area within :data:`UNIT_AREA_TOL`
-        (a recorded reference spectrum, e.g. the GPAW ``grid_spectrum``, stays bit for bit);
-        True (default) clips it at 0 and scales it to unit area.
+    Refuses non-finite values, mismatched shapes, energy spans too wide to resample, too few points, energies
+    not strictly increasing (after reversing a descending axis), no positive intensity, and keV-like energies.
     """
     src = item.source
-    info: dict[str, Any] = {
-        "train_onset_eV": train_onset,
-        "background": bool(background),
-        "smooth_eV": float(smooth_eV),
-    }
     y = np.asarray(item.intensity, dtype=np.float64)
     if not np.all(np.isfinite(y)):
         bad = np.flatnonzero(~np.isfinite(y))
@@ -252,8 +231,21 @@ def prepare(
             f"energies {lo:.4g}..{hi:.4g} look like keV (the O K-edge is at ~0.53 keV); give energies in eV "
             "(text files and --energy-axis: s2s predict --energy-unit keV)",
         )
-    absolute = lo >= ABSOLUTE_EV
-    info["absolute_energies"] = absolute
+    return e, y
+
+
+def _clean(
+    e: np.ndarray,
+    y: np.ndarray,
+    absolute: bool,
+    background: bool,
+    smooth_eV: float,
+    force: bool,
+    src: str,
+    info: dict[str, Any],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Optional smoothing (sigma ``smooth_eV``, eV; resamples the axis), then for absolute energies the O K-edge
+    window check of the steepest rise and the optional pre-edge background subtraction: (energy, intensity)."""
     if smooth_eV > 0:
         e, y = smooth(e, y, smooth_eV)
     if absolute:
@@ -272,11 +264,16 @@ def prepare(
         info["background"] = (
             "skipped: energies relative to the onset (simulated or grid spectra carry no pre-edge background)"
         )
+    return e, y
+
+
+def _checked_onset(e: np.ndarray, y: np.ndarray, absolute: bool, hi: float, force: bool, src: str) -> float:
+    """The edge onset (eV, :func:`s2s.spectrum.onset_shift`), refused without a rising edge or outside the O K-edge
+    window (absolute energies), or with less than :data:`MIN_ABOVE_ONSET_EV` of data up to ``hi`` (eV) above it."""
     try:
         onset = onset_shift(e, y, fraction=ONSET_FRACTION, source=src)
     except SpectrumError as exc:
         raise PredictInputError(src, str(exc).replace(f"spectrum {src}: ", "")) from None
-    info["onset_eV"] = onset
     if absolute:
         if onset - e[0] < 1.0:
             raise PredictInputError(
@@ -297,6 +294,11 @@ def prepare(
             f"the data end {hi - onset:.1f} eV above the edge onset ({onset:.1f} eV); "
             f"need at least {MIN_ABOVE_ONSET_EV:.0f} eV of near-edge structure",
         )
+    return onset
+
+
+def _energy_shift(shift: str | float, onset: float, train_onset: float, absolute: bool, info: dict[str, Any]) -> float:
+    """The energy (eV) subtracted before gridding, for ``shift`` = "auto", "onset" or a number (module docstring)."""
     if shift == "auto":
         s = onset - train_onset if absolute else 0.0
         info["shift_mode"] = "onset" if absolute else "none (energies relative to the onset)"
@@ -309,9 +311,16 @@ def prepare(
         except (TypeError, ValueError):
             raise ValueError(f"shift must be 'auto', 'onset' or a number of eV, got {shift!r}") from None
         info["shift_mode"] = "manual"
-    info["shift_eV"] = float(s)
+    return float(s)
+
+
+def _on_grid(
+    e: np.ndarray, y: np.ndarray, s: float, as_given: bool, renormalize: bool, src: str, info: dict[str, Any]
+) -> np.ndarray:
+    """The (200,) unit-area spectrum on :data:`s2s.spectrum.GRID`: ``e - s`` splined onto it, or, for a grid input
+    with nothing done to it (``as_given``), clipped and normalised, or kept bit for bit (``renormalize`` False)."""
     try:
-        if item.energy is None and s == 0.0 and smooth_eV == 0 and not background:
+        if as_given:
             area = float(np.sum(0.5 * (y[1:] + y[:-1]) * np.diff(GRID))) if np.all(y >= 0) else np.nan  # trapezoid
             if not renormalize and abs(area - 1.0) <= UNIT_AREA_TOL:
                 spec = y.copy()
@@ -322,6 +331,48 @@ def prepare(
             spec = spectrum_on_grid(e, y, source=src, shift_eV=s)
     except SpectrumError as exc:
         raise PredictInputError(src, str(exc).replace(f"spectrum {src}: ", "")) from None
+    return spec
+
+
+def prepare(
+    item: InputSpectrum,
+    train_onset: float,
+    shift: str | float = "auto",
+    background: bool = False,
+    smooth_eV: float = 0.0,
+    force: bool = False,
+    renormalize: bool = True,
+) -> Prepared:
+    """Check, clean and align one input onto the model grid (module docstring); raises
+    :class:`PredictInputError` naming the source and the problem.
+
+    train_onset : eV, where the input's edge onset is put (:func:`training_onset`; 0 puts it at
+        the grid's 0 eV, the readers' convention).
+    shift : ``"auto"``, ``"onset"`` or a number of eV (module docstring).
+    background, smooth_eV : pre-edge background subtraction; Gaussian smoothing (sigma, eV).
+    force : skip the O K-edge plausibility checks (onset window, flat/noise-like shape).
+    renormalize : False uses a grid input with nothing to do (no shift, smoothing or background)
+        exactly as given when it is non-negative and of unit area within :data:`UNIT_AREA_TOL`
+        (a recorded reference spectrum, e.g. the GPAW ``grid_spectrum``, stays bit for bit);
+        True (default) clips it at 0 and scales it to unit area.
+    """
+    src = item.source
+    info: dict[str, Any] = {
+        "train_onset_eV": train_onset,
+        "background": bool(background),
+        "smooth_eV": float(smooth_eV),
+    }
+    e, y = _checked_axis(item, info)
+    hi = float(e[-1])
+    absolute = float(e[0]) >= ABSOLUTE_EV
+    info["absolute_energies"] = absolute
+    e, y = _clean(e, y, absolute, background, smooth_eV, force, src, info)
+    onset = _checked_onset(e, y, absolute, hi, force, src)
+    info["onset_eV"] = onset
+    s = _energy_shift(shift, onset, train_onset, absolute, info)
+    info["shift_eV"] = s
+    as_given = item.energy is None and s == 0.0 and smooth_eV == 0 and not background
+    spec = _on_grid(e, y, s, as_given, renormalize, src, info)
     if not force:
         info.update(check_shape(spec, src))
     return Prepared(spec, info, item)
