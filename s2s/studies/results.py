@@ -111,22 +111,19 @@ def _interval(results: dict, *keys: str) -> tuple[float, float] | None:
 XTB_INPUT, REFERENCE_INPUT = "xTB", "GPAW"
 
 
-def headline_rows(results: dict) -> list[tuple[str, str, Any, Any, str, tuple[float, float] | None]]:
-    """(quantity, input spectra, paper value, ours, format, our 95 % interval over the test structures or None)
-    for the README's headline table; the intervals are notebook 03's ``test_generation.ci95`` (and
-    ``test_generation.reference_input.ci95``) and notebook 04's ``template_matching.model_win_rate_ci95``
-    (:mod:`s2s.studies.bootstrap`).  ``input``: :data:`XTB_INPUT` (our simulator, GFN1-xTB Z+1) or
-    :data:`REFERENCE_INPUT` (GPAW half core hole, issue 29) spectra given to the model."""
+#: a headline row without its input: (quantity, paper value, ours, format, 95 % interval or None)
+_Row = tuple[str, Any, Any, str, tuple[float, float] | None]
+
+
+def _xtb_rows(results: dict) -> list[_Row]:
+    """The headline rows of the model reading our simulator's spectra (notebooks 03-05, 07's transfer)."""
     tg = results.get("test_generation", {})
     am = results.get("amorphous_generation", {})
-    ri = tg.get("reference_input", {})
-    ri_tm = _get(results, "template_matching", "reference_input") or {}
-    ri_n = f"{_fmt(ri.get('n_test'), 'd')} test sites of {_fmt(ri.get('n_structures'), 'd')} structures"
 
     def ci(key: str) -> tuple[float, float] | None:
         return _interval(tg, "ci95", key)
 
-    xtb_rows = [
+    return [
         ("1st-shell RMSD, test crystals (Å)", PAPER["rmsd_shell1"], tg.get("rmsd_shell1"), ".3f", ci("rmsd_shell1")),
         (
             "1st-shell RMSD, mirror images counted equal (Å)",
@@ -212,6 +209,14 @@ def headline_rows(results: dict) -> list[tuple[str, str, Any, Any, str, tuple[fl
             None,
         ),
     ]
+
+
+def _reference_rows(results: dict) -> tuple[_Row, list[_Row]]:
+    """(the same sites read from their xTB spectra, the rows of the model reading GPAW spectra):
+    ``test_generation.reference_input``, ``template_matching.reference_input``, ``experimental_quartz``."""
+    ri = _get(results, "test_generation", "reference_input") or {}
+    ri_tm = _get(results, "template_matching", "reference_input") or {}
+    ri_n = f"{_fmt(ri.get('n_test'), 'd')} test sites of {_fmt(ri.get('n_structures'), 'd')} structures"
     reference_rows = [
         (
             f"1st-shell RMSD, the {ri_n} with a GPAW spectrum (Å)",
@@ -250,7 +255,17 @@ def headline_rows(results: dict) -> list[tuple[str, str, Any, Any, str, tuple[fl
         ".3f",
         _interval(ri, "xtb_input", "ci95", "rmsd_shell1"),
     )
-    rows = [(q, XTB_INPUT, *rest) for q, *rest in xtb_rows] + [(paired[0], XTB_INPUT, *paired[1:])]
+    return paired, reference_rows
+
+
+def headline_rows(results: dict) -> list[tuple[str, str, Any, Any, str, tuple[float, float] | None]]:
+    """(quantity, input spectra, paper value, ours, format, our 95 % interval over the test structures or None)
+    for the README's headline table; the intervals are notebook 03's ``test_generation.ci95`` (and
+    ``test_generation.reference_input.ci95``) and notebook 04's ``template_matching.model_win_rate_ci95``
+    (:mod:`s2s.studies.bootstrap`).  ``input``: :data:`XTB_INPUT` (our simulator, GFN1-xTB Z+1) or
+    :data:`REFERENCE_INPUT` (GPAW half core hole, issue 29) spectra given to the model."""
+    paired, reference_rows = _reference_rows(results)
+    rows = [(q, XTB_INPUT, *rest) for q, *rest in _xtb_rows(results)] + [(paired[0], XTB_INPUT, *paired[1:])]
     return rows + [(q, REFERENCE_INPUT, *rest) for q, *rest in reference_rows]
 
 
