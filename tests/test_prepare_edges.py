@@ -8,11 +8,13 @@ import math
 
 import numpy as np
 import pytest
+from scipy.special import erf
 
 from s2s.predict.prepare import (
     InputSpectrum,
     PredictInputError,
     broaden,
+    check_shape,
     prepare,
     smooth,
     steepest_rise,
@@ -186,3 +188,67 @@ def test_prepare_smooths_when_asked_even_below_one_ev():
     sm = prepare(InputSpectrum("s", "s.txt", e, noisy), -0.5, smooth_eV=0.5, force=True).spectrum
     # a 0.5 eV Gaussian removes most of the point-to-point noise: the second differences shrink
     assert np.abs(np.diff(sm, 2)).sum() < 0.5 * np.abs(np.diff(raw, 2)).sum()
+
+
+def test_subtract_background_power_law_only_where_every_window_energy_and_intensity_is_positive():
+    er = np.arange(-30.0, 20.0, 0.5)
+    w = lambda onset: (er >= onset - 25.0) & (er <= onset - 3.0)  # noqa: E731 - the documented window
+    # window 0..22 eV: its lowest energy is exactly 0, not > 0: the constant (pre-edge mean) model
+    y = 1.0 + 0.01 * (er + 30.0) + np.where(er >= 24.0, 3.0, 0.0)
+    out = subtract_background(er, y, onset=25.0, source="x")
+    np.testing.assert_allclose(out, np.clip(y - y[w(25.0)].mean(), 0.0, None))
+    # window 0.5..22.5 eV: every energy > 0 (though below 1 eV): the power law, exact on A E^-1.5 data
+    bg = 2.0 * np.clip(er, 0.25, None) ** -1.5  # below the window the fit is taken at half its lowest energy
+    y = bg + np.where(er >= 24.0, 3.0, 0.0)
+    out = subtract_background(er, y, onset=25.5, source="x")
+    np.testing.assert_allclose(out, np.where(er >= 24.0, 3.0, 0.0), atol=1e-9)
+    # an intensity of exactly 0 in the window: the constant model, not a log of it
+    e2 = er + 600.0
+    y0 = 1.0 + 0.01 * (er + 30.0)
+    y0[np.flatnonzero(w(0.0))[3]] = 0.0
+    out = subtract_background(e2, y0, onset=600.0, source="x")
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out, np.clip(y0 - y0[w(0.0)].mean(), 0.0, None))
+
+
+def test_check_shape_reads_the_contrast_after_smoothing_by_a_third_of_an_ev():
+    # a flat line with a one-point spike of the line's height: 2x the mean point by point, but a 0.3 eV
+    # Gaussian spreads it to ~1.1x: nearly flat, refused
+    y = np.ones(N_GRID)
+    y[N_GRID // 2] = 2.0
+    assert y.max() / y.mean() > 1.9
+    with pytest.raises(PredictInputError, match="nearly flat"):
+        check_shape(y, "spike.txt")
+    # the same spike 3 eV wide (sigma 1 eV) and as high: a peak, accepted
+    g = 1.0 + np.exp(-0.5 * ((GRID - GRID[N_GRID // 2]) / 1.0) ** 2)
+    assert check_shape(g, "peak.txt")["contrast"] > 1.3
+
+
+def test_steepest_rise_smooths_before_taking_the_slope():
+    # a one-point glitch (0.6 high, 0.1 eV wide) at 520 eV before a smooth unit edge at 531 eV: point by
+    # point the glitch is steeper (3 per eV against 1.3), after the default 0.5 eV smoothing the edge is
+    e = np.arange(510.0, 550.0, 0.1)
+    y = 0.5 * (1 + erf((e - 531.0) / (0.3 * np.sqrt(2))))
+    y[np.argmin(np.abs(e - 520.0))] += 0.6
+    assert np.max(np.gradient(y, e)[e < 525]) > 2.0 * np.max(np.gradient(y, e)[e > 525])
+    assert steepest_rise(e, y) == pytest.approx(531.0, abs=0.15)
+
+
+def test_prepare_energy_limits_at_their_exact_values():
+    # energies from exactly 100 eV (ABSOLUTE_EV) are absolute losses: the onset is moved by "auto"
+    e = np.arange(100.0, 160.0, 0.1)
+    p = prepare(InputSpectrum("a", "a.txt", e, _edge(e, 120.0)), -0.5, force=True)
+    assert p.info["absolute_energies"] and p.info["shift_mode"] == "onset"
+    # energies spanning exactly 0.3..1.5 (keV-like at both ends, inclusive): refused as keV
+    with pytest.raises(PredictInputError, match="look like keV"):
+        prepare(InputSpectrum("k", "k.txt", np.linspace(0.3, 1.5, 200), np.linspace(0.0, 1.0, 200)), -0.5)
+    # up to 2 eV is not keV-like (the keV window ends at 1.5): refused for its short range instead
+    with pytest.raises(PredictInputError, match="above the edge onset"):
+        prepare(InputSpectrum("k", "k.txt", np.linspace(0.5, 2.0, 200), np.linspace(0.0, 1.0, 200)), -0.5)
+    # exactly MIN_POINTS points are enough for the count check
+    e5 = np.array([-6.0, -1.0, 2.0, 6.0, 18.0])
+    p5 = prepare(InputSpectrum("p", "p.txt", e5, np.array([0.0, 0.05, 1.0, 0.6, 0.8])), -0.5, force=True)
+    assert p5.spectrum.shape == (N_GRID,)
+    # no positive intensity at all (all zero): refused before any onset search
+    with pytest.raises(PredictInputError, match="everywhere: no spectrum"):
+        prepare(InputSpectrum("z", "z.txt", e, np.zeros_like(e)), -0.5)
