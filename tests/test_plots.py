@@ -388,3 +388,37 @@ def test_validation_curve_one_line_per_recipe_sorted_by_cpu_time():
     assert lines[0].get_xdata().tolist() == [20, 40] and lines[0].get_ydata().tolist() == [1.5, 1.0]
     with pytest.raises(ValueError, match="no rows"):
         plots.plot_validation_curve(rows, weights="swa")
+
+
+def test_svg_glyph_ids_do_not_depend_on_the_fonts_glyph_numbering(tmp_path):
+    """An en dash was glyph DejaVuSans-af6 in one build of the font and -af5 in another (same outline): every
+    SVG with one changed on a rerun elsewhere.  save_figure renumbers glyphs in order of definition."""
+    import re
+
+    from s2s.plots.style import _stable_svg_ids
+
+    def svg(dash: str) -> bytes:
+        return (
+            f'<svg><defs><path id="DejaVuSans-31" d="M 1 1"/><path id="DejaVuSans-{dash}" d="M 2 2"/>'
+            f'<path id="DejaVuSans-Oblique-78" d="M 3 3"/></defs><use xlink:href="#DejaVuSans-{dash}"/>'
+            f'<use xlink:href="#DejaVuSans-31"/><use xlink:href="#DejaVuSans-Oblique-78"/>'
+            f'<use xlink:href="#DejaVuSans-{dash}"/></svg>'
+        ).encode()
+
+    one, two = _stable_svg_ids(svg("af6")), _stable_svg_ids(svg("af5"))
+    assert one == two
+    assert re.findall(rb'<path id="([^"]+)"', one) == [b"DejaVuSans-g0", b"DejaVuSans-g1", b"DejaVuSans-Oblique-g2"]
+    assert re.findall(rb'href="#([^"]+)"', one) == [
+        b"DejaVuSans-g1",
+        b"DejaVuSans-g0",
+        b"DejaVuSans-Oblique-g2",
+        b"DejaVuSans-g1",
+    ]
+    partial = svg("af6").replace(b"</svg>", b'<g id="DejaVuSans-af6x"/></svg>')
+    assert b'<g id="DejaVuSans-af6x"/>' in _stable_svg_ids(partial)  # only whole ids are renamed
+    fig, ax = plt.subplots(figsize=(2, 1.5))
+    ax.set_title("1st shell – RMSD (Å)")
+    out = plots.save_figure(fig, tmp_path / "g", formats=("svg",), close=True)[0].read_bytes()
+    defined = re.findall(rb'<path id="([^"]+)"', out)
+    assert defined and all(re.search(rb"-g\d+$", d) for d in defined if b"-" in d)
+    assert set(re.findall(rb'href="#([^"]+)"', out)) <= set(defined)

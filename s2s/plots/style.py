@@ -151,9 +151,24 @@ def _stable_svg_ids(svg: bytes) -> bytes:
     Definitions (``<clipPath id="...">``) and references (``url(#...)``) are renamed together."""
     found = re.findall(rb'<clipPath id="(p[0-9a-f]{10})"', svg)
     ids = {old: b"c%010x" % i for i, old in enumerate(dict.fromkeys(found))}
-    if not ids:
+    if ids:
+        svg = re.sub(rb"\bp[0-9a-f]{10}\b", lambda m: ids.get(m.group(0), m.group(0)), svg)
+    return _stable_glyph_ids(svg)
+
+
+def _stable_glyph_ids(svg: bytes) -> bytes:
+    """Renumber the glyph ids (``<font>-<hex>``, e.g. ``DejaVuSans-c9d``) in order of definition.
+
+    matplotlib names a text glyph by its index in the font file, which differs between builds of the same
+    font (an en dash was ``DejaVuSans-af6`` on one machine and ``-af5`` on another, the outline identical), so
+    a rerun elsewhere rewrote every SVG with such a character.  Definitions (``<path id=...>``) and uses
+    (``xlink:href="#..."``) are renamed together to ``<font>-g<n>``."""
+    found = re.findall(rb'<path id="([A-Za-z][\w.]*(?:-[A-Za-z][\w.]*)*-[0-9a-f]+)"', svg)
+    if not found:
         return svg
-    return re.sub(rb"\bp[0-9a-f]{10}\b", lambda m: ids.get(m.group(0), m.group(0)), svg)
+    ids = {old: old.rsplit(b"-", 1)[0] + b"-g%d" % i for i, old in enumerate(dict.fromkeys(found))}
+    pattern = re.compile(rb'(id="|href="#)(' + b"|".join(re.escape(k) for k in ids) + rb')"')
+    return pattern.sub(lambda m: m.group(1) + ids[m.group(2)] + b'"', svg)
 
 
 def save_figure(
