@@ -252,3 +252,14 @@ def test_prepare_energy_limits_at_their_exact_values():
     # no positive intensity at all (all zero): refused before any onset search
     with pytest.raises(PredictInputError, match="everywhere: no spectrum"):
         prepare(InputSpectrum("z", "z.txt", e, np.zeros_like(e)), -0.5)
+
+
+def test_prepare_accepts_an_edge_rising_more_than_one_ev_after_the_first_energy():
+    # the refusal is for spectra already at 10 % of their maximum within 1 eV of the first energy; data
+    # starting 1.5 eV below the onset are accepted with that onset
+    wide = np.arange(520.0, 580.0, 0.1)
+    onset = prepare(InputSpectrum("w", "w.txt", wide, _edge(wide, 531.0)), -0.5, force=True).info["onset_eV"]
+    e = np.arange(round(onset - 1.5, 1), 580.0, 0.1)
+    p = prepare(InputSpectrum("s", "s.txt", e, _edge(e, 531.0)), -0.5, force=True)
+    assert 1.3 < p.info["onset_eV"] - e[0] < 1.7
+    assert p.info["onset_eV"] == pytest.approx(onset, abs=0.05)
