@@ -263,3 +263,24 @@ def test_prepare_accepts_an_edge_rising_more_than_one_ev_after_the_first_energy(
     p = prepare(InputSpectrum("s", "s.txt", e, _edge(e, 531.0)), -0.5, force=True)
     assert 1.3 < p.info["onset_eV"] - e[0] < 1.7
     assert p.info["onset_eV"] == pytest.approx(onset, abs=0.05)
+
+
+def test_prepare_reads_the_energy_range_from_its_first_and_last_energies():
+    # keV-like means the whole axis lies in 0.3..1.5: one energy below 0.3 or above 1.5 makes it eV (and then
+    # too short a range above the onset)
+    for e in (np.r_[0.2, np.linspace(0.3, 1.4, 199)], np.r_[np.linspace(0.4, 1.5, 199), 1.6]):
+        with pytest.raises(PredictInputError, match="above the edge onset"):
+            prepare(InputSpectrum("k", "k.txt", e, np.linspace(0.0, 1.0, 200)), -0.5)
+    # absolute means a first energy >= 100 eV: from 99.95 eV the axis is relative to the onset, so an edge
+    # at 120 eV lies far above the grid
+    e = np.r_[99.95, np.arange(100.0, 160.0, 0.1)]
+    with pytest.raises(PredictInputError, match="grid"):
+        prepare(InputSpectrum("r", "r.txt", e, _edge(e, 120.0)), -0.5, force=True)
+
+
+def test_prepare_keeps_a_unit_area_grid_spectrum_with_zeros_bit_for_bit():
+    # a recorded grid spectrum is zero below its edge; within UNIT_AREA_TOL of unit area it is used as given
+    y = normalize(np.where(GRID < 1.0, 0.0, _edge(GRID.astype(float), 2.0))) * (1.0 + 5e-5)
+    assert y.min() == 0.0
+    p = prepare(InputSpectrum("g", "g.npy", None, y), 0.0, renormalize=False)
+    assert np.array_equal(p.spectrum, y)
