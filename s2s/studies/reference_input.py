@@ -29,6 +29,7 @@ import numpy as np
 
 from s2s.model.cache import BestOfKSettings, generate_cached
 from s2s.retrieval.template import compare_with_generation, template_match
+from s2s.simulate.reference_sites import load_fidelity
 from s2s.studies.best_of_k import evaluate_best_of_k
 from s2s.studies.bootstrap import DEFAULT_BOOTSTRAP, describe, interval, resampled_means, summary_intervals
 from s2s.studies.evaluate import evaluate_generation, first_shell_table, generation_inputs, summary_table
@@ -62,8 +63,6 @@ def reference_test_inputs(
     """``(reference test records, xTB test records, reference training records)`` of the dataset file and the
     reference store (default: the resource ``reference_sites``), for :func:`evaluate_reference_input`;
     ``small``: only :data:`SMALL_TEST_SITES` and :data:`SMALL_LIBRARY_SITES`."""
-    from s2s.simulate.reference_sites import load_fidelity
-
     ref = load_fidelity(dataset_path, "reference", reference_store)
     xtb = load_fidelity(dataset_path, "xtb")
     test, library = list(ref.test), list(ref.train)
