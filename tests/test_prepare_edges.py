@@ -284,3 +284,17 @@ def test_prepare_keeps_a_unit_area_grid_spectrum_with_zeros_bit_for_bit():
     assert y.min() == 0.0
     p = prepare(InputSpectrum("g", "g.npy", None, y), 0.0, renormalize=False)
     assert np.array_equal(p.spectrum, y)
+
+
+def test_prepare_accepts_a_steepest_rise_exactly_at_the_o_k_window_ends():
+    # on a 0.5 eV axis the steepest rise is a data energy: exactly 560 eV (the window's inclusive top) passes
+    # the steepest-rise check; exactly 515 eV passes it too and is refused only for its onset (514.1 eV)
+    for at, lo, hi in ((560.0, 540.0, 575.0), (515.0, 490.0, 540.0)):
+        e = np.arange(lo, hi, 0.5)
+        y = _edge(e, at - 0.6)
+        assert steepest_rise(e, y) == at
+        if at == 560.0:
+            assert prepare(InputSpectrum("w", "w.txt", e, y), -0.5).info["steepest_rise_eV"] == at
+        else:
+            with pytest.raises(PredictInputError, match="edge onset at 514"):
+                prepare(InputSpectrum("w", "w.txt", e, y), -0.5)
