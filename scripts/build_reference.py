@@ -47,7 +47,8 @@ from s2s.simulate.reference import (
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=["structures", "run", "list", "summary", "regrid", "compare-pw", "sites", "coverage"])
+    steps = ["structures", "run", "list", "summary", "regrid", "compare-pw", "sites", "coverage"]
+    ap.add_argument("step", choices=steps)
     ap.add_argument("--only", default="", help="comma-separated structure ids (default: all, in order)")
     ap.add_argument("--max-sites", type=int, default=0, help="stop after N new sites (0 = no limit)")
     ap.add_argument(
@@ -167,8 +168,10 @@ def dataset_coverage(args: argparse.Namespace) -> int:
             f"{name:10s} {row['sites']:6d} {row['with_reference']:9d} {row['structures']:11d} "
             f"{row['structures_with_reference']:9d}"
         )
-    print(f"{cov['n_reference_sites']} sites with a reference spectrum at {cov['calc_key']}, "
-          f"{cov['cpu_hours']} CPU h; failures: {', '.join(cov['failures']) or 'none'}")
+    print(
+        f"{cov['n_reference_sites']} sites with a reference spectrum at {cov['calc_key']}, "
+        f"{cov['cpu_hours']} CPU h; failures: {', '.join(cov['failures']) or 'none'}"
+    )
     if args.write_results:
         update_results("reference_data", cov, resolve("results", must_exist=False))
         print("figures/results.json: reference_data written")
