@@ -392,8 +392,15 @@ def test_coverage_counts_sites_per_split_at_the_builds_settings_only(tmp_path):
     spec = np.ones(GRID.size) / np.trapezoid(np.ones(GRID.size), GRID)
     ids = [f"t{i:02d}" for i in range(30)]
     recs = [
-        SiteRecord(spectrum=spec, environment=env, structure_id=sid, site_index=k, formula="SiO2",
-                   simulator="xtb-gfn1", split="test" if sid in ("t00", "t01") else "train")
+        SiteRecord(
+            spectrum=spec,
+            environment=env,
+            structure_id=sid,
+            site_index=k,
+            formula="SiO2",
+            simulator="xtb-gfn1",
+            split="test" if sid in ("t00", "t01") else "train",
+        )
         for sid in ids
         for k in (1, 2)
     ]
