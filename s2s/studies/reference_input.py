@@ -46,10 +46,6 @@ def paired_by_site(reference: Sequence[Any], xtb: Sequence[Any]) -> tuple[list[A
     return ref, [by_key[r.key] for r in ref]
 
 
-def _rounded(table: dict[str, Any], digits: int) -> dict[str, Any]:
-    return {k: (round(v, digits) if isinstance(v, float) else v) for k, v in table.items()}
-
-
 #: The sites of the small (CI) runs of notebooks 03 and 04: fixed, because the store grows with the build and the
 #: small runs' committed references (notebooks/references/) must not.  Test sites, and the template library's
 #: training sites by structure.
@@ -90,7 +86,7 @@ def single_samples(
 
 def _scored(targets: Sequence[Any], envs: Sequence[Any], groups: Sequence[str], digits: int) -> dict[str, Any]:
     rows = evaluate_generation(list(targets), [[e] for e in envs], methods=("paper",))
-    out = _rounded(summary_table(rows, "paper"), digits)
+    out = summary_table(rows, "paper", digits=digits)
     out["first_shell"] = first_shell_table(rows, "paper", digits=digits)
     out["ci95"] = summary_intervals(rows, list(groups), "paper", digits=digits)
     out["n_structures"] = len(set(groups))
