@@ -3,6 +3,7 @@ validation split (issue 29, item 4).
 
     python benchmarks/fidelity_recipes.py train finetune --cpu-minutes 30 --seed 0     # -> runs/fidelity/finetune_s0
     python benchmarks/fidelity_recipes.py train joint --cpu-minutes 30 --seed 0        # -> runs/fidelity/joint_s0
+    python benchmarks/fidelity_recipes.py train joint_flag --cpu-minutes 30 --seed 0   # -> runs/fidelity/joint_flag_s0
     python benchmarks/fidelity_recipes.py translator --cpu-seconds 300                 # -> runs/fidelity/translator
     python benchmarks/fidelity_recipes.py translate                                    # -> runs/fidelity/translated.h5
     python benchmarks/fidelity_recipes.py train translated --cpu-minutes 25 --seed 0   # -> runs/fidelity/translated_s0
@@ -17,6 +18,11 @@ process CPU time, so recipes compare at equal CPU):
 - ``finetune`` (a): only the reference spectra of the fit sites (``s2s train --fidelity reference``);
 - ``joint`` (c): both fidelities, two records per site that has both (``--fidelity both``); the model is
   told nothing about the fidelity and has to read it from the spectrum;
+- ``joint_flag`` (c, as the issue words it): ``joint`` with the fidelity as an input (``--fidelity-input``,
+  ``ModelConfig.fidelity_input``): a flag on the excited atom, 1 for a reference (first-principles) spectrum and
+  0 for an xTB one; the shipped model's input layer gets a zero column for it, so the run starts from exactly
+  the shipped network and learns what the flag changes.  ``evaluate`` gives it the flag of the evaluated
+  fidelity (reference 1, xtb 0);
 - ``translated`` (b): the translator (:mod:`s2s.forward.translate`: SOAP + the site's xTB spectrum -> its
   reference spectrum, trained on the fit sites that have both; ``translator``) relabels every training site
   (``translate`` writes runs/fidelity/translated.h5); the model then reads the reference spectrum where one
@@ -47,7 +53,9 @@ from s2s.cli.data import load_dataset
 from s2s.files import atomic_write_text
 from s2s.resources import default_path, resolve
 
-RECIPES = {"finetune": "reference", "joint": "both", "translated": "translated", "xtb": "xtb"}
+RECIPES = {"finetune": "reference", "joint": "both", "joint_flag": "both", "translated": "translated", "xtb": "xtb"}
+#: Recipes whose model is told each spectrum's fidelity (``s2s train --fidelity-input``).
+FIDELITY_INPUT_RECIPES = ("joint_flag",)
 BASELINE = "v6"
 UNBOUNDED_EPOCHS = 10**7
 RUNS = Path("runs/fidelity")
@@ -89,6 +97,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     data = translated_data(a.runs_dir) if a.recipe == "translated" else a.data
     argv = ["train", "--data", str(data), "--split", "fit", "--preset", a.preset, "--out", str(out)]
     argv += ["--fidelity", RECIPES[a.recipe], "--init-from", str(a.init_from or shipped_checkpoint())]
+    if a.recipe in FIDELITY_INPUT_RECIPES:
+        argv += ["--fidelity-input"]
     argv += ["--cpu-minutes", str(a.cpu_minutes), "--threads", "1", "--seed", str(a.seed), "--quiet"]
     # the CPU budget ends every recipe: without this the preset's epochs would end a recipe on a small set
     # (finetune on 157 sites: 300 epochs = 900 steps, 2 of its 15 CPU minutes) long before its budget
@@ -108,13 +118,16 @@ def _model_path(run: str, runs_dir: Path = RUNS) -> tuple[Path, Path]:
     return Path(run) / "model.pt", Path(run)
 
 
-def evaluate_model(model_path: Path, records: list, seed: int) -> dict:
+def evaluate_model(model_path: Path, records: list, seed: int, fidelity: str = "xtb") -> dict:
     """One DDIM-50 sample per record (the target's atom count), paper alignment: the summary table, validity
-    and the 95 % intervals over structures; per-site rows kept for paired comparisons."""
+    and the 95 % intervals over structures; per-site rows kept for paired comparisons.  A model with the
+    fidelity input is given the flag of ``fidelity``, the evaluated one (reference 1.0, xtb 0.0); the others
+    are sampled as before."""
     import torch
 
     from s2s.model.sample import generate
     from s2s.model.train import load_model
+    from s2s.site_record import fidelity_flag
     from s2s.studies.bootstrap import summary_intervals
     from s2s.studies.evaluate import evaluate_generation, generation_inputs, summary_table
 
@@ -122,7 +135,8 @@ def evaluate_model(model_path: Path, records: list, seed: int) -> dict:
     model = load_model(model_path)
     spectra, n_atoms = generation_inputs(records)
     t0 = time.process_time()
-    gen = generate(model, spectra, n_atoms, seed=seed, sampler="ddim", n_steps=50, buckets=True)
+    flag = {"fidelity": fidelity_flag(fidelity)} if model.cfg.model.fidelity_input else {}
+    gen = generate(model, spectra, n_atoms, seed=seed, sampler="ddim", n_steps=50, buckets=True, **flag)
     rows = evaluate_generation([r.environment for r in records], gen, methods=("paper",))
     table = summary_table(rows, "paper")
     groups = [r.structure_id for r in records]
@@ -147,7 +161,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     for run in a.runs:
         model_path, folder = _model_path(run, a.runs_dir)
         for seed in a.seeds:
-            res = evaluate_model(model_path, records, seed)
+            res = evaluate_model(model_path, records, seed, a.fidelity)
             res.update({"model": str(model_path), "fidelity": a.fidelity, "seed": seed, "data": str(a.data)})
             folder.mkdir(parents=True, exist_ok=True)
             atomic_write_text(folder / f"eval_{a.fidelity}_s{seed}.json", json.dumps(res, indent=1))

@@ -52,6 +52,10 @@ class ModelConfig:
     spectrum_embed_dim: int | None = None
     #: Self-conditioning (Chen et al. 2022): the previous x_0 estimate enters as pair distances.
     self_condition: bool = False
+    #: The spectrum's fidelity as an input (issue 29, item 4 (c)): one more node-input channel, on the excited
+    #: atom 1.0 for a first-principles ("reference", "translated") spectrum and 0.0 for an xTB one, 0 elsewhere
+    #: (:func:`s2s.site_record.fidelity_flag`).  Off: the network, its weights and its outputs are as before.
+    fidelity_input: bool = False
 
     def __post_init__(self) -> None:
         if self.spectrum_encoder not in SPECTRUM_ENCODERS:

@@ -2,6 +2,7 @@
 200-point grid (eV, unit area), its local :class:`~s2s.environment.Environment` (Å) and its provenance.
 
 Also the labels a record may carry (:data:`SPLITS`, :data:`FIDELITIES`, :data:`SIMULATOR_FIDELITY`), the
+fidelity flag a model with ``ModelConfig.fidelity_input`` reads (:func:`fidelity_flag`, :func:`fidelity_flags`), the
 composition x = O/Si of a formula (:func:`x_from_formula`) and the canonical JSON text in which records and
 datasets store and compare their metadata (:func:`canonical_json`).  :mod:`s2s.dataset` re-exports them.
 """
@@ -31,6 +32,30 @@ SIMULATOR_FIDELITY: dict[str, str] = {
     "vasp": "reference",
     "translated": "translated",  # xTB spectra relabelled by the translator (s2s.forward.translate)
 }
+#: fidelity -> the model's fidelity flag (``ModelConfig.fidelity_input``): 1.0 for a first-principles spectrum
+#: (a translated one stands in for it), 0.0 for xTB; an unknown simulator ("") reads as xTB, as in
+#: :func:`s2s.simulate.reference_sites.dataset_of_fidelity`.
+FIDELITY_FLAG: dict[str, float] = {"xtb": 0.0, "reference": 1.0, "translated": 1.0, "": 0.0}
+
+
+def fidelity_flag(fidelity: str) -> float:
+    """The fidelity flag (:data:`FIDELITY_FLAG`) of a record's :attr:`SiteRecord.fidelity`."""
+    try:
+        return FIDELITY_FLAG[fidelity]
+    except KeyError:
+        raise ValueError(f"fidelity_flag: expected one of {tuple(FIDELITY_FLAG)}, got {fidelity!r}") from None
+
+
+def fidelity_flags(fidelity: Any, m: int) -> np.ndarray | None:
+    """A fidelity flag in [0, 1] (a number, or one per spectrum (m,)) as float32 flags (m,); None stays None."""
+    if fidelity is None:
+        return None
+    f = np.asarray(fidelity, dtype=np.float64)
+    if f.ndim > 1 or (f.ndim == 1 and f.shape != (m,)):
+        raise ValueError(f"fidelity must be one number or one per spectrum ({m},), got shape {f.shape}")
+    if not np.all(np.isfinite(f)) or np.any(f < 0.0) or np.any(f > 1.0):
+        raise ValueError("fidelity flags must lie in [0, 1] (0 = xTB, 1 = first principles)")
+    return np.ascontiguousarray(np.broadcast_to(f, (m,)), dtype=np.float32)
 
 
 def _json_default(obj: Any) -> Any:
@@ -180,4 +205,14 @@ class SiteRecord:
     __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
 
 
-__all__ = ["FIDELITIES", "SIMULATOR_FIDELITY", "SPLITS", "SiteRecord", "canonical_json", "x_from_formula"]
+__all__ = [
+    "FIDELITIES",
+    "FIDELITY_FLAG",
+    "SIMULATOR_FIDELITY",
+    "fidelity_flag",
+    "fidelity_flags",
+    "SPLITS",
+    "SiteRecord",
+    "canonical_json",
+    "x_from_formula",
+]

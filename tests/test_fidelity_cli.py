@@ -133,6 +133,71 @@ def test_fidelity_recipes_benchmark_trains_evaluates_and_reports_on_a_toy(toy, t
     assert f" | reference | {e0['n']} | 2 |" in table and table.startswith("| run | extra CPU")
 
 
+def test_fidelity_recipes_joint_flag_tells_the_model_each_spectrums_fidelity(toy, tmp_path, monkeypatch):
+    """Recipe ``joint_flag``: both fidelities with ``--fidelity-input`` from a checkpoint without the channel;
+    each training batch carries its records' flags (1 for a reference spectrum), ``evaluate`` and ``s2s predict``
+    give the model the evaluated fidelity's flag."""
+    import importlib.util
+    from pathlib import Path
+
+    from s2s.model import S2SModel, sample
+    from s2s.model.train import load_model
+    from s2s.predict import PredictContext
+    from s2s.predict.run import input_fidelity_flag
+
+    spec = importlib.util.spec_from_file_location("fidelity_recipes", Path("benchmarks/fidelity_recipes.py"))
+    fr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fr)
+    data, model, store, spectra = toy
+    reference = np.stack(list(spectra.values()))
+    seen = []
+    loss = S2SModel.loss
+
+    def spy(self, batch, generator=None):
+        is_ref = [bool(np.any(np.all(np.isclose(s, reference, rtol=1e-5, atol=1e-7), axis=1))) for s in batch.spectrum]
+        seen.append((is_ref, batch.fidelity.tolist()))
+        return loss(self, batch, generator)
+
+    monkeypatch.setattr(S2SModel, "loss", spy)
+    common = ["--data", str(data), "--reference-store", str(store)]
+    run = tmp_path / "joint_flag"
+    argv = ["train", "joint_flag", "--cpu-minutes", "0.01", "--preset", "tiny", "--out", str(run)]
+    assert fr.main(argv + ["--init-from", str(model.parent / "checkpoint.pt")] + common) == 0
+    monkeypatch.setattr(S2SModel, "loss", loss)
+    assert seen and any(any(r) for r, _ in seen) and any(not all(r) for r, _ in seen)
+    for is_ref, flags in seen:
+        assert flags == [1.0 if r else 0.0 for r in is_ref]
+    info = json.loads((run / "run.json").read_text())
+    assert info["fidelity"] == "both" and info["config"]["model"]["fidelity_input"] is True
+    assert info["continued_from"]["fidelity_input_added"] is True
+    assert load_model(run / "model.pt").cfg.model.fidelity_input
+    assert not load_model(model).cfg.model.fidelity_input  # the toy model it continued
+
+    given = []
+    generate = sample.generate
+
+    def spy_generate(*args, **kw):
+        given.append(kw.get("fidelity"))
+        return generate(*args, **kw)
+
+    monkeypatch.setattr(sample, "generate", spy_generate)
+    for fid, flag in (("reference", 1.0), ("xtb", 0.0)):
+        given.clear()
+        assert fr.main(["evaluate", str(run), "--fidelity", fid, "--seeds", "0"] + common) == 0
+        assert given == [flag]
+        given.clear()
+        assert fr.main(["evaluate", "v6", "--fidelity", fid, "--seeds", "0", "--runs-dir", str(tmp_path)] + common) == 0
+        assert given == [None]  # a model without the input is sampled as before
+    given.clear()  # s2s evaluate: each record's own flag
+    ev = ["evaluate", "--model", str(run / "model.pt"), "--data", str(data), "--out", str(tmp_path / "ev")]
+    assert main(ev + ["--steps", "2", "--fidelity", "both", "--reference-store", str(store)]) == 0
+    n_test_xtb = len(Dataset.load(data).test)
+    assert len(given) == 1 and sorted(given[0].tolist()) == [0.0] * n_test_xtb + [1.0]
+    for fid, flag in (("xtb", 0.0), ("reference", 1.0), ("both", 1.0)):
+        assert input_fidelity_flag(PredictContext.load(run / "model.pt", data, None, fid, store)) == flag
+    assert input_fidelity_flag(PredictContext.load(model, data, None, "reference", store)) is None
+
+
 def test_translated_fidelity_takes_the_reference_spectrum_where_one_exists_and_the_translation_elsewhere(toy, tmp_path):
     from s2s.forward.model import ForwardConfig, ForwardModel, build_net
     from s2s.forward.translate import translate

@@ -69,6 +69,13 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
         "for train minus the validation structures, 'val' for those, s2s.splits.validation_split)",
     )
     add_fidelity_options(t)
+    t.add_argument(
+        "--fidelity-input",
+        action="store_true",
+        help="tell the model each training spectrum's fidelity (ModelConfig.fidelity_input: a flag on the excited "
+        "atom, 1 first principles, 0 xTB); with --init-from a model without it, its input layer gets a zero "
+        "column (docs/model.md)",
+    )
     t.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps in total")
     t.add_argument("--epochs", type=int, default=None, help="override the preset's number of epochs")
     t.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size (graphs per step)")
@@ -223,11 +230,29 @@ def _counts(arg: str, recs):
     return n, "sample"
 
 
+def _flags(model, fidelities: list[str]) -> dict:
+    """``{"fidelity": flags (M,)}`` of the spectra's fidelities for a model with ``fidelity_input``, else ``{}``
+    (what a model without it is called with, as before)."""
+    if not model.cfg.model.fidelity_input:
+        return {}
+    from s2s.site_record import fidelity_flag
+
+    return {"fidelity": np.array([fidelity_flag(f) for f in fidelities], dtype=np.float32)}
+
+
 def _generate(
-    a: argparse.Namespace, model, spectra: np.ndarray, counts, mode: str, n_samples: int, buckets: bool = False
+    a: argparse.Namespace,
+    model,
+    spectra: np.ndarray,
+    counts,
+    mode: str,
+    n_samples: int,
+    buckets: bool = False,
+    flags: dict | None = None,
 ) -> list:
     """:func:`s2s.model.sample.generate` with the sampling options of ``a`` (seed, steps, batch size, device;
-    ``_add_sampling_options``): ``n_samples`` environments per spectrum (M, 200) of ``counts`` atoms."""
+    ``_add_sampling_options``): ``n_samples`` environments per spectrum (M, 200) of ``counts`` atoms;
+    ``flags``: :func:`_flags` (the fidelity flags of a model that reads them)."""
     from s2s.model.sample import generate
 
     return generate(
@@ -242,6 +267,7 @@ def _generate(
         progress=True,
         device=a.device,
         buckets=buckets,
+        **(flags or {}),
     )
 
 
@@ -252,6 +278,8 @@ def cmd_train(a) -> int:
     from s2s.model.train import train
 
     cfg = get_preset(a.preset)
+    if a.fidelity_input:
+        cfg = replace(cfg, model=replace(cfg.model, fidelity_input=True))
     over = {
         k: v
         for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, num_threads=a.threads).items()
@@ -272,9 +300,14 @@ def cmd_train(a) -> int:
     recs = _records(a.data, a.split, None, a.fidelity, a.reference_store)
     envs = [r.environment for r in recs]
     spectra = np.stack([r.spectrum for r in recs])
+    flags = None
+    if a.fidelity_input:
+        from s2s.site_record import fidelity_flag
+
+        flags = np.array([fidelity_flag(r.fidelity) for r in recs])
     print(
-        f"training on {len(recs)} sites from {a.data} (split {a.split}, fidelity {a.fidelity}), "
-        f"preset {a.preset}, out {a.out}"
+        f"training on {len(recs)} sites from {a.data} (split {a.split}, fidelity {a.fidelity}"
+        f"{', fidelity as an input' if a.fidelity_input else ''}), preset {a.preset}, out {a.out}"
     )
     t0 = time.perf_counter()
     import hashlib
@@ -302,6 +335,7 @@ def cmd_train(a) -> int:
             device=a.device,
             snapshot_every=a.snapshot_every,
             cpu_budget=None if a.cpu_minutes is None else 60.0 * a.cpu_minutes,
+            fidelity=flags,
         )
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"s2s train: {err}") from None
@@ -327,14 +361,17 @@ def cmd_sample(a) -> int:
         names = [it.name for it in items]
         n_arg = "predict" if a.n_atoms == "target" else a.n_atoms
         counts, mode = _counts(n_arg, None)
+        # a spectrum file: the flag of --fidelity (both reads as first principles, like s2s predict)
+        fids = ["xtb" if a.fidelity == "xtb" else "reference"] * len(spectra)
     else:
         recs = _records(a.data, a.split, a.limit, a.fidelity, a.reference_store)
         spectra = np.stack([r.spectrum for r in recs])
         names = [f"{r.structure_id}__site{r.site_index}" for r in recs]
         counts, mode = _counts(a.n_atoms, recs)
+        fids = [r.fidelity for r in recs]
     if isinstance(counts, int):
         counts = [counts] * len(spectra)
-    out = _generate(a, model, spectra, counts, mode, a.n_samples)
+    out = _generate(a, model, spectra, counts, mode, a.n_samples, flags=_flags(model, fids))
     for name, envs in zip(names, out):
         write_extxyz(a.out / f"{name}.xyz", envs, [f"sample={k} source={name}" for k in range(len(envs))])
     print(f"wrote {len(names)} file(s) with {a.n_samples} sample(s) each to {a.out}")
@@ -362,7 +399,7 @@ def cmd_evaluate(a) -> int:
     if isinstance(counts, int):
         counts = [counts] * len(recs)
     spectra = np.stack([r.spectrum for r in recs])
-    gen = _generate(a, model, spectra, counts, mode, 1, buckets=True)
+    gen = _generate(a, model, spectra, counts, mode, 1, buckets=True, flags=_flags(model, [r.fidelity for r in recs]))
     methods = ["paper", "best"] if a.method == "both" else [a.method]
     rows, summary = [], {}
     for m in methods:

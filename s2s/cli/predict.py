@@ -49,7 +49,9 @@ def _add_input_and_model_options(p: argparse.ArgumentParser) -> None:
         choices=["xtb", "reference", "both"],
         help="which training spectra are the reference of template matching, the OOD score and the onset "
         "convention: xtb (default, what the shipped model read), reference (the first-principles spectra of "
-        "--reference-store) or both; use the fidelity the --model was trained on (docs/fidelity.md)",
+        "--reference-store) or both; use the fidelity the --model was trained on (docs/fidelity.md). A model "
+        "trained with --fidelity-input is also told the input's fidelity: 0 (xTB) for xtb, 1 (first principles) "
+        "for reference and both",
     )
     p.add_argument(
         "--reference-store",

@@ -3,10 +3,10 @@
 
 A notebook that needs the same generated environments as an earlier one (04 after 03, 06 after 05)
 re-uses them instead of sampling again.  The cache key is a SHA-256 of the model file's bytes, the
-spectra, the atom counts and the sampling settings, so a different model, spectrum set, seed or
-step count never hits a stale entry.  Entries are ``<cache_dir>/<key[:2]>/<key>.npz``, written
-atomically (:mod:`s2s.files`); coordinates are stored as float64, so a hit returns identical
-environments.
+spectra, the atom counts and the sampling settings (with the fidelity flag of a model that reads one), so
+a different model, spectrum set, seed, step count or fidelity never hits a stale entry.  Entries are
+``<cache_dir>/<key[:2]>/<key>.npz``, written atomically (:mod:`s2s.files`); coordinates are stored as
+float64, so a hit returns identical environments.
 
 :func:`sample_k` (:class:`BestOfKSettings`) draws K environments per spectrum this way: the samples
 that best-of-k, the medoid picks (:mod:`s2s.ensembles.pick`) and the learned selector choose among.
@@ -29,6 +29,7 @@ import numpy as np
 from s2s.environment import Environment
 from s2s.files import atomic_path, file_sha256
 from s2s.resources import resolve
+from s2s.site_record import fidelity_flags
 
 #: Bump when the cache layout or the meaning of a cached entry changes.
 CACHE_VERSION = 2  # 2: spectra sampled in chunks of similar atom count
@@ -63,12 +64,15 @@ def cache_key(
     sampler: str = "ancestral",
     eta: float = 0.0,
     guidance: float = 0.0,
+    fidelity: float | Sequence[float] | np.ndarray | None = None,
 ) -> str:
     """Hex SHA-256 identifying one generation run (model, inputs and sampling settings).
 
     ``spectra`` are hashed as float32 (what the model sees), ``n_atoms`` as int64.  The sampler
     settings enter only when they differ from the defaults (ancestral, eta 0, no guidance), so
-    entries written before those options existed keep their keys.
+    entries written before those options existed keep their keys; so does ``fidelity`` (the flag of a model
+    with ``ModelConfig.fidelity_input``, one number or one per spectrum), which enters as one float32 flag per
+    spectrum when it is not None (a number and the same number per spectrum share a key).
     """
     h = hashlib.sha256()
     settings = {
@@ -83,6 +87,9 @@ def cache_key(
     }
     if (sampler, float(eta), float(guidance)) != ("ancestral", 0.0, 0.0):
         settings.update(sampler=sampler, eta=float(eta), guidance=float(guidance))
+    flags = fidelity_flags(fidelity, spectra.shape[0])
+    if flags is not None:
+        settings["fidelity"] = [float(v) for v in flags]
     h.update(json.dumps(settings, sort_keys=True).encode())
     h.update(np.ascontiguousarray(spectra, dtype=np.float32).tobytes())
     h.update(b"n_atoms:" + (b"none" if n_atoms is None else np.ascontiguousarray(n_atoms, dtype=np.int64).tobytes()))
@@ -176,6 +183,7 @@ def generate_cached(
     sampler: str = "ancestral",
     eta: float = 0.0,
     guidance: float = 0.0,
+    fidelity: float | Sequence[float] | np.ndarray | None = None,
     return_info: bool = False,
 ):
     """:func:`s2s.model.sample.generate` (``buckets=True``) with the model loaded from ``model_path``, cached.
@@ -186,7 +194,8 @@ def generate_cached(
     ``$S2S_GENERATED_CACHE`` > ``runs/generated`` of the checkout (:mod:`s2s.resources`).  The key
     (:func:`cache_key`) covers the SHA-256 of the model file, the spectra (float32), ``n_atoms``,
     ``n_samples``, ``n_steps`` (None = the model's T), ``seed``, ``batch_size`` (the noise stream
-    depends on it), ``natoms_mode`` and the sampler settings.
+    depends on it), ``natoms_mode``, the sampler settings and ``fidelity`` (the fidelity flag of a model with
+    ``ModelConfig.fidelity_input``, :func:`s2s.model.sample.generate`; None: not passed).
     """
     settings = dict(
         n_samples=n_samples,
@@ -197,6 +206,7 @@ def generate_cached(
         sampler=sampler,
         eta=eta,
         guidance=guidance,
+        fidelity=fidelity,
     )
     path, sha, spec, counts = _resolve(model_path, spectra, n_atoms, cache_dir, **settings)
     if path.is_file():
@@ -224,6 +234,7 @@ def generate_cached(
         eta=eta,
         guidance=guidance,
         buckets=True,
+        **({} if fidelity is None else {"fidelity": fidelity}),
     )
     info = {
         "model": str(model_path),
@@ -240,12 +251,24 @@ def generate_cached(
     }
     if (sampler, float(eta), float(guidance)) != ("ancestral", 0.0, 0.0):
         info.update(sampler=sampler, eta=float(eta), guidance=float(guidance))
+    if fidelity is not None:
+        info["fidelity"] = [float(v) for v in fidelity_flags(fidelity, spec.shape[0])]
     save_environments_npz(path, out, info)
     return (out, info) if return_info else out
 
 
 #: The keywords of :func:`generate_cached` that choose what is sampled (and so its cache entry).
-SAMPLING_SETTINGS = ("n_samples", "n_steps", "seed", "batch_size", "natoms_mode", "sampler", "eta", "guidance")
+SAMPLING_SETTINGS = (
+    "n_samples",
+    "n_steps",
+    "seed",
+    "batch_size",
+    "natoms_mode",
+    "sampler",
+    "eta",
+    "guidance",
+    "fidelity",
+)
 
 
 def _sampling_settings(given: dict[str, Any]) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from s2s.config import DiffusionConfig
 from s2s.environment import O
 from s2s.model.coupling import ot_couple
 from s2s.model.graph import GraphBatch
+from s2s.site_record import fidelity_flags
 
 
 # ---------------------------------------------------------------- schedule
@@ -205,13 +206,16 @@ def sample_t(b: int, schedule: Schedule, generator=None) -> torch.Tensor:
     return t
 
 
-def model_predictions(model, z_x, z_h, t, spectrum, node_mask, schedule: Schedule, cond=None, self_cond=None):
+def model_predictions(
+    model, z_x, z_h, t, spectrum, node_mask, schedule: Schedule, cond=None, self_cond=None, fidelity=None
+):
     """The network's x_0 and eps estimates at integer steps t (B,), whatever it was trained to predict.
 
     Returns (x_hat (B,N,3) Å, h_hat (B,N,K), eps_x, eps_h), unclipped:
     ``parameterization="eps"``: x_hat = (z_t - sigma_t eps_hat) / alpha_t;
     ``parameterization="x0"``:  eps_hat = (z_t - alpha_t x_hat) / sigma_t.
     Only movable atoms (not the excited O, not padding) carry meaningful values.
+    ``fidelity`` (B,): the spectra's fidelity flags, for a model with ``fidelity_input`` (None: not passed).
     """
     cfg = schedule.cfg
     a, sg = schedule(t, z_x.dtype)
@@ -221,6 +225,8 @@ def model_predictions(model, z_x, z_h, t, spectrum, node_mask, schedule: Schedul
         kwargs["cond"] = cond
     if self_cond is not None:
         kwargs["self_cond"] = self_cond
+    if fidelity is not None:
+        kwargs["fidelity"] = fidelity
     out_x, out_h = model(z_x, z_h, t.to(z_x.dtype) / cfg.T, spectrum, node_mask, **kwargs)
     if cfg.parameterization == "eps":
         return (z_x - sg * out_x) / a, (z_h - sg * out_h) / a, out_x, out_h
@@ -231,21 +237,34 @@ def model_predictions(model, z_x, z_h, t, spectrum, node_mask, schedule: Schedul
 
 
 def guided_predictions(
-    model, z_x, z_h, t, spectrum, node_mask, schedule: Schedule, guidance: float = 0.0, self_cond=None
+    model, z_x, z_h, t, spectrum, node_mask, schedule: Schedule, guidance: float = 0.0, self_cond=None, fidelity=None
 ):
     """:func:`model_predictions` with classifier-free guidance (Ho & Salimans 2021).
 
     x_hat = (1 + w) x_hat(s) - w x_hat(no spectrum) for guidance weight w (0: the conditional model alone);
-    eps follows linearly.  Costs a second network call when w != 0.
+    eps follows linearly.  Costs a second network call when w != 0.  ``fidelity`` (B,) flags (or None) go to
+    both calls: training drops the spectrum, never the fidelity flag.
     """
     if guidance == 0.0:
-        return model_predictions(model, z_x, z_h, t, spectrum, node_mask, schedule, self_cond=self_cond)
+        return model_predictions(
+            model, z_x, z_h, t, spectrum, node_mask, schedule, self_cond=self_cond, fidelity=fidelity
+        )
     b = z_x.shape[0]
     cat = lambda v: torch.cat([v, v], dim=0)  # noqa: E731
     cond = torch.cat([torch.ones(b), torch.zeros(b)]).to(device=z_x.device, dtype=z_x.dtype)
     sc = None if self_cond is None else tuple(cat(v) for v in self_cond)
+    fid = None if fidelity is None else cat(fidelity)
     both = model_predictions(
-        model, cat(z_x), cat(z_h), cat(t), cat(spectrum), cat(node_mask), schedule, cond=cond, self_cond=sc
+        model,
+        cat(z_x),
+        cat(z_h),
+        cat(t),
+        cat(spectrum),
+        cat(node_mask),
+        schedule,
+        cond=cond,
+        self_cond=sc,
+        fidelity=fid,
     )
     return tuple((1.0 + guidance) * v[:b] - guidance * v[b:] for v in both)
 
@@ -255,8 +274,10 @@ def diffusion_loss(model, batch: GraphBatch, schedule: Schedule, generator=None)
 
     With the defaults (eps parameterization, ``loss_weight="snr"``, uniform t, no spectrum dropout,
     no self-conditioning) this is EDM's plain L2 loss of the paper, computed as before.
+    ``batch.fidelity`` (B,) (the spectra's fidelity flags, or None) goes to the network as it is.
     """
     cfg = schedule.cfg
+    fid = batch.fidelity
     b = batch.batch_size
     dev = batch.x.device
     t = sample_t(b, schedule, generator).to(dev)
@@ -269,7 +290,9 @@ def diffusion_loss(model, batch: GraphBatch, schedule: Schedule, generator=None)
     if getattr(getattr(model, "cfg", None), "self_condition", False):
         use = (torch.rand(b, generator=generator) < 0.5).to(dev)
         with torch.no_grad():
-            x_sc, h_sc, _, _ = model_predictions(model, z_x, z_h, t, batch.spectrum, batch.node_mask, schedule, cond)
+            x_sc, h_sc, _, _ = model_predictions(
+                model, z_x, z_h, t, batch.spectrum, batch.node_mask, schedule, cond, fidelity=fid
+            )
         keep = use.to(z_x.dtype)[:, None, None]
         self_cond = (x_sc.detach() * keep, h_sc.detach() * keep)
     mm = movable_mask(batch.node_mask)
@@ -283,12 +306,13 @@ def diffusion_loss(model, batch: GraphBatch, schedule: Schedule, generator=None)
             batch.node_mask,
             **({"cond": cond} if cond is not None else {}),
             **({"self_cond": self_cond} if self_cond is not None else {}),
+            **({"fidelity": fid} if fid is not None else {}),
         )
         err = ((pred_x - eps_x) ** 2).sum(-1) + ((pred_h - eps_h) ** 2).sum(-1)  # (B,N)
         per_graph = (err * mm).sum(1) / (mm.sum(1).clamp(min=1.0) * dims)
         return per_graph.mean()
     x_hat, h_hat, e_x, e_h = model_predictions(
-        model, z_x, z_h, t, batch.spectrum, batch.node_mask, schedule, cond, self_cond
+        model, z_x, z_h, t, batch.spectrum, batch.node_mask, schedule, cond, self_cond, fid
     )
     a, sg = schedule(t, z_x.dtype)
     snr = (a / sg) ** 2
@@ -344,12 +368,12 @@ def timesteps(T: int, n_steps: int | None = None) -> list[int]:
 
 
 def _decode_z0(
-    model, schedule, z_x, z_h, spectrum, node_mask, mm, clip_radius, guidance=0.0, self_cond=None
+    model, schedule, z_x, z_h, spectrum, node_mask, mm, clip_radius, guidance=0.0, self_cond=None, fidelity=None
 ) -> SampleOutput:
     """Last step of every sampler: x = (z_0 - sigma_0 eps_hat) / alpha_0 (clipped), species = argmax h."""
     b = z_x.shape[0]
     t0 = torch.zeros(b, dtype=torch.long, device=z_x.device)
-    x, h, _, _ = guided_predictions(model, z_x, z_h, t0, spectrum, node_mask, schedule, guidance, self_cond)
+    x, h, _, _ = guided_predictions(model, z_x, z_h, t0, spectrum, node_mask, schedule, guidance, self_cond, fidelity)
     x = clip_x0(x, clip_radius) * mm
     species = torch.argmax(h, dim=-1)
     species[:, 0] = O
@@ -363,7 +387,8 @@ def _self_cond(model, x_hat, h_hat):
 
 class _Batch(NamedTuple):
     """What every sampler sets up from its inputs: the model's device, the spectra (B, L) float32 there, the
-    node mask (B, N), the movable-atom mask (B, N, 1), and B, N and K (species channels)."""
+    node mask (B, N), the movable-atom mask (B, N, 1), B, N and K (species channels), and the fidelity
+    flags (B,) float32 there (None: not given)."""
 
     device: torch.device
     spectrum: torch.Tensor
@@ -372,15 +397,20 @@ class _Batch(NamedTuple):
     b: int
     n: int
     k: int
+    fidelity: torch.Tensor | None = None
 
 
-def _batch(model, spectrum: torch.Tensor, n_atoms: torch.Tensor) -> _Batch:
-    """The spectra (B, L) and atom counts (B,) of one sampling call as a :class:`_Batch`."""
+def _batch(model, spectrum: torch.Tensor, n_atoms: torch.Tensor, fidelity=None) -> _Batch:
+    """The spectra (B, L), atom counts (B,) and fidelity flags (a number or (B,); None) of one sampling call
+    as a :class:`_Batch`."""
     dev = device_of(model, spectrum)
     spectrum = torch.as_tensor(spectrum, dtype=torch.float32).to(dev)
     node_mask = node_mask_from_counts(n_atoms, dev)
     b, n = node_mask.shape
-    return _Batch(dev, spectrum, node_mask, movable_mask(node_mask)[..., None], b, n, model.cfg.n_species)
+    fid = None
+    if fidelity is not None:
+        fid = torch.as_tensor(fidelity_flags(torch.as_tensor(fidelity).cpu().numpy(), b)).to(dev)
+    return _Batch(dev, spectrum, node_mask, movable_mask(node_mask)[..., None], b, n, model.cfg.n_species, fid)
 
 
 def _start_state(
@@ -415,7 +445,9 @@ def _times(schedule: Schedule, t_int: int, s_int: int, bt: _Batch):
 def _estimate_x0(model, schedule: Schedule, z_x, z_h, t, bt: _Batch, clip_radius, guidance, sc):
     """The clipped x_0 estimate at time t, x_hat (B,N,3) Å and h_hat (B,N,K) (h clamped to [0, species_scale]
     while ``clip_radius`` is set), and the self-conditioning input it gives the next step."""
-    x_raw, h_raw, _, _ = guided_predictions(model, z_x, z_h, t, bt.spectrum, bt.node_mask, schedule, guidance, sc)
+    x_raw, h_raw, _, _ = guided_predictions(
+        model, z_x, z_h, t, bt.spectrum, bt.node_mask, schedule, guidance, sc, bt.fidelity
+    )
     x_hat = clip_x0(x_raw, clip_radius)
     h_hat = clip_h0(h_raw, schedule.cfg.species_scale if clip_radius else None)
     return x_hat, h_hat, _self_cond(model, x_hat, h_hat)
@@ -433,6 +465,7 @@ def sample(
     clip_radius: float | None = 6.0,
     guidance: float = 0.0,
     noise_scale: float = 1.0,
+    fidelity=None,
 ) -> SampleOutput:
     """Ancestral sampling from N(0, I) at t=T down to t=0, conditioned on spectra (B, L).
 
@@ -443,11 +476,13 @@ def sample(
     ``noise_scale``: factor on the noise of every reverse step, z_s = mu + noise_scale * sigma_{t->s} eps
     (low-temperature sampling; 1 = the paper's ancestral sampler, 0 = every step goes to its mean;
     the initial draw at t = T stays N(0, I)).
+    ``fidelity``: the spectra's fidelity flag in [0, 1], one number or (B,), for a model with
+    ``ModelConfig.fidelity_input`` (1 first principles, 0 xTB; None: 0).
     """
     if not noise_scale >= 0.0:
         raise ValueError(f"noise_scale must be >= 0, got {noise_scale!r}")
     cfg = schedule.cfg
-    bt = _batch(model, spectrum, n_atoms)
+    bt = _batch(model, spectrum, n_atoms, fidelity)
     b, n, k, mm = bt.b, bt.n, bt.k, bt.mm
     z_x, z_h, fixed_h = _start_state(
         randn_like_on((b, n, 3), generator, mm), randn_like_on((b, n, k), generator, mm), bt, cfg
@@ -467,7 +502,7 @@ def sample(
         z_x = (mu_x + std * randn_like_on(z_x.shape, generator, z_x)) * mm
         z_h = (mu_h + std * randn_like_on(z_h.shape, generator, z_h)) * mm + fixed_h
     # x_0 from z_0: x = (z_0 - sigma_0 eps_hat) / alpha_0
-    return _decode_z0(model, schedule, z_x, z_h, bt.spectrum, bt.node_mask, mm, clip_radius, guidance, sc)
+    return _decode_z0(model, schedule, z_x, z_h, bt.spectrum, bt.node_mask, mm, clip_radius, guidance, sc, bt.fidelity)
 
 
 @torch.no_grad()
@@ -484,6 +519,7 @@ def sample_ddim(
     noise: tuple[torch.Tensor, torch.Tensor] | None = None,
     guidance: float = 0.0,
     t_start: int | None = None,
+    fidelity=None,
 ) -> SampleOutput:
     """Few-step DDIM sampler (Song et al. 2021) on the same eps-model, via the predicted x_0.
 
@@ -507,11 +543,12 @@ def sample_ddim(
     ``t_start``: start from step t_start < T instead of T (SDEdit, Meng et al. 2022): ``noise`` is then
     the state z_{t_start} (e.g. a known environment noised by :func:`q_sample`), and the grid takes
     ceil(n_steps t_start / T) steps down to 0.
+    ``fidelity``: the spectra's fidelity flag, as in :func:`sample`.
     """
     if not eta >= 0.0:
         raise ValueError(f"eta must be >= 0, got {eta!r}")
     cfg = schedule.cfg
-    bt = _batch(model, spectrum, n_atoms)
+    bt = _batch(model, spectrum, n_atoms, fidelity)
     b, n, k, mm = bt.b, bt.n, bt.k, bt.mm
     if noise is None:
         z_x = randn_like_on((b, n, 3), generator, mm)
@@ -548,23 +585,36 @@ def sample_ddim(
             z_h = z_h + c * randn_like_on(z_h.shape, generator, z_h)
         z_x = z_x * mm
         z_h = z_h * mm + fixed_h
-    return _decode_z0(model, schedule, z_x, z_h, bt.spectrum, bt.node_mask, mm, clip_radius, guidance, sc)
+    return _decode_z0(model, schedule, z_x, z_h, bt.spectrum, bt.node_mask, mm, clip_radius, guidance, sc, bt.fidelity)
 
 
-def _draw_ancestral(denoiser, spectrum, n_atoms, schedule, generator, *, n_steps, eta, guidance, noise_scale):
+def _draw_ancestral(
+    denoiser, spectrum, n_atoms, schedule, generator, *, n_steps, eta, guidance, noise_scale, fidelity=None
+):
     return sample(
-        denoiser, spectrum, n_atoms, schedule, generator, n_steps=n_steps, guidance=guidance, noise_scale=noise_scale
+        denoiser,
+        spectrum,
+        n_atoms,
+        schedule,
+        generator,
+        n_steps=n_steps,
+        guidance=guidance,
+        noise_scale=noise_scale,
+        fidelity=fidelity,
     )
 
 
-def _draw_ddim(denoiser, spectrum, n_atoms, schedule, generator, *, n_steps, eta, guidance, noise_scale):
-    return sample_ddim(denoiser, spectrum, n_atoms, schedule, generator, n_steps=n_steps, eta=eta, guidance=guidance)
+def _draw_ddim(denoiser, spectrum, n_atoms, schedule, generator, *, n_steps, eta, guidance, noise_scale, fidelity=None):
+    return sample_ddim(
+        denoiser, spectrum, n_atoms, schedule, generator, n_steps=n_steps, eta=eta, guidance=guidance, fidelity=fidelity
+    )
 
 
 #: The samplers by name: the one registry that :func:`s2s.model.sample.generate`, the command line and the
 #: benchmarks read their choices from.  Each draws one batch: ``f(denoiser, spectrum (B, L), n_atoms (B,),
-#: schedule, generator, *, n_steps, eta, guidance, noise_scale) -> SampleOutput`` (``eta``: DDIM noise;
-#: ``noise_scale``: the ancestral sampler's; each ignores the other's).  A new sampler is its function and
+#: schedule, generator, *, n_steps, eta, guidance, noise_scale, fidelity=None) -> SampleOutput`` (``eta``: DDIM
+#: noise; ``noise_scale``: the ancestral sampler's; each ignores the other's; ``fidelity``: the fidelity flags,
+#: a number or (B,), of a model with ``ModelConfig.fidelity_input``, None for 0).  A new sampler is its function and
 #: one entry here.
 SAMPLERS: dict[str, Callable[..., SampleOutput]] = {"ancestral": _draw_ancestral, "ddim": _draw_ddim}
 

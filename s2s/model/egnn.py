@@ -21,6 +21,11 @@ every layer: c = MLP((s - mean) / std) (per-bin statistics of the training spect
 :class:`SpectrumEncoder`), then h <- h + W_l c ("add") or h <- h (1 + gamma_l(c)) + beta_l(c)
 ("film").  A dropped spectrum (classifier-free guidance, ``cond`` = 0) gives c = 0.
 
+Fidelity input (``ModelConfig.fidelity_input``, issue 29 item 4 (c)): one more node-input channel, the
+last one of the input layer, which holds the spectrum's fidelity flag f on the excited atom (1 for a
+first-principles spectrum, 0 for xTB; :func:`s2s.site_record.fidelity_flag`) and 0 on every other atom, like
+the excited-atom flag.  It is a scalar per node, so the network stays E(n)-equivariant.
+
 Self-conditioning (``ModelConfig.self_condition``, Chen et al. 2022): the previous estimate
 x_0' enters each edge as |x_0'_i - x_0'_j|^2 (invariant) and each node as its species h_0'.
 
@@ -120,7 +125,14 @@ class EGNNDenoiser(nn.Module):
         super().__init__()
         self.cfg = cfg
         # node input: species channels + t/T + excited-atom flag + spectrum row S_i (+ self-conditioning species)
-        n_in = cfg.n_species + 2 + cfg.spectrum_dim + (cfg.n_species if cfg.self_condition else 0)
+        # (+ fidelity flag, the last column)
+        n_in = (
+            cfg.n_species
+            + 2
+            + cfg.spectrum_dim
+            + (cfg.n_species if cfg.self_condition else 0)
+            + (1 if cfg.fidelity_input else 0)
+        )
         self.embed = nn.Linear(n_in, cfg.hidden_dim)
         extra = cfg.spectrum_dim if cfg.spectrum_every_layer else 0
         n_edge = 3 if cfg.self_condition else 2
@@ -148,6 +160,14 @@ class EGNNDenoiser(nn.Module):
         s[:, 0] = spectrum
         return s
 
+    @staticmethod
+    def fidelity_matrix(fidelity: torch.Tensor | None, b: int, n: int, like: torch.Tensor) -> torch.Tensor:
+        """(B,N,1): the fidelity flags (B,) (None: 0) on the excited atom, 0 on the others."""
+        f = torch.zeros(b, n, 1, dtype=like.dtype, device=like.device)
+        if fidelity is not None:
+            f[:, 0, 0] = torch.as_tensor(fidelity, dtype=like.dtype, device=like.device).reshape(-1).expand(b)
+        return f
+
     def condition(self, h: torch.Tensor, c: torch.Tensor | None, layer: int) -> torch.Tensor:
         """Every node's features h (B,N,H) with the spectrum embedding c (B,D) of layer ``layer`` applied."""
         if c is None:
@@ -167,12 +187,15 @@ class EGNNDenoiser(nn.Module):
         node_mask: torch.Tensor,
         cond: torch.Tensor | None = None,
         self_cond: tuple[torch.Tensor, torch.Tensor] | None = None,
+        fidelity: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """z_x (B,N,3) Å, z_h (B,N,2), t (B,) in [0,1], spectrum (B,L), node_mask (B,N) -> (x_out - z_x, h_out).
 
         ``cond`` (B,) 1 keeps a graph's spectrum, 0 drops it (classifier-free guidance; None: keep all).
         ``self_cond``: the previous estimate (x_0' (B,N,3) Å, h_0' (B,N,K)); zeros when None and the model
-        is self-conditioned.  The outputs are eps (``parameterization="eps"``) or x_0 - z_x, h_0 ("x0").
+        is self-conditioned.  ``fidelity`` (B,) flags in [0, 1] of a model with ``fidelity_input`` (1 first
+        principles, 0 xTB; None: all 0); a model without that input refuses them.  The outputs are eps
+        (``parameterization="eps"``) or x_0 - z_x, h_0 ("x0").
         """
         b, n, _ = z_x.shape
         move_mask = node_mask.clone()
@@ -187,6 +210,10 @@ class EGNNDenoiser(nn.Module):
         if self.cfg.self_condition:
             sc_x, sc_h = self_cond if self_cond is not None else (torch.zeros_like(z_x), torch.zeros_like(z_h))
             parts.append(sc_h)
+        if self.cfg.fidelity_input:
+            parts.append(self.fidelity_matrix(fidelity, b, n, z_x))
+        elif fidelity is not None:
+            raise ValueError("EGNNDenoiser: fidelity flags given, but this model has no fidelity input")
         h = self.embed(torch.cat(parts, dim=-1)) * node_mask[..., None]
         x = z_x * node_mask[..., None]
         diff0 = x[:, :, None, :] - x[:, None, :, :]

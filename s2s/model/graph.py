@@ -6,6 +6,8 @@ A batch of B environments with at most N atoms is held as
 - ``h``        (B, N, 2)  one-hot species (order ``s2s.environment.SPECIES``)
 - ``spectrum`` (B, 200)   the excited O's spectrum on the paper's grid
 - ``node_mask``(B, N)     1 for real atoms, 0 for padding
+- ``fidelity`` (B,)       the spectra's fidelity flags (1 first principles, 0 xTB), or None; only a model with
+                          ``ModelConfig.fidelity_input`` reads them (:func:`s2s.site_record.fidelity_flag`)
 
 The graph is fully connected among real atoms (paper, Methods).  The spectrum
 matrix S = (s, 0, ..., 0) of the paper is formed inside the model from
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 
 from s2s.environment import SPECIES, Environment
+from s2s.site_record import fidelity_flags
 
 
 @dataclass
@@ -29,6 +32,7 @@ class GraphBatch:
     h: torch.Tensor
     spectrum: torch.Tensor
     node_mask: torch.Tensor
+    fidelity: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -40,7 +44,10 @@ class GraphBatch:
         return self.node_mask.sum(dim=1).long()
 
     def to(self, device: torch.device | str) -> "GraphBatch":
-        return GraphBatch(*(t.to(device) for t in (self.x, self.h, self.spectrum, self.node_mask)))
+        return GraphBatch(
+            *(t.to(device) for t in (self.x, self.h, self.spectrum, self.node_mask)),
+            fidelity=None if self.fidelity is None else self.fidelity.to(device),
+        )
 
 
 def edge_mask(node_mask: torch.Tensor) -> torch.Tensor:
@@ -54,8 +61,9 @@ def collate(
     environments: Sequence[Environment],
     spectra: np.ndarray | Sequence[np.ndarray],
     dtype: torch.dtype = torch.float32,
+    fidelity: np.ndarray | Sequence[float] | None = None,
 ) -> GraphBatch:
-    """Pad environments (and their spectra, (B, 200)) into a :class:`GraphBatch`."""
+    """Pad environments (and their spectra, (B, 200), and fidelity flags (B,) or None) into a :class:`GraphBatch`."""
     spectra = np.asarray(spectra, dtype=np.float64)
     if len(environments) == 0:
         raise ValueError("collate: no environments")
@@ -76,6 +84,7 @@ def collate(
         h=torch.as_tensor(h, dtype=dtype),
         spectrum=torch.as_tensor(spectra, dtype=dtype),
         node_mask=torch.as_tensor(mask, dtype=dtype),
+        fidelity=None if fidelity is None else torch.as_tensor(fidelity_flags(fidelity, b), dtype=dtype),
     )
 
 

@@ -19,6 +19,7 @@ from s2s.geometry.shells import assign_shells
 from s2s.model import S2SModel
 from s2s.model.diffusion import SAMPLERS
 from s2s.model.graph import uncollate
+from s2s.site_record import fidelity_flags
 
 #: Fixed cost of one batched sampling call per step, in units of one padded graph's N^2 (atoms^2).
 #: Measured on one CPU thread (2-core machine, loaded): a call-step costs ~0.03-0.04 s plus
@@ -81,9 +82,11 @@ def _sample_batches(
     guidance: float,
     progress: bool,
     noise_scale: float = 1.0,
+    fid_t: torch.Tensor | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Sample graphs (spectrum ``spec_t[i]`` (B, 200), ``counts[i]`` atoms) in batches of ``batch_size``
-    in input order from one generator; returns (coords (N, 3) Å, species (N,)) per graph."""
+    """Sample graphs (spectrum ``spec_t[i]`` (B, 200), ``counts[i]`` atoms, fidelity flag ``fid_t[i]`` unless
+    None) in batches of ``batch_size`` in input order from one generator; returns (coords (N, 3) Å, species (N,))
+    per graph."""
     out: list[tuple[np.ndarray, np.ndarray]] = []
     starts = range(0, spec_t.shape[0], batch_size)
     if progress:
@@ -102,6 +105,7 @@ def _sample_batches(
             eta=eta,
             guidance=guidance,
             noise_scale=noise_scale,
+            **({} if fid_t is None else {"fidelity": fid_t[sl]}),
         )
         out.extend(uncollate(res.x, res.species, res.node_mask))
     return out
@@ -125,6 +129,7 @@ def generate(
     device: str | torch.device | None = None,
     buckets: bool = False,
     noise_scale: float = 1.0,
+    fidelity: float | Sequence[float] | np.ndarray | None = None,
 ) -> list[list[Environment]]:
     """Generate ``n_samples`` environments for each spectrum (M, 200).
 
@@ -151,6 +156,11 @@ def generate(
     ``n_atoms=None`` the counts of all M x n_samples graphs are drawn first (seeded) and the graphs
     bucketed one by one.  ``buckets=False``: batches of ``batch_size`` graphs in input order from one
     generator.  The two give different (equally valid) random streams.
+
+    ``fidelity``: for a model with ``ModelConfig.fidelity_input``, the spectra's fidelity flag in [0, 1], one
+    number or one per spectrum (M,): 1 for a first-principles ("reference") spectrum, 0 for xTB
+    (:func:`s2s.site_record.fidelity_flag`); None = 0.  A model without that input refuses it.  The atom-count
+    head p(N | s) does not read it.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {tuple(SAMPLERS)}, got {sampler!r}")
@@ -170,11 +180,17 @@ def generate(
             f"generate: guidance {guidance:g} needs a model trained with spectrum dropout (cond_drop > 0); "
             "this one never learnt the unconditional score"
         )
+    if fidelity is not None and not getattr(getattr(getattr(model, "cfg", None), "model", None), "fidelity_input", 0):
+        raise ValueError(
+            "generate: fidelity given, but this model has no fidelity input (ModelConfig.fidelity_input); drop it"
+        )
     if device is not None:
         model.to(device)
     spectra = np.atleast_2d(np.asarray(spectra, dtype=np.float32))
     m = spectra.shape[0]
     n_samples = int(n_samples)
+    flags = fidelity_flags(fidelity, m)  # (M,) float32 or None
+    fid_all = None if flags is None else torch.as_tensor(flags).repeat_interleave(n_samples)
     opts = dict(
         n_steps=n_steps, batch_size=batch_size, sampler=sampler, eta=eta, guidance=guidance, noise_scale=noise_scale
     )
@@ -191,7 +207,7 @@ def generate(
             per_graph = model.natoms.predict(spec_all, mode=natoms_mode, generator=gen)
         else:
             per_graph = counts.repeat_interleave(n_samples)
-        graphs = _sample_batches(model, spec_all, per_graph, gen, progress=progress, **opts)
+        graphs = _sample_batches(model, spec_all, per_graph, gen, progress=progress, fid_t=fid_all, **opts)
     elif n_atoms is not None:  # buckets of spectra, each with its n_samples graphs
         chunks = size_chunks(counts.numpy(), max(1, batch_size // n_samples), weight=n_samples)
         graphs = [None] * (m * n_samples)
@@ -209,6 +225,7 @@ def generate(
                 counts[sel].repeat_interleave(n_samples),
                 gen,
                 progress=progress and len(chunks) == 1,
+                fid_t=None if fid_all is None else fid_all.view(m, n_samples)[sel].reshape(-1),
                 **opts,
             )
             for j, g in enumerate(res):
@@ -221,7 +238,10 @@ def generate(
         for k, idx in enumerate(chunks):
             g_k = _chunk_generator(seed, k, len(chunks))
             sel = torch.as_tensor(idx)
-            for j, g in enumerate(_sample_batches(model, spec_all[sel], per_graph[sel], g_k, progress=False, **opts)):
+            fid_k = None if fid_all is None else fid_all[sel]
+            for j, g in enumerate(
+                _sample_batches(model, spec_all[sel], per_graph[sel], g_k, progress=False, fid_t=fid_k, **opts)
+            ):
                 graphs[int(idx[j])] = g
     flat = [
         Environment(sp, x, assign_shells(x), meta={"spectrum_index": i // n_samples, "sample": i % n_samples})

@@ -8,7 +8,10 @@ therefore ends with bit-identical weights to an uninterrupted run (same machine,
 Continuation (``init_from``): a new run can start from another run's ``checkpoint.pt`` (its
 weights, EMA, optimiser state, step count and loss history) and go on training on a different
 training set, e.g. a grown dataset or a user's own spectra; the step count, the learning-rate
-state and the loss curve carry on, and ``run.json`` records where it started.
+state and the loss curve carry on, and ``run.json`` records where it started.  A continuation may add the
+fidelity input (``ModelConfig.fidelity_input``) to a model without it: the input layer's weight gets a zero
+column for the new channel (:func:`add_fidelity_column`), so the network starts as the old one for either
+flag, and training learns the column.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from s2s.environment import Environment
 from s2s.files import atomic_path, atomic_write_text, clean_stale
 from s2s.model import S2SModel
 from s2s.model.graph import collate
+from s2s.site_record import fidelity_flags
 
 CHECKPOINT = "checkpoint.pt"
 FINAL = "model.pt"
@@ -222,6 +226,8 @@ def _start(
         init_state, init_info = _load_init(Path(init_from), cfg, environments)
         n_max = init_state["n_max"]
     model = make_model(cfg, n_max, tc.seed)
+    if init_state is not None and init_info.get("fidelity_input_added"):
+        init_state = add_fidelity_column(init_state, model)
     model.set_spectrum_statistics(spectra)
     model.to(device)
     ema = make_ema(model, tc.ema_beta, tc.ema_warmup)
@@ -339,6 +345,7 @@ def train(
     cpu_budget: float | None = None,
     snapshot_every: int | None = None,
     device: str | torch.device = "cpu",
+    fidelity: Sequence[float] | np.ndarray | None = None,
 ) -> TrainResult:
     """Train on (environment, spectrum) pairs; returns the EMA model.
 
@@ -354,6 +361,9 @@ def train(
     ``snapshot_every``: also keep the raw and EMA weights every that many steps, and where ``cpu_budget``
     ends the run, in ``out_dir/snapshots/``.  ``device``: where the model and batches live ("cpu", "cuda");
     random numbers are drawn on the CPU, so a seed gives the same data order and noise on every device.
+    ``fidelity``: the fidelity flag of each training spectrum (M,) (1 first principles, 0 xTB;
+    :func:`s2s.site_record.fidelity_flag` of the records), required by and only for a model with
+    ``ModelConfig.fidelity_input``; every batch carries its items' flags (``GraphBatch.fidelity``).
     """
     tc = cfg.train
     spectra = np.asarray(spectra, dtype=np.float64)
@@ -362,6 +372,11 @@ def train(
         raise ValueError("train: empty training set")
     if spectra.shape != (n, cfg.model.spectrum_dim):
         raise ValueError(f"train: spectra must have shape ({n}, {cfg.model.spectrum_dim}), got {spectra.shape}")
+    if cfg.model.fidelity_input and fidelity is None:
+        raise ValueError("train: a model with fidelity_input needs the fidelity flag of every training spectrum")
+    if not cfg.model.fidelity_input and fidelity is not None:
+        raise ValueError("train: fidelity flags given, but the model has no fidelity input (fidelity_input=False)")
+    flags = fidelity_flags(fidelity, n)  # (n,) float32 or None
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)
     out = Path(out_dir) if out_dir is not None else None
@@ -409,7 +424,9 @@ def train(
                 )
                 order_epoch = epoch
             idx = order[pos * bs : (pos + 1) * bs]
-            batch = collate([environments[i] for i in idx], spectra[idx]).to(device)
+            batch = collate(
+                [environments[i] for i in idx], spectra[idx], fidelity=None if flags is None else flags[idx]
+            ).to(device)
             _optimiser_step(run, tc, batch, _step_generator(tc.seed, run.step))
             done_here += 1
             if run.step % tc.log_every == 0 or run.step == total:
@@ -476,11 +493,15 @@ def _load_init(path: Path, cfg: S2SConfig, environments: Sequence[Environment]) 
         for k in TRAINING_ONLY_DIFFUSION_FIELDS
         if mine["diffusion"][k] != theirs["diffusion"][k]
     }
+    # the one change of the network a continuation may make: add the fidelity input (a zero column, below)
+    added = bool(mine["model"]["fidelity_input"]) and not theirs["model"]["fidelity_input"]
     for part in ("model", "diffusion"):
         a, b = dict(mine.get(part)), dict(theirs.get(part))
         if part == "diffusion":  # what only shapes the training may change in a continuation
             for k in TRAINING_ONLY_DIFFUSION_FIELDS:
                 a.pop(k), b.pop(k)
+        if part == "model" and added:
+            a.pop("fidelity_input"), b.pop("fidelity_input")
         if a != b:
             raise ValueError(
                 f"init_from: {path}: its {part} configuration {theirs.get(part)} differs from this run's "
@@ -499,6 +520,8 @@ def _load_init(path: Path, cfg: S2SConfig, environments: Sequence[Environment]) 
         "n_train": state["n_train"],
         "lr": state["optimizer"]["param_groups"][0]["lr"],
     }
+    if added:
+        prov["fidelity_input_added"] = True
     if changed:
         prov["diffusion_changed"] = {k: {"from": v[0], "to": v[1]} for k, v in changed.items()}
     run_json = path.parent / "run.json"
@@ -508,6 +531,43 @@ def _load_init(path: Path, cfg: S2SConfig, environments: Sequence[Environment]) 
     if state.get("continued_from"):  # the chain of earlier continuations
         prov["continued_from"] = state["continued_from"]
     return state, prov
+
+
+#: The input layer of the denoiser, whose last column is the fidelity channel (``ModelConfig.fidelity_input``).
+EMBED_WEIGHT = "denoiser.embed.weight"
+
+
+def add_fidelity_column(state: dict, model: S2SModel) -> dict:
+    """A training checkpoint ``state`` of a model without the fidelity input, made loadable into ``model``
+    (the same configuration plus ``fidelity_input``): a zero last column in the input layer's weight
+    (H, n_in) -> (H, n_in + 1) of the weights and of the EMA weights, and zero AdamW moments for it.  The
+    network then computes exactly what the old one did, for any fidelity flag; the column is learnt from
+    there (its first AdamW steps are larger than the others', up to ~3 lr, as its second moment starts at 0).
+    Nothing else may differ: the weights are then loaded strictly.  Returns a new dict; ``state`` is not
+    changed."""
+    if not model.cfg.model.fidelity_input:
+        raise ValueError("add_fidelity_column: the model has no fidelity input")
+    n_in = model.denoiser.embed.in_features - 1
+
+    def pad(w: torch.Tensor, where: str) -> torch.Tensor:
+        if w.ndim != 2 or w.shape[1] != n_in:
+            raise ValueError(f"init_from: {where} has shape {tuple(w.shape)}, expected (hidden, {n_in})")
+        return torch.cat([w, torch.zeros(w.shape[0], 1, dtype=w.dtype, device=w.device)], dim=1)
+
+    weights = dict(state["model"])
+    weights[EMBED_WEIGHT] = pad(weights[EMBED_WEIGHT], EMBED_WEIGHT)
+    ema = dict(state["ema"])
+    ema["module." + EMBED_WEIGHT] = pad(ema["module." + EMBED_WEIGHT], "the EMA's " + EMBED_WEIGHT)
+    # AdamW keys its state by the parameter's position in model.parameters() (the column adds no parameter)
+    idx = [name for name, _ in model.named_parameters()].index(EMBED_WEIGHT)
+    opt = {**state["optimizer"], "state": dict(state["optimizer"]["state"])}
+    if idx in opt["state"]:
+        moments = dict(opt["state"][idx])
+        for k in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            if k in moments:
+                moments[k] = pad(moments[k], f"the optimiser's {k} of {EMBED_WEIGHT}")
+        opt["state"][idx] = moments
+    return {**state, "model": weights, "ema": ema, "optimizer": opt}
 
 
 def save_inference_model(model: S2SModel, cfg: S2SConfig, n_max: int, path: Path, step: int = 0) -> None:

@@ -4,7 +4,8 @@ For each prepared spectrum (:mod:`s2s.predict.prepare`, (200,) on :data:`s2s.spe
 
 3. **Generate** K candidates (:func:`s2s.model.sample.generate`, graphs batched by atom count):
    atom counts drawn from the model's p(N | spectrum) (or a fixed ``n_atoms``), the few-step DDIM
-   sampler by default.
+   sampler by default.  A model with ``ModelConfig.fidelity_input`` is told the input's fidelity from the
+   context's ``fidelity`` (:func:`input_fidelity_flag`: xtb 0, reference and both 1).
 4. **Rank** (:func:`rank_candidates`, :func:`s2s.forward.selfconsistent.score_candidates`): the
    forward model (:mod:`s2s.forward.model`) predicts each candidate's spectrum; the MSE to the input
    spectrum (the template-matching metric) scores it, and the candidates are ranked best first
@@ -94,6 +95,17 @@ def nearest_training(ctx: PredictContext, spectrum: np.ndarray, representative: 
     return out
 
 
+def input_fidelity_flag(ctx: PredictContext) -> float | None:
+    """The fidelity flag the generator is given for an input spectrum, for a model with
+    ``ModelConfig.fidelity_input`` (None for a model without it, which is called as before): 0.0 (xTB) for
+    ``ctx.fidelity`` 'xtb', 1.0 (first principles) for 'reference' and 'both' (a measured spectrum is what
+    first-principles spectra approximate, and 'both' puts them in the reference library)."""
+    cfg = getattr(getattr(ctx.model, "cfg", None), "model", None)
+    if not getattr(cfg, "fidelity_input", False):
+        return None
+    return 0.0 if ctx.fidelity == "xtb" else 1.0
+
+
 def predict_one(
     ctx: PredictContext,
     name: str,
@@ -118,6 +130,7 @@ def predict_one(
 
     spec = np.asarray(spectrum, dtype=np.float64)
     counts = None if n_atoms is None else [int(n_atoms)]
+    flag = input_fidelity_flag(ctx)
 
     envs = sample.generate(
         ctx.model,
@@ -130,6 +143,7 @@ def predict_one(
         eta=eta,
         guidance=guidance,
         buckets=True,
+        **({} if flag is None else {"fidelity": flag}),
     )[0]
     envs, ranking, predicted = rank_candidates(ctx, name, spec, envs)
     envs, ranking, predicted, consensus = consensus_first(envs, ranking, predicted)
@@ -167,6 +181,7 @@ def predict_one(
             "n_samples": n_samples,
             "n_atoms": "p(N | spectrum)" if n_atoms is None else int(n_atoms),
             "p_n_atoms_top3": {str(int(i) + 1): float(probs[i]) for i in top_n},
+            **({} if flag is None else {"fidelity_flag": flag}),
         },
         "ood": ood,
         "consensus": consensus,
@@ -413,6 +428,7 @@ def run_batch(
 
 __all__ = [
     "BatchReport",
+    "input_fidelity_flag",
     "nearest_training",
     "predict_one",
     "rank_candidates",
