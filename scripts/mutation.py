@@ -131,7 +131,7 @@ TARGETS = (
     Target(
         "samplers",
         "s2s/model/diffusion.py",
-        ("tests/test_fast_sampler.py", "tests/test_model.py"),
+        ("tests/test_sampler_contract.py", "tests/test_fast_sampler.py", "tests/test_model.py"),
         functions=(
             "timesteps",
             "sample_ddim",
@@ -160,6 +160,7 @@ TARGETS = (
         "forward_training",
         "s2s/forward/train.py",
         (
+            "tests/test_forward_train_contract.py",
             "tests/test_missed_bugs.py::test_forward_training_cuts_the_validation_error_well_below_its_first_evaluation",
             "tests/test_forward.py",
         ),
