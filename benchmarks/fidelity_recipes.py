@@ -208,25 +208,79 @@ def collect(runs: list[str], runs_dir: Path = RUNS) -> list[dict]:
     return out
 
 
+def paired_difference(evals: list[dict], base: list[dict]) -> dict:
+    """Per-site 1st-shell RMSD of a run minus the baseline's on the same sites and sampling seeds (the seeds
+    both have), averaged over those seeds: the mean and its 95 % interval over validation structures
+    (:func:`s2s.studies.bootstrap.resampled_means`).  Sampling noise is shared as far as the two models share
+    it; the interval is the honest one for "is this run better than the baseline on these sites".
+    Returns ``{"mean", "ci95", "seeds", "n"}`` (mean NaN when no seed is shared)."""
+    from s2s.studies.bootstrap import interval, resampled_means
+
+    mine = {d["seed"]: d for d in evals}
+    theirs = {d["seed"]: d for d in base}
+    seeds = sorted(set(mine) & set(theirs))
+    if not seeds:
+        return {"mean": float("nan"), "ci95": [float("nan")] * 2, "seeds": [], "n": 0}
+    diffs = []
+    for seed in seeds:
+        a = dict(zip(mine[seed]["sites"], mine[seed]["rmsd_shell1_per_site"]))
+        b = dict(zip(theirs[seed]["sites"], theirs[seed]["rmsd_shell1_per_site"]))
+        if set(a) != set(b):
+            raise ValueError(f"paired_difference: seed {seed} was evaluated on different sites ({len(a)} vs {len(b)})")
+        diffs.append([a[k] - b[k] for k in sorted(a)])
+    sites = sorted(mine[seeds[0]]["sites"])
+    d = np.nanmean(np.array(diffs, dtype=np.float64), axis=0)
+    groups = [k.rsplit(":", 1)[0] for k in sites]
+    return {"mean": float(np.nanmean(d)), "ci95": interval(resampled_means(d, groups)), "seeds": seeds, "n": len(d)}
+
+
+def _evals(folder: Path) -> dict[str, list[dict]]:
+    by_fid: dict[str, list[dict]] = {}
+    for f in sorted(Path(folder).glob("eval_*_s*.json")):
+        d = json.loads(f.read_text())
+        by_fid.setdefault(d["fidelity"], []).append(d)
+    return by_fid
+
+
+def with_paired(rows: list[dict], baseline: str, runs_dir: Path = RUNS) -> list[dict]:
+    """``rows`` (:func:`collect`) with ``paired`` (:func:`paired_difference` against ``baseline``'s evaluations
+    of the same fidelity) in each row."""
+    base = _evals(_model_path(baseline, runs_dir)[1])
+    for r in rows:
+        mine = _evals(_model_path(r["run"], runs_dir)[1]).get(r["fidelity"], [])
+        r["paired"] = paired_difference(mine, base.get(r["fidelity"], []))
+    return rows
+
+
 def table_markdown(rows: list[dict]) -> str:
     head = (
         "| run | extra CPU min (steps) | input fidelity | val sites | seeds | 1st shell (Å) [95 % CI] "
         "| all (Å) | CN1 err (%) | species | validity |"
     )
-    lines = [head, "|" + "---|" * 10]
+    paired = any("paired" in r for r in rows)
+    if paired:
+        head += " 1st shell minus baseline (Å) [95 % CI], seeds |"
+    lines = [head, "|" + "---|" * (11 if paired else 10)]
     for r in rows:
         ci = r["ci95"].get("rmsd_shell1", [float("nan")] * 2)
-        lines.append(
+        line = (
             f"| {r['run']} | {r['extra_cpu_min']} ({r['extra_steps']}) | {r['fidelity']} | {r['n']} "
             f"| {len(r['seeds'])} | {r['rmsd_shell1']:.3f} "
             f"[{ci[0]:.2f}, {ci[1]:.2f}] | {r['rmsd_all']:.3f} | {r['cn_error_shell1_pct']:.1f} | "
             f"{r['species_accuracy']:.3f} | {r['validity']:.3f} |"
         )
+        if paired:
+            p = r["paired"]
+            line += f" {p['mean']:+.3f} [{p['ci95'][0]:+.2f}, {p['ci95'][1]:+.2f}], {len(p['seeds'])} |"
+        lines.append(line)
     return "\n".join(lines)
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    print(table_markdown(collect(a.runs, a.runs_dir)))
+    rows = collect(a.runs, a.runs_dir)
+    if a.paired_to:
+        rows = with_paired(rows, a.paired_to, a.runs_dir)
+    print(table_markdown(rows))
     return 0
 
 
@@ -255,6 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report")
     r.add_argument("runs", nargs="+")
     r.add_argument("--runs-dir", type=Path, default=RUNS)
+    r.add_argument(
+        "--paired-to",
+        default=None,
+        help=f"a run (or {BASELINE!r}) to compare every row with, site by site on the shared sampling seeds",
+    )
     for p in (t, e, tr, tl):
         p.add_argument("--data", type=Path, default=None, help="dataset file (default: the shipped one)")
         p.add_argument("--reference-store", type=Path, default=None)

@@ -289,3 +289,28 @@ def test_fidelity_gap_benchmark_measures_each_site_against_its_own_other_fidelit
     lo, mid, hi = g["pearson_q10_median_q90"]
     assert -1.0 <= lo <= mid <= hi <= 1.0
     assert g["ratio_same_site_to_typical_median"] > 0
+
+
+def test_fidelity_recipes_paired_difference_by_hand():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("fidelity_recipes", Path("benchmarks/fidelity_recipes.py"))
+    fr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fr)
+    sites = ["a:0", "a:1", "b:0", "c:2"]
+
+    def ev(seed, vals, order=sites):
+        return {"seed": seed, "sites": list(order), "rmsd_shell1_per_site": list(vals)}
+
+    run = [ev(0, [1.0, 2.0, 3.0, 4.0]), ev(1, [2.0, 2.0, 2.0, 2.0]), ev(7, [9.0] * 4)]
+    # the baseline lists its sites in another order; seed 7 is the run's alone and is left out
+    base = [ev(0, [0.5, 2.0, 2.0, 1.0], order=sites[::-1]), ev(1, [1.0, 1.0, 1.0, 1.0])]
+    p = fr.paired_difference(run, base)
+    # seed 0, by site: a:0 1-1, a:1 2-2, b:0 3-2, c:2 4-0.5; seed 1: +1 each -> means 0.5, 0.5, 1.0, 2.25
+    assert p["seeds"] == [0, 1] and p["n"] == 4
+    assert p["mean"] == pytest.approx((0.5 + 0.5 + 1.0 + 2.25) / 4)
+    assert p["ci95"][0] <= p["mean"] <= p["ci95"][1] and p["ci95"][0] >= 0.5 - 1e-12
+    assert np.isnan(fr.paired_difference(run, [ev(3, [0.0] * 4)])["mean"])
+    with pytest.raises(ValueError, match="different sites"):
+        fr.paired_difference(run, [ev(0, [0.0] * 3, order=sites[:3])])
