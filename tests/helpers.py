@@ -106,3 +106,22 @@ def toy_dataset_and_model(root, **record_fields):
     argv = ["train", "--data", str(data), "--out", str(run), "--preset", "tiny", "--max-steps", "3", "--quiet"]
     assert main(argv) == 0
     return data, run / "model.pt"
+
+
+def random_batch(b: int = 3, n: int = 7, seed: int = 0):
+    """``b`` graphs of n, n - 2 and 3 atoms (float64 GraphBatch), noisy species channels h, random spectra."""
+    from s2s.model.graph import collate
+
+    rng = np.random.default_rng(seed)
+    counts = [n, n - 2, 3][:b]
+    envs, spectra = [], []
+    for k in counts:
+        x = rng.normal(scale=2.0, size=(k, 3))
+        x[0] = 0.0
+        sp = rng.integers(0, 2, size=k)
+        sp[0] = 1
+        envs.append(Environment(sp, x, np.r_[0, np.ones(k - 1, int)]))
+        spectra.append(rng.random(200))
+    batch = collate(envs, np.array(spectra), dtype=torch.float64)
+    h = batch.h + torch.as_tensor(rng.normal(scale=0.3, size=batch.h.shape)) * batch.node_mask[..., None]
+    return batch, h

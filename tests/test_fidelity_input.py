@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import assert_equivariant
+from helpers import assert_equivariant, random_batch
 
 from s2s.config import DiffusionConfig, ModelConfig, S2SConfig, TrainConfig
 from s2s.dataset import SiteRecord
@@ -21,7 +21,6 @@ from s2s.environment import Environment
 from s2s.model import S2SModel
 from s2s.model.cache import cache_key
 from s2s.model.egnn import EGNNDenoiser
-from s2s.model.graph import collate
 from s2s.model.sample import generate
 from s2s.model.train import CHECKPOINT, EMBED_WEIGHT, load_model, train
 from s2s.site_record import fidelity_flag
@@ -32,18 +31,8 @@ TOL = 1e-9  # float64
 
 
 def _batch(seed: int = 0):
-    """Three graphs of 7, 5 and 3 atoms (float64), noisy species and spectra."""
-    rng = np.random.default_rng(seed)
-    envs, spectra = [], []
-    for k in (7, 5, 3):
-        x = rng.normal(scale=2.0, size=(k, 3))
-        x[0] = 0.0
-        sp = rng.integers(0, 2, size=k)
-        sp[0] = 1
-        envs.append(Environment(sp, x, np.r_[0, np.ones(k - 1, int)]))
-        spectra.append(rng.random(200))
-    b = collate(envs, np.array(spectra), dtype=torch.float64)
-    h = b.h + torch.as_tensor(rng.normal(scale=0.3, size=b.h.shape)) * b.node_mask[..., None]
+    """Three graphs of 7, 5 and 3 atoms (float64), noisy species and spectra, and times t (3,)."""
+    b, h = random_batch(3, 7, seed)
     return b, h, torch.tensor([0.3, 0.7, 0.05], dtype=torch.float64)
 
 

@@ -3,31 +3,14 @@
 import numpy as np
 import pytest
 import torch
-from helpers import assert_equivariant
+from helpers import assert_equivariant, random_batch
 
 from s2s.config import DiffusionConfig, ModelConfig, get_preset, paper_config
-from s2s.environment import Environment
 from s2s.model.diffusion import Schedule, alpha_schedule, q_sample, sigma_schedule, timesteps
 from s2s.model.egnn import EGNNDenoiser
-from s2s.model.graph import collate, edge_mask
+from s2s.model.graph import edge_mask
 
 TOL = 1e-9  # float64 throughout these tests
-
-
-def random_batch(b=3, n=7, seed=0):
-    rng = np.random.default_rng(seed)
-    counts = [n, n - 2, 3][:b]
-    envs, spectra = [], []
-    for k in counts:
-        x = rng.normal(scale=2.0, size=(k, 3))
-        x[0] = 0.0
-        sp = rng.integers(0, 2, size=k)
-        sp[0] = 1
-        envs.append(Environment(sp, x, np.r_[0, np.ones(k - 1, int)]))
-        spectra.append(rng.random(200))
-    batch = collate(envs, np.array(spectra), dtype=torch.float64)
-    h = batch.h + torch.as_tensor(rng.normal(scale=0.3, size=batch.h.shape)) * batch.node_mask[..., None]
-    return batch, h
 
 
 def make_net(seed=0, **kw):
