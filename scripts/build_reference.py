@@ -16,7 +16,8 @@ failures go to <id>__site<k>.failed.json (retried with --retry-failed).
 Step 3 (``sites``): GPAW spectra of the *dataset's* sites (data/s2s_open_v1.h5) into the compact store
 data/reference_sites/ (:mod:`s2s.simulate.reference_sites`): test, validation and training sites (SiO2
 and suboxides first) interleaved so that they share the CPU 1:1:3 (``--order strict``: every test site,
-then validation, then training); smallest supercells first in each group.  Resumable; failures
+then validation, then training); within each group the structures take turns, those with the fewest sites
+computed first (``--within size``: smallest supercells first).  Resumable; failures
 are recorded by name in failures.json; ``--commit-every N`` commits the store to git every N sites.
 
     nohup python scripts/build_reference.py sites --hours 2.5 --commit-every 10 > logs/ref_sites.log 2>&1 &
@@ -75,8 +76,15 @@ def main(argv: list[str] | None = None) -> int:
         "--order",
         choices=["interleaved", "strict"],
         default="interleaved",
-        help="interleaved (default): test, validation and O/Si<=2 training sites share the CPU 1:1:3, "
-        "smallest cells first in each; strict: every test site, then validation, then training",
+        help="interleaved (default): test, validation and O/Si<=2 training sites share the CPU 1:1:3; "
+        "strict: every test site, then validation, then training",
+    )
+    g.add_argument(
+        "--within",
+        choices=["coverage", "size"],
+        default="coverage",
+        help="order within a split: coverage (default): the structures take turns, those with the fewest "
+        "sites computed first (one site of every structure before a second of any); size: smallest cells first",
     )
     g.add_argument("--hours", type=float, default=0.0, help="start no new site after this many hours (0 = no limit)")
     g.add_argument("--workers", type=int, default=1, help="sites in parallel (one core each); 1 = in this process")
@@ -194,7 +202,9 @@ def run_dataset_sites(args: argparse.Namespace) -> int:
 
     ds = Dataset.load(resolve("data"))
     store = ReferenceStore(resolve("reference_sites", must_exist=False))
-    plan = dataset_plan(ds, [x for x in args.groups.split(",") if x], order=args.order)
+    key = BUILD_SETTINGS.calc_key()
+    done = {k for k, s in store.sites().items() if s.calc_key == key}
+    plan = dataset_plan(ds, [x for x in args.groups.split(",") if x], order=args.order, within=args.within, done=done)
     deadline = time.time() + 3600 * args.hours if args.hours else None
     root = home()
 

@@ -427,3 +427,43 @@ def test_coverage_counts_sites_per_split_at_the_builds_settings_only(tmp_path):
     assert cov["calc_key"] == st.calc_key() and cov["reference_settings"]["h"] == st.h
     assert cov["cpu_hours"] == pytest.approx(7 * 11.0 / 3600, abs=0.01)
     assert rb.coverage(ds, store, other)["n_reference_sites"] == 1
+
+
+def test_coverage_order_gives_every_structure_a_site_before_any_gets_another():
+    R = types.SimpleNamespace
+    # structure a (small cell) has three sites, b (big) two, c (mid) one; a's site 0 is already computed
+    recs = [
+        R(structure_id=s, site_index=i, x=2.0) for s, i in [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1), ("c", 5)]
+    ]
+    atoms = {"a": 30, "b": 140, "c": 60}
+    groups = ["train"] * 6
+    by_size = rb.plan_order(recs, groups, atoms.__getitem__)
+    assert [(p.structure_id, p.site_index) for p in by_size] == [
+        ("a", 0),
+        ("a", 1),
+        ("a", 2),
+        ("c", 5),
+        ("b", 0),
+        ("b", 1),
+    ]
+    plan = rb.plan_order(recs, groups, atoms.__getitem__, within="coverage", done={("a", 0)})
+    todo = [(p.structure_id, p.site_index) for p in plan if (p.structure_id, p.site_index) != ("a", 0)]
+    # round 0: c and b (no site yet), smallest cell first; round 1: a's next site and b's second; round 2: a's last
+    assert todo == [("c", 5), ("b", 0), ("a", 1), ("b", 1), ("a", 2)]
+    rounds = rb.coverage_rounds(plan, done={("a", 0)})
+    assert rounds[("a", 0)] == 0 and rounds[("a", 1)] == 1 and rounds[("a", 2)] == 2 and rounds[("b", 1)] == 1
+    # nothing computed: plain turns in site-index order
+    fresh = rb.plan_order(recs, groups, atoms.__getitem__, within="coverage")
+    assert [(p.structure_id, p.site_index) for p in fresh] == [
+        ("a", 0),
+        ("c", 5),
+        ("b", 0),
+        ("a", 1),
+        ("b", 1),
+        ("a", 2),
+    ]
+    # groups still come first: a test site of a covered structure precedes every training site
+    mixed = rb.plan_order(recs, ["train"] * 5 + ["test"], atoms.__getitem__, within="coverage", done={("a", 0)})
+    assert mixed[0].group == "test"
+    with pytest.raises(ValueError, match="within must be"):
+        rb.plan_order(recs, groups, atoms.__getitem__, within="random")

@@ -1,7 +1,9 @@
 """The build of the reference store (:mod:`s2s.simulate.reference_sites`): which sites, in which order, computed how.
 
 :func:`dataset_plan` orders the dataset's sites (test, validation and training sites interleaved by CPU share,
-:func:`interleave`; or strictly one group after the other, :func:`plan_order`; smallest supercells first).
+:func:`interleave`; or strictly one group after the other, :func:`plan_order`).  Within a group, either the
+structures take turns, fewest sites with a spectrum first (:func:`coverage_rounds`, the default: every structure
+gets its first site before any gets its second), or the smallest supercells go first.
 :func:`build` computes the plan's sites not yet in the store (in plan order) on any
 :class:`concurrent.futures.Executor` (a process pool by default; a Dask cluster through
 :func:`s2s.simulate.build.dask_executor`), writes each result as it arrives and records failures (SCF not
@@ -15,7 +17,7 @@ import dataclasses
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,13 +53,50 @@ def estimated_cpu_s(supercell_atoms: int) -> float:
     return 0.035 * float(supercell_atoms) ** 2
 
 
-def plan_order(records: Sequence, groups: Sequence[str], supercell_atoms: Callable[[str], int]) -> list[PlannedSite]:
+def coverage_rounds(plan: Sequence[PlannedSite], done: Collection[tuple[str, int]] = ()) -> dict[tuple[str, int], int]:
+    """The round of each planned site when the structures take turns: a structure with ``n`` sites already in
+    the store (``done``: (structure id, site index) pairs) gives its not-yet-computed sites rounds ``n``,
+    ``n + 1``, ... in site-index order, so round ``r`` holds one new site of every structure that has ``r``
+    sites so far.  Sites in ``done`` get the round of their position among the structure's done sites (the
+    build skips them anyway)."""
+    by_structure: dict[str, list[PlannedSite]] = {}
+    for p in plan:
+        by_structure.setdefault(p.structure_id, []).append(p)
+    rounds: dict[tuple[str, int], int] = {}
+    for sid, sites in by_structure.items():
+        sites = sorted(sites, key=lambda p: p.site_index)
+        is_done = [(sid, p.site_index) in done for p in sites]
+        n_done = sum(is_done)
+        k_done = k_new = 0
+        for p, d in zip(sites, is_done):
+            if d:
+                rounds[(sid, p.site_index)] = k_done
+                k_done += 1
+            else:
+                rounds[(sid, p.site_index)] = n_done + k_new
+                k_new += 1
+    return rounds
+
+
+def plan_order(
+    records: Sequence,
+    groups: Sequence[str],
+    supercell_atoms: Callable[[str], int],
+    within: str = "size",
+    done: Collection[tuple[str, int]] = (),
+) -> list[PlannedSite]:
     """The strict build order: test sites, then validation sites, then training sites with O/Si <= 2
-    (SiO2 and suboxides), then the other training sites; within each group the smallest supercells first.
+    (SiO2 and suboxides), then the other training sites.
+
+    Within each group, ``within='size'``: the smallest supercells first; ``within='coverage'``: the
+    structures take turns (:func:`coverage_rounds` with ``done``, the sites already computed), smallest
+    supercells first within a round, so the structures covered grow as fast as the sites do.
 
     records: :class:`s2s.dataset.SiteRecord` (``structure_id``, ``site_index``, ``x``);
     groups: 'test', 'validation' or 'train' per record; supercell_atoms: structure id -> atoms computed.
     """
+    if within not in ("size", "coverage"):
+        raise ValueError(f"plan_order: within must be 'size' or 'coverage', got {within!r}")
     rank = GROUP_RANK
     out = []
     for r, g in zip(records, groups):
@@ -71,7 +110,19 @@ def plan_order(records: Sequence, groups: Sequence[str], supercell_atoms: Callab
                 "'test', 'validation', 'train'"
             )
         out.append(PlannedSite(r.structure_id, int(r.site_index), g, int(supercell_atoms(r.structure_id))))
-    return sorted(out, key=lambda p: (rank[p.group], p.supercell_atoms, p.structure_id, p.site_index))
+    if within == "size":
+        return sorted(out, key=lambda p: (rank[p.group], p.supercell_atoms, p.structure_id, p.site_index))
+    rounds = coverage_rounds(out, done)
+    return sorted(
+        out,
+        key=lambda p: (
+            rank[p.group],
+            rounds[(p.structure_id, p.site_index)],
+            p.supercell_atoms,
+            p.structure_id,
+            p.site_index,
+        ),
+    )
 
 
 def interleave(
@@ -125,12 +176,16 @@ def dataset_plan(
     groups: Sequence[str] = ("test", "validation", "train"),
     order: str = "interleaved",
     shares: Mapping[str, float] = INTERLEAVE_SHARES,
+    within: str = "coverage",
+    done: Collection[tuple[str, int]] = (),
 ) -> list[PlannedSite]:
     """The build plan of a :class:`s2s.dataset.Dataset`'s sites in ``groups`` ('test'; 'validation' and
     'train' are the fit / validation halves of the training split, :func:`s2s.splits.validation_split`).
 
     order: 'strict' (:func:`plan_order`: every test site, then validation, then training) or
-    'interleaved' (:func:`interleave` of it with ``shares``, the default)."""
+    'interleaved' (:func:`interleave` of it with ``shares``, the default).  within: 'coverage' (structures
+    take turns, fewest sites in ``done`` first; the default) or 'size' (smallest supercells first); see
+    :func:`plan_order`."""
     if order not in ("strict", "interleaved"):
         raise ValueError(f"dataset_plan: order must be 'strict' or 'interleaved', got {order!r}")
     from s2s.splits import validation_split
@@ -149,7 +204,7 @@ def dataset_plan(
             atoms[sid] = supercell_atoms(dataset.structure(sid))
         return atoms[sid]
 
-    plan = plan_order([r for r, _ in labelled], [g for _, g in labelled], n_atoms)
+    plan = plan_order([r for r, _ in labelled], [g for _, g in labelled], n_atoms, within=within, done=done)
     return interleave(plan, shares) if order == "interleaved" else plan
 
 
@@ -305,6 +360,7 @@ __all__ = [
     "estimated_cpu_s",
     "plan_order",
     "interleave",
+    "coverage_rounds",
     "dataset_plan",
     "supercell_atoms",
     "build",
