@@ -8,6 +8,8 @@ validation split (issue 29, item 4).
     python benchmarks/fidelity_recipes.py translate                                    # -> runs/fidelity/translated.h5
     python benchmarks/fidelity_recipes.py train translated --cpu-minutes 25 --seed 0   # -> runs/fidelity/translated_s0
     python benchmarks/fidelity_recipes.py evaluate runs/fidelity/finetune_s0 v6 --fidelity reference --seeds 0 1
+    python benchmarks/fidelity_recipes.py map                                   # -> runs/fidelity/fidelity_map.npz
+    python benchmarks/fidelity_recipes.py evaluate v6 --input-map runs/fidelity/fidelity_map.npz --as v6_map
     python benchmarks/fidelity_recipes.py evaluate runs/fidelity/* v6 --fidelity xtb --seeds 0 1
     python benchmarks/fidelity_recipes.py report runs/fidelity/* v6
 
@@ -151,6 +153,49 @@ def evaluate_model(model_path: Path, records: list, seed: int, fidelity: str = "
     }
 
 
+def cmd_map(a: argparse.Namespace) -> int:
+    """Fit the fidelity map (reference -> xTB, :mod:`s2s.forward.fidelity_map`) on the fit sites that have both
+    spectra, alpha by cross-validation over fit structures; print how close it brings the validation sites'
+    reference spectra to their xTB spectra (RMS, eV^-1, median over sites) beside no map and the mean fit
+    xTB spectrum; write ``<runs-dir>/fidelity_map.npz``."""
+    from s2s.forward.fidelity_map import _rms, fidelity_pairs, fit_fidelity_map
+    from s2s.simulate.reference_sites import BUILD_SETTINGS
+    from s2s.splits import validation_split
+
+    ds = load_dataset(a.data, "both", a.reference_store)
+    fit, val = validation_split(ds.train)
+    store = str(a.reference_store or resolve("reference_sites"))
+    fmap = fit_fidelity_map(
+        fit,
+        meta={
+            "trained_on": "fit split",
+            "reference_store": store,
+            "calc_key": BUILD_SETTINGS.calc_key(),
+            "data": str(a.data),
+        },
+    )
+    xv, yv, recs = fidelity_pairs(val)
+    _, yf, _ = fidelity_pairs(fit)
+    rows = {
+        "no map": _rms(xv, yv),
+        "map": _rms(fmap(xv), yv),
+        "mean fit xTB spectrum": _rms(yf.mean(0)[None], yv),
+    }
+    print(
+        f"fit: {fmap.meta['n_pairs']} pairs of {fmap.meta['n_structures']} structures; alpha {fmap.alpha} "
+        f"(cross-validated median RMS by alpha: {fmap.meta['cv_rms_by_alpha']})"
+    )
+    print(
+        f"validation: {len(recs)} sites of {len({r.structure_id for r in recs})} structures, RMS to the site's "
+        "xTB spectrum (eV^-1), median [10 %, 90 %]:"
+    )
+    for k, v in rows.items():
+        print(f"  {k:<24} {np.median(v):.4f} [{np.quantile(v, 0.1):.4f}, {np.quantile(v, 0.9):.4f}]")
+    path = fmap.save(Path(a.runs_dir) / "fidelity_map.npz")
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from s2s.splits import validation_split
 
@@ -158,11 +203,23 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     _, val = validation_split(ds)
     records = list(val)
     print(f"validation at fidelity {a.fidelity}: {len(records)} sites of {len(val.structure_ids())} structures")
+    flag_fidelity, extra = a.fidelity, {}
+    if a.input_map:
+        from s2s.forward.fidelity_map import FidelityMap, with_mapped_spectra
+
+        fmap = FidelityMap.from_file(a.input_map)
+        if fmap.source != a.fidelity:
+            raise SystemExit(f"{a.input_map}: maps {fmap.source} spectra, the input is {a.fidelity}")
+        records, flag_fidelity = with_mapped_spectra(records, fmap), fmap.target
+        extra = {"input_map": str(a.input_map), "input_map_target": fmap.target}
+        print(f"input spectra mapped {fmap.source} -> {fmap.target} by {a.input_map}")
     for run in a.runs:
         model_path, folder = _model_path(run, a.runs_dir)
+        if a.as_run:
+            folder = Path(a.runs_dir) / a.as_run
         for seed in a.seeds:
-            res = evaluate_model(model_path, records, seed, a.fidelity)
-            res.update({"model": str(model_path), "fidelity": a.fidelity, "seed": seed, "data": str(a.data)})
+            res = evaluate_model(model_path, records, seed, flag_fidelity)
+            res.update({"model": str(model_path), "fidelity": a.fidelity, "seed": seed, "data": str(a.data), **extra})
             folder.mkdir(parents=True, exist_ok=True)
             atomic_write_text(folder / f"eval_{a.fidelity}_s{seed}.json", json.dumps(res, indent=1))
             print(f"{run} seed {seed}: " + "  ".join(f"{k} {res[k]:.3f}" for k in KEYS if k in res))
@@ -306,6 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--fidelity", choices=["reference", "xtb"], default="reference")
     e.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     e.add_argument("--runs-dir", type=Path, default=RUNS, help=f"where {BASELINE!r}'s evaluations go")
+    e.add_argument("--input-map", type=Path, default=None, help="a fidelity map (.npz) applied to the input spectra")
+    e.add_argument(
+        "--as", dest="as_run", default=None, help="write the evaluations to <runs-dir>/AS (e.g. v6_map) instead"
+    )
+    m = sub.add_parser("map")
+    m.add_argument("--runs-dir", type=Path, default=RUNS, help="writes <runs-dir>/fidelity_map.npz")
     r = sub.add_parser("report")
     r.add_argument("runs", nargs="+")
     r.add_argument("--runs-dir", type=Path, default=RUNS)
@@ -314,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"a run (or {BASELINE!r}) to compare every row with, site by site on the shared sampling seeds",
     )
-    for p in (t, e, tr, tl):
+    for p in (t, e, tr, tl, m):
         p.add_argument("--data", type=Path, default=None, help="dataset file (default: the shipped one)")
         p.add_argument("--reference-store", type=Path, default=None)
     return ap
@@ -324,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     if getattr(a, "data", "unset") is None:
         a.data = resolve("data")
-    cmds = {"train": cmd_train, "translator": cmd_translator, "translate": cmd_translate}
+    cmds = {"train": cmd_train, "translator": cmd_translator, "translate": cmd_translate, "map": cmd_map}
     return {**cmds, "evaluate": cmd_evaluate, "report": cmd_report}[a.cmd](a)
 
 
