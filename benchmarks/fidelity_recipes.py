@@ -159,15 +159,18 @@ def cmd_map(a: argparse.Namespace) -> int:
     reference spectra to their xTB spectra (RMS, eV^-1, median over sites) beside no map and the mean fit
     xTB spectrum; write ``<runs-dir>/fidelity_map.npz``."""
     from s2s.forward.fidelity_map import _rms, fidelity_pairs, fit_fidelity_map
+    from s2s.predict.prepare import training_onset
     from s2s.simulate.reference_sites import BUILD_SETTINGS
     from s2s.splits import validation_split
 
     ds = load_dataset(a.data, "both", a.reference_store)
     fit, val = validation_split(ds.train)
-    store = str(a.reference_store or resolve("reference_sites"))
+    store = str(a.reference_store or "data/reference_sites")
+    xf, _, _ = fidelity_pairs(fit)
     fmap = fit_fidelity_map(
         fit,
         meta={
+            "source_onset_eV": training_onset(xf),  # s2s predict aligns measured spectra's onsets here
             "trained_on": "fit split",
             "reference_store": store,
             "calc_key": BUILD_SETTINGS.calc_key(),
@@ -191,7 +194,9 @@ def cmd_map(a: argparse.Namespace) -> int:
     )
     for k, v in rows.items():
         print(f"  {k:<24} {np.median(v):.4f} [{np.quantile(v, 0.1):.4f}, {np.quantile(v, 0.9):.4f}]")
-    path = fmap.save(Path(a.runs_dir) / "fidelity_map.npz")
+    inside = fmap.in_domain(xv)
+    print(f"  validation reference spectra inside the map's domain: {inside.mean():.2f}")
+    path = fmap.save(a.out or Path(a.runs_dir) / "fidelity_map.npz")
     print(f"wrote {path}")
     return 0
 
@@ -369,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m = sub.add_parser("map")
     m.add_argument("--runs-dir", type=Path, default=RUNS, help="writes <runs-dir>/fidelity_map.npz")
+    m.add_argument("--out", type=Path, default=None, help="write the map here instead")
     r = sub.add_parser("report")
     r.add_argument("runs", nargs="+")
     r.add_argument("--runs-dir", type=Path, default=RUNS)

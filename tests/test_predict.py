@@ -355,3 +355,57 @@ def test_the_other_hand_of_a_chiral_environment_is_recognised():
     mirror = Environment(ref.species, (c * [-1, 1, 1]) @ r.T, ref.shell)
     assert closer_as_mirror_images(ref, [copy, mirror, copy]) == [1]
     assert closer_as_mirror_images(ref, [mirror], margin=100.0) == []
+
+
+def _toy_map(path, target="xtb"):
+    """A fidelity map fitted on toy pairs: the 'reference' spectrum of label k is the xTB one moved 1 eV up."""
+    import dataclasses
+
+    from s2s.forward.fidelity_map import FidelityMap, domain_threshold, principal_basis
+
+    ks = np.linspace(0.0, 3.0, 60)
+    y = np.stack([toy_spectrum(k) for k in ks])
+    x = normalize(np.roll(y, 10, axis=1) + 1e-6)
+    fmap = FidelityMap.fit(x, y, 1e-3, target=target, meta={"source_onset_eV": 0.8})
+    groups = [f"s{i // 3}" for i in range(len(ks))]
+    fmap = dataclasses.replace(fmap, basis=principal_basis(x, 10), domain_threshold=domain_threshold(x, groups, 10))
+    return fmap.save(path), x
+
+
+def test_predict_through_a_fidelity_map_records_it_and_flags_input_outside_its_domain(setup, tmp_path, capsys):
+    data, model = setup
+    path, x = _toy_map(tmp_path / "map.npz")
+    inp = tmp_path / "in"
+    inp.mkdir()
+    np.save(inp / "gpaw_like.npy", x[20])
+    rng = np.random.default_rng(0)
+    # a spike passes the O K-edge checks of prepare, but no first-principles spectrum looks like it
+    np.save(inp / "spike.npy", normalize(np.exp(-0.5 * ((GRID - 6.0) / 0.3) ** 2) + 0.02 * rng.uniform(0, 1, 200)))
+    out = tmp_path / "out"
+    args = ["predict", str(inp), "--model", str(model), "--data", str(data), "--n-samples", "2", "--steps", "3"]
+    rc = main(args + ["--out", str(out), "--quiet", "--no-png", "--input-map", str(path)])
+    assert rc == 0, capsys.readouterr().err
+    good = json.loads((out / "gpaw_like" / "summary.json").read_text())
+    m = good["sampling"]["input_map"]
+    assert m["file"] == str(path) and len(m["sha256"]) == 64 and (m["source"], m["target"]) == ("reference", "xtb")
+    assert m["in_domain"] and m["domain_error"] <= m["domain_threshold"]
+    assert not good["ood"].get("outside_map_domain")
+    bad = json.loads((out / "spike" / "summary.json").read_text())
+    assert not bad["sampling"]["input_map"]["in_domain"]
+    assert bad["ood"]["flag"] and bad["ood"]["outside_map_domain"]
+    assert "outside the fidelity map's domain" in bad["ood"]["warning"]
+    assert any("outside the fidelity map's domain" in w for w in bad["warnings"])
+    # the generator read the mapped spectrum: what the context gives the model is the map's output
+    from s2s.forward.fidelity_map import FidelityMap
+    from s2s.predict.context import PredictContext
+    from s2s.predict.run import map_input
+
+    ctx = PredictContext.load(model, data, None, input_map=path)
+    spec, info = map_input(ctx, x[20])
+    np.testing.assert_allclose(spec, FidelityMap.from_file(path)(x[20]))
+    assert ctx.train_onset == 0.8 and info["in_domain"]
+    assert map_input(PredictContext.load(model, data, None), x[20])[1] is None
+    # a map into another fidelity than the training reference is refused, naming both
+    other, _ = _toy_map(tmp_path / "other.npz", target="reference")
+    with pytest.raises(ValueError, match="maps reference spectra to reference, but the training reference is xtb"):
+        PredictContext.load(model, data, None, input_map=other)

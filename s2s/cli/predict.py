@@ -59,6 +59,14 @@ def _add_input_and_model_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="folder of the reference spectra (default: the shipped data/reference_sites)",
     )
+    p.add_argument(
+        "--input-map",
+        type=Path,
+        default=None,
+        help="a fidelity map (.npz; the shipped one: models/fidelity_map_v1/map.npz) that every input goes "
+        "through first: a first-principles spectrum made xTB-like for the xTB-trained model (docs/fidelity.md); "
+        "inputs unlike the spectra it was fitted on are flagged",
+    )
 
 
 def _add_candidate_options(p: argparse.ArgumentParser) -> None:
@@ -203,7 +211,7 @@ def cmd_predict(a) -> int:
         # checks before any work: the output folder, then the model and the forward model
         check_out_dir(a.out)
         ctx = PredictContext.load(
-            a.model, a.data, None if a.no_rank else a.forward_model, a.fidelity, a.reference_store
+            a.model, a.data, None if a.no_rank else a.forward_model, a.fidelity, a.reference_store, a.input_map
         )
         if a.guidance and not ctx.model.cfg.diffusion.cond_drop:
             raise ValueError(

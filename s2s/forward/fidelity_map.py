@@ -153,10 +153,14 @@ class FidelityMap:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> "FidelityMap":
-        """Read a map written by :meth:`save`; a missing or damaged file raises naming it and what is wrong."""
+        """Read a map written by :meth:`save`; a missing or damaged file raises naming it and what is wrong (a
+        shipped map is checked against its folder's ``SHA256SUMS``, :func:`s2s.checkpoint_io.verify_sha256`)."""
+        from s2s.checkpoint_io import verify_sha256
+
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: fidelity map not found")
+        verify_sha256(path)
         try:
             with np.load(path, allow_pickle=False) as z:
                 header = json.loads(str(z["header"]))

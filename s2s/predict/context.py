@@ -58,6 +58,9 @@ class PredictContext:
     forward_path: Path | None = None
     forward_sha256: str | None = None
     fidelity: str = "xtb"  # the spectra of the training reference (s2s.simulate.reference_sites.FIDELITY_CHOICES)
+    input_map: Any = None  # s2s.forward.fidelity_map.FidelityMap applied to every input first, or None
+    input_map_path: Path | None = None
+    input_map_sha256: str | None = None
 
     @classmethod
     def load(
@@ -67,12 +70,16 @@ class PredictContext:
         forward_path: str | os.PathLike | None = DEFAULT_FORWARD,
         fidelity: str = "xtb",
         reference_store: str | os.PathLike | None = None,
+        input_map: str | os.PathLike | None = None,
     ) -> "PredictContext":
         """Load the generator, the training reference and (unless ``forward_path`` is None) the
         forward model that ranks the candidates; a missing forward model file is an error naming it.
         ``fidelity``: which training spectra are the reference of template matching, the OOD score and the
         onset convention ('xtb', 'reference' = the first-principles spectra of ``reference_store``, default
-        data/reference_sites, or 'both'); it should be what the model was trained on."""
+        data/reference_sites, or 'both'); it should be what the model was trained on.
+        ``input_map``: a fidelity map (:class:`s2s.forward.fidelity_map.FidelityMap` file) that every input
+        goes through before anything else; it must map into ``fidelity``, and the onset convention becomes
+        that of the map's source spectra (``meta['source_onset_eV']``)."""
         model_path, data_path = Path(model_path), Path(data_path)
         model = load_model(model_path)
         if not data_path.exists():
@@ -86,6 +93,21 @@ class PredictContext:
         spectra = train.spectra()
         groups = [r.structure_id for r in train]
         k = min(5, len(set(groups)) - 1)
+        fmap = None
+        onset = training_onset(spectra)
+        if input_map is not None:
+            from s2s.forward.fidelity_map import FidelityMap
+
+            input_map = Path(input_map)
+            fmap = FidelityMap.from_file(input_map)
+            if fmap.target != fidelity:
+                raise ValueError(
+                    f"{input_map}: maps {fmap.source} spectra to {fmap.target}, but the training reference is "
+                    f"{fidelity} (--fidelity); give --fidelity {fmap.target}"
+                )
+            if fmap.basis is None or "source_onset_eV" not in fmap.meta:
+                raise ValueError(f"{input_map}: the map has no domain basis or no source_onset_eV in its meta")
+            onset = float(fmap.meta["source_onset_eV"])
         forward = None
         if forward_path is not None:
             forward_path = Path(forward_path)
@@ -105,11 +127,14 @@ class PredictContext:
                 {"structure_id": r.structure_id, "site_index": r.site_index, "formula": r.formula} for r in train
             ],
             ood=OODScorer.fit(spectra, groups, k=k),
-            train_onset=training_onset(spectra),
+            train_onset=onset,
             forward=forward,
             forward_path=forward_path,
             forward_sha256=None if forward is None else file_sha256(forward_path),
             fidelity=fidelity,
+            input_map=fmap,
+            input_map_path=input_map,
+            input_map_sha256=None if fmap is None else file_sha256(input_map),
         )
 
 

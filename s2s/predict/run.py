@@ -2,6 +2,10 @@
 
 For each prepared spectrum (:mod:`s2s.predict.prepare`, (200,) on :data:`s2s.spectrum.GRID`):
 
+   With a fidelity map (``ctx.input_map``, ``s2s predict --input-map``) the spectrum first goes through it
+   (:func:`map_input`: a first-principles spectrum made xTB-like for the xTB-trained generator); everything
+   below reads the mapped spectrum, and the OOD record is also flagged when the raw input lies outside the
+   map's domain (:func:`flag_outside_map`).
 3. **Generate** K candidates (:func:`s2s.model.sample.generate`, graphs batched by atom count):
    atom counts drawn from the model's p(N | spectrum) (or a fixed ``n_atoms``), the few-step DDIM
    sampler by default.  A model with ``ModelConfig.fidelity_input`` is told the input's fidelity from the
@@ -106,6 +110,41 @@ def input_fidelity_flag(ctx: PredictContext) -> float | None:
     return 0.0 if ctx.fidelity == "xtb" else 1.0
 
 
+def map_input(ctx: PredictContext, spectrum: np.ndarray) -> tuple[np.ndarray, dict | None]:
+    """The spectrum the generator reads: ``ctx.input_map`` of ``spectrum`` (200,), or ``spectrum`` itself
+    without a map; and what summary.json records of the map (None without one): its file, sha256, source
+    and target fidelity, and the input's domain error against the map's threshold (eV^-1)."""
+    fmap = ctx.input_map
+    if fmap is None:
+        return spectrum, None
+    err = float(fmap.domain_error(spectrum))
+    info = {
+        "file": str(ctx.input_map_path),
+        "sha256": ctx.input_map_sha256,
+        "source": fmap.source,
+        "target": fmap.target,
+        "domain_error": err,
+        "domain_threshold": float(fmap.domain_threshold),
+        "in_domain": bool(err <= fmap.domain_threshold),
+    }
+    return fmap(spectrum), info
+
+
+def flag_outside_map(ood: dict, mapping: dict | None) -> dict:
+    """The OOD record of a mapped input, flagged also when the *raw* input lies outside the map's domain: a
+    linear map turns noise or a flat line into something in distribution, so the score of the mapped spectrum
+    alone would miss bad input (docs/fidelity.md)."""
+    if mapping is None or mapping["in_domain"]:
+        return ood
+    note = (
+        f"outside the fidelity map's domain: the input is unlike the {mapping['source']} spectra the map was "
+        f"fitted on (residual {mapping['domain_error']:.4f} /eV > {mapping['domain_threshold']:.4f} /eV), so its "
+        f"{mapping['target']}-like version means little; treat the candidates with caution"
+    )
+    warning = note if not ood.get("warning") else f"{ood['warning']}; {note}"
+    return {**ood, "flag": True, "outside_map_domain": True, "warning": warning}
+
+
 def predict_one(
     ctx: PredictContext,
     name: str,
@@ -128,7 +167,7 @@ def predict_one(
     chemically valid environments, docs/model.md)."""
     import torch
 
-    spec = np.asarray(spectrum, dtype=np.float64)
+    spec, mapping = map_input(ctx, np.asarray(spectrum, dtype=np.float64))
     counts = None if n_atoms is None else [int(n_atoms)]
     flag = input_fidelity_flag(ctx)
 
@@ -157,7 +196,7 @@ def predict_one(
         aligned.append(Environment(e.species, a.generated_rotated, e.shell, dict(e.meta)))
     probs = ctx.model.natoms.probabilities(torch.as_tensor(spec[None, :], dtype=torch.float32))[0].numpy()
     top_n = np.argsort(probs)[::-1][:3]
-    ood = ctx.ood.describe(spec)
+    ood = flag_outside_map(ctx.ood.describe(spec), mapping)
     if ranking is not None:
         for c in ens["clusters"]:
             best = min(c["members"], key=lambda i: (ranking["candidates"][i]["spectrum_mse"], i))
@@ -182,6 +221,7 @@ def predict_one(
             "n_atoms": "p(N | spectrum)" if n_atoms is None else int(n_atoms),
             "p_n_atoms_top3": {str(int(i) + 1): float(probs[i]) for i in top_n},
             **({} if flag is None else {"fidelity_flag": flag}),
+            **({} if mapping is None else {"input_map": mapping}),
         },
         "ood": ood,
         "consensus": consensus,
@@ -429,6 +469,8 @@ def run_batch(
 __all__ = [
     "BatchReport",
     "input_fidelity_flag",
+    "map_input",
+    "flag_outside_map",
     "nearest_training",
     "predict_one",
     "rank_candidates",
