@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -86,3 +88,41 @@ def test_template_comparison_scores_the_template_and_counts_the_samples_that_bea
     same = template_comparison(records, tm.environments, library)  # the template against itself: all ties
     assert same["n_wins"] == 0 and same["model_win_rate"] == 0.0 and same["n_ties"] == len(records)
     assert same["rmsd_shell1"] == exact["rmsd_shell1"]  # the template's own row does not depend on the samples
+
+
+def test_mapped_input_reads_the_mapped_spectra_and_says_which_map(toy, tmp_path):  # noqa: F811
+    from s2s.forward.fidelity_map import FidelityMap, with_mapped_spectra
+    from s2s.studies.reference_input import mapped_input_table
+
+    data, model, store, _ = toy
+    ref = list(load_dataset(data, "reference", store).test)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.5, 1.0, (30, 200))
+    fmap = FidelityMap.fit(x, x[:, ::-1], 0.1, meta={"n_structures": 7, "trained_on": "toy"})  # reverses a spectrum
+    fmap = dataclasses.replace(fmap, basis=np.zeros((1, 200)), domain_threshold=1e9)
+    out = mapped_input_table(model, ref, fmap, n_steps=2, cache_dir=tmp_path / "cache")
+    # the same numbers as one sample of the mapped records
+    same = single_sample_table(model, with_mapped_spectra(ref, fmap), n_steps=2, cache_dir=tmp_path / "cache")
+    assert out["rmsd_shell1"] == same["rmsd_shell1"] and out["n_test"] == len(ref)
+    assert out["input_map"] == {
+        "source": "reference",
+        "target": "xtb",
+        "alpha": 0.1,
+        "domain_threshold": 1e9,
+        "n_pairs": 30,
+        "n_structures": 7,
+        "trained_on": "toy",
+    }
+    assert out["in_domain"] == 1.0
+    full = evaluate_reference_input(
+        model,
+        _forward(),
+        ref,
+        list(load_dataset(data, "xtb").test),
+        list(load_dataset(data, "reference", store).train),
+        n_steps=2,
+        consensus=BestOfKSettings(k=2, n_steps=2),
+        cache_dir=tmp_path / "cache",
+        input_map=fmap,
+    )
+    assert full["mapped_input"]["rmsd_shell1"] == out["rmsd_shell1"]

@@ -12,6 +12,8 @@ it draws the way notebook 03 scores the xTB input, on the *same sites*:
   seed, only the input's simulator differs);
 * ``composition_medoid_of_k``: the consensus of K DDIM samples (:mod:`s2s.studies.best_of_k`, what
   ``s2s predict`` writes first) with its win rate over template matching;
+* ``mapped_input`` (with an ``input_map``): ``single`` again, the reference spectra first made xTB-like by
+  a fidelity map (:mod:`s2s.forward.fidelity_map`, what ``s2s predict --input-map`` does);
 * ``template``: template matching (:func:`s2s.retrieval.template.template_match`) of the reference spectrum
   in a *reference-fidelity* library (``library_records``: the training sites with a reference spectrum),
   scored like the samples, and the single sample's win rate over it (notebook 04's rule).
@@ -108,6 +110,36 @@ def single_sample_table(
     return _scored([r.environment for r in records], envs, [r.structure_id for r in records], digits)
 
 
+def mapped_input_table(
+    model_path: str | os.PathLike,
+    records: Sequence[Any],
+    input_map,
+    n_steps: int | None = None,
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    digits: int = 4,
+) -> dict[str, Any]:
+    """:func:`single_sample_table` of ``records`` whose spectra first go through ``input_map`` (a
+    :class:`s2s.forward.fidelity_map.FidelityMap`), with what the map is (``input_map``: source, target,
+    alpha, pairs and structures it was fitted on, the domain threshold) and the share of the raw spectra
+    inside its domain (``in_domain``)."""
+    from s2s.forward.fidelity_map import with_mapped_spectra
+
+    mapped = with_mapped_spectra(list(records), input_map)
+    out = single_sample_table(model_path, mapped, n_steps=n_steps, seed=seed, cache_dir=cache_dir, digits=digits)
+    keys = ("n_pairs", "n_structures", "trained_on", "calc_key")
+    out["input_map"] = {
+        "source": input_map.source,
+        "target": input_map.target,
+        "alpha": input_map.alpha,
+        "domain_threshold": round(float(input_map.domain_threshold), 6),
+        **{k: input_map.meta[k] for k in keys if k in input_map.meta},
+    }
+    raw = np.stack([np.asarray(r.spectrum, np.float64) for r in records])
+    out["in_domain"] = round(float(np.mean(input_map.in_domain(raw))), digits)
+    return out
+
+
 def template_comparison(
     records: Sequence[Any], generated: Sequence[Any], library: Sequence[Any], digits: int = 4
 ) -> dict[str, Any]:
@@ -145,8 +177,11 @@ def evaluate_reference_input(
     consensus: BestOfKSettings = BestOfKSettings(),
     cache_dir: str | os.PathLike | None = None,
     digits: int = 4,
+    input_map=None,
 ) -> dict[str, Any]:
     """The study of the module docstring on the sites of ``reference_records`` that also have an xTB record.
+
+    ``input_map``: a :class:`s2s.forward.fidelity_map.FidelityMap` (reference -> xTB); adds ``mapped_input``.
 
     ``forward``: the forward model (:class:`s2s.forward.model.ForwardModel`) that best-of-k needs for its
     other picks; ``library_records``: the template library (reference fidelity).  Returns ``single`` (also
@@ -172,6 +207,11 @@ def evaluate_reference_input(
             "n_steps": consensus.n_steps,
         },
         "template": template_comparison(ref, envs, library_records, digits),
+        **(
+            {}
+            if input_map is None
+            else {"mapped_input": mapped_input_table(model_path, ref, input_map, n_steps, seed, cache_dir, digits)}
+        ),
         "sites": [f"{r.structure_id}:{r.site_index}" for r in ref],
         "ci95_method": describe(DEFAULT_BOOTSTRAP, n_structures),
         "n_steps": n_steps,
@@ -187,5 +227,6 @@ __all__ = [
     "single_samples",
     "single_sample_table",
     "template_comparison",
+    "mapped_input_table",
     "evaluate_reference_input",
 ]
