@@ -174,7 +174,8 @@ def cmd_map(a: argparse.Namespace) -> int:
             "trained_on": "fit split",
             "reference_store": store,
             "calc_key": BUILD_SETTINGS.calc_key(),
-            "data": str(a.data),
+            "data": Path(a.data).name,
+            **({"provenance": a.provenance} if a.provenance else {}),
         },
     )
     xv, yv, recs = fidelity_pairs(val)
@@ -375,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("map")
     m.add_argument("--runs-dir", type=Path, default=RUNS, help="writes <runs-dir>/fidelity_map.npz")
     m.add_argument("--out", type=Path, default=None, help="write the map here instead")
+    m.add_argument("--provenance", default="", help="recorded in the map (e.g. the store's git commit)")
     r = sub.add_parser("report")
     r.add_argument("runs", nargs="+")
     r.add_argument("--runs-dir", type=Path, default=RUNS)

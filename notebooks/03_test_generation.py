@@ -28,6 +28,7 @@ small = False  # CI: a few test sites, few sampling steps
 figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
 dataset_path = str(default_path("data"))
 model_path = str(default_path("model"))
+input_map_path = str(default_path("fidelity_map"))  # GPAW spectra also read through it (None: not)
 n_steps = None  # reverse-diffusion steps (None: all T of the model, 1000)
 n_samples = 1  # environments per spectrum (the paper: 1)
 n_test_max = None  # test sites used, spread over the split (None: all)
@@ -359,16 +360,20 @@ if not small:
 # A user's spectrum never comes from our simulator (GFN1-xTB Z+1).  Here the model reads the GPAW
 # half-core-hole spectrum (`data/reference_sites`, docs/reference.md) of each test site that has one, and
 # the same sites' xTB spectra for the paired comparison (same targets, same seed, only the input's simulator
-# differs).  Template matching searches a library of the training sites' GPAW spectra.  The reference build
+# differs); with `input_map_path`, also the GPAW spectra made xTB-like by the shipped fidelity map first (what
+# `s2s predict --input-map` does; docs/fidelity.md).  Template matching searches a library of the training sites'
+# GPAW spectra.  The reference build
 # is still growing (`python scripts/build_reference.py coverage`), so these sites are the few test structures
 # done so far: read the interval, not the mean.  `s2s.studies.reference_input`.
 
 # %%
 # NBVAL_CHECK_OUTPUT
+from s2s.forward.fidelity_map import FidelityMap
 from s2s.simulate.reference_sites import BUILD_SETTINGS
 from s2s.studies.reference_input import evaluate_reference_input, reference_test_inputs
 
 ref_test, xtb_test, ref_library = reference_test_inputs(dataset_path, small=small)  # small: a fixed few
+input_map = None if input_map_path is None else FidelityMap.from_file(input_map_path)
 ref_in = evaluate_reference_input(
     model_path,
     ForwardModel.load(forward_model_path),
@@ -379,6 +384,7 @@ ref_in = evaluate_reference_input(
     seed=seed,
     consensus=bok_settings,
     cache_dir=cache_dir,
+    input_map=input_map,
 )
 print(
     f"{ref_in['n_test']} test sites of {ref_in['n_structures']} structures with a GPAW spectrum "
@@ -387,6 +393,7 @@ print(
 )
 ri_rows = {
     "GPAW input": ref_in,
+    **({} if input_map is None else {"GPAW through the map": ref_in["mapped_input"]}),
     "xTB input, same sites": ref_in["xtb_input"],
     f"GPAW, consensus of {bok_settings.k}": ref_in["composition_medoid_of_k"],
     "template, GPAW library": ref_in["template"],

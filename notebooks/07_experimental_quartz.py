@@ -15,9 +15,15 @@
 #
 # The paper feeds the measured O K-edge of alpha-quartz to the crystal-trained model. We have
 # no measured spectrum in the repository, so by default the input is the **first-principles
-# GPAW O K-edge of alpha-quartz** from the reference set (`data/reference/`, PBE, half core
-# hole, LCAO; see `docs/reference.md`): a spectrum the model never saw, from a different
-# method than its training data (GFN1-xTB). It is labelled as calculated everywhere below.
+# GPAW O K-edge of alpha-quartz** at the reference build's settings (`data/reference_sites`, PBE, half
+# core hole, LCAO, k-points; `input_source = "reference_sites"`, docs/reference.md): a spectrum the model
+# never saw, from a different method than its training data (GFN1-xTB), of a site held out of every split
+# in that fidelity. `input_source = "reference_set"` reads the older reference-set record instead
+# (`data/reference/`, Gamma-point supercell). It is labelled as calculated everywhere below.
+# By default the spectrum first goes through the shipped **fidelity map** (`input_map_path`,
+# `models/fidelity_map_v1`, docs/fidelity.md): a ridge map, fitted on training sites with both spectra,
+# that makes a first-principles spectrum xTB-like for the xTB-trained model (`s2s predict --input-map`);
+# the unmapped input is generated and scored beside it.
 # Give `spectrum_path` a measured EELS/XAS file (two-column text/CSV or EMSA `.msa`, absolute
 # energy loss in eV, background removed) to run the paper's experiment; it is read by
 # `s2s.predict.prepare` (the road of `s2s predict`: O K-edge checks, then the edge onset aligned to the
@@ -38,6 +44,8 @@ model_path = str(default_path("model"))
 reference_dir = "../data/reference"
 structure_id = "alpha_quartz"  # reference-set structure that gives the target (and the default input)
 site_index = None  # its O site (None: the first computed one)
+input_source = "reference_sites"  # GPAW input: "reference_sites" (build settings) or "reference_set" (data/reference)
+input_map_path = str(default_path("fidelity_map"))  # fidelity map the input goes through (None: read as is)
 spectrum_path = None  # a measured spectrum file instead of the GPAW reference spectrum
 smooth_fwhm_eV = 0.0  # extra Gaussian broadening of the input (eV FWHM; 0: as read)
 measured_onset = "training"  # measured spectra: onset at the training spectra's median onset, or a number (eV)
@@ -59,10 +67,17 @@ import torch
 
 from s2s.dataset import Dataset
 from s2s.descriptors.rdf import ensemble_rdf, radial_distribution, rdf_peaks
+from s2s.forward.fidelity_map import FidelityMap
 from s2s.model.cache import generate_cached
 from s2s.model.train import load_model
 from s2s.plots import align_for_plot, plot_environment_overlay, plot_overlay_panel, plot_rdf, plot_spectra, save_figure
-from s2s.predict.foreign import ensemble_stats, load_input_spectrum, matching_environments, reference_environment
+from s2s.predict.foreign import (
+    ensemble_stats,
+    held_out_site,
+    load_input_spectrum,
+    matching_environments,
+    reference_environment,
+)
 from s2s.predict.prepare import broaden, training_onset
 from s2s.retrieval.neighbours import nearest_by_mse
 from s2s.spectrum import GRID
@@ -85,19 +100,40 @@ ds = Dataset.load(dataset_path)
 train = ds.train
 train_spectra = np.stack([r.spectrum for r in train])
 target, ref_head = reference_environment(reference_dir, structure_id, site_index)
-if spectrum_path is None:
+fmap = None if input_map_path is None else FidelityMap.from_file(input_map_path)
+held, input_kind = None, "calculated"
+if spectrum_path is None and input_source == "reference_sites":
+    held = held_out_site(dataset_path)  # alpha-quartz, aflow-a2b-hp9-152-c-a site 3: the same environment
+    target, raw, source = held["target"], held["reference"], held["description"]
+elif spectrum_path is None:
     inp = load_input_spectrum(ref_head["record"])
+    raw, source = inp.spectrum, inp.description
 else:
-    onset_at = training_onset(train_spectra) if measured_onset == "training" else float(measured_onset)
+    # a measured spectrum: its onset goes where the spectra the model (or the map) reads have theirs
+    own = training_onset(train_spectra) if fmap is None else fmap.meta["source_onset_eV"]
+    onset_at = own if measured_onset == "training" else float(measured_onset)
     inp = load_input_spectrum(spectrum_path, onset_at_eV=onset_at)
-x = broaden(inp.spectrum, smooth_fwhm_eV) if smooth_fwhm_eV else inp.spectrum
-source = inp.description + (f"; broadened by a {smooth_fwhm_eV:g} eV FWHM Gaussian" if smooth_fwhm_eV else "")
-print("input:", source)
-if inp.kind == "measured":
+    raw, source, input_kind = inp.spectrum, inp.description, inp.kind
     print(f"  energies shifted by {inp.shift_eV:.2f} eV")
+raw = broaden(raw, smooth_fwhm_eV) if smooth_fwhm_eV else raw
+source += f"; broadened by a {smooth_fwhm_eV:g} eV FWHM Gaussian" if smooth_fwhm_eV else ""
+x = raw if fmap is None else fmap(raw)  # what the model reads
+print("input:", source)
+if fmap is not None:
+    err = float(fmap.domain_error(raw))
+    print(
+        f"through the fidelity map {fmap.source} -> {fmap.target} ({fmap.meta['n_pairs']} training sites of "
+        f"{fmap.meta['n_structures']} structures); domain error {err:.4f} /eV "
+        f"({'inside' if err <= fmap.domain_threshold else 'OUTSIDE'} its threshold {fmap.domain_threshold:.4f})"
+    )
 print(
-    f"target: {structure_id} site {ref_head['site_index']} ({ref_head.get('formula', '')}), "
-    f"{target.n_atoms} atoms, shell sizes {np.bincount(target.shell)[1:].tolist()}"
+    "target: "
+    + (
+        f"{structure_id} site {ref_head['site_index']} ({ref_head.get('formula', '')})"
+        if held is None
+        else f"{held['record'].structure_id} site {held['record'].site_index} ({held['record'].formula})"
+    )
+    + f", {target.n_atoms} atoms, shell sizes {np.bincount(target.shell)[1:].tolist()}"
 )
 
 # %% [markdown]
@@ -123,8 +159,10 @@ print(f"in the test split: {'yes' if same_test else 'no'}")
 from s2s.simulate.compare import load_reference_sites, simulate_reference_sites
 from s2s.simulate.xtb import XtbSettings
 
-xtb = None
+xtb = None if held is None else held["xtb"]
 try:
+    if held is not None:
+        raise ValueError("the dataset's xTB spectrum of the held-out site is used")
     refs = [
         r
         for r in load_reference_sites(reference_dir)
@@ -133,7 +171,8 @@ try:
     sim = simulate_reference_sites(refs, XtbSettings.from_dict(ds[0].settings), "../data/cache/xtb", compute=False)
     xtb = sim.get((structure_id, ref_head["site_index"]))
 except (FileNotFoundError, ValueError) as exc:
-    print("no xTB spectrum of the site:", exc)
+    if held is None:
+        print("no xTB spectrum of the site:", exc)
 near_idx, near_mse = nearest_by_mse(x[None], train_spectra, k=min(n_nearest, len(train)))
 near_idx, near_mse = np.atleast_1d(near_idx[0]), np.atleast_1d(near_mse[0])
 
@@ -141,18 +180,23 @@ near_idx, near_mse = np.atleast_1d(near_idx[0]), np.atleast_1d(near_mse[0])
 # NBVAL_CHECK_OUTPUT
 input_name = (
     "GPAW (calculated)"
-    if inp.format == "gpaw"
+    if held is not None or inp.format == "gpaw"
     else "measured"
     if inp.kind == "measured"
     else f"{inp.format} (calculated)"
 )
+input_name += "" if fmap is None else ", through the fidelity map"
 label_in = "input: " + input_name
 curves = {label_in: x}
 styles = {label_in: {"color": "k", "lw": 2.0}}
+if fmap is not None:
+    curves["input as read (before the map)"] = raw
+    styles["input as read (before the map)"] = {"color": "0.5", "lw": 1.2}
 if xtb is not None:
     curves["xTB, same site (training method)"] = xtb
     styles["xTB, same site (training method)"] = {"color": "tab:orange"}
-    print(f"Pearson r (input vs xTB of the same site): {np.corrcoef(x, xtb)[0, 1]:.3f}")
+    before = "" if fmap is None else f" (before the map: {np.corrcoef(raw, xtb)[0, 1]:.3f})"
+    print(f"Pearson r (input vs xTB of the same site): {np.corrcoef(x, xtb)[0, 1]:.3f}{before}")
 for k, (i, m) in enumerate(zip(near_idx, near_mse)):
     lab = f"train #{k + 1}: {train[int(i)].structure_id} site {train[int(i)].site_index}"
     curves[lab] = train[int(i)].spectrum
@@ -171,7 +215,7 @@ save_figure(fig, FIG / "07_quartz_spectra")
 
 # %%
 T = load_model(model_path).cfg.diffusion.T
-inputs = {"input": x} if xtb is None else {"input": x, "xtb": xtb}
+inputs = {"input": x, **({} if fmap is None else {"unmapped": raw}), **({} if xtb is None else {"xtb": xtb})}
 generated, seconds = {}, {}
 for name, spec in inputs.items():
     t0 = time.perf_counter()
@@ -206,7 +250,8 @@ for name, r in rows.items():
 
 # %%
 for name, s in stats.items():
-    print(f"== from the {input_name + ' input' if name == 'input' else 'xTB spectrum of the same site'}")
+    what = {"input": input_name + " input", "unmapped": "input before the map", "xtb": "xTB spectrum of the same site"}
+    print(f"== from the {what[name]}")
     for m in ("paper", "best"):
         a, s1 = s[m]["rmsd_all"], s[m]["rmsd_shell1"]
         print(
@@ -308,8 +353,12 @@ save_figure(fig, FIG / "07_quartz_overlays")
 s = stats["input"]
 out = {
     "source": source,
-    "input_kind": inp.kind,
-    "target": f"{structure_id} site {ref_head['site_index']} (reference set structure)",
+    "input_kind": input_kind,
+    "target": (
+        f"{structure_id} site {ref_head['site_index']} (reference set structure)"
+        if held is None
+        else f"{held['record'].structure_id} site {held['record'].site_index} (dataset structure, alpha-quartz)"
+    ),
     "target_in_training": bool(ids_train),
     "n_samples": int(n_samples),
     "n_steps": int(n_steps or T),
@@ -329,12 +378,29 @@ out = {
     "rdf_peaks_target_A": pk_t.tolist(),
     "rdf_peaks_generated_mean_A": pk_g.tolist(),
 }
+if fmap is not None:
+    out["input_map"] = {
+        "file": Path(input_map_path).name,
+        "source": fmap.source,
+        "target": fmap.target,
+        "n_pairs": fmap.meta["n_pairs"],
+        "n_structures": fmap.meta["n_structures"],
+        "domain_error": float(fmap.domain_error(raw)),
+        "domain_threshold": float(fmap.domain_threshold),
+    }
+    out["unmapped_input"] = {
+        "rmsd_all": stats["unmapped"]["paper"]["rmsd_all"]["median"],
+        "rmsd_all_best": stats["unmapped"]["paper"]["rmsd_all"]["best"],
+        "rmsd_shell1": stats["unmapped"]["paper"]["rmsd_shell1"]["median"],
+        "species_match_fraction": stats["unmapped"]["species_match"],
+    }
 if "xtb" in stats:
     out["xtb_same_site_input"] = {
         "rmsd_all": stats["xtb"]["paper"]["rmsd_all"]["median"],
         "median_rms_difference_to_input_samples_A": float(np.median(shift)),
         "rmsd_shell1": stats["xtb"]["paper"]["rmsd_shell1"]["median"],
         "pearson_input_vs_xtb": float(np.corrcoef(x, xtb)[0, 1]),
+        "pearson_unmapped_input_vs_xtb": float(np.corrcoef(raw, xtb)[0, 1]),
     }
 out = round_floats(out, 4)
 json.dumps(out)  # JSON-ready (checked in small mode too)

@@ -7,6 +7,8 @@ The spectrum reaches the grid on the one road of :mod:`s2s.predict.prepare`; her
   spectra onset-aligned, calculated ones as recorded), also used by :mod:`s2s.studies.transfer`;
 * :func:`reference_environment` - the environment of a reference-set site
   (``data/reference``), the target of a reference spectrum;
+* :func:`held_out_site` - a held-out site of the dataset with its GPAW spectrum at the build's settings
+  (``data/reference_sites``), its xTB spectrum and its environment (notebook 07's default input);
 * :func:`matching_environments` - training environments geometrically equal to a target
   (same species, sorted distances within a tolerance): is the target structure in training?
 * :func:`ensemble_stats` - median / best / spread of a per-sample metric of an ensemble.
@@ -86,6 +88,42 @@ def reference_environment(
     header = {k: rec[k] for k in keys if k in rec}
     header["record"] = str(files[0])
     return env, header
+
+
+def held_out_site(
+    dataset_path: str | os.PathLike,
+    key: tuple[str, int] = ("aflow-a2b-hp9-152-c-a", 3),
+    reference_store: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """A site of :data:`s2s.simulate.reference_sites.HELD_OUT` (default: alpha-quartz, notebook 07): its GPAW
+    spectrum at the build's settings (``reference``, (200,), the spectrum no model or map is trained on), the
+    dataset's xTB spectrum of the same site (``xtb``), its environment (``target``, Å), ``description`` and
+    ``record`` (the reference :class:`s2s.site_record.SiteRecord`).  A key that is not held out, or a store
+    without its spectrum, raises naming it."""
+    from s2s.simulate.reference_sites import HELD_OUT, load_fidelity
+
+    key = (str(key[0]), int(key[1]))
+    if key not in HELD_OUT:
+        raise ValueError(f"held_out_site: {key[0]} site {key[1]} is not held out ({sorted(HELD_OUT)})")
+    both = load_fidelity(dataset_path, "both", reference_store)
+    recs = {r.fidelity: r for r in both if r.key == key}
+    if "reference" not in recs or "xtb" not in recs:
+        raise ValueError(
+            f"held_out_site: {key[0]} site {key[1]} has no {'GPAW' if 'reference' not in recs else 'xTB'} spectrum "
+            f"in {reference_store or 'data/reference_sites'} / {dataset_path}"
+        )
+    ref = recs["reference"]
+    description = (
+        f"GPAW first-principles O K-edge ({ref.simulator}, build settings {ref.settings.get('calc_key', '')}) of "
+        f"{key[0]} site {key[1]} ({HELD_OUT[key]}); calculated, not measured; in no split"
+    )
+    return {
+        "reference": np.asarray(ref.spectrum, np.float64),
+        "xtb": np.asarray(recs["xtb"].spectrum, np.float64),
+        "target": recs["xtb"].environment,
+        "description": description,
+        "record": ref,
+    }
 
 
 def _radial_fingerprint(env: Environment) -> tuple[np.ndarray, np.ndarray]:
