@@ -126,3 +126,25 @@ def test_mapped_input_reads_the_mapped_spectra_and_says_which_map(toy, tmp_path)
         input_map=fmap,
     )
     assert full["mapped_input"]["rmsd_shell1"] == out["rmsd_shell1"]
+
+
+def test_held_out_site_gives_the_stored_spectrum_the_xtb_one_and_the_environment(toy, monkeypatch):  # noqa: F811
+    from s2s.predict.foreign import held_out_site
+    from s2s.simulate import reference_sites as rs
+
+    data, _, store, spectra = toy
+    key = sorted(spectra)[0]
+    xtb = {r.key: r for r in load_dataset(data, "xtb")}[key]
+    with pytest.raises(ValueError, match="is not held out"):
+        held_out_site(data, key, store)
+    monkeypatch.setitem(rs.HELD_OUT, key, "a toy site")
+    h = held_out_site(data, key, store)
+    np.testing.assert_allclose(h["reference"], spectra[key], rtol=1e-6)
+    np.testing.assert_array_equal(h["xtb"], xtb.spectrum)
+    np.testing.assert_array_equal(h["target"].coords, xtb.environment.coords)
+    assert h["record"].split == ""  # held out: in no split in this fidelity
+    assert "a toy site" in h["description"] and "calculated, not measured" in h["description"]
+    other = next(k for k in {r.key for r in load_dataset(data, "xtb")} if k not in spectra)
+    monkeypatch.setitem(rs.HELD_OUT, other, "no GPAW spectrum")
+    with pytest.raises(ValueError, match="has no GPAW spectrum"):
+        held_out_site(data, other, store)
