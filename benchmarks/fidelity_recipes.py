@@ -202,6 +202,22 @@ def cmd_map(a: argparse.Namespace) -> int:
     return 0
 
 
+def replaced_inputs(a: argparse.Namespace, records: list) -> list:
+    """The validation ``records`` (reference fidelity) with another input spectrum and everything else kept:
+    ``xtb``, each site's own xTB spectrum (the ceiling of any map from reference to xTB); ``mean``, the mean xTB
+    spectrum of the fit sites for every site (the floor: what the model draws knowing nothing of the site)."""
+    import dataclasses
+
+    from s2s.splits import validation_split
+
+    xtb = load_dataset(a.data, "xtb")
+    if a.replace_input == "xtb":
+        own = {r.key: r.spectrum for r in xtb}
+        return [dataclasses.replace(r, spectrum=own[r.key]) for r in records]
+    mean = validation_split(xtb)[0].spectra().mean(0)
+    return [dataclasses.replace(r, spectrum=mean.copy()) for r in records]
+
+
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from s2s.splits import validation_split
 
@@ -219,6 +235,9 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         records, flag_fidelity = with_mapped_spectra(records, fmap), fmap.target
         extra = {"input_map": str(a.input_map), "input_map_target": fmap.target}
         print(f"input spectra mapped {fmap.source} -> {fmap.target} by {a.input_map}")
+    if a.replace_input:
+        records, flag_fidelity, extra = replaced_inputs(a, records), "xtb", {"input_replaced_by": a.replace_input}
+        print(f"input spectra replaced by {a.replace_input} (the same sites and targets)")
     for run in a.runs:
         model_path, folder = _model_path(run, a.runs_dir)
         if a.as_run:
@@ -370,6 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     e.add_argument("--runs-dir", type=Path, default=RUNS, help=f"where {BASELINE!r}'s evaluations go")
     e.add_argument("--input-map", type=Path, default=None, help="a fidelity map (.npz) applied to the input spectra")
+    e.add_argument(
+        "--replace-input",
+        choices=["xtb", "mean"],
+        default=None,
+        help="score the same sites from their xTB spectra (xtb: the ceiling of a map) or from the mean fit xTB "
+        "spectrum (mean: the floor); use with --as",
+    )
     e.add_argument(
         "--as", dest="as_run", default=None, help="write the evaluations to <runs-dir>/AS (e.g. v6_map) instead"
     )

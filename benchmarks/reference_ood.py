@@ -3,6 +3,7 @@
     python benchmarks/reference_ood.py                # every library fidelity against xTB and reference test inputs
     python benchmarks/reference_ood.py --split val    # the validation sites instead (fit-split library)
     python benchmarks/reference_ood.py --input-map runs/fidelity/fidelity_map.npz   # + reference inputs mapped to xTB
+    python benchmarks/reference_ood.py --input-map runs/fidelity/fidelity_map.npz --bad-inputs   # does it still fire?
 
 The OOD score (:class:`s2s.retrieval.ood.OODScorer`, what ``s2s predict`` reports) is fitted, as in
 ``PredictContext.load``, on the training spectra of one fidelity (``--fidelity`` of ``s2s predict``: xtb,
@@ -67,13 +68,82 @@ def flag_table(data, split: str = "test", store=None, input_map=None) -> list[di
     return rows
 
 
+def bad_inputs(base: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+    """Inputs the OOD flag should fire on, made from real spectra ``base`` (n, 200), and two it need not:
+    shifted by +5 / -3 eV, uniform noise, a flat line, one narrow peak; broadened by 3 eV FWHM (a plausible
+    low-resolution spectrum); ``base`` itself."""
+    from scipy.ndimage import gaussian_filter1d
+
+    from s2s.spectrum import GRID, GRID_STEP, normalize
+
+    rng = np.random.default_rng(seed)
+    n = len(base)
+    return {
+        "shifted +5 eV": normalize(np.roll(base, int(round(5 / GRID_STEP)), axis=1) + 1e-6),
+        "shifted -3 eV": normalize(np.roll(base, -int(round(3 / GRID_STEP)), axis=1) + 1e-6),
+        "uniform noise": normalize(rng.uniform(0, 1, (n, base.shape[1]))),
+        "flat": normalize(np.ones_like(base)),
+        "one narrow peak": normalize(np.exp(-0.5 * ((GRID[None] - rng.uniform(2, 15, (n, 1))) / 0.3) ** 2)),
+        "broadened 3 eV (plausible)": normalize(
+            gaussian_filter1d(base, 3 / 2.3548 / GRID_STEP, axis=1, mode="nearest")
+        ),
+        "the spectra themselves": base,
+    }
+
+
+def bad_input_table(data, store, input_map, n: int = 20) -> list[dict]:
+    """Per case of :func:`bad_inputs` (made from the first ``n`` validation GPAW spectra): the share flagged
+    by the OOD score of the raw spectrum, of the mapped spectrum, by the map's domain check, and by what
+    ``s2s predict --input-map`` reports (mapped score or outside the domain); xTB fit-split library."""
+    from s2s.forward.fidelity_map import FidelityMap
+
+    fmap = FidelityMap.from_file(input_map)
+    fit = validation_split(load_dataset(data, "xtb"))[0]
+    groups = [r.structure_id for r in fit]
+    scorer = OODScorer.fit(fit.spectra(), groups, k=min(5, len(set(groups)) - 1))
+    ref_val = validation_split(load_dataset(data, "reference", store))[1].spectra()
+    rows = []
+    for name, x in bad_inputs(ref_val[:n]).items():
+        raw, mapped, outside = scorer.score(x)["flag"], scorer.score(fmap(x))["flag"], ~fmap.in_domain(x)
+        rows.append(
+            {
+                "input": name,
+                "n": len(x),
+                "raw": float(np.mean(raw)),
+                "mapped": float(np.mean(mapped)),
+                "outside_domain": float(np.mean(outside)),
+                "predict": float(np.mean(mapped | outside)),
+            }
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=None, help="dataset file (default: the shipped one)")
     ap.add_argument("--reference-store", default=None, help="reference spectra (default: data/reference_sites)")
     ap.add_argument("--split", choices=["test", "val"], default="test")
     ap.add_argument("--input-map", default=None, help="also score the reference inputs through this fidelity map")
+    ap.add_argument(
+        "--bad-inputs",
+        action="store_true",
+        help="with --input-map: the bad-input table instead (shifted, noise, flat, spike; raw, mapped, domain)",
+    )
     a = ap.parse_args(argv)
+    if a.bad_inputs:
+        if not a.input_map:
+            ap.error("--bad-inputs needs --input-map")
+        print(
+            "| input (from validation GPAW spectra) | n | raw score | mapped score | outside the map's domain "
+            "| s2s predict --input-map |"
+        )
+        print("|---|---|---|---|---|---|")
+        for r in bad_input_table(resolve("data", a.data), a.reference_store, a.input_map):
+            print(
+                f"| {r['input']} | {r['n']} | {100 * r['raw']:.0f} % | {100 * r['mapped']:.0f} % "
+                f"| {100 * r['outside_domain']:.0f} % | {100 * r['predict']:.0f} % |"
+            )
+        return 0
     rows = flag_table(resolve("data", a.data), a.split, a.reference_store, a.input_map)
     print("| library (--fidelity) | training spectra | input | sites (structures) | flagged | median percentile |")
     print("|---|---|---|---|---|---|")
