@@ -356,6 +356,18 @@ def test_interleave_shares_cpu_between_groups_and_keeps_each_groups_order():
     assert [p.structure_id for p in out2] == ["T", "s0", "s1", "s2", "s3", "s4", "t"]
     with pytest.raises(ValueError, match="no share for group"):
         rb.interleave(plan, {"test": 1})
+    # computed sites keep their place but cost nothing: the shares hold for what is left to do
+    plan3 = [P(f"t{i}", 0, "test", 1) for i in range(4)] + [P(f"s{i}", 0, "train-SiOx<=2", 1) for i in range(4)]
+    done = {(f"t{i}", 0) for i in range(3)}
+    out3 = rb.interleave(plan3, {"test": 1, "train-SiOx<=2": 1}, cost=float, done=done)
+    todo = [p.structure_id for p in out3 if (p.structure_id, 0) not in done]
+    assert todo == ["t3", "s0", "s1", "s2", "s3"]  # without done: t3 would wait behind s0-s2
+    assert [p.structure_id for p in rb.interleave(plan3, {"test": 1, "train-SiOx<=2": 1}, cost=float)][:4] == [
+        "t0",
+        "s0",
+        "t1",
+        "s1",
+    ]
 
 
 def test_dataset_plan_orders(monkeypatch):
@@ -364,7 +376,7 @@ def test_dataset_plan_orders(monkeypatch):
     strict = rb.plan_order(recs, ["test", "test", "test", "train", "train", "train"], lambda s: 10)
     assert [p.group for p in strict] == ["test"] * 3 + ["train-SiOx<=2"] * 3
     mixed = rb.interleave(strict)
-    assert [p.group for p in mixed[:4]] == ["test", "train-SiOx<=2", "train-SiOx<=2", "train-SiOx<=2"]
+    assert [p.group for p in mixed[:4]] == ["test", "train-SiOx<=2", "train-SiOx<=2", "test"]  # shares 1 : 2
     with pytest.raises(ValueError, match="order must be"):
         rb.dataset_plan(None, order="random")
 
