@@ -10,6 +10,7 @@ validation split (issue 29, item 4).
     python benchmarks/fidelity_recipes.py evaluate runs/fidelity/finetune_s0 v6 --fidelity reference --seeds 0 1
     python benchmarks/fidelity_recipes.py map                                   # -> runs/fidelity/fidelity_map.npz
     python benchmarks/fidelity_recipes.py evaluate v6 --input-map runs/fidelity/fidelity_map.npz --as v6_map
+    python benchmarks/fidelity_recipes.py breakdown runs/fidelity/v6_map --paired-to v6 --input-map MAP.npz
     python benchmarks/fidelity_recipes.py evaluate runs/fidelity/* v6 --fidelity xtb --seeds 0 1
     python benchmarks/fidelity_recipes.py report runs/fidelity/* v6
 
@@ -316,6 +317,57 @@ def paired_difference(evals: list[dict], base: list[dict]) -> dict:
     return {"mean": float(np.nanmean(d)), "ci95": interval(resampled_means(d, groups)), "seeds": seeds, "n": len(d)}
 
 
+def paired_sites(evals: list[dict], base: list[dict]) -> dict[str, float]:
+    """Site -> the run's 1st-shell RMSD minus the baseline's, averaged over the shared sampling seeds (Å)."""
+    mine, theirs = {d["seed"]: d for d in evals}, {d["seed"]: d for d in base}
+    seeds = sorted(set(mine) & set(theirs))
+    if not seeds:
+        raise ValueError("paired_sites: no shared sampling seed")
+    out: dict[str, list[float]] = {}
+    for seed in seeds:
+        b = dict(zip(theirs[seed]["sites"], theirs[seed]["rmsd_shell1_per_site"]))
+        for k, v in zip(mine[seed]["sites"], mine[seed]["rmsd_shell1_per_site"]):
+            out.setdefault(k, []).append(v - b[k])
+    return {k: float(np.nanmean(v)) for k, v in out.items()}
+
+
+def cmd_breakdown(a: argparse.Namespace) -> int:
+    """The paired difference of ``report --paired-to``, split by whether the site's reference spectrum lies
+    inside the fidelity map's domain and by composition (O/Si below, at, above 2): where a difference comes
+    from.  The intervals resample validation structures."""
+    from s2s.forward.fidelity_map import FidelityMap
+    from s2s.studies.bootstrap import interval, resampled_means
+
+    fmap = FidelityMap.from_file(a.input_map)
+    ref = {f"{r.structure_id}:{r.site_index}": r for r in load_dataset(a.data, "reference", a.reference_store)}
+    run = _evals(_model_path(a.run, a.runs_dir)[1]).get(a.fidelity, [])
+    base = _evals(_model_path(a.paired_to, a.runs_dir)[1]).get(a.fidelity, [])
+    d = paired_sites(run, base)
+    sites = sorted(d)
+    inside = {k: bool(fmap.in_domain(ref[k].spectrum)) for k in sites}
+    x = {k: ref[k].x for k in sites}
+    groups = {
+        "all": sites,
+        "inside the map's domain": [k for k in sites if inside[k]],
+        "outside the map's domain": [k for k in sites if not inside[k]],
+        "O/Si < 2": [k for k in sites if x[k] < 2 - 1e-9],
+        "O/Si = 2": [k for k in sites if abs(x[k] - 2) <= 1e-9],
+        "O/Si > 2": [k for k in sites if x[k] > 2 + 1e-9],
+    }
+    print(f"{a.run} minus {a.paired_to}, 1st-shell RMSD (Å), {a.fidelity} input, mean over shared seeds")
+    print("| sites | n | structures | mean difference [95 % CI] |")
+    print("|---|---|---|---|")
+    for name, keys in groups.items():
+        if not keys:
+            print(f"| {name} | 0 | 0 | - |")
+            continue
+        v = np.array([d[k] for k in keys])
+        g = [k.rsplit(":", 1)[0] for k in keys]
+        lo, hi = interval(resampled_means(v, g)) if len(set(g)) > 1 else (float("nan"), float("nan"))
+        print(f"| {name} | {len(keys)} | {len(set(g))} | {v.mean():+.3f} [{lo:+.2f}, {hi:+.2f}] |")
+    return 0
+
+
 def _evals(folder: Path) -> dict[str, list[dict]]:
     by_fid: dict[str, list[dict]] = {}
     for f in sorted(Path(folder).glob("eval_*_s*.json")):
@@ -399,6 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--as", dest="as_run", default=None, help="write the evaluations to <runs-dir>/AS (e.g. v6_map) instead"
     )
+    b = sub.add_parser("breakdown", help="a paired difference by the map's domain and by composition")
+    b.add_argument("run")
+    b.add_argument("--paired-to", required=True)
+    b.add_argument("--input-map", type=Path, required=True)
+    b.add_argument("--fidelity", default="reference")
+    b.add_argument("--runs-dir", type=Path, default=RUNS)
     m = sub.add_parser("map")
     m.add_argument("--runs-dir", type=Path, default=RUNS, help="writes <runs-dir>/fidelity_map.npz")
     m.add_argument("--out", type=Path, default=None, help="write the map here instead")
@@ -411,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"a run (or {BASELINE!r}) to compare every row with, site by site on the shared sampling seeds",
     )
-    for p in (t, e, tr, tl, m):
+    for p in (t, e, tr, tl, m, b):
         p.add_argument("--data", type=Path, default=None, help="dataset file (default: the shipped one)")
         p.add_argument("--reference-store", type=Path, default=None)
     return ap
@@ -422,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(a, "data", "unset") is None:
         a.data = resolve("data")
     cmds = {"train": cmd_train, "translator": cmd_translator, "translate": cmd_translate, "map": cmd_map}
+    cmds["breakdown"] = cmd_breakdown
     return {**cmds, "evaluate": cmd_evaluate, "report": cmd_report}[a.cmd](a)
 
 

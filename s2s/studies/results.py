@@ -216,8 +216,7 @@ def _xtb_rows(results: dict) -> list[_Row]:
 def _reference_rows(results: dict) -> tuple[_Row, list[_Row], list[_Row]]:
     """(the same sites read from their xTB spectra, the rows of the model reading GPAW spectra, the rows of it
     reading them through the fidelity map): ``test_generation.reference_input`` (and its ``mapped_input``),
-    ``template_matching.reference_input``, ``experimental_quartz`` (its ``unmapped_input`` when notebook 07 read
-    the spectrum through the map)."""
+    ``template_matching.reference_input``, ``experimental_quartz`` (and its ``mapped_input``)."""
     ri = _get(results, "test_generation", "reference_input") or {}
     ri_tm = _get(results, "template_matching", "reference_input") or {}
     ri_n = f"{_fmt(ri.get('n_test'), 'd')} test sites of {_fmt(ri.get('n_structures'), 'd')} structures"
@@ -247,11 +246,7 @@ def _reference_rows(results: dict) -> tuple[_Row, list[_Row], list[_Row]]:
     ]
     eq = results.get("experimental_quartz", {})
     quartz = ("GPAW alpha-quartz spectrum: RMSD all, median of the ensemble (Å)", None, None, ".3f", None)
-    if "input_map" in eq:  # notebook 07 read it through the map; the unmapped input is beside it
-        quartz_raw = (*quartz[:2], _get(eq, "unmapped_input", "rmsd_all"), *quartz[3:])
-        reference_rows.append(quartz_raw)
-    else:
-        reference_rows.append((*quartz[:2], eq.get("rmsd_all"), *quartz[3:]))
+    reference_rows.append((*quartz[:2], eq.get("rmsd_all"), *quartz[3:]))
     mapped = ri.get("mapped_input") or {}
     mapped_rows = [
         (
@@ -270,8 +265,7 @@ def _reference_rows(results: dict) -> tuple[_Row, list[_Row], list[_Row]]:
         ),
         ("validity, the same sites", None, mapped.get("validity"), ".3f", _interval(mapped, "ci95", "validity")),
     ]
-    if "input_map" in eq:
-        mapped_rows.append((*quartz[:2], eq.get("rmsd_all"), *quartz[3:]))
+    mapped_rows.append((*quartz[:2], _get(eq, "mapped_input", "rmsd_all"), *quartz[3:]))
     paired = (
         "1st-shell RMSD, the same sites from their xTB spectra (Å)",
         None,
