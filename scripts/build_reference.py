@@ -205,6 +205,12 @@ def run_dataset_sites(args: argparse.Namespace) -> int:
     key = BUILD_SETTINGS.calc_key()
     done = {k for k, s in store.sites().items() if s.calc_key == key}
     plan = dataset_plan(ds, [x for x in args.groups.split(",") if x], order=args.order, within=args.within, done=done)
+    if args.only:  # these structures only, in the plan's order
+        only = {x for x in args.only.split(",") if x}
+        unknown = only - {p.structure_id for p in plan}
+        if unknown:
+            raise SystemExit(f"--only: not in the plan of --groups {args.groups}: {', '.join(sorted(unknown))}")
+        plan = [p for p in plan if p.structure_id in only]
     deadline = time.time() + 3600 * args.hours if args.hours else None
     root = home()
 
