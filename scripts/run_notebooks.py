@@ -25,6 +25,7 @@ and accept them with ``--update-references`` (writes notebooks/references/NN_*.j
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from pathlib import Path
 
@@ -74,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         help="with --small: compare (or update) the notebooks already executed in --out, without running them",
     )
     a = ap.parse_args(argv)
+    if a.small:
+        # the references are the outputs under the non-interactive backend CI uses (scripts/test.sh): under
+        # the inline one, a figure left open shows as an extra "<Figure ...>" output and the comparison fails
+        os.environ["MPLBACKEND"] = "Agg"
     if (a.update_references or a.references_only) and (not a.small or a.parameter or a.prepare_only):
         ap.error("--update-references and --references-only need --small, without -p parameters or --prepare-only")
     compare = a.small and not a.prepare_only and not a.parameter and not a.no_references
