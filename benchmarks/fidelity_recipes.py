@@ -412,6 +412,8 @@ def table_markdown(rows: list[dict]) -> str:
 
 def cmd_report(a: argparse.Namespace) -> int:
     rows = collect(a.runs, a.runs_dir)
+    if a.fidelity:  # one input fidelity only (runs evaluated elsewhere on other sites pair on this one)
+        rows = [r for r in rows if r["fidelity"] == a.fidelity]
     if a.paired_to:
         rows = with_paired(rows, a.paired_to, a.runs_dir)
     print(table_markdown(rows))
@@ -464,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report")
     r.add_argument("runs", nargs="+")
     r.add_argument("--runs-dir", type=Path, default=RUNS)
+    r.add_argument("--fidelity", default=None, help="only the rows of this input fidelity (reference or xtb)")
     r.add_argument(
         "--paired-to",
         default=None,
