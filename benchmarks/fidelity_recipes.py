@@ -159,7 +159,7 @@ def cmd_map(a: argparse.Namespace) -> int:
     spectra, alpha by cross-validation over fit structures; print how close it brings the validation sites'
     reference spectra to their xTB spectra (RMS, eV^-1, median over sites) beside no map and the mean fit
     xTB spectrum; write ``<runs-dir>/fidelity_map.npz``."""
-    from s2s.forward.fidelity_map import _rms, fidelity_pairs, fit_fidelity_map
+    from s2s.forward.fidelity_map import fidelity_pairs, fit_fidelity_map, rms_distance
     from s2s.predict.prepare import training_onset
     from s2s.simulate.reference_sites import BUILD_SETTINGS
     from s2s.splits import validation_split
@@ -182,9 +182,9 @@ def cmd_map(a: argparse.Namespace) -> int:
     xv, yv, recs = fidelity_pairs(val)
     _, yf, _ = fidelity_pairs(fit)
     rows = {
-        "no map": _rms(xv, yv),
-        "map": _rms(fmap(xv), yv),
-        "mean fit xTB spectrum": _rms(yf.mean(0)[None], yv),
+        "no map": rms_distance(xv, yv),
+        "map": rms_distance(fmap(xv), yv),
+        "mean fit xTB spectrum": rms_distance(yf.mean(0)[None], yv),
     }
     print(
         f"fit: {fmap.meta['n_pairs']} pairs of {fmap.meta['n_structures']} structures; alpha {fmap.alpha} "
@@ -299,35 +299,31 @@ def paired_difference(evals: list[dict], base: list[dict]) -> dict:
     Returns ``{"mean", "ci95", "seeds", "n"}`` (mean NaN when no seed is shared)."""
     from s2s.studies.bootstrap import interval, resampled_means
 
-    mine = {d["seed"]: d for d in evals}
-    theirs = {d["seed"]: d for d in base}
-    seeds = sorted(set(mine) & set(theirs))
+    seeds = sorted({d["seed"] for d in evals} & {d["seed"] for d in base})
     if not seeds:
         return {"mean": float("nan"), "ci95": [float("nan")] * 2, "seeds": [], "n": 0}
-    diffs = []
-    for seed in seeds:
-        a = dict(zip(mine[seed]["sites"], mine[seed]["rmsd_shell1_per_site"]))
-        b = dict(zip(theirs[seed]["sites"], theirs[seed]["rmsd_shell1_per_site"]))
-        if set(a) != set(b):
-            raise ValueError(f"paired_difference: seed {seed} was evaluated on different sites ({len(a)} vs {len(b)})")
-        diffs.append([a[k] - b[k] for k in sorted(a)])
-    sites = sorted(mine[seeds[0]]["sites"])
-    d = np.nanmean(np.array(diffs, dtype=np.float64), axis=0)
+    per_site = paired_sites(evals, base)
+    sites = sorted(per_site)
+    d = np.array([per_site[k] for k in sites], dtype=np.float64)
     groups = [k.rsplit(":", 1)[0] for k in sites]
     return {"mean": float(np.nanmean(d)), "ci95": interval(resampled_means(d, groups)), "seeds": seeds, "n": len(d)}
 
 
 def paired_sites(evals: list[dict], base: list[dict]) -> dict[str, float]:
-    """Site -> the run's 1st-shell RMSD minus the baseline's, averaged over the shared sampling seeds (Å)."""
+    """Site -> the run's 1st-shell RMSD minus the baseline's, averaged over the shared sampling seeds (Å).
+    Raises when no seed is shared or when a shared seed was evaluated on other sites."""
     mine, theirs = {d["seed"]: d for d in evals}, {d["seed"]: d for d in base}
     seeds = sorted(set(mine) & set(theirs))
     if not seeds:
         raise ValueError("paired_sites: no shared sampling seed")
     out: dict[str, list[float]] = {}
     for seed in seeds:
+        a = dict(zip(mine[seed]["sites"], mine[seed]["rmsd_shell1_per_site"]))
         b = dict(zip(theirs[seed]["sites"], theirs[seed]["rmsd_shell1_per_site"]))
-        for k, v in zip(mine[seed]["sites"], mine[seed]["rmsd_shell1_per_site"]):
-            out.setdefault(k, []).append(v - b[k])
+        if set(a) != set(b):
+            raise ValueError(f"paired_difference: seed {seed} was evaluated on different sites ({len(a)} vs {len(b)})")
+        for k in sorted(a):
+            out.setdefault(k, []).append(a[k] - b[k])
     return {k: float(np.nanmean(v)) for k, v in out.items()}
 
 

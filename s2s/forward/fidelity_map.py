@@ -24,7 +24,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -40,8 +39,15 @@ DOMAIN_QUANTILE = 0.99
 ALPHAS = (1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 
 
-def _rms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.mean((a - b) ** 2, axis=-1))
+def rms_distance(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """Row-wise RMS distance (eV^-1) between grid spectra ``a`` and ``b`` (..., 200), broadcast."""
+    return np.sqrt(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2, axis=-1))
+
+
+def _residual_rms(spectra: ArrayLike, mean: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """RMS (eV^-1) of what is left of ``spectra - mean`` after projecting out the rows of ``basis`` (k, 200)."""
+    d = np.asarray(spectra, dtype=np.float64) - mean
+    return np.sqrt(np.mean((d - (d @ basis.T) @ basis) ** 2, axis=-1))
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,26 +124,25 @@ class FidelityMap:
         edge or a grossly shifted energy axis.  Raises when the map carries no basis."""
         if self.basis is None:
             raise ValueError("FidelityMap.domain_error: this map carries no domain basis (fit_fidelity_map gives one)")
-        d = np.asarray(spectra, dtype=np.float64) - self.x_mean
-        r = d - (d @ self.basis.T) @ self.basis
-        return np.sqrt(np.mean(r**2, axis=-1))
+        return _residual_rms(spectra, self.x_mean, self.basis)
 
     def in_domain(self, spectra: ArrayLike) -> np.ndarray:
         """``domain_error(spectra) <= domain_threshold`` (bool, (...))."""
         return self.domain_error(spectra) <= self.domain_threshold
 
-    def describe(self) -> dict[str, Any]:
-        """What ``s2s predict`` records about the map (summary.json)."""
-        return {"source": self.source, "target": self.target, "alpha": self.alpha, **self.meta}
-
     def save(self, path: str | os.PathLike) -> Path:
         """Write an ``.npz`` (arrays float64 + JSON header) atomically (temporary file, then rename)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        header = {"alpha": self.alpha, "source": self.source, "target": self.target, "meta": self.meta}
-        buf = io.BytesIO()
-        header["domain_threshold"] = self.domain_threshold
+        header = {
+            "alpha": self.alpha,
+            "source": self.source,
+            "target": self.target,
+            "meta": self.meta,
+            "domain_threshold": self.domain_threshold,
+        }
         basis = {} if self.basis is None else {"basis": self.basis}
+        buf = io.BytesIO()
         np.savez(
             buf,
             weight=self.weight,
@@ -206,7 +211,7 @@ def cross_validate(
         err = np.empty(len(x))
         for test in folds:
             train = np.setdiff1d(np.arange(len(x)), test)
-            err[test] = _rms(FidelityMap.fit(x[train], y[train], a).predict(x[test]), y[test])
+            err[test] = rms_distance(FidelityMap.fit(x[train], y[train], a).predict(x[test]), y[test])
         out[float(a)] = float(np.median(err))
     return out
 
@@ -227,9 +232,7 @@ def domain_threshold(
     err = np.empty(len(x))
     for test in structure_folds(groups, n_folds):
         train = np.setdiff1d(np.arange(len(x)), test)
-        m, b = x[train].mean(0), principal_basis(x[train], k)
-        d = x[test] - m
-        err[test] = np.sqrt(np.mean((d - (d @ b.T) @ b) ** 2, axis=-1))
+        err[test] = _residual_rms(x[test], x[train].mean(0), principal_basis(x[train], k))
     return float(np.quantile(err, quantile))
 
 
@@ -263,7 +266,7 @@ def fit_fidelity_map(
         "n_structures": len(set(groups)),
         "cv_rms_by_alpha": {str(a): round(v, 6) for a, v in cv.items()},
         "cv_folds": min(n_folds, len(set(groups))),
-        "identity_rms_median": float(np.median(_rms(x, y))),
+        "identity_rms_median": float(np.median(rms_distance(x, y))),
         **(meta or {}),
     }
     fmap = FidelityMap.fit(x, y, best, source, target, info)
@@ -280,6 +283,7 @@ def with_mapped_spectra(records: Sequence, fmap: FidelityMap) -> list:
 __all__ = [
     "ALPHAS",
     "FidelityMap",
+    "rms_distance",
     "structure_folds",
     "principal_basis",
     "domain_threshold",
