@@ -110,6 +110,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         argv += ["--reference-store", str(a.reference_store)]
     if a.lr:
         argv += ["--lr", str(a.lr)]
+    if a.lr_decay_steps:
+        argv += ["--lr-decay-steps", str(a.lr_decay_steps), "--lr-min-factor", str(a.lr_min_factor)]
     print("s2s " + " ".join(argv))
     return s2s_main(argv)
 
@@ -424,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--cpu-minutes", type=float, required=True)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--lr-decay-steps", type=int, default=None, help="cosine decay from --lr over this many steps")
+    t.add_argument("--lr-min-factor", type=float, default=0.1, help="final lr / lr of the decay")
     t.add_argument("--preset", default="cpu_v3", help="the preset of the --init-from run (default cpu_v3, v6's)")
     t.add_argument("--out", type=Path, default=None)
     t.add_argument("--init-from", type=Path, default=None, help="default: the shipped model's checkpoint.pt")

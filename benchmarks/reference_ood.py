@@ -3,7 +3,8 @@
     python benchmarks/reference_ood.py                # every library fidelity against xTB and reference test inputs
     python benchmarks/reference_ood.py --split val    # the validation sites instead (fit-split library)
     python benchmarks/reference_ood.py --input-map runs/fidelity/fidelity_map.npz   # + reference inputs mapped to xTB
-    python benchmarks/reference_ood.py --input-map runs/fidelity/fidelity_map.npz --bad-inputs   # does it still fire?
+    python benchmarks/reference_ood.py --bad-inputs   # does it still fire? (raw score, xtb and both libraries)
+    python benchmarks/reference_ood.py --input-map runs/fidelity/fidelity_map.npz --bad-inputs   # + mapped
 
 The OOD score (:class:`s2s.retrieval.ood.OODScorer`, what ``s2s predict`` reports) is fitted, as in
 ``PredictContext.load``, on the training spectra of one fidelity (``--fidelity`` of ``s2s predict``: xtb,
@@ -91,30 +92,40 @@ def bad_inputs(base: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def bad_input_table(data, store, input_map, n: int = 20) -> list[dict]:
+def bad_input_table(data, store, input_map=None, n: int = 20, libraries=("xtb", "both")) -> list[dict]:
     """Per case of :func:`bad_inputs` (made from the first ``n`` validation GPAW spectra): the share flagged
-    by the OOD score of the raw spectrum, of the mapped spectrum, by the map's domain check, and by what
-    ``s2s predict --input-map`` reports (mapped score or outside the domain); xTB fit-split library."""
-    from s2s.forward.fidelity_map import FidelityMap
-
-    fmap = FidelityMap.from_file(input_map)
-    fit = validation_split(load_dataset(data, "xtb"))[0]
-    groups = [r.structure_id for r in fit]
-    scorer = OODScorer.fit(fit.spectra(), groups, k=min(5, len(set(groups)) - 1))
+    by the OOD score of the raw spectrum against each fit-split library of ``libraries`` (``raw_<library>``,
+    what ``s2s predict --fidelity <library>`` reports); with ``input_map`` also by the score of the mapped
+    spectrum (xTB library), by the map's domain check, and by what ``s2s predict --input-map`` reports (mapped
+    score or outside the domain)."""
     ref_val = validation_split(load_dataset(data, "reference", store))[1].spectra()
+    scorers = {}
+    for lib in libraries:
+        fit = validation_split(load_dataset(data, lib, store))[0]
+        groups = [r.structure_id for r in fit]
+        scorers[lib] = OODScorer.fit(fit.spectra(), groups, k=min(5, len(set(groups)) - 1))
+    fmap = None
+    if input_map:
+        from s2s.forward.fidelity_map import FidelityMap
+
+        fmap = FidelityMap.from_file(input_map)
+        if "xtb" not in scorers:
+            fit = validation_split(load_dataset(data, "xtb"))[0]
+            groups = [r.structure_id for r in fit]
+            scorers["xtb"] = OODScorer.fit(fit.spectra(), groups, k=min(5, len(set(groups)) - 1))
     rows = []
     for name, x in bad_inputs(ref_val[:n]).items():
-        raw, mapped, outside = scorer.score(x)["flag"], scorer.score(fmap(x))["flag"], ~fmap.in_domain(x)
-        rows.append(
-            {
-                "input": name,
-                "n": len(x),
-                "raw": float(np.mean(raw)),
-                "mapped": float(np.mean(mapped)),
-                "outside_domain": float(np.mean(outside)),
-                "predict": float(np.mean(mapped | outside)),
-            }
-        )
+        row = {"input": name, "n": len(x)}
+        for lib in libraries:
+            row[f"raw_{lib}"] = float(np.mean(scorers[lib].score(x)["flag"]))
+        if fmap is not None:
+            mapped, outside = scorers["xtb"].score(fmap(x))["flag"], ~fmap.in_domain(x)
+            row.update(
+                mapped=float(np.mean(mapped)),
+                outside_domain=float(np.mean(outside)),
+                predict=float(np.mean(mapped | outside)),
+            )
+        rows.append(row)
     return rows
 
 
@@ -127,22 +138,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--bad-inputs",
         action="store_true",
-        help="with --input-map: the bad-input table instead (shifted, noise, flat, spike; raw, mapped, domain)",
+        help="the bad-input table instead (shifted, noise, flat, spike; raw score by library, and with "
+        "--input-map mapped and domain)",
     )
     a = ap.parse_args(argv)
     if a.bad_inputs:
-        if not a.input_map:
-            ap.error("--bad-inputs needs --input-map")
-        print(
-            "| input (from validation GPAW spectra) | n | raw score | mapped score | outside the map's domain "
-            "| s2s predict --input-map |"
-        )
-        print("|---|---|---|---|---|---|")
-        for r in bad_input_table(resolve("data", a.data), a.reference_store, a.input_map):
-            print(
-                f"| {r['input']} | {r['n']} | {100 * r['raw']:.0f} % | {100 * r['mapped']:.0f} % "
-                f"| {100 * r['outside_domain']:.0f} % | {100 * r['predict']:.0f} % |"
-            )
+        rows = bad_input_table(resolve("data", a.data), a.reference_store, a.input_map)
+        libs = [k[4:] for k in rows[0] if k.startswith("raw_")]
+        head = ["input (from validation GPAW spectra)", "n"] + [f"raw score, {lib} library" for lib in libs]
+        if a.input_map:
+            head += ["mapped score", "outside the map's domain", "s2s predict --input-map"]
+        print("| " + " | ".join(head) + " |")
+        print("|" + "---|" * len(head))
+        for r in rows:
+            cells = [r["input"], str(r["n"])] + [f"{100 * r[f'raw_{lib}']:.0f} %" for lib in libs]
+            if a.input_map:
+                cells += [f"{100 * r[k]:.0f} %" for k in ("mapped", "outside_domain", "predict")]
+            print("| " + " | ".join(cells) + " |")
         return 0
     rows = flag_table(resolve("data", a.data), a.split, a.reference_store, a.input_map)
     print("| library (--fidelity) | training spectra | input | sites (structures) | flagged | median percentile |")

@@ -314,3 +314,48 @@ def test_fidelity_recipes_paired_difference_by_hand():
     assert np.isnan(fr.paired_difference(run, [ev(3, [0.0] * 4)])["mean"])
     with pytest.raises(ValueError, match="different sites"):
         fr.paired_difference(run, [ev(0, [0.0] * 3, order=sites[:3])])
+
+
+def test_predict_fidelity_defaults_to_what_the_model_was_trained_on_and_xtb_routes_to_the_xtb_model(
+    toy, tmp_path, monkeypatch
+):
+    import shutil
+
+    from s2s.predict import PredictContext, choose_model, trained_fidelity
+
+    data, model, store, _ = toy
+    joint = tmp_path / "joint"  # a copy of the toy model whose run record says it read both fidelities
+    joint.mkdir()
+    for f in model.parent.iterdir():
+        if f.is_file():
+            shutil.copy(f, joint / f.name)
+    info = json.loads((joint / "run.json").read_text()) if (joint / "run.json").exists() else {}
+    (joint / "run.json").write_text(json.dumps({**info, "fidelity": "both"}))
+    bare = tmp_path / "bare"  # no run.json: a model from before the key, trained on xTB
+    bare.mkdir()
+    shutil.copy(model, bare / "model.pt")
+    assert trained_fidelity(joint / "model.pt") == "both" and trained_fidelity(bare / "model.pt") == "xtb"
+
+    monkeypatch.setenv("S2S_MODEL", str(joint / "model.pt"))
+    monkeypatch.setenv("S2S_MODEL_XTB", str(bare / "model.pt"))
+    assert choose_model() == (joint / "model.pt", "both")  # the default model, with what it read
+    assert choose_model(None, "xtb") == (bare / "model.pt", "xtb")  # --fidelity xtb: the xTB model
+    assert choose_model(None, "reference") == (joint / "model.pt", "reference")
+    assert choose_model(bare / "model.pt", "both") == (bare / "model.pt", "both")  # explicit wins
+    assert choose_model(joint / "model.pt") == (joint / "model.pt", "both")
+    with pytest.raises(ValueError, match="expected one of"):
+        choose_model(None, "gpaw")
+    (bare / "run.json").write_text(json.dumps({"fidelity": "casteP"}))
+    with pytest.raises(ValueError, match="run.json: fidelity 'casteP'"):
+        trained_fidelity(bare / "model.pt")
+
+    ctx = PredictContext.load(joint / "model.pt", data, None, reference_store=store)
+    assert ctx.fidelity == "both" and len(ctx.train_spectra) == len(load_dataset(data, "both", store).train)
+    spec = tmp_path / "s.npy"
+    np.save(spec, np.asarray(next(iter(Dataset.load(data).test)).spectrum))
+    out = tmp_path / "out"
+    args = ["predict", str(spec), "--data", str(data), "--no-rank", "--no-png", "--reference-store", str(store)]
+    assert main(args + ["--n-samples", "2", "--steps", "2", "--out", str(out), "--quiet"]) == 0
+    summary = json.loads(next(out.glob("*/summary.json")).read_text())
+    assert summary["sampling"]["reference_fidelity"] == "both"
+    assert summary["sampling"]["model"] == str(joint / "model.pt")

@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 
 from s2s.model.diffusion import SAMPLERS
-from s2s.predict import DEFAULT_DATA, DEFAULT_FORWARD, DEFAULT_MODEL, DEFAULT_N_SAMPLES, DEFAULT_SAMPLER, DEFAULT_STEPS
+from s2s.predict import (
+    DEFAULT_DATA,
+    DEFAULT_FORWARD,
+    DEFAULT_MODEL,
+    DEFAULT_MODEL_XTB,
+    DEFAULT_N_SAMPLES,
+    DEFAULT_SAMPLER,
+    DEFAULT_STEPS,
+)
 
 DESCRIPTION = (
     "Candidate local structures for O K-edge spectra. Reads two-column text/CSV (eV), EELS .msa, CASTEP, GPAW JSON, "
@@ -28,7 +36,12 @@ def _add_input_and_model_options(p: argparse.ArgumentParser) -> None:
     """Spectrum files, the output folder, the model, its training data and the forward model that ranks."""
     p.add_argument("spectra", nargs="+", type=Path, help="spectrum files and/or folders of them")
     p.add_argument("--out", type=Path, default=Path("predictions"), help="output folder (default ./predictions)")
-    p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"model file (default {DEFAULT_MODEL})")
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help=f"model file (default {DEFAULT_MODEL}; with --fidelity xtb, the xTB-trained {DEFAULT_MODEL_XTB})",
+    )
     p.add_argument(
         "--data",
         type=Path,
@@ -45,11 +58,12 @@ def _add_input_and_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-rank", action="store_true", help="do not rank the candidates (no forward model)")
     p.add_argument(
         "--fidelity",
-        default="xtb",
+        default=None,
         choices=["xtb", "reference", "both"],
         help="which training spectra are the reference of template matching, the OOD score and the onset "
-        "convention: xtb (default, what the shipped model read), reference (the first-principles spectra of "
-        "--reference-store) or both; use the fidelity the --model was trained on (docs/fidelity.md). A model "
+        "convention: xtb, reference (the first-principles spectra of --reference-store) or both; default: what "
+        "the --model was trained on (its run.json; docs/fidelity.md). Without --model, xtb also picks the "
+        "xTB-trained generator. A model "
         "trained with --fidelity-input is also told the input's fidelity: 0 (xTB) for xtb, 1 (first principles) "
         "for reference and both",
     )
@@ -181,7 +195,7 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
 def cmd_predict(a) -> int:
     import torch
 
-    from s2s.predict import PredictContext, collect_inputs, run_batch
+    from s2s.predict import PredictContext, choose_model, collect_inputs, run_batch
     from s2s.predict.inputs import parse_pixel, parse_roi
     from s2s.predict.report import check_out_dir
 
@@ -210,12 +224,13 @@ def cmd_predict(a) -> int:
     if inputs:
         # checks before any work: the output folder, then the model and the forward model
         check_out_dir(a.out)
+        model, fidelity = choose_model(a.model, a.fidelity)
         ctx = PredictContext.load(
-            a.model, a.data, None if a.no_rank else a.forward_model, a.fidelity, a.reference_store, a.input_map
+            model, a.data, None if a.no_rank else a.forward_model, fidelity, a.reference_store, a.input_map
         )
         if a.guidance and not ctx.model.cfg.diffusion.cond_drop:
             raise ValueError(
-                f"--guidance {a.guidance:g}: {a.model} was trained without spectrum dropout (cond_drop = 0), "
+                f"--guidance {a.guidance:g}: {model} was trained without spectrum dropout (cond_drop = 0), "
                 "so it has no unconditional score to guide with; drop --guidance"
             )
         rep = run_batch(

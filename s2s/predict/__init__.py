@@ -17,11 +17,14 @@ from s2s.predict.context import (
     DEFAULT_DATA,
     DEFAULT_FORWARD,
     DEFAULT_MODEL,
+    DEFAULT_MODEL_XTB,
     DEFAULT_N_SAMPLES,
     DEFAULT_SAMPLER,
     DEFAULT_STEPS,
     PredictContext,
     Prediction,
+    choose_model,
+    trained_fidelity,
 )
 from s2s.predict.inputs import InputError, InputSpectrum, PredictInputError, collect_inputs, expand_paths, load_inputs
 from s2s.predict.prepare import Prepared, broaden, check_shape, prepare, smooth, subtract_background, training_onset
@@ -33,6 +36,7 @@ __all__ = [
     "DEFAULT_DATA",
     "DEFAULT_FORWARD",
     "DEFAULT_MODEL",
+    "DEFAULT_MODEL_XTB",
     "DEFAULT_N_SAMPLES",
     "DEFAULT_SAMPLER",
     "DEFAULT_STEPS",
@@ -43,6 +47,8 @@ __all__ = [
     "PredictInputError",
     "Prediction",
     "Prepared",
+    "choose_model",
+    "trained_fidelity",
     "broaden",
     "check_shape",
     "collect_inputs",

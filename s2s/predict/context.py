@@ -25,6 +25,50 @@ from s2s.simulate.reference_sites import load_fidelity
 DEFAULT_MODEL = default_path("model")
 
 
+#: The generator trained on xTB spectra only, what ``s2s predict --fidelity xtb`` reads with (docs/fidelity.md).
+DEFAULT_MODEL_XTB = default_path("model_xtb")
+
+
+FIDELITIES = ("xtb", "reference", "both")
+
+
+def trained_fidelity(model_path: str | os.PathLike) -> str:
+    """The fidelity of the spectra the model at ``model_path`` was trained on: ``fidelity`` of the
+    ``run.json`` beside it (``s2s train --fidelity``), or 'xtb' when it has none (models from before the
+    key, trained on xTB spectra only)."""
+    import json
+
+    run = Path(model_path).parent / "run.json"
+    if not run.is_file():
+        return "xtb"
+    try:
+        fid = json.loads(run.read_text()).get("fidelity", "xtb")
+    except (json.JSONDecodeError, AttributeError) as exc:
+        raise ValueError(f"{run}: not a run record of s2s train ({exc})") from None
+    if fid not in FIDELITIES:
+        raise ValueError(f"{run}: fidelity {fid!r}, expected one of {', '.join(FIDELITIES)}")
+    return fid
+
+
+def choose_model(model: str | os.PathLike | None = None, fidelity: str | None = None) -> tuple[Path, str]:
+    """(model file, fidelity of the training reference) for ``s2s predict``'s ``--model`` and ``--fidelity``.
+
+    - ``model`` given: that model; ``fidelity`` as given, else the one it was trained on
+      (:func:`trained_fidelity`).
+    - no ``model`` and ``fidelity`` 'xtb': the xTB-trained generator (``model_xtb`` resource).
+    - no ``model`` otherwise: the shipped default (``model`` resource), with ``fidelity`` as given, else the
+      one it was trained on.
+    """
+    from s2s.resources import resolve
+
+    if fidelity is not None and fidelity not in FIDELITIES:
+        raise ValueError(f"fidelity {fidelity!r}: expected one of {', '.join(FIDELITIES)}")
+    if model is None:
+        model = resolve("model_xtb" if fidelity == "xtb" else "model")
+    model = Path(model)
+    return model, fidelity or trained_fidelity(model)
+
+
 DEFAULT_DATA = default_path("data")
 
 
@@ -68,7 +112,7 @@ class PredictContext:
         model_path: str | os.PathLike = DEFAULT_MODEL,
         data_path: str | os.PathLike = DEFAULT_DATA,
         forward_path: str | os.PathLike | None = DEFAULT_FORWARD,
-        fidelity: str = "xtb",
+        fidelity: str | None = None,
         reference_store: str | os.PathLike | None = None,
         input_map: str | os.PathLike | None = None,
     ) -> "PredictContext":
@@ -76,12 +120,13 @@ class PredictContext:
         forward model that ranks the candidates; a missing forward model file is an error naming it.
         ``fidelity``: which training spectra are the reference of template matching, the OOD score and the
         onset convention ('xtb', 'reference' = the first-principles spectra of ``reference_store``, default
-        data/reference_sites, or 'both'); it should be what the model was trained on.
+        data/reference_sites, or 'both'); None: what the model was trained on (:func:`trained_fidelity`).
         ``input_map``: a fidelity map (:class:`s2s.forward.fidelity_map.FidelityMap` file) that every input
         goes through before anything else; it must map into ``fidelity``, and the onset convention becomes
         that of the map's source spectra (``meta['source_onset_eV']``)."""
         model_path, data_path = Path(model_path), Path(data_path)
         model = load_model(model_path)
+        fidelity = fidelity or trained_fidelity(model_path)
         if not data_path.exists():
             raise FileNotFoundError(
                 f"{data_path}: training dataset not found (needed for template matching, the OOD "
