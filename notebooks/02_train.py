@@ -33,7 +33,7 @@ from s2s.resources import default_path  # the shipped model and dataset (S2S_MOD
 small = False  # CI: tiny model, a few steps, scratch folder
 figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
 dataset_path = str(default_path("data"))
-model_dir = str(default_path("model").parent)
+model_dir = str(default_path("model_xtb").parent)  # the from-scratch run (the default generator continues it)
 retrain = False  # True: train from scratch (or resume) into model_dir
 preset = "cpu_v3"  # "cpu_v3" | "cpu" | "paper" | "tiny"
 epochs = None  # None: the preset's (cpu: 300)

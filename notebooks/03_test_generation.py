@@ -27,7 +27,8 @@ from s2s.resources import default_path  # the shipped model and dataset (S2S_MOD
 small = False  # CI: a few test sites, few sampling steps
 figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
 dataset_path = str(default_path("data"))
-model_path = str(default_path("model"))
+model_path = str(default_path("model_xtb"))  # reads the xTB test spectra: the xTB-trained generator
+reference_model_path = str(default_path("model"))  # reads the GPAW test spectra: the default generator (s2s predict)
 input_map_path = str(default_path("fidelity_map"))  # GPAW spectra also read through it (None: not)
 n_steps = None  # reverse-diffusion steps (None: all T of the model, 1000)
 n_samples = 1  # environments per spectrum (the paper: 1)
@@ -375,7 +376,7 @@ from s2s.studies.reference_input import evaluate_reference_input, reference_test
 ref_test, xtb_test, ref_library = reference_test_inputs(dataset_path, small=small)  # small: a fixed few
 input_map = None if input_map_path is None else FidelityMap.from_file(input_map_path)
 ref_in = evaluate_reference_input(
-    model_path,
+    reference_model_path,
     ForwardModel.load(forward_model_path),
     ref_test,
     xtb_test,
@@ -385,17 +386,19 @@ ref_in = evaluate_reference_input(
     consensus=bok_settings,
     cache_dir=cache_dir,
     input_map=input_map,
+    xtb_model_path=model_path,
 )
 print(
     f"{ref_in['n_test']} test sites of {ref_in['n_structures']} structures with a GPAW spectrum "
-    f"(settings {BUILD_SETTINGS.calc_key()}); model {Path(model_path).parent.name}; "
+    f"(settings {BUILD_SETTINGS.calc_key()}); model {ref_in['model']}; "
     f"template library: {ref_in['template']['library_size']} training sites with a GPAW spectrum"
 )
 ri_rows = {
     "GPAW input": ref_in,
-    **({} if input_map is None else {"GPAW through the map": ref_in["mapped_input"]}),
     "xTB input, same sites": ref_in["xtb_input"],
     f"GPAW, consensus of {bok_settings.k}": ref_in["composition_medoid_of_k"],
+    **{f"GPAW, {t['model']}": t for t in [ref_in.get("xtb_model_input")] if t},
+    **{f"GPAW map, {t['model']}": t for t in [ref_in.get("mapped_input")] if t},
     "template, GPAW library": ref_in["template"],
 }
 ri_keys = ("rmsd_shell1", "rmsd_all", "cn_error_shell1_pct", "species_accuracy", "validity")
@@ -411,7 +414,7 @@ if not small:
     tg = read_results(FIG / "results.json").get("test_generation", {})
     tg["reference_input"] = {
         **ref_in,
-        "model_sha256": file_sha256(model_path),
+        "model_sha256": file_sha256(reference_model_path),
         "reference_calc_key": BUILD_SETTINGS.calc_key(),
         "input": "GPAW half-core-hole O K-edge spectra of the test sites in data/reference_sites",
     }

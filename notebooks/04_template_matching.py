@@ -28,7 +28,8 @@ from s2s.resources import default_path  # the shipped model and dataset (S2S_MOD
 small = False  # CI: a few test sites, few sampling steps
 figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
 dataset_path = str(default_path("data"))
-model_path = str(default_path("model"))
+model_path = str(default_path("model_xtb"))  # reads the xTB test spectra: the xTB-trained generator
+reference_model_path = str(default_path("model"))  # reads the GPAW test spectra: the default generator (s2s predict)
 n_steps = None  # reverse-diffusion steps (None: all T of the model, 1000); keep as in 03
 n_samples = 1  # environments per spectrum; the first one is compared (keep as in 03)
 n_test_max = None  # test sites used, spread over the split (None: all); keep as in 03
@@ -300,11 +301,11 @@ if not small:
 from s2s.studies.reference_input import reference_test_inputs, single_samples, template_comparison
 
 ref_test, _, ref_library = reference_test_inputs(dataset_path, small=small)  # small: a fixed few
-ref_generated = single_samples(model_path, ref_test, n_steps=n_steps, seed=seed, cache_dir=cache_dir)
+ref_generated = single_samples(reference_model_path, ref_test, n_steps=n_steps, seed=seed, cache_dir=cache_dir)
 ref_tm = template_comparison(ref_test, ref_generated, ref_library)
 print(
     f"{ref_tm['n_test']} test sites of {ref_tm['n_structures']} structures; library: {ref_tm['library_size']} "
-    f"training sites with a GPAW spectrum"
+    f"training sites with a GPAW spectrum; model {Path(reference_model_path).parent.name}"
 )
 lo, hi = ref_tm["model_win_rate_ci95"]
 print(f"model wins over the template: {ref_tm['model_win_rate']:.3f} [{lo:.3f}, {hi:.3f}] (ties {ref_tm['n_ties']})")
@@ -318,5 +319,6 @@ if not small:
     from s2s.studies.results import read_results
 
     tmr = read_results(FIG / "results.json").get("template_matching", {})
-    tmr["reference_input"] = {**ref_tm, "n_steps": n_steps, "seed": seed}
+    reader = Path(reference_model_path).parent.name
+    tmr["reference_input"] = {**ref_tm, "model": reader, "n_steps": n_steps, "seed": seed}
     update_results("template_matching", tmr, FIG / "results.json")

@@ -23,7 +23,9 @@
 # Beside it, the same spectrum through the shipped **fidelity map** (`input_map_path`,
 # `models/fidelity_map_v1`, docs/fidelity.md): a ridge map, fitted on training sites with both spectra,
 # that makes a first-principles spectrum xTB-like for the xTB-trained model (`s2s predict --input-map`).
-# The headline (`rmsd_all`) is the spectrum as read; the mapped input's numbers are `mapped_input`.
+# The headline (`rmsd_all`) is the spectrum as read by the default generator (`model_path`, what `s2s predict`
+# uses); the mapped input (`mapped_input`) and the site's xTB spectrum are read by the xTB-trained generator
+# (`xtb_model_path`, `s2s predict --fidelity xtb`).
 # Give `spectrum_path` a measured EELS/XAS file (two-column text/CSV or EMSA `.msa`, absolute
 # energy loss in eV, background removed) to run the paper's experiment; it is read by
 # `s2s.predict.prepare` (the road of `s2s predict`: O K-edge checks, then the edge onset aligned to the
@@ -40,7 +42,8 @@ from s2s.resources import default_path  # the shipped model and dataset (S2S_MOD
 small = False  # CI: few samples, few sampling steps
 figures_dir = "../figures"  # figures and results.json (scripts/run_notebooks.py --small: runs/ci/figures)
 dataset_path = str(default_path("data"))
-model_path = str(default_path("model"))
+model_path = str(default_path("model"))  # reads the input: the default generator of s2s predict
+xtb_model_path = str(default_path("model_xtb"))  # the xTB-trained generator: mapped input, xTB input, transfer
 reference_dir = "../data/reference"
 structure_id = "alpha_quartz"  # reference-set structure that gives the target (and the default input)
 site_index = None  # its O site (None: the first computed one)
@@ -217,10 +220,11 @@ save_figure(fig, FIG / "07_quartz_spectra")
 T = load_model(model_path).cfg.diffusion.T
 inputs = {"input": x, **({} if fmap is None else {"mapped": mapped}), **({} if xtb is None else {"xtb": xtb})}
 generated, seconds = {}, {}
+reader = {"input": model_path, "mapped": xtb_model_path, "xtb": xtb_model_path}  # each input's generator
 for name, spec in inputs.items():
     t0 = time.perf_counter()
     generated[name] = generate_cached(
-        model_path,
+        reader[name],
         spec[None],
         [target.n_atoms],
         n_samples=n_samples,
@@ -255,7 +259,7 @@ for name, s in stats.items():
         "mapped": "input through the fidelity map",
         "xtb": "xTB spectrum of the same site",
     }
-    print(f"== from the {what[name]}")
+    print(f"== from the {what[name]} ({Path(reader[name]).parent.name})")
     for m in ("paper", "best"):
         a, s1 = s[m]["rmsd_all"], s[m]["rmsd_shell1"]
         print(
@@ -367,6 +371,8 @@ out = {
     "n_samples": int(n_samples),
     "n_steps": int(n_steps or T),
     "headline": "rmsd_all = median over the ensemble, paper alignment",
+    "model": Path(model_path).parent.name,
+    "xtb_model": Path(xtb_model_path).parent.name,
     "rmsd_all": s["paper"]["rmsd_all"]["median"],
     "rmsd_all_best": s["paper"]["rmsd_all"]["best"],
     "rmsd_all_q10_q90": [s["paper"]["rmsd_all"]["q10"], s["paper"]["rmsd_all"]["q90"]],
@@ -414,7 +420,8 @@ print({k: v for k, v in out.items() if k.startswith(("rmsd", "n_", "target"))})
 
 # %% [markdown]
 # ## Transfer: the 32 GPAW reference sites against the xTB spectra of the same sites
-# One sample per spectrum, the target's atom count; the same target environment for both inputs.
+# One sample per spectrum, the target's atom count; the same target environment for both inputs; the
+# xTB-trained generator (`xtb_model_path`), so these rows stay comparable with earlier versions.
 # The difference is what a spectrum from another method costs the model (`figures/results.json`,
 # key `transfer`). Template matching from the same inputs is the baseline. Many reference sites are
 # also training sites (the same polymorph under an AFLOW or literature id, identical xTB spectrum):
@@ -437,7 +444,7 @@ for kind in ("xtb", "gpaw"):
     t_gen[kind] = [
         g[0]
         for g in generate_cached(
-            model_path, spec, counts, n_samples=1, n_steps=n_steps, seed=seed, cache_dir=cache_dir, progress=False
+            xtb_model_path, spec, counts, n_samples=1, n_steps=n_steps, seed=seed, cache_dir=cache_dir, progress=False
         )
     ]
     t_tmpl[kind] = template_environments(tsites, train_spectra, train_envs, kind)

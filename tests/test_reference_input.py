@@ -126,6 +126,31 @@ def test_mapped_input_reads_the_mapped_spectra_and_says_which_map(toy, tmp_path)
         input_map=fmap,
     )
     assert full["mapped_input"]["rmsd_shell1"] == out["rmsd_shell1"]
+    assert "xtb_model_input" not in full  # one model reads everything
+
+    # a second generator (another toy model file): the map's input and xtb_model_input are read by it
+    import shutil
+
+    other = tmp_path / "other_model" / "model.pt"
+    other.parent.mkdir()
+    shutil.copy(model, other)
+    two = evaluate_reference_input(
+        other,
+        _forward(),
+        ref,
+        list(load_dataset(data, "xtb").test),
+        list(load_dataset(data, "reference", store).train),
+        n_steps=2,
+        consensus=BestOfKSettings(k=2, n_steps=2),
+        cache_dir=tmp_path / "cache",
+        input_map=fmap,
+        xtb_model_path=model,
+    )
+    assert two["model"] == "other_model" and two["mapped_input"]["model"] == two["xtb_model_input"]["model"]
+    assert two["mapped_input"]["model"] == model.parent.name
+    assert two["mapped_input"]["rmsd_shell1"] == out["rmsd_shell1"]  # the xTB model read the map's output
+    by_xtb_model = single_sample_table(model, ref, n_steps=2, cache_dir=tmp_path / "cache")
+    assert two["xtb_model_input"]["rmsd_shell1"] == by_xtb_model["rmsd_shell1"]
 
 
 def test_held_out_site_gives_the_stored_spectrum_the_xtb_one_and_the_environment(toy, monkeypatch):  # noqa: F811

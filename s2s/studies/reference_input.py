@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -178,10 +179,14 @@ def evaluate_reference_input(
     cache_dir: str | os.PathLike | None = None,
     digits: int = 4,
     input_map=None,
+    xtb_model_path: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """The study of the module docstring on the sites of ``reference_records`` that also have an xTB record.
 
-    ``input_map``: a :class:`s2s.forward.fidelity_map.FidelityMap` (reference -> xTB); adds ``mapped_input``.
+    ``input_map``: a :class:`s2s.forward.fidelity_map.FidelityMap` (reference -> xTB); adds ``mapped_input``,
+    read by ``xtb_model_path`` (the map's target is the xTB-trained generator's input), else by ``model_path``.
+    ``xtb_model_path`` other than ``model_path`` also adds ``xtb_model_input``: the reference spectra read by
+    the xTB-trained generator as they are (the old model's row beside the new one's).
 
     ``forward``: the forward model (:class:`s2s.forward.model.ForwardModel`) that best-of-k needs for its
     other picks; ``library_records``: the template library (reference fidelity).  Returns ``single`` (also
@@ -197,6 +202,7 @@ def evaluate_reference_input(
         model_path, forward, ref, list(library_records), consensus, cache_dir=cache_dir, digits=digits, intervals=True
     )
     n_structures = single["n_structures"]
+    reader_of_map = model_path if xtb_model_path is None else xtb_model_path
     return {
         **single,
         "xtb_input": paired,
@@ -210,8 +216,26 @@ def evaluate_reference_input(
         **(
             {}
             if input_map is None
-            else {"mapped_input": mapped_input_table(model_path, ref, input_map, n_steps, seed, cache_dir, digits)}
+            else {
+                "mapped_input": {
+                    **mapped_input_table(reader_of_map, ref, input_map, n_steps, seed, cache_dir, digits),
+                    "model": Path(reader_of_map).parent.name,
+                }
+            }
         ),
+        **(
+            {}
+            if xtb_model_path is None or Path(xtb_model_path) == Path(model_path)
+            else {
+                "xtb_model_input": {
+                    **single_sample_table(
+                        xtb_model_path, ref, n_steps=n_steps, seed=seed, cache_dir=cache_dir, digits=digits
+                    ),
+                    "model": Path(xtb_model_path).parent.name,
+                }
+            }
+        ),
+        "model": Path(model_path).parent.name,
         "sites": [f"{r.structure_id}:{r.site_index}" for r in ref],
         "ci95_method": describe(DEFAULT_BOOTSTRAP, n_structures),
         "n_steps": n_steps,
