@@ -351,6 +351,11 @@ def test_predict_fidelity_defaults_to_what_the_model_was_trained_on_and_xtb_rout
 
     ctx = PredictContext.load(joint / "model.pt", data, None, reference_store=store)
     assert ctx.fidelity == "both" and len(ctx.train_spectra) == len(load_dataset(data, "both", store).train)
+    from s2s.predict.prepare import training_onset
+
+    ref_train = load_dataset(data, "reference", store).train.spectra()
+    assert ctx.train_onset == training_onset(ref_train)  # the onset convention of the first-principles spectra
+    assert ctx.train_onset != training_onset(load_dataset(data, "xtb").train.spectra())
     spec = tmp_path / "s.npy"
     np.save(spec, np.asarray(next(iter(Dataset.load(data).test)).spectrum))
     out = tmp_path / "out"

@@ -120,7 +120,8 @@ class PredictContext:
         forward model that ranks the candidates; a missing forward model file is an error naming it.
         ``fidelity``: which training spectra are the reference of template matching, the OOD score and the
         onset convention ('xtb', 'reference' = the first-principles spectra of ``reference_store``, default
-        data/reference_sites, or 'both'); None: what the model was trained on (:func:`trained_fidelity`).
+        data/reference_sites, or 'both', whose onset convention is the first-principles spectra's); None: what
+        the model was trained on (:func:`trained_fidelity`).
         ``input_map``: a fidelity map (:class:`s2s.forward.fidelity_map.FidelityMap` file) that every input
         goes through before anything else; it must map into ``fidelity``, and the onset convention becomes
         that of the map's source spectra (``meta['source_onset_eV']``)."""
@@ -139,7 +140,11 @@ class PredictContext:
         groups = [r.structure_id for r in train]
         k = min(5, len(set(groups)) - 1)
         fmap = None
-        onset = training_onset(spectra)
+        # the onset a measured spectrum is aligned to: the training spectra's; with both fidelities, the
+        # first-principles ones' (a measured spectrum is physics, not our simulator; their median onsets differ
+        # by ~0.7 eV, docs/fidelity.md)
+        first_principles = [r.spectrum for r in train if r.fidelity == "reference"]
+        onset = training_onset(np.stack(first_principles) if fidelity == "both" and first_principles else spectra)
         if input_map is not None:
             from s2s.forward.fidelity_map import FidelityMap
 
