@@ -286,6 +286,7 @@ if not small:
             "n_samples": n_samples,
             "n_steps": n_steps or T,
             "seed": seed,
+            "model": Path(model_path).parent.name,
             "model_sha256": file_sha256(model_path),
             "seconds_per_structure": round(gen_seconds / n_gen, 4),
         }

@@ -81,6 +81,15 @@ def test_headline_table_and_block(tmp_path):
     assert "| species accuracy, the same sites | GPAW + map | — | 0.700 | — |" in t2
     assert "| GPAW alpha-quartz spectrum: RMSD all, median of the ensemble (Å) | GPAW | — | 1.290 | — |" in t2
     assert "| GPAW alpha-quartz spectrum: RMSD all, median of the ensemble (Å) | GPAW + map | — | 0.810 | — |" in t2
+    # where the results say which generator read the spectra, the input column names it
+    res["test_generation"]["model"] = "s2s_open_v6"
+    res["test_generation"]["reference_input"].update(model="s2s_open_v9")
+    res["test_generation"]["reference_input"]["mapped_input"]["model"] = "s2s_open_v6"
+    t3 = headline_table(res)
+    assert "| species accuracy (O fraction exact) | xTB (s2s_open_v6) | 0.949 | 0.900 | 0.800-0.950 |" in t3
+    assert "| validity, the same sites | GPAW (s2s_open_v9) | — | 0.900 | — |" in t3
+    assert "| 1st-shell RMSD, the same sites from their xTB spectra (Å) | xTB (s2s_open_v9) | — | 0.520 |" in t3
+    assert "| 1st-shell RMSD, the same sites (Å) | GPAW + map (s2s_open_v6) | — | 0.550 | 0.450-0.660 |" in t3
     assert table.splitlines()[0].startswith("| quantity | input spectra | paper")
     text = "intro\n<!-- headline:begin -->\nold\n<!-- headline:end -->\nrest\n"
     new = replace_block(text, table)

@@ -282,11 +282,21 @@ def headline_rows(results: dict) -> list[tuple[str, str, Any, Any, str, tuple[fl
     ``test_generation.reference_input.ci95``) and notebook 04's ``template_matching.model_win_rate_ci95``
     (:mod:`s2s.studies.bootstrap`).  ``input``: :data:`XTB_INPUT` (our simulator, GFN1-xTB Z+1) or
     :data:`REFERENCE_INPUT` (GPAW half core hole, issue 29) spectra given to the model, or :data:`MAPPED_INPUT`
-    (those spectra through the shipped fidelity map)."""
+    (those spectra through the shipped fidelity map), with the generator that read them in brackets where
+    the results record it (``model`` of ``test_generation``, of its ``reference_input`` and ``mapped_input``)."""
     paired, reference_rows, mapped_rows = _reference_rows(results)
-    rows = [(q, XTB_INPUT, *rest) for q, *rest in _xtb_rows(results)] + [(paired[0], XTB_INPUT, *paired[1:])]
-    rows += [(q, REFERENCE_INPUT, *rest) for q, *rest in reference_rows]
-    return rows + [(q, MAPPED_INPUT, *rest) for q, *rest in mapped_rows]
+    tg = results.get("test_generation", {})
+    ri = tg.get("reference_input") or {}
+
+    def read_by(label: str, model: str | None) -> str:  # which generator read the row's spectra, where recorded
+        return label if not model else f"{label} ({model})"
+
+    xtb = read_by(XTB_INPUT, tg.get("model"))
+    rows = [(q, xtb, *rest) for q, *rest in _xtb_rows(results)]
+    rows += [(paired[0], read_by(XTB_INPUT, ri.get("model")), *paired[1:])]
+    rows += [(q, read_by(REFERENCE_INPUT, ri.get("model")), *rest) for q, *rest in reference_rows]
+    mapped = read_by(MAPPED_INPUT, (ri.get("mapped_input") or {}).get("model"))
+    return rows + [(q, mapped, *rest) for q, *rest in mapped_rows]
 
 
 def headline_table(results: dict) -> str:
