@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = smoke.SmokeSettings()
     ds = Dataset.load(resolve("data"))
-    model = load_model(resolve("model"))
+    model = load_model(resolve("model_xtb"))  # the xTB path (notebook 03's xTB rows give the bounds)
     fm = ForwardModel.load(resolve("forward"))
     records = smoke.smoke_sites(ds, settings.per_structure)
     train = list(ds.train)
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "settings": settings.to_dict(),
         "n_sites": len(records),
-        "model_sha256": file_sha256(resolve("model")),
+        "model_sha256": file_sha256(resolve("model_xtb")),
         "forward_model_sha256": file_sha256(resolve("forward")),
         "full_size": full,
         "full_size_source": {

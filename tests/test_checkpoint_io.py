@@ -21,7 +21,11 @@ from s2s.resources import home, resolve
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = {"model": ROOT / "models" / "s2s_open_v6", "forward": ROOT / "models" / "forward_v1"}
+SHIPPED = {
+    "model": ROOT / "models" / "s2s_open_v6",
+    "model_xtb": ROOT / "models" / "s2s_open_v6",
+    "forward": ROOT / "models" / "forward_v1",
+}
 
 
 class _Payload:
@@ -185,11 +189,12 @@ def test_shipped_models_carry_and_pass_their_checksums():
         for name in sums:
             assert verify_sha256(folder / name) == sums[name]
             assert isinstance(load_checkpoint(folder / name), dict)
-    assert load_model(resolve("model")) is not None
+    assert load_model(resolve("model")) is not None and load_model(resolve("model_xtb")) is not None
     assert ForwardModel.load(resolve("forward")) is not None
     # the defaults resolve into the checked folders
-    if home() is not None and not os.environ.get("S2S_MODEL"):
-        assert resolve("model").parent == SHIPPED["model"]
+    for name, var in (("model", "S2S_MODEL"), ("model_xtb", "S2S_MODEL_XTB")):
+        if home() is not None and not os.environ.get(var):
+            assert resolve(name).parent == SHIPPED[name]
 
 
 @pytest.mark.parametrize("which", ["model", "forward"])

@@ -60,7 +60,7 @@ def setup():
         "settings": settings,
         "records": records,
         "train": list(ds.train),
-        "model": load_model(resolve("model")),
+        "model": load_model(resolve("model_xtb")),  # the xTB path: the bounds are notebook 03's xTB rows
         "forward": ForwardModel.load(resolve("forward")),
     }
 
