@@ -372,7 +372,9 @@ def _toy_map(path, target="xtb"):
     return fmap.save(path), x
 
 
-def test_predict_through_a_fidelity_map_records_it_and_flags_input_outside_its_domain(setup, tmp_path, capsys):
+def test_predict_through_a_fidelity_map_records_it_and_flags_input_outside_its_domain(
+    setup, tmp_path, capsys, monkeypatch
+):
     data, model = setup
     path, x = _toy_map(tmp_path / "map.npz")
     inp = tmp_path / "in"
@@ -405,6 +407,13 @@ def test_predict_through_a_fidelity_map_records_it_and_flags_input_outside_its_d
     np.testing.assert_allclose(spec, FidelityMap.from_file(path)(x[20]))
     assert ctx.train_onset == 0.8 and info["in_domain"]
     assert map_input(PredictContext.load(model, data, None), x[20])[1] is None
+    # without --model and --fidelity, the map picks its target's generator: the xTB one (resource model_xtb)
+    monkeypatch.setenv("S2S_MODEL_XTB", str(model))
+    monkeypatch.setenv("S2S_MODEL", str(tmp_path / "no_such_default.pt"))
+    args2 = ["predict", str(inp / "gpaw_like.npy"), "--data", str(data), "--n-samples", "2", "--steps", "3"]
+    assert main(args2 + ["--out", str(tmp_path / "out2"), "--quiet", "--no-png", "--input-map", str(path)]) == 0
+    routed = json.loads((tmp_path / "out2" / "gpaw_like" / "summary.json").read_text())["sampling"]
+    assert routed["model"] == str(model) and routed["reference_fidelity"] == "xtb"
     # a map into another fidelity than the training reference is refused, naming both
     other, _ = _toy_map(tmp_path / "other.npz", target="reference")
     with pytest.raises(ValueError, match="maps reference spectra to reference, but the training reference is xtb"):

@@ -78,7 +78,8 @@ def _add_input_and_model_options(p: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="a fidelity map (.npz; the shipped one: models/fidelity_map_v1/map.npz) that every input goes "
-        "through first: a first-principles spectrum made xTB-like for the xTB-trained model (docs/fidelity.md); "
+        "through first: a first-principles spectrum made xTB-like for the xTB-trained model, which it then "
+        "picks unless --model or --fidelity say otherwise (docs/fidelity.md); "
         "inputs unlike the spectra it was fitted on are flagged",
     )
 
@@ -224,7 +225,12 @@ def cmd_predict(a) -> int:
     if inputs:
         # checks before any work: the output folder, then the model and the forward model
         check_out_dir(a.out)
-        model, fidelity = choose_model(a.model, a.fidelity)
+        fidelity = a.fidelity
+        if fidelity is None and a.model is None and a.input_map is not None:
+            from s2s.forward.fidelity_map import FidelityMap
+
+            fidelity = FidelityMap.from_file(a.input_map).target  # its output is what that fidelity's model reads
+        model, fidelity = choose_model(a.model, fidelity)
         ctx = PredictContext.load(
             model, a.data, None if a.no_rank else a.forward_model, fidelity, a.reference_store, a.input_map
         )
