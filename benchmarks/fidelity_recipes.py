@@ -66,7 +66,8 @@ KEYS = ("rmsd_shell1", "rmsd_all", "cn_error_shell1_pct", "species_accuracy", "v
 
 
 def shipped_checkpoint() -> Path:
-    return Path(default_path("model")).parent / "checkpoint.pt"
+    """v6's checkpoint (resource ``model_xtb``), where every recipe starts."""
+    return Path(default_path("model_xtb")).parent / "checkpoint.pt"
 
 
 def translated_data(runs_dir: Path = RUNS) -> Path:
@@ -117,9 +118,10 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def _model_path(run: str, runs_dir: Path = RUNS) -> tuple[Path, Path]:
-    """(model.pt, folder for the evaluations) of a run folder or of ``v6`` (the shipped model)."""
+    """(model.pt, folder for the evaluations) of a run folder or of ``v6`` (the xTB-trained generator, resource
+    ``model_xtb``; round 5's joint run became the default, ``s2s_open_v9``)."""
     if run == BASELINE:
-        return Path(default_path("model")), Path(runs_dir) / BASELINE
+        return Path(default_path("model_xtb")), Path(runs_dir) / BASELINE
     return Path(run) / "model.pt", Path(run)
 
 

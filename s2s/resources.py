@@ -19,7 +19,7 @@ from pathlib import Path
 
 #: name -> (environment variable, path inside the project home)
 RESOURCES: dict[str, tuple[str, str]] = {
-    "model": ("S2S_MODEL", "models/s2s_open_v6/model.pt"),
+    "model": ("S2S_MODEL", "models/s2s_open_v9/model.pt"),
     "model_xtb": ("S2S_MODEL_XTB", "models/s2s_open_v6/model.pt"),
     "forward": ("S2S_FORWARD", "models/forward_v1/model.pt"),
     "fidelity_map": ("S2S_FIDELITY_MAP", "models/fidelity_map_v1/map.npz"),

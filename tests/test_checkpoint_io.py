@@ -22,7 +22,7 @@ from s2s.resources import home, resolve
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = {
-    "model": ROOT / "models" / "s2s_open_v6",
+    "model": ROOT / "models" / "s2s_open_v9",
     "model_xtb": ROOT / "models" / "s2s_open_v6",
     "forward": ROOT / "models" / "forward_v1",
 }
