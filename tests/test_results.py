@@ -90,6 +90,16 @@ def test_headline_table_and_block(tmp_path):
     assert "| validity, the same sites | GPAW (s2s_open_v9) | — | 0.900 | — |" in t3
     assert "| 1st-shell RMSD, the same sites from their xTB spectra (Å) | xTB (s2s_open_v9) | — | 0.520 |" in t3
     assert "| 1st-shell RMSD, the same sites (Å) | GPAW + map (s2s_open_v6) | — | 0.550 | 0.450-0.660 |" in t3
+    assert "GPAW (s2s_open_v6)" not in t3  # no row of the xTB generator reading GPAW spectra as they are yet
+    res["test_generation"]["reference_input"]["xtb_model_input"] = {
+        "model": "s2s_open_v6",
+        "rmsd_shell1": 0.66,
+        "species_accuracy": 0.4,
+        "ci95": {"rmsd_shell1": [0.5, 0.8]},
+    }
+    t4 = headline_table(res)
+    assert "| 1st-shell RMSD, the same sites (Å) | GPAW (s2s_open_v6) | — | 0.660 | 0.500-0.800 |" in t4
+    assert "| validity, the same sites | GPAW (s2s_open_v6) | — | — | — |" in t4
     assert table.splitlines()[0].startswith("| quantity | input spectra | paper")
     text = "intro\n<!-- headline:begin -->\nold\n<!-- headline:end -->\nrest\n"
     new = replace_block(text, table)

@@ -296,7 +296,18 @@ def headline_rows(results: dict) -> list[tuple[str, str, Any, Any, str, tuple[fl
     rows += [(paired[0], read_by(XTB_INPUT, ri.get("model")), *paired[1:])]
     rows += [(q, read_by(REFERENCE_INPUT, ri.get("model")), *rest) for q, *rest in reference_rows]
     mapped = read_by(MAPPED_INPUT, (ri.get("mapped_input") or {}).get("model"))
-    return rows + [(q, mapped, *rest) for q, *rest in mapped_rows]
+    rows += [(q, mapped, *rest) for q, *rest in mapped_rows]
+    old = ri.get("xtb_model_input")  # the same GPAW spectra read as they are by the xTB generator, where recorded
+    if old:
+        rows += [
+            (q, read_by(REFERENCE_INPUT, old.get("model")), None, old.get(k), ".3f", _interval(old, "ci95", k))
+            for q, k in (
+                ("1st-shell RMSD, the same sites (Å)", "rmsd_shell1"),
+                ("species accuracy, the same sites", "species_accuracy"),
+                ("validity, the same sites", "validity"),
+            )
+        ]
+    return rows
 
 
 def headline_table(results: dict) -> str:
