@@ -113,6 +113,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         argv += ["--lr", str(a.lr)]
     if a.lr_decay_steps:
         argv += ["--lr-decay-steps", str(a.lr_decay_steps), "--lr-min-factor", str(a.lr_min_factor)]
+    if a.reference_repeat > 1:
+        argv += ["--reference-repeat", str(a.reference_repeat)]
     print("s2s " + " ".join(argv))
     return s2s_main(argv)
 
@@ -430,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=None)
     t.add_argument("--lr-decay-steps", type=int, default=None, help="cosine decay from --lr over this many steps")
     t.add_argument("--lr-min-factor", type=float, default=0.1, help="final lr / lr of the decay")
+    t.add_argument("--reference-repeat", type=int, default=1, help="recipe joint: each GPAW record this many times")
     t.add_argument("--preset", default="cpu_v3", help="the preset of the --init-from run (default cpu_v3, v6's)")
     t.add_argument("--out", type=Path, default=None)
     t.add_argument("--init-from", type=Path, default=None, help="default: the shipped model's checkpoint.pt")

@@ -364,3 +364,30 @@ def test_predict_fidelity_defaults_to_what_the_model_was_trained_on_and_xtb_rout
     summary = json.loads(next(out.glob("*/summary.json")).read_text())
     assert summary["sampling"]["reference_fidelity"] == "both"
     assert summary["sampling"]["model"] == str(joint / "model.pt")
+
+
+def test_train_reference_repeat_repeats_the_first_principles_records_only(toy, tmp_path, monkeypatch):
+    import s2s.model.train as mt
+
+    data, _, store, spectra = toy
+    seen = {}
+
+    def fake_train(cfg, envs, spectra_, out, **kw):  # what s2s train hands the trainer
+        seen["n"], seen["spectra"], seen["info"] = len(envs), np.asarray(spectra_), kw["info"]
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(mt, "train", fake_train)
+    base = ["train", "--data", str(data), "--reference-store", str(store), "--preset", "tiny", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit, match="stop here"):
+        main(base + ["--fidelity", "both"])
+    n_both = seen["n"]
+    n_ref = sum(1 for k in spectra if k in {r.key for r in load_dataset(data, "reference", store).train})
+    with pytest.raises(SystemExit, match="stop here"):
+        main(base + ["--fidelity", "both", "--reference-repeat", "3"])
+    assert seen["n"] == n_both + 2 * n_ref  # each reference record twice more, the xTB ones once
+    assert seen["info"]["n_reference_records"] == n_ref and seen["info"]["reference_repeat"] == 3
+    ref_spectra = [v for k, v in spectra.items() if k in {r.key for r in load_dataset(data, "reference", store).train}]
+    for v in ref_spectra:
+        assert sum(np.allclose(s, v, rtol=1e-5, atol=1e-9) for s in seen["spectra"]) == 3
+    with pytest.raises(SystemExit, match="needs --fidelity both"):
+        main(base + ["--fidelity", "xtb", "--reference-repeat", "2"])

@@ -76,6 +76,13 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
         "atom, 1 first principles, 0 xTB); with --init-from a model without it, its input layer gets a zero "
         "column (docs/model.md)",
     )
+    t.add_argument(
+        "--reference-repeat",
+        type=int,
+        default=1,
+        help="with --fidelity both: each first-principles record appears this many times in the training set "
+        "(they are few beside the xTB records; default 1)",
+    )
     t.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps in total")
     t.add_argument("--epochs", type=int, default=None, help="override the preset's number of epochs")
     t.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size (graphs per step)")
@@ -298,6 +305,14 @@ def cmd_train(a) -> int:
     if over:
         cfg = replace(cfg, train=replace(cfg.train, **over))
     recs = _records(a.data, a.split, None, a.fidelity, a.reference_store)
+    if a.reference_repeat < 1:
+        raise SystemExit(f"s2s train: --reference-repeat must be >= 1, got {a.reference_repeat}")
+    if a.reference_repeat > 1:
+        if a.fidelity != "both":
+            raise SystemExit(
+                "s2s train: --reference-repeat needs --fidelity both (it weighs one fidelity against the other)"
+            )
+        recs = list(recs) + [r for r in recs if r.fidelity == "reference"] * (a.reference_repeat - 1)
     envs = [r.environment for r in recs]
     spectra = np.stack([r.spectrum for r in recs])
     flags = None
@@ -317,7 +332,8 @@ def cmd_train(a) -> int:
         "dataset_sha256": hashlib.sha256(Path(a.data).read_bytes()).hexdigest(),
         "split": a.split,
         "fidelity": a.fidelity,
-        "n_reference_records": sum(r.fidelity == "reference" for r in recs),
+        "n_reference_records": sum(r.fidelity == "reference" for r in recs) // a.reference_repeat,
+        "reference_repeat": a.reference_repeat,
         "preset": a.preset,
         "args": {k: str(v) for k, v in vars(a).items() if not callable(v)},
     }
