@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, default=default_path("model"))
+    ap.add_argument("--model", type=Path, default=default_path("model_xtb"))
     ap.add_argument("--data", type=Path, default=default_path("data"))
     ap.add_argument("--split", default="test")
     ap.add_argument("--limit", type=int, default=None, help="first LIMIT records of the split (default all)")

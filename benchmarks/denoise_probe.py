@@ -25,7 +25,7 @@ from s2s.splits import validation_split
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=default_path("model"))
+    ap.add_argument("--model", default=default_path("model_xtb"))
     ap.add_argument("--data", default=str(default_path("data")))
     ap.add_argument("--split", choices=("val", "test"), default="val")
     ap.add_argument("--n", type=int, default=128, help="sites (seeded choice; default 128)")

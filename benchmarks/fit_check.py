@@ -26,7 +26,7 @@ from s2s.resources import default_path
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=default_path("model"))
+    ap.add_argument("--model", default=default_path("model_xtb"))
     ap.add_argument("--data", default=str(default_path("data")))
     ap.add_argument("--n", type=int, default=40)
     ap.add_argument("--steps", type=int, default=None)

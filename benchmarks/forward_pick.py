@@ -80,7 +80,7 @@ def parse_variant(text: str, base: ForwardConfig) -> tuple[ForwardConfig, float,
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", nargs="+", default=["base", "sigma=0.03,copies=4,max_steps=6000"])
-    ap.add_argument("--model", default=str(default_path("model")))
+    ap.add_argument("--model", default=str(default_path("model_xtb")))
     ap.add_argument("--forward-config", default=str(default_path("forward").parent / "run.json"))
     ap.add_argument("--data", default=str(default_path("data")))
     ap.add_argument("--k", type=int, default=8)

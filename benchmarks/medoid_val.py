@@ -40,7 +40,7 @@ KEYS = ("rmsd_shell1", "rmsd_all", "cn_error_shell1_pct", "species_accuracy", "v
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=str(default_path("model")))
+    ap.add_argument("--model", default=str(default_path("model_xtb")))
     ap.add_argument("--forward", default=str(default_path("forward")))
     ap.add_argument("--data", default=str(default_path("data")))
     ap.add_argument("--stride", type=int, default=2, help="every STRIDE-th validation site (default 2)")

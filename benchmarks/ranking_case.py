@@ -34,7 +34,7 @@ from s2s.resources import default_path
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=default_path("data"))
-    ap.add_argument("--model", type=Path, default=default_path("model"))
+    ap.add_argument("--model", type=Path, default=default_path("model_xtb"))
     ap.add_argument("--forward-model", type=Path, default=ROOT / "models" / "forward_v1" / "model.pt")
     ap.add_argument("--site", type=int, default=0, help="index into the test split (default 0)")
     ap.add_argument("--k", type=int, default=8)

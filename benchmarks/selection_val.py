@@ -48,7 +48,7 @@ def val_table(seed: int, stride: int, a) -> dict:
     print(f"{path} missing: sampling and labelling the validation sites (slow on CPU)", flush=True)
     _, val = load_split(resolve("data", a.data))
     table = sample_table(
-        resolve("model", a.model),
+        resolve("model_xtb", a.model),  # xTB spectra: the xTB generator
         list(val),
         list(range(0, len(val), stride)),
         BestOfKSettings(k=a.k, seed=seed),

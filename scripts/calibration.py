@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from s2s.predict import DEFAULT_SAMPLER, DEFAULT_STEPS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, default=default_path("model"))
+    ap.add_argument("--model", type=Path, default=default_path("model_xtb"), help="default: the xTB generator")
     ap.add_argument("--data", type=Path, default=default_path("data"))
     ap.add_argument("--split", default="test")
     ap.add_argument("--limit", type=int, default=None, help="first LIMIT records of the split (default all)")

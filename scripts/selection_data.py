@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     from s2s.selection.data import concat_tables, load_table, sample_table, save_table
     from s2s.studies.ablation import load_split
 
-    model = resolve("model", a.model)
+    model = resolve("model_xtb", a.model)  # xTB spectra: the xTB generator (docs/selection.md numbers)
     fit, val = load_split(resolve("data", a.data))
     settings = BestOfKSettings(k=a.k, seed=a.seed)
     out = Path(a.out)
