@@ -114,17 +114,22 @@ def test_mapped_input_reads_the_mapped_spectra_and_says_which_map(toy, tmp_path)
         "trained_on": "toy",
     }
     assert out["in_domain"] == 1.0
-    full = evaluate_reference_input(
-        model,
-        _forward(),
-        ref,
-        list(load_dataset(data, "xtb").test),
-        list(load_dataset(data, "reference", store).train),
-        n_steps=2,
-        consensus=BestOfKSettings(k=2, n_steps=2),
-        cache_dir=tmp_path / "cache",
-        input_map=fmap,
-    )
+
+    def study(model_path, **kw):  # the study of these sites through the map, on the toy's settings
+        return evaluate_reference_input(
+            model_path,
+            _forward(),
+            ref,
+            list(load_dataset(data, "xtb").test),
+            list(load_dataset(data, "reference", store).train),
+            n_steps=2,
+            consensus=BestOfKSettings(k=2, n_steps=2),
+            cache_dir=tmp_path / "cache",
+            input_map=fmap,
+            **kw,
+        )
+
+    full = study(model)
     assert full["mapped_input"]["rmsd_shell1"] == out["rmsd_shell1"]
     assert "xtb_model_input" not in full  # one model reads everything
 
@@ -134,18 +139,7 @@ def test_mapped_input_reads_the_mapped_spectra_and_says_which_map(toy, tmp_path)
     other = tmp_path / "other_model" / "model.pt"
     other.parent.mkdir()
     shutil.copy(model, other)
-    two = evaluate_reference_input(
-        other,
-        _forward(),
-        ref,
-        list(load_dataset(data, "xtb").test),
-        list(load_dataset(data, "reference", store).train),
-        n_steps=2,
-        consensus=BestOfKSettings(k=2, n_steps=2),
-        cache_dir=tmp_path / "cache",
-        input_map=fmap,
-        xtb_model_path=model,
-    )
+    two = study(other, xtb_model_path=model)
     assert two["model"] == "other_model" and two["mapped_input"]["model"] == two["xtb_model_input"]["model"]
     assert two["mapped_input"]["model"] == model.parent.name
     assert two["mapped_input"]["rmsd_shell1"] == out["rmsd_shell1"]  # the xTB model read the map's output

@@ -6,6 +6,7 @@ spectrum's candidates and summary), shared by :mod:`~s2s.predict.run`, :mod:`~s2
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from s2s.files import file_sha256
 from s2s.forward.model import ForwardModel
 from s2s.model.train import load_model
 from s2s.predict.prepare import training_onset
-from s2s.resources import default_path
+from s2s.resources import default_path, resolve
 from s2s.retrieval.ood import OODScorer
 from s2s.simulate.reference_sites import load_fidelity
 
@@ -36,8 +37,6 @@ def trained_fidelity(model_path: str | os.PathLike) -> str:
     """The fidelity of the spectra the model at ``model_path`` was trained on: ``fidelity`` of the
     ``run.json`` beside it (``s2s train --fidelity``), or 'xtb' when it has none (models from before the
     key, trained on xTB spectra only)."""
-    import json
-
     run = Path(model_path).parent / "run.json"
     if not run.is_file():
         return "xtb"
@@ -59,8 +58,6 @@ def choose_model(model: str | os.PathLike | None = None, fidelity: str | None = 
     - no ``model`` otherwise: the shipped default (``model`` resource), with ``fidelity`` as given, else the
       one it was trained on.
     """
-    from s2s.resources import resolve
-
     if fidelity is not None and fidelity not in FIDELITIES:
         raise ValueError(f"fidelity {fidelity!r}: expected one of {', '.join(FIDELITIES)}")
     if model is None:
