@@ -90,6 +90,20 @@ def validation_split(dataset: Dataset, fraction: float = 0.1, seed: int = 1) -> 
     return train.filter(lambda r: r.structure_id not in val), train.filter(lambda r: r.structure_id in val)
 
 
+def fit_halves(dataset: Dataset, seed: int = 2) -> tuple[Dataset, Dataset]:
+    """Two halves of the fit split (:func:`validation_split`), by structure: (half 0, half 1).
+
+    For cross-fitting (issue 32): a generator trained on one half samples the other half's sites,
+    which it never saw.  A fit structure is in half 0 when the SHA-256 of ``(seed, structure id)``
+    read as a number in [0, 1) is below 0.5 (:func:`hash_pick`), so the halves are stable as the
+    dataset grows and about equal in *structures* (not exactly in sites).  Validation and test
+    structures are in neither half.
+    """
+    fit = validation_split(dataset)[0]
+    half0 = hash_pick(fit.structure_ids(), 0.5, seed)
+    return fit.filter(lambda r: r.structure_id in half0), fit.filter(lambda r: r.structure_id not in half0)
+
+
 def _balanced_test_ids(dataset: Dataset, ids: list[str], test_fraction: float, seed: int) -> set[str]:
     """Test structures of ``method="balanced"``: seeded order, each joins when it brings the test site count closer."""
     counts = {k: 0 for k in ids}

@@ -15,6 +15,11 @@ order).  Sites go in chunks of ``--chunk``; each chunk is sampled (cached under 
 written to ``runs/selection/fit_chunks/``, so a killed run resumes where it stopped; after each chunk the
 chunks are joined into ``runs/selection/fit_k8.npz``.  ``--until HH:MM`` (UTC) starts no chunk after that time.
 
+``fit --half H`` (cross-fitting): only the sites of half ``H`` of the fit split (:func:`s2s.splits.fit_halves`),
+to be sampled by a generator trained on the *other* half (``s2s train --split fit0`` / ``fit1``), so that the
+confidence model learns from samples of sites the generator never saw (as DiffDock does); written to
+``fit_half{H}_chunks_s{S}_k{K}/`` and ``fit_half{H}_k{K}.npz``.
+
 ``val``: all validation sites (every ``--stride``-th) in one call of :func:`s2s.model.cache.sample_k`
 (the cache entry ``benchmarks/medoid_val.py --stride STRIDE --seed S`` uses), labelled into
 ``runs/selection/val_s{S}_k8[_strideSTRIDE].npz``.
@@ -65,6 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="sampling seed")
     ap.add_argument("--sites", type=int, default=600, help="fit: number of fit-split sites (diverse order)")
     ap.add_argument("--chunk", type=int, default=16, help="fit: sites per chunk")
+    ap.add_argument(
+        "--half",
+        type=int,
+        choices=(0, 1),
+        default=None,
+        help="fit: only this half of the fit split (s2s.splits.fit_halves); --model then names a generator "
+        "trained on the other half (cross-fitting)",
+    )
     ap.add_argument("--until", default=None, help="fit: start no chunk after HH:MM UTC")
     ap.add_argument(
         "--stride", type=int, default=1, help="val: every STRIDE-th validation site (as benchmarks/medoid_val.py)"
@@ -76,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
+    from s2s.dataset import Dataset
     from s2s.model.cache import BestOfKSettings
     from s2s.resources import resolve
     from s2s.selection.data import concat_tables, load_table, sample_table, save_table
@@ -102,9 +116,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path}: {len(idx)} validation sites x {a.k} in {wall:.0f} s wall", flush=True)
         return 0
 
+    if a.half is not None:
+        from s2s.splits import fit_halves
+
+        if a.model is None:
+            raise SystemExit("selection_data.py: --half needs --model, a generator trained on the other half")
+        fit = fit_halves(Dataset.load(resolve("data", a.data)))[a.half]
     records = list(fit)
     order = diverse_order([r.structure_id for r in records], seed=0)[: a.sites]
-    chunks = out / f"fit_chunks_s{a.seed}_k{a.k}"
+    stem = "fit" if a.half is None else f"fit_half{a.half}"
+    chunks = out / f"{stem}_chunks_s{a.seed}_k{a.k}"
     chunks.mkdir(exist_ok=True)
     for j in range(0, len(order), a.chunk):
         path = chunks / f"chunk_{j // a.chunk:04d}.npz"
@@ -116,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         wall = run(records, order[j : j + a.chunk], path)
         done = sorted(chunks.glob("chunk_*.npz"))
         joined = concat_tables([load_table(p) for p in done])
-        save_table(out / f"fit_k{a.k}.npz" if a.seed == 0 else out / f"fit_s{a.seed}_k{a.k}.npz", joined)
+        save_table(out / f"{stem}_k{a.k}.npz" if a.seed == 0 else out / f"{stem}_s{a.seed}_k{a.k}.npz", joined)
         n_struct = len(set(joined["structure_id"].tolist()))
         print(
             f"{dt.datetime.now(dt.timezone.utc):%H:%M:%S} chunk {j // a.chunk}: {len(order[j : j + a.chunk])} sites in "

@@ -16,7 +16,7 @@ from s2s.model.egnn import EGNNDenoiser
 from s2s.model.graph import collate
 from s2s.model.probe import conditioning_gap, probe_table
 from s2s.model.train import CHECKPOINT, size_bucketed_order, train
-from s2s.splits import make_split, validation_split
+from s2s.splits import fit_halves, make_split, validation_split
 
 torch.set_num_threads(1)
 
@@ -260,6 +260,20 @@ def test_validation_split_is_carved_from_training_structures_only():
     assert ids(val2) == ids(val)
     with pytest.raises(ValueError, match="fraction"):
         validation_split(ds, fraction=1.5)
+
+
+def test_fit_halves_partition_the_fit_structures_and_stay_fixed():
+    ds = make_split(Dataset(_records(), {}), test_fraction=0.2, seed=0, method="hash")
+    ids = lambda d: set(d.structure_ids())  # noqa: E731
+    a, b = fit_halves(ds)
+    assert ids(a) and ids(b) and not ids(a) & ids(b)  # by structure, never both
+    assert ids(a) | ids(b) == ids(validation_split(ds)[0])  # exactly the fit split of the default carve
+    assert len(a) + len(b) == len(validation_split(ds)[0])
+    assert not (ids(a) | ids(b)) & (ids(ds.test) | ids(validation_split(ds)[1]))
+    a2, _ = fit_halves(ds)
+    assert ids(a2) == ids(a)
+    a3, b3 = fit_halves(ds, seed=7)  # another seed, another cut
+    assert ids(a3) | ids(b3) == ids(a) | ids(b)
 
 
 def silica_like():

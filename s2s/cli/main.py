@@ -66,7 +66,8 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
         "--split",
         default="train",
         help="which split to train on (default train; 'all' for every record; 'fit' "
-        "for train minus the validation structures, 'val' for those, s2s.splits.validation_split)",
+        "for train minus the validation structures, 'val' for those, s2s.splits.validation_split; 'fit0' / "
+        "'fit1' for the two halves of 'fit' by structure, s2s.splits.fit_halves, for cross-fitting)",
     )
     add_fidelity_options(t)
     t.add_argument(
@@ -210,6 +211,10 @@ def _records(path: Path, split: str, limit: int | None, fidelity: str = "xtb", r
         from s2s.splits import validation_split
 
         part = validation_split(ds)[0 if split == "fit" else 1]
+    elif split in ("fit0", "fit1"):
+        from s2s.splits import fit_halves
+
+        part = fit_halves(ds)[int(split[-1])]
     else:
         part = ds if split == "all" else ds.split(split)
     recs = list(part)[: limit if limit is not None else None]
