@@ -161,7 +161,7 @@ def test_evaluate_best_of_k_cli(ctx, setup, tmp_path):  # noqa: F811
         "--data",
         str(data),
         "--split",
-        "all",
+        "test",
         "--best-of",
         "3",
         "--steps",
@@ -175,7 +175,7 @@ def test_evaluate_best_of_k_cli(ctx, setup, tmp_path):  # noqa: F811
     res = json.loads((out / "best_of_k.json").read_text())
     assert res["settings"]["k"] == 3 and res["settings"]["n_steps"] == 2 and res["settings"]["sampler"] == "ddim"
     n = res["single"]["n_test"]
-    assert n == 7 and all(len(res["picked"][m]) == n for m in ("single", "best_of_k", "oracle_of_k"))
+    assert n == 1 and all(len(res["picked"][m]) == n for m in ("single", "best_of_k", "oracle_of_k"))
     assert res["picked"]["single"] == [0] * n
     # the oracle is the per-site minimum of the 1st-shell RMSD, so its mean bounds the other picks
     assert (
@@ -185,3 +185,6 @@ def test_evaluate_best_of_k_cli(ctx, setup, tmp_path):  # noqa: F811
     sel = res["selection_mse_mean"]
     assert sel["best_of_k"] <= min(sel["single"], sel["oracle_of_k"]) + 1e-15
     assert main(args[:-2] + ["--out", str(out), "--n-atoms", "5"]) == 2  # best-of uses the targets' counts
+    # the template library never holds the queried structures: with every structure queried none is left
+    with pytest.raises(SystemExit, match="template library"):
+        main([*args[:6], "all", *args[7:]])

@@ -276,6 +276,20 @@ def test_fit_halves_partition_the_fit_structures_and_stay_fixed():
     assert ids(a3) | ids(b3) == ids(a) | ids(b)
 
 
+def test_split_names_of_the_command_line_and_the_template_library_they_may_search():
+    from s2s.cli.data import library_for, split_of
+
+    ds = make_split(Dataset(_records(), {}), test_fraction=0.2, seed=0, method="hash")
+    ids = lambda d: set(d.structure_ids())  # noqa: E731
+    fit, val = validation_split(ds)
+    assert ids(split_of(ds, "val")) == ids(val) and ids(split_of(ds, "fit")) == ids(fit)
+    assert ids(split_of(ds, "fit1")) == ids(fit_halves(ds)[1]) and len(split_of(ds, "all")) == len(ds)
+    assert ids(library_for(ds, split_of(ds, "val"))) == ids(fit)  # validation queries search the fit split
+    assert ids(library_for(ds, ds.test)) == ids(ds.train)
+    with pytest.raises(SystemExit, match="unknown split 'vali'"):
+        split_of(ds, "vali")
+
+
 def silica_like():
     th = np.deg2rad(145.0)
     return Environment(

@@ -33,3 +33,40 @@ def load_dataset(path: Path, fidelity: str = "xtb", reference_store: Path | None
         return load_fidelity(path, fidelity, reference_store)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"s2s: {err}") from None
+
+
+SPLITS_HELP = (
+    "'train', 'test', 'all', 'fit' (train minus the validation structures), 'val' (those; "
+    "s2s.splits.validation_split), 'fit0' / 'fit1' (the halves of 'fit' by structure, s2s.splits.fit_halves)"
+)
+
+
+def split_of(ds, split: str):
+    """The records of ``split`` (:data:`SPLITS_HELP`) of the dataset ``ds``, as a Dataset; an unknown name exits
+    with one line listing the known ones."""
+    if split in ("fit", "val"):
+        from s2s.splits import validation_split
+
+        return validation_split(ds)[0 if split == "fit" else 1]
+    if split in ("fit0", "fit1"):
+        from s2s.splits import fit_halves
+
+        return fit_halves(ds)[int(split[-1])]
+    if split == "all":
+        return ds
+    if split in ("train", "test"):
+        return ds.split(split)
+    raise SystemExit(f"s2s: unknown split {split!r}; known: {SPLITS_HELP}")
+
+
+def library_for(ds, queries):
+    """The training records a template library may search for ``queries``: the train split without the queries'
+    structures (for the test split, all of train; for validation sites, the fit split), as a Dataset."""
+    held_out = {r.structure_id for r in queries}
+    library = ds.train.filter(lambda r: r.structure_id not in held_out)
+    if len(library) == 0:
+        raise SystemExit(
+            "s2s: no training structure is left for the template library once the queried structures are held out; "
+            "evaluate the test or val split"
+        )
+    return library

@@ -8,7 +8,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from s2s.cli.data import add_fidelity_options, load_dataset
+from s2s.cli.data import add_fidelity_options, library_for, load_dataset, split_of
 from s2s.resources import default_path
 
 #: The designs of :mod:`s2s.forward.model` (kept here so that building the parser does not import torch).
@@ -46,6 +46,13 @@ def add_train_forward_parser(sub) -> argparse.ArgumentParser:
         action="store_true",
         help="train the translator instead (issue 29, recipe b): SOAP + the site's xTB spectrum -> its reference "
         "spectrum, on the training sites that have both (needs the reference store; s2s.forward.translate)",
+    )
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="start from this forward model's weights (model.pt of the same design), e.g. fine-tune the xTB "
+        "forward model on first-principles spectra (--fidelity reference; docs/forward_model.md)",
     )
     p.add_argument("--hidden", type=int, default=None, help="MLP width")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate")
@@ -105,6 +112,11 @@ def cmd_train_forward(a) -> int:
     }
     what = "translator (xTB -> reference) pairs" if a.translator else f"training sites (fidelity {a.fidelity})"
     print(f"train-forward: {len(envs)} {what} from {a.data}, kind {cfg.kind}, out {a.out}")
+    init = None
+    if a.init_from is not None:
+        from s2s.forward.model import ForwardModel
+
+        init = ForwardModel.load(a.init_from)
     t0 = time.process_time()
     res = train_forward(
         cfg,
@@ -117,6 +129,7 @@ def cmd_train_forward(a) -> int:
         progress=not a.quiet,
         info=info,
         input_spectra=inputs,
+        init_from=init,
     )
     print(
         f"done: {res.step} steps, best validation MSE {res.best_val_mse:.3e} at step {res.best_step}; "
@@ -164,13 +177,14 @@ def cmd_evaluate_best_of(a) -> int:
         raise ValueError("--best-of uses the targets' atom counts (the paper's protocol); drop --n-atoms")
     forward = ForwardModel.load(a.forward_model)
     ds = load_dataset(a.data, a.fidelity, a.reference_store)  # the template library reads the same fidelity
-    test = list(ds if a.split == "all" else ds.split(a.split))[: a.limit]
+    test = list(split_of(ds, a.split))[: a.limit]
     if not test:
         raise ValueError(f"{a.data}: no records in split {a.split!r}")
+    library = list(library_for(ds, test))  # never the queries' own structures (validation: the fit split)
     settings = BestOfKSettings(
         k=a.best_of, sampler="ddim", n_steps=50 if a.steps is None else a.steps, seed=a.seed, batch_size=a.batch_size
     )
-    res = evaluate_best_of_k(a.model, forward, test, list(ds.train), settings, progress=True, cache_dir=a.cache_dir)
+    res = evaluate_best_of_k(a.model, forward, test, library, settings, progress=True, cache_dir=a.cache_dir)
     res.update(
         {
             "model": str(a.model),

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from s2s.cli.data import add_fidelity_options, load_dataset
+from s2s.cli.data import SPLITS_HELP, add_fidelity_options, load_dataset, split_of
 from s2s.cli.forward import add_best_of_options, add_train_forward_parser
 from s2s.cli.predict import add_predict_parser
 
@@ -65,9 +65,7 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
     t.add_argument(
         "--split",
         default="train",
-        help="which split to train on (default train; 'all' for every record; 'fit' "
-        "for train minus the validation structures, 'val' for those, s2s.splits.validation_split; 'fit0' / "
-        "'fit1' for the two halves of 'fit' by structure, s2s.splits.fit_halves, for cross-fitting)",
+        help=f"which split to train on (default train): {SPLITS_HELP}",
     )
     add_fidelity_options(t)
     t.add_argument(
@@ -144,9 +142,7 @@ def add_sample_parser(sub) -> argparse.ArgumentParser:
         type=Path,
         help="one spectrum file (two-column text/CSV in eV, EELS .msa, CASTEP .bands, GPAW JSON)",
     )
-    s.add_argument(
-        "--split", default="test", help="dataset split to take spectra from (default test; 'all' for every record)"
-    )
+    s.add_argument("--split", default="test", help=f"dataset split to take spectra from (default test): {SPLITS_HELP}")
     s.add_argument("--limit", type=int, default=None, help="only the first LIMIT spectra of the split")
     add_fidelity_options(s)
     s.add_argument(
@@ -174,7 +170,7 @@ def add_evaluate_parser(sub) -> argparse.ArgumentParser:
     )
     e.add_argument("--model", required=True, type=Path, help="model file (model.pt)")
     e.add_argument("--data", required=True, type=Path, help="dataset file")
-    e.add_argument("--split", default="test", help="split to evaluate (default test)")
+    e.add_argument("--split", default="test", help=f"split to evaluate (default test): {SPLITS_HELP}")
     e.add_argument("--limit", type=int, default=None, help="only the first LIMIT records")
     add_fidelity_options(e)
     e.add_argument(
@@ -207,16 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _records(path: Path, split: str, limit: int | None, fidelity: str = "xtb", reference_store: Path | None = None):
     """The records of ``split`` of the dataset file ``path`` in ``fidelity`` (xtb, reference, both)."""
     ds = load_dataset(path, fidelity, reference_store)
-    if split in ("fit", "val"):
-        from s2s.splits import validation_split
-
-        part = validation_split(ds)[0 if split == "fit" else 1]
-    elif split in ("fit0", "fit1"):
-        from s2s.splits import fit_halves
-
-        part = fit_halves(ds)[int(split[-1])]
-    else:
-        part = ds if split == "all" else ds.split(split)
+    part = split_of(ds, split)
     recs = list(part)[: limit if limit is not None else None]
     if not recs:
         raise SystemExit(f"s2s: {path}: no records in split {split!r} (fidelity {fidelity})")
