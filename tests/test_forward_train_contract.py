@@ -270,3 +270,29 @@ def test_validation_cpu_counts_against_the_budget(quartz_env, monkeypatch):
     res = train_forward(_cfg(max_steps=4, eval_every=1), envs, ys, ids, progress=False)
     assert res.cpu_seconds >= 4 * 0.05
     assert [r["cpu_seconds"] for r in res.history][-1] >= 4 * 0.05 - 1e-3
+
+
+def test_init_from_starts_at_the_given_weights_with_this_sets_mean_prior(quartz_env):
+    ids = _ids(10, 3)
+    envs, ys = _set(quartz_env, ids)
+    first = train_forward(_cfg(max_steps=8), envs, ys, ids, progress=False).model
+    ys2 = np.roll(ys, 7, axis=1)  # another "fidelity": the same sites, other spectra
+    cfg = _cfg(max_steps=8, seed=3)
+    tuned = train_forward(cfg, envs, ys2, ids, max_steps=0, progress=False, init_from=first).model
+    scratch = train_forward(cfg, envs, ys2, ids, max_steps=0, progress=False).model
+    a, b, c = first.net.state_dict(), tuned.net.state_dict(), scratch.net.state_dict()
+    for k in a:
+        if k == "log_prior":  # the new training sites' mean spectrum, as a fresh run's
+            assert torch.allclose(b[k], c[k]) and not torch.allclose(b[k], a[k])
+        else:
+            assert torch.equal(b[k], a[k]), k
+    assert any(not torch.equal(b[k], c[k]) for k in b if k != "log_prior")
+    assert tuned.meta["init_from"] == "a model in memory"
+
+
+def test_init_from_another_architecture_is_refused_by_name(quartz_env):
+    ids = _ids(10, 3)
+    envs, ys = _set(quartz_env, ids)
+    first = train_forward(_cfg(max_steps=2), envs, ys, ids, progress=False).model
+    with pytest.raises(ValueError, match="hidden"):
+        train_forward(_cfg(hidden=8), envs, ys, ids, max_steps=0, progress=False, init_from=first)

@@ -221,8 +221,13 @@ def _start(
     progress: bool,
     input_spectra: np.ndarray | None,
     meta: dict,
+    init_from: ForwardModel | None = None,
 ) -> tuple[_Run, _Data]:
-    """Features, a fresh network (input standardisation and mean prior from the training split) and its optimiser."""
+    """Features, a fresh network (input standardisation and mean prior from the training split) and its optimiser.
+
+    ``init_from``: start from that model's weights and input standardisation instead (fine-tuning, e.g. the xTB
+    forward model on first-principles spectra); the mean prior is still this training split's mean spectrum, so the
+    network's learned deviation from the mean carries over and the mean itself is the new fidelity's."""
     torch.manual_seed(cfg.seed)
     inputs_all = _prepare_inputs(cfg, envs, progress, input_spectra)
     if cfg.kind == "soap":
@@ -231,13 +236,41 @@ def _start(
         tr_in, va_in = [envs[i] for i in tr_idx], [envs[i] for i in va_idx]
     data = _Data(tr_in, va_in, torch.as_tensor(y[tr_idx]), torch.as_tensor(y[va_idx]))
     net = build_net(cfg, tr_in.shape[1] if cfg.kind == "soap" else None)
-    if cfg.kind == "soap":
+    if init_from is not None:
+        _load_init(net, cfg, init_from)
+    elif cfg.kind == "soap":
         net.mean.copy_(tr_in.mean(0))
         net.std.copy_(tr_in.std(0) + 1e-6 * float(tr_in.std(0).max()) + 1e-12)
     if cfg.mean_prior:
         net.log_prior.copy_(torch.log(data.y_tr.mean(0).clamp_min(1e-6)))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     return _Run(cfg, net, opt, meta), data
+
+
+ARCHITECTURE = (
+    "kind",
+    "hidden",
+    "n_layers",
+    "mean_prior",
+    "soap_r_cut",
+    "soap_n_max",
+    "soap_l_max",
+    "soap_sigma",
+    "n_rbf",
+    "rbf_max",
+    "pair_cutoff",
+    "input_spectrum",
+)
+
+
+def _load_init(net: nn.Module, cfg: ForwardConfig, init: ForwardModel) -> None:
+    """Copy ``init``'s weights (and SOAP standardisation) into ``net``; ValueError naming the fields when the
+    architectures differ."""
+    differ = [k for k in ARCHITECTURE if getattr(cfg, k) != getattr(init.cfg, k)]
+    if differ:
+        where = f" ({init.path})" if init.path is not None else ""
+        raise ValueError(f"train_forward: init_from{where} has another architecture: differs in {differ}")
+    net.load_state_dict(init.net.state_dict())
 
 
 def _loss_csv(history: list[dict]) -> str:
@@ -323,6 +356,7 @@ def train_forward(
     progress: bool = True,
     info: dict | None = None,
     input_spectra: np.ndarray | None = None,
+    init_from: ForwardModel | None = None,
 ) -> ForwardTrainResult:
     """Train a forward model on ``envs`` -> ``spectra`` (n, 200), holding out the validation
     structures (:func:`validation_mask` of ``structure_ids``) to choose the weights kept.
@@ -335,7 +369,9 @@ def train_forward(
     weights with config and meta), ``loss.csv`` (step, train_mse, val_mse, lr, cpu_seconds) and
     ``run.json``, each written to a temporary file and renamed.  Batches of step k come from
     ``default_rng([seed, k])``, so a resumed run follows the same data order.  ``input_spectra`` (n, 200): for a
-    translator (``cfg.input_spectrum``), each site's spectrum at the input fidelity.
+    translator (``cfg.input_spectrum``), each site's spectrum at the input fidelity.  ``init_from``: a trained
+    forward model of the same architecture to start from (fine-tuning; :func:`_start`); ignored when a checkpoint
+    is resumed.
     """
     envs = list(envs)
     y = np.asarray(spectra, dtype=np.float32)
@@ -351,7 +387,9 @@ def train_forward(
         "n_val_structures": int(len({structure_ids[i] for i in va_idx})),
         **(info or {}),
     }
-    run, data = _start(cfg, envs, y, tr_idx, va_idx, progress, input_spectra, meta)
+    if init_from is not None:
+        meta["init_from"] = str(init_from.path) if init_from.path is not None else "a model in memory"
+    run, data = _start(cfg, envs, y, tr_idx, va_idx, progress, input_spectra, meta, init_from)
     if out is not None and (out / CHECKPOINT).exists() and resume:
         run.resume_from(out / CHECKPOINT)
 
