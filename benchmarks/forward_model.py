@@ -3,6 +3,11 @@
     python benchmarks/forward_model.py                       # the table for models/forward_v1
     python benchmarks/forward_model.py --model runs/fwd/model.pt --json out.json
     python benchmarks/forward_model.py --compare --cpu-seconds 60   # the two designs at equal CPU time (validation)
+    python benchmarks/forward_model.py --fidelity reference --model models/forward_ref_v1/model.pt \
+        models/forward_v1/model.pt                            # first-principles (GPAW) spectra: both models
+
+``--fidelity reference``: the first-principles spectra of the reference store (``--reference-store``, default
+data/reference_sites) as truth, for the sites that have one (the baselines then search those training sites).
 
 Table (test split, structures never seen in training): mean cosine similarity and mean MSE
 (unit-area intensity^2 over the 200-point grid) of the predicted to the true spectrum, for
@@ -32,7 +37,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from s2s.dataset import Dataset  # noqa: E402
 from s2s.forward.baselines import baselines, format_table, score  # noqa: E402
 from s2s.forward.model import ForwardModel, validation_mask  # noqa: E402
 from s2s.forward.train import train_forward  # noqa: E402
@@ -47,7 +51,9 @@ def print_table(rows: dict[str, dict[str, float]], title: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=default_path("data"))
-    ap.add_argument("--model", type=Path, default=ROOT / "models" / "forward_v1" / "model.pt")
+    ap.add_argument("--model", type=Path, nargs="+", default=[ROOT / "models" / "forward_v1" / "model.pt"])
+    ap.add_argument("--fidelity", default="xtb", choices=("xtb", "reference"), help="which spectra are the truth")
+    ap.add_argument("--reference-store", type=Path, default=None, help="with --fidelity reference (default shipped)")
     ap.add_argument(
         "--compare", action="store_true", help="train both designs at equal CPU time and compare on validation"
     )
@@ -58,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    ds = Dataset.load(a.data)
+    from s2s.simulate.reference_sites import load_fidelity
+
+    ds = load_fidelity(a.data, a.fidelity, a.reference_store)
     train, test = ds.train, ds.test
     out: dict = {}
     if a.compare:
@@ -91,22 +99,25 @@ def main(argv: list[str] | None = None) -> int:
         )
         out["compare"] = rows
     else:
-        fm = ForwardModel.load(a.model)
         t_envs, t_spec = test.environments(), test.spectra()
-        t0 = time.process_time()
-        pred = fm.predict(t_envs)
-        dt = time.process_time() - t0
-        rows = {f"forward model ({fm.cfg.kind}, {Path(a.model).parent.name})": score(pred, t_spec)}
+        rows = {}
+        for path in a.model:
+            fm = ForwardModel.load(path)
+            t0 = time.process_time()
+            pred = fm.predict(t_envs)
+            dt = time.process_time() - t0
+            rows[f"forward model ({fm.cfg.kind}, {Path(path).parent.name})"] = score(pred, t_spec)
         for name, p in baselines(train.environments(), train.spectra(), t_envs).items():
             rows[name] = score(p, t_spec)
         print_table(
             rows,
-            f"Test split: {len(test)} sites of {len(test.structure_ids())} structures; reference: "
-            f"{len(train)} training sites",
+            f"Test split, {a.fidelity} spectra: {len(test)} sites of {len(test.structure_ids())} structures; "
+            f"reference: {len(train)} training sites",
         )
         print(f"forward model: {dt / len(t_envs) * 1e3:.2f} ms CPU per environment (SOAP included)")
         out["test"] = rows
-        out["model"] = str(a.model)
+        out["model"] = [str(p) for p in a.model]
+        out["fidelity"] = a.fidelity
     if a.json is not None:
         a.json.write_text(json.dumps(out, indent=1) + "\n")
     return 0

@@ -22,6 +22,7 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "model": ("S2S_MODEL", "models/s2s_open_v9/model.pt"),
     "model_xtb": ("S2S_MODEL_XTB", "models/s2s_open_v6/model.pt"),
     "forward": ("S2S_FORWARD", "models/forward_v1/model.pt"),
+    "forward_reference": ("S2S_FORWARD_REFERENCE", "models/forward_ref_v1/model.pt"),
     "fidelity_map": ("S2S_FIDELITY_MAP", "models/fidelity_map_v1/map.npz"),
     "data": ("S2S_DATA", "data/s2s_open_v1.h5"),
     "results": ("S2S_RESULTS", "figures/results.json"),

@@ -366,6 +366,38 @@ def test_predict_fidelity_defaults_to_what_the_model_was_trained_on_and_xtb_rout
     assert summary["sampling"]["model"] == str(joint / "model.pt")
 
 
+def test_the_forward_model_that_ranks_predicts_the_inputs_fidelity(toy, tmp_path, monkeypatch):
+    from s2s.forward.model import ForwardConfig
+    from s2s.forward.train import train_forward
+    from s2s.predict import choose_forward
+
+    data, model, store, _ = toy
+    cfg = ForwardConfig(kind="distance", hidden=8, n_rbf=4, batch_size=4, max_steps=1, eval_every=1)
+    paths = {}
+    for fid in ("xtb", "reference"):
+        train = load_dataset(data, fid, store).train
+        ids = [r.structure_id for r in train]
+        train_forward(cfg, train.environments(), train.spectra(), ids, tmp_path / fid, progress=False)
+        paths[fid] = tmp_path / fid / "model.pt"
+    monkeypatch.setenv("S2S_FORWARD", str(paths["xtb"]))
+    monkeypatch.setenv("S2S_FORWARD_REFERENCE", str(paths["reference"]))
+    assert choose_forward("auto", "xtb") == paths["xtb"]
+    assert choose_forward("auto", "both") == choose_forward("auto", "reference") == paths["reference"]
+    assert choose_forward(paths["xtb"], "both") == paths["xtb"] and choose_forward(None, "both") is None
+    spec = tmp_path / "s.npy"
+    np.save(spec, np.asarray(next(iter(Dataset.load(data).test)).spectrum))
+    base = ["predict", str(spec), "--data", str(data), "--model", str(model), "--reference-store", str(store)]
+    base += ["--no-png", "--n-samples", "2", "--steps", "2", "--quiet"]
+    for fid, expect in (("xtb", "xtb"), ("both", "reference"), ("reference", "reference")):
+        out = tmp_path / f"out_{fid}"
+        assert main(base + ["--fidelity", fid, "--out", str(out)]) == 0
+        ranking = json.loads(next(out.glob("*/summary.json")).read_text())["ranking"]
+        assert ranking["forward_model"] == str(paths[expect]), fid
+    out = tmp_path / "explicit"
+    assert main(base + ["--fidelity", "both", "--forward-model", str(paths["xtb"]), "--out", str(out)]) == 0
+    assert json.loads(next(out.glob("*/summary.json")).read_text())["ranking"]["forward_model"] == str(paths["xtb"])
+
+
 def test_train_reference_repeat_repeats_the_first_principles_records_only(toy, tmp_path, monkeypatch):
     import s2s.model.train as mt
 

@@ -12,6 +12,7 @@ from s2s.model.diffusion import SAMPLERS
 from s2s.predict import (
     DEFAULT_DATA,
     DEFAULT_FORWARD,
+    DEFAULT_FORWARD_REFERENCE,
     DEFAULT_MODEL,
     DEFAULT_MODEL_XTB,
     DEFAULT_N_SAMPLES,
@@ -51,9 +52,10 @@ def _add_input_and_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--forward-model",
         type=Path,
-        default=DEFAULT_FORWARD,
+        default=None,
         help="forward model that ranks the candidates by the MSE of their predicted spectrum to the input "
-        f"(default {DEFAULT_FORWARD})",
+        f"(default: the one of the input's fidelity: with --fidelity xtb {DEFAULT_FORWARD}, else the "
+        f"first-principles {DEFAULT_FORWARD_REFERENCE}; docs/forward_model.md)",
     )
     p.add_argument("--no-rank", action="store_true", help="do not rank the candidates (no forward model)")
     p.add_argument(
@@ -197,6 +199,7 @@ def cmd_predict(a) -> int:
     import torch
 
     from s2s.predict import PredictContext, choose_model, collect_inputs, run_batch
+    from s2s.predict.context import AUTO
     from s2s.predict.inputs import parse_pixel, parse_roi
     from s2s.predict.report import check_out_dir
 
@@ -232,7 +235,12 @@ def cmd_predict(a) -> int:
             fidelity = FidelityMap.from_file(a.input_map).target  # its output is what that fidelity's model reads
         model, fidelity = choose_model(a.model, fidelity)
         ctx = PredictContext.load(
-            model, a.data, None if a.no_rank else a.forward_model, fidelity, a.reference_store, a.input_map
+            model,
+            a.data,
+            None if a.no_rank else (a.forward_model or AUTO),
+            fidelity,
+            a.reference_store,
+            a.input_map,
         )
         if a.guidance and not ctx.model.cfg.diffusion.cond_drop:
             raise ValueError(

@@ -16,6 +16,7 @@
 from s2s.predict.context import (
     DEFAULT_DATA,
     DEFAULT_FORWARD,
+    DEFAULT_FORWARD_REFERENCE,
     DEFAULT_MODEL,
     DEFAULT_MODEL_XTB,
     DEFAULT_N_SAMPLES,
@@ -23,6 +24,7 @@ from s2s.predict.context import (
     DEFAULT_STEPS,
     PredictContext,
     Prediction,
+    choose_forward,
     choose_model,
     trained_fidelity,
 )
@@ -35,6 +37,7 @@ from s2s.predict.signal import load_context, predict_signal
 __all__ = [
     "DEFAULT_DATA",
     "DEFAULT_FORWARD",
+    "DEFAULT_FORWARD_REFERENCE",
     "DEFAULT_MODEL",
     "DEFAULT_MODEL_XTB",
     "DEFAULT_N_SAMPLES",
@@ -47,6 +50,7 @@ __all__ = [
     "PredictInputError",
     "Prediction",
     "Prepared",
+    "choose_forward",
     "choose_model",
     "trained_fidelity",
     "broaden",

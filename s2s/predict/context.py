@@ -69,8 +69,27 @@ def choose_model(model: str | os.PathLike | None = None, fidelity: str | None = 
 DEFAULT_DATA = default_path("data")
 
 
-#: The forward model (environment -> spectrum) that ranks the candidates (docs/forward_model.md).
+#: The forward model (environment -> spectrum) that ranks the candidates of xTB input (docs/forward_model.md).
 DEFAULT_FORWARD = default_path("forward")
+
+
+#: The forward model that predicts first-principles spectra: ranks the candidates of every other input.
+DEFAULT_FORWARD_REFERENCE = default_path("forward_reference")
+
+
+#: ``forward_path="auto"``: the forward model of the input's fidelity (:func:`choose_forward`).
+AUTO = "auto"
+
+
+def choose_forward(forward: str | os.PathLike | None, fidelity: str) -> Path | None:
+    """The forward model that ranks the candidates: ``forward`` when it is a path, None (no ranking) when None;
+    for ``"auto"`` the one that predicts spectra of the input's kind, so that a candidate's predicted spectrum
+    and the input compare like with like: the xTB forward model (``forward`` resource) for ``fidelity`` 'xtb',
+    the first-principles one (``forward_reference``) for 'reference' and 'both' (whose inputs are measured or
+    first-principles spectra; docs/forward_model.md)."""
+    if forward is None or str(forward) != AUTO:
+        return None if forward is None else Path(forward)
+    return resolve("forward" if fidelity == "xtb" else "forward_reference")
 
 
 #: Sampler and step count for predict, chosen from benchmarks/bench_steps.py (docs/predict.md).
@@ -108,13 +127,14 @@ class PredictContext:
         cls,
         model_path: str | os.PathLike = DEFAULT_MODEL,
         data_path: str | os.PathLike = DEFAULT_DATA,
-        forward_path: str | os.PathLike | None = DEFAULT_FORWARD,
+        forward_path: str | os.PathLike | None = AUTO,
         fidelity: str | None = None,
         reference_store: str | os.PathLike | None = None,
         input_map: str | os.PathLike | None = None,
     ) -> "PredictContext":
         """Load the generator, the training reference and (unless ``forward_path`` is None) the
-        forward model that ranks the candidates; a missing forward model file is an error naming it.
+        forward model that ranks the candidates (``"auto"``: the one of ``fidelity``, :func:`choose_forward`);
+        a missing forward model file is an error naming it.
         ``fidelity``: which training spectra are the reference of template matching, the OOD score and the
         onset convention ('xtb', 'reference' = the first-principles spectra of ``reference_store``, default
         data/reference_sites, or 'both', whose onset convention is the first-principles spectra's); None: what
@@ -156,8 +176,8 @@ class PredictContext:
                 raise ValueError(f"{input_map}: the map has no domain basis or no source_onset_eV in its meta")
             onset = float(fmap.meta["source_onset_eV"])
         forward = None
+        forward_path = choose_forward(forward_path, fidelity)
         if forward_path is not None:
-            forward_path = Path(forward_path)
             if not forward_path.exists():
                 raise FileNotFoundError(
                     f"{forward_path}: forward model not found (ranks the candidates); train one "

@@ -23,7 +23,7 @@ import numpy as np
 
 from s2s.io.eels import energy_from_axis
 from s2s.io.raw import SpectrumFileError
-from s2s.predict.context import DEFAULT_DATA, DEFAULT_FORWARD, DEFAULT_MODEL, PredictContext, Prediction
+from s2s.predict.context import AUTO, DEFAULT_DATA, DEFAULT_MODEL, PredictContext, Prediction
 from s2s.predict.inputs import ENERGY_UNITS, PredictInputError, array_inputs
 from s2s.predict.prepare import prepare
 from s2s.predict.run import predict_one
@@ -34,13 +34,15 @@ _CONTEXTS: dict[tuple, PredictContext] = {}
 def load_context(
     model: str | os.PathLike = DEFAULT_MODEL,
     data: str | os.PathLike = DEFAULT_DATA,
-    forward_model: str | os.PathLike | None = DEFAULT_FORWARD,
+    forward_model: str | os.PathLike | None = AUTO,
 ) -> PredictContext:
-    """:meth:`PredictContext.load`, cached by the three paths (and the files' modification times)."""
-    paths = [Path(model), Path(data), None if forward_model is None else Path(forward_model)]
-    key = tuple((str(p), p.stat().st_mtime_ns if p.exists() else None) if p else None for p in paths)
+    """:meth:`PredictContext.load`, cached by the three paths (and the files' modification times);
+    ``forward_model="auto"``: the forward model of the model's training fidelity (:func:`choose_forward`)."""
+    forward = forward_model if forward_model in (None, AUTO) else Path(forward_model)
+    paths = [Path(model), Path(data)] + ([forward] if isinstance(forward, Path) else [])
+    key = tuple((str(p), p.stat().st_mtime_ns if p.exists() else None) for p in paths) + (str(forward),)
     if key not in _CONTEXTS:
-        _CONTEXTS[key] = PredictContext.load(*paths)
+        _CONTEXTS[key] = PredictContext.load(Path(model), Path(data), forward)
     return _CONTEXTS[key]
 
 
@@ -82,7 +84,7 @@ def predict_signal(
     ctx: PredictContext | None = None,
     model: str | os.PathLike = DEFAULT_MODEL,
     data: str | os.PathLike = DEFAULT_DATA,
-    forward_model: str | os.PathLike | None = DEFAULT_FORWARD,
+    forward_model: str | os.PathLike | None = AUTO,
     shift: str | float = "auto",
     background: bool = False,
     smooth_eV: float = 0.0,
@@ -99,7 +101,8 @@ def predict_signal(
         (in ``energy_unit``), or (200,) on the model grid without ``energy_eV``.  A spectrum image
         (ny, nx, L) needs ``pixel`` = (x, y) or ``roi`` = (x0, x1, y0, y1) (half-open; the sum is used).
     ctx : a loaded :class:`PredictContext`; default :func:`load_context` (``model``, ``data``,
-        ``forward_model``; ``forward_model=None``: no ranking, as ``--no-rank``).
+        ``forward_model``, by default the forward model of the model's training fidelity;
+        ``forward_model=None``: no ranking, as ``--no-rank``).
     shift, background, smooth_eV, force : preparation as ``s2s predict`` (:func:`s2s.predict.prepare.prepare`).
     sample_kwargs : ``n_samples``, ``steps``, ``sampler``, ``eta``, ``guidance``, ``seed``, ``n_atoms`` of
         :func:`s2s.predict.run.predict_one` (defaults as ``s2s predict``).
