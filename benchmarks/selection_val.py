@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         name = sel.info.get("name", Path(p).stem)  # loss:features:spectrum:forward
         if sel.info.get("cross_validation", {}).get("chosen") == name:
             name += " [CV choice]"
+        if name in selectors:  # the same configuration trained on other samples (e.g. cross-fitted): name its folder
+            name += f" [{Path(p).parent.name}]"
         selectors.setdefault(name, sel)
     forward = ForwardModel.load(resolve("forward", a.forward))
     inputs = {}
