@@ -82,7 +82,8 @@ def pick(a, ds) -> dict:
     from s2s.model.cache import BestOfKSettings, sample_k
     from s2s.resources import resolve
     from s2s.studies.best_of_k import select
-    from s2s.studies.bootstrap import _site_values, difference_intervals, summary_intervals
+    from s2s.studies.bootstrap import ROW_KEYS, difference_intervals, summary_intervals
+    from s2s.studies.evaluate import metric_array
 
     model = resolve("model", a.model)
     val = list(split_of(ds, "val"))
@@ -127,7 +128,7 @@ def pick(a, ds) -> dict:
         print(
             f"seed {seed}: "
             + ", ".join(
-                f"{n} {np.nanmean(_site_values(rows[n][-len(val) :], 'paper', 'rmsd_shell1')):.3f}" for n in names
+                f"{n} {np.nanmean(metric_array(rows[n][-len(val) :], 'paper', 'rmsd_shell1')):.3f}" for n in names
             ),
             flush=True,
         )
@@ -142,7 +143,7 @@ def pick(a, ds) -> dict:
     print(f"\nGPAW validation spectra: {len(val)} sites of {len(set(groups))} structures; seeds {a.seeds} pooled")
     print(f"{'pick':40s} {'1st shell [95 % CI]':>24s} {'all':>7s} {'species':>8s} {'validity':>9s}")
     for n, r in rows.items():
-        means = {k: float(np.nanmean(_site_values(r, "paper", k))) for k in KEYS}
+        means = {k: float(np.nanmean(metric_array(r, "paper", ROW_KEYS.get(k, k)))) for k in KEYS}
         ci = summary_intervals(r, groups, "paper", digits=3)
         out["pooled"][n] = {**means, "ci95": ci}
         print(

@@ -93,10 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     from s2s.model.cache import BestOfKSettings
     from s2s.resources import resolve
     from s2s.selection.data import concat_tables, load_table, sample_table, save_table
-    from s2s.studies.ablation import load_split
+    from s2s.splits import validation_split
 
     model = resolve("model_xtb", a.model)  # xTB spectra: the xTB generator (docs/selection.md numbers)
-    fit, val = load_split(resolve("data", a.data))
+    ds = Dataset.load(resolve("data", a.data))
+    fit, val = validation_split(ds)
     settings = BestOfKSettings(k=a.k, seed=a.seed)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if a.model is None:
             raise SystemExit("selection_data.py: --half needs --model, a generator trained on the other half")
-        fit = fit_halves(Dataset.load(resolve("data", a.data)))[a.half]
+        fit = fit_halves(ds)[a.half]
     records = list(fit)
     order = diverse_order([r.structure_id for r in records], seed=0)[: a.sites]
     stem = "fit" if a.half is None else f"fit_half{a.half}"

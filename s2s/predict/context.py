@@ -87,9 +87,11 @@ def choose_forward(forward: str | os.PathLike | None, fidelity: str) -> Path | N
     and the input compare like with like: the xTB forward model (``forward`` resource) for ``fidelity`` 'xtb',
     the first-principles one (``forward_reference``) for 'reference' and 'both' (whose inputs are measured or
     first-principles spectra; docs/forward_model.md)."""
-    if forward is None or str(forward) != AUTO:
-        return None if forward is None else Path(forward)
-    return resolve("forward" if fidelity == "xtb" else "forward_reference")
+    if forward is None:
+        return None
+    if str(forward) != AUTO:
+        return Path(forward)
+    return resolve("forward" if fidelity == "xtb" else "forward_reference", must_exist=False)  # load() checks it
 
 
 #: Sampler and step count for predict, chosen from benchmarks/bench_steps.py (docs/predict.md).
