@@ -96,6 +96,28 @@ def test_train_and_sample_read_the_fidelity_they_are_given(toy, tmp_path):
     assert m["fidelity"] == "both" and m["summary"]["paper"]["n"] == n_test_xtb + 1
 
 
+def test_train_says_what_ended_the_run_and_warns_when_the_epochs_end_it_before_the_cpu_budget(toy, tmp_path, capsys):
+    """A preset's epoch limit once ended a ``--cpu-minutes`` run silently (cpu_v3: 300 epochs); run.json and the
+    console now name what ended it."""
+    data, _, _, _ = toy
+    base = ["train", "--data", str(data), "--preset", "tiny", "--quiet"]
+    capsys.readouterr()
+    assert main(base + ["--out", str(tmp_path / "e"), "--epochs", "2", "--cpu-minutes", "60"]) == 0
+    out = capsys.readouterr()
+    info = json.loads((tmp_path / "e" / "run.json").read_text())
+    assert info["stop_reason"] == "epochs" and info["epochs"] == 2
+    assert "ended by the epoch limit (2 epochs, --epochs)" in out.out
+    assert "before --cpu-minutes 60 was spent" in out.err
+    assert main(base + ["--out", str(tmp_path / "s"), "--max-steps", "2"]) == 0
+    out = capsys.readouterr()
+    assert json.loads((tmp_path / "s" / "run.json").read_text())["stop_reason"] == "max_steps"
+    assert "ended by the step limit (--max-steps)" in out.out and "--cpu-minutes" not in out.err
+    assert main(base + ["--out", str(tmp_path / "c"), "--epochs", "1000000", "--cpu-minutes", "0.002"]) == 0
+    out = capsys.readouterr()
+    assert json.loads((tmp_path / "c" / "run.json").read_text())["stop_reason"] == "cpu_budget"
+    assert "ended by the CPU budget (--cpu-minutes 0.002)" in out.out and "note:" not in out.err
+
+
 def test_fidelity_recipes_benchmark_trains_evaluates_and_reports_on_a_toy(toy, tmp_path, capsys):
     import importlib.util
     from pathlib import Path

@@ -104,7 +104,8 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="stop once this run (all its resumed calls, this stage) has used this much process CPU time; "
-        "writes model.pt; rerun with a larger value to continue",
+        "writes model.pt; rerun with a larger value to continue. The preset's epochs still apply (cpu_v3: 300): "
+        "give --epochs 1000000 to let the budget alone decide (run.json stop_reason says what ended a run)",
     )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument(
@@ -347,8 +348,29 @@ def cmd_train(a) -> int:
         )
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"s2s train: {err}") from None
-    print(f"done: {res.step} steps in {time.perf_counter() - t0:.1f} s; EMA model in {a.out / 'model.pt'}")
+    print(
+        f"done: {res.step} steps in {time.perf_counter() - t0:.1f} s, ended by {_stop_words(res.stop_reason, cfg, a)};"
+        f" EMA model in {a.out / 'model.pt'}"
+    )
+    if a.cpu_minutes is not None and res.stop_reason in ("epochs", "max_steps"):
+        print(
+            f"s2s train: note: the run reached its {res.stop_reason.replace('_', ' ')} before --cpu-minutes"
+            f" {a.cpu_minutes:g} was spent; to let the CPU budget decide, raise them (e.g. --epochs 1000000)",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _stop_words(reason: str, cfg, a) -> str:
+    """What ended a training run, in words a user can act on (``TrainResult.stop_reason``)."""
+    if reason == "epochs":
+        source = "--epochs" if a.epochs is not None else f"preset {a.preset}"
+        return f"the epoch limit ({cfg.train.epochs} epochs, {source})"
+    if reason == "max_steps":
+        return "the step limit (--max-steps)" if a.max_steps is not None else f"the step limit of preset {a.preset}"
+    if reason == "cpu_budget":
+        return f"the CPU budget (--cpu-minutes {a.cpu_minutes:g})"
+    return reason
 
 
 def cmd_sample(a) -> int:

@@ -50,6 +50,9 @@ class TrainResult:
     step: int
     history: list[dict] = field(default_factory=list)
     out_dir: Path | None = None
+    #: what ended the run: "epochs" (the config's epochs), "max_steps", "cpu_budget", or "stop_after" (an
+    #: interruption on purpose, tests); also ``stop_reason`` in ``run.json``
+    stop_reason: str = "epochs"
 
 
 def atomic_torch_save(obj, path: Path) -> None:
@@ -274,8 +277,18 @@ def _start(
     return run
 
 
-def _save(run: _Run, cfg: S2SConfig, out: Path | None, n: int, steps_per_epoch: int, t0: float, final: bool) -> None:
-    """``checkpoint.pt`` and ``loss.csv``; when ``final``, also ``model.pt`` (EMA weights) and ``run.json``."""
+def _save(
+    run: _Run,
+    cfg: S2SConfig,
+    out: Path | None,
+    n: int,
+    steps_per_epoch: int,
+    t0: float,
+    final: bool,
+    stop_reason: str | None = None,
+) -> None:
+    """``checkpoint.pt`` and ``loss.csv``; when ``final``, also ``model.pt`` (EMA weights) and ``run.json``
+    (with ``stop_reason``, what ended the run)."""
     if out is None:
         return
     atomic_torch_save(run.checkpoint(cfg, n), out / CHECKPOINT)
@@ -292,6 +305,7 @@ def _save(run: _Run, cfg: S2SConfig, out: Path | None, n: int, steps_per_epoch: 
             "seconds_this_call": round(time.perf_counter() - t0, 1),
             "seconds_total": round(sum_seconds(run.history), 1),
             "cpu_seconds_total": round(sum_cpu_seconds(run.history), 1),
+            "stop_reason": stop_reason,
             "config": cfg.to_dict(),
         }
         atomic_write_text(out / "run.json", json.dumps(summary, indent=1))
@@ -383,10 +397,10 @@ def train(
     run = _start(cfg, environments, spectra, out, resume, init_from, info, device)
     bs = min(tc.batch_size, n)
     steps_per_epoch = math.ceil(n / bs)
-    total = run.stage_start + tc.epochs * steps_per_epoch
+    total, limit = run.stage_start + tc.epochs * steps_per_epoch, "epochs"
     for cap in (tc.max_steps, max_steps):
-        if cap is not None:
-            total = min(total, cap)
+        if cap is not None and cap <= total:
+            total, limit = cap, "max_steps"
     sizes = np.array([e.n_atoms for e in environments])
 
     bar = None
@@ -406,12 +420,12 @@ def train(
     def cpu_now() -> float:
         return cpu_before + time.process_time() - c0
 
-    def save(final: bool = False) -> None:
-        _save(run, cfg, out, n, steps_per_epoch, t0, final)
+    def save(final: bool = False, reason: str | None = None) -> None:
+        _save(run, cfg, out, n, steps_per_epoch, t0, final, reason)
 
-    def finished() -> TrainResult:
+    def finished(reason: str) -> TrainResult:
         run.ema.module.eval()
-        return TrainResult(model=run.ema.module, step=run.step, history=run.history, out_dir=out)
+        return TrainResult(model=run.ema.module, step=run.step, history=run.history, out_dir=out, stop_reason=reason)
 
     try:
         while run.step < total:
@@ -447,19 +461,21 @@ def train(
                     run.log(epoch, time.perf_counter() - t0, cpu_check)
                 else:  # this step's row was logged before the check, at a lower CPU time
                     run.history[-1]["cpu_seconds"] = round(cpu_check, 3)
-                save(final=True)  # a budget is a clean end: model.pt and run.json too; a larger budget resumes
-                return finished()
+                save(final=True, reason="cpu_budget")  # a clean end: model.pt and run.json; a larger budget resumes
+                return finished("cpu_budget")
             if stop_after is not None and done_here >= stop_after and run.step < total:
                 save()
-                return TrainResult(model=run.ema.module, step=run.step, history=run.history, out_dir=out)
+                return TrainResult(
+                    model=run.ema.module, step=run.step, history=run.history, out_dir=out, stop_reason="stop_after"
+                )
     except KeyboardInterrupt:
         save()
         raise
     finally:
         if bar is not None:
             bar.close()
-    save(final=True)
-    return finished()
+    save(final=True, reason=limit)
+    return finished(limit)
 
 
 #: Diffusion settings that shape only the training (which noise pairs with which environment, which steps
