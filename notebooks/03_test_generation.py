@@ -376,9 +376,10 @@ from s2s.studies.reference_input import evaluate_reference_input, reference_test
 
 ref_test, xtb_test, ref_library = reference_test_inputs(dataset_path, small=small)  # small: a fixed few
 input_map = None if input_map_path is None else FidelityMap.from_file(input_map_path)
+forward_reference_path = default_path("forward_reference")  # forward_ref_v1: it ranks GPAW spectra
 ref_in = evaluate_reference_input(
     reference_model_path,
-    ForwardModel.load(forward_model_path),
+    ForwardModel.load(forward_reference_path),
     ref_test,
     xtb_test,
     ref_library,
@@ -398,6 +399,8 @@ ri_rows = {
     "GPAW input": ref_in,
     "xTB input, same sites": ref_in["xtb_input"],
     f"GPAW, consensus of {bok_settings.k}": ref_in["composition_medoid_of_k"],
+    f"GPAW, forward pick of {bok_settings.k}": ref_in["forward_pick_of_k"],
+    f"GPAW, oracle of {bok_settings.k}": ref_in["oracle_of_k"],
     **{f"GPAW, {t['model']}": t for t in [ref_in.get("xtb_model_input")] if t},
     **{f"GPAW map, {t['model']}": t for t in [ref_in.get("mapped_input")] if t},
     "template, GPAW library": ref_in["template"],
@@ -417,6 +420,8 @@ if not small:
         **ref_in,
         "model_sha256": file_sha256(reference_model_path),
         "reference_calc_key": BUILD_SETTINGS.calc_key(),
+        "forward_model": forward_reference_path.parent.name,
+        "forward_model_sha256": file_sha256(forward_reference_path),
         "input": "GPAW half-core-hole O K-edge spectra of the test sites in data/reference_sites",
     }
     update_results("test_generation", tg, FIG / "results.json")

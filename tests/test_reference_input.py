@@ -60,6 +60,9 @@ def test_reference_input_scores_the_same_sites_from_both_fidelities_and_a_refere
         assert lo <= table["rmsd_shell1"] <= hi
         assert 0.0 <= table["validity"] <= 1.0
     assert "template_win_rate" in out["composition_medoid_of_k"] and "first_shell" in out
+    # the oracle of k is a lower bound of every pick among the same k samples
+    for pick in ("composition_medoid_of_k", "forward_pick_of_k"):
+        assert out["oracle_of_k"]["rmsd_shell1"] <= out[pick]["rmsd_shell1"] and out[pick]["k"] == 2
     win, (wlo, whi) = out["template"]["model_win_rate"], out["template"]["model_win_rate_ci95"]
     assert 0.0 <= wlo <= win <= whi <= 1.0
     # same sites, same seed: the single-sample row of the xTB input is the one single_sample_table gives it

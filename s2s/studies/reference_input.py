@@ -189,8 +189,9 @@ def evaluate_reference_input(
     the xTB-trained generator as they are (the old model's row beside the new one's).
 
     ``forward``: the forward model (:class:`s2s.forward.model.ForwardModel`) that best-of-k needs for its
-    other picks; ``library_records``: the template library (reference fidelity).  Returns ``single`` (also
-    the top-level keys, as ``test_generation``), ``xtb_input``, ``composition_medoid_of_k``, ``template``,
+    other picks (of the input's fidelity: ``forward_ref_v1`` for reference spectra); ``library_records``: the
+    template library (reference fidelity).  Returns ``single`` (also the top-level keys, as ``test_generation``),
+    ``xtb_input``, ``composition_medoid_of_k``, ``forward_pick_of_k``, ``oracle_of_k``, ``template``,
     ``n_test``, ``n_structures``, ``sites``, ``ci95_method`` and the settings."""
     ref, xtb = paired_by_site(reference_records, xtb_records)
     if not library_records:
@@ -212,6 +213,8 @@ def evaluate_reference_input(
             "sampler": consensus.sampler,
             "n_steps": consensus.n_steps,
         },
+        "forward_pick_of_k": {**bok["best_of_k"], "k": consensus.k},
+        "oracle_of_k": {**bok["oracle_of_k"], "k": consensus.k},
         "template": template_comparison(ref, envs, library_records, digits),
         **(
             {}
