@@ -7,6 +7,7 @@ validation split (issue 29, item 4).
     python benchmarks/fidelity_recipes.py translator --cpu-seconds 300                 # -> runs/fidelity/translator
     python benchmarks/fidelity_recipes.py translate                                    # -> runs/fidelity/translated.h5
     python benchmarks/fidelity_recipes.py train translated --cpu-minutes 25 --seed 0   # -> runs/fidelity/translated_s0
+    python benchmarks/fidelity_recipes.py translate --translator models/forward_ref_v1/model.pt  # forward labels
     python benchmarks/fidelity_recipes.py evaluate runs/fidelity/finetune_s0 v6 --fidelity reference --seeds 0 1
     python benchmarks/fidelity_recipes.py map                                   # -> runs/fidelity/fidelity_map.npz
     python benchmarks/fidelity_recipes.py evaluate v6 --input-map runs/fidelity/fidelity_map.npz --as v6_map
@@ -88,11 +89,11 @@ def cmd_translate(a: argparse.Namespace) -> int:
     from s2s.forward.model import ForwardModel
     from s2s.forward.translate import translate
 
-    translator = ForwardModel.load(Path(a.runs_dir) / "translator")
+    translator = ForwardModel.load(a.translator or Path(a.runs_dir) / "translator")
     out = translate(Dataset.load(a.data), translator)
     path = translated_data(a.runs_dir)
     out.save(path)
-    print(f"{out.meta['translated_sites']} training sites translated into {path}")
+    print(f"{out.meta['translated_sites']} training sites translated by {translator.path} into {path}")
     return 0
 
 
@@ -442,6 +443,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--runs-dir", type=Path, default=RUNS)
     tl = sub.add_parser("translate")
     tl.add_argument("--runs-dir", type=Path, default=RUNS)
+    tl.add_argument(
+        "--translator",
+        type=Path,
+        default=None,
+        help="the model that relabels: default RUNS_DIR/translator; a forward model of reference spectra "
+        "(e.g. models/forward_ref_v1/model.pt) labels each site from its environment alone",
+    )
     e = sub.add_parser("evaluate")
     e.add_argument("runs", nargs="+", help=f"run folders, or {BASELINE!r} for the shipped model")
     e.add_argument("--fidelity", choices=["reference", "xtb"], default="reference")

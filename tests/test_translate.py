@@ -82,13 +82,21 @@ def test_translate_relabels_training_sites_only_and_the_translated_fidelity_pref
     assert sorted(r.structure_id for r in tr) == ["s0", "s1", "s2", "s3", "s4"]  # not the test site s5
     assert all(r.simulator == TRANSLATED and r.split == "train" for r in tr)
     np.testing.assert_allclose(tr[1].spectrum, translator.predict([envs[1]], spectra=xtb[1:2])[0], rtol=1e-5)
-    with pytest.raises(ValueError, match="not a translator"):
+    with pytest.raises(ValueError, match=r"not a translator .* \(its fidelity: None"):
         translate(ds, ForwardModel.load(_plain(tmp_path, envs, ref, ids)))
+    # a forward model of reference spectra labels each site from its environment alone
+    forward_ref = ForwardModel.load(_plain(tmp_path, envs, ref, ids, info={"fidelity": "reference"}))
+    by_forward = translate(ds, forward_ref).fidelity("translated")
+    assert [r.key for r in by_forward] == [r.key for r in tr] and by_forward[0].settings["kind"] == "forward"
+    np.testing.assert_allclose(by_forward[1].spectrum, forward_ref.predict([envs[1]])[0], rtol=1e-5)
+    assert tr[0].settings["kind"] == "translator"
+    with pytest.raises(ValueError, match=r"\(its fidelity: 'xtb'"):
+        translate(ds, ForwardModel.load(_plain(tmp_path / "x", envs, ref, ids, info={"fidelity": "xtb"})))
     with pytest.raises(ValueError, match="no site has both"):
         translation_pairs(Dataset(recs[:6], {}))
 
 
-def _plain(tmp_path, envs, ref, ids):
+def _plain(tmp_path, envs, ref, ids, info=None):
     cfg = ForwardConfig(kind="soap", hidden=16, batch_size=16, max_steps=2, eval_every=2)
-    train_forward(cfg, envs, ref, ids, tmp_path / "p", progress=False)
+    train_forward(cfg, envs, ref, ids, tmp_path / "p", progress=False, info=info)
     return tmp_path / "p"

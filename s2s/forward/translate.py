@@ -40,17 +40,30 @@ def translation_pairs(dataset: Dataset) -> tuple[list, np.ndarray, np.ndarray, l
 def translate(dataset: Dataset, translator: ForwardModel, splits: tuple[str, ...] = ("train",)) -> Dataset:
     """``dataset`` plus a translated record (simulator :data:`TRANSLATED`, the translator's spectrum from the
     site's environment and xTB spectrum, split and everything else as the xTB record) for every xTB site of
-    ``splits`` (default: training sites only; test sites are never relabelled for training)."""
-    if not translator.cfg.input_spectrum:
-        raise ValueError(f"translate: {translator.path or 'the model'} is not a translator (input_spectrum off)")
+    ``splits`` (default: training sites only; test sites are never relabelled for training).
+
+    ``translator``: a translator (``cfg.input_spectrum``), or a forward model of reference spectra (environment
+    alone, ``meta["fidelity"] == "reference"``, e.g. ``models/forward_ref_v1``): then each site's label is the
+    reference spectrum the forward model predicts for its environment.  ``settings["kind"]`` of the new records
+    says which ("translator" or "forward")."""
+    reads_spectrum = translator.cfg.input_spectrum
+    if not reads_spectrum and translator.meta.get("fidelity") != "reference":
+        raise ValueError(
+            f"translate: {translator.path or 'the model'} is not a translator (input_spectrum off) nor a forward "
+            f"model of reference spectra (its fidelity: {translator.meta.get('fidelity')!r}, expected 'reference')"
+        )
     src = [r for r in dataset if r.fidelity == "xtb" and r.split in splits]
     if not src:
         raise ValueError(f"translate: no xTB records in split(s) {splits}")
     names = [f"{r.structure_id} site {r.site_index}" for r in src]
-    pred = translator.predict([r.environment for r in src], names, spectra=np.stack([r.spectrum for r in src]))
+    inputs = np.stack([r.spectrum for r in src]) if reads_spectrum else None
+    pred = translator.predict([r.environment for r in src], names, spectra=inputs)
     model = str(translator.path) if translator.path is not None else ""
+    kind = "translator" if reads_spectrum else "forward"  # (environment, xTB spectrum) or environment alone
     new = [
-        dataclasses.replace(r, spectrum=p, simulator=TRANSLATED, settings={"translator": model}, meta={**r.meta})
+        dataclasses.replace(
+            r, spectrum=p, simulator=TRANSLATED, settings={"translator": model, "kind": kind}, meta={**r.meta}
+        )
         for r, p in zip(src, pred)
     ]
     return Dataset(list(dataset.records) + new, dataset.structures, {**dataset.meta, "translated_sites": len(new)})
