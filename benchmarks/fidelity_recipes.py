@@ -32,6 +32,8 @@ process CPU time, so recipes compare at equal CPU):
   (``translate`` writes runs/fidelity/translated.h5); the model then reads the reference spectrum where one
   exists and the translation elsewhere (``--fidelity translated``).  The translator's CPU counts against this
   recipe's budget: give it ``--cpu-minutes`` minus the translator's minutes;
+- ``translated_joint``: ``joint`` plus the translations of the sites without a reference spectrum
+  (``--fidelity all``): every site's xTB spectrum, and a reference-like one for every site;
 - ``xtb``: the xTB spectra only, the control (what the same CPU buys without any reference spectrum).
 
 ``evaluate`` generates one sample per validation site (DDIM-50, the target's atom count, paper alignment)
@@ -57,7 +59,14 @@ from s2s.cli.data import load_dataset
 from s2s.files import atomic_write_text
 from s2s.resources import default_path, resolve
 
-RECIPES = {"finetune": "reference", "joint": "both", "joint_flag": "both", "translated": "translated", "xtb": "xtb"}
+RECIPES = {
+    "finetune": "reference",
+    "joint": "both",
+    "joint_flag": "both",
+    "translated": "translated",
+    "translated_joint": "all",
+    "xtb": "xtb",
+}
 #: Recipes whose model is told each spectrum's fidelity (``s2s train --fidelity-input``).
 FIDELITY_INPUT_RECIPES = ("joint_flag",)
 BASELINE = "v6"
@@ -99,7 +108,7 @@ def cmd_translate(a: argparse.Namespace) -> int:
 
 def cmd_train(a: argparse.Namespace) -> int:
     out = Path(a.out or RUNS / f"{a.recipe}_s{a.seed}")
-    data = translated_data(a.runs_dir) if a.recipe == "translated" else a.data
+    data = translated_data(a.runs_dir) if RECIPES[a.recipe] in ("translated", "all") else a.data
     argv = ["train", "--data", str(data), "--split", "fit", "--preset", a.preset, "--out", str(out)]
     argv += ["--fidelity", RECIPES[a.recipe], "--init-from", str(a.init_from or shipped_checkpoint())]
     if a.recipe in FIDELITY_INPUT_RECIPES:

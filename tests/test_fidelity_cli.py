@@ -242,6 +242,32 @@ def test_translated_fidelity_takes_the_reference_spectrum_where_one_exists_and_t
     assert {r.fidelity for r in mixed.test} == {"reference"}  # test sites are never translated
     with pytest.raises(SystemExit, match="no translated records"):
         load_dataset(data, "translated", store)
+    # 'all': every site's xTB record, and its reference record where one exists, else its translated one
+    everything = load_dataset(path, "all", store)
+    both = load_dataset(path, "both", store)
+    assert sorted(r.key + (r.fidelity,) for r in everything) == sorted(
+        [r.key + (r.fidelity,) for r in both] + [r.key + ("translated",) for r in mixed if r.fidelity == "translated"]
+    )
+    assert {r.fidelity for r in everything.test} == {"xtb", "reference"}
+    with pytest.raises(SystemExit, match="'all': the dataset file holds no translated records"):
+        load_dataset(data, "all", store)
+
+
+def test_the_clis_fidelity_choices_are_the_loaders():
+    from s2s.cli.data import FIDELITIES
+
+    assert tuple(FIDELITIES) == rs.FIDELITY_CHOICES
+
+
+def test_a_model_trained_on_translated_spectra_is_read_with_the_real_spectra_of_its_kind(tmp_path):
+    from s2s.predict import trained_fidelity
+
+    for trained, read in (("translated", "reference"), ("all", "both"), ("both", "both"), ("xtb", "xtb")):
+        (tmp_path / "run.json").write_text(json.dumps({"fidelity": trained}))
+        assert trained_fidelity(tmp_path / "model.pt") == read
+    (tmp_path / "run.json").write_text(json.dumps({"fidelity": "cheap"}))
+    with pytest.raises(ValueError, match="fidelity 'cheap', expected one of"):
+        trained_fidelity(tmp_path / "model.pt")
 
 
 def test_fidelity_recipes_translated_recipe_runs_on_a_toy(toy, tmp_path):

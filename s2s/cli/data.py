@@ -8,13 +8,19 @@ from pathlib import Path
 FIDELITY_HELP = (
     "which spectra of the dataset: xtb (default), reference (the first-principles GPAW spectra of "
     "--reference-store, for the sites that have one), both (two records per such site) or translated (the "
-    "reference spectrum where one exists, the file's translated spectrum elsewhere; s2s.forward.translate)"
+    "reference spectrum where one exists, the file's translated spectrum elsewhere; s2s.forward.translate) or all "
+    "(both, and the translated spectrum of every site without a reference one)"
 )
 
 
+#: ``--fidelity``'s choices: :data:`s2s.simulate.reference_sites.FIDELITY_CHOICES` (not imported here: that
+#: module pulls in the simulators, and every subcommand's parser is built at start-up; a test keeps them equal)
+FIDELITIES = ["xtb", "reference", "both", "translated", "all"]
+
+
 def add_fidelity_options(p: argparse.ArgumentParser) -> None:
-    """``--fidelity {xtb,reference,both}`` and ``--reference-store DIR``."""
-    p.add_argument("--fidelity", default="xtb", choices=["xtb", "reference", "both", "translated"], help=FIDELITY_HELP)
+    """``--fidelity`` (:data:`FIDELITIES`) and ``--reference-store DIR``."""
+    p.add_argument("--fidelity", default="xtb", choices=FIDELITIES, help=FIDELITY_HELP)
     p.add_argument(
         "--reference-store",
         type=Path,

@@ -31,12 +31,15 @@ DEFAULT_MODEL_XTB = default_path("model_xtb")
 
 
 FIDELITIES = ("xtb", "reference", "both")
+#: Training fidelities with translated spectra, and the fidelity whose real spectra stand for them at prediction
+#: (template library, OOD score): translations are a model's guesses, never a reference a user is compared with.
+READ_AS = {"translated": "reference", "all": "both"}
 
 
 def trained_fidelity(model_path: str | os.PathLike) -> str:
     """The fidelity of the spectra the model at ``model_path`` was trained on: ``fidelity`` of the
-    ``run.json`` beside it (``s2s train --fidelity``), or 'xtb' when it has none (models from before the
-    key, trained on xTB spectra only)."""
+    ``run.json`` beside it (``s2s train --fidelity``; 'translated' reads as 'reference' and 'all' as 'both',
+    :data:`READ_AS`), or 'xtb' when it has none (models from before the key, trained on xTB spectra only)."""
     run = Path(model_path).parent / "run.json"
     if not run.is_file():
         return "xtb"
@@ -44,8 +47,9 @@ def trained_fidelity(model_path: str | os.PathLike) -> str:
         fid = json.loads(run.read_text()).get("fidelity", "xtb")
     except (json.JSONDecodeError, AttributeError) as exc:
         raise ValueError(f"{run}: not a run record of s2s train ({exc})") from None
+    fid = READ_AS.get(fid, fid)
     if fid not in FIDELITIES:
-        raise ValueError(f"{run}: fidelity {fid!r}, expected one of {', '.join(FIDELITIES)}")
+        raise ValueError(f"{run}: fidelity {fid!r}, expected one of {', '.join(FIDELITIES + tuple(READ_AS))}")
     return fid
 
 

@@ -380,7 +380,7 @@ def with_reference(dataset, store: ReferenceStore, calc_key: str | None = BUILD_
 
 #: what a run reads: the xTB spectra, the reference spectra, both (two records per site where both exist), or
 #: "translated": the reference spectrum where one exists and the translator's (s2s.forward.translate) elsewhere
-FIDELITY_CHOICES = ("xtb", "reference", "both", "translated")
+FIDELITY_CHOICES = ("xtb", "reference", "both", "translated", "all")
 
 
 def dataset_of_fidelity(
@@ -393,9 +393,10 @@ def dataset_of_fidelity(
     spectrum in ``store`` (settings ``calc_key``), as :func:`reference_records` (splits as their xTB records,
     :data:`HELD_OUT` sites in no split); 'both': the two together (:func:`with_reference`); 'translated': the
     reference records and, for every other site, its translated record (the file must hold them,
-    :func:`s2s.forward.translate.translate`).  Splits and validation carves are by structure, so a site's two
-    records are always on the same side.  Raises ``ValueError`` naming the store when 'reference' finds no
-    site in it."""
+    :func:`s2s.forward.translate.translate`); 'all': 'both' and the translated records of 'translated' (every
+    site's xTB spectrum, and its reference spectrum where one exists, else its translated one).  Splits and
+    validation carves are by structure, so a site's records are always on the same side.  Raises
+    ``ValueError`` naming the store when 'reference' finds no site in it."""
     if fidelity not in FIDELITY_CHOICES:
         raise ValueError(f"fidelity must be one of {', '.join(FIDELITY_CHOICES)}, got {fidelity!r}")
     xtb = dataset.filter(lambda r: r.fidelity not in ("reference", "translated"))
@@ -407,14 +408,15 @@ def dataset_of_fidelity(
     if fidelity == "both":
         return both
     ref = both.fidelity("reference")
-    if fidelity == "translated":
+    if fidelity in ("translated", "all"):
         have = {r.key for r in ref}
         moved = [r for r in dataset.fidelity("translated") if r.key not in have]
         if not moved:
-            raise ValueError("fidelity 'translated': the dataset file holds no translated records")
+            raise ValueError(f"fidelity {fidelity!r}: the dataset file holds no translated records")
         from s2s.dataset import Dataset
 
-        return Dataset(list(ref.records) + moved, dataset.structures, dict(dataset.meta))
+        kept = both if fidelity == "all" else ref
+        return Dataset(list(kept.records) + moved, dataset.structures, dict(dataset.meta))
     if len(ref) == 0:
         raise ValueError(
             f"reference store {store.root}: no site of this dataset with settings {calc_key} "
