@@ -14,6 +14,7 @@ validation split (issue 29, item 4).
     python benchmarks/fidelity_recipes.py breakdown runs/fidelity/v6_map --paired-to v6 --input-map MAP.npz
     python benchmarks/fidelity_recipes.py evaluate runs/fidelity/* v6 --fidelity xtb --seeds 0 1
     python benchmarks/fidelity_recipes.py report runs/fidelity/* v6
+    python benchmarks/fidelity_recipes.py counts runs/fidelity/* v6 --fidelity reference   # the atom-count head
 
 Recipes (each continues the shipped model, ``models/s2s_open_v6/checkpoint.pt``, preset cpu_v3, on the fit
 split: the training split minus the validation structures; one thread; ``--cpu-minutes`` of *additional*
@@ -127,6 +128,25 @@ def cmd_train(a: argparse.Namespace) -> int:
         argv += ["--reference-repeat", str(a.reference_repeat)]
     print("s2s " + " ".join(argv))
     return s2s_main(argv)
+
+
+def cmd_counts(a: argparse.Namespace) -> int:
+    """The atom-count head (``s2s predict`` draws N from it) on the validation spectra of ``--fidelity``."""
+    from s2s.model.train import load_model
+    from s2s.splits import validation_split
+    from s2s.studies.evaluate import atom_count_table
+
+    _, val = validation_split(load_dataset(a.data, a.fidelity, a.reference_store))
+    print(
+        f"atom-count head, validation at fidelity {a.fidelity}: {len(val)} sites"
+        f" of {len(val.structure_ids())} structures"
+    )
+    print("| run | top-1 | mean abs error (atoms) | mean log p(N) |")
+    print("|---|---|---|---|")
+    for run in a.runs:
+        s = atom_count_table(load_model(_model_path(run, a.runs_dir)[0]), list(val))
+        print(f"| {run} | {s['top1']:.3f} | {s['mean_abs_error']:.2f} | {s['log_likelihood']:.2f} |")
+    return 0
 
 
 def _model_path(run: str, runs_dir: Path = RUNS) -> tuple[Path, Path]:
@@ -475,6 +495,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--as", dest="as_run", default=None, help="write the evaluations to <runs-dir>/AS (e.g. v6_map) instead"
     )
+    c = sub.add_parser("counts", help="the atom-count head p(N | spectrum) on the validation spectra")
+    c.add_argument("runs", nargs="+", help=f"run folders, or {BASELINE!r} for the shipped model")
+    c.add_argument("--fidelity", choices=["reference", "xtb"], default="reference")
+    c.add_argument("--runs-dir", type=Path, default=RUNS)
     b = sub.add_parser("breakdown", help="a paired difference by the map's domain and by composition")
     b.add_argument("run")
     b.add_argument("--paired-to", required=True)
@@ -494,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"a run (or {BASELINE!r}) to compare every row with, site by site on the shared sampling seeds",
     )
-    for p in (t, e, tr, tl, m, b):
+    for p in (t, e, tr, tl, m, b, c):
         p.add_argument("--data", type=Path, default=None, help="dataset file (default: the shipped one)")
         p.add_argument("--reference-store", type=Path, default=None)
     return ap
@@ -506,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
         a.data = resolve("data")
     cmds = {"train": cmd_train, "translator": cmd_translator, "translate": cmd_translate, "map": cmd_map}
     cmds["breakdown"] = cmd_breakdown
+    cmds["counts"] = cmd_counts
     return {**cmds, "evaluate": cmd_evaluate, "report": cmd_report}[a.cmd](a)
 
 

@@ -382,3 +382,22 @@ def test_a_mirror_image_is_charged_by_the_paper_alignment_unless_reflections_are
     for tab in mirrored.values():
         assert tab["rmsd_all"] == pytest.approx(0.0, abs=1e-6)
         assert tab["rmsd_shell1"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_atom_count_scores_by_hand():
+    from s2s.studies.evaluate import atom_count_scores
+
+    p = np.array(
+        [
+            [0.1, 0.7, 0.2, 0.0],  # mode N = 2, true 2
+            [0.5, 0.1, 0.4, 0.0],  # mode N = 1, true 3: off by 2
+            [0.0, 0.0, 0.0, 1.0],  # true 6 is beyond n_max = 4: probability 0
+        ]
+    )
+    s = atom_count_scores(p, [2, 3, 6])
+    assert s["n"] == 3
+    assert s["top1"] == pytest.approx(1 / 3)
+    assert s["mean_abs_error"] == pytest.approx((0 + 2 + 2) / 3)
+    assert s["log_likelihood"] == pytest.approx((np.log(0.7) + np.log(0.4) + np.log(1e-12)) / 3)
+    with pytest.raises(ValueError, match="probabilities"):
+        atom_count_scores(p, [1, 2])

@@ -153,6 +153,11 @@ def test_fidelity_recipes_benchmark_trains_evaluates_and_reports_on_a_toy(toy, t
     assert fr.main(["report", str(run)]) == 0
     table = capsys.readouterr().out
     assert f" | reference | {e0['n']} | 2 |" in table and table.startswith("| run | extra CPU")
+    assert fr.main(["counts", str(run)] + common) == 0
+    counts = capsys.readouterr().out
+    row = next(line for line in counts.splitlines() if line.startswith(f"| {run} |"))
+    top1, mae, loglik = (float(x) for x in row.split("|")[2:5])
+    assert 0.0 <= top1 <= 1.0 and mae >= 0.0 and loglik <= 0.0
 
 
 def test_fidelity_recipes_joint_flag_tells_the_model_each_spectrums_fidelity(toy, tmp_path, monkeypatch):

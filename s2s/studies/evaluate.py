@@ -239,3 +239,36 @@ def generation_inputs(records: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     spectra = np.stack([np.asarray(r.spectrum, dtype=np.float64) for r in records])
     n_atoms = np.array([r.environment.n_atoms for r in records], dtype=np.int64)
     return spectra, n_atoms
+
+
+def atom_count_scores(probabilities: np.ndarray, n_atoms: Sequence[int] | np.ndarray) -> dict[str, float]:
+    """How well the atom-count head p(N | spectrum) (what ``s2s predict`` draws N from) knows the true counts.
+
+    ``probabilities`` (M, n_max): p(N = k + 1 | s) (:meth:`s2s.model.natoms.AtomCountHead.probabilities`);
+    ``n_atoms`` (M,): the targets' counts.  Returns ``n``, ``top1`` (share of sites whose most probable N is the
+    true one), ``mean_abs_error`` (mean |mode - N|, atoms) and ``log_likelihood`` (mean log p(N_true | s), nats;
+    a count beyond n_max or of probability 0 counts as log 1e-12)."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    n = np.asarray(n_atoms, dtype=np.int64)
+    if p.ndim != 2 or len(p) != len(n) or len(n) == 0:
+        raise ValueError(f"atom_count_scores: probabilities (M, n_max) and M counts, got {p.shape} and {n.shape}")
+    mode = p.argmax(axis=1) + 1
+    inside = (n >= 1) & (n <= p.shape[1])
+    p_true = np.where(inside, p[np.arange(len(n)), np.clip(n, 1, p.shape[1]) - 1], 0.0)
+    return {
+        "n": int(len(n)),
+        "top1": float(np.mean(mode == n)),
+        "mean_abs_error": float(np.mean(np.abs(mode - n))),
+        "log_likelihood": float(np.mean(np.log(np.maximum(p_true, 1e-12)))),
+    }
+
+
+def atom_count_table(model, records: Sequence[Any]) -> dict[str, float]:
+    """:func:`atom_count_scores` of a loaded :class:`s2s.model.S2SModel` on site records (``.spectrum``,
+    ``.environment``), the spectra read as they are."""
+    import torch
+
+    spectra, n_atoms = generation_inputs(records)
+    dev = next(model.parameters()).device
+    probs = model.natoms.probabilities(torch.as_tensor(spectra, dtype=torch.float32, device=dev)).cpu().numpy()
+    return atom_count_scores(probs, n_atoms)
