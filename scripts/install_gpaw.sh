@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 if ! /usr/bin/python3 -c "import gpaw" 2>/dev/null; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -q
-  $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -q gpaw gpaw-data
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q gpaw gpaw-data
 fi
 /usr/bin/python3 -c "import gpaw; print('GPAW', gpaw.__version__)"
 # the half-core-hole O setup and its basis (once, into ~/.cache/s2s/gpaw-setups or $S2S_GPAW_SETUP_DIR)
