@@ -15,6 +15,7 @@ validation split (issue 29, item 4).
     python benchmarks/fidelity_recipes.py evaluate runs/fidelity/* v6 --fidelity xtb --seeds 0 1
     python benchmarks/fidelity_recipes.py report runs/fidelity/* v6
     python benchmarks/fidelity_recipes.py counts runs/fidelity/* v6 --fidelity reference   # the atom-count head
+    python benchmarks/fidelity_recipes.py evaluate runs/fidelity/* v6 --atom-count head   # N from the head
 
 Recipes (each continues the shipped model, ``models/s2s_open_v6/checkpoint.pt``, preset cpu_v3, on the fit
 split: the training split minus the validation structures; one thread; ``--cpu-minutes`` of *additional*
@@ -73,6 +74,8 @@ FIDELITY_INPUT_RECIPES = ("joint_flag",)
 BASELINE = "v6"
 UNBOUNDED_EPOCHS = 10**7
 RUNS = Path("runs/fidelity")
+#: How ``evaluate`` sets each sample's atom count (``--atom-count``).
+ATOM_COUNTS = ("target", "head")
 KEYS = ("rmsd_shell1", "rmsd_all", "cn_error_shell1_pct", "species_accuracy", "validity")
 
 
@@ -157,11 +160,16 @@ def _model_path(run: str, runs_dir: Path = RUNS) -> tuple[Path, Path]:
     return Path(run) / "model.pt", Path(run)
 
 
-def evaluate_model(model_path: Path, records: list, seed: int, fidelity: str = "xtb") -> dict:
-    """One DDIM-50 sample per record (the target's atom count), paper alignment: the summary table, validity
-    and the 95 % intervals over structures; per-site rows kept for paired comparisons.  A model with the
-    fidelity input is given the flag of ``fidelity``, the evaluated one (reference 1.0, xtb 0.0); the others
-    are sampled as before."""
+def evaluate_model(
+    model_path: Path, records: list, seed: int, fidelity: str = "xtb", atom_count: str = "target"
+) -> dict:
+    """One DDIM-50 sample per record, paper alignment: the summary table, validity and the 95 % intervals over
+    structures; per-site rows kept for paired comparisons.  ``atom_count``: ``"target"`` (the paper's protocol:
+    the target's atom count) or ``"head"`` (N drawn from the model's p(N | spectrum), as ``s2s predict`` does).
+    A model with the fidelity input is given the flag of ``fidelity``, the evaluated one (reference 1.0, xtb
+    0.0); the others are sampled as before."""
+    if atom_count not in ATOM_COUNTS:
+        raise ValueError(f"evaluate_model: atom_count must be one of {ATOM_COUNTS}, got {atom_count!r}")
     import torch
 
     from s2s.model.sample import generate
@@ -175,7 +183,8 @@ def evaluate_model(model_path: Path, records: list, seed: int, fidelity: str = "
     spectra, n_atoms = generation_inputs(records)
     t0 = time.process_time()
     flag = {"fidelity": fidelity_flag(fidelity)} if model.cfg.model.fidelity_input else {}
-    gen = generate(model, spectra, n_atoms, seed=seed, sampler="ddim", n_steps=50, buckets=True, **flag)
+    n_given = n_atoms if atom_count == "target" else None  # None: generate() draws N from the atom-count head
+    gen = generate(model, spectra, n_given, seed=seed, sampler="ddim", n_steps=50, buckets=True, **flag)
     rows = evaluate_generation([r.environment for r in records], gen, methods=("paper",))
     table = summary_table(rows, "paper")
     groups = [r.structure_id for r in records]
@@ -280,10 +289,13 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         if a.as_run:
             folder = Path(a.runs_dir) / a.as_run
         for seed in a.seeds:
-            res = evaluate_model(model_path, records, seed, flag_fidelity)
-            res.update({"model": str(model_path), "fidelity": a.fidelity, "seed": seed, "data": str(a.data), **extra})
+            res = evaluate_model(model_path, records, seed, flag_fidelity, a.atom_count)
+            # N from the head is another protocol: its rows (and pairs) are kept apart as input "<fidelity>+headN"
+            fid = a.fidelity if a.atom_count == "target" else f"{a.fidelity}+headN"
+            res.update({"model": str(model_path), "fidelity": fid, "seed": seed, "data": str(a.data), **extra})
+            res["atom_count"] = a.atom_count
             folder.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(folder / f"eval_{a.fidelity}_s{seed}.json", json.dumps(res, indent=1))
+            atomic_write_text(folder / f"eval_{fid}_s{seed}.json", json.dumps(res, indent=1))
             print(f"{run} seed {seed}: " + "  ".join(f"{k} {res[k]:.3f}" for k in KEYS if k in res))
     return 0
 
@@ -483,6 +495,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("runs", nargs="+", help=f"run folders, or {BASELINE!r} for the shipped model")
     e.add_argument("--fidelity", choices=["reference", "xtb"], default="reference")
     e.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    e.add_argument(
+        "--atom-count",
+        choices=list(ATOM_COUNTS),
+        default="target",
+        help="target (default, the paper's protocol) or head: N drawn from the model's p(N | spectrum), as s2s "
+        "predict does; written as input fidelity '<fidelity>+headN' (eval_<fidelity>+headN_s<seed>.json)",
+    )
     e.add_argument("--runs-dir", type=Path, default=RUNS, help=f"where {BASELINE!r}'s evaluations go")
     e.add_argument("--input-map", type=Path, default=None, help="a fidelity map (.npz) applied to the input spectra")
     e.add_argument(

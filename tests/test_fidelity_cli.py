@@ -158,6 +158,45 @@ def test_fidelity_recipes_benchmark_trains_evaluates_and_reports_on_a_toy(toy, t
     row = next(line for line in counts.splitlines() if line.startswith(f"| {run} |"))
     top1, mae, loglik = (float(x) for x in row.split("|")[2:5])
     assert 0.0 <= top1 <= 1.0 and mae >= 0.0 and loglik <= 0.0
+    # N drawn from the atom-count head (what s2s predict does): its own rows, never pooled with the target's N
+    ev = ["evaluate", str(run), "--fidelity", "reference", "--seeds", "0", "--atom-count", "head"]
+    assert fr.main(ev + common) == 0
+    h0 = json.loads((run / "eval_reference+headN_s0.json").read_text())
+    assert h0["fidelity"] == "reference+headN" and h0["atom_count"] == "head"
+    assert h0["sites"] == e0["sites"] and e0.get("atom_count") == "target"
+    capsys.readouterr()
+    assert fr.main(["report", str(run), "--paired-to", str(run)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {run} |")]
+    assert [r.split("|")[3].strip() for r in rows] == ["reference", "reference+headN"]
+    assert " | 2 | " in rows[0] and " | 1 | " in rows[1]  # two seeds with the target's N, one with the head's
+
+
+def test_evaluate_model_draws_the_atom_count_from_the_head_only_when_asked(toy, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    import s2s.model.sample as sample
+
+    spec = importlib.util.spec_from_file_location("fidelity_recipes", Path("benchmarks/fidelity_recipes.py"))
+    fr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fr)
+    data, model, store, _ = toy
+    from s2s.cli.data import load_dataset
+
+    records = list(load_dataset(data, "xtb", None).train)[:3]
+    seen = []
+    real = sample.generate
+
+    def spy(m, spectra, n_atoms=None, **kw):
+        seen.append(None if n_atoms is None else [int(n) for n in n_atoms])
+        return real(m, spectra, n_atoms, **{**kw, "n_steps": 2})
+
+    monkeypatch.setattr(sample, "generate", spy)
+    fr.evaluate_model(model, records, 0, "xtb", "target")
+    fr.evaluate_model(model, records, 0, "xtb", "head")
+    assert seen == [[r.environment.n_atoms for r in records], None]
+    with pytest.raises(ValueError, match="atom_count"):
+        fr.evaluate_model(model, records, 0, "xtb", "mode")
 
 
 def test_fidelity_recipes_joint_flag_tells_the_model_each_spectrums_fidelity(toy, tmp_path, monkeypatch):
