@@ -196,6 +196,8 @@ def evaluate_model(
         "generation_cpu_s": round(time.process_time() - t0, 1),
         "sites": [f"{r.structure_id}:{r.site_index}" for r in records],
         "rmsd_shell1_per_site": [float(r["paper"]["rmsd_shell1"]) for r in rows],
+        "species_accuracy_per_site": [float(bool(r["paper"]["species_match"])) for r in rows],
+        "validity_per_site": [float(bool(r["paper"]["valid"])) for r in rows],
     }
 
 
@@ -339,35 +341,40 @@ def collect(runs: list[str], runs_dir: Path = RUNS) -> list[dict]:
     return out
 
 
-def paired_difference(evals: list[dict], base: list[dict]) -> dict:
-    """Per-site 1st-shell RMSD of a run minus the baseline's on the same sites and sampling seeds (the seeds
-    both have), averaged over those seeds: the mean and its 95 % interval over validation structures
-    (:func:`s2s.studies.bootstrap.resampled_means`).  Sampling noise is shared as far as the two models share
-    it; the interval is the honest one for "is this run better than the baseline on these sites".
-    Returns ``{"mean", "ci95", "seeds", "n"}`` (mean NaN when no seed is shared)."""
+#: Per-site keys an evaluation keeps (``<key>_per_site``), so that runs pair site by site on them.
+PAIRED_KEYS = ("rmsd_shell1", "species_accuracy", "validity")
+
+
+def paired_difference(evals: list[dict], base: list[dict], key: str = "rmsd_shell1") -> dict:
+    """Per-site ``key`` (1st-shell RMSD by default; :data:`PAIRED_KEYS`) of a run minus the baseline's on the
+    same sites and sampling seeds (the seeds both have), averaged over those seeds: the mean and its 95 %
+    interval over validation structures (:func:`s2s.studies.bootstrap.resampled_means`).  Sampling noise is
+    shared as far as the two models share it; the interval is the honest one for "is this run better than the
+    baseline on these sites".  Returns ``{"mean", "ci95", "seeds", "n"}`` (mean NaN when no seed is shared, or
+    when an evaluation predates the key's per-site values)."""
     from s2s.studies.bootstrap import interval, resampled_means
 
     seeds = sorted({d["seed"] for d in evals} & {d["seed"] for d in base})
-    if not seeds:
+    if not seeds or any(f"{key}_per_site" not in d for d in evals + base if d["seed"] in seeds):
         return {"mean": float("nan"), "ci95": [float("nan")] * 2, "seeds": [], "n": 0}
-    per_site = paired_sites(evals, base)
+    per_site = paired_sites(evals, base, key)
     sites = sorted(per_site)
     d = np.array([per_site[k] for k in sites], dtype=np.float64)
     groups = [k.rsplit(":", 1)[0] for k in sites]
     return {"mean": float(np.nanmean(d)), "ci95": interval(resampled_means(d, groups)), "seeds": seeds, "n": len(d)}
 
 
-def paired_sites(evals: list[dict], base: list[dict]) -> dict[str, float]:
-    """Site -> the run's 1st-shell RMSD minus the baseline's, averaged over the shared sampling seeds (Å).
-    Raises when no seed is shared or when a shared seed was evaluated on other sites."""
+def paired_sites(evals: list[dict], base: list[dict], key: str = "rmsd_shell1") -> dict[str, float]:
+    """Site -> the run's ``key`` (default the 1st-shell RMSD, Å) minus the baseline's, averaged over the shared
+    sampling seeds.  Raises when no seed is shared or when a shared seed was evaluated on other sites."""
     mine, theirs = {d["seed"]: d for d in evals}, {d["seed"]: d for d in base}
     seeds = sorted(set(mine) & set(theirs))
     if not seeds:
         raise ValueError("paired_sites: no shared sampling seed")
     out: dict[str, list[float]] = {}
     for seed in seeds:
-        a = dict(zip(mine[seed]["sites"], mine[seed]["rmsd_shell1_per_site"]))
-        b = dict(zip(theirs[seed]["sites"], theirs[seed]["rmsd_shell1_per_site"]))
+        a = dict(zip(mine[seed]["sites"], mine[seed][f"{key}_per_site"]))
+        b = dict(zip(theirs[seed]["sites"], theirs[seed][f"{key}_per_site"]))
         if set(a) != set(b):
             raise ValueError(f"paired_difference: seed {seed} was evaluated on different sites ({len(a)} vs {len(b)})")
         for k in sorted(a):
@@ -427,6 +434,7 @@ def with_paired(rows: list[dict], baseline: str, runs_dir: Path = RUNS) -> list[
     for r in rows:
         mine = _evals(_model_path(r["run"], runs_dir)[1]).get(r["fidelity"], [])
         r["paired"] = paired_difference(mine, base.get(r["fidelity"], []))
+        r["paired_species"] = paired_difference(mine, base.get(r["fidelity"], []), "species_accuracy")
     return rows
 
 
@@ -437,8 +445,8 @@ def table_markdown(rows: list[dict]) -> str:
     )
     paired = any("paired" in r for r in rows)
     if paired:
-        head += " 1st shell minus baseline (Å) [95 % CI], seeds |"
-    lines = [head, "|" + "---|" * (11 if paired else 10)]
+        head += " 1st shell minus baseline (Å) [95 % CI], seeds | species minus baseline [95 % CI] |"
+    lines = [head, "|" + "---|" * (12 if paired else 10)]
     for r in rows:
         ci = r["ci95"].get("rmsd_shell1", [float("nan")] * 2)
         line = (
@@ -450,6 +458,12 @@ def table_markdown(rows: list[dict]) -> str:
         if paired:
             p = r["paired"]
             line += f" {p['mean']:+.3f} [{p['ci95'][0]:+.2f}, {p['ci95'][1]:+.2f}], {len(p['seeds'])} |"
+            s = r.get("paired_species", {"mean": float("nan")})
+            line += (
+                " - |"
+                if not np.isfinite(s["mean"])
+                else f" {s['mean']:+.3f} [{s['ci95'][0]:+.2f}, {s['ci95'][1]:+.2f}] |"
+            )
         lines.append(line)
     return "\n".join(lines)
 

@@ -168,6 +168,7 @@ def test_fidelity_recipes_benchmark_trains_evaluates_and_reports_on_a_toy(toy, t
     assert fr.main(["report", str(run), "--paired-to", str(run)]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {run} |")]
     assert [r.split("|")[3].strip() for r in rows] == ["reference", "reference+headN"]
+    assert all(r.rstrip().endswith("+0.000 [+0.00, +0.00] |") for r in rows)  # species paired with itself: 0
     assert " | 2 | " in rows[0] and " | 1 | " in rows[1]  # two seeds with the target's N, one with the head's
 
 
@@ -406,6 +407,13 @@ def test_fidelity_recipes_paired_difference_by_hand():
     assert np.isnan(fr.paired_difference(run, [ev(3, [0.0] * 4)])["mean"])
     with pytest.raises(ValueError, match="different sites"):
         fr.paired_difference(run, [ev(0, [0.0] * 3, order=sites[:3])])
+    # species pairs the same way, by its own per-site values; evaluations from before the key pair as NaN
+    sp = [dict(ev(0, [0.0] * 4), species_accuracy_per_site=[1.0, 0.0, 1.0, 1.0])]
+    sp_base = [dict(ev(0, [0.0] * 4, order=sites[::-1]), species_accuracy_per_site=[0.0, 0.0, 1.0, 1.0])]
+    # base by site (reversed order): c:2 0, b:0 0, a:1 1, a:0 1 -> differences a:0 0, a:1 -1, b:0 +1, c:2 +1
+    s = fr.paired_difference(sp, sp_base, "species_accuracy")
+    assert s["n"] == 4 and s["mean"] == pytest.approx(0.25)
+    assert np.isnan(fr.paired_difference(run, base, "species_accuracy")["mean"])
 
 
 def test_predict_fidelity_defaults_to_what_the_model_was_trained_on_and_xtb_routes_to_the_xtb_model(
