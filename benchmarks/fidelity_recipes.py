@@ -354,6 +354,8 @@ def paired_difference(evals: list[dict], base: list[dict], key: str = "rmsd_shel
     when an evaluation predates the key's per-site values)."""
     from s2s.studies.bootstrap import interval, resampled_means
 
+    if key not in PAIRED_KEYS:
+        raise ValueError(f"paired_difference: key must be one of {PAIRED_KEYS}, got {key!r}")
     seeds = sorted({d["seed"] for d in evals} & {d["seed"] for d in base})
     if not seeds or any(f"{key}_per_site" not in d for d in evals + base if d["seed"] in seeds):
         return {"mean": float("nan"), "ci95": [float("nan")] * 2, "seeds": [], "n": 0}

@@ -414,6 +414,8 @@ def test_fidelity_recipes_paired_difference_by_hand():
     s = fr.paired_difference(sp, sp_base, "species_accuracy")
     assert s["n"] == 4 and s["mean"] == pytest.approx(0.25)
     assert np.isnan(fr.paired_difference(run, base, "species_accuracy")["mean"])
+    with pytest.raises(ValueError, match="key must be one of"):
+        fr.paired_difference(run, base, "rmsd_all")
 
 
 def test_predict_fidelity_defaults_to_what_the_model_was_trained_on_and_xtb_routes_to_the_xtb_model(
