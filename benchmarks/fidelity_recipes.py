@@ -16,6 +16,8 @@ validation split (issue 29, item 4).
     python benchmarks/fidelity_recipes.py report runs/fidelity/* v6
     python benchmarks/fidelity_recipes.py counts runs/fidelity/* v6 --fidelity reference   # the atom-count head
     python benchmarks/fidelity_recipes.py evaluate runs/fidelity/* v6 --atom-count head   # N from the head
+    python benchmarks/fidelity_recipes.py head --cv --data runs/fidelity/translated.h5     # refit p(N | s) alone
+    python benchmarks/fidelity_recipes.py head --data runs/fidelity/translated.h5 --out runs/fidelity/v9head_s0
 
 Recipes (each continues the shipped model, ``models/s2s_open_v6/checkpoint.pt``, preset cpu_v3, on the fit
 split: the training split minus the validation structures; one thread; ``--cpu-minutes`` of *additional*
@@ -149,6 +151,85 @@ def cmd_counts(a: argparse.Namespace) -> int:
     for run in a.runs:
         s = atom_count_table(load_model(_model_path(run, a.runs_dir)[0]), list(val))
         print(f"| {run} | {s['top1']:.3f} | {s['mean_abs_error']:.2f} | {s['log_likelihood']:.2f} |")
+    return 0
+
+
+#: the sources a refitted atom-count head may learn from (``head --sources``), as record fidelities
+HEAD_SOURCES = ("reference", "translated", "xtb")
+
+
+def _head_inputs(a: argparse.Namespace):
+    """(spectra (M, 200), counts (M,), fidelities (M,), structure ids (M,)) of the fit records of ``a.sources``."""
+    from s2s.splits import validation_split
+
+    fit, _ = validation_split(load_dataset(a.data, a.fidelity, a.reference_store))
+    recs = [r for r in fit if r.fidelity in a.sources]
+    if not recs:
+        raise SystemExit(f"head: no fit record of fidelity {', '.join(a.sources)} in {a.data}")
+    x = np.stack([np.asarray(r.spectrum, dtype=np.float32) for r in recs])
+    n = np.array([r.environment.n_atoms for r in recs], dtype=np.int64)
+    return x, n, np.array([r.fidelity for r in recs]), np.array([r.structure_id for r in recs])
+
+
+def cmd_head(a: argparse.Namespace) -> int:
+    """Refit the base model's atom-count head p(N | s) alone on fit spectra of ``--sources`` (the denoiser is
+    untouched) and write ``OUT/model.pt``: the base generator with the new head.  ``--cv``: print the
+    out-of-fold top-1 and mean log p(N) (5 folds of whole fit structures) per fidelity instead."""
+    import torch
+
+    from s2s.checkpoint_io import load_checkpoint
+    from s2s.files import file_sha256
+    from s2s.model.natoms import fit_atom_count_head
+    from s2s.model.train import load_model, save_inference_model
+    from s2s.selection.train import group_folds
+    from s2s.studies.evaluate import atom_count_scores
+
+    torch.set_num_threads(1)
+    base = load_model(a.base)
+    n_max = base.natoms.n_max
+    t0 = time.process_time()
+    x, n, fid, sid = _head_inputs(a)
+    counts = {f: int((fid == f).sum()) for f in a.sources}
+    settings = {"epochs": a.epochs, "weight_decay": a.weight_decay, "lr": a.lr, "hidden": a.hidden}
+    if a.cv:
+        folds = group_folds(sid, 5, seed=0)
+        out = {f: ([], []) for f in a.sources}
+        for k in range(5):
+            tr = folds != k
+            head = fit_atom_count_head(x[tr], n[tr], n_max, seed=a.seed + k, **settings)
+            for f in a.sources:
+                m = (folds == k) & (fid == f)
+                out[f][0].append(head.probabilities(torch.as_tensor(x[m])).numpy())
+                out[f][1].append(n[m])
+        row = []
+        for f in a.sources:
+            s = atom_count_scores(np.concatenate(out[f][0]), np.concatenate(out[f][1]))
+            row.append(f"{f} {s['top1']:.3f} / {s['log_likelihood']:.2f}")
+        print(f"| {'+'.join(a.sources)} | {a.epochs} | {a.weight_decay:g} | " + " | ".join(row) + " |")
+        return 0
+    head = fit_atom_count_head(x, n, n_max, seed=a.seed, **settings)
+    base.natoms = head
+    out_dir = Path(a.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    step = int(load_checkpoint(a.base).get("step", 0))
+    save_inference_model(base, base.cfg, n_max, out_dir / "model.pt", step)
+    run = {
+        "recipe": "head",
+        "base": str(a.base),
+        "base_sha256": file_sha256(a.base),
+        "data": str(a.data),
+        "data_sha256": file_sha256(a.data),
+        "fidelity": a.fidelity,
+        "reference_store": str(a.reference_store),
+        "split": "fit",
+        "sources": list(a.sources),
+        "n_records": counts,
+        "seed": a.seed,
+        **settings,
+        "cpu_seconds": round(time.process_time() - t0, 1),
+    }
+    atomic_write_text(out_dir / "run.json", json.dumps(run, indent=1) + "\n")
+    print(f"{out_dir / 'model.pt'}: {Path(a.base).name}'s generator, head refitted on {counts} fit records")
     return 0
 
 
@@ -544,6 +625,17 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--runs-dir", type=Path, default=RUNS, help="writes <runs-dir>/fidelity_map.npz")
     m.add_argument("--out", type=Path, default=None, help="write the map here instead")
     m.add_argument("--provenance", default="", help="recorded in the map (e.g. the store's git commit)")
+    hd = sub.add_parser("head", help="refit the atom-count head alone on fit spectra (the denoiser untouched)")
+    hd.add_argument("--base", type=Path, default=None, help="the generator (default: the shipped model)")
+    hd.add_argument("--fidelity", default="all", help="how the dataset is read (default all: every fidelity)")
+    hd.add_argument("--sources", nargs="+", choices=list(HEAD_SOURCES), default=list(HEAD_SOURCES))
+    hd.add_argument("--epochs", type=int, default=100)
+    hd.add_argument("--weight-decay", type=float, default=1e-2)
+    hd.add_argument("--lr", type=float, default=1e-3)
+    hd.add_argument("--hidden", type=int, default=128)
+    hd.add_argument("--seed", type=int, default=0)
+    hd.add_argument("--cv", action="store_true", help="print the 5-fold out-of-fold scores instead of writing")
+    hd.add_argument("--out", type=Path, default=None)
     r = sub.add_parser("report")
     r.add_argument("runs", nargs="+")
     r.add_argument("--runs-dir", type=Path, default=RUNS)
@@ -553,7 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"a run (or {BASELINE!r}) to compare every row with, site by site on the shared sampling seeds",
     )
-    for p in (t, e, tr, tl, m, b, c):
+    for p in (t, e, tr, tl, m, b, c, hd):
         p.add_argument("--data", type=Path, default=None, help="dataset file (default: the shipped one)")
         p.add_argument("--reference-store", type=Path, default=None)
     return ap
@@ -566,6 +658,11 @@ def main(argv: list[str] | None = None) -> int:
     cmds = {"train": cmd_train, "translator": cmd_translator, "translate": cmd_translate, "map": cmd_map}
     cmds["breakdown"] = cmd_breakdown
     cmds["counts"] = cmd_counts
+    cmds["head"] = cmd_head
+    if a.cmd == "head":
+        a.base = a.base or Path(default_path("model"))
+        if not a.cv and a.out is None:
+            raise SystemExit("head: --out is required (or --cv)")
     return {**cmds, "evaluate": cmd_evaluate, "report": cmd_report}[a.cmd](a)
 
 

@@ -47,3 +47,65 @@ class AtomCountHead(nn.Module):
         if mode == "sample":
             return torch.multinomial(p, 1, generator=generator)[:, 0] + 1
         raise ValueError(f"mode must be 'argmax' or 'sample', got {mode!r}")
+
+
+def fit_atom_count_head(
+    spectra,
+    n_atoms,
+    n_max: int,
+    *,
+    weights=None,
+    init: AtomCountHead | None = None,
+    hidden: int = 128,
+    epochs: int = 200,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    label_smoothing: float = 0.0,
+    seed: int = 0,
+) -> AtomCountHead:
+    """Fit p(N | s) alone, on spectra of any fidelity, with the denoiser left as it is.
+
+    The head is an independent MLP on the spectrum (it shares nothing with the denoiser), so a generator's
+    head can be refitted on the spectra a user brings (e.g. first-principles ones) without touching the
+    generator.  ``spectra`` (M, L) on the model's grid (unit area), ``n_atoms`` (M,) the environments'
+    sizes, ``weights`` (M,) optional per-record weights of the cross entropy (e.g. to balance fidelities),
+    ``init`` a head to start from (copied, e.g. the generator's own), else a fresh one of width ``hidden``.
+    AdamW, minibatches of ``batch_size`` in a seeded order, ``epochs`` passes.  Deterministic for ``seed``.
+    Returns the fitted head in eval mode."""
+    import copy
+
+    import numpy as np
+
+    x = torch.as_tensor(np.asarray(spectra, dtype=np.float32))
+    n = torch.as_tensor(np.asarray(n_atoms, dtype=np.int64))
+    if x.ndim != 2 or n.shape != (x.shape[0],) or x.shape[0] == 0:
+        raise ValueError(f"fit_atom_count_head: spectra (M, L) and M counts, got {tuple(x.shape)} and {tuple(n.shape)}")
+    if torch.any(n < 1) or torch.any(n > n_max):
+        lo, hi = int(n.min()), int(n.max())
+        raise ValueError(f"fit_atom_count_head: atom counts must be in 1..n_max={n_max}, got {lo}..{hi}")
+    w = torch.ones(len(n)) if weights is None else torch.as_tensor(np.asarray(weights, dtype=np.float32))
+    if w.shape != n.shape or torch.any(w < 0) or float(w.sum()) <= 0:
+        raise ValueError("fit_atom_count_head: weights must be M non-negative numbers, not all 0")
+    g = torch.Generator().manual_seed(seed)
+    if init is not None:
+        if init.n_max != n_max:
+            raise ValueError(f"fit_atom_count_head: init has n_max {init.n_max}, not {n_max}")
+        head = copy.deepcopy(init).cpu()
+    else:
+        torch.manual_seed(seed)
+        head = AtomCountHead(x.shape[1], n_max=n_max, hidden=hidden)
+    head.train()
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
+    target = n - 1
+    for _ in range(epochs):
+        order = torch.randperm(len(n), generator=g)
+        for i in range(0, len(n), batch_size):
+            idx = order[i : i + batch_size]
+            ce = F.cross_entropy(head(x[idx]), target[idx], reduction="none", label_smoothing=label_smoothing)
+            loss = (ce * w[idx]).sum() / w[idx].sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    head.eval()
+    return head
