@@ -525,3 +525,34 @@ def test_train_reference_repeat_repeats_the_first_principles_records_only(toy, t
         assert sum(np.allclose(s, v, rtol=1e-5, atol=1e-9) for s in seen["spectra"]) == 3
     with pytest.raises(SystemExit, match="needs --fidelity both"):
         main(base + ["--fidelity", "xtb", "--reference-repeat", "2"])
+
+
+def test_fidelity_recipes_head_refits_only_the_atom_count_head(toy, tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+
+    from s2s.model.train import load_model
+
+    spec = importlib.util.spec_from_file_location("fidelity_recipes", Path("benchmarks/fidelity_recipes.py"))
+    fr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fr)
+    data, model, store, _ = toy
+    common = ["--data", str(data), "--reference-store", str(store), "--fidelity", "both", "--base", str(model)]
+    common += ["--sources", "reference", "xtb", "--epochs", "3"]
+    out = tmp_path / "head"
+    assert fr.main(["head", "--out", str(out)] + common) == 0
+    base, new = load_model(model), load_model(out / "model.pt")
+    pairs = zip(base.denoiser.state_dict().values(), new.denoiser.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
+    assert not all(torch.equal(a, b) for a, b in zip(base.natoms.parameters(), new.natoms.parameters()))
+    info = json.loads((out / "run.json").read_text())
+    assert info["recipe"] == "head" and info["sources"] == ["reference", "xtb"] and info["split"] == "fit"
+    assert info["n_records"]["reference"] >= 1 and info["n_records"]["xtb"] > info["n_records"]["reference"]
+    capsys.readouterr()
+    assert fr.main(["head", "--cv"] + common) == 0
+    row = capsys.readouterr().out.strip()
+    assert row.startswith("| reference+xtb | 3 | 0.01 | reference ") and " | xtb " in row
+    with pytest.raises(SystemExit, match="--out is required"):
+        fr.main(["head"] + common)
