@@ -170,6 +170,15 @@ def test_fidelity_recipes_benchmark_trains_evaluates_and_reports_on_a_toy(toy, t
     assert [r.split("|")[3].strip() for r in rows] == ["reference", "reference+headN"]
     assert all(r.rstrip().endswith("+0.000 [+0.00, +0.00] |") for r in rows)  # species paired with itself: 0
     assert " | 2 | " in rows[0] and " | 1 | " in rows[1]  # two seeds with the target's N, one with the head's
+    # each sample's drawn N is kept beside its target's, and by-count splits the head's evaluations by them
+    assert len(h0["n_atoms_per_site"]) == len(h0["sites"]) == len(h0["n_target_per_site"])
+    assert e0["n_atoms_per_site"] == e0["n_target_per_site"]  # the paper's protocol: the target's N
+    assert fr.main(["by-count", str(run)]) == 0
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {run} |")]
+    assert [r.split("|")[3].strip() for r in table] == ["below", "right", "above", "all"]
+    share = {r.split("|")[3].strip(): float(r.split("|")[4]) for r in table}
+    sign = np.sign(np.subtract(h0["n_atoms_per_site"], h0["n_target_per_site"]))
+    assert share["right"] == pytest.approx(np.mean(sign == 0), abs=1e-3) and share["all"] == 1.0
 
 
 def test_evaluate_model_draws_the_atom_count_from_the_head_only_when_asked(toy, monkeypatch):
