@@ -355,8 +355,17 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     ds = load_dataset(a.data, a.fidelity, a.reference_store)
     _, val = validation_split(ds)
     records = list(val)
-    print(f"validation at fidelity {a.fidelity}: {len(records)} sites of {len(val.structure_ids())} structures")
-    flag_fidelity, extra = a.fidelity, {}
+    extra: dict = {}
+    if a.new_since:
+        # only the sites an older store (a frozen snapshot) did not hold: data no earlier round has seen
+        seen = {r.key for r in load_dataset(a.data, "reference", a.new_since)}
+        records = [r for r in records if r.key not in seen]
+        if not records:
+            raise SystemExit(f"evaluate: no validation site at fidelity {a.fidelity} that {a.new_since} lacks")
+        extra["new_since"] = str(a.new_since)
+    n_structures = len({r.structure_id for r in records})
+    print(f"validation at fidelity {a.fidelity}: {len(records)} sites of {n_structures} structures")
+    flag_fidelity = a.fidelity
     if a.input_map:
         from s2s.forward.fidelity_map import FidelityMap, with_mapped_spectra
 
@@ -364,10 +373,11 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         if fmap.source != a.fidelity:
             raise SystemExit(f"{a.input_map}: maps {fmap.source} spectra, the input is {a.fidelity}")
         records, flag_fidelity = with_mapped_spectra(records, fmap), fmap.target
-        extra = {"input_map": str(a.input_map), "input_map_target": fmap.target}
+        extra.update({"input_map": str(a.input_map), "input_map_target": fmap.target})
         print(f"input spectra mapped {fmap.source} -> {fmap.target} by {a.input_map}")
     if a.replace_input:
-        records, flag_fidelity, extra = replaced_inputs(a, records), "xtb", {"input_replaced_by": a.replace_input}
+        records, flag_fidelity = replaced_inputs(a, records), "xtb"
+        extra["input_replaced_by"] = a.replace_input
         print(f"input spectra replaced by {a.replace_input} (the same sites and targets)")
     for run in a.runs:
         model_path, folder = _model_path(run, a.runs_dir)
@@ -632,6 +642,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="score the same sites from their xTB spectra (xtb: the ceiling of a map) or from the mean fit xTB "
         "spectrum (mean: the floor); use with --as",
+    )
+    e.add_argument(
+        "--new-since",
+        type=Path,
+        default=None,
+        help="a frozen copy of the store: evaluate only the validation sites it does not hold (data an earlier "
+        "round has not seen); recorded as new_since",
     )
     e.add_argument(
         "--as", dest="as_run", default=None, help="write the evaluations to <runs-dir>/AS (e.g. v6_map) instead"

@@ -565,3 +565,29 @@ def test_fidelity_recipes_head_refits_only_the_atom_count_head(toy, tmp_path, ca
     assert row.startswith("| reference+xtb | 3 | 0.01 | reference ") and " | xtb " in row
     with pytest.raises(SystemExit, match="--out is required"):
         fr.main(["head"] + common)
+
+
+def test_evaluate_new_since_scores_only_the_sites_an_older_store_lacks(toy, tmp_path):
+    import importlib.util
+    import shutil
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("fidelity_recipes", Path("benchmarks/fidelity_recipes.py"))
+    fr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fr)
+    data, model, store, _ = toy
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(model, run / "model.pt")
+    common = ["--data", str(data), "--reference-store", str(store), "--seeds", "0"]
+    assert fr.main(["evaluate", str(run)] + common) == 0
+    every = json.loads((run / "eval_reference_s0.json").read_text())["sites"]
+    old = tmp_path / "old"
+    shutil.copytree(store, old)
+    with pytest.raises(SystemExit, match="lacks"):  # the same store: nothing new
+        fr.main(["evaluate", str(run), "--new-since", str(old)] + common)
+    gone = every[0].rsplit(":", 1)[0]
+    (old / f"{gone}.npz").unlink()  # the older snapshot did not have this structure yet
+    assert fr.main(["evaluate", str(run), "--new-since", str(old)] + common) == 0
+    res = json.loads((run / "eval_reference_s0.json").read_text())
+    assert res["sites"] == [k for k in every if k.rsplit(":", 1)[0] == gone] and res["new_since"] == str(old)
