@@ -3,6 +3,8 @@
 The paper samples with the target's atom count.  Real use has no target, so a small
 classifier p(N | s) is trained alongside the denoiser (cross entropy on the training
 environments' sizes) and used to draw N, or its mode, at prediction time.
+:func:`fit_atom_count_head` refits it alone, on spectra of any fidelity, leaving the denoiser as it is
+(docs/fidelity.md, "Round 8").
 """
 
 from __future__ import annotations
