@@ -175,6 +175,9 @@ def cmd_head(a: argparse.Namespace) -> int:
     """Refit the base model's atom-count head p(N | s) alone on fit spectra of ``--sources`` (the denoiser is
     untouched) and write ``OUT/model.pt``: the base generator with the new head.  ``--cv``: print the
     out-of-fold top-1 and mean log p(N) (5 folds of whole fit structures) per fidelity instead."""
+    if not a.cv and a.out is None:
+        raise SystemExit("head: --out is required (or --cv)")
+    a.base = a.base or Path(default_path("model"))
     import torch
 
     from s2s.checkpoint_io import load_checkpoint
@@ -706,10 +709,6 @@ def main(argv: list[str] | None = None) -> int:
     cmds["counts"] = cmd_counts
     cmds["head"] = cmd_head
     cmds["by-count"] = cmd_by_count
-    if a.cmd == "head":
-        a.base = a.base or Path(default_path("model"))
-        if not a.cv and a.out is None:
-            raise SystemExit("head: --out is required (or --cv)")
     return {**cmds, "evaluate": cmd_evaluate, "report": cmd_report}[a.cmd](a)
 
 

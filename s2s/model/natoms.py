@@ -63,7 +63,6 @@ def fit_atom_count_head(
     batch_size: int = 128,
     lr: float = 1e-3,
     weight_decay: float = 1e-4,
-    label_smoothing: float = 0.0,
     seed: int = 0,
 ) -> AtomCountHead:
     """Fit p(N | s) alone, on spectra of any fidelity, with the denoiser left as it is.
@@ -95,8 +94,9 @@ def fit_atom_count_head(
             raise ValueError(f"fit_atom_count_head: init has n_max {init.n_max}, not {n_max}")
         head = copy.deepcopy(init).cpu()
     else:
-        torch.manual_seed(seed)
-        head = AtomCountHead(x.shape[1], n_max=n_max, hidden=hidden)
+        with torch.random.fork_rng():  # a seeded initialisation that leaves the caller's global RNG as it was
+            torch.manual_seed(seed)
+            head = AtomCountHead(x.shape[1], n_max=n_max, hidden=hidden)
     head.train()
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
     target = n - 1
@@ -104,7 +104,7 @@ def fit_atom_count_head(
         order = torch.randperm(len(n), generator=g)
         for i in range(0, len(n), batch_size):
             idx = order[i : i + batch_size]
-            ce = F.cross_entropy(head(x[idx]), target[idx], reduction="none", label_smoothing=label_smoothing)
+            ce = F.cross_entropy(head(x[idx]), target[idx], reduction="none")
             loss = (ce * w[idx]).sum() / w[idx].sum()
             opt.zero_grad()
             loss.backward()
