@@ -4,10 +4,11 @@
     python benchmarks/reference_ood.py --split val    # the validation sites instead (fit-split library)
     python benchmarks/reference_ood.py --input-map runs/fidelity/fidelity_map.npz   # + reference inputs mapped to xTB
     python benchmarks/reference_ood.py --bad-inputs   # does it still fire? (raw score, xtb and both libraries)
+    python benchmarks/reference_ood.py --split val --pooled   # `both` calibrated as one library (the old score)
     python benchmarks/reference_ood.py --input-map runs/fidelity/fidelity_map.npz --bad-inputs   # + mapped
 
-The OOD score (:class:`s2s.retrieval.ood.OODScorer`, what ``s2s predict`` reports) is fitted, as in
-``PredictContext.load``, on the training spectra of one fidelity (``--fidelity`` of ``s2s predict``: xtb,
+The OOD score (:func:`s2s.retrieval.ood.fit_ood`, what ``s2s predict`` reports: per fidelity for ``both``) is
+fitted, as in ``PredictContext.load``, on the training spectra of one fidelity (``--fidelity`` of ``s2s predict``: xtb,
 reference or both; docs/fidelity.md) and scores the test sites' spectra of each fidelity.  Printed per
 (library, input): sites, the share flagged (percentile > 95), and the median percentile.  Issue 29's target:
 <= 10 % of reference test spectra flagged, with the bad-input cases still flagged (tests/test_predict*.py).
@@ -22,11 +23,11 @@ import numpy as np
 
 from s2s.cli.data import load_dataset
 from s2s.resources import resolve
-from s2s.retrieval.ood import OODScorer
+from s2s.retrieval.ood import fit_ood
 from s2s.splits import validation_split
 
 
-def flag_table(data, split: str = "test", store=None, input_map=None) -> list[dict]:
+def flag_table(data, split: str = "test", store=None, input_map=None, pooled: bool = False) -> list[dict]:
     """Rows (library fidelity, input fidelity, n library, n inputs, share flagged, median percentile).
     ``input_map``: a fidelity map (.npz, :mod:`s2s.forward.fidelity_map`) whose output, from the reference
     inputs, is scored as input ``reference+map``, flagged as ``s2s predict`` does: the OOD score of the mapped
@@ -48,8 +49,9 @@ def flag_table(data, split: str = "test", store=None, input_map=None) -> list[di
     for lib in ("xtb", "both", "reference"):
         ds = load_dataset(data, lib, store)
         train = ds.train if split == "test" else validation_split(ds)[0]
-        groups = [r.structure_id for r in train]
-        scorer = OODScorer.fit(train.spectra(), groups, k=min(5, len(set(groups)) - 1))
+        scorer = fit_ood(
+            train.spectra(), [r.structure_id for r in train], None if pooled else [r.fidelity for r in train]
+        )
         for fid, recs in inputs.items():
             if len(recs) == 0:
                 continue
@@ -92,7 +94,9 @@ def bad_inputs(base: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def bad_input_table(data, store, input_map=None, n: int = 20, libraries=("xtb", "both")) -> list[dict]:
+def bad_input_table(
+    data, store, input_map=None, n: int = 20, libraries=("xtb", "both"), pooled: bool = False
+) -> list[dict]:
     """Per case of :func:`bad_inputs` (made from the first ``n`` validation GPAW spectra): the share flagged
     by the OOD score of the raw spectrum against each fit-split library of ``libraries`` (``raw_<library>``,
     what ``s2s predict --fidelity <library>`` reports); with ``input_map`` also by the score of the mapped
@@ -102,8 +106,9 @@ def bad_input_table(data, store, input_map=None, n: int = 20, libraries=("xtb", 
     scorers = {}
     for lib in libraries:
         fit = validation_split(load_dataset(data, lib, store))[0]
-        groups = [r.structure_id for r in fit]
-        scorers[lib] = OODScorer.fit(fit.spectra(), groups, k=min(5, len(set(groups)) - 1))
+        scorers[lib] = fit_ood(
+            fit.spectra(), [r.structure_id for r in fit], None if pooled else [r.fidelity for r in fit]
+        )
     fmap = None
     if input_map:
         from s2s.forward.fidelity_map import FidelityMap
@@ -111,8 +116,7 @@ def bad_input_table(data, store, input_map=None, n: int = 20, libraries=("xtb", 
         fmap = FidelityMap.from_file(input_map)
         if "xtb" not in scorers:
             fit = validation_split(load_dataset(data, "xtb"))[0]
-            groups = [r.structure_id for r in fit]
-            scorers["xtb"] = OODScorer.fit(fit.spectra(), groups, k=min(5, len(set(groups)) - 1))
+            scorers["xtb"] = fit_ood(fit.spectra(), [r.structure_id for r in fit])
     rows = []
     for name, x in bad_inputs(ref_val[:n]).items():
         row = {"input": name, "n": len(x)}
@@ -134,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=None, help="dataset file (default: the shipped one)")
     ap.add_argument("--reference-store", default=None, help="reference spectra (default: data/reference_sites)")
     ap.add_argument("--split", choices=["test", "val"], default="test")
+    ap.add_argument(
+        "--pooled",
+        action="store_true",
+        help="calibrate a library of both fidelities as one (before the twentieth session) instead of per fidelity",
+    )
     ap.add_argument("--input-map", default=None, help="also score the reference inputs through this fidelity map")
     ap.add_argument(
         "--bad-inputs",
@@ -143,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     a = ap.parse_args(argv)
     if a.bad_inputs:
-        rows = bad_input_table(resolve("data", a.data), a.reference_store, a.input_map)
+        rows = bad_input_table(resolve("data", a.data), a.reference_store, a.input_map, pooled=a.pooled)
         libs = [k[4:] for k in rows[0] if k.startswith("raw_")]
         head = ["input (from validation GPAW spectra)", "n"] + [f"raw score, {lib} library" for lib in libs]
         if a.input_map:
@@ -156,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 cells += [f"{100 * r[k]:.0f} %" for k in ("mapped", "outside_domain", "predict")]
             print("| " + " | ".join(cells) + " |")
         return 0
-    rows = flag_table(resolve("data", a.data), a.split, a.reference_store, a.input_map)
+    rows = flag_table(resolve("data", a.data), a.split, a.reference_store, a.input_map, pooled=a.pooled)
     print("| library (--fidelity) | training spectra | input | sites (structures) | flagged | median percentile |")
     print("|---|---|---|---|---|---|")
     for r in rows:

@@ -102,3 +102,58 @@ def test_neighbours_shared_by_ood_and_manifold():
     assert np.all(loso_distance(train, groups, 1) >= nearest(train, train, 2)[0][:, 1] - 1e-15)
     with pytest.raises(ValueError, match="metric"):
         nearest(test, train, metric="cosine")
+
+
+def _two_fidelities(rng, n_dense, n_sparse, sites=3):
+    """A dense library of one fidelity ('xtb', many structures) and a sparse one of another ('reference', few
+    structures, its peaks moved by 1.5 eV): the same kind of spectra, two simulators."""
+    dense, g_dense = _silica_like(rng, n_dense, sites)
+    sparse, g_sparse = _silica_like(rng, n_sparse, sites)
+    sparse = normalize(np.roll(sparse, int(round(1.5 / (GRID[1] - GRID[0]))), axis=1) + 1e-9)
+    spectra = np.concatenate([dense, sparse])
+    groups = np.concatenate([np.char.add("x", g_dense), np.char.add("r", g_sparse)])
+    fidelities = np.array(["xtb"] * len(dense) + ["reference"] * len(sparse))
+    return spectra, groups, fidelities
+
+
+def test_per_fidelity_calibration_does_not_flag_the_sparse_fidelity():
+    """Pooled, the dense fidelity's tight distances set the edge, so held-out spectra of the sparse one look
+    out of distribution; calibrated per fidelity they do not, and bad input is still flagged."""
+    from s2s.retrieval.ood import PerFidelityOODScorer, fit_ood
+
+    rng = np.random.default_rng(4)
+    spectra, groups, fidelities = _two_fidelities(rng, 120, 20)
+    held_out, _, fid_held_out = _two_fidelities(rng, 10, 30)
+    sparse_in = held_out[fid_held_out == "reference"]
+    pooled = fit_ood(spectra, groups)
+    per = fit_ood(spectra, groups, fidelities)
+    assert isinstance(pooled, OODScorer) and isinstance(per, PerFidelityOODScorer)
+    assert set(per.parts) == {"xtb", "reference"}
+    assert per.score(sparse_in)["flag"].mean() <= 0.2
+    assert per.score(sparse_in)["flag"].mean() < pooled.score(sparse_in)["flag"].mean()
+    s = per.score(held_out)
+    np.testing.assert_array_equal(s["fidelity"], fid_held_out)  # each read against its own library
+    bad = per.score(_si_rich(rng, 10))
+    assert bad["flag"].all() and np.all(bad["ratio"] > 1.0)
+    # the percentile is the lowest over the libraries, each computed by its own OODScorer
+    parts = [per.parts[n].score(held_out)["percentile"] for n in ("xtb", "reference")]
+    np.testing.assert_array_equal(s["percentile"], np.minimum(*parts))
+    d = per.describe(_si_rich(rng, 1)[0])
+    assert d["flag"] and "every fidelity's library flags it" in d["warning"]
+    assert d["n_reference"] == len(spectra) and d["nearest_fidelity"] in per.parts
+    d_in = per.describe(sparse_in[0])
+    assert d_in["nearest_fidelity"] == "reference" and d_in["warning"] is None
+
+
+def test_per_fidelity_bad_input():
+    from s2s.retrieval.ood import PerFidelityOODScorer, fit_ood
+
+    rng = np.random.default_rng(5)
+    spectra, groups, fidelities = _two_fidelities(rng, 10, 1)
+    with pytest.raises(ValueError, match="'reference' has 1 structure"):
+        fit_ood(spectra, groups, fidelities)
+    with pytest.raises(ValueError, match="must agree"):
+        PerFidelityOODScorer.fit(spectra, groups, fidelities[:-1])
+    # one fidelity only: the plain scorer, k capped at the structures - 1
+    sc = fit_ood(spectra[:9], groups[:9], fidelities[:9])
+    assert isinstance(sc, OODScorer) and sc.k == 2

@@ -20,7 +20,7 @@ from s2s.forward.model import ForwardModel
 from s2s.model.train import load_model
 from s2s.predict.prepare import training_onset
 from s2s.resources import default_path, resolve
-from s2s.retrieval.ood import OODScorer
+from s2s.retrieval.ood import OODScorer, PerFidelityOODScorer, fit_ood
 from s2s.simulate.reference_sites import load_fidelity
 
 DEFAULT_MODEL = default_path("model")
@@ -118,7 +118,7 @@ class PredictContext:
     train_spectra: np.ndarray
     train_envs: list[Environment]
     train_meta: list[dict]
-    ood: Any
+    ood: OODScorer | PerFidelityOODScorer  # s2s.retrieval.ood.fit_ood: per fidelity with --fidelity both
     train_onset: float
     forward: Any = None  # s2s.forward.model.ForwardModel ranking the candidates, or None (no ranking)
     forward_path: Path | None = None
@@ -161,7 +161,6 @@ class PredictContext:
             raise ValueError(f"{data_path}: no training records (fidelity {fidelity})")
         spectra = train.spectra()
         groups = [r.structure_id for r in train]
-        k = min(5, len(set(groups)) - 1)
         fmap = None
         # the onset a measured spectrum is aligned to: the training spectra's; with both fidelities, the
         # first-principles ones' (a measured spectrum is physics, not our simulator; their median onsets differ
@@ -199,7 +198,7 @@ class PredictContext:
             train_meta=[
                 {"structure_id": r.structure_id, "site_index": r.site_index, "formula": r.formula} for r in train
             ],
-            ood=OODScorer.fit(spectra, groups, k=k),
+            ood=fit_ood(spectra, groups, [r.fidelity for r in train]),  # per fidelity when both
             train_onset=onset,
             forward=forward,
             forward_path=forward_path,
