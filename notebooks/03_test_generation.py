@@ -364,9 +364,8 @@ if not small:
 # the same sites' xTB spectra for the paired comparison (same targets, same seed, only the input's simulator
 # differs); with `input_map_path`, also the GPAW spectra made xTB-like by the shipped fidelity map first (what
 # `s2s predict --input-map` does; docs/fidelity.md).  Template matching searches a library of the training sites'
-# GPAW spectra.  The reference build
-# is still growing (`python scripts/build_reference.py coverage`), so these sites are the few test structures
-# done so far: read the interval, not the mean.  `s2s.studies.reference_input`.
+# GPAW spectra.  The reference build has every test site (`python scripts/build_reference.py coverage`), but
+# they come from only 21 structures: read the interval, not the mean.  `s2s.studies.reference_input`.
 
 # %%
 # NBVAL_CHECK_OUTPUT
