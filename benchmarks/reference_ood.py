@@ -5,6 +5,7 @@
     python benchmarks/reference_ood.py --input-map runs/fidelity/fidelity_map.npz   # + reference inputs mapped to xTB
     python benchmarks/reference_ood.py --bad-inputs   # does it still fire? (raw score, xtb and both libraries)
     python benchmarks/reference_ood.py --split val --pooled   # `both` calibrated as one library (the old score)
+    python benchmarks/reference_ood.py --write-results  # + figures/results.json predict_ood_reference (test split)
     python benchmarks/reference_ood.py --input-map runs/fidelity/fidelity_map.npz --bad-inputs   # + mapped
 
 The OOD score (:func:`s2s.retrieval.ood.fit_ood`, what ``s2s predict`` reports: per fidelity for ``both``) is
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -143,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="calibrate a library of both fidelities as one (before the twentieth session) instead of per fidelity",
     )
+    ap.add_argument(
+        "--write-results",
+        action="store_true",
+        help="also write the table to figures/results.json predict_ood_reference (test split, not --pooled)",
+    )
+    ap.add_argument("--results", type=Path, default=Path(__file__).resolve().parents[1] / "figures" / "results.json")
     ap.add_argument("--input-map", default=None, help="also score the reference inputs through this fidelity map")
     ap.add_argument(
         "--bad-inputs",
@@ -166,6 +174,23 @@ def main(argv: list[str] | None = None) -> int:
             print("| " + " | ".join(cells) + " |")
         return 0
     rows = flag_table(resolve("data", a.data), a.split, a.reference_store, a.input_map, pooled=a.pooled)
+    if a.write_results:
+        if a.split != "test" or a.pooled or a.input_map:
+            ap.error(
+                "--write-results records the test split as s2s predict scores it: no --split val, --pooled, --input-map"
+            )
+        from s2s.studies.results import update_results
+
+        update_results(
+            "predict_ood_reference",
+            {
+                "rows": rows,
+                "threshold_percentile": 95.0,
+                "calibration": "leave one structure out, per fidelity (s2s.retrieval.ood.fit_ood)",
+                "command": "python benchmarks/reference_ood.py --write-results",
+            },
+            a.results,
+        )
     print("| library (--fidelity) | training spectra | input | sites (structures) | flagged | median percentile |")
     print("|---|---|---|---|---|---|")
     for r in rows:
