@@ -462,6 +462,12 @@ def test_predict_fidelity_defaults_to_what_the_model_was_trained_on_and_xtb_rout
 
     ctx = PredictContext.load(joint / "model.pt", data, None, reference_store=store)
     assert ctx.fidelity == "both" and len(ctx.train_spectra) == len(load_dataset(data, "both", store).train)
+    from s2s.retrieval.ood import OODScorer, PerFidelityOODScorer
+
+    # both fidelities: the OOD score calibrates each on its own (docs/fidelity.md, "The OOD score per fidelity")
+    assert isinstance(ctx.ood, PerFidelityOODScorer) and set(ctx.ood.parts) == {"xtb", "reference"}
+    xtb_only = PredictContext.load(model, data, None)
+    assert type(xtb_only.ood) is OODScorer
     from s2s.predict.prepare import training_onset
 
     ref_train = load_dataset(data, "reference", store).train.spectra()
@@ -475,6 +481,8 @@ def test_predict_fidelity_defaults_to_what_the_model_was_trained_on_and_xtb_rout
     summary = json.loads(next(out.glob("*/summary.json")).read_text())
     assert summary["sampling"]["reference_fidelity"] == "both"
     assert summary["sampling"]["model"] == str(joint / "model.pt")
+    assert summary["ood"]["nearest_fidelity"] in {"xtb", "reference"}
+    assert summary["ood"]["n_reference"] == len(ctx.train_spectra)
 
 
 def test_the_forward_model_that_ranks_predicts_the_inputs_fidelity(toy, tmp_path, monkeypatch):
