@@ -170,3 +170,29 @@ def test_held_out_site_gives_the_stored_spectrum_the_xtb_one_and_the_environment
     monkeypatch.setitem(rs.HELD_OUT, other, "no GPAW spectrum")
     with pytest.raises(ValueError, match="has no GPAW spectrum"):
         held_out_site(data, other, store)
+
+
+def test_every_table_scores_the_sio2_sites_on_their_own(toy):  # noqa: F811
+    """``subsets['SiO2']`` is the table of the SiO2 sites alone: what scoring only them gives, never the whole."""
+    from s2s.studies.reference_input import _scored
+
+    data, _, _, _ = toy
+    records = list(load_dataset(data, "xtb"))
+    formulas = ["SiO2" if i % 2 == 0 else "Si2O3" for i in range(len(records))]
+    targets = [r.environment for r in records]
+    envs = [
+        t if f == "SiO2" else records[(i + 1) % len(records)].environment
+        for i, (t, f) in enumerate(zip(targets, formulas))
+    ]
+    groups = [r.structure_id for r in records]
+    whole = _scored(targets, envs, groups, 4, formulas)
+    sio2 = [i for i, f in enumerate(formulas) if f == "SiO2"]
+    alone = _scored([targets[i] for i in sio2], [envs[i] for i in sio2], [groups[i] for i in sio2], 4)
+    sub = whole["subsets"]["SiO2"]
+    assert sub["n_test"] == len(sio2) < whole["n_test"]
+    for key in ("rmsd_shell1", "rmsd_all", "species_accuracy", "validity"):
+        assert sub[key] == alone[key]
+    assert sub["rmsd_shell1"] == 0.0 < whole["rmsd_shell1"]  # the SiO2 samples are their targets, the rest not
+    assert sub["n_structures"] == len({groups[i] for i in sio2}) and "rmsd_shell1" in sub["ci95"]
+    assert _scored(targets, envs, groups, 4, ["Si2O3"] * len(records))["subsets"] == {}
+    assert "subsets" not in _scored(targets, envs, groups, 4)

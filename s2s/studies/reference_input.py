@@ -18,6 +18,9 @@ it draws the way notebook 03 scores the xTB input, on the *same sites*:
   in a *reference-fidelity* library (``library_records``: the training sites with a reference spectrum),
   scored like the samples, and the single sample's win rate over it (notebook 04's rule).
 
+Every table also carries ``subsets``: the same table (and its intervals) for the SiO2 sites alone
+(:data:`SUBSETS`), the composition of the paper's test set and of most silica a user measures.
+
 The test split is for reporting only: nothing here is used to choose a model or a recipe.
 """
 
@@ -87,12 +90,36 @@ def single_samples(
     return [g[0] for g in generated]
 
 
-def _scored(targets: Sequence[Any], envs: Sequence[Any], groups: Sequence[str], digits: int) -> dict[str, Any]:
+#: Subsets of the test sites scored on their own (``subsets`` of every table): name -> predicate on the formula.
+SUBSETS = {"SiO2": lambda formula: formula == "SiO2"}
+
+
+def _scored(
+    targets: Sequence[Any],
+    envs: Sequence[Any],
+    groups: Sequence[str],
+    digits: int,
+    formulas: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Summary table, ``first_shell``, ``ci95`` over ``groups`` and ``n_structures`` of one environment per target;
+    with ``formulas`` (one per target) also ``subsets``: the same for the targets of each :data:`SUBSETS` entry
+    that has any (paper alignment throughout)."""
     rows = evaluate_generation(list(targets), [[e] for e in envs], methods=("paper",))
     out = summary_table(rows, "paper", digits=digits)
     out["first_shell"] = first_shell_table(rows, "paper", digits=digits)
     out["ci95"] = summary_intervals(rows, list(groups), "paper", digits=digits)
     out["n_structures"] = len(set(groups))
+    if formulas is not None:
+        out["subsets"] = {}
+        for name, keep in SUBSETS.items():
+            idx = [i for i, f in enumerate(formulas) if keep(f)]
+            if idx:
+                sub_rows, sub_groups = [rows[i] for i in idx], [groups[i] for i in idx]
+                out["subsets"][name] = {
+                    **summary_table(sub_rows, "paper", digits=digits),
+                    "ci95": summary_intervals(sub_rows, list(groups), "paper", digits=digits),  # rows index all targets
+                    "n_structures": len(set(sub_groups)),
+                }
     return out
 
 
@@ -108,7 +135,8 @@ def single_sample_table(
     """One sample per record's spectrum (ancestral sampler, ``n_steps`` of T; None: all), scored against the
     record's environment: the summary table, ``first_shell`` and ``ci95`` over ``.structure_id``."""
     envs = single_samples(model_path, records, n_steps, seed, cache_dir)
-    return _scored([r.environment for r in records], envs, [r.structure_id for r in records], digits)
+    groups, formulas = [r.structure_id for r in records], [r.formula for r in records]
+    return _scored([r.environment for r in records], envs, groups, digits, formulas)
 
 
 def mapped_input_table(
@@ -158,7 +186,7 @@ def template_comparison(
         [r.environment for r in library],
     )
     cmp = compare_with_generation(targets, list(generated), tm.environments, tm.mse)
-    out = _scored(targets, tm.environments, groups, digits)
+    out = _scored(targets, tm.environments, groups, digits, [r.formula for r in records])
     out["library_size"] = len(library)
     out["model_win_rate"] = round(float(cmp["model_win_rate"]), digits)
     out["model_win_rate_ci95"] = [round(float(v), digits) for v in interval(resampled_means(cmp["win"], groups)[:, 0])]
@@ -197,7 +225,9 @@ def evaluate_reference_input(
     if not library_records:
         raise ValueError("evaluate_reference_input: empty template library")
     envs = single_samples(model_path, ref, n_steps, seed, cache_dir)
-    single = _scored([r.environment for r in ref], envs, [r.structure_id for r in ref], digits)
+    single = _scored(
+        [r.environment for r in ref], envs, [r.structure_id for r in ref], digits, [r.formula for r in ref]
+    )
     paired = single_sample_table(model_path, xtb, n_steps=n_steps, seed=seed, cache_dir=cache_dir, digits=digits)
     bok = evaluate_best_of_k(
         model_path, forward, ref, list(library_records), consensus, cache_dir=cache_dir, digits=digits, intervals=True
@@ -247,6 +277,7 @@ def evaluate_reference_input(
 
 
 __all__ = [
+    "SUBSETS",
     "SMALL_TEST_SITES",
     "SMALL_LIBRARY_SITES",
     "reference_test_inputs",
