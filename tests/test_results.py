@@ -66,7 +66,8 @@ def test_headline_table_and_block(tmp_path):
     )
     assert "| 1st-shell RMSD, the same sites from their xTB spectra (Å) | xTB | — | 0.520 | 0.400-0.600 |" in table
     assert "| validity, the same sites | GPAW | — | 0.900 | — |" in table
-    assert "| wins over template matching in a GPAW library, the same sites | GPAW | — | 0.250 | 0.100-0.400 |" in table
+    assert "| wins over template matching in a GPAW library, the 41 sites | GPAW | — | 0.250 | 0.100-0.400 |" in table
+    assert "SiO2 sites" not in table  # no subsets recorded: no SiO2 rows
     assert "| GPAW alpha-quartz spectrum: RMSD all, median of the ensemble (Å) | GPAW | — | — | — |" in table
     assert "| 1st-shell RMSD, the same sites (Å) | GPAW + map | — | — | — |" in table  # no mapped_input yet: dashes
     # with the mapped rows: the same sites through the fidelity map, and quartz read both ways
@@ -76,7 +77,18 @@ def test_headline_table_and_block(tmp_path):
         "ci95": {"rmsd_shell1": [0.45, 0.66]},
     }
     res["experimental_quartz"] = {"rmsd_all": 1.29, "mapped_input": {"rmsd_all": 0.81}}
+    res["test_generation"]["reference_input"]["subsets"] = {
+        "SiO2": {
+            "rmsd_shell1": 0.33,
+            "species_accuracy": 0.95,
+            "n_test": 12,
+            "n_structures": 2,
+            "ci95": {"rmsd_shell1": [0.2, 0.5]},
+        }
+    }
     t2 = headline_table(res)
+    assert "| 1st-shell RMSD, the 12 SiO2 sites (2 structures) among them (Å) | GPAW | — | 0.330 | 0.200-0.500 |" in t2
+    assert "| species accuracy, the same SiO2 sites | GPAW | — | 0.950 | — |" in t2
     assert "| 1st-shell RMSD, the same sites (Å) | GPAW + map | — | 0.550 | 0.450-0.660 |" in t2
     assert "| species accuracy, the same sites | GPAW + map | — | 0.700 | — |" in t2
     assert "| GPAW alpha-quartz spectrum: RMSD all, median of the ensemble (Å) | GPAW | — | 1.290 | — |" in t2
