@@ -483,6 +483,10 @@ def test_predict_fidelity_defaults_to_what_the_model_was_trained_on_and_xtb_rout
     assert summary["sampling"]["model"] == str(joint / "model.pt")
     assert summary["ood"]["nearest_fidelity"] in {"xtb", "reference"}
     assert summary["ood"]["n_reference"] == len(ctx.train_spectra)
+    html_out = tmp_path / "html"
+    assert main(args + ["--n-samples", "2", "--steps", "2", "--out", str(html_out), "--quiet", "--html"]) == 0
+    page = next(html_out.glob("*/overview.html")).read_text()
+    assert f"among the {summary['ood']['nearest_fidelity']} training spectra" in page
 
 
 def test_the_forward_model_that_ranks_predicts_the_inputs_fidelity(toy, tmp_path, monkeypatch):

@@ -44,7 +44,8 @@ def plot_prediction_overview(pred, train_spectra: np.ndarray) -> Figure:
                 label=f"{nt['structure_id']} site {nt['site_index']} ({nt['signature']})",
             )
         o = s["ood"]
-        ax.set_title(f"OOD percentile {o['percentile']:.0f}" + ("  [FLAGGED]" if o["flag"] else ""), fontsize=9)
+        among = f" ({o['nearest_fidelity']} library)" if "nearest_fidelity" in o else ""
+        ax.set_title(f"OOD percentile {o['percentile']:.0f}{among}" + ("  [FLAGGED]" if o["flag"] else ""), fontsize=9)
         ax.set_xlabel("Energy relative to onset convention (eV)")
         ax.set_ylabel("Intensity (unit area)")
         ax.legend(fontsize=6)

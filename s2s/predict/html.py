@@ -104,7 +104,13 @@ def overview_html(pred: Prediction, n_lines: int = 4) -> str:
         else "",
         f"sampling: {s['sampling']['sampler']} {s['sampling']['steps']} steps, K = {s['sampling']['n_samples']}, "
         f"seed {s['sampling']['seed']}",
-        f"OOD percentile {ood.get('percentile', float('nan')):.0f}" + (" (flagged)" if ood.get("flag") else ""),
+        f"OOD percentile {ood.get('percentile', float('nan')):.0f}"
+        + (
+            f" among the {html.escape(str(ood['nearest_fidelity']))} training spectra"
+            if "nearest_fidelity" in ood
+            else ""
+        )
+        + (" (flagged)" if ood.get("flag") else ""),
         f"consensus: the medoid of the most frequent composition ({cons.get('composition_share', 0):.0%} of the "
         f"candidates), mean RMSD to the others {cons.get('mean_rmsd_to_others', float('nan')):.2f} Å",
     ]
