@@ -6,6 +6,7 @@
     python benchmarks/reference_ood.py --bad-inputs   # does it still fire? (raw score, xtb and both libraries)
     python benchmarks/reference_ood.py --split val --pooled   # `both` calibrated as one library (the old score)
     python benchmarks/reference_ood.py --write-results  # + figures/results.json predict_ood_reference (test split)
+    python benchmarks/reference_ood.py --errors [--write-results]   # + does the score rank the model's errors?
     python benchmarks/reference_ood.py --input-map runs/fidelity/fidelity_map.npz --bad-inputs   # + mapped
 
 The OOD score (:func:`s2s.retrieval.ood.fit_ood`, what ``s2s predict`` reports: per fidelity for ``both``) is
@@ -135,6 +136,49 @@ def bad_input_table(
     return rows
 
 
+def error_rows(
+    data, split: str = "test", store=None, model=None, cache_dir=None, pooled: bool = False, seed: int = 0
+) -> dict:
+    """Does the OOD score of the reference inputs (library ``both``, as ``s2s predict``) rank the errors of the
+    default generator (``model``; one sample per site with the target's N, all T steps, as notebook 03)?  Returns
+    ``n``, ``spearman`` (percentile vs 1st-shell RMSD, Å), ``auroc`` (percentile separating errors above the median
+    from those below; Mann-Whitney U / (n1 n0)), and the flagged / unflagged sites' mean 1st-shell RMSD and species
+    accuracy (paper alignment)."""
+    from scipy.stats import mannwhitneyu, spearmanr
+
+    from s2s.resources import default_path
+    from s2s.studies.evaluate import evaluate_generation
+    from s2s.studies.reference_input import single_samples
+
+    lib = load_dataset(data, "both", store)
+    ref = load_dataset(data, "reference", store)
+    train, inputs = (
+        (lib.train, list(ref.test)) if split == "test" else (validation_split(lib)[0], list(validation_split(ref)[1]))
+    )
+    scorer = fit_ood(train.spectra(), [r.structure_id for r in train], None if pooled else [r.fidelity for r in train])
+    score = scorer.score(np.stack([r.spectrum for r in inputs]))
+    envs = single_samples(model or default_path("model"), inputs, None, seed, cache_dir)
+    rows = evaluate_generation([r.environment for r in inputs], [[e] for e in envs], methods=("paper",))
+    err = np.array([r["paper"]["rmsd_shell1"] for r in rows], dtype=np.float64)
+    species = np.array([r["paper"]["species_match"] for r in rows], dtype=np.float64)
+    p, flag = np.asarray(score["percentile"]), np.asarray(score["flag"], dtype=bool)
+    high = err > np.median(err)
+    u = mannwhitneyu(p[high], p[~high]).statistic
+    return {
+        "split": split,
+        "n": len(inputs),
+        "n_flagged": int(flag.sum()),
+        "spearman": float(spearmanr(p, err).statistic),
+        "auroc": float(u / (high.sum() * (~high).sum())),
+        "flagged_rmsd_shell1": float(err[flag].mean()) if flag.any() else float("nan"),
+        "unflagged_rmsd_shell1": float(err[~flag].mean()),
+        "flagged_species_accuracy": float(species[flag].mean()) if flag.any() else float("nan"),
+        "unflagged_species_accuracy": float(species[~flag].mean()),
+        "model": Path(model or default_path("model")).parent.name,
+        "seed": seed,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=None, help="dataset file (default: the shipped one)")
@@ -150,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also write the table to figures/results.json predict_ood_reference (test split, not --pooled)",
     )
+    ap.add_argument(
+        "--errors",
+        action="store_true",
+        help="also: does the score of the reference inputs rank the default generator's errors (one sample a site)",
+    )
+    ap.add_argument("--cache-dir", default=None, help="sample cache (notebook 03's: runs/generated)")
     ap.add_argument("--results", type=Path, default=Path(__file__).resolve().parents[1] / "figures" / "results.json")
     ap.add_argument("--input-map", default=None, help="also score the reference inputs through this fidelity map")
     ap.add_argument(
@@ -174,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
             print("| " + " | ".join(cells) + " |")
         return 0
     rows = flag_table(resolve("data", a.data), a.split, a.reference_store, a.input_map, pooled=a.pooled)
+    errors = None
+    if a.errors:
+        errors = error_rows(resolve("data", a.data), a.split, a.reference_store, cache_dir=a.cache_dir, pooled=a.pooled)
     if a.write_results:
         if a.split != "test" or a.pooled or a.input_map:
             ap.error(
@@ -187,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
                 "rows": rows,
                 "threshold_percentile": 95.0,
                 "calibration": "leave one structure out, per fidelity (s2s.retrieval.ood.fit_ood)",
-                "command": "python benchmarks/reference_ood.py --write-results",
+                "command": "python benchmarks/reference_ood.py --write-results" + (" --errors" if errors else ""),
+                **({"errors": errors} if errors else {}),
             },
             a.results,
         )
@@ -197,6 +251,15 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"| {r['library']} | {r['n_library']} | {r['input']} | {r['n_inputs']} ({r['n_input_structures']}) "
             f"| {100 * r['flagged']:.0f} % | {r['median_percentile']:.0f} |"
+        )
+    if errors:
+        e = errors
+        print(
+            f"\n{e['model']} on the {e['n']} reference {e['split']} spectra (one sample each, seed {e['seed']}): "
+            f"Spearman(percentile, 1st-shell RMSD) {e['spearman']:.2f}, AUROC (above-median error) {e['auroc']:.2f}; "
+            f"flagged ({e['n_flagged']}): 1st shell {e['flagged_rmsd_shell1']:.3f} Å, species "
+            f"{e['flagged_species_accuracy']:.3f}; unflagged: {e['unflagged_rmsd_shell1']:.3f} Å, species "
+            f"{e['unflagged_species_accuracy']:.3f}"
         )
     return 0
 
