@@ -20,7 +20,7 @@ Libraries of several spectrum fidelities (``s2s predict --fidelity both``: xTB a
 the same sites): :class:`PerFidelityOODScorer` calibrates each fidelity's spectra on their own and scores a query
 against the fidelity it lies closest to in calibrated terms (the lowest percentile).  Pooled, the many xTB spectra
 set a tighter distribution than the sparser first-principles ones, so first-principles input looked farther out
-than it is (validation: 14.5 % of GPAW spectra flagged pooled, 10.3 % per fidelity, xTB 4.5 % and 4.9 %, every
+than it is (validation: 14.5 % of GPAW spectra flagged pooled, 10.2 % per fidelity, xTB 4.5 % and 4.9 %, every
 bad input as often; docs/fidelity.md, "The OOD score per fidelity").  :func:`fit_ood` builds the right one.
 """
 
