@@ -157,7 +157,8 @@ def error_rows(
     )
     scorer = fit_ood(train.spectra(), [r.structure_id for r in train], None if pooled else [r.fidelity for r in train])
     score = scorer.score(np.stack([r.spectrum for r in inputs]))
-    envs = single_samples(model or default_path("model"), inputs, None, seed, cache_dir)
+    model = model or default_path("model")
+    envs = single_samples(model, inputs, None, seed, cache_dir)
     rows = evaluate_generation([r.environment for r in inputs], [[e] for e in envs], methods=("paper",))
     err = np.array([r["paper"]["rmsd_shell1"] for r in rows], dtype=np.float64)
     species = np.array([r["paper"]["species_match"] for r in rows], dtype=np.float64)
@@ -174,7 +175,7 @@ def error_rows(
         "unflagged_rmsd_shell1": float(err[~flag].mean()),
         "flagged_species_accuracy": float(species[flag].mean()) if flag.any() else float("nan"),
         "unflagged_species_accuracy": float(species[~flag].mean()),
-        "model": Path(model or default_path("model")).parent.name,
+        "model": Path(model).parent.name,
         "seed": seed,
     }
 

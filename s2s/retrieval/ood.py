@@ -178,8 +178,9 @@ class PerFidelityOODScorer:
     def describe(self, spectrum: ArrayLike) -> dict:
         """:meth:`OODScorer.describe` of the part the spectrum lies closest to, with ``nearest_fidelity`` and
         ``n_reference`` (all parts)."""
-        name = str(self.score(spectrum)["fidelity"][0])
-        out = self.parts[name].describe(spectrum)
+        described = {n: part.describe(spectrum) for n, part in self.parts.items()}
+        name = min(described, key=lambda n: described[n]["percentile"])  # ties: the first, as score()
+        out = described[name]
         if out["warning"]:
             out["warning"] += f" (closest library: the {name} spectra; every fidelity's library flags it)"
         return {
