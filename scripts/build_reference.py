@@ -18,7 +18,9 @@ data/reference_sites/ (:mod:`s2s.simulate.reference_sites`): test, validation an
 and suboxides first) interleaved so that they share the CPU 1:1:3 (``--order strict``: every test site,
 then validation, then training); within each group the structures take turns, those with the fewest sites
 computed first (``--within size``: smallest supercells first).  Resumable; failures
-are recorded by name in failures.json; ``--commit-every N`` commits the store to git every N sites.
+are recorded by name in failures.json; ``--commit-every N`` commits the store to git every N sites.  To stop
+it, ``kill <pid>`` (SIGTERM): the pool workers and their GPAW runs stop with it, the sites already stored stay,
+and the sites that were running are computed again by the next run.
 
     nohup python scripts/build_reference.py sites --hours 2.5 --commit-every 10 > logs/ref_sites.log 2>&1 &
     python scripts/build_reference.py sites --dask local --workers 8      # scale out (Dask)
@@ -196,7 +198,7 @@ def run_dataset_sites(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
     from s2s.dataset import Dataset
-    from s2s.simulate.build import dask_executor
+    from s2s.simulate.build import dask_executor, stop_workers_on_sigterm
     from s2s.simulate.reference_build import build, dataset_plan
     from s2s.simulate.reference_sites import BUILD_SETTINGS, ReferenceStore
 
@@ -233,6 +235,7 @@ def run_dataset_sites(args: argparse.Namespace) -> int:
             )
 
     with ExitStack() as stack:
+        stack.enter_context(stop_workers_on_sigterm())  # a stopped build leaves no GPAW run behind
         if args.dask:
             ex = stack.enter_context(dask_executor(args.dask, args.workers, nice=0))
         elif args.workers > 1:

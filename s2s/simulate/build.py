@@ -186,6 +186,32 @@ def _worker_init(nice: int) -> None:
 
 
 @contextlib.contextmanager
+def stop_workers_on_sigterm() -> Iterator[None]:
+    """While active, SIGTERM (``kill``, the end of a session) first stops this process's worker processes
+    (``multiprocessing.active_children``: a ProcessPoolExecutor's) and then exits with status 143 (128 +
+    SIGTERM) through ``SystemExit``, so ``with`` blocks and ``finally`` run.  Without it the default action
+    ends this process alone, and each pool worker runs its unit to the end (a GPAW site: minutes of a core)
+    with nobody left to store the result.  Active only in the main thread, where Python delivers signals."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _stop(signum: int, frame: Any) -> None:
+        for child in multiprocessing.active_children():
+            child.terminate()
+        raise SystemExit(128 + signum)
+
+    old = signal.signal(signal.SIGTERM, _stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@contextlib.contextmanager
 def _single_threaded_env() -> Iterator[None]:
     """Child processes inherit the environment at spawn: make them single-threaded."""
     old = {v: os.environ.get(v) for v in _THREAD_VARS}
