@@ -25,6 +25,16 @@ def _alive(pid: int) -> bool:
     return "State:\tZ" not in state
 
 
+def _gone_within(pid: int, seconds: float = 10.0) -> bool:
+    deadline = time.time() + seconds
+    while _alive(pid) and time.time() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        return False
+    return True
+
+
 def test_gpaw_worker_dies_with_the_process_that_started_it(tmp_path):
     """A build killed by a signal must not leave its GPAW worker running: the worker is started with
     ``die_with_parent`` (the same ``preexec_fn`` as ``_run``), here on a stand-in child (``sleep``)."""
@@ -40,23 +50,7 @@ def test_gpaw_worker_dies_with_the_process_that_started_it(tmp_path):
     assert _alive(child)
     parent.send_signal(signal.SIGKILL)
     parent.wait()
-    deadline = time.time() + 10
-    while _alive(child) and time.time() < deadline:
-        time.sleep(0.05)
-    alive = _alive(child)
-    if alive:
-        os.kill(child, signal.SIGKILL)
-    assert not alive, "the worker outlived the process that started it"
-
-
-def _gone_within(pid: int, seconds: float = 10.0) -> bool:
-    deadline = time.time() + seconds
-    while _alive(pid) and time.time() < deadline:
-        time.sleep(0.05)
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
-        return False
-    return True
+    assert _gone_within(child), "the worker outlived the process that started it"
 
 
 def test_sigterm_to_a_build_stops_its_pool_workers_and_their_gpaw_runs(tmp_path):

@@ -41,7 +41,9 @@ import json
 import multiprocessing
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -192,9 +194,6 @@ def stop_workers_on_sigterm() -> Iterator[None]:
     SIGTERM) through ``SystemExit``, so ``with`` blocks and ``finally`` run.  Without it the default action
     ends this process alone, and each pool worker runs its unit to the end (a GPAW site: minutes of a core)
     with nobody left to store the result.  Active only in the main thread, where Python delivers signals."""
-    import signal
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return

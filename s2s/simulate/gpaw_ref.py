@@ -17,12 +17,14 @@ Conventions (see docs/reference.md):
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import gzip
 import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -478,20 +480,18 @@ def _worker_env() -> dict[str, str]:
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+try:  # resolved once, here: a preexec_fn runs between fork and exec, where importing or loading is unsafe
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: no prctl
+    _PRCTL = None
 
 
 def die_with_parent() -> None:
     """``preexec_fn`` of the GPAW worker: ask Linux (``prctl(PR_SET_PDEATHSIG, SIGTERM)``) to stop it when the
     process that started it dies, so a build stopped by a signal (the session ended, ``kill``) leaves no GPAW
     run burning a core behind it.  A no-op where prctl is not available (not Linux)."""
-    import ctypes
-    import signal
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
 
 def _run(cmd: list[str], log: Path, cwd: Path) -> float:
