@@ -18,6 +18,8 @@ validation split (issue 29, item 4).
     python benchmarks/fidelity_recipes.py evaluate runs/fidelity/* v6 --atom-count head   # N from the head
     python benchmarks/fidelity_recipes.py head --cv --data runs/fidelity/translated.h5     # refit p(N | s) alone
     python benchmarks/fidelity_recipes.py head --data runs/fidelity/translated.h5 --out runs/fidelity/v9head_s0
+    python benchmarks/fidelity_recipes.py train joint --init-from none --preset gpu_v3 --device cuda --cpu-minutes 6 \
+        --out runs/device/gpu_joint_s1 --seed 1     # on a lent GPU: scripts/device_fidelity.sh
 
 Recipes (each continues the shipped model, ``models/s2s_open_v6/checkpoint.pt``, preset cpu_v3, on the fit
 split: the training split minus the validation structures; one thread; ``--cpu-minutes`` of *additional*
@@ -75,6 +77,7 @@ RECIPES = {
 FIDELITY_INPUT_RECIPES = ("joint_flag",)
 BASELINE = "v6"
 UNBOUNDED_EPOCHS = 10**7
+FROM_SCRATCH = "none"  # --init-from none: train a new network of the preset
 RUNS = Path("runs/fidelity")
 #: How ``evaluate`` sets each sample's atom count (``--atom-count``).
 ATOM_COUNTS = ("target", "head")
@@ -116,7 +119,11 @@ def cmd_train(a: argparse.Namespace) -> int:
     out = Path(a.out or RUNS / f"{a.recipe}_s{a.seed}")
     data = translated_data(a.runs_dir) if RECIPES[a.recipe] in ("translated", "all") else a.data
     argv = ["train", "--data", str(data), "--split", "fit", "--preset", a.preset, "--out", str(out)]
-    argv += ["--fidelity", RECIPES[a.recipe], "--init-from", str(a.init_from or shipped_checkpoint())]
+    argv += ["--fidelity", RECIPES[a.recipe]]
+    if str(a.init_from) != FROM_SCRATCH:  # 'none': a new network of the preset (e.g. gpu_v3 on a GPU)
+        argv += ["--init-from", str(a.init_from or shipped_checkpoint())]
+    if a.device != "cpu":
+        argv += ["--device", a.device]
     if a.recipe in FIDELITY_INPUT_RECIPES:
         argv += ["--fidelity-input"]
     argv += ["--cpu-minutes", str(a.cpu_minutes), "--threads", "1", "--seed", str(a.seed), "--quiet"]
@@ -245,13 +252,19 @@ def _model_path(run: str, runs_dir: Path = RUNS) -> tuple[Path, Path]:
 
 
 def evaluate_model(
-    model_path: Path, records: list, seed: int, fidelity: str = "xtb", atom_count: str = "target"
+    model_path: Path,
+    records: list,
+    seed: int,
+    fidelity: str = "xtb",
+    atom_count: str = "target",
+    device: str = "cpu",
 ) -> dict:
     """One DDIM-50 sample per record, paper alignment: the summary table, validity and the 95 % intervals over
     structures; per-site rows kept for paired comparisons.  ``atom_count``: ``"target"`` (the paper's protocol:
     the target's atom count) or ``"head"`` (N drawn from the model's p(N | spectrum), as ``s2s predict`` does).
     A model with the fidelity input is given the flag of ``fidelity``, the evaluated one (reference 1.0, xtb
-    0.0); the others are sampled as before."""
+    0.0); the others are sampled as before.  ``device``: where the network runs (the noise is drawn on the CPU,
+    so a seed gives the same noise on every device)."""
     if atom_count not in ATOM_COUNTS:
         raise ValueError(f"evaluate_model: atom_count must be one of {ATOM_COUNTS}, got {atom_count!r}")
     import torch
@@ -268,7 +281,7 @@ def evaluate_model(
     t0 = time.process_time()
     flag = {"fidelity": fidelity_flag(fidelity)} if model.cfg.model.fidelity_input else {}
     n_given = n_atoms if atom_count == "target" else None  # None: generate() draws N from the atom-count head
-    gen = generate(model, spectra, n_given, seed=seed, sampler="ddim", n_steps=50, buckets=True, **flag)
+    gen = generate(model, spectra, n_given, seed=seed, sampler="ddim", n_steps=50, buckets=True, device=device, **flag)
     rows = evaluate_generation([r.environment for r in records], gen, methods=("paper",))
     table = summary_table(rows, "paper")
     groups = [r.structure_id for r in records]
@@ -387,7 +400,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         if a.as_run:
             folder = Path(a.runs_dir) / a.as_run
         for seed in a.seeds:
-            res = evaluate_model(model_path, records, seed, flag_fidelity, a.atom_count)
+            res = evaluate_model(model_path, records, seed, flag_fidelity, a.atom_count, a.device)
             # N from the head is another protocol: its rows (and pairs) are kept apart as input "<fidelity>+headN"
             fid = a.fidelity if a.atom_count == "target" else f"{a.fidelity}+headN"
             res.update({"model": str(model_path), "fidelity": fid, "seed": seed, "data": str(a.data), **extra})
@@ -610,9 +623,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr-decay-steps", type=int, default=None, help="cosine decay from --lr over this many steps")
     t.add_argument("--lr-min-factor", type=float, default=0.1, help="final lr / lr of the decay")
     t.add_argument("--reference-repeat", type=int, default=1, help="recipe joint: each GPAW record this many times")
-    t.add_argument("--preset", default="cpu_v3", help="the preset of the --init-from run (default cpu_v3, v6's)")
+    t.add_argument(
+        "--preset",
+        default="cpu_v3",
+        help="the preset of the --init-from run (default cpu_v3, v6's), or of the new network (--init-from none)",
+    )
     t.add_argument("--out", type=Path, default=None)
-    t.add_argument("--init-from", type=Path, default=None, help="default: the shipped model's checkpoint.pt")
+    t.add_argument(
+        "--init-from",
+        default=None,
+        help=f"default: the shipped model's checkpoint.pt; {FROM_SCRATCH!r}: a new network of --preset",
+    )
+    t.add_argument("--device", default="cpu", help="torch device (cuda: a GPU, e.g. --preset gpu_v3)")
     t.add_argument("--runs-dir", type=Path, default=RUNS, help="where the translated dataset is (recipe translated)")
     tr = sub.add_parser("translator")
     tr.add_argument("--cpu-seconds", type=float, default=300.0)
@@ -638,6 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
         "predict does; written as input fidelity '<fidelity>+headN' (eval_<fidelity>+headN_s<seed>.json)",
     )
     e.add_argument("--runs-dir", type=Path, default=RUNS, help=f"where {BASELINE!r}'s evaluations go")
+    e.add_argument("--device", default="cpu", help="torch device of the generation (cuda: a GPU)")
     e.add_argument("--input-map", type=Path, default=None, help="a fidelity map (.npz) applied to the input spectra")
     e.add_argument(
         "--replace-input",

@@ -26,9 +26,9 @@ def _batch():
     return envs, np.full((2, 200), 0.05)
 
 
-@pytest.mark.parametrize("recipe", ["tiny", "tiny_v3"])
+@pytest.mark.parametrize("recipe", ["tiny", "tiny_v3", "gpu_v3"])
 def test_loss_and_samplers_stay_on_the_model_device(recipe):
-    cfg = get_preset("tiny")
+    cfg = get_preset("gpu_v3" if recipe == "gpu_v3" else "tiny")
     if recipe == "tiny_v3":
         v3 = get_preset("cpu_v3")
         cfg = replace(
@@ -56,3 +56,18 @@ def test_a_seed_gives_the_same_samples_whatever_device_argument():
     a = generate(res.model, spectra, [3, 2], seed=1, sampler="ddim", n_steps=4)
     b = generate(res.model, spectra, [3, 2], seed=1, sampler="ddim", n_steps=4, device="cpu")
     assert np.array_equal(a[0][0].coords, b[0][0].coords)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (scripts/device_fidelity.sh runs it)")
+def test_training_and_sampling_on_a_gpu_match_the_cpu():
+    """On a GPU: train a few steps there, and the same seed samples the same environments as on the CPU (the
+    noise is drawn on the CPU; only float rounding differs)."""
+    cfg = get_preset("tiny")
+    envs, spectra = _batch()
+    res = train(cfg, envs * 4, np.repeat(spectra, 4, axis=0), None, max_steps=3, progress=False, device="cuda")
+    assert next(res.model.parameters()).device.type == "cuda"
+    on_gpu = generate(res.model, spectra, [3, 2], seed=1, sampler="ddim", n_steps=4, device="cuda")
+    on_cpu = generate(res.model, spectra, [3, 2], seed=1, sampler="ddim", n_steps=4, device="cpu")
+    for g, c in zip(on_gpu, on_cpu):
+        assert np.allclose(g[0].coords, c[0].coords, atol=1e-3)
+        assert list(g[0].species) == list(c[0].species)

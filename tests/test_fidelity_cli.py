@@ -603,3 +603,43 @@ def test_evaluate_new_since_scores_only_the_sites_an_older_store_lacks(toy, tmp_
     assert fr.main(["evaluate", str(run), "--new-since", str(old)] + common) == 0
     res = json.loads((run / "eval_reference_s0.json").read_text())
     assert res["sites"] == [k for k in every if k.rsplit(":", 1)[0] == gone] and res["new_since"] == str(old)
+
+
+def test_fidelity_recipes_trains_a_new_network_of_the_preset_on_the_device_it_is_given(toy, tmp_path, monkeypatch):
+    """The prepared GPU run (scripts/device_fidelity.sh): ``--init-from none`` starts no checkpoint, and
+    ``--device`` reaches the trainer; without them a recipe continues the shipped model on the CPU."""
+    import importlib.util
+    from pathlib import Path
+
+    import s2s.model.train as mt
+
+    spec = importlib.util.spec_from_file_location("fidelity_recipes", Path("benchmarks/fidelity_recipes.py"))
+    fr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fr)
+    data, model, store, _ = toy
+    seen = {}
+
+    def fake_train(cfg, envs, spectra_, out, **kw):  # what s2s train hands the trainer
+        seen.update(cfg=cfg, **kw)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(mt, "train", fake_train)
+    common = ["--data", str(data), "--reference-store", str(store), "--out", str(tmp_path / "run")]
+    argv = ["train", "joint", "--cpu-minutes", "1", "--preset", "gpu_v3", "--init-from", "none", "--device", "cuda"]
+    with pytest.raises(SystemExit, match="stop here"):
+        fr.main(argv + common)
+    assert seen["init_from"] is None and seen["device"] == "cuda"
+    assert (seen["cfg"].model.hidden_dim, seen["cfg"].model.n_layers, seen["cfg"].train.batch_size) == (512, 5, 128)
+    argv = [
+        "train",
+        "joint",
+        "--cpu-minutes",
+        "1",
+        "--preset",
+        "tiny",
+        "--init-from",
+        str(model.parent / "checkpoint.pt"),
+    ]
+    with pytest.raises(SystemExit, match="stop here"):
+        fr.main(argv + common)
+    assert seen["init_from"] is not None and seen["device"] == "cpu"

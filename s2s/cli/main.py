@@ -21,11 +21,13 @@ import numpy as np
 from s2s.cli.data import SPLITS_HELP, add_fidelity_options, load_dataset, split_of
 from s2s.cli.forward import add_best_of_options, add_train_forward_parser
 from s2s.cli.predict import add_predict_parser
+from s2s.config import PRESETS
 
 PRESET_HELP = (
     "model/training preset: 'cpu_v3' (the CPU recipe that reads the spectrum: hidden 128, message 64, 4 layers, "
     "batch 64, FiLM spectrum encoder, x0 prediction; docs/model.md), 'cpu' (the same network with the paper's "
-    "method), 'paper' (the paper's: 5 layers, hidden 1024, message 256, batch 1) or 'tiny' (tests)"
+    "method), 'gpu_v3' (cpu_v3's method at 5 layers, hidden 512, message 128, batch 128: for a GPU), 'paper' "
+    "(the paper's: 5 layers, hidden 1024, message 256, batch 1) or 'tiny' (tests)"
 )
 
 
@@ -61,7 +63,7 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
     t.add_argument(
         "--out", required=True, type=Path, help="run directory: checkpoint.pt, model.pt (EMA weights), loss.csv"
     )
-    t.add_argument("--preset", default="cpu", choices=["cpu", "cpu_v3", "paper", "tiny"], help=PRESET_HELP)
+    t.add_argument("--preset", default="cpu", choices=list(PRESETS), help=PRESET_HELP)
     t.add_argument(
         "--split",
         default="train",
